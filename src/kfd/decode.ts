@@ -1,0 +1,163 @@
+/**
+ * Binary decoding shared by both parser paths: MQD dwords, HQD registers, PM4 runlist packets.
+ * Offsets and bit fields are from SPEC.md (struct v9_mqd, v9_sdma_mqd, kgd_gfx_v9_hqd_dump,
+ * pm4_mes_map_process[_aldebaran], pm4_mes_map_queues).
+ */
+import type {
+  ComputeMqdFields,
+  GpuInfo,
+  RlsMapProcess,
+  RlsMapQueues,
+  SdmaMqdFields,
+} from './types.js';
+
+export const V9_MQD_HEADER = 0xc0310800;
+
+/** (hi:lo) as 0x-hex, optionally shifted left (ring bases are stored >> 8). */
+export function addr64(lo: number, hi: number, shift = 0): string {
+  const v = ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)) << BigInt(shift);
+  return `0x${v.toString(16)}`;
+}
+
+const w = (words: Uint32Array, i: number): number => (i < words.length ? words[i] : 0);
+
+export function decodeComputeMqd(words: Uint32Array): ComputeMqdFields {
+  return {
+    headerOk: w(words, 0) === V9_MQD_HEADER,
+    mqdAddress: addr64(w(words, 128), w(words, 129)),
+    cpHqdActive: w(words, 130),
+    vmid: w(words, 131),
+    pipePriority: w(words, 133),
+    queuePriority: w(words, 134),
+    ringBase: addr64(w(words, 136), w(words, 137), 8),
+    ringSizeBytes: 4 * 2 ** ((w(words, 145) & 0x3f) + 1),
+    doorbell: (w(words, 143) >>> 2) & 0x3ffffff,
+    aql: (w(words, 181) & 1) === 1,
+    logicalXcc: w(words, 39),
+    cuMaskSe: [w(words, 23), w(words, 24), w(words, 26), w(words, 27)],
+    rptrReportAddress: addr64(w(words, 139), w(words, 140)),
+    wptrPollAddress: addr64(w(words, 141), w(words, 142)),
+    ctxSaveAddress: addr64(w(words, 171), w(words, 172)),
+  };
+}
+
+export function decodeSdmaMqd(words: Uint32Array): SdmaMqdFields {
+  return {
+    ringBase: addr64(w(words, 1), w(words, 2), 8),
+    // SDMA RB_CNTL.RB_SIZE (bits 6:1) = log2(ring dwords)
+    ringSizeBytes: 4 * 2 ** ((w(words, 0) >>> 1) & 0x3f),
+    doorbell: (w(words, 22) >>> 2) & 0x3ffffff,
+    engine: w(words, 126),
+    rlc: w(words, 127),
+    // rptr_addr_hi is dw8, _lo dw9
+    rptrAddress: addr64(w(words, 9), w(words, 8)),
+  };
+}
+
+/** Compute HQD registers: value i == MQD dword 128+i (SPEC.md §2.1 table). */
+export function decodeComputeHqd(regs: Uint32Array) {
+  const active = regs.length > 2 && (regs[2] & 1) === 1;
+  const rptr = w(regs, 10);
+  const wptr = w(regs, 54);
+  return {
+    active,
+    mqdAddress: regs.length >= 2 ? addr64(regs[0], regs[1]) : null,
+    vmid: regs.length > 3 ? regs[3] & 0xf : null,
+    pipePriority: regs.length > 5 ? regs[5] : null,
+    queuePriority: regs.length > 6 ? regs[6] : null,
+    ringBase: regs.length > 9 ? addr64(regs[8], regs[9], 8) : null,
+    // CP_HQD_PQ_RPTR counts dwords in an 18-bit field; the 64-bit WPTR in dwords too
+    busy: regs.length > 54 && active ? (rptr & 0x3ffff) !== (wptr & 0x3ffff) : null,
+  };
+}
+
+/** SDMA RLC registers (GC 9.4.3 order: RB_CNTL, RB_BASE, RB_BASE_HI, RB_RPTR, RB_RPTR_HI, RB_WPTR, ...). */
+export function decodeSdmaHqd(regs: Uint32Array) {
+  const active = regs.length > 0 && (regs[0] & 1) === 1;
+  return {
+    active,
+    mqdAddress: null,
+    vmid: regs.length > 0 ? (regs[0] >>> 24) & 0xf : null,
+    pipePriority: null,
+    queuePriority: null,
+    ringBase: regs.length > 2 ? addr64(regs[1], regs[2], 8) : null,
+    busy: regs.length > 5 && active ? regs[3] !== regs[5] : null,
+  };
+}
+
+export function decodeMapProcess(words: Uint32Array, at: number, dwords: number): RlsMapProcess {
+  const d = (i: number): number => (i < dwords ? words[at + i] : 0);
+  return {
+    offset: 0,
+    variant: dwords === 16 ? 'v9' : dwords === 21 ? 'aldebaran' : 'unknown',
+    pasid: d(1) & 0xffff,
+    quantum: d(1) >>> 25,
+    debugVmid: (d(1) >>> 18) & 0xf,
+    pageTableBase: addr64(d(2), d(3)),
+    shMemBases: d(4),
+    shMemConfig: d(5),
+    numGws: d(13) & 0x7f,
+    sdmaEnable: ((d(13) >>> 7) & 1) === 1,
+    numQueues: d(13) >>> 22,
+    queues: [],
+  };
+}
+
+export function decodeMapQueues(words: Uint32Array, at: number, dwords: number): RlsMapQueues {
+  const d = (i: number): number => (i < dwords ? words[at + i] : 0);
+  const ext = (d(1) >>> 2) & 3;
+  const sel = (d(1) >>> 26) & 7;
+  let engine: string;
+  if (ext === 0) engine = sel === 0 ? 'compute' : sel === 2 || sel === 3 ? `sdma${sel - 2}` : `engine${sel}`;
+  else engine = `sdma${(ext === 2 ? 8 : 0) + sel}`;
+  return {
+    offset: 0,
+    engine,
+    engineSel: sel,
+    extendedEngineSel: ext,
+    queueType: (d(1) >>> 21) & 7,
+    queueSel: (d(1) >>> 4) & 3,
+    doorbell: (d(2) >>> 2) & 0x3ffffff,
+    mqdAddress: addr64(d(3), d(4)),
+    wptrAddress: addr64(d(5), d(6)),
+  };
+}
+
+/** gfx_target_version 90402 -> 'gfx942', 90010 -> 'gfx90a', 110000 -> 'gfx1100'. */
+export function gfxTargetName(version: number): string | null {
+  if (!Number.isFinite(version) || version <= 0) return null;
+  const major = Math.floor(version / 10000);
+  const minor = Math.floor(version / 100) % 100;
+  const step = version % 100;
+  return `gfx${major}${minor.toString(16)}${step.toString(16)}`;
+}
+
+export function decodeGpuInfo(props: Record<string, string>): GpuInfo {
+  const n = (k: string): number | null => (k in props && /^\d+$/.test(props[k]) ? Number(props[k]) : null);
+  const version = n('gfx_target_version') ?? 0;
+  const simd = n('simd_count') ?? 0;
+  const perCu = n('simd_per_cu');
+  return {
+    gfxTarget: gfxTargetName(version),
+    gfxTargetVersion: version,
+    numXcc: n('num_xcc') ?? 1,
+    numXccReported: n('num_xcc') !== null,
+    simdCount: simd,
+    computeUnits: perCu ? Math.floor(simd / perCu) : null,
+    vendorId: n('vendor_id') ?? 0,
+    deviceId: n('device_id') ?? 0,
+    drmRenderMinor: n('drm_render_minor'),
+    maxEngineClockMhz: n('max_engine_clk_fcompute'),
+    numSdmaEngines: n('num_sdma_engines') ?? 0,
+    numSdmaXgmiEngines: n('num_sdma_xgmi_engines') ?? 0,
+    numSdmaQueuesPerEngine: n('num_sdma_queues_per_engine') ?? 0,
+    numCpQueues: n('num_cp_queues') ?? 0,
+  };
+}
+
+/** pipe_priority_map[] (kfd_mqd_manager.c) as a word users know. */
+export function priorityLevel(pipePriority: number | null, queuePriority: number | null): 'low' | 'normal' | 'high' | null {
+  if (pipePriority !== null && pipePriority <= 2) return (['low', 'normal', 'high'] as const)[pipePriority];
+  if (queuePriority !== null && queuePriority <= 15) return queuePriority <= 6 ? 'low' : queuePriority <= 10 ? 'normal' : 'high';
+  return null;
+}

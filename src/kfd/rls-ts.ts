@@ -1,0 +1,146 @@
+/**
+ * Pure-TS parser of debugfs kfd/rls (SPEC.md §2.2). Twin of native/kfd/rls_parser.cc.
+ *
+ * Per `Node` block: either `  No active runlist` or a 2-space hex dump of the runlist IB. The
+ * IB is cut into PM4 type-3 packets by their header count field (not by MAP_PROCESS.num_queues,
+ * which counts inactive queues too); what each packet means is decoded in decode.ts.
+ */
+import { type RlsRaw } from './raw.js';
+import { matchNodeHeader } from './hqds-ts.js';
+import { IssueSink, WordBuffer, asLatin1, hex8, parseDumpLine, snippet } from './text.js';
+
+export const PM4_OPCODE_NAMES: Record<number, string> = {
+  0xa1: 'MAP_PROCESS',
+  0xa2: 'MAP_QUEUES',
+  0xa5: 'RUN_LIST',
+};
+const NO_RUNLIST = '  No active runlist';
+
+/**
+ * Cuts words[start, start+count) into PM4 type-3 packets; pushes [node, offset, opcode, dwords]
+ * rows. Stops at the first word that is not a type-3 header or a packet that runs past the end.
+ */
+export function walkPm4(
+  words: Uint32Array,
+  start: number,
+  count: number,
+  nodeRow: number,
+  firstDumpLine: number,
+  packets: number[],
+  sink: IssueSink,
+): void {
+  let i = 0;
+  while (i < count) {
+    const h = words[start + i];
+    const line = firstDumpLine + Math.floor(i / 8);
+    if (h >>> 30 !== 3) {
+      sink.add(line, 'error', `runlist dword ${i}: 0x${hex8(h)} is not a PM4 type-3 packet header`);
+      return;
+    }
+    const dwords = ((h >>> 16) & 0x3fff) + 2;
+    const opcode = (h >>> 8) & 0xff;
+    if (i + dwords > count) {
+      const name = PM4_OPCODE_NAMES[opcode] ?? `opcode 0x${opcode.toString(16).padStart(2, '0')}`;
+      sink.add(line, 'error', `runlist dword ${i}: ${name} packet needs ${dwords} dwords, only ${count - i} left`);
+      return;
+    }
+    packets.push(nodeRow, i, opcode, dwords);
+    i += dwords;
+  }
+}
+
+export function parseRlsTs(input: string | Uint8Array): RlsRaw {
+  const s = asLatin1(input);
+  const sink = new IssueSink();
+  const words = new WordBuffer(Math.ceil(s.length / 9));
+  const nodes: number[] = [];
+  const packets: number[] = [];
+  const lead = [0];
+
+  let curNode = -1;
+  let skip = false; // dump lines skipped silently (bad node header, orphan dump, broken dump)
+
+  const closeNode = (): void => {
+    if (curNode < 0) return;
+    const r = curNode * 9;
+    nodes[r + 5] = words.length - nodes[r + 4];
+    nodes[r + 6] = packets.length / 4;
+    walkPm4(words.buf, nodes[r + 4], nodes[r + 5], curNode, nodes[r + 8], packets, sink);
+    nodes[r + 7] = packets.length / 4 - nodes[r + 6];
+    curNode = -1;
+  };
+
+  let lineNo = 0;
+  let pos = 0;
+  const n = s.length;
+  while (pos < n) {
+    let end = s.indexOf('\n', pos);
+    if (end < 0) end = n;
+    lineNo++;
+    const start = pos;
+    pos = end + 1;
+    if (end === start) continue;
+
+    const c0 = s.charCodeAt(start);
+    const c2 = s.charCodeAt(start + 2);
+    if (c0 === 0x20 && s.charCodeAt(start + 1) === 0x20 && ((c2 >= 0x30 && c2 <= 0x39) || (c2 >= 0x61 && c2 <= 0x66))) {
+      // ---- IB dump line
+      if (curNode < 0) {
+        if (!skip) {
+          sink.add(lineNo, 'error', 'runlist dump line outside a Node block');
+          skip = true;
+        }
+        continue;
+      }
+      if (skip) continue;
+      const r = curNode * 9;
+      words.reserve(8);
+      const k = parseDumpLine(s, start, end, 2, words.buf, words.length, lead);
+      if (k < 0) {
+        sink.add(lineNo, 'error', `malformed runlist dump line: "${snippet(s, start, end)}"`);
+        skip = true;
+        continue;
+      }
+      const have = (words.length - nodes[r + 4]) * 4;
+      if (lead[0] !== have) {
+        sink.add(lineNo, 'error', `runlist dump offset 0x${hex8(lead[0])} where 0x${hex8(have)} was expected`);
+        skip = true;
+        continue;
+      }
+      if (have === 0) nodes[r + 8] = lineNo;
+      words.length += k;
+      continue;
+    }
+
+    const line = s.slice(start, end);
+    if (c0 === 0x4e /* N */ && line.startsWith('Node')) {
+      closeNode();
+      const h = matchNodeHeader(line);
+      if (!h) {
+        sink.add(lineNo, 'error', `unrecognised node header (its runlist is skipped): "${snippet(s, start, end)}"`);
+        skip = true;
+        continue;
+      }
+      skip = false;
+      curNode = nodes.length / 9;
+      nodes.push(h.node, h.gpuId, lineNo, 0, words.length, 0, 0, 0, 0);
+      continue;
+    }
+    if (line === NO_RUNLIST) {
+      if (curNode >= 0) nodes[curNode * 9 + 3] = 1;
+      else sink.add(lineNo, 'error', '"No active runlist" outside a Node block');
+      continue;
+    }
+    sink.add(lineNo, 'error', `unrecognised line: "${snippet(s, start, end)}"`);
+  }
+  closeNode();
+
+  return {
+    words: words.finish(),
+    nodes: Float64Array.from(nodes),
+    packets: Float64Array.from(packets),
+    issues: sink.issues,
+    suppressed: sink.suppressed,
+    lines: lineNo,
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * The only place that loads the native addon (gpucolo.node). Order: GPUCOLO_NATIVE_PATH (an
+ * explicit file), then node-gyp-build's search of build/Release, build/Debug and
+ * prebuilds/<platform>-<arch>/. Every failure is kept for `gpucolo doctor`; a binary that loads
+ * but reports another ABI is rejected as stale. GPUCOLO_NATIVE=0 forces the pure-TS paths.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
+
+/** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
+export const NATIVE_ABI = 1;
+
+export interface PluginProbe {
+  name: string;
+  path: string;
+  found: boolean;
+  loaded: boolean;
+  error?: string;
+}
+
+export interface NativeBinding {
+  abiVersion: number;
+  /** compiler/build facts for doctor */
+  buildInfo: { compiler: string; napiVersion: number; kfdIoctlHeader: string };
+  parseMqds(buf: Uint8Array): MqdsRaw;
+  parseHqds(buf: Uint8Array): HqdsRaw;
+  parseRls(buf: Uint8Array): RlsRaw;
+  readTopology(sysfsRoot: string): TopologyRaw;
+  readKfdProcs(sysfsRoot: string, pids?: number[]): ProcsRaw;
+  /** AMDKFD_IOC_GET_VERSION on an open of devPath; throws {code, errno, syscall, path} */
+  kfdVersion(devPath: string): { major: number; minor: number };
+  /** dlopen()s gpucolo_<name>.so plugins found next to the addon */
+  probePlugins(): PluginProbe[];
+}
+
+export interface NativeLoadError {
+  from: string;
+  message: string;
+}
+
+const require = createRequire(import.meta.url);
+/** package root: src/ and dist/ both sit one level below it */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+let cached: NativeBinding | null | undefined;
+let cachedFile: string | undefined;
+const loadErrors: NativeLoadError[] = [];
+
+function check(b: unknown, from: string): NativeBinding {
+  const nb = b as NativeBinding;
+  if (!nb || typeof nb !== 'object' || typeof nb.parseMqds !== 'function') {
+    throw new Error(`${from} is not a gpucolo addon`);
+  }
+  if (nb.abiVersion !== NATIVE_ABI) {
+    throw new Error(`stale native build ${from} (abi ${nb.abiVersion}, this gpucolo needs ${NATIVE_ABI}); run npm run build:native`);
+  }
+  return nb;
+}
+
+/** The addon, or null (then loadErrors() says why). Never throws. */
+export function loadNative(): NativeBinding | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  if (process.env.GPUCOLO_NATIVE === '0') {
+    loadErrors.push({ from: 'GPUCOLO_NATIVE=0', message: 'native core disabled by GPUCOLO_NATIVE=0' });
+    return cached;
+  }
+  const explicit = process.env.GPUCOLO_NATIVE_PATH;
+  if (explicit) {
+    const file = path.resolve(explicit);
+    try {
+      cached = check(require(file), file);
+      cachedFile = file;
+    } catch (err) {
+      loadErrors.push({ from: file, message: (err as Error).message.split('\n')[0] });
+    }
+    return cached;
+  }
+  try {
+    const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
+    const file = nodeGypBuild.resolve(PACKAGE_ROOT);
+    cached = check(require(file), file);
+    cachedFile = file;
+  } catch (err) {
+    loadErrors.push({ from: 'node-gyp-build', message: (err as Error).message.split('\n')[0] });
+  }
+  return cached;
+}
+
+/** Like loadNative() but throws a typed error for callers that asked for impl 'native'. */
+export function requireNative(): NativeBinding {
+  const b = loadNative();
+  if (b) return b;
+  const why = loadErrors.map((e) => e.message).join('; ');
+  const err = new Error(`native core not available: ${why}`) as Error & { code: string };
+  err.code = 'ENONATIVE';
+  throw err;
+}
+
+export interface NativeReport {
+  loaded: boolean;
+  file?: string;
+  abi: number;
+  disabled: boolean;
+  errors: NativeLoadError[];
+  buildInfo?: NativeBinding['buildInfo'];
+  /** build outputs that exist on disk, loaded or not */
+  candidates: string[];
+}
+
+/** What doctor prints about the native core. */
+export function nativeReport(): NativeReport {
+  const b = loadNative();
+  const candidates = [
+    path.join(PACKAGE_ROOT, 'build', 'Release', 'gpucolo.node'),
+    path.join(PACKAGE_ROOT, 'build', 'Debug', 'gpucolo.node'),
+    path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'gpucolo.node'),
+  ].filter((f) => fs.existsSync(f));
+  return {
+    loaded: b !== null,
+    file: cachedFile,
+    abi: NATIVE_ABI,
+    disabled: process.env.GPUCOLO_NATIVE === '0',
+    errors: [...loadErrors],
+    buildInfo: b?.buildInfo,
+    candidates,
+  };
+}
+
+export type Impl = 'native' | 'ts';
+
+/** Resolves an `impl` option: explicit choice, else native when loaded, else ts. */
+export function pickImpl(impl?: Impl): Impl {
+  if (impl === 'ts') return 'ts';
+  if (impl === 'native') {
+    requireNative();
+    return 'native';
+  }
+  return loadNative() ? 'native' : 'ts';
+}

@@ -233,7 +233,8 @@ export function readKfdProcsTs(sysfsRoot: string, pids?: readonly number[]): Pro
         }
       }
     }
-    if (sawEnoent && !fs.existsSync(base)) {
+    // gone by now: it exited while we read it, whatever we managed to read is stale
+    if (!fs.existsSync(base)) {
       queues.length = firstQueue * 5;
       issues.push({ path: base, severity: 'warning', message: `process ${pid} exited while being read` });
       continue;

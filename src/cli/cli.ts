@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * gpucolo command line. Thin: parses arguments, calls the library, prints.
+ * Exit codes: 0 ok; 1 the command ran but could not do its job (nothing readable, I/O error);
+ * 2 bad usage (unknown option, bad value).
+ */
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.js';
+import { oneLine } from '../errors.js';
+import { CliError } from './errors.js';
+import { doctorCommand } from './doctor.js';
+import { queuesCommand } from './queues.js';
+
+export function buildProgram(): Command {
+  const program = new Command('gpucolo')
+    .description('see and control what AI models sharing a GPU do: KFD queues, priorities, co-location')
+    .version(VERSION)
+    .showHelpAfterError('(run gpucolo --help for usage)')
+    .exitOverride();
+  program.addCommand(doctorCommand());
+  program.addCommand(queuesCommand());
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and --version exit through here with code 0; commander already printed
+      if (err.exitCode === 0) return 0;
+      return 2;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`gpucolo: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`gpucolo: error: ${oneLine(err)}\n`);
+    if (process.env.GPUCOLO_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return 1;
+  }
+}
+
+// stdout closed early (gpucolo queues | head): not an error
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

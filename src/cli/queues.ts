@@ -1,0 +1,117 @@
+import { Command } from 'commander';
+import { snapshot, type QueueSnapshot, type SnapshotQueue } from '../kfd/index.js';
+import { addRootOptions, collectPids, resolveRoots, type RootOptions } from './options.js';
+import { table } from './table.js';
+import { CliError } from './errors.js';
+
+export function queuesCommand(): Command {
+  const cmd = new Command('queues')
+    .description('snapshot of the KFD queues of every process: type, GPU, priority, hardware slots per XCC')
+    .option('--pid <pid>', 'only this process (repeatable, or a comma list)', collectPids)
+    .option('--json', 'print one JSON object (schema gpucolo.queues/1)');
+  addRootOptions(cmd);
+  return cmd.action((o: RootOptions & { pid?: number[]; json?: boolean }) => {
+    const snap = snapshot({ ...resolveRoots(o), pids: o.pid, impl: o.impl });
+    const anySource = Object.values(snap.sources).some((s) => s.ok);
+    if (o.json) process.stdout.write(`${JSON.stringify(snap, null, 2)}\n`);
+    else process.stdout.write(render(snap));
+    if (!anySource) {
+      const s = snap.sources.topology;
+      throw new CliError(`no KFD data readable: ${s.error ?? 'sysfs not read'}${s.hint ? ` (${s.hint})` : ''}`, 1, true);
+    }
+  });
+}
+
+function prio(q: SnapshotQueue): string {
+  if (!q.priority) return '-';
+  return `${q.priority.level ?? '?'} ${q.priority.pipe}/${q.priority.queue}`;
+}
+
+function slots(q: SnapshotQueue, hqdsRead: boolean): [string, string] {
+  if (q.sdma) return [`sdma ${q.sdma.engine}/${q.sdma.rlc}`, q.sdma.active ? 'yes' : 'no'];
+  if (!hqdsRead) return ['?', '?'];
+  if (q.hqds.length === 0) return ['-', q.type.startsWith('sdma') ? 'no' : '0'];
+  const active = q.hqds.filter((h) => h.active).length;
+  return [q.hqds.map((h) => `${h.inst}/${h.pipe}/${h.queue}`).join(' '), `${active}/${q.hqds.length}`];
+}
+
+export function render(s: QueueSnapshot): string {
+  const out: string[] = [];
+  const nq = s.processes.reduce((a, p) => a + p.queues.length, 0);
+  const src = (Object.entries(s.sources) as [string, { ok: boolean; skipped: boolean }][])
+    .map(([k, v]) => `${k} ${v.ok ? 'ok' : v.skipped ? 'skipped' : 'unreadable'}`)
+    .join(', ');
+  out.push(`KFD queues: ${s.processes.length} process(es), ${nq} queue(s)   [parser ${s.path}; ${src}]`);
+  const hqdsRead = s.sources.hqds.ok;
+  for (const p of s.processes) {
+    out.push('');
+    const extra = [p.name, p.nsPid !== null ? `pid ${p.nsPid} in its namespace` : null].filter(Boolean).join(', ');
+    out.push(`Process ${p.pid}${extra ? ` (${extra})` : ''}`);
+    if (p.queues.length === 0) {
+      out.push('  no queues');
+      continue;
+    }
+    const rows = p.queues.map((q) => {
+      const [sl, act] = slots(q, hqdsRead);
+      return [
+        q.qid === null ? '?' : String(q.qid),
+        q.type + (q.aql === false ? ' (pm4)' : ''),
+        q.gpuId ?? '?',
+        q.node === null ? '?' : String(q.node),
+        prio(q),
+        sl,
+        act,
+        q.inRunlist === null ? '?' : q.inRunlist ? 'yes' : 'no',
+      ];
+    });
+    out.push(...table(['QID', 'TYPE', 'GPU', 'NODE', 'PRIORITY', 'HW SLOTS inst/pipe/queue', 'ACTIVE', 'RUNLIST'], rows, '  '));
+  }
+  out.push('');
+  if (!hqdsRead) out.push('Unmatched HQDs: not known (debugfs hqds not read)');
+  else if (s.unmatchedHqds.length === 0) out.push('Unmatched HQDs: none (every active HQD belongs to a queue above)');
+  else {
+    out.push(`Unmatched HQDs: ${s.unmatchedHqds.length} active slot(s) whose MQD is not in mqds`);
+    out.push(
+      ...table(
+        ['NODE', 'GPU', 'KIND', 'SLOT', 'MQD', 'VMID'],
+        s.unmatchedHqds.map((h) => [String(h.node), h.gpuId, h.kind, `${h.inst}/${h.pipe}/${h.queue}`, h.mqdAddress ?? '-', h.vmid === null ? '-' : String(h.vmid)]),
+        '  ',
+      ),
+    );
+  }
+  if (s.nodes.length) {
+    out.push('');
+    out.push('GPU nodes:');
+    out.push(
+      ...table(
+        ['NODE', 'GPU', 'NAME', 'GFX', 'XCC', 'QUEUES', 'ACTIVE HQDS', 'PER XCC', 'SDMA', 'RUNLIST'],
+        s.nodes.map((n) => [
+          String(n.node),
+          n.gpuId,
+          n.name || '-',
+          n.gfxTarget ?? '?',
+          n.numXcc === null ? '?' : String(n.numXcc),
+          String(n.queues),
+          hqdsRead ? `${n.activeHqds}/${n.cpSlots}` : '?',
+          hqdsRead ? n.perXcc.map((x) => x.activeCp).join('+') || '-' : '?',
+          hqdsRead ? String(n.activeSdma) : '?',
+          n.runlist === null ? '?' : n.runlist.present ? `${n.runlist.processes} proc, ${n.runlist.mapQueues} queues${n.runlist.chained ? ', oversubscribed' : ''}` : 'none',
+        ]),
+        '  ',
+      ),
+    );
+  }
+  const notes: string[] = [];
+  for (const [name, st] of Object.entries(s.sources)) {
+    if (!st.ok && !st.skipped) notes.push(`${name}: ${st.error}${st.hint ? ` — ${st.hint}` : ''}`);
+  }
+  if (s.missing.length) notes.push(`missing fields: ${s.missing.join(', ')}`);
+  for (const w of s.warnings) notes.push(`warning: ${w}`);
+  for (const i of s.issues) notes.push(`${i.severity}: ${i.file}${i.line ? `:${i.line}` : ''}: ${i.message}`);
+  if (s.partial) notes.push('result is PARTIAL: some input was not understood (see above)');
+  if (notes.length) {
+    out.push('');
+    out.push(...notes);
+  }
+  return `${out.join('\n')}\n`;
+}

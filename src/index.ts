@@ -1,0 +1,8 @@
+/** gpucolo's public API: everything the CLI does is available here. */
+export * from './kfd/index.js';
+export { doctor, DOCTOR_SCHEMA } from './doctor.js';
+export type { DoctorReport, DoctorOptions } from './doctor.js';
+export { loadNative, nativeReport, NATIVE_ABI } from './native.js';
+export type { Impl, NativeReport, NativeLoadError, PluginProbe } from './native.js';
+export { GpucoloError } from './errors.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,172 @@
+/**
+ * One snapshot of every KFD queue on the host: reads sysfs (no root) and debugfs (root), parses,
+ * joins. What `gpucolo queues --json` prints. Each source that cannot be read is reported with
+ * its errno and a hint, and the snapshot says which fields that leaves missing.
+ */
+import fs from 'node:fs';
+import { pickImpl, type Impl } from '../native.js';
+import { errnoCode, readHint } from '../errors.js';
+import { VERSION } from '../version.js';
+import { joinQueues, type JoinResult } from './join.js';
+import { parseHqds, parseMqds, parseRls, readKfdProcs, readTopology } from './parse.js';
+import { readProcStatus, type ProcStatus } from './procfs.js';
+import { KFD_PROC, KFD_TOPOLOGY_NODES, underRoot } from './sysfs-ts.js';
+import type { ReadIssue, Severity } from './raw.js';
+import type { Hqds, KfdProcs, Mqds, Rls, Topology } from './types.js';
+
+export const QUEUES_SCHEMA = 'gpucolo.queues/1';
+
+export type SourceName = 'topology' | 'procs' | 'mqds' | 'hqds' | 'rls';
+
+export interface SourceStatus {
+  /** the file or directory read */
+  path: string;
+  /** read and parsed (possibly with issues) */
+  ok: boolean;
+  /** not asked for (e.g. --sources sysfs) */
+  skipped: boolean;
+  code?: string;
+  error?: string;
+  hint?: string;
+  issues: number;
+}
+
+export interface SnapshotIssue {
+  source: SourceName;
+  /** file (debugfs) or path (sysfs) */
+  file: string;
+  line?: number;
+  severity: Severity;
+  message: string;
+  code?: string;
+}
+
+export interface QueueSnapshot extends JoinResult {
+  schema: typeof QUEUES_SCHEMA;
+  gpucoloVersion: string;
+  takenAt: string;
+  /** parser implementation used */
+  path: Impl;
+  roots: { sysfs: string; debugfs: string; proc: string };
+  sources: Record<SourceName, SourceStatus>;
+  /** output fields that are absent because a source could not be read */
+  missing: string[];
+  /** some content could not be read or understood (see issues) */
+  partial: boolean;
+  issues: SnapshotIssue[];
+}
+
+export interface SnapshotOptions {
+  /** default /sys */
+  sysfsRoot?: string;
+  /** default /sys/kernel/debug */
+  debugfsRoot?: string;
+  /** default /proc */
+  procRoot?: string;
+  /** only these processes */
+  pids?: readonly number[];
+  impl?: Impl;
+  /** which sources to read (default both) */
+  sources?: readonly ('sysfs' | 'debugfs')[];
+}
+
+const MISSING: Record<SourceName, string[]> = {
+  topology: ['nodes[].name', 'nodes[].gfxTarget', 'nodes[].numXcc'],
+  procs: ['queues[].qid', 'processes[].gpus'],
+  mqds: ['queues[].priority', 'queues[].mqdAddresses', 'queues[].doorbell', 'queues[].ringBase', 'queues[].aql'],
+  hqds: ['queues[].hqds', 'queues[].sdma', 'unmatchedHqds', 'nodes[].activeHqds', 'nodes[].perXcc'],
+  rls: ['queues[].inRunlist', 'processes[].runlist', 'nodes[].runlist'],
+};
+
+export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
+  const impl = pickImpl(opts.impl);
+  const roots = {
+    sysfs: opts.sysfsRoot ?? '/sys',
+    debugfs: opts.debugfsRoot ?? '/sys/kernel/debug',
+    proc: opts.procRoot ?? '/proc',
+  };
+  const want = new Set(opts.sources ?? ['sysfs', 'debugfs']);
+  const issues: SnapshotIssue[] = [];
+  const sources = {} as Record<SourceName, SourceStatus>;
+
+  // ---- sysfs
+  let topology: Topology | null = null;
+  let procs: KfdProcs | null = null;
+  const topoPath = underRoot(roots.sysfs, KFD_TOPOLOGY_NODES);
+  const procPath = underRoot(roots.sysfs, KFD_PROC);
+  if (want.has('sysfs')) {
+    topology = readTopology({ sysfsRoot: roots.sysfs, impl });
+    sources.topology = sysfsStatus(topoPath, topology.issues);
+    procs = readKfdProcs({ sysfsRoot: roots.sysfs, impl, pids: opts.pids });
+    sources.procs = sysfsStatus(procPath, procs.issues);
+    // a source that failed as a whole is a status, not an issue (a host without KFD is not "partial")
+    if (sources.topology.ok) pushReadIssues(issues, 'topology', topology.issues);
+    else topology = null;
+    if (sources.procs.ok) pushReadIssues(issues, 'procs', procs.issues);
+    else procs = null;
+  } else {
+    sources.topology = skipped(topoPath);
+    sources.procs = skipped(procPath);
+  }
+
+  // ---- debugfs
+  const parsed: { mqds: Mqds | null; hqds: Hqds | null; rls: Rls | null } = { mqds: null, hqds: null, rls: null };
+  for (const name of ['mqds', 'hqds', 'rls'] as const) {
+    const file = underRoot(roots.debugfs, `kfd/${name}`);
+    if (!want.has('debugfs')) {
+      sources[name] = skipped(file);
+      continue;
+    }
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(file);
+    } catch (err) {
+      const code = errnoCode(err) ?? 'EIO';
+      sources[name] = { path: file, ok: false, skipped: false, code, error: `cannot read ${file} (${code})`, hint: readHint(code, 'debugfs'), issues: 0 };
+      continue;
+    }
+    const p = name === 'mqds' ? parseMqds(buf, { impl, file }) : name === 'hqds' ? parseHqds(buf, { impl, file }) : parseRls(buf, { impl, file });
+    (parsed as Record<string, unknown>)[name] = p;
+    sources[name] = { path: file, ok: true, skipped: false, issues: p.issues.length + p.suppressed };
+    for (const i of p.issues) issues.push({ source: name, file, line: i.line, severity: i.severity, message: i.message });
+    if (p.suppressed > 0) issues.push({ source: name, file, severity: 'error', message: `${p.suppressed} more issue(s) not listed` });
+  }
+
+  // ---- /proc: names and namespace pids of the processes KFD knows
+  const pidSet = new Set<number>();
+  for (const p of parsed.mqds?.processes ?? []) pidSet.add(p.pid);
+  for (const p of procs?.procs ?? []) pidSet.add(p.pid);
+  const status = new Map<number, ProcStatus | null>();
+  for (const pid of pidSet) if (!opts.pids || opts.pids.includes(pid)) status.set(pid, readProcStatus(roots.proc, pid));
+
+  const joined = joinQueues({ ...parsed, topology, procs, status, pids: opts.pids });
+  const missing = (Object.keys(MISSING) as SourceName[]).filter((s) => !sources[s].ok).flatMap((s) => MISSING[s]);
+
+  return {
+    schema: QUEUES_SCHEMA,
+    gpucoloVersion: VERSION,
+    takenAt: new Date().toISOString(),
+    path: impl,
+    roots,
+    sources,
+    missing,
+    partial: issues.some((i) => i.severity === 'error'),
+    issues,
+    ...joined,
+  };
+}
+
+function pushReadIssues(out: SnapshotIssue[], source: SourceName, list: ReadIssue[]): void {
+  for (const i of list) out.push({ source, file: i.path, severity: i.severity, message: i.message, code: i.code });
+}
+
+function skipped(path: string): SourceStatus {
+  return { path, ok: false, skipped: true, issues: 0 };
+}
+
+/** A sysfs walk failed as a whole when its top directory could not be listed. */
+function sysfsStatus(dir: string, list: { path: string; code?: string; message: string }[]): SourceStatus {
+  const top = list.find((i) => i.path === dir && i.code);
+  if (top) return { path: dir, ok: false, skipped: false, code: top.code, error: top.message, hint: readHint(top.code, 'sysfs'), issues: list.length };
+  return { path: dir, ok: true, skipped: false, issues: list.length };
+}

@@ -1,0 +1,121 @@
+/** The command line as a user runs it: built dist/cli/cli.js in a child process. */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEBUGFS, ROOT, SYSFS } from './helpers/impls.js';
+
+const CLI = path.join(ROOT, 'dist/cli/cli.js');
+const EXAMPLE = path.join(ROOT, 'examples/kfd-mi300x');
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('gpucolo CLI', () => {
+  it('is built (npm test builds it first)', () => {
+    expect(fs.existsSync(CLI)).toBe(true);
+  });
+
+  it('queues --root on the bundled example prints one table per process and the node summary', () => {
+    const r = run(['queues', '--root', EXAMPLE]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^KFD queues: 2 process\(es\), 4 queue\(s\)/);
+    expect(r.stdout).toContain('Process 41872 (python3, pid 27 in its namespace)');
+    expect(r.stdout).toMatch(/\n {2}0 +compute +7c1e +2 +normal 1\/7 +0\/0\/2 1\/0\/2 2\/0\/2 3\/0\/2 +4\/4 +yes\n/);
+    expect(r.stdout).toMatch(/\n {2}1 +compute +7c1e +2 +high 2\/11 +0\/1\/2 1\/1\/2 2\/1\/2 3\/1\/2 +4\/4 +yes\n/);
+    expect(r.stdout).toMatch(/\n {2}2 +sdma-xgmi +7c1e +2 +- +sdma 2\/0 +yes +yes\n/);
+    expect(r.stdout).toContain('Process 42117 (pt_main_thread)');
+    expect(r.stdout).toContain('Unmatched HQDs: none');
+    expect(r.stdout).toMatch(/2 +7c1e +ip discovery +gfx942 +4 +4 +8\/96 +2\+2\+2\+2 +1 +2 proc, 3 queues/);
+  });
+
+  it('queues --json prints the documented object, same for both parser paths', () => {
+    const a = JSON.parse(run(['queues', '--root', EXAMPLE, '--json']).stdout);
+    const b = JSON.parse(run(['queues', '--root', EXAMPLE, '--json'], { GPUCOLO_NATIVE: '0' }).stdout);
+    expect(a.schema).toBe('gpucolo.queues/1');
+    expect(b.path).toBe('ts');
+    expect(a.processes[0]).toMatchObject({
+      pid: 41872,
+      nsPid: 27,
+      queues: [
+        { qid: 0, type: 'compute', gpuId: '7c1e', node: 2, priority: { pipe: 1, queue: 7, level: 'normal' }, hqds: [{ inst: 0, pipe: 0, queue: 2, active: true }, {}, {}, {}] },
+        { qid: 1, priority: { level: 'high' } },
+        { qid: 2, type: 'sdma-xgmi' },
+      ],
+    });
+    expect(a.nodes[0]).toMatchObject({ node: 2, gpuId: '7c1e', activeHqds: 8 });
+    expect(a.unmatchedHqds).toEqual([]);
+    const strip = (x: Record<string, unknown>) => ({ ...x, path: undefined, takenAt: undefined });
+    expect(strip(a)).toEqual(strip(b));
+  });
+
+  it('--sysfs-root/--debugfs-root/--proc-root and --pid', () => {
+    const r = run(['queues', '--sysfs-root', SYSFS, '--debugfs-root', DEBUGFS, '--proc-root', path.join(EXAMPLE, 'proc'), '--pid', '42117', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.processes.map((p: { pid: number }) => p.pid)).toEqual([42117]);
+    expect(j.roots).toEqual({ sysfs: SYSFS, debugfs: DEBUGFS, proc: path.join(EXAMPLE, 'proc') });
+  });
+
+  it('sysfs only: works, says which fields are missing and why', () => {
+    const r = run(['queues', '--sysfs-root', SYSFS, '--debugfs-root', '/nonexistent', '--proc-root', '/nonexistent']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/mqds: cannot read \/nonexistent\/kfd\/mqds \(ENOENT\) — no KFD debugfs here/);
+    expect(r.stdout).toMatch(/missing fields: .*queues\[\]\.priority/);
+    expect(r.stdout).toMatch(/\n {2}0 +compute +7c1e +2 +- +\? +\? +\?\n/);
+  });
+
+  it('a host without KFD: exit 1 and one line that says why', () => {
+    const r = run(['queues', '--root', '/nonexistent-root']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^gpucolo: no KFD data readable: cannot read \/nonexistent-root\/sys\/class\/kfd\/kfd\/topology\/nodes \(ENOENT\)/);
+  });
+
+  it('malformed debugfs input: a partial result with file:line issues, not a crash', () => {
+    const tmp = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'gpucolo-cli-'));
+    fs.mkdirSync(path.join(tmp, 'kfd'));
+    fs.writeFileSync(path.join(tmp, 'kfd/mqds'), 'Process 5 PASID 5:\n  Compute queue on device 7c1e\n    00000000: zzzz\n');
+    fs.writeFileSync(path.join(tmp, 'kfd/hqds'), '\x00\x01binary');
+    fs.writeFileSync(path.join(tmp, 'kfd/rls'), '');
+    const r = run(['queues', '--sysfs-root', SYSFS, '--debugfs-root', tmp, '--proc-root', '/nonexistent']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`error: ${tmp}/kfd/mqds:3: malformed MQD dump line: "    00000000: zzzz"`);
+    expect(r.stdout).toContain(`error: ${tmp}/kfd/hqds:1: unrecognised line: "??binary"`);
+    expect(r.stdout).toContain('result is PARTIAL');
+    fs.rmSync(tmp, { recursive: true });
+  });
+
+  it('bad usage exits 2', () => {
+    expect(run(['queues', '--pid', 'abc']).code).toBe(2);
+    expect(run(['queues', '--impl', 'fortran']).code).toBe(2);
+    expect(run(['no-such-command']).code).toBe(2);
+    expect(run(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('doctor explains this host and exits 0 with or without a GPU', () => {
+    const r = run(['doctor']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^gpucolo \S+ on /);
+    expect(r.stdout).toMatch(/native core (loaded|NOT loaded)/);
+    expect(r.stdout).toMatch(/\/dev\/kfd: /);
+    expect(r.stdout).toMatch(/sysfs KFD topology: /);
+    expect(r.stdout).toMatch(/debugfs/);
+    expect(r.stdout).toMatch(/GPU dispatch plugins: /);
+    const j = JSON.parse(run(['doctor', '--json']).stdout);
+    expect(j.schema).toBe('gpucolo.doctor/1');
+    expect(Object.keys(j.kfd)).toEqual(['device', 'sysfs', 'debugfs']);
+  });
+
+  it('doctor against the example tree lists its GPU with gfx target and XCC count', () => {
+    const j = JSON.parse(run(['doctor', '--json', '--sysfs-root', path.join(EXAMPLE, 'sys'), '--debugfs-root', path.join(EXAMPLE, 'sys/kernel/debug'), '--kfd-device', '/nonexistent/kfd']).stdout);
+    expect(j.kfd.sysfs.gpus).toEqual([{ node: 2, gpuId: 31774, gpuIdHex: '7c1e', name: 'ip discovery', gfxTarget: 'gfx942', numXcc: 4, computeUnits: 80 }]);
+    expect(j.kfd.sysfs.kfdProcesses).toBe(2);
+    expect(j.kfd.debugfs.ok).toBe(true);
+    expect(j.kfd.device).toMatchObject({ present: false, code: 'ENOENT' });
+    expect(j.kfd.device.hint).toMatch(/amdgpu/);
+  });
+});

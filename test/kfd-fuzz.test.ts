@@ -168,6 +168,11 @@ describe.each(IMPLS)('%s parsers on corrupted dumps', (impl) => {
       [8, 'error', 'unrecognised process header (its queues are skipped): "Process x PASID 1:"'],
     ]);
     expect(r.processes.map((p) => [p.pid, p.pasidField, p.queues.length])).toEqual([[12, '0x5', 1]]);
+    // one problem, one issue: a damaged first line does not also make the block "start late"
+    const first = parseMqds('Process 1 PASID 1:\n  Compute queue on device 1\n    00000000: 1234\n    00000020: 00000000\n', { impl });
+    expect(first.issues.map((i) => [i.line, i.message])).toEqual([[3, 'malformed MQD dump line: "    00000000: 1234"']]);
+    const rls = parseRls('Node x, gpu_id 1:\n  No active runlist\n  00000000: c005a200\n', { impl });
+    expect(rls.issues.map((i) => i.line)).toEqual([1]);
     // a broken block is kept with the words read before the break
     expect(r.processes[0].queues[0].blocks[0].words.length).toBe(2);
   });

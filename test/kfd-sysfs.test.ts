@@ -28,7 +28,7 @@ describe.each(IMPLS)('%s sysfs readers', (impl) => {
     expect(p.issues.map((i) => i.code)).toEqual(['ENOENT']);
   });
 
-  it('CPU nodes (gpu_id 0, empty name) and GPU nodes; a bad gpu_id and a malformed property line', () => {
+  it('CPU nodes (gpu_id 0, empty name) and GPU nodes; a bad gpu_id and a malformed property line; "01" is no node', () => {
     const root = tree({
       [`${T}/0/gpu_id`]: '0\n',
       [`${T}/0/name`]: '\n',
@@ -39,6 +39,7 @@ describe.each(IMPLS)('%s sysfs readers', (impl) => {
       [`${T}/10/gpu_id`]: '48153\n',
       [`${T}/10/name`]: 'aldebaran\n',
       [`${T}/10/properties`]: 'simd_count 440\nsimd_per_cu 4\ngfx_target_version 90010\nnonsense\n',
+      [`${T}/01/gpu_id`]: '5\n',
       [`${T}/2/gpu_id`]: '1\n',
       [`${T}/2/name`]: 'y\n',
     });

@@ -99,7 +99,16 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
       const k = parseDumpLine(s, start, end, 4, words.buf, words.length, lead);
       if (k < 0) {
         sink.add(lineNo, 'error', `malformed MQD dump line: "${snippet(s, start, end)}"`);
-        if (blockOpen) blockBroken = true;
+        if (!blockOpen) {
+          // the block's first line is damaged: open it broken so its later lines are not
+          // reported once more as a block without a start
+          blockOpen = true;
+          blockLine = lineNo;
+          blockStart = words.length;
+          blockDiscard = queues[curQueue * 8 + 1] === MqdQueueKind.sdma && queues[curQueue * 8 + 6] > 0;
+          if (blockDiscard) queues[curQueue * 8 + 7]++;
+        }
+        blockBroken = true;
         continue;
       }
       const offset = lead[0];

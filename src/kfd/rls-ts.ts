@@ -128,7 +128,8 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
     }
     if (line === NO_RUNLIST) {
       if (curNode >= 0) nodes[curNode * 9 + 3] = 1;
-      else sink.add(lineNo, 'error', '"No active runlist" outside a Node block');
+      // after a bad Node header its lines are skipped silently, like the dump lines
+      else if (!skip) sink.add(lineNo, 'error', '"No active runlist" outside a Node block');
       continue;
     }
     sink.add(lineNo, 'error', `unrecognised line: "${snippet(s, start, end)}"`);

@@ -57,6 +57,11 @@ function readText(path: string): string {
 
 const RE_NUMBER = /^-?\d{1,20}$/;
 
+/** A directory name sysfs prints with "%u": 1..maxDigits digits, no leading zero. */
+function numericName(name: string, maxDigits: number): boolean {
+  return name.length <= maxDigits && /^(0|[1-9]\d*)$/.test(name);
+}
+
 /** A sysfs number: digits, one optional trailing newline. */
 export function parseSysfsNumber(text: string): number | null {
   const t = text.endsWith('\n') ? text.slice(0, -1) : text;
@@ -75,7 +80,7 @@ export function readTopologyTs(sysfsRoot: string): TopologyRaw {
   const dir = underRoot(sysfsRoot, KFD_TOPOLOGY_NODES);
   const names = listDir(dir, issues);
   if (!names) return { nodes, issues };
-  const ids = names.filter((x) => /^\d{1,9}$/.test(x)).map(Number).sort((a, b) => a - b);
+  const ids = names.filter((x) => numericName(x, 9)).map(Number).sort((a, b) => a - b);
   for (const id of ids) {
     const base = `${dir}/${id}`;
     let gpuText: string;
@@ -127,8 +132,8 @@ export function readTopologyTs(sysfsRoot: string): TopologyRaw {
   return { nodes, issues };
 }
 
-const GPU_FILE = /^(vram|sdma)_(\d{1,10})$/;
-const GPU_DIR = /^(stats|counters)_(\d{1,10})$/;
+const GPU_FILE = /^(vram|sdma)_(0|[1-9]\d{0,9})$/;
+const GPU_DIR = /^(stats|counters)_(0|[1-9]\d{0,9})$/;
 const DIR_FILES: Record<string, [string, number][]> = {
   stats: [
     ['cu_occupancy', ProcMetric.cuOccupancy],
@@ -153,7 +158,7 @@ export function readKfdProcsTs(sysfsRoot: string, pids?: readonly number[]): Pro
   const dir = underRoot(sysfsRoot, KFD_PROC);
   const names = listDir(dir, issues);
   if (!names) return { procs: new Float64Array(), queues: new Float64Array(), metrics: new Float64Array(), issues };
-  let list = names.filter((x) => /^\d{1,10}$/.test(x)).map(Number).sort((a, b) => a - b);
+  let list = names.filter((x) => numericName(x, 10)).map(Number).sort((a, b) => a - b);
   if (pids) {
     const want = new Set(pids);
     list = list.filter((p) => want.has(p));
@@ -216,7 +221,7 @@ export function readKfdProcsTs(sysfsRoot: string, pids?: readonly number[]): Pro
       } else if (e === 'queues') {
         const qnames = list(`${base}/queues`);
         if (!qnames) continue;
-        const qids = qnames.filter((x) => /^\d{1,10}$/.test(x)).map(Number).sort((a, b) => a - b);
+        const qids = qnames.filter((x) => numericName(x, 10)).map(Number).sort((a, b) => a - b);
         for (const qid of qids) {
           const q = `${base}/queues/${qid}`;
           const before = mine.length;

@@ -1,0 +1,35 @@
+// Parser of debugfs kfd/mqds (kfd/SPEC.md §1). Twin of src/kfd/mqds-ts.ts: same rules, same
+// tables (column layouts in src/kfd/raw.ts), same issue wording.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "text_scan.h"
+
+namespace gpucolo {
+namespace kfd {
+
+/** Queue header kinds (MqdQueueKind in raw.ts). */
+enum MqdQueueKind : int { kMqdCompute = 0, kMqdSdma = 1, kMqdDiq = 2, kMqdBadUser = 3, kMqdBadKernel = 4, kMqdWeird = 5 };
+
+constexpr size_t kMqdsProcCols = 4;   // pid, line, firstQueue, queueCount
+constexpr size_t kMqdsQueueCols = 8;  // proc, kind, typeCode, gpuId, line, firstBlock, blockCount, extraCopies
+constexpr size_t kMqdsBlockCols = 4;  // queue, line, wordOffset, wordCount
+
+struct MqdsRaw : RawCommon {
+  std::vector<uint32_t> words;
+  std::vector<double> procs;
+  /** the PASID field of each process header exactly as printed */
+  std::vector<std::string> pasids;
+  std::vector<double> queues;
+  std::vector<double> blocks;
+};
+
+/** Never throws on bad input (only std::bad_alloc); problems become issues. */
+MqdsRaw ParseMqds(const char* data, size_t len);
+
+}  // namespace kfd
+}  // namespace gpucolo

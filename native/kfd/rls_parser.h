@@ -1,0 +1,35 @@
+// Parser of debugfs kfd/rls (kfd/SPEC.md §2.2). Twin of src/kfd/rls-ts.ts: same rules, same
+// tables (column layouts in src/kfd/raw.ts), same issue wording.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "text_scan.h"
+
+namespace gpucolo {
+namespace kfd {
+
+constexpr size_t kRlsNodeCols = 9;    // node, gpuId, line, noRunlist, wordOffset, wordCount, firstPacket, packetCount, firstDumpLine
+constexpr size_t kRlsPacketCols = 4;  // node(row), dwordOffset, opcode, dwords
+
+struct RlsRaw : RawCommon {
+  std::vector<uint32_t> words;
+  std::vector<double> nodes;
+  std::vector<double> packets;
+};
+
+/**
+ * Cuts words[start, start+count) into PM4 type-3 packets (walkPm4 in rls-ts.ts); appends
+ * [node, offset, opcode, dwords] rows. Stops at the first word that is not a type-3 header or a
+ * packet that runs past the end, with an issue on the dump line holding that word.
+ */
+void WalkPm4(const uint32_t* words, size_t start, size_t count, double node_row, uint64_t first_dump_line,
+             std::vector<double>* packets, IssueSink* sink);
+
+/** Never throws on bad input (only std::bad_alloc); problems become issues. */
+RlsRaw ParseRls(const char* data, size_t len);
+
+}  // namespace kfd
+}  // namespace gpucolo

@@ -1,0 +1,129 @@
+#include "harness.h"
+#include "kfd/hqds_parser.h"
+#include "test_util.h"
+
+using namespace gpucolo::kfd;
+using gpucolo_test::IssueStrings;
+using gpucolo_test::Join;
+
+namespace {
+
+HqdsRaw Parse(const std::string& text) { return ParseHqds(text.data(), text.size()); }
+
+double S(const HqdsRaw& r, size_t row, size_t col) { return r.slots[row * kHqdsSlotCols + col]; }
+uint32_t Reg(const HqdsRaw& r, size_t slot, size_t i) { return r.words[static_cast<size_t>(S(r, slot, 7)) + i]; }
+
+}  // namespace
+
+TEST(hqds_fixture_slots_and_active_queues) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/hqds");
+  const HqdsRaw r = Parse(text);
+  CHECK(r.issues.empty());
+  CHECK_EQ(r.lines, gpucolo_test::CountLines(text));
+  CHECK_EQ(r.nodes.size(), kHqdsNodeCols);
+  CHECK_EQ(r.nodes[0], 2.0);
+  CHECK_EQ(r.nodes[1], double(0x7c1e));
+  CHECK_EQ(r.nodes[3], 0.0);
+  const size_t n = r.slots.size() / kHqdsSlotCols;
+  CHECK_EQ(n, 164u);  // 4 x (HIQ + 24 CP) + 16 engines x 4 RLCs
+  CHECK_EQ(r.nodes[5], 164.0);
+  int hiq = 0, cp = 0, sdma = 0, hiq_active = 0, cp_active = 0, sdma_active = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int kind = static_cast<int>(S(r, i, 1));
+    if (kind == kHqdSdma) {
+      ++sdma;
+      CHECK(S(r, i, 8) > 0);
+      if (Reg(r, i, 0) & 1) {  // SDMA RLC RB_CNTL.RB_ENABLE
+        ++sdma_active;
+        CHECK_EQ(S(r, i, 4), 2.0);
+        CHECK_EQ(S(r, i, 5), 0.0);
+      }
+      continue;
+    }
+    CHECK_EQ(S(r, i, 8), 56.0);
+    const bool active = Reg(r, i, 2) & 1;  // CP_HQD_ACTIVE
+    if (kind == kHqdHiq) {
+      ++hiq;
+      hiq_active += active;
+      CHECK_EQ(S(r, i, 3), 2.0);
+    } else {
+      ++cp;
+      if (!active) continue;
+      ++cp_active;
+      // active CP slots: Pipe 0 Queue 2 (qid0) and Pipe 1 Queue 2 (qid1) of each Inst
+      const double inst = S(r, i, 2);
+      CHECK_EQ(S(r, i, 5), 2.0);
+      const uint32_t base = S(r, i, 4) == 0 ? 0x712000u : 0x71e000u;
+      CHECK_EQ(Reg(r, i, 0), base + 0x3000u * static_cast<uint32_t>(inst));
+      CHECK_EQ(Reg(r, i, 1), 0u);
+    }
+  }
+  CHECK_EQ(hiq, 4);
+  CHECK_EQ(cp, 96);
+  CHECK_EQ(sdma, 64);
+  CHECK_EQ(hiq_active, 4);
+  CHECK_EQ(cp_active, 8);
+  CHECK_EQ(sdma_active, 1);
+  CHECK_EQ(S(r, 0, 9), double(0xc914));
+}
+
+TEST(hqds_txt_fixture_comment_lines_are_issues) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs_kfd_hqds_gc943_4xcc.txt");
+  const HqdsRaw r = Parse(text);
+  CHECK_EQ(r.issues.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) CHECK_EQ(r.issues[i].line, i + 1);
+  const HqdsRaw clean = Parse(gpucolo_test::DropComments(text));
+  CHECK(clean.issues.empty());
+  CHECK(clean.words == r.words);
+}
+
+TEST(hqds_old_headers_stopped_device_and_errors) {
+  const HqdsRaw r = Parse(Join({
+      "    0000c914: 00000000",
+      "Node 0, gpu_id 1:",
+      " Device is stopped",
+      "Node 1, gpu_id abcd:",
+      "  HIQ on MEC 2 Pipe 0 Queue 0",
+      "    0000c914: 00000001 00000002",
+      "  CP Pipe 1, Queue 2",
+      "    0000c914: 00000001 00000002 0000000g",
+      "    0000c934: 00000001",
+      "  SDMA Engine 0, RLC 1",
+      "  Bogus slot",
+      "    00000000: 00000000",
+      "Node 99999999999, gpu_id 1:",
+      "  CP Pipe 1, Queue 2",
+  }));
+  CHECK_EQ(IssueStrings(r.issues),
+           (std::vector<std::string>{
+               "1|error|register dump outside a slot",
+               "5|error|HQD dump has 2 registers, expected 56",
+               "8|error|malformed register line: \"    0000c914: 00000001 00000002 0000000g\"",
+               "10|error|SDMA RLC dump has no registers",
+               "11|error|unrecognised slot header (its registers are skipped): \"  Bogus slot\"",
+               "13|error|unrecognised node header (its slots are skipped): \"Node 99999999999, gpu_id 1:\"",
+           }));
+  CHECK_EQ(r.nodes.size(), 2 * kHqdsNodeCols);
+  CHECK_EQ(r.nodes[3], 1.0);   // node 0 stopped
+  CHECK_EQ(r.nodes[11], 3.0);  // node 1: HIQ, CP, SDMA
+  CHECK_EQ(S(r, 0, 1), double(kHqdHiq));
+  CHECK_EQ(S(r, 0, 2), -1.0);  // no Inst before 9.4.3
+  CHECK_EQ(S(r, 0, 3), 2.0);
+  CHECK_EQ(S(r, 1, 1), double(kHqdCp));
+  CHECK_EQ(S(r, 1, 4), 1.0);
+  CHECK_EQ(S(r, 1, 5), 2.0);
+  CHECK_EQ(S(r, 1, 8), 0.0);
+}
+
+TEST(hqds_truncated_and_200_bad_lines) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/hqds");
+  const HqdsRaw r = Parse(text.substr(0, text.find(" Inst 0,  CP Pipe 0, Queue 3") - 30));
+  CHECK_EQ(r.issues.size(), 1u);
+  CHECK(r.issues[0].message.rfind("malformed register line", 0) == 0);
+
+  std::vector<std::string> lines;
+  for (int i = 0; i < 200; ++i) lines.push_back("junk " + std::to_string(i));
+  const HqdsRaw j = Parse(Join(lines));
+  CHECK_EQ(j.issues.size(), 100u);
+  CHECK_EQ(j.suppressed, 100u);
+}

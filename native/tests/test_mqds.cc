@@ -1,0 +1,171 @@
+#include "harness.h"
+#include "kfd/mqds_parser.h"
+#include "test_util.h"
+
+using namespace gpucolo::kfd;
+using gpucolo_test::IssueStrings;
+using gpucolo_test::Join;
+
+namespace {
+
+MqdsRaw Parse(const std::string& text) { return ParseMqds(text.data(), text.size()); }
+
+double Q(const MqdsRaw& r, size_t row, size_t col) { return r.queues[row * kMqdsQueueCols + col]; }
+double B(const MqdsRaw& r, size_t row, size_t col) { return r.blocks[row * kMqdsBlockCols + col]; }
+/** MQD dword dw of block `block` */
+uint32_t W(const MqdsRaw& r, size_t block, size_t dw) { return r.words[static_cast<size_t>(B(r, block, 2)) + dw]; }
+
+}  // namespace
+
+TEST(mqds_fixture_processes_queues_blocks) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/mqds");
+  const MqdsRaw r = Parse(text);
+  CHECK(r.issues.empty());
+  CHECK_EQ(r.suppressed, 0u);
+  CHECK_EQ(r.lines, gpucolo_test::CountLines(text));
+  CHECK_EQ(r.procs.size(), 2 * kMqdsProcCols);
+  CHECK_EQ(r.procs[0], 41872.0);
+  CHECK_EQ(r.procs[4], 42117.0);
+  CHECK_EQ(r.pasids, (std::vector<std::string>{"41872", "42117"}));
+  CHECK_EQ(r.procs[3], 3.0);  // queues of 41872
+  CHECK_EQ(r.procs[7], 1.0);
+  // newest first: SDMA qid2, compute qid1, compute qid0; then 42117's compute queue
+  CHECK_EQ(r.queues.size(), 4 * kMqdsQueueCols);
+  CHECK_EQ(Q(r, 0, 1), double(kMqdSdma));
+  CHECK_EQ(Q(r, 1, 1), double(kMqdCompute));
+  CHECK_EQ(Q(r, 2, 1), double(kMqdCompute));
+  CHECK_EQ(Q(r, 3, 1), double(kMqdCompute));
+  for (size_t q = 0; q < 4; ++q) {
+    CHECK_EQ(Q(r, q, 3), double(0x7c1e));
+    CHECK_EQ(Q(r, q, 2), -1.0);
+    CHECK_EQ(Q(r, q, 7), 0.0);
+  }
+  CHECK_EQ(Q(r, 3, 0), 1.0);
+  // 1 SDMA block of 128 dwords (16 lines), 4 XCC blocks x 512 dwords per compute queue
+  CHECK_EQ(Q(r, 0, 6), 1.0);
+  CHECK_EQ(Q(r, 1, 6), 4.0);
+  CHECK_EQ(Q(r, 2, 6), 4.0);
+  CHECK_EQ(Q(r, 3, 6), 4.0);
+  CHECK_EQ(r.blocks.size(), 13 * kMqdsBlockCols);
+  CHECK_EQ(B(r, 0, 3), 128.0);
+  for (size_t b = 1; b < 13; ++b) CHECK_EQ(B(r, b, 3), 512.0);
+  CHECK_EQ(r.words.size(), 128u + 12u * 512u);
+  // compute qid1: XCC0 header, MQD GART 0x71e000 (+0x3000 per XCC), priorities 2/11
+  CHECK_EQ(W(r, 1, 0), 0xc0310800u);
+  for (size_t x = 0; x < 4; ++x) {
+    CHECK_EQ(W(r, 1 + x, 128), 0x71e000u + 0x3000u * x);
+    CHECK_EQ(W(r, 1 + x, 129), 0u);
+  }
+  CHECK_EQ(W(r, 1, 133), 2u);
+  CHECK_EQ(W(r, 1, 134), 11u);
+  CHECK_EQ(W(r, 5, 128), 0x712000u);
+  CHECK_EQ(W(r, 5, 133), 1u);
+  CHECK_EQ(W(r, 5, 134), 7u);
+  // pid 42117's queue is inactive: cp_hqd_active 0
+  CHECK_EQ(W(r, 9, 128), 0x72a000u);
+  CHECK_EQ(W(r, 9, 130), 0u);
+}
+
+TEST(mqds_txt_fixture_comment_lines_are_issues) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs_kfd_mqds_gc943_4xcc.txt");
+  const MqdsRaw r = Parse(text);
+  CHECK_EQ(r.issues.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK_EQ(r.issues[i].line, i + 1);
+    CHECK(r.issues[i].message.rfind("unrecognised line: \"#", 0) == 0);
+  }
+  CHECK(r.issues[0].message.size() > 40 && r.issues[0].message.find("...\"") != std::string::npos);
+  const MqdsRaw clean = Parse(gpucolo_test::DropComments(text));
+  CHECK(clean.issues.empty());
+  CHECK(clean.words == r.words);
+  CHECK_EQ(clean.blocks.size(), r.blocks.size());
+  CHECK_EQ(r.procs[1], clean.procs[1] + 3);
+}
+
+TEST(mqds_empty_newline_garbage) {
+  MqdsRaw r = Parse("");
+  CHECK_EQ(r.lines, 0u);
+  CHECK(r.issues.empty());
+  r = Parse("\n");
+  CHECK_EQ(r.lines, 1u);
+  CHECK(r.issues.empty());
+  r = Parse(std::string("\x00\x01\x02\xff\n\x80" "A", 7));
+  CHECK_EQ(IssueStrings(r.issues), (std::vector<std::string>{"1|error|unrecognised line: \"????\"", "2|error|unrecognised line: \"?A\""}));
+}
+
+TEST(mqds_wrong_offsets_orphans_unknown_headers) {
+  const MqdsRaw r = Parse(Join({
+      "    00000000: 00000001",
+      "Process 12 PASID 0x5:",
+      "  Compute queue on device 7c1e",
+      "    00000000: c0310800 00000000",
+      "    00000040: 00000000",
+      "  Strange queue on device 7c1e",
+      "    00000000: 00000000",
+      "Process x PASID 1:",
+      "  SDMA queue on device 1",
+  }));
+  CHECK_EQ(IssueStrings(r.issues),
+           (std::vector<std::string>{
+               "1|error|MQD dump line outside a queue",
+               "5|error|MQD dump offset 0x00000040 where 0x00000008 was expected",
+               "6|error|unrecognised queue header (its dump is skipped): \"  Strange queue on device 7c1e\"",
+               "8|error|unrecognised process header (its queues are skipped): \"Process x PASID 1:\"",
+           }));
+  CHECK_EQ(r.pasids, (std::vector<std::string>{"0x5"}));
+  CHECK_EQ(r.procs[3], 1.0);
+  // a broken block is kept with the words read before the break
+  CHECK_EQ(r.blocks.size(), kMqdsBlockCols);
+  CHECK_EQ(r.blocks[3], 2.0);
+}
+
+TEST(mqds_truncated_mid_line) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/mqds");
+  const std::string cut = text.substr(0, text.find("00000100:", 100) + 20);
+  const MqdsRaw r = Parse(cut);
+  CHECK_EQ(r.issues.size(), 1u);
+  CHECK(r.issues[0].message.rfind("malformed MQD dump line: \"    00000100: 00000000", 0) == 0);
+  // the cut SDMA block is broken, so it is not also reported as short
+  CHECK_EQ(r.blocks.size(), kMqdsBlockCols);
+}
+
+TEST(mqds_short_block_and_sdma_repeats) {
+  const MqdsRaw r = Parse(Join({
+      "Process 7 PASID 7:",
+      "  Compute queue on device a",
+      "    00000000: c0310800 00000000",
+      "  SDMA queue on device a",
+      "    00000000: 00000001",
+      "    00000000: 00000002",
+      "    00000000: 00000003",
+      "  Bad user queue type 9 on device a",
+      "  Weird: Queue node with neither kernel nor user queue",
+      "  Queue node with bad user queue type 99999999999 on device a",
+  }));
+  CHECK_EQ(IssueStrings(r.issues),
+           (std::vector<std::string>{
+               "3|error|MQD block has 2 dwords, expected 512",
+               "5|error|MQD block has 1 dwords, expected 128",
+               "8|warning|kernel reports an unusable queue: \"  Bad user queue type 9 on device a\"",
+               "9|warning|kernel reports an unusable queue: \"  Weird: Queue node with neither kernel ...\"",
+               "10|error|unrecognised queue header (its dump is skipped): \"  Queue node with bad user queue type 99...\"",
+           }));
+  CHECK_EQ(r.queues.size(), 4 * kMqdsQueueCols);
+  CHECK_EQ(Q(r, 1, 6), 1.0);  // only the first SDMA block is the queue's MQD
+  CHECK_EQ(Q(r, 1, 7), 2.0);  // the kernel's stale-num_xccs repeats
+  CHECK_EQ(r.words.size(), 3u);
+  CHECK_EQ(Q(r, 2, 1), double(kMqdBadUser));
+  CHECK_EQ(Q(r, 2, 2), 9.0);
+  CHECK_EQ(Q(r, 3, 1), double(kMqdWeird));
+  CHECK_EQ(Q(r, 3, 3), -1.0);
+}
+
+TEST(mqds_200_bad_lines_keep_100_issues) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 200; ++i) lines.push_back("junk " + std::to_string(i));
+  const MqdsRaw r = Parse(Join(lines));
+  CHECK_EQ(r.issues.size(), 100u);
+  CHECK_EQ(r.suppressed, 100u);
+  CHECK_EQ(r.lines, 200u);
+  CHECK_EQ(r.issues[99].message, std::string("unrecognised line: \"junk 99\""));
+}

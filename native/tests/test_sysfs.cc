@@ -1,0 +1,165 @@
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+#include "harness.h"
+#include "kfd/sysfs_reader.h"
+#include "test_util.h"
+
+using namespace gpucolo::kfd;
+
+namespace {
+
+const std::string kT = "class/kfd/kfd/topology/nodes";
+const std::string kP = "class/kfd/kfd/proc";
+
+/** A temp tree of {relative path: content}, removed again when the test ends. */
+class TempTree {
+ public:
+  explicit TempTree(const std::map<std::string, std::string>& files) {
+    char tmpl[] = "/tmp/gpucolo-cc-XXXXXX";
+    if (!mkdtemp(tmpl)) throw gpucolo_test::Failure{"mkdtemp failed"};
+    root_ = tmpl;
+    for (const auto& f : files) Write(f.first, f.second);
+  }
+  ~TempTree() {
+    nftw(root_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16, FTW_DEPTH | FTW_PHYS);
+  }
+  void Write(const std::string& rel, const std::string& content) {
+    const std::string full = root_ + "/" + rel;
+    for (size_t i = root_.size() + 1; i < full.size(); ++i) {
+      if (full[i] == '/') ::mkdir(full.substr(0, i).c_str(), 0755);
+    }
+    std::ofstream(full, std::ios::binary) << content;
+  }
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+std::vector<std::string> Messages(const std::vector<ReadIssue>& v) {
+  std::vector<std::string> out;
+  for (const auto& i : v) out.push_back(std::string(SeverityName(i.severity)) + "|" + i.code + "|" + i.message);
+  return out;
+}
+
+}  // namespace
+
+TEST(sysfs_under_root) {
+  CHECK_EQ(UnderRoot("/sys", "a/b"), std::string("/sys/a/b"));
+  CHECK_EQ(UnderRoot("/sys///", "a"), std::string("/sys/a"));
+  CHECK_EQ(UnderRoot("/", "a"), std::string("/a"));
+  CHECK_EQ(UnderRoot("///", "a"), std::string("/a"));
+  CHECK_EQ(UnderRoot("", "a"), std::string("/a"));
+  CHECK_EQ(UnderRoot("rel/", "a"), std::string("rel/a"));
+}
+
+TEST(sysfs_fixture_topology) {
+  const TopologyRaw t = ReadTopology(gpucolo_test::FixturePath("sysfs"));
+  CHECK(t.issues.empty());
+  CHECK_EQ(t.nodes.size(), 1u);
+  CHECK_EQ(t.nodes[0].node, 2.0);
+  CHECK_EQ(t.nodes[0].gpu_id, 31774.0);
+  CHECK_EQ(t.nodes[0].name, std::string("ip discovery"));
+  CHECK(t.nodes[0].keys.size() > 10);
+  CHECK_EQ(t.nodes[0].keys.size(), t.nodes[0].values.size());
+  CHECK_EQ(t.nodes[0].keys[0], std::string("cpu_cores_count"));
+  CHECK_EQ(t.nodes[0].values[0], std::string("0"));
+}
+
+TEST(sysfs_fixture_procs) {
+  const ProcsRaw p = ReadKfdProcs(gpucolo_test::FixturePath("sysfs"), nullptr);
+  CHECK(p.issues.empty());
+  CHECK_EQ(p.procs, (std::vector<double>{41872, 0, 0, 3, 0, 7, 42117, 0, 3, 1, 7, 7}));
+  CHECK_EQ(p.queues, (std::vector<double>{0, 0, 0, 1048576, 31774, 0, 1, 0, 1048576, 31774, 0, 2, 4, 1048576, 31774,
+                                          1, 0, 0, 1048576, 31774}));
+  CHECK_EQ(p.metrics.size(), 14 * kProcsMetricCols);
+  // ordered by (gpu, code): vram, sdma, evicted_ms, cu_occupancy, faults, page_in, page_out
+  for (size_t i = 0; i < 7; ++i) CHECK_EQ(p.metrics[i * 4 + 1], double(i));
+  CHECK_EQ(p.metrics[3], 17184063488.0);
+  CHECK_EQ(p.metrics[7], 152340.0);
+  CHECK_EQ(p.metrics[15], 38.0);
+
+  const std::vector<double> pids{42117, 1};
+  const ProcsRaw one = ReadKfdProcs(gpucolo_test::FixturePath("sysfs") + "/", &pids);
+  CHECK_EQ(one.procs, (std::vector<double>{42117, 0, 0, 1, 0, 7}));
+}
+
+TEST(sysfs_missing_root) {
+  const TopologyRaw t = ReadTopology("/nonexistent");
+  CHECK_EQ(Messages(t.issues), (std::vector<std::string>{"error|ENOENT|cannot read /nonexistent/" + kT + " (ENOENT)"}));
+  const ProcsRaw p = ReadKfdProcs("/nonexistent", nullptr);
+  CHECK_EQ(Messages(p.issues), (std::vector<std::string>{"error|ENOENT|cannot read /nonexistent/" + kP + " (ENOENT)"}));
+  CHECK(p.procs.empty());
+}
+
+TEST(sysfs_bad_topology) {
+  TempTree tree({
+      {kT + "/0/gpu_id", "0\n"},
+      {kT + "/0/name", "\n"},
+      {kT + "/0/properties", "cpu_cores_count 64\nsimd_count 0\n"},
+      {kT + "/1/gpu_id", "banana\n"},
+      {kT + "/10/gpu_id", "48153\n"},
+      {kT + "/10/name", "aldebaran\n"},
+      {kT + "/10/properties", "simd_count 440\nnonsense\n \nx \nk v w"},
+      {kT + "/2/gpu_id", "-0\n"},
+      {kT + "/2/name", "y\n"},
+      {kT + "/x3/gpu_id", "3\n"},
+  });
+  const std::string d = tree.root() + "/" + kT;
+  const TopologyRaw t = ReadTopology(tree.root());
+  CHECK_EQ(Messages(t.issues), (std::vector<std::string>{
+                                   "error||" + d + "/1/gpu_id: expected a number, got \"banana?\"",
+                                   "error|ENOENT|cannot read " + d + "/2/properties (ENOENT)",
+                                   "warning||" + d + "/10/properties:2: malformed property line \"nonsense\"",
+                                   "warning||" + d + "/10/properties:3: malformed property line \" \"",
+                                   "warning||" + d + "/10/properties:4: malformed property line \"x \"",
+                               }));
+  CHECK_EQ(t.nodes.size(), 2u);
+  CHECK_EQ(t.nodes[0].name, std::string(""));
+  CHECK_EQ(t.nodes[1].node, 10.0);
+  CHECK_EQ(t.nodes[1].keys, (std::vector<std::string>{"simd_count", "k"}));
+  CHECK_EQ(t.nodes[1].values, (std::vector<std::string>{"440", "v w"}));
+}
+
+TEST(sysfs_bad_procs) {
+  TempTree tree({
+      {kP + "/1/queues/3/type", "1"},
+      {kP + "/1/queues/3/gpuid", "ff"},
+      {kP + "/1/counters_7/faults", "3\n"},
+      {kP + "/1/sdma_7", "-1\n"},
+      {kP + "/1/vram_07", "5\n"},
+      {kP + "/1/vram_7", "6\n"},
+      {kP + "/1/pasid/x", ""},
+      {kP + "/2/pasid", "\n"},
+      {kP + "/2/queues", "not a dir"},
+  });
+  const std::string d = tree.root() + "/" + kP;
+  const ProcsRaw p = ReadKfdProcs(tree.root(), nullptr);
+  CHECK_EQ(Messages(p.issues), (std::vector<std::string>{
+                                   "error|EISDIR|cannot read " + d + "/1/pasid (EISDIR)",
+                                   "warning|ENOENT|cannot read " + d + "/1/queues/3/size (ENOENT)",
+                                   "error||" + d + "/1/queues/3/gpuid: expected a number, got \"ff\"",
+                                   "error||" + d + "/2/pasid: expected a number, got \"?\"",
+                                   "error|ENOTDIR|cannot read " + d + "/2/queues (ENOTDIR)",
+                               }));
+  CHECK_EQ(p.procs, (std::vector<double>{1, -1, 0, 1, 0, 3, 2, -1, 1, 0, 3, 0}));
+  CHECK_EQ(p.queues, (std::vector<double>{0, 3, 1, -1, -1}));
+  // (gpu 7): vram, sdma, faults; vram_07 is no sysfs name ("%u" has no leading zero) and is ignored
+  CHECK_EQ(p.metrics, (std::vector<double>{0, 0, 7, 6, 0, 1, 7, -1, 0, 4, 7, 3}));
+}
+
+TEST(sysfs_unreadable_file_when_not_root) {
+  if (::geteuid() == 0) return;  // root reads a mode-000 file anyway
+  TempTree tree({{kP + "/5/pasid", "1\n"}});
+  const std::string f = tree.root() + "/" + kP + "/5/pasid";
+  ::chmod(f.c_str(), 0);
+  const ProcsRaw p = ReadKfdProcs(tree.root(), nullptr);
+  CHECK_EQ(Messages(p.issues), (std::vector<std::string>{"error|EACCES|cannot read " + f + " (EACCES)"}));
+}

@@ -1,0 +1,130 @@
+#include <cstring>
+
+#include "harness.h"
+#include "kfd/text_scan.h"
+
+using namespace gpucolo::kfd;
+
+namespace {
+
+int Dump(const std::string& line, size_t prefix, uint32_t* out, uint32_t* lead) {
+  const auto* s = reinterpret_cast<const unsigned char*>(line.data());
+  return ParseDumpLine(s, 0, line.size(), prefix, out, lead);
+}
+
+}  // namespace
+
+TEST(dump_line_accepts_1_to_8_words) {
+  uint32_t w[8] = {};
+  uint32_t lead = 0;
+  CHECK_EQ(Dump("    00000200: 017ba000 00000000 00000001 00000000 40005301 00000001 00000007 00000111", 4, w, &lead), 8);
+  CHECK_EQ(lead, 0x200u);
+  CHECK_EQ(w[0], 0x017ba000u);
+  CHECK_EQ(w[4], 0x40005301u);
+  CHECK_EQ(w[7], 0x111u);
+  CHECK_EQ(Dump("  000000e0: c005a200", 2, w, &lead), 1);
+  CHECK_EQ(w[0], 0xc005a200u);
+  CHECK_EQ(lead, 0xe0u);
+}
+
+TEST(dump_line_rejects_malformed) {
+  uint32_t w[8];
+  uint32_t lead = 7;
+  CHECK_EQ(Dump("    00000000:", 4, w, &lead), -1);                       // no words
+  CHECK_EQ(Dump("    00000000: C0310800", 4, w, &lead), -1);              // uppercase
+  CHECK_EQ(Dump("    00000000: c0310800 ", 4, w, &lead), -1);             // trailing space
+  CHECK_EQ(Dump("    00000000:  c031080", 4, w, &lead), -1);              // double space
+  CHECK_EQ(Dump("    0000000g: c0310800", 4, w, &lead), -1);              // bad offset
+  CHECK_EQ(Dump("    00000000; c0310800", 4, w, &lead), -1);              // no colon
+  CHECK_EQ(Dump("   x00000000: c0310800", 4, w, &lead), -1);             // prefix
+  CHECK_EQ(Dump("  ", 4, w, &lead), -1);                                   // shorter than prefix
+  std::string nine = "    00000000:";
+  for (int i = 0; i < 9; ++i) nine += " 00000000";
+  CHECK_EQ(Dump(nine, 4, w, &lead), -1);
+  CHECK_EQ(Dump("    00000000: 0000000\r", 4, w, &lead), -1);
+  CHECK_EQ(lead, 7u);  // untouched on failure
+}
+
+TEST(snippet_hex8_and_matcher) {
+  const std::string raw = std::string("ab\x01\x7f\xff", 5);
+  const auto* s = reinterpret_cast<const unsigned char*>(raw.data());
+  CHECK_EQ(Snippet(s, 0, raw.size()), std::string("ab???"));
+  const std::string long_line(45, 'x');
+  CHECK_EQ(Snippet(reinterpret_cast<const unsigned char*>(long_line.data()), 0, 45), std::string(40, 'x') + "...");
+  CHECK_EQ(Snippet(reinterpret_cast<const unsigned char*>(long_line.data()), 0, 40), std::string(40, 'x'));
+  CHECK_EQ(Hex8(0), std::string("00000000"));
+  CHECK_EQ(Hex8(0xc013a100u), std::string("c013a100"));
+
+  auto dec = [](const char* t, uint32_t* v) {
+    Matcher m(reinterpret_cast<const unsigned char*>(t), reinterpret_cast<const unsigned char*>(t) + std::strlen(t));
+    return m.DecU32(v) && m.End();
+  };
+  uint32_t v = 0;
+  CHECK(dec("4294967295", &v));
+  CHECK_EQ(v, 4294967295u);
+  CHECK(dec("0000000007", &v));
+  CHECK_EQ(v, 7u);
+  CHECK(!dec("4294967296", &v));
+  CHECK(!dec("00000000007", &v));  // 11 digits
+  CHECK(!dec("", &v));
+  auto hex = [](const char* t, uint32_t* v) {
+    Matcher m(reinterpret_cast<const unsigned char*>(t), reinterpret_cast<const unsigned char*>(t) + std::strlen(t));
+    return m.Hex(v) && m.End();
+  };
+  CHECK(hex("ffffffff", &v));
+  CHECK_EQ(v, 0xffffffffu);
+  CHECK(!hex("123456789", &v));
+  CHECK(!hex("7C1E", &v));
+}
+
+TEST(issue_sink_keeps_100_and_counts_the_rest) {
+  RawCommon r;
+  IssueSink sink(&r);
+  for (int i = 1; i <= 250; ++i) sink.Add(static_cast<uint64_t>(i), Severity::kError, "x");
+  CHECK_EQ(r.issues.size(), kMaxIssues);
+  CHECK_EQ(r.suppressed, 150u);
+  CHECK_EQ(r.issues.back().line, 100u);
+}
+
+TEST(hex8_matches_a_digit_by_digit_reference) {
+  // ParseHex8 validates eight digits at once; check it against the obvious per-digit rule
+  auto reference = [](const unsigned char* p, uint32_t* out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 8; ++i) {
+      const unsigned char c = p[i];
+      int d;
+      if (c >= '0' && c <= '9') d = c - '0';
+      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+      else return false;
+      v = v * 16 + static_cast<uint32_t>(d);
+    }
+    *out = v;
+    return true;
+  };
+  unsigned char buf[8];
+  const char* bases[] = {"00000000", "ffffffff", "c013a100", "9a9a9a9a", "0f0f0f0f"};
+  for (const char* base : bases) {
+    for (int pos = 0; pos < 8; ++pos) {
+      for (int b = 0; b < 256; ++b) {
+        std::memcpy(buf, base, 8);
+        buf[pos] = static_cast<unsigned char>(b);
+        uint32_t got = 0, want = 0;
+        const bool ok_got = ParseHex8(buf, &got);
+        const bool ok_want = reference(buf, &want);
+        CHECK_EQ(ok_got, ok_want);
+        if (ok_want) CHECK_EQ(got, want);
+      }
+    }
+  }
+  uint64_t state = 88172645463325252ULL;
+  for (int i = 0; i < 200000; ++i) {
+    for (auto& c : buf) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      c = static_cast<unsigned char>((state & 3) ? "0123456789abcdef"[(state >> 8) & 15] : (state >> 16) & 0xff);
+    }
+    uint32_t got = 0, want = 0;
+    const bool ok_got = ParseHex8(buf, &got);
+    CHECK_EQ(ok_got, reference(buf, &want));
+    if (ok_got) CHECK_EQ(got, want);
+  }
+}

@@ -1,8 +1,8 @@
 /**
- * The only place that loads the native addon (gpucolo.node). Order: GPUCOLO_NATIVE_PATH (an
- * explicit file), then node-gyp-build's search of build/Release, build/Debug and
- * prebuilds/<platform>-<arch>/. Every failure is kept for `gpucolo doctor`; a binary that loads
- * but reports another ABI is rejected as stale. GPUCOLO_NATIVE=0 forces the pure-TS paths.
+ * The only place that loads the native addon (gpucolo.node). GPUCOLO_NATIVE_PATH names one file;
+ * otherwise build/Release, build/Debug, then prebuilds/<platform>-<arch>/*.node are tried in
+ * turn. Every failure is kept for `gpucolo doctor`; a binary that loads but reports another ABI
+ * is rejected as stale and the next candidate is tried. GPUCOLO_NATIVE=0 forces the pure-TS paths.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +60,26 @@ function check(b: unknown, from: string): NativeBinding {
   return nb;
 }
 
-/** The addon, or null (then loadErrors() says why). Never throws. */
+/**
+ * Where the addon may be, in order. A stale build/Release must not hide a fresh prebuild, so every
+ * candidate is tried and checked, and every failure is kept.
+ */
+export function nativeCandidates(): string[] {
+  const dir = path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`);
+  let prebuilt: string[] = [];
+  try {
+    prebuilt = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.node'))
+      .sort()
+      .map((f) => path.join(dir, f));
+  } catch {
+    // no prebuilds for this platform
+  }
+  return [path.join(PACKAGE_ROOT, 'build', 'Release', 'gpucolo.node'), path.join(PACKAGE_ROOT, 'build', 'Debug', 'gpucolo.node'), ...prebuilt];
+}
+
+/** The addon, or null (then nativeReport().errors says why). Never throws. */
 export function loadNative(): NativeBinding | null {
   if (cached !== undefined) return cached;
   cached = null;
@@ -69,23 +88,22 @@ export function loadNative(): NativeBinding | null {
     return cached;
   }
   const explicit = process.env.GPUCOLO_NATIVE_PATH;
-  if (explicit) {
-    const file = path.resolve(explicit);
+  const candidates = explicit ? [path.resolve(explicit)] : nativeCandidates();
+  for (const file of candidates) {
+    if (!explicit && !fs.existsSync(file)) continue;
     try {
       cached = check(require(file), file);
       cachedFile = file;
+      return cached;
     } catch (err) {
       loadErrors.push({ from: file, message: (err as Error).message.split('\n')[0] });
     }
-    return cached;
   }
-  try {
-    const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
-    const file = nodeGypBuild.resolve(PACKAGE_ROOT);
-    cached = check(require(file), file);
-    cachedFile = file;
-  } catch (err) {
-    loadErrors.push({ from: 'node-gyp-build', message: (err as Error).message.split('\n')[0] });
+  if (candidates.every((f) => !fs.existsSync(f))) {
+    loadErrors.push({
+      from: 'search',
+      message: `no native build for ${process.platform}-${process.arch} (looked in build/Release, build/Debug, prebuilds/); run npm run build:native`,
+    });
   }
   return cached;
 }
@@ -114,11 +132,7 @@ export interface NativeReport {
 /** What doctor prints about the native core. */
 export function nativeReport(): NativeReport {
   const b = loadNative();
-  const candidates = [
-    path.join(PACKAGE_ROOT, 'build', 'Release', 'gpucolo.node'),
-    path.join(PACKAGE_ROOT, 'build', 'Debug', 'gpucolo.node'),
-    path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'gpucolo.node'),
-  ].filter((f) => fs.existsSync(f));
+  const candidates = nativeCandidates().filter((f) => fs.existsSync(f));
   return {
     loaded: b !== null,
     file: cachedFile,

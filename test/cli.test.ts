@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEBUGFS, ROOT, SYSFS } from './helpers/impls.js';
+import { isRoot } from './helpers/tree.js';
 
 const CLI = path.join(ROOT, 'dist/cli/cli.js');
 const EXAMPLE = path.join(ROOT, 'examples/kfd-mi300x');
@@ -117,5 +118,28 @@ describe('gpucolo CLI', () => {
     expect(j.kfd.debugfs.ok).toBe(true);
     expect(j.kfd.device).toMatchObject({ present: false, code: 'ENOENT' });
     expect(j.kfd.device.hint).toMatch(/amdgpu/);
+  });
+
+  // debugfs is mode 0700 root: as a normal user every read is EACCES. Run as `nobody` when the
+  // suite runs as root (CI), as ourselves otherwise.
+  const canDrop = !isRoot || spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, '--version']).status === 0;
+  it.runIf(canDrop)('permission denied on debugfs: sysfs still read, each debugfs file says to use root', () => {
+    const dbg = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'gpucolo-dbg-'));
+    fs.mkdirSync(path.join(dbg, 'kfd'));
+    fs.copyFileSync(path.join(DEBUGFS, 'kfd/mqds'), path.join(dbg, 'kfd/mqds'));
+    fs.chmodSync(dbg, 0o700);
+    const args = [CLI, 'queues', '--json', '--sysfs-root', SYSFS, '--debugfs-root', dbg, '--proc-root', '/nonexistent'];
+    const r = isRoot
+      ? spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, ...args], { encoding: 'utf8' })
+      : spawnSync(process.execPath, args, { encoding: 'utf8' });
+    fs.rmSync(dbg, { recursive: true });
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    for (const f of ['mqds', 'hqds', 'rls']) {
+      expect(j.sources[f]).toMatchObject({ ok: false, code: 'EACCES', hint: expect.stringMatching(/root/) });
+    }
+    expect(j.sources.procs.ok).toBe(true);
+    expect(j.processes.map((p: { queues: unknown[] }) => p.queues.length)).toEqual([3, 1]);
+    expect(j.missing).toContain('queues[].priority');
   });
 });

@@ -15,6 +15,8 @@ export const V9_MQD_HEADER = 0xc0310800;
 
 /** (hi:lo) as 0x-hex, optionally shifted left (ring bases are stored >> 8). */
 export function addr64(lo: number, hi: number, shift = 0): string {
+  // doubles are exact below 2^53: the common case (48-bit VAs, GART addresses) avoids BigInt
+  if ((hi >>> 0) < 2 ** (21 - shift)) return `0x${(((hi >>> 0) * 2 ** 32 + (lo >>> 0)) * 2 ** shift).toString(16)}`;
   const v = ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)) << BigInt(shift);
   return `0x${v.toString(16)}`;
 }

@@ -21,6 +21,54 @@ export interface PluginProbe {
   error?: string;
 }
 
+/** Options of the native sampling thread (issue 3). Times in ns. */
+export interface NativeSamplerOptions {
+  sysfsRoot: string;
+  debugfsRoot: string;
+  intervalNs: number;
+  /** read debugfs (mqds, hqds, rls) every N-th sample; 0 = never */
+  debugfsEvery: number;
+  /** stop by itself after this many samples (0 = until stop()) */
+  maxSamples: number;
+  /** only these pids (sysfs proc walk); null = every KFD process */
+  pids: number[] | null;
+  /** samples waiting for JS beyond this are dropped and counted in the next sample's `dropped` */
+  maxQueued: number;
+}
+
+/** A debugfs file that could not be read in a sample. */
+export interface NativeReadError {
+  code: string;
+  message: string;
+}
+
+/** One sample taken by the native thread. Times are ns since the sampler's origin. */
+export interface NativeSample {
+  seq: number;
+  intendedNs: number;
+  actualNs: number;
+  readNs: number;
+  parseNs: number;
+  /** intervals skipped (the thread fell behind) before this sample */
+  missed: number;
+  /** samples dropped because JS did not keep up, before this one */
+  dropped: number;
+  procs: ProcsRaw;
+  /** present in samples that read debugfs */
+  mqds?: MqdsRaw | NativeReadError;
+  hqds?: HqdsRaw | NativeReadError;
+  rls?: RlsRaw | NativeReadError;
+}
+
+export interface NativeSamplerHandle {
+  /** CLOCK_MONOTONIC ns of the origin (t = 0), decimal string */
+  originNs: string;
+  /** ask the thread to stop; resolves after its last sample was delivered */
+  stop(): Promise<void>;
+  /** change the pid filter between samples */
+  setPids(pids: number[] | null): void;
+}
+
 export interface NativeBinding {
   abiVersion: number;
   /** compiler/build facts for doctor */
@@ -34,6 +82,10 @@ export interface NativeBinding {
   kfdVersion(devPath: string): { major: number; minor: number };
   /** dlopen()s gpucolo_<name>.so plugins found next to the addon */
   probePlugins(): PluginProbe[];
+  /** CLOCK_MONOTONIC now, ns as a decimal string */
+  monotonicNowNs(): string;
+  /** starts the sampling thread; onSample runs on the JS thread for every sample, in order */
+  startSampler(opts: NativeSamplerOptions, onSample: (s: NativeSample) => void): NativeSamplerHandle;
 }
 
 export interface NativeLoadError {

@@ -1,0 +1,166 @@
+/**
+ * The trace file format (JSON Lines, one self-contained record per line; a killed tracer leaves a
+ * valid prefix). Every record has `kind` and `t_ns`: monotonic nanoseconds since the trace
+ * started (CLOCK_MONOTONIC; the header gives the origin). Documented in README "Trace format".
+ */
+
+export const TRACE_SCHEMA = 'gpucolo.trace/1';
+
+export type TraceSource = 'sysfs' | 'debugfs';
+
+export interface TraceGpu {
+  node: number;
+  /** hex, as debugfs prints it */
+  gpuId: string;
+  name: string;
+  gfxTarget: string | null;
+  numXcc: number;
+}
+
+export interface TraceHeader {
+  kind: 'header';
+  t_ns: 0;
+  schema: typeof TRACE_SCHEMA;
+  gpucoloVersion: string;
+  /** wall-clock time of t_ns = 0 */
+  startedAt: string;
+  /** CLOCK_MONOTONIC nanoseconds of t_ns = 0, as a decimal string (may exceed 2^53) */
+  monotonicOriginNs: string;
+  host: { hostname: string; kernel: string };
+  gpus: TraceGpu[];
+  /** sources asked for */
+  sources: TraceSource[];
+  /** sources readable when the trace started (debugfs needs root) */
+  readable: TraceSource[];
+  intervalNs: number;
+  /** debugfs is read every this many ns (a multiple of intervalNs) */
+  debugfsIntervalNs: number;
+  roots: { sysfs: string; debugfs: string; proc: string };
+  /** parser implementation */
+  impl: 'native' | 'ts';
+  /** 'native-thread': C++ sampling thread on a monotonic clock; 'ts-timer': drift-corrected timers */
+  sampler: 'native-thread' | 'ts-timer';
+  target: { mode: 'all' | 'pids' | 'command'; pids: number[]; command?: string[] };
+  options: { durationNs: number | null; baselineNs: number; tailNs: number; stopAfterNs: number | null };
+}
+
+/**
+ * One queue in a sample. `key` identifies the queue for the whole trace: `<pid>/q<qid>` when the
+ * KFD queue id is known (sysfs), else `<pid>/mqd<address>` (debugfs only).
+ */
+export interface TraceQueue {
+  key: string;
+  qid: number | null;
+  type: string;
+  gpuId: string | null;
+  node: number | null;
+  /** null when debugfs was not read in this sample (or is unreadable) */
+  priority: { pipe: number; queue: number; level: 'low' | 'normal' | 'high' | null } | null;
+  /** GART address of the XCC0 MQD (compute), null otherwise or without debugfs */
+  mqd: string | null;
+  /** [inst, pipe, queue, active 0|1] per XCC; null = hqds not read in this sample */
+  hqds: [number, number, number, number][] | null;
+  /** [engine, rlc, active 0|1] for an SDMA queue on an RLC; null otherwise */
+  sdma: [number, number, number] | null;
+  inRunlist: boolean | null;
+}
+
+export interface TraceProcess {
+  pid: number;
+  /** pid inside its own namespace when it differs (containers) */
+  nsPid: number | null;
+  queues: TraceQueue[];
+}
+
+export interface TraceSample {
+  kind: 'sample';
+  /** actual time the sample was taken */
+  t_ns: number;
+  seq: number;
+  /** when it should have been taken (t_ns - intended_ns = jitter) */
+  intended_ns: number;
+  /** time spent reading the pseudo-files */
+  read_ns: number;
+  /** time spent parsing them into tables */
+  parse_ns: number;
+  /** time spent building objects and joining (JS) */
+  join_ns: number;
+  /** debugfs was read in this sample */
+  debugfs: boolean;
+  /** intervals skipped before this sample because sampling fell behind */
+  missed: number;
+  processes: TraceProcess[];
+  /** active HQD slots of no known queue: [node, inst, pipe, queue] (debugfs samples) */
+  unmatchedHqds: [number, number, number, number][];
+  /** problems of this sample (source unreadable, parse errors), one line each */
+  issues: string[];
+}
+
+export type TraceEventName =
+  | 'process-started'
+  | 'process-exited'
+  | 'queue-created'
+  | 'queue-destroyed'
+  | 'hqd-mapped'
+  | 'hqd-unmapped'
+  | 'priority-changed';
+
+export interface TraceEvent {
+  kind: 'event';
+  /** time of the sample that first showed the change */
+  t_ns: number;
+  event: TraceEventName;
+  /** seq of that sample */
+  sample: number;
+  pid: number;
+  /** queue events: the queue's key, KFD id (sysfs) and what identifies it on the device */
+  key?: string;
+  qid?: number | null;
+  type?: string;
+  gpuId?: string | null;
+  mqd?: string | null;
+  /** hqd-mapped/-unmapped: the slot */
+  inst?: number;
+  pipe?: number;
+  queue?: number;
+  /** priority-changed */
+  from?: { pipe: number; queue: number } | null;
+  to?: { pipe: number; queue: number } | null;
+}
+
+export type TraceMarkerName =
+  | 'baseline-start'
+  | 'baseline-end'
+  | 'command-started'
+  | 'stop-signal'
+  | 'command-exited'
+  | 'tail-end'
+  | 'interrupted'
+  | 'source-lost'
+  | 'source-back';
+
+/** Things the tracer did or saw happen to the traced command. */
+export interface TraceMarker {
+  kind: 'marker';
+  t_ns: number;
+  marker: TraceMarkerName;
+  pid?: number;
+  pgid?: number;
+  argv?: string[];
+  code?: number | null;
+  signal?: string | null;
+  source?: TraceSource;
+  detail?: string;
+}
+
+export interface TraceFooter {
+  kind: 'footer';
+  t_ns: number;
+  samples: number;
+  events: number;
+  missedIntervals: number;
+  endedBy: 'duration' | 'command-exit' | 'interrupt' | 'error';
+  error?: string;
+}
+
+export type TraceRecord = TraceHeader | TraceSample | TraceEvent | TraceMarker | TraceFooter;

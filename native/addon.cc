@@ -4,12 +4,13 @@
 #include "kfd/binding.h"
 #include "kfd/kfd_ioctl.h"
 #include "plugins/binding.h"
+#include "trace/binding.h"
 
 namespace {
 
 // Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts; src/native.ts
 // rejects an addon whose number differs (a stale build/Release beats a fresh prebuild).
-constexpr int kAbiVersion = 1;
+constexpr int kAbiVersion = 2;
 
 const char* Compiler() {
 #if defined(__clang__)
@@ -30,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", info);
   gpucolo::kfd::RegisterBinding(env, exports);
   gpucolo::plugins::RegisterBinding(env, exports);
+  gpucolo::trace::RegisterBinding(env, exports);
   return exports;
 }
 

@@ -6,3 +6,7 @@ export { loadNative, nativeReport, NATIVE_ABI } from './native.js';
 export type { Impl, NativeReport, NativeLoadError, PluginProbe } from './native.js';
 export { GpucoloError } from './errors.js';
 export { VERSION } from './version.js';
+export * from './trace/index.js';
+export * from './stats/index.js';
+export { Supervisor } from './runners/supervisor/index.js';
+export type { ChildSpec, ExitInfo, SupervisedChild, SupervisorOptions } from './runners/supervisor/index.js';

@@ -77,19 +77,34 @@ describe('join: what cannot be matched is reported, not dropped', () => {
     expect(r.unmatchedHqds.filter((h) => h.kind === 'sdma').map((h) => [h.pipe, h.queue, h.ringBase])).toEqual([[2, 0, '0x7f3a8a000000']]);
   });
 
-  it('different queue counts in sysfs and mqds leave ids unmatched with a warning', () => {
+  it('different queue counts in sysfs and mqds: the oldest pair, the rest stay unknown, with a warning', () => {
     const procs = readKfdProcs({ sysfsRoot: SYSFS, impl: 'ts' });
-    procs.procs[0].queues.pop(); // sysfs misses the SDMA queue (destroyed between reads)
-    procs.procs[0].queues.pop(); // and one compute queue
+    procs.procs[0].queues.pop(); // sysfs misses the SDMA queue (created between reads)
+    procs.procs[0].queues.pop(); // and the newer compute queue
     const r = joinQueues({ mqds: parseMqds(mqds, { impl: 'ts' }), procs });
     const p = r.processes.find((x) => x.pid === 41872)!;
-    expect(p.queues.map((q) => [q.qid, q.qidMatch])).toEqual([
-      [null, 'unmatched'],
-      [null, 'unmatched'],
-      [null, 'unmatched'],
+    expect(p.queues.map((q) => [q.qid, q.qidMatch, q.mqdAddresses[0] ?? null])).toEqual([
+      [0, 'creation-order', '0x712000'],
+      [null, 'unmatched', '0x71e000'],
+      [null, 'unmatched', null],
     ]);
     expect(r.warnings.join('\n')).toMatch(/process 41872: 1 compute queue\(s\) on gpu 7c1e in sysfs but 2 in mqds/);
     expect(r.warnings.join('\n')).toMatch(/process 41872: 0 sdma queue\(s\) on gpu 7c1e in sysfs but 1 in mqds/);
+  });
+
+  it('a queue sysfs shows before mqds does is listed from sysfs; earlier ids are kept by history', () => {
+    const procs = readKfdProcs({ sysfsRoot: SYSFS, impl: 'ts' });
+    // qid 5 exists in sysfs only; hints say 0x71e000 was qid 1 and 0x712000 qid 0
+    procs.procs[0].queues.push({ qid: 5, typeCode: 0, type: 'compute', sizeBytes: 4096, gpuId: 31774 });
+    const qidHints = new Map([[41872, new Map([['mqd:0x71e000', 1], ['mqd:0x712000', 0]])]]);
+    const r = joinQueues({ mqds: parseMqds(mqds, { impl: 'ts' }), procs, qidHints });
+    const p = r.processes.find((x) => x.pid === 41872)!;
+    expect(p.queues.map((q) => [q.qid, q.qidMatch, q.source])).toEqual([
+      [0, 'history', 'debugfs+sysfs'],
+      [1, 'history', 'debugfs+sysfs'],
+      [2, 'unique', 'debugfs+sysfs'],
+      [5, 'sysfs-only', 'sysfs'],
+    ]);
   });
 
   it('sysfs alone still gives processes, queue ids, types and GPUs, and says what is missing', () => {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, nativeLoaded } from './helpers/impls.js';
+import { NATIVE_ABI } from '../src/native.js';
 import { makeTree } from './helpers/tree.js';
 
 const dirs: string[] = [];
@@ -48,7 +49,7 @@ describe('native loader', () => {
     const dir = makeTree({ 'old.cjs': 'module.exports = { abiVersion: 99, parseMqds() {} };' });
     dirs.push(dir);
     const out = probe(`return g.nativeReport().errors;`, { GPUCOLO_NATIVE_PATH: path.join(dir, 'old.cjs') }) as { message: string }[];
-    expect(out[0].message).toMatch(/^stale native build .*old\.cjs \(abi 99, this gpucolo needs 1\); run npm run build:native$/);
+    expect(out[0].message).toMatch(new RegExp(`^stale native build .*old\\.cjs \\(abi 99, this gpucolo needs ${NATIVE_ABI}\\); run npm run build:native$`));
   });
 
   it('a file that is not a gpucolo addon is refused', () => {

@@ -129,23 +129,59 @@ std::string RootArg(const Napi::CallbackInfo& info, const char* fn) {
   return info[0].As<Napi::String>().Utf8Value();
 }
 
+}  // namespace
+
+// ---------------------------------------------------------------------------------- raw -> JS
+
+Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("words", ToU32(env, r.words));
+  o.Set("procs", ToF64(env, r.procs));
+  Napi::Array pasids = Napi::Array::New(env, r.pasids.size());
+  for (size_t i = 0; i < r.pasids.size(); ++i) pasids.Set(static_cast<uint32_t>(i), r.pasids[i]);
+  o.Set("pasids", pasids);
+  o.Set("queues", ToF64(env, r.queues));
+  o.Set("blocks", ToF64(env, r.blocks));
+  SetCommon(env, o, r);
+  return o;
+}
+
+Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("words", ToU32(env, r.words));
+  o.Set("nodes", ToF64(env, r.nodes));
+  o.Set("slots", ToF64(env, r.slots));
+  SetCommon(env, o, r);
+  return o;
+}
+
+Napi::Object RlsToJs(Napi::Env env, const RlsRaw& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("words", ToU32(env, r.words));
+  o.Set("nodes", ToF64(env, r.nodes));
+  o.Set("packets", ToF64(env, r.packets));
+  SetCommon(env, o, r);
+  return o;
+}
+
+Napi::Object ProcsToJs(Napi::Env env, const ProcsRaw& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("procs", ToF64(env, p.procs));
+  o.Set("queues", ToF64(env, p.queues));
+  o.Set("metrics", ToF64(env, p.metrics));
+  o.Set("issues", ReadIssues(env, p.issues));
+  return o;
+}
+
+namespace {
+
 // ---------------------------------------------------------------------------------- parsers
 
 Napi::Value ParseMqdsJs(const Napi::CallbackInfo& info) {
   return Guarded(info, "parseMqds", [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     InputBytes in = GetBytes(info, "parseMqds");
-    const MqdsRaw r = ParseMqds(in.data, in.len);
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("words", ToU32(env, r.words));
-    o.Set("procs", ToF64(env, r.procs));
-    Napi::Array pasids = Napi::Array::New(env, r.pasids.size());
-    for (size_t i = 0; i < r.pasids.size(); ++i) pasids.Set(static_cast<uint32_t>(i), r.pasids[i]);
-    o.Set("pasids", pasids);
-    o.Set("queues", ToF64(env, r.queues));
-    o.Set("blocks", ToF64(env, r.blocks));
-    SetCommon(env, o, r);
-    return o;
+    return MqdsToJs(env, ParseMqds(in.data, in.len));
   });
 }
 
@@ -153,13 +189,7 @@ Napi::Value ParseHqdsJs(const Napi::CallbackInfo& info) {
   return Guarded(info, "parseHqds", [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     InputBytes in = GetBytes(info, "parseHqds");
-    const HqdsRaw r = ParseHqds(in.data, in.len);
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("words", ToU32(env, r.words));
-    o.Set("nodes", ToF64(env, r.nodes));
-    o.Set("slots", ToF64(env, r.slots));
-    SetCommon(env, o, r);
-    return o;
+    return HqdsToJs(env, ParseHqds(in.data, in.len));
   });
 }
 
@@ -167,13 +197,7 @@ Napi::Value ParseRlsJs(const Napi::CallbackInfo& info) {
   return Guarded(info, "parseRls", [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     InputBytes in = GetBytes(info, "parseRls");
-    const RlsRaw r = ParseRls(in.data, in.len);
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("words", ToU32(env, r.words));
-    o.Set("nodes", ToF64(env, r.nodes));
-    o.Set("packets", ToF64(env, r.packets));
-    SetCommon(env, o, r);
-    return o;
+    return RlsToJs(env, ParseRls(in.data, in.len));
   });
 }
 
@@ -217,13 +241,7 @@ Napi::Value ReadKfdProcsJs(const Napi::CallbackInfo& info) {
         if (v.IsNumber()) pids.push_back(v.As<Napi::Number>().DoubleValue());
       }
     }
-    const ProcsRaw p = ReadKfdProcs(root, filter ? &pids : nullptr);
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("procs", ToF64(env, p.procs));
-    o.Set("queues", ToF64(env, p.queues));
-    o.Set("metrics", ToF64(env, p.metrics));
-    o.Set("issues", ReadIssues(env, p.issues));
-    return o;
+    return ProcsToJs(env, ReadKfdProcs(root, filter ? &pids : nullptr));
   });
 }
 

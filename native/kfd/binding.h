@@ -1,13 +1,30 @@
 // N-API surface of the kfd group: parseMqds, parseHqds, parseRls, readTopology, readKfdProcs,
 // kfdVersion. The work is done by the plain C++ functions of this folder.
+//
+// The *ToJs converters below are the one conversion of the raw tables into the JS objects of
+// src/kfd/raw.ts; the single-shot functions and the sampling thread (native/trace) both use them.
 #pragma once
 
 #include <napi.h>
+
+#include "hqds_parser.h"
+#include "mqds_parser.h"
+#include "rls_parser.h"
+#include "sysfs_reader.h"
 
 namespace gpucolo {
 namespace kfd {
 
 void RegisterBinding(Napi::Env env, Napi::Object exports);
+
+/** MqdsRaw in raw.ts. Call on the JS thread; throws Napi::Error if N-API fails. */
+Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r);
+/** HqdsRaw in raw.ts. */
+Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r);
+/** RlsRaw in raw.ts. */
+Napi::Object RlsToJs(Napi::Env env, const RlsRaw& r);
+/** ProcsRaw in raw.ts. */
+Napi::Object ProcsToJs(Napi::Env env, const ProcsRaw& p);
 
 }  // namespace kfd
 }  // namespace gpucolo

@@ -10,15 +10,23 @@ import { oneLine } from '../errors.js';
 import { CliError } from './errors.js';
 import { doctorCommand } from './doctor.js';
 import { queuesCommand } from './queues.js';
+import { analyzeCommand } from './analyze.js';
+import { exportCommand } from './export.js';
+import { traceCommand } from './trace.js';
 
 export function buildProgram(): Command {
   const program = new Command('gpucolo')
     .description('see and control what AI models sharing a GPU do: KFD queues, priorities, co-location')
     .version(VERSION)
     .showHelpAfterError('(run gpucolo --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // options after a trace command (gpucolo trace -- cmd --flag) belong to that command
+    .enablePositionalOptions();
   program.addCommand(doctorCommand());
   program.addCommand(queuesCommand());
+  program.addCommand(analyzeCommand());
+  program.addCommand(exportCommand());
+  program.addCommand(traceCommand());
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -97,7 +97,18 @@ export function buildMqds(raw: MqdsRaw, path: Impl, file?: string): Mqds {
 
 const SLOT_KINDS = ['hiq', 'cp', 'sdma'] as const;
 
-export function buildHqds(raw: HqdsRaw, path: Impl, file?: string): Hqds {
+/**
+ * Slots whose registers say nothing is there (compute: not active and no MQD address; SDMA: ring
+ * disabled) can be left out with `inUseOnly`: the tracer needs only the others, and most of an
+ * hqds dump is empty slots.
+ */
+function slotInUse(kind: number, words: Uint32Array, at: number, count: number): boolean {
+  if (count === 0) return false;
+  if (kind === SlotCode.sdma) return (words[at] & 1) === 1;
+  return (count > 2 && (words[at + 2] & 1) === 1) || words[at] !== 0 || (count > 1 && words[at + 1] !== 0);
+}
+
+export function buildHqds(raw: HqdsRaw, path: Impl, file?: string, opts: { inUseOnly?: boolean } = {}): Hqds {
   const { nodes, slots, words } = raw;
   const out: HqdNode[] = [];
   for (let n = 0; n < nodes.length / HQDS_NODE_COLS; n++) {
@@ -106,6 +117,7 @@ export function buildHqds(raw: HqdsRaw, path: Impl, file?: string): Hqds {
     for (let s = nodes[nr + 4]; s < nodes[nr + 4] + nodes[nr + 5]; s++) {
       const sr = s * HQDS_SLOT_COLS;
       const kind = slots[sr + 1];
+      if (opts.inUseOnly && kind !== SlotCode.hiq && !slotInUse(kind, words, slots[sr + 7], slots[sr + 8])) continue;
       const regs = words.subarray(slots[sr + 7], slots[sr + 7] + slots[sr + 8]);
       const d = kind === SlotCode.sdma ? decodeSdmaHqd(regs) : decodeComputeHqd(regs);
       list.push({

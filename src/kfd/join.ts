@@ -9,9 +9,11 @@
  *  - runlist -> queue: MAP_QUEUES MQD address == XCC0 block address (compute); SDMA MAP_QUEUES by
  *    doorbell within the process that the compute queues identified.
  *  - sysfs queue ids: mqds does not print them (SPEC.md §1.3). Matched per (gpu, compute|sdma):
- *    one queue on each side -> 'unique'; equal counts -> 'creation-order' (mqds lists newest
- *    first, KFD gives the lowest free id, so oldest = lowest id unless ids were reused);
- *    otherwise the ids stay unknown and a warning says so.
+ *    first by what earlier snapshots of a trace established ('history', qidHints); then one
+ *    queue on each side -> 'unique', else by creation order ('creation-order': mqds lists newest
+ *    first, KFD gives the lowest free id, so oldest = lowest id unless ids were reused). With
+ *    different counts only the oldest pairs are matched, a warning says so, and sysfs queues
+ *    debugfs does not show yet are listed from sysfs alone.
  */
 import { priorityLevel } from './decode.js';
 import type { ProcStatus } from './procfs.js';
@@ -30,7 +32,7 @@ import type {
   Topology,
 } from './types.js';
 
-export type QidMatch = 'unique' | 'creation-order' | 'sysfs-only' | 'unmatched' | 'no-sysfs';
+export type QidMatch = 'unique' | 'creation-order' | 'history' | 'sysfs-only' | 'unmatched' | 'no-sysfs';
 
 export interface SnapshotHqd {
   /** logical XCC (hqds "Inst") */
@@ -135,6 +137,16 @@ export interface JoinInput {
   procs?: KfdProcs | null;
   status?: Map<number, ProcStatus | null>;
   pids?: readonly number[];
+  /**
+   * Queue ids established by earlier snapshots of a trace: pid -> debugfsIdentity -> qid. Used
+   * before creation order, so ids stay put when queues come and go between two reads.
+   */
+  qidHints?: Map<number, Map<string, number>>;
+}
+
+/** What identifies a debugfs queue across snapshots: its XCC0 MQD address, or an SDMA ring. */
+export function debugfsIdentity(q: Pick<SnapshotQueue, 'mqdAddresses' | 'ringBase' | 'type'>): string {
+  return q.mqdAddresses.length ? `mqd:${q.mqdAddresses[0]}` : `ring:${q.ringBase}`;
 }
 
 export interface JoinResult {
@@ -234,17 +246,36 @@ export function joinQueues(input: JoinInput): JoinResult {
       };
       for (const sq of sp.queues) group(`${sq.gpuId === null ? '?' : hex(sq.gpuId)}|${sysfsClass(sq.typeCode)}`).sys.push(sq);
       for (const w of mine) group(`${w.q.gpuId ?? '?'}|${mqdClass(w.mqd!)}`).dbg.push(w);
+      const hints = input.qidHints?.get(pid);
       for (const [key, g] of groups) {
-        if (g.sys.length === g.dbg.length && g.sys.length > 0) {
-          const how: QidMatch = g.sys.length === 1 ? 'unique' : 'creation-order';
-          g.sys.sort((a, b) => a.qid - b.qid);
-          g.dbg.sort((a, b) => a.order - b.order);
-          g.dbg.forEach((w, i) => mergeSysfs(w.q, g.sys[i], how));
-        } else if (g.sys.length !== g.dbg.length) {
+        g.sys.sort((a, b) => a.qid - b.qid);
+        g.dbg.sort((a, b) => a.order - b.order);
+        // 1. what earlier snapshots established (same MQD/ring, that id still present)
+        let sys = g.sys;
+        let dbg = g.dbg;
+        if (hints) {
+          for (const w of dbg) {
+            const h = hints.get(debugfsIdentity(w.q));
+            const sq = h === undefined ? undefined : sys.find((x) => x.qid === h);
+            if (sq) {
+              mergeSysfs(w.q, sq, 'history');
+              sys = sys.filter((x) => x !== sq);
+            }
+          }
+          dbg = dbg.filter((w) => w.q.qid === null);
+        }
+        // 2. the rest by creation order; with different counts only the oldest pairs, as a queue
+        //    created between the sysfs and the debugfs read is the newest on its side
+        const n = Math.min(sys.length, dbg.length);
+        const how: QidMatch = sys.length === 1 && dbg.length === 1 ? 'unique' : 'creation-order';
+        for (let i = 0; i < n; i++) mergeSysfs(dbg[i].q, sys[i], how);
+        if (sys.length !== dbg.length) {
           const [gpu, cls] = key.split('|');
           warnings.push(
-            `process ${pid}: ${g.sys.length} ${cls} queue(s) on gpu ${gpu} in sysfs but ${g.dbg.length} in mqds; their queue ids are not matched`,
+            `process ${pid}: ${g.sys.length} ${cls} queue(s) on gpu ${gpu} in sysfs but ${g.dbg.length} in mqds (created or destroyed between the reads?)`,
           );
+          // sysfs queues debugfs did not show yet: listed from sysfs alone
+          for (const sq of sys.slice(n)) add({ pid, order: Number.MAX_SAFE_INTEGER - 1024 + sq.qid, mqd: null, q: fromSysfs(sq, nodeOfGpu) });
         }
       }
     }

@@ -159,7 +159,8 @@ export interface TraceFooter {
   samples: number;
   events: number;
   missedIntervals: number;
-  endedBy: 'duration' | 'command-exit' | 'interrupt' | 'error';
+  /** duration reached; the command exited (+ tail); every --pid process exited (+ tail); Ctrl-C/SIGTERM; a write or read failure */
+  endedBy: 'duration' | 'command-exit' | 'target-exit' | 'interrupt' | 'error';
   error?: string;
 }
 

@@ -1,0 +1,305 @@
+// startSampler(): a Sampler (sampler.h) whose sink is a TypedThreadSafeFunction, following
+// TOOLCHAIN.md §4 "Blocking or unbounded work":
+//
+//   JS thread                               sampler thread
+//   startSampler ── Tsfn::New, Start() ──▶  loop: sleep to deadline, read, parse,
+//                                            NonBlockingCall(sample) (queue bound maxQueued;
+//   CallJs: sample -> JS object, onSample ◀──  napi_queue_full = dropped, counted in the next;
+//                                            the last of maxSamples: BlockingCall, never dropped)
+//   stop(): RequestStop() wakes the sleep;  ◀── loop ends: Release()
+//   TSFN finalizer (after the queue drained): join, resolve every stop() promise, free.
+//
+// Ownership: Ctx is shared by the TSFN (a heap shared_ptr freed by its finalizer) and the stop /
+// setPids functions (captured, freed when they are collected), so a late stop() never touches
+// freed memory, and Ctx never dies before the thread was joined (only the finalizer joins).
+//
+// Teardown (worker terminate, env cleanup): our cleanup hook, registered after the TSFN's own and
+// so run before it, stops the thread; then Node closes the TSFN and runs the finalizer, which
+// stops and joins again (harmless) before Node frees the TSFN the thread might still touch.
+// Promise resolution there may fail: caught. Nothing throws out of CallJs or the finalizer; a JS
+// exception from onSample goes to napi_fatal_exception (process 'uncaughtException'). A worker
+// being terminated can still run CallJs with JS calls failing: see the comment there.
+#include "binding.h"
+
+#include <cmath>
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kfd/binding.h"
+#include "sampler.h"
+
+namespace gpucolo {
+namespace trace {
+namespace {
+
+struct Ctx;
+void CallJs(Napi::Env env, Napi::Function on_sample, Ctx* ctx, Sample* sample);
+using Tsfn = Napi::TypedThreadSafeFunction<Ctx, Sample, CallJs>;
+
+class TsfnSink final : public SampleSink {
+ public:
+  Delivery Deliver(std::unique_ptr<Sample> sample, bool last) override {
+    Sample* raw = sample.release();
+    // the last sample of a maxSamples run waits for room (env teardown ends the wait: napi_closing)
+    const napi_status st = last ? tsfn.BlockingCall(raw) : tsfn.NonBlockingCall(raw);
+    if (st == napi_ok) return Delivery::kTaken;  // CallJs owns it now
+    delete raw;
+    return st == napi_queue_full ? Delivery::kDropped : Delivery::kClosed;  // napi_closing: env going away
+  }
+  void Done() override { tsfn.Release(); }
+
+  Tsfn tsfn;
+};
+
+struct Ctx {
+  TsfnSink sink;  // before sampler: destroyed after it
+  std::unique_ptr<Sampler> sampler;
+  // JS thread only
+  std::vector<Napi::Promise::Deferred> waiters;
+  bool finished = false;
+  bool hook_added = false;
+};
+
+// ------------------------------------------------------------------------------- JS thread
+
+void RaiseFatal(napi_env env, napi_value error) {
+  // a no-op (status != napi_ok) when the environment can no longer run JS
+  if (error != nullptr) napi_fatal_exception(env, error);
+}
+
+Napi::Object ReadErrorToJs(Napi::Env env, const ReadError& e) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("code", Napi::String::New(env, e.code));
+  o.Set("message", Napi::String::New(env, e.message));
+  return o;
+}
+
+/** NativeSample in src/native.ts; tables through the kfd binding's one conversion. */
+Napi::Object SampleToJs(Napi::Env env, const Sample& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("seq", Napi::Number::New(env, static_cast<double>(s.seq)));
+  o.Set("intendedNs", Napi::Number::New(env, s.intended_ns));
+  o.Set("actualNs", Napi::Number::New(env, s.actual_ns));
+  o.Set("readNs", Napi::Number::New(env, s.read_ns));
+  o.Set("parseNs", Napi::Number::New(env, s.parse_ns));
+  o.Set("missed", Napi::Number::New(env, static_cast<double>(s.missed)));
+  o.Set("dropped", Napi::Number::New(env, static_cast<double>(s.dropped)));
+  o.Set("procs", kfd::ProcsToJs(env, s.procs));
+  if (s.debugfs) {
+    o.Set("mqds", s.mqds.ok ? kfd::MqdsToJs(env, s.mqds.raw) : ReadErrorToJs(env, s.mqds.error));
+    o.Set("hqds", s.hqds.ok ? kfd::HqdsToJs(env, s.hqds.raw) : ReadErrorToJs(env, s.hqds.error));
+    o.Set("rls", s.rls.ok ? kfd::RlsToJs(env, s.rls.raw) : ReadErrorToJs(env, s.rls.error));
+  }
+  return o;
+}
+
+void CallJs(Napi::Env env, Napi::Function on_sample, Ctx*, Sample* sample) {
+  std::unique_ptr<Sample> owned(sample);
+  // env == nullptr: Node is emptying the queue of a closing TSFN; only free the data
+  if (env == nullptr || on_sample == nullptr || !owned) return;
+  napi_value arg;
+  try {
+    arg = SampleToJs(env, *owned);
+  } catch (const Napi::Error& e) {  // N-API failed (e.g. a worker being terminated)
+    try {
+      RaiseFatal(env, e.Value());
+    } catch (...) {
+    }
+    return;
+  } catch (const std::exception& e) {  // std::bad_alloc while converting
+    try {
+      RaiseFatal(env, Napi::Error::New(env, std::string("gpucolo sampler: ") + e.what()).Value());
+    } catch (...) {
+    }
+    return;
+  }
+  owned.reset();
+  // Plain napi_call_function, not Function::Call: when a worker is being terminated the call
+  // fails with a termination "exception" that is not an object, and wrapping that in a
+  // Napi::Error aborts the process (napi_define_properties in Error::Error).
+  napi_value undefined = nullptr;
+  napi_value result = nullptr;
+  napi_get_undefined(env, &undefined);
+  if (napi_call_function(env, undefined, on_sample, 1, &arg, &result) == napi_ok) return;
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value error = nullptr;
+    if (napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+      // without this the exception would be swallowed (DEP0168); a no-op when the environment
+      // can no longer run JS
+      RaiseFatal(env, error);
+    }
+  }
+}
+
+void OnEnvCleanup(void* arg) {
+  Ctx* ctx = static_cast<Ctx*>(arg);
+  ctx->hook_added = false;  // Node removes it after this call
+  ctx->sampler->RequestStop();
+}
+
+/** After the thread's Release() and the last CallJs, or when the environment closes the TSFN. */
+void Finalize(Napi::Env env, std::shared_ptr<Ctx>* holder, Ctx* ctx) {
+  try {
+    ctx->sampler->RequestStop();  // teardown: the thread may still be sleeping
+    ctx->sampler->Join();
+    if (ctx->hook_added) {
+      napi_remove_env_cleanup_hook(env, OnEnvCleanup, ctx);
+      ctx->hook_added = false;
+    }
+    ctx->finished = true;
+    std::vector<Napi::Promise::Deferred> waiters;
+    waiters.swap(ctx->waiters);
+    for (Napi::Promise::Deferred& d : waiters) {
+      try {
+        d.Resolve(env.Undefined());
+      } catch (...) {
+        // environment teardown: nobody is left to see it
+      }
+    }
+  } catch (...) {
+  }
+  delete holder;
+}
+
+// ------------------------------------------------------------------------------- options
+
+std::string Describe(Napi::Value v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsNumber()) return v.ToString().Utf8Value();
+  if (v.IsString()) return "a string";
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsArray()) return "an array";
+  if (v.IsFunction()) return "a function";
+  if (v.IsObject()) return "an object";
+  return "a " + std::string(v.IsSymbol() ? "symbol" : "bigint");
+}
+
+[[noreturn]] void BadOption(Napi::Env env, const char* fn, const char* key, const char* rule, Napi::Value got) {
+  throw Napi::TypeError::New(env, std::string(fn) + ": " + key + " " + rule + " (got " + Describe(got) + ")");
+}
+
+std::string RootOption(Napi::Env env, Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) BadOption(env, "startSampler", key, "must be a string", v);
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.empty() || s.find('\0') != std::string::npos) {
+    BadOption(env, "startSampler", key, "must be a non-empty path without NUL bytes", v);
+  }
+  return s;
+}
+
+double IntegerOption(Napi::Env env, Napi::Object o, const char* key, double lo, double hi, const char* rule) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) BadOption(env, "startSampler", key, rule, v);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d < lo || d > hi) BadOption(env, "startSampler", key, rule, v);
+  return d;
+}
+
+/** null/undefined -> false (every process); an array of numbers -> true + *out. */
+bool PidsArg(Napi::Env env, Napi::Value v, const char* fn, std::vector<double>* out) {
+  if (v.IsUndefined() || v.IsNull()) return false;
+  const char* rule = "must be an array of numbers or null";
+  if (!v.IsArray()) BadOption(env, fn, "pids", rule, v);
+  Napi::Array a = v.As<Napi::Array>();
+  out->clear();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) BadOption(env, fn, "pids", rule, a);
+    out->push_back(e.As<Napi::Number>().DoubleValue());
+  }
+  return true;
+}
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+// ------------------------------------------------------------------------------- exports
+
+Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsFunction()) {
+    throw Napi::TypeError::New(env, "startSampler: options must be an object");
+  }
+  if (info.Length() < 2 || !info[1].IsFunction()) {
+    throw Napi::TypeError::New(env, "startSampler: onSample must be a function");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Function on_sample = info[1].As<Napi::Function>();
+
+  SamplerOptions opts;
+  opts.sysfs_root = RootOption(env, o, "sysfsRoot");
+  opts.debugfs_root = RootOption(env, o, "debugfsRoot");
+  opts.interval_ns = static_cast<int64_t>(
+      IntegerOption(env, o, "intervalNs", 1e6, 60e9, "must be an integer number of ns from 1e6 (1 ms) to 60e9 (60 s)"));
+  opts.debugfs_every = static_cast<uint64_t>(
+      IntegerOption(env, o, "debugfsEvery", 0, kMaxSafeInteger, "must be an integer >= 0 (0 = never read debugfs)"));
+  opts.max_samples = static_cast<uint64_t>(
+      IntegerOption(env, o, "maxSamples", 0, kMaxSafeInteger, "must be an integer >= 0 (0 = until stop())"));
+  opts.filter_pids = PidsArg(env, o.Get("pids"), "startSampler", &opts.pids);
+  const size_t max_queued =
+      static_cast<size_t>(IntegerOption(env, o, "maxQueued", 1, kMaxSafeInteger, "must be an integer >= 1"));
+
+  auto ctx = std::make_shared<Ctx>();
+  ctx->sampler = std::make_unique<Sampler>(std::move(opts), &ctx->sink);
+  auto* holder = new std::shared_ptr<Ctx>(ctx);
+  try {
+    ctx->sink.tsfn = Tsfn::New(env, on_sample, "gpucolo.sampler", max_queued, 1, ctx.get(), Finalize, holder);
+  } catch (...) {
+    delete holder;
+    throw;
+  }
+  // from here on the finalizer owns holder. Registered after the TSFN's own cleanup hook, so it
+  // runs first (hooks run in reverse order).
+  if (napi_add_env_cleanup_hook(env, OnEnvCleanup, ctx.get()) == napi_ok) ctx->hook_added = true;
+  try {
+    ctx->sampler->Start();
+  } catch (const std::exception& e) {
+    ctx->sink.tsfn.Release();  // the finalizer cleans up
+    throw Napi::Error::New(env, std::string("startSampler: cannot start the sampling thread: ") + e.what());
+  }
+
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("originNs", Napi::String::New(env, std::to_string(ctx->sampler->origin_ns())));
+  handle.Set("stop", Napi::Function::New(
+                         env,
+                         [ctx](const Napi::CallbackInfo& ci) -> Napi::Value {
+                           Napi::Promise::Deferred d = Napi::Promise::Deferred::New(ci.Env());
+                           if (ctx->finished) {
+                             d.Resolve(ci.Env().Undefined());
+                           } else {
+                             ctx->sampler->RequestStop();
+                             ctx->waiters.push_back(d);
+                           }
+                           return d.Promise();
+                         },
+                         "stop"));
+  handle.Set("setPids", Napi::Function::New(
+                            env,
+                            [ctx](const Napi::CallbackInfo& ci) -> Napi::Value {
+                              std::vector<double> pids;
+                              const bool filter = PidsArg(ci.Env(), ci.Length() > 0 ? ci[0] : ci.Env().Undefined(), "setPids", &pids);
+                              if (!ctx->finished) ctx->sampler->SetPids(filter ? &pids : nullptr);
+                              return ci.Env().Undefined();
+                            },
+                            "setPids"));
+  return handle;
+}
+
+Napi::Value MonotonicNowNsJs(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), std::to_string(MonotonicNowNs()));
+}
+
+}  // namespace
+
+void RegisterBinding(Napi::Env env, Napi::Object exports) {
+  exports.Set("startSampler", Napi::Function::New(env, StartSamplerJs, "startSampler"));
+  exports.Set("monotonicNowNs", Napi::Function::New(env, MonotonicNowNsJs, "monotonicNowNs"));
+}
+
+}  // namespace trace
+}  // namespace gpucolo

@@ -1,0 +1,13 @@
+// N-API surface of the trace group: startSampler (the native sampling thread, sampler.h) and
+// monotonicNowNs. Declared in src/native.ts (NativeSamplerOptions, NativeSample, ...).
+#pragma once
+
+#include <napi.h>
+
+namespace gpucolo {
+namespace trace {
+
+void RegisterBinding(Napi::Env env, Napi::Object exports);
+
+}  // namespace trace
+}  // namespace gpucolo

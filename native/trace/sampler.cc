@@ -1,0 +1,235 @@
+#include "sampler.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <utility>
+
+namespace gpucolo {
+namespace trace {
+namespace {
+
+constexpr int64_t kNsPerSec = 1000000000;
+/** first size of a debugfs read buffer; an 8-GPU MI300 hqds dump is a few MB, the fixture 96 KB */
+constexpr size_t kFirstBufferBytes = 64 * 1024;
+
+const char* ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name ? name : "EIO";  // as sysfs_reader.cc
+}
+
+class Locked {
+ public:
+  explicit Locked(pthread_mutex_t* mu) : mu_(mu) { pthread_mutex_lock(mu_); }
+  ~Locked() { pthread_mutex_unlock(mu_); }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  pthread_mutex_t* mu_;
+};
+
+}  // namespace
+
+int64_t MonotonicNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * kNsPerSec + ts.tv_nsec;
+}
+
+int ReadWholeFile(const std::string& path, std::vector<char>* buf, size_t* len) {
+  *len = 0;
+  if (path.find('\0') != std::string::npos) return EINVAL;
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return errno;
+  if (buf->size() < kFirstBufferBytes) buf->resize(kFirstBufferBytes);
+  size_t n = 0;
+  for (;;) {
+    if (n == buf->size()) buf->resize(buf->size() * 2);
+    const ssize_t got = ::read(fd, buf->data() + n, buf->size() - n);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;  // EISDIR for a directory
+      ::close(fd);
+      return err;
+    }
+    if (got == 0) break;
+    n += static_cast<size_t>(got);
+  }
+  ::close(fd);
+  *len = n;
+  return 0;
+}
+
+Sampler::Sampler(SamplerOptions options, SampleSink* sink)
+    : options_(std::move(options)),
+      sink_(sink),
+      filter_pids_(options_.filter_pids),
+      pids_(options_.pids),
+      mqds_path_(kfd::UnderRoot(options_.debugfs_root, "kfd/mqds")),
+      hqds_path_(kfd::UnderRoot(options_.debugfs_root, "kfd/hqds")),
+      rls_path_(kfd::UnderRoot(options_.debugfs_root, "kfd/rls")) {
+  pthread_mutex_init(&mu_, nullptr);
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  // deadlines are absolute CLOCK_MONOTONIC times, like clock_nanosleep(TIMER_ABSTIME)
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&cond_, &attr);
+  pthread_condattr_destroy(&attr);
+}
+
+Sampler::~Sampler() {
+  RequestStop();
+  Join();
+  pthread_cond_destroy(&cond_);
+  pthread_mutex_destroy(&mu_);
+}
+
+void Sampler::Start() {
+  origin_ns_ = MonotonicNowNs();
+  finished_.store(false, std::memory_order_release);
+  try {
+    thread_ = std::thread(&Sampler::Run, this);
+  } catch (...) {
+    finished_.store(true, std::memory_order_release);
+    throw;
+  }
+}
+
+void Sampler::RequestStop() {
+  Locked lock(&mu_);
+  stop_ = true;
+  pthread_cond_broadcast(&cond_);
+}
+
+void Sampler::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Sampler::SetPids(const std::vector<double>* pids) {
+  Locked lock(&mu_);
+  filter_pids_ = pids != nullptr;
+  if (pids) {
+    pids_ = *pids;
+  } else {
+    pids_.clear();
+  }
+}
+
+bool Sampler::SleepUntil(int64_t deadline_ns) {
+  timespec ts;
+  ts.tv_sec = static_cast<time_t>(deadline_ns / kNsPerSec);
+  ts.tv_nsec = static_cast<long>(deadline_ns % kNsPerSec);
+  Locked lock(&mu_);
+  while (!stop_) {
+    // ETIMEDOUT once CLOCK_MONOTONIC >= deadline; 0 = signalled or spurious: look again
+    if (pthread_cond_timedwait(&cond_, &mu_, &ts) == ETIMEDOUT) break;
+  }
+  return !stop_;
+}
+
+void Sampler::Run() {
+  pthread_setname_np(pthread_self(), "gpucolo-sampler");
+  // nothing may escape a thread function (std::terminate): a failure ends sampling, and the
+  // sink still gets Done() so its owner learns that the thread is over
+  try {
+    Loop();
+  } catch (const std::exception& e) {
+    error_ = e.what();
+  } catch (...) {
+    error_ = "unknown exception";
+  }
+  sink_->Done();
+  finished_.store(true, std::memory_order_release);
+}
+
+void Sampler::Loop() {
+  const int64_t interval = options_.interval_ns;
+  uint64_t k = 0;    // interval index: due at origin + k * interval
+  uint64_t seq = 0;  // samples taken
+  // carried into the next sample the sink takes, so that for every taken sample
+  // intended_ns == (seq + all missed so far) * interval and seq - previous seq - 1 == dropped
+  uint64_t dropped = 0;
+  uint64_t missed_pending = 0;
+  for (;;) {
+    if (options_.max_samples != 0 && seq >= options_.max_samples) return;
+    const int64_t deadline = origin_ns_ + static_cast<int64_t>(k) * interval;
+    if (!SleepUntil(deadline)) return;
+    {
+      Locked lock(&mu_);
+      filter_now_ = filter_pids_;
+      if (filter_now_) pids_now_ = pids_;
+    }
+    const int64_t now = MonotonicNowNs();  // just before reading: the sample's actual time
+    uint64_t missed = 0;
+    if (now - deadline >= interval) {
+      // woke one or more whole intervals late: skip those deadlines, take one sample now
+      missed = static_cast<uint64_t>((now - deadline) / interval);
+      k += missed;
+    }
+    std::unique_ptr<Sample> s = TakeSample(k, seq, now);
+    const bool last = options_.max_samples != 0 && seq + 1 == options_.max_samples;
+    s->seq = seq++;
+    s->missed = missed_pending + missed;
+    s->dropped = dropped;
+    switch (sink_->Deliver(std::move(s), last)) {
+      case SampleSink::Delivery::kTaken:
+        dropped = 0;
+        missed_pending = 0;
+        break;
+      case SampleSink::Delivery::kDropped:
+        ++dropped;
+        missed_pending += missed;
+        break;
+      case SampleSink::Delivery::kClosed:
+        return;
+    }
+    ++k;
+  }
+}
+
+template <class Raw, class Parse>
+void Sampler::ParseInto(DebugfsPart<Raw>* part, int err, const std::string& path, const std::vector<char>& buf, size_t len,
+                        Parse parse) {
+  if (err != 0) {
+    const char* code = ErrnoName(err);
+    part->error = ReadError{code, "cannot read " + path + " (" + code + ")"};
+    return;
+  }
+  part->raw = parse(buf.data(), len);
+  part->ok = true;
+}
+
+std::unique_ptr<Sample> Sampler::TakeSample(uint64_t k, uint64_t seq, int64_t t0) {
+  auto s = std::make_unique<Sample>();
+  s->intended_ns = static_cast<double>(static_cast<int64_t>(k) * options_.interval_ns);
+  s->actual_ns = static_cast<double>(t0 - origin_ns_);  // < intended + interval, >= intended
+  s->procs = kfd::ReadKfdProcs(options_.sysfs_root, filter_now_ ? &pids_now_ : nullptr);
+  s->debugfs = options_.debugfs_every != 0 && seq % options_.debugfs_every == 0;
+  int mqds_err = 0, hqds_err = 0, rls_err = 0;
+  size_t mqds_len = 0, hqds_len = 0, rls_len = 0;
+  if (s->debugfs) {
+    mqds_err = ReadWholeFile(mqds_path_, &mqds_buf_, &mqds_len);
+    hqds_err = ReadWholeFile(hqds_path_, &hqds_buf_, &hqds_len);
+    rls_err = ReadWholeFile(rls_path_, &rls_buf_, &rls_len);
+  }
+  const int64_t t1 = MonotonicNowNs();
+  s->read_ns = static_cast<double>(t1 - t0);
+  if (s->debugfs) {
+    ParseInto(&s->mqds, mqds_err, mqds_path_, mqds_buf_, mqds_len, kfd::ParseMqds);
+    ParseInto(&s->hqds, hqds_err, hqds_path_, hqds_buf_, hqds_len, kfd::ParseHqds);
+    ParseInto(&s->rls, rls_err, rls_path_, rls_buf_, rls_len, kfd::ParseRls);
+  }
+  s->parse_ns = static_cast<double>(MonotonicNowNs() - t1);
+  return s;
+}
+
+}  // namespace trace
+}  // namespace gpucolo

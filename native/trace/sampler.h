@@ -1,0 +1,171 @@
+// The sampling loop of the tracer, plain C++ (no N-API): one dedicated thread reads the KFD sysfs
+// proc tree every interval and the debugfs kfd/{mqds,hqds,rls} files every N-th interval, parses
+// them with the kfd/ parsers and hands each sample to a SampleSink. native/trace/binding.cc puts
+// a TypedThreadSafeFunction behind the sink; native/tests/test_sampler.cc a plain recorder.
+//
+// Timing (all on CLOCK_MONOTONIC, ns): origin = the time Start() was called; interval k is due at
+// origin + k*interval (k from 0), and the thread sleeps until that absolute deadline. When it wakes
+// one or more whole intervals late it skips those deadlines and reports how many in `missed` of
+// the sample it then takes: it never takes a burst of catch-up samples. `seq` counts samples
+// taken (dropped ones included); debugfs is read in the samples whose seq is a multiple of
+// debugfs_every (as the TS sampler does), so it is read once every N samples even when the thread
+// falls behind. With max_samples the last sample is never dropped: the sink must take it (it may
+// block), so the consumer sees seq == max_samples - 1 and every drop is reported.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kfd/hqds_parser.h"
+#include "kfd/mqds_parser.h"
+#include "kfd/rls_parser.h"
+#include "kfd/sysfs_reader.h"
+
+namespace gpucolo {
+namespace trace {
+
+/** CLOCK_MONOTONIC now, ns. */
+int64_t MonotonicNowNs();
+
+/** A debugfs file that could not be read (NativeReadError in src/native.ts). */
+struct ReadError {
+  /** errno name (ENOENT, EACCES, ...) */
+  std::string code;
+  /** "cannot read <path> (<code>)" */
+  std::string message;
+};
+
+/** One debugfs table of a sample: the parsed tables, or why the file could not be read. */
+template <class Raw>
+struct DebugfsPart {
+  bool ok = false;
+  Raw raw;
+  ReadError error;
+};
+
+/** NativeSample in src/native.ts. Times are ns since the origin. */
+struct Sample {
+  uint64_t seq = 0;
+  double intended_ns = 0;
+  double actual_ns = 0;
+  /** sysfs proc walk + debugfs files into memory */
+  double read_ns = 0;
+  /** debugfs buffers into the raw tables */
+  double parse_ns = 0;
+  /**
+   * intervals skipped (the thread fell behind) since the previous sample the sink took, those
+   * skipped before dropped samples included: intended_ns == (seq + all missed so far) * interval
+   */
+  uint64_t missed = 0;
+  /** samples the sink dropped since the last one it took (seq - previous seq - 1) */
+  uint64_t dropped = 0;
+  kfd::ProcsRaw procs;
+  /** debugfs was read in this sample (mqds/hqds/rls are meaningful) */
+  bool debugfs = false;
+  DebugfsPart<kfd::MqdsRaw> mqds;
+  DebugfsPart<kfd::HqdsRaw> hqds;
+  DebugfsPart<kfd::RlsRaw> rls;
+};
+
+/** Where samples go. Both methods run on the sampler thread. */
+class SampleSink {
+ public:
+  enum class Delivery {
+    kTaken,    // the sink has it
+    kDropped,  // the sink is full: the sample is counted into the next one's `dropped`
+    kClosed,   // the sink is gone (e.g. the JS environment is shutting down): stop sampling
+  };
+  virtual ~SampleSink() = default;
+  /** last: no sample follows (max_samples reached); the sink must not drop it (may block). */
+  virtual Delivery Deliver(std::unique_ptr<Sample> sample, bool last) = 0;
+  /** Called once, after the last Deliver(), as the thread's last use of the sink. */
+  virtual void Done() = 0;
+};
+
+struct SamplerOptions {
+  std::string sysfs_root = "/sys";
+  std::string debugfs_root = "/sys/kernel/debug";
+  int64_t interval_ns = 100000000;
+  /** read debugfs in every N-th sample (seq % N == 0); 0 = never */
+  uint64_t debugfs_every = 0;
+  /** stop by itself after this many samples; 0 = until RequestStop() */
+  uint64_t max_samples = 0;
+  /** restrict the sysfs proc walk to these pids (compared as JS numbers) */
+  bool filter_pids = false;
+  std::vector<double> pids;
+};
+
+/**
+ * Reads a whole file with read() until EOF (debugfs and sysfs files report size 0) into *buf,
+ * which is reused: it only grows. *len = bytes read. Returns 0 or the errno of open()/read().
+ */
+int ReadWholeFile(const std::string& path, std::vector<char>* buf, size_t* len);
+
+class Sampler {
+ public:
+  /** sink must outlive the thread (it is used until Done() returns). */
+  Sampler(SamplerOptions options, SampleSink* sink);
+  /** Stops and joins the thread if it still runs. */
+  ~Sampler();
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
+
+  /** Takes the origin (now) and starts the thread; once only. Throws std::system_error. */
+  void Start();
+  /** CLOCK_MONOTONIC ns of the origin (valid after Start()). */
+  int64_t origin_ns() const { return origin_ns_; }
+  /**
+   * Thread-safe, any thread, any number of times. Wakes the thread at once if it sleeps; a
+   * sample being read is finished and delivered, no further one is taken.
+   */
+  void RequestStop();
+  /** Waits for the thread to end (after RequestStop() or max_samples); no-op if not running. */
+  void Join();
+  /** Thread-safe: the pid filter of the next samples; nullptr = every process. */
+  void SetPids(const std::vector<double>* pids);
+  /** The thread has returned from Done() or was never started (for tests). */
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  /** Why the loop ended early (e.g. out of memory); empty normally. Read after Join(). */
+  const std::string& error() const { return error_; }
+
+ private:
+  void Run();
+  void Loop();
+  /** Sleeps until the absolute monotonic deadline; false when a stop was requested. */
+  bool SleepUntil(int64_t deadline_ns);
+  /** t0: monotonic time just before reading */
+  std::unique_ptr<Sample> TakeSample(uint64_t k, uint64_t seq, int64_t t0);
+  template <class Raw, class Parse>
+  void ParseInto(DebugfsPart<Raw>* part, int err, const std::string& path, const std::vector<char>& buf, size_t len,
+                 Parse parse);
+
+  const SamplerOptions options_;
+  SampleSink* const sink_;
+  int64_t origin_ns_ = 0;
+  std::thread thread_;
+  std::atomic<bool> finished_{true};
+  std::string error_;
+
+  // guarded by mu_: stop flag and pid filter; cond_ waits on CLOCK_MONOTONIC
+  pthread_mutex_t mu_;
+  pthread_cond_t cond_;
+  bool stop_ = false;
+  bool filter_pids_;
+  std::vector<double> pids_;
+
+  // sampler thread only: the pid filter of the current sample, reused read buffers
+  bool filter_now_ = false;
+  std::vector<double> pids_now_;
+  std::vector<char> mqds_buf_, hqds_buf_, rls_buf_;
+  std::string mqds_path_, hqds_path_, rls_path_;
+};
+
+}  // namespace trace
+}  // namespace gpucolo

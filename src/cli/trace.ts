@@ -1,0 +1,103 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseDuration, formatDuration } from '../units.js';
+import { runTrace, type TraceOptions, type TraceSource } from '../trace/index.js';
+import { collectPids, resolveRoots, type RootOptions } from './options.js';
+import { CliError } from './errors.js';
+
+function duration(v: string): number {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function sources(v: string): TraceSource[] {
+  const list = v.split(',').map((x) => x.trim());
+  for (const x of list) if (x !== 'sysfs' && x !== 'debugfs') throw new InvalidArgumentError(`unknown source "${x}" (sysfs, debugfs)`);
+  return list as TraceSource[];
+}
+
+function defaultOut(): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `trace-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.jsonl`;
+}
+
+interface TraceCliOptions extends RootOptions {
+  pid?: number[];
+  interval: number;
+  duration?: number;
+  out?: string;
+  sources: TraceSource[];
+  debugfsInterval?: number;
+  baseline: number;
+  tail: number;
+  stopAfter?: number;
+  serve?: string;
+  grace: number;
+}
+
+export function traceCommand(): Command {
+  const cmd = new Command('trace')
+    .description('record KFD queues of every process, given pids, or a command (after --) at 10 ms..1 s intervals, as JSON Lines')
+    .argument('[command...]', 'command to start and trace with its descendants (put it after --)')
+    .option('--pid <pid>', 'trace this process and its descendants (repeatable, or a comma list)', collectPids)
+    .option('--interval <duration>', 'sampling interval, 10ms..1s', duration, 100e6)
+    .option('--duration <duration>', 'stop after this long (default: until the command/pids end, or Ctrl-C)', duration)
+    .option('--out <file>', 'trace file, "-" for stdout (default trace-<date>-<time>.jsonl)')
+    .option('--sources <list>', 'sysfs,debugfs (debugfs needs root)', sources, ['sysfs', 'debugfs'] as TraceSource[])
+    .option('--debugfs-interval <duration>', 'read debugfs at this interval (default: the interval, at least 100ms)', duration)
+    .option('--baseline <duration>', 'with a command: sample this long before starting it', duration, 2e9)
+    .option('--tail <duration>', 'keep sampling this long after the command (or every --pid) exited', duration, 5e9)
+    .option('--stop-after <duration>', 'with a command: send its process group SIGTERM at this time after its start', duration)
+    .option('--serve <address>', 'expose current counts as Prometheus metrics, e.g. 127.0.0.1:9464')
+    .option('--grace <duration>', 'time between SIGTERM and SIGKILL when stopping the command', duration, 5e9)
+    .option('--root <dir>', 'a whole recorded host: <dir>/sys, <dir>/sys/kernel/debug, <dir>/proc')
+    .option('--sysfs-root <dir>', 'sysfs root')
+    .option('--debugfs-root <dir>', 'debugfs root')
+    .option('--proc-root <dir>', 'procfs root')
+    .addOption(new Option('--impl <impl>', 'parsers and sampler: native (C++ thread) or ts (timers)').choices(['native', 'ts']))
+    .passThroughOptions();
+
+  return cmd.action(async (command: string[], o: TraceCliOptions) => {
+    const roots = resolveRoots(o);
+    const out = o.out ?? defaultOut();
+    const isTty = process.stderr.isTTY === true;
+    const opts: TraceOptions = {
+      intervalNs: o.interval,
+      durationNs: o.duration ?? null,
+      debugfsIntervalNs: o.debugfsInterval ?? null,
+      sources: o.sources,
+      sysfsRoot: roots.sysfsRoot ?? '/sys',
+      debugfsRoot: roots.debugfsRoot ?? '/sys/kernel/debug',
+      procRoot: roots.procRoot ?? '/proc',
+      impl: o.impl,
+      pids: o.pid,
+      command: command.length ? command : undefined,
+      baselineNs: o.baseline,
+      tailNs: o.tail,
+      stopAfterNs: o.stopAfter ?? null,
+      out,
+      serve: o.serve,
+      graceMs: o.grace / 1e6,
+      log: (line) => process.stderr.write(`${isTty ? '\r\x1b[K' : ''}${line}\n`),
+      status: isTty ? (line) => process.stderr.write(`\r\x1b[K${line}`) : undefined,
+    };
+    if (opts.stopAfterNs !== null && !opts.command) throw new CliError('--stop-after needs a command (after --)', 2);
+    let res;
+    try {
+      if (out !== '-') process.stderr.write(`gpucolo trace: recording to ${out} every ${formatDuration(opts.intervalNs)}${opts.durationNs ? ` for ${formatDuration(opts.durationNs)}` : ''} (Ctrl-C stops)\n`);
+      res = await runTrace(opts);
+    } catch (err) {
+      if (err instanceof RangeError) throw new CliError(err.message, 2);
+      throw err;
+    }
+    if (res.metrics) process.stderr.write(`gpucolo trace: metrics were served on http://${res.metrics.host}:${res.metrics.port}/metrics\n`);
+    const cmdPart = res.command?.exit ? `; command ${res.command.exit.reason}${res.command.exit.code !== null ? ` (code ${res.command.exit.code})` : ''}${res.command.exit.signal ? ` (${res.command.exit.signal})` : ''}` : '';
+    process.stderr.write(
+      `${isTty ? '\r\x1b[K' : ''}gpucolo trace: ${res.samples} samples, ${res.events} events, ${res.missedIntervals} missed intervals, ended by ${res.endedBy}${cmdPart}${out !== '-' ? ` -> ${out}` : ''}\n`,
+    );
+    if (res.error) throw new CliError(res.error, 1);
+  });
+}

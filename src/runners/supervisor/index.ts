@@ -1,0 +1,34 @@
+/**
+ * Process supervision for every gpucolo runner: children in their own process groups, a run
+ * registry, group stops (signal -> grace -> SIGKILL) and cleanup on gpucolo's own signals and
+ * exit; plus /proc tree queries for "is this process part of my run?". Import only this file.
+ */
+export { Supervisor, UsageError } from './supervisor.js';
+export type {
+  ChildSpec,
+  ExitInfo,
+  OutputMode,
+  SignalHandlerOptions,
+  StdinMode,
+  StopOptions,
+  SupervisedChild,
+  SupervisorOptions,
+} from './supervisor.js';
+export { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeJsonAtomic } from './registry.js';
+export type { ChildRecord, ChildState, ExitReason, RunRegistryDoc } from './registry.js';
+export {
+  ancestors,
+  descendants,
+  groupMembers,
+  isDescendantOf,
+  listPids,
+  liveGroupMembers,
+  namespacePid,
+  parseStat,
+  readStat,
+  readStatus,
+  relatedGroups,
+  scanStats,
+  subtree,
+} from './proctree.js';
+export type { PidStat, PidStatus } from './proctree.js';

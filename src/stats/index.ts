@@ -1,0 +1,2 @@
+/** Statistics shared by analyses and reports. */
+export * from './percentiles.js';

@@ -1,0 +1,99 @@
+/**
+ * Derives lifecycle events by comparing each sample with what was known before. What a sample did
+ * not read (hqds/priority in a sysfs-only sample) is not taken as a change: the last known value
+ * stands until a sample that read it says otherwise. The first sample only sets the baseline: what
+ * exists then existed before the trace.
+ */
+import type { TraceEvent, TraceQueue, TraceSample } from './schema.js';
+
+interface KnownQueue {
+  q: TraceQueue;
+  /** active slots "inst/pipe/queue" from the last sample that read hqds */
+  slots: Set<string>;
+  priority: { pipe: number; queue: number } | null;
+}
+
+const slotsOf = (q: TraceQueue): Set<string> | null =>
+  q.hqds === null ? null : new Set(q.hqds.filter((h) => h[3] === 1).map((h) => `${h[0]}/${h[1]}/${h[2]}`));
+
+export class EventDeriver {
+  private known = new Map<number, Map<string, KnownQueue>>();
+  private first = true;
+
+  /** Events for this sample (in a stable order: processes, then queues, then slots). */
+  update(s: TraceSample): TraceEvent[] {
+    const out: TraceEvent[] = [];
+    const base = { t_ns: s.t_ns, sample: s.seq };
+    const seen = new Set<number>();
+    for (const p of s.processes) {
+      seen.add(p.pid);
+      let mine = this.known.get(p.pid);
+      if (!mine) {
+        mine = new Map();
+        this.known.set(p.pid, mine);
+        if (!this.first) out.push({ kind: 'event', event: 'process-started', pid: p.pid, ...base });
+      }
+      const present = new Set<string>();
+      for (const q of p.queues) {
+        present.add(q.key);
+        const id = { key: q.key, qid: q.qid, type: q.type, gpuId: q.gpuId, mqd: q.mqd };
+        const slots = slotsOf(q);
+        const prio = q.priority ? { pipe: q.priority.pipe, queue: q.priority.queue } : null;
+        const k = mine.get(q.key);
+        if (!k) {
+          mine.set(q.key, { q, slots: slots ?? new Set(), priority: prio });
+          if (this.first) continue;
+          out.push({ kind: 'event', event: 'queue-created', pid: p.pid, ...id, ...base });
+          for (const sl of slots ?? []) out.push(slotEvent('hqd-mapped', p.pid, id, sl, base));
+          continue;
+        }
+        if (slots) {
+          if (!this.first) {
+            for (const sl of k.slots) if (!slots.has(sl)) out.push(slotEvent('hqd-unmapped', p.pid, id, sl, base));
+            for (const sl of slots) if (!k.slots.has(sl)) out.push(slotEvent('hqd-mapped', p.pid, id, sl, base));
+          }
+          k.slots = slots;
+        }
+        if (prio) {
+          if (k.priority && (k.priority.pipe !== prio.pipe || k.priority.queue !== prio.queue)) {
+            out.push({ kind: 'event', event: 'priority-changed', pid: p.pid, ...id, from: k.priority, to: prio, ...base });
+          }
+          k.priority = prio;
+        }
+        k.q = q;
+      }
+      for (const [key, k] of mine) {
+        if (present.has(key)) continue;
+        out.push(...this.destroyed(p.pid, k, base));
+        mine.delete(key);
+      }
+    }
+    for (const [pid, mine] of this.known) {
+      if (seen.has(pid)) continue;
+      for (const k of mine.values()) out.push(...this.destroyed(pid, k, base));
+      out.push({ kind: 'event', event: 'process-exited', pid, ...base });
+      this.known.delete(pid);
+    }
+    this.first = false;
+    return out;
+  }
+
+  private destroyed(pid: number, k: KnownQueue, base: { t_ns: number; sample: number }): TraceEvent[] {
+    const id = { key: k.q.key, qid: k.q.qid, type: k.q.type, gpuId: k.q.gpuId, mqd: k.q.mqd };
+    return [
+      ...[...k.slots].map((sl) => slotEvent('hqd-unmapped', pid, id, sl, base)),
+      { kind: 'event', event: 'queue-destroyed', pid, ...id, ...base },
+    ];
+  }
+}
+
+function slotEvent(
+  event: 'hqd-mapped' | 'hqd-unmapped',
+  pid: number,
+  id: Pick<TraceEvent, 'key' | 'qid' | 'type' | 'gpuId' | 'mqd'>,
+  slot: string,
+  base: { t_ns: number; sample: number },
+): TraceEvent {
+  const [inst, pipe, queue] = slot.split('/').map(Number);
+  return { kind: 'event', event, pid, ...id, inst, pipe, queue, ...base };
+}

@@ -1,0 +1,106 @@
+/**
+ * `gpucolo trace --serve HOST:PORT`: the current queue picture as Prometheus metrics (prom-client),
+ * for long watches. Gauges reflect the latest sample; counters count events and samples.
+ */
+import http from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { TraceEvent, TraceSample } from './schema.js';
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]+):)?(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new RangeError(`not a listen address: "${text}" (use 127.0.0.1:9464 or 9464)`);
+  return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+}
+
+export class TraceExporter {
+  readonly registry = new Registry();
+  private server: http.Server | null = null;
+  private readonly processes = new Gauge({ name: 'gpucolo_kfd_processes', help: 'traced KFD processes in the latest sample', registers: [this.registry] });
+  private readonly queues = new Gauge({
+    name: 'gpucolo_kfd_queues',
+    help: 'KFD queues in the latest sample',
+    labelNames: ['pid', 'gpu', 'type'] as const,
+    registers: [this.registry],
+  });
+  private readonly activeHqds = new Gauge({
+    name: 'gpucolo_kfd_active_hqds',
+    help: 'active compute HQD slots held by traced queues (latest debugfs sample)',
+    labelNames: ['pid', 'gpu', 'inst'] as const,
+    registers: [this.registry],
+  });
+  private readonly samples = new Counter({ name: 'gpucolo_trace_samples_total', help: 'samples taken', registers: [this.registry] });
+  private readonly missed = new Counter({ name: 'gpucolo_trace_missed_intervals_total', help: 'sampling deadlines skipped', registers: [this.registry] });
+  private readonly events = new Counter({ name: 'gpucolo_trace_events_total', help: 'derived lifecycle events', labelNames: ['event'] as const, registers: [this.registry] });
+  private readonly jitter = new Histogram({
+    name: 'gpucolo_trace_sample_lateness_seconds',
+    help: 'actual minus intended sample time',
+    buckets: [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 1],
+    registers: [this.registry],
+  });
+
+  async listen(address: string): Promise<{ host: string; port: number }> {
+    const { host, port } = parseListen(address);
+    this.server = http.createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('gpucolo: metrics are at /metrics\n');
+        return;
+      }
+      this.registry
+        .metrics()
+        .then((body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body))
+        .catch((err: Error) => res.writeHead(500).end(`${err.message}\n`));
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const a = this.server.address();
+    return { host, port: typeof a === 'object' && a ? a.port : port };
+  }
+
+  update(s: TraceSample, events: TraceEvent[]): void {
+    this.samples.inc();
+    if (s.missed) this.missed.inc(s.missed);
+    this.jitter.observe(Math.max(0, s.t_ns - s.intended_ns) / 1e9);
+    for (const e of events) this.events.inc({ event: e.event });
+    this.processes.set(s.processes.length);
+    this.queues.reset();
+    for (const p of s.processes) {
+      const counts = new Map<string, number>();
+      for (const q of p.queues) {
+        const k = `${q.gpuId ?? '?'}|${q.type}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      for (const [k, n] of counts) {
+        const [gpu, type] = k.split('|');
+        this.queues.set({ pid: String(p.pid), gpu, type }, n);
+      }
+    }
+    if (s.debugfs) {
+      this.activeHqds.reset();
+      for (const p of s.processes) {
+        const per = new Map<string, number>();
+        for (const q of p.queues) {
+          for (const h of q.hqds ?? []) {
+            if (h[3] !== 1) continue;
+            const k = `${q.gpuId ?? '?'}|${h[0]}`;
+            per.set(k, (per.get(k) ?? 0) + 1);
+          }
+        }
+        for (const [k, n] of per) {
+          const [gpu, inst] = k.split('|');
+          this.activeHqds.set({ pid: String(p.pid), gpu, inst }, n);
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.server) return;
+    const s = this.server;
+    this.server = null;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+}

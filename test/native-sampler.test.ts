@@ -1,0 +1,301 @@
+/**
+ * The native sampling thread (startSampler in src/native.ts, native/trace/) against the fixture
+ * roots. Timing checks are behavioural only: order, deadlines as multiples of the interval, and
+ * "stop() resolves before the next interval was due".
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src/kfd/parse.js';
+import { nativeReport, requireNative, type NativeSample, type NativeSamplerHandle, type NativeSamplerOptions } from '../src/native.js';
+import { DEBUGFS, SYSFS, nativeLoaded } from './helpers/impls.js';
+
+const MS = 1e6;
+const FIELDS = ['seq', 'intendedNs', 'actualNs', 'readNs', 'parseNs', 'missed', 'dropped', 'procs'];
+const DEBUGFS_FIELDS = ['mqds', 'hqds', 'rls'];
+
+const opts = (o: Partial<NativeSamplerOptions> = {}): NativeSamplerOptions => ({
+  sysfsRoot: SYSFS,
+  debugfsRoot: DEBUGFS,
+  intervalNs: 10 * MS,
+  debugfsEvery: 0,
+  maxSamples: 0,
+  pids: null,
+  maxQueued: 64,
+  ...o,
+});
+
+/** Starts a sampler that records its samples; `reached` resolves once until(samples) holds. */
+function start(o: Partial<NativeSamplerOptions>, until: (s: NativeSample[]) => boolean, onSample?: (s: NativeSample) => void) {
+  const samples: NativeSample[] = [];
+  let reach!: () => void;
+  const reached = new Promise<void>((r) => (reach = r));
+  const h: NativeSamplerHandle = requireNative().startSampler(opts(o), (s) => {
+    onSample?.(s);
+    samples.push(s);
+    if (until(samples)) reach();
+  });
+  return { h, samples, reached };
+}
+
+/** intended == (seq + all missed so far) * interval <= actual < intended + interval; seq gaps == dropped. */
+function checkTimeline(samples: NativeSample[], intervalNs: number): void {
+  let missed = 0;
+  let prev = -1;
+  for (const s of samples) {
+    missed += s.missed;
+    expect(s.seq).toBe(prev + 1 + s.dropped);
+    prev = s.seq;
+    expect(s.intendedNs).toBe((s.seq + missed) * intervalNs);
+    expect(s.actualNs).toBeGreaterThanOrEqual(s.intendedNs);
+    expect(s.actualNs).toBeLessThan(s.intendedNs + intervalNs); // late deadlines are skipped
+    expect(s.readNs).toBeGreaterThan(0);
+    expect(s.parseNs).toBeGreaterThanOrEqual(0);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const debugfsFile = (name: string) => fs.readFileSync(path.join(DEBUGFS, 'kfd', name));
+
+/** Runs a CommonJS snippet in a fresh node with ADDON set to the loaded addon's path. */
+function child(code: string) {
+  const addon = nativeReport().file!;
+  return spawnSync(process.execPath, ['-e', code], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ADDON: addon, SYSFS, DEBUGFS },
+  });
+}
+
+describe.runIf(nativeLoaded)('native sampler', () => {
+  it('delivers samples in order with the documented fields; tables equal the single-shot functions', async () => {
+    const before = process.hrtime.bigint();
+    const { h, samples, reached } = start({ intervalNs: 10 * MS, debugfsEvery: 2, maxSamples: 5 }, (s) => s.length === 5);
+    const after = process.hrtime.bigint();
+    expect(h.originNs).toMatch(/^\d+$/);
+    expect(BigInt(h.originNs) >= before && BigInt(h.originNs) <= after).toBe(true);
+    await reached;
+    await h.stop();
+
+    const procs = readKfdProcsRaw(SYSFS, 'native');
+    const mqds = parseMqdsRaw(debugfsFile('mqds'), 'native');
+    const hqds = parseHqdsRaw(debugfsFile('hqds'), 'native');
+    const rls = parseRlsRaw(debugfsFile('rls'), 'native');
+    expect(procs.procs.length).toBeGreaterThan(0);
+    expect(mqds.words.length).toBeGreaterThan(0);
+
+    expect(samples.map((s) => s.seq)).toEqual([0, 1, 2, 3, 4]);
+    checkTimeline(samples, 10 * MS);
+    for (const s of samples) {
+      const withDebugfs = s.seq % 2 === 0;
+      expect(Object.keys(s)).toEqual(withDebugfs ? [...FIELDS, ...DEBUGFS_FIELDS] : FIELDS);
+      expect(s.dropped).toBe(0);
+      expect(s.procs).toEqual(procs);
+      expect(s.procs.procs).toBeInstanceOf(Float64Array);
+      if (withDebugfs) {
+        expect(s.mqds).toEqual(mqds);
+        expect(s.hqds).toEqual(hqds);
+        expect(s.rls).toEqual(rls);
+        expect((s.mqds as typeof mqds).words).toBeInstanceOf(Uint32Array);
+      }
+    }
+  });
+
+  it('honours debugfsEvery (every N-th sample by seq; 0 = never)', async () => {
+    const a = start({ intervalNs: 2 * MS, debugfsEvery: 3, maxSamples: 7 }, (s) => s.length === 7);
+    const b = start({ intervalNs: 2 * MS, debugfsEvery: 0, maxSamples: 4 }, (s) => s.length === 4);
+    await Promise.all([a.reached, b.reached]);
+    await Promise.all([a.h.stop(), b.h.stop()]);
+    expect(a.samples.filter((s) => 'mqds' in s).map((s) => s.seq)).toEqual([0, 3, 6]);
+    for (const s of a.samples) expect('hqds' in s && 'rls' in s).toBe(s.seq % 3 === 0);
+    expect(b.samples.some((s) => 'mqds' in s || 'hqds' in s || 'rls' in s)).toBe(false);
+  });
+
+  it('gives an error record per debugfs file that cannot be read', async () => {
+    const { h, samples, reached } = start({ debugfsRoot: '/nonexistent/debugfs/', debugfsEvery: 1, maxSamples: 1 }, (s) => s.length === 1);
+    await reached;
+    await h.stop();
+    const [s] = samples;
+    expect(s.mqds).toEqual({ code: 'ENOENT', message: 'cannot read /nonexistent/debugfs/kfd/mqds (ENOENT)' });
+    expect(s.hqds).toEqual({ code: 'ENOENT', message: 'cannot read /nonexistent/debugfs/kfd/hqds (ENOENT)' });
+    expect(s.rls).toEqual({ code: 'ENOENT', message: 'cannot read /nonexistent/debugfs/kfd/rls (ENOENT)' });
+    expect(s.procs).toEqual(readKfdProcsRaw(SYSFS, 'native'));
+  });
+
+  it('stops by itself after maxSamples; stop() then resolves, twice too', async () => {
+    const { h, samples, reached } = start({ intervalNs: 2 * MS, maxSamples: 3 }, (s) => s.length === 3);
+    await reached;
+    await sleep(40); // 20 intervals: nothing more comes
+    expect(samples.map((s) => s.seq)).toEqual([0, 1, 2]);
+    await h.stop();
+    await h.stop();
+    expect(samples.length).toBe(3);
+  });
+
+  it('stop() during a 1 s interval resolves before the next interval is due', async () => {
+    const { h, samples, reached } = start({ intervalNs: 1000 * MS, debugfsEvery: 1 }, (s) => s.length === 1);
+    await reached;
+    const first = h.stop();
+    const second = h.stop();
+    await Promise.all([first, second]);
+    const elapsed = BigInt(requireNative().monotonicNowNs()) - BigInt(h.originNs);
+    expect(elapsed < 1_000_000_000n).toBe(true);
+    expect(samples.length).toBe(1);
+    await h.stop(); // after the end: resolves at once
+  });
+
+  it('setPids changes the filter from the next sample on', async () => {
+    const pidsOf = (s: NativeSample) => Array.from(s.procs.procs.filter((_, i) => i % 6 === 0));
+    const state = { phase: 0 };
+    const seen: number[][][] = [[], [], []];
+    let next!: () => void;
+    let wait = new Promise<void>((r) => (next = r));
+    const { h } = start({ intervalNs: 2 * MS, pids: [42117] }, () => false, (s) => {
+      seen[state.phase].push(pidsOf(s));
+      if (state.phase === 0 && seen[0].length === 2) next();
+      if (state.phase === 1 && pidsOf(s).length === 2) next();
+      if (state.phase === 2 && pidsOf(s).length === 1 && pidsOf(s)[0] === 41872) next();
+    });
+    await wait;
+    wait = new Promise<void>((r) => (next = r));
+    state.phase = 1;
+    h.setPids(null);
+    await wait;
+    wait = new Promise<void>((r) => (next = r));
+    state.phase = 2;
+    h.setPids([41872]);
+    await wait;
+    expect(() => h.setPids('42117' as unknown as number[])).toThrow(TypeError);
+    await h.stop();
+    expect(seen[0].every((p) => p.length === 1 && p[0] === 42117)).toBe(true);
+    expect(seen[1].at(-1)).toEqual([41872, 42117]);
+    expect(seen[2].at(-1)).toEqual([41872]);
+    h.setPids(null); // after the end: ignored
+  });
+
+  it('drops samples while JS is behind by maxQueued and counts them into the next one', async () => {
+    let busy = true;
+    const { h, samples, reached } = start(
+      { intervalNs: 1 * MS, maxQueued: 1 },
+      (s) => s.some((x) => x.dropped > 0) && s.length >= 4,
+      (s) => {
+        // hold the JS thread for 100 intervals in the first callback only
+        if (busy && s.seq === 0) {
+          const until = BigInt(requireNative().monotonicNowNs()) + 100_000_000n;
+          while (BigInt(requireNative().monotonicNowNs()) < until);
+          busy = false;
+        }
+      },
+    );
+    await reached;
+    await h.stop();
+    checkTimeline(samples, 1 * MS);
+    expect(samples.reduce((n, s) => n + s.dropped, 0)).toBeGreaterThan(0);
+  });
+
+  it('rejects bad options with a TypeError that says what is wrong', () => {
+    const n = requireNative();
+    const cb = () => {};
+    const bad = (o: unknown, re: RegExp, fn: unknown = cb) => {
+      expect(() => n.startSampler(o as NativeSamplerOptions, fn as () => void)).toThrow(TypeError);
+      expect(() => n.startSampler(o as NativeSamplerOptions, fn as () => void)).toThrow(re);
+    };
+    bad(undefined, /options must be an object/);
+    bad(opts(), /onSample must be a function/, 42);
+    bad({ ...opts(), sysfsRoot: 1 }, /sysfsRoot must be a string \(got 1\)/);
+    bad({ ...opts(), debugfsRoot: undefined }, /debugfsRoot must be a string \(got undefined\)/);
+    bad({ ...opts(), debugfsRoot: 'a\0b' }, /debugfsRoot must be a non-empty path without NUL bytes/);
+    for (const v of [999_999, 60e9 + 1, 1e6 + 0.5, NaN, Infinity, '10000000']) {
+      bad({ ...opts(), intervalNs: v }, /intervalNs must be an integer number of ns from 1e6 \(1 ms\) to 60e9 \(60 s\)/);
+    }
+    bad({ ...opts(), debugfsEvery: -1 }, /debugfsEvery must be an integer >= 0 .*\(got -1\)/);
+    bad({ ...opts(), debugfsEvery: 0.5 }, /debugfsEvery must be an integer >= 0/);
+    bad({ ...opts(), maxSamples: -1 }, /maxSamples must be an integer >= 0/);
+    bad({ ...opts(), maxQueued: 0 }, /maxQueued must be an integer >= 1 \(got 0\)/);
+    bad({ ...opts(), pids: 'x' }, /pids must be an array of numbers or null \(got a string\)/);
+    bad({ ...opts(), pids: [1, '2'] }, /pids must be an array of numbers or null/);
+  });
+
+  it('monotonicNowNs reads the clock of process.hrtime.bigint()', () => {
+    const a = process.hrtime.bigint();
+    const m = requireNative().monotonicNowNs();
+    const b = process.hrtime.bigint();
+    expect(m).toMatch(/^\d+$/);
+    const t = BigInt(m);
+    expect(t >= a - 5_000_000n && t <= b + 5_000_000n).toBe(true);
+  });
+
+  it('an exception thrown by onSample reaches uncaughtException (not swallowed); sampling goes on', () => {
+    const r = child(`
+      const b = require(process.env.ADDON);
+      const seqs = [];
+      process.on('uncaughtException', (e) => console.log('caught ' + e.message));
+      const h = b.startSampler({ sysfsRoot: process.env.SYSFS, debugfsRoot: process.env.DEBUGFS, intervalNs: 2e6,
+        debugfsEvery: 0, maxSamples: 3, pids: null, maxQueued: 8 }, (s) => {
+          seqs.push(s.seq);
+          if (s.seq === 0) throw new Error('boom from onSample');
+          if (s.seq === 2) h.stop().then(() => console.log('stopped ' + seqs.join(',')));
+        });`);
+    expect(r.stderr).not.toMatch(/DEP0168/);
+    expect(r.stdout).toBe('caught boom from onSample\nstopped 0,1,2\n');
+    expect(r.status).toBe(0);
+
+    const u = child(`
+      const b = require(process.env.ADDON);
+      b.startSampler({ sysfsRoot: process.env.SYSFS, debugfsRoot: process.env.DEBUGFS, intervalNs: 2e6,
+        debugfsEvery: 0, maxSamples: 0, pids: null, maxQueued: 8 }, () => { throw new Error('boom unhandled'); });`);
+    expect(u.status).not.toBe(0);
+    expect(u.stderr).toMatch(/boom unhandled/);
+  });
+
+  it('survives environment teardown: worker terminate, process.exit in a worker and in the main thread', () => {
+    const r = child(`
+      const { Worker } = require('worker_threads');
+      const { ADDON, SYSFS, DEBUGFS } = process.env;
+      const now = () => process.hrtime.bigint();
+      const body = (intervalNs, exitInWorker) => \`
+        const { parentPort } = require('worker_threads');
+        const b = require(\${JSON.stringify(ADDON)});
+        let n = 0;
+        b.startSampler({ sysfsRoot: \${JSON.stringify(SYSFS)}, debugfsRoot: \${JSON.stringify(DEBUGFS)},
+          intervalNs: \${intervalNs}, debugfsEvery: 1, maxSamples: 0, pids: null, maxQueued: 2 }, () => {
+            n++;
+            if (\${exitInWorker} && n === 3) process.exit(7);
+            if (n === 1 || n === 3) parentPort.postMessage(n);
+          });\`;
+      (async () => {
+        const out = [];
+        for (const intervalNs of [1e9, 1e6]) {
+          for (let i = 0; i < 3; i++) {
+            const w = new Worker(body(intervalNs, false), { eval: true });
+            await new Promise((res) => w.once('message', res));
+            const t = now();
+            await w.terminate();
+            out.push(intervalNs === 1e9 ? (now() - t < 1_000_000_000n ? 'prompt' : 'slow') : 'ok');
+          }
+        }
+        for (let i = 0; i < 3; i++) {
+          const w = new Worker(body(1e6, true), { eval: true });
+          out.push('exit ' + (await new Promise((res) => w.once('exit', res))));
+        }
+        // a sampler that ends by itself (maxSamples) lets the process exit
+        const b = require(ADDON);
+        b.startSampler({ sysfsRoot: SYSFS, debugfsRoot: DEBUGFS, intervalNs: 1e6, debugfsEvery: 1, maxSamples: 3,
+          pids: null, maxQueued: 1 }, () => {});
+        console.log(out.join(' '));
+      })();`);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('prompt prompt prompt ok ok ok exit 7 exit 7 exit 7\n');
+    expect(r.status).toBe(0);
+
+    for (const intervalNs of [1e6, 1e9]) {
+      const e = child(`
+        const b = require(process.env.ADDON);
+        b.startSampler({ sysfsRoot: process.env.SYSFS, debugfsRoot: process.env.DEBUGFS, intervalNs: ${intervalNs},
+          debugfsEvery: 1, maxSamples: 0, pids: null, maxQueued: 4 }, (s) => { if (s.seq === ${intervalNs === 1e6 ? 5 : 0}) process.exit(3); });`);
+      expect(e.stderr).toBe('');
+      expect(e.status).toBe(3);
+    }
+  });
+});

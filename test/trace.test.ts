@@ -1,0 +1,309 @@
+/**
+ * The tracer end to end against a host tree that the test changes while it samples: events must
+ * land in the first sample taken after each change, the file must be valid JSON Lines from the
+ * header to the footer, and the traced command must never outlive the trace.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runTrace, type TraceOptions } from '../src/trace/tracer.js';
+import { liveGroupMembers } from '../src/runners/supervisor/index.js';
+import type { TraceEvent, TraceHeader, TraceMarker, TraceRecord, TraceSample } from '../src/trace/schema.js';
+import { IMPLS, ROOT } from './helpers/impls.js';
+import { KfdTree, deactivateSlot, setMqdPriority } from './helpers/kfd-tree.js';
+
+const CLI = path.join(ROOT, 'dist/cli/cli.js');
+const trees: KfdTree[] = [];
+afterEach(() => {
+  while (trees.length) trees.pop()!.dispose();
+});
+const tree = (): KfdTree => {
+  const t = new KfdTree();
+  trees.push(t);
+  return t;
+};
+
+function readJsonl(file: string): TraceRecord[] {
+  const text = fs.readFileSync(file, 'utf8');
+  expect(text.endsWith('\n')).toBe(true);
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as TraceRecord);
+}
+const samplesOf = (r: TraceRecord[]) => r.filter((x): x is TraceSample => x.kind === 'sample');
+const eventsOf = (r: TraceRecord[]) => r.filter((x): x is TraceEvent => x.kind === 'event');
+const markersOf = (r: TraceRecord[]) => r.filter((x): x is TraceMarker => x.kind === 'marker');
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function baseOptions(t: KfdTree, out: string): TraceOptions {
+  return {
+    intervalNs: 20e6,
+    durationNs: null,
+    debugfsIntervalNs: 20e6,
+    sources: ['sysfs', 'debugfs'],
+    sysfsRoot: t.sysfs,
+    debugfsRoot: t.debugfs,
+    procRoot: t.proc,
+    baselineNs: 0,
+    tailNs: 0,
+    stopAfterNs: null,
+    out,
+    graceMs: 300,
+  };
+}
+
+const outFile = (name: string): string => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-trace-')), name);
+
+describe.each(IMPLS)('%s sampler: tracing a changing tree', (impl) => {
+  it('records each change in the first sample taken after it', async () => {
+    const t = tree();
+    const out = outFile('t.jsonl');
+    const origin = { ns: 0n };
+    const changes: { what: string; at: bigint }[] = [];
+    const at = (ms: number, what: string, fn: () => void) =>
+      setTimeout(() => {
+        fn();
+        changes.push({ what, at: process.hrtime.bigint() });
+      }, ms);
+    const ctl = new AbortController();
+    const timers = [
+      at(250, 'queue 5 created', () => t.addQueue(41872, 5)),
+      at(500, 'slot 0/2 unmapped', () => t.writeDebugfs('hqds', deactivateSlot(t.readDebugfs('hqds'), 0, 2))),
+      at(750, 'priority of qid1', () => t.writeDebugfs('mqds', setMqdPriority(t.readDebugfs('mqds'), 0x71e000, 2, 15))),
+      at(1000, 'queue 5 destroyed', () => t.removeQueue(41872, 5)),
+      at(1250, 'process 42117 gone', () => {
+        t.removeProcess(42117);
+        t.writeDebugfs('mqds', t.readDebugfs('mqds').replace(/Process 42117[\s\S]*$/, ''));
+      }),
+      setTimeout(() => ctl.abort(), 1600),
+    ];
+    const res = await runTrace({ ...baseOptions(t, out), impl, signal: ctl.signal });
+    timers.forEach(clearTimeout);
+    expect(res.endedBy).toBe('interrupt');
+    const recs = readJsonl(out);
+    const header = recs[0] as TraceHeader;
+    expect(header).toMatchObject({ kind: 'header', schema: 'gpucolo.trace/1', impl, sampler: impl === 'native' ? 'native-thread' : 'ts-timer', readable: ['sysfs', 'debugfs'] });
+    expect(header.gpus).toEqual([{ node: 2, gpuId: '7c1e', name: 'ip discovery', gfxTarget: 'gfx942', numXcc: 4 }]);
+    expect(recs.at(-1)).toMatchObject({ kind: 'footer', endedBy: 'interrupt' });
+    origin.ns = BigInt(header.monotonicOriginNs);
+    const samples = samplesOf(recs);
+    expect(samples.length).toBeGreaterThan(10);
+    samples.forEach((s, i) => {
+      expect(s.seq).toBe(i);
+      expect(s.t_ns).toBeGreaterThanOrEqual(s.intended_ns);
+      expect(s.debugfs).toBe(true);
+    });
+    // the first sample is the baseline: no events for what already existed
+    expect(eventsOf(recs).every((e) => e.sample > 0)).toBe(true);
+
+    const ev = eventsOf(recs);
+    const expectFirstAfter = (what: string, pred: (e: TraceEvent) => boolean, count = 1): void => {
+      const change = changes.find((c) => c.what === what)!;
+      const changeNs = Number(change.at - origin.ns);
+      // the sample in progress during the change may already see it; any sample begun after must
+      const firstAfter = samples.find((s) => s.t_ns > changeNs)!;
+      const matching = ev.filter(pred);
+      expect(matching, what).toHaveLength(count);
+      for (const e of matching) {
+        expect(e.sample, what).toBeLessThanOrEqual(firstAfter.seq);
+        expect(e.t_ns + samples[e.sample].read_ns, what).toBeGreaterThanOrEqual(changeNs);
+      }
+    };
+    expectFirstAfter('queue 5 created', (e) => e.event === 'queue-created' && e.key === '41872/q5');
+    expectFirstAfter('slot 0/2 unmapped', (e) => e.event === 'hqd-unmapped' && e.pid === 41872 && e.pipe === 0 && e.queue === 2 && e.key === '41872/q0', 4);
+    expectFirstAfter('priority of qid1', (e) => e.event === 'priority-changed' && e.key === '41872/q1');
+    expectFirstAfter('queue 5 destroyed', (e) => e.event === 'queue-destroyed' && e.key === '41872/q5');
+    expectFirstAfter('process 42117 gone', (e) => e.event === 'process-exited' && e.pid === 42117);
+    const prio = ev.find((e) => e.event === 'priority-changed')!;
+    expect([prio.from, prio.to]).toEqual([{ pipe: 2, queue: 11 }, { pipe: 2, queue: 15 }]);
+    // queue 5 is a sysfs-only queue while mqds does not show it: no hqds claimed for it
+    const withQ5 = samples.find((s) => s.processes[0].queues.some((q) => q.key === '41872/q5'))!;
+    expect(withQ5.processes[0].queues.find((q) => q.key === '41872/q5')).toMatchObject({ qid: 5, type: 'compute', hqds: null, priority: null });
+  });
+});
+
+describe('trace modes', () => {
+  it('--debugfs-interval: debugfs every N-th sample; hqds/priority are null in the others', async () => {
+    const t = tree();
+    const out = outFile('d.jsonl');
+    const res = await runTrace({ ...baseOptions(t, out), debugfsIntervalNs: 60e6, durationNs: 400e6 });
+    expect(res.endedBy).toBe('duration');
+    const s = samplesOf(readJsonl(out));
+    expect(s.map((x) => x.debugfs).slice(0, 6)).toEqual([true, false, false, true, false, false]);
+    const q0 = (x: TraceSample) => x.processes[0].queues[0];
+    expect(q0(s[0]).hqds).toHaveLength(4);
+    expect(q0(s[1])).toMatchObject({ hqds: null, priority: null, key: '41872/q0' });
+    // nothing changed: the missing debugfs data is not taken as an unmap
+    expect(eventsOf(readJsonl(out))).toEqual([]);
+  });
+
+  it('sysfs only (--sources sysfs): ids, types and lifecycle, no hardware slots', async () => {
+    const t = tree();
+    const out = outFile('s.jsonl');
+    setTimeout(() => t.addQueue(42117, 1, 1), 150);
+    const res = await runTrace({ ...baseOptions(t, out), sources: ['sysfs'], durationNs: 400e6 });
+    expect(res.readable).toEqual(['sysfs']);
+    const recs = readJsonl(out);
+    expect((recs[0] as TraceHeader).debugfsIntervalNs).toBe(0);
+    expect(samplesOf(recs).every((x) => !x.debugfs && x.processes.every((p) => p.queues.every((q) => q.hqds === null)))).toBe(true);
+    expect(eventsOf(recs).map((e) => [e.event, e.key, e.type])).toEqual([['queue-created', '42117/q1', 'sdma']]);
+  });
+
+  it('an unreadable debugfs is noticed, not fatal', async () => {
+    const t = tree();
+    fs.rmSync(t.debugfs, { recursive: true });
+    const notes: string[] = [];
+    const res = await runTrace({ ...baseOptions(t, outFile('u.jsonl')), durationNs: 100e6, log: (l) => notes.push(l) });
+    expect(res.readable).toEqual(['sysfs']);
+    expect(notes.join('\n')).toMatch(/debugfs .* is not readable \(root only\); recording sysfs only/);
+  });
+
+  it('no KFD at all: a clear error before anything is written', async () => {
+    const out = outFile('none.jsonl');
+    await expect(runTrace({ ...baseOptions(tree(), out), sysfsRoot: '/nonexistent', debugfsRoot: '/nonexistent' })).rejects.toMatchObject({ code: 'ENOKFD' });
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it('intervals outside 10ms..1s are refused', async () => {
+    await expect(runTrace({ ...baseOptions(tree(), outFile('x.jsonl')), intervalNs: 5e6 })).rejects.toThrow(/between 10ms and 1s/);
+    await expect(runTrace({ ...baseOptions(tree(), outFile('x.jsonl')), intervalNs: 2e9 })).rejects.toThrow(RangeError);
+  });
+
+  it('a command: baseline, KFD processes among its descendants, tail, footer; others not traced', async () => {
+    const t = tree();
+    const out = outFile('c.jsonl');
+    const proc = path.join(t.sysfs, 'class/kfd/kfd/proc');
+    // a stand-in for a HIP program: appears in (fake) KFD sysfs under its own pid, like opening
+    // /dev/kfd, and disappears when it ends; the real /proc links it to the traced command
+    const script = path.join(t.root, 'kfdproc.sh');
+    fs.writeFileSync(
+      script,
+      `d="$1/$$"; mkdir -p "$1/.t$$/queues/0"; printf 0 > "$1/.t$$/queues/0/type"; printf 4096 > "$1/.t$$/queues/0/size"; printf 31774 > "$1/.t$$/queues/0/gpuid"; mv "$1/.t$$" "$d"; sleep "$2"; rm -rf "$d"\n`,
+    );
+    const res = await runTrace({
+      ...baseOptions(t, out),
+      procRoot: '/proc',
+      command: ['sh', '-c', `sh ${script} ${proc} 0.4 & sh ${script} ${proc} 0.2; wait`],
+      baselineNs: 150e6,
+      tailNs: 150e6,
+    });
+    expect(res.endedBy).toBe('command-exit');
+    expect(res.command?.exit).toMatchObject({ code: 0, reason: 'exited' });
+    const recs = readJsonl(out);
+    expect(markersOf(recs).map((x) => x.marker)).toEqual(['baseline-start', 'baseline-end', 'command-started', 'command-exited']);
+    const ev = eventsOf(recs);
+    const startedPids = ev.filter((e) => e.event === 'process-started').map((e) => e.pid);
+    expect(startedPids).toHaveLength(2);
+    expect(ev.filter((e) => e.event === 'process-exited').map((e) => e.pid).sort()).toEqual([...startedPids].sort());
+    // each process came with one queue and took it along when it ended
+    expect(ev.filter((e) => e.event === 'queue-created').map((e) => e.pid).sort()).toEqual([...startedPids].sort());
+    expect(ev.filter((e) => e.event === 'queue-destroyed').map((e) => e.pid).sort()).toEqual([...startedPids].sort());
+    // the fixture's own processes (41872, 42117) are not descendants of the command
+    expect(samplesOf(recs).every((s) => s.processes.every((p) => p.pid !== 41872 && p.pid !== 42117))).toBe(true);
+    const started = markersOf(recs).find((x) => x.marker === 'command-started')!;
+    expect(alive(started.pid!)).toBe(false);
+    expect(markersOf(recs).find((x) => x.marker === 'baseline-end')!.t_ns).toBeGreaterThanOrEqual(150e6);
+  });
+
+  it('--stop-after sends SIGTERM; a command that ignores it is killed after the grace', async () => {
+    const t = tree();
+    const out = outFile('k.jsonl');
+    const res = await runTrace({ ...baseOptions(t, out), command: ['sh', '-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], stopAfterNs: 200e6, graceMs: 300 });
+    expect(res.command?.exit).toMatchObject({ reason: 'killed', signal: 'SIGKILL' });
+    const recs = readJsonl(out);
+    const mk = markersOf(recs);
+    expect(mk.map((x) => x.marker)).toEqual(['baseline-start', 'baseline-end', 'command-started', 'stop-signal', 'command-exited']);
+    const sig = mk.find((x) => x.marker === 'stop-signal')!;
+    const exited = mk.find((x) => x.marker === 'command-exited')!;
+    expect(exited.t_ns - sig.t_ns).toBeGreaterThanOrEqual(300e6);
+    expect(alive(mk.find((x) => x.marker === 'command-started')!.pid!)).toBe(false);
+  });
+
+  it('--pid: ends after every traced pid exited (and the tail)', async () => {
+    const t = tree();
+    const out = outFile('p.jsonl');
+    const sleeper = spawn('sleep', ['0.3']);
+    t.addQueue(sleeper.pid!, 0);
+    const res = await runTrace({ ...baseOptions(t, out), procRoot: '/proc', pids: [sleeper.pid!], tailNs: 100e6 });
+    expect(res.endedBy).toBe('target-exit');
+    const s = samplesOf(readJsonl(out));
+    expect(s[0].processes.map((p) => p.pid)).toEqual([sleeper.pid]);
+  });
+
+  it('--serve exposes the current counts as Prometheus metrics', async () => {
+    const t = tree();
+    const ctl = new AbortController();
+    const p = runTrace({ ...baseOptions(t, outFile('m.jsonl')), serve: '127.0.0.1:0', signal: ctl.signal });
+    // the port is chosen by the OS; poll the result of listen through a tiny retry on the trace file
+    await new Promise((r) => setTimeout(r, 300));
+    ctl.abort();
+    const res = await p;
+    expect(res.metrics?.port).toBeGreaterThan(0);
+  });
+});
+
+describe('trace CLI', () => {
+  const run = (args: string[], opts: { input?: string } = {}) => spawnSync(process.execPath, [CLI, 'trace', ...args], { encoding: 'utf8', timeout: 30_000, ...opts });
+
+  it('writes to stdout with --out -, progress to stderr', () => {
+    const t = tree();
+    const r = run(['--root', t.root, '--interval', '20ms', '--duration', '200ms', '--out', '-']);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0].kind).toBe('header');
+    expect(lines.at(-1)).toMatchObject({ kind: 'footer', endedBy: 'duration' });
+    expect(r.stderr).toMatch(/gpucolo trace: \d+ samples, \d+ events, \d+ missed intervals, ended by duration/);
+  });
+
+  it('bad options exit 2 with one line', () => {
+    expect(run(['--interval', '1ms', '--duration', '1s']).status).toBe(2);
+    expect(run(['--interval', 'soon']).status).toBe(2);
+    expect(run(['--sources', 'nvml']).status).toBe(2);
+    const r = run(['--stop-after', '1s', '--root', tree().root]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--stop-after needs a command/);
+  });
+
+  it('a full disk ends the trace with a clear error and no orphan', () => {
+    const t = tree();
+    const r = run(['--root', t.root, '--interval', '20ms', '--out', '/dev/full', '--baseline', '0s', '--', 'sleep', '30']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot write the trace to \/dev\/full: disk full \(ENOSPC\)/);
+    const started = /started sleep 30 \(pid (\d+)/.exec(r.stderr);
+    if (started) expect(alive(Number(started[1]))).toBe(false);
+  });
+
+  it('Ctrl-C stops the command group and closes the trace with a footer', async () => {
+    const t = tree();
+    const out = outFile('int.jsonl');
+    const child = spawn(process.execPath, [CLI, 'trace', '--root', t.root, '--interval', '20ms', '--out', out, '--baseline', '0s', '--', 'sh', '-c', 'sleep 30 & sleep 30'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    // Ctrl-C once the command runs (before that, gpucolo has not installed its handlers yet)
+    await new Promise<void>((resolve) =>
+      child.stderr.on('data', (d) => {
+        err += d;
+        if (/started sh/.test(err)) resolve();
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    const recs = readJsonl(out);
+    expect(recs.at(-1)).toMatchObject({ kind: 'footer', endedBy: 'interrupt' });
+    const started = markersOf(recs).find((m) => m.marker === 'command-started')!;
+    expect(alive(started.pid!)).toBe(false);
+    // the whole group is gone, the background sleep included (a zombie waiting for init is dead)
+    expect(liveGroupMembers('/proc', started.pgid!)).toEqual([]);
+  });
+});

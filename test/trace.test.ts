@@ -289,12 +289,13 @@ describe('trace CLI', () => {
     const child = spawn(process.execPath, [CLI, 'trace', '--root', t.root, '--interval', '20ms', '--out', out, '--baseline', '0s', '--', 'sh', '-c', 'sleep 30 & sleep 30'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     // Ctrl-C once the command runs (before that, gpucolo has not installed its handlers yet)
-    await new Promise<void>((resolve) =>
+    await new Promise<void>((resolve, reject) => {
       child.stderr.on('data', (d) => {
         err += d;
         if (/started sh/.test(err)) resolve();
-      }),
-    );
+      });
+      child.on('exit', () => reject(new Error(`gpucolo trace exited early: ${err}`)));
+    });
     await new Promise((r) => setTimeout(r, 200));
     child.kill('SIGINT');
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));

@@ -13,6 +13,7 @@ import { queuesCommand } from './queues.js';
 import { analyzeCommand } from './analyze.js';
 import { exportCommand } from './export.js';
 import { traceCommand } from './trace.js';
+import { studyCommand } from './study.js';
 
 export function buildProgram(): Command {
   const program = new Command('gpucolo')
@@ -27,7 +28,13 @@ export function buildProgram(): Command {
   program.addCommand(analyzeCommand());
   program.addCommand(exportCommand());
   program.addCommand(traceCommand());
-  for (const c of program.commands) c.exitOverride();
+  program.addCommand(studyCommand());
+  // every (sub)command reports usage errors through main() instead of exiting on its own
+  const override = (c: Command): void => {
+    c.exitOverride();
+    c.commands.forEach(override);
+  };
+  program.commands.forEach(override);
   return program;
 }
 

@@ -4,7 +4,7 @@ import { runTrace, type TraceOptions, type TraceSource } from '../trace/index.js
 import { collectPids, resolveRoots, type RootOptions } from './options.js';
 import { CliError } from './errors.js';
 
-function duration(v: string): number {
+export function duration(v: string): number {
   try {
     return parseDuration(v);
   } catch (err) {
@@ -24,7 +24,7 @@ function defaultOut(): string {
   return `trace-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.jsonl`;
 }
 
-interface TraceCliOptions extends RootOptions {
+export interface TraceCliOptions extends RootOptions {
   pid?: number[];
   interval: number;
   duration?: number;
@@ -38,52 +38,59 @@ interface TraceCliOptions extends RootOptions {
   grace: number;
 }
 
-export function traceCommand(): Command {
-  const cmd = new Command('trace')
-    .description('record KFD queues of every process, given pids, or a command (after --) at 10 ms..1 s intervals, as JSON Lines')
-    .argument('[command...]', 'command to start and trace with its descendants (put it after --)')
-    .option('--pid <pid>', 'trace this process and its descendants (repeatable, or a comma list)', collectPids)
+/** The sampling options trace and study share. */
+export function addSamplingOptions(cmd: Command): Command {
+  return cmd
     .option('--interval <duration>', 'sampling interval, 10ms..1s', duration, 100e6)
-    .option('--duration <duration>', 'stop after this long (default: until the command/pids end, or Ctrl-C)', duration)
-    .option('--out <file>', 'trace file, "-" for stdout (default trace-<date>-<time>.jsonl)')
     .option('--sources <list>', 'sysfs,debugfs (debugfs needs root)', sources, ['sysfs', 'debugfs'] as TraceSource[])
     .option('--debugfs-interval <duration>', 'read debugfs at this interval (default: the interval, at least 100ms)', duration)
     .option('--baseline <duration>', 'with a command: sample this long before starting it', duration, 2e9)
     .option('--tail <duration>', 'keep sampling this long after the command (or every --pid) exited', duration, 5e9)
     .option('--stop-after <duration>', 'with a command: send its process group SIGTERM at this time after its start', duration)
-    .option('--serve <address>', 'expose current counts as Prometheus metrics, e.g. 127.0.0.1:9464')
     .option('--grace <duration>', 'time between SIGTERM and SIGKILL when stopping the command', duration, 5e9)
     .option('--root <dir>', 'a whole recorded host: <dir>/sys, <dir>/sys/kernel/debug, <dir>/proc')
     .option('--sysfs-root <dir>', 'sysfs root')
     .option('--debugfs-root <dir>', 'debugfs root')
     .option('--proc-root <dir>', 'procfs root')
-    .addOption(new Option('--impl <impl>', 'parsers and sampler: native (C++ thread) or ts (timers)').choices(['native', 'ts']))
-    .passThroughOptions();
+    .addOption(new Option('--impl <impl>', 'parsers and sampler: native (C++ thread) or ts (timers)').choices(['native', 'ts']));
+}
+
+/** TraceOptions from parsed CLI options (everything but out/pids/command). */
+export function samplingOptions(o: TraceCliOptions): Omit<TraceOptions, 'out'> {
+  const roots = resolveRoots(o);
+  const isTty = process.stderr.isTTY === true;
+  return {
+    intervalNs: o.interval,
+    durationNs: o.duration ?? null,
+    debugfsIntervalNs: o.debugfsInterval ?? null,
+    sources: o.sources,
+    sysfsRoot: roots.sysfsRoot ?? '/sys',
+    debugfsRoot: roots.debugfsRoot ?? '/sys/kernel/debug',
+    procRoot: roots.procRoot ?? '/proc',
+    impl: o.impl,
+    baselineNs: o.baseline,
+    tailNs: o.tail,
+    stopAfterNs: o.stopAfter ?? null,
+    graceMs: o.grace / 1e6,
+    log: (line) => process.stderr.write(`${isTty ? '\r\x1b[K' : ''}${line}\n`),
+    status: isTty ? (line) => process.stderr.write(`\r\x1b[K${line}`) : undefined,
+  };
+}
+
+export function traceCommand(): Command {
+  const cmd = new Command('trace')
+    .description('record KFD queues of every process, given pids, or a command (after --) at 10 ms..1 s intervals, as JSON Lines')
+    .argument('[command...]', 'command to start and trace with its descendants (put it after --)')
+    .option('--pid <pid>', 'trace this process and its descendants (repeatable, or a comma list)', collectPids)
+    .option('--duration <duration>', 'stop after this long (default: until the command/pids end, or Ctrl-C)', duration)
+    .option('--out <file>', 'trace file, "-" for stdout (default trace-<date>-<time>.jsonl)')
+    .option('--serve <address>', 'expose current counts as Prometheus metrics, e.g. 127.0.0.1:9464');
+  addSamplingOptions(cmd).passThroughOptions();
 
   return cmd.action(async (command: string[], o: TraceCliOptions) => {
-    const roots = resolveRoots(o);
     const out = o.out ?? defaultOut();
     const isTty = process.stderr.isTTY === true;
-    const opts: TraceOptions = {
-      intervalNs: o.interval,
-      durationNs: o.duration ?? null,
-      debugfsIntervalNs: o.debugfsInterval ?? null,
-      sources: o.sources,
-      sysfsRoot: roots.sysfsRoot ?? '/sys',
-      debugfsRoot: roots.debugfsRoot ?? '/sys/kernel/debug',
-      procRoot: roots.procRoot ?? '/proc',
-      impl: o.impl,
-      pids: o.pid,
-      command: command.length ? command : undefined,
-      baselineNs: o.baseline,
-      tailNs: o.tail,
-      stopAfterNs: o.stopAfter ?? null,
-      out,
-      serve: o.serve,
-      graceMs: o.grace / 1e6,
-      log: (line) => process.stderr.write(`${isTty ? '\r\x1b[K' : ''}${line}\n`),
-      status: isTty ? (line) => process.stderr.write(`\r\x1b[K${line}`) : undefined,
-    };
+    const opts: TraceOptions = { ...samplingOptions(o), out, pids: o.pid, command: command.length ? command : undefined, serve: o.serve };
     if (opts.stopAfterNs !== null && !opts.command) throw new CliError('--stop-after needs a command (after --)', 2);
     let res;
     try {

@@ -38,3 +38,5 @@ export type {
 export { renderMarkdown, writeMarkdownReport, writeFileAtomic, fmtCount, fmtDist, fmtNs, fmtPriority, fmtT } from './report-md.js';
 export { toPerfetto, writePerfetto, GPU_PID_BASE, MARKERS_PID } from './perfetto.js';
 export type { ChromeTrace, ChromeTraceEvent } from './perfetto.js';
+export { runStudy, compareRuns, studyProcesses, STUDY_SCHEMA } from './study.js';
+export type { StudyOptions, StudyReport, StudyRun, StudyProcess, StudyAspect } from './study.js';

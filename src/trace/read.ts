@@ -82,7 +82,7 @@ export const traceHeaderSchema = conforms<TraceHeader>()(z.object({
   sources: z.array(sourceSchema),
   readable: z.array(sourceSchema),
   intervalNs: z.number().positive(),
-  debugfsIntervalNs: z.number().positive(),
+  debugfsIntervalNs: z.number().nonnegative(), // 0: debugfs not read
   roots: z.object({ sysfs: z.string(), debugfs: z.string(), proc: z.string() }),
   impl: z.enum(['native', 'ts']),
   sampler: z.enum(['native-thread', 'ts-timer']),

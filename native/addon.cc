@@ -10,7 +10,7 @@ namespace {
 
 // Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts; src/native.ts
 // rejects an addon whose number differs (a stale build/Release beats a fresh prebuild).
-constexpr int kAbiVersion = 2;
+constexpr int kAbiVersion = 3;
 
 const char* Compiler() {
 #if defined(__clang__)

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
-export const NATIVE_ABI = 2;
+export const NATIVE_ABI = 3;
 
 export interface PluginProbe {
   name: string;
@@ -42,22 +42,35 @@ export interface NativeReadError {
   message: string;
 }
 
-/** One sample taken by the native thread. Times are ns since the sampler's origin. */
+/**
+ * One sample taken by the native thread. Times are ns since the sampler's origin.
+ *
+ * From the native thread (startSampler below), a part named in `same` is left out: its bytes
+ * (debugfs) or tables and issues (procs) equal that part in the last sample delivered to JS that
+ * had it (dropped samples never count; a read error is never `same` and the next good read of that
+ * file comes in full). src/trace/sampler.ts fills such parts back with the objects it got then (the
+ * same references), so its consumers always see complete samples, `same` kept as a hint.
+ */
 export interface NativeSample {
   seq: number;
   intendedNs: number;
   actualNs: number;
+  /** reading (and comparing with the previous sample) */
   readNs: number;
+  /** parsing the debugfs files that changed; 0 when none was parsed */
   parseNs: number;
   /** intervals skipped (the thread fell behind) before this sample */
   missed: number;
   /** samples dropped because JS did not keep up, before this one */
   dropped: number;
+  /** absent from the native thread when same.procs */
   procs: ProcsRaw;
-  /** present in samples that read debugfs */
+  /** present in samples that read debugfs (from the native thread: unless same) */
   mqds?: MqdsRaw | NativeReadError;
   hqds?: HqdsRaw | NativeReadError;
   rls?: RlsRaw | NativeReadError;
+  /** parts equal to those of the previous delivered sample (see above) */
+  same?: { procs?: true; mqds?: true; hqds?: true; rls?: true };
 }
 
 export interface NativeSamplerHandle {

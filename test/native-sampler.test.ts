@@ -5,10 +5,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { isDeepStrictEqual } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src/kfd/parse.js';
 import { nativeReport, requireNative, type NativeSample, type NativeSamplerHandle, type NativeSamplerOptions } from '../src/native.js';
+import { sameFiller, startSampler } from '../src/trace/sampler.js';
 import { DEBUGFS, SYSFS, nativeLoaded } from './helpers/impls.js';
 
 const MS = 1e6;
@@ -26,18 +29,47 @@ const opts = (o: Partial<NativeSamplerOptions> = {}): NativeSamplerOptions => ({
   ...o,
 });
 
-/** Starts a sampler that records its samples; `reached` resolves once until(samples) holds. */
+/**
+ * Starts a sampler that records its samples, completed by sameFiller (parts marked `same` filled
+ * back); `keys` keeps each sample's own keys as the thread sent them. `reached` resolves once
+ * until(samples) holds.
+ */
 function start(o: Partial<NativeSamplerOptions>, until: (s: NativeSample[]) => boolean, onSample?: (s: NativeSample) => void) {
   const samples: NativeSample[] = [];
+  const keys: string[][] = [];
+  const complete = sameFiller();
   let reach!: () => void;
   const reached = new Promise<void>((r) => (reach = r));
   const h: NativeSamplerHandle = requireNative().startSampler(opts(o), (s) => {
+    keys.push(Object.keys(s));
+    complete(s);
     onSample?.(s);
     samples.push(s);
     if (until(samples)) reach();
   });
-  return { h, samples, reached };
+  return { h, samples, keys, reached };
 }
+
+/** A scratch debugfs root with writable copies of the fixture's kfd/{mqds,hqds,rls}. */
+const scratchDirs: string[] = [];
+afterEach(() => {
+  for (const d of scratchDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+function scratchDebugfs() {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-same-'));
+  scratchDirs.push(root);
+  fs.mkdirSync(path.join(root, 'kfd'));
+  const file = (name: string) => path.join(root, 'kfd', name);
+  /** write a temp file + rename: the file changes at once under the reading thread */
+  const replace = (name: string, bytes: string | Buffer) => {
+    fs.writeFileSync(`${file(name)}.tmp`, bytes);
+    fs.renameSync(`${file(name)}.tmp`, file(name));
+  };
+  for (const n of ['mqds', 'hqds', 'rls']) replace(n, debugfsFile(n));
+  return { root, file, replace };
+}
+const OTHER_RLS = 'Node 1, gpu_id 2:\n  No active runlist\n';
+const THIRD_RLS = 'Node 3, gpu_id 4:\n  No active runlist\n';
 
 /** intended == (seq + all missed so far) * interval <= actual < intended + interval; seq gaps == dropped. */
 function checkTimeline(samples: NativeSample[], intervalNs: number): void {
@@ -71,7 +103,7 @@ function child(code: string) {
 describe.runIf(nativeLoaded)('native sampler', () => {
   it('delivers samples in order with the documented fields; tables equal the single-shot functions', async () => {
     const before = process.hrtime.bigint();
-    const { h, samples, reached } = start({ intervalNs: 10 * MS, debugfsEvery: 2, maxSamples: 5 }, (s) => s.length === 5);
+    const { h, samples, keys, reached } = start({ intervalNs: 10 * MS, debugfsEvery: 2, maxSamples: 5 }, (s) => s.length === 5);
     const after = process.hrtime.bigint();
     expect(h.originNs).toMatch(/^\d+$/);
     expect(BigInt(h.originNs) >= before && BigInt(h.originNs) <= after).toBe(true);
@@ -89,7 +121,17 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     checkTimeline(samples, 10 * MS);
     for (const s of samples) {
       const withDebugfs = s.seq % 2 === 0;
-      expect(Object.keys(s)).toEqual(withDebugfs ? [...FIELDS, ...DEBUGFS_FIELDS] : FIELDS);
+      // the fixture does not change: after the first sample every part is sent as `same` only
+      if (s.seq === 0) {
+        expect(keys[s.seq]).toEqual([...FIELDS, ...DEBUGFS_FIELDS]);
+        expect(s.same).toBeUndefined();
+      } else {
+        expect(keys[s.seq]).toEqual([...FIELDS.filter((f) => f !== 'procs'), 'same']);
+        expect(s.same).toEqual(withDebugfs ? { procs: true, mqds: true, hqds: true, rls: true } : { procs: true });
+        expect(s.parseNs).toBe(0);
+        expect(s.procs).toBe(samples[0].procs);
+        if (withDebugfs) expect([s.mqds, s.hqds, s.rls]).toEqual([samples[0].mqds, samples[0].hqds, samples[0].rls]);
+      }
       expect(s.dropped).toBe(0);
       expect(s.procs).toEqual(procs);
       expect(s.procs.procs).toBeInstanceOf(Float64Array);
@@ -192,6 +234,161 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     await h.stop();
     checkTimeline(samples, 1 * MS);
     expect(samples.reduce((n, s) => n + s.dropped, 0)).toBeGreaterThan(0);
+  });
+
+  it('sends an unchanged part once: the wrapper hands on the first sample\'s objects (===), parseNs 0', async () => {
+    const got: NativeSample[] = [];
+    const sp = startSampler({ sysfsRoot: SYSFS, debugfsRoot: DEBUGFS, intervalNs: 2 * MS, debugfsEvery: 1, maxSamples: 4, impl: 'native' }, (s) => void got.push(s));
+    expect(sp.kind).toBe('native-thread');
+    await sp.done;
+    expect(got.map((s) => s.seq)).toEqual([0, 1, 2, 3]);
+    const [first, ...rest] = got;
+    expect(first.same).toBeUndefined();
+    expect(first.parseNs).toBeGreaterThan(0);
+    expect(first.procs).toEqual(readKfdProcsRaw(SYSFS, 'native'));
+    expect(first.mqds).toEqual(parseMqdsRaw(debugfsFile('mqds'), 'native'));
+    expect(first.hqds).toEqual(parseHqdsRaw(debugfsFile('hqds'), 'native'));
+    expect(first.rls).toEqual(parseRlsRaw(debugfsFile('rls'), 'native'));
+    for (const s of rest) {
+      expect(s.same).toEqual({ procs: true, mqds: true, hqds: true, rls: true });
+      expect(s.parseNs).toBe(0);
+      expect(s.procs).toBe(first.procs);
+      expect(s.mqds).toBe(first.mqds);
+      expect(s.hqds).toBe(first.hqds);
+      expect(s.rls).toBe(first.rls);
+    }
+  });
+
+  it('a changed debugfs file is fresh in the next sample that reads it, and only that part', async () => {
+    const dir = scratchDebugfs();
+    let changedAt = -1;
+    const { h, samples, reached } = start(
+      { debugfsRoot: dir.root, intervalNs: 2 * MS, debugfsEvery: 1 },
+      (ss) => changedAt >= 0 && ss.filter((s) => s.seq > changedAt && !s.same?.rls).length === 1 && ss.at(-1)!.same?.rls === true,
+      (s) => {
+        if (s.seq === 1) {
+          dir.replace('rls', OTHER_RLS);
+          changedAt = s.seq;
+        }
+      },
+    );
+    await reached;
+    await h.stop();
+    const first = samples[0];
+    const fresh = samples.findIndex((s) => s.seq > changedAt && !s.same?.rls);
+    for (const [i, s] of samples.entries()) {
+      if (i === 0) continue;
+      expect(s.procs).toBe(first.procs);
+      expect(s.mqds).toBe(first.mqds);
+      expect(s.hqds).toBe(first.hqds);
+      if (i < fresh) {
+        expect(s.same).toEqual({ procs: true, mqds: true, hqds: true, rls: true });
+        expect(s.rls).toBe(first.rls);
+      } else if (i === fresh) {
+        expect(s.same).toEqual({ procs: true, mqds: true, hqds: true });
+        expect(s.rls).not.toBe(first.rls);
+        expect(s.rls).toEqual(parseRlsRaw(OTHER_RLS, 'native'));
+        expect(s.parseNs).toBeGreaterThan(0);
+      } else {
+        expect(s.same).toEqual({ procs: true, mqds: true, hqds: true, rls: true });
+        expect(s.rls).toBe(samples[fresh].rls);
+        expect(s.parseNs).toBe(0);
+      }
+    }
+  });
+
+  it('an unreadable file gives its error, never `same`; the next good read is fresh again', async () => {
+    const dir = scratchDebugfs();
+    const hqds = debugfsFile('hqds');
+    let phase = 0; // 0: static, 1: hqds removed, 2: hqds back (the same bytes as before)
+    const { h, samples, reached } = start(
+      { debugfsRoot: dir.root, intervalNs: 2 * MS, debugfsEvery: 1 },
+      (ss) => phase === 2 && ss.at(-1)!.same?.hqds === true,
+      (s) => {
+        if (phase === 0 && s.seq === 1) {
+          fs.rmSync(dir.file('hqds'));
+          phase = 1;
+        } else if (phase === 1 && s.hqds && 'code' in s.hqds) {
+          dir.replace('hqds', hqds);
+          phase = 2;
+        }
+      },
+    );
+    await reached;
+    await h.stop();
+    const first = samples[0];
+    const errors = samples.filter((s) => s.hqds && 'code' in s.hqds);
+    expect(errors.length).toBeGreaterThan(0);
+    for (const s of errors) {
+      expect(s.hqds).toEqual({ code: 'ENOENT', message: `cannot read ${dir.file('hqds')} (ENOENT)` });
+      expect(s.same).toEqual({ procs: true, mqds: true, rls: true });
+    }
+    // every sample after the first error: errors, then one fresh read (not `same` although its
+    // bytes equal the old reference), then `same` as that one
+    const after = samples.slice(samples.indexOf(errors[0]));
+    const fresh = after.findIndex((s) => s.hqds && !('code' in s.hqds));
+    expect(after.slice(0, fresh).every((s) => errors.includes(s))).toBe(true);
+    const back = after[fresh];
+    expect(back.same).toEqual({ procs: true, mqds: true, rls: true });
+    expect(back.hqds).not.toBe(first.hqds);
+    expect(back.hqds).toEqual(parseHqdsRaw(hqds, 'native'));
+    for (const s of after.slice(fresh + 1)) {
+      expect(s.same).toEqual({ procs: true, mqds: true, hqds: true, rls: true });
+      expect(s.hqds).toBe(back.hqds);
+    }
+  });
+
+  it('dropped samples never become the reference of `same`', async () => {
+    const dir = scratchDebugfs();
+    // a writable copy of the sysfs tree: a procs change is a file change, seen by every read after it
+    const sysfs = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-same-sysfs-'));
+    scratchDirs.push(sysfs);
+    fs.cpSync(SYSFS, sysfs, { recursive: true });
+    for (const f of fs.readdirSync(sysfs, { recursive: true, withFileTypes: false }) as string[]) fs.chmodSync(path.join(sysfs, f), 0o755);
+    const vram = path.join(sysfs, 'class/kfd/kfd/proc/42117/vram_31774');
+    const setVram = (v: string) => {
+      fs.writeFileSync(`${vram}.tmp`, v);
+      fs.renameSync(`${vram}.tmp`, vram);
+    };
+    const now = () => Number(BigInt(requireNative().monotonicNowNs()) - BigInt(h.originNs));
+    const spin = (ms: number) => {
+      const until = now() + ms * MS;
+      while (now() < until);
+    };
+    let changedAt = Infinity;
+    const { h, samples, reached } = start(
+      { sysfsRoot: sysfs, debugfsRoot: dir.root, intervalNs: 1 * MS, debugfsEvery: 1, maxQueued: 1 },
+      (ss) => ss.filter((s) => s.actualNs > changedAt).length >= 4,
+      (s) => {
+        if (s.seq !== 0) return;
+        // hold the JS thread 100 intervals while the thread reads (and, the queue full, drops)
+        // parts that change twice: the second state must reach JS in full, whatever was dropped
+        setVram('1000\n');
+        dir.replace('rls', OTHER_RLS);
+        spin(30);
+        setVram('2000\n');
+        dir.replace('rls', THIRD_RLS);
+        changedAt = now();
+        spin(70);
+      },
+    );
+    await reached;
+    await h.stop();
+    checkTimeline(samples, 1 * MS);
+    expect(samples.reduce((n, x) => n + x.dropped, 0)).toBeGreaterThan(0);
+    const procs = readKfdProcsRaw(sysfs, 'native');
+    expect(procs).not.toEqual(readKfdProcsRaw(SYSFS, 'native'));
+    const rls = parseRlsRaw(THIRD_RLS, 'native');
+    const after = samples.filter((s) => s.actualNs > changedAt);
+    expect(after.length).toBeGreaterThanOrEqual(4);
+    for (const s of after) {
+      expect(s.procs).toEqual(procs);
+      expect(s.rls).toEqual(rls);
+      expect(s.mqds).toBe(samples[0].mqds);
+    }
+    // and every sample matches one of the states the files went through
+    const states = [parseRlsRaw(debugfsFile('rls'), 'native'), parseRlsRaw(OTHER_RLS, 'native'), rls];
+    for (const s of samples) expect(states.some((r) => isDeepStrictEqual(r, s.rls))).toBe(true);
   });
 
   it('rejects bad options with a TypeError that says what is wrong', () => {

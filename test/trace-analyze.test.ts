@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { analyzeTrace, slotSignature, type QueueUsageReport } from '../src/trace/analyze.js';
+import { analyzeTrace, slotSignature, type QueueUsageReport } from '../src/trace/analyze/index.js';
 import { distribution, nearestRank, confidenceRanks } from '../src/stats/index.js';
 import { readTrace, type Trace } from '../src/trace/read.js';
 import { renderMarkdown } from '../src/trace/report-md.js';

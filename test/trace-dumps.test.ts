@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { analyzeTrace } from '../src/trace/analyze.js';
+import { analyzeTrace } from '../src/trace/analyze/index.js';
 import { classifyDumpName, readDumpDir, stampSeconds } from '../src/trace/dumps.js';
 import { loadTrace } from '../src/trace/read.js';
 import { DEBUGFS, IMPLS, ROOT } from './helpers/impls.js';

@@ -69,11 +69,13 @@ describe.each(IMPLS)('%s sampler: tracing a changing tree', (impl) => {
     const t = tree();
     const out = outFile('t.jsonl');
     const origin = { ns: 0n };
-    const changes: { what: string; at: bigint }[] = [];
+    // a change happens somewhere between `before` and `after` (the rename inside fn)
+    const changes: { what: string; before: bigint; after: bigint }[] = [];
     const at = (ms: number, what: string, fn: () => void) =>
       setTimeout(() => {
+        const before = process.hrtime.bigint();
         fn();
-        changes.push({ what, at: process.hrtime.bigint() });
+        changes.push({ what, before, after: process.hrtime.bigint() });
       }, ms);
     const ctl = new AbortController();
     const timers = [
@@ -109,14 +111,16 @@ describe.each(IMPLS)('%s sampler: tracing a changing tree', (impl) => {
     const ev = eventsOf(recs);
     const expectFirstAfter = (what: string, pred: (e: TraceEvent) => boolean, count = 1): void => {
       const change = changes.find((c) => c.what === what)!;
-      const changeNs = Number(change.at - origin.ns);
+      const beforeNs = Number(change.before - origin.ns);
+      const afterNs = Number(change.after - origin.ns);
       // the sample in progress during the change may already see it; any sample begun after must
-      const firstAfter = samples.find((s) => s.t_ns > changeNs)!;
+      const firstAfter = samples.find((s) => s.t_ns > afterNs)!;
       const matching = ev.filter(pred);
       expect(matching, what).toHaveLength(count);
       for (const e of matching) {
         expect(e.sample, what).toBeLessThanOrEqual(firstAfter.seq);
-        expect(e.t_ns + samples[e.sample].read_ns, what).toBeGreaterThanOrEqual(changeNs);
+        // and no sample that finished reading before the change began can have seen it
+        expect(e.t_ns + samples[e.sample].read_ns, what).toBeGreaterThanOrEqual(beforeNs);
       }
     };
     expectFirstAfter('queue 5 created', (e) => e.event === 'queue-created' && e.key === '41872/q5');
@@ -166,6 +170,51 @@ describe('trace modes', () => {
     const res = await runTrace({ ...baseOptions(t, outFile('u.jsonl')), durationNs: 100e6, log: (l) => notes.push(l) });
     expect(res.readable).toEqual(['sysfs']);
     expect(notes.join('\n')).toMatch(/debugfs .* is not readable \(root only\); recording sysfs only/);
+  });
+
+  it('debugfs lost mid-trace and back: markers, and no made-up unmap events', async () => {
+    const t = tree();
+    const out = outFile('lost.jsonl');
+    const kfd = path.join(t.debugfs, 'kfd');
+    const aside = path.join(t.root, 'kfd-aside');
+    setTimeout(() => fs.renameSync(kfd, aside), 150);
+    setTimeout(() => fs.renameSync(aside, kfd), 350);
+    await runTrace({ ...baseOptions(t, out), durationNs: 550e6 });
+    const recs = readJsonl(out);
+    expect(markersOf(recs).map((m) => [m.marker, m.source])).toEqual([
+      ['source-lost', 'debugfs'],
+      ['source-back', 'debugfs'],
+    ]);
+    const lostSamples = samplesOf(recs).filter((s) => !s.debugfs);
+    expect(lostSamples.length).toBeGreaterThan(0);
+    expect(lostSamples.every((s) => s.issues.some((i) => /cannot read .*kfd\/mqds \(ENOENT\)/.test(i)))).toBe(true);
+    // the sysfs part went on: same queues, slots unknown (null), not unmapped
+    expect(lostSamples.every((s) => s.processes.length === 2 && s.processes[0].queues.every((q) => q.hqds === null))).toBe(true);
+    expect(eventsOf(recs)).toEqual([]);
+  });
+
+  it('a pid reused by another process is an exit and a new start', async () => {
+    const t = tree();
+    const out = outFile('reuse.jsonl');
+    // /proc/<pid>/stat field 22 (start time) tells two processes behind one pid apart
+    const stat = (start: number) => `41872 (python3) S 41850 41850 41850 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 ${start} 0 0\n`;
+    fs.writeFileSync(path.join(t.proc, '41872/stat'), stat(1000));
+    setTimeout(() => {
+      fs.writeFileSync(path.join(t.proc, '41872/stat'), stat(2000));
+      t.removeQueue(41872, 2); // the new process has fewer queues: its queue set differs
+    }, 200);
+    await runTrace({ ...baseOptions(t, out), sources: ['sysfs'], durationNs: 450e6 });
+    const ev = eventsOf(readJsonl(out)).filter((e) => e.pid === 41872);
+    expect(ev.map((e) => `${e.event} ${e.key ?? ''}`.trim())).toEqual([
+      'queue-destroyed 41872/q0',
+      'queue-destroyed 41872/q1',
+      'queue-destroyed 41872/q2',
+      'process-exited',
+      'process-started',
+      'queue-created 41872/q0',
+      'queue-created 41872/q1',
+    ]);
+    expect(new Set(ev.map((e) => e.sample)).size).toBe(1);
   });
 
   it('no KFD at all: a clear error before anything is written', async () => {
@@ -281,6 +330,25 @@ describe('trace CLI', () => {
     expect(r.stderr).toMatch(/cannot write the trace to \/dev\/full: disk full \(ENOSPC\)/);
     const started = /started sleep 30 \(pid (\d+)/.exec(r.stderr);
     if (started) expect(alive(Number(started[1]))).toBe(false);
+  });
+
+  it('a reader that closes the pipe ends the trace with a clear error and no orphan', async () => {
+    const t = tree();
+    const child = spawn(process.execPath, [CLI, 'trace', '--root', t.root, '--interval', '10ms', '--out', '-', '--baseline', '0s', '--', 'sleep', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    // read the header, then go away like `| head -1`
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    await new Promise<void>((resolve) => {
+      const wait = (): void => (/started sleep 30/.test(err) ? resolve() : void setTimeout(wait, 20));
+      wait();
+    });
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(1);
+    expect(err).toMatch(/cannot write the trace to stdout: the reader closed the pipe \(EPIPE\)/);
+    const pid = Number(/started sleep 30 \(pid (\d+)/.exec(err)![1]);
+    expect(alive(pid) && liveGroupMembers('/proc', pid).length > 0).toBe(false);
   });
 
   it('Ctrl-C stops the command group and closes the trace with a footer', async () => {

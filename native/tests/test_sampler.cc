@@ -31,8 +31,13 @@ namespace kfd = gpucolo::kfd;
 namespace {
 
 constexpr int64_t kMs = 1000000;
+const std::vector<double> kOnly42117{42117};
 
-/** Keeps what it takes; `policy` (run on the sampler thread) may stall, drop or close. */
+/**
+ * Keeps what it takes; `policy` (run on the sampler thread) may stall, drop or close. Like the
+ * JS wrapper (sameFiller in src/trace/sampler.ts) it fills the parts marked same back from the
+ * last sample it took that had them (the flags stay set), and counts marks it could not honour.
+ */
 class Recorder : public SampleSink {
  public:
   using Policy = std::function<Delivery(const Sample&, bool last)>;
@@ -43,7 +48,10 @@ class Recorder : public SampleSink {
     std::lock_guard<std::mutex> lock(mu_);
     ++offered_;
     if (last) ++last_;
-    if (d == Delivery::kTaken) taken_.push_back(std::move(s));
+    if (d == Delivery::kTaken) {
+      Fill(s.get());
+      taken_.push_back(std::move(s));
+    }
     cv_.notify_all();
     return d;
   }
@@ -62,8 +70,49 @@ class Recorder : public SampleSink {
   int offered_ = 0;
   int last_ = 0;
   int done_ = 0;
+  /** parts marked same that were not empty, or had no earlier part to repeat */
+  int bad_same_ = 0;
 
  private:
+  template <class Raw>
+  struct Ref {
+    bool has = false;
+    Raw raw;
+  };
+  template <class Raw>
+  void FillPart(gpucolo::trace::DebugfsPart<Raw>* p, Ref<Raw>* ref) {
+    if (p->same) {
+      if (!p->ok || !p->raw.words.empty() || p->raw.lines != 0 || !ref->has) ++bad_same_;
+      p->raw = ref->raw;
+    } else if (p->ok) {
+      ref->raw = p->raw;
+      ref->has = true;
+    } else {
+      ref->has = false;
+    }
+  }
+  void Fill(Sample* s) {
+    if (s->procs_same) {
+      if (!s->procs.procs.empty() || !s->procs.issues.empty() || !has_procs_) ++bad_same_;
+      s->procs = procs_;
+    } else {
+      procs_ = s->procs;
+      has_procs_ = true;
+    }
+    if (!s->debugfs) {
+      if (s->mqds.same || s->hqds.same || s->rls.same) ++bad_same_;
+      return;
+    }
+    FillPart(&s->mqds, &mqds_);
+    FillPart(&s->hqds, &hqds_);
+    FillPart(&s->rls, &rls_);
+  }
+
+  kfd::ProcsRaw procs_;
+  bool has_procs_ = false;
+  Ref<kfd::MqdsRaw> mqds_;
+  Ref<kfd::HqdsRaw> hqds_;
+  Ref<kfd::RlsRaw> rls_;
   Policy policy_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -97,6 +146,43 @@ void CheckTimeline(const std::vector<std::unique_ptr<Sample>>& v, int64_t interv
 
 std::string DebugfsFile(const char* name) { return gpucolo_test::ReadFixture(std::string("debugfs/kfd/") + name); }
 
+/** A scratch debugfs root with copies of the fixture's kfd/{mqds,hqds,rls}; removed by the destructor. */
+class ScratchDebugfs {
+ public:
+  ScratchDebugfs() {
+    char tmpl[] = "/tmp/gpucolo-same-XXXXXX";
+    CHECK(mkdtemp(tmpl) != nullptr);
+    root_ = tmpl;
+    CHECK_EQ(::mkdir((root_ + "/kfd").c_str(), 0755), 0);
+    for (const char* f : {"mqds", "hqds", "rls"}) Replace(f, DebugfsFile(f));
+  }
+  ~ScratchDebugfs() {
+    for (const char* f : {"mqds", "hqds", "rls"}) std::remove(Path(f).c_str());
+    ::rmdir((root_ + "/kfd").c_str());
+    ::rmdir(root_.c_str());
+  }
+  const std::string& root() const { return root_; }
+  std::string Path(const char* name) const { return root_ + "/kfd/" + name; }
+  /** write a temp file + rename, as a file changes atomically under a reader */
+  void Replace(const char* name, const std::string& bytes) const {
+    const std::string tmp = Path(name) + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f << bytes;
+    }
+    CHECK_EQ(std::rename(tmp.c_str(), Path(name).c_str()), 0);
+  }
+  void Remove(const char* name) const { CHECK_EQ(std::remove(Path(name).c_str()), 0); }
+
+ private:
+  std::string root_;
+};
+
+const char kOtherRls[] = "Node 1, gpu_id 2:\n  No active runlist\n";
+const char kThirdRls[] = "Node 3, gpu_id 4:\n  No active runlist\n";
+
+kfd::RlsRaw ParseRlsText(const std::string& text) { return kfd::ParseRls(text.data(), text.size()); }
+
 }  // namespace
 
 TEST(sampler_fixture_timeline_and_tables) {
@@ -121,12 +207,17 @@ TEST(sampler_fixture_timeline_and_tables) {
   const kfd::RlsRaw r = kfd::ParseRls(rls.data(), rls.size());
   CHECK(!procs.procs.empty() && !m.words.empty() && !h.words.empty() && !r.words.empty());
   uint64_t missed = 0, with_debugfs = 0;
+  CHECK_EQ(rec.bad_same_, 0);
   for (size_t i = 0; i < rec.taken_.size(); ++i) {
     const Sample& x = *rec.taken_[i];
     CHECK_EQ(x.seq, uint64_t{i});
     CHECK_EQ(x.dropped, uint64_t{0});
     missed += x.missed;
     CHECK_EQ(x.debugfs, x.seq % 5 == 0);
+    // a static tree: everything after the first sample repeats it (the recorder filled it back)
+    CHECK_EQ(x.procs_same, i > 0);
+    CHECK_EQ(x.mqds.same && x.hqds.same && x.rls.same, x.debugfs && i > 0);
+    if (i > 0) CHECK_EQ(x.parse_ns, 0.0);
     CHECK_EQ(x.procs.procs, procs.procs);
     CHECK_EQ(x.procs.queues, procs.queues);
     CHECK_EQ(x.procs.metrics, procs.metrics);
@@ -341,6 +432,123 @@ TEST(sampler_set_pids_takes_effect_at_the_next_sample) {
     phase = p;
   }
   CHECK_EQ(phase, 2);
+}
+
+TEST(sampler_unchanged_parts_are_same_changed_and_unreadable_ones_fresh) {
+  ScratchDebugfs dir;
+  const std::string hqds = DebugfsFile("hqds");
+  // the policy runs on the sampler thread before the next sample is read: no race with the files
+  Recorder rec([&](const Sample& s, bool) {
+    if (s.seq == 1) dir.Replace("rls", kOtherRls);
+    if (s.seq == 2) dir.Remove("hqds");
+    if (s.seq == 3) dir.Replace("hqds", hqds);  // the very bytes of the last good read
+    return SampleSink::Delivery::kTaken;
+  });
+  SamplerOptions o = FixtureOptions(2 * kMs, 1, 6);
+  o.debugfs_root = dir.root();
+  Sampler s(o, &rec);
+  s.Start();
+  s.Join();
+  CHECK_EQ(s.error(), std::string());
+  CHECK_EQ(rec.taken_.size(), size_t{6});
+  CHECK_EQ(rec.bad_same_, 0);
+  const auto& t = rec.taken_;
+  struct Want {
+    bool procs, mqds, hqds, rls;
+  };
+  const Want want[] = {
+      {false, false, false, false},  // first: everything parsed
+      {true, true, true, true},      // static
+      {true, true, true, false},     // rls changed
+      {true, true, false, true},     // hqds unreadable: an error, never same
+      {true, true, false, true},     // hqds back with its old bytes: parsed again after the error
+      {true, true, true, true},
+  };
+  for (size_t i = 0; i < t.size(); ++i) {
+    CHECK_EQ(t[i]->procs_same, want[i].procs);
+    CHECK_EQ(t[i]->mqds.same, want[i].mqds);
+    CHECK_EQ(t[i]->hqds.same, want[i].hqds);
+    CHECK_EQ(t[i]->rls.same, want[i].rls);
+    const bool parsed = !(want[i].mqds && want[i].rls && (want[i].hqds || i == 3));
+    if (!parsed) CHECK_EQ(t[i]->parse_ns, 0.0);
+    if (parsed) CHECK(t[i]->parse_ns > 0);
+  }
+  CHECK(!t[3]->hqds.ok);
+  CHECK_EQ(t[3]->hqds.error.code, std::string("ENOENT"));
+  CHECK_EQ(t[3]->hqds.error.message, "cannot read " + dir.Path("hqds") + " (ENOENT)");
+  const kfd::HqdsRaw h = kfd::ParseHqds(hqds.data(), hqds.size());
+  CHECK(t[4]->hqds.ok);
+  CHECK_EQ(t[4]->hqds.raw.words, h.words);
+  CHECK_EQ(t[4]->hqds.raw.slots, h.slots);
+  const kfd::RlsRaw r0 = ParseRlsText(DebugfsFile("rls")), r1 = ParseRlsText(kOtherRls);
+  CHECK_EQ(t[1]->rls.raw.nodes, r0.nodes);
+  for (size_t i = 2; i < t.size(); ++i) CHECK_EQ(t[i]->rls.raw.nodes, r1.nodes);
+  CHECK(r0.nodes != r1.nodes);
+}
+
+TEST(sampler_dropped_samples_never_become_references) {
+  ScratchDebugfs dir;
+  const std::string rls = DebugfsFile("rls");
+  Sampler* sp = nullptr;
+  // seq 1, 3 and 5 are dropped; each change happens before the next sample is read
+  Recorder rec([&](const Sample& s, bool) {
+    switch (s.seq) {
+      case 0:
+        dir.Replace("rls", kOtherRls);  // seq 1 parses it, but is dropped
+        sp->SetPids(&kOnly42117);       // so are its procs
+        break;
+      case 2:
+        dir.Replace("rls", kThirdRls);  // seq 3 parses it, dropped; seq 4 reads kOtherRls again
+        break;
+      case 3:
+        dir.Replace("rls", kOtherRls);
+        break;
+      case 4:
+        dir.Remove("mqds");  // seq 5: an error, dropped
+        break;
+      case 5:
+        dir.Replace("mqds", DebugfsFile("mqds"));  // seq 6: the bytes of the reference, after an error
+        break;
+      default:
+        break;
+    }
+    return s.seq % 2 == 1 && s.seq < 6 ? SampleSink::Delivery::kDropped : SampleSink::Delivery::kTaken;
+  });
+  SamplerOptions o = FixtureOptions(2 * kMs, 1, 7);
+  o.debugfs_root = dir.root();
+  Sampler s(o, &rec);
+  sp = &s;
+  s.Start();
+  s.Join();
+  CHECK_EQ(s.error(), std::string());
+  CHECK_EQ(rec.bad_same_, 0);
+  const auto& t = rec.taken_;
+  CHECK_EQ(t.size(), size_t{4});  // seq 0, 2, 4, 6
+  const kfd::RlsRaw r0 = ParseRlsText(rls), r1 = ParseRlsText(kOtherRls);
+  const kfd::ProcsRaw all = kfd::ReadKfdProcs(gpucolo_test::FixturePath("sysfs"), nullptr);
+  const kfd::ProcsRaw one = kfd::ReadKfdProcs(gpucolo_test::FixturePath("sysfs"), &kOnly42117);
+  CHECK(all.procs != one.procs);
+  CHECK_EQ(t[0]->seq, uint64_t{0});
+  CHECK_EQ(t[0]->rls.raw.nodes, r0.nodes);
+  CHECK_EQ(t[0]->procs.procs, all.procs);
+  // seq 2 repeats the dropped seq 1, not seq 0: it must come in full
+  CHECK_EQ(t[1]->seq, uint64_t{2});
+  CHECK_EQ(t[1]->dropped, uint64_t{1});
+  CHECK(!t[1]->rls.same && !t[1]->procs_same);
+  CHECK_EQ(t[1]->rls.raw.nodes, r1.nodes);
+  CHECK_EQ(t[1]->procs.procs, one.procs);
+  CHECK(t[1]->mqds.same && t[1]->hqds.same);
+  // seq 4 equals seq 2 (taken), not the dropped seq 3
+  CHECK_EQ(t[2]->seq, uint64_t{4});
+  CHECK(t[2]->rls.same && t[2]->procs_same && t[2]->mqds.same);
+  CHECK_EQ(t[2]->rls.raw.nodes, r1.nodes);
+  CHECK_EQ(t[2]->parse_ns, 0.0);
+  // seq 6: mqds has the reference's bytes again, but an error came between (even a dropped one)
+  CHECK_EQ(t[3]->seq, uint64_t{6});
+  CHECK(!t[3]->mqds.same && t[3]->mqds.ok);
+  CHECK(t[3]->rls.same && t[3]->hqds.same && t[3]->procs_same);
+  const std::string mqds = DebugfsFile("mqds");
+  CHECK_EQ(t[3]->mqds.raw.words, kfd::ParseMqds(mqds.data(), mqds.size()).words);
 }
 
 TEST(sampler_read_whole_file_grows_and_reuses_the_buffer) {

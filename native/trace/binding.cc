@@ -77,7 +77,11 @@ Napi::Object ReadErrorToJs(Napi::Env env, const ReadError& e) {
   return o;
 }
 
-/** NativeSample in src/native.ts; tables through the kfd binding's one conversion. */
+/**
+ * NativeSample in src/native.ts; tables through the kfd binding's one conversion. A part the
+ * sampler marked same (equal to the one in the last sample taken) is left out and named in
+ * `same` instead: converting the tables is most of a sample's cost on the JS thread.
+ */
 Napi::Object SampleToJs(Napi::Env env, const Sample& s) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("seq", Napi::Number::New(env, static_cast<double>(s.seq)));
@@ -87,12 +91,29 @@ Napi::Object SampleToJs(Napi::Env env, const Sample& s) {
   o.Set("parseNs", Napi::Number::New(env, s.parse_ns));
   o.Set("missed", Napi::Number::New(env, static_cast<double>(s.missed)));
   o.Set("dropped", Napi::Number::New(env, static_cast<double>(s.dropped)));
-  o.Set("procs", kfd::ProcsToJs(env, s.procs));
-  if (s.debugfs) {
-    o.Set("mqds", s.mqds.ok ? kfd::MqdsToJs(env, s.mqds.raw) : ReadErrorToJs(env, s.mqds.error));
-    o.Set("hqds", s.hqds.ok ? kfd::HqdsToJs(env, s.hqds.raw) : ReadErrorToJs(env, s.hqds.error));
-    o.Set("rls", s.rls.ok ? kfd::RlsToJs(env, s.rls.raw) : ReadErrorToJs(env, s.rls.error));
+  Napi::Object same;
+  auto mark = [&](const char* part) {
+    if (same.IsEmpty()) same = Napi::Object::New(env);
+    same.Set(part, Napi::Boolean::New(env, true));
+  };
+  if (s.procs_same) {
+    mark("procs");
+  } else {
+    o.Set("procs", kfd::ProcsToJs(env, s.procs));
   }
+  if (s.debugfs) {
+    auto part = [&](const char* name, const auto& p, auto to_js) {
+      if (p.same) {
+        mark(name);
+      } else {
+        o.Set(name, p.ok ? to_js(env, p.raw) : ReadErrorToJs(env, p.error));
+      }
+    };
+    part("mqds", s.mqds, kfd::MqdsToJs);
+    part("hqds", s.hqds, kfd::HqdsToJs);
+    part("rls", s.rls, kfd::RlsToJs);
+  }
+  if (!same.IsEmpty()) o.Set("same", same);
   return o;
 }
 

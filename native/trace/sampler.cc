@@ -33,6 +33,22 @@ class Locked {
   pthread_mutex_t* mu_;
 };
 
+bool SameBytes(const std::vector<double>& a, const std::vector<double>& b) {
+  // byte for byte, as JS compares the Float64Arrays (NaN equals itself, -0 differs from 0)
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+}
+
+bool SameProcs(const kfd::ProcsRaw& a, const kfd::ProcsRaw& b) {
+  if (!SameBytes(a.procs, b.procs) || !SameBytes(a.queues, b.queues) || !SameBytes(a.metrics, b.metrics)) return false;
+  if (a.issues.size() != b.issues.size()) return false;
+  for (size_t i = 0; i < a.issues.size(); ++i) {
+    const kfd::ReadIssue& x = a.issues[i];
+    const kfd::ReadIssue& y = b.issues[i];
+    if (x.severity != y.severity || x.path != y.path || x.message != y.message || x.code != y.code) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int64_t MonotonicNowNs() {
@@ -73,9 +89,9 @@ Sampler::Sampler(SamplerOptions options, SampleSink* sink)
       sink_(sink),
       filter_pids_(options_.filter_pids),
       pids_(options_.pids),
-      mqds_path_(kfd::UnderRoot(options_.debugfs_root, "kfd/mqds")),
-      hqds_path_(kfd::UnderRoot(options_.debugfs_root, "kfd/hqds")),
-      rls_path_(kfd::UnderRoot(options_.debugfs_root, "kfd/rls")) {
+      mqds_(kfd::UnderRoot(options_.debugfs_root, "kfd/mqds")),
+      hqds_(kfd::UnderRoot(options_.debugfs_root, "kfd/hqds")),
+      rls_(kfd::UnderRoot(options_.debugfs_root, "kfd/rls")) {
   pthread_mutex_init(&mu_, nullptr);
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
@@ -181,6 +197,7 @@ void Sampler::Loop() {
     s->dropped = dropped;
     switch (sink_->Deliver(std::move(s), last)) {
       case SampleSink::Delivery::kTaken:
+        Commit();
         dropped = 0;
         missed_pending = 0;
         break;
@@ -195,39 +212,95 @@ void Sampler::Loop() {
   }
 }
 
-template <class Raw, class Parse>
-void Sampler::ParseInto(DebugfsPart<Raw>* part, int err, const std::string& path, const std::vector<char>& buf, size_t len,
-                        Parse parse) {
+void Sampler::DebugfsFile::Read() {
+  err = ReadWholeFile(path, &buf, &len);
   if (err != 0) {
-    const char* code = ErrnoName(err);
-    part->error = ReadError{code, "cannot read " + path + " (" + code + ")"};
-    return;
+    state = State::kError;
+    has_ref = false;  // never `same` after an error, even one the sink drops
+  } else if (has_ref && len == ref_len && (len == 0 || std::memcmp(buf.data(), ref.data(), len) == 0)) {
+    state = State::kSame;
+  } else {
+    state = State::kFresh;
   }
-  part->raw = parse(buf.data(), len);
-  part->ok = true;
+}
+
+void Sampler::DebugfsFile::Commit() {
+  switch (state) {
+    case State::kFresh:
+      // the bytes just parsed and taken are the new reference; the old one's memory is the next read buffer
+      buf.swap(ref);
+      ref_len = len;
+      has_ref = true;
+      break;
+    case State::kError:  // Read() already dropped the reference
+    case State::kSame:
+    case State::kUnread:
+      break;
+  }
+}
+
+void Sampler::Commit() {
+  if (procs_fresh_) {
+    procs_ref_ = std::move(procs_next_);
+    has_procs_ref_ = true;
+    procs_fresh_ = false;
+  }
+  mqds_.Commit();
+  hqds_.Commit();
+  rls_.Commit();
+}
+
+template <class Raw, class Parse>
+bool Sampler::ParseInto(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse parse) {
+  switch (file.state) {
+    case DebugfsFile::State::kError: {
+      const char* code = ErrnoName(file.err);
+      part->error = ReadError{code, "cannot read " + file.path + " (" + code + ")"};
+      return false;
+    }
+    case DebugfsFile::State::kSame:
+      part->ok = true;
+      part->same = true;
+      return false;
+    case DebugfsFile::State::kFresh:
+      part->raw = parse(file.buf.data(), file.len);
+      part->ok = true;
+      return true;
+    case DebugfsFile::State::kUnread:
+      break;
+  }
+  return false;
 }
 
 std::unique_ptr<Sample> Sampler::TakeSample(uint64_t k, uint64_t seq, int64_t t0) {
   auto s = std::make_unique<Sample>();
   s->intended_ns = static_cast<double>(static_cast<int64_t>(k) * options_.interval_ns);
   s->actual_ns = static_cast<double>(t0 - origin_ns_);  // < intended + interval, >= intended
-  s->procs = kfd::ReadKfdProcs(options_.sysfs_root, filter_now_ ? &pids_now_ : nullptr);
+  // what the previous (dropped or taken) sample left pending is void: only a taken one commits
+  procs_fresh_ = false;
+  mqds_.state = hqds_.state = rls_.state = DebugfsFile::State::kUnread;
+  procs_next_ = kfd::ReadKfdProcs(options_.sysfs_root, filter_now_ ? &pids_now_ : nullptr);
+  if (has_procs_ref_ && SameProcs(procs_next_, procs_ref_)) {
+    s->procs_same = true;
+  } else {
+    s->procs = procs_next_;  // a copy: procs_next_ becomes the reference if the sink takes it
+    procs_fresh_ = true;
+  }
   s->debugfs = options_.debugfs_every != 0 && seq % options_.debugfs_every == 0;
-  int mqds_err = 0, hqds_err = 0, rls_err = 0;
-  size_t mqds_len = 0, hqds_len = 0, rls_len = 0;
   if (s->debugfs) {
-    mqds_err = ReadWholeFile(mqds_path_, &mqds_buf_, &mqds_len);
-    hqds_err = ReadWholeFile(hqds_path_, &hqds_buf_, &hqds_len);
-    rls_err = ReadWholeFile(rls_path_, &rls_buf_, &rls_len);
+    mqds_.Read();
+    hqds_.Read();
+    rls_.Read();
   }
   const int64_t t1 = MonotonicNowNs();
   s->read_ns = static_cast<double>(t1 - t0);
+  bool parsed = false;
   if (s->debugfs) {
-    ParseInto(&s->mqds, mqds_err, mqds_path_, mqds_buf_, mqds_len, kfd::ParseMqds);
-    ParseInto(&s->hqds, hqds_err, hqds_path_, hqds_buf_, hqds_len, kfd::ParseHqds);
-    ParseInto(&s->rls, rls_err, rls_path_, rls_buf_, rls_len, kfd::ParseRls);
+    parsed |= ParseInto(&s->mqds, mqds_, kfd::ParseMqds);
+    parsed |= ParseInto(&s->hqds, hqds_, kfd::ParseHqds);
+    parsed |= ParseInto(&s->rls, rls_, kfd::ParseRls);
   }
-  s->parse_ns = static_cast<double>(MonotonicNowNs() - t1);
+  s->parse_ns = parsed ? static_cast<double>(MonotonicNowNs() - t1) : 0;
   return s;
 }
 

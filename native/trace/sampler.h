@@ -11,6 +11,14 @@
 // debugfs_every (as the TS sampler does), so it is read once every N samples even when the thread
 // falls behind. With max_samples the last sample is never dropped: the sink must take it (it may
 // block), so the consumer sees seq == max_samples - 1 and every drop is reported.
+//
+// Unchanged parts are not parsed again: the sampler keeps the bytes of each debugfs file and the
+// proc tables as they were in the last sample the sink TOOK (the reference; a dropped sample never
+// becomes one). A part equal to its reference byte for byte (debugfs: same length and memcmp;
+// procs: tables and issues) is marked `same` and left empty, and the consumer reuses what it got
+// for that part before (src/trace/sampler.ts fills it back). A file that could not be read is
+// never `same`, and a read error (taken or dropped) drops that file's reference: the next good
+// read is parsed and sent in full.
 #pragma once
 
 #include <pthread.h>
@@ -21,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "kfd/hqds_parser.h"
@@ -45,7 +54,13 @@ struct ReadError {
 /** One debugfs table of a sample: the parsed tables, or why the file could not be read. */
 template <class Raw>
 struct DebugfsPart {
+  /** the file was read (raw holds its tables unless `same`) */
   bool ok = false;
+  /**
+   * ok, and the bytes equal those of this file in the last sample the sink took that read
+   * debugfs: not parsed, raw left empty (the consumer reuses the tables it got then)
+   */
+  bool same = false;
   Raw raw;
   ReadError error;
 };
@@ -55,9 +70,9 @@ struct Sample {
   uint64_t seq = 0;
   double intended_ns = 0;
   double actual_ns = 0;
-  /** sysfs proc walk + debugfs files into memory */
+  /** sysfs proc walk + debugfs files into memory + comparing them with the reference */
   double read_ns = 0;
-  /** debugfs buffers into the raw tables */
+  /** debugfs buffers into the raw tables; 0 when nothing was parsed (every file `same` or unread) */
   double parse_ns = 0;
   /**
    * intervals skipped (the thread fell behind) since the previous sample the sink took, those
@@ -67,6 +82,8 @@ struct Sample {
   /** samples the sink dropped since the last one it took (seq - previous seq - 1) */
   uint64_t dropped = 0;
   kfd::ProcsRaw procs;
+  /** the proc tables (and issues) equal those of the last sample the sink took: procs left empty */
+  bool procs_same = false;
   /** debugfs was read in this sample (mqds/hqds/rls are meaningful) */
   bool debugfs = false;
   DebugfsPart<kfd::MqdsRaw> mqds;
@@ -140,11 +157,34 @@ class Sampler {
   void Loop();
   /** Sleeps until the absolute monotonic deadline; false when a stop was requested. */
   bool SleepUntil(int64_t deadline_ns);
+  /** A debugfs file: this sample's read and the bytes behind the sink's last tables of it. */
+  struct DebugfsFile {
+    enum class State { kUnread, kError, kSame, kFresh };
+    explicit DebugfsFile(std::string p) : path(std::move(p)) {}
+    std::string path;
+    /** this sample's read (reused: it only grows) */
+    std::vector<char> buf;
+    size_t len = 0;
+    int err = 0;
+    State state = State::kUnread;
+    /** the reference: bytes of the last fresh parse of this file the sink took; valid if has_ref */
+    std::vector<char> ref;
+    size_t ref_len = 0;
+    bool has_ref = false;
+
+    /** Reads the file and compares it with the reference (state kError, kSame or kFresh); an error drops the reference. */
+    void Read();
+    /** The sample with this read was taken: a fresh read becomes the reference. */
+    void Commit();
+  };
+
   /** t0: monotonic time just before reading */
   std::unique_ptr<Sample> TakeSample(uint64_t k, uint64_t seq, int64_t t0);
+  /** The sink took the sample just made: its fresh parts become the references. */
+  void Commit();
+  /** Fills part from file (state set by Read()); true when it parsed. */
   template <class Raw, class Parse>
-  void ParseInto(DebugfsPart<Raw>* part, int err, const std::string& path, const std::vector<char>& buf, size_t len,
-                 Parse parse);
+  static bool ParseInto(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse parse);
 
   const SamplerOptions options_;
   SampleSink* const sink_;
@@ -160,11 +200,15 @@ class Sampler {
   bool filter_pids_;
   std::vector<double> pids_;
 
-  // sampler thread only: the pid filter of the current sample, reused read buffers
+  // sampler thread only: the pid filter of the current sample, the debugfs files, the reference
+  // proc tables (those of the last sample the sink took) and this sample's fresh ones
   bool filter_now_ = false;
   std::vector<double> pids_now_;
-  std::vector<char> mqds_buf_, hqds_buf_, rls_buf_;
-  std::string mqds_path_, hqds_path_, rls_path_;
+  DebugfsFile mqds_, hqds_, rls_;
+  kfd::ProcsRaw procs_ref_;
+  bool has_procs_ref_ = false;
+  kfd::ProcsRaw procs_next_;
+  bool procs_fresh_ = false;
 };
 
 }  // namespace trace

@@ -13,11 +13,28 @@ import type {
 
 export const V9_MQD_HEADER = 0xc0310800;
 
+/**
+ * Hex strings of the addresses seen recently. A tracer decodes the same MQDs every sample, and
+ * number-to-hex-string conversion is the main cost of decoding; the cache is small and bounded.
+ */
+const hexCache = new Map<number, string>();
+const HEX_CACHE_MAX = 8192;
+
 /** (hi:lo) as 0x-hex, optionally shifted left (ring bases are stored >> 8). */
 export function addr64(lo: number, hi: number, shift = 0): string {
+  const h = hi >>> 0;
   // doubles are exact below 2^53: the common case (48-bit VAs, GART addresses) avoids BigInt
-  if ((hi >>> 0) < 2 ** (21 - shift)) return `0x${(((hi >>> 0) * 2 ** 32 + (lo >>> 0)) * 2 ** shift).toString(16)}`;
-  const v = ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)) << BigInt(shift);
+  if (h < 2 ** (21 - shift)) {
+    const v = (h * 2 ** 32 + (lo >>> 0)) * 2 ** shift;
+    let s = hexCache.get(v);
+    if (s === undefined) {
+      if (hexCache.size >= HEX_CACHE_MAX) hexCache.clear();
+      s = `0x${v.toString(16)}`;
+      hexCache.set(v, s);
+    }
+    return s;
+  }
+  const v = ((BigInt(h) << 32n) | BigInt(lo >>> 0)) << BigInt(shift);
   return `0x${v.toString(16)}`;
 }
 

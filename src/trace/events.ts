@@ -78,6 +78,21 @@ export class EventDeriver {
     return out;
   }
 
+  /**
+   * The pid now belongs to another process (pid reuse between two samples): the old one ends
+   * here, with its queues; the next update() sees the pid as a new process.
+   */
+  replaced(pid: number, t_ns: number, sample: number): TraceEvent[] {
+    const mine = this.known.get(pid);
+    if (!mine) return [];
+    const base = { t_ns, sample };
+    const out: TraceEvent[] = [];
+    for (const k of mine.values()) out.push(...this.destroyed(pid, k, base));
+    out.push({ kind: 'event', event: 'process-exited', pid, ...base });
+    this.known.delete(pid);
+    return out;
+  }
+
   private destroyed(pid: number, k: KnownQueue, base: { t_ns: number; sample: number }): TraceEvent[] {
     const id = { key: k.q.key, qid: k.q.qid, type: k.q.type, gpuId: k.q.gpuId, mqd: k.q.mqd };
     return [

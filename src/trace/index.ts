@@ -12,7 +12,7 @@ export type { Trace, TraceIssue, TraceOrigin, ReadTraceOptions } from './read.js
 export { readDumpDir, classifyDumpName, DEFAULT_DUMP_INTERVAL_NS } from './dumps.js';
 export { queueKey } from './assemble.js';
 export type { DumpFile, ReadDumpDirOptions } from './dumps.js';
-export { analyzeTrace, QUEUE_USAGE_SCHEMA, slotSignature } from './analyze.js';
+export { analyzeTrace, QUEUE_USAGE_SCHEMA, slotSignature } from './analyze/index.js';
 export type {
   AnalyzeOptions,
   QueueUsageReport,
@@ -34,7 +34,7 @@ export type {
   SamplingQuality,
   StabilityVerdict,
   Run,
-} from './analyze.js';
+} from './analyze/index.js';
 export { renderMarkdown, writeMarkdownReport, writeFileAtomic, fmtCount, fmtDist, fmtNs, fmtPriority, fmtT } from './report-md.js';
 export { toPerfetto, writePerfetto, GPU_PID_BASE, MARKERS_PID } from './perfetto.js';
 export type { ChromeTrace, ChromeTraceEvent } from './perfetto.js';

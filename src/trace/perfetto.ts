@@ -11,7 +11,7 @@
  *  - one 'markers' track (pid 0) with global instants for the tracer's markers.
  * hqd-mapped/-unmapped events are not repeated as instants: the slot spans show them.
  */
-import { analyzeTrace, hasHqdData, listsQueues, mapChanged, sameQueueState, slotSignature, type QueueUsage, type QueueUsageReport } from './analyze.js';
+import { analyzeTrace, hasHqdData, listsQueues, mapChanged, sameQueueState, slotSignature, type QueueUsage, type QueueUsageReport } from './analyze/index.js';
 import type { Trace } from './read.js';
 import { writeFileAtomic } from './report-md.js';
 import type { TraceQueue, TraceSample } from './schema.js';

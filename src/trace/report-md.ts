@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CountStats, Distribution } from '../stats/index.js';
-import type { GpuHqdUsage, ProcessUsage, QueueUsage, QueueUsageReport, SamplingQuality } from './analyze.js';
+import type { GpuHqdUsage, ProcessUsage, QueueUsage, QueueUsageReport, SamplingQuality } from './analyze/index.js';
 
 // ------------------------------------------------------------------------------------ files
 

@@ -6,12 +6,19 @@
  *  - 'ts-timer': setTimeout re-armed against absolute deadlines (drift-corrected), reading with
  *    the TS readers.
  * Both skip deadlines they are late for (reported as `missed`) rather than bursting to catch up.
+ *
+ * Most samples repeat the one before byte for byte, so both skip what did not change: a debugfs
+ * file whose bytes equal the previous read is not parsed, and a part (procs, mqds, hqds, rls) equal
+ * to the previous sample's is handed on as the very same object as then (named in `same`), which
+ * lets SampleAssembler see an unchanged sample by reference. A file that could not be read is never
+ * `same`, and the next good read of it is parsed again.
  */
 import fs from 'node:fs';
 import { loadNative, type NativeReadError, type NativeSample } from '../native.js';
 import { parseHqdsTs } from '../kfd/hqds-ts.js';
 import { parseMqdsTs } from '../kfd/mqds-ts.js';
 import { parseRlsTs } from '../kfd/rls-ts.js';
+import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw } from '../kfd/raw.js';
 import { readKfdProcsTs, underRoot } from '../kfd/sysfs-ts.js';
 
 export type { NativeSample as RawSample };
@@ -37,6 +44,44 @@ export interface Sampler {
   done: Promise<void>;
 }
 
+const PARTS = ['procs', 'mqds', 'hqds', 'rls'] as const;
+type Part = (typeof PARTS)[number];
+type Same = NonNullable<NativeSample['same']>;
+
+const isReadError = (x: unknown): x is NativeReadError => typeof x === 'object' && x !== null && 'code' in x && !('issues' in x);
+
+/**
+ * Completes the native thread's samples, which must be passed in delivery order: a part named in
+ * `same` is left out by the thread and is put back here as the object of the last sample that had
+ * it (the same reference). Throws if a sample repeats a part this process never got (the thread
+ * only marks what it delivered, so this means a sample was lost on the way, not dropped).
+ */
+export function sameFiller(): (s: NativeSample) => NativeSample {
+  const ref: { [P in Part]?: NativeSample[P] } = {};
+  let lastSeq = -1;
+  return (s) => {
+    // seq counts dropped samples too: any other gap is a sample that never reached JS (its
+    // conversion failed) although the thread counted it as delivered: no reference is safe now
+    if (s.seq !== lastSeq + 1 + s.dropped) for (const p of PARTS) delete ref[p];
+    lastSeq = s.seq;
+    const same = s.same;
+    if (same) {
+      for (const p of PARTS) {
+        if (!same[p]) continue;
+        const r = ref[p];
+        if (r === undefined) throw new Error(`native sampler: sample ${s.seq} repeats the ${p} of a sample that never reached JS`);
+        (s as { [P in Part]?: unknown })[p] = r;
+      }
+    }
+    ref.procs = s.procs;
+    for (const p of ['mqds', 'hqds', 'rls'] as const) {
+      // a read error is never repeated: the next good read comes in full
+      if (p in s) (ref as { [P in Part]?: unknown })[p] = isReadError(s[p]) ? undefined : s[p];
+    }
+    return s;
+  };
+}
+
 export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) => void): Sampler {
   const native = opts.impl === 'ts' ? null : loadNative();
   if (opts.impl === 'native' && !native) throw Object.assign(new Error('native sampler requested but the native core is not loaded'), { code: 'ENONATIVE' });
@@ -44,6 +89,7 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
     let finish!: () => void;
     const done = new Promise<void>((r) => (finish = r));
     const maxSamples = opts.maxSamples ?? 0;
+    const complete = sameFiller();
     const h = native.startSampler(
       {
         sysfsRoot: opts.sysfsRoot,
@@ -56,7 +102,7 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
       },
       (s) => {
         try {
-          onSample(s);
+          onSample(complete(s));
         } finally {
           // seq counts dropped samples too; the thread never drops the last one
           if (maxSamples > 0 && s.seq >= maxSamples - 1) void h.stop().then(finish);
@@ -86,6 +132,60 @@ function readDebugfs(root: string, name: string): Buffer | NativeReadError {
 
 const isError = (x: Buffer | NativeReadError): x is NativeReadError => !Buffer.isBuffer(x);
 
+function sameF64(a: Float64Array, b: Float64Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** Same proc tables and issues, byte for byte (as the native sampler compares them). */
+function sameProcs(a: ProcsRaw, b: ProcsRaw): boolean {
+  return (
+    sameF64(a.procs, b.procs) &&
+    sameF64(a.queues, b.queues) &&
+    sameF64(a.metrics, b.metrics) &&
+    a.issues.length === b.issues.length &&
+    a.issues.every((x, i) => {
+      const y = b.issues[i];
+      return x.path === y.path && x.severity === y.severity && x.message === y.message && x.code === y.code;
+    })
+  );
+}
+
+/** One debugfs file of the TS sampler: its last good read and the tables parsed from it. */
+class DebugfsFile<T> {
+  private bytes: Buffer | null = null;
+  private tables: T | null = null;
+  private read: Buffer | NativeReadError | null = null;
+  private same = false;
+  constructor(
+    readonly name: 'mqds' | 'hqds' | 'rls',
+    private readonly parse: (b: Buffer) => T,
+  ) {}
+
+  /** Reads the file and compares it with the last good read. */
+  load(root: string): void {
+    const b = readDebugfs(root, this.name);
+    this.read = b;
+    this.same = !isError(b) && this.bytes !== null && this.bytes.equals(b);
+  }
+
+  /** The loaded read as a sample part; parses only when the bytes changed. */
+  take(same: Same, parsed: { any: boolean }): T | NativeReadError {
+    const b = this.read!;
+    this.read = null;
+    if (isError(b)) {
+      this.bytes = this.tables = null; // never `same` across an error
+      return b;
+    }
+    if (this.same) {
+      same[this.name] = true;
+      return this.tables!;
+    }
+    parsed.any = true;
+    this.bytes = b;
+    return (this.tables = this.parse(b));
+  }
+}
+
 function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => void): Sampler {
   const origin = process.hrtime.bigint();
   const interval = BigInt(opts.intervalNs);
@@ -96,6 +196,8 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
   let stopped = false;
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));
+  const files = [new DebugfsFile<MqdsRaw>('mqds', parseMqdsTs), new DebugfsFile<HqdsRaw>('hqds', parseHqdsTs), new DebugfsFile<RlsRaw>('rls', parseRlsTs)] as const;
+  let lastProcs: ProcsRaw | null = null;
 
   const take = (): void => {
     timer = null;
@@ -112,9 +214,15 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
     k += BigInt(missed);
     const intended = k * interval;
     const t0 = process.hrtime.bigint();
-    const procs = readKfdProcsTs(opts.sysfsRoot);
+    const same: Same = {};
+    let procs = readKfdProcsTs(opts.sysfsRoot);
+    if (lastProcs !== null && sameProcs(procs, lastProcs)) {
+      procs = lastProcs;
+      same.procs = true;
+    }
+    lastProcs = procs;
     const withDebugfs = opts.debugfsEvery > 0 && seq % opts.debugfsEvery === 0;
-    const bufs = withDebugfs ? (['mqds', 'hqds', 'rls'] as const).map((n) => readDebugfs(opts.debugfsRoot, n)) : [];
+    if (withDebugfs) for (const f of files) f.load(opts.debugfsRoot);
     const t1 = process.hrtime.bigint();
     const sample: NativeSample = {
       seq,
@@ -127,12 +235,14 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
       procs,
     };
     if (withDebugfs) {
-      const [m, h, r] = bufs;
-      sample.mqds = isError(m) ? m : parseMqdsTs(m);
-      sample.hqds = isError(h) ? h : parseHqdsTs(h);
-      sample.rls = isError(r) ? r : parseRlsTs(r);
-      sample.parseNs = Number(process.hrtime.bigint() - t1);
+      const parsed = { any: false };
+      const [m, h, r] = files;
+      sample.mqds = m.take(same, parsed);
+      sample.hqds = h.take(same, parsed);
+      sample.rls = r.take(same, parsed);
+      if (parsed.any) sample.parseNs = Number(process.hrtime.bigint() - t1);
     }
+    if (same.procs || same.mqds || same.hqds || same.rls) sample.same = same;
     seq++;
     k++;
     try {

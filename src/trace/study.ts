@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { VERSION } from '../version.js';
-import { analyzeTrace, type ProcessUsage, type QueueUsageReport } from './analyze.js';
+import { analyzeTrace, type ProcessUsage, type QueueUsageReport } from './analyze/index.js';
 import { loadTrace } from './read.js';
 import { runTrace, type TraceOptions, type TraceResult } from './tracer.js';
 

@@ -12,13 +12,13 @@ import { VERSION } from '../version.js';
 import { readTopology } from '../kfd/parse.js';
 import { KFD_PROC, underRoot } from '../kfd/sysfs-ts.js';
 import type { Topology } from '../kfd/types.js';
-import { Supervisor, isDescendantOf, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
+import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
 import { SampleAssembler } from './assemble.js';
 import { EventDeriver } from './events.js';
 import { TraceExporter } from './exporter.js';
 import { TraceRecorder } from './recorder.js';
 import { startSampler, type Sampler } from './sampler.js';
-import { TRACE_SCHEMA, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSource } from './schema.js';
+import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
 
 export const MIN_INTERVAL_NS = 10e6;
 export const MAX_INTERVAL_NS = 1e9;
@@ -212,6 +212,33 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
   let lastStatus = 0;
   let targetGoneAt: number | null = null;
 
+  // pid reuse: a process is its pid plus its start time (/proc/<pid>/stat). Checked when a pid's
+  // queue set changes, the only time a new process behind an old pid can show in the data.
+  const startTicks = new Map<number, number | null>();
+  const lastKeys = new Map<number, string>();
+  const reusedPids = (s: TraceSample): TraceEvent[] => {
+    const out: TraceEvent[] = [];
+    const seen = new Set<number>();
+    for (const p of s.processes) {
+      seen.add(p.pid);
+      const keys = p.queues.map((q) => q.key).join(',');
+      const before = lastKeys.get(p.pid);
+      lastKeys.set(p.pid, keys);
+      if (before === keys) continue;
+      const now = readStat(opts.procRoot, p.pid)?.startTicks ?? null;
+      const was = startTicks.get(p.pid);
+      startTicks.set(p.pid, now);
+      if (was != null && now !== null && was !== now) {
+        out.push(...deriver.replaced(p.pid, s.t_ns, s.seq));
+        assembler.forget(p.pid);
+        verdict.delete(p.pid);
+        log(`gpucolo trace: pid ${p.pid} was reused by another process; recorded as an exit and a new start`);
+      }
+    }
+    for (const pid of [...lastKeys.keys()]) if (!seen.has(pid)) (lastKeys.delete(pid), startTicks.delete(pid));
+    return out;
+  };
+
   const onSample = (raw: Parameters<Parameters<typeof startSampler>[1]>[0]): void => {
     if (finishing) return;
     const s = assembler.assemble(raw);
@@ -220,7 +247,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
       if (lost !== debugfsLost) marker({ marker: lost ? 'source-lost' : 'source-back', source: 'debugfs', detail: s.issues[0] });
       debugfsLost = lost;
     }
-    const events = deriver.update(s);
+    const events = [...reusedPids(s), ...deriver.update(s)];
     for (const e of events) if (e.event === 'process-exited') {
       verdict.delete(e.pid);
       assembler.forget(e.pid);
@@ -283,6 +310,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
         child = c;
         roots.add(c.pid);
         verdict.clear();
+        assembler.invalidate();
         result.command = { pid: c.pid, exit: null };
         marker({ marker: 'command-started', pid: c.pid, pgid: c.pgid, argv: opts.command });
         log(`gpucolo trace: started ${opts.command!.join(' ')} (pid ${c.pid}, process group ${c.pgid})`);

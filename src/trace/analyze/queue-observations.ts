@@ -1,0 +1,39 @@
+/**
+ * Collects what the samples showed of each queue of one process (sightings, qids, priorities,
+ * HQD and SDMA lists) in one pass, so the per-queue figures are derived without walking the
+ * samples again.
+ */
+import type { TraceQueue, TraceSample } from '../schema.js';
+import type { ProcPoint } from './process-points.js';
+import type { Priority } from './types.js';
+
+/** Accumulates one queue's observations over the process's points. */
+export interface QueueObs {
+  key: string;
+  last: TraceQueue;
+  qids: Set<number>;
+  seen: TraceSample[];
+  /** index into the process points of every sighting (to find gaps and the samples around) */
+  idx: number[];
+  priorities: { sample: TraceSample; p: Priority }[];
+  hqds: { sample: TraceSample; hqds: NonNullable<TraceQueue['hqds']> }[];
+  sdma: { sample: TraceSample; sdma: NonNullable<TraceQueue['sdma']> }[];
+}
+
+export function observeQueues(points: ProcPoint[]): QueueObs[] {
+  const obs = new Map<string, QueueObs>();
+  points.forEach((p, i) => {
+    for (const q of p.queues) {
+      let o = obs.get(q.key);
+      if (!o) obs.set(q.key, (o = { key: q.key, last: q, qids: new Set(), seen: [], idx: [], priorities: [], hqds: [], sdma: [] }));
+      o.last = q;
+      if (q.qid !== null) o.qids.add(q.qid);
+      o.seen.push(p.sample);
+      o.idx.push(i);
+      if (q.priority) o.priorities.push({ sample: p.sample, p: q.priority });
+      if (q.hqds !== null) o.hqds.push({ sample: p.sample, hqds: q.hqds });
+      if (q.sdma) o.sdma.push({ sample: p.sample, sdma: q.sdma });
+    }
+  });
+  return [...obs.values()];
+}

@@ -1,0 +1,25 @@
+/**
+ * The rules behind every verdict and derived figure, in words, written into `report.rules` so
+ * that a report can be read without the code that made it.
+ */
+import { PERCENTILE_RULE } from '../../stats/index.js';
+import type { AnalyzeOptions, ReportRules } from './types.js';
+
+export function rulesText(o: Required<AnalyzeOptions>): ReportRules {
+  const pct = `${Math.round(o.stableShare * 1000) / 10}%`;
+  return {
+    stableShare: o.stableShare,
+    edgeSamples: o.edgeSamples,
+    minSamples: o.minSamples,
+    queueListSamples: 'queue counts and sets use the samples that list queues: every sample when sysfs was readable, else the samples that read debugfs',
+    window: `a process's window runs from the first sample showing one of its queues to the last sample showing the process; ${o.edgeSamples} sample(s) are dropped at an end that is a lifecycle change (queues appearing during the trace, the process exiting during the trace)`,
+    stable: `stable = the most common set of queue keys appears in >= ${pct} of the considered window samples (at least ${o.minSamples}); fewer considered samples: too-few-samples`,
+    setChanges: 'a set change is a sample whose queue keys differ from the previous sample that listed queues',
+    mapping: "per compute queue and sample with HQD data: the XCCs with an active slot (CP_HQD_ACTIVE) holding the queue's MQD, checked against the GPU's numXcc from the trace header; partial = active on some but not all XCCs; split-slots = different (pipe, queue) on different XCCs",
+    slotChange: 'a slot change is a mapped sample whose slot signature differs from the previous mapped sample (unmapped gaps in between do not count)',
+    xccDistribution: 'active HQD slots per XCC count the queues in the trace plus unmatched active slots; in a trace of selected pids, other processes\' slots are not recorded',
+    lifecycle: "start reference = the latest 'command-started' marker at or before the process was first seen, else its process-started event; stop/exit = the first 'stop-signal' / 'command-exited' marker after the start reference (exit falls back to the process-exited event). Created/destroyed times are those of the sample that first showed the change, so the true time lies up to one sampling gap earlier (the *ResolutionNs fields)",
+    coexistence: 'for every sample in which two or more processes held queues: no MQD (gpu, address) in two processes, no active HQD slot (node, inst, pipe, queue) or SDMA RLC held by two queues, and distinct device queues == sum of per-process counts',
+    percentiles: PERCENTILE_RULE,
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * How good the sampling behind the report was: jitter, read/parse/join costs, missed intervals,
+ * sequence gaps, sample and trace issues, lost and regained sources.
+ */
+import { distribution } from '../../stats/index.js';
+import type { TraceSample } from '../schema.js';
+import type { Ctx } from './context.js';
+import { completeness } from './input.js';
+import { capped } from './series.js';
+import type { SamplingQuality } from './types.js';
+
+function topMessages(samples: TraceSample[], max: number): { message: string; count: number }[] {
+  const counts = new Map<string, number>();
+  for (const s of samples) for (const m of s.issues) counts.set(m, (counts.get(m) ?? 0) + 1);
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .slice(0, max)
+    .map(([message, count]) => ({ message, count }));
+}
+
+function seqGaps(samples: TraceSample[]): number {
+  let gaps = 0;
+  for (let i = 1; i < samples.length; i++) if (samples[i].seq !== samples[i - 1].seq + 1) gaps++;
+  return gaps;
+}
+
+function costs(samples: TraceSample[]): SamplingQuality['costs'] {
+  const dbg = samples.filter((s) => s.debugfs);
+  const sys = samples.filter((s) => !s.debugfs);
+  return {
+    read: distribution(samples.map((s) => s.read_ns)),
+    parse: distribution(samples.map((s) => s.parse_ns)),
+    join: distribution(samples.map((s) => s.join_ns)),
+    debugfsRead: dbg.length && sys.length ? distribution(dbg.map((s) => s.read_ns)) : null,
+    sysfsRead: dbg.length && sys.length ? distribution(sys.map((s) => s.read_ns)) : null,
+  };
+}
+
+export function sampling(ctx: Ctx): SamplingQuality {
+  const { trace } = ctx;
+  const s = trace.samples;
+  const measured = trace.origin.costsMeasured;
+  const [traceIssues, traceIssuesOmitted] = capped(trace.issues, ctx.opts.maxListed);
+  return {
+    samples: s.length,
+    debugfsSamples: s.filter((x) => x.debugfs).length,
+    queueListSamples: ctx.listing.length,
+    spanNs: s.length ? s[s.length - 1].t_ns - s[0].t_ns : null,
+    jitterNs: measured ? distribution(s.map((x) => x.t_ns - x.intended_ns)) : null,
+    costs: measured ? costs(s) : null,
+    unmeasured: measured ? null : 'plain cat dumps record no intended times and no read/parse costs',
+    missedIntervals: s.reduce((a, x) => a + x.missed, 0),
+    footerMissedIntervals: trace.footer?.missedIntervals ?? null,
+    seqGaps: seqGaps(s),
+    sampleIssues: { samples: s.filter((x) => x.issues.length).length, total: s.reduce((a, x) => a + x.issues.length, 0), top: topMessages(s, 10) },
+    traceIssues,
+    traceIssuesOmitted,
+    sourceChanges: trace.markers
+      .filter((m) => m.marker === 'source-lost' || m.marker === 'source-back' || m.marker === 'interrupted')
+      .map((m) => ({ t_ns: m.t_ns, marker: m.marker, source: m.source ?? null, detail: m.detail ?? null })),
+    complete: completeness(trace),
+    endedBy: trace.footer?.endedBy ?? null,
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * The TS timer sampler (startSampler impl 'ts', src/trace/sampler.ts) skipping unchanged parts,
+ * and sameFiller, which completes the native thread's samples. onSample of the TS sampler runs
+ * synchronously between two samples, so a file changed in it is seen by the very next sample.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src/kfd/parse.js';
+import type { NativeSample } from '../src/native.js';
+import { sameFiller, startSampler } from '../src/trace/sampler.js';
+import { DEBUGFS, SYSFS } from './helpers/impls.js';
+
+const MS = 1e6;
+const ALL = { procs: true, mqds: true, hqds: true, rls: true };
+const OTHER_RLS = 'Node 1, gpu_id 2:\n  No active runlist\n';
+const debugfsFile = (name: string) => fs.readFileSync(path.join(DEBUGFS, 'kfd', name));
+
+const scratchDirs: string[] = [];
+afterEach(() => {
+  for (const d of scratchDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A scratch debugfs root with writable copies of the fixture's kfd/{mqds,hqds,rls}. */
+function scratchDebugfs() {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-same-ts-'));
+  scratchDirs.push(root);
+  fs.mkdirSync(path.join(root, 'kfd'));
+  const file = (name: string) => path.join(root, 'kfd', name);
+  /** write a temp file + rename */
+  const replace = (name: string, bytes: string | Buffer) => {
+    fs.writeFileSync(`${file(name)}.tmp`, bytes);
+    fs.renameSync(`${file(name)}.tmp`, file(name));
+  };
+  for (const n of ['mqds', 'hqds', 'rls']) replace(n, debugfsFile(n));
+  return { root, file, replace };
+}
+
+/** Runs the TS sampler for n samples (debugfs every sample); onSample may change files between them. */
+async function runTs(debugfsRoot: string, n: number, onSample?: (s: NativeSample) => void): Promise<NativeSample[]> {
+  const got: NativeSample[] = [];
+  const sp = startSampler({ sysfsRoot: SYSFS, debugfsRoot, intervalNs: 2 * MS, debugfsEvery: 1, maxSamples: n, impl: 'ts' }, (s) => {
+    got.push(s);
+    onSample?.(s);
+  });
+  expect(sp.kind).toBe('ts-timer');
+  await sp.done;
+  expect(got.map((s) => s.seq)).toEqual([...Array(n).keys()]);
+  return got;
+}
+
+describe('TS sampler: unchanged parts', () => {
+  it('a static tree: `same` from the second sample on, the first sample\'s objects (===), parseNs 0', async () => {
+    const [first, ...rest] = await runTs(DEBUGFS, 4);
+    expect(first.same).toBeUndefined();
+    expect(first.parseNs).toBeGreaterThan(0);
+    expect(first.procs).toEqual(readKfdProcsRaw(SYSFS, 'ts'));
+    expect(first.mqds).toEqual(parseMqdsRaw(debugfsFile('mqds'), 'ts'));
+    expect(first.hqds).toEqual(parseHqdsRaw(debugfsFile('hqds'), 'ts'));
+    expect(first.rls).toEqual(parseRlsRaw(debugfsFile('rls'), 'ts'));
+    for (const s of rest) {
+      expect(s.same).toEqual(ALL);
+      expect(s.parseNs).toBe(0);
+      expect(s.procs).toBe(first.procs);
+      expect(s.mqds).toBe(first.mqds);
+      expect(s.hqds).toBe(first.hqds);
+      expect(s.rls).toBe(first.rls);
+    }
+  });
+
+  it('without debugfs in a sample, only procs can be same; parseNs stays 0', async () => {
+    const got: NativeSample[] = [];
+    const sp = startSampler({ sysfsRoot: SYSFS, debugfsRoot: DEBUGFS, intervalNs: 2 * MS, debugfsEvery: 2, maxSamples: 4, impl: 'ts' }, (s) => void got.push(s));
+    await sp.done;
+    expect(got.map((s) => s.same)).toEqual([undefined, { procs: true }, ALL, { procs: true }]);
+    expect(got.map((s) => 'mqds' in s)).toEqual([true, false, true, false]);
+    expect(got[2].mqds).toBe(got[0].mqds);
+    expect(got.slice(1).map((s) => s.parseNs)).toEqual([0, 0, 0]);
+  });
+
+  it('a changed file (temp + rename) is parsed in the next sample, only that part', async () => {
+    const dir = scratchDebugfs();
+    const got = await runTs(dir.root, 4, (s) => {
+      if (s.seq === 1) dir.replace('rls', OTHER_RLS);
+    });
+    const [s0, s1, s2, s3] = got;
+    expect(s1.same).toEqual(ALL);
+    expect(s2.same).toEqual({ procs: true, mqds: true, hqds: true });
+    expect(s2.parseNs).toBeGreaterThan(0);
+    expect(s2.rls).not.toBe(s0.rls);
+    expect(s2.rls).toEqual(parseRlsRaw(OTHER_RLS, 'ts'));
+    expect([s2.procs, s2.mqds, s2.hqds]).toEqual([s0.procs, s0.mqds, s0.hqds]);
+    expect(s2.mqds).toBe(s0.mqds);
+    expect(s3.same).toEqual(ALL);
+    expect(s3.rls).toBe(s2.rls);
+    expect(s3.parseNs).toBe(0);
+  });
+
+  it('an unreadable file gives its error, never `same`; the next good read is fresh again', async () => {
+    const dir = scratchDebugfs();
+    const hqds = debugfsFile('hqds');
+    const got = await runTs(dir.root, 5, (s) => {
+      if (s.seq === 1) fs.rmSync(dir.file('hqds'));
+      if (s.seq === 2) dir.replace('hqds', hqds); // the very bytes of the last good read
+    });
+    const [s0, , s2, s3, s4] = got;
+    expect(s2.hqds).toEqual({ code: 'ENOENT', message: `cannot read ${dir.file('hqds')} (ENOENT)` });
+    expect(s2.same).toEqual({ procs: true, mqds: true, rls: true });
+    expect(s2.parseNs).toBe(0);
+    expect(s3.same).toEqual({ procs: true, mqds: true, rls: true });
+    expect(s3.hqds).not.toBe(s0.hqds);
+    expect(s3.hqds).toEqual(parseHqdsRaw(hqds, 'ts'));
+    expect(s3.parseNs).toBeGreaterThan(0);
+    expect(s4.same).toEqual(ALL);
+    expect(s4.hqds).toBe(s3.hqds);
+  });
+});
+
+describe('sameFiller (completes the native thread\'s samples)', () => {
+  const base = (seq: number, dropped = 0): NativeSample => ({ seq, intendedNs: 0, actualNs: 0, readNs: 0, parseNs: 0, missed: 0, dropped } as NativeSample);
+  const procs = readKfdProcsRaw(SYSFS, 'ts');
+  const rls = parseRlsRaw(debugfsFile('rls'), 'ts');
+
+  it('fills parts marked same with the objects of the last sample that had them', () => {
+    const fill = sameFiller();
+    const a = fill({ ...base(0), procs, rls });
+    expect(a.procs).toBe(procs);
+    const b = fill({ ...base(1), same: { procs: true } });
+    expect(b.procs).toBe(procs);
+    expect('rls' in b).toBe(false); // a sample without debugfs stays without
+    const c = fill({ ...base(3, 1), same: { procs: true, rls: true } }); // one dropped before: fine
+    expect(c.procs).toBe(procs);
+    expect(c.rls).toBe(rls);
+  });
+
+  it('a read error is never a reference; a lost sample (seq gap without drops) forgets every reference', () => {
+    const fill = sameFiller();
+    fill({ ...base(0), procs, rls });
+    fill({ ...base(1), procs, rls: { code: 'ENOENT', message: 'gone' } });
+    expect(() => fill({ ...base(2), same: { procs: true, rls: true } })).toThrow(/repeats the rls of a sample that never reached JS/);
+    const fill2 = sameFiller();
+    fill2({ ...base(0), procs });
+    expect(() => fill2({ ...base(2), same: { procs: true } })).toThrow(/repeats the procs/);
+  });
+});

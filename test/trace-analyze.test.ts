@@ -202,6 +202,15 @@ describe('analyzeTrace on the reference scenario', () => {
     expect(other).toMatchObject({ destroyedNs: null, presentAtEnd: true, lifetimeNs: null, observedNs: tOf(29) - tOf(5) });
   });
 
+  it('a queue caught while its sysfs files vanish (type unknown) keeps the type it had', async () => {
+    const recs = lifecycleRecords();
+    const withQ0 = recs.filter((r) => r.kind === 'sample' && r.processes.some((p) => p.queues.some((q) => q.key === '100/q0')));
+    const last = withQ0.at(-1) as Extract<(typeof recs)[number], { kind: 'sample' }>;
+    for (const p of last.processes) for (const q of p.queues) if (q.key === '100/q0') q.type = 'unknown';
+    const report = analyzeTrace(await readTrace(writeJsonl(recs)));
+    expect(queueOf(report, '100/q0').type).toBe('compute');
+  });
+
   it('MQD -> HQD mapping per XCC against the header numXcc: partial sample, slot move', async () => {
     const { report } = await lifecycleReport();
     const m0 = queueOf(report, '100/q0').mapping!;

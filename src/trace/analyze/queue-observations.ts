@@ -11,6 +11,8 @@ import type { Priority } from './types.js';
 export interface QueueObs {
   key: string;
   last: TraceQueue;
+  /** how often each type was seen ('unknown' = its sysfs type file could not be read) */
+  types: Map<string, number>;
   qids: Set<number>;
   seen: TraceSample[];
   /** index into the process points of every sighting (to find gaps and the samples around) */
@@ -25,8 +27,9 @@ export function observeQueues(points: ProcPoint[]): QueueObs[] {
   points.forEach((p, i) => {
     for (const q of p.queues) {
       let o = obs.get(q.key);
-      if (!o) obs.set(q.key, (o = { key: q.key, last: q, qids: new Set(), seen: [], idx: [], priorities: [], hqds: [], sdma: [] }));
+      if (!o) obs.set(q.key, (o = { key: q.key, last: q, types: new Map(), qids: new Set(), seen: [], idx: [], priorities: [], hqds: [], sdma: [] }));
       o.last = q;
+      o.types.set(q.type, (o.types.get(q.type) ?? 0) + 1);
       if (q.qid !== null) o.qids.add(q.qid);
       o.seen.push(p.sample);
       o.idx.push(i);
@@ -36,4 +39,18 @@ export function observeQueues(points: ProcPoint[]): QueueObs[] {
     }
   });
   return [...obs.values()];
+}
+
+/**
+ * The queue's type: the one seen most often, a known one before 'unknown' (a sample that caught
+ * the queue while its sysfs files were being removed cannot read its type).
+ */
+export function queueType(o: QueueObs): string {
+  let best = o.last.type;
+  let n = -1;
+  for (const [t, c] of o.types) {
+    if (t === 'unknown') continue;
+    if (c > n) [best, n] = [t, c];
+  }
+  return best;
 }

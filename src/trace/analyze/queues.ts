@@ -6,7 +6,7 @@ import { gpuOf, type Ctx } from './context.js';
 import { since, type LifecycleRefs } from './lifecycle.js';
 import { queueMapping } from './mapping.js';
 import type { ProcPoint } from './process-points.js';
-import type { QueueObs } from './queue-observations.js';
+import { queueType, type QueueObs } from './queue-observations.js';
 import type { Priority, PriorityChange, QueueUsage } from './types.js';
 
 const samePriority = (a: Priority, b: Priority): boolean => a.pipe === b.pipe && a.queue === b.queue;
@@ -64,7 +64,7 @@ export function queueUsage(ctx: Ctx, pid: number, o: QueueObs, points: ProcPoint
     key: o.key,
     pid,
     qids: [...o.qids].sort((a, b) => a - b),
-    type: o.last.type,
+    type: queueType(o),
     gpuId: o.last.gpuId,
     node: o.last.node ?? gpuOf(ctx, o.last)?.node ?? null,
     firstSeenNs,

@@ -292,12 +292,35 @@ describe('trace modes', () => {
   it('--serve exposes the current counts as Prometheus metrics', async () => {
     const t = tree();
     const ctl = new AbortController();
-    const p = runTrace({ ...baseOptions(t, outFile('m.jsonl')), serve: '127.0.0.1:0', signal: ctl.signal });
-    // the port is chosen by the OS; poll the result of listen through a tiny retry on the trace file
-    await new Promise((r) => setTimeout(r, 300));
+    let url = '';
+    let running: Promise<unknown> = Promise.resolve();
+    const listening = new Promise<void>((resolve) => {
+      const p = runTrace({
+        ...baseOptions(t, outFile('m.jsonl')),
+        serve: '127.0.0.1:0',
+        signal: ctl.signal,
+        log: (l) => {
+          const m = /metrics on (http:\S+)/.exec(l);
+          if (m) {
+            url = m[1];
+            resolve();
+          }
+        },
+      });
+      void p.then(() => resolve());
+      running = p;
+    });
+    await listening;
+    await new Promise((r) => setTimeout(r, 200));
+    const body = await (await fetch(url)).text();
+    const other = (await fetch(url.replace('/metrics', '/other'))).status;
     ctl.abort();
-    const res = await p;
-    expect(res.metrics?.port).toBeGreaterThan(0);
+    await running;
+    expect(body).toMatch(/^gpucolo_kfd_processes 2$/m);
+    expect(body).toMatch(/^gpucolo_kfd_queues\{pid="41872",gpu="7c1e",type="compute"\} 2$/m);
+    expect(body).toMatch(/^gpucolo_kfd_active_hqds\{pid="41872",gpu="7c1e",inst="3"\} 2$/m);
+    expect(body).toMatch(/^gpucolo_trace_samples_total \d+$/m);
+    expect(other).toBe(404);
   });
 });
 

@@ -125,7 +125,10 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
   const sup = new Supervisor({ graceMs: opts.graceMs ?? 5000 });
   const exporter = opts.serve ? new TraceExporter() : null;
   const result: TraceResult = { out: opts.out, samples: 0, events: 0, missedIntervals: 0, endedBy: 'duration', readable };
-  if (exporter) result.metrics = await exporter.listen(opts.serve!);
+  if (exporter) {
+    result.metrics = await exporter.listen(opts.serve!);
+    log(`gpucolo trace: Prometheus metrics on http://${result.metrics.host}:${result.metrics.port}/metrics`);
+  }
 
   let sampler: Sampler | null = null;
   let child: SupervisedChild | null = null;

@@ -4,6 +4,8 @@
 #include "binding.h"
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -277,6 +279,188 @@ Napi::Value KfdVersionJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---------------------------------------------------------------------------------- priority ioctls
+
+std::string HexU64(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+/** devPath argument at index i: undefined -> /dev/kfd, else a string. */
+std::string DevPathArg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  if (info.Length() <= i || info[i].IsUndefined()) return "/dev/kfd";
+  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": devPath must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+/** A u32 property: a Number that is an integer in [0, 2^32). `fallback` < 0 = required. */
+uint32_t U32Prop(Napi::Object o, const char* key, const char* fn, int64_t fallback = -1) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() && fallback >= 0) return static_cast<uint32_t>(fallback);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(fn) + ": " + key + " must be an integer (0 .. 2^32-1)");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    throw Napi::RangeError::New(o.Env(), std::string(fn) + ": " + key + " must be an integer (0 .. 2^32-1)");
+  }
+  return static_cast<uint32_t>(d);
+}
+
+/** A u64 address property: a BigInt, or a Number that is a safe non-negative integer. */
+uint64_t U64Prop(Napi::Object o, const char* key, const char* fn) {
+  Napi::Value v = o.Get(key);
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    const uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(o.Env(), std::string(fn) + ": " + key + " must fit 64 bits unsigned");
+    return u;
+  }
+  if (v.IsNumber()) {
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (d >= 0 && d <= 9007199254740991.0 && d == static_cast<double>(static_cast<uint64_t>(d))) return static_cast<uint64_t>(d);
+    throw Napi::RangeError::New(o.Env(), std::string(fn) + ": " + key + " must be a non-negative safe integer or a BigInt");
+  }
+  throw Napi::TypeError::New(o.Env(), std::string(fn) + ": " + key + " must be a BigInt or a number");
+}
+
+/** Refused before any system call: {code (what the kernel would answer), errno, op, phase}. */
+Napi::Error ArgErrorJs(Napi::Env env, const ArgError& a, const char* fn, const char* op) {
+  const char* name = strerrorname_np(a.err);
+  if (name == nullptr) name = "EUNKNOWN";
+  Napi::Error e = Napi::Error::New(env, std::string(fn) + ": " + a.message);
+  e.Set("code", Napi::String::New(env, name));
+  e.Set("errno", Napi::Number::New(env, -a.err));
+  e.Set("op", Napi::String::New(env, op));
+  e.Set("phase", Napi::String::New(env, "arguments"));
+  return e;
+}
+
+Napi::Error IoctlErrorJs(Napi::Env env, const IoctlResult& r, const std::string& path) {
+  Napi::Error e = ErrnoError(env, r.err, r.syscall ? r.syscall : "ioctl", path);
+  if (r.op) e.Set("op", Napi::String::New(env, r.op));
+  e.Set("phase", Napi::String::New(env, "syscall"));
+  return e;
+}
+
+uapi::UpdateQueueArgs UpdateQueueArgsFromJs(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= i || !info[i].IsObject()) {
+    throw Napi::TypeError::New(env, std::string(fn) + ": args must be {queueId, ringBase, ringSize, percentage, priority, pm4TargetXcc?}");
+  }
+  Napi::Object o = info[i].As<Napi::Object>();
+  const uint32_t queue_id = U32Prop(o, "queueId", fn);
+  const uint64_t ring_base = U64Prop(o, "ringBase", fn);
+  const uint32_t ring_size = U32Prop(o, "ringSize", fn);
+  const uint32_t percentage = U32Prop(o, "percentage", fn);
+  const uint32_t priority = U32Prop(o, "priority", fn);
+  const uint32_t xcc = U32Prop(o, "pm4TargetXcc", fn, 0);
+  uapi::UpdateQueueArgs args{};
+  ArgError err;
+  if (!BuildUpdateQueueArgs(queue_id, ring_base, ring_size, percentage, priority, xcc, &args, &err)) throw ArgErrorJs(env, err, fn, "UPDATE_QUEUE");
+  return args;
+}
+
+/** What was (or would be) sent: decoded fields and the 24 raw bytes. */
+Napi::Object UpdateQueueArgsToJs(Napi::Env env, const uapi::UpdateQueueArgs& a) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("queueId", Napi::Number::New(env, a.queue_id));
+  o.Set("ringBase", HexU64(a.ring_base_address));
+  o.Set("ringSize", Napi::Number::New(env, a.ring_size));
+  o.Set("percentage", Napi::Number::New(env, a.queue_percentage & 0xFF));
+  o.Set("pm4TargetXcc", Napi::Number::New(env, (a.queue_percentage >> 8) & 0xFF));
+  o.Set("queuePercentageWord", Napi::Number::New(env, a.queue_percentage));
+  o.Set("priority", Napi::Number::New(env, a.queue_priority));
+  o.Set("request", Napi::Number::New(env, uapi::kIocUpdateQueue));
+  o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(&a), sizeof a));
+  return o;
+}
+
+Napi::Value KfdUpdateQueueArgsJs(const Napi::CallbackInfo& info) {
+  return Guarded(info, "kfdUpdateQueueArgs", [&]() -> Napi::Value {
+    return UpdateQueueArgsToJs(info.Env(), UpdateQueueArgsFromJs(info, 0, "kfdUpdateQueueArgs"));
+  });
+}
+
+Napi::Value KfdUpdateQueueJs(const Napi::CallbackInfo& info) {
+  return Guarded(info, "kfdUpdateQueue", [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const std::string path = DevPathArg(info, 0, "kfdUpdateQueue");
+    const uapi::UpdateQueueArgs args = UpdateQueueArgsFromJs(info, 1, "kfdUpdateQueue");
+    const IoctlResult r = UpdateQueue(path, args);
+    if (r.err != 0) throw IoctlErrorJs(env, r, path);
+    return UpdateQueueArgsToJs(env, args);
+  });
+}
+
+Napi::Array SnapshotEntriesToJs(Napi::Env env, const std::vector<QueueSnapshotEntry>& v) {
+  using E = uapi::QueueSnapshotEntry;
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const QueueSnapshotEntry& q = v[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("validBytes", Napi::Number::New(env, q.valid_bytes));
+    // a field is set only when KFD copied all of its bytes
+    if (q.Has(offsetof(E, queue_id), 4)) o.Set("queueId", Napi::Number::New(env, q.e.queue_id));
+    if (q.Has(offsetof(E, gpu_id), 4)) o.Set("gpuId", Napi::Number::New(env, q.e.gpu_id));
+    if (q.Has(offsetof(E, queue_type), 4)) {
+      o.Set("queueType", Napi::Number::New(env, q.e.queue_type));
+      o.Set("type", QueueSnapshotTypeName(q.e.queue_type));
+    }
+    if (q.Has(offsetof(E, ring_base_address), 8)) o.Set("ringBase", HexU64(q.e.ring_base_address));
+    if (q.Has(offsetof(E, ring_size), 4)) o.Set("ringSize", Napi::Number::New(env, q.e.ring_size));
+    if (q.Has(offsetof(E, write_pointer_address), 8)) o.Set("writePointerAddress", HexU64(q.e.write_pointer_address));
+    if (q.Has(offsetof(E, read_pointer_address), 8)) o.Set("readPointerAddress", HexU64(q.e.read_pointer_address));
+    if (q.Has(offsetof(E, ctx_save_restore_address), 8)) o.Set("ctxSaveRestoreAddress", HexU64(q.e.ctx_save_restore_address));
+    if (q.Has(offsetof(E, ctx_save_restore_area_size), 4)) o.Set("ctxSaveRestoreSize", Napi::Number::New(env, q.e.ctx_save_restore_area_size));
+    if (q.Has(offsetof(E, exception_status), 8)) o.Set("exceptionStatus", HexU64(q.e.exception_status));
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
+}
+
+Napi::Value ParseKfdQueueSnapshotJs(const Napi::CallbackInfo& info) {
+  return Guarded(info, "parseKfdQueueSnapshot", [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "parseKfdQueueSnapshot: buffer must be a Buffer or Uint8Array");
+    InputBytes in = GetBytes(info, "parseKfdQueueSnapshot");
+    if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, "parseKfdQueueSnapshot: entrySize must be a number");
+    const double es = info[1].As<Napi::Number>().DoubleValue();
+    if (!(es >= 0 && es <= 65536) || es != static_cast<double>(static_cast<uint32_t>(es))) {
+      throw Napi::RangeError::New(env, "parseKfdQueueSnapshot: entrySize must be an integer 0..65536");
+    }
+    const QueueSnapshotParse p = ParseQueueSnapshotEntries(reinterpret_cast<const uint8_t*>(in.data), in.len, static_cast<uint32_t>(es));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("entries", SnapshotEntriesToJs(env, p.entries));
+    if (!p.error.empty()) o.Set("error", p.error);
+    return o;
+  });
+}
+
+Napi::Value KfdQueueSnapshotSelfJs(const Napi::CallbackInfo& info) {
+  return Guarded(info, "kfdQueueSnapshotSelf", [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const std::string path = DevPathArg(info, 0, "kfdQueueSnapshotSelf");
+    const QueueSnapshotSelfResult r = QueueSnapshotSelf(path);
+    if (r.err != 0) {
+      Napi::Error e = IoctlErrorJs(env, r, path);
+      e.Set("debugEnabled", Napi::Boolean::New(env, r.enabled));
+      e.Set("debugDisabled", Napi::Boolean::New(env, r.disabled));
+      if (r.disable_err != 0) {
+        const char* name = strerrorname_np(r.disable_err);
+        e.Set("disableCode", Napi::String::New(env, name ? name : "EUNKNOWN"));
+      }
+      throw e;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("entries", SnapshotEntriesToJs(env, r.entries));
+    o.Set("entrySize", Napi::Number::New(env, r.entry_size));
+    o.Set("runtimeState", Napi::Number::New(env, r.runtime_info.runtime_state));
+    o.Set("ttmpSetup", Napi::Number::New(env, r.runtime_info.ttmp_setup));
+    o.Set("snapshotCalls", Napi::Number::New(env, r.snapshot_calls));
+    return o;
+  });
+}
+
 }  // namespace
 
 void RegisterBinding(Napi::Env env, Napi::Object exports) {
@@ -286,6 +470,10 @@ void RegisterBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("readTopology", Napi::Function::New(env, ReadTopologyJs, "readTopology"));
   exports.Set("readKfdProcs", Napi::Function::New(env, ReadKfdProcsJs, "readKfdProcs"));
   exports.Set("kfdVersion", Napi::Function::New(env, KfdVersionJs, "kfdVersion"));
+  exports.Set("kfdUpdateQueueArgs", Napi::Function::New(env, KfdUpdateQueueArgsJs, "kfdUpdateQueueArgs"));
+  exports.Set("kfdUpdateQueue", Napi::Function::New(env, KfdUpdateQueueJs, "kfdUpdateQueue"));
+  exports.Set("parseKfdQueueSnapshot", Napi::Function::New(env, ParseKfdQueueSnapshotJs, "parseKfdQueueSnapshot"));
+  exports.Set("kfdQueueSnapshotSelf", Napi::Function::New(env, KfdQueueSnapshotSelfJs, "kfdQueueSnapshotSelf"));
 }
 
 }  // namespace kfd

@@ -5,12 +5,13 @@
 #include "kfd/kfd_ioctl.h"
 #include "plugins/binding.h"
 #include "trace/binding.h"
+#include "dispatch/binding.h"
 
 namespace {
 
 // Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts; src/native.ts
 // rejects an addon whose number differs (a stale build/Release beats a fresh prebuild).
-constexpr int kAbiVersion = 3;
+constexpr int kAbiVersion = 4;
 
 const char* Compiler() {
 #if defined(__clang__)
@@ -32,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gpucolo::kfd::RegisterBinding(env, exports);
   gpucolo::plugins::RegisterBinding(env, exports);
   gpucolo::trace::RegisterBinding(env, exports);
+  gpucolo::dispatch::RegisterBinding(env, exports);
   return exports;
 }
 

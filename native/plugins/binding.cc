@@ -25,6 +25,8 @@ Napi::Value ProbePluginsJs(const Napi::CallbackInfo& info) {
     o.Set("found", p.found);
     o.Set("loaded", p.loaded);
     if (!p.error.empty()) o.Set("error", p.error);
+    if (p.loaded) o.Set("deviceCount", p.deviceCount);
+    if (!p.initError.empty()) o.Set("initError", p.initError);
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;

@@ -1,0 +1,730 @@
+#include "dispatch/engine.h"
+
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace gpucolo {
+namespace dispatch {
+
+const char* ArrivalName(Arrival a) {
+  switch (a) {
+    case Arrival::kClosedLoop: return "closed-loop";
+    case Arrival::kFixedRate: return "fixed-rate";
+    case Arrival::kPoisson: return "poisson";
+    case Arrival::kList: return "list";
+  }
+  return "?";
+}
+
+const char* MechanismName(Mechanism m) {
+  switch (m) {
+    case Mechanism::kNone: return "none";
+    case Mechanism::kStreamPriority: return "stream-priority";
+    case Mechanism::kCuMask: return "cu-mask";
+    case Mechanism::kSmPartition: return "sm-partition";
+    case Mechanism::kThrottle: return "throttle";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+constexpr uint64_t kDefaultWatchdogNs = 10000000000ull;  // 10 s
+constexpr int64_t kCancelGraceNs = 100000000;            // 100 ms
+constexpr int64_t kWaitSliceNs = 1000000;                // re-check conditions at least every 1 ms
+constexpr int64_t kSleepSliceNs = 5000000;               // submitters notice stop within 5 ms
+constexpr uint64_t kCpuPollPauseNs = 20000;
+constexpr uint64_t kMinPollPauseNs = 1000;
+constexpr int64_t kClosedLoopSpinNs = 200000;  // busy mode only
+constexpr uint64_t kHostSliceNs = 100000;       // EEVDF slice asked for the engine's threads
+constexpr int kOffsetTries = 32;
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr uint64_t kNoTime = std::numeric_limits<uint64_t>::max();
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+struct SchedAttr {  // struct sched_attr of sched_setattr(2); glibc has no wrapper
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+};
+
+/**
+ * Setup of the engine's host threads (submitters, completion poller), best effort:
+ *  - 1 ns timer slack: sleeps of a few us are only that short with it (the default is 50 us);
+ *  - a short EEVDF slice (Linux >= 6.12: sched_runtime of a SCHED_OTHER thread; no privilege
+ *    needed): a waking thread with a shorter slice may preempt a running one, so the poller and
+ *    the submitters get a core promptly even next to busy threads (the cpu backend's workers).
+ */
+void HostThreadSetup() {
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+#ifdef SYS_sched_setattr
+  SchedAttr a{};
+  a.size = sizeof(a);
+  a.sched_policy = SCHED_OTHER;
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, 0);
+  a.sched_nice = errno == 0 ? nice : 0;
+  a.sched_runtime = kHostSliceNs;
+  syscall(SYS_sched_setattr, 0, &a, 0u);
+#endif
+}
+
+void SleepUntilAbs(int64_t abs_ns) {
+  timespec ts;
+  ts.tv_sec = abs_ns / 1000000000ll;
+  ts.tv_nsec = abs_ns % 1000000000ll;
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
+std::string Format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string Format(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+std::chrono::steady_clock::time_point SteadyAt(int64_t abs_ns) {
+  // libstdc++'s steady_clock is CLOCK_MONOTONIC on Linux
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(abs_ns));
+}
+
+/**
+ * Wakes threads waiting for a condition over atomics (completions, the throttle window). The
+ * notifying side skips the mutex and the syscall while nobody waits; waits are sliced, so a
+ * missed wake-up costs at most kWaitSliceNs.
+ */
+class Notifier {
+ public:
+  void Notify() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (waiters_.load(std::memory_order_seq_cst) == 0) return;
+    { std::lock_guard<std::mutex> lock(mu_); }
+    cv_.notify_all();
+  }
+  void NotifyAlways() {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    cv_.notify_all();
+  }
+  /** Returns when pred() holds, or at until_abs, or after one slice; the caller loops. */
+  template <class Pred>
+  void WaitSlice(Pred pred, int64_t until_abs) {
+    std::unique_lock<std::mutex> lock(mu_);
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!pred()) {
+      const int64_t until = std::min(until_abs, NowNs() + kWaitSliceNs);
+      cv_.wait_until(lock, SteadyAt(until));
+    }
+    waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<int> waiters_{0};
+};
+
+/** Intended arrival times of an open-loop stream, relative to the origin. */
+class Schedule {
+ public:
+  explicit Schedule(const StreamSpec& s)
+      : spec_(s), rng_(s.seed), exp_(s.arrival == Arrival::kPoisson && s.rate_hz > 0 ? s.rate_hz : 1.0) {}
+  /** false when the schedule has no more requests */
+  bool Next(int64_t* t_rel) {
+    switch (spec_.arrival) {
+      case Arrival::kFixedRate:
+        *t_rel = static_cast<int64_t>(std::llround(static_cast<double>(i_++) * 1e9 / spec_.rate_hz));
+        return true;
+      case Arrival::kPoisson:
+        t_ += exp_(rng_) * 1e9;
+        *t_rel = static_cast<int64_t>(std::llround(t_));
+        return true;
+      case Arrival::kList:
+        if (i_ >= spec_.times_ns.size()) return false;
+        *t_rel = static_cast<int64_t>(spec_.times_ns[i_++]);
+        return true;
+      case Arrival::kClosedLoop:
+        break;
+    }
+    return false;
+  }
+
+ private:
+  const StreamSpec& spec_;
+  std::mt19937_64 rng_;
+  std::exponential_distribution<double> exp_;
+  uint64_t i_ = 0;
+  double t_ = 0;
+};
+
+struct StreamState {
+  const StreamSpec* spec = nullptr;
+  StreamResult* res = nullptr;
+  gpucolo_stream* stream = nullptr;
+  bool throttled = false;  // a low-priority stream under kThrottle
+  uint64_t cap = GPUCOLO_SLOTS - 1;
+  // submitter-owned: res->intended_ns, submit_ns, warmup; launch errors
+  int launch_status = GPUCOLO_OK;
+  uint64_t dropped = 0;
+  // completion-thread-owned; device times raw (device clock), kNoTime when poll() failed
+  std::vector<uint64_t> dstart, dend;
+  std::vector<double> complete;
+  uint64_t poll_errors = 0;
+  std::string poll_error;
+  int poll_status = GPUCOLO_OK;
+  // shared
+  std::atomic<uint64_t> submitted{0};
+  std::atomic<uint64_t> completed{0};
+  std::unique_ptr<std::atomic<int64_t>[]> done_at{new std::atomic<int64_t>[GPUCOLO_SLOTS]};  // abs ns, by launch % SLOTS
+  std::atomic<int64_t> next_due{kNever};  // abs ns of the next request not yet submitted
+  std::atomic<bool> submitter_done{false};
+  std::thread thread;
+};
+
+struct Ctx {
+  const RunSpec* spec = nullptr;
+  const gpucolo_gpu_api* api = nullptr;
+  int64_t origin = 0;
+  int64_t end_abs = kNever;  // origin + duration
+  std::atomic<bool> stop{false};
+  std::atomic<bool> completion_stop{false};
+  Notifier notifier;
+  std::atomic<uint32_t> lp_inflight{0};
+  uint32_t throttle_k = 1;
+  std::vector<StreamState*> hp;
+  uint64_t poll_pause_ns = 0;
+  int64_t submit_spin_ns = 0;
+};
+
+bool HighPriorityPending(const Ctx& c, int64_t now) {
+  for (const StreamState* h : c.hp) {
+    if (h->next_due.load(std::memory_order_acquire) <= now) return true;
+    if (h->submitted.load(std::memory_order_acquire) > h->completed.load(std::memory_order_acquire)) return true;
+  }
+  return false;
+}
+
+/** Sleeps (then spins the last submit_spin_ns) until due; false if the run is stopped. */
+bool WaitUntilDue(Ctx& c, int64_t due) {
+  for (;;) {
+    if (c.stop.load(std::memory_order_relaxed)) return false;
+    const int64_t now = NowNs();
+    if (now >= due) return true;
+    const int64_t wake = due - c.submit_spin_ns;
+    if (now < wake)
+      SleepUntilAbs(std::min(wake, now + kSleepSliceNs));
+    else
+      CpuRelax();
+  }
+}
+
+/**
+ * Waits until launch i of st may be submitted: the slot ring has room and, for a throttled
+ * low-priority stream, no high-priority request is pending and the window has room (a unit of
+ * it is taken here). false if the run is stopped.
+ */
+bool WaitForRoom(Ctx& c, StreamState& st, uint64_t i) {
+  auto has_slot = [&] { return i - st.completed.load(std::memory_order_acquire) < st.cap; };
+  for (;;) {
+    if (c.stop.load(std::memory_order_relaxed)) return false;
+    if (has_slot()) {
+      if (!st.throttled) return true;
+      if (!HighPriorityPending(c, NowNs())) {
+        uint32_t cur = c.lp_inflight.load(std::memory_order_acquire);
+        while (cur < c.throttle_k) {
+          if (c.lp_inflight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) return true;
+        }
+      }
+    }
+    c.notifier.WaitSlice(
+        [&] {
+          if (c.stop.load(std::memory_order_relaxed)) return true;
+          if (!has_slot()) return false;
+          if (!st.throttled) return true;
+          return !HighPriorityPending(c, NowNs()) && c.lp_inflight.load(std::memory_order_acquire) < c.throttle_k;
+        },
+        kNever);
+  }
+}
+
+/** Launches request i; false (and the stream stops) on a launch error. */
+bool Submit(Ctx& c, StreamState& st, uint64_t i, int64_t intended_abs) {
+  StreamResult& r = *st.res;
+  char err[256] = {0};
+  const int64_t submit = NowNs();
+  const int rc = c.api->launch(st.stream, &st.spec->kernel, static_cast<uint32_t>(i % GPUCOLO_SLOTS), err, sizeof(err));
+  if (rc != GPUCOLO_OK) {
+    if (st.throttled) c.lp_inflight.fetch_sub(1, std::memory_order_acq_rel);
+    ++r.errors;
+    st.launch_status = rc;
+    r.error = Format("launch %llu: %s (status %d)", static_cast<unsigned long long>(i), err[0] ? err : "failed", rc);
+    return false;
+  }
+  const double intended_rel = static_cast<double>(intended_abs - c.origin);
+  r.intended_ns.push_back(intended_rel);
+  r.submit_ns.push_back(static_cast<double>(submit - c.origin));
+  r.warmup.push_back(intended_rel < static_cast<double>(c.spec->warmup_ns) ? 1 : 0);
+  st.submitted.store(i + 1, std::memory_order_release);
+  return true;
+}
+
+void OpenLoopSubmitter(Ctx& c, StreamState& st) {
+  HostThreadSetup();
+  const RunSpec& spec = *c.spec;
+  Schedule sched(*st.spec);
+  int64_t t_rel = 0;
+  bool have = false;
+  for (uint64_t i = 0;; ++i) {
+    if (spec.max_launches != 0 && i >= spec.max_launches) break;
+    have = sched.Next(&t_rel);
+    if (!have || (spec.duration_ns != 0 && t_rel >= static_cast<int64_t>(spec.duration_ns))) {
+      have = false;
+      break;
+    }
+    const int64_t due = c.origin + t_rel;
+    st.next_due.store(due, std::memory_order_release);
+    if (!WaitUntilDue(c, due) || !WaitForRoom(c, st, i)) break;
+    const bool ok = Submit(c, st, i, due);
+    st.next_due.store(kNever, std::memory_order_release);
+    if (!ok) {
+      have = false;
+      break;
+    }
+    have = false;
+  }
+  st.next_due.store(kNever, std::memory_order_release);
+  // requests that had arrived (intended before the stop and before the end) but were never
+  // submitted: reported, so a backlog cut off by the watchdog or a cancel is not silently lost
+  if (have && st.launch_status == GPUCOLO_OK) {
+    const int64_t stop_rel = NowNs() - c.origin;
+    const int64_t limit = spec.duration_ns != 0 ? std::min<int64_t>(stop_rel, static_cast<int64_t>(spec.duration_ns)) : stop_rel;
+    uint64_t n = st.res->intended_ns.size();
+    while (have && t_rel < limit && (spec.max_launches == 0 || n < spec.max_launches)) {
+      ++st.dropped;
+      ++n;
+      have = sched.Next(&t_rel);
+    }
+  }
+  st.submitter_done.store(true, std::memory_order_release);
+  c.notifier.Notify();  // a throttled stream may wait for this one to stop being pending
+}
+
+void ClosedLoopSubmitter(Ctx& c, StreamState& st) {
+  HostThreadSetup();
+  const RunSpec& spec = *c.spec;
+  const uint64_t depth = std::min<uint64_t>(std::max<uint32_t>(st.spec->inflight, 1u), GPUCOLO_SLOTS - 1);
+  for (uint64_t i = 0;; ++i) {
+    if (spec.max_launches != 0 && i >= spec.max_launches) break;
+    int64_t intended = c.origin;
+    if (i >= depth) {
+      const uint64_t freed_by = i - depth;  // the launch whose completion makes room for this one
+      auto done = [&] { return st.completed.load(std::memory_order_acquire) > freed_by; };
+      // with a busy-polling completion thread, spin a little before blocking: a short kernel's
+      // round trip then costs no futex wake-up (a closed loop of empty kernels is the latency probe)
+      if (c.poll_pause_ns == 0) {
+        const int64_t spin_until = std::min(NowNs() + kClosedLoopSpinNs, c.end_abs);
+        while (!done() && !c.stop.load(std::memory_order_relaxed) && NowNs() < spin_until) CpuRelax();
+      }
+      while (!done() && !c.stop.load(std::memory_order_relaxed) && NowNs() < c.end_abs)
+        c.notifier.WaitSlice([&] { return done() || c.stop.load(std::memory_order_relaxed); }, c.end_abs);
+      if (!done()) break;
+      intended = st.done_at[freed_by % GPUCOLO_SLOTS].load(std::memory_order_acquire);
+    }
+    if (intended >= c.end_abs) break;
+    if (!WaitForRoom(c, st, i)) break;
+    if (!Submit(c, st, i, intended)) break;
+  }
+  st.submitter_done.store(true, std::memory_order_release);
+  c.notifier.Notify();
+}
+
+void CompletionThread(Ctx& c, std::vector<std::unique_ptr<StreamState>>& states) {
+  HostThreadSetup();
+  // back-off: the pause doubles from kMinPollPauseNs up to poll_pause_ns over fruitless passes
+  // and drops back after a completion, so bursts are followed closely and idle stretches cheaply
+  uint64_t pause_ns = std::min<uint64_t>(kMinPollPauseNs, c.poll_pause_ns);
+  while (!c.completion_stop.load(std::memory_order_acquire)) {
+    bool progress = false;
+    for (auto& sp : states) {
+      StreamState& st = *sp;
+      uint64_t done = st.completed.load(std::memory_order_relaxed);  // only this thread writes it
+      const uint64_t submitted = st.submitted.load(std::memory_order_acquire);
+      while (done < submitted) {
+        uint64_t ds = 0, de = 0;
+        const int rc = c.api->poll(st.stream, static_cast<uint32_t>(done % GPUCOLO_SLOTS), &ds, &de);
+        if (rc == 0) break;
+        const int64_t now = NowNs();
+        if (rc > 0) {
+          st.dstart.push_back(ds);  // device clock; mapped onto host time at the end
+          st.dend.push_back(de);
+        } else {
+          st.dstart.push_back(kNoTime);
+          st.dend.push_back(kNoTime);
+          if (st.poll_errors++ == 0) {
+            st.poll_status = rc;
+            st.poll_error = Format("poll of launch %llu failed (status %d)", static_cast<unsigned long long>(done), rc);
+          }
+        }
+        st.complete.push_back(static_cast<double>(now - c.origin));
+        st.done_at[done % GPUCOLO_SLOTS].store(now, std::memory_order_release);
+        if (st.throttled) c.lp_inflight.fetch_sub(1, std::memory_order_acq_rel);
+        ++done;
+        st.completed.store(done, std::memory_order_release);
+        progress = true;
+      }
+    }
+    if (progress) {
+      c.notifier.Notify();
+      pause_ns = std::min<uint64_t>(kMinPollPauseNs, c.poll_pause_ns);
+    } else if (c.poll_pause_ns == 0) {
+      CpuRelax();
+    } else {
+      timespec pause;
+      pause.tv_sec = static_cast<time_t>(pause_ns / 1000000000ull);
+      pause.tv_nsec = static_cast<long>(pause_ns % 1000000000ull);
+      nanosleep(&pause, nullptr);
+      pause_ns = std::min(pause_ns * 2, c.poll_pause_ns);
+    }
+  }
+}
+
+/**
+ * device clock - host clock from the tightest of several brackets. Kept in integers: a device
+ * clock counting from the epoch (CUDA's globaltimer) is ~1.7e18 ns, where a double's step is 256 ns.
+ */
+int MeasureOffset(const gpucolo_gpu_api* api, int device, int64_t* offset, double* width, std::string* error) {
+  int64_t best = kNever;
+  for (int t = 0; t < kOffsetTries; ++t) {
+    char err[256] = {0};
+    uint64_t dev = 0;
+    const int64_t h0 = NowNs();
+    const int rc = api->read_device_time(device, &dev, err, sizeof(err));
+    const int64_t h1 = NowNs();
+    if (rc != GPUCOLO_OK) {
+      *error = Format("read_device_time: %s (status %d)", err[0] ? err : "failed", rc);
+      return rc;
+    }
+    if (h1 - h0 < best) {
+      best = h1 - h0;
+      // (h0 + h1) / 2 without overflow; the difference of two 64-bit clocks as a double
+      const int64_t mid = h0 + (h1 - h0) / 2;
+      *offset = static_cast<int64_t>(dev) - mid;
+      *width = static_cast<double>(best);
+    }
+  }
+  return GPUCOLO_OK;
+}
+
+int Fail(RunResult* r, int status, std::string msg) {
+  r->status = status;
+  r->error = std::move(msg);
+  return status;
+}
+
+/** Checks the spec; fills what the mechanism decides per stream (priority, mask, SMs). */
+int Prepare(const RunSpec& spec, const std::atomic<bool>* cancel, const gpucolo_device_info& info, RunResult* r) {
+  if (spec.streams.empty()) return Fail(r, GPUCOLO_ERR_INVALID, "no streams");
+  if (spec.duration_ns == 0 && cancel == nullptr) {
+    for (const auto& s : spec.streams)
+      if (spec.max_launches == 0 && s.arrival != Arrival::kList)
+        return Fail(r, GPUCOLO_ERR_INVALID,
+                    Format("stream '%s' would never end: duration_ns 0 needs max_launches, a list or a cancel flag", s.name.c_str()));
+  }
+  for (const auto& s : spec.streams) {
+    if (s.kernel.blocks == 0) return Fail(r, GPUCOLO_ERR_INVALID, Format("stream '%s': kernel has 0 blocks", s.name.c_str()));
+    if ((s.arrival == Arrival::kFixedRate || s.arrival == Arrival::kPoisson) && !(s.rate_hz > 0 && std::isfinite(s.rate_hz)))
+      return Fail(r, GPUCOLO_ERR_INVALID, Format("stream '%s': rate_hz must be > 0 (got %g)", s.name.c_str(), s.rate_hz));
+    if (s.arrival == Arrival::kList && !std::is_sorted(s.times_ns.begin(), s.times_ns.end()))
+      return Fail(r, GPUCOLO_ERR_INVALID, Format("stream '%s': times_ns must be non-decreasing", s.name.c_str()));
+  }
+  const int lo = std::min(info.priority_least, info.priority_greatest);
+  const int hi = std::max(info.priority_least, info.priority_greatest);
+  const int normal = std::min(std::max(0, lo), hi);  // the runtimes' default priority, 0, where it is in range
+  const int cus = info.compute_units;
+  const bool spatial = spec.mechanism == Mechanism::kCuMask || spec.mechanism == Mechanism::kSmPartition;
+  int reserved = 0;
+  if (spec.mechanism == Mechanism::kCuMask && !info.supports_cu_mask)
+    return Fail(r, GPUCOLO_ERR_UNSUPPORTED, Format("mechanism cu-mask: backend '%s' has no CU masks", spec.api->backend));
+  if (spec.mechanism == Mechanism::kSmPartition && !info.supports_sm_partition)
+    return Fail(r, GPUCOLO_ERR_UNSUPPORTED,
+                Format("mechanism sm-partition: backend '%s' has no SM partitions", spec.api->backend));
+  if (spatial) {
+    if (!(spec.reserve > 0 && spec.reserve < 1))
+      return Fail(r, GPUCOLO_ERR_INVALID, Format("reserve must be between 0 and 1 exclusive (got %g)", spec.reserve));
+    reserved = static_cast<int>(std::ceil(spec.reserve * cus - 1e-9));
+    if (reserved < 1 || reserved >= cus)
+      return Fail(r, GPUCOLO_ERR_INVALID,
+                  Format("reserve %g of %d compute units keeps %d for high-priority streams and %d for the others; both need at least 1",
+                         spec.reserve, cus, reserved, cus - reserved));
+  }
+  if (spec.mechanism == Mechanism::kThrottle && spec.throttle_k == 0)
+    return Fail(r, GPUCOLO_ERR_INVALID, "throttle_k must be at least 1");
+
+  r->streams.clear();
+  for (size_t i = 0; i < spec.streams.size(); ++i) {
+    const StreamSpec& s = spec.streams[i];
+    StreamResult sr;
+    sr.name = s.name.empty() ? Format("stream%zu", i) : s.name;
+    sr.high_priority = s.high_priority;
+    sr.priority = normal;
+    if (spec.mechanism == Mechanism::kStreamPriority) sr.priority = s.high_priority ? info.priority_greatest : info.priority_least;
+    if (spec.mechanism == Mechanism::kCuMask) {
+      sr.cu_mask.assign(static_cast<size_t>((cus + 31) / 32), 0u);
+      const int from = s.high_priority ? 0 : reserved;
+      const int to = s.high_priority ? reserved : cus;
+      for (int b = from; b < to; ++b) sr.cu_mask[static_cast<size_t>(b / 32)] |= 1u << (b % 32);
+    }
+    if (spec.mechanism == Mechanism::kSmPartition) sr.sm_count = s.high_priority ? reserved : cus - reserved;
+    r->streams.push_back(std::move(sr));
+  }
+  return GPUCOLO_OK;
+}
+
+size_t ReserveHint(const RunSpec& spec, const StreamSpec& s) {
+  double n = 4096;
+  if (s.arrival == Arrival::kList) n = static_cast<double>(s.times_ns.size());
+  if ((s.arrival == Arrival::kFixedRate || s.arrival == Arrival::kPoisson) && spec.duration_ns != 0)
+    n = s.rate_hz * static_cast<double>(spec.duration_ns) / 1e9 * 1.2 + 16;
+  if (spec.max_launches != 0) n = std::min(n, static_cast<double>(spec.max_launches));
+  return static_cast<size_t>(std::min(n, 16.0 * 1024 * 1024));
+}
+
+}  // namespace
+
+RunResult Run(const RunSpec& spec, const std::atomic<bool>* cancel) {
+  RunResult r;
+  if (spec.api == nullptr) {
+    Fail(&r, GPUCOLO_ERR_INVALID, "no backend (api is NULL)");
+    return r;
+  }
+  const gpucolo_gpu_api* api = spec.api;
+  char err[256] = {0};
+  int rc = api->init(err, sizeof(err));
+  if (rc != GPUCOLO_OK) {
+    Fail(&r, rc, Format("%s init: %s", api->backend, err));
+    return r;
+  }
+  gpucolo_device_info info{};
+  rc = api->device_info(spec.device, &info, err, sizeof(err));
+  if (rc != GPUCOLO_OK) {
+    Fail(&r, rc, Format("%s device_info(%d): %s", api->backend, spec.device, err));
+    return r;
+  }
+  r.compute_units = info.compute_units;
+  r.priority_least = info.priority_least;
+  r.priority_greatest = info.priority_greatest;
+  if (Prepare(spec, cancel, info, &r) != GPUCOLO_OK) return r;
+
+  Ctx c;
+  c.spec = &spec;
+  c.api = api;
+  c.throttle_k = spec.throttle_k;
+  c.poll_pause_ns = spec.poll_pause_ns != kAutoPollPause ? spec.poll_pause_ns
+                    : std::strcmp(api->backend, "cpu") == 0 ? kCpuPollPauseNs
+                                                            : 0;
+  c.submit_spin_ns = static_cast<int64_t>(std::min<uint64_t>(spec.submit_spin_ns, 1000000000ull));
+  r.poll_pause_ns = c.poll_pause_ns;
+
+  std::vector<std::unique_ptr<StreamState>> states;
+  auto destroy_all = [&] {
+    for (auto& st : states)
+      if (st->stream != nullptr) api->stream_destroy(st->stream);
+  };
+  for (size_t i = 0; i < spec.streams.size(); ++i) {
+    auto st = std::make_unique<StreamState>();
+    st->spec = &spec.streams[i];
+    st->res = &r.streams[i];
+    st->throttled = spec.mechanism == Mechanism::kThrottle && !st->spec->high_priority;
+    for (uint32_t k = 0; k < GPUCOLO_SLOTS; ++k) st->done_at[k].store(0, std::memory_order_relaxed);
+    gpucolo_stream_opts o{};
+    o.device = spec.device;
+    o.priority = st->res->priority;
+    o.cu_mask = st->res->cu_mask.empty() ? nullptr : st->res->cu_mask.data();
+    o.cu_mask_words = static_cast<uint32_t>(st->res->cu_mask.size());
+    o.sm_count = st->res->sm_count;
+    rc = api->stream_create(&o, &st->stream, err, sizeof(err));
+    if (rc != GPUCOLO_OK) {
+      st->stream = nullptr;
+      destroy_all();
+      Fail(&r, rc, Format("stream '%s': stream_create: %s", st->res->name.c_str(), err));
+      return r;
+    }
+    const size_t hint = ReserveHint(spec, *st->spec);
+    for (auto* v : {&st->res->intended_ns, &st->res->submit_ns, &st->complete}) v->reserve(hint);
+    st->dstart.reserve(hint);
+    st->dend.reserve(hint);
+    st->res->warmup.reserve(hint);
+    if (st->spec->high_priority) c.hp.push_back(st.get());
+    states.push_back(std::move(st));
+  }
+  std::string offset_error;
+  int64_t offset = 0;
+  rc = MeasureOffset(api, spec.device, &offset, &r.device_offset_uncertainty_ns, &offset_error);
+  r.device_offset_ns = static_cast<double>(offset);
+  if (rc != GPUCOLO_OK) {
+    destroy_all();
+    Fail(&r, rc, offset_error);
+    return r;
+  }
+
+  // ---- the run ----
+  c.origin = NowNs();
+  c.end_abs = spec.duration_ns != 0 ? c.origin + static_cast<int64_t>(spec.duration_ns) : kNever;
+  std::thread completion([&] { CompletionThread(c, states); });
+  for (auto& st : states) {
+    StreamState* p = st.get();
+    if (p->spec->arrival == Arrival::kClosedLoop)
+      p->thread = std::thread([&c, p] { ClosedLoopSubmitter(c, *p); });
+    else
+      p->thread = std::thread([&c, p] { OpenLoopSubmitter(c, *p); });
+  }
+  auto cancelled = [&] { return cancel != nullptr && cancel->load(std::memory_order_relaxed); };
+  auto submitters_done = [&] {
+    for (auto& st : states)
+      if (!st->submitter_done.load(std::memory_order_acquire)) return false;
+    return true;
+  };
+  auto all_completed = [&] {
+    for (auto& st : states)
+      if (st->completed.load(std::memory_order_acquire) < st->submitted.load(std::memory_order_acquire)) return false;
+    return true;
+  };
+  // phase 1: the submitters run until the end (or the cancel flag)
+  while (!submitters_done()) {
+    if (cancelled()) {
+      r.cancelled = true;
+      break;
+    }
+    const int64_t now = NowNs();
+    if (now >= c.end_abs) break;
+    c.notifier.WaitSlice(submitters_done, std::min(c.end_abs, now + kSleepSliceNs));
+  }
+  const int64_t phase1_end = NowNs();
+  int64_t submit_phase_end = -1;
+  // phase 2: drain what is in flight (and a backlog of requests that arrived before the end)
+  const int64_t watchdog = static_cast<int64_t>(std::min<uint64_t>(spec.watchdog_ns != 0 ? spec.watchdog_ns : kDefaultWatchdogNs,
+                                                                  uint64_t{1} << 62));
+  int64_t deadline = phase1_end + (r.cancelled ? std::min(watchdog, kCancelGraceNs) : watchdog);
+  if (r.cancelled) {
+    c.stop.store(true, std::memory_order_release);
+    c.notifier.NotifyAlways();
+  }
+  bool timed_out = false;
+  for (;;) {
+    const bool subs_done = submitters_done();
+    if (subs_done && submit_phase_end < 0) submit_phase_end = NowNs();
+    if (subs_done && all_completed()) break;
+    const int64_t now = NowNs();
+    if (!r.cancelled && cancelled()) {
+      r.cancelled = true;
+      c.stop.store(true, std::memory_order_release);
+      c.notifier.NotifyAlways();
+      deadline = std::min(deadline, now + kCancelGraceNs);
+    }
+    if (now >= deadline) {
+      timed_out = !r.cancelled;
+      break;
+    }
+    c.notifier.WaitSlice([&] { return submitters_done() && all_completed(); }, std::min(deadline, now + kSleepSliceNs));
+  }
+  c.stop.store(true, std::memory_order_release);
+  c.notifier.NotifyAlways();
+  for (auto& st : states) st->thread.join();
+  c.completion_stop.store(true, std::memory_order_release);
+  completion.join();
+  r.elapsed_ns = static_cast<double>(NowNs() - c.origin);
+  r.submit_phase_ns = static_cast<double>((submit_phase_end < 0 ? NowNs() : submit_phase_end) - c.origin);
+
+  // ---- results ----
+  std::string watchdog_detail;
+  for (auto& sp : states) {
+    StreamState& st = *sp;
+    StreamResult& sr = *st.res;
+    const uint64_t n = st.submitted.load(std::memory_order_acquire);
+    const uint64_t done = st.completed.load(std::memory_order_acquire);
+    sr.launches = n;
+    sr.device_start_ns.resize(n, kNaN);
+    sr.device_end_ns.resize(n, kNaN);
+    sr.complete_ns.resize(n, kNaN);
+    // device clock -> host clock -> relative to the origin, in integers until the last step
+    auto map = [&](uint64_t d) {
+      return d == kNoTime ? kNaN : static_cast<double>(static_cast<int64_t>(d) - offset - c.origin);
+    };
+    for (uint64_t i = 0; i < done; ++i) {
+      sr.device_start_ns[i] = map(st.dstart[i]);
+      sr.device_end_ns[i] = map(st.dend[i]);
+      sr.complete_ns[i] = st.complete[i];
+    }
+    sr.errors += st.poll_errors;
+    sr.dropped = st.dropped;
+    if (sr.error.empty()) sr.error = st.poll_error;
+    if (n > done) {
+      watchdog_detail += Format("%s'%s': %llu in flight, oldest submitted at %.3f ms", watchdog_detail.empty() ? "" : "; ",
+                                sr.name.c_str(), static_cast<unsigned long long>(n - done), sr.submit_ns[done] / 1e6);
+    }
+    if (st.dropped != 0) {
+      watchdog_detail += Format("%s'%s': %llu arrived request(s) never submitted", watchdog_detail.empty() ? "" : "; ",
+                                sr.name.c_str(), static_cast<unsigned long long>(st.dropped));
+    }
+    const int stream_status = st.launch_status != GPUCOLO_OK ? st.launch_status : st.poll_status;
+    if (stream_status != GPUCOLO_OK && r.status == GPUCOLO_OK)
+      Fail(&r, stream_status, Format("stream '%s': %s", sr.name.c_str(), sr.error.c_str()));
+  }
+  if (timed_out) {
+    Fail(&r, GPUCOLO_ERR_TIMEOUT,
+         Format("watchdog: launches still in flight %.1f ms after the run ended (%s); gave up on them and destroyed the streams",
+                static_cast<double>(watchdog) / 1e6, watchdog_detail.c_str()));
+  } else if (r.cancelled && r.status == GPUCOLO_OK) {
+    r.error = watchdog_detail.empty() ? "cancelled" : "cancelled (" + watchdog_detail + ")";
+  }
+  destroy_all();
+  int64_t off_end = 0;
+  double width_end = 0;
+  std::string ignored;
+  if (MeasureOffset(api, spec.device, &off_end, &width_end, &ignored) == GPUCOLO_OK)
+    r.device_offset_end_ns = static_cast<double>(off_end);
+  return r;
+}
+
+}  // namespace dispatch
+}  // namespace gpucolo

@@ -10,6 +10,8 @@ import { VERSION } from './version.js';
 import { kfdVersion } from './kfd/ioctl.js';
 import { readKfdProcs, readTopology } from './kfd/parse.js';
 import { KFD_PROC, KFD_TOPOLOGY_NODES, underRoot } from './kfd/sysfs-ts.js';
+import { listBackends } from './dispatch/run.js';
+import type { NativeBackendInfo } from './native.js';
 
 export const DOCTOR_SCHEMA = 'gpucolo.doctor/1';
 
@@ -49,6 +51,8 @@ export interface DoctorReport {
     debugfs: Check & { files: Record<'mqds' | 'hqds' | 'rls', Check> };
   };
   plugins: { ok: boolean; error?: string; list: PluginProbe[] };
+  /** dispatch backends (cpu built in, cuda/hip plugins) with their devices or why not */
+  backends: NativeBackendInfo[];
   /** one line per finding, for people */
   summary: string[];
 }
@@ -167,8 +171,23 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
       ? `GPU dispatch plugins: unknown (${plugins.error})`
       : found.length === 0
         ? 'GPU dispatch plugins: none built (the cpu backend needs none)'
-        : `GPU dispatch plugins: ${found.map((p) => `${p.name} ${p.loaded ? 'loads' : `fails: ${p.error}`}`).join(', ')}`,
+        : `GPU dispatch plugins: ${found
+            .map((p) => `${p.name} ${!p.loaded ? `fails to load: ${p.error}` : p.initError ? `loads, runtime unusable: ${p.initError}` : `loads, ${p.deviceCount ?? '?'} device(s)`}`)
+            .join('; ')}`,
   );
+  let backends: NativeBackendInfo[];
+  try {
+    backends = listBackends();
+  } catch (err) {
+    backends = (['cpu', 'cuda', 'hip'] as const).map((name) => ({ name, available: false, reason: oneLine(err), devices: [] }));
+  }
+  for (const b of backends) {
+    summary.push(
+      b.available
+        ? `dispatch backend ${b.name}: ${b.devices.map((d) => `${d.name} (${d.arch}, ${d.computeUnits} CUs, priorities ${d.priorityLeast}..${d.priorityGreatest}${d.supportsCuMask ? ', CU masks' : ''}${d.supportsSmPartition ? ', SM partitions' : ''})`).join('; ')}`
+        : `dispatch backend ${b.name}: unavailable: ${b.reason}`,
+    );
+  }
   // the verdict: what gpucolo can do on this host
   if (sysfs.ok && gpus.length > 0) {
     summary.push(
@@ -193,6 +212,7 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     native,
     kfd: { device, sysfs, debugfs },
     plugins,
+    backends,
     summary,
   };
 }

@@ -10,3 +10,4 @@ export * from './trace/index.js';
 export * from './stats/index.js';
 export { Supervisor } from './runners/supervisor/index.js';
 export type { ChildSpec, ExitInfo, SupervisedChild, SupervisorOptions } from './runners/supervisor/index.js';
+export * from './dispatch/index.js';

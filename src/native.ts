@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
-export const NATIVE_ABI = 3;
+export const NATIVE_ABI = 4;
 
 export interface PluginProbe {
   name: string;
@@ -19,6 +19,10 @@ export interface PluginProbe {
   found: boolean;
   loaded: boolean;
   error?: string;
+  /** when loaded: devices after the plugin's init(); 0 = "no device"; -1 = unknown (init failed) */
+  deviceCount?: number;
+  /** when loaded: the runtime's error from init()/device_count(), e.g. "cudaErrorInsufficientDriver: ..." */
+  initError?: string;
 }
 
 /** Options of the native sampling thread (issue 3). Times in ns. */
@@ -82,6 +86,136 @@ export interface NativeSamplerHandle {
   setPids(pids: number[] | null): void;
 }
 
+/** One stream of a dispatch measurement (native/dispatch/engine.h StreamSpec). */
+export interface NativeDispatchStream {
+  name: string;
+  highPriority: boolean;
+  kernel: { spinNs: number; blocks: number; threadsPerBlock: number };
+  arrival: 'closed-loop' | 'fixed-rate' | 'poisson' | 'list';
+  rateHz: number;
+  inflight: number;
+  seed: number;
+  /** 'list' arrivals, ns after the start */
+  timesNs: number[];
+}
+
+export type DispatchMechanism = 'none' | 'stream-priority' | 'cu-mask' | 'sm-partition' | 'throttle';
+
+export interface NativeDispatchSpec {
+  backend: 'cpu' | 'cuda' | 'hip';
+  device: number;
+  durationNs: number;
+  warmupNs: number;
+  /** per stream, 0 = unbounded */
+  maxLaunches: number;
+  mechanism: DispatchMechanism;
+  throttleK: number;
+  /** share of CUs/SMs kept for high-priority streams (cu-mask, sm-partition), 0..1 */
+  reserve: number;
+  watchdogNs: number;
+  streams: NativeDispatchStream[];
+}
+
+/** Per launch, ns since the run's origin on the host monotonic clock (device times mapped). */
+export interface NativeDispatchStreamResult {
+  name: string;
+  highPriority: boolean;
+  intendedNs: Float64Array;
+  submitNs: Float64Array;
+  deviceStartNs: Float64Array;
+  deviceEndNs: Float64Array;
+  completeNs: Float64Array;
+  warmup: Uint8Array;
+  launches: number;
+  errors: number;
+  error: string;
+}
+
+export interface NativeDispatchResult {
+  /** 0 ok, else a gpucolo_status (gpu_plugin.h) */
+  status: number;
+  error: string;
+  deviceOffsetNs: number;
+  computeUnits: number;
+  priorityLeast: number;
+  priorityGreatest: number;
+  streams: NativeDispatchStreamResult[];
+}
+
+export interface NativeBackendDevice {
+  name: string;
+  arch: string;
+  computeUnits: number;
+  priorityLeast: number;
+  priorityGreatest: number;
+  supportsCuMask: boolean;
+  supportsSmPartition: boolean;
+  timerResolutionNs: number;
+}
+
+export interface NativeBackendInfo {
+  name: 'cpu' | 'cuda' | 'hip';
+  available: boolean;
+  /** why not, one line */
+  reason?: string;
+  devices: NativeBackendDevice[];
+}
+
+/** AMDKFD_IOC_UPDATE_QUEUE arguments (src/kfd/ioctl.ts updateQueue). */
+export interface NativeUpdateQueueArgs {
+  queueId: number;
+  /** ring VA: a BigInt or a safe integer */
+  ringBase: bigint | number;
+  ringSize: number;
+  percentage: number;
+  priority: number;
+  pm4TargetXcc?: number;
+}
+
+/** What was (or would be) sent to the kernel. */
+export interface NativeUpdateQueueSent {
+  queueId: number;
+  ringBase: string;
+  ringSize: number;
+  percentage: number;
+  pm4TargetXcc: number;
+  /** queue_percentage as sent: percentage | pm4TargetXcc << 8 */
+  queuePercentageWord: number;
+  priority: number;
+  /** the ioctl request number (0x40184b07) */
+  request: number;
+  /** the 24 bytes of struct kfd_ioctl_update_queue_args */
+  bytes: Uint8Array;
+}
+
+/** One kfd_queue_snapshot_entry; a field is absent when the negotiated entry size did not cover it. */
+export interface NativeQueueSnapshotEntry {
+  validBytes: number;
+  queueId?: number;
+  /** topology gpu_id, decimal */
+  gpuId?: number;
+  queueType?: number;
+  /** compute-pm4 | sdma | compute-aql | sdma-xgmi | sdma-by-eng-id | type-N */
+  type?: string;
+  ringBase?: string;
+  ringSize?: number;
+  writePointerAddress?: string;
+  readPointerAddress?: string;
+  ctxSaveRestoreAddress?: string;
+  ctxSaveRestoreSize?: number;
+  exceptionStatus?: string;
+}
+
+export interface NativeQueueSnapshotSelf {
+  entries: NativeQueueSnapshotEntry[];
+  /** entry size KFD wrote back */
+  entrySize: number;
+  /** kfd_runtime_info.runtime_state: 0 disabled, 1 enabled (ROCr initialised), 2 busy, 3 error */
+  runtimeState: number;
+  ttmpSetup: number;
+  snapshotCalls: number;
+}
+
 export interface NativeBinding {
   abiVersion: number;
   /** compiler/build facts for doctor */
@@ -93,10 +227,22 @@ export interface NativeBinding {
   readKfdProcs(sysfsRoot: string, pids?: number[]): ProcsRaw;
   /** AMDKFD_IOC_GET_VERSION on an open of devPath; throws {code, errno, syscall, path} */
   kfdVersion(devPath: string): { major: number; minor: number };
+  /** AMDKFD_IOC_UPDATE_QUEUE arguments as they would be sent (no system call); throws {code, errno, op, phase: 'arguments'} */
+  kfdUpdateQueueArgs(args: NativeUpdateQueueArgs): NativeUpdateQueueSent;
+  /** open(devPath) + AMDKFD_IOC_UPDATE_QUEUE on the caller's own queue; throws {code, errno, syscall, path, op, phase} */
+  kfdUpdateQueue(devPath: string, args: NativeUpdateQueueArgs): NativeUpdateQueueSent;
+  /** entries of a DBG_TRAP GET_QUEUE_SNAPSHOT buffer laid out with stride entrySize */
+  parseKfdQueueSnapshot(buf: Uint8Array, entrySize: number): { entries: NativeQueueSnapshotEntry[]; error?: string };
+  /** DBG_TRAP ENABLE(self) + GET_QUEUE_SNAPSHOT + DISABLE: preempts every queue on the device (src/kfd/ioctl.ts) */
+  kfdQueueSnapshotSelf(devPath: string): NativeQueueSnapshotSelf;
   /** dlopen()s gpucolo_<name>.so plugins found next to the addon */
   probePlugins(): PluginProbe[];
   /** CLOCK_MONOTONIC now, ns as a decimal string */
   monotonicNowNs(): string;
+  /** every dispatch backend with its devices, or why it is unavailable */
+  listBackends(): NativeBackendInfo[];
+  /** runs a measurement in native threads; JS gets the arrays when it is over */
+  startDispatch(spec: NativeDispatchSpec): { done: Promise<NativeDispatchResult>; cancel(): void };
   /** starts the sampling thread; onSample runs on the JS thread for every sample, in order */
   startSampler(opts: NativeSamplerOptions, onSample: (s: NativeSample) => void): NativeSamplerHandle;
 }

@@ -14,6 +14,7 @@ import { analyzeCommand } from './analyze.js';
 import { exportCommand } from './export.js';
 import { traceCommand } from './trace.js';
 import { studyCommand } from './study.js';
+import { probeCommand } from './probe.js';
 
 export function buildProgram(): Command {
   const program = new Command('gpucolo')
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   program.addCommand(exportCommand());
   program.addCommand(traceCommand());
   program.addCommand(studyCommand());
+  program.addCommand(probeCommand());
   // every (sub)command reports usage errors through main() instead of exiting on its own
   const override = (c: Command): void => {
     c.exitOverride();

@@ -18,6 +18,23 @@ export type { QueueSnapshot, SnapshotIssue, SnapshotOptions, SourceName, SourceS
 export { parseProcStatus, readProcStatus, namespacePid } from './procfs.js';
 export type { ProcStatus } from './procfs.js';
 export { gfxTargetName, priorityLevel, decodeComputeMqd, decodeSdmaMqd, decodeComputeHqd, decodeSdmaHqd } from './decode.js';
-export { kfdVersion } from './ioctl.js';
+export { kfdVersion, updateQueue, updateQueueArgs, queueSnapshotSelf, parseQueueSnapshot } from './ioctl.js';
+export type { UpdateQueueOptions, UpdateQueueSent, QueueSnapshotEntry, QueueSnapshotSelfOptions, QueueSnapshotSelfResult, KfdIoctlError } from './ioctl.js';
+export { expectedKfdPriority, pipePriorityOf, verifyOwnQueues, planKfdPriority, GPU_MAX_HW_QUEUES } from './priority.js';
+export type {
+  HipPriority,
+  RocrGeneration,
+  KfdPriority,
+  ExpectedStream,
+  VerifyOwnQueuesOptions,
+  OwnQueue,
+  LevelVerdict,
+  OwnQueuesReport,
+  PlanKfdPriorityOptions,
+  PlanRefusal,
+  KfdPriorityPlan,
+  KfdPriorityPlanOk,
+  KfdPriorityPlanRefused,
+} from './priority.js';
 export * from './types.js';
 export type { MqdsRaw, HqdsRaw, RlsRaw, TopologyRaw, ProcsRaw, ReadIssue, ParseIssue, Severity } from './raw.js';

@@ -118,3 +118,49 @@ export function countStats(values: readonly number[]): CountStats {
   return { samples: values.length, min, avg: sum / values.length, max };
 }
 
+
+/** One percentile with its 95% confidence interval, from an exact order statistic. */
+export interface Quantile {
+  p: number;
+  value: number | null;
+  /** [lower, upper] observed values bounding the true quantile with 95% confidence; null when n is too small */
+  ci: [number, number] | null;
+  /** false when n cannot tell this quantile from the maximum (n < 1/(1-p)) */
+  supported: boolean;
+}
+
+/** Latency-style summary: the asked percentiles (default P50/P90/P99/P99.9), min/max/mean, caveats. */
+export interface QuantileSummary {
+  n: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  quantiles: Quantile[];
+  caveats: string[];
+}
+
+export function quantiles(values: ArrayLike<number>, ps: readonly number[] = [50, 90, 99, 99.9]): QuantileSummary {
+  const sorted = Float64Array.from(values).sort();
+  const n = sorted.length;
+  const caveats: string[] = [];
+  if (n === 0) caveats.push('no samples');
+  const qs = ps.map((p) => {
+    const supported = n >= minSamplesFor(p);
+    if (n > 0 && !supported) caveats.push(`p${p} needs >= ${minSamplesFor(p)} samples, have ${n} (p${p} = max)`);
+    const ranks = confidenceRanks(n, p / 100);
+    return {
+      p,
+      value: n ? sorted[Math.min(n, Math.max(1, Math.ceil((p / 100) * n))) - 1] : null,
+      ci: ranks ? ([sorted[ranks[0] - 1], sorted[ranks[1] - 1]] as [number, number]) : null,
+      supported,
+    };
+  });
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return { n, min: n ? sorted[0] : null, max: n ? sorted[n - 1] : null, mean: n ? sum / n : null, quantiles: qs, caveats };
+}
+
+/** The value of percentile p in a summary (null if absent). */
+export function quantileOf(s: QuantileSummary, p: number): number | null {
+  return s.quantiles.find((q) => q.p === p)?.value ?? null;
+}

@@ -1,0 +1,188 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { probeLatency, probePriority, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
+import type { DispatchMechanism } from '../native.js';
+import { formatDuration } from '../units.js';
+import type { QuantileSummary } from '../stats/index.js';
+import { CliError } from './errors.js';
+import { table } from './table.js';
+import { duration } from './trace.js';
+
+const MECHANISMS = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'] as const;
+
+function percent(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)%$/.exec(v.trim());
+  const x = m ? Number(m[1]) / 100 : Number(v);
+  if (!(x > 0 && x < 1)) throw new InvalidArgumentError(`not a share: "${v}" (e.g. 10%)`);
+  return x;
+}
+
+function positive(v: string): number {
+  const x = Number(v);
+  if (!(x > 0) || !Number.isFinite(x)) throw new InvalidArgumentError(`not a positive number: "${v}"`);
+  return x;
+}
+
+function int(v: string): number {
+  if (!/^\d{1,6}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`not a positive integer: "${v}"`);
+  return Number(v);
+}
+
+function mechanisms(v: string): DispatchMechanism[] {
+  const list = v.split(',').map((x) => x.trim());
+  for (const m of list) if (!(MECHANISMS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown mechanism "${m}" (${MECHANISMS.join(', ')})`);
+  return list as DispatchMechanism[];
+}
+
+/** --sweep K=1,2,4 | lp-kernel=1ms,2ms | reserve=10%,20% */
+function sweep(v: string): { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] } {
+  const m = /^(K|lp-kernel|reserve)=(.+)$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`bad --sweep "${v}" (K=1,2,4 | lp-kernel=1ms,2ms | reserve=10%,20%)`);
+  const param = m[1] as 'K' | 'lp-kernel' | 'reserve';
+  const parse = param === 'K' ? int : param === 'reserve' ? percent : duration;
+  return { param, values: m[2].split(',').map((x) => parse(x.trim())) };
+}
+
+const t = (ns: number | null | undefined): string => (ns === null || ns === undefined ? '-' : formatDuration(Math.round(ns)));
+
+function quantileCells(q: QuantileSummary): string[] {
+  return [...q.quantiles.map((x) => (x.supported ? t(x.value) : `(${t(x.value)})`)), t(q.max)];
+}
+
+function renderLatency(r: LatencyProbeResult): string {
+  const out = [`${r.backend}: ${r.spinNs ? `${formatDuration(r.spinNs)} spin` : 'empty'} kernel, ${r.launches} launches, one in flight`, ''];
+  out.push(
+    ...table(
+      ['', 'P50', 'P90', 'P99', 'P99.9', 'MAX', 'N'],
+      [
+        ['round trip', ...quantileCells(r.roundTrip), String(r.roundTrip.n)],
+        ['on device', ...quantileCells(r.device), String(r.device.n)],
+      ],
+    ),
+  );
+  for (const c of new Set([...r.roundTrip.caveats, ...r.device.caveats])) out.push(`note: ${c} (shown in parentheses)`);
+  return `${out.join('\n')}\n`;
+}
+
+function renderPriority(r: PriorityProbeResult): string {
+  const o = r.options;
+  const out = [
+    `HP: ${formatDuration(o.hpKernelNs)} kernels, Poisson ${o.hpRateHz}/s; LP: ${o.lpStreams} stream(s) of ${formatDuration(o.lpKernelNs)} kernels, closed loop; ${formatDuration(o.durationNs)} per run; backend ${r.backend} (${r.computeUnits} compute units)`,
+    '',
+    'standalone:',
+  ];
+  out.push(
+    ...table(
+      ['LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'HP START P99', 'LP KERNELS/S'],
+      r.standalone.map((s) => [t(s.lpKernelNs), ...quantileCells(s.hpLatency), t(s.hpTimeToStart.quantiles.find((q) => q.p === 99)?.value), s.lpThroughput.toFixed(1)]),
+      '  ',
+    ),
+  );
+  out.push('', 'co-run (HP latency from intended arrival):');
+  out.push(
+    ...table(
+      ['MECHANISM', 'K', 'RESERVE', 'LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'P99/ALONE', 'ADDED P99', 'IN LP KERNELS', 'LP KERNELS/S', 'LP SHARE', 'ALLOWED'],
+      r.runs.map((x) => [
+        x.mechanism,
+        x.throttleK === null ? '-' : String(x.throttleK),
+        x.reserve === null ? '-' : `${Math.round(x.reserve * 100)}%`,
+        t(x.lpKernelNs),
+        ...quantileCells(x.hpLatency),
+        x.hpP99VsStandalone === null ? '-' : `${x.hpP99VsStandalone.toFixed(2)}x`,
+        t(x.addedHpP99Ns),
+        x.addedP99InLpKernels === null ? '-' : x.addedP99InLpKernels.toFixed(2),
+        x.lpThroughput.toFixed(1),
+        x.lpShare === null ? '-' : `${(x.lpShare * 100).toFixed(1)}%`,
+        `${Math.round(x.lpAllowedShare * 100)}%`,
+      ]),
+      '  ',
+    ),
+  );
+  const notes = new Set<string>();
+  for (const x of r.runs) for (const c of x.hpLatency.caveats) notes.add(c);
+  for (const x of r.runs) for (const e of x.errors) notes.add(`${x.mechanism}: ${e}`);
+  if (notes.size) out.push('', ...[...notes].map((n) => `note: ${n}`));
+  out.push('', 'P99/ALONE = co-run HP P99 / standalone HP P99; IN LP KERNELS = added HP P99 / one LP kernel (throttle bound: K); values in parentheses have too few samples for that percentile');
+  return `${out.join('\n')}\n`;
+}
+
+export function probeCommand(): Command {
+  const probe = new Command('probe').description('dispatch microbenchmarks on a backend (cpu, cuda, hip)');
+  const backend = () => new Option('--backend <name>', 'cpu, cuda or hip').choices(['cpu', 'cuda', 'hip']).default('cpu');
+
+  probe.addCommand(
+    new Command('latency')
+      .description('empty-kernel (or short-spin) launch round trips: the dispatch floor')
+      .addOption(backend())
+      .option('--device <n>', 'device index', int, 0)
+      .option('--kernel <duration>', 'spin kernel length (default: empty kernel)', duration)
+      .option('--duration <duration>', 'measurement time', duration, 2e9)
+      .option('--json', 'print the result as JSON')
+      .action(async (o: { backend: 'cpu' | 'cuda' | 'hip'; device: number; kernel?: number; duration: number; json?: boolean }) => {
+        const r = await probeLatency({ backend: o.backend, device: o.device, spinNs: o.kernel ?? 0, durationNs: o.duration, warmupNs: Math.min(200e6, o.duration / 5) });
+        process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderLatency(r));
+      }),
+  );
+
+  probe.addCommand(
+    new Command('priority')
+      .description('high-priority probes next to saturating low-priority streams, per mechanism, vs standalone')
+      .addOption(backend())
+      .option('--device <n>', 'device index', int, 0)
+      .option('--lp-kernel <duration>', 'low-priority kernel length', duration, 2e6)
+      .option('--lp-streams <n>', 'low-priority streams', int, 2)
+      .option('--lp-blocks <n>', 'blocks per low-priority kernel (fill the device)', int)
+      .option('--hp-kernel <duration>', 'high-priority kernel length', duration, 100e3)
+      .option('--hp-rate <per-second>', 'high-priority arrivals per second (Poisson)', positive, 200)
+      .option('--mechanism <list>', `comma list of ${MECHANISMS.join(', ')}`, mechanisms, ['none', 'stream-priority', 'throttle'] as DispatchMechanism[])
+      .option('--reserve <share>', 'compute units kept for HP (cu-mask, sm-partition)', percent, 0.1)
+      .option('--k <n>', 'throttle window: LP kernels in flight', int, 1)
+      .option('--sweep <param=values>', 'K=1,2,4,8 | lp-kernel=1ms,2ms | reserve=10%,20%', sweep)
+      .option('--duration <duration>', 'time per run', duration, 10e9)
+      .option('--seed <n>', 'Poisson seed', int, 1)
+      .option('--json', 'print the result as JSON')
+      .action(async (o: {
+        backend: 'cpu' | 'cuda' | 'hip';
+        device: number;
+        lpKernel: number;
+        lpStreams: number;
+        lpBlocks?: number;
+        hpKernel: number;
+        hpRate: number;
+        mechanism: DispatchMechanism[];
+        reserve: number;
+        k: number;
+        sweep?: { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] };
+        duration: number;
+        seed: number;
+        json?: boolean;
+      }) => {
+        if (o.duration < 100e6) throw new CliError('--duration must be at least 100ms per run', 2);
+        const ctl = new AbortController();
+        const onInt = (): void => ctl.abort();
+        process.once('SIGINT', onInt);
+        try {
+          const r = await probePriority({
+            backend: o.backend,
+            device: o.device,
+            lpKernelNs: o.lpKernel,
+            lpStreams: o.lpStreams,
+            lpBlocks: o.lpBlocks,
+            hpKernelNs: o.hpKernel,
+            hpRateHz: o.hpRate,
+            mechanisms: o.mechanism,
+            reserve: o.reserve,
+            throttleK: o.k,
+            sweep: o.sweep,
+            durationNs: o.duration,
+            seed: o.seed,
+            signal: ctl.signal,
+            onRun: (label) => process.stderr.write(`gpucolo probe: ${label} (${formatDuration(o.duration)})\n`),
+          });
+          process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderPriority(r));
+        } finally {
+          process.off('SIGINT', onInt);
+        }
+      }),
+  );
+  return probe;
+}

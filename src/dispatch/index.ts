@@ -1,0 +1,5 @@
+/** Dispatch: the native measurement engine's JS facade, backends, priority microbenchmarks. */
+export { runDispatch, listBackends, dispatchSpecSchema, specError } from './run.js';
+export type { DispatchRun, DispatchSpecInput, StreamLaunches } from './run.js';
+export { probeLatency, probePriority } from './probes.js';
+export type { Backend, LatencyProbeOptions, LatencyProbeResult, PriorityProbeOptions, PriorityProbeResult, CoRunResult } from './probes.js';

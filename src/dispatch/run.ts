@@ -1,0 +1,161 @@
+/**
+ * The JS side of a dispatch measurement: validates a spec, hands it to the native engine (which
+ * runs the whole measurement in its own threads), and turns the per-launch arrays into latencies.
+ * Latency is always measured from the INTENDED arrival (no coordinated omission).
+ */
+import { z } from 'zod';
+import { loadNative, nativeReport, type NativeBackendInfo, type NativeDispatchResult, type NativeDispatchSpec } from '../native.js';
+import { GpucoloError } from '../errors.js';
+
+const kernel = z.object({
+  spinNs: z.number().int().min(0).max(60e9),
+  blocks: z.number().int().min(1).max(1 << 20),
+  threadsPerBlock: z.number().int().min(1).max(1024),
+});
+
+const stream = z.object({
+  name: z.string().min(1),
+  highPriority: z.boolean(),
+  kernel,
+  arrival: z.enum(['closed-loop', 'fixed-rate', 'poisson', 'list']),
+  rateHz: z.number().min(0).max(1e7).default(0),
+  inflight: z.number().int().min(1).max(1024).default(1),
+  seed: z.number().int().min(0).default(1),
+  timesNs: z.array(z.number().min(0)).default([]),
+});
+
+export const dispatchSpecSchema = z
+  .object({
+    backend: z.enum(['cpu', 'cuda', 'hip']),
+    device: z.number().int().min(0).default(0),
+    durationNs: z.number().min(1e6).max(3600e9),
+    warmupNs: z.number().min(0).default(0),
+    maxLaunches: z.number().int().min(0).default(0),
+    mechanism: z.enum(['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle']).default('none'),
+    throttleK: z.number().int().min(1).max(1024).default(1),
+    reserve: z.number().min(0).max(1).default(0),
+    watchdogNs: z.number().min(1e6).default(10e9),
+    streams: z.array(stream).min(1).max(64),
+  })
+  .superRefine((s, ctx) => {
+    s.streams.forEach((st, i) => {
+      if ((st.arrival === 'fixed-rate' || st.arrival === 'poisson') && !(st.rateHz > 0)) {
+        ctx.addIssue({ code: 'custom', path: ['streams', i, 'rateHz'], message: `${st.arrival} arrivals need rateHz > 0` });
+      }
+      if (st.arrival === 'list' && st.timesNs.length === 0) ctx.addIssue({ code: 'custom', path: ['streams', i, 'timesNs'], message: 'list arrivals need timesNs' });
+    });
+    if ((s.mechanism === 'cu-mask' || s.mechanism === 'sm-partition') && !(s.reserve > 0 && s.reserve < 1)) {
+      ctx.addIssue({ code: 'custom', path: ['reserve'], message: `${s.mechanism} needs a reserve between 0 and 1 (e.g. 0.1 for 10%)` });
+    }
+    if (s.warmupNs >= s.durationNs) ctx.addIssue({ code: 'custom', path: ['warmupNs'], message: 'warm-up must be shorter than the duration' });
+  });
+
+export type DispatchSpecInput = z.input<typeof dispatchSpecSchema>;
+
+/** One line per problem, path-qualified: "streams.1.rateHz: fixed-rate arrivals need rateHz > 0". */
+export function specError(err: z.ZodError): GpucoloError {
+  const lines = err.issues.map((i) => `${i.path.join('.') || '(spec)'}: ${i.message}`);
+  return new GpucoloError(`bad dispatch spec: ${lines.join('; ')}`, { code: 'EINVALIDSPEC' });
+}
+
+export interface StreamLaunches {
+  name: string;
+  highPriority: boolean;
+  /** measured launches (warm-up excluded) */
+  n: number;
+  /** complete - intended: what a request experiences */
+  latencyNs: Float64Array;
+  /** device start - intended: how long it waited for the device (queueing + submission) */
+  startDelayNs: Float64Array;
+  /** device end - device start */
+  deviceNs: Float64Array;
+  /** complete - submit: the round trip once submitted */
+  roundTripNs: Float64Array;
+  /** submit - intended: the submitter's own lag */
+  submitLagNs: Float64Array;
+  launches: number;
+  errors: number;
+  error: string;
+  raw: NativeDispatchResult['streams'][number];
+}
+
+export interface DispatchRun {
+  spec: NativeDispatchSpec;
+  /** measured time (duration minus warm-up), ns */
+  measuredNs: number;
+  deviceOffsetNs: number;
+  computeUnits: number;
+  priorityRange: { least: number; greatest: number };
+  streams: StreamLaunches[];
+}
+
+function noEngine(): GpucoloError {
+  const why = nativeReport().errors.map((e) => e.message).join('; ');
+  return new GpucoloError(`the dispatch engine (and its cpu backend) runs in the native core, which is not loaded: ${why}`, {
+    code: 'ENONATIVE',
+    hint: 'build it with npm run build:native; gpucolo doctor says why it did not load',
+  });
+}
+
+/** Backends the engine can use, with the reason for each that cannot be used. */
+export function listBackends(): NativeBackendInfo[] {
+  const b = loadNative();
+  if (!b) {
+    const reason = 'native core not loaded';
+    return (['cpu', 'cuda', 'hip'] as const).map((name) => ({ name, available: false, reason, devices: [] }));
+  }
+  return b.listBackends();
+}
+
+function measured(raw: NativeDispatchResult['streams'][number]): StreamLaunches {
+  const keep: number[] = [];
+  for (let i = 0; i < raw.intendedNs.length; i++) if (!raw.warmup[i] && raw.completeNs[i] > 0) keep.push(i);
+  const pick = (f: (i: number) => number) => Float64Array.from(keep, f);
+  return {
+    name: raw.name,
+    highPriority: raw.highPriority,
+    n: keep.length,
+    latencyNs: pick((i) => raw.completeNs[i] - raw.intendedNs[i]),
+    startDelayNs: pick((i) => raw.deviceStartNs[i] - raw.intendedNs[i]),
+    deviceNs: pick((i) => raw.deviceEndNs[i] - raw.deviceStartNs[i]),
+    roundTripNs: pick((i) => raw.completeNs[i] - raw.submitNs[i]),
+    submitLagNs: pick((i) => raw.submitNs[i] - raw.intendedNs[i]),
+    launches: raw.launches,
+    errors: raw.errors,
+    error: raw.error,
+    raw,
+  };
+}
+
+/** Runs one measurement. Aborting the signal cancels it (the engine stops and returns what it has). */
+export async function runDispatch(input: DispatchSpecInput, opts: { signal?: AbortSignal } = {}): Promise<DispatchRun> {
+  const parsed = dispatchSpecSchema.safeParse(input);
+  if (!parsed.success) throw specError(parsed.error);
+  const spec = parsed.data as NativeDispatchSpec;
+  const b = loadNative();
+  if (!b) throw noEngine();
+  const backend = b.listBackends().find((x) => x.name === spec.backend);
+  if (!backend?.available) {
+    throw new GpucoloError(`backend ${spec.backend} unavailable: ${backend?.reason ?? 'unknown backend'}`, { code: 'ENOBACKEND' });
+  }
+  const h = b.startDispatch(spec);
+  const onAbort = (): void => h.cancel();
+  opts.signal?.addEventListener('abort', onAbort);
+  let res: NativeDispatchResult;
+  try {
+    res = await h.done;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  if (res.status !== 0) {
+    throw new GpucoloError(`${spec.backend} dispatch failed: ${res.error}`, { code: res.status === -5 ? 'ETIMEDOUT' : 'EDISPATCH' });
+  }
+  return {
+    spec,
+    measuredNs: spec.durationNs - spec.warmupNs,
+    deviceOffsetNs: res.deviceOffsetNs,
+    computeUnits: res.computeUnits,
+    priorityRange: { least: res.priorityLeast, greatest: res.priorityGreatest },
+    streams: res.streams.map(measured),
+  };
+}

@@ -13,6 +13,7 @@ import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src
 import { nativeReport, requireNative, type NativeSample, type NativeSamplerHandle, type NativeSamplerOptions } from '../src/native.js';
 import { sameFiller, startSampler } from '../src/trace/sampler.js';
 import { DEBUGFS, SYSFS, nativeLoaded } from './helpers/impls.js';
+import { debugfsFile, scratchDebugfs as makeScratchDebugfs } from './helpers/scratch-debugfs.js';
 
 const MS = 1e6;
 const FIELDS = ['seq', 'intendedNs', 'actualNs', 'readNs', 'parseNs', 'missed', 'dropped', 'procs'];
@@ -50,24 +51,11 @@ function start(o: Partial<NativeSamplerOptions>, until: (s: NativeSample[]) => b
   return { h, samples, keys, reached };
 }
 
-/** A scratch debugfs root with writable copies of the fixture's kfd/{mqds,hqds,rls}. */
 const scratchDirs: string[] = [];
 afterEach(() => {
   for (const d of scratchDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
-function scratchDebugfs() {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-same-'));
-  scratchDirs.push(root);
-  fs.mkdirSync(path.join(root, 'kfd'));
-  const file = (name: string) => path.join(root, 'kfd', name);
-  /** write a temp file + rename: the file changes at once under the reading thread */
-  const replace = (name: string, bytes: string | Buffer) => {
-    fs.writeFileSync(`${file(name)}.tmp`, bytes);
-    fs.renameSync(`${file(name)}.tmp`, file(name));
-  };
-  for (const n of ['mqds', 'hqds', 'rls']) replace(n, debugfsFile(n));
-  return { root, file, replace };
-}
+const scratchDebugfs = () => makeScratchDebugfs(scratchDirs, 'gpucolo-same-');
 const OTHER_RLS = 'Node 1, gpu_id 2:\n  No active runlist\n';
 const THIRD_RLS = 'Node 3, gpu_id 4:\n  No active runlist\n';
 
@@ -88,7 +76,6 @@ function checkTimeline(samples: NativeSample[], intervalNs: number): void {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const debugfsFile = (name: string) => fs.readFileSync(path.join(DEBUGFS, 'kfd', name));
 
 /** Runs a CommonJS snippet in a fresh node with ADDON set to the loaded addon's path. */
 function child(code: string) {

@@ -11,31 +11,17 @@ import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src
 import type { NativeSample } from '../src/native.js';
 import { sameFiller, startSampler } from '../src/trace/sampler.js';
 import { DEBUGFS, SYSFS } from './helpers/impls.js';
+import { debugfsFile, scratchDebugfs as makeScratchDebugfs } from './helpers/scratch-debugfs.js';
 
 const MS = 1e6;
 const ALL = { procs: true, mqds: true, hqds: true, rls: true };
 const OTHER_RLS = 'Node 1, gpu_id 2:\n  No active runlist\n';
-const debugfsFile = (name: string) => fs.readFileSync(path.join(DEBUGFS, 'kfd', name));
 
 const scratchDirs: string[] = [];
 afterEach(() => {
   for (const d of scratchDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
-
-/** A scratch debugfs root with writable copies of the fixture's kfd/{mqds,hqds,rls}. */
-function scratchDebugfs() {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-same-ts-'));
-  scratchDirs.push(root);
-  fs.mkdirSync(path.join(root, 'kfd'));
-  const file = (name: string) => path.join(root, 'kfd', name);
-  /** write a temp file + rename */
-  const replace = (name: string, bytes: string | Buffer) => {
-    fs.writeFileSync(`${file(name)}.tmp`, bytes);
-    fs.renameSync(`${file(name)}.tmp`, file(name));
-  };
-  for (const n of ['mqds', 'hqds', 'rls']) replace(n, debugfsFile(n));
-  return { root, file, replace };
-}
+const scratchDebugfs = () => makeScratchDebugfs(scratchDirs, 'gpucolo-same-ts-');
 
 /** Runs the TS sampler for n samples (debugfs every sample); onSample may change files between them. */
 async function runTs(debugfsRoot: string, n: number, onSample?: (s: NativeSample) => void): Promise<NativeSample[]> {

@@ -9,7 +9,7 @@ import { errnoCode, oneLine, readHint } from './errors.js';
 import { VERSION } from './version.js';
 import { kfdVersion } from './kfd/ioctl.js';
 import { readKfdProcs, readTopology } from './kfd/parse.js';
-import { KFD_PROC, KFD_TOPOLOGY_NODES, underRoot } from './kfd/sysfs-ts.js';
+import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './kfd/sysfs-ts.js';
 import { listBackends } from './dispatch/run.js';
 import type { NativeBackendInfo } from './native.js';
 
@@ -101,7 +101,7 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
   // ---- sysfs topology
   const topoDir = underRoot(sysfsRoot, KFD_TOPOLOGY_NODES);
   const topo = readTopology({ sysfsRoot });
-  const top = topo.issues.find((i) => i.path === topoDir && i.code);
+  const top = topLevelFailure(topoDir, topo.issues);
   const gpus: DoctorGpu[] = topo.nodes
     .filter((n) => n.isGpu)
     .map((n) => ({
@@ -114,7 +114,7 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
       computeUnits: n.gpu!.computeUnits,
     }));
   const procs = top ? null : readKfdProcs({ sysfsRoot });
-  const procTop = procs?.issues.find((i) => i.path === underRoot(sysfsRoot, KFD_PROC) && i.code);
+  const procTop = procs ? topLevelFailure(underRoot(sysfsRoot, KFD_PROC), procs.issues) : undefined;
   const sysfs: DoctorReport['kfd']['sysfs'] = {
     ok: !top,
     path: topoDir,

@@ -393,6 +393,9 @@ describe('trace CLI', () => {
     expect(code).toBe(0);
     const recs = readJsonl(out);
     expect(recs.at(-1)).toMatchObject({ kind: 'footer', endedBy: 'interrupt' });
+    // stopped by gpucolo on Ctrl-C: not taken for an exit of its own (no tail, no "sampling more")
+    expect(markersOf(recs).map((m) => m.marker).slice(-2)).toEqual(['interrupted', 'command-exited']);
+    expect(err).not.toMatch(/sampling .* more/);
     const started = markersOf(recs).find((m) => m.marker === 'command-started')!;
     expect(alive(started.pid!)).toBe(false);
     // the whole group is gone, the background sleep included (a zombie waiting for init is dead)

@@ -12,6 +12,7 @@
 
 #include "dispatch/cpu_backend.h"
 #include "harness.h"
+#include "test_util.h"
 
 using gpucolo::dispatch::CpuBackendApi;
 using gpucolo::dispatch::CpuBackendConfigure;
@@ -24,11 +25,7 @@ namespace {
 constexpr uint64_t kUs = 1000;
 constexpr uint64_t kMs = 1000000;
 
-uint64_t Now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
+uint64_t Now() { return gpucolo_test::MonotonicNs(); }
 
 const gpucolo_gpu_api* Api() { return CpuBackendApi(); }
 

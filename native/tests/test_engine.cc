@@ -19,6 +19,7 @@
 #include "dispatch/cpu_backend.h"
 #include "dispatch/engine.h"
 #include "harness.h"
+#include "test_util.h"
 
 using namespace gpucolo::dispatch;
 
@@ -27,11 +28,7 @@ namespace {
 constexpr uint64_t kUs = 1000;
 constexpr uint64_t kMs = 1000000;
 
-double NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
+double NowNs() { return static_cast<double>(gpucolo_test::MonotonicNs()); }
 
 /**
  * A fresh pool of n workers; shutdown() first drops streams a failed test may have left.

@@ -1,12 +1,22 @@
 // Helpers shared by the parser tests.
 #pragma once
 
+#include <time.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "kfd/text_scan.h"
 
 namespace gpucolo_test {
+
+/** CLOCK_MONOTONIC now, ns (the clock every backend and the engine use). */
+inline uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 /** Lines joined with '\n' (no trailing newline, like [...].join('\n') in the TS tests). */
 inline std::string Join(const std::vector<std::string>& lines) {

@@ -10,7 +10,7 @@ import { VERSION } from '../version.js';
 import { joinQueues, type JoinResult } from './join.js';
 import { parseHqds, parseMqds, parseRls, readKfdProcs, readTopology } from './parse.js';
 import { readProcStatus, type ProcStatus } from './procfs.js';
-import { KFD_PROC, KFD_TOPOLOGY_NODES, underRoot } from './sysfs-ts.js';
+import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './sysfs-ts.js';
 import type { ReadIssue, Severity } from './raw.js';
 import type { Hqds, KfdProcs, Mqds, Rls, Topology } from './types.js';
 
@@ -165,8 +165,8 @@ function skipped(path: string): SourceStatus {
 }
 
 /** A sysfs walk failed as a whole when its top directory could not be listed. */
-function sysfsStatus(dir: string, list: { path: string; code?: string; message: string }[]): SourceStatus {
-  const top = list.find((i) => i.path === dir && i.code);
+function sysfsStatus(dir: string, list: ReadIssue[]): SourceStatus {
+  const top = topLevelFailure(dir, list);
   if (top) return { path: dir, ok: false, skipped: false, code: top.code, error: top.message, hint: readHint(top.code, 'sysfs'), issues: list.length };
   return { path: dir, ok: true, skipped: false, issues: list.length };
 }

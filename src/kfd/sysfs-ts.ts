@@ -47,6 +47,11 @@ function listDir(path: string, issues: ReadIssue[]): string[] | null {
   }
 }
 
+/** The issue that says a walk failed as a whole (its top directory could not be listed), if any. */
+export function topLevelFailure(dir: string, issues: readonly ReadIssue[]): ReadIssue | undefined {
+  return issues.find((i) => i.path === dir && i.code !== undefined);
+}
+
 export function bytewise(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

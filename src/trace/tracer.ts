@@ -175,13 +175,24 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
   // ---- signals: Ctrl-C / SIGTERM stop the child group and end the trace with a footer
   let childExit: ExitInfo | null = null;
   let interrupted = false;
-  const unsubscribe = sup.installSignalHandlers({
+  // the supervisor stops the child group first and tells onSignal afterwards; knowing at once
+  // keeps the child's exit from being taken for a normal one (tail, "sampling more")
+  const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const noteSignal = (): void => {
+    interrupted = true;
+  };
+  for (const sig of SIGNALS) process.prependListener(sig, noteSignal);
+  const unsubscribeSup = sup.installSignalHandlers({
     onSignal: (sig: string) => {
       interrupted = true;
       marker({ marker: 'interrupted', detail: sig });
       void finish('interrupt');
     },
   });
+  const unsubscribe = (): void => {
+    unsubscribeSup();
+    for (const sig of SIGNALS) process.off(sig, noteSignal);
+  };
   opts.signal?.addEventListener('abort', () => {
     marker({ marker: 'interrupted', detail: 'abort' });
     void finish('interrupt');

@@ -44,10 +44,8 @@ export function readStatus(procRoot: string, pid: number): PidStatus | null {
   return { ...parseProcStatus(pid, text), tgid: tgid ? Number(tgid[1]) : null };
 }
 
-/** The pid inside the process's innermost pid namespace, when it differs from the host pid. */
-export function namespacePid(status: ProcStatus | null): number | null {
-  return statusNamespacePid(status);
-}
+/** The innermost NSpid when it differs (the one parser of /proc/<pid>/status lives in kfd/procfs). */
+export { statusNamespacePid as namespacePid };
 
 /**
  * Parses one /proc/<pid>/stat line. comm is found by the LAST ')' because a program may put

@@ -106,6 +106,10 @@ describe.runIf(nativeLoaded)('cpu backend through the engine', () => {
       expect(g.stderr).toMatch(/^gpucolo: error: backend cuda unavailable: /);
     }
     expect(cli(['probe', 'priority', '--mechanism', 'magic']).status).toBe(2);
+    const kp = cli(['probe', 'priority', '--backend', 'cpu', '--kfd-priority', '9']);
+    expect(kp.status).toBe(2);
+    expect(kp.stderr).toMatch(/^gpucolo: --kfd-priority acts on KFD queues, which only the hip backend creates \(backend: cpu\)\n$/);
+    expect(cli(['probe', 'priority', '--backend', 'hip', '--kfd-priority', '16']).stderr).toMatch(/not a KFD queue priority: "16" \(0\.\.15\)/);
   });
 });
 

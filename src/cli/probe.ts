@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { probeLatency, probePriority, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
+import { kfdPresent, probeLatency, probePriority, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
 import type { DispatchMechanism } from '../native.js';
 import { formatDuration } from '../units.js';
 import type { QuantileSummary } from '../stats/index.js';
@@ -24,6 +24,11 @@ function positive(v: string): number {
 
 function int(v: string): number {
   if (!/^\d{1,6}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`not a positive integer: "${v}"`);
+  return Number(v);
+}
+
+function kfdPrio(v: string): number {
+  if (!/^\d{1,2}$/.test(v) || Number(v) > 15) throw new InvalidArgumentError(`not a KFD queue priority: "${v}" (0..15)`);
   return Number(v);
 }
 
@@ -101,6 +106,10 @@ function renderPriority(r: PriorityProbeResult): string {
   for (const x of r.runs) for (const c of x.hpLatency.caveats) notes.add(c);
   for (const x of r.runs) for (const e of x.errors) notes.add(`${x.mechanism}: ${e}`);
   if (notes.size) out.push('', ...[...notes].map((n) => `note: ${n}`));
+  for (const x of r.runs) {
+    if (!x.kfd) continue;
+    out.push('', `KFD queues during ${x.mechanism}${x.throttleK !== null ? ` K=${x.throttleK}` : ''}${x.reserve !== null ? ` reserve=${Math.round(x.reserve * 100)}%` : ''}:`, ...x.kfd.lines.map((l) => `  ${l}`));
+  }
   out.push('', 'P99/ALONE = co-run HP P99 / standalone HP P99; IN LP KERNELS = added HP P99 / one LP kernel (throttle bound: K); values in parentheses have too few samples for that percentile');
   return `${out.join('\n')}\n`;
 }
@@ -139,6 +148,8 @@ export function probeCommand(): Command {
       .option('--sweep <param=values>', 'K=1,2,4,8 | lp-kernel=1ms,2ms | reserve=10%,20%', sweep)
       .option('--duration <duration>', 'time per run', duration, 10e9)
       .option('--seed <n>', 'Poisson seed', int, 1)
+      .option('--kfd-priority <n>', 'hip on a KFD host: set the HP stream\'s KFD queue priority (0..15) with AMDKFD_IOC_UPDATE_QUEUE (needs --mechanism stream-priority)', kfdPrio)
+      .option('--no-kfd-check', 'hip: skip verifying the streams\' KFD queue priorities mid-run')
       .option('--json', 'print the result as JSON')
       .action(async (o: {
         backend: 'cpu' | 'cuda' | 'hip';
@@ -154,9 +165,21 @@ export function probeCommand(): Command {
         sweep?: { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] };
         duration: number;
         seed: number;
+        kfdPriority?: number;
+        kfdCheck: boolean;
         json?: boolean;
       }) => {
         if (o.duration < 100e6) throw new CliError('--duration must be at least 100ms per run', 2);
+        const kfdHost = kfdPresent();
+        if (o.kfdPriority !== undefined) {
+          if (o.backend !== 'hip') throw new CliError(`--kfd-priority acts on KFD queues, which only the hip backend creates (backend: ${o.backend})`, 2);
+          if (!kfdHost) throw new CliError('--kfd-priority: no KFD on this host (/sys/class/kfd/kfd/topology/nodes is missing): needs the amdgpu driver', 2);
+          if (!o.kfdCheck) throw new CliError('--kfd-priority and --no-kfd-check contradict each other', 2);
+          if (!o.mechanism.includes('stream-priority')) {
+            process.stderr.write('gpucolo probe: --kfd-priority only applies to stream-priority runs (other mechanisms give every stream the same level); add stream-priority to --mechanism\n');
+          }
+        }
+        const kfd = o.backend === 'hip' && o.kfdCheck && kfdHost ? { kfdPriority: o.kfdPriority } : undefined;
         const ctl = new AbortController();
         const onInt = (): void => ctl.abort();
         process.once('SIGINT', onInt);
@@ -175,6 +198,7 @@ export function probeCommand(): Command {
             sweep: o.sweep,
             durationNs: o.duration,
             seed: o.seed,
+            kfd,
             signal: ctl.signal,
             onRun: (label) => process.stderr.write(`gpucolo probe: ${label} (${formatDuration(o.duration)})\n`),
           });

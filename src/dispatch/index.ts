@@ -3,3 +3,5 @@ export { runDispatch, listBackends, dispatchSpecSchema, specError } from './run.
 export type { DispatchRun, DispatchSpecInput, StreamLaunches } from './run.js';
 export { probeLatency, probePriority } from './probes.js';
 export type { Backend, LatencyProbeOptions, LatencyProbeResult, PriorityProbeOptions, PriorityProbeResult, CoRunResult } from './probes.js';
+export { kfdCheck, kfdPresent, expectedLevels } from './kfd-check.js';
+export type { KfdCheckOptions, KfdCheckResult, KfdSetResult } from './kfd-check.js';

@@ -11,6 +11,7 @@
 import type { DispatchMechanism } from '../native.js';
 import { quantileOf, quantiles, type QuantileSummary } from '../stats/index.js';
 import { runDispatch, type DispatchRun, type DispatchSpecInput } from './run.js';
+import { kfdCheck, type KfdCheckOptions, type KfdCheckResult } from './kfd-check.js';
 
 export type Backend = 'cpu' | 'cuda' | 'hip';
 
@@ -71,6 +72,12 @@ export interface PriorityProbeOptions {
   seed?: number;
   /** one extra co-run per value */
   sweep?: { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] };
+  /**
+   * KFD checks during each co-run (AMD): verify the streams' KFD queue priorities mid-run and,
+   * with kfdPriority, set the HP stream's queues first (after half the warm-up, so the measured
+   * part runs with it). The CLI enables this for the hip backend on a host with a KFD.
+   */
+  kfd?: Omit<KfdCheckOptions, 'mechanism' | 'streams'>;
   signal?: AbortSignal;
   onRun?: (label: string) => void;
 }
@@ -96,6 +103,8 @@ export interface CoRunResult {
   /** throttle: added HP P99 in units of one LP kernel (bound: K) */
   addedP99InLpKernels: number | null;
   errors: string[];
+  /** KFD verification (and --kfd-priority) during this run; null when not asked for */
+  kfd: KfdCheckResult | null;
 }
 
 export interface PriorityProbeResult {
@@ -167,10 +176,27 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
   for (const v of variants) {
     const spatial = v.mechanism === 'cu-mask' || v.mechanism === 'sm-partition';
     o.onRun?.(`${v.mechanism}${v.mechanism === 'throttle' ? ` K=${v.k}` : ''}${spatial ? ` reserve=${Math.round(v.reserve * 100)}%` : ''}`);
-    const run = await runDispatch(
-      { ...base, mechanism: v.mechanism, throttleK: v.k, reserve: spatial ? v.reserve : 0, streams: [hpStream(o), ...lpStreams(o, v.lpKernelNs)] },
-      { signal: o.signal },
-    );
+    const streams = [hpStream(o), ...lpStreams(o, v.lpKernelNs)];
+    let kfd: KfdCheckResult | null = null;
+    let kfdError: string | null = null;
+    // queues exist once the streams run; set priorities during the warm-up, verify mid-run otherwise
+    const at = o.kfd ? (o.kfd.kfdPriority !== undefined ? base.warmupNs / 2 : base.warmupNs + (base.durationNs - base.warmupNs) / 2) : 0;
+    const timer = o.kfd
+      ? setTimeout(() => {
+          try {
+            kfd = kfdCheck({ ...o.kfd, mechanism: v.mechanism, streams });
+          } catch (err) {
+            kfdError = `KFD check failed: ${(err as Error).message}`;
+          }
+        }, at / 1e6)
+      : null;
+    let run: DispatchRun;
+    try {
+      run = await runDispatch({ ...base, mechanism: v.mechanism, throttleK: v.k, reserve: spatial ? v.reserve : 0, streams }, { signal: o.signal });
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    if (o.kfd && !kfd && !kfdError) kfdError = 'KFD check did not run: the run ended before its time came';
     const h = run.streams.find((s) => s.highPriority)!;
     const hpLatency = quantiles(h.latencyNs);
     const p99 = quantileOf(hpLatency, 99);
@@ -190,9 +216,10 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
       hpP99VsStandalone: p99 !== null && hpP99Alone ? p99 / hpP99Alone : null,
       addedHpP99Ns: added,
       addedP99InLpKernels: v.mechanism === 'throttle' && added !== null ? added / v.lpKernelNs : null,
-      errors: run.streams.filter((s) => s.error).map((s) => `${s.name}: ${s.error}`),
+      errors: [...run.streams.filter((s) => s.error).map((s) => `${s.name}: ${s.error}`), ...(kfdError ? [kfdError] : [])],
+      kfd,
     });
   }
-  const { signal: _s, onRun: _r, ...options } = o;
+  const { signal: _s, onRun: _r, kfd: _k, ...options } = o;
   return { backend: o.backend, options, computeUnits, standalone, runs };
 }

@@ -11,3 +11,6 @@ export * from './stats/index.js';
 export { Supervisor } from './runners/supervisor/index.js';
 export type { ChildSpec, ExitInfo, SupervisedChild, SupervisorOptions } from './runners/supervisor/index.js';
 export * from './dispatch/index.js';
+export * as scenario from './scenario/index.js';
+export { loadScenario, runScenario, runTorchPhase, runProbePhase } from './scenario/index.js';
+export { renderCharts, renderMarkdown, compareResults, loadResults } from './report/index.js';

@@ -15,6 +15,8 @@ import { exportCommand } from './export.js';
 import { traceCommand } from './trace.js';
 import { studyCommand } from './study.js';
 import { probeCommand } from './probe.js';
+import { runCommand } from './run.js';
+import { compareCommand } from './compare.js';
 
 export function buildProgram(): Command {
   const program = new Command('gpucolo')
@@ -31,6 +33,8 @@ export function buildProgram(): Command {
   program.addCommand(traceCommand());
   program.addCommand(studyCommand());
   program.addCommand(probeCommand());
+  program.addCommand(runCommand());
+  program.addCommand(compareCommand());
   // every (sub)command reports usage errors through main() instead of exiting on its own
   const override = (c: Command): void => {
     c.exitOverride();

@@ -25,8 +25,7 @@ export const PERCENTILE_RULE =
 /** Nearest-rank percentile of sorted values (p in 0..100). */
 export function nearestRank(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1];
+  return sorted[nearestRankIndex(p, sorted.length) - 1];
 }
 
 /** Smallest sample size for which a p-quantile is not simply the maximum. */
@@ -34,17 +33,26 @@ export function minSamplesFor(p: number): number {
   return Math.ceil(1 / (1 - p / 100) - 1e-9);
 }
 
-/** Binomial(n, q) CDF at every k (exact; only called for n <= 1000 where doubles do not underflow). */
+/**
+ * Binomial(n, q) CDF at every k (exact; n <= 1000). The pmf is carried in logs: (1-q)^n alone
+ * underflows to 0 for q = 0.99 once n > ~160, which would zero the whole CDF.
+ */
 function binomialCdf(n: number, q: number): number[] {
   const cdf: number[] = new Array(n + 1);
-  let pmf = Math.pow(1 - q, n);
+  let lp = n * Math.log1p(-q);
+  const step = Math.log(q) - Math.log1p(-q);
   let acc = 0;
   for (let k = 0; k <= n; k++) {
-    acc += pmf;
+    acc += Math.exp(lp);
     cdf[k] = acc;
-    pmf *= ((n - k) / (k + 1)) * (q / (1 - q));
+    lp += Math.log((n - k) / (k + 1)) + step;
   }
   return cdf;
+}
+
+/** ceil(p/100 * n) without float noise (0.999 * 1000 = 999.0000000000001 must be rank 999). */
+function nearestRankIndex(p: number, n: number): number {
+  return Math.min(n, Math.max(1, Math.ceil((p / 100) * n - 1e-9)));
 }
 
 /** 1-based ranks [r, s] with P(r <= B < s) >= 95%, B ~ binomial(n, q); null when a bound falls outside 1..n. */
@@ -150,7 +158,7 @@ export function quantiles(values: ArrayLike<number>, ps: readonly number[] = [50
     const ranks = confidenceRanks(n, p / 100);
     return {
       p,
-      value: n ? sorted[Math.min(n, Math.max(1, Math.ceil((p / 100) * n))) - 1] : null,
+      value: n ? sorted[nearestRankIndex(p, n) - 1] : null,
       ci: ranks ? ([sorted[ranks[0] - 1], sorted[ranks[1] - 1]] as [number, number]) : null,
       supported,
     };

@@ -1,0 +1,131 @@
+/**
+ * gpucolo run SCENARIO: runs a scenario (canned name or file) and writes results.json, report.md
+ * and charts. Exit codes: 0 ran (verdicts may still fail: they are results, not errors); 1 the run
+ * could not be done (no backend, every phase failed); 2 invalid scenario or usage; 130 Ctrl-C
+ * (partial results written).
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { GpucoloError } from '../errors.js';
+import { MECHANISMS, loadScenario, runScenario, type Mechanism, type RunEvent, type Results } from '../scenario/index.js';
+import { CliError } from './errors.js';
+import { table } from './table.js';
+import { duration } from './trace.js';
+
+function mechanisms(v: string): Mechanism[] {
+  const list = v.split(',').map((x) => x.trim());
+  for (const m of list) if (!(MECHANISMS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown mechanism "${m}" (${MECHANISMS.join(', ')})`);
+  return list as Mechanism[];
+}
+
+function stamp(d = new Date()): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+const ms = (v: number | null): string => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+/** The on-screen summary: per co-run phase the tasks' P99 and share, then the success rows. */
+export function summaryText(r: Results, files: string[]): string {
+  const out: string[] = [];
+  const rows: string[][] = [];
+  for (const ph of r.phases) {
+    if (ph.status === 'skipped' || ph.status === 'failed') {
+      rows.push([ph.name, ph.status.toUpperCase(), '', '', '', ph.reason ?? '']);
+      continue;
+    }
+    for (const t of ph.tasks) {
+      const p99 = t.latencyMs.unsupported.includes('p99') ? `(${ms(t.latencyMs.p99)})` : ms(t.latencyMs.p99);
+      rows.push([ph.name, t.name, String(t.priority), p99, t.throughputShare === null ? `${t.throughput.toFixed(1)}/s` : `${(t.throughputShare * 100).toFixed(0)}%`, t.slo.map((v) => `${v.text}: ${v.pass === null ? 'n.a.' : v.pass ? 'PASS' : 'FAIL'}`).join('; ')]);
+    }
+  }
+  out.push(...table(['PHASE', 'TASK', 'PRIO', 'P99 MS', 'THROUGHPUT', 'SLO'], rows));
+  if (r.success.length) {
+    out.push('', 'success table:');
+    out.push(...table(['ROW', 'RESULT', 'BEST PHASE'], r.success.map((v) => [v.row, v.pass === null ? 'n.a.' : v.pass ? 'PASS' : 'FAIL', v.best ?? '-']), '  '));
+  }
+  if (r.partial) out.push('', 'PARTIAL: the run was interrupted; results.json holds the phases that ran');
+  out.push('', ...files.map((f) => `wrote ${f}`));
+  return `${out.join('\n')}\n`;
+}
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('run a co-location scenario (canned name or YAML/JSON file): standalone, co-run, each mechanism; writes results.json, report.md, charts')
+    .argument('<scenario>', 'canned name (inference-service, multi-tenant, realtime-batch) or a scenario file')
+    .option('--out <dir>', 'output directory (default gpucolo-runs/<name>-<time>)')
+    .addOption(new Option('--form <form>', 'probe (spin kernels), torch (model workers) or auto').choices(['auto', 'probe', 'torch']).default('auto'))
+    .addOption(new Option('--backend <name>', 'probe form backend (default: the scenario\'s, auto = cuda, hip, then cpu)').choices(['auto', 'cpu', 'cuda', 'hip']))
+    .option('--duration <duration>', 'measured time per phase (overrides the scenario)', duration)
+    .option('--warmup <duration>', 'warm-up per phase (overrides the scenario)', duration)
+    .option('--mechanism <list>', `co-run mechanisms besides none (${MECHANISMS.join(', ')})`, mechanisms)
+    .option('--python <path>', 'python with PyTorch for the torch form (default $GPUCOLO_PYTHON or /usr/bin/python3)')
+    .option('--no-charts', 'skip the SVG/PNG charts')
+    .option('--json', 'print results.json to stdout at the end')
+    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; mechanism?: Mechanism[]; python?: string; charts: boolean; json?: boolean }) => {
+      let loaded;
+      try {
+        loaded = loadScenario(ref);
+      } catch (err) {
+        const e = err as GpucoloError;
+        throw new CliError(e.message, e.code === 'EBADSCENARIO' || e.code === 'ENOENT' ? 2 : 1);
+      }
+      const { scenario, source } = loaded;
+      if (o.warmup !== undefined && o.warmup < 0) throw new CliError('--warmup must be >= 0', 2);
+      const outDir = o.out ?? path.join('gpucolo-runs', `${scenario.name}-${stamp()}`);
+      const tty = process.stderr.isTTY === true;
+      const ctl = new AbortController();
+      const onInt = (): void => {
+        if (!ctl.signal.aborted) process.stderr.write('\ngpucolo run: interrupted: stopping workers, writing partial results\n');
+        ctl.abort();
+      };
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onInt);
+      let bar: SingleBar | null = null;
+      let tick: NodeJS.Timeout | null = null;
+      let requests = 0;
+      const stopBar = (): void => {
+        if (tick) clearInterval(tick);
+        tick = null;
+        bar?.stop();
+        bar = null;
+      };
+      const onEvent = (e: RunEvent): void => {
+        if (e.type === 'start') {
+          process.stdout.write(`gpucolo run ${scenario.name}: ${e.form} form on ${e.backend} (${e.why}); ${e.phases.length} phases: ${e.phases.join(', ')}\n`);
+        } else if (e.type === 'phase-start' && tty) {
+          stopBar();
+          requests = 0;
+          const t0 = Date.now();
+          const total = Math.ceil(e.spanNs / 1e9);
+          bar = new SingleBar({ format: `[${e.index + 1}/${e.total}] {phase} |{bar}| {value}/{total} s  {requests} requests`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
+          bar.start(total, 0, { phase: e.phase.padEnd(24), requests: '-' });
+          tick = setInterval(() => bar?.update(Math.min(total, Math.round((Date.now() - t0) / 1000)), { requests: requests ? String(requests) : '-' }), 250);
+        } else if (e.type === 'progress') {
+          requests = e.completed;
+        } else if (e.type === 'phase-end') {
+          stopBar();
+          if (e.phase.status !== 'ok') process.stderr.write(`gpucolo run: ${e.phase.name}: ${e.phase.status}${e.phase.reason ? ` — ${e.phase.reason}` : ''}\n`);
+        } else if (e.type === 'report') {
+          for (const c of e.chartErrors) process.stderr.write(`gpucolo run: chart ${c}\n`);
+        }
+      };
+      try {
+        const r = await runScenario(scenario, source, { outDir, form: o.form, backend: o.backend, durationNs: o.duration, warmupNs: o.warmup, mechanisms: o.mechanism, python: o.python, charts: o.charts, signal: ctl.signal, onEvent });
+        stopBar();
+        process.stdout.write(o.json ? `${JSON.stringify(r.results, null, 2)}\n` : summaryText(r.results, r.files));
+        if (r.results.partial) throw new CliError(`interrupted: partial results in ${outDir}`, 130);
+        if (r.results.phases.length && r.results.phases.every((p) => p.status === 'failed')) throw new CliError(`every phase failed (first: ${r.results.phases[0].reason ?? 'unknown'}); see ${outDir}/report.md`, 1);
+      } catch (err) {
+        stopBar();
+        if (err instanceof CliError) throw err;
+        const e = err as GpucoloError;
+        if (e.code === 'EBADSCENARIO') throw new CliError(e.message, 2);
+        throw err;
+      } finally {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onInt);
+      }
+    });
+}

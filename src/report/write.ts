@@ -1,0 +1,70 @@
+/**
+ * Atomic result files: readers (and a crash) see either the old file or the whole new one, never
+ * a torn write. The temp file lives in the target's directory so the rename stays on one file
+ * system; it is fsynced before the rename and removed when anything fails.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Node's own description of an errno ("no such file or directory"), without the temp path it names. */
+function describe(err: NodeJS.ErrnoException): string {
+  const m = /^[A-Z0-9_]+: ([^,]+)/.exec(err.message);
+  return m ? m[1] : err.message.split('\n')[0];
+}
+
+/** Re-throws a system error as Node-shaped ({code, errno, syscall, path}) with one line naming the target. */
+function writeError(file: string, err: unknown): NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException;
+  const code = typeof e?.code === 'string' ? e.code : 'EIO';
+  const out: NodeJS.ErrnoException = new Error(`cannot write ${file}: ${err instanceof Error ? describe(e) : String(err)} (${code})`);
+  out.code = code;
+  if (e?.errno !== undefined) out.errno = e.errno;
+  if (e?.syscall !== undefined) out.syscall = e.syscall;
+  out.path = file;
+  return out;
+}
+
+/** Best effort: makes the rename itself durable (not all file systems allow fsync on a directory). */
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // durability of the directory entry is a bonus, not a requirement
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * Writes `data` to `file` atomically (temp file in the same directory + fsync + rename). The
+ * directory must exist. Errors keep Node's code (ENOENT, ENOSPC, EACCES) and name `file`.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const dir = path.dirname(path.resolve(file));
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // the write error is the one worth reporting
+    }
+    throw writeError(file, err);
+  }
+  fsyncDir(dir);
+}
+
+/** `value` as 2-space JSON with a trailing newline, written atomically. */
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}

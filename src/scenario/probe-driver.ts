@@ -1,0 +1,198 @@
+/**
+ * The probe form of a scenario phase: every task becomes one stream of the native dispatch engine
+ * (spin kernels of the task's duration on the cpu, cuda or hip backend), all in one measurement,
+ * so the engine times every launch in its own threads. Scheduled arrivals are handed over as a
+ * `list` arrival (the same schedule the torch form would use); closed-loop tasks stay closed loop.
+ *
+ * Priorities: the engine has two levels, so the task(s) with the highest priority are its
+ * high-priority streams and every other task is low priority (a scenario with three levels
+ * runs its two lower ones at one level here; the report says so).
+ */
+import { runDispatch, listBackends, type DispatchRun, type DispatchSpecInput } from '../dispatch/index.js';
+import type { DispatchMechanism, NativeBackendInfo } from '../native.js';
+import { arrivalTimes } from './arrivals.js';
+import type { Mechanism, ProbeWorkload, Task } from './schema.js';
+import type { PhaseStatus, TaskSamples } from './types.js';
+
+export type ProbeBackend = 'cpu' | 'cuda' | 'hip';
+
+export interface ProbePhaseOptions {
+  tasks: { task: Task; workload: ProbeWorkload }[];
+  backend: ProbeBackend;
+  device?: number;
+  mechanism: Mechanism;
+  reserve: number;
+  throttleK: number;
+  durationNs: number;
+  warmupNs: number;
+  signal?: AbortSignal;
+}
+
+export interface ProbePhaseResult {
+  status: PhaseStatus;
+  reason?: string;
+  samples: TaskSamples[];
+  notes: string[];
+  computeUnits: number;
+  /** blocks each task's kernels ran with ("fill" resolved) */
+  blocks: Record<string, number>;
+}
+
+const ENGINE_MECHANISMS: readonly Mechanism[] = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'];
+
+/** The backend's device, or null with the reason. */
+export function probeDevice(backend: ProbeBackend, device = 0): { info: NativeBackendInfo; dev: NativeBackendInfo['devices'][number] } | { reason: string } {
+  const info = listBackends().find((b) => b.name === backend);
+  if (!info?.available) return { reason: `backend ${backend} unavailable: ${info?.reason ?? 'unknown backend'}` };
+  const dev = info.devices[device];
+  if (!dev) return { reason: `backend ${backend} has no device ${device} (${info.devices.length} device(s))` };
+  return { info, dev };
+}
+
+/**
+ * Why a mechanism cannot run in the probe form on this backend/device, or null when it can.
+ * Decided before the phase starts, so an inapplicable mechanism is a skipped phase with a reason
+ * rather than an engine error.
+ */
+export function probeMechanismProblem(m: Mechanism, backend: ProbeBackend, dev: NativeBackendInfo['devices'][number], reserve: number): string | null {
+  if (m === 'gate') return 'gate pauses separate worker processes between layers: it applies to the torch form';
+  if (m === 'xsched') return 'xsched wraps the streams of separately started workers (LD_PRELOAD): it applies to the torch form';
+  if (!ENGINE_MECHANISMS.includes(m)) return `unknown mechanism ${m}`;
+  if (m === 'cu-mask' && !dev.supportsCuMask) return `cu-mask: the ${backend} backend has no CU masks${backend === 'cuda' ? ' (NVIDIA: use sm-partition)' : ''}`;
+  if (m === 'sm-partition' && !dev.supportsSmPartition) return `sm-partition: the ${backend} backend${backend === 'cuda' ? "'s driver has no green contexts" : ' has no SM partitions'}${backend === 'hip' ? ' (AMD: use cu-mask)' : ''}`;
+  if (m === 'cu-mask' || m === 'sm-partition') {
+    const kept = Math.round(reserve * dev.computeUnits);
+    if (kept < 1 || kept >= dev.computeUnits) {
+      return `${m}: a reserve of ${Math.round(reserve * 100)}% of ${dev.computeUnits} compute units keeps ${kept} for the high-priority task; both sides need at least one (change reserve)`;
+    }
+  }
+  return null;
+}
+
+function stream(t: Task, w: ProbeWorkload, high: boolean, blocks: number, spanNs: number): DispatchSpecInput['streams'][number] {
+  const times = arrivalTimes(t.arrival, spanNs);
+  const kernel = { spinNs: w.kernel, blocks, threadsPerBlock: w.threadsPerBlock };
+  if (times === null) {
+    const inflight = t.arrival.kind === 'closed-loop' ? t.arrival.concurrency : 1;
+    return { name: t.name, highPriority: high, kernel, arrival: 'closed-loop', inflight };
+  }
+  if (w.kernels === 1) {
+    // enough in flight that the engine never holds back a scheduled arrival
+    return { name: t.name, highPriority: high, kernel, arrival: 'list', timesNs: Array.from(times), inflight: 64 };
+  }
+  // a request = `kernels` launches with the request's intended time, one after the other (one in
+  // flight): later launches wait for earlier ones, and the wait counts, since latency is from intended
+  const list: number[] = [];
+  for (const x of times) for (let k = 0; k < w.kernels; k++) list.push(x);
+  return { name: t.name, highPriority: high, kernel, arrival: 'list', timesNs: list, inflight: 1 };
+}
+
+/** Engine launches -> requests: a request is `kernels` consecutive launches (one in flight). */
+function samplesOf(run: DispatchRun, t: Task, w: ProbeWorkload, spanNs: number, warmupNs: number): TaskSamples {
+  const s = run.streams.find((x) => x.name === t.name)!;
+  const raw = s.raw;
+  const measuredNs = run.measuredNs;
+  const k = w.kernels;
+  const lat: number[] = [];
+  const start: number[] = [];
+  const svc: number[] = [];
+  // launches in submission order; warm-up launches are flagged by the engine
+  const idx: number[] = [];
+  for (let i = 0; i < raw.intendedNs.length; i++) if (!raw.warmup[i]) idx.push(i);
+  idx.sort((a, b) => raw.intendedNs[a] - raw.intendedNs[b] || raw.submitNs[a] - raw.submitNs[b]);
+  let notDone = 0;
+  for (let g = 0; g + k <= idx.length; g += k) {
+    const first = idx[g];
+    const last = idx[g + k - 1];
+    let busy = 0;
+    let complete = true;
+    for (let j = g; j < g + k; j++) {
+      const i = idx[j];
+      if (!(raw.completeNs[i] > 0)) complete = false;
+      else busy += raw.deviceEndNs[i] - raw.deviceStartNs[i];
+    }
+    if (!complete) {
+      notDone++;
+      continue;
+    }
+    lat.push(raw.completeNs[last] - raw.intendedNs[first]);
+    start.push(raw.deviceStartNs[first] - raw.intendedNs[first]);
+    svc.push(busy);
+  }
+  let issued = lat.length + notDone;
+  const times = arrivalTimes(t.arrival, spanNs);
+  if (times) {
+    // scheduled arrivals in the measured window that the engine never got to count as issued
+    let inWindow = 0;
+    for (const x of times) if (x >= warmupNs) inWindow++;
+    issued = Math.max(issued, inWindow);
+  }
+  return {
+    task: t.name,
+    issued,
+    latencyNs: Float64Array.from(lat),
+    startDelayNs: Float64Array.from(start),
+    serviceNs: Float64Array.from(svc),
+    errors: raw.errors,
+    ...(s.error ? { error: s.error } : {}),
+    measuredNs,
+  };
+}
+
+function emptySamples(tasks: ProbePhaseOptions['tasks'], measuredNs: number): TaskSamples[] {
+  const none = new Float64Array(0);
+  return tasks.map(({ task }) => ({ task: task.name, issued: 0, latencyNs: none, startDelayNs: none, serviceNs: none, errors: 0, measuredNs }));
+}
+
+export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseResult> {
+  const measuredNs = o.durationNs;
+  const found = probeDevice(o.backend, o.device ?? 0);
+  if ('reason' in found) return { status: 'failed', reason: found.reason, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: 0, blocks: {} };
+  const dev = found.dev;
+  const problem = probeMechanismProblem(o.mechanism, o.backend, dev, o.reserve);
+  if (problem) return { status: 'skipped', reason: problem, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: dev.computeUnits, blocks: {} };
+
+  const spanNs = o.warmupNs + o.durationNs;
+  const top = Math.max(...o.tasks.map((x) => x.task.priority));
+  const blocks: Record<string, number> = {};
+  const streams = o.tasks.map(({ task, workload }) => {
+    const b = workload.blocks === 'fill' ? dev.computeUnits * workload.waves : workload.blocks;
+    blocks[task.name] = b;
+    return stream(task, workload, task.priority === top, b, spanNs);
+  });
+  const notes: string[] = [];
+  const levels = new Set(o.tasks.map((x) => x.task.priority));
+  if (levels.size > 2 && o.mechanism !== 'none') {
+    notes.push(`the probe engine has two priority levels: priority ${top} runs high, priorities ${[...levels].filter((p) => p !== top).sort((a, b) => b - a).join(', ')} run low together`);
+  }
+  if (o.mechanism === 'throttle') notes.push(`throttle: low-priority tasks keep at most K=${o.throttleK} kernel(s) in flight and hold while high-priority work is pending`);
+  if (o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition') {
+    const kept = Math.round(o.reserve * dev.computeUnits);
+    notes.push(`${o.mechanism}: ${kept} of ${dev.computeUnits} compute units reserved for priority ${top}, ${dev.computeUnits - kept} for the others`);
+  }
+  let run: DispatchRun;
+  try {
+    run = await runDispatch(
+      {
+        backend: o.backend,
+        device: o.device ?? 0,
+        durationNs: spanNs,
+        warmupNs: o.warmupNs,
+        mechanism: o.mechanism as DispatchMechanism,
+        throttleK: o.throttleK,
+        reserve: o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition' ? o.reserve : 0,
+        watchdogNs: Math.max(10e9, ...o.tasks.map((x) => x.workload.kernel * 20)),
+        streams,
+      },
+      { signal: o.signal },
+    );
+  } catch (err) {
+    const aborted = o.signal?.aborted === true;
+    return { status: aborted ? 'partial' : 'failed', reason: aborted ? 'interrupted' : (err as Error).message, samples: emptySamples(o.tasks, measuredNs), notes, computeUnits: dev.computeUnits, blocks };
+  }
+  const samples = o.tasks.map(({ task, workload }) => samplesOf(run, task, workload, spanNs, o.warmupNs));
+  const failed = samples.find((s) => s.error);
+  if (o.signal?.aborted) return { status: 'partial', reason: 'interrupted', samples, notes, computeUnits: run.computeUnits, blocks };
+  if (failed) return { status: 'failed', reason: `${failed.task}: ${failed.error}`, samples, notes, computeUnits: run.computeUnits, blocks };
+  return { status: 'ok', samples, notes, computeUnits: run.computeUnits, blocks };
+}

@@ -1,0 +1,274 @@
+/**
+ * Runs a scenario: every task standalone, all tasks co-run with `none`, then co-run with each
+ * mechanism asked for; then statistics, verdicts and the report. results.json is rewritten
+ * (atomically) after every phase and marked partial until the run is complete, so a crash or
+ * Ctrl-C leaves a valid file with what was measured.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { GpucoloError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { listBackends } from '../dispatch/index.js';
+import { renderCharts, renderMarkdown, writeFileAtomic, writeJsonAtomic } from '../report/index.js';
+import { runProbePhase, probeDevice, type ProbeBackend } from './probe-driver.js';
+import { runTorchPhase } from './torch-driver.js';
+import { taskResult, phaseFairness, successVerdicts } from './summarize.js';
+import type { Form, Mechanism, Scenario, Task } from './schema.js';
+import { RESULTS_SCHEMA, type PhaseResult, type PhaseStatus, type Results, type TaskResult, type TaskSamples } from './types.js';
+
+export interface RunScenarioOptions {
+  /** auto: torch on a GPU host where PyTorch imports and every task has a torch form, else probe */
+  form?: Form | 'auto';
+  backend?: Scenario['backend'];
+  durationNs?: number;
+  warmupNs?: number;
+  mechanisms?: Mechanism[];
+  outDir: string;
+  /** SVG + PNG charts (default true) */
+  charts?: boolean;
+  python?: string;
+  signal?: AbortSignal;
+  onEvent?: (e: RunEvent) => void;
+}
+
+export type RunEvent =
+  | { type: 'start'; form: Form; backend: string; why: string; phases: string[] }
+  | { type: 'phase-start'; phase: string; index: number; total: number; spanNs: number }
+  | { type: 'progress'; phase: string; elapsedNs: number; completed: number }
+  | { type: 'phase-end'; phase: PhaseResult }
+  | { type: 'report'; files: string[]; chartErrors: string[] };
+
+export interface RunScenarioResult {
+  results: Results;
+  outDir: string;
+  files: string[];
+}
+
+interface Plan {
+  form: Form;
+  backend: string;
+  probeBackend: ProbeBackend | null;
+  why: string;
+}
+
+/** Does PyTorch import with this python? (no shell; torch imports in ~2 s) */
+function pythonHasTorch(python: string): boolean {
+  const r = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
+  return r.status === 0;
+}
+
+function resolveProbeBackend(b: Scenario['backend']): { backend: ProbeBackend; why: string } {
+  if (b !== 'auto') return { backend: b, why: `backend ${b} as asked` };
+  const list = listBackends();
+  for (const name of ['cuda', 'hip'] as const) {
+    const x = list.find((y) => y.name === name);
+    if (x?.available && x.devices.length) return { backend: name, why: `auto: ${name} is available (${x.devices[0].name})` };
+  }
+  const why = list
+    .filter((x) => x.name !== 'cpu')
+    .map((x) => `${x.name}: ${x.available ? 'no device' : (x.reason ?? 'unavailable')}`)
+    .join('; ');
+  return { backend: 'cpu', why: `cpu backend (${why})` };
+}
+
+/** Which form and backend run, and why (said on screen and in results.json). */
+export function planRun(s: Scenario, o: Pick<RunScenarioOptions, 'form' | 'backend' | 'python'>): Plan {
+  const allProbe = s.tasks.every((t) => t.probe);
+  const allTorch = s.tasks.every((t) => t.torch);
+  const want = o.form ?? 'auto';
+  const missing = (f: Form): string =>
+    s.tasks
+      .filter((t) => !t[f])
+      .map((t) => t.name)
+      .join(', ');
+  if (want === 'probe' && !allProbe) throw new GpucoloError(`scenario ${s.name}: --form probe, but task(s) ${missing('probe')} have no probe workload`, { code: 'EBADSCENARIO' });
+  if (want === 'torch' && !allTorch) throw new GpucoloError(`scenario ${s.name}: --form torch, but task(s) ${missing('torch')} have no torch workload`, { code: 'EBADSCENARIO' });
+  if (!allProbe && !allTorch) throw new GpucoloError(`scenario ${s.name}: every task needs the same form (probe or torch); probe missing in ${missing('probe')}, torch missing in ${missing('torch')}`, { code: 'EBADSCENARIO' });
+  const probe = (why: string): Plan => {
+    const r = resolveProbeBackend(o.backend ?? s.backend);
+    return { form: 'probe', backend: r.backend, probeBackend: r.backend, why: `${why}; ${r.why}` };
+  };
+  if (want === 'probe') return probe('probe form as asked');
+  if (want === 'torch') return { form: 'torch', backend: 'torch', probeBackend: null, why: 'torch form as asked' };
+  // auto
+  if (!allTorch) return probe('auto: the tasks have only a probe form');
+  const python = o.python ?? process.env.GPUCOLO_PYTHON ?? '/usr/bin/python3';
+  const gpu = listBackends().some((b) => (b.name === 'cuda' || b.name === 'hip') && b.available && b.devices.length > 0);
+  if (!allProbe) return { form: 'torch', backend: 'torch', probeBackend: null, why: 'auto: the tasks have only a torch form' };
+  if (!gpu) return probe('no GPU here, so the probe form');
+  if (!pythonHasTorch(python)) return probe(`auto: PyTorch does not import with ${python}, so the probe form`);
+  return { form: 'torch', backend: 'torch', probeBackend: null, why: 'auto: a GPU and PyTorch are here, so the torch form' };
+}
+
+function phaseNames(s: Scenario, mechanisms: Mechanism[]): { name: string; kind: 'standalone' | 'corun'; mechanism: Mechanism; tasks: Task[] }[] {
+  const out: { name: string; kind: 'standalone' | 'corun'; mechanism: Mechanism; tasks: Task[] }[] = s.tasks.map((t) => ({
+    name: `standalone:${t.name}`,
+    kind: 'standalone' as const,
+    mechanism: 'none' as const,
+    tasks: [t],
+  }));
+  out.push({ name: 'corun:none', kind: 'corun', mechanism: 'none', tasks: s.tasks });
+  for (const m of [...new Set(mechanisms)]) if (m !== 'none') out.push({ name: `corun:${m}`, kind: 'corun', mechanism: m, tasks: s.tasks });
+  return out;
+}
+
+function hostInfo(): Results['host'] {
+  return { hostname: os.hostname(), os: `${os.type()} ${os.release()} ${os.arch()}`, cpus: os.cpus().length, node: process.version };
+}
+
+function utilisation(samples: TaskSamples[], blocks: Record<string, number>, computeUnits: number, measuredNs: number, form: Form, device: string | null): PhaseResult['utilisation'] {
+  if (measuredNs <= 0) return { value: null, source: 'unavailable', reason: 'nothing measured' };
+  if (form === 'torch' && (device === null || device === 'cpu')) return { value: null, source: 'unavailable', reason: 'workers ran on the cpu: no device to be busy' };
+  let busy = 0;
+  for (const s of samples) {
+    const share = form === 'probe' && computeUnits > 0 ? Math.min(blocks[s.task] ?? 1, computeUnits) / computeUnits : 1;
+    for (const v of s.serviceNs) busy += v * share;
+  }
+  const value = Math.min(1, busy / measuredNs);
+  return {
+    value,
+    source: 'busy-time',
+    reason:
+      form === 'probe'
+        ? 'kernel busy time x share of compute units its blocks occupy (NVML/ROCm SMI sampling is not wired yet)'
+        : 'sum of model service times (overlapping requests make this an upper bound; NVML/ROCm SMI sampling is not wired yet)',
+  };
+}
+
+/** Runs the scenario and writes results.json, report.md and charts into outDir. */
+export async function runScenario(s: Scenario, source: string, o: RunScenarioOptions): Promise<RunScenarioResult> {
+  const plan = planRun(s, o);
+  const durationNs = o.durationNs ?? s.duration;
+  const warmupNs = o.warmupNs ?? s.warmup;
+  const mechanisms = o.mechanisms ?? s.mechanisms;
+  const phases = phaseNames(s, mechanisms);
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const resultsPath = path.join(o.outDir, 'results.json');
+
+  let gpu: string | null = null;
+  let device: string | null = null;
+  if (plan.probeBackend) {
+    const d = probeDevice(plan.probeBackend);
+    if ('reason' in d) throw new GpucoloError(d.reason, { code: 'ENOBACKEND' });
+    gpu = plan.probeBackend === 'cpu' ? null : d.dev.name;
+    device = `${plan.probeBackend}:0 (${d.dev.name}, ${d.dev.computeUnits} compute units)`;
+  }
+  const results: Results = {
+    schema: RESULTS_SCHEMA,
+    gpucoloVersion: VERSION,
+    createdAt: new Date().toISOString(),
+    partial: true,
+    scenario: { name: s.name, source, form: plan.form, config: { ...s, duration: durationNs, warmup: warmupNs, mechanisms } },
+    host: hostInfo(),
+    backend: { name: plan.backend, device, gpu, why: plan.why },
+    phases: [],
+    success: [],
+  };
+  o.onEvent?.({ type: 'start', form: plan.form, backend: plan.backend, why: plan.why, phases: phases.map((p) => p.name) });
+  writeJsonAtomic(resultsPath, results);
+
+  const standalone = new Map<string, TaskResult>();
+  let interrupted = false;
+  for (const [index, ph] of phases.entries()) {
+    if (o.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
+    o.onEvent?.({ type: 'phase-start', phase: ph.name, index, total: phases.length, spanNs: warmupNs + durationNs });
+    let status: PhaseStatus;
+    let reason: string | undefined;
+    let stderrTail: string[] | undefined;
+    let samples: TaskSamples[];
+    let notes: string[];
+    let blocks: Record<string, number> = {};
+    let computeUnits = 0;
+    const workloads: Record<string, string> = {};
+    if (plan.form === 'probe') {
+      const r = await runProbePhase({
+        tasks: ph.tasks.map((task) => ({ task, workload: task.probe! })),
+        backend: plan.probeBackend!,
+        mechanism: ph.mechanism,
+        reserve: s.reserve,
+        throttleK: s.throttleK,
+        durationNs,
+        warmupNs,
+        signal: o.signal,
+      });
+      ({ status, reason, samples, notes, blocks, computeUnits } = r);
+      for (const t of ph.tasks) workloads[t.name] = `probe: ${t.probe!.kernels > 1 ? `${t.probe!.kernels} x ` : ''}${t.probe!.kernel / 1e6} ms kernel, ${blocks[t.name] ?? t.probe!.blocks} block(s) on ${plan.probeBackend}`;
+    } else {
+      const started = process.hrtime.bigint();
+      const r = await runTorchPhase({
+        tasks: ph.tasks.map((task) => ({ task, workload: task.torch! })),
+        mechanism: ph.mechanism,
+        reserve: s.reserve,
+        xsched: s.xsched,
+        durationNs,
+        warmupNs,
+        python: o.python,
+        signal: o.signal,
+        onProgress: (p) => o.onEvent?.({ type: 'progress', phase: ph.name, elapsedNs: Number(process.hrtime.bigint() - started), completed: p.completed }),
+      });
+      ({ status, reason, stderrTail, samples, notes } = r);
+      for (const w of r.workers) {
+        device ??= w.device;
+        if (w.deviceName && w.device !== 'cpu') gpu ??= w.deviceName;
+        if (w.torch && !results.host.torch) results.host.torch = w.torch;
+      }
+      results.backend.device = device;
+      results.backend.gpu = gpu;
+      for (const t of ph.tasks) {
+        const w = r.workers.find((x) => x.task === t.name);
+        workloads[t.name] = `torch: ${t.torch!.model} batch ${t.torch!.batch} ${t.torch!.mode} on ${w?.device ?? t.torch!.device}`;
+      }
+    }
+    const measuredNs = durationNs;
+    const tasks = ph.tasks.map((task) => {
+      const smp = samples.find((x) => x.task === task.name)!;
+      return taskResult(smp, task, { workload: workloads[task.name], standalone: ph.kind === 'corun' ? (standalone.get(task.name) ?? null) : null });
+    });
+    if (ph.kind === 'standalone' && (status === 'ok' || status === 'partial')) standalone.set(ph.tasks[0].name, tasks[0]);
+    const phase: PhaseResult = {
+      name: ph.name,
+      kind: ph.kind,
+      mechanism: ph.mechanism,
+      status,
+      ...(reason ? { reason } : {}),
+      ...(stderrTail?.length ? { stderrTail } : {}),
+      measuredS: measuredNs / 1e9,
+      tasks: status === 'skipped' ? [] : tasks,
+      utilisation: status === 'skipped' ? { value: null, source: 'unavailable', reason: 'phase skipped' } : utilisation(samples, blocks, computeUnits, measuredNs, plan.form, device),
+      fairness: ph.kind === 'corun' && status !== 'skipped' ? phaseFairness(tasks) : null,
+      notes,
+    };
+    results.phases.push(phase);
+    writeJsonAtomic(resultsPath, results);
+    o.onEvent?.({ type: 'phase-end', phase });
+    if (status === 'partial') {
+      interrupted = true;
+      break;
+    }
+  }
+
+  results.success = successVerdicts(s.success, results.phases);
+  results.partial = interrupted;
+  writeJsonAtomic(resultsPath, results);
+  const files = [resultsPath];
+  const chartErrors: string[] = [];
+  let charts: Awaited<ReturnType<typeof renderCharts>> = [];
+  if (o.charts !== false) {
+    charts = await renderCharts(results, o.outDir, { png: true });
+    for (const c of charts) {
+      if (c.error) chartErrors.push(`${c.name}: ${c.error}`);
+      if (c.svg) files.push(c.svg);
+      if (c.png && !c.error) files.push(c.png);
+    }
+  }
+  const md = path.join(o.outDir, 'report.md');
+  writeFileAtomic(md, renderMarkdown(results, charts));
+  files.splice(1, 0, md);
+  o.onEvent?.({ type: 'report', files, chartErrors });
+  return { results, outDir: o.outDir, files };
+}

@@ -1,0 +1,192 @@
+/**
+ * Turns what the drivers measured into the results contract: TaskSamples -> TaskResult per task
+ * and phase, fairness of a co-run phase, and the scenario's success rows judged across the
+ * co-run phases. The statistics themselves live in src/stats; this file only composes them with
+ * the scenario's meaning (deadlines from arrivals, shares of the standalone run, priorities).
+ */
+import {
+  cdfPoints,
+  deadlineMisses,
+  formatMs,
+  formatShare,
+  jainIndex,
+  minSamplesFor,
+  REPORTED_PERCENTILES,
+  sloVerdicts,
+  summarizeLatencyMs,
+  type PercentileKey,
+} from '../stats/index.js';
+import { deadlineNs, type SuccessRow, type Task } from './schema.js';
+import type { PhaseResult, SuccessVerdict, TaskResult, TaskSamples } from './types.js';
+
+/**
+ * One task's result in one phase. `standalone` is the same task's result from its standalone
+ * phase (absent in that phase itself): it gives throughputShare and slowdownP99, which stay null
+ * without it or when the standalone figure is 0. busyShare is Σ service time / measured time; it
+ * can exceed 1 when a task's requests overlap on the device (closed loop with concurrency > 1).
+ * A phase that measured no time (measuredNs 0) reports throughput 0 and busyShare 0. `phase` only
+ * words the throughput-share SLO's detail when there is no share (a co-run whose standalone
+ * phase failed is not a "standalone phase").
+ */
+export function taskResult(
+  samples: TaskSamples,
+  task: Task,
+  opts: { workload: string; standalone?: TaskResult | null; /** default: corun when `standalone` is given */ phase?: PhaseResult['kind'] },
+): TaskResult {
+  if (samples.task !== task.name) throw new RangeError(`samples of task "${samples.task}" given for task "${task.name}"`);
+  const { measuredNs } = samples;
+  if (!(measuredNs >= 0) || !Number.isFinite(measuredNs)) throw new RangeError(`measuredNs must be finite and >= 0 (got ${measuredNs})`);
+  const completed = samples.latencyNs.length;
+  const latencyMs = summarizeLatencyMs(samples.latencyNs);
+  const throughput = measuredNs > 0 ? completed / (measuredNs / 1e9) : 0;
+  const standalone = opts.standalone ?? null;
+  const throughputShare = standalone && standalone.throughput > 0 ? throughput / standalone.throughput : null;
+  const sp99 = standalone?.latencyMs.p99 ?? null;
+  const slowdownP99 = sp99 !== null && sp99 > 0 && latencyMs.p99 !== null ? latencyMs.p99 / sp99 : null;
+  const d = deadlineNs(task.arrival);
+  const deadline = d === null ? null : deadlineMisses(samples.latencyNs, samples.issued, d);
+  let busyNs = 0;
+  for (let i = 0; i < samples.serviceNs.length; i++) busyNs += samples.serviceNs[i];
+  const kind = opts.phase ?? (standalone ? 'corun' : 'standalone');
+  const shareReason = kind === 'standalone' ? 'standalone phase' : standalone ? 'standalone throughput is 0: no share to compare' : 'no standalone result to compare with';
+  const result: TaskResult = {
+    name: task.name,
+    priority: task.priority,
+    workload: opts.workload,
+    requests: { issued: samples.issued, completed, errors: samples.errors },
+    latencyMs,
+    throughput,
+    throughputShare,
+    slowdownP99,
+    deadline,
+    busyShare: measuredNs > 0 ? busyNs / measuredNs : 0,
+    slo: task.slo ? sloVerdicts(task.slo, { latency: latencyMs, throughputShare, deadline, shareReason }) : [],
+    cdf: cdfPoints(samples.latencyNs),
+  };
+  if (samples.error !== undefined) result.error = samples.error;
+  return result;
+}
+
+/**
+ * Positive weights for Jain's index from scenario priorities (integers, higher = more important,
+ * possibly 0 or negative): weight = 1 + rank of the priority among the distinct priorities in
+ * ascending order, so the lowest priority weighs 1, the next 2, and so on; equal priorities weigh
+ * the same. Rank-based rather than the raw numbers because priorities are an order, not a
+ * magnitude (priorities 1 and 100 mean "more important", not "100 times the share").
+ */
+export function priorityWeights(priorities: number[]): number[] {
+  for (const p of priorities) if (!Number.isFinite(p)) throw new RangeError(`priority ${p} is not a finite number`);
+  const distinct = [...new Set(priorities)].sort((a, b) => a - b);
+  return priorities.map((p) => 1 + distinct.indexOf(p));
+}
+
+/**
+ * Jain's index over the tasks' throughput shares weighted by priority (1 = each task keeps a
+ * share proportional to its weight). Null with fewer than 2 tasks, when a share is unknown, or
+ * when every share is 0.
+ */
+export function phaseFairness(tasks: TaskResult[]): number | null {
+  if (tasks.length < 2) return null;
+  const shares: number[] = [];
+  for (const t of tasks) {
+    if (t.throughputShare === null) return null;
+    shares.push(t.throughputShare);
+  }
+  return jainIndex(shares, priorityWeights(tasks.map((t) => t.priority)));
+}
+
+type Metric = SuccessRow['metric'];
+type PhaseCheck = SuccessVerdict['phases'][number];
+
+const isLatencyMetric = (m: Metric): m is PercentileKey => REPORTED_PERCENTILES.some((r) => r.key === m);
+
+/** A share bound of a success row; the schema keeps these in 0..1, anything else cannot be judged. */
+function shareBound(b: number): number | null {
+  return b >= 0 && b <= 1 ? b : null;
+}
+
+interface RowSpec {
+  text: string;
+  /** bound in the unit of the value (ms for latency metrics, 0..1 otherwise); null if unusable */
+  bound: number | null;
+  dir: 'below' | 'above';
+  /** below 0 of a share: only exactly 0 passes (nothing can be below 0) */
+  exactZero: boolean;
+}
+
+function rowSpec(row: SuccessRow): RowSpec {
+  const dir = row.below !== undefined ? 'below' : 'above';
+  const raw = row.below ?? row.above;
+  if (raw === undefined) throw new RangeError('a success row needs below or above');
+  const m = row.metric;
+  if (isLatencyMetric(m)) {
+    const label = REPORTED_PERCENTILES.find((r) => r.key === m)!.label;
+    const bound = raw / 1e6;
+    return { text: row.label ?? `${row.task} ${label} ${dir === 'below' ? '<' : '>'} ${formatMs(bound)} ms`, bound, dir, exactZero: false };
+  }
+  const bound = shareBound(raw);
+  const exactZero = dir === 'below' && bound === 0;
+  const op = exactZero ? '=' : dir === 'below' ? '<' : '>';
+  const what = m === 'utilisation' ? 'GPU utilisation' : m === 'throughputShare' ? `${row.task} throughput share` : `${row.task} missRatio`;
+  const shown = bound === null ? String(raw) : formatShare(bound);
+  return { text: row.label ?? `${what} ${op} ${shown}`, bound, dir, exactZero };
+}
+
+/** The row's value in one phase with a one-line detail; value null (or unsupported) when it cannot be judged. */
+function rowValue(row: SuccessRow, phase: PhaseResult): { value: number | null; supported: boolean; detail: string } {
+  const m = row.metric;
+  if (m === 'utilisation') {
+    const u = phase.utilisation;
+    return u.value === null
+      ? { value: null, supported: false, detail: `utilisation unavailable${u.reason ? `: ${u.reason}` : ''}` }
+      : { value: u.value, supported: true, detail: `GPU utilisation ${formatShare(u.value)} (${u.source})` };
+  }
+  const t = phase.tasks.find((x) => x.name === row.task);
+  if (!t) return { value: null, supported: false, detail: `task "${row.task}" has no result in this phase` };
+  if (isLatencyMetric(m)) {
+    const r = REPORTED_PERCENTILES.find((x) => x.key === m)!;
+    const value = t.latencyMs[m];
+    if (value === null || t.latencyMs.unsupported.includes(m)) {
+      return { value, supported: false, detail: `not enough samples for ${r.label} (n=${t.latencyMs.n}, needs >= ${minSamplesFor(r.p)})` };
+    }
+    return { value, supported: true, detail: `${r.label} ${formatMs(value)} ms (n=${t.latencyMs.n})` };
+  }
+  if (m === 'throughputShare') {
+    return t.throughputShare === null
+      ? { value: null, supported: false, detail: 'no standalone throughput to compare with' }
+      : { value: t.throughputShare, supported: true, detail: `throughput ${formatShare(t.throughputShare)} of standalone` };
+  }
+  const d = t.deadline;
+  if (!d) return { value: null, supported: false, detail: 'no deadline (needs frames or batch arrivals)' };
+  if (d.total === 0) return { value: null, supported: false, detail: 'no requests issued' };
+  return { value: d.ratio, supported: true, detail: `${d.missed} of ${d.total} missed the ${formatMs(d.ms)} ms deadline (${formatShare(d.ratio)})` };
+}
+
+/**
+ * Judges each success row in every co-run phase that ran (status ok or partial). A row passes when
+ * at least one phase (mechanism) meets it, fails when every judged phase misses it, and is null
+ * when no phase could judge it (too few samples, no standalone, no deadline, no utilisation).
+ * `best` is the judged phase with the lowest value (below rows) or the highest (above rows); the
+ * first such phase on ties. Bounds are strict, except a share "below 0%" which means exactly 0.
+ */
+export function successVerdicts(rows: SuccessRow[], phases: PhaseResult[]): SuccessVerdict[] {
+  const coruns = phases.filter((p) => p.kind === 'corun' && (p.status === 'ok' || p.status === 'partial'));
+  return rows.map((row) => {
+    const spec = rowSpec(row);
+    const checks: PhaseCheck[] = coruns.map((phase) => {
+      const v = rowValue(row, phase);
+      if (spec.bound === null) return { phase: phase.name, value: v.value, pass: null, detail: `bound ${row.below ?? row.above} is not a share (0..1); ${v.detail}` };
+      if (!v.supported || v.value === null) return { phase: phase.name, value: v.value, pass: null, detail: v.detail };
+      const pass = spec.exactZero ? v.value === 0 : spec.dir === 'below' ? v.value < spec.bound : v.value > spec.bound;
+      return { phase: phase.name, value: v.value, pass, detail: v.detail };
+    });
+    let best: { phase: string; value: number } | null = null;
+    for (const c of checks) {
+      if (c.pass === null || c.value === null) continue;
+      if (!best || (spec.dir === 'below' ? c.value < best.value : c.value > best.value)) best = { phase: c.phase, value: c.value };
+    }
+    const judged = checks.filter((c) => c.pass !== null);
+    const pass = judged.length === 0 ? null : judged.some((c) => c.pass === true);
+    return { row: spec.text, phases: checks, pass, best: best ? best.phase : null };
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * The contract between the scenario drivers (probe: native dispatch engine; torch: model
+ * workers), the statistics and the reports.
+ *
+ *   driver -> TaskSamples (raw per-request arrays of one phase)
+ *   stats  -> TaskResult  (summaries, SLO verdicts)       -> PhaseResult -> Results (results.json)
+ *   report -> report.md + charts from Results alone
+ */
+
+/** What a driver measured for one task in one phase (measured part only, warm-up excluded). */
+export interface TaskSamples {
+  task: string;
+  /** requests whose intended arrival fell in the measured window */
+  issued: number;
+  /** completion - intended arrival, ns, one per completed request (no coordinated omission) */
+  latencyNs: Float64Array;
+  /** device (or worker) start - intended arrival, ns; empty when the driver cannot tell */
+  startDelayNs: Float64Array;
+  /** busy time per request on the device (kernel or model time), ns */
+  serviceNs: Float64Array;
+  /** requests that failed */
+  errors: number;
+  /** the first error, one line */
+  error?: string;
+  /** measured window, ns */
+  measuredNs: number;
+}
+
+/** Latency summary in milliseconds (what results.json carries). */
+export interface LatencySummaryMs {
+  n: number;
+  p50: number | null;
+  p90: number | null;
+  p95: number | null;
+  p99: number | null;
+  p999: number | null;
+  max: number | null;
+  mean: number | null;
+  /** 95% confidence interval of P99 from order statistics; null when n is too small */
+  ci99: [number, number] | null;
+  /** percentiles the sample cannot support at 95% confidence, e.g. ["p999"] */
+  unsupported: string[];
+}
+
+export interface SloVerdict {
+  /** "P99 < 50 ms", "misses <= 0%", "throughput >= 30% of standalone" */
+  text: string;
+  pass: boolean | null;
+  /** the numbers behind it: "P99 41.2 ms (CI 39.8-44.0 ms, n=1200)" */
+  detail: string;
+}
+
+export interface TaskResult {
+  name: string;
+  priority: number;
+  /** what this task's workload ran on in this phase */
+  workload: string;
+  requests: { issued: number; completed: number; errors: number };
+  latencyMs: LatencySummaryMs;
+  /** completed requests per second */
+  throughput: number;
+  /** throughput / standalone throughput (co-run phases) */
+  throughputShare: number | null;
+  /** co-run P99 / standalone P99 */
+  slowdownP99: number | null;
+  /** frames/batch arrivals: requests that missed their deadline (not completed counts as missed) */
+  deadline: { ms: number; missed: number; total: number; ratio: number } | null;
+  /** share of the measured time the device was busy with this task (sum of service times) */
+  busyShare: number;
+  slo: SloVerdict[];
+  error?: string;
+  /** the latency CDF, down-sampled to at most 200 points: [latency ms, fraction <= it] */
+  cdf: [number, number][];
+}
+
+export type PhaseStatus = 'ok' | 'failed' | 'partial' | 'skipped';
+
+export interface PhaseResult {
+  /** `standalone:<task>`, `corun:none`, `corun:<mechanism>` */
+  name: string;
+  kind: 'standalone' | 'corun';
+  mechanism: string;
+  status: PhaseStatus;
+  /** why failed/skipped/partial, one line */
+  reason?: string;
+  /** a failed worker's last stderr lines */
+  stderrTail?: string[];
+  measuredS: number;
+  tasks: TaskResult[];
+  /** device utilisation over the measured window and where it came from */
+  utilisation: { value: number | null; source: 'nvml' | 'rocm-smi' | 'busy-time' | 'unavailable'; reason?: string };
+  /** Jain's index over priority-weighted throughput shares (co-runs with >= 2 tasks) */
+  fairness: number | null;
+  /** what the mechanism did, e.g. "HP stream priority -1, LP 0", "LP gated 1234 times" */
+  notes: string[];
+}
+
+export interface SuccessVerdict {
+  /** the row as written: "resnet18 P99 < 30 ms" */
+  row: string;
+  /** per co-run phase: the value and pass/fail */
+  phases: { phase: string; value: number | null; pass: boolean | null; detail: string }[];
+  /** pass in the best phase (the row is met by at least one mechanism) */
+  pass: boolean | null;
+  best: string | null;
+}
+
+export const RESULTS_SCHEMA = 'gpucolo.results/1';
+
+export interface Results {
+  schema: typeof RESULTS_SCHEMA;
+  gpucoloVersion: string;
+  createdAt: string;
+  /** the run stopped early (Ctrl-C, a fatal error): phases after that are missing or partial */
+  partial: boolean;
+  scenario: { name: string; source: string; form: 'probe' | 'torch'; config: unknown };
+  host: { hostname: string; os: string; cpus: number; node: string; python?: string; torch?: string };
+  backend: { name: string; device: string | null; gpu: string | null; why: string };
+  phases: PhaseResult[];
+  success: SuccessVerdict[];
+}

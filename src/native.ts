@@ -97,6 +97,9 @@ export interface NativeDispatchStream {
   seed: number;
   /** 'list' arrivals, ns after the start */
   timesNs: number[];
+  /** stream-priority with more than two levels: 0..levels-1, higher = more important; -1 = use highPriority */
+  level?: number;
+  levels?: number;
 }
 
 export type DispatchMechanism = 'none' | 'stream-priority' | 'cu-mask' | 'sm-partition' | 'throttle';
@@ -120,6 +123,8 @@ export interface NativeDispatchSpec {
 export interface NativeDispatchStreamResult {
   name: string;
   highPriority: boolean;
+  /** the runtime stream priority the stream was created with */
+  priority: number;
   intendedNs: Float64Array;
   submitNs: Float64Array;
   deviceStartNs: Float64Array;

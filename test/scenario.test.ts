@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { arrivalTimes, cannedScenarios, loadScenario, parseScenario, planRun, runScenario, scenarioSchema, type Results } from '../src/scenario/index.js';
+import { arrivalTimes, cannedScenarios, loadScenario, parseScenario, planRun, runProbePhase, runScenario, scenarioSchema, type Results } from '../src/scenario/index.js';
 import { nativeLoaded, ROOT } from './helpers/impls.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-scenario-'));
@@ -181,6 +181,22 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     expect(events.at(-1)).toBe('report');
   });
 
+  it.each(['inference-service', 'multi-tenant', 'realtime-batch'])('canned %s runs end to end with charts', async (name) => {
+    const { scenario, source } = loadScenario(name);
+    const out = path.join(tmp, `canned-${name}`);
+    const r = await runScenario(scenario, source, { outDir: out, form: 'probe', backend: 'cpu', durationNs: 3.2e9, warmupNs: 0 });
+    const res = r.results;
+    expect(res.partial).toBe(false);
+    expect(res.phases.filter((p) => p.status === 'failed').map((p) => `${p.name}: ${p.reason}`)).toEqual([]);
+    expect(res.phases.find((p) => p.name === 'corun:gate')?.status).toBe('skipped');
+    for (const p of res.phases.filter((x) => x.status === 'ok')) for (const t of p.tasks) expect(t.requests.completed, `${p.name} ${t.name}`).toBeGreaterThan(0);
+    expect(res.success.length).toBeGreaterThan(0);
+    const charts = fs.readdirSync(path.join(out, 'charts'));
+    for (const t of scenario.tasks) expect(charts).toContain(`latency-cdf-${t.name}.svg`);
+    expect(charts).toContain('p99-by-mechanism.png');
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/charts\/p99-by-mechanism\.svg/);
+  }, 120_000);
+
   it('inference-service: throttle and stream priority lower the high-priority P99 against none', async () => {
     const { scenario, source } = loadScenario('inference-service');
     const out = path.join(tmp, 'inference');
@@ -191,6 +207,15 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     // wait behind the one LP kernel in flight (its bound), so it helps less
     expect(p99('corun:stream-priority')).toBeLessThan(none * 0.8);
     expect(p99('corun:throttle')).toBeLessThan(none);
+  });
+
+  it('stream-priority spreads three scenario priorities over the backend range', async () => {
+    const { scenario } = loadScenario('multi-tenant');
+    const r = await runProbePhase({ tasks: scenario.tasks.map((task) => ({ task, workload: task.probe! })), backend: 'cpu', mechanism: 'stream-priority', reserve: 0.5, throttleK: 1, durationNs: 300e6, warmupNs: 0 });
+    expect(r.status).toBe('ok');
+    expect(r.notes).toContain('stream priorities on cpu (range 0 (least) .. 15 (greatest)): vit_b_16 15, mobilenet_v2 8, resnet50 0');
+    const t = await runProbePhase({ tasks: scenario.tasks.map((task) => ({ task, workload: task.probe! })), backend: 'cpu', mechanism: 'throttle', reserve: 0.5, throttleK: 1, durationNs: 200e6, warmupNs: 0 });
+    expect(t.notes[0]).toMatch(/^throttle has two sides: priority 3 is the high-priority side, priorities 2, 1 the low-priority side together/);
   });
 
   it('an interrupted run leaves partial results that say so', async () => {

@@ -149,6 +149,8 @@ RunSpec ParseSpec(const Napi::Object& js) {
     StreamSpec st;
     st.name = Str(s, "name");
     st.high_priority = s.Get("highPriority").ToBoolean().Value();
+    st.level = static_cast<int>(Num(s, "level", -1));
+    st.levels = static_cast<int>(Num(s, "levels", 0));
     Napi::Value kv = s.Get("kernel");
     if (!kv.IsObject()) throw Napi::TypeError::New(env, "startDispatch: stream.kernel must be an object");
     Napi::Object k = kv.As<Napi::Object>();
@@ -191,6 +193,7 @@ Napi::Object ResultToJs(Napi::Env env, const RunResult& r) {
     Napi::Object so = Napi::Object::New(env);
     so.Set("name", s.name);
     so.Set("highPriority", s.high_priority);
+    so.Set("priority", s.priority);
     so.Set("intendedNs", F64(env, s.intended_ns));
     so.Set("submitNs", F64(env, s.submit_ns));
     so.Set("deviceStartNs", F64(env, s.device_start_ns));

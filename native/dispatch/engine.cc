@@ -507,7 +507,15 @@ int Prepare(const RunSpec& spec, const std::atomic<bool>* cancel, const gpucolo_
     sr.name = s.name.empty() ? Format("stream%zu", i) : s.name;
     sr.high_priority = s.high_priority;
     sr.priority = normal;
-    if (spec.mechanism == Mechanism::kStreamPriority) sr.priority = s.high_priority ? info.priority_greatest : info.priority_least;
+    if (spec.mechanism == Mechanism::kStreamPriority) {
+      sr.priority = s.high_priority ? info.priority_greatest : info.priority_least;
+      if (s.level >= 0 && s.levels > 1) {
+        if (s.level >= s.levels) return Fail(r, GPUCOLO_ERR_INVALID, Format("stream '%s': level %d of %d levels", sr.name.c_str(), s.level, s.levels));
+        // level 0 -> least, levels-1 -> greatest; rounding keeps distinct levels distinct while the range allows
+        const double span = static_cast<double>(info.priority_greatest) - info.priority_least;
+        sr.priority = info.priority_least + static_cast<int>(std::lround(span * s.level / (s.levels - 1)));
+      }
+    }
     if (spec.mechanism == Mechanism::kCuMask) {
       sr.cu_mask.assign(static_cast<size_t>((cus + 31) / 32), 0u);
       const int from = s.high_priority ? 0 : reserved;

@@ -81,6 +81,14 @@ const char* MechanismName(Mechanism m);
 struct StreamSpec {
   std::string name;
   bool high_priority = false;
+  /**
+   * stream-priority with more than two levels: this stream's level 0..levels-1 (higher = more
+   * important), spread evenly over the backend's priority range (CUDA 0..-5 on recent GPUs, HIP
+   * 1..-1, cpu 0..15); -1 = two levels from high_priority. The other mechanisms still split by
+   * high_priority (a reserve or a throttle has two sides).
+   */
+  int level = -1;
+  int levels = 0;
   gpucolo_kernel kernel{0, 1, 1};
   Arrival arrival = Arrival::kClosedLoop;
   /** kFixedRate: launch i intended at i / rate_hz; kPoisson: mean rate (exponential gaps) */

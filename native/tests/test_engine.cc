@@ -318,6 +318,34 @@ TEST(engine_mechanisms_configure_streams) {
   CHECK_EQ(r.streams[0].priority, r.streams[1].priority);
 }
 
+TEST(engine_stream_priority_levels_spread_over_the_range) {
+  UseWorkers(2);
+  std::vector<StreamSpec> ss = {Stream("p3", true, 0, 1, Arrival::kFixedRate, 100), Stream("p2", false, 0, 1, Arrival::kFixedRate, 100),
+                                Stream("p1", false, 0, 1, Arrival::kFixedRate, 100)};
+  for (int i = 0; i < 3; ++i) {
+    ss[static_cast<size_t>(i)].level = 2 - i;
+    ss[static_cast<size_t>(i)].levels = 3;
+  }
+  RunSpec s = Spec(ss, 5 * kMs);
+  s.mechanism = Mechanism::kStreamPriority;
+  RunResult r = Run(s);
+  CheckOk(r);
+  // cpu range 0..15: levels 2, 1, 0 -> 15, 8 (7.5 rounded away from zero), 0
+  CHECK_EQ(r.streams[0].priority, 15);
+  CHECK_EQ(r.streams[1].priority, 8);
+  CHECK_EQ(r.streams[2].priority, 0);
+  // other mechanisms ignore levels
+  s.mechanism = Mechanism::kNone;
+  r = Run(s);
+  CheckOk(r);
+  CHECK_EQ(r.streams[0].priority, r.streams[2].priority);
+  // a level outside its levels is refused
+  s.mechanism = Mechanism::kStreamPriority;
+  s.streams[0].level = 3;
+  r = Run(s);
+  CHECK_EQ(r.status, GPUCOLO_ERR_INVALID);
+}
+
 TEST(engine_launch_errors_stop_the_stream) {
   UseWorkers(2);
   static std::atomic<int> calls{0};

@@ -22,6 +22,8 @@ const stream = z.object({
   inflight: z.number().int().min(1).max(1024).default(1),
   seed: z.number().int().min(0).default(1),
   timesNs: z.array(z.number().min(0)).default([]),
+  level: z.number().int().min(-1).max(1023).default(-1),
+  levels: z.number().int().min(0).max(1024).default(0),
 });
 
 export const dispatchSpecSchema = z
@@ -42,6 +44,7 @@ export const dispatchSpecSchema = z
       if ((st.arrival === 'fixed-rate' || st.arrival === 'poisson') && !(st.rateHz > 0)) {
         ctx.addIssue({ code: 'custom', path: ['streams', i, 'rateHz'], message: `${st.arrival} arrivals need rateHz > 0` });
       }
+      if (st.level >= 0 && st.level >= st.levels) ctx.addIssue({ code: 'custom', path: ['streams', i, 'level'], message: `level ${st.level} needs levels > ${st.level}` });
       if (st.arrival === 'list' && st.timesNs.length === 0) ctx.addIssue({ code: 'custom', path: ['streams', i, 'timesNs'], message: 'list arrivals need timesNs' });
     });
     if ((s.mechanism === 'cu-mask' || s.mechanism === 'sm-partition') && !(s.reserve > 0 && s.reserve < 1)) {

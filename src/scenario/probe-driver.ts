@@ -69,22 +69,23 @@ export function probeMechanismProblem(m: Mechanism, backend: ProbeBackend, dev: 
   return null;
 }
 
-function stream(t: Task, w: ProbeWorkload, high: boolean, blocks: number, spanNs: number): DispatchSpecInput['streams'][number] {
+function stream(t: Task, w: ProbeWorkload, prio: { high: boolean; level: number; levels: number }, blocks: number, spanNs: number): DispatchSpecInput['streams'][number] {
   const times = arrivalTimes(t.arrival, spanNs);
   const kernel = { spinNs: w.kernel, blocks, threadsPerBlock: w.threadsPerBlock };
+  const base = { name: t.name, highPriority: prio.high, kernel, ...(prio.levels > 2 ? { level: prio.level, levels: prio.levels } : {}) };
   if (times === null) {
     const inflight = t.arrival.kind === 'closed-loop' ? t.arrival.concurrency : 1;
-    return { name: t.name, highPriority: high, kernel, arrival: 'closed-loop', inflight };
+    return { ...base, arrival: 'closed-loop', inflight };
   }
   if (w.kernels === 1) {
     // enough in flight that the engine never holds back a scheduled arrival
-    return { name: t.name, highPriority: high, kernel, arrival: 'list', timesNs: Array.from(times), inflight: 64 };
+    return { ...base, arrival: 'list', timesNs: Array.from(times), inflight: 64 };
   }
   // a request = `kernels` launches with the request's intended time, one after the other (one in
   // flight): later launches wait for earlier ones, and the wait counts, since latency is from intended
   const list: number[] = [];
   for (const x of times) for (let k = 0; k < w.kernels; k++) list.push(x);
-  return { name: t.name, highPriority: high, kernel, arrival: 'list', timesNs: list, inflight: 1 };
+  return { ...base, arrival: 'list', timesNs: list, inflight: 1 };
 }
 
 /** Engine launches -> requests: a request is `kernels` consecutive launches (one in flight). */
@@ -154,16 +155,17 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
 
   const spanNs = o.warmupNs + o.durationNs;
   const top = Math.max(...o.tasks.map((x) => x.task.priority));
+  // distinct priorities, lowest first: a task's level is its index here
+  const ranks = [...new Set(o.tasks.map((x) => x.task.priority))].sort((a, b) => a - b);
   const blocks: Record<string, number> = {};
   const streams = o.tasks.map(({ task, workload }) => {
     const b = workload.blocks === 'fill' ? dev.computeUnits * workload.waves : workload.blocks;
     blocks[task.name] = b;
-    return stream(task, workload, task.priority === top, b, spanNs);
+    return stream(task, workload, { high: task.priority === top, level: ranks.indexOf(task.priority), levels: ranks.length }, b, spanNs);
   });
   const notes: string[] = [];
-  const levels = new Set(o.tasks.map((x) => x.task.priority));
-  if (levels.size > 2 && o.mechanism !== 'none') {
-    notes.push(`the probe engine has two priority levels: priority ${top} runs high, priorities ${[...levels].filter((p) => p !== top).sort((a, b) => b - a).join(', ')} run low together`);
+  if (ranks.length > 2 && o.mechanism !== 'none' && o.mechanism !== 'stream-priority') {
+    notes.push(`${o.mechanism} has two sides: priority ${top} is the high-priority side, priorities ${ranks.filter((p) => p !== top).reverse().join(', ')} the low-priority side together`);
   }
   if (o.mechanism === 'throttle') notes.push(`throttle: low-priority tasks keep at most K=${o.throttleK} kernel(s) in flight and hold while high-priority work is pending`);
   if (o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition') {
@@ -191,6 +193,12 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
     return { status: aborted ? 'partial' : 'failed', reason: aborted ? 'interrupted' : (err as Error).message, samples: emptySamples(o.tasks, measuredNs), notes, computeUnits: dev.computeUnits, blocks };
   }
   const samples = o.tasks.map(({ task, workload }) => samplesOf(run, task, workload, spanNs, o.warmupNs));
+  if (o.mechanism === 'stream-priority') {
+    const range = `${run.priorityRange.least} (least) .. ${run.priorityRange.greatest} (greatest)`;
+    notes.push(`stream priorities on ${o.backend} (range ${range}): ${run.streams.map((s) => `${s.name} ${s.raw.priority}`).join(', ')}`);
+    const used = new Set(run.streams.map((s) => s.raw.priority));
+    if (used.size < ranks.length) notes.push(`the backend's priority range has fewer levels than the scenario's ${ranks.length} priorities: some tasks share a stream priority`);
+  }
   const failed = samples.find((s) => s.error);
   if (o.signal?.aborted) return { status: 'partial', reason: 'interrupted', samples, notes, computeUnits: run.computeUnits, blocks };
   if (failed) return { status: 'failed', reason: `${failed.task}: ${failed.error}`, samples, notes, computeUnits: run.computeUnits, blocks };

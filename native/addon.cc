@@ -6,12 +6,13 @@
 #include "plugins/binding.h"
 #include "trace/binding.h"
 #include "dispatch/binding.h"
+#include "power/binding.h"
 
 namespace {
 
 // Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts; src/native.ts
 // rejects an addon whose number differs (a stale build/Release beats a fresh prebuild).
-constexpr int kAbiVersion = 4;
+constexpr int kAbiVersion = 5;
 
 const char* Compiler() {
 #if defined(__clang__)
@@ -34,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gpucolo::plugins::RegisterBinding(env, exports);
   gpucolo::trace::RegisterBinding(env, exports);
   gpucolo::dispatch::RegisterBinding(env, exports);
+  gpucolo::power::RegisterBinding(env, exports);
   return exports;
 }
 

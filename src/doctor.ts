@@ -11,6 +11,7 @@ import { kfdVersion } from './kfd/ioctl.js';
 import { readKfdProcs, readTopology } from './kfd/parse.js';
 import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './kfd/sysfs-ts.js';
 import { listBackends } from './dispatch/run.js';
+import { probeEnergySources, type EnergySourceProbe } from './energy/index.js';
 import type { NativeBackendInfo } from './native.js';
 
 export const DOCTOR_SCHEMA = 'gpucolo.doctor/1';
@@ -53,6 +54,8 @@ export interface DoctorReport {
   plugins: { ok: boolean; error?: string; list: PluginProbe[] };
   /** dispatch backends (cpu built in, cuda/hip plugins) with their devices or why not */
   backends: NativeBackendInfo[];
+  /** power/energy/utilisation sources (NVML, ROCm SMI, amdgpu sysfs, RAPL) with their devices or why not */
+  energy: EnergySourceProbe[];
   /** one line per finding, for people */
   summary: string[];
 }
@@ -188,6 +191,20 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
         : `dispatch backend ${b.name}: unavailable: ${b.reason}`,
     );
   }
+  let energy: EnergySourceProbe[];
+  try {
+    energy = probeEnergySources({ roots: { sysfs: sysfsRoot } });
+  } catch (err) {
+    energy = [];
+    summary.push(`energy sources: unknown (${oneLine(err)})`);
+  }
+  for (const e of energy) {
+    summary.push(
+      e.available
+        ? `energy source ${e.name} (${e.kind}): ${e.devices.map((d) => d.name).join('; ')}`
+        : `energy source ${e.name} (${e.kind}): unavailable: ${e.reason}`,
+    );
+  }
   // the verdict: what gpucolo can do on this host
   if (sysfs.ok && gpus.length > 0) {
     summary.push(
@@ -213,6 +230,7 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     kfd: { device, sysfs, debugfs },
     plugins,
     backends,
+    energy,
     summary,
   };
 }

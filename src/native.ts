@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
-export const NATIVE_ABI = 4;
+export const NATIVE_ABI = 5;
 
 export interface PluginProbe {
   name: string;
@@ -250,6 +250,38 @@ export interface NativeBinding {
   startDispatch(spec: NativeDispatchSpec): { done: Promise<NativeDispatchResult>; cancel(): void };
   /** starts the sampling thread; onSample runs on the JS thread for every sample, in order */
   startSampler(opts: NativeSamplerOptions, onSample: (s: NativeSample) => void): NativeSamplerHandle;
+  /**
+   * native/power: NVML and ROCm SMI opened with dlopen() on first use (GPUCOLO_NVML_LIB /
+   * GPUCOLO_ROCM_SMI_LIB name another library; a changed value reopens). Optional: an addon built
+   * before native/power lacks them (src/energy says so instead of failing).
+   */
+  powerBackends?(): NativePowerBackend[];
+  /** one reading of one device; throws {code: 'ENOPOWER'} when the backend is unavailable, {code: 'EINVAL'} for a bad index */
+  powerSample?(backend: NativePowerBackend['name'], index: number): NativePowerSample;
+}
+
+/** A backend of native/power (powerBackends). */
+export interface NativePowerBackend {
+  name: 'nvml' | 'rocm-smi';
+  available: boolean;
+  /** why not, one line: library not found, init failed (with the library's text), no devices */
+  reason?: string;
+  /** the library opened, or the one that was looked for */
+  library: string;
+  devices: { index: number; name: string }[];
+}
+
+/** One reading (powerSample); a field the device does not support is null. */
+export interface NativePowerSample {
+  /** percent busy over the library's last period */
+  utilPercent: number | null;
+  powerW: number | null;
+  /** the device's cumulative energy counter, J (NVML: since driver load) */
+  energyJ: number | null;
+  /** CLOCK_MONOTONIC ns, middle of the reads */
+  tNs: number;
+  /** "power: <library error>" for a field that failed other than by NOT_SUPPORTED */
+  errors?: string[];
 }
 
 export interface NativeLoadError {

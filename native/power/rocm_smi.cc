@@ -63,6 +63,7 @@ class RocmSmi final : public Backend {
         reason_ = explicitLib + " not found (" + dl.error + ")";
       } else {
         // every candidate says "cannot open shared object file": name the search, not 18 errors
+        library_ = kLibBase;
         reason_ = std::string(kLibBase) + " not found (tried " + kLibBase + "{,.7,.6,.5,.2,.1} on the loader path" +
                   (EnvValue("ROCM_PATH").empty() ? "" : ", $ROCM_PATH/lib") +
                   " and /opt/rocm/lib); ROCm SMI is not installed (apt install rocm-smi-lib) or not on LD_LIBRARY_PATH";

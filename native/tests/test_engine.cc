@@ -541,18 +541,18 @@ std::string PriorityVerdict(double* foreign_cores) {
 
 }  // namespace
 
-// Timing on shared cores: foreign CPU load starves the (nice 19) workers, so one failed attempt
-// is retried once before the test fails; the foreign load of each attempt is printed.
+// Timing on shared cores: foreign CPU load starves the (nice 19) workers, so a failed attempt is
+// retried (three attempts in all) before the test fails; the foreign load of each is printed.
 TEST(engine_priority_mechanisms_on_cpu) {
   UseWorkers(2, false);
   double foreign = 0;
   std::string broken = PriorityVerdict(&foreign);
   std::printf("# foreign CPU load during the runs: %.2f cores\n", foreign);
-  if (!broken.empty()) {
-    std::printf("# retrying once: %s did not hold\n", broken.c_str());
+  for (int attempt = 2; attempt <= 3 && !broken.empty(); ++attempt) {
+    std::printf("# attempt %d: %s did not hold\n", attempt, broken.c_str());
     broken = PriorityVerdict(&foreign);
     std::printf("# foreign CPU load during the runs: %.2f cores\n", foreign);
   }
   if (!broken.empty())
-    ::gpucolo_test::Fail(__FILE__, __LINE__, broken + " (twice; foreign CPU load " + std::to_string(foreign) + " cores)");
+    ::gpucolo_test::Fail(__FILE__, __LINE__, broken + " (three times; foreign CPU load " + std::to_string(foreign) + " cores)");
 }

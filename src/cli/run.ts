@@ -84,7 +84,9 @@ export function runCommand(): Command {
       process.on('SIGTERM', onInt);
       let bar: SingleBar | null = null;
       let tick: NodeJS.Timeout | null = null;
-      let requests = 0;
+      const done = new Map<string, { n: number; p99Ns: number | null }>();
+      const requestsText = (): string =>
+        done.size ? [...done].map(([t, x]) => `${t} ${x.n}${x.p99Ns !== null ? ` (P99 ${(x.p99Ns / 1e6).toFixed(1)} ms)` : ''}`).join(', ') : '-';
       const stopBar = (): void => {
         if (tick) clearInterval(tick);
         tick = null;
@@ -96,14 +98,14 @@ export function runCommand(): Command {
           process.stdout.write(`gpucolo run ${scenario.name}: ${e.form} form on ${e.backend} (${e.why}); ${e.phases.length} phases: ${e.phases.join(', ')}\n`);
         } else if (e.type === 'phase-start' && tty) {
           stopBar();
-          requests = 0;
+          done.clear();
           const t0 = Date.now();
           const total = Math.ceil(e.spanNs / 1e9);
-          bar = new SingleBar({ format: `[${e.index + 1}/${e.total}] {phase} |{bar}| {value}/{total} s  {requests} requests`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
+          bar = new SingleBar({ format: `[${e.index + 1}/${e.total}] {phase} |{bar}| {value}/{total} s  requests: {requests}`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
           bar.start(total, 0, { phase: e.phase.padEnd(24), requests: '-' });
-          tick = setInterval(() => bar?.update(Math.min(total, Math.round((Date.now() - t0) / 1000)), { requests: requests ? String(requests) : '-' }), 250);
+          tick = setInterval(() => bar?.update(Math.min(total, Math.round((Date.now() - t0) / 1000)), { requests: requestsText() }), 250);
         } else if (e.type === 'progress') {
-          requests = e.completed;
+          done.set(e.task, { n: e.completed, p99Ns: e.p99Ns });
         } else if (e.type === 'phase-end') {
           stopBar();
           if (e.phase.status !== 'ok') process.stderr.write(`gpucolo run: ${e.phase.name}: ${e.phase.status}${e.phase.reason ? ` — ${e.phase.reason}` : ''}\n`);

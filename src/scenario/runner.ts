@@ -11,6 +11,7 @@ import path from 'node:path';
 import { GpucoloError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { listBackends } from '../dispatch/index.js';
+import { startSampling, type SamplingSummary } from '../energy/index.js';
 import { renderCharts, renderMarkdown, writeFileAtomic, writeJsonAtomic } from '../report/index.js';
 import { runProbePhase, probeDevice, type ProbeBackend } from './probe-driver.js';
 import { runTorchPhase } from './torch-driver.js';
@@ -36,7 +37,7 @@ export interface RunScenarioOptions {
 export type RunEvent =
   | { type: 'start'; form: Form; backend: string; why: string; phases: string[] }
   | { type: 'phase-start'; phase: string; index: number; total: number; spanNs: number }
-  | { type: 'progress'; phase: string; elapsedNs: number; completed: number }
+  | { type: 'progress'; phase: string; elapsedNs: number; completed: number; task: string; p99Ns: number | null }
   | { type: 'phase-end'; phase: PhaseResult }
   | { type: 'report'; files: string[]; chartErrors: string[] };
 
@@ -118,6 +119,12 @@ function hostInfo(): Results['host'] {
   return { hostname: os.hostname(), os: `${os.type()} ${os.release()} ${os.arch()}`, cpus: os.cpus().length, node: process.version };
 }
 
+/** The device's own utilisation where a sampler saw it, else the busy-time estimate (kept beside it either way). */
+function phaseUtilisation(sampled: ReturnType<typeof sampledUtilisation>, busy: PhaseResult['utilisation']): PhaseResult['utilisation'] {
+  if ('value' in sampled) return { value: sampled.value, source: sampled.source, reason: sampled.reason, busyTime: busy.value };
+  return { ...busy, reason: `${busy.reason ?? ''}${busy.reason ? '; ' : ''}device counters: ${sampled.reason}` };
+}
+
 function utilisation(samples: TaskSamples[], blocks: Record<string, number>, computeUnits: number, measuredNs: number, form: Form, device: string | null): PhaseResult['utilisation'] {
   if (measuredNs <= 0) return { value: null, source: 'unavailable', reason: 'nothing measured' };
   if (form === 'torch' && (device === null || device === 'cpu')) return { value: null, source: 'unavailable', reason: 'workers ran on the cpu: no device to be busy' };
@@ -132,9 +139,43 @@ function utilisation(samples: TaskSamples[], blocks: Record<string, number>, com
     source: 'busy-time',
     reason:
       form === 'probe'
-        ? 'kernel busy time x share of compute units its blocks occupy (NVML/ROCm SMI sampling is not wired yet)'
-        : 'sum of model service times (overlapping requests make this an upper bound; NVML/ROCm SMI sampling is not wired yet)',
+        ? 'kernel busy time x share of compute units its blocks occupy'
+        : 'sum of model service times (overlapping requests make this an upper bound)',
   };
+}
+
+/**
+ * Device utilisation from NVML / ROCm SMI / amdgpu sysfs over a phase's measured window (sampled
+ * every 100 ms after the warm-up), when one of them sees a GPU. Device 0 of the first source
+ * that reports utilisation: with several GPUs set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA's device
+ * 0 is NVML's.
+ */
+function startUtilSampling(delayNs: number): { stop(): Promise<SamplingSummary | null> } {
+  let sampling: ReturnType<typeof startSampling> | null = null;
+  const timer = setTimeout(() => {
+    try {
+      sampling = startSampling({ intervalMs: 100, sources: ['nvml', 'rocm-smi', 'amdgpu-sysfs'] });
+    } catch {
+      sampling = null;
+    }
+  }, delayNs / 1e6);
+  return {
+    async stop() {
+      clearTimeout(timer);
+      const s = sampling as ReturnType<typeof startSampling> | null;
+      return s ? s.stop() : null;
+    },
+  };
+}
+
+function sampledUtilisation(summary: SamplingSummary | null): { value: number; source: 'nvml' | 'rocm-smi' | 'amdgpu-sysfs'; reason: string } | { reason: string } {
+  if (!summary) return { reason: 'no device sampling (phase ended before its warm-up did)' };
+  const hit = summary.sources.find((x) => x.kind === 'gpu' && x.available && x.utilisation !== null && x.samples >= 2);
+  if (hit && (hit.name === 'nvml' || hit.name === 'rocm-smi' || hit.name === 'amdgpu-sysfs')) {
+    return { value: hit.utilisation!.mean / 100, source: hit.name, reason: `${hit.name} device ${hit.device?.name ?? '?'}: mean of ${hit.samples} samples (max ${hit.utilisation!.max}%)` };
+  }
+  const why = summary.sources.filter((x) => x.kind === 'gpu').map((x) => `${x.name}: ${x.available ? 'no utilisation reading' : (x.reason ?? 'unavailable')}`);
+  return { reason: why.join('; ') || 'no GPU source' };
 }
 
 /** Runs the scenario and writes results.json, report.md and charts into outDir. */
@@ -185,6 +226,7 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     let blocks: Record<string, number> = {};
     let computeUnits = 0;
     const workloads: Record<string, string> = {};
+    const util = startUtilSampling(warmupNs);
     if (plan.form === 'probe') {
       const r = await runProbePhase({
         tasks: ph.tasks.map((task) => ({ task, workload: task.probe! })),
@@ -209,7 +251,7 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
         warmupNs,
         python: o.python,
         signal: o.signal,
-        onProgress: (p) => o.onEvent?.({ type: 'progress', phase: ph.name, elapsedNs: Number(process.hrtime.bigint() - started), completed: p.completed }),
+        onProgress: (p) => o.onEvent?.({ type: 'progress', phase: ph.name, elapsedNs: Number(process.hrtime.bigint() - started), completed: p.completed, task: p.task, p99Ns: p.p99Ns }),
       });
       ({ status, reason, stderrTail, samples, notes } = r);
       for (const w of r.workers) {
@@ -225,6 +267,7 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
       }
     }
     const measuredNs = durationNs;
+    const sampled = sampledUtilisation(await util.stop());
     const tasks = ph.tasks.map((task) => {
       const smp = samples.find((x) => x.task === task.name)!;
       return taskResult(smp, task, { workload: workloads[task.name], standalone: ph.kind === 'corun' ? (standalone.get(task.name) ?? null) : null });
@@ -239,7 +282,7 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
       ...(stderrTail?.length ? { stderrTail } : {}),
       measuredS: measuredNs / 1e9,
       tasks: status === 'skipped' ? [] : tasks,
-      utilisation: status === 'skipped' ? { value: null, source: 'unavailable', reason: 'phase skipped' } : utilisation(samples, blocks, computeUnits, measuredNs, plan.form, device),
+      utilisation: status === 'skipped' ? { value: null, source: 'unavailable', reason: 'phase skipped' } : phaseUtilisation(sampled, utilisation(samples, blocks, computeUnits, measuredNs, plan.form, device)),
       fairness: ph.kind === 'corun' && status !== 'skipped' ? phaseFairness(tasks) : null,
       notes,
     };

@@ -45,6 +45,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Supervisor, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
+import { LiveLatency } from '../stats/index.js';
 import { arrivalTimes } from './arrivals.js';
 import type { Mechanism, Task, TorchWorkload } from './schema.js';
 import type { PhaseStatus, TaskSamples } from './types.js';
@@ -87,7 +88,8 @@ export interface TorchPhaseOptions {
   /** abort (Ctrl-C): workers are stopped, status 'partial' with the samples so far */
   signal?: AbortSignal;
   /** after each completion (warm-up included): that task's completions so far, ns since t0 */
-  onProgress?: (p: { task: string; completed: number; elapsedNs: number }) => void;
+  /** after every completion; p99Ns: live P99 of the measured requests so far (HDR histogram, display only) */
+  onProgress?: (p: { task: string; completed: number; elapsedNs: number; p99Ns: number | null }) => void;
   /** once the workers are started (again after a cu-mask restart) */
   onWorkers?: (pids: { task: string; pid: number }[]) => void;
   /** every stderr line of every worker (they are also kept as a tail for failures) */
@@ -288,6 +290,8 @@ interface TaskState {
   latency: number[];
   startDelay: number[];
   service: number[];
+  /** streaming summary for progress display; the report uses the exact arrays */
+  live: LiveLatency;
 }
 
 interface Pending {
@@ -535,6 +539,7 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
     latency: [],
     startDelay: [],
     service: [],
+    live: new LiveLatency(),
   }));
   const t0 = nowNs() + LEAD_NS;
   const measureStart = t0 + o.warmupNs;
@@ -578,7 +583,7 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
   const afterCompletion = (p: Pending, freedAt: number): void => {
     const ts = p.ts;
     ts.completed++;
-    o.onProgress?.({ task: ts.name, completed: ts.completed, elapsedNs: nowNs() - t0 });
+    o.onProgress?.({ task: ts.name, completed: ts.completed, elapsedNs: nowNs() - t0, p99Ns: ts.live.count ? ts.live.p(99) : null });
     // closed loop: the slot freed at the worker's end stamp, the next request is intended then
     if (ts.concurrency > 0 && sending && nowNs() < end) send(ts, Math.max(freedAt, t0));
     if (!sending && pending.size === 0) finish('ok');
@@ -593,6 +598,7 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
         const p = settle(id, (p) => {
           if (!p.counted) return;
           p.ts.latency.push(endNs - p.intended);
+          p.ts.live.record(endNs - p.intended);
           p.ts.startDelay.push(startNs - p.intended);
           p.ts.service.push(endNs - startNs);
         });

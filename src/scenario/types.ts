@@ -88,7 +88,7 @@ export interface PhaseResult {
   measuredS: number;
   tasks: TaskResult[];
   /** device utilisation over the measured window and where it came from */
-  utilisation: { value: number | null; source: 'nvml' | 'rocm-smi' | 'busy-time' | 'unavailable'; reason?: string };
+  utilisation: { value: number | null; source: 'nvml' | 'rocm-smi' | 'amdgpu-sysfs' | 'busy-time' | 'unavailable'; reason?: string; busyTime?: number | null };
   /** Jain's index over priority-weighted throughput shares (co-runs with >= 2 tasks) */
   fairness: number | null;
   /** what the mechanism did, e.g. "HP stream priority -1, LP 0", "LP gated 1234 times" */

@@ -1,0 +1,202 @@
+/**
+ * amdgpu through sysfs, no library and no root (notes/PYTORCH.md, energy table):
+ *
+ *   <sysfs>/class/drm/card<N>/device/vendor                      "0x1002" = AMD
+ *   <sysfs>/class/drm/card<N>/device/product_name                 marketing name, where the board has one
+ *   <sysfs>/class/drm/card<N>/device/device                       PCI device id, the fallback name
+ *   <sysfs>/class/drm/card<N>/device/gpu_busy_percent             percent
+ *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/power1_average  µW, the driver's average
+ *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/power1_input    µW, instant (newer kernels/SoCs)
+ *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/energy1_input   µJ, cumulative, where provided
+ *
+ * Connector entries (card0-DP-1) and render nodes are not cards. A quantity whose file is absent
+ * is simply not sampled; one that exists but cannot be read or parsed when the source is opened
+ * is left out with its reason. On APUs the hwmon power includes the CPU.
+ */
+import type { EnergyDevice, EnergySample, EnergySourceProbe, OpenedSource } from './types.js';
+import {
+  badText,
+  cannotRead,
+  listDir,
+  monotonicNs,
+  naturalCompare,
+  parseLineFile,
+  parseUnsignedFile,
+  readText,
+  underRoot,
+} from './sysfs-text.js';
+import { errnoCode, oneLine } from '../errors.js';
+
+export const AMD_PCI_VENDOR = 0x1002;
+export const DRM_CLASS = 'class/drm';
+
+/** device/vendor: "0x1002\n" -> 0x1002 */
+export function parsePciVendor(text: string, path: string): number {
+  const t = parseLineFile(text);
+  if (!/^0x[0-9a-fA-F]{1,4}$/.test(t)) return parseUnsignedFile(text, path, 'a PCI vendor id like 0x1002');
+  return parseInt(t.slice(2), 16);
+}
+
+/** device/product_name: the line, '' when the board has none */
+export function parseProductName(text: string): string {
+  return parseLineFile(text);
+}
+
+/** device/gpu_busy_percent: 0..100 */
+export function parseGpuBusyPercent(text: string, path: string): number {
+  const v = parseUnsignedFile(text, path, 'a percentage (0-100)');
+  if (v > 100) throw badText(path, 'a percentage (0-100)', String(v));
+  return v;
+}
+
+/** hwmon power1_average / power1_input: µW -> W */
+export function parseHwmonPowerW(text: string, path: string): number {
+  return parseUnsignedFile(text, path, 'power in microwatts') / 1e6;
+}
+
+/** hwmon energy1_input: µJ -> J */
+export function parseHwmonEnergyJ(text: string, path: string): number {
+  return parseUnsignedFile(text, path, 'energy in microjoules') / 1e6;
+}
+
+interface CardFiles {
+  busy?: string;
+  power?: string;
+  energy?: string;
+}
+
+type Quantity = keyof CardFiles;
+const PARSE: Record<Quantity, (text: string, path: string) => number> = {
+  busy: parseGpuBusyPercent,
+  power: parseHwmonPowerW,
+  energy: parseHwmonEnergyJ,
+};
+
+/** Reads + parses once; ENOENT = absent (null), other failures = reason string. */
+function tryQuantity(q: Quantity, path: string): { ok: true } | { ok: false; absent: boolean; reason: string } {
+  try {
+    PARSE[q](readText(path), path);
+    return { ok: true };
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return { ok: false, absent: true, reason: '' };
+    return { ok: false, absent: false, reason: code === 'EBADTEXT' ? oneLine(err) : cannotRead(path, err) };
+  }
+}
+
+function cardNumber(name: string): number | null {
+  const m = /^card(\d+)$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Finds the AMD cards under <sysfsRoot>/class/drm and what each can report. */
+export function openAmdgpuSysfs(sysfsRoot = '/sys'): OpenedSource {
+  const probe: EnergySourceProbe = { name: 'amdgpu-sysfs', kind: 'gpu', available: false, devices: [] };
+  const files: CardFiles[] = [];
+  const dir = underRoot(sysfsRoot, DRM_CLASS);
+  const listing = listDir(dir);
+  const noRead = (): EnergySample => {
+    throw new Error(`amdgpu-sysfs unavailable: ${probe.reason}`);
+  };
+  if ('code' in listing) {
+    probe.reason =
+      listing.code === 'ENOENT' ? `no ${dir}: no DRM driver on this host (or sysfs not mounted there)` : cannotRead(dir, listing.err);
+    return { probe, read: noRead };
+  }
+  const cards = listing.names.filter((n) => cardNumber(n) !== null).sort(naturalCompare);
+  const skipped: { id: string; reason: string }[] = [];
+  let amd = 0;
+  for (const card of cards) {
+    const devDir = `${dir}/${card}/device`;
+    let vendor: number;
+    try {
+      vendor = parsePciVendor(readText(`${devDir}/vendor`), `${devDir}/vendor`);
+    } catch (err) {
+      skipped.push({ id: card, reason: errnoCode(err) === 'EBADTEXT' ? oneLine(err) : cannotRead(`${devDir}/vendor`, err) });
+      continue;
+    }
+    if (vendor !== AMD_PCI_VENDOR) continue;
+    amd++;
+    let name = '';
+    try {
+      name = parseProductName(readText(`${devDir}/product_name`));
+    } catch {
+      // older kernels and many boards have no product_name
+    }
+    if (!name) {
+      let id = '';
+      try {
+        id = parseLineFile(readText(`${devDir}/device`));
+      } catch {
+        // keep the plain name
+      }
+      name = id ? `AMD GPU ${id}` : 'AMD GPU';
+    }
+    // the card's hwmon: the first hwmon<M> under device/hwmon (amdgpu registers one)
+    const hwmonList = listDir(`${devDir}/hwmon`);
+    const hwmon =
+      'names' in hwmonList ? hwmonList.names.filter((n) => /^hwmon\d+$/.test(n)).sort(naturalCompare)[0] : undefined;
+    const hw = hwmon ? `${devDir}/hwmon/${hwmon}` : null;
+    const candidates: [Quantity, string][] = [['busy', `${devDir}/gpu_busy_percent`]];
+    if (hw) candidates.push(['power', `${hw}/power1_average`], ['power', `${hw}/power1_input`], ['energy', `${hw}/energy1_input`]);
+    const found: CardFiles = {};
+    const problems: string[] = [];
+    for (const [q, path] of candidates) {
+      if (found[q]) continue;
+      const r = tryQuantity(q, path);
+      if (r.ok) found[q] = path;
+      else if (!r.absent) problems.push(r.reason);
+    }
+    if (!found.busy && !found.power && !found.energy) {
+      const what = problems.length
+        ? problems.join('; ')
+        : `no gpu_busy_percent${hw ? `, no power1_average/power1_input/energy1_input in ${hw}` : `, no hwmon under ${devDir}`}`;
+      skipped.push({ id: card, reason: what });
+      continue;
+    }
+    const device: EnergyDevice = {
+      index: probe.devices.length,
+      id: card,
+      name,
+      files: [found.busy, found.power, found.energy].filter((f): f is string => f !== undefined),
+    };
+    probe.devices.push(device);
+    files.push(found);
+  }
+  if (skipped.length) probe.skipped = skipped;
+  if (probe.devices.length) {
+    probe.available = true;
+  } else if (amd === 0) {
+    probe.reason = `no amdgpu card in ${dir} (${cards.length} DRM card${cards.length === 1 ? '' : 's'}, none with vendor 0x1002)`;
+  } else {
+    probe.reason = `no readable amdgpu counters: ${skipped.map((s) => `${s.id}: ${s.reason}`).join('; ')}`;
+  }
+  if (!probe.available) return { probe, read: noRead };
+
+  return {
+    probe,
+    read(index: number): EnergySample {
+      const f = files[index];
+      if (!f) throw new RangeError(`amdgpu-sysfs has no device ${index}`);
+      const errors: string[] = [];
+      const get = (q: Quantity): number | null => {
+        const path = f[q];
+        if (!path) return null;
+        try {
+          return PARSE[q](readText(path), path);
+        } catch (err) {
+          errors.push(errnoCode(err) === 'EBADTEXT' ? oneLine(err) : cannotRead(path, err));
+          return null;
+        }
+      };
+      const t0 = monotonicNs();
+      const utilPercent = get('busy');
+      const powerW = get('power');
+      const energyJ = get('energy');
+      const t1 = monotonicNs();
+      const s: EnergySample = { tNs: t0 + (t1 - t0) / 2, utilPercent, powerW, energyJ };
+      if (errors.length) s.errors = errors;
+      return s;
+    },
+  };
+}

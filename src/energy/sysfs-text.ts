@@ -1,0 +1,68 @@
+/** Small helpers of the sysfs energy readers (amdgpu-sysfs.ts, rapl.ts). */
+import fs from 'node:fs';
+import { GpucoloError, errnoCode } from '../errors.js';
+
+/** root + '/' + rel (root '/' gives '/rel'). */
+export function underRoot(root: string, rel: string): string {
+  let r = root;
+  while (r.length > 1 && r.endsWith('/')) r = r.slice(0, -1);
+  return r === '/' ? `/${rel}` : `${r}/${rel}`;
+}
+
+/** A pseudo-file's text (sysfs files are small: one read). Throws Node's fs errors. */
+export function readText(path: string): string {
+  return fs.readFileSync(path, 'latin1');
+}
+
+/** CLOCK_MONOTONIC ns (libuv's hrtime is CLOCK_MONOTONIC on Linux, like the native core). */
+export function monotonicNs(): number {
+  return Number(process.hrtime.bigint());
+}
+
+/** "cannot read <path> (CODE)" plus what to do, when there is something to say. */
+export function cannotRead(path: string, err: unknown, hint?: (code: string) => string | undefined): string {
+  const code = errnoCode(err) ?? 'EIO';
+  const h = hint?.(code);
+  return `cannot read ${path} (${code})${h ? `: ${h}` : ''}`;
+}
+
+const RE_UNSIGNED = /^\d{1,20}$/;
+
+/**
+ * One unsigned decimal integer, one optional trailing newline: the whole grammar of the numeric
+ * pseudo-files read here. Bad text throws {code: 'EBADTEXT', path} naming file and line.
+ */
+export function parseUnsignedFile(text: string, path: string, what: string): number {
+  const t = text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (RE_UNSIGNED.test(t)) {
+    const v = Number(t);
+    if (Number.isSafeInteger(v)) return v;
+  }
+  throw badText(path, what, t);
+}
+
+/** {code: 'EBADTEXT', path}: "<path>:1: expected <what>, got "<text>"" */
+export function badText(path: string, what: string, text: string): GpucoloError {
+  const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
+  return new GpucoloError(`${path}:1: expected ${what}, got "${shown.replace(/[^\x20-\x7e]/g, '?')}"`, { code: 'EBADTEXT', path });
+}
+
+/** A one-line text file (name, product_name): the line without its newline. */
+export function parseLineFile(text: string): string {
+  const nl = text.indexOf('\n');
+  return (nl >= 0 ? text.slice(0, nl) : text).trim();
+}
+
+/** Entry names of a directory, or the error code. */
+export function listDir(path: string): { names: string[] } | { code: string; err: unknown } {
+  try {
+    return { names: fs.readdirSync(path) };
+  } catch (err) {
+    return { code: errnoCode(err) ?? 'EIO', err };
+  }
+}
+
+/** Sorts names like "card10" after "card2", "intel-rapl:0:10" after "intel-rapl:0:2". */
+export function naturalCompare(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}

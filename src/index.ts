@@ -14,3 +14,5 @@ export * from './dispatch/index.js';
 export * as scenario from './scenario/index.js';
 export { loadScenario, runScenario, runTorchPhase, runProbePhase } from './scenario/index.js';
 export { renderCharts, renderMarkdown, compareResults, loadResults } from './report/index.js';
+export * as energy from './energy/index.js';
+export { startSampling, probeEnergySources } from './energy/index.js';

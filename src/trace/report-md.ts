@@ -1,32 +1,15 @@
 /**
  * Markdown rendering of a QueueUsageReport: tables for people, every verdict next to the rule it
- * was reached by. Also the atomic file writer the report and the Perfetto export share.
+ * was reached by.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { writeFileAtomic } from '../report/index.js';
 import type { CountStats, Distribution } from '../stats/index.js';
 import type { GpuHqdUsage, ProcessUsage, QueueUsage, QueueUsageReport, SamplingQuality } from './analyze/index.js';
 
 // ------------------------------------------------------------------------------------ files
 
-/** Writes a file so that readers see either the old or the whole new content (temp file + rename). */
-export function writeFileAtomic(file: string, data: string): void {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  try {
-    const fd = fs.openSync(tmp, 'w', 0o644);
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-}
+/** The atomic writer of src/report (temp file + fsync + rename), re-exported for the trace module's users. */
+export { writeFileAtomic };
 
 // ------------------------------------------------------------------------------------ formatting
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
-export const NATIVE_ABI = 5;
+export const NATIVE_ABI = 6;
 
 export interface PluginProbe {
   name: string;
@@ -278,6 +278,11 @@ export interface NativePowerSample {
   powerW: number | null;
   /** the device's cumulative energy counter, J (NVML: since driver load) */
   energyJ: number | null;
+  /**
+   * °C: NVML's GPU sensor; ROCm SMI's edge sensor, else junction. Absent (not null) from an addon
+   * built before native/power read temperatures.
+   */
+  tempC?: number | null;
   /** CLOCK_MONOTONIC ns, middle of the reads */
   tNs: number;
   /** "power: <library error>" for a field that failed other than by NOT_SUPPORTED */

@@ -10,6 +10,8 @@ import {
   parseGpuBusyPercent,
   parseHwmonEnergyJ,
   parseHwmonPowerW,
+  parseHwmonTempC,
+  parseHwmonTempLabel,
   parsePciVendor,
   parseRaplEnergyJ,
   parseRaplMaxEnergyRangeJ,
@@ -56,6 +58,15 @@ describe('energy parsers (one per pseudo-file)', () => {
     expect(parseRaplEnergyJ('262143000000\n', '/x/energy_uj')).toBe(262143);
     expect(parseRaplMaxEnergyRangeJ('262143328850', '/x/max_energy_range_uj')).toBeCloseTo(262143.32885, 9);
     expect(parseRaplName('package-0\n')).toBe('package-0');
+    expect(parseHwmonTempC('71500\n', '/x/temp2_input')).toBe(71.5);
+    expect(parseHwmonTempC('-5000\n', '/x/temp1_input')).toBe(-5); // the hwmon ABI is signed
+    expect(Object.is(parseHwmonTempC('-0\n', '/x/t'), 0)).toBe(true);
+    expect(parseHwmonTempLabel('junction\n')).toBe('junction');
+    expect(codeOf(() => parseHwmonTempC('71.5\n', '/x/temp1_input')).message).toBe(
+      '/x/temp1_input:1: expected a temperature in millidegrees Celsius, got "71.5"',
+    );
+    expect(codeOf(() => parseHwmonTempC('', '/x/t')).code).toBe('EBADTEXT');
+    expect(codeOf(() => parseHwmonTempC('--1\n', '/x/t')).code).toBe('EBADTEXT');
 
     const bad = codeOf(() => parseGpuBusyPercent('busy\n', '/x/gpu_busy_percent'));
     expect(bad.code).toBe('EBADTEXT');
@@ -80,16 +91,47 @@ describe('amdgpu sysfs', () => {
         index: 0,
         id: 'card0',
         name: 'AMD Instinct MI300X',
-        files: [`${hw0}/gpu_busy_percent`, `${hw0}/hwmon/hwmon3/power1_average`, `${hw0}/hwmon/hwmon3/energy1_input`],
+        // MI300: no edge sensor (no temp1), so junction (temp2); never mem (temp3)
+        files: [`${hw0}/gpu_busy_percent`, `${hw0}/hwmon/hwmon3/power1_average`, `${hw0}/hwmon/hwmon3/energy1_input`, `${hw0}/hwmon/hwmon3/temp2_input`],
       },
-      { index: 1, id: 'card2', name: 'AMD GPU 0x73bf', files: [`${hw2}/gpu_busy_percent`, `${hw2}/hwmon/hwmon5/power1_input`] },
+      // edge (temp1) preferred over junction and mem
+      { index: 1, id: 'card2', name: 'AMD GPU 0x73bf', files: [`${hw2}/gpu_busy_percent`, `${hw2}/hwmon/hwmon5/power1_input`, `${hw2}/hwmon/hwmon5/temp1_input`] },
     ]);
     expect(probe.skipped).toBeUndefined();
     const s0 = read(0);
-    expect(s0).toMatchObject({ utilPercent: 42, powerW: 187, energyJ: 123456.789 });
+    expect(s0).toMatchObject({ utilPercent: 42, powerW: 187, energyJ: 123456.789, tempC: 71.5 });
     expect(s0.errors).toBeUndefined();
-    expect(read(1)).toMatchObject({ utilPercent: 7, powerW: 15.25, energyJ: null });
+    expect(read(1)).toMatchObject({ utilPercent: 7, powerW: 15.25, energyJ: null, tempC: 48 });
     expect(() => read(2)).toThrow(RangeError);
+  });
+
+  it('temperature sensor: labels say which is which (edge, then junction, never mem); unlabelled: amdgpu numbering', () => {
+    const card = (hwmon: Record<string, string>): string =>
+      tmpTree({
+        'class/drm/card0/device/vendor': '0x1002\n',
+        'class/drm/card0/device/gpu_busy_percent': '3\n',
+        ...Object.fromEntries(Object.entries(hwmon).map(([f, v]) => [`class/drm/card0/device/hwmon/hwmon1/${f}`, v])),
+      });
+    const tempOf = (root: string): { file: string | undefined; tempC: number | null } => {
+      const { probe, read } = openAmdgpuSysfs(root);
+      expect(probe.available).toBe(true);
+      const file = probe.devices[0].files!.find((f) => /temp\d+_input$/.test(f));
+      return { file: file && path.basename(file), tempC: read(0).tempC };
+    };
+    // labels win over the numbering: temp1 labelled junction, temp2 labelled edge -> temp2
+    expect(tempOf(card({ temp1_input: '80000\n', temp1_label: 'junction\n', temp2_input: '50000\n', temp2_label: 'edge\n' }))).toEqual({ file: 'temp2_input', tempC: 50 });
+    // no labels: temp1 is edge
+    expect(tempOf(card({ temp1_input: '44000\n', temp2_input: '51000\n', temp3_input: '60000\n' }))).toEqual({ file: 'temp1_input', tempC: 44 });
+    // no labels, no temp1: temp2 (junction)
+    expect(tempOf(card({ temp2_input: '66250\n', temp3_input: '60000\n' }))).toEqual({ file: 'temp2_input', tempC: 66.25 });
+    // only a memory sensor, or none: no temperature, the card stays a device
+    expect(tempOf(card({ temp3_input: '60000\n', temp3_label: 'mem\n' }))).toEqual({ file: undefined, tempC: null });
+    expect(tempOf(card({ power1_input: '1000000\n' }))).toEqual({ file: undefined, tempC: null });
+    // an edge sensor that cannot be parsed at open: junction instead
+    expect(tempOf(card({ temp1_input: 'n/a\n', temp1_label: 'edge\n', temp2_input: '70000\n', temp2_label: 'junction\n' }))).toEqual({ file: 'temp2_input', tempC: 70 });
+    // temperature alone does not make a card an energy device
+    const onlyTemp = tmpTree({ 'class/drm/card0/device/vendor': '0x1002\n', 'class/drm/card0/device/hwmon/hwmon1/temp1_input': '40000\n' });
+    expect(openAmdgpuSysfs(onlyTemp).probe.available).toBe(false);
   });
 
   it('missing trees and cards without counters: unavailable with a reason', () => {
@@ -125,6 +167,11 @@ describe('amdgpu sysfs', () => {
     expect(s.powerW).toBeNull();
     expect(s.energyJ).toBe(123456.789);
     expect(s.errors).toEqual([`${root}/class/drm/card0/device/hwmon/hwmon3/power1_average:1: expected power in microwatts, got "garbage"`]);
+    // the temperature sensor likewise: gone after opening -> null with its error, the others stay
+    fs.rmSync(`${root}/class/drm/card2/device/hwmon/hwmon5/temp1_input`);
+    const t = read(1);
+    expect(t).toMatchObject({ powerW: 15.25, tempC: null });
+    expect(t.errors).toEqual([`cannot read ${root}/class/drm/card2/device/hwmon/hwmon5/temp1_input (ENOENT)`]);
   });
 });
 
@@ -139,7 +186,7 @@ describe('RAPL', () => {
       ['intel-rapl:0:1', 'dram', 65712.999613],
       ['intel-rapl:1', 'package-1', 262143.32885],
     ]);
-    expect(read(0)).toMatchObject({ utilPercent: null, powerW: null, energyJ: 262143 });
+    expect(read(0)).toMatchObject({ utilPercent: null, powerW: null, energyJ: 262143, tempC: null });
   });
 
   it('handles the counter wrapping between two reads (tmp copy modified between samples)', () => {
@@ -201,14 +248,14 @@ describe('RAPL', () => {
 });
 
 describe('summariseDevice', () => {
-  const s = (tS: number, f: Partial<EnergySample>): EnergySample => ({ tNs: tS * 1e9, utilPercent: null, powerW: null, energyJ: null, ...f });
+  const s = (tS: number, f: Partial<EnergySample>): EnergySample => ({ tNs: tS * 1e9, utilPercent: null, powerW: null, energyJ: null, tempC: null, ...f });
 
   it('means and maxima; energy from the counter when there is one', () => {
     const out = summariseDevice([
-      s(0, { utilPercent: 10, powerW: 100, energyJ: 50 }),
-      s(1, { utilPercent: 30, powerW: 300, energyJ: 250 }),
-      s(2, { utilPercent: 20, powerW: 200, energyJ: null }),
-      s(3, { utilPercent: null, powerW: null, energyJ: 650 }),
+      s(0, { utilPercent: 10, powerW: 100, energyJ: 50, tempC: 60 }),
+      s(1, { utilPercent: 30, powerW: 300, energyJ: 250, tempC: 70.5 }),
+      s(2, { utilPercent: 20, powerW: 200, energyJ: null, tempC: null }),
+      s(3, { utilPercent: null, powerW: null, energyJ: 650, tempC: 65.5 }),
     ]);
     expect(out).toEqual({
       samples: 4,
@@ -219,6 +266,7 @@ describe('summariseDevice', () => {
       energyJ: 600,
       energyFrom: 'counter',
       counterResets: 0,
+      temperatureC: { mean: 196 / 3, max: 70.5 },
     });
   });
 
@@ -229,7 +277,8 @@ describe('summariseDevice', () => {
     const r = summariseDevice([s(0, { energyJ: 100 }), s(1, { energyJ: 110 }), s(2, { energyJ: 5 }), s(3, { energyJ: 25 })]);
     expect(r).toMatchObject({ energyJ: 30, energyFrom: 'counter', counterResets: 1, powerFrom: 'counter', powerW: { mean: 15, max: 20 } });
     expect(summariseDevice([s(0, { powerW: 5 })])).toMatchObject({ energyJ: null, energyFrom: null, spanS: 0 });
-    expect(summariseDevice([])).toMatchObject({ samples: 0, utilisation: null, powerW: null, energyJ: null });
+    expect(summariseDevice([])).toMatchObject({ samples: 0, utilisation: null, powerW: null, energyJ: null, temperatureC: null });
+    expect(summariseDevice([s(0, { powerW: 5 }), s(1, { powerW: 5 })]).temperatureC).toBeNull();
   });
 });
 
@@ -255,21 +304,21 @@ describe('startSampling (sysfs sources, no native needed)', () => {
     const card0 = findSource(sum.sources, 'amdgpu-sysfs', 'card0');
     expect(card0.samples).toBeGreaterThanOrEqual(5);
     expect(card0).toMatchObject({ available: true, errors: 0, utilisation: { mean: 42, max: 42 }, powerW: { mean: 187, max: 187 } });
-    expect(card0).toMatchObject({ energyJ: 0, energyFrom: 'counter', powerFrom: 'sensor' });
+    expect(card0).toMatchObject({ energyJ: 0, energyFrom: 'counter', powerFrom: 'sensor', temperatureC: { mean: 71.5, max: 71.5 } });
     const card2 = findSource(sum.sources, 'amdgpu-sysfs', 'card2');
-    expect(card2).toMatchObject({ utilisation: { mean: 7, max: 7 }, powerW: { mean: 15.25, max: 15.25 }, energyFrom: 'power-integral' });
+    expect(card2).toMatchObject({ utilisation: { mean: 7, max: 7 }, powerW: { mean: 15.25, max: 15.25 }, energyFrom: 'power-integral', temperatureC: { mean: 48, max: 48 } });
     expect(card2.energyJ!).toBeCloseTo(15.25 * card2.spanS, 9);
     expect(card2.spanS).toBeGreaterThan(0);
     expect(card2.spanS).toBeLessThanOrEqual(sum.durationS);
     const pkg = findSource(sum.sources, 'rapl', 'intel-rapl:0');
-    expect(pkg).toMatchObject({ kind: 'cpu', utilisation: null, energyJ: 0, energyFrom: 'counter' });
+    expect(pkg).toMatchObject({ kind: 'cpu', utilisation: null, energyJ: 0, energyFrom: 'counter', temperatureC: null });
   });
 
   it('unavailable sources are reported, not zeros; bad options are EINVAL', async () => {
     const empty = tmpTree({ 'x/y': '' });
     const sum = await startSampling({ intervalMs: 50, sources: ['rapl'], roots: { sysfs: empty } }).stop();
     expect(sum.sources).toEqual([
-      expect.objectContaining({ name: 'rapl', available: false, device: null, samples: 0, energyJ: null, reason: expect.stringMatching(/^no .*powercap/) }),
+      expect.objectContaining({ name: 'rapl', available: false, device: null, samples: 0, energyJ: null, temperatureC: null, reason: expect.stringMatching(/^no .*powercap/) }),
     ]);
     expect(codeOf(() => startSampling({ intervalMs: 0 })).code).toBe('EINVAL');
     expect(codeOf(() => startSampling({ sources: ['joulemeter' as never] })).code).toBe('EINVAL');
@@ -343,15 +392,17 @@ describe.skipIf(nativeSkip !== '')(`native NVML / ROCm SMI through fakes${native
     ]);
     const a = b.powerSample!('nvml', 0);
     const c = b.powerSample!('nvml', 0);
-    expect(a).toMatchObject({ utilPercent: 37, powerW: 123.456 });
+    expect(a).toMatchObject({ utilPercent: 37, powerW: 123.456, tempC: 61 });
     expect(c.energyJ! - a.energyJ!).toBe(1); // +1000 mJ per call
     expect(c.tNs).toBeGreaterThanOrEqual(a.tNs);
-    expect(b.powerSample!('nvml', 1)).toMatchObject({ utilPercent: null, powerW: 123.456, energyJ: null, errors: ['utilisation: Insufficient Permissions (4)'] });
+    // temperature NOT_SUPPORTED: null, and not among the errors
+    expect(b.powerSample!('nvml', 1)).toMatchObject({ utilPercent: null, powerW: 123.456, energyJ: null, tempC: null, errors: ['utilisation: Insufficient Permissions (4)'] });
     const r0 = b.powerSample!('rocm-smi', 0);
-    expect(r0).toMatchObject({ utilPercent: 55, powerW: 250 });
+    expect(r0).toMatchObject({ utilPercent: 55, powerW: 250, tempC: 72.5 }); // no edge sensor: junction, m°C -> °C
+    expect(r0.errors).toBeUndefined();
     expect(b.powerSample!('rocm-smi', 0).energyJ! - r0.energyJ!).toBeCloseTo((1000 * 15.3) / 1e6, 6); // counts x 15.3 µJ
     const r1 = b.powerSample!('rocm-smi', 1);
-    expect(r1).toMatchObject({ utilPercent: null, powerW: 75.5, energyJ: null });
+    expect(r1).toMatchObject({ utilPercent: null, powerW: 75.5, energyJ: null, tempC: 41 }); // edge
     expect(r1.errors).toBeUndefined();
     expect(codeOf(() => b.powerSample!('nvml', 2)).code).toBe('EINVAL');
     expect(codeOf(() => b.powerSample!('nope' as never, 0)).code).toBe('EINVAL');
@@ -374,15 +425,15 @@ describe.skipIf(nativeSkip !== '')(`native NVML / ROCm SMI through fakes${native
     const sum = await sampling.stop();
     const n0 = findSource(sum.sources, 'nvml', 'nvml:0');
     expect(n0.samples).toBeGreaterThanOrEqual(5);
-    expect(n0).toMatchObject({ errors: 0, utilisation: { mean: 37, max: 37 }, powerW: { mean: 123.456, max: 123.456 }, energyFrom: 'counter' });
+    expect(n0).toMatchObject({ errors: 0, utilisation: { mean: 37, max: 37 }, powerW: { mean: 123.456, max: 123.456 }, energyFrom: 'counter', temperatureC: { mean: 61, max: 61 } });
     expect(n0.energyJ).toBe(n0.samples - 1); // 1 J per call of the fake
     const n1 = findSource(sum.sources, 'nvml', 'nvml:1');
-    expect(n1).toMatchObject({ utilisation: null, energyFrom: 'power-integral', errors: n1.samples, lastError: 'utilisation: Insufficient Permissions (4)' });
+    expect(n1).toMatchObject({ utilisation: null, energyFrom: 'power-integral', temperatureC: null, errors: n1.samples, lastError: 'utilisation: Insufficient Permissions (4)' });
     expect(n1.energyJ!).toBeCloseTo(123.456 * n1.spanS, 9);
     const r0 = findSource(sum.sources, 'rocm-smi', 'rocm-smi:0');
-    expect(r0).toMatchObject({ utilisation: { mean: 55, max: 55 }, powerW: { mean: 250, max: 250 }, energyFrom: 'counter' });
+    expect(r0).toMatchObject({ utilisation: { mean: 55, max: 55 }, powerW: { mean: 250, max: 250 }, energyFrom: 'counter', temperatureC: { mean: 72.5, max: 72.5 } });
     expect(r0.energyJ!).toBeCloseTo((r0.samples - 1) * 1000 * 15.3e-6, 6);
     const r1 = findSource(sum.sources, 'rocm-smi', 'rocm-smi:1');
-    expect(r1).toMatchObject({ errors: 0, utilisation: null, powerW: { mean: 75.5 }, energyFrom: 'power-integral' });
+    expect(r1).toMatchObject({ errors: 0, utilisation: null, powerW: { mean: 75.5 }, energyFrom: 'power-integral', temperatureC: { mean: 41, max: 41 } });
   });
 });

@@ -39,7 +39,7 @@ Napi::Value PowerBackendsJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-/** powerSample(backend, index) -> {utilPercent|null, powerW|null, energyJ|null, tNs, errors?} */
+/** powerSample(backend, index) -> {utilPercent|null, powerW|null, energyJ|null, tempC|null, tNs, errors?} */
 Napi::Value PowerSampleJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
@@ -63,6 +63,7 @@ Napi::Value PowerSampleJs(const Napi::CallbackInfo& info) {
   o.Set("utilPercent", s.utilPercent >= 0 ? Napi::Value(Napi::Number::New(env, s.utilPercent)) : env.Null());
   o.Set("powerW", std::isnan(s.powerW) ? env.Null() : Napi::Value(Napi::Number::New(env, s.powerW)));
   o.Set("energyJ", std::isnan(s.energyJ) ? env.Null() : Napi::Value(Napi::Number::New(env, s.energyJ)));
+  o.Set("tempC", std::isnan(s.tempC) ? env.Null() : Napi::Value(Napi::Number::New(env, s.tempC)));
   // ns as a double: exact to the ns for 104 days of uptime, to a few ns after that
   o.Set("tNs", Napi::Number::New(env, static_cast<double>(s.tNs)));
   if (!s.errors.empty()) {

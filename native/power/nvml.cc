@@ -1,6 +1,6 @@
 // NVML backend. Declarations follow NVIDIA's public nvml.h (API version 13; the functions used
-// here have kept their signatures since NVML 5.319 for the _v2 ones and Volta-era drivers for
-// nvmlDeviceGetTotalEnergyConsumption).
+// here have kept their signatures since NVML 5.319 for the _v2 ones and nvmlDeviceGetTemperature,
+// and Volta-era drivers for nvmlDeviceGetTotalEnergyConsumption).
 #include <cstring>
 
 #include "dl.h"
@@ -21,6 +21,8 @@ struct nvmlUtilization_t {
   unsigned int memory;  // percent of it device memory was read or written
 };
 constexpr unsigned NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96;
+typedef int nvmlTemperatureSensors_t;  // enum nvmlTemperatureSensors_enum
+constexpr nvmlTemperatureSensors_t NVML_TEMPERATURE_GPU = 0;
 
 typedef nvmlReturn_t (*InitFn)(void);
 typedef nvmlReturn_t (*ShutdownFn)(void);
@@ -30,6 +32,7 @@ typedef nvmlReturn_t (*NameFn)(nvmlDevice_t, char*, unsigned int);
 typedef nvmlReturn_t (*UtilFn)(nvmlDevice_t, nvmlUtilization_t*);
 typedef nvmlReturn_t (*PowerFn)(nvmlDevice_t, unsigned int*);            // mW
 typedef nvmlReturn_t (*EnergyFn)(nvmlDevice_t, unsigned long long*);     // mJ since driver load
+typedef nvmlReturn_t (*TempFn)(nvmlDevice_t, nvmlTemperatureSensors_t, unsigned int*);  // °C
 typedef const char* (*ErrorStringFn)(nvmlReturn_t);
 
 const char kDefaultLib[] = "libnvidia-ml.so.1";
@@ -64,6 +67,7 @@ class Nvml final : public Backend {
     util_ = DlSym<UtilFn>(h, "nvmlDeviceGetUtilizationRates");
     power_ = DlSym<PowerFn>(h, "nvmlDeviceGetPowerUsage");
     energy_ = DlSym<EnergyFn>(h, "nvmlDeviceGetTotalEnergyConsumption");
+    temp_ = DlSym<TempFn>(h, "nvmlDeviceGetTemperature");
     for (const auto& req : {std::make_pair("nvmlInit_v2", reinterpret_cast<void*>(init)),
                             std::make_pair("nvmlShutdown", reinterpret_cast<void*>(shutdown_)),
                             std::make_pair("nvmlDeviceGetCount_v2", reinterpret_cast<void*>(count_)),
@@ -145,6 +149,10 @@ class Nvml final : public Backend {
       unsigned long long mj = 0;
       if (Ok(energy_(d, &mj), "energy", out)) out->energyJ = static_cast<double>(mj) / 1000.0;
     }
+    if (temp_) {
+      unsigned int c = 0;
+      if (Ok(temp_(d, NVML_TEMPERATURE_GPU, &c), "temperature", out)) out->tempC = static_cast<double>(c);
+    }
   }
 
   bool initialised_ = false;
@@ -156,6 +164,7 @@ class Nvml final : public Backend {
   UtilFn util_ = nullptr;
   PowerFn power_ = nullptr;
   EnergyFn energy_ = nullptr;
+  TempFn temp_ = nullptr;
   std::vector<nvmlDevice_t> handles_;
 };
 

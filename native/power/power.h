@@ -10,8 +10,11 @@
 // own: a quantity the device does not support (NOT_SUPPORTED) is simply absent from that sample;
 // any other failure of one quantity is absent too, with its error text in Sample::errors.
 //
-// Units: utilisation in percent, power in W, energy in J (NVML gives mW and mJ; ROCm SMI gives
-// µW and counts x resolution µJ). Energy is the library's cumulative counter, not a delta.
+// Units: utilisation in percent, power in W, energy in J, temperature in °C (NVML gives mW, mJ
+// and whole °C; ROCm SMI gives µW, counts x resolution µJ and millidegrees C). Energy is the
+// library's cumulative counter, not a delta. Temperature is the GPU's main sensor: NVML's
+// NVML_TEMPERATURE_GPU; ROCm SMI's edge sensor, or junction (hotspot) where the device has no
+// edge sensor (MI300 and later).
 //
 // Threads: one backend object may be used from several threads (a mutex serialises its calls),
 // which covers the one sampler thread plus the JS thread this module is written for.
@@ -39,6 +42,8 @@ struct Sample {
   double powerW = std::nan("");
   /** J, cumulative counter of the device (since driver load for NVML), NaN = unavailable */
   double energyJ = std::nan("");
+  /** °C, the GPU's main sensor (ROCm SMI: edge, else junction), NaN = unavailable */
+  double tempC = std::nan("");
   /** CLOCK_MONOTONIC ns at the middle of the reads */
   uint64_t tNs = 0;
   /** "power: <library error>" for a quantity that failed other than by NOT_SUPPORTED */

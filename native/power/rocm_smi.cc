@@ -15,6 +15,11 @@ typedef uint32_t rsmi_status_t;  // enum with RSMI_STATUS_UNKNOWN_ERROR = 0xFFFF
 constexpr rsmi_status_t RSMI_STATUS_SUCCESS = 0;
 constexpr rsmi_status_t RSMI_STATUS_NOT_SUPPORTED = 2;
 constexpr rsmi_status_t RSMI_STATUS_NOT_YET_IMPLEMENTED = 9;
+// rsmi_temperature_type_t (passed as uint32_t sensor_type) and rsmi_temperature_metric_t
+constexpr uint32_t RSMI_TEMP_TYPE_EDGE = 0;
+constexpr uint32_t RSMI_TEMP_TYPE_JUNCTION = 1;
+typedef int rsmi_temperature_metric_t;  // C enum, int-sized
+constexpr rsmi_temperature_metric_t RSMI_TEMP_CURRENT = 0;
 
 typedef rsmi_status_t (*InitFn)(uint64_t init_flags);
 typedef rsmi_status_t (*ShutdownFn)(void);
@@ -25,6 +30,8 @@ typedef rsmi_status_t (*PowerAveFn)(uint32_t dv_ind, uint32_t sensor_ind, uint64
 typedef rsmi_status_t (*SocketPowerFn)(uint32_t dv_ind, uint64_t* socket_power);            // µW
 // counter x counter_resolution = µJ; timestamp in ns
 typedef rsmi_status_t (*EnergyFn)(uint32_t dv_ind, uint64_t* power, float* counter_resolution, uint64_t* timestamp);
+// millidegrees C
+typedef rsmi_status_t (*TempFn)(uint32_t dv_ind, uint32_t sensor_type, rsmi_temperature_metric_t metric, int64_t* temperature);
 typedef rsmi_status_t (*StatusStringFn)(rsmi_status_t status, const char** status_string);
 
 const char kLibBase[] = "librocm_smi64.so";
@@ -80,6 +87,7 @@ class RocmSmi final : public Backend {
     powerAve_ = DlSym<PowerAveFn>(h, "rsmi_dev_power_ave_get");
     socketPower_ = DlSym<SocketPowerFn>(h, "rsmi_dev_current_socket_power_get");
     energy_ = DlSym<EnergyFn>(h, "rsmi_dev_energy_count_get");
+    temp_ = DlSym<TempFn>(h, "rsmi_dev_temp_metric_get");
     for (const auto& req : {std::make_pair("rsmi_init", reinterpret_cast<void*>(init)),
                             std::make_pair("rsmi_shut_down", reinterpret_cast<void*>(shutdown_)),
                             std::make_pair("rsmi_num_monitor_devices", reinterpret_cast<void*>(count)),
@@ -115,10 +123,13 @@ class RocmSmi final : public Backend {
       devices_.push_back(Device{i, devName});
     }
     noSocketPower_.assign(n, socketPower_ == nullptr);
+    tempSensor_.assign(n, temp_ == nullptr ? kNoTempSensor : static_cast<int>(RSMI_TEMP_TYPE_EDGE));
     available_ = true;
   }
 
  private:
+  static constexpr int kNoTempSensor = -1;
+
   std::string Error(rsmi_status_t rc) const {
     const char* s = nullptr;
     if (statusString_ == nullptr || statusString_(rc, &s) != RSMI_STATUS_SUCCESS) s = nullptr;
@@ -167,6 +178,24 @@ class RocmSmi final : public Backend {
         out->energyJ = static_cast<double>(counter) * static_cast<double>(resolution) / 1e6;
       }
     }
+    // the edge sensor where the device has one, else junction (MI300 has no edge sensor); the
+    // sensor that answered NOT_SUPPORTED is not asked again
+    int& sensor = tempSensor_[index];
+    if (sensor != kNoTempSensor) {
+      int64_t mc = 0;
+      rsmi_status_t rc = temp_(index, static_cast<uint32_t>(sensor), RSMI_TEMP_CURRENT, &mc);
+      if (Unsupported(rc) && sensor == static_cast<int>(RSMI_TEMP_TYPE_EDGE)) {
+        sensor = static_cast<int>(RSMI_TEMP_TYPE_JUNCTION);
+        rc = temp_(index, RSMI_TEMP_TYPE_JUNCTION, RSMI_TEMP_CURRENT, &mc);
+      }
+      if (rc == RSMI_STATUS_SUCCESS) {
+        out->tempC = static_cast<double>(mc) / 1000.0;
+      } else if (Unsupported(rc)) {
+        sensor = kNoTempSensor;
+      } else {
+        Ok(rc, "temperature", out);
+      }
+    }
   }
 
   bool initialised_ = false;
@@ -176,7 +205,10 @@ class RocmSmi final : public Backend {
   PowerAveFn powerAve_ = nullptr;
   SocketPowerFn socketPower_ = nullptr;
   EnergyFn energy_ = nullptr;
+  TempFn temp_ = nullptr;
   std::vector<bool> noSocketPower_;
+  /** per device: the RSMI_TEMP_TYPE_* to read, kNoTempSensor when neither edge nor junction answers */
+  std::vector<int> tempSensor_;
 };
 
 }  // namespace

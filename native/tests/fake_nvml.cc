@@ -1,8 +1,9 @@
 // A stand-in for libnvidia-ml.so.1 in the power tests (native/power/nvml.cc), one shared object
 // per variant:
 //   (default)                       2 devices. Device 0: util 37 %, power 123456 mW, energy
-//                                   5000000 mJ + 1000 mJ per call. Device 1: util fails with
-//                                   NO_PERMISSION, power 123456 mW, energy NOT_SUPPORTED.
+//                                   5000000 mJ + 1000 mJ per call, temperature 61 °C. Device 1:
+//                                   util fails with NO_PERMISSION, power 123456 mW, energy and
+//                                   temperature NOT_SUPPORTED.
 //   GPUCOLO_FAKE_NVML_NO_DRIVER     nvmlInit_v2 fails with DRIVER_NOT_LOADED
 //   GPUCOLO_FAKE_NVML_NO_DEVICES    initialises, 0 devices
 // gpucolo_fake_nvml_refs() lets a test check that every nvmlInit_v2 is balanced by nvmlShutdown.
@@ -92,6 +93,13 @@ FAKE_EXPORT int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned lon
   if (d == &g_devices[1]) return 3;  // NVML_ERROR_NOT_SUPPORTED (pre-Volta)
   d->energyMj += 1000;
   *mj = d->energyMj;
+  return 0;
+}
+
+FAKE_EXPORT int nvmlDeviceGetTemperature(nvmlDevice_t d, int sensorType, unsigned int* temp) {
+  if (sensorType != 0) return 2;     // NVML_ERROR_INVALID_ARGUMENT: only NVML_TEMPERATURE_GPU
+  if (d == &g_devices[1]) return 3;  // NVML_ERROR_NOT_SUPPORTED
+  *temp = 61;
   return 0;
 }
 

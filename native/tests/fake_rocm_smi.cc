@@ -2,14 +2,16 @@
 // object per variant:
 //   (default)                         2 devices. Device 0 "Fake AMD Instinct MI300X": busy 55 %,
 //                                     current socket power 250000000 µW, energy counter 1000000 +
-//                                     1000 counts per call at 15.3 µJ per count. Device 1
-//                                     "Fake AMD Instinct MI210": busy and socket power
+//                                     1000 counts per call at 15.3 µJ per count, temperature:
+//                                     edge NOT_SUPPORTED (like MI300), junction 72500 m°C.
+//                                     Device 1 "Fake AMD Instinct MI210": busy and socket power
 //                                     NOT_SUPPORTED, average power 75500000 µW, energy
-//                                     NOT_SUPPORTED.
+//                                     NOT_SUPPORTED, temperature edge 41000 m°C.
 //   GPUCOLO_FAKE_ROCM_SMI_INIT_FAIL   rsmi_init fails with RSMI_STATUS_INIT_ERROR
 //   GPUCOLO_FAKE_ROCM_SMI_NO_DEVICES  initialises, 0 devices
 // gpucolo_fake_rsmi_refs() lets a test check that every rsmi_init is balanced by rsmi_shut_down;
-// gpucolo_fake_rsmi_socket_calls() counts calls of rsmi_dev_current_socket_power_get.
+// gpucolo_fake_rsmi_socket_calls() counts calls of rsmi_dev_current_socket_power_get,
+// gpucolo_fake_rsmi_edge_calls() calls of rsmi_dev_temp_metric_get for the edge sensor.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +21,7 @@
 namespace {
 int g_refs = 0;
 int g_socketCalls = 0;
+int g_edgeCalls = 0;
 uint64_t g_counter = 1000000;
 constexpr uint32_t kSuccess = 0, kInvalidArgs = 1, kNotSupported = 2, kInitError = 8;
 }  // namespace
@@ -94,5 +97,20 @@ FAKE_EXPORT uint32_t rsmi_dev_energy_count_get(uint32_t dv, uint64_t* counter, f
   return kSuccess;
 }
 
+// sensor_type: RSMI_TEMP_TYPE_EDGE 0, JUNCTION 1, MEMORY 2; metric RSMI_TEMP_CURRENT 0; m°C
+FAKE_EXPORT uint32_t rsmi_dev_temp_metric_get(uint32_t dv, uint32_t sensor, int metric, int64_t* temp) {
+  if (dv >= 2 || sensor > 2 || metric != 0 || temp == nullptr) return kInvalidArgs;
+  if (sensor == 0) ++g_edgeCalls;
+  if (dv == 0) {
+    if (sensor != 1) return kNotSupported;  // MI300: no edge sensor
+    *temp = 72500;
+    return kSuccess;
+  }
+  if (sensor != 0) return kNotSupported;
+  *temp = 41000;
+  return kSuccess;
+}
+
 FAKE_EXPORT int gpucolo_fake_rsmi_refs(void) { return g_refs; }
 FAKE_EXPORT int gpucolo_fake_rsmi_socket_calls(void) { return g_socketCalls; }
+FAKE_EXPORT int gpucolo_fake_rsmi_edge_calls(void) { return g_edgeCalls; }

@@ -110,6 +110,7 @@ TEST(power_nvml_fake_devices_and_units) {
   CHECK(Near(c.energyJ - a.energyJ, 1.0));  // +1000 mJ per call -> +1 J
   CHECK(Near(std::fmod(a.energyJ, 1.0), 0.0));  // whole joules: mJ / 1000, not / 1024 or so
   CHECK(a.energyJ >= 5001.0);
+  CHECK(Near(a.tempC, 61.0));  // NVML_TEMPERATURE_GPU, whole °C
   CHECK(a.errors.empty());
   CHECK(before <= a.tNs && a.tNs <= c.tNs && c.tNs <= after);
 }
@@ -120,6 +121,7 @@ TEST(power_nvml_fake_not_supported_is_a_missing_field_not_an_error) {
   CHECK(b->Read(1, &s) == SampleStatus::kOk);
   CHECK(std::isnan(s.energyJ));   // NOT_SUPPORTED: silent
   CHECK(Near(s.powerW, 123.456));  // the other fields are independent
+  CHECK(std::isnan(s.tempC));      // temperature NOT_SUPPORTED: silent too
   CHECK_EQ(s.utilPercent, -1);     // NO_PERMISSION: missing, with the library's words
   CHECK_EQ(s.errors, std::vector<std::string>{"utilisation: Insufficient Permissions (4)"});
 }
@@ -208,6 +210,24 @@ TEST(power_rocm_smi_fake_devices_and_units) {
   CHECK(Near(counts * res / 1e6, a.energyJ));
   CHECK_EQ(static_cast<uint64_t>(counts) % 1000, uint64_t{0});
   CHECK(a.errors.empty());
+}
+
+TEST(power_rocm_smi_fake_temperature_edge_else_junction) {
+  auto b = OpenRocmSmi(GPUCOLO_FAKE_ROCM_SMI);
+  const int edge0 = FakeCounter(GPUCOLO_FAKE_ROCM_SMI, "gpucolo_fake_rsmi_edge_calls");
+  Sample a;
+  CHECK(b->Read(0, &a) == SampleStatus::kOk);
+  CHECK(Near(a.tempC, 72.5));  // edge NOT_SUPPORTED (MI300) -> junction, m°C -> °C
+  CHECK(a.errors.empty());     // the missing edge sensor is not an error
+  CHECK(b->Read(0, &a) == SampleStatus::kOk);
+  CHECK(Near(a.tempC, 72.5));
+  // edge asked once on device 0, then junction straight away
+  CHECK_EQ(FakeCounter(GPUCOLO_FAKE_ROCM_SMI, "gpucolo_fake_rsmi_edge_calls"), edge0 + 1);
+  Sample c;
+  CHECK(b->Read(1, &c) == SampleStatus::kOk);
+  CHECK(Near(c.tempC, 41.0));  // edge where the device has it
+  CHECK(b->Read(1, &c) == SampleStatus::kOk);
+  CHECK_EQ(FakeCounter(GPUCOLO_FAKE_ROCM_SMI, "gpucolo_fake_rsmi_edge_calls"), edge0 + 3);
 }
 
 TEST(power_rocm_smi_fake_fallbacks_and_not_supported) {

@@ -8,10 +8,17 @@
  *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/power1_average  µW, the driver's average
  *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/power1_input    µW, instant (newer kernels/SoCs)
  *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/energy1_input   µJ, cumulative, where provided
+ *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/temp<K>_input   m°C (signed), one per sensor
+ *   <sysfs>/class/drm/card<N>/device/hwmon/hwmon<M>/temp<K>_label   "edge", "junction", "mem"
+ *
+ * Temperature: the edge sensor, else junction (hotspot; MI300 has no edge sensor, so no temp1).
+ * A sensor's label says which it is; without a label amdgpu's numbering does (temp1 edge, temp2
+ * junction, temp3 mem). Memory and unknown sensors are not used.
  *
  * Connector entries (card0-DP-1) and render nodes are not cards. A quantity whose file is absent
  * is simply not sampled; one that exists but cannot be read or parsed when the source is opened
- * is left out with its reason. On APUs the hwmon power includes the CPU.
+ * is left out with its reason. A card is a device when it reports utilisation, power or energy;
+ * temperature alone does not make one. On APUs the hwmon power includes the CPU.
  */
 import type { EnergyDevice, EnergySample, EnergySourceProbe, OpenedSource } from './types.js';
 import {
@@ -21,6 +28,7 @@ import {
   monotonicNs,
   naturalCompare,
   parseLineFile,
+  parseSignedFile,
   parseUnsignedFile,
   readText,
   underRoot,
@@ -59,10 +67,21 @@ export function parseHwmonEnergyJ(text: string, path: string): number {
   return parseUnsignedFile(text, path, 'energy in microjoules') / 1e6;
 }
 
+/** hwmon temp<K>_input: m°C -> °C (signed: the hwmon ABI allows readings below zero) */
+export function parseHwmonTempC(text: string, path: string): number {
+  return parseSignedFile(text, path, 'a temperature in millidegrees Celsius') / 1000;
+}
+
+/** hwmon temp<K>_label: the sensor's name ("edge", "junction", "mem" on amdgpu) */
+export function parseHwmonTempLabel(text: string): string {
+  return parseLineFile(text);
+}
+
 interface CardFiles {
   busy?: string;
   power?: string;
   energy?: string;
+  temp?: string;
 }
 
 type Quantity = keyof CardFiles;
@@ -70,7 +89,38 @@ const PARSE: Record<Quantity, (text: string, path: string) => number> = {
   busy: parseGpuBusyPercent,
   power: parseHwmonPowerW,
   energy: parseHwmonEnergyJ,
+  temp: parseHwmonTempC,
 };
+
+/** amdgpu's sensor numbering, for a temp<K>_input without a label */
+const TEMP_BY_NUMBER: Record<number, string> = { 1: 'edge', 2: 'junction', 3: 'mem' };
+/** the sensors used, preferred first */
+const TEMP_PREFERENCE = ['edge', 'junction'];
+
+/** The temp<K>_input files of a hwmon directory worth trying, preferred first (edge, then junction). */
+function temperatureCandidates(hw: string): string[] {
+  const listing = listDir(hw);
+  if (!('names' in listing)) return [];
+  const sensors: { path: string; role: string; k: number }[] = [];
+  for (const n of listing.names) {
+    const m = /^temp(\d+)_input$/.exec(n);
+    if (!m) continue;
+    const k = Number(m[1]);
+    let role = '';
+    try {
+      role = parseHwmonTempLabel(readText(`${hw}/temp${k}_label`)).toLowerCase();
+    } catch {
+      // no label: amdgpu's numbering
+    }
+    sensors.push({ path: `${hw}/${n}`, role: role || (TEMP_BY_NUMBER[k] ?? ''), k });
+  }
+  return TEMP_PREFERENCE.flatMap((role) =>
+    sensors
+      .filter((s) => s.role === role)
+      .sort((a, b) => a.k - b.k)
+      .map((s) => s.path),
+  );
+}
 
 /** Reads + parses once; ENOENT = absent (null), other failures = reason string. */
 function tryQuantity(q: Quantity, path: string): { ok: true } | { ok: false; absent: boolean; reason: string } {
@@ -138,7 +188,10 @@ export function openAmdgpuSysfs(sysfsRoot = '/sys'): OpenedSource {
       'names' in hwmonList ? hwmonList.names.filter((n) => /^hwmon\d+$/.test(n)).sort(naturalCompare)[0] : undefined;
     const hw = hwmon ? `${devDir}/hwmon/${hwmon}` : null;
     const candidates: [Quantity, string][] = [['busy', `${devDir}/gpu_busy_percent`]];
-    if (hw) candidates.push(['power', `${hw}/power1_average`], ['power', `${hw}/power1_input`], ['energy', `${hw}/energy1_input`]);
+    if (hw) {
+      candidates.push(['power', `${hw}/power1_average`], ['power', `${hw}/power1_input`], ['energy', `${hw}/energy1_input`]);
+      for (const t of temperatureCandidates(hw)) candidates.push(['temp', t]);
+    }
     const found: CardFiles = {};
     const problems: string[] = [];
     for (const [q, path] of candidates) {
@@ -158,7 +211,7 @@ export function openAmdgpuSysfs(sysfsRoot = '/sys'): OpenedSource {
       index: probe.devices.length,
       id: card,
       name,
-      files: [found.busy, found.power, found.energy].filter((f): f is string => f !== undefined),
+      files: [found.busy, found.power, found.energy, found.temp].filter((f): f is string => f !== undefined),
     };
     probe.devices.push(device);
     files.push(found);
@@ -193,8 +246,9 @@ export function openAmdgpuSysfs(sysfsRoot = '/sys'): OpenedSource {
       const utilPercent = get('busy');
       const powerW = get('power');
       const energyJ = get('energy');
+      const tempC = get('temp');
       const t1 = monotonicNs();
-      const s: EnergySample = { tNs: t0 + (t1 - t0) / 2, utilPercent, powerW, energyJ };
+      const s: EnergySample = { tNs: t0 + (t1 - t0) / 2, utilPercent, powerW, energyJ, tempC };
       if (errors.length) s.errors = errors;
       return s;
     },

@@ -1,9 +1,10 @@
 /**
- * Device utilisation, power and energy while something runs: one sampler over four sources.
+ * Device utilisation, power, energy and GPU temperature while something runs: one sampler over
+ * four sources.
  *
  *   nvml          NVIDIA GPUs through libnvidia-ml (native core, dlopen())
  *   rocm-smi      AMD GPUs through librocm_smi64 (native core, dlopen())
- *   amdgpu-sysfs  AMD GPUs through sysfs: gpu_busy_percent, hwmon power/energy (pure TS)
+ *   amdgpu-sysfs  AMD GPUs through sysfs: gpu_busy_percent, hwmon power/energy/temperature (pure TS)
  *   rapl          CPU packages/DRAM through powercap energy_uj (pure TS)
  *
  * A source that cannot be used is reported unavailable with its reason, never as zeros
@@ -36,6 +37,8 @@ export {
   parseGpuBusyPercent,
   parseHwmonEnergyJ,
   parseHwmonPowerW,
+  parseHwmonTempC,
+  parseHwmonTempLabel,
   parsePciVendor,
   parseProductName,
 } from './amdgpu-sysfs.js';
@@ -170,6 +173,7 @@ export function startSampling(opts: SamplingOptions = {}): EnergySampling {
             energyJ: null,
             energyFrom: null,
             counterResets: 0,
+            temperatureC: null,
           });
           continue;
         }

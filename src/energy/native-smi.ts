@@ -1,6 +1,6 @@
 /**
  * NVML and ROCm SMI through the native core (native/power: dlopen() of libnvidia-ml.so.1 /
- * librocm_smi64.so, units already converted to %, W, J). Without the native core both are
+ * librocm_smi64.so, units already converted to %, W, J, °C). Without the native core both are
  * unavailable with "native core not loaded: <why>"; the sysfs readers do not need it.
  */
 import { loadNative, nativeReport, type NativeBinding, type NativePowerBackend } from '../native.js';
@@ -52,7 +52,7 @@ export function openNativeSmi(name: NativeSmiName, binding: NativeBinding | null
       const dev = probe.devices[index];
       if (!dev) throw new RangeError(`${name} has no device ${index}`);
       const s = powerSample.call(binding, name, dev.index);
-      const out: EnergySample = { tNs: s.tNs, utilPercent: s.utilPercent, powerW: s.powerW, energyJ: s.energyJ };
+      const out: EnergySample = { tNs: s.tNs, utilPercent: s.utilPercent, powerW: s.powerW, energyJ: s.energyJ, tempC: s.tempC ?? null };
       if (s.errors?.length) out.errors = s.errors;
       return out;
     },

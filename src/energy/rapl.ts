@@ -114,7 +114,7 @@ export function openRapl(sysfsRoot = '/sys'): OpenedSource {
         error = errnoCode(err) === 'EBADTEXT' ? oneLine(err) : cannotRead(path, err, raplReadHint);
       }
       const t1 = monotonicNs();
-      const s: EnergySample = { tNs: t0 + (t1 - t0) / 2, utilPercent: null, powerW: null, energyJ };
+      const s: EnergySample = { tNs: t0 + (t1 - t0) / 2, utilPercent: null, powerW: null, energyJ, tempC: null };
       if (error) s.errors = [error];
       return s;
     },

@@ -1,9 +1,9 @@
-/** From one device's samples to its means, maxima and energy (pure; src/energy/index.ts). */
+/** From one device's samples to its means, maxima, energy and temperature (pure; src/energy/index.ts). */
 import type { EnergySample, MeanMax, SourceSummary } from './types.js';
 
 type DeviceFigures = Pick<
   SourceSummary,
-  'samples' | 'spanS' | 'utilisation' | 'powerW' | 'powerFrom' | 'energyJ' | 'energyFrom' | 'counterResets'
+  'samples' | 'spanS' | 'utilisation' | 'powerW' | 'powerFrom' | 'energyJ' | 'energyFrom' | 'counterResets' | 'temperatureC'
 >;
 
 function meanMax(values: number[]): MeanMax | null {
@@ -30,9 +30,13 @@ export function summariseDevice(samples: readonly EnergySample[], wrapJ?: number
   const spanS = n >= 2 ? (samples[n - 1].tNs - samples[0].tNs) / 1e9 : 0;
   const util: number[] = [];
   const power: number[] = [];
+  const temp: number[] = [];
   for (const s of samples) {
     if (s.utilPercent !== null) util.push(s.utilPercent);
     if (s.powerW !== null) power.push(s.powerW);
+    // `?? null`: samples recorded before tempC existed (or from an older native core) lack it
+    const t = s.tempC ?? null;
+    if (t !== null) temp.push(t);
   }
 
   // counter differences between consecutive samples that have the counter
@@ -89,5 +93,5 @@ export function summariseDevice(samples: readonly EnergySample[], wrapJ?: number
     powerW = { mean: counterJ / counterS, max: maxIntervalW };
     powerFrom = 'counter';
   }
-  return { samples: n, spanS, utilisation: meanMax(util), powerW, powerFrom, energyJ, energyFrom, counterResets };
+  return { samples: n, spanS, utilisation: meanMax(util), powerW, powerFrom, energyJ, energyFrom, counterResets, temperatureC: meanMax(temp) };
 }

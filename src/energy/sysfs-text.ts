@@ -41,6 +41,18 @@ export function parseUnsignedFile(text: string, path: string, what: string): num
   throw badText(path, what, t);
 }
 
+const RE_SIGNED = /^-?\d{1,20}$/;
+
+/** Like parseUnsignedFile, with an optional leading minus (hwmon temperatures may be below zero). */
+export function parseSignedFile(text: string, path: string, what: string): number {
+  const t = text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (RE_SIGNED.test(t)) {
+    const v = Number(t);
+    if (Number.isSafeInteger(v)) return v === 0 ? 0 : v; // no -0
+  }
+  throw badText(path, what, t);
+}
+
 /** {code: 'EBADTEXT', path}: "<path>:1: expected <what>, got "<text>"" */
 export function badText(path: string, what: string, text: string): GpucoloError {
   const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;

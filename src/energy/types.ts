@@ -42,6 +42,11 @@ export interface EnergySample {
   powerW: number | null;
   /** cumulative counter, J; only differences between samples mean something */
   energyJ: number | null;
+  /**
+   * °C, the GPU's main sensor: NVML's GPU sensor; ROCm SMI and amdgpu hwmon: edge, else junction
+   * (MI300 has no edge sensor); null for CPU zones and where no sensor is readable
+   */
+  tempC: number | null;
   /** fields that failed for another reason than "not supported" */
   errors?: string[];
 }
@@ -73,6 +78,8 @@ export interface SourceSummary {
   energyFrom: 'counter' | 'power-integral' | null;
   /** the counter went backwards without a known wrap range (driver reload): that interval is left out */
   counterResets: number;
+  /** °C over the samples that have a temperature; null when none has */
+  temperatureC: MeanMax | null;
 }
 
 export interface SamplingSummary {

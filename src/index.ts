@@ -16,3 +16,5 @@ export { loadScenario, runScenario, runTorchPhase, runProbePhase } from './scena
 export { renderCharts, renderMarkdown, compareResults, loadResults } from './report/index.js';
 export * as energy from './energy/index.js';
 export { startSampling, probeEnergySources } from './energy/index.js';
+export * as experiment from './runners/experiment/index.js';
+export { loadExperimentPlan, runExperiment } from './runners/experiment/index.js';

@@ -17,6 +17,8 @@ import { studyCommand } from './study.js';
 import { probeCommand } from './probe.js';
 import { runCommand } from './run.js';
 import { compareCommand } from './compare.js';
+import { experimentCommand } from './experiment.js';
+import { cleanupCommand } from './cleanup.js';
 
 export function buildProgram(): Command {
   const program = new Command('gpucolo')
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   program.addCommand(probeCommand());
   program.addCommand(runCommand());
   program.addCommand(compareCommand());
+  program.addCommand(experimentCommand());
+  program.addCommand(cleanupCommand());
   // every (sub)command reports usage errors through main() instead of exiting on its own
   const override = (c: Command): void => {
     c.exitOverride();

@@ -41,14 +41,24 @@ function fsyncDir(dir: string): void {
  * Writes `data` to `file` atomically (temp file in the same directory + fsync + rename). The
  * directory must exist. Errors keep Node's code (ENOENT, ENOSPC, EACCES) and name `file`.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+export interface AtomicWriteOptions {
+  /**
+   * fsync the data and the directory (default true). Files that only guard against gpucolo itself
+   * crashing (the run registry, rewritten on every child start and exit) skip it: after a machine
+   * crash there is nothing left to protect, and an fsync per change stalls the event loop on a busy disk.
+   */
+  fsync?: boolean;
+}
+
+export function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
+  const sync = opts.fsync !== false;
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
   try {
     const fd = fs.openSync(tmp, 'wx', 0o644);
     try {
       fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
+      if (sync) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
@@ -61,10 +71,10 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     }
     throw writeError(file, err);
   }
-  fsyncDir(dir);
+  if (sync) fsyncDir(dir);
 }
 
 /** `value` as 2-space JSON with a trailing newline, written atomically. */
-export function writeJsonAtomic(file: string, value: unknown): void {
-  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+export function writeJsonAtomic(file: string, value: unknown, opts: AtomicWriteOptions = {}): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, opts);
 }

@@ -14,7 +14,7 @@ export type {
   SupervisedChild,
   SupervisorOptions,
 } from './supervisor.js';
-export { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeJsonAtomic } from './registry.js';
+export { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeJsonAtomic, writeTextAtomic } from './registry.js';
 export type { ChildRecord, ChildState, ExitReason, RunRegistryDoc } from './registry.js';
 export {
   ancestors,
@@ -32,3 +32,5 @@ export {
   subtree,
 } from './proctree.js';
 export type { PidStat, PidStatus } from './proctree.js';
+export { REGISTRY_PREFIX, defaultRegistryDir, defaultRegistryFile, listRegistryFiles, reapRegistries } from './cleanup.js';
+export type { ReapAction, ReapOptions, ReapOutcome, ReapReport } from './cleanup.js';

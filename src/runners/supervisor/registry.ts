@@ -8,8 +8,9 @@
  * handlers, where nothing asynchronous runs, and changes are rare (a start, an exit).
  */
 import fs from 'node:fs';
-import path from 'node:path';
+import { writeFileAtomic, writeJsonAtomic as writeJsonAtomicFile } from '../../report/index.js';
 import { VERSION } from '../../version.js';
+import { readStat } from './proctree.js';
 
 export const RUNS_SCHEMA = 'gpucolo.runs/1';
 
@@ -53,6 +54,8 @@ export interface RunRegistryDoc {
   gpucoloVersion: string;
   runId: string;
   gpucoloPid: number;
+  /** /proc/<gpucoloPid>/stat starttime: tells a live gpucolo from a later process with its pid */
+  gpucoloStartTicks?: number | null;
   startedAt: string;
   updatedAt: string;
   children: ChildRecord[];
@@ -66,31 +69,17 @@ export interface RunRegistryOptions {
   onWriteError?: (err: Error) => void;
 }
 
-let tmpSeq = 0;
-
 /**
- * Writes JSON to file atomically: temp file in the same directory (rename is atomic only within
- * one filesystem), then rename. No fsync: the registry guards against gpucolo crashing, not the
- * machine (after a machine crash no child is left to reap), and an fsync per change would stall
- * the event loop on a busy disk.
+ * Registry files are written atomically (temp file + rename) without fsync: the registry guards
+ * against gpucolo crashing, not the machine (after a machine crash no child is left to reap).
  */
 export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++tmpSeq}.tmp`);
-  const fd = fs.openSync(tmp, 'w', 0o644);
-  try {
-    fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-  } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  fs.closeSync(fd);
-  try {
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeJsonAtomicFile(file, value, { fsync: false });
+}
+
+/** Text written atomically, like writeJsonAtomic. */
+export function writeTextAtomic(file: string, text: string): void {
+  writeFileAtomic(file, text, { fsync: false });
 }
 
 /** Error with a `.code`, thrown by readRunRegistry for files that are not run registries. */
@@ -113,6 +102,9 @@ export function readRunRegistry(file: string): RunRegistryDoc {
   }
   return doc as RunRegistryDoc;
 }
+
+/** gpucolo's own start time in clock ticks after boot (null without /proc). */
+const OWN_START_TICKS: number | null = readStat('/proc', process.pid)?.startTicks ?? null;
 
 export class RunRegistry {
   readonly runId: string;
@@ -159,6 +151,7 @@ export class RunRegistry {
       gpucoloVersion: VERSION,
       runId: this.runId,
       gpucoloPid: process.pid,
+      gpucoloStartTicks: OWN_START_TICKS,
       startedAt: this.startedAt,
       updatedAt: new Date().toISOString(),
       children: this.list(),

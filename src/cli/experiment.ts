@@ -1,0 +1,215 @@
+/**
+ * gpucolo experiment FILE: training experiments (modes default, mutation, parallel) from an
+ * experiment file and a models file; one result JSON per run plus summary.md / summary.csv.
+ *
+ * Exit codes: 0 every run succeeded; 1 some run's training failed (results still written) or
+ * gpucolo could not do its job; 2 invalid experiment/models file or usage; 130 interrupted
+ * (SIGINT/SIGTERM: the groups are stopped, the current run's result is written as interrupted).
+ * A second SIGINT/SIGTERM SIGKILLs every group at once.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { GpucoloError, oneLine } from '../errors.js';
+import { ENERGY_SOURCES, type EnergySourceName } from '../energy/index.js';
+import {
+  experimentSupervisor,
+  loadExperimentPlan,
+  runExperiment,
+  type ExperimentEvent,
+  type LoadedExperiment,
+  type PlannedRun,
+} from '../runners/experiment/index.js';
+import { listRegistryFiles, reapRegistries } from '../runners/supervisor/index.js';
+import { CliError } from './errors.js';
+
+/** errors in what the user gave: exit 2 */
+const INPUT_CODES = new Set(['EBADCONFIG', 'ENOENT', 'EISDIR', 'ENOTDIR']);
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`not a number of seconds: "${v}"`);
+  return n;
+}
+
+function seedArg(v: string): number {
+  if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff) throw new InvalidArgumentError(`not a seed (0..4294967295): "${v}"`);
+  return Number(v);
+}
+
+function sourcesArg(v: string): EnergySourceName[] {
+  const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const s of list) if (!(ENERGY_SOURCES as readonly string[]).includes(s)) throw new InvalidArgumentError(`unknown energy source "${s}" (${ENERGY_SOURCES.join(', ')})`);
+  return list as EnergySourceName[];
+}
+
+const fmtS = (s: number): string => (s >= 100 ? s.toFixed(0) : s.toFixed(1));
+const hp = (h: Record<string, unknown>): string => JSON.stringify(h);
+
+/** The dry-run listing: what would run, exactly (argv as a JSON array: no shell quoting to guess). */
+export function dryRunText(loaded: LoadedExperiment): string {
+  const e = loaded.experiment;
+  const out = [
+    `experiment ${e.experiment_name}: mode ${e.mode}, ${loaded.runs.length} run(s), max_retries ${e.max_retries}${e.governor ? `, governor ${e.governor}` : ''}, energy every ${e.energy_interval_ms} ms`,
+    `models file: ${loaded.modelsFile}`,
+  ];
+  if (e.mode === 'parallel') out.push(`background: start wait ${e.background_start_wait_s} s, pause ${e.background_pause_s} s between runs${e.estimate_split ? '; estimate_split: solo + idle baseline runs too' : ''}`);
+  loaded.runs.forEach((r: PlannedRun, i) => {
+    out.push('', `[${i + 1}/${loaded.runs.length}] ${r.experimentId}`);
+    const job = (label: string, j: PlannedRun['foreground']): void => {
+      out.push(`  ${label}: ${j.repo}/${j.model}, timeout ${j.timeoutS} s`);
+      out.push(`    cwd:  ${j.cwd}`);
+      out.push(`    argv: ${JSON.stringify(j.argv)}`);
+      out.push(`    hyperparameters: ${hp(j.hyperparameters)}`);
+      if (Object.keys(j.env).length) out.push(`    env: ${hp(j.env)}`);
+    };
+    job('foreground', r.foreground);
+    if (r.background) job('background', r.background);
+  });
+  if (loaded.missingDirs.length) out.push('', `warning: repository director${loaded.missingDirs.length > 1 ? 'ies' : 'y'} not found: ${loaded.missingDirs.join(', ')}`);
+  return `${out.join('\n')}\n`;
+}
+
+interface ExperimentCliOptions {
+  models?: string;
+  results: string;
+  dryRun?: boolean;
+  seed?: number;
+  registry?: string;
+  grace: number;
+  sysfsRoot?: string;
+  energySources?: EnergySourceName[];
+  json?: boolean;
+}
+
+export function experimentCommand(): Command {
+  return new Command('experiment')
+    .description('run training experiments (default, mutation, parallel modes) from an experiment file: supervised runs with retries, timeouts, energy; result JSON per run + summary')
+    .argument('<file>', 'experiment file (JSON or YAML)')
+    .option('--models <file>', 'models file (default: models.json/.yaml next to the experiment file)')
+    .option('--results <dir>', 'results directory', 'results')
+    .option('--dry-run', 'print the planned runs (argv, cwd, hyperparameters) and exit')
+    .option('--seed <n>', "mutation seed (overrides the file's)", seedArg)
+    .option('--registry <file>', 'run registry file (default: per user, under $XDG_RUNTIME_DIR/gpucolo or the temp dir); gpucolo cleanup reads it')
+    .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping a process group', seconds, 10)
+    .option('--sysfs-root <dir>', 'sysfs root for the cpu governor and the energy sources', undefined)
+    .option('--energy-sources <list>', `energy sources to sample (${ENERGY_SOURCES.join(',')})`, sourcesArg)
+    .option('--json', 'print the results as a JSON array at the end')
+    .action(async (file: string, o: ExperimentCliOptions) => {
+      let loaded: LoadedExperiment;
+      try {
+        loaded = loadExperimentPlan(file, { ...(o.models ? { models: o.models } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}) });
+      } catch (err) {
+        const code = (err as GpucoloError).code;
+        throw new CliError(oneLine(err), code && INPUT_CODES.has(code) ? 2 : 1);
+      }
+      if (o.dryRun) {
+        process.stdout.write(dryRunText(loaded));
+        return;
+      }
+      if (loaded.missingDirs.length) throw new CliError(`${file}: repository directory not found: ${loaded.missingDirs.join(', ')} (paths in ${loaded.modelsFile} are relative to it)`, 2);
+      await runCli(loaded, o);
+    });
+}
+
+async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promise<void> {
+  const name = loaded.experiment.experiment_name;
+  const tty = process.stderr.isTTY === true;
+  let bar: SingleBar | null = null;
+  let tick: NodeJS.Timeout | null = null;
+  const say = (line: string): void => {
+    stopBar();
+    process.stderr.write(`gpucolo experiment: ${line}\n`);
+  };
+
+  // leftovers of a gpucolo that was killed: say so (gpucolo cleanup stops them)
+  try {
+    const stale = await reapRegistries(listRegistryFiles(), { dryRun: true });
+    const alive = stale.actions.filter((a) => a.outcome === 'alive');
+    if (alive.length) say(`warning: ${alive.length} process group(s) left by an earlier gpucolo that was killed are still running (${alive.map((a) => `${a.name} pid ${a.pid}`).join(', ')}): run gpucolo cleanup`);
+  } catch {
+    // a check only
+  }
+
+  const { supervisor, registryFile, dispose } = experimentSupervisor({ registryFile: o.registry, graceMs: o.grace * 1000 });
+  const ctl = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (ctl.signal.aborted) {
+      say(`${sig} again: SIGKILL to every process group`);
+      supervisor.killAll();
+      return;
+    }
+    say(`${sig}: stopping the runs (SIGTERM, ${o.grace} s grace, SIGKILL), writing the current result`);
+    ctl.abort();
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+
+  let runStart = 0;
+  let current = { k: 0, n: loaded.runs.length, id: '', phase: '' };
+  function stopBar(): void {
+    if (tick) clearInterval(tick);
+    tick = null;
+    bar?.stop();
+    bar = null;
+  }
+  const startBar = (): void => {
+    if (!tty) return;
+    stopBar();
+    bar = new SingleBar({ format: 'run {value}/{total} | {id} | {phase} | {elapsed}', hideCursor: true, clearOnComplete: true, stream: process.stderr });
+    const fields = (): Record<string, string> => ({ id: current.id, phase: current.phase, elapsed: `${fmtS((performance.now() - runStart) / 1000)} s` });
+    bar.start(current.n, current.k, fields());
+    tick = setInterval(() => bar?.update(current.k, fields()), 500);
+    tick.unref();
+  };
+  const onEvent = (e: ExperimentEvent): void => {
+    switch (e.type) {
+      case 'warning':
+        say(`warning: ${e.message}`);
+        startBar();
+        break;
+      case 'run-start':
+        runStart = performance.now();
+        current = { k: e.index, n: e.total, id: e.run.experimentId, phase: 'starting' };
+        if (tty) startBar();
+        else process.stderr.write(`gpucolo experiment: run ${e.index}/${e.total} ${e.run.experimentId}: started\n`);
+        break;
+      case 'phase':
+        current.phase = e.phase === 'foreground' && e.attempt && e.attempt > 1 ? `foreground attempt ${e.attempt}` : e.phase;
+        break;
+      case 'attempt-end':
+        if (e.outcome.error && !e.outcome.interrupted) {
+          say(`run ${e.index}/${e.total} ${e.run.experimentId}: attempt ${e.attempt} failed: ${e.outcome.error} (log ${e.outcome.logPath})`);
+          startBar();
+        }
+        break;
+      case 'run-end': {
+        stopBar();
+        const f = e.result.foreground_result;
+        const status = f.training_success ? 'ok' : `FAILED: ${f.error_message}`;
+        const bgInfo = e.result.background_info ? `, background ${e.result.background_info.runs_started} run(s)/${e.result.background_info.restarts} restart(s)` : '';
+        process.stderr.write(`gpucolo experiment: run ${e.index}/${e.total} ${e.run.experimentId}: ${status} in ${fmtS(f.duration_seconds)} s, retries ${f.retries}${bgInfo} (elapsed ${fmtS((performance.now() - runStart) / 1000)} s) -> ${e.file}\n`);
+        break;
+      }
+      case 'child':
+        break;
+    }
+  };
+
+  let report;
+  try {
+    report = await runExperiment(loaded, { resultsDir: o.results, supervisor, graceMs: o.grace * 1000, signal: ctl.signal, onEvent, title: name, ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), ...(o.energySources ? { energySources: o.energySources } : {}) });
+  } finally {
+    stopBar();
+    for (const s of signals) process.off(s, onSignal);
+    dispose();
+  }
+  const resultsDir = path.resolve(o.results);
+  if (o.json) process.stdout.write(`${JSON.stringify(report.results, null, 2)}\n`);
+  else {
+    const ok = report.results.filter((r) => r.foreground_result.training_success).length;
+    process.stdout.write(`${name}: ${ok}/${report.results.length} run(s) succeeded${report.interrupted ? ' (interrupted)' : ''}; results in ${resultsDir} (summary.md, summary.csv)\n`);
+  }
+  if (report.interrupted) throw new CliError(`interrupted: ${report.results.length} result(s) written to ${resultsDir}, the current one marked interrupted; registry ${registryFile}`, 130);
+  if (report.failed > 0) throw new CliError(`${report.failed} of ${report.results.length} run(s) failed (results written to ${resultsDir})`, 1, true);
+}

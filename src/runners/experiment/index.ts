@@ -1,0 +1,39 @@
+/**
+ * Training experiments (default, mutation, parallel modes): config files, planning, supervised
+ * runs with retries, timeouts and energy, results and summaries. Import only this file.
+ */
+export * from './types.js';
+export {
+  DEFAULT_TIMEOUT_S,
+  MODES,
+  defaultModelsPath,
+  experimentFileSchema,
+  loadExperiment,
+  loadModels,
+  modelsFileSchema,
+  parseExperiment,
+  parseModels,
+} from './config.js';
+export type { ExperimentFile, ExperimentSpec, HyperparameterSpec, ModelEntry, ModelsFile, Mode } from './config.js';
+export { buildArgv } from './command.js';
+export { extractMetrics } from './metrics.js';
+export { missingRepoDirs, planRuns, sanitizeId } from './plan.js';
+export { summaryCsv, summaryMarkdown } from './summary.js';
+export { DEFAULT_GRACE_MS, attemptLog, jobSucceeded, runJob, runWithRetries } from './job.js';
+export type { AttemptsResult, RetryOptions, RunJobOptions } from './job.js';
+export { BackgroundLoop } from './background.js';
+export type { BackgroundOptions, StartWait } from './background.js';
+export { governorFiles, readGovernors, setGovernor } from './governor.js';
+export type { GovernorOptions, GovernorSetting } from './governor.js';
+export {
+  CPU_CSV_HEADER,
+  GPU_CSV_HEADER,
+  energyMetrics,
+  estimateNote,
+  startEnergyRecording,
+  unavailableEnergyMetrics,
+  writeEnergyCsv,
+} from './energy-metrics.js';
+export type { EnergyRecorder, EnergyRecording, EnergyRecordingOptions, LabelledRecording, RawEnergySample } from './energy-metrics.js';
+export { compactTimestamp, experimentSupervisor, loadExperimentPlan, runExperiment } from './runner.js';
+export type { ExperimentEvent, ExperimentPhase, ExperimentRunOptions, ExperimentRunReport, LoadOptions, LoadedExperiment } from './runner.js';

@@ -1,0 +1,753 @@
+/**
+ * The training experiment runner against real processes: fake training programs
+ * (test/fixtures/experiment-programs/fake_train.py) that print metrics, fail on demand, spawn
+ * sleeping grandchildren, ignore SIGTERM and run past their timeout; the gpucolo CLI
+ * (experiment, cleanup) run as its own process for SIGINT and SIGKILL; one real CPU run of
+ * workloads/tiny_train.py with Debian's PyTorch. Graces are short (300-500 ms); time is asserted
+ * only through generous bounds.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CliError } from '../src/cli/errors.js';
+import { experimentCommand } from '../src/cli/experiment.js';
+import {
+  BackgroundLoop,
+  CPU_CSV_HEADER,
+  EXPERIMENT_RESULT_SCHEMA,
+  GPU_CSV_HEADER,
+  energyMetrics,
+  loadExperimentPlan,
+  readGovernors,
+  runExperiment,
+  runJob,
+  setGovernor,
+  startEnergyRecording,
+  type ExperimentResult,
+  type ExperimentRunOptions,
+  type JobSpec,
+} from '../src/runners/experiment/index.js';
+import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, writeJsonAtomic, RUNS_SCHEMA } from '../src/runners/supervisor/index.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const PROGRAMS = path.join(HERE, 'fixtures/experiment-programs');
+const CLI = path.join(ROOT, 'dist/cli/cli.js');
+const POWER_SYSFS = path.join(HERE, 'fixtures/power/sysfs');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-exp-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(cond: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Dead = ESRCH, or a zombie waiting for PID 1 to reap it (it runs no code). */
+function dead(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  const st = readStat('/proc', pid);
+  return st === null || st.state === 'Z' || st.state === 'X';
+}
+
+let seq = 0;
+/** A fresh directory with a models file pointing at the fake programs, and a pid directory. */
+function workspace(): { dir: string; piddir: string; models: string; results: string } {
+  const dir = path.join(tmp, `ws${++seq}`);
+  const piddir = path.join(dir, 'pids');
+  fs.mkdirSync(piddir, { recursive: true });
+  const hp = {
+    epochs: { flag: '--epochs', type: 'int', default: 1, range: [1, 4] },
+    lr: { flag: '--lr', type: 'float', default: 0.1, range: [0.01, 0.5] },
+    batch_size: { flag: '--batch-size', type: 'int', default: 8, choices: [8, 16, 32] },
+    sleep: { flag: '--sleep', type: 'float', default: 0.2 },
+    fail_first: { flag: '--fail-first', type: 'int', default: 0 },
+    counter: { flag: '--counter', type: 'str', default: path.join(dir, 'counter') },
+    exit: { flag: '--exit', type: 'int', default: 0 },
+    grandchild: { flag: '--grandchild', type: 'bool', default: false },
+    ignore_term: { flag: '--ignore-term', type: 'bool', default: false },
+    role: { flag: '--role', type: 'str', default: 'foreground' },
+  };
+  const model = (timeout: number) => ({
+    command: ['python3', 'fake_train.py'],
+    hyperparameters: hp,
+    metrics: { test_accuracy: 'Test Accuracy:\\s*([\\d.]+)', best_val_accuracy: 'Best Val Accuracy:\\s*([\\d.]+)' },
+    timeout_s: timeout,
+    env: { FAKE_PIDDIR: piddir, PYTHONUNBUFFERED: '1' },
+  });
+  const models = path.join(dir, 'models.json');
+  fs.writeFileSync(
+    models,
+    JSON.stringify({
+      fake: { path: PROGRAMS, models: { fake: model(60), short: model(1.5) } },
+      torch: {
+        path: path.join(ROOT, 'workloads'),
+        models: {
+          tiny: {
+            command: ['/usr/bin/python3', 'tiny_train.py'],
+            hyperparameters: {
+              epochs: { flag: '--epochs', type: 'int', default: 2 },
+              lr: { flag: '--lr', type: 'float', default: 0.05 },
+              batch_size: { flag: '--batch-size', type: 'int', default: 64 },
+            },
+            metrics: { test_accuracy: 'Test Accuracy:\\s*([\\d.]+)', best_val_accuracy: 'Best Val Accuracy:\\s*([\\d.]+)' },
+            timeout_s: 120,
+            env: { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' },
+          },
+        },
+      },
+    }),
+  );
+  return { dir, piddir, models, results: path.join(dir, 'results') };
+}
+
+function writeExperiment(dir: string, exp: Record<string, unknown>, name = 'exp.json'): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, JSON.stringify(exp));
+  return f;
+}
+
+/** Every process a fake program recorded: [role, pid]. */
+function recordedPids(piddir: string): { role: string; pid: number }[] {
+  return fs.readdirSync(piddir).map((n) => {
+    const [role, pid] = fs.readFileSync(path.join(piddir, n), 'utf8').trim().split(' ');
+    return { role, pid: Number(pid) };
+  });
+}
+
+/** No energy source can be available: empty sysfs, sysfs-only sources. */
+function noEnergy(dir: string): Pick<ExperimentRunOptions, 'sysfsRoot' | 'energySources'> {
+  const empty = path.join(dir, 'empty-sys');
+  fs.mkdirSync(empty, { recursive: true });
+  return { sysfsRoot: empty, energySources: ['amdgpu-sysfs', 'rapl'] };
+}
+
+async function run(file: string, models: string, opts: Partial<ExperimentRunOptions> & { resultsDir: string }) {
+  const loaded = loadExperimentPlan(file, { models });
+  const sup = new Supervisor({ graceMs: 300 });
+  const report = await runExperiment(loaded, { supervisor: sup, graceMs: 300, ...opts });
+  expect(sup.live()).toEqual([]);
+  return report;
+}
+
+function readResult(file: string): ExperimentResult {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentResult;
+}
+
+const ENERGY_KEYS = [
+  'cpu_energy_pkg_joules',
+  'cpu_energy_ram_joules',
+  'cpu_energy_total_joules',
+  'gpu_power_avg_watts',
+  'gpu_power_max_watts',
+  'gpu_power_min_watts',
+  'gpu_energy_total_joules',
+  'gpu_temp_avg_celsius',
+  'gpu_temp_max_celsius',
+  'gpu_util_avg_percent',
+  'gpu_util_max_percent',
+] as const;
+
+function expectCompleteResult(r: ExperimentResult): void {
+  expect(Object.keys(r).sort()).toEqual(
+    ['schema', 'gpucolo_version', 'experiment_id', 'experiment_name', 'timestamp', 'mode', 'experiment_index', 'run_index', 'foreground_result', 'background_info', ...('energy_estimate' in r ? ['energy_estimate'] : [])].sort(),
+  );
+  expect(r.schema).toBe(EXPERIMENT_RESULT_SCHEMA);
+  expect(r.gpucolo_version).toMatch(/^\d+\.\d+\.\d+/);
+  expect(Number.isNaN(Date.parse(r.timestamp))).toBe(false);
+  const f = r.foreground_result;
+  expect(Object.keys(f).sort()).toEqual(
+    ['repository', 'model', 'hyperparameters', 'duration_seconds', 'energy_metrics', 'performance_metrics', 'training_success', 'retries', 'error_message', 'log_file'].sort(),
+  );
+  expect(Object.keys(f.energy_metrics).sort()).toEqual([...ENERGY_KEYS, 'attribution', 'note'].sort());
+  expect(typeof f.duration_seconds).toBe('number');
+  expect(fs.existsSync(f.log_file)).toBe(true);
+}
+
+describe('default and mutation modes', () => {
+  it('default: one result JSON per run with every field, logs, summary, energy nulls with the reason', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, {
+      experiment_name: 'plain run',
+      runs_per_config: 2,
+      energy_interval_ms: 100,
+      experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { epochs: 2, lr: 0.05 } }],
+    });
+    const events: string[] = [];
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir), onEvent: (e) => events.push(e.type) });
+    expect(report.interrupted).toBe(false);
+    expect(report.failed).toBe(0);
+    expect(report.files).toHaveLength(2);
+    for (const [k, f] of report.files.entries()) {
+      expect(path.basename(f)).toMatch(new RegExp(`^\\d{8}T\\d{6}Z_plain_run_0_fake_run${k}\\.json$`));
+      const r = readResult(f);
+      expectCompleteResult(r);
+      expect(r).toMatchObject({ experiment_id: `plain_run_0_fake_run${k}`, experiment_name: 'plain run', mode: 'default', experiment_index: 0, run_index: k, background_info: null });
+      expect(r).not.toHaveProperty('energy_estimate');
+      const fg = r.foreground_result;
+      expect(fg).toMatchObject({ repository: 'fake', model: 'fake', training_success: true, retries: 0, error_message: null });
+      expect(fg.hyperparameters).toMatchObject({ epochs: 2, lr: 0.05, batch_size: 8, sleep: 0.2, role: 'foreground' });
+      expect(fg.performance_metrics).toEqual({ test_accuracy: 91.2, best_val_accuracy: 93.4 });
+      expect(fg.log_file).toBe(path.join(ws.results, 'logs', r.experiment_id, 'attempt_1.log'));
+      const log = fs.readFileSync(fg.log_file, 'utf8');
+      expect(log).toContain('epochs=2 lr=0.05 batch_size=8');
+      expect(log).toContain('stderr line of foreground'); // stderr goes to the same log
+      // unavailable energy: nulls and the reason, never zeros
+      const em = fg.energy_metrics;
+      for (const k of ENERGY_KEYS) expect(em[k]).toBeNull();
+      expect(em.attribution).toBe('foreground');
+      expect(em.note).toMatch(/^gpu: unavailable: amdgpu-sysfs: .+; cpu: unavailable: rapl: no .*powercap/);
+      // raw sample files: headers, no rows (nothing was available)
+      const edir = path.join(ws.results, `energy_${r.experiment_id}`);
+      expect(fs.readFileSync(path.join(edir, 'gpu_power.csv'), 'utf8')).toBe(`${GPU_CSV_HEADER}\n`);
+      expect(fs.readFileSync(path.join(edir, 'cpu_energy.csv'), 'utf8')).toBe(`${CPU_CSV_HEADER}\n`);
+    }
+    const md = fs.readFileSync(path.join(ws.results, 'summary.md'), 'utf8');
+    expect(md).toContain('plain_run_0_fake_run0');
+    expect(md).toContain('plain_run_0_fake_run1');
+    const csv = fs.readFileSync(path.join(ws.results, 'summary.csv'), 'utf8').trim().split('\n');
+    expect(csv).toHaveLength(3);
+    expect(events.filter((e) => e === 'run-end')).toHaveLength(2);
+  });
+
+  it('mutation: sampled hyperparameters per run, in the argv and the result', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, {
+      experiment_name: 'mut',
+      mode: 'mutation',
+      runs_per_config: 3,
+      seed: 7,
+      experiments: [{ repo: 'fake', model: 'fake', mutate: ['epochs', 'lr', 'batch_size'], hyperparameters: { sleep: 0.05 } }],
+    });
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    const results = report.files.map(readResult);
+    expect(results).toHaveLength(3);
+    const configs = results.map((r) => JSON.stringify(r.foreground_result.hyperparameters));
+    expect(new Set(configs).size).toBe(3);
+    for (const r of results) {
+      expectCompleteResult(r);
+      const h = r.foreground_result.hyperparameters;
+      expect(r.mode).toBe('mutation');
+      expect(r.foreground_result.training_success).toBe(true);
+      expect(h.sleep).toBe(0.05);
+      expect([8, 16, 32]).toContain(h.batch_size);
+      expect(h.epochs).toBeGreaterThanOrEqual(1);
+      expect(h.epochs).toBeLessThanOrEqual(4);
+      const log = fs.readFileSync(r.foreground_result.log_file, 'utf8');
+      expect(log).toContain(`epochs=${String(h.epochs)} lr=${String(h.lr)} batch_size=${String(h.batch_size)}`);
+    }
+  });
+
+  it('energy sources present (fixture sysfs): figures, attribution, raw samples in the CSVs', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, { experiment_name: 'energy', energy_interval_ms: 100, experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.4 } }] });
+    const report = await run(file, ws.models, { resultsDir: ws.results, sysfsRoot: POWER_SYSFS, energySources: ['amdgpu-sysfs', 'rapl'] });
+    const em = readResult(report.files[0]).foreground_result.energy_metrics;
+    // card0 187 W + card2 15.25 W (static fixture values): every tick sums to 202.25 W
+    expect(em).toMatchObject({ gpu_power_avg_watts: 202.25, gpu_power_max_watts: 202.25, gpu_power_min_watts: 202.25, gpu_util_avg_percent: 24.5, gpu_util_max_percent: 24.5, attribution: 'foreground' });
+    expect(em.gpu_energy_total_joules).toBeGreaterThan(0); // card2 has no counter: power x time
+    // temperature: card0 junction 71.5 °C (MI300: no edge sensor), card2 edge 48 °C -> mean of the means, max of the maxima
+    expect(em).toMatchObject({ gpu_temp_avg_celsius: 59.75, gpu_temp_max_celsius: 71.5 });
+    expect(em.cpu_energy_pkg_joules).toBe(0); // static counters
+    expect(em.note).toContain('power x time');
+    expect(em.note).not.toMatch(/temperature/);
+    expect(em.note).toMatch(/cpu: rapl energy counter \(package-0, core, dram, package-1\)/);
+    expect(em.note).toContain('low confidence');
+    const gpuCsv = fs.readFileSync(path.join(ws.results, 'energy_energy_0_fake_run0', 'gpu_power.csv'), 'utf8').trim().split('\n');
+    expect(gpuCsv[0]).toBe(GPU_CSV_HEADER);
+    expect(gpuCsv.length).toBeGreaterThanOrEqual(5); // >= 2 ticks x 2 cards
+    expect(gpuCsv[1]).toMatch(/^foreground,1,amdgpu-sysfs,card0,AMD Instinct MI300X,[\d.]+,42,187,123456.789,71.5$/);
+    expect(gpuCsv.some((l) => /^foreground,1,amdgpu-sysfs,card2,AMD GPU 0x73bf,[\d.]+,7,15.25,,48$/.test(l))).toBe(true);
+    const cpuCsv = fs.readFileSync(path.join(ws.results, 'energy_energy_0_fake_run0', 'cpu_energy.csv'), 'utf8').trim().split('\n');
+    expect(cpuCsv[0]).toBe(CPU_CSV_HEADER);
+    expect(cpuCsv.some((l) => l.includes(',intel-rapl:0:1,dram,'))).toBe(true);
+  });
+});
+
+describe('retries and timeouts', () => {
+  it('fails twice, then succeeds with max_retries 2: retries 2, each attempt logged', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, { experiment_name: 'retry', max_retries: 2, experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { fail_first: 2, sleep: 0.05 } }] });
+    const ends: string[] = [];
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir), onEvent: (e) => e.type === 'attempt-end' && ends.push(e.outcome.error ?? 'ok') });
+    const fg = readResult(report.files[0]).foreground_result;
+    expect(fg).toMatchObject({ training_success: true, retries: 2, error_message: null });
+    expect(fg.log_file.endsWith('attempt_3.log')).toBe(true);
+    expect(fg.performance_metrics.test_accuracy).toBe(91.2);
+    expect(ends).toEqual(['exited with code 3', 'exited with code 3', 'ok']);
+    const logs = path.join(ws.results, 'logs', 'retry_0_fake_run0');
+    expect(fs.readdirSync(logs).sort()).toEqual(['attempt_1.log', 'attempt_2.log', 'attempt_3.log']);
+    expect(fs.readFileSync(path.join(logs, 'attempt_1.log'), 'utf8')).toContain('attempt 1: failing on purpose');
+    expect(fs.readFileSync(path.join(logs, 'attempt_2.log'), 'utf8')).toContain('attempt 2: failing on purpose');
+    expect(fs.readFileSync(path.join(logs, 'attempt_3.log'), 'utf8')).not.toContain('failing');
+  });
+
+  it('out of retries: failure with the last error, metrics null', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, { experiment_name: 'fail', max_retries: 1, experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { fail_first: 5, sleep: 0.05 } }] });
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    expect(report.failed).toBe(1);
+    const fg = readResult(report.files[0]).foreground_result;
+    expect(fg).toMatchObject({ training_success: false, retries: 1, error_message: 'exited with code 3', performance_metrics: { test_accuracy: null, best_val_accuracy: null } });
+  });
+
+  it('timeout: SIGTERM to the group, grace, SIGKILL; clear error; grandchildren gone', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, { experiment_name: 'slow', experiments: [{ repo: 'fake', model: 'short', hyperparameters: { sleep: 60, grandchild: true, ignore_term: true } }] });
+    const t0 = Date.now();
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    const fg = readResult(report.files[0]).foreground_result;
+    expect(fg.training_success).toBe(false);
+    expect(fg.error_message).toMatch(/^timed out after 1\.5 s: process group SIGKILLed after the 0\.30 s grace$/);
+    expect(fg.duration_seconds).toBeGreaterThanOrEqual(1.5);
+    const pids = recordedPids(ws.piddir);
+    expect(pids.map((p) => p.role).sort()).toEqual(['foreground', 'foreground-grandchild']);
+    await waitFor(() => pids.every((p) => dead(p.pid)), 8000, 'the timed-out group to be gone');
+  });
+
+  it('the leader exits while its grandchild keeps running: done at the exit, the grandchild stopped', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, { experiment_name: 'linger', experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.05, grandchild: true } }] });
+    const t0 = Date.now();
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    expect(Date.now() - t0).toBeLessThan(30_000); // not the grandchild's 300 s
+    expect(readResult(report.files[0]).foreground_result).toMatchObject({ training_success: true, error_message: null });
+    const pids = recordedPids(ws.piddir);
+    expect(pids.map((p) => p.role).sort()).toEqual(['foreground', 'foreground-grandchild']);
+    await waitFor(() => pids.every((p) => dead(p.pid)), 8000, 'the grandchild to be stopped');
+  });
+
+  it('a program that cannot be started: one-line error', async () => {
+    const ws = workspace();
+    const sup = new Supervisor({ graceMs: 300 });
+    const spec: JobSpec = { repo: 'x', model: 'x', cwd: ws.dir, argv: ['gpucolo-no-such-trainer'], hyperparameters: {}, timeoutS: 10, metrics: {}, env: {} };
+    const o = await runJob(spec, { supervisor: sup, logPath: path.join(ws.dir, 'l.log') });
+    expect(o.exitCode).toBeNull();
+    expect(o.error).toMatch(/^could not start gpucolo-no-such-trainer: .*ENOENT/);
+  });
+});
+
+describe('parallel mode', () => {
+  it('a background that crashes every 0.3 s is restarted and counted; the foreground succeeds; logs never mixed', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, {
+      experiment_name: 'par',
+      mode: 'parallel',
+      background_start_wait_s: 0.2,
+      background_pause_s: 0.05,
+      experiments: [{ foreground: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 2 } }, background: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.3, exit: 1, role: 'background' } } }],
+    });
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    const r = readResult(report.files[0]);
+    expectCompleteResult(r);
+    expect(r.mode).toBe('parallel');
+    expect(r.foreground_result).toMatchObject({ training_success: true, retries: 0 });
+    expect(r.foreground_result.energy_metrics.attribution).toBe('combined');
+    const bg = r.background_info!;
+    expect(bg).toMatchObject({ repo: 'fake', model: 'fake', log_dir: path.join(ws.results, 'background_logs_par_0_fake_run0') });
+    expect(bg.hyperparameters).toMatchObject({ sleep: 0.3, exit: 1, role: 'background' });
+    expect(bg.restarts).toBeGreaterThanOrEqual(2);
+    expect(bg.runs_started).toBeGreaterThanOrEqual(bg.restarts);
+    expect(bg.note).toMatch(/crash/);
+    const logs = fs.readdirSync(bg.log_dir).sort();
+    expect(logs.length).toBe(bg.runs_started);
+    for (const l of logs) {
+      const text = fs.readFileSync(path.join(bg.log_dir, l), 'utf8');
+      expect(l).toMatch(/^run_\d+\.log$/);
+      // one process per log: exactly one start line, and only the background's
+      expect(text.match(/^start role=/gm)?.length ?? 0).toBeLessThanOrEqual(1);
+      expect(text).not.toContain('role=foreground');
+    }
+    const fgLog = fs.readFileSync(r.foreground_result.log_file, 'utf8');
+    expect(fgLog).not.toContain('role=background');
+    expect(fgLog.match(/^start role=/gm)).toHaveLength(1);
+    await waitFor(() => recordedPids(ws.piddir).every((p) => dead(p.pid)), 8000, 'every process gone');
+  });
+
+  it('a background that dies at once: noted, the foreground runs anyway', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, {
+      experiment_name: 'dies',
+      mode: 'parallel',
+      background_start_wait_s: 3,
+      background_pause_s: 0.05,
+      experiments: [{ foreground: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.2 } }, background: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 0, exit: 2, role: 'background' } } }],
+    });
+    const warnings: string[] = [];
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir), onEvent: (e) => e.type === 'warning' && warnings.push(e.message) });
+    const r = readResult(report.files[0]);
+    expect(r.foreground_result.training_success).toBe(true);
+    expect(r.background_info!.note).toMatch(/first background run exited with code 2 .* the foreground started anyway/);
+    expect(warnings.join('\n')).toMatch(/first background run exited with code 2/);
+  });
+
+  it('estimate_split: solo and idle reference runs, labelled as an estimate', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, {
+      experiment_name: 'split',
+      mode: 'parallel',
+      estimate_split: true,
+      energy_interval_ms: 100,
+      background_start_wait_s: 0.2,
+      background_pause_s: 0.05,
+      experiments: [{ foreground: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.5 } }, background: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 5, role: 'background' } } }],
+    });
+    const report = await run(file, ws.models, { resultsDir: ws.results, sysfsRoot: POWER_SYSFS, energySources: ['amdgpu-sysfs', 'rapl'] });
+    const r = readResult(report.files[0]);
+    expectCompleteResult(r);
+    const est = r.energy_estimate!;
+    expect(est.foreground_solo.attribution).toBe('estimate');
+    expect(est.idle_baseline.attribution).toBe('estimate');
+    expect(est.note).toMatch(/^estimate, not a measurement/);
+    expect(est.foreground_solo.note).toMatch(/^foreground alone/);
+    expect(est.idle_baseline.note).toMatch(/^idle baseline/);
+    expect(est.foreground_solo.gpu_power_avg_watts).toBe(202.25);
+    expect(est.idle_baseline).toMatchObject({ gpu_temp_avg_celsius: 59.75, gpu_temp_max_celsius: 71.5 });
+    expect(fs.existsSync(path.join(ws.results, 'logs', 'split_0_fake_run0', 'solo.log'))).toBe(true);
+    const phases = new Set(
+      fs
+        .readFileSync(path.join(ws.results, 'energy_split_0_fake_run0', 'gpu_power.csv'), 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(',')[0]),
+    );
+    expect([...phases].sort()).toEqual(['foreground', 'foreground_solo', 'idle_baseline']);
+  });
+});
+
+describe('governor', () => {
+  function cpufreqTree(dir: string, gov = 'powersave'): string {
+    const root = path.join(dir, 'sys');
+    for (const cpu of ['cpu0', 'cpu1']) {
+      const d = path.join(root, 'devices/system/cpu', cpu, 'cpufreq');
+      fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(path.join(d, 'scaling_governor'), `${gov}\n`);
+      fs.writeFileSync(path.join(d, 'scaling_available_governors'), 'performance powersave\n');
+    }
+    return root;
+  }
+
+  it('set for the run and restored after; a warning, never a failure, without cpufreq', async () => {
+    const ws = workspace();
+    const root = cpufreqTree(ws.dir);
+    const file = writeExperiment(ws.dir, { experiment_name: 'gov', governor: 'performance', experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.05 } }] });
+    const during: Record<string, string>[] = [];
+    await run(file, ws.models, { resultsDir: ws.results, sysfsRoot: root, energySources: ['rapl'], onEvent: (e) => e.type === 'phase' && e.phase === 'foreground' && during.push(readGovernors(root)) });
+    expect(during).toEqual([{ cpu0: 'performance', cpu1: 'performance' }]);
+    expect(readGovernors(root)).toEqual({ cpu0: 'powersave', cpu1: 'powersave' });
+
+    const warnings: string[] = [];
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir), onEvent: (e) => e.type === 'warning' && warnings.push(e.message) });
+    expect(report.failed).toBe(0);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^cpu governor "performance" not set: no cpufreq in .*empty-sys\/devices\/system\/cpu/);
+  });
+
+  it('unknown governor or unwritable file: warning, nothing changed', () => {
+    const ws = workspace();
+    const root = cpufreqTree(ws.dir);
+    const g = setGovernor('ondemand', { sysfsRoot: root });
+    expect(g.applied).toBe(false);
+    expect(g.warning).toMatch(/not offered by this cpufreq driver \(available: performance, powersave\)/);
+    // a directory where the file should be: the write fails (EISDIR) even for root
+    const bad = path.join(root, 'devices/system/cpu/cpu1/cpufreq/scaling_governor');
+    fs.rmSync(bad);
+    fs.mkdirSync(bad);
+    fs.writeFileSync(path.join(bad, 'x'), '');
+    const h = setGovernor('performance', { sysfsRoot: root });
+    expect(h.applied).toBe(false);
+    expect(h.warning).toMatch(/cpu governor "performance" not set: cannot read .*cpu1/);
+    expect(readGovernors(root)).toEqual({ cpu0: 'powersave' }); // cpu0 put back
+    expect(h.restore()).toBeUndefined();
+  });
+});
+
+// ---- the CLI as its own process -------------------------------------------------------------------
+
+interface CliRun {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): CliRun {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (err += d));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('close', (code, signal) => r({ code, signal })));
+  return { proc, out: () => out, err: () => err, exit };
+}
+
+/** A parallel experiment whose foreground and background both run for a minute, with grandchildren. */
+function longParallel(ws: ReturnType<typeof workspace>): string {
+  return writeExperiment(ws.dir, {
+    experiment_name: 'long',
+    mode: 'parallel',
+    governor: 'performance',
+    background_start_wait_s: 0.3,
+    background_pause_s: 0.1,
+    experiments: [
+      {
+        foreground: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 60, grandchild: true } },
+        background: { repo: 'fake', model: 'fake', hyperparameters: { sleep: 60, grandchild: true, ignore_term: true, role: 'background' } },
+      },
+    ],
+  });
+}
+
+describe('CLI', () => {
+  it('config errors: exit 2 with one line; dry-run prints the plan', async () => {
+    const ws = workspace();
+    const bad = writeExperiment(ws.dir, { experiment_name: 'x', mode: 'sideways', experiments: [] }, 'bad.json');
+    const r = cli(['experiment', bad, '--models', ws.models, '--results', ws.results]);
+    expect((await r.exit).code).toBe(2);
+    const lines = r.err().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^gpucolo: .*bad\.json: invalid experiment file: mode: .*experiments: /);
+    expect(fs.existsSync(ws.results)).toBe(false);
+
+    // in-process through commander: the same CliError
+    const unknownModel = writeExperiment(ws.dir, { experiment_name: 'x', experiments: [{ repo: 'fake', model: 'nope' }] }, 'unknown.json');
+    const err = await experimentCommand().exitOverride().parseAsync([unknownModel, '--models', ws.models], { from: 'user' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CliError);
+    expect((err as CliError).exitCode).toBe(2);
+    expect((err as CliError).message).toMatch(/repository fake has no model "nope".*known: fake, short/);
+    expect((err as CliError).message).not.toContain('\n');
+    const missing = await experimentCommand().exitOverride().parseAsync([path.join(ws.dir, 'missing.json')], { from: 'user' }).catch((e: unknown) => e);
+    expect((missing as CliError).exitCode).toBe(2);
+
+    const good = writeExperiment(ws.dir, { experiment_name: 'dry', mode: 'mutation', runs_per_config: 2, experiments: [{ repo: 'fake', model: 'fake', mutate: ['lr'] }] });
+    const d = cli(['experiment', good, '--models', ws.models, '--results', ws.results, '--dry-run']);
+    expect((await d.exit).code).toBe(0);
+    expect(d.out()).toContain('[1/2] dry_0_fake_run0');
+    expect(d.out()).toContain('[2/2] dry_0_fake_run1');
+    expect(d.out()).toContain(`cwd:  ${PROGRAMS}`);
+    expect(d.out()).toMatch(/argv: \["python3","fake_train.py","--epochs","1","--lr","[\d.]+"/);
+    expect(d.out()).toMatch(/hyperparameters: \{"epochs":1,"lr":/);
+    expect(fs.existsSync(ws.results)).toBe(false);
+  });
+
+  it('SIGINT mid-run of a parallel experiment: exit 130, partial result, governor restored, nothing left running', async () => {
+    const ws = workspace();
+    const file = longParallel(ws);
+    const sys = path.join(ws.dir, 'sys');
+    const cpufreq = path.join(sys, 'devices/system/cpu/cpu0/cpufreq');
+    fs.mkdirSync(cpufreq, { recursive: true });
+    fs.writeFileSync(path.join(cpufreq, 'scaling_governor'), 'powersave\n');
+    const registry = path.join(ws.dir, 'registry.json');
+    const r = cli(['experiment', file, '--models', ws.models, '--results', ws.results, '--registry', registry, '--grace', '0.5', '--sysfs-root', sys, '--energy-sources', 'rapl']);
+    await waitFor(() => recordedPids(ws.piddir).length >= 4 || r.proc.exitCode !== null, 20_000, 'foreground and background with grandchildren');
+    expect(readGovernors(sys)).toEqual({ cpu0: 'performance' });
+    r.proc.kill('SIGINT');
+    const { code } = await r.exit;
+    expect(code, r.err()).toBe(130);
+    expect(r.err()).toMatch(/gpucolo: interrupted: 1 result\(s\) written/);
+    const files = fs.readdirSync(ws.results).filter((f) => f.endsWith('.json'));
+    expect(files).toHaveLength(1);
+    const res = readResult(path.join(ws.results, files[0]));
+    expectCompleteResult(res);
+    expect(res.foreground_result).toMatchObject({ training_success: false, error_message: 'interrupted' });
+    expect(res.background_info!.runs_started).toBe(1);
+    expect(readGovernors(sys)).toEqual({ cpu0: 'powersave' });
+    // every pid the registry recorded and every process the fake programs started is gone
+    const doc = readRunRegistry(registry);
+    const pids = [...doc.children.map((c) => c.pid!), ...recordedPids(ws.piddir).map((p) => p.pid)];
+    expect(doc.children.length).toBeGreaterThanOrEqual(2);
+    expect(recordedPids(ws.piddir).map((p) => p.role).sort()).toEqual(['background', 'background-grandchild', 'foreground', 'foreground-grandchild']);
+    await waitFor(() => pids.every(dead), 8000, `every process gone: ${pids.filter((p) => !dead(p)).join(' ')}`);
+    expect(doc.children.every((c) => c.groupAlive === false)).toBe(true);
+  });
+
+  it('SIGTERM, then SIGINT while stopping: every group SIGKILLed at once, not after the grace', async () => {
+    const ws = workspace();
+    const file = longParallel(ws);
+    const registry = path.join(ws.dir, 'registry.json');
+    const r = cli(['experiment', file, '--models', ws.models, '--results', ws.results, '--registry', registry, '--grace', '120', '--sysfs-root', path.join(ws.dir, 'none'), '--energy-sources', 'rapl']);
+    await waitFor(() => recordedPids(ws.piddir).length >= 4 || r.proc.exitCode !== null, 20_000, 'foreground and background with grandchildren');
+    const t0 = Date.now();
+    r.proc.kill('SIGTERM');
+    await waitFor(() => r.err().includes('SIGTERM: stopping'), 10_000, 'the first signal to be handled');
+    await sleep(300);
+    const bgPid = recordedPids(ws.piddir).find((p) => p.role === 'background')!.pid;
+    expect(dead(bgPid)).toBe(false); // ignores SIGTERM: would wait out the 120 s grace...
+    r.proc.kill('SIGINT'); // ...unless asked twice
+    const { code } = await r.exit;
+    expect(code, r.err()).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect(r.err()).toMatch(/SIGINT again: SIGKILL to every process group/);
+    const pids = [...readRunRegistry(registry).children.map((c) => c.pid!), ...recordedPids(ws.piddir).map((p) => p.pid)];
+    await waitFor(() => pids.every(dead), 8000, 'every process gone');
+    const files = fs.readdirSync(ws.results).filter((f) => f.endsWith('.json'));
+    expect(readResult(path.join(ws.results, files[0])).foreground_result.error_message).toBe('interrupted');
+  });
+
+  it('gpucolo cleanup after SIGKILL of gpucolo: warned about at the next run, then stopped (default registry location)', async () => {
+    const ws = workspace();
+    const file = longParallel(ws);
+    // the per-user default location, moved into the workspace
+    const env = { XDG_RUNTIME_DIR: path.join(ws.dir, 'xdg') };
+    const regDir = defaultRegistryDir(env);
+    expect(regDir).toBe(path.join(ws.dir, 'xdg', 'gpucolo'));
+    const noEnergyArgs = ['--sysfs-root', path.join(ws.dir, 'none'), '--energy-sources', 'rapl'];
+    const r = cli(['experiment', file, '--models', ws.models, '--results', ws.results, '--grace', '0.5', ...noEnergyArgs], env);
+    await waitFor(() => recordedPids(ws.piddir).length >= 4 || r.proc.exitCode !== null, 20_000, 'foreground and background with grandchildren');
+    r.proc.kill('SIGKILL');
+    await r.exit;
+    const pids = recordedPids(ws.piddir).map((p) => p.pid);
+    expect(pids.every((p) => !dead(p))).toBe(true); // orphaned, still running
+    const registries = listRegistryFiles(regDir);
+    expect(registries).toHaveLength(1);
+    const doc = readRunRegistry(registries[0]);
+    expect(doc.gpucoloPid).toBe(r.proc.pid);
+    expect(doc.children.filter((c) => c.state === 'running')).toHaveLength(2);
+
+    // the next experiment says so (and leaves them alone); its own registry is removed when it ends
+    const quick = writeExperiment(ws.dir, { experiment_name: 'quick', experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.05, role: 'quick' } }] }, 'quick.json');
+    const q = cli(['experiment', quick, '--models', ws.models, '--results', ws.results, ...noEnergyArgs], env);
+    expect((await q.exit).code, q.err()).toBe(0);
+    expect(q.err()).toMatch(/warning: 2 process group\(s\) left by an earlier gpucolo that was killed are still running .*: run gpucolo cleanup/);
+    expect(listRegistryFiles(regDir)).toEqual(registries);
+
+    const dry = cli(['cleanup', '--dry-run'], env);
+    expect((await dry.exit).code).toBe(0);
+    expect(dry.out()).toMatch(/2 process group\(s\) would be stopped/);
+    expect(pids.every((p) => !dead(p))).toBe(true);
+
+    const c = cli(['cleanup', '--grace', '0.5'], env);
+    expect((await c.exit).code, c.err()).toBe(0);
+    expect(c.out()).toMatch(/^stopped: foreground fake .*ended after SIGTERM/m);
+    expect(c.out()).toMatch(/^killed: background fake run 1 .*ignored SIGTERM .*SIGKILLed/m);
+    expect(c.out()).toMatch(/removed 1 finished registry file/);
+    await waitFor(() => pids.every(dead), 8000, `leftovers gone: ${pids.filter((p) => !dead(p)).join(' ')}`);
+    expect(listRegistryFiles(regDir)).toEqual([]);
+    const again = cli(['cleanup'], env);
+    expect((await again.exit).code).toBe(0);
+    expect(again.out()).toMatch(/nothing to clean up/);
+    const missing = cli(['cleanup', '--registry', path.join(ws.dir, 'no-such.json')], env);
+    expect((await missing.exit).code).toBe(2);
+  });
+});
+
+describe('cleanup safety', () => {
+  it('skips a recorded pid that now belongs to another process, and a run whose gpucolo still lives', async () => {
+    const ws = workspace();
+    const other = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    try {
+      const st = readStat('/proc', other.pid!)!;
+      const rec = (id: number, startTicks: number) => ({ id, name: `job${id}`, pid: other.pid!, pgid: other.pid!, argv: ['sleep'], cwd: '/', startedAt: '', startedNs: '0', startTicks, state: 'running', code: null, signal: null, groupAlive: true, otherGroups: [] });
+      const file = path.join(ws.dir, 'reused.json');
+      // a dead gpucolo (pid far beyond pid_max is never alive) that recorded another start time
+      writeJsonAtomic(file, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: 'r', gpucoloPid: 0x7ffffff0, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children: [rec(1, st.startTicks + 12345)] });
+      const rep = await reapRegistries([file], { graceMs: 100 });
+      expect(rep.actions).toEqual([expect.objectContaining({ outcome: 'skipped', detail: expect.stringMatching(/now belongs to another process/) })]);
+      // the same start time, but its gpucolo (this process) still runs
+      const mine = path.join(ws.dir, 'mine.json');
+      writeJsonAtomic(mine, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: 'm', gpucoloPid: process.pid, startedAt: '', updatedAt: '', children: [rec(1, st.startTicks)] });
+      const rep2 = await reapRegistries([mine], { graceMs: 100 });
+      expect(rep2.actions).toEqual([expect.objectContaining({ outcome: 'skipped', detail: expect.stringMatching(/still running/) })]);
+      expect(dead(other.pid!)).toBe(false);
+      // --force: stopped
+      const rep3 = await reapRegistries([mine], { graceMs: 1000, force: true });
+      expect(rep3.actions).toEqual([expect.objectContaining({ outcome: 'stopped' })]);
+      await waitFor(() => dead(other.pid!), 5000, 'sleep to be stopped');
+    } finally {
+      try {
+        process.kill(-other.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+});
+
+describe('background loop (unit)', () => {
+  it('stop() during the pause ends the loop without another run', async () => {
+    const ws = workspace();
+    const sup = new Supervisor({ graceMs: 300 });
+    const spec: JobSpec = { repo: 'r', model: 'm', cwd: ws.dir, argv: ['true'], hyperparameters: {}, timeoutS: 10, metrics: {}, env: {} };
+    const bg = BackgroundLoop.start(spec, { supervisor: sup, logDir: path.join(ws.dir, 'bg'), pauseS: 30, startWaitS: 5 });
+    const started = await bg.waitStarted();
+    expect(started.ok).toBe(true);
+    expect(started.note).toMatch(/finished in/);
+    await bg.stop();
+    expect(bg.info()).toMatchObject({ runs_started: 1, restarts: 0 });
+    expect(sup.live()).toEqual([]);
+  });
+});
+
+describe('energy recording (unit)', () => {
+  it('a recording with no source: every field null, the reasons in the note', async () => {
+    const ws = workspace();
+    const rec = await startEnergyRecording({ intervalMs: 50, sources: ['rapl'], sysfsRoot: path.join(ws.dir, 'nothing') }).stop();
+    const m = energyMetrics(rec, 'combined');
+    for (const k of ENERGY_KEYS) expect(m[k]).toBeNull();
+    expect(m.note).toMatch(/^gpu: unavailable: no GPU source sampled; cpu: unavailable: rapl: /);
+  });
+
+  it('GPU temperature: devices without a sensor are named; none at all: null with the reason', async () => {
+    const ws = workspace();
+    const root = path.join(ws.dir, 'sys');
+    fs.cpSync(POWER_SYSFS, root, { recursive: true });
+    const hw2 = path.join(root, 'class/drm/card2/device/hwmon/hwmon5');
+    for (const f of fs.readdirSync(hw2).filter((n) => n.startsWith('temp'))) fs.rmSync(path.join(hw2, f));
+    const partial = energyMetrics(await startEnergyRecording({ intervalMs: 50, sources: ['amdgpu-sysfs'], sysfsRoot: root }).stop(), 'foreground');
+    expect(partial).toMatchObject({ gpu_temp_avg_celsius: 71.5, gpu_temp_max_celsius: 71.5, gpu_power_avg_watts: 202.25 });
+    expect(partial.note).toContain('temperature from card0 only (card2: no reading)');
+    const hw0 = path.join(root, 'class/drm/card0/device/hwmon/hwmon3');
+    for (const f of fs.readdirSync(hw0).filter((n) => n.startsWith('temp'))) fs.rmSync(path.join(hw0, f));
+    const none = energyMetrics(await startEnergyRecording({ intervalMs: 50, sources: ['amdgpu-sysfs'], sysfsRoot: root }).stop(), 'foreground');
+    expect(none).toMatchObject({ gpu_temp_avg_celsius: null, gpu_temp_max_celsius: null, gpu_power_avg_watts: 202.25 });
+    expect(none.note).toContain("temperature unavailable: no readable edge or junction temp*_input in the cards' hwmon");
+  });
+});
+
+// ---- a real training run ----------------------------------------------------------------------------
+
+const TORCH = (() => {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore', timeout: 30_000 });
+    return null;
+  } catch (err) {
+    return `/usr/bin/python3 cannot import torch (${(err as Error).message.split('\n')[0]}): install python3-torch`;
+  }
+})();
+if (TORCH) console.log(`skipping the PyTorch run: ${TORCH}`);
+
+describe('PyTorch (CPU)', () => {
+  it.skipIf(TORCH !== null)('tiny_train.py as foreground with tiny_train.py as background, parallel mode', async () => {
+    const ws = workspace();
+    const file = writeExperiment(ws.dir, {
+      experiment_name: 'torch',
+      mode: 'parallel',
+      background_start_wait_s: 1,
+      background_pause_s: 0.2,
+      experiments: [{ foreground: { repo: 'torch', model: 'tiny', hyperparameters: { epochs: 3, lr: 0.05 } }, background: { repo: 'torch', model: 'tiny', hyperparameters: { epochs: 2 } } }],
+    });
+    const report = await run(file, ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    const r = readResult(report.files[0]);
+    expectCompleteResult(r);
+    expect(r.foreground_result.training_success, r.foreground_result.error_message ?? '').toBe(true);
+    const m = r.foreground_result.performance_metrics;
+    expect(m.test_accuracy).toBeGreaterThan(25); // 4 classes: better than chance
+    expect(m.test_accuracy).toBeLessThanOrEqual(100);
+    expect(m.best_val_accuracy).toBeGreaterThan(25);
+    expect(r.background_info!.runs_started).toBeGreaterThanOrEqual(1);
+    expect(fs.readFileSync(path.join(r.background_info!.log_dir, 'run_1.log'), 'utf8')).toContain('tiny_train: 2048 samples, epochs 2');
+  });
+});

@@ -31,6 +31,7 @@ import {
   type JobSpec,
 } from '../src/runners/experiment/index.js';
 import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, writeJsonAtomic, RUNS_SCHEMA } from '../src/runners/supervisor/index.js';
+import { dead, sleep, waitFor } from './helpers/procs.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -40,26 +41,6 @@ const POWER_SYSFS = path.join(HERE, 'fixtures/power/sysfs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-exp-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-/** Dead = ESRCH, or a zombie waiting for PID 1 to reap it (it runs no code). */
-function dead(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  const st = readStat('/proc', pid);
-  return st === null || st.state === 'Z' || st.state === 'X';
-}
 
 let seq = 0;
 /** A fresh directory with a models file pointing at the fake programs, and a pid directory. */

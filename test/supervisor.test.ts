@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Supervisor, UsageError, descendants, readRunRegistry, readStat, RUNS_SCHEMA, type SupervisedChild } from '../src/runners/supervisor/index.js';
+import { alive, dead, sleep, waitFor } from './helpers/procs.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SUPERVISOR_ENTRY = path.resolve(HERE, '../src/runners/supervisor/index.ts');
@@ -31,31 +32,6 @@ afterEach(async () => {
 
 const HAS_SETSID = ['/usr/bin/setsid', '/bin/setsid', '/usr/sbin/setsid'].some((p) => fs.existsSync(p));
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(cond: () => boolean, timeoutMs = 8000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-/**
- * A pid is dead when kill(pid, 0) says ESRCH - or when it is a zombie: an orphaned grandchild is
- * reaped by PID 1, which in containers can take seconds (about 2 s where this was written) or
- * never happen; a zombie runs no code and holds nothing but its pid.
- */
-function dead(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  const st = readStat('/proc', pid);
-  return st === null || st.state === 'Z' || st.state === 'X';
-}
-const alive = (pid: number): boolean => !dead(pid);
 
 /** Collects a readable's text; resolves with each new chunk checked against `until`. */
 function collect(stream: Readable | null): { text: () => string; ended: Promise<void> } {

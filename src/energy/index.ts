@@ -22,10 +22,10 @@ import { monotonicNs } from './sysfs-text.js';
 import { summariseDevice } from './summary.js';
 import {
   ENERGY_SOURCES,
-  type EnergySample,
   type EnergySourceName,
   type EnergySourceProbe,
   type OpenedSource,
+  type RawEnergySample,
   type SamplingSummary,
   type SourceSummary,
 } from './types.js';
@@ -56,6 +56,8 @@ export interface EnergyOptions {
 export interface SamplingOptions extends EnergyOptions {
   /** default 100 */
   intervalMs?: number;
+  /** keep every reading for the summary's `samples` (raw CSVs); default false */
+  keepSamples?: boolean;
 }
 
 export interface EnergySampling {
@@ -99,7 +101,7 @@ export function probeEnergySources(opts: EnergyOptions = {}): EnergySourceProbe[
 interface Track {
   source: OpenedSource;
   index: number;
-  samples: EnergySample[];
+  samples: RawEnergySample[];
   errors: number;
   lastError?: string;
 }
@@ -125,11 +127,13 @@ export function startSampling(opts: SamplingOptions = {}): EnergySampling {
     if (!source.probe.available) continue;
     source.probe.devices.forEach((_, index) => tracks.push({ source, index, samples: [], errors: 0 }));
   }
+  let tick = 0;
   const sampleAll = (): void => {
     for (const t of tracks) {
+      const dev = t.source.probe.devices[t.index];
       try {
         const s = t.source.read(t.index);
-        t.samples.push(s);
+        t.samples.push({ ...s, tick, source: t.source.probe.name, kind: t.source.probe.kind, device: dev.id, deviceName: dev.name });
         if (s.errors?.length) {
           t.errors++;
           t.lastError = s.errors.join('; ');
@@ -139,6 +143,7 @@ export function startSampling(opts: SamplingOptions = {}): EnergySampling {
         t.lastError = oneLine(err);
       }
     }
+    tick++;
   };
 
   const startNs = monotonicNs();
@@ -191,7 +196,9 @@ export function startSampling(opts: SamplingOptions = {}): EnergySampling {
           out.push(s);
         }
       }
-      done = Promise.resolve({ intervalMs, durationS, lowConfidence: durationS < 1, sources: out });
+      const summary: SamplingSummary = { intervalMs, startNs, durationS, lowConfidence: durationS < 1, sources: out };
+      if (opts.keepSamples) summary.samples = tracks.flatMap((t) => t.samples).sort((a, b) => a.tick - b.tick || a.tNs - b.tNs);
+      done = Promise.resolve(summary);
       return done;
     },
   };

@@ -82,8 +82,21 @@ export interface SourceSummary {
   temperatureC: MeanMax | null;
 }
 
+/** One reading of one device, with the tick it belongs to (all devices are read per tick). */
+export interface RawEnergySample extends EnergySample {
+  tick: number;
+  source: EnergySourceName;
+  kind: 'gpu' | 'cpu';
+  /** device id within the source ("nvml:0", "card0", "intel-rapl:0:1") */
+  device: string;
+  /** device name for people ("package-0", "dram", "NVIDIA H100 80GB HBM3") */
+  deviceName: string;
+}
+
 export interface SamplingSummary {
   intervalMs: number;
+  /** CLOCK_MONOTONIC ns when sampling started */
+  startNs: number;
   /** start() to stop(), s */
   durationS: number;
   /**
@@ -92,4 +105,6 @@ export interface SamplingSummary {
    */
   lowConfidence: boolean;
   sources: SourceSummary[];
+  /** every reading in tick order, when keepSamples was asked for */
+  samples?: RawEnergySample[];
 }

@@ -18,15 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { oneLine } from '../../errors.js';
-import {
-  openEnergySources,
-  summariseDevice,
-  type EnergySample,
-  type EnergySourceName,
-  type OpenedSource,
-  type SamplingSummary,
-  type SourceSummary,
-} from '../../energy/index.js';
+import { startSampling, type EnergySourceName, type RawEnergySample, type SamplingSummary, type SourceSummary } from '../../energy/index.js';
 import { writeTextAtomic } from '../supervisor/index.js';
 import type { EnergyMetrics } from './types.js';
 
@@ -37,17 +29,6 @@ export interface EnergyRecordingOptions {
   sources?: readonly EnergySourceName[];
   /** sysfs root for amdgpu-sysfs and rapl (default /sys) */
   sysfsRoot?: string;
-}
-
-/** One reading of one device, with the tick it belongs to (all devices are read per tick). */
-export interface RawEnergySample extends EnergySample {
-  tick: number;
-  source: EnergySourceName;
-  kind: 'gpu' | 'cpu';
-  /** device id within the source ("nvml:0", "card0", "intel-rapl:0:1") */
-  device: string;
-  /** device name for people ("package-0", "dram", "NVIDIA H100 80GB HBM3") */
-  deviceName: string;
 }
 
 export interface EnergyRecording {
@@ -64,74 +45,25 @@ export interface EnergyRecorder {
   stop(): Promise<EnergyRecording>;
 }
 
-const nowNs = (): number => Number(process.hrtime.bigint());
-
-/** Starts sampling every device of the requested sources; never throws (errors end up in the recording). */
+/**
+ * Starts sampling every device of the requested sources (src/energy's sampler, keeping the raw
+ * readings for the CSVs); never throws: a sampler that cannot start is an error in the recording.
+ */
 export function startEnergyRecording(opts: EnergyRecordingOptions = {}): EnergyRecorder {
   const intervalMs = opts.intervalMs ?? 1000;
-  const startNs = nowNs();
-  let opened: OpenedSource[];
+  let sampling: ReturnType<typeof startSampling>;
   try {
-    opened = openEnergySources({ ...(opts.sources ? { sources: opts.sources } : {}), ...(opts.sysfsRoot ? { roots: { sysfs: opts.sysfsRoot } } : {}) });
+    sampling = startSampling({ intervalMs, keepSamples: true, ...(opts.sources ? { sources: opts.sources } : {}), ...(opts.sysfsRoot ? { roots: { sysfs: opts.sysfsRoot } } : {}) });
   } catch (err) {
+    const startNs = Number(process.hrtime.bigint());
     const error = `energy sampler not started: ${oneLine(err)}`;
-    const rec: EnergyRecording = { summary: { intervalMs, durationS: 0, lowConfidence: true, sources: [] }, samples: [], startNs, error };
+    const rec: EnergyRecording = { summary: { intervalMs, startNs, durationS: 0, lowConfidence: true, sources: [] }, samples: [], startNs, error };
     return { stop: () => Promise.resolve(rec) };
   }
-  interface Track {
-    source: OpenedSource;
-    index: number;
-    samples: RawEnergySample[];
-    errors: number;
-    lastError?: string;
-  }
-  const tracks: Track[] = [];
-  for (const source of opened) {
-    if (!source.probe.available) continue;
-    source.probe.devices.forEach((_, index) => tracks.push({ source, index, samples: [], errors: 0 }));
-  }
-  let tick = 0;
-  const sampleAll = (): void => {
-    for (const t of tracks) {
-      const dev = t.source.probe.devices[t.index];
-      try {
-        const s = t.source.read(t.index);
-        t.samples.push({ ...s, tick, source: t.source.probe.name, kind: t.source.probe.kind, device: dev.id, deviceName: dev.name });
-        if (s.errors?.length) {
-          t.errors++;
-          t.lastError = s.errors.join('; ');
-        }
-      } catch (err) {
-        t.errors++;
-        t.lastError = oneLine(err);
-      }
-    }
-    tick++;
-  };
-  sampleAll();
-  const timer = tracks.length ? setInterval(sampleAll, intervalMs) : null;
-  timer?.unref();
   let done: Promise<EnergyRecording> | null = null;
   return {
     stop(): Promise<EnergyRecording> {
-      if (done) return done;
-      if (timer) clearInterval(timer);
-      sampleAll();
-      const durationS = (nowNs() - startNs) / 1e9;
-      const sources: SourceSummary[] = [];
-      for (const source of opened) {
-        const p = source.probe;
-        if (!p.available) {
-          sources.push({ name: p.name, kind: p.kind, device: null, available: false, ...(p.reason ? { reason: p.reason } : {}), samples: 0, errors: 0, spanS: 0, utilisation: null, powerW: null, powerFrom: null, energyJ: null, energyFrom: null, counterResets: 0, temperatureC: null });
-          continue;
-        }
-        for (const t of tracks.filter((x) => x.source === source)) {
-          const device = p.devices[t.index];
-          sources.push({ name: p.name, kind: p.kind, device, available: true, errors: t.errors, ...(t.lastError ? { lastError: t.lastError } : {}), ...summariseDevice(t.samples, device.energyWrapJ) });
-        }
-      }
-      const samples = tracks.flatMap((t) => t.samples).sort((a, b) => a.tick - b.tick || a.tNs - b.tNs);
-      done = Promise.resolve({ summary: { intervalMs, durationS, lowConfidence: durationS < 1, sources }, samples, startNs });
+      done ??= sampling.stop().then((summary) => ({ summary, samples: summary.samples ?? [], startNs: summary.startNs }));
       return done;
     },
   };

@@ -34,6 +34,6 @@ export {
   unavailableEnergyMetrics,
   writeEnergyCsv,
 } from './energy-metrics.js';
-export type { EnergyRecorder, EnergyRecording, EnergyRecordingOptions, LabelledRecording, RawEnergySample } from './energy-metrics.js';
+export type { EnergyRecorder, EnergyRecording, EnergyRecordingOptions, LabelledRecording } from './energy-metrics.js';
 export { compactTimestamp, experimentSupervisor, loadExperimentPlan, runExperiment } from './runner.js';
 export type { ExperimentEvent, ExperimentPhase, ExperimentRunOptions, ExperimentRunReport, LoadOptions, LoadedExperiment } from './runner.js';

@@ -23,6 +23,7 @@ import { buildArgv } from '../src/runners/experiment/command.js';
 import { extractMetrics } from '../src/runners/experiment/metrics.js';
 import { missingRepoDirs, planRuns } from '../src/runners/experiment/plan.js';
 import { summaryCsv, summaryMarkdown } from '../src/runners/experiment/summary.js';
+import { unavailableEnergyMetrics } from '../src/runners/experiment/energy-metrics.js';
 import { EXPERIMENT_RESULT_SCHEMA, type EnergyMetrics, type ExperimentResult } from '../src/runners/experiment/types.js';
 import { ROOT } from './helpers/impls.js';
 
@@ -432,18 +433,7 @@ describe('plan', () => {
 
 describe('summary', () => {
   const energy = (over: Partial<EnergyMetrics> = {}): EnergyMetrics => ({
-    cpu_energy_pkg_joules: null,
-    cpu_energy_ram_joules: null,
-    cpu_energy_total_joules: null,
-    gpu_power_avg_watts: null,
-    gpu_power_max_watts: null,
-    gpu_power_min_watts: null,
-    gpu_energy_total_joules: null,
-    gpu_temp_avg_celsius: null,
-    gpu_temp_max_celsius: null,
-    gpu_util_avg_percent: null,
-    gpu_util_max_percent: null,
-    attribution: 'combined',
+    ...unavailableEnergyMetrics('', 'combined'),
     note: 'gpu: unavailable: libnvidia-ml.so.1 not found; cpu: RAPL energy counter',
     ...over,
   });

@@ -493,6 +493,70 @@ function longParallel(ws: ReturnType<typeof workspace>): string {
 }
 
 describe('CLI', () => {
+  it('the issue\'s parallel_mutation_test file, as it is, runs to completion against stand-in repositories', { timeout: 120_000 }, async () => {
+    // the user's files unchanged (test/fixtures/experiment); the two repositories are small
+    // stand-in train.py programs that take the registry's flags, train for a moment and print metrics
+    const dir = fs.mkdtempSync(path.join(tmp, 'literal-'));
+    fs.copyFileSync(path.join(HERE, 'fixtures/experiment/models.json'), path.join(dir, 'models.json'));
+    fs.copyFileSync(path.join(HERE, 'fixtures/experiment/parallel_mutation_test.json'), path.join(dir, 'parallel_mutation_test.json'));
+    const train = (metrics: string, seconds: number): string =>
+      ['import sys, time', `time.sleep(${seconds})`, 'print("args:", " ".join(sys.argv[1:]))', `print(${JSON.stringify(metrics)})`, ''].join('\n');
+    for (const [repo, text] of [
+      ['pytorch_resnet_cifar10', train('Test Accuracy: 91.25\nBest Val Accuracy: 92.5', 0.3)],
+      ['Person_reID_baseline_pytorch', train('Rank@1: 0.81 mAP: 0.62', 2)],
+    ] as const) {
+      fs.mkdirSync(path.join(dir, 'repos', repo), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'repos', repo, 'train.py'), text);
+    }
+    const results = path.join(dir, 'results');
+    const registry = path.join(dir, 'runs.json');
+    const r = cli(['experiment', path.join(dir, 'parallel_mutation_test.json'), '--results', results, '--registry', registry, '--grace', '1']);
+    const { code } = await r.exit;
+    expect(r.err()).toMatch(/governor/); // no cpufreq here: one warning line, the runs go on
+    expect(code, r.err()).toBe(0);
+    const files = fs.readdirSync(results).filter((f) => /^\d{8}T\d{6}Z_parallel_mutation_test_0_resnet20_run\d\.json$/.test(f));
+    expect(files).toHaveLength(3);
+    const seen = new Set<string>();
+    for (const f of files) {
+      const res = JSON.parse(fs.readFileSync(path.join(results, f), 'utf8')) as ExperimentResult;
+      expect(res.mode).toBe('parallel');
+      const fg = res.foreground_result;
+      expect(Object.keys(fg).sort()).toEqual(['duration_seconds', 'energy_metrics', 'error_message', 'hyperparameters', 'log_file', 'model', 'performance_metrics', 'repository', 'retries', 'training_success'].sort());
+      expect(fg).toMatchObject({ repository: 'pytorch_resnet_cifar10', model: 'resnet20', training_success: true, retries: 0, error_message: null });
+      expect(fg.performance_metrics).toEqual({ test_accuracy: 91.25 });
+      expect(fg.hyperparameters.epochs).toBeGreaterThanOrEqual(5);
+      expect(fg.hyperparameters.epochs).toBeLessThanOrEqual(20);
+      seen.add(JSON.stringify(fg.hyperparameters));
+      expect(fg.energy_metrics.attribution).toBe('combined');
+      expect(Object.keys(fg.energy_metrics)).toHaveLength(13);
+      expect(fg.energy_metrics.note).toMatch(/unavailable/);
+      expect(res.background_info).toMatchObject({ repo: 'Person_reID_baseline_pytorch', model: 'densenet121', hyperparameters: { epochs: 60, learning_rate: 0.05, dropout: 0.5 } });
+      expect(res.background_info!.runs_started).toBeGreaterThanOrEqual(1);
+      expect(fs.readFileSync(path.join(res.background_info!.log_dir, 'run_1.log'), 'utf8')).toContain('--total_epoch 60 --lr 0.05 --droprate 0.5');
+    }
+    expect(seen.size).toBe(3); // mutated: no duplicate configuration
+    expect(fs.readFileSync(path.join(results, 'summary.md'), 'utf8')).toContain('parallel_mutation_test_0_resnet20_run2');
+    // both jobs were supervised: every child in the registry has ended, and no process runs in the
+    // stand-in repositories any more
+    const doc = readRunRegistry(registry);
+    expect(doc.children.length).toBeGreaterThanOrEqual(6);
+    for (const c of doc.children) {
+      expect(c.state, `pid ${c.pid}`).not.toBe('running');
+      expect(dead(c.pid), `pid ${c.pid}`).toBe(true);
+    }
+    const inRepos = fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          return fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(path.join(dir, 'repos')) && !dead(Number(pid));
+        } catch {
+          return false;
+        }
+      });
+    expect(inRepos).toEqual([]);
+  });
+
   it('config errors: exit 2 with one line; dry-run prints the plan', async () => {
     const ws = workspace();
     const bad = writeExperiment(ws.dir, { experiment_name: 'x', mode: 'sideways', experiments: [] }, 'bad.json');

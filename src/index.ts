@@ -18,3 +18,5 @@ export * as energy from './energy/index.js';
 export { startSampling, probeEnergySources } from './energy/index.js';
 export * as experiment from './runners/experiment/index.js';
 export { loadExperimentPlan, runExperiment } from './runners/experiment/index.js';
+export * as distributed from './runners/distributed/index.js';
+export { runDistributed, compareDistributed, analyzeDistributed } from './runners/distributed/index.js';

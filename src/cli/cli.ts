@@ -19,6 +19,7 @@ import { runCommand } from './run.js';
 import { compareCommand } from './compare.js';
 import { experimentCommand } from './experiment.js';
 import { cleanupCommand } from './cleanup.js';
+import { distributedCommand } from './distributed.js';
 
 export function buildProgram(): Command {
   const program = new Command('gpucolo')
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   program.addCommand(compareCommand());
   program.addCommand(experimentCommand());
   program.addCommand(cleanupCommand());
+  program.addCommand(distributedCommand());
   // every (sub)command reports usage errors through main() instead of exiting on its own
   const override = (c: Command): void => {
     c.exitOverride();

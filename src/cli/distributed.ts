@@ -1,0 +1,357 @@
+/**
+ * gpucolo distributed run|compare|analyze: DDP vs hand-written all-reduce vs parameter server
+ * with workloads/dist_train.py, launched by torchrun or by gpucolo's direct rank launcher,
+ * supervised (process groups, run registry, timeout, a failing rank stops the job).
+ *
+ * Exit codes: 0 done; 1 a run failed or timed out (manifest and logs written), or analyze found
+ * nothing to read; 2 bad usage or options caught before anything started (missing data-dir/
+ * pretrained, ps with one rank, port in use, unknown python), the training script rejecting its
+ * arguments (every rank exits 2), or an invalid result file; 130 interrupted (SIGINT/SIGTERM:
+ * every rank is stopped, SIGTERM -> grace -> SIGKILL). A second SIGINT SIGKILLs every group.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { GpucoloError, oneLine } from '../errors.js';
+import { parseDuration } from '../units.js';
+import {
+  LAUNCHERS,
+  METHODS,
+  PS_IMPLS,
+  analyzeDistributed,
+  compareDistributed,
+  defaultPython,
+  distributedSupervisor,
+  runDistributed,
+  type DistMethod,
+  type DistributedAnalysis,
+  type DistributedEvent,
+  type DistributedLaunchOptions,
+  type DistributedRunResult,
+  type DistributedTrainOptions,
+  type LauncherRequest,
+  type PsImpl,
+} from '../runners/distributed/index.js';
+import type { Supervisor } from '../runners/supervisor/index.js';
+import { CliError } from './errors.js';
+import { table } from './table.js';
+
+const intArg =
+  (min: number) =>
+  (v: string): number => {
+    if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`not an integer >= ${min}: "${v}"`);
+    return Number(v);
+  };
+const floatArg =
+  (min: number, strict = false) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || (strict && n === min)) throw new InvalidArgumentError(`not a number ${strict ? '>' : '>='} ${min}: "${v}"`);
+    return n;
+  };
+const durationMs = (v: string): number => {
+  try {
+    return parseDuration(v) / 1e6;
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+const methodsArg = (v: string): DistMethod[] => {
+  const list = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const m of list) if (!(METHODS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown method "${m}" (${METHODS.join(', ')})`);
+  if (!list.length) throw new InvalidArgumentError('no methods given');
+  return list as DistMethod[];
+};
+
+interface CommonCli {
+  psImpl?: PsImpl;
+  bucketMb?: number;
+  nprocPerNode: number;
+  nnodes?: number;
+  nodeRank?: number;
+  rdzvEndpoint?: string;
+  masterPort?: number;
+  launcher: LauncherRequest;
+  timeout?: number;
+  grace: number;
+  exitGrace: number;
+  python?: string;
+  registry?: string;
+  out: string;
+  json?: boolean;
+  model?: string;
+  pretrained?: string;
+  dataDir?: string;
+  synthetic?: boolean;
+  imageSize?: number;
+  numClasses?: number;
+  trainSamples?: number;
+  valSamples?: number;
+  epochs?: number;
+  batchSize?: number;
+  workers?: number;
+  lr?: number;
+  momentum?: number;
+  backend?: 'auto' | 'nccl' | 'gloo';
+  seed?: number;
+  maxSteps?: number;
+  threads?: number;
+  scriptTimeout?: number;
+  dumpParams?: string;
+}
+
+/** Options shared by run and compare: launching plus the training options passed through. */
+function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--ps-impl <impl>', 'parameter-server implementation').choices([...PS_IMPLS]))
+    .option('--bucket-mb <mb>', 'allreduce bucket size in MB (0 = one all_reduce per parameter)', floatArg(0))
+    .option('--nproc-per-node <n>', 'ranks on this node', intArg(1), 2)
+    .option('--nnodes <n>', 'nodes (> 1 needs --rdzv-endpoint and torchrun)', intArg(1))
+    .option('--node-rank <r>', "this node's rank (0 .. nnodes-1)", intArg(0))
+    .option('--rdzv-endpoint <host:port>', 'c10d rendezvous endpoint, the same on every node')
+    .option('--master-port <port>', 'direct launcher: MASTER_PORT (default: a free port)', intArg(1))
+    .addOption(new Option('--launcher <launcher>', 'auto: torchrun where it works, else direct (single node)').choices([...LAUNCHERS]).default('auto'))
+    .option('--timeout <duration>', 'stop every rank after this long, per run (e.g. 30s, 10m; a bare number is seconds)', durationMs)
+    .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping ranks', floatArg(0), 5)
+    .option('--exit-grace <s>', 'direct launcher: seconds the other ranks get to exit once one has exited 0 (then they are stopped; torch 1.13 can hang in DDP teardown)', floatArg(0), 10)
+    .option('--python <path>', `interpreter for the ranks (default $GPUCOLO_PYTHON or ${defaultPython({})})`)
+    .option('--registry <file>', 'run registry file (default: per user, under $XDG_RUNTIME_DIR/gpucolo or the temp dir); gpucolo cleanup reads it')
+    .requiredOption('--out <dir>', 'output directory (result files, run_<method>.json, logs/)')
+    .option('--json', 'print the result as JSON')
+    .option('--model <name>', 'smallcnn or a torchvision classification model', 'smallcnn')
+    .option('--pretrained <file>', 'local state_dict to start from')
+    .option('--data-dir <dir>', 'ImageFolder data: DIR/train and DIR/val class folders')
+    .option('--synthetic', 'synthetic data generated from --seed (the default without --data-dir)')
+    .option('--image-size <n>', 'image side in pixels', intArg(1))
+    .option('--num-classes <n>', 'classes', intArg(2))
+    .option('--train-samples <n>', 'training samples', intArg(1))
+    .option('--val-samples <n>', 'validation samples (0 = no evaluation)', intArg(0))
+    .option('--epochs <n>', 'epochs', intArg(1))
+    .option('--batch-size <n>', 'batch size per rank', intArg(1))
+    .option('--workers <n>', 'DataLoader workers per rank', intArg(0))
+    .option('--lr <f>', 'learning rate', floatArg(0, true))
+    .option('--momentum <f>', 'SGD momentum', floatArg(0))
+    .addOption(new Option('--backend <backend>', 'torch.distributed backend').choices(['auto', 'nccl', 'gloo']))
+    .option('--seed <n>', 'seed (model init, data, order)', intArg(0))
+    .option('--max-steps <n>', 'steps per epoch cap (0 = all)', intArg(0))
+    .option('--threads <n>', 'torch threads per rank', intArg(1))
+    .option('--script-timeout <s>', "the script's own rendezvous/collective timeout (--timeout-s)", floatArg(0, true))
+    .option('--dump-params <file>', 'rank 0 saves the final flattened parameters (torch.save); compare adds _<method>');
+}
+
+function trainOptions(o: CommonCli): DistributedTrainOptions {
+  const t: DistributedTrainOptions = { ...(o.model !== undefined ? { model: o.model } : {}) };
+  const set = <K extends keyof DistributedTrainOptions>(k: K, v: DistributedTrainOptions[K] | undefined): void => {
+    if (v !== undefined) t[k] = v;
+  };
+  set('pretrained', o.pretrained);
+  set('dataDir', o.dataDir);
+  set('synthetic', o.synthetic);
+  set('imageSize', o.imageSize);
+  set('numClasses', o.numClasses);
+  set('trainSamples', o.trainSamples);
+  set('valSamples', o.valSamples);
+  set('epochs', o.epochs);
+  set('batchSize', o.batchSize);
+  set('workers', o.workers);
+  set('lr', o.lr);
+  set('momentum', o.momentum);
+  set('backend', o.backend);
+  set('seed', o.seed);
+  // --max-steps 0 means "all": the script's default
+  if (o.maxSteps) t.maxSteps = o.maxSteps;
+  set('threads', o.threads);
+  set('scriptTimeoutS', o.scriptTimeout);
+  set('dumpParams', o.dumpParams);
+  return t;
+}
+
+function launchOptions(o: CommonCli, supervisor: Supervisor, signal: AbortSignal, onEvent: (e: DistributedEvent) => void): DistributedLaunchOptions {
+  return {
+    ...(o.psImpl !== undefined ? { psImpl: o.psImpl } : {}),
+    ...(o.bucketMb !== undefined ? { bucketMb: o.bucketMb } : {}),
+    nprocPerNode: o.nprocPerNode,
+    ...(o.nnodes !== undefined ? { nnodes: o.nnodes } : {}),
+    ...(o.nodeRank !== undefined ? { nodeRank: o.nodeRank } : {}),
+    ...(o.rdzvEndpoint !== undefined ? { rdzvEndpoint: o.rdzvEndpoint } : {}),
+    ...(o.masterPort !== undefined ? { masterPort: o.masterPort } : {}),
+    launcher: o.launcher,
+    ...(o.timeout !== undefined ? { timeoutMs: o.timeout } : {}),
+    ...(o.python !== undefined ? { python: o.python } : {}),
+    outDir: o.out,
+    graceMs: o.grace * 1000,
+    exitGraceMs: o.exitGrace * 1000,
+    supervisor,
+    signal,
+    onEvent,
+  };
+}
+
+const fmtS = (s: number | null): string => (s === null ? 'n.a.' : s >= 100 ? s.toFixed(0) : s.toFixed(2));
+const say = (line: string): void => {
+  process.stderr.write(`gpucolo distributed: ${line}\n`);
+};
+
+/** Progress lines on stderr: launcher and why, pids, a timeout, each run's end. */
+function progress(): (e: DistributedEvent) => void {
+  return (e) => {
+    switch (e.type) {
+      case 'launcher':
+        say(`${e.method}: launcher ${e.choice.launcher}: ${e.choice.why}`);
+        break;
+      case 'started':
+        say(`${e.method}: started ${e.launcher === 'direct' ? `${e.pids.length} rank(s)` : 'torchrun'} (pid ${e.pids.map((p) => p ?? '-').join(' ')})${e.registryFile ? `; registry ${e.registryFile}` : ''}`);
+        break;
+      case 'timeout':
+        say(`${e.method}: timeout: stopping every rank`);
+        break;
+      case 'done':
+        if (e.result.note) say(`${e.method}: note: ${e.result.note}`);
+        break;
+      case 'exit':
+        break;
+    }
+  };
+}
+
+function runLine(r: DistributedRunResult): string {
+  if (!r.ok) return `${r.method}: FAILED: ${r.error}`;
+  if (!r.result) return `${r.method}: ${r.worldSize} ranks, ${r.launcher}: done in ${fmtS(r.wallS)} s${r.note ? `; ${r.note}` : ''}`;
+  const s = r.result!.summary;
+  const acc = s.best_val_accuracy ?? null;
+  return `${r.method}: ${r.worldSize} ranks, ${r.launcher}: ${s.avg_train_throughput !== null ? `${Math.round(s.avg_train_throughput)} samples/s` : 'n.a. samples/s'}, ${r.result!.steps} steps, best val acc ${acc !== null ? `${acc.toFixed(2)}%` : 'n.a.'}; wall ${fmtS(r.wallS)} s vs in-script ${fmtS(r.scriptS)} s (runner overhead ${fmtS(r.overheadS)} s) -> ${r.resultFile}`;
+}
+
+/** Config errors before anything started (and invalid result files) are usage errors: exit 2. */
+function libError(err: unknown): never {
+  if (err instanceof GpucoloError) {
+    const usage = err.code === 'EBADCONFIG' || err.code === 'EBADRESULT';
+    throw new CliError(oneLine(err), usage ? 2 : 1);
+  }
+  throw err;
+}
+
+/** Exit code of a failed run: 2 when the script rejected its arguments (every rank exits 2). */
+function runExitCode(r: DistributedRunResult): number {
+  if (r.interrupted) return 130;
+  if (!r.timedOut && r.failedExitCode === 2) return 2;
+  return 1;
+}
+
+/** Signals: first one aborts (stop every rank), a second one SIGKILLs every group. */
+function withSignals<T>(supervisor: Supervisor, graceS: number, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ctl = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (ctl.signal.aborted) {
+      say(`${sig} again: SIGKILL to every process group`);
+      supervisor.killAll();
+      return;
+    }
+    say(`${sig}: stopping every rank (SIGTERM, ${graceS} s grace, SIGKILL)`);
+    ctl.abort();
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+  return body(ctl.signal).finally(() => {
+    for (const s of signals) process.off(s, onSignal);
+  });
+}
+
+function printAnalysis(a: DistributedAnalysis, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ dir: a.dir, baseline: a.baseline, comparison: a.comparison, communication: a.communication, files: a.files, plots: a.plots }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(a.text);
+  const drawn = a.plots.filter((p) => p.svg);
+  const lines = [`wrote ${a.files.txt}, ${a.files.md}`, `plots: ${drawn.length}/${a.plots.length} in ${a.plotsDir} (${drawn.flatMap((p) => [p.svg, p.png].filter(Boolean).map((f) => path.basename(f!))).join(', ')})`];
+  for (const p of a.plots.filter((x) => x.error)) lines.push(`plot ${p.name}: ${p.error}`);
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+}
+
+export function distributedCommand(): Command {
+  const cmd = new Command('distributed').description('distributed training: DDP vs all-reduce vs parameter server (workloads/dist_train.py), supervised; compare and analyze');
+
+  addCommonOptions(
+    cmd
+      .command('run')
+      .description('run one method on N ranks (torchrun, or gpucolo launching the ranks directly); result, run_<method>.json manifest and logs in --out')
+      .addOption(new Option('--method <method>', 'gradient synchronisation').choices([...METHODS]).makeOptionMandatory()),
+  ).action(async (o: CommonCli & { method: DistMethod }) => {
+    const { supervisor, dispose } = ownSupervisor(o);
+    let r: DistributedRunResult;
+    try {
+      r = await withSignals(supervisor, o.grace, (signal) => runDistributed({ ...trainOptions(o), ...launchOptions(o, supervisor, signal, progress()), method: o.method }).catch(libError));
+    } finally {
+      dispose();
+    }
+    if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else if (r.ok) process.stdout.write(`${runLine(r)}\n`);
+    if (!r.ok) throw new CliError(`${r.method}: ${r.error} (manifest ${r.manifestFile})`, runExitCode(r), o.json === true);
+  });
+
+  addCommonOptions(
+    cmd
+      .command('compare')
+      .description('run several methods one after another with identical options, then analyze --out')
+      .option('--methods <list>', `comma-separated (${METHODS.join(',')})`, methodsArg, [...METHODS])
+      .option('--no-png', 'plots as SVG only'),
+  ).action(async (o: CommonCli & { methods: DistMethod[]; png: boolean }) => {
+    const { supervisor, dispose } = ownSupervisor(o);
+    const onEvent = progress();
+    const events = (e: DistributedEvent): void => {
+      onEvent(e);
+      if (e.type === 'done') say(runLine(e.result));
+    };
+    let res;
+    try {
+      res = await withSignals(supervisor, o.grace, (signal) => compareDistributed({ ...trainOptions(o), ...launchOptions(o, supervisor, signal, events), methods: o.methods, png: o.png }).catch(libError));
+    } finally {
+      dispose();
+    }
+    if (res.analysis) printAnalysis(res.analysis, o.json);
+    else if (o.json) process.stdout.write(`${JSON.stringify({ runs: res.runs, analysis: null }, null, 2)}\n`);
+    if (!o.json) {
+      const rows = res.runs.map((r) => [r.method, r.ok ? 'ok' : r.interrupted ? 'interrupted' : 'FAILED', r.launcher, fmtS(r.wallS), fmtS(r.scriptS), fmtS(r.overheadS)]);
+      process.stdout.write(`\n${table(['method', 'status', 'launcher', 'wall (s)', 'in-script (s)', 'overhead (s)'], rows).join('\n')}\n`);
+    }
+    if (res.interrupted) throw new CliError(`interrupted after ${res.runs.length} run(s); results so far in ${path.resolve(o.out)}`, 130, true);
+    if (res.analysisError) throw new CliError(`analyze: ${res.analysisError}`, 1, true);
+    if (res.failed > 0) {
+      const first = res.runs.find((r) => !r.ok)!;
+      throw new CliError(`${res.failed} of ${res.runs.length} run(s) failed; first: ${first.method}: ${first.error}`, 1, true);
+    }
+  });
+
+  cmd
+    .command('analyze')
+    .description('tables (throughput, time/epoch, accuracy, speedup vs DDP; comm per step), performance_report.txt/.md and plots/ from the results_*.json in DIR')
+    .argument('<dir>', 'directory with results_*.json')
+    .option('--json', 'print the tables as JSON')
+    .option('--no-png', 'plots as SVG only')
+    .option('--no-plots', 'no plots')
+    .action(async (dir: string, o: { json?: boolean; png: boolean; plots: boolean }) => {
+      let a: DistributedAnalysis;
+      try {
+        if (!fs.existsSync(dir)) throw new CliError(`${dir}: no such directory`, 2);
+        a = await analyzeDistributed(dir, { png: o.png, plots: o.plots });
+      } catch (err) {
+        if (err instanceof CliError) throw err;
+        libError(err);
+      }
+      printAnalysis(a, o.json);
+    });
+
+  return cmd;
+}
+
+function ownSupervisor(o: CommonCli): { supervisor: Supervisor; dispose(): void } {
+  try {
+    return distributedSupervisor({ ...(o.registry ? { registryFile: o.registry } : {}), graceMs: o.grace * 1000 });
+  } catch (err) {
+    throw new CliError(oneLine(err), 1);
+  }
+}

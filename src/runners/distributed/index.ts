@@ -1,0 +1,42 @@
+/**
+ * Distributed training runner: workloads/dist_train.py (ddp, hand-written all-reduce, parameter
+ * server) launched by torchrun or by gpucolo's own direct rank launcher, supervised (process
+ * groups, run registry, timeout, a failing rank stops the job), then compared and analyzed
+ * (tables, performance_report.txt/.md, plots). Import only this file.
+ */
+export {
+  DIST_RESULT_SCHEMA,
+  DIST_RUN_SCHEMA,
+  METHODS,
+  PS_IMPLS,
+  distributedResultSchema,
+  listResultFiles,
+  loadDistributedResult,
+  manifestFileName,
+  methodOfFile,
+  parseDistributedResult,
+  resultFileName,
+  scriptSeconds,
+} from './schema.js';
+export type { DistMethod, DistributedEpoch, DistributedResult, DistributedSummary, PsImpl } from './schema.js';
+export {
+  DEFAULT_PYTHON,
+  LAUNCHERS,
+  PROBE_CODE,
+  TORCHRUN_BROKEN,
+  chooseLauncher,
+  defaultPython,
+  defaultScriptPath,
+  directRankEnv,
+  freePort,
+  parseEndpoint,
+  probeTorchrun,
+  torchrunArgv,
+} from './launcher.js';
+export type { ChooseLauncherOptions, LauncherChoice, LauncherName, LauncherRequest, TorchrunArgvOptions, TorchrunProbe } from './launcher.js';
+export { DEFAULT_DIST_GRACE_MS, DEFAULT_EXIT_GRACE_MS, checkPorts, distributedSupervisor, logTail, runDistributed, trainArgs, validateRun } from './run.js';
+export type { DistributedEvent, DistributedLaunchOptions, DistributedRunOptions, DistributedRunResult, DistributedTrainOptions, ProcessOutcome, ValidatedRun } from './run.js';
+export { compareDistributed } from './compare.js';
+export type { DistributedCompareOptions, DistributedCompareResult } from './compare.js';
+export { PLOT_NAMES, analyzeDistributed, commRows, comparisonRows, loadResultsDir, plotSpecs, reportMarkdown, reportText } from './analyze.js';
+export type { AnalyzeOptions, AnalyzedResult, CommRow, ComparisonRow, DistributedAnalysis } from './analyze.js';

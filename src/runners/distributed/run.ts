@@ -20,9 +20,10 @@ import { GpucoloError } from '../../errors.js';
 import { VERSION } from '../../version.js';
 import {
   Supervisor,
-  defaultRegistryFile,
+  supervisorWithRegistry,
   writeJsonAtomic,
   type ExitInfo,
+  type RegisteredSupervisor,
   type ExitReason,
   type SupervisedChild,
 } from '../supervisor/index.js';
@@ -315,25 +316,10 @@ export async function checkPorts(o: DistributedRunOptions, v: ValidatedRun): Pro
 }
 
 /** A supervisor with a registry file in the per-user default place (or the given file). */
-export function distributedSupervisor(opts: { registryFile?: string; graceMs?: number } = {}): { supervisor: Supervisor; registryFile: string; dispose(): void } {
+export function distributedSupervisor(opts: { registryFile?: string; graceMs?: number } = {}): RegisteredSupervisor {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const runId = `distributed-${stamp}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-  const explicit = opts.registryFile !== undefined;
-  let registryFile: string;
-  if (explicit) {
-    registryFile = path.resolve(opts.registryFile!);
-    fs.mkdirSync(path.dirname(registryFile), { recursive: true });
-  } else {
-    registryFile = defaultRegistryFile(runId);
-  }
-  const supervisor = new Supervisor({ graceMs: opts.graceMs ?? DEFAULT_DIST_GRACE_MS, registryFile, runId });
-  return {
-    supervisor,
-    registryFile,
-    dispose(): void {
-      if (!explicit && supervisor.live().length === 0) fs.rmSync(registryFile, { force: true });
-    },
-  };
+  return supervisorWithRegistry({ runId, registryFile: opts.registryFile, graceMs: opts.graceMs ?? DEFAULT_DIST_GRACE_MS });
 }
 
 // ---- log tails ----------------------------------------------------------------------------------
@@ -554,7 +540,13 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   let failedExitCode: number | null = null;
   let note: string | undefined;
   let result: DistributedResult | null = null;
-  const ff = firstFailure as { index: number; info: ExitInfo } | null;
+  let ff = firstFailure as { index: number; info: ExitInfo } | null;
+  // the root cause: a rank that died by a signal of its own (OOM killer, crash) while another
+  // noticed the broken connection and exited with an error code - whichever exit was seen first
+  if (ff && ff.info.signal === null) {
+    const dying = procs.findIndex((q, i) => i !== ff!.index && q.outcome.reason === 'signaled' && q.info && q.info.signal !== null);
+    if (dying >= 0) ff = { index: dying, info: procs[dying].info! };
+  }
   const st = stragglers as { ranks: (number | null)[]; after: number | null } | null;
   const stragglerText = st
     ? `${st.ranks.map((r) => `rank ${r}`).join(', ')} had not exited ${fmtS((opts.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS) / 1000)} s after rank ${st.after} exited 0 (hung in teardown after the final barrier): stopped`

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { oneLine } from '../../errors.js';
 import { VERSION } from '../../version.js';
 import type { EnergySourceName } from '../../energy/index.js';
-import { Supervisor, defaultRegistryFile, writeJsonAtomic, writeTextAtomic, type SupervisedChild } from '../supervisor/index.js';
+import { Supervisor, supervisorWithRegistry, writeJsonAtomic, writeTextAtomic, type RegisteredSupervisor, type SupervisedChild } from '../supervisor/index.js';
 import { BackgroundLoop } from './background.js';
 import { defaultModelsPath, loadExperiment, loadModels, type ExperimentFile } from './config.js';
 import { energyMetrics, estimateNote, startEnergyRecording, unavailableEnergyMetrics, writeEnergyCsv, type EnergyRecording, type LabelledRecording } from './energy-metrics.js';
@@ -137,24 +137,9 @@ const sleepAbortable = (ms: number, signal?: AbortSignal): Promise<void> =>
  * A supervisor with a run registry for an experiment. With the default registry location the
  * file is removed by dispose() once nothing recorded in it is alive (an explicit file is kept).
  */
-export function experimentSupervisor(opts: { registryFile?: string; graceMs?: number } = {}): { supervisor: Supervisor; registryFile: string; dispose(): void } {
-  const runId = `${compactTimestamp(new Date())}-${process.pid}`;
-  const explicit = opts.registryFile !== undefined;
-  let registryFile: string;
-  if (explicit) {
-    registryFile = path.resolve(opts.registryFile!);
-    fs.mkdirSync(path.dirname(registryFile), { recursive: true });
-  } else {
-    registryFile = defaultRegistryFile(runId);
-  }
-  const supervisor = new Supervisor({ graceMs: opts.graceMs ?? DEFAULT_GRACE_MS, registryFile, runId: `experiment-${runId}` });
-  return {
-    supervisor,
-    registryFile,
-    dispose(): void {
-      if (!explicit && supervisor.live().length === 0) fs.rmSync(registryFile, { force: true });
-    },
-  };
+export function experimentSupervisor(opts: { registryFile?: string; graceMs?: number } = {}): RegisteredSupervisor {
+  const runId = `experiment-${compactTimestamp(new Date())}-${process.pid}`;
+  return supervisorWithRegistry({ runId, registryFile: opts.registryFile, graceMs: opts.graceMs ?? DEFAULT_GRACE_MS });
 }
 
 /** Runs every planned run in order. Never rejects for what a training program does. */

@@ -34,3 +34,5 @@ export {
 export type { PidStat, PidStatus } from './proctree.js';
 export { REGISTRY_PREFIX, defaultRegistryDir, defaultRegistryFile, listRegistryFiles, reapRegistries } from './cleanup.js';
 export type { ReapAction, ReapOptions, ReapOutcome, ReapReport } from './cleanup.js';
+export { supervisorWithRegistry } from './with-registry.js';
+export type { RegisteredSupervisor } from './with-registry.js';

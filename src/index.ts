@@ -20,3 +20,5 @@ export * as experiment from './runners/experiment/index.js';
 export { loadExperimentPlan, runExperiment } from './runners/experiment/index.js';
 export * as distributed from './runners/distributed/index.js';
 export { runDistributed, compareDistributed, analyzeDistributed } from './runners/distributed/index.js';
+export * as staged from './runners/staged/index.js';
+export { runStaged, planStaged, planPipeline, loadPipeline } from './runners/staged/index.js';

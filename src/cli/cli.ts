@@ -20,6 +20,7 @@ import { compareCommand } from './compare.js';
 import { experimentCommand } from './experiment.js';
 import { cleanupCommand } from './cleanup.js';
 import { distributedCommand } from './distributed.js';
+import { stagedCommand } from './staged.js';
 
 export function buildProgram(): Command {
   const program = new Command('gpucolo')
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   program.addCommand(experimentCommand());
   program.addCommand(cleanupCommand());
   program.addCommand(distributedCommand());
+  program.addCommand(stagedCommand());
   // every (sub)command reports usage errors through main() instead of exiting on its own
   const override = (c: Command): void => {
     c.exitOverride();

@@ -1,0 +1,196 @@
+/**
+ * Client for one model host process (workloads/model_host.py, or a stage's own `command` that
+ * speaks the same JSON Lines protocol), started through the supervisor in its own process group.
+ * One request at a time; each call has a timeout. Failures are one-line GpucoloErrors carrying the
+ * tail of the host's stderr.
+ */
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { GpucoloError } from '../../errors.js';
+import type { Supervisor, SupervisedChild } from '../supervisor/index.js';
+
+export type HostMessage = { type: string; [k: string]: unknown };
+
+/** workloads/model_host.py next to src/ or dist/ (both are two levels below runners/staged). */
+export function defaultHostScript(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../workloads/model_host.py');
+}
+
+export const defaultStagedPython = (env: NodeJS.ProcessEnv = process.env): string => env.GPUCOLO_PYTHON || 'python3';
+
+export interface ModelHostOptions {
+  supervisor: Supervisor;
+  /** stage name (names the child and appears in errors) */
+  name: string;
+  argv: string[];
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** per-call timeout, ms (default 120000) */
+  timeoutMs?: number;
+  /** start-up (hello) timeout, ms (default 30000) */
+  startTimeoutMs?: number;
+}
+
+export class ModelHost {
+  readonly name: string;
+  private child: SupervisedChild;
+  private queue: HostMessage[] = [];
+  private waiter: ((m: HostMessage | null) => void) | null = null;
+  private closed = false;
+  private stderrTail: string[] = [];
+  private readonly timeoutMs: number;
+  private readonly startTimeoutMs: number;
+  private busy = false;
+  pid: number | undefined;
+
+  private constructor(opts: ModelHostOptions) {
+    this.name = opts.name;
+    this.timeoutMs = opts.timeoutMs ?? 120_000;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 30_000;
+    this.child = opts.supervisor.start({
+      argv: opts.argv,
+      cwd: opts.cwd,
+      env: { PYTHONUNBUFFERED: '1', ...opts.env },
+      name: `staged:${opts.name}`,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    this.pid = this.child.pid;
+    if (this.child.stdout) {
+      const rl = readline.createInterface({ input: this.child.stdout });
+      rl.on('line', (line) => {
+        if (!line.trim()) return;
+        let msg: HostMessage;
+        try {
+          msg = JSON.parse(line) as HostMessage;
+        } catch {
+          this.stderrTail.push(`(stdout) ${line}`);
+          return;
+        }
+        if (this.waiter) {
+          const w = this.waiter;
+          this.waiter = null;
+          w(msg);
+        } else this.queue.push(msg);
+      });
+      rl.on('close', () => this.onClose());
+    } else this.onClose();
+    this.child.stderr?.setEncoding('utf8');
+    this.child.stderr?.on('data', (d: string) => {
+      for (const l of d.split('\n')) if (l.trim()) this.stderrTail.push(l);
+      if (this.stderrTail.length > 40) this.stderrTail.splice(0, this.stderrTail.length - 40);
+    });
+    this.child.stdin?.on('error', () => undefined); // EPIPE when the host died: reported by next()
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w(null);
+    }
+  }
+
+  /** Starts the host and waits for its hello. */
+  static async start(opts: ModelHostOptions): Promise<ModelHost> {
+    const h = new ModelHost(opts);
+    const hello = await h.next(h.startTimeoutMs, 'start');
+    if (hello.type !== 'hello') throw h.fail('start', `expected hello, got ${hello.type}`);
+    return h;
+  }
+
+  /** Last stderr lines (for messages). */
+  tail(n = 3): string {
+    return this.stderrTail
+      .slice(-n)
+      .map((l) => l.trim())
+      .join(' | ');
+  }
+
+  private fail(phase: string, message: string, code = 'EHOST'): GpucoloError {
+    const t = this.tail();
+    return new GpucoloError(`stage "${this.name}" ${phase}: ${message}${t ? ` [stderr: ${t}]` : ''}`.replace(/\n/g, ' '), { code });
+  }
+
+  private async next(timeoutMs: number, phase: string): Promise<HostMessage> {
+    if (this.queue.length) return this.queue.shift()!;
+    if (this.closed) {
+      const ex = await Promise.race([this.child.exited, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+      const how = ex ? (ex.signal ? `signal ${ex.signal}` : `exit code ${ex.code}`) : 'closed its output';
+      throw this.fail(phase, `model host ended (${how})`);
+    }
+    const msg = await new Promise<HostMessage | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        resolve({ type: '__timeout' });
+      }, timeoutMs);
+      this.waiter = (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+    });
+    if (msg === null) return this.next(timeoutMs, phase);
+    if (msg.type === '__timeout') throw this.fail(phase, `no answer within ${Math.round(timeoutMs / 1000)} s`, 'ETIMEDOUT');
+    return msg;
+  }
+
+  /** Sends one command and returns the reply; an error record becomes a thrown GpucoloError unless `allowError`. */
+  async call(cmd: HostMessage, expect: string, opts: { timeoutMs?: number; allowError?: boolean } = {}): Promise<HostMessage> {
+    if (this.busy) throw new Error(`ModelHost ${this.name}: concurrent call`);
+    this.busy = true;
+    try {
+      if (this.closed) return await this.next(0, cmd.type);
+      this.child.stdin?.write(`${JSON.stringify(cmd)}\n`);
+      const reply = await this.next(opts.timeoutMs ?? this.timeoutMs, cmd.type);
+      if (reply.type === 'error') {
+        if (opts.allowError) return reply;
+        throw this.fail(String(reply.phase ?? cmd.type), String(reply.message ?? 'error'), 'EMODEL');
+      }
+      if (reply.type !== expect) throw this.fail(cmd.type, `expected "${expect}" reply, got "${reply.type}"`);
+      return reply;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async init(classPath: string, params: Record<string, unknown>, paths: string[]): Promise<void> {
+    await this.call({ type: 'init', class_path: classPath, params, paths }, 'ready');
+  }
+  async load(): Promise<{ ms: number; memoryBytes: number }> {
+    const r = await this.call({ type: 'load_to_gpu' }, 'loaded');
+    return { ms: Number(r.ms ?? 0), memoryBytes: Number(r.memory ?? 0) };
+  }
+  async unload(): Promise<{ ms: number }> {
+    const r = await this.call({ type: 'unload_from_gpu' }, 'unloaded');
+    return { ms: Number(r.ms ?? 0) };
+  }
+  async process(id: string, item: unknown, inputs: Record<string, unknown>): Promise<{ ok: true; outputs: Record<string, unknown>; ms: number } | { ok: false; message: string }> {
+    const r = await this.call({ type: 'process', id, item, inputs }, 'result', { allowError: true });
+    if (r.type === 'error') return { ok: false, message: String(r.message ?? 'error').split('\n')[0] };
+    return { ok: true, outputs: (r.outputs ?? {}) as Record<string, unknown>, ms: Number(r.ms ?? 0) };
+  }
+  async memory(): Promise<number> {
+    const r = await this.call({ type: 'memory' }, 'memory');
+    return Number(r.bytes ?? 0);
+  }
+  /** Asks the host to exit, then stops its group (grace) if it lingers. */
+  async stop(graceMs = 2000): Promise<void> {
+    if (!this.closed) {
+      try {
+        this.child.stdin?.write(`${JSON.stringify({ type: 'stop' })}\n`);
+        this.child.stdin?.end();
+      } catch {
+        // already gone
+      }
+    }
+    const done = await Promise.race([this.child.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs))]);
+    if (!done || this.child.groupAlive()) await this.child.stop({ graceMs: 1000 });
+  }
+  /** Stops the group now (interrupt). */
+  async kill(): Promise<void> {
+    await this.child.stop({ graceMs: 500 });
+  }
+}

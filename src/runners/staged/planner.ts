@@ -1,0 +1,263 @@
+/**
+ * Ordering a staged pipeline so that models are swapped as rarely as possible.
+ *
+ * When every needed model fits the GPU budget together, each is loaded once and categories are
+ * processed with all models resident ('all-resident'). Otherwise categories are processed one
+ * after the other, stage by stage ('stage-by-stage'): inside a category each needed model is
+ * loaded once; across a category boundary the models already resident are kept and the next
+ * category's stages are ordered (topologically, respecting inputs) to start with them when the
+ * dependencies allow. When a model must be loaded and does not fit beside the resident ones, the
+ * resident model needed farthest in the future is unloaded first (Belady), so several models stay
+ * resident when they fit together.
+ *
+ * naiveLoads is what the per-item order (each item through all of its stages, LRU residency with
+ * the same budget) would cost; it is computed per category by cycle detection, not by
+ * simulating every item.
+ */
+
+export interface PlanStageInput {
+  name: string;
+  memoryMB: number;
+  /** Names of stages whose outputs this stage reads (earlier stages). */
+  inputs: string[];
+}
+
+export interface PlanCategoryInput {
+  name: string;
+  items: number;
+  /** Items not yet done per stage (by stage name); default: all items for every stage. */
+  remaining?: Record<string, number>;
+}
+
+export interface PlanInput {
+  stages: PlanStageInput[];
+  categories: PlanCategoryInput[];
+  gpuMemoryMB: number;
+  /** Models (stage names) loaded on the GPU now. */
+  resident?: string[];
+}
+
+export interface PlanStep {
+  kind: 'load' | 'unload' | 'process';
+  stage: string;
+  category?: string;
+  items?: number;
+}
+
+export interface Plan {
+  mode: 'all-resident' | 'stage-by-stage';
+  steps: PlanStep[];
+  loads: number;
+  unloads: number;
+  naiveLoads: number;
+  order: { category: string; stages: string[] }[];
+  notes: string[];
+}
+
+export function planPipeline(input: PlanInput): Plan {
+  const S = input.stages.length;
+  const budget = input.gpuMemoryMB;
+  const idx = new Map<string, number>();
+  input.stages.forEach((s, i) => {
+    if (idx.has(s.name)) throw new Error(`planPipeline: duplicate stage name "${s.name}"`);
+    idx.set(s.name, i);
+  });
+  const mem = input.stages.map((s) => (Number.isFinite(s.memoryMB) && s.memoryMB > 0 ? s.memoryMB : 0));
+  const deps = input.stages.map((s, i) =>
+    s.inputs.map((n) => {
+      const j = idx.get(n);
+      if (j === undefined || j >= i) throw new Error(`planPipeline: stage "${s.name}" input "${n}" is not an earlier stage`);
+      return j;
+    }),
+  );
+  const notes: string[] = [];
+
+  // Work left: rem[c][s] items of category c still to run through stage s.
+  const cats = input.categories;
+  const rem: number[][] = cats.map((c) =>
+    input.stages.map((s) => {
+      const r = c.remaining?.[s.name];
+      const v = r === undefined ? c.items : r;
+      return Math.max(0, Math.floor(v));
+    }),
+  );
+  const needed = new Array<boolean>(S).fill(false);
+  for (const r of rem) for (let s = 0; s < S; s++) if (r[s] > 0) needed[s] = true;
+  for (let s = 0; s < S; s++) {
+    if (mem[s] > budget) notes.push(`stage ${input.stages[s].name} needs ${mem[s]} MB, more than the GPU budget of ${budget} MB: it runs alone`);
+  }
+  const skippedCats = cats.filter((_, c) => !rem[c].some((v) => v > 0)).map((c) => c.name);
+  if (skippedCats.length) notes.push(`nothing left to do for ${skippedCats.length} categor${skippedCats.length === 1 ? 'y' : 'ies'}: ${skippedCats.slice(0, 5).join(', ')}${skippedCats.length > 5 ? ', ...' : ''}`);
+
+  const resident: number[] = [];
+  for (const n of input.resident ?? []) {
+    const i = idx.get(n);
+    if (i === undefined) notes.push(`resident model ${n} is not a stage of this pipeline: it is unloaded`);
+    else if (!resident.includes(i)) resident.push(i);
+  }
+  const steps: PlanStep[] = [];
+  let loads = 0;
+  let unloads = 0;
+  const unload = (s: number) => {
+    resident.splice(resident.indexOf(s), 1);
+    steps.push({ kind: 'unload', stage: input.stages[s].name });
+    unloads++;
+  };
+  const load = (s: number) => {
+    resident.push(s);
+    steps.push({ kind: 'load', stage: input.stages[s].name });
+    loads++;
+  };
+  for (const n of input.resident ?? []) if (!idx.has(n)) {
+    steps.push({ kind: 'unload', stage: n });
+    unloads++;
+  }
+
+  let neededMem = 0;
+  for (let s = 0; s < S; s++) if (needed[s]) neededMem += mem[s];
+  const mode: Plan['mode'] = neededMem <= budget ? 'all-resident' : 'stage-by-stage';
+  const order: Plan['order'] = [];
+
+  // Topological order of one category's stages with work left; ready stages that are resident go first.
+  const categoryOrder = (r: number[], preferResident: boolean): number[] => {
+    const out: number[] = [];
+    const placed = new Array<boolean>(S).fill(false);
+    const todo: number[] = [];
+    for (let s = 0; s < S; s++) if (r[s] > 0) todo.push(s);
+    while (out.length < todo.length) {
+      let pick = -1;
+      for (const s of todo) {
+        if (placed[s]) continue;
+        if (!deps[s].every((d) => r[d] === 0 || placed[d])) continue;
+        if (pick < 0) pick = s;
+        if (!preferResident || resident.includes(s)) {
+          pick = s;
+          break;
+        }
+      }
+      placed[pick] = true;
+      out.push(pick);
+    }
+    return out;
+  };
+
+  if (mode === 'all-resident') {
+    // Unload resident models no category needs while they keep the needed ones from fitting.
+    let after = neededMem + resident.reduce((a, s) => a + (needed[s] ? 0 : mem[s]), 0);
+    for (const s of [...resident]) {
+      if (after <= budget) break;
+      if (!needed[s]) {
+        unload(s);
+        after -= mem[s];
+      }
+    }
+    for (let s = 0; s < S; s++) if (needed[s] && !resident.includes(s)) load(s);
+    cats.forEach((c, ci) => {
+      const o = categoryOrder(rem[ci], false);
+      if (!o.length) return;
+      order.push({ category: c.name, stages: o.map((s) => input.stages[s].name) });
+      for (const s of o) steps.push({ kind: 'process', stage: input.stages[s].name, category: c.name, items: rem[ci][s] });
+    });
+  } else {
+    // nextCat[c * S + s]: first category after c with work for stage s (cats.length when none).
+    const C = cats.length;
+    const nextCat = new Int32Array((C + 1) * S).fill(C);
+    for (let c = C - 1; c >= 0; c--) {
+      for (let s = 0; s < S; s++) nextCat[c * S + s] = rem[c + 1]?.[s] > 0 ? c + 1 : nextCat[(c + 1) * S + s];
+    }
+    cats.forEach((c, ci) => {
+      const o = categoryOrder(rem[ci], true);
+      if (!o.length) return;
+      order.push({ category: c.name, stages: o.map((s) => input.stages[s].name) });
+      o.forEach((s, pos) => {
+        if (!resident.includes(s)) {
+          let used = resident.reduce((a, x) => a + mem[x], 0);
+          while (resident.length && used + mem[s] > budget) {
+            // Evict the resident model whose next use is farthest away.
+            let victim = -1;
+            let far = -1;
+            for (const r of resident) {
+              const inCat = o.indexOf(r, pos + 1);
+              const nc = nextCat[ci * S + r];
+              const dist = inCat >= 0 ? inCat : nc < C ? (nc - ci) * (S + 1) + r : Infinity;
+              if (dist > far || (dist === far && mem[r] > mem[victim])) {
+                far = dist;
+                victim = r;
+              }
+            }
+            unload(victim);
+            used -= mem[victim];
+          }
+          load(s);
+        }
+        steps.push({ kind: 'process', stage: input.stages[s].name, category: c.name, items: rem[ci][s] });
+      });
+    });
+  }
+
+  return { mode, steps, loads, unloads, naiveLoads: naiveLoads(input, rem, mem, budget), order, notes };
+}
+
+/**
+ * Loads of the per-item order: every item of a category through its stages (stage order), LRU
+ * residency within the budget, starting from the given resident models. Item i of a category
+ * needs stage s when i < remaining[s]. Items of one segment (same set of stages) repeat the same
+ * access sequence, so the residency state after each item cycles: detect the cycle, extrapolate.
+ */
+function naiveLoads(input: PlanInput, rem: number[][], mem: number[], budget: number): number {
+  const S = input.stages.length;
+  const names = new Map(input.stages.map((s, i) => [s.name, i]));
+  const lru: number[] = (input.resident ?? []).map((n) => names.get(n)).filter((i): i is number => i !== undefined);
+  let total = 0;
+  const runItem = (seq: number[]): number => {
+    let n = 0;
+    for (const s of seq) {
+      const at = lru.indexOf(s);
+      if (at >= 0) {
+        lru.splice(at, 1);
+        lru.push(s);
+        continue;
+      }
+      let used = 0;
+      for (const x of lru) used += mem[x];
+      while (lru.length && used + mem[s] > budget) used -= mem[lru.shift()!];
+      lru.push(s);
+      n++;
+    }
+    return n;
+  };
+  for (const r of rem) {
+    const thresholds = [...new Set(r.filter((v) => v > 0))].sort((a, b) => a - b);
+    let lo = 0;
+    for (const hi of thresholds) {
+      const seq: number[] = [];
+      for (let s = 0; s < S; s++) if (r[s] >= hi) seq.push(s);
+      const count = hi - lo;
+      lo = hi;
+      const seen = new Map<string, { item: number; loads: number }>();
+      let done = 0;
+      let acc = 0;
+      while (done < count) {
+        const key = lru.join(',');
+        const prev = seen.get(key);
+        if (prev) {
+          const period = done - prev.item;
+          const perPeriod = acc - prev.loads;
+          const cycles = Math.floor((count - done) / period);
+          acc += cycles * perPeriod;
+          done += cycles * period;
+          while (done < count) {
+            acc += runItem(seq);
+            done++;
+          }
+          break;
+        }
+        seen.set(key, { item: done, loads: acc });
+        acc += runItem(seq);
+        done++;
+      }
+      total += acc;
+    }
+  }
+  return total;
+}

@@ -1,0 +1,138 @@
+/**
+ * Staged pipeline files (YAML or JSON): items grouped by category pass through ordered stages,
+ * each stage a model that must be loaded on the GPU. Every problem is one GpucoloError (code
+ * EBADCONFIG, or the file's errno) whose message names the file and each path:
+ * "stages.1.inputs.0: ...".
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { GpucoloError, errnoCode } from '../../errors.js';
+
+export const PIPELINE_SCHEMA = 'gpucolo.pipeline/1';
+
+const positive = z.number().positive();
+
+const modelSchema = z
+  .object({
+    class_path: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/, 'expected "package.module.ClassName"')
+      .optional()
+      .describe('Python class to instantiate in the model worker: "package.module.ClassName".'),
+    params: z.record(z.string(), z.unknown()).optional().describe('Keyword arguments for the class.'),
+    command: z.array(z.string().min(1)).min(1).optional().describe('argv of a program that serves the model (no shell).'),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    const n = (m.class_path !== undefined ? 1 : 0) + (m.command !== undefined ? 1 : 0);
+    if (n !== 1) ctx.addIssue({ code: 'custom', message: 'exactly one of class_path or command is required' });
+    if (m.params !== undefined && m.command !== undefined) ctx.addIssue({ code: 'custom', path: ['params'], message: 'params go with class_path, not command' });
+  });
+
+export const stageSchema = z
+  .object({
+    name: z.string().min(1).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+    model: modelSchema,
+    memory_mb: positive.optional().describe('Declared GPU memory of the model (MB); else measured at first load.'),
+    inputs: z.array(z.string().min(1)).optional().describe('Names of earlier stages whose outputs this stage reads; default: the previous stage (none for the first).'),
+  })
+  .strict();
+
+export const pipelineSchema = z
+  .object({
+    name: z.string().min(1),
+    items: z
+      .object({
+        source: z.string().min(1).describe('Path relative to this file: .json (array of records, or {category: [records]}), .jsonl, or a directory of .json/.jsonl files.'),
+        categoryField: z.string().min(1).default('category'),
+        idField: z.string().min(1).default('id'),
+        categories: z.array(z.string().min(1)).min(1).optional().describe('Categories to run, in this order (default: all, in order of appearance).'),
+      })
+      .strict(),
+    stages: z.array(stageSchema).min(1),
+    budgets: z
+      .object({
+        gpu_memory_mb: positive,
+        cpu_memory_mb: positive.describe('Intermediate outputs kept in memory; beyond this they spill to disk.'),
+        output_dir: z.string().min(1).describe('Relative to this file.'),
+        save_intermediate: z.boolean().default(false),
+      })
+      .strict(),
+    on_item_error: z.enum(['skip', 'stop']).default('skip'),
+    python: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const seen = new Map<string, number>();
+    p.stages.forEach((s, i) => {
+      if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['stages', i, 'name'], message: `duplicate stage name "${s.name}" (also stages.${seen.get(s.name)})` });
+      else seen.set(s.name, i);
+    });
+    p.stages.forEach((s, i) => {
+      (s.inputs ?? []).forEach((inp, j) => {
+        const at = seen.get(inp);
+        if (at === undefined) ctx.addIssue({ code: 'custom', path: ['stages', i, 'inputs', j], message: `no stage named "${inp}"` });
+        else if (at >= i) ctx.addIssue({ code: 'custom', path: ['stages', i, 'inputs', j], message: `"${inp}" is not an earlier stage` });
+      });
+    });
+    const cats = p.items.categories;
+    if (cats) {
+      const dup = cats.findIndex((c, i) => cats.indexOf(c) !== i);
+      if (dup >= 0) ctx.addIssue({ code: 'custom', path: ['items', 'categories', dup], message: `duplicate category "${cats[dup]}"` });
+    }
+  });
+
+export type Pipeline = z.output<typeof pipelineSchema>;
+export type PipelineInput = z.input<typeof pipelineSchema>;
+export type StageSpec = z.output<typeof stageSchema>;
+
+/** A stage's inputs with the default applied: the previous stage, none for the first. */
+export function stageInputs(p: Pipeline, i: number): string[] {
+  return p.stages[i].inputs ?? (i === 0 ? [] : [p.stages[i - 1].name]);
+}
+
+function issuesText(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+}
+
+/** Parses and validates pipeline text; `file` names it in errors. */
+export function parsePipeline(text: string, file: string): Pipeline {
+  let data: unknown;
+  if (/\.json$/i.test(file)) {
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      throw new GpucoloError(`${file}: not valid JSON: ${(err as Error).message}`, { code: 'EBADCONFIG', path: file });
+    }
+  } else {
+    const doc = YAML.parseDocument(text, { prettyErrors: true });
+    if (doc.errors.length) {
+      const e = doc.errors[0];
+      const at = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+      throw new GpucoloError(`${file}: not valid YAML${at}: ${e.message.split('\n')[0]}`, { code: 'EBADCONFIG', path: file });
+    }
+    data = doc.toJS();
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new GpucoloError(`${file}: a pipeline is a mapping with name, items, stages and budgets`, { code: 'EBADCONFIG', path: file });
+  }
+  const parsed = pipelineSchema.safeParse(data);
+  if (!parsed.success) throw new GpucoloError(`${file}: invalid pipeline: ${issuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
+  return parsed.data;
+}
+
+/** Reads a pipeline file; `dir` is the directory relative paths (items.source, output_dir) resolve against. */
+export function loadPipeline(file: string): { pipeline: Pipeline; file: string; dir: string } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = errnoCode(err) ?? 'EIO';
+    const what = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a pipeline file' : code;
+    throw new GpucoloError(`cannot read pipeline ${file}: ${what}`, { code, path: file });
+  }
+  const abs = path.resolve(file);
+  return { pipeline: parsePipeline(text, file), file: abs, dir: path.dirname(abs) };
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""gpucolo model host: one model behind a JSON Lines protocol on stdin/stdout (logs on stderr).
+
+Commands (one JSON object per line):
+  {"type":"init","class_path":"pkg.mod.Class","params":{...},"paths":[dirs]}  -> {"type":"ready"}
+  {"type":"load_to_gpu"}      -> {"type":"loaded","ms":..,"memory":bytes}
+  {"type":"unload_from_gpu"}  -> {"type":"unloaded","ms":..}
+  {"type":"process","id":..,"item":{..},"inputs":{stage: output}}
+                              -> {"type":"result","id":..,"outputs":{..},"ms":..}
+                                 or {"type":"error","phase":"process","id":..,"message":..}
+  {"type":"memory"}           -> {"type":"memory","bytes":..}
+  {"type":"stop"} / EOF       -> exit 0
+Any failure answers {"type":"error","phase":...,"message":...}; a failed init exits 3.
+"""
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+_out = sys.stdout
+sys.stdout = sys.stderr  # model prints must not corrupt the protocol
+
+
+def send(obj):
+    _out.write(json.dumps(obj) + "\n")
+    _out.flush()
+
+
+def log(msg):
+    sys.stderr.write("[model_host %d] %s\n" % (os.getpid(), msg))
+    sys.stderr.flush()
+
+
+def _torch():
+    if "torch" not in sys.modules:
+        return None
+    return sys.modules["torch"]
+
+
+def gpu_memory(model):
+    if model is not None and hasattr(model, "memory"):
+        try:
+            return int(model.memory())
+        except Exception:
+            pass
+    torch = _torch()
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return int(torch.cuda.memory_allocated())
+    except Exception:
+        pass
+    return 0
+
+
+def do_load(model):
+    if hasattr(model, "load_to_gpu"):
+        model.load_to_gpu()
+    else:
+        torch = _torch()
+        if torch is not None and hasattr(model, "to") and torch.cuda.is_available():
+            model.to("cuda")
+
+
+def do_unload(model):
+    if hasattr(model, "unload_from_gpu"):
+        model.unload_from_gpu()
+    elif hasattr(model, "to"):
+        model.to("cpu")
+    torch = _torch()
+    if torch is not None:
+        import gc
+
+        gc.collect()
+        try:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+
+def err_msg(e):
+    return ("%s: %s" % (type(e).__name__, e)).splitlines()[0] if str(e) else type(e).__name__
+
+
+def main():
+    send({"type": "hello", "pid": os.getpid()})
+    model = None
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            msg = json.loads(line)
+        except ValueError as e:
+            send({"type": "error", "phase": "protocol", "message": "bad JSON: %s" % e})
+            continue
+        t = msg.get("type")
+        if t == "stop":
+            break
+        if t == "init":
+            try:
+                for p in msg.get("paths") or []:
+                    if p not in sys.path:
+                        sys.path.insert(0, p)
+                cp = msg["class_path"]
+                mod_name, _, cls_name = cp.rpartition(".")
+                if not mod_name:
+                    raise ValueError("class_path %r is not module.Class" % cp)
+                cls = getattr(importlib.import_module(mod_name), cls_name)
+                model = cls(**(msg.get("params") or {}))
+            except Exception as e:
+                traceback.print_exc()
+                send({"type": "error", "phase": "init", "message": err_msg(e)})
+                sys.exit(3)
+            send({"type": "ready", "pid": os.getpid()})
+            continue
+        if model is None:
+            send({"type": "error", "phase": t or "protocol", "message": "no model: send init first"})
+            continue
+        if t == "load_to_gpu":
+            t0 = time.perf_counter()
+            try:
+                do_load(model)
+            except Exception as e:
+                traceback.print_exc()
+                send({"type": "error", "phase": "load", "message": err_msg(e)})
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            log("loaded in %.1f ms" % ms)
+            send({"type": "loaded", "ms": ms, "memory": gpu_memory(model)})
+        elif t == "unload_from_gpu":
+            t0 = time.perf_counter()
+            try:
+                do_unload(model)
+            except Exception as e:
+                traceback.print_exc()
+                send({"type": "error", "phase": "unload", "message": err_msg(e)})
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            log("unloaded in %.1f ms" % ms)
+            send({"type": "unloaded", "ms": ms})
+        elif t == "process":
+            t0 = time.perf_counter()
+            try:
+                outputs = model.process(msg.get("item") or {}, msg.get("inputs") or {})
+                if not isinstance(outputs, dict):
+                    outputs = {"value": outputs}
+                send({"type": "result", "id": msg.get("id"), "outputs": outputs, "ms": (time.perf_counter() - t0) * 1000})
+            except Exception as e:
+                traceback.print_exc()
+                send({"type": "error", "phase": "process", "id": msg.get("id"), "message": err_msg(e)})
+        elif t == "memory":
+            send({"type": "memory", "bytes": gpu_memory(model)})
+        else:
+            send({"type": "error", "phase": "protocol", "message": "unknown command %r" % t})
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Toy models for staged pipelines (pure Python; no torch needed).
+
+Editor  (stage 1): output {"edited": transform of item["instruction"]}
+Scorer  (stage 2): reads inputs["edit"] (or the first input) -> {"score": float in [0, 1)}
+Both take params: calls_file (append "<stage>\t<id>" per process call), fail_on_ids (raise for
+these ids), load_fail (raise in load_to_gpu), sleep_ms (per item), memory_mb (reported memory).
+TorchEditor: an Editor holding a small torch tensor moved to/from CUDA (only if torch imports).
+"""
+import hashlib
+import os
+import time
+
+
+class _Toy:
+    stage = "toy"
+
+    def __init__(self, calls_file=None, fail_on_ids=None, load_fail=False, sleep_ms=0, memory_mb=0, **_):
+        self.calls_file = calls_file
+        self.fail_on_ids = set(str(x) for x in (fail_on_ids or []))
+        self.load_fail = load_fail
+        self.sleep_ms = sleep_ms
+        self.memory_mb = memory_mb
+        self.loaded = False
+
+    def load_to_gpu(self):
+        if self.load_fail:
+            raise RuntimeError("%s: load failed on purpose (load_fail)" % type(self).__name__)
+        self.loaded = True
+
+    def unload_from_gpu(self):
+        self.loaded = False
+
+    def memory(self):
+        return int(self.memory_mb * 1024 * 1024) if self.loaded else 0
+
+    def _call(self, item):
+        if not self.loaded:
+            raise RuntimeError("process before load_to_gpu")
+        iid = str(item.get("id"))
+        if self.calls_file:
+            with open(self.calls_file, "a") as f:
+                f.write("%s\t%s\t%s\n" % (self.stage, item.get("category", ""), iid))
+                f.flush()
+                os.fsync(f.fileno())
+        if self.sleep_ms:
+            time.sleep(self.sleep_ms / 1000.0)
+        if iid in self.fail_on_ids:
+            raise ValueError("item %s failed on purpose (fail_on_ids)" % iid)
+
+
+class Editor(_Toy):
+    stage = "edit"
+
+    def process(self, item, inputs):
+        self._call(item)
+        text = str(item.get("instruction", ""))
+        return {"edited": " ".join(w[::-1] for w in text.split()).upper()}
+
+
+class Scorer(_Toy):
+    stage = "score"
+
+    def process(self, item, inputs):
+        self._call(item)
+        src = inputs.get("edit")
+        if src is None and inputs:
+            src = next(iter(inputs.values()))
+        text = src.get("edited", "") if isinstance(src, dict) else str(src or "")
+        h = hashlib.sha256(text.encode("utf-8")).digest()
+        score = int.from_bytes(h[:4], "big") / 2**32
+        return {"score": round(score, 6), "length": len(text)}
+
+
+try:  # optional torch variant
+    import torch  # noqa: F401
+
+    class TorchEditor(Editor):
+        def __init__(self, size=1024, **kw):
+            super().__init__(**kw)
+            self.weights = torch.zeros(size, size)
+
+        def load_to_gpu(self):
+            super().load_to_gpu()
+            if torch.cuda.is_available():
+                self.weights = self.weights.to("cuda")
+
+        def unload_from_gpu(self):
+            super().unload_from_gpu()
+            self.weights = self.weights.to("cpu")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        def memory(self):
+            if torch.cuda.is_available():
+                return int(torch.cuda.memory_allocated())
+            return super().memory()
+except Exception:  # torch missing or broken
+    pass

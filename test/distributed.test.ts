@@ -51,6 +51,9 @@ const SKIP: string | null = (() => {
   if (!fs.existsSync(SCRIPT)) return `${SCRIPT} is missing`;
   const r = spawnSync(PY, ['-c', 'import torch, torch.distributed as d; assert d.is_available() and d.is_gloo_available(), "no gloo"'], { encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) return `${PY} cannot import torch with gloo (${(r.stderr ?? '').trim().split('\n').pop() ?? r.error?.message}): apt-get install python3-torch`;
+  // the runner has no native part: CI's second pass over the suite (GPUCOLO_NATIVE=0, the pure-TS
+  // paths) would start the same ranks again and only add load to the 2 shared cores
+  if (process.env.GPUCOLO_NATIVE === '0') return 'the distributed runner has no native part: its rank tests run in the native pass only';
   return null;
 })();
 if (SKIP) console.warn(`distributed tests that start ranks are skipped: ${SKIP}`);
@@ -391,7 +394,15 @@ describe.skipIf(SKIP !== null)('real runs (2 gloo ranks)', () => {
     const port = (srv.address() as net.AddressInfo).port;
     await new Promise<void>((r) => srv.close(() => r()));
     const common = { ...SMALL, launcher: 'auto' as const, method: 'ddp' as const, nprocPerNode: 1, nnodes: 2, rdzvEndpoint: `127.0.0.1:${port}`, timeoutMs: 60_000 };
-    const [a, b] = await Promise.all([runDistributed({ ...common, nodeRank: 0, outDir: outDir('node0') }), runDistributed({ ...common, nodeRank: 1, outDir: outDir('node1') })]);
+    let [a, b] = await Promise.all([runDistributed({ ...common, nodeRank: 0, outDir: outDir('node0') }), runDistributed({ ...common, nodeRank: 1, outDir: outDir('node1') })]);
+    if (a.timedOut || b.timedOut) {
+      // two torchrun agents on 2 loaded cores now and then miss each other in the rendezvous or
+      // the exit barrier (torch 1.13); what is under test is the wiring, so one more try
+      console.warn(`two-node torchrun timed out once (${a.error ?? ''} / ${b.error ?? ''}); trying again`);
+      expectNothingLeft(a);
+      expectNothingLeft(b);
+      [a, b] = await Promise.all([runDistributed({ ...common, nodeRank: 0, outDir: outDir('node0b') }), runDistributed({ ...common, nodeRank: 1, outDir: outDir('node1b') })]);
+    }
     for (const r of [a, b]) {
       expect(r.error).toBeUndefined();
       expect(r.launcher).toBe('torchrun');
@@ -403,7 +414,7 @@ describe.skipIf(SKIP !== null)('real runs (2 gloo ranks)', () => {
     expect(withResult).toHaveLength(1);
     expect(withResult[0].result).toMatchObject({ world_size: 2, method: 'ddp' });
     expect([a, b].find((r) => r.result === null)!.note).toMatch(/rank 0 ran on another node/);
-  }, 90_000);
+  }, 200_000);
 
   it('the script rejecting its arguments on every rank: CLI exit 2 with its one line', async () => {
     const out = outDir('rejected');

@@ -491,7 +491,7 @@ describe('summary', () => {
 
 describe('JSON Schema', () => {
   it('schema/experiment.schema.json and schema/models.schema.json are what the zod schemas give now', () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/experiment-schema.mjs'), '--check'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/schemas.mjs'), '--check'], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const exp = JSON.parse(fs.readFileSync(path.join(ROOT, 'schema/experiment.schema.json'), 'utf8'));

@@ -87,7 +87,7 @@ describe('scenario schema', () => {
   });
 
   it('JSON Schema in schema/ is what the zod schema gives now', () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/scenario-schema.mjs'), '--check'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/schemas.mjs'), '--check'], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const js = JSON.parse(fs.readFileSync(path.join(ROOT, 'schema/scenario.schema.json'), 'utf8'));

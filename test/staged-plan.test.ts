@@ -71,7 +71,7 @@ describe('staged pipeline schema', () => {
   });
 
   it('JSON Schema in schema/ is what the zod schema gives now', () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/staged-schema.mjs'), '--check'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/schemas.mjs'), '--check'], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const js = JSON.parse(fs.readFileSync(path.join(ROOT, 'schema/pipeline.schema.json'), 'utf8'));

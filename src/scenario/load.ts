@@ -7,8 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
-import { z } from 'zod';
+import { parseConfigText, zodIssuesText } from '../config-text.js';
 import { GpucoloError, errnoCode } from '../errors.js';
 import { scenarioSchema, type Scenario } from './schema.js';
 
@@ -27,33 +26,11 @@ export function cannedScenarios(): string[] {
   }
 }
 
-function issuesText(err: z.ZodError): string {
-  return err.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-}
-
 /** Parses and validates scenario text; `file` names it in errors. */
 export function parseScenario(text: string, file: string): Scenario {
-  let data: unknown;
-  if (/\.json$/i.test(file)) {
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      throw new GpucoloError(`${file}: not valid JSON: ${(err as Error).message}`, { code: 'EBADSCENARIO', path: file });
-    }
-  } else {
-    const doc = YAML.parseDocument(text, { prettyErrors: true });
-    if (doc.errors.length) {
-      const e = doc.errors[0];
-      const at = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-      throw new GpucoloError(`${file}: not valid YAML${at}: ${e.message.split('\n')[0]}`, { code: 'EBADSCENARIO', path: file });
-    }
-    data = doc.toJS();
-  }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new GpucoloError(`${file}: a scenario is a mapping with name and tasks`, { code: 'EBADSCENARIO', path: file });
-  }
+  const data = parseConfigText(text, file, { code: 'EBADSCENARIO', shape: 'a scenario is a mapping with name and tasks' });
   const parsed = scenarioSchema.safeParse(data);
-  if (!parsed.success) throw new GpucoloError(`${file}: invalid scenario: ${issuesText(parsed.error)}`, { code: 'EBADSCENARIO', path: file });
+  if (!parsed.success) throw new GpucoloError(`${file}: invalid scenario: ${zodIssuesText(parsed.error)}`, { code: 'EBADSCENARIO', path: file });
   return parsed.data;
 }
 

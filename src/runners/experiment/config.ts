@@ -1,5 +1,5 @@
 /**
- * The two files of a training experiment, validated with zod; `node scripts/experiment-schema.mjs`
+ * The two files of a training experiment, validated with zod; `node scripts/schemas.mjs`
  * exports their JSON Schemas to schema/ for editors.
  *
  * Models file (the registry; JSON or YAML): repository name -> { path, models }. `path` is
@@ -27,7 +27,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
+import { parseConfigText, zodIssuesText } from '../../config-text.js';
 import { z } from 'zod';
 import { GpucoloError, errnoCode } from '../../errors.js';
 import type { HyperValue } from './types.js';
@@ -284,10 +284,6 @@ export type ExperimentFile = z.output<typeof experimentFileSchema>;
 // ---------------------------------------------------------------------------------------------
 // loading
 
-function issuesText(err: z.ZodError): string {
-  return err.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-}
-
 function readText(file: string, what: 'models file' | 'experiment file', hint?: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
@@ -298,31 +294,12 @@ function readText(file: string, what: 'models file' | 'experiment file', hint?: 
   }
 }
 
-/** JSON for .json files, YAML (which reads JSON too) for everything else. */
-function parseText(text: string, file: string, what: string): unknown {
-  let data: unknown;
-  if (/\.json$/i.test(file)) {
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      throw new GpucoloError(`${file}: not valid JSON: ${(err as Error).message}`, { code: 'EBADCONFIG', path: file });
-    }
-  } else {
-    const doc = YAML.parseDocument(text, { prettyErrors: true });
-    if (doc.errors.length) {
-      const e = doc.errors[0];
-      const at = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-      throw new GpucoloError(`${file}: not valid YAML${at}: ${e.message.split('\n')[0]}`, { code: 'EBADCONFIG', path: file });
-    }
-    data = doc.toJS();
-  }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new GpucoloError(`${file}: ${what === 'models file' ? 'a models file is a mapping of repository names to { path, models }' : 'an experiment file is a mapping with experiment_name, mode and experiments'}`, {
-      code: 'EBADCONFIG',
-      path: file,
-    });
-  }
-  return data;
+/** The mapping in a models or experiment file (JSON or YAML). */
+function parseText(text: string, file: string, what: 'models file' | 'experiment file'): unknown {
+  return parseConfigText(text, file, {
+    code: 'EBADCONFIG',
+    shape: what === 'models file' ? 'a models file is a mapping of repository names to { path, models }' : 'an experiment file is a mapping with experiment_name, mode and experiments',
+  });
 }
 
 /** Validates models-file data (already parsed); `file` names it in errors. */
@@ -333,14 +310,14 @@ export function parseModels(data: unknown, file: string): ModelsFile {
     data = rest;
   }
   const parsed = modelsFileSchema.safeParse(data);
-  if (!parsed.success) throw new GpucoloError(`${file}: invalid models file: ${issuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
+  if (!parsed.success) throw new GpucoloError(`${file}: invalid models file: ${zodIssuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
   return parsed.data;
 }
 
 /** Validates experiment-file data (already parsed); `file` names it in errors. */
 export function parseExperiment(data: unknown, file: string): ExperimentFile {
   const parsed = experimentFileSchema.safeParse(data);
-  if (!parsed.success) throw new GpucoloError(`${file}: invalid experiment file: ${issuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
+  if (!parsed.success) throw new GpucoloError(`${file}: invalid experiment file: ${zodIssuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
   return parsed.data;
 }
 

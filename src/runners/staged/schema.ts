@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
+import { parseConfigText, zodIssuesText } from '../../config-text.js';
 import { z } from 'zod';
 import { GpucoloError, errnoCode } from '../../errors.js';
 
@@ -93,33 +93,11 @@ export function stageInputs(p: Pipeline, i: number): string[] {
   return p.stages[i].inputs ?? (i === 0 ? [] : [p.stages[i - 1].name]);
 }
 
-function issuesText(err: z.ZodError): string {
-  return err.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-}
-
 /** Parses and validates pipeline text; `file` names it in errors. */
 export function parsePipeline(text: string, file: string): Pipeline {
-  let data: unknown;
-  if (/\.json$/i.test(file)) {
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      throw new GpucoloError(`${file}: not valid JSON: ${(err as Error).message}`, { code: 'EBADCONFIG', path: file });
-    }
-  } else {
-    const doc = YAML.parseDocument(text, { prettyErrors: true });
-    if (doc.errors.length) {
-      const e = doc.errors[0];
-      const at = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-      throw new GpucoloError(`${file}: not valid YAML${at}: ${e.message.split('\n')[0]}`, { code: 'EBADCONFIG', path: file });
-    }
-    data = doc.toJS();
-  }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new GpucoloError(`${file}: a pipeline is a mapping with name, items, stages and budgets`, { code: 'EBADCONFIG', path: file });
-  }
+  const data = parseConfigText(text, file, { code: 'EBADCONFIG', shape: 'a pipeline is a mapping with name, items, stages and budgets' });
   const parsed = pipelineSchema.safeParse(data);
-  if (!parsed.success) throw new GpucoloError(`${file}: invalid pipeline: ${issuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
+  if (!parsed.success) throw new GpucoloError(`${file}: invalid pipeline: ${zodIssuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
   return parsed.data;
 }
 

@@ -180,6 +180,17 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(callLines(t.calls)).toHaveLength(17);
   }, 30_000);
 
+  it('on_item_error: stop ends the run at the failing item, with the items before it journaled', async () => {
+    const t = setup({ editParams: { fail_on_ids: ['o2'] }, onItemError: 'stop' });
+    const rep = await runStaged(t.file);
+    expect(rep.status).toBe('stopped');
+    expect(rep.error).toMatch(/o2/);
+    expect(rep.error).not.toMatch(/\n/);
+    // nothing after the failing item ran
+    const calls = callLines(t.calls);
+    expect(calls.at(-1)).toMatch(/^edit\tobject\to2$/);
+  }, 30_000);
+
   it('stops with a clear message when a model load fails, journal intact', async () => {
     const t = setup({ scoreParams: { load_fail: true } });
     const rep = await runStaged(t.file);

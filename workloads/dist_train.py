@@ -557,7 +557,10 @@ def run(a, rank, world, local_rank):
         data = (json.dumps(result, indent=1) + "\n").encode()
         write_atomic(a.out, lambda f: f.write(data))
     dist.barrier()
-    dist.destroy_process_group()
+    # no destroy_process_group(): with torch 1.13 it can deadlock tearing down DDP's gloo group
+    # (the main thread waits on a gloo thread that waits for the GIL). Every rank is past the
+    # barrier and the result is written; the process leaves with os._exit below, which closes
+    # the sockets.
     return 0
 
 

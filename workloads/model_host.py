@@ -11,7 +11,13 @@ Commands (one JSON object per line):
   {"type":"memory"}           -> {"type":"memory","bytes":..}
   {"type":"stop"} / EOF       -> exit 0
 Any failure answers {"type":"error","phase":...,"message":...}; a failed init exits 3.
+"memory" is null when the model has no memory() method and CUDA is not in use (unknown).
+
+As a stage's own `command` (for example a model in another Python environment), the model is
+given on the command line and loaded before the hello; such a host needs no init message:
+  /path/to/env/bin/python model_host.py --class-path pkg.mod.Class [--params '{"k": 1}'] [--path DIR]...
 """
+import argparse
 import importlib
 import json
 import os
@@ -42,7 +48,8 @@ def _torch():
 def gpu_memory(model):
     if model is not None and hasattr(model, "memory"):
         try:
-            return int(model.memory())
+            m = model.memory()
+            return None if m is None else int(m)
         except Exception:
             pass
     torch = _torch()
@@ -51,7 +58,7 @@ def gpu_memory(model):
             return int(torch.cuda.memory_allocated())
     except Exception:
         pass
-    return 0
+    return None
 
 
 def do_load(model):
@@ -64,29 +71,59 @@ def do_load(model):
 
 
 def do_unload(model):
+    torch = _torch()
     if hasattr(model, "unload_from_gpu"):
-        model.unload_from_gpu()
+        model.unload_from_gpu()  # the model's own to("cpu") + empty_cache (and gc if it wants)
     elif hasattr(model, "to"):
         model.to("cpu")
-    torch = _torch()
-    if torch is not None:
         import gc
 
         gc.collect()
-        try:
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:
-            pass
+    # each stage is its own process: memory left in torch's cache would stay unusable to the next model
+    try:
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
 
 
 def err_msg(e):
     return ("%s: %s" % (type(e).__name__, e)).splitlines()[0] if str(e) else type(e).__name__
 
 
+def make_model(class_path, params, paths):
+    for p in paths or []:
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    mod_name, _, cls_name = class_path.rpartition(".")
+    if not mod_name:
+        raise ValueError("class_path %r is not module.Class" % class_path)
+    cls = getattr(importlib.import_module(mod_name), cls_name)
+    return cls(**(params or {}))
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="gpucolo model host (JSON Lines on stdin/stdout)")
+    ap.add_argument("--class-path", help="pkg.module.Class to serve; no init message is then needed")
+    ap.add_argument("--params", default="{}", help="JSON object of keyword arguments for the class")
+    ap.add_argument("--path", action="append", default=[], help="directory to put on sys.path (repeatable)")
+    return ap.parse_args(argv)
+
+
 def main():
-    send({"type": "hello", "pid": os.getpid()})
+    args = parse_args(sys.argv[1:])
     model = None
+    if args.class_path:
+        try:
+            params = json.loads(args.params)
+            if not isinstance(params, dict):
+                raise ValueError("--params must be a JSON object")
+            model = make_model(args.class_path, params, args.path)
+        except Exception as e:
+            traceback.print_exc()
+            send({"type": "error", "phase": "init", "message": err_msg(e)})
+            sys.exit(3)
+    send({"type": "hello", "pid": os.getpid()})
     for line in sys.stdin:
         line = line.strip()
         if not line:
@@ -101,15 +138,7 @@ def main():
             break
         if t == "init":
             try:
-                for p in msg.get("paths") or []:
-                    if p not in sys.path:
-                        sys.path.insert(0, p)
-                cp = msg["class_path"]
-                mod_name, _, cls_name = cp.rpartition(".")
-                if not mod_name:
-                    raise ValueError("class_path %r is not module.Class" % cp)
-                cls = getattr(importlib.import_module(mod_name), cls_name)
-                model = cls(**(msg.get("params") or {}))
+                model = make_model(msg["class_path"], msg.get("params"), msg.get("paths"))
             except Exception as e:
                 traceback.print_exc()
                 send({"type": "error", "phase": "init", "message": err_msg(e)})

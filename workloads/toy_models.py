@@ -3,8 +3,10 @@
 Editor  (stage 1): output {"edited": transform of item["instruction"]}
 Scorer  (stage 2): reads inputs["edit"] (or the first input) -> {"score": float in [0, 1)}
 Both take params: calls_file (append "<stage>\t<id>" per process call), fail_on_ids (raise for
-these ids), load_fail (raise in load_to_gpu), sleep_ms (per item), memory_mb (reported memory).
-TorchEditor: an Editor holding a small torch tensor moved to/from CUDA (only if torch imports).
+these ids), load_fail (raise in load_to_gpu), sleep_ms (per item), memory_mb (reported memory once
+loaded; None, the default, reports nothing: the memory is unknown), pad_bytes (Editor: add a
+"pad" string of that many bytes to each output, for large outputs).
+TorchEditor: an Editor holding a small torch tensor moved to/from CUDA (imports torch when made).
 """
 import hashlib
 import os
@@ -14,12 +16,13 @@ import time
 class _Toy:
     stage = "toy"
 
-    def __init__(self, calls_file=None, fail_on_ids=None, load_fail=False, sleep_ms=0, memory_mb=0, **_):
+    def __init__(self, calls_file=None, fail_on_ids=None, load_fail=False, sleep_ms=0, memory_mb=None, pad_bytes=0, **_):
         self.calls_file = calls_file
         self.fail_on_ids = set(str(x) for x in (fail_on_ids or []))
         self.load_fail = load_fail
         self.sleep_ms = sleep_ms
         self.memory_mb = memory_mb
+        self.pad_bytes = pad_bytes
         self.loaded = False
 
     def load_to_gpu(self):
@@ -31,6 +34,8 @@ class _Toy:
         self.loaded = False
 
     def memory(self):
+        if self.memory_mb is None:
+            return None
         return int(self.memory_mb * 1024 * 1024) if self.loaded else 0
 
     def _call(self, item):
@@ -54,7 +59,10 @@ class Editor(_Toy):
     def process(self, item, inputs):
         self._call(item)
         text = str(item.get("instruction", ""))
-        return {"edited": " ".join(w[::-1] for w in text.split()).upper()}
+        out = {"edited": " ".join(w[::-1] for w in text.split()).upper()}
+        if self.pad_bytes:
+            out["pad"] = "x" * int(self.pad_bytes)
+        return out
 
 
 class Scorer(_Toy):
@@ -71,28 +79,29 @@ class Scorer(_Toy):
         return {"score": round(score, 6), "length": len(text)}
 
 
-try:  # optional torch variant
-    import torch  # noqa: F401
+class TorchEditor(Editor):
+    """An Editor holding a size x size torch tensor moved to/from CUDA (torch is imported here, not
+    at module import, so that the pure-Python toys start fast)."""
 
-    class TorchEditor(Editor):
-        def __init__(self, size=1024, **kw):
-            super().__init__(**kw)
-            self.weights = torch.zeros(size, size)
+    def __init__(self, size=1024, **kw):
+        import torch
 
-        def load_to_gpu(self):
-            super().load_to_gpu()
-            if torch.cuda.is_available():
-                self.weights = self.weights.to("cuda")
+        super().__init__(**kw)
+        self.torch = torch
+        self.weights = torch.zeros(size, size)
 
-        def unload_from_gpu(self):
-            super().unload_from_gpu()
-            self.weights = self.weights.to("cpu")
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+    def load_to_gpu(self):
+        super().load_to_gpu()
+        if self.torch.cuda.is_available():
+            self.weights = self.weights.to("cuda")
 
-        def memory(self):
-            if torch.cuda.is_available():
-                return int(torch.cuda.memory_allocated())
-            return super().memory()
-except Exception:  # torch missing or broken
-    pass
+    def unload_from_gpu(self):
+        super().unload_from_gpu()
+        self.weights = self.weights.to("cpu")
+        if self.torch.cuda.is_available():
+            self.torch.cuda.empty_cache()
+
+    def memory(self):
+        if self.torch.cuda.is_available():
+            return int(self.torch.cuda.memory_allocated())
+        return super().memory()

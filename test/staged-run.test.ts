@@ -23,8 +23,17 @@ interface Opts {
   editParams?: Record<string, unknown>;
   scoreParams?: Record<string, unknown>;
   cpuMB?: number;
+  gpuMB?: number;
   onItemError?: 'skip' | 'stop';
+  /** declared memory_mb; null: not declared (measured at first load) */
+  editMem?: number | null;
+  scoreMem?: number | null;
+  /** replaces the score stage's model */
+  scoreModel?: Record<string, unknown>;
+  saveIntermediate?: boolean;
 }
+
+const mem = (v: number | null | undefined, dflt: number): { memory_mb?: number } => (v === null ? {} : { memory_mb: v ?? dflt });
 
 function setup(o: Opts = {}): { file: string; dir: string; calls: string; out: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-staged-'));
@@ -34,10 +43,10 @@ function setup(o: Opts = {}): { file: string; dir: string; calls: string; out: s
     name: 'test',
     items: { source: path.join(EXAMPLE, 'items.json'), categories: ['style', 'object', 'background'] },
     stages: [
-      { name: 'edit', model: { class_path: 'toy_models.Editor', params: { calls_file: calls, ...o.editParams } }, memory_mb: 8000 },
-      { name: 'score', model: { class_path: 'toy_models.Scorer', params: { calls_file: calls, ...o.scoreParams } }, memory_mb: 6000, inputs: ['edit'] },
+      { name: 'edit', model: { class_path: 'toy_models.Editor', params: { calls_file: calls, ...o.editParams } }, ...mem(o.editMem, 8000) },
+      { name: 'score', model: o.scoreModel ?? { class_path: 'toy_models.Scorer', params: { calls_file: calls, ...o.scoreParams } }, ...mem(o.scoreMem, 6000), inputs: ['edit'] },
     ],
-    budgets: { gpu_memory_mb: 10000, cpu_memory_mb: o.cpuMB ?? 64, output_dir: 'out', save_intermediate: false },
+    budgets: { gpu_memory_mb: o.gpuMB ?? 10000, cpu_memory_mb: o.cpuMB ?? 64, output_dir: 'out', save_intermediate: o.saveIntermediate ?? false },
     on_item_error: o.onItemError ?? 'skip',
     python: PY,
   };
@@ -46,6 +55,21 @@ function setup(o: Opts = {}): { file: string; dir: string; calls: string; out: s
   return { file, dir, calls, out: path.join(dir, 'out') };
 }
 
+const journalRecords = (out: string): number => fs.readFileSync(path.join(out, 'journal.jsonl'), 'utf8').trim().split('\n').length - 1;
+const CLI = path.resolve('dist/cli/cli.js');
+const waitFor = (what: () => boolean, label: () => string, ms = 60_000): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    const limit = Date.now() + ms;
+    const poll = setInterval(() => {
+      if (what()) {
+        clearInterval(poll);
+        resolve();
+      } else if (Date.now() > limit) {
+        clearInterval(poll);
+        reject(new Error(`timed out waiting: ${label()}`));
+      }
+    }, 20);
+  });
 const callLines = (f: string): string[] => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : []);
 
 describe.skipIf(!hasPy)('staged runner', () => {
@@ -102,7 +126,6 @@ describe.skipIf(!hasPy)('staged runner', () => {
 
   it('CLI: SIGINT mid-run exits 130; staged run again resumes and finishes with every (item, stage) done once', { timeout: 90_000 }, async () => {
     const t = setup({ editParams: { sleep_ms: 150 }, scoreParams: { sleep_ms: 150 } });
-    const CLI = path.resolve('dist/cli/cli.js');
     const child = spawn(process.execPath, [CLI, 'staged', 'run', t.file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
@@ -124,12 +147,15 @@ describe.skipIf(!hasPy)('staged runner', () => {
     const before = callLines(t.calls).length;
     expect(before).toBeGreaterThanOrEqual(4);
     expect(before).toBeLessThan(18);
+    expect(err).toMatch(/SIGINT: finishing the item in flight/);
+    // the item in flight when SIGINT came was finished and journaled
+    expect(journalRecords(t.out)).toBe(before);
     const again = spawnSync(process.execPath, [CLI, 'staged', 'run', t.file], { encoding: 'utf8', timeout: 60_000 });
     expect(again.status, again.stderr).toBe(0);
-    // every (stage, category, item) done; only the one in flight when SIGINT came may run twice
+    // every (stage, category, item) done exactly once over both runs
     const lines = callLines(t.calls);
     expect(new Set(lines).size).toBe(18);
-    expect(lines.length).toBeLessThanOrEqual(19);
+    expect(lines).toHaveLength(18);
   });
 
   it('ignores a corrupted last journal line with a warning and redoes only that record', async () => {
@@ -147,7 +173,7 @@ describe.skipIf(!hasPy)('staged runner', () => {
   }, 30_000);
 
   it('spills intermediate outputs to disk beyond cpu_memory_mb and reads them back', async () => {
-    const t = setup({ cpuMB: 0.0002 }); // ~200 bytes: a few outputs fit
+    const t = setup({ cpuMB: 0.00005 }); // ~50 bytes: one edit output fits
     const rep = await runStaged(t.file);
     expect(rep.status).toBe('done');
     expect(rep.spilled).toBeGreaterThan(0);
@@ -201,4 +227,135 @@ describe.skipIf(!hasPy)('staged runner', () => {
     for (const l of lines) JSON.parse(l);
     expect(planStaged(t.file).remaining.categories[0].remaining).toEqual({ edit: 0, score: 3 });
   }, 30_000);
+  it('an abort while an item is in flight lets it finish and journals it: nothing is recomputed', async () => {
+    const t = setup({ editParams: { sleep_ms: 120 }, scoreParams: { sleep_ms: 120 } });
+    const ac = new AbortController();
+    const run = runStaged(t.file, { signal: ac.signal });
+    // the 5th call has started (its line is written before the sleep): abort while it runs
+    await waitFor(() => callLines(t.calls).length >= 5, () => `${callLines(t.calls).length} calls`);
+    ac.abort();
+    const first = await run;
+    expect(first.status).toBe('interrupted');
+    const n = callLines(t.calls).length;
+    expect(journalRecords(t.out)).toBe(n);
+    const second = await runStaged(t.file);
+    expect(second.status).toBe('done');
+    expect(second.resumedRecords).toBe(n);
+    expect(callLines(t.calls)).toHaveLength(18);
+    expect(new Set(callLines(t.calls)).size).toBe(18);
+  }, 60_000);
+
+  it('killSignal stops the model hosts at once; the item in flight is redone on resume', async () => {
+    const t = setup({ editParams: { sleep_ms: 20_000, fail_on_ids: [] } });
+    const soft = new AbortController();
+    const hard = new AbortController();
+    const run = runStaged(t.file, { signal: soft.signal, killSignal: hard.signal });
+    await waitFor(() => callLines(t.calls).length >= 1, () => 'no call started');
+    soft.abort();
+    hard.abort(); // without this the run would wait for the 20 s item
+    const first = await run;
+    expect(first.status).toBe('interrupted');
+    expect(first.error).toMatch(/model hosts killed/);
+    expect(journalRecords(t.out)).toBe(0);
+    expect(first.stages.find((s) => s.name === 'edit')!.processedThisRun).toBe(0);
+  }, 60_000);
+
+  it('CLI: SIGKILL mid-run; staged run again finishes, redoing at most the item in flight', { timeout: 90_000 }, async () => {
+    const t = setup({ editParams: { sleep_ms: 150 }, scoreParams: { sleep_ms: 150 } });
+    const child = spawn(process.execPath, [CLI, 'staged', 'run', t.file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await waitFor(() => callLines(t.calls).length >= 6, () => err);
+    child.kill('SIGKILL');
+    await new Promise<void>((r) => child.on('exit', () => r()));
+    // slow items are journaled one by one (fsync) as they finish
+    expect(journalRecords(t.out)).toBeGreaterThanOrEqual(callLines(t.calls).length - 1);
+    const again = spawnSync(process.execPath, [CLI, 'staged', 'run', t.file], { encoding: 'utf8', timeout: 60_000 });
+    expect(again.status, again.stderr).toBe(0);
+    const lines = callLines(t.calls);
+    expect(new Set(lines).size).toBe(18);
+    expect(lines.length).toBeLessThanOrEqual(19);
+  });
+
+  it('re-plans with measured memory: undeclared models start alone, then share the GPU once they fit', async () => {
+    const t = setup({ editMem: null, scoreMem: null, editParams: { memory_mb: 3000 }, scoreParams: { memory_mb: 4000 } });
+    const first = planStaged(t.file).plan;
+    expect(first.mode).toBe('stage-by-stage');
+    expect(first.notes.join('\n')).toMatch(/stage edit: memory not declared/);
+    const plans: boolean[] = [];
+    const rep = await runStaged(t.file, { onEvent: (e) => e.type === 'plan' && plans.push(e.replanned) });
+    expect(rep.status).toBe('done');
+    expect(plans).toEqual([false, true, true]); // first plan, then after each model's first load
+    expect(rep.plan!.plans).toBe(3);
+    // edit (measured 3000), style edits, edit out, score (measured 4000): both fit, edit back once
+    expect(rep.swaps.list.map((s) => `${s.kind} ${s.stage}`)).toEqual(['load edit', 'unload edit', 'load score', 'load edit']);
+    expect(rep.swaps.list[0].memoryMB).toBe(3000);
+    expect(callLines(t.calls)).toHaveLength(18);
+    expect(rep.categories.every((c) => c.completed === 3)).toBe(true);
+  }, 60_000);
+
+  it('measured memory that does not fit keeps the stage-by-stage plan; a model that reports none stays planned alone, with a warning', async () => {
+    const big = setup({ editMem: null, scoreMem: null, editParams: { memory_mb: 8000 }, scoreParams: { memory_mb: 6000 } });
+    const rep = await runStaged(big.file);
+    expect(rep.status).toBe('done');
+    expect(rep.swaps.loads).toBe(6);
+    const silent = setup({ editMem: null, scoreMem: 10 }); // the toy Editor reports no memory by default
+    const warned: string[] = [];
+    const rep2 = await runStaged(silent.file, { onEvent: (e) => e.type === 'warning' && warned.push(e.message) });
+    expect(rep2.status).toBe('done');
+    expect(warned.join('\n')).toMatch(/stage edit: the model reported no memory use.*set memory_mb/);
+    expect(rep2.swaps.loads).toBe(6); // 10 MB + "the whole budget" never fit together
+    expect(rep2.swaps.list.find((s) => s.stage === 'edit')!.memoryMB).toBeUndefined();
+  }, 60_000);
+
+  it('releases outputs from memory after their last reader, so a budget of one category never spills', async () => {
+    // each edit output is ~40 bytes of JSON: ~150 bytes hold one category's three, not two categories'
+    const t = setup({ cpuMB: 150 / (1024 * 1024) });
+    const rep = await runStaged(t.file);
+    expect(rep.status).toBe('done');
+    expect(rep.spilled).toBe(0);
+    expect(rep.freed).toBe(9);
+    expect(fs.existsSync(path.join(t.out, 'intermediate'))).toBe(false);
+    expect(rep.categories.every((c) => c.completed === 3 && c.fields.score.n === 3)).toBe(true);
+  }, 60_000);
+
+  it('writes outputs over 64 KiB to files (the journal stays small) and save_intermediate keeps every output', async () => {
+    const t = setup({ editParams: { pad_bytes: 70_000 } });
+    const rep = await runStaged(t.file);
+    expect(rep.status).toBe('done');
+    const journal = fs.readFileSync(path.join(t.out, 'journal.jsonl'), 'utf8');
+    expect(journal.length).toBeLessThan(10_000);
+    expect(fs.readdirSync(path.join(t.out, 'intermediate', 'edit', 'style'))).toHaveLength(3);
+    const saved = setup({ saveIntermediate: true });
+    const rep2 = await runStaged(saved.file);
+    for (const st of ['edit', 'score']) expect(fs.readdirSync(path.join(saved.out, 'intermediate', st, 'object')).sort()).toEqual(['o1.json', 'o2.json', 'o3.json']);
+    expect(JSON.parse(fs.readFileSync(path.join(saved.out, 'intermediate', 'score', 'object', 'o1.json'), 'utf8'))).toHaveProperty('score');
+    expect(rep2.categories.map((c) => c.fields.score)).toEqual(rep.categories.map((c) => c.fields.score));
+  }, 60_000);
+
+  it('command stages: model_host.py given its class on the command line, and a host written in Node', async () => {
+    const host = path.resolve('workloads/model_host.py');
+    const py = setup({ scoreModel: { command: [PY, host, '--class-path', 'toy_models.Scorer', '--path', path.resolve('workloads'), '--params', JSON.stringify({ memory_mb: 6000 })] } });
+    const ref = setup();
+    const [a, b] = [await runStaged(py.file), await runStaged(ref.file)];
+    expect(a.status).toBe('done');
+    expect(a.categories.map((c) => c.fields.score)).toEqual(b.categories.map((c) => c.fields.score));
+
+    const node = setup({ scoreModel: { command: [process.execPath, path.resolve('test/fixtures/staged/length-host.mjs'), 'CALLS'] } });
+    const p = JSON.parse(fs.readFileSync(node.file, 'utf8'));
+    p.stages[1].model.command[2] = node.calls;
+    fs.writeFileSync(node.file, JSON.stringify(p));
+    const c = await runStaged(node.file);
+    expect(c.status).toBe('done');
+    expect(callLines(node.calls)).toHaveLength(18);
+    expect(c.swaps.list.filter((s) => s.stage === 'score' && s.kind === 'load').every((s) => s.memoryMB === 3072)).toBe(true);
+    // "MAKE IT LOOK LIKE A WATERCOLOR" reversed word by word keeps its 30 characters
+    expect(c.categories[0].fields.score.max).toBeGreaterThan(0);
+
+    const broken = setup({ scoreModel: { command: [PY, host, '--class-path', 'toy_models.Missing', '--path', path.resolve('workloads')] } });
+    const d = await runStaged(broken.file);
+    expect(d.status).toBe('stopped');
+    expect(d.error).toMatch(/cannot load the model of stage "score".*AttributeError.*Missing/);
+    expect(d.error).not.toMatch(/\n/);
+  }, 60_000);
 });

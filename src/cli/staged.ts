@@ -1,11 +1,13 @@
 /**
  * gpucolo staged plan|run: model-swap pipelines (workloads/model_host.py per stage) with a resume
  * journal. Exit codes: 0 done; 1 stopped by a failure (model load, item with on_item_error: stop);
- * 2 bad pipeline file; 130 interrupted (SIGINT/SIGTERM: hosts stopped, journal flushed).
+ * 2 bad pipeline file; 130 interrupted (SIGINT/SIGTERM: the item in flight finishes and is journaled;
+ * a second signal stops the model hosts at once).
  */
 import { Command } from 'commander';
 import { GpucoloError, oneLine } from '../errors.js';
-import { planStaged, runStaged, type StagedEvent, type StagedReport } from '../runners/staged/index.js';
+import { planStaged, runStaged, type StagedReport } from '../runners/staged/index.js';
+import { stagedProgress } from './staged-progress.js';
 import { CliError } from './errors.js';
 
 function badFile(err: unknown): never {
@@ -46,30 +48,31 @@ export function stagedCommand(): Command {
     .option('--no-resume', 'start over (moves the journal away)')
     .option('--json', 'print the report as JSON')
     .action(async (file: string, o: { resume: boolean; json?: boolean }) => {
-      const ac = new AbortController();
+      // first signal: finish the call in flight (journaled), then stop; second: kill the model
+      // hosts now (that item is redone on resume); third: leave at once
+      const progress = stagedProgress(process.stderr);
+      const soft = new AbortController();
+      const hard = new AbortController();
       let signals = 0;
-      const onSig = (): void => {
+      const onSig = (sig: NodeJS.Signals): void => {
         signals++;
         if (signals === 1) {
-          process.stderr.write('gpucolo: interrupted: stopping model hosts, flushing the journal\n');
-          ac.abort();
+          progress.log(`gpucolo: ${sig}: finishing the item in flight, then stopping (again to stop the model hosts now)`);
+          soft.abort();
+        } else if (signals === 2) {
+          progress.log(`gpucolo: ${sig} again: stopping the model hosts now`);
+          hard.abort();
         } else process.exit(130);
       };
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
-      const onEvent = (e: StagedEvent): void => {
-        if (e.type === 'warning') process.stderr.write(`gpucolo: warning: ${e.message}\n`);
-        else if (e.type === 'plan') process.stderr.write(`${e.replanned ? 're-planned' : 'plan'}: ${e.plan.mode}, ${e.plan.loads} loads (per-item: ${e.plan.naiveLoads})\n`);
-        else if (e.type === 'load') process.stderr.write(`load ${e.stage}: ${e.ms.toFixed(1)} ms, ${e.memoryMB.toFixed(0)} MB\n`);
-        else if (e.type === 'unload') process.stderr.write(`unload ${e.stage}: ${e.ms.toFixed(1)} ms\n`);
-        else if (e.type === 'stage-end') process.stderr.write(`${e.category} / ${e.stage}: ${e.processed} done, ${e.failed} failed, ${e.skipped} skipped\n`);
-      };
       let rep: StagedReport;
       try {
-        rep = await runStaged(file, { resume: o.resume, signal: ac.signal, onEvent });
+        rep = await runStaged(file, { resume: o.resume, signal: soft.signal, killSignal: hard.signal, onEvent: progress.onEvent });
       } catch (err) {
         badFile(err);
       } finally {
+        progress.stop();
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
       }

@@ -12,6 +12,8 @@ import type { Supervisor, SupervisedChild } from '../supervisor/index.js';
 
 export type HostMessage = { type: string; [k: string]: unknown };
 
+const bytesOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
+
 /** workloads/model_host.py next to src/ or dist/ (both are two levels below runners/staged). */
 export function defaultHostScript(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../workloads/model_host.py');
@@ -98,6 +100,7 @@ export class ModelHost {
   static async start(opts: ModelHostOptions): Promise<ModelHost> {
     const h = new ModelHost(opts);
     const hello = await h.next(h.startTimeoutMs, 'start');
+    if (hello.type === 'error') throw h.fail(String(hello.phase ?? 'start'), String(hello.message ?? 'error'), 'EMODEL');
     if (hello.type !== 'hello') throw h.fail('start', `expected hello, got ${hello.type}`);
     return h;
   }
@@ -159,9 +162,10 @@ export class ModelHost {
   async init(classPath: string, params: Record<string, unknown>, paths: string[]): Promise<void> {
     await this.call({ type: 'init', class_path: classPath, params, paths }, 'ready');
   }
-  async load(): Promise<{ ms: number; memoryBytes: number }> {
+  /** memoryBytes: what the model reports after loading; null when it cannot tell (no memory(), no CUDA). */
+  async load(): Promise<{ ms: number; memoryBytes: number | null }> {
     const r = await this.call({ type: 'load_to_gpu' }, 'loaded');
-    return { ms: Number(r.ms ?? 0), memoryBytes: Number(r.memory ?? 0) };
+    return { ms: Number(r.ms ?? 0), memoryBytes: bytesOrNull(r.memory) };
   }
   async unload(): Promise<{ ms: number }> {
     const r = await this.call({ type: 'unload_from_gpu' }, 'unloaded');
@@ -172,9 +176,9 @@ export class ModelHost {
     if (r.type === 'error') return { ok: false, message: String(r.message ?? 'error').split('\n')[0] };
     return { ok: true, outputs: (r.outputs ?? {}) as Record<string, unknown>, ms: Number(r.ms ?? 0) };
   }
-  async memory(): Promise<number> {
+  async memory(): Promise<number | null> {
     const r = await this.call({ type: 'memory' }, 'memory');
-    return Number(r.bytes ?? 0);
+    return bytesOrNull(r.bytes);
   }
   /** Asks the host to exit, then stops its group (grace) if it lingers. */
   async stop(graceMs = 2000): Promise<void> {

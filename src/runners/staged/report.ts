@@ -52,6 +52,8 @@ export interface StagedReport {
   resumedRecords: number;
   spilled: number;
   reloaded: number;
+  /** outputs released from memory once no stage left to run read them */
+  freed: number;
   warnings: string[];
   files?: { json: string; md: string };
 }
@@ -89,6 +91,7 @@ export interface BuildReportInput {
   resumedRecords: number;
   spilled: number;
   reloaded: number;
+  freed: number;
   outputOf: (category: string, item: string, stage: string) => unknown;
 }
 
@@ -155,6 +158,7 @@ export function buildReport(r: BuildReportInput): StagedReport {
     resumedRecords: r.resumedRecords,
     spilled: r.spilled,
     reloaded: r.reloaded,
+    freed: r.freed,
     warnings: r.warnings,
   };
 }
@@ -169,7 +173,7 @@ export function reportMarkdown(rep: StagedReport): string {
   L.push(`- started ${rep.startedAt}, finished ${rep.finishedAt}`);
   if (rep.plan) L.push(`- plan: ${rep.plan.mode}, ${rep.plan.loads} loads planned (per-item order: ${rep.plan.naiveLoads})${rep.plan.plans > 1 ? `, re-planned ${rep.plan.plans - 1}x after measuring memory` : ''}`);
   L.push(`- swaps done: ${rep.swaps.loads} loads, ${rep.swaps.unloads} unloads, ${f3(rep.swaps.totalMs)} ms total`);
-  L.push(`- resumed records: ${rep.resumedRecords}; outputs spilled to disk: ${rep.spilled}`, '');
+  L.push(`- resumed records: ${rep.resumedRecords}; outputs spilled to disk: ${rep.spilled}, released from memory after their last reader: ${rep.freed}`, '');
   L.push('## Categories', '');
   const fields = [...new Set(rep.categories.flatMap((c) => Object.keys(c.fields)))];
   L.push(`| category | items | completed | failed | pending | ${fields.map((f) => `${f} mean | ${f} median | ${f} min | ${f} max`).join(' | ')} |`.replace(/ \|  \|$/, ' |'));

@@ -4,7 +4,16 @@
  * that swaps are few. Every finished (category, item, stage) is journaled, so a run that stopped
  * resumes without recomputing anything. Outputs stay in memory up to budgets.cpu_memory_mb (JSON
  * size), beyond that they spill to <output_dir>/intermediate/<stage>/<category>/<id>.json and the
- * journal holds {file} instead.
+ * journal holds {file} instead. An output leaves memory as soon as every stage that reads it has
+ * finished that item (the last stage keeps only its numeric fields, for the report).
+ *
+ * A stage without memory_mb is planned as taking the whole GPU budget until its first load
+ * measures it (a model of unknown size is never loaded beside another); then the rest is
+ * re-planned with the measured size.
+ *
+ * Interrupts: the first abort (opts.signal) lets the call in flight (an item, a load) finish and
+ * be journaled, then stops; opts.killSignal stops the model hosts at once (the item in flight is
+ * redone on resume).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,14 +22,14 @@ import { supervisorWithRegistry } from '../supervisor/index.js';
 import { loadItems, type ItemCategory } from './items.js';
 import { ModelHost, defaultHostScript, defaultStagedPython } from './host.js';
 import { openJournal, key, type Journal } from './journal.js';
-import { planPipeline, type Plan, type PlanStep } from './planner.js';
+import { planPipeline, type Plan, type PlanStageInput, type PlanStep } from './planner.js';
 import { loadPipeline, stageInputs, type Pipeline } from './schema.js';
 import { buildReport, writeReport, type StagedReport, type SwapRecord } from './report.js';
 
 export type StagedEvent =
   | { type: 'warning'; message: string }
   | { type: 'plan'; plan: Plan; replanned: boolean }
-  | { type: 'load'; stage: string; ms: number; memoryMB: number }
+  | { type: 'load'; stage: string; ms: number; memoryMB: number | null }
   | { type: 'unload'; stage: string; ms: number }
   | { type: 'item'; category: string; stage: string; item: string; ok: boolean; ms?: number; error?: string }
   | { type: 'stage-start'; category: string; stage: string; todo: number }
@@ -29,7 +38,10 @@ export type StagedEvent =
 export interface RunStagedOptions {
   /** continue from the journal (default true); false moves an existing journal and intermediates away */
   resume?: boolean;
+  /** stop after the call in flight finishes (its result is journaled) */
   signal?: AbortSignal;
+  /** stop now: the model hosts are killed, the call in flight is lost */
+  killSignal?: AbortSignal;
   onEvent?: (e: StagedEvent) => void;
   /** per host call timeout, ms (default 600000) */
   callTimeoutMs?: number;
@@ -65,6 +77,23 @@ export function remainingWork(pipeline: Pipeline, cats: ItemCategory[], done: Ma
   };
 }
 
+/**
+ * Planner input for the pipeline's stages: declared or measured memory; a stage with neither is
+ * planned as the whole GPU budget (it is then loaded alone until its first load measures it).
+ */
+export function planStages(pipeline: Pipeline, memoryMB: (stage: string) => number | undefined): { stages: PlanStageInput[]; notes: string[] } {
+  const notes: string[] = [];
+  const stages = pipeline.stages.map((s, i) => {
+    let mb = memoryMB(s.name);
+    if (mb === undefined) {
+      mb = pipeline.budgets.gpu_memory_mb;
+      notes.push(`stage ${s.name}: memory not declared (memory_mb) nor measured yet: planned as the whole GPU budget until its first load`);
+    }
+    return { name: s.name, memoryMB: mb, inputs: stageInputs(pipeline, i) };
+  });
+  return { stages, notes };
+}
+
 /** The plan for what is left (reads the journal without changing it when it exists). */
 export function planStaged(file: string): { plan: Plan; pipeline: Pipeline; remaining: RemainingWork; warnings: string[] } {
   const { pipeline, dir } = loadPipeline(file);
@@ -86,15 +115,28 @@ export function planStaged(file: string): { plan: Plan; pipeline: Pipeline; rema
     }
   }
   const remaining = remainingWork(pipeline, cats, done);
-  const plan = planPipeline({
-    stages: pipeline.stages.map((s, i) => ({ name: s.name, memoryMB: s.memory_mb ?? 0, inputs: stageInputs(pipeline, i) })),
-    categories: remaining.categories,
-    gpuMemoryMB: pipeline.budgets.gpu_memory_mb,
-  });
+  const { stages, notes } = planStages(pipeline, (name) => pipeline.stages.find((s) => s.name === name)?.memory_mb);
+  const plan = planPipeline({ stages, categories: remaining.categories, gpuMemoryMB: pipeline.budgets.gpu_memory_mb });
+  plan.notes.unshift(...notes);
   return { plan, pipeline, remaining, warnings };
 }
 
 class Interrupted extends Error {}
+
+/** JSON outputs larger than this always go to a file: the journal stays small and quick to read. */
+export const INLINE_OUTPUT_MAX_BYTES = 64 * 1024;
+
+/** done-map values besides journal values: the output is in `mem`; the output left memory. */
+const IN_MEMORY = Symbol('in-memory');
+const FREED = Symbol('freed');
+
+/** What the report reads of a last-stage output: its top-level finite numbers (or the number). */
+function numericFields(o: unknown): unknown {
+  if (typeof o === 'number') return o;
+  const r: Record<string, number> = {};
+  if (o && typeof o === 'object' && !Array.isArray(o)) for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && Number.isFinite(v)) r[k] = v;
+  return r;
+}
 
 export async function runStaged(file: string, opts: RunStagedOptions = {}): Promise<StagedReport> {
   const startedAt = new Date();
@@ -113,23 +155,62 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const opened = openJournal(jfile);
   const journal: Journal = opened.journal;
   const warnings = [...opened.warnings];
+  const warn = (message: string): void => {
+    warnings.push(message);
+    emit({ type: 'warning', message });
+  };
   for (const w of opened.warnings) emit({ type: 'warning', message: w });
   const resumedRecords = opened.done.size;
-  // everything recorded: journal + this run (value = journal output)
-  const done = new Map<string, unknown>();
-  for (const [k, v] of opened.done) done.set(k, v.output);
 
   const stageIdx = new Map(pipeline.stages.map((s, i) => [s.name, i]));
-  const memMB = new Map<string, number>(pipeline.stages.map((s) => [s.name, s.memory_mb ?? 0]));
-  const measured = new Set<string>(pipeline.stages.filter((s) => s.memory_mb !== undefined).map((s) => s.name));
+  const lastStage = pipeline.stages[pipeline.stages.length - 1].name;
+  const inputsOf = new Map(pipeline.stages.map((s, i) => [s.name, stageInputs(pipeline, i)]));
+  const readersOf = new Map<string, string[]>(pipeline.stages.map((s) => [s.name, []]));
+  for (const [stage, ins] of inputsOf) for (const s of ins) readersOf.get(s)!.push(stage);
+  const memMB = new Map<string, number>();
+  for (const s of pipeline.stages) if (s.memory_mb !== undefined) memMB.set(s.name, s.memory_mb);
+  const loadedOnce = new Set<string>();
   const catByName = new Map(cats.map((c) => [c.name, c]));
 
-  // in-memory outputs (this run), with their JSON size
-  const mem = new Map<string, unknown>();
+  // Every recorded (category, item, stage): a journal value ({error}, {file}, or the last stage's
+  // numeric fields), IN_MEMORY (the output is in `mem`) or FREED (no reader is left).
+  const done = new Map<string, unknown>();
+  const mem = new Map<string, { value: unknown; bytes: number }>();
   let memBytes = 0;
   const cpuBudget = pipeline.budgets.cpu_memory_mb * 1024 * 1024;
   let spilled = 0;
   let reloaded = 0;
+  let freed = 0;
+
+  /** (cat, id, stage)'s output is still to be read: a reader of it has not run and can run. */
+  const stillRead = (cat: string, id: string, stage: string): boolean =>
+    readersOf.get(stage)!.some((r) => !done.has(key(cat, id, r)) && inputsOf.get(r)!.every((s) => !isErrorOutput(done.get(key(cat, id, s)))));
+  const keep = (k: string, value: unknown, bytes: number): void => {
+    mem.set(k, { value, bytes });
+    memBytes += bytes;
+    done.set(k, IN_MEMORY);
+  };
+  const release = (cat: string, id: string, stage: string): void => {
+    const k = key(cat, id, stage);
+    const m = mem.get(k);
+    if (!m || stillRead(cat, id, stage)) return;
+    mem.delete(k);
+    memBytes -= m.bytes;
+    done.set(k, FREED);
+    freed++;
+  };
+
+  // Resumed records: keep in memory only what a stage left to run reads.
+  for (const [k, v] of opened.done) done.set(k, v.output);
+  for (const [k, v] of opened.done) {
+    const o = v.output;
+    if (isErrorOutput(o) || isFileRef(o)) continue;
+    const [cat, id, stage] = k.split('\u0000');
+    if (!stageIdx.has(stage)) continue;
+    if (stage === lastStage) done.set(k, numericFields(o));
+    else if (stillRead(cat, id, stage)) keep(k, o, Buffer.byteLength(JSON.stringify(o) ?? 'null'));
+    else done.set(k, FREED);
+  }
 
   const swaps: SwapRecord[] = [];
   const itemMs = new Map<string, number[]>(pipeline.stages.map((s) => [s.name, []]));
@@ -145,25 +226,27 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const resident = new Set<string>();
   const python = opts.python ?? pipeline.python ?? defaultStagedPython();
 
-  const aborted = (): boolean => opts.signal?.aborted === true;
-  const onAbort = (): void => {
+  const aborted = (): boolean => opts.signal?.aborted === true || killed();
+  const killed = (): boolean => opts.killSignal?.aborted === true;
+  const onKill = (): void => {
     for (const h of hosts.values()) void h.kill();
   };
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  opts.killSignal?.addEventListener('abort', onKill, { once: true });
 
   const spillPath = (stage: string, cat: string, id: string): string => path.join(interDir, stage, encodeURIComponent(cat), `${encodeURIComponent(id)}.json`);
-  const writeSpill = (stage: string, cat: string, id: string, output: unknown): string => {
+  const writeSpill = (stage: string, cat: string, id: string, json: string): string => {
     const f = spillPath(stage, cat, id);
     fs.mkdirSync(path.dirname(f), { recursive: true });
-    fs.writeFileSync(f, `${JSON.stringify(output)}\n`);
+    fs.writeFileSync(f, `${json}\n`);
     return path.relative(outDir, f);
   };
 
-  /** the output of (cat, id, stage), from memory, the journal, or a spilled file */
+  /** the output of (cat, id, stage), from memory, a spilled file, or the journal */
   const outputOf = (cat: string, id: string, stage: string): unknown => {
     const k = key(cat, id, stage);
-    if (mem.has(k)) return mem.get(k);
     const o = done.get(k);
+    if (o === IN_MEMORY) return mem.get(k)!.value;
+    if (o === FREED) throw new GpucoloError(`internal: the output of ${stage} for item "${id}" (category "${cat}") was released while still needed`, { code: 'EINTERNAL' });
     if (isFileRef(o)) {
       reloaded++;
       return JSON.parse(fs.readFileSync(path.resolve(outDir, o.file), 'utf8')) as unknown;
@@ -171,22 +254,31 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     return o;
   };
 
+  let lastFlush = performance.now();
+  const flush = (): void => {
+    journal.flush();
+    lastFlush = performance.now();
+  };
   const record = (cat: string, id: string, stage: string, output: unknown, ms?: number): void => {
     const k = key(cat, id, stage);
     let jout = output;
-    if (!isErrorOutput(output)) {
-      const size = Buffer.byteLength(JSON.stringify(output) ?? 'null');
-      if (memBytes + size > cpuBudget) {
-        jout = { file: writeSpill(stage, cat, id, output) };
-        spilled++;
-      } else {
-        mem.set(k, output);
-        memBytes += size;
-        if (pipeline.budgets.save_intermediate) writeSpill(stage, cat, id, output);
+    if (isErrorOutput(output)) done.set(k, output);
+    else {
+      const json = JSON.stringify(output) ?? 'null';
+      const bytes = Buffer.byteLength(json);
+      const read = readersOf.get(stage)!.length > 0;
+      const inMemory = read && memBytes + bytes <= cpuBudget;
+      if ((read && !inMemory) || bytes > INLINE_OUTPUT_MAX_BYTES || pipeline.budgets.save_intermediate) {
+        jout = { file: writeSpill(stage, cat, id, json) };
+        if (read && !inMemory) spilled++;
       }
+      if (inMemory) keep(k, output, bytes);
+      else if (stage === lastStage) done.set(k, numericFields(output));
+      else done.set(k, read ? jout : FREED);
     }
-    done.set(k, jout);
     journal.append({ category: cat, item: id, stage, output: jout, ms });
+    // every record is on disk at once when items are slow; batched when they are fast
+    if (journal.pending >= 20 || performance.now() - lastFlush >= 100) flush();
   };
 
   const stageCfg = (name: string) => pipeline.stages[stageIdx.get(name)!];
@@ -204,12 +296,9 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
 
   const makePlan = (): Plan => {
     const rem = remainingWork(pipeline, cats, done);
-    const plan = planPipeline({
-      stages: pipeline.stages.map((s, i) => ({ name: s.name, memoryMB: memMB.get(s.name) ?? 0, inputs: stageInputs(pipeline, i) })),
-      categories: rem.categories,
-      gpuMemoryMB: pipeline.budgets.gpu_memory_mb,
-      resident: [...resident],
-    });
+    const { stages, notes } = planStages(pipeline, (s) => memMB.get(s));
+    const plan = planPipeline({ stages, categories: rem.categories, gpuMemoryMB: pipeline.budgets.gpu_memory_mb, resident: [...resident] });
+    plan.notes.unshift(...notes);
     emit({ type: 'plan', plan, replanned: plansMade > 0 });
     plansMade++;
     firstPlan ??= plan;
@@ -219,7 +308,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const processStep = async (step: PlanStep): Promise<void> => {
     const cat = catByName.get(step.category!)!;
     const stage = step.stage;
-    const inputs = stageInputs(pipeline, stageIdx.get(stage)!);
+    const inputs = inputsOf.get(stage)!;
     const todo = cat.items.filter((it) => !done.has(key(cat.name, it.id, stage)));
     emit({ type: 'stage-start', category: cat.name, stage, todo: todo.length });
     let processed = 0;
@@ -231,20 +320,21 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       const ins: Record<string, unknown> = {};
       let missing = false;
       for (const s of inputs) {
-        const o = outputOf(cat.name, it.id, s);
+        const o = done.get(key(cat.name, it.id, s));
         if (o === undefined || isErrorOutput(o)) missing = true;
-        else ins[s] = o;
+        else ins[s] = outputOf(cat.name, it.id, s);
       }
       if (missing) {
         skipped++;
         skippedDeps.set(cat.name, (skippedDeps.get(cat.name) ?? 0) + 1);
+        for (const s of inputs) release(cat.name, it.id, s);
         continue;
       }
       let r;
       try {
         r = await host.process(it.id, it.record, ins);
       } catch (err) {
-        if (aborted()) throw new Interrupted();
+        if (killed()) throw new Interrupted();
         throw err;
       }
       if (r.ok) {
@@ -258,14 +348,13 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
         failed++;
         emit({ type: 'item', category: cat.name, stage, item: it.id, ok: false, error: r.message });
         if (pipeline.on_item_error === 'stop') {
-          journal.flush();
+          flush();
           throw new GpucoloError(`stage "${stage}" failed on item "${it.id}" (category "${cat.name}"): ${r.message} (on_item_error: stop)`, { code: 'EITEM' });
         }
       }
-      if (journal.pending >= 20) journal.flush();
+      for (const s of inputs) release(cat.name, it.id, s);
     }
-    journal.flush();
-    // outputs no later stage reads can leave memory
+    flush();
     emit({ type: 'stage-end', category: cat.name, stage, processed, failed, skipped });
   };
 
@@ -277,21 +366,24 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       const step = plan.steps[i++];
       if (step.kind === 'load') {
         if (resident.has(step.stage)) continue;
-        const h = await hostFor(step.stage);
         let r;
         try {
+          const h = await hostFor(step.stage);
           r = await h.load();
         } catch (err) {
-          if (aborted()) throw new Interrupted();
-          throw new GpucoloError(`cannot load the model of stage "${step.stage}": ${oneLine(err).replace(/^stage "[^"]*" load: /, '')}`, { code: 'ELOAD' });
+          if (killed()) throw new Interrupted();
+          throw new GpucoloError(`cannot load the model of stage "${step.stage}": ${oneLine(err).replace(/^stage "[^"]*" (load|start|init): /, '')}`, { code: 'ELOAD' });
         }
         resident.add(step.stage);
-        const mb = r.memoryBytes / (1024 * 1024);
-        swaps.push({ kind: 'load', stage: step.stage, ms: r.ms, memoryMB: Math.round(mb * 10) / 10 });
-        emit({ type: 'load', stage: step.stage, ms: r.ms, memoryMB: mb });
-        if (!measured.has(step.stage)) {
-          measured.add(step.stage);
-          if (mb > 0) {
+        const mb = r.memoryBytes === null ? undefined : r.memoryBytes / (1024 * 1024);
+        swaps.push({ kind: 'load', stage: step.stage, ms: r.ms, ...(mb !== undefined ? { memoryMB: Math.round(mb * 10) / 10 } : {}) });
+        emit({ type: 'load', stage: step.stage, ms: r.ms, memoryMB: mb ?? null });
+        const first = !loadedOnce.has(step.stage);
+        loadedOnce.add(step.stage);
+        if (first && !memMB.has(step.stage)) {
+          if (mb === undefined) {
+            warn(`stage ${step.stage}: the model reported no memory use (no memory() method and no CUDA): it stays planned as the whole GPU budget; set memory_mb to plan it with others`);
+          } else {
             memMB.set(step.stage, mb);
             plan = makePlan();
             i = 0;
@@ -300,7 +392,13 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       } else if (step.kind === 'unload') {
         if (!resident.has(step.stage)) continue;
         const h = hosts.get(step.stage)!;
-        const r = await h.unload();
+        let r;
+        try {
+          r = await h.unload();
+        } catch (err) {
+          if (killed()) throw new Interrupted();
+          throw err;
+        }
         resident.delete(step.stage);
         swaps.push({ kind: 'unload', stage: step.stage, ms: r.ms });
         emit({ type: 'unload', stage: step.stage, ms: r.ms });
@@ -309,21 +407,21 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       }
     }
   } catch (err) {
-    if (err instanceof Interrupted || aborted()) {
+    if (err instanceof Interrupted || killed()) {
       status = 'interrupted';
-      error = 'interrupted';
+      error = killed() ? 'interrupted (model hosts killed)' : 'interrupted';
     } else {
       status = 'stopped';
       error = oneLine(err);
     }
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
+    opts.killSignal?.removeEventListener('abort', onKill);
     try {
       journal.close();
     } catch (err) {
       warnings.push(`journal: ${oneLine(err)}`);
     }
-    await Promise.all([...hosts.values()].map((h) => (status === 'interrupted' ? h.kill() : h.stop()).catch(() => undefined)));
+    await Promise.all([...hosts.values()].map((h) => (killed() ? h.kill() : h.stop()).catch(() => undefined)));
     dispose();
   }
 
@@ -347,10 +445,11 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     resumedRecords,
     spilled,
     reloaded,
+    freed,
     outputOf: (c, i, s) => {
       const o = done.get(key(c, i, s));
-      if (o === undefined) return undefined;
-      if (isErrorOutput(o)) return o;
+      if (o === undefined || isErrorOutput(o)) return o;
+      if (o === FREED) return null; // done; not the last stage, which keeps its numbers
       try {
         return outputOf(c, i, s);
       } catch {

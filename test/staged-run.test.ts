@@ -260,6 +260,21 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(first.stages.find((s) => s.name === 'edit')!.processedThisRun).toBe(0);
   }, 60_000);
 
+  it('CLI: a second SIGINT stops the model hosts at once (exit 130); the item in flight is redone on resume', { timeout: 90_000 }, async () => {
+    const t = setup({ editParams: { sleep_ms: 30_000 } });
+    const child = spawn(process.execPath, [CLI, 'staged', 'run', t.file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await waitFor(() => callLines(t.calls).length >= 1, () => err);
+    child.kill('SIGINT');
+    await waitFor(() => /finishing the item in flight/.test(err), () => err);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code, err).toBe(130);
+    expect(err).toMatch(/SIGINT again: stopping the model hosts now/);
+    expect(journalRecords(t.out)).toBe(0);
+  });
+
   it('CLI: SIGKILL mid-run; staged run again finishes, redoing at most the item in flight', { timeout: 90_000 }, async () => {
     const t = setup({ editParams: { sleep_ms: 150 }, scoreParams: { sleep_ms: 150 } });
     const child = spawn(process.execPath, [CLI, 'staged', 'run', t.file], { stdio: ['ignore', 'ignore', 'pipe'] });

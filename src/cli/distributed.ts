@@ -34,6 +34,7 @@ import {
 } from '../runners/distributed/index.js';
 import type { Supervisor } from '../runners/supervisor/index.js';
 import { CliError } from './errors.js';
+import { onInterrupts } from './signals.js';
 import { table } from './table.js';
 
 const intArg =
@@ -66,7 +67,10 @@ const methodsArg = (v: string): DistMethod[] => {
   return list as DistMethod[];
 };
 
-interface CommonCli {
+/** Training options the CLI passes through under their own names (the script's flags). */
+const TRAIN_KEYS = ['model', 'pretrained', 'dataDir', 'synthetic', 'imageSize', 'numClasses', 'trainSamples', 'valSamples', 'epochs', 'batchSize', 'workers', 'lr', 'momentum', 'backend', 'seed', 'maxSteps', 'threads', 'dumpParams'] as const satisfies readonly (keyof DistributedTrainOptions)[];
+
+interface CommonCli extends Pick<DistributedTrainOptions, (typeof TRAIN_KEYS)[number]> {
   psImpl?: PsImpl;
   bucketMb?: number;
   nprocPerNode: number;
@@ -82,25 +86,8 @@ interface CommonCli {
   registry?: string;
   out: string;
   json?: boolean;
-  model?: string;
-  pretrained?: string;
-  dataDir?: string;
-  synthetic?: boolean;
-  imageSize?: number;
-  numClasses?: number;
-  trainSamples?: number;
-  valSamples?: number;
-  epochs?: number;
-  batchSize?: number;
-  workers?: number;
-  lr?: number;
-  momentum?: number;
-  backend?: 'auto' | 'nccl' | 'gloo';
-  seed?: number;
-  maxSteps?: number;
-  threads?: number;
+  /** --script-timeout (DistributedTrainOptions.scriptTimeoutS) */
   scriptTimeout?: number;
-  dumpParams?: string;
 }
 
 /** Options shared by run and compare: launching plus the training options passed through. */
@@ -143,29 +130,11 @@ function addCommonOptions(cmd: Command): Command {
 }
 
 function trainOptions(o: CommonCli): DistributedTrainOptions {
-  const t: DistributedTrainOptions = { ...(o.model !== undefined ? { model: o.model } : {}) };
-  const set = <K extends keyof DistributedTrainOptions>(k: K, v: DistributedTrainOptions[K] | undefined): void => {
-    if (v !== undefined) t[k] = v;
-  };
-  set('pretrained', o.pretrained);
-  set('dataDir', o.dataDir);
-  set('synthetic', o.synthetic);
-  set('imageSize', o.imageSize);
-  set('numClasses', o.numClasses);
-  set('trainSamples', o.trainSamples);
-  set('valSamples', o.valSamples);
-  set('epochs', o.epochs);
-  set('batchSize', o.batchSize);
-  set('workers', o.workers);
-  set('lr', o.lr);
-  set('momentum', o.momentum);
-  set('backend', o.backend);
-  set('seed', o.seed);
+  const t: DistributedTrainOptions = {};
+  for (const k of TRAIN_KEYS) if (o[k] !== undefined) (t as Record<string, unknown>)[k] = o[k];
   // --max-steps 0 means "all": the script's default
-  if (o.maxSteps) t.maxSteps = o.maxSteps;
-  set('threads', o.threads);
-  set('scriptTimeoutS', o.scriptTimeout);
-  set('dumpParams', o.dumpParams);
+  if (!o.maxSteps) delete t.maxSteps;
+  if (o.scriptTimeout !== undefined) t.scriptTimeoutS = o.scriptTimeout;
   return t;
 }
 
@@ -244,20 +213,17 @@ function runExitCode(r: DistributedRunResult): number {
 /** Signals: first one aborts (stop every rank), a second one SIGKILLs every group. */
 function withSignals<T>(supervisor: Supervisor, graceS: number, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ctl = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (ctl.signal.aborted) {
+  const remove = onInterrupts([
+    (sig) => {
+      say(`${sig}: stopping every rank (SIGTERM, ${graceS} s grace, SIGKILL)`);
+      ctl.abort();
+    },
+    (sig) => {
       say(`${sig} again: SIGKILL to every process group`);
       supervisor.killAll();
-      return;
-    }
-    say(`${sig}: stopping every rank (SIGTERM, ${graceS} s grace, SIGKILL)`);
-    ctl.abort();
-  };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  for (const s of signals) process.on(s, onSignal);
-  return body(ctl.signal).finally(() => {
-    for (const s of signals) process.off(s, onSignal);
-  });
+    },
+  ]);
+  return body(ctl.signal).finally(remove);
 }
 
 function printAnalysis(a: DistributedAnalysis, json: boolean | undefined): void {

@@ -22,6 +22,7 @@ import {
 } from '../runners/experiment/index.js';
 import { listRegistryFiles, reapRegistries } from '../runners/supervisor/index.js';
 import { CliError } from './errors.js';
+import { onInterrupts } from './signals.js';
 
 /** errors in what the user gave: exit 2 */
 const INPUT_CODES = new Set(['EBADCONFIG', 'ENOENT', 'EISDIR', 'ENOTDIR']);
@@ -133,17 +134,16 @@ async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promis
 
   const { supervisor, registryFile, dispose } = experimentSupervisor({ registryFile: o.registry, graceMs: o.grace * 1000 });
   const ctl = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (ctl.signal.aborted) {
+  const removeSignals = onInterrupts([
+    (sig) => {
+      say(`${sig}: stopping the runs (SIGTERM, ${o.grace} s grace, SIGKILL), writing the current result`);
+      ctl.abort();
+    },
+    (sig) => {
       say(`${sig} again: SIGKILL to every process group`);
       supervisor.killAll();
-      return;
-    }
-    say(`${sig}: stopping the runs (SIGTERM, ${o.grace} s grace, SIGKILL), writing the current result`);
-    ctl.abort();
-  };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  for (const s of signals) process.on(s, onSignal);
+    },
+  ]);
 
   let runStart = 0;
   let current = { k: 0, n: loaded.runs.length, id: '', phase: '' };
@@ -201,7 +201,7 @@ async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promis
     report = await runExperiment(loaded, { resultsDir: o.results, supervisor, graceMs: o.grace * 1000, signal: ctl.signal, onEvent, title: name, ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), ...(o.energySources ? { energySources: o.energySources } : {}) });
   } finally {
     stopBar();
-    for (const s of signals) process.off(s, onSignal);
+    removeSignals();
     dispose();
   }
   const resultsDir = path.resolve(o.results);

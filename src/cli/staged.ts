@@ -9,6 +9,7 @@ import { GpucoloError, oneLine } from '../errors.js';
 import { planStaged, runStaged, type StagedReport } from '../runners/staged/index.js';
 import { stagedProgress } from './staged-progress.js';
 import { CliError } from './errors.js';
+import { onInterrupts } from './signals.js';
 
 function badFile(err: unknown): never {
   if (err instanceof GpucoloError && (err.code === 'EBADCONFIG' || err.code === 'ENOENT' || err.code === 'EISDIR' || err.code === 'EBADJOURNAL')) throw new CliError(oneLine(err), 2);
@@ -53,19 +54,17 @@ export function stagedCommand(): Command {
       const progress = stagedProgress(process.stderr);
       const soft = new AbortController();
       const hard = new AbortController();
-      let signals = 0;
-      const onSig = (sig: NodeJS.Signals): void => {
-        signals++;
-        if (signals === 1) {
+      const removeSignals = onInterrupts([
+        (sig) => {
           progress.log(`gpucolo: ${sig}: finishing the item in flight, then stopping (again to stop the model hosts now)`);
           soft.abort();
-        } else if (signals === 2) {
+        },
+        (sig) => {
           progress.log(`gpucolo: ${sig} again: stopping the model hosts now`);
           hard.abort();
-        } else process.exit(130);
-      };
-      process.on('SIGINT', onSig);
-      process.on('SIGTERM', onSig);
+        },
+        () => process.exit(130),
+      ]);
       let rep: StagedReport;
       try {
         rep = await runStaged(file, { resume: o.resume, signal: soft.signal, killSignal: hard.signal, onEvent: progress.onEvent });
@@ -73,8 +72,7 @@ export function stagedCommand(): Command {
         badFile(err);
       } finally {
         progress.stop();
-        process.off('SIGINT', onSig);
-        process.off('SIGTERM', onSig);
+        removeSignals();
       }
       if (o.json) process.stdout.write(`${JSON.stringify(rep, null, 2)}\n`);
       else {

@@ -228,6 +228,26 @@ describe.skipIf(!hasTorch)('model worker and torch phases (cpu)', () => {
     expect(r.samples[0].latencyNs.length).toBeGreaterThan(0);
   });
 
+  // the stand-in shim is built with the C++ tests (cmake --build build-cc)
+  const FAKE_XSCHED = path.resolve('build-cc/libgpucolo_fake_xsched.so');
+  it.skipIf(!fs.existsSync(FAKE_XSCHED))('xsched: each worker starts with the shim preloaded and its task priority in XSCHED_AUTO_XQUEUE_PRIORITY', async () => {
+    const log = path.join(tmp, 'xsched.log');
+    const pid: Record<string, number> = {};
+    const r = await phase({
+      tasks: [HP(), LP()],
+      mechanism: 'xsched',
+      xsched: { preload: FAKE_XSCHED, env: { XSCHED_POLICY: 'HPF', GPUCOLO_FAKE_XSCHED_LOG: log } },
+      onWorkers: (p) => p.forEach((x) => (pid[x.task] = x.pid)),
+    });
+    expect(r.status, r.reason).toBe('ok');
+    expect(r.notes.join('\n')).toContain(`xsched: LD_PRELOAD=${FAKE_XSCHED}, XSCHED_AUTO_XQUEUE_PRIORITY hp=2, lp=1`);
+    const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
+    const byPid = new Map(lines.map((l) => [Number(/^pid=(\d+)/.exec(l)![1]), l]));
+    expect(byPid.get(pid.hp)).toBe(`pid=${pid.hp} XSCHED_AUTO_XQUEUE=ON XSCHED_AUTO_XQUEUE_PRIORITY=2 XSCHED_POLICY=HPF`);
+    expect(byPid.get(pid.lp)).toBe(`pid=${pid.lp} XSCHED_AUTO_XQUEUE=ON XSCHED_AUTO_XQUEUE_PRIORITY=1 XSCHED_POLICY=HPF`);
+    expect(r.samples.every((s) => s.latencyNs.length > 0)).toBe(true);
+  });
+
   it('stream-priority with workers on cpu is skipped, and the workers are gone', async () => {
     const pids: number[] = [];
     const r = await phase({

@@ -308,8 +308,15 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
   if (mode === 'command') marker({ marker: 'baseline-start' });
 
   if (mode === 'command') {
+    // libuv's timers count whole milliseconds on a coarser clock than hrtime: a timer can fire a
+    // fraction of a millisecond before the baseline is over on the trace's clock; wait that out
+    const afterBaseline = (fn: () => void): void => {
+      const left = opts.baselineNs - nowNs();
+      if (left > 0) timers.push(setTimeout(() => afterBaseline(fn), Math.max(1, Math.ceil(left / 1e6))));
+      else fn();
+    };
     timers.push(
-      setTimeout(() => {
+      setTimeout(() => afterBaseline(() => {
         if (finishing) return;
         marker({ marker: 'baseline-end' });
         const c = sup.start({ argv: opts.command!, stdin: 'inherit', stdout: opts.out === '-' ? 'ignore' : 'inherit', stderr: 'inherit', name: 'traced' });
@@ -346,7 +353,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
             }, opts.stopAfterNs / 1e6),
           );
         }
-      }, opts.baselineNs / 1e6),
+      }), opts.baselineNs / 1e6),
     );
   }
 

@@ -348,6 +348,27 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(rep2.categories.map((c) => c.fields.score)).toEqual(rep.categories.map((c) => c.fields.score));
   }, 60_000);
 
+  it('a stage with a failed input skips the item even after its other input left memory', async () => {
+    const t = setup();
+    const p = JSON.parse(fs.readFileSync(t.file, 'utf8'));
+    const toy = (cls: string, params: Record<string, unknown> = {}) => ({ class_path: `toy_models.${cls}`, params: { calls_file: t.calls, ...params } });
+    // d reads b only and runs before c, which reads a (fails on o2) and b: b's o2 output is
+    // released after d, since c cannot run o2
+    p.stages = [
+      { name: 'a', model: toy('Editor', { fail_on_ids: ['o2'] }), memory_mb: 10 },
+      { name: 'b', model: toy('Editor'), memory_mb: 10, inputs: [] },
+      { name: 'd', model: toy('Scorer'), memory_mb: 10, inputs: ['b'] },
+      { name: 'c', model: toy('Scorer'), memory_mb: 10, inputs: ['a', 'b'] },
+    ];
+    fs.writeFileSync(t.file, JSON.stringify(p));
+    const rep = await runStaged(t.file);
+    expect(rep.status, rep.error).toBe('done');
+    expect(rep.plan!.mode).toBe('all-resident');
+    expect(rep.failures).toEqual([{ category: 'object', item: 'o2', stage: 'a', error: expect.stringMatching(/failed on purpose/) }]);
+    expect(rep.skippedForFailedInputs).toEqual({ object: 1 });
+    expect(rep.categories.map((c) => c.completed)).toEqual([3, 2, 3]);
+  }, 60_000);
+
   it('command stages: model_host.py given its class on the command line, and a host written in Node', async () => {
     const host = path.resolve('workloads/model_host.py');
     const py = setup({ scoreModel: { command: [PY, host, '--class-path', 'toy_models.Scorer', '--path', path.resolve('workloads'), '--params', JSON.stringify({ memory_mb: 6000 })] } });

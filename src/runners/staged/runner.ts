@@ -317,19 +317,20 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     const host = await hostFor(stage);
     for (const it of todo) {
       if (aborted()) throw new Interrupted();
-      const ins: Record<string, unknown> = {};
-      let missing = false;
-      for (const s of inputs) {
+      // an input that failed (or never ran) means this stage cannot run the item; the other
+      // inputs may already have left memory then, so look before reading any
+      const missing = inputs.some((s) => {
         const o = done.get(key(cat.name, it.id, s));
-        if (o === undefined || isErrorOutput(o)) missing = true;
-        else ins[s] = outputOf(cat.name, it.id, s);
-      }
+        return o === undefined || isErrorOutput(o);
+      });
       if (missing) {
         skipped++;
         skippedDeps.set(cat.name, (skippedDeps.get(cat.name) ?? 0) + 1);
         for (const s of inputs) release(cat.name, it.id, s);
         continue;
       }
+      const ins: Record<string, unknown> = {};
+      for (const s of inputs) ins[s] = outputOf(cat.name, it.id, s);
       let r;
       try {
         r = await host.process(it.id, it.record, ins);

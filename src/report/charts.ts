@@ -10,7 +10,6 @@
  * PNG text needs a system font. With no fonts at all resvg leaves the text out and still renders
  * the marks, so a font-less container gets PNGs without labels (the SVGs keep their text).
  */
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
@@ -18,6 +17,7 @@ import type { Results } from '../scenario/types.js';
 import { oneLine } from '../errors.js';
 import { chartSpecs, sloBounds, type ChartSpec, type LatencySlos } from './chart-specs.js';
 import { writeFileAtomic } from './write.js';
+import { makeDirs } from '../fs-dirs.js';
 
 /** One rendered chart. */
 export interface ChartFile {
@@ -114,7 +114,7 @@ function svgWidth(svg: string): number | undefined {
  */
 export async function renderSpecs(specs: ChartSpec[], outDir: string, opts: RenderOptions = {}): Promise<ChartFile[]> {
   const dir = path.join(outDir, 'charts');
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   let r: Renderers;
   try {
     r = await getRenderers();

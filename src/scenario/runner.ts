@@ -5,7 +5,6 @@
  * Ctrl-C leaves a valid file with what was measured.
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GpucoloError } from '../errors.js';
@@ -18,6 +17,7 @@ import { runTorchPhase } from './torch-driver.js';
 import { taskResult, phaseFairness, successVerdicts } from './summarize.js';
 import type { Form, Mechanism, Scenario, Task } from './schema.js';
 import { RESULTS_SCHEMA, type PhaseResult, type PhaseStatus, type Results, type TaskResult, type TaskSamples } from './types.js';
+import { makeDirs } from '../fs-dirs.js';
 
 export interface RunScenarioOptions {
   /** auto: torch on a GPU host where PyTorch imports and every task has a torch form, else probe */
@@ -185,7 +185,7 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
   const warmupNs = o.warmupNs ?? s.warmup;
   const mechanisms = o.mechanisms ?? s.mechanisms;
   const phases = phaseNames(s, mechanisms);
-  fs.mkdirSync(o.outDir, { recursive: true });
+  makeDirs(o.outDir);
   const resultsPath = path.join(o.outDir, 'results.json');
 
   let gpu: string | null = null;

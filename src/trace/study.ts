@@ -4,12 +4,12 @@
  * each keeps (steady set), of which types, with which KFD ids, in which HQD slots. Processes are
  * paired across runs by order of appearance (pids differ from run to run).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { VERSION } from '../version.js';
 import { analyzeTrace, type ProcessUsage, type QueueUsageReport } from './analyze/index.js';
 import { loadTrace } from './read.js';
 import { runTrace, type TraceOptions, type TraceResult } from './tracer.js';
+import { makeDirs } from '../fs-dirs.js';
 
 export const STUDY_SCHEMA = 'gpucolo.queue-usage-study/1';
 
@@ -141,7 +141,7 @@ export function compareRuns(command: string[], runs: StudyRun[]): StudyReport {
 export async function runStudy(opts: StudyOptions): Promise<StudyReport> {
   if (!Number.isInteger(opts.runs) || opts.runs < 1 || opts.runs > 1000) throw new RangeError(`--runs must be 1..1000 (got ${opts.runs})`);
   if (!opts.command.length) throw new RangeError('a command to study is required (after --)');
-  fs.mkdirSync(opts.dir, { recursive: true });
+  makeDirs(opts.dir);
   const runs: StudyRun[] = [];
   for (let i = 1; i <= opts.runs; i++) {
     if (opts.signal?.aborted) break;

@@ -14,6 +14,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { GpucoloError } from '../../errors.js';
 import { fmtNum, fmtRatio, renderSpecs, writeFileAtomic, type ChartFile, type ChartSpec } from '../../report/index.js';
 import { listResultFiles, loadDistributedResult, manifestFileName, methodOfFile, type DistMethod, type DistributedResult } from './schema.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 export interface AnalyzedResult {
   /** row label: the method, or the file's stem for non-standard names (results_ps_naive.json -> ps_naive) */
@@ -385,7 +386,7 @@ export function plotSpecs(results: AnalyzedResult[], comparison: ComparisonRow[]
 /** Renders into <dir>/plots/<name>.svg|.png (renderSpecs writes to <x>/charts; moved from a temp dir). */
 async function renderPlots(specs: ChartSpec[], dir: string, png: boolean): Promise<{ plotsDir: string; plots: ChartFile[] }> {
   const plotsDir = path.join(dir, 'plots');
-  fs.mkdirSync(plotsDir, { recursive: true });
+  makeDirs(plotsDir);
   // a plot not drawn this time (or a PNG after --no-png) must not survive from an earlier analysis
   for (const s of specs) for (const ext of ['svg', 'png']) fs.rmSync(path.join(plotsDir, `${s.name}.${ext}`), { force: true });
   const tmp = fs.mkdtempSync(path.join(dir, '.plots-'));

@@ -54,6 +54,7 @@ import {
   type DistributedResult,
   type PsImpl,
 } from './schema.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 /** Options passed through to dist_train.py (unset = the script's default). */
 export interface DistributedTrainOptions {
@@ -413,7 +414,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
 
   const outDir = path.resolve(opts.outDir);
   const logDir = path.join(outDir, 'logs', opts.method);
-  fs.mkdirSync(logDir, { recursive: true });
+  makeDirs(logDir);
   // logs of an earlier run of this method (maybe with the other launcher) must not mix with these
   for (const f of fs.readdirSync(logDir)) if (/^rank_\d+\.log$|^launcher\.log$|^torchrun$/.test(f)) fs.rmSync(path.join(logDir, f), { recursive: true, force: true });
   const resultFile = path.join(outDir, resultFileName(opts.method));
@@ -451,7 +452,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
         }
       } else {
         const trDir = path.join(logDir, 'torchrun');
-        fs.mkdirSync(trDir, { recursive: true });
+        makeDirs(trDir);
         const log = path.join(logDir, 'launcher.log');
         fs.writeFileSync(log, '');
         const argv = torchrunArgv({ python: v.python, script: v.script, scriptArgs: args, nprocPerNode: v.nprocPerNode, nnodes: v.nnodes, nodeRank: v.nodeRank, rdzvEndpoint: opts.rdzvEndpoint, logDir: trDir });

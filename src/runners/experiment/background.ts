@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { ExitInfo, SupervisedChild, Supervisor } from '../supervisor/index.js';
 import { DEFAULT_GRACE_MS } from './job.js';
 import type { BackgroundInfo, JobSpec } from './types.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 export interface BackgroundOptions {
   supervisor: Supervisor;
@@ -83,7 +84,7 @@ export class BackgroundLoop {
     private readonly opts: BackgroundOptions,
   ) {
     this.firstRunEnd = new Promise((r) => (this.resolveFirst = r));
-    fs.mkdirSync(opts.logDir, { recursive: true });
+    makeDirs(opts.logDir);
     this.loop = this.run();
   }
 

@@ -15,12 +15,12 @@
  * amdgpu hwmon: edge, else junction): the mean of the devices' means and the max of their maxima;
  * the note names devices without a reading, or says why there is none at all.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { oneLine } from '../../errors.js';
 import { startSampling, type EnergySourceName, type RawEnergySample, type SamplingSummary, type SourceSummary } from '../../energy/index.js';
 import { writeTextAtomic } from '../supervisor/index.js';
 import type { EnergyMetrics } from './types.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 export interface EnergyRecordingOptions {
   /** sample period, ms (default 1000) */
@@ -248,7 +248,7 @@ const csvCell = (v: string | number | null): string => {
  * was unavailable has no rows (its reason is in the result's energy note).
  */
 export function writeEnergyCsv(dir: string, recordings: readonly LabelledRecording[]): { gpu: string; cpu: string } {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const gpu = [GPU_CSV_HEADER];
   const cpu = [CPU_CSV_HEADER];
   for (const { phase, attempt, rec } of recordings) {

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ExitInfo, SupervisedChild, Supervisor } from '../supervisor/index.js';
 import type { JobOutcome, JobSpec } from './types.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 export interface RunJobOptions {
   supervisor: Supervisor;
@@ -55,7 +56,7 @@ function describe(info: ExitInfo, o: { timedOut: boolean; interrupted: boolean; 
 /** Runs one attempt of `spec` to its end; never rejects for anything the program does. */
 export async function runJob(spec: JobSpec, opts: RunJobOptions): Promise<JobOutcome> {
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-  fs.mkdirSync(path.dirname(opts.logPath), { recursive: true });
+  makeDirs(path.dirname(opts.logPath));
   fs.writeFileSync(opts.logPath, '');
   const t0 = performance.now();
   const base = { argv: [...spec.argv], cwd: spec.cwd, logPath: opts.logPath };

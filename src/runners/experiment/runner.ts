@@ -39,6 +39,7 @@ import { extractMetrics } from './metrics.js';
 import { missingRepoDirs, planRuns } from './plan.js';
 import { summaryCsv, summaryMarkdown } from './summary.js';
 import { EXPERIMENT_RESULT_SCHEMA, type EnergyMetrics, type ExperimentResult, type JobOutcome, type PlannedRun } from './types.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 // ---- loading --------------------------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ export function experimentSupervisor(opts: { registryFile?: string; graceMs?: nu
 export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRunOptions): Promise<ExperimentRunReport> {
   const { experiment, runs } = loaded;
   const resultsDir = path.resolve(opts.resultsDir);
-  fs.mkdirSync(resultsDir, { recursive: true });
+  makeDirs(resultsDir);
   const emit = (e: ExperimentEvent): void => opts.onEvent?.(e);
   const warnings: string[] = [];
   const warn = (message: string): void => {

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { GpucoloError, errnoCode } from '../../errors.js';
 import { VERSION } from '../../version.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 export const JOURNAL_SCHEMA = 'gpucolo.staged-journal/1';
 
@@ -105,7 +106,7 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
       offset += lineBytes;
     }
   }
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  makeDirs(path.dirname(path.resolve(file)));
   // Cut a broken tail so that new records start on a line of their own.
   if (keepBytes < Buffer.byteLength(text)) fs.truncateSync(file, keepBytes);
   const fd = fs.openSync(file, 'a');

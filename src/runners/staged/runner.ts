@@ -25,6 +25,7 @@ import { openJournal, key, type Journal } from './journal.js';
 import { planPipeline, type Plan, type PlanStageInput, type PlanStep } from './planner.js';
 import { loadPipeline, stageInputs, type Pipeline } from './schema.js';
 import { buildReport, writeReport, type StagedReport, type SwapRecord } from './report.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 export type StagedEvent =
   | { type: 'warning'; message: string }
@@ -144,7 +145,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const { pipeline, dir, file: absFile } = loadPipeline(file);
   const cats = loadItems(pipeline.items, dir);
   const outDir = outputDirOf(pipeline, dir);
-  fs.mkdirSync(outDir, { recursive: true });
+  makeDirs(outDir);
   const jfile = path.join(outDir, 'journal.jsonl');
   const interDir = path.join(outDir, 'intermediate');
   if (opts.resume === false) {
@@ -236,7 +237,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const spillPath = (stage: string, cat: string, id: string): string => path.join(interDir, stage, encodeURIComponent(cat), `${encodeURIComponent(id)}.json`);
   const writeSpill = (stage: string, cat: string, id: string, json: string): string => {
     const f = spillPath(stage, cat, id);
-    fs.mkdirSync(path.dirname(f), { recursive: true });
+    makeDirs(path.dirname(f));
     fs.writeFileSync(f, `${json}\n`);
     return path.relative(outDir, f);
   };

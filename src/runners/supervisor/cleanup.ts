@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readStat, relatedGroups, scanStats, type PidStat } from './proctree.js';
 import { readRunRegistry, writeJsonAtomic, type ChildRecord, type RunRegistryDoc } from './registry.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 /** Registry files in the default directory are named like this. */
 export const REGISTRY_PREFIX = 'run-';
@@ -43,7 +44,7 @@ const myUid = (): number | null => (typeof process.getuid === 'function' ? proce
  */
 export function defaultRegistryFile(runId: string, env: NodeJS.ProcessEnv = process.env): string {
   const dir = defaultRegistryDir(env);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, 0o700);
   const st = fs.lstatSync(dir);
   const uid = myUid();
   if (!st.isDirectory() || (uid !== null && st.uid !== uid)) {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { defaultRegistryFile } from './cleanup.js';
 import { Supervisor } from './supervisor.js';
+import { makeDirs } from '../../fs-dirs.js';
 
 export interface RegisteredSupervisor {
   supervisor: Supervisor;
@@ -19,7 +20,7 @@ export function supervisorWithRegistry(opts: { runId: string; registryFile?: str
   let registryFile: string;
   if (explicit) {
     registryFile = path.resolve(opts.registryFile!);
-    fs.mkdirSync(path.dirname(registryFile), { recursive: true });
+    makeDirs(path.dirname(registryFile));
   } else {
     registryFile = defaultRegistryFile(opts.runId);
   }

@@ -369,6 +369,17 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(rep.categories.map((c) => c.completed)).toEqual([3, 2, 3]);
   }, 60_000);
 
+  it.skipIf(!fs.existsSync('/proc/self'))('an output directory that cannot be created is one clear error (it used to hang under /proc)', () => {
+    const t = setup();
+    const p = JSON.parse(fs.readFileSync(t.file, 'utf8'));
+    p.budgets.output_dir = '/proc/gpucolo-staged-out';
+    fs.writeFileSync(t.file, JSON.stringify(p));
+    const r = spawnSync(process.execPath, [CLI, 'staged', 'run', t.file], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(2); // the pipeline file's output_dir is unusable
+    expect(r.stderr.trim()).toMatch(/^gpucolo: cannot create directory \/proc\/gpucolo-staged-out: no such file or directory/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('command stages: model_host.py given its class on the command line, and a host written in Node', async () => {
     const host = path.resolve('workloads/model_host.py');
     const py = setup({ scoreModel: { command: [PY, host, '--class-path', 'toy_models.Scorer', '--path', path.resolve('workloads'), '--params', JSON.stringify({ memory_mb: 6000 })] } });
@@ -393,5 +404,11 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(d.status).toBe('stopped');
     expect(d.error).toMatch(/cannot load the model of stage "score".*AttributeError.*Missing/);
     expect(d.error).not.toMatch(/\n/);
+
+    const missing = setup({ scoreModel: { command: ['/nonexistent/gpucolo-host'] } });
+    const e = await runStaged(missing.file);
+    expect(e.status).toBe('stopped');
+    expect(e.error).toBe('cannot load the model of stage "score": cannot start /nonexistent/gpucolo-host: no such program');
+    expect(fs.readFileSync(path.join(missing.out, 'journal.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1 + 3); // the first category's edits
   }, 60_000);
 });

@@ -44,10 +44,12 @@ export class ModelHost {
   private readonly timeoutMs: number;
   private readonly startTimeoutMs: number;
   private busy = false;
+  private readonly argv0: string;
   pid: number | undefined;
 
   private constructor(opts: ModelHostOptions) {
     this.name = opts.name;
+    this.argv0 = opts.argv[0];
     this.timeoutMs = opts.timeoutMs ?? 120_000;
     this.startTimeoutMs = opts.startTimeoutMs ?? 30_000;
     this.child = opts.supervisor.start({
@@ -122,6 +124,10 @@ export class ModelHost {
     if (this.queue.length) return this.queue.shift()!;
     if (this.closed) {
       const ex = await Promise.race([this.child.exited, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+      if (ex?.error) {
+        const why = ex.errorCode === 'ENOENT' ? 'no such program' : ex.errorCode === 'EACCES' ? 'permission denied' : ex.error;
+        throw this.fail(phase, `cannot start ${this.argv0}: ${why}`, ex.errorCode ?? 'ESPAWN');
+      }
       const how = ex ? (ex.signal ? `signal ${ex.signal}` : `exit code ${ex.code}`) : 'closed its output';
       throw this.fail(phase, `model host ended (${how})`);
     }

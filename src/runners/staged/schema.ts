@@ -35,7 +35,7 @@ export const stageSchema = z
   .object({
     name: z.string().min(1).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
     model: modelSchema,
-    memory_mb: positive.optional().describe('Declared GPU memory of the model (MB); else measured at first load.'),
+    memory_mb: positive.optional().describe('Declared GPU memory of the model (MB); else measured at its first load (planned as the whole GPU budget until then).'),
     inputs: z.array(z.string().min(1)).optional().describe('Names of earlier stages whose outputs this stage reads; default: the previous stage (none for the first).'),
   })
   .strict();

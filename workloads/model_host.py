@@ -71,17 +71,21 @@ def do_load(model):
 
 
 def do_unload(model):
-    torch = _torch()
     if hasattr(model, "unload_from_gpu"):
-        model.unload_from_gpu()  # the model's own to("cpu") + empty_cache (and gc if it wants)
+        model.unload_from_gpu()  # the model's own to("cpu") + empty_cache
     elif hasattr(model, "to"):
         model.to("cpu")
-        import gc
+    torch = _torch()
+    if torch is None:
+        return
+    # A safety net after the model's own unload: GPU tensors held only by reference cycles go
+    # with gc, and each stage is its own process, so blocks left in torch's cache would stay
+    # unusable to the next model. Swaps are rare by design; the ~20 ms of a collection is not.
+    import gc
 
-        gc.collect()
-    # each stage is its own process: memory left in torch's cache would stay unusable to the next model
+    gc.collect()
     try:
-        if torch is not None and torch.cuda.is_available():
+        if torch.cuda.is_available():
             torch.cuda.empty_cache()
     except Exception:
         pass

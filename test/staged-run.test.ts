@@ -304,7 +304,8 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(rep.plan!.plans).toBe(3);
     // edit (measured 3000), style edits, edit out, score (measured 4000): both fit, edit back once
     expect(rep.swaps.list.map((s) => `${s.kind} ${s.stage}`)).toEqual(['load edit', 'unload edit', 'load score', 'load edit']);
-    expect(rep.swaps.list[0].memoryMB).toBe(3000);
+    expect(rep.swaps.list.map((s) => s.memoryMB)).toEqual([3000, 3000, 4000, 3000]);
+    expect(rep.swaps.mbMoved).toBe(13000);
     expect(callLines(t.calls)).toHaveLength(18);
     expect(rep.categories.every((c) => c.completed === 3)).toBe(true);
   }, 60_000);
@@ -321,6 +322,7 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(warned.join('\n')).toMatch(/stage edit: the model reported no memory use.*set memory_mb/);
     expect(rep2.swaps.loads).toBe(6); // 10 MB + "the whole budget" never fit together
     expect(rep2.swaps.list.find((s) => s.stage === 'edit')!.memoryMB).toBeUndefined();
+    expect(rep2.swaps.mbMoved).toBeNull();
   }, 60_000);
 
   it('releases outputs from memory after their last reader, so a budget of one category never spills', async () => {

@@ -37,7 +37,8 @@ export interface StagedReport {
   startedAt: string;
   finishedAt: string;
   plan: { mode: string; loads: number; unloads: number; naiveLoads: number; plans: number } | null;
-  swaps: { loads: number; unloads: number; totalMs: number; list: SwapRecord[] };
+  /** mbMoved: the memory the models reported, summed over loads and unloads (the data a swap moves); null when none reported */
+  swaps: { loads: number; unloads: number; totalMs: number; mbMoved: number | null; list: SwapRecord[] };
   stages: { name: string; processedThisRun: number; itemMs: Summary }[];
   categories: {
     name: string;
@@ -150,7 +151,13 @@ export function buildReport(r: BuildReportInput): StagedReport {
     startedAt: r.startedAt.toISOString(),
     finishedAt: r.finishedAt.toISOString(),
     plan: r.plan ? { mode: r.plan.mode, loads: r.plan.loads, unloads: r.plan.unloads, naiveLoads: r.plan.naiveLoads, plans: r.plans } : null,
-    swaps: { loads, unloads: r.swaps.length - loads, totalMs: r.swaps.reduce((a, s) => a + s.ms, 0), list: r.swaps },
+    swaps: {
+      loads,
+      unloads: r.swaps.length - loads,
+      totalMs: r.swaps.reduce((a, s) => a + s.ms, 0),
+      mbMoved: r.swaps.some((s) => s.memoryMB !== undefined) ? Math.round(r.swaps.reduce((a, s) => a + (s.memoryMB ?? 0), 0) * 10) / 10 : null,
+      list: r.swaps,
+    },
     stages: stages.map((s) => ({ name: s, processedThisRun: r.itemMs.get(s)?.length ?? 0, itemMs: summarize(r.itemMs.get(s) ?? []) })),
     categories,
     failures,
@@ -172,7 +179,7 @@ export function reportMarkdown(rep: StagedReport): string {
   L.push(`- pipeline file: \`${rep.file}\``);
   L.push(`- started ${rep.startedAt}, finished ${rep.finishedAt}`);
   if (rep.plan) L.push(`- plan: ${rep.plan.mode}, ${rep.plan.loads} loads planned (per-item order: ${rep.plan.naiveLoads})${rep.plan.plans > 1 ? `, re-planned ${rep.plan.plans - 1}x after measuring memory` : ''}`);
-  L.push(`- swaps done: ${rep.swaps.loads} loads, ${rep.swaps.unloads} unloads, ${f3(rep.swaps.totalMs)} ms total`);
+  L.push(`- swaps done: ${rep.swaps.loads} loads, ${rep.swaps.unloads} unloads, ${f3(rep.swaps.totalMs)} ms total${rep.swaps.mbMoved !== null ? `, ${f3(rep.swaps.mbMoved)} MB moved (as the models report their memory)` : ''}`);
   L.push(`- resumed records: ${rep.resumedRecords}; outputs spilled to disk: ${rep.spilled}, released from memory after their last reader: ${rep.freed}`, '');
   L.push('## Categories', '');
   const fields = [...new Set(rep.categories.flatMap((c) => Object.keys(c.fields)))];

@@ -25,6 +25,7 @@ import { openJournal, key, type Journal } from './journal.js';
 import { planPipeline, type Plan, type PlanStageInput, type PlanStep } from './planner.js';
 import { loadPipeline, stageInputs, type Pipeline } from './schema.js';
 import { buildReport, writeReport, type StagedReport, type SwapRecord } from './report.js';
+import { writeFileAtomic } from '../../report/index.js';
 import { makeDirs } from '../../fs-dirs.js';
 
 export type StagedEvent =
@@ -225,6 +226,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const { supervisor, dispose } = supervisorWithRegistry({ runId: `staged-${process.pid}-${startedAt.getTime()}`, graceMs: 3000 });
   const hosts = new Map<string, ModelHost>();
   const resident = new Set<string>();
+  const loadedMB = new Map<string, number>(); // what each resident model reported at its load
   const python = opts.python ?? pipeline.python ?? defaultStagedPython();
 
   const aborted = (): boolean => opts.signal?.aborted === true || killed();
@@ -238,7 +240,8 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const writeSpill = (stage: string, cat: string, id: string, json: string): string => {
     const f = spillPath(stage, cat, id);
     makeDirs(path.dirname(f));
-    fs.writeFileSync(f, `${json}\n`);
+    // write-temp + fsync + rename: the journal record that points here is only written after
+    writeFileAtomic(f, `${json}\n`);
     return path.relative(outDir, f);
   };
 
@@ -378,7 +381,10 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
         }
         resident.add(step.stage);
         const mb = r.memoryBytes === null ? undefined : r.memoryBytes / (1024 * 1024);
-        swaps.push({ kind: 'load', stage: step.stage, ms: r.ms, ...(mb !== undefined ? { memoryMB: Math.round(mb * 10) / 10 } : {}) });
+        const shownMB = mb !== undefined ? Math.round(mb * 10) / 10 : undefined;
+        if (shownMB !== undefined) loadedMB.set(step.stage, shownMB);
+        else loadedMB.delete(step.stage);
+        swaps.push({ kind: 'load', stage: step.stage, ms: r.ms, ...(shownMB !== undefined ? { memoryMB: shownMB } : {}) });
         emit({ type: 'load', stage: step.stage, ms: r.ms, memoryMB: mb ?? null });
         const first = !loadedOnce.has(step.stage);
         loadedOnce.add(step.stage);
@@ -402,7 +408,8 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
           throw err;
         }
         resident.delete(step.stage);
-        swaps.push({ kind: 'unload', stage: step.stage, ms: r.ms });
+        const movedMB = loadedMB.get(step.stage);
+        swaps.push({ kind: 'unload', stage: step.stage, ms: r.ms, ...(movedMB !== undefined ? { memoryMB: movedMB } : {}) });
         emit({ type: 'unload', stage: step.stage, ms: r.ms });
       } else {
         await processStep(step);

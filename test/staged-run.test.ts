@@ -382,6 +382,68 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('model hosts that break the protocol stop the run with one line, and no host is left running', async () => {
+    const lengthHost = path.resolve('test/fixtures/staged/length-host.mjs');
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ command: [PY, '-c', 'import time; time.sleep(60)'] }, /stage "score".*no answer within 1 s/],
+      [{ command: [process.execPath, '-e', "console.log('hello world'); setTimeout(() => {}, 60000)"] }, /stage "score".*not a protocol message: "hello world"/],
+      [{ command: [process.execPath, lengthHost, '-', 'wrong-id'] }, /stage "score" process: answered for item "s1-other" while processing "s1"/],
+      [{ command: [process.execPath, lengthHost, '-', 'nan'] }, /stage "score" process: .*\(NaN and Infinity are not JSON\)/],
+    ];
+    for (const [scoreModel, msg] of cases) {
+      const t = setup({ scoreModel });
+      const pids: number[] = [];
+      const rep = await runStaged(t.file, { startTimeoutMs: 1000 });
+      expect(rep.status).toBe('stopped');
+      expect(rep.error).toMatch(msg);
+      expect(rep.error).not.toMatch(/\n/);
+      // the first category's edits are journaled; nothing from the broken host
+      expect(journalRecords(t.out)).toBe(3);
+      const leftover = spawnSync('pgrep', ['-f', 'time.sleep\\(60\\)|hello world|length-host.mjs'], { encoding: 'utf8' });
+      pids.push(...leftover.stdout.trim().split('\n').filter(Boolean).map(Number));
+      expect(pids, `left running: ${leftover.stdout}`).toEqual([]);
+    }
+    // outputs that are not an object are that item's failure, not a stop
+    const t = setup({ scoreModel: { command: [process.execPath, lengthHost, '-', 'array'] } });
+    const rep = await runStaged(t.file);
+    expect(rep.status).toBe('done');
+    expect(rep.failures).toHaveLength(9);
+    expect(rep.failures[0].error).toBe('the model host answered outputs that are not a JSON object (an array)');
+  }, 90_000);
+
+  it('--no-resume moves the journal and intermediate/ aside instead of deleting them', async () => {
+    const t = setup({ cpuMB: 0.00005 });
+    await runStaged(t.file);
+    fs.writeFileSync(path.join(t.out, 'intermediate', 'notes.txt'), 'mine');
+    const rep = await runStaged(t.file, { resume: false });
+    expect(rep.status).toBe('done');
+    expect(rep.resumedRecords).toBe(0);
+    const aside = fs.readdirSync(t.out).filter((f) => f.startsWith('intermediate.'));
+    expect(aside).toHaveLength(1);
+    expect(fs.readFileSync(path.join(t.out, aside[0], 'notes.txt'), 'utf8')).toBe('mine');
+    expect(fs.readdirSync(t.out).filter((f) => /^journal\..+\.jsonl$/.test(f))).toHaveLength(1);
+  }, 60_000);
+
+  it('a journal.jsonl that is not a journal is refused, not overwritten; references outside output_dir are refused', async () => {
+    const t = setup();
+    fs.mkdirSync(t.out, { recursive: true });
+    const junk = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 37) % 256));
+    fs.writeFileSync(path.join(t.out, 'journal.jsonl'), junk);
+    await expect(runStaged(t.file)).rejects.toMatchObject({ code: 'EBADJOURNAL' });
+    expect(fs.readFileSync(path.join(t.out, 'journal.jsonl')).equals(junk)).toBe(true);
+
+    const u = setup();
+    await runStaged(u.file);
+    const jf = path.join(u.out, 'journal.jsonl');
+    const lines = fs.readFileSync(jf, 'utf8').trim().split('\n');
+    // keep the header and the style edits, pointing one of them outside the output directory; drop the rest
+    const keep = lines.slice(0, 4).map((l, i) => (i === 1 ? l.replace(/"o":\{[^}]*\}/, '"o":{"file":"../../../../etc/passwd"}') : l));
+    fs.writeFileSync(jf, `${keep.join('\n')}\n`);
+    const rep = await runStaged(u.file);
+    expect(rep.status).toBe('stopped');
+    expect(rep.error).toMatch(/journal points outside the output directory/);
+  }, 60_000);
+
   it('command stages: model_host.py given its class on the command line, and a host written in Node', async () => {
     const host = path.resolve('workloads/model_host.py');
     const py = setup({ scoreModel: { command: [PY, host, '--class-path', 'toy_models.Scorer', '--path', path.resolve('workloads'), '--params', JSON.stringify({ memory_mb: 6000 })] } });

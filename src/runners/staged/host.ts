@@ -69,9 +69,12 @@ export class ModelHost {
         let msg: HostMessage;
         try {
           msg = JSON.parse(line) as HostMessage;
+          if (!msg || typeof msg !== 'object' || Array.isArray(msg) || typeof msg.type !== 'string') throw new Error('not a message');
         } catch {
-          this.stderrTail.push(`(stdout) ${line}`);
-          return;
+          // the protocol is out of step: say so at once rather than waiting for the call timeout
+          const shown = line.length > 80 ? `${line.slice(0, 80)}...` : line;
+          const why = /\b(NaN|-?Infinity)\b/.test(line) ? ' (NaN and Infinity are not JSON)' : '';
+          msg = { type: '__bad', message: `wrote a line on stdout that is not a protocol message${why}: ${JSON.stringify(shown)}` };
         }
         if (this.waiter) {
           const w = this.waiter;
@@ -101,9 +104,14 @@ export class ModelHost {
   /** Starts the host and waits for its hello. */
   static async start(opts: ModelHostOptions): Promise<ModelHost> {
     const h = new ModelHost(opts);
-    const hello = await h.next(h.startTimeoutMs, 'start');
-    if (hello.type === 'error') throw h.fail(String(hello.phase ?? 'start'), String(hello.message ?? 'error'), 'EMODEL');
-    if (hello.type !== 'hello') throw h.fail('start', `expected hello, got ${hello.type}`);
+    try {
+      const hello = await h.nextMessage(h.startTimeoutMs, 'start');
+      if (hello.type === 'error') throw h.fail(String(hello.phase ?? 'start'), String(hello.message ?? 'error'), 'EMODEL');
+      if (hello.type !== 'hello') throw h.fail('start', `expected hello, got ${hello.type}`);
+    } catch (err) {
+      await h.kill(); // a host that never said hello is stopped here: nobody else holds it
+      throw err;
+    }
     return h;
   }
 
@@ -146,14 +154,21 @@ export class ModelHost {
     return msg;
   }
 
+  /** The next message; a line that was not a protocol message is an error (EPROTO). */
+  private async nextMessage(timeoutMs: number, phase: string): Promise<HostMessage> {
+    const msg = await this.next(timeoutMs, phase);
+    if (msg.type === '__bad') throw this.fail(phase, String(msg.message), 'EPROTO');
+    return msg;
+  }
+
   /** Sends one command and returns the reply; an error record becomes a thrown GpucoloError unless `allowError`. */
   async call(cmd: HostMessage, expect: string, opts: { timeoutMs?: number; allowError?: boolean } = {}): Promise<HostMessage> {
     if (this.busy) throw new Error(`ModelHost ${this.name}: concurrent call`);
     this.busy = true;
     try {
-      if (this.closed) return await this.next(0, cmd.type);
+      if (this.closed) return await this.nextMessage(0, cmd.type);
       this.child.stdin?.write(`${JSON.stringify(cmd)}\n`);
-      const reply = await this.next(opts.timeoutMs ?? this.timeoutMs, cmd.type);
+      const reply = await this.nextMessage(opts.timeoutMs ?? this.timeoutMs, cmd.type);
       if (reply.type === 'error') {
         if (opts.allowError) return reply;
         throw this.fail(String(reply.phase ?? cmd.type), String(reply.message ?? 'error'), 'EMODEL');
@@ -179,8 +194,12 @@ export class ModelHost {
   }
   async process(id: string, item: unknown, inputs: Record<string, unknown>): Promise<{ ok: true; outputs: Record<string, unknown>; ms: number } | { ok: false; message: string }> {
     const r = await this.call({ type: 'process', id, item, inputs }, 'result', { allowError: true });
+    // an answer for another item means the host and gpucolo are out of step: stop, do not journal it
+    if (r.id !== undefined && r.id !== null && r.id !== id) throw this.fail('process', `answered for item ${JSON.stringify(r.id)} while processing ${JSON.stringify(id)}`, 'EPROTO');
     if (r.type === 'error') return { ok: false, message: String(r.message ?? 'error').split('\n')[0] };
-    return { ok: true, outputs: (r.outputs ?? {}) as Record<string, unknown>, ms: Number(r.ms ?? 0) };
+    const outputs = r.outputs ?? {};
+    if (typeof outputs !== 'object' || Array.isArray(outputs)) return { ok: false, message: `the model host answered outputs that are not a JSON object (${Array.isArray(outputs) ? 'an array' : typeof outputs})` };
+    return { ok: true, outputs: outputs as Record<string, unknown>, ms: Number(r.ms ?? 0) };
   }
   async memory(): Promise<number | null> {
     const r = await this.call({ type: 'memory' }, 'memory');

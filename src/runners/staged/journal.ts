@@ -13,6 +13,8 @@ import { VERSION } from '../../version.js';
 import { makeDirs } from '../../fs-dirs.js';
 
 export const JOURNAL_SCHEMA = 'gpucolo.staged-journal/1';
+/** How every header line starts (JSON.stringify of {schema, ...}). */
+const JOURNAL_HEADER_START = `{"schema":"${JOURNAL_SCHEMA}"`;
 
 export interface JournalRecord {
   category: string;
@@ -91,8 +93,9 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
       }
       if (why !== undefined) {
         if (!last || i === 0) {
-          if (i === 0 && last && !endsClean) {
-            // A header cut short: nothing was recorded yet, start over.
+          if (i === 0 && last && !endsClean && JOURNAL_HEADER_START.startsWith(line.slice(0, JOURNAL_HEADER_START.length))) {
+            // A header cut short: nothing was recorded yet, start over. (Anything else in the
+            // file is not ours: refuse rather than overwrite it.)
             warnings.push(`${file}:${lineNo}: ignored a truncated journal header (${why})`);
             keepBytes = 0;
             break;
@@ -109,7 +112,14 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
   makeDirs(path.dirname(path.resolve(file)));
   // Cut a broken tail so that new records start on a line of their own.
   if (keepBytes < Buffer.byteLength(text)) fs.truncateSync(file, keepBytes);
-  const fd = fs.openSync(file, 'a');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'a');
+  } catch (err) {
+    const code = errnoCode(err) ?? 'EIO';
+    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code === 'EISDIR' ? 'a directory' : code;
+    throw new GpucoloError(`cannot write journal ${file}: ${why}`, { code, path: file });
+  }
   let buf: string[] = [];
   if (keepBytes === 0) {
     buf.push(JSON.stringify({ schema: JOURNAL_SCHEMA, gpucoloVersion: VERSION, created: new Date().toISOString() }));

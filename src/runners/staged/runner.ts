@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { GpucoloError, oneLine } from '../../errors.js';
+import { GpucoloError, errnoCode, oneLine } from '../../errors.js';
 import { supervisorWithRegistry } from '../supervisor/index.js';
 import { loadItems, type ItemCategory } from './items.js';
 import { ModelHost, defaultHostScript, defaultStagedPython } from './host.js';
@@ -47,6 +47,8 @@ export interface RunStagedOptions {
   onEvent?: (e: StagedEvent) => void;
   /** per host call timeout, ms (default 600000) */
   callTimeoutMs?: number;
+  /** how long a model host gets to say hello, ms (default 30000) */
+  startTimeoutMs?: number;
   /** python for the default host (default: pipeline.python, $GPUCOLO_PYTHON, python3) */
   python?: string;
   /** write the report files (default true) */
@@ -151,8 +153,9 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const interDir = path.join(outDir, 'intermediate');
   if (opts.resume === false) {
     const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    // moved aside, never deleted: output_dir may be a directory the user keeps other things in
     if (fs.existsSync(jfile)) fs.renameSync(jfile, path.join(outDir, `journal.${stamp}.jsonl`));
-    fs.rmSync(interDir, { recursive: true, force: true });
+    if (fs.existsSync(interDir)) fs.renameSync(interDir, path.join(outDir, `intermediate.${stamp}`));
   }
   const opened = openJournal(jfile);
   const journal: Journal = opened.journal;
@@ -245,6 +248,27 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     return path.relative(outDir, f);
   };
 
+  /** a spilled output named by the journal: only inside output_dir, as one clear error otherwise */
+  const readSpill = (ref: string, cat: string, id: string, stage: string): unknown => {
+    const f = path.resolve(outDir, ref);
+    const what = `the output of stage ${stage} for item "${id}" (category "${cat}"), ${f}`;
+    if (path.relative(outDir, f).startsWith('..') || path.isAbsolute(path.relative(outDir, f))) {
+      throw new GpucoloError(`${jfile}: the journal points outside the output directory for ${what}; move the journal away to start over`, { code: 'EBADJOURNAL', path: jfile });
+    }
+    let text: string;
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch (err) {
+      const code = errnoCode(err) ?? 'EIO';
+      throw new GpucoloError(`cannot read ${what}: ${code === 'ENOENT' ? 'the file is gone' : code} (run with --no-resume to start over)`, { code, path: f });
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new GpucoloError(`cannot read ${what}: not JSON (run with --no-resume to start over)`, { code: 'EBADSPILL', path: f });
+    }
+  };
+
   /** the output of (cat, id, stage), from memory, a spilled file, or the journal */
   const outputOf = (cat: string, id: string, stage: string): unknown => {
     const k = key(cat, id, stage);
@@ -253,7 +277,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     if (o === FREED) throw new GpucoloError(`internal: the output of ${stage} for item "${id}" (category "${cat}") was released while still needed`, { code: 'EINTERNAL' });
     if (isFileRef(o)) {
       reloaded++;
-      return JSON.parse(fs.readFileSync(path.resolve(outDir, o.file), 'utf8')) as unknown;
+      return readSpill(o.file, cat, id, stage);
     }
     return o;
   };
@@ -292,17 +316,22 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     if (h) return h;
     const cfg = stageCfg(stage);
     const argv = cfg.model.command ?? [python, defaultHostScript()];
-    h = await ModelHost.start({ supervisor, name: stage, argv, cwd: dir, timeoutMs: opts.callTimeoutMs ?? 600_000 });
+    h = await ModelHost.start({ supervisor, name: stage, argv, cwd: dir, timeoutMs: opts.callTimeoutMs ?? 600_000, ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}) });
     hosts.set(stage, h);
     if (cfg.model.class_path) await h.init(cfg.model.class_path, cfg.model.params ?? {}, [dir, path.dirname(defaultHostScript())]);
     return h;
   };
 
+  const warnedNotes = new Set<string>();
   const makePlan = (): Plan => {
     const rem = remainingWork(pipeline, cats, done);
     const { stages, notes } = planStages(pipeline, (s) => memMB.get(s));
     const plan = planPipeline({ stages, categories: rem.categories, gpuMemoryMB: pipeline.budgets.gpu_memory_mb, resident: [...resident] });
     plan.notes.unshift(...notes);
+    for (const n of plan.notes) if (/more than the GPU budget/.test(n) && !warnedNotes.has(n)) {
+      warnedNotes.add(n);
+      warn(n);
+    }
     emit({ type: 'plan', plan, replanned: plansMade > 0 });
     plansMade++;
     firstPlan ??= plan;

@@ -444,6 +444,14 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(rep.error).toMatch(/journal points outside the output directory/);
   }, 60_000);
 
+  it('a model declared larger than the GPU budget runs alone, with a warning', async () => {
+    const t = setup({ editMem: 80_000 });
+    const rep = await runStaged(t.file);
+    expect(rep.status).toBe('done');
+    expect(rep.warnings.join('\n')).toMatch(/stage edit needs 80000 MB, more than the GPU budget of 10000 MB: it runs alone/);
+    expect(rep.warnings.filter((w) => /more than the GPU budget/.test(w))).toHaveLength(1);
+  }, 60_000);
+
   it('command stages: model_host.py given its class on the command line, and a host written in Node', async () => {
     const host = path.resolve('workloads/model_host.py');
     const py = setup({ scoreModel: { command: [PY, host, '--class-path', 'toy_models.Scorer', '--path', path.resolve('workloads'), '--params', JSON.stringify({ memory_mb: 6000 })] } });

@@ -202,6 +202,28 @@ describe('default and mutation modes', () => {
     expect(events.filter((e) => e === 'run-end')).toHaveLength(2);
   });
 
+  it('a re-run into the same results directory keeps the logs the earlier result points to; an unwritable results directory fails before anything runs', async () => {
+    const ws = workspace();
+    const exp = (epochs: number) => ({ experiment_name: 'again', runs_per_config: 1, energy_interval_ms: 100, experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { epochs, lr: 0.05 } }] });
+    const first = await run(writeExperiment(ws.dir, exp(2)), ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    const firstLog = readResult(first.files[0]).foreground_result.log_file;
+    const before = fs.readFileSync(firstLog, 'utf8');
+    const second = await run(writeExperiment(ws.dir, exp(3), 'exp2.json'), ws.models, { resultsDir: ws.results, ...noEnergy(ws.dir) });
+    const secondLog = readResult(second.files[0]).foreground_result.log_file;
+    expect(secondLog).not.toBe(firstLog);
+    expect(path.basename(path.dirname(secondLog))).toMatch(/^again_0_fake_run0\.\d{8}T\d{6}Z$/);
+    expect(fs.readFileSync(firstLog, 'utf8')).toBe(before);
+    expect(fs.readFileSync(secondLog, 'utf8')).toContain('epochs=3');
+
+    for (const bad of ['/proc/gpucolo-results', ...(fs.existsSync('/sys/kernel') ? ['/sys/kernel'] : [])]) {
+      const events: string[] = [];
+      await expect(run(writeExperiment(ws.dir, exp(2), 'exp3.json'), ws.models, { resultsDir: bad, ...noEnergy(ws.dir), onEvent: (e) => events.push(e.type) })).rejects.toThrow(
+        new RegExp(`^cannot (create directory|write to the results directory) ${bad}`),
+      );
+      expect(events).toEqual([]);
+    }
+  });
+
   it('mutation: sampled hyperparameters per run, in the argv and the result', async () => {
     const ws = workspace();
     const file = writeExperiment(ws.dir, {

@@ -26,7 +26,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { oneLine } from '../../errors.js';
+import { GpucoloError, errnoCode, oneLine } from '../../errors.js';
 import { VERSION } from '../../version.js';
 import type { EnergySourceName } from '../../energy/index.js';
 import { Supervisor, supervisorWithRegistry, writeJsonAtomic, writeTextAtomic, type RegisteredSupervisor, type SupervisedChild } from '../supervisor/index.js';
@@ -143,11 +143,42 @@ export function experimentSupervisor(opts: { registryFile?: string; graceMs?: nu
   return supervisorWithRegistry({ runId, registryFile: opts.registryFile, graceMs: opts.graceMs ?? DEFAULT_GRACE_MS });
 }
 
+/**
+ * Fails before any run when the results directory cannot take a file (a night of training must
+ * not end in "cannot write"): creates and removes a probe file.
+ */
+function assertWritable(dir: string): void {
+  const probe = path.join(dir, `.gpucolo-write-check-${process.pid}`);
+  try {
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe, { force: true });
+  } catch (err) {
+    const code = errnoCode(err) ?? 'EIO';
+    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code === 'ENOSPC' ? 'no space left' : code;
+    throw new GpucoloError(`cannot write to the results directory ${dir}: ${why}`, { code, path: dir });
+  }
+}
+
+/**
+ * The name of a run's log and energy directories: the experiment id, or, when an earlier
+ * invocation already left files under that name in the same results directory, the id with this
+ * run's start time, so that a re-run never overwrites the logs an earlier result points to.
+ */
+function runFilesTag(resultsDir: string, id: string, started: Date): string {
+  const taken = (tag: string): boolean => ['logs/' + tag, `energy_${tag}`, `background_logs_${tag}`].some((d) => fs.existsSync(path.join(resultsDir, d)));
+  if (!taken(id)) return id;
+  const base = `${id}.${compactTimestamp(started)}`;
+  let tag = base;
+  for (let n = 2; taken(tag); n++) tag = `${base}-${n}`;
+  return tag;
+}
+
 /** Runs every planned run in order. Never rejects for what a training program does. */
 export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRunOptions): Promise<ExperimentRunReport> {
   const { experiment, runs } = loaded;
   const resultsDir = path.resolve(opts.resultsDir);
   makeDirs(resultsDir);
+  assertWritable(resultsDir);
   const emit = (e: ExperimentEvent): void => opts.onEvent?.(e);
   const warnings: string[] = [];
   const warn = (message: string): void => {
@@ -232,8 +263,9 @@ async function runOne(run: PlannedRun, index: number, total: number, exp: Experi
   const started = now();
   const { resultsDir, supervisor, graceMs, signal, emit } = ctx;
   const id = run.experimentId;
-  const logDir = path.join(resultsDir, 'logs', id);
-  const energyDir = path.join(resultsDir, `energy_${id}`);
+  const files = runFilesTag(resultsDir, id, started);
+  const logDir = path.join(resultsDir, 'logs', files);
+  const energyDir = path.join(resultsDir, `energy_${files}`);
   const parallel = run.mode === 'parallel' && run.background !== null;
   const attribution: EnergyMetrics['attribution'] = parallel ? 'combined' : 'foreground';
   const recordings: LabelledRecording[] = [];
@@ -251,7 +283,7 @@ async function runOne(run: PlannedRun, index: number, total: number, exp: Experi
       phase('background-start');
       bg = BackgroundLoop.start(run.background!, {
         supervisor,
-        logDir: path.join(resultsDir, `background_logs_${id}`),
+        logDir: path.join(resultsDir, `background_logs_${files}`),
         pauseS: exp.background_pause_s,
         startWaitS: exp.background_start_wait_s,
         graceMs,

@@ -326,5 +326,12 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     expect(bad.stderr).toMatch(/tasks\.0\.arrival\.rate/);
     expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
     expect(cli(['run', 'nope']).status).toBe(2);
+    // a schedule too long for one phase is refused before anything is written: the earlier run stays
+    const before = fs.readFileSync(path.join(out, 'results.json'), 'utf8');
+    const huge = cli(['run', f, '--out', out, '--backend', 'cpu', '--duration', '99999h', '--no-charts']);
+    expect(huge.status, huge.stderr).toBe(2);
+    expect(huge.stderr.trim()).toMatch(/^gpucolo: .*mini3\.yaml: task "\w+": about .* arrivals in one phase .* more than 5000000: lower the rate or the duration$/);
+    expect(huge.stdout).toBe('');
+    expect(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).toBe(before);
   });
 });

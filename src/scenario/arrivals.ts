@@ -21,6 +21,23 @@ export function seededRandom(seed: number): () => number {
 /** Most arrivals one task may schedule in a phase (a guard against rate typos: 1e6/s for an hour). */
 export const MAX_ARRIVALS = 5_000_000;
 
+/** About how many arrivals `a` schedules in [0, spanNs) (the mean for Poisson; 0 for closed-loop). */
+export function expectedArrivals(a: Arrival, spanNs: number): number {
+  switch (a.kind) {
+    case 'closed-loop':
+      return 0;
+    case 'fixed-rate':
+    case 'poisson':
+      return (a.rate * spanNs) / 1e9;
+    case 'frames':
+      return (a.fps * spanNs) / 1e9;
+    case 'batch':
+      return spanNs / a.period;
+    case 'replay':
+      return a.times.length;
+  }
+}
+
 /**
  * Intended arrival times in [0, spanNs), ascending; null for closed-loop. Poisson: exponential gaps
  * from `seed` (the same seed gives the same schedule in every phase, so phases see the same load).

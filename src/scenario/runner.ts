@@ -18,6 +18,7 @@ import { taskResult, phaseFairness, successVerdicts } from './summarize.js';
 import type { Form, Mechanism, Scenario, Task } from './schema.js';
 import { RESULTS_SCHEMA, type PhaseResult, type PhaseStatus, type Results, type TaskResult, type TaskSamples } from './types.js';
 import { makeDirs } from '../fs-dirs.js';
+import { MAX_ARRIVALS, expectedArrivals } from './arrivals.js';
 
 export interface RunScenarioOptions {
   /** auto: torch on a GPU host where PyTorch imports and every task has a torch form, else probe */
@@ -185,6 +186,13 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
   const warmupNs = o.warmupNs ?? s.warmup;
   const mechanisms = o.mechanisms ?? s.mechanisms;
   const phases = phaseNames(s, mechanisms);
+  // refused before anything is written: a results.json already in outDir stays as it is
+  for (const t of s.tasks) {
+    const n = expectedArrivals(t.arrival, warmupNs + durationNs);
+    if (n > MAX_ARRIVALS) {
+      throw new GpucoloError(`${source}: task "${t.name}": about ${Math.round(n).toExponential(2)} arrivals in one phase of ${(warmupNs + durationNs) / 1e9} s (warmup + duration), more than ${MAX_ARRIVALS}: lower the rate or the duration`, { code: 'EBADSCENARIO' });
+    }
+  }
   makeDirs(o.outDir);
   const resultsPath = path.join(o.outDir, 'results.json');
 

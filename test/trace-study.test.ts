@@ -99,6 +99,11 @@ describe('study queue-usage', () => {
     expect(fs.readFileSync(md, 'utf8')).toMatch(/^# Queue-usage study/);
     const bad = spawnSync(process.execPath, [cli, 'study', 'queue-usage', '--runs', '0', '--', 'true'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
+    // no run could start its command: a failure, with the report still written
+    const none = spawnSync(process.execPath, [cli, 'study', 'queue-usage', '--runs', '2', '--out-dir', path.join(t.root, 'o2'), '--interval', '20ms', '--baseline', '20ms', '--tail', '20ms', '--sources', 'sysfs', '--sysfs-root', t.sysfs, '--md', md, '--', '/nonexistent/gpucolo-program'], { encoding: 'utf8', timeout: 60_000 });
+    expect(none.status, none.stderr).toBe(1);
+    expect(none.stderr.trim().split('\n').at(-1)).toMatch(/^gpucolo: every run failed \(first: .*gpucolo-program.*\)$/);
+    expect(fs.readFileSync(md, 'utf8')).toMatch(/^# Queue-usage study/);
   });
 });
 

@@ -57,6 +57,9 @@ export function studyCommand(): Command {
     }
     if (o.md) writeFileAtomic(o.md, markdown(report));
     process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${report.summary.join('\n')}\n`);
+    // a study where no run could even be traced is a failure, not a result
+    const failed = report.runs.filter((r) => r.endedBy === 'error');
+    if (report.runs.length && failed.length === report.runs.length) throw new CliError(`every run failed (first: ${failed[0].error ?? 'unknown error'})`, 1);
   });
   study.addCommand(qu);
   return study;

@@ -1,4 +1,5 @@
 /** Reports of scenario runs: atomic writes, charts, report.md, compare (library and command). */
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,6 +191,87 @@ describe('writeFileAtomic / writeJsonAtomic', () => {
     fs.mkdirSync(path.join(dir, 'taken'));
     expect(() => writeFileAtomic(path.join(dir, 'taken'), 'x')).toThrow(/cannot write .*taken/);
     expect(fs.readdirSync(dir)).toEqual(['taken']);
+  });
+
+  it('a symlink is followed: the file it points to is replaced, the link stays a link', () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'w-'));
+    fs.mkdirSync(path.join(dir, 'real'));
+    const real = path.join(dir, 'real', 'results.json');
+    fs.writeFileSync(real, 'old');
+    const link = path.join(dir, 'link.json');
+    fs.symlinkSync(path.join('real', 'results.json'), link);
+    writeFileAtomic(link, 'new');
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(real, 'utf8')).toBe('new');
+    expect(fs.readdirSync(path.join(dir, 'real'))).toEqual(['results.json']);
+    // a dangling link: the file is created where it points
+    const dangling = path.join(dir, 'dangling.json');
+    fs.symlinkSync(path.join(dir, 'real', 'later.json'), dangling);
+    writeFileAtomic(dangling, 'made');
+    expect(fs.lstatSync(dangling).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'real', 'later.json'), 'utf8')).toBe('made');
+  });
+
+  /**
+   * A character device to write to: a fresh node in a temp directory where mknod works (root, a
+   * file system without nodev), so a regression replaces that node and not the host's /dev/null.
+   */
+  const charDevice = (name: 'null' | 'full'): string | null => {
+    const real = `/dev/${name}`;
+    if (!fs.existsSync(real)) return null;
+    const node = path.join(fs.mkdtempSync(path.join(tmp, 'dev-')), name);
+    if (spawnSync('mknod', [node, 'c', '1', name === 'null' ? '3' : '7']).status === 0) {
+      try {
+        fs.closeSync(fs.openSync(node, 'w'));
+        return node;
+      } catch {
+        // nodev mount: fall back to the host's node
+      }
+    }
+    return real;
+  };
+
+  it('a character device is written in place, never replaced by a file', () => {
+    const dev = charDevice('null');
+    if (!dev) return;
+    writeFileAtomic(dev, 'x');
+    writeJsonAtomic(dev, { a: 1 });
+    expect(fs.lstatSync(dev).isCharacterDevice()).toBe(true);
+    expect(fs.readdirSync(path.dirname(dev)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('/dev/full: ENOSPC, one line naming the target, and it stays a device', () => {
+    const dev = charDevice('full');
+    if (!dev) return;
+    let err: NodeJS.ErrnoException | undefined;
+    try {
+      writeFileAtomic(dev, 'x');
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    expect(err?.code).toBe('ENOSPC');
+    expect(err?.path).toBe(dev);
+    expect(err?.message).toBe(`cannot write ${dev}: no space left on device (ENOSPC)`);
+    expect(fs.lstatSync(dev).isCharacterDevice()).toBe(true);
+  });
+
+  it('a FIFO is written to, not replaced', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'w-'));
+    const fifo = path.join(dir, 'fifo');
+    if (spawnSync('mkfifo', [fifo]).status !== 0) return;
+    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let got = '';
+    reader.stdout.on('data', (d) => (got += d));
+    const exited = new Promise((r) => reader.on('exit', r));
+    try {
+      writeFileAtomic(fifo, 'through the pipe');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    } finally {
+      reader.kill('SIGKILL');
+    }
+    expect(got).toBe('through the pipe');
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+    expect(fs.readdirSync(dir)).toEqual(['fifo']);
   });
 });
 

@@ -5,11 +5,14 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runTrace, type TraceOptions } from '../src/trace/tracer.js';
 import { liveGroupMembers } from '../src/runners/supervisor/index.js';
+import { TraceRecorder, numberedName } from '../src/trace/recorder.js';
+import { defaultOut } from '../src/cli/trace.js';
 import type { TraceEvent, TraceHeader, TraceMarker, TraceRecord, TraceSample } from '../src/trace/schema.js';
 import { IMPLS, ROOT } from './helpers/impls.js';
 import { KfdTree, deactivateSlot, setMqdPriority } from './helpers/kfd-tree.js';
@@ -401,5 +404,91 @@ describe('trace CLI', () => {
     expect(alive(started.pid!)).toBe(false);
     // the whole group is gone, the background sleep included (a zombie waiting for init is dead)
     expect(liveGroupMembers('/proc', started.pgid!)).toEqual([]);
+  });
+});
+
+describe('trace output file', () => {
+  const runIn = (cwd: string, args: string[]) => spawnSync(process.execPath, [CLI, 'trace', ...args], { cwd, encoding: 'utf8', timeout: 30_000 });
+
+  it('an existing --out file survives a bad --serve and a failed listen byte for byte; no empty default file', async () => {
+    const t = tree();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-trace-'));
+    const precious = path.join(dir, 'precious.jsonl');
+    const content = '{"kind":"header"}\n{"kind":"footer"}\n';
+    fs.writeFileSync(precious, content);
+    const bad = runIn(dir, ['--root', t.root, '--out', precious, '--duration', '1s', '--serve', 'notanaddr']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/not a listen address/);
+    expect(fs.readFileSync(precious, 'utf8')).toBe(content);
+
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const busy = runIn(dir, ['--root', t.root, '--out', precious, '--duration', '1s', '--serve', `127.0.0.1:${port}`]);
+      expect(busy.status).toBe(1);
+      expect(busy.stderr).toMatch(/EADDRINUSE/);
+      expect(fs.readFileSync(precious, 'utf8')).toBe(content);
+      // the default name: nothing is left behind
+      const noOut = runIn(dir, ['--root', t.root, '--duration', '1s', '--serve', `127.0.0.1:${port}`]);
+      expect(noOut.status).toBe(1);
+      expect(runIn(dir, ['--root', t.root, '--duration', '1s', '--serve', 'notanaddr']).status).toBe(2);
+      expect(fs.readdirSync(dir)).toEqual(['precious.jsonl']);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
+  it('runTrace: an existing file is kept when --serve cannot listen', async () => {
+    const t = tree();
+    const out = outFile('keep.jsonl');
+    fs.writeFileSync(out, 'keep me\n');
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      await expect(runTrace({ ...baseOptions(t, out), durationNs: 100e6, serve: `127.0.0.1:${port}` })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      await expect(runTrace({ ...baseOptions(t, out), durationNs: 100e6, serve: 'nope' })).rejects.toThrow(RangeError);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+    expect(fs.readFileSync(out, 'utf8')).toBe('keep me\n');
+    // an explicit --out is still replaced by a run that records
+    await runTrace({ ...baseOptions(t, out), durationNs: 60e6 });
+    expect(readJsonl(out)[0].kind).toBe('header');
+  });
+
+  it('generated names are created exclusively: a second tracer in the same second gets name-2', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-trace-'));
+    const base = path.join(dir, defaultOut(new Date(2026, 0, 2, 3, 4, 5)));
+    expect(path.basename(base)).toBe('trace-20260102-030405.jsonl');
+    expect(numberedName(base, 3)).toBe(path.join(dir, 'trace-20260102-030405-3.jsonl'));
+    const a = new TraceRecorder(base, { unique: true });
+    const b = new TraceRecorder(base, { unique: true });
+    expect(a.out).toBe(base);
+    expect(b.out).toBe(path.join(dir, 'trace-20260102-030405-2.jsonl'));
+    a.write({ kind: 'footer', t_ns: 0, samples: 0, events: 0, missedIntervals: 0, endedBy: 'duration' });
+    a.close();
+    b.close();
+    // b wrote nothing: its file is gone again; a's stays
+    expect(fs.readdirSync(dir)).toEqual(['trace-20260102-030405.jsonl']);
+  });
+
+  it('two CLI runs with the default name started together write two valid files', async () => {
+    const t = tree();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-trace-'));
+    const start = () =>
+      new Promise<number | null>((resolve) => {
+        const c = spawn(process.execPath, [CLI, 'trace', '--root', t.root, '--interval', '20ms', '--duration', '300ms'], { cwd: dir, stdio: 'ignore' });
+        c.on('exit', (code) => resolve(code));
+      });
+    expect(await Promise.all([start(), start()])).toEqual([0, 0]);
+    const files = fs.readdirSync(dir);
+    expect(files).toHaveLength(2);
+    for (const f of files) {
+      const recs = readJsonl(path.join(dir, f));
+      expect(recs.filter((r) => r.kind === 'header')).toHaveLength(1);
+      expect(recs.at(-1)?.kind).toBe('footer');
+    }
   });
 });

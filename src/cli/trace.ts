@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration, formatDuration } from '../units.js';
 import { runTrace, type TraceOptions, type TraceSource } from '../trace/index.js';
+import { parseListen } from '../trace/exporter.js';
 import { collectPids, resolveRoots, type RootOptions } from './options.js';
 import { CliError } from './errors.js';
 
@@ -18,8 +19,17 @@ function sources(v: string): TraceSource[] {
   return list as TraceSource[];
 }
 
-function defaultOut(): string {
-  const d = new Date();
+function listenAddress(v: string): string {
+  try {
+    parseListen(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return v;
+}
+
+/** trace-<date>-<time>.jsonl; the tracer takes trace-...-2.jsonl etc. when a run in the same second has it. */
+export function defaultOut(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `trace-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.jsonl`;
 }
@@ -84,17 +94,26 @@ export function traceCommand(): Command {
     .option('--pid <pid>', 'trace this process and its descendants (repeatable, or a comma list)', collectPids)
     .option('--duration <duration>', 'stop after this long (default: until the command/pids end, or Ctrl-C)', duration)
     .option('--out <file>', 'trace file, "-" for stdout (default trace-<date>-<time>.jsonl)')
-    .option('--serve <address>', 'expose current counts as Prometheus metrics, e.g. 127.0.0.1:9464');
+    .option('--serve <address>', 'expose current counts as Prometheus metrics, e.g. 127.0.0.1:9464', listenAddress);
   addSamplingOptions(cmd).passThroughOptions();
 
   return cmd.action(async (command: string[], o: TraceCliOptions) => {
-    const out = o.out ?? defaultOut();
     const isTty = process.stderr.isTTY === true;
-    const opts: TraceOptions = { ...samplingOptions(o), out, pids: o.pid, command: command.length ? command : undefined, serve: o.serve };
+    // the file is opened by runTrace once every option is checked and --serve listens
+    const opts: TraceOptions = {
+      ...samplingOptions(o),
+      out: o.out ?? defaultOut(),
+      outUnique: o.out === undefined,
+      pids: o.pid,
+      command: command.length ? command : undefined,
+      serve: o.serve,
+      onOpen: (file) => {
+        if (file !== '-') process.stderr.write(`gpucolo trace: recording to ${file} every ${formatDuration(opts.intervalNs)}${opts.durationNs ? ` for ${formatDuration(opts.durationNs)}` : ''} (Ctrl-C stops)\n`);
+      },
+    };
     if (opts.stopAfterNs !== null && !opts.command) throw new CliError('--stop-after needs a command (after --)', 2);
     let res;
     try {
-      if (out !== '-') process.stderr.write(`gpucolo trace: recording to ${out} every ${formatDuration(opts.intervalNs)}${opts.durationNs ? ` for ${formatDuration(opts.durationNs)}` : ''} (Ctrl-C stops)\n`);
       res = await runTrace(opts);
     } catch (err) {
       if (err instanceof RangeError) throw new CliError(err.message, 2);
@@ -103,7 +122,7 @@ export function traceCommand(): Command {
     if (res.metrics) process.stderr.write(`gpucolo trace: metrics were served on http://${res.metrics.host}:${res.metrics.port}/metrics\n`);
     const cmdPart = res.command?.exit ? `; command ${res.command.exit.reason}${res.command.exit.code !== null ? ` (code ${res.command.exit.code})` : ''}${res.command.exit.signal ? ` (${res.command.exit.signal})` : ''}` : '';
     process.stderr.write(
-      `${isTty ? '\r\x1b[K' : ''}gpucolo trace: ${res.samples} samples, ${res.events} events, ${res.missedIntervals} missed intervals, ended by ${res.endedBy}${cmdPart}${out !== '-' ? ` -> ${out}` : ''}\n`,
+      `${isTty ? '\r\x1b[K' : ''}gpucolo trace: ${res.samples} samples, ${res.events} events, ${res.missedIntervals} missed intervals, ended by ${res.endedBy}${cmdPart}${res.out !== '-' ? ` -> ${res.out}` : ''}\n`,
     );
     if (res.error) throw new CliError(res.error, 1);
   });

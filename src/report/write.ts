@@ -1,7 +1,8 @@
 /**
  * Atomic result files: readers (and a crash) see either the old file or the whole new one, never
  * a torn write. The temp file lives in the target's directory so the rename stays on one file
- * system; it is fsynced before the rename and removed when anything fails.
+ * system; it is fsynced before the rename and removed when anything fails. A symlink is followed
+ * (the file it points to is replaced, the link stays); a device, FIFO or socket is written in place.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,10 +51,60 @@ export interface AtomicWriteOptions {
   fsync?: boolean;
 }
 
+/**
+ * Where a write to `file` has to land: `file` itself, or, for a symlink, the file it points to
+ * (followed to the end, dangling links included), so the link stays a link.
+ */
+function resolveTarget(file: string): { target: string; stat: fs.Stats | null } {
+  let target = path.resolve(file);
+  for (let hops = 0; ; hops++) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(target);
+    } catch {
+      return { target, stat: null }; // missing (or unreadable: the write itself reports it)
+    }
+    if (!st.isSymbolicLink()) return { target, stat: st };
+    if (hops >= 40) throw Object.assign(new Error(`ELOOP: too many symbolic links encountered, open '${file}'`), { code: 'ELOOP', syscall: 'open' });
+    target = path.resolve(path.dirname(target), fs.readlinkSync(target));
+  }
+}
+
+/**
+ * A device, FIFO or socket is written in place: renaming a file over it would replace the device
+ * node (/dev/null, /dev/stdout) with a regular file. Errors (ENOSPC on /dev/full) are the write's.
+ */
+function writeInPlace(target: string, data: string | Uint8Array, sync: boolean): void {
+  const fd = fs.openSync(target, 'w');
+  try {
+    fs.writeFileSync(fd, data);
+    if (sync) {
+      try {
+        fs.fsyncSync(fd);
+      } catch {
+        // devices and pipes refuse fsync (EINVAL): nothing to make durable
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
   const sync = opts.fsync !== false;
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  let target: string;
+  let stat: fs.Stats | null;
+  try {
+    ({ target, stat } = resolveTarget(file));
+    if (stat && !stat.isFile() && !stat.isDirectory()) {
+      writeInPlace(target, data, sync);
+      return;
+    }
+  } catch (err) {
+    throw writeError(file, err);
+  }
+  const dir = path.dirname(target);
+  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
   try {
     const fd = fs.openSync(tmp, 'wx', 0o644);
     try {
@@ -62,7 +113,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, opts: A
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(tmp, file);
+    fs.renameSync(tmp, target);
   } catch (err) {
     try {
       fs.rmSync(tmp, { force: true });

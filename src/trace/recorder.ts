@@ -4,6 +4,7 @@
  * errno: the tracer stops cleanly and says why, instead of crashing mid-run.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type { TraceRecord } from './schema.js';
 
 export class TraceWriteError extends Error {
@@ -16,27 +17,70 @@ export class TraceWriteError extends Error {
   }
 }
 
+/** `file` with `-n` before its extension for n >= 2: trace.jsonl, trace-2.jsonl, trace-3.jsonl... */
+export function numberedName(file: string, n: number): string {
+  if (n <= 1) return file;
+  const ext = path.extname(file);
+  return `${file.slice(0, file.length - ext.length)}-${n}${ext}`;
+}
+
+export interface TraceRecorderOptions {
+  /**
+   * `out` is a generated name, not the user's: never open an existing file; take the first free
+   * one of out, out-2, out-3... (created exclusively, so two tracers never share a file).
+   */
+  unique?: boolean;
+}
+
+const { O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
+
 export class TraceRecorder {
   private fd: number;
   private readonly ownsFd: boolean;
   private failed: TraceWriteError | null = null;
+  /** the file existed: it is truncated by the first write only, so a run that fails before keeps it */
+  private truncatePending = false;
+  /** the file was created here: removed again when nothing was written to it */
+  private created = false;
+  /** the file written: `out`, or with `unique` the name taken */
+  readonly out: string;
   records = 0;
   bytes = 0;
 
-  /** `out`: a file path (created or truncated) or '-' for stdout. */
-  constructor(readonly out: string) {
+  /** `out`: a file path (created, or replaced by the first write) or '-' for stdout. */
+  constructor(out: string, opts: TraceRecorderOptions = {}) {
+    this.out = out;
     if (out === '-') {
       this.fd = 1;
       this.ownsFd = false;
-    } else {
-      try {
-        this.fd = fs.openSync(out, 'w');
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-        throw new TraceWriteError(`cannot open ${out} for writing (${code})`, code);
-      }
-      this.ownsFd = true;
+      return;
     }
+    let fd: number | undefined;
+    try {
+      for (let n = 1; fd === undefined; n++) {
+        const name = opts.unique ? numberedName(out, n) : out;
+        try {
+          fd = fs.openSync(name, O_WRONLY | O_CREAT | O_EXCL, 0o666);
+          this.out = name;
+          this.created = true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || (opts.unique && n >= 1000)) throw err;
+          if (opts.unique) continue;
+          try {
+            fd = fs.openSync(name, O_WRONLY);
+            this.truncatePending = true;
+          } catch (err2) {
+            // removed in between: create it on the next round
+            if ((err2 as NodeJS.ErrnoException).code !== 'ENOENT' || n >= 10) throw err2;
+          }
+        }
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      throw new TraceWriteError(`cannot open ${out} for writing (${code})`, code);
+    }
+    this.fd = fd!;
+    this.ownsFd = true;
   }
 
   /** The first write error, if any; later writes are skipped. */
@@ -48,6 +92,12 @@ export class TraceRecorder {
     if (this.failed) return false;
     const buf = Buffer.from(`${JSON.stringify(rec)}\n`);
     try {
+      if (this.truncatePending) {
+        this.truncatePending = false;
+        // an existing file is replaced only now that there is something to put in it; devices
+        // and FIFOs cannot be truncated and need not be
+        if (fs.fstatSync(this.fd).isFile()) fs.ftruncateSync(this.fd, 0);
+      }
       let off = 0;
       while (off < buf.length) {
         try {
@@ -83,6 +133,13 @@ export class TraceRecorder {
         // already closed
       }
       this.fd = -1;
+      if (this.created && this.records === 0) {
+        try {
+          fs.rmSync(this.out, { force: true });
+        } catch {
+          // an empty file left behind is untidy, not wrong
+        }
+      }
     }
   }
 }

@@ -15,7 +15,7 @@ import type { Topology } from '../kfd/types.js';
 import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
 import { SampleAssembler } from './assemble.js';
 import { EventDeriver } from './events.js';
-import { TraceExporter } from './exporter.js';
+import { TraceExporter, parseListen } from './exporter.js';
 import { TraceRecorder } from './recorder.js';
 import { startSampler, type Sampler } from './sampler.js';
 import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
@@ -39,8 +39,15 @@ export interface TraceOptions {
   baselineNs: number;
   tailNs: number;
   stopAfterNs: number | null;
-  /** file path, or '-' for stdout */
+  /**
+   * file path, or '-' for stdout. Opened once the options are checked and --serve listens; an
+   * existing file is replaced by the first record only, so a run that fails before keeps it.
+   */
   out: string;
+  /** `out` is a generated name: never overwrite, take out-2, out-3... when taken (result.out says which) */
+  outUnique?: boolean;
+  /** called with the trace file's name once it is open */
+  onOpen?: (out: string) => void;
   /** Prometheus endpoint, e.g. 127.0.0.1:9464 */
   serve?: string;
   graceMs?: number;
@@ -86,6 +93,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
     throw new RangeError(`--interval must be between 10ms and 1s (got ${opts.intervalNs / 1e6} ms)`);
   }
   if (opts.pids?.length && opts.command?.length) throw new RangeError('give either --pid or a command, not both');
+  if (opts.serve !== undefined) parseListen(opts.serve);
   const log = opts.log ?? (() => {});
   const impl = pickImpl(opts.impl);
 
@@ -104,7 +112,6 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
   if (topology && topology.nodes.length === 0) topology = null;
   const every = readable.includes('debugfs') ? debugfsEvery(opts.intervalNs, opts.debugfsIntervalNs) : 0;
 
-  const recorder = new TraceRecorder(opts.out);
   const mode = opts.command?.length ? 'command' : opts.pids?.length ? 'pids' : 'all';
 
   // ---- who is traced: roots and their descendants (decided once per pid, via /proc PPid)
@@ -129,6 +136,15 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
     result.metrics = await exporter.listen(opts.serve!);
     log(`gpucolo trace: Prometheus metrics on http://${result.metrics.host}:${result.metrics.port}/metrics`);
   }
+  let recorder: TraceRecorder;
+  try {
+    recorder = new TraceRecorder(opts.out, { unique: opts.outUnique });
+  } catch (err) {
+    await exporter?.close();
+    throw err;
+  }
+  result.out = recorder.out;
+  opts.onOpen?.(recorder.out);
 
   let sampler: Sampler | null = null;
   let child: SupervisedChild | null = null;

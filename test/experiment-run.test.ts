@@ -30,7 +30,7 @@ import {
   type ExperimentRunOptions,
   type JobSpec,
 } from '../src/runners/experiment/index.js';
-import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, writeJsonAtomic, RUNS_SCHEMA } from '../src/runners/supervisor/index.js';
+import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, supervisorWithRegistry, writeJsonAtomic, RUNS_SCHEMA } from '../src/runners/supervisor/index.js';
 import { dead, sleep, waitFor } from './helpers/procs.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -816,5 +816,106 @@ describe('PyTorch (CPU)', () => {
     expect(m.best_val_accuracy).toBeGreaterThan(25);
     expect(r.background_info!.runs_started).toBeGreaterThanOrEqual(1);
     expect(fs.readFileSync(path.join(r.background_info!.log_dir, 'run_1.log'), 'utf8')).toContain('tiny_train: 2048 samples, epochs 2');
+  });
+});
+
+describe('cleanup never targets pid/pgid 0 or 1, --registry never overwrites foreign files', () => {
+  // dry runs only: a regression here would signal every process on the machine
+  const child = (over: Record<string, unknown>) => ({ id: 1, name: 'job', pid: 0x7ffffff1, pgid: 0x7ffffff1, argv: ['x'], cwd: '/', startedAt: '', startedNs: '0', startTicks: 1, state: 'running', code: null, signal: null, groupAlive: true, otherGroups: [], ...over });
+  const registry = (dir: string, name: string, children: unknown[]): string => {
+    const f = path.join(dir, name);
+    // a dead gpucolo (a pid beyond pid_max is never alive)
+    writeJsonAtomic(f, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: name, gpucoloPid: 0x7ffffff0, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children });
+    return f;
+  };
+
+  it('a registry naming pgid 0, pid/pgid 1 (with init\'s real start time) or group 0/1 is refused as a whole: nothing would be stopped', async () => {
+    const ws = workspace();
+    const other = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    try {
+      const ticks = readStat('/proc', other.pid!)!.startTicks;
+      const init = readStat('/proc', 1)!;
+      const cases: [string, Record<string, unknown>, RegExp][] = [
+        ['pgid0.json', { pid: other.pid, pgid: 0, startTicks: ticks }, /children\[0\]\.pgid is 0/],
+        ['pid1.json', { pid: 1, pgid: 1, startTicks: init.startTicks }, /children\[0\]\.pid is 1/],
+        ['pgid1.json', { pid: other.pid, pgid: 1, startTicks: ticks }, /children\[0\]\.pgid is 1/],
+        ['minus1.json', { pid: -1, pgid: -1, startTicks: ticks }, /children\[0\]\.pid is -1/],
+        ['frac.json', { pid: other.pid, pgid: 2.5, startTicks: ticks }, /children\[0\]\.pgid is 2\.5/],
+        ['other0.json', { pid: other.pid, pgid: other.pid, startTicks: ticks, otherGroups: [0] }, /otherGroups\[0\] is 0/],
+        ['other1.json', { pid: other.pid, pgid: other.pid, startTicks: ticks, otherGroups: [1] }, /otherGroups\[0\] is 1/],
+      ];
+      for (const [name, over, msg] of cases) {
+        const file = registry(ws.dir, name, [child(over)]);
+        const rep = await reapRegistries([file], { dryRun: true });
+        expect(rep.actions, name).toEqual([]);
+        expect(rep.files, name).toEqual([]);
+        expect(rep.errors, name).toHaveLength(1);
+        expect(rep.errors[0], name).toMatch(msg);
+        expect(rep.errors[0]).not.toMatch(/\n/);
+      }
+      // the CLI: exit 2, one line on stderr, nothing would be stopped (--dry-run only!)
+      for (const [name, , msg] of cases.slice(0, 2)) {
+        const c = cli(['cleanup', '--dry-run', '--registry', path.join(ws.dir, name)]);
+        expect((await c.exit).code, c.err()).toBe(2);
+        expect(c.err().trim().split('\n')).toHaveLength(1);
+        expect(c.err()).toMatch(/^gpucolo: .*not a usable gpucolo\.runs\/1 run registry: /);
+        expect(c.err()).toMatch(msg);
+        expect(c.out()).toMatch(/^0 process group\(s\) would be stopped/m);
+      }
+      expect(dead(other.pid!)).toBe(false);
+    } finally {
+      try {
+        process.kill(-other.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+
+  it('groups are never grown from group 0 or pid 1 (container init lives in group 0)', async () => {
+    // a fake /proc: init (pid 1, group 0) with a login shell and its job; kthreadd; the recorded
+    // child 500 whose descendant 501 sits in group 0, as a process entered from outside would
+    const proc = fs.mkdtempSync(path.join(tmp, 'proc-'));
+    const stat = (pid: number, name: string, ppid: number, pgrp: number, ticks: number): void => {
+      fs.mkdirSync(path.join(proc, String(pid)));
+      fs.writeFileSync(path.join(proc, String(pid), 'stat'), `${pid} (${name}) S ${ppid} ${pgrp} ${pgrp} ${'0 '.repeat(15)}${ticks} 0 0\n`);
+    };
+    stat(1, 'init', 0, 0, 1);
+    stat(2, 'kthreadd', 0, 0, 1);
+    stat(3, 'kworker/0:0', 2, 0, 2);
+    stat(600, 'bash', 1, 600, 50);
+    stat(601, 'editor', 600, 601, 60);
+    stat(500, 'job', 1, 500, 100);
+    stat(501, 'helper', 500, 0, 110);
+    const ws = workspace();
+    const file = registry(ws.dir, 'fake-proc.json', [child({ pid: 500, pgid: 500, startTicks: 100 })]);
+    const rep = await reapRegistries([file], { dryRun: true, procRoot: proc });
+    expect(rep.errors).toEqual([]);
+    expect(rep.actions).toEqual([expect.objectContaining({ outcome: 'alive', groups: [500] })]);
+  });
+
+  it('experiment --registry FILE refuses an existing file that is not a run registry (exit 2, one line, file kept)', async () => {
+    const ws = workspace();
+    const exp = writeExperiment(ws.dir, { experiment_name: 'quick', experiments: [{ repo: 'fake', model: 'fake', hyperparameters: { sleep: 0.05, role: 'quick' } }] });
+    const precious = path.join(ws.dir, 'precious.json');
+    fs.writeFileSync(precious, '{"precious": true}\n');
+    const notJson = path.join(ws.dir, 'notes.txt');
+    fs.writeFileSync(notJson, 'my notes\n');
+    for (const f of [precious, notJson, ws.dir]) {
+      const before = fs.statSync(f).isFile() ? fs.readFileSync(f, 'utf8') : null;
+      const c = cli(['experiment', exp, '--models', ws.models, '--results', ws.results, '--registry', f]);
+      expect((await c.exit).code, c.err()).toBe(2);
+      expect(c.err().trim().split('\n')).toHaveLength(1);
+      expect(c.err()).toMatch(/^gpucolo: registry file .* exists and (is not a gpucolo\.runs\/1 run registry|is not a regular file).*refusing to overwrite it/);
+      if (before !== null) expect(fs.readFileSync(f, 'utf8')).toBe(before);
+      expect(recordedPids(ws.piddir)).toEqual([]);
+      expect(fs.existsSync(ws.results)).toBe(false);
+    }
+    // the library refuses too; an existing run registry (an earlier run's) may be reused
+    expect(() => supervisorWithRegistry({ runId: 't', registryFile: precious, graceMs: 100 })).toThrow(expect.objectContaining({ code: 'EREGISTRYFORMAT' }));
+    const old = registry(ws.dir, 'old-run.json', []);
+    const reg = supervisorWithRegistry({ runId: 'reuse', registryFile: old, graceMs: 100 });
+    expect(readRunRegistry(old).runId).toBe('reuse');
+    reg.dispose();
   });
 });

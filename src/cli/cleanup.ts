@@ -5,7 +5,8 @@
  * never while the gpucolo that owns it still runs (--force overrides that).
  *
  * Exit codes: 0 done (or nothing to do); 1 something could not be stopped or a registry could not
- * be read; 2 usage (an explicit registry file that does not exist or is not a registry).
+ * be read; 2 usage (an explicit registry file that does not exist, is not a registry, or names a
+ * pid, pgid or group <= 1: such a file is refused as a whole, nothing in it is signaled).
  */
 import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';

@@ -13,12 +13,18 @@
  *    or after the recorded leader (a group number reused by an older process fails this).
  * A registry whose gpucolo is still running (same pid and start time) is left alone unless
  * `force`: its supervisor is in charge of those groups.
+ *
+ * Safety: kill(-0) and kill(-1) mean "my own group" and "every process I may signal", pid 1 is
+ * init, and group 0 holds kernel threads (and, in a container, init and everything whose session
+ * began outside it). A registry naming pid or pgid <= 1 anywhere is refused as a whole
+ * (readRegistryForReap), and the groups derived from a record never include 0, 1 or gpucolo's own
+ * group, nor grow from pid 1 or a kernel thread.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readStat, relatedGroups, scanStats, type PidStat } from './proctree.js';
-import { readRunRegistry, writeJsonAtomic, type ChildRecord, type RunRegistryDoc } from './registry.js';
+import { readStat, scanStats, subtree, type PidStat } from './proctree.js';
+import { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeJsonAtomic, type ChildRecord, type RunRegistryDoc } from './registry.js';
 import { makeDirs } from '../../fs-dirs.js';
 
 /** Registry files in the default directory are named like this. */
@@ -33,6 +39,63 @@ export function defaultRegistryDir(env: NodeJS.ProcessEnv = process.env): string
   if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'gpucolo');
   const uid = typeof process.getuid === 'function' ? process.getuid() : os.userInfo().uid;
   return path.join(os.tmpdir(), `gpucolo-${uid}`);
+}
+
+/** A pid or process group a registry may name: a safe integer > 1 (0, 1 and -1 mean "everyone"). */
+const isSafeId = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 1;
+
+/**
+ * Reads a run registry for reaping: readRunRegistry plus the checks that make it safe to signal
+ * what it names. Throws RegistryFormatError (code EREGISTRYFORMAT), one line, for a child whose
+ * pid, pgid or otherGroups entry is not null / an integer > 1, or whose startTicks is not a number.
+ */
+export function readRegistryForReap(file: string): RunRegistryDoc {
+  const doc = readRunRegistry(file);
+  const bad = (i: number, what: string): never => {
+    throw new RegistryFormatError(`${file}: not a usable ${RUNS_SCHEMA} run registry: children[${i}].${what}: refusing to signal anything from it`, file);
+  };
+  doc.children.forEach((rec: Partial<ChildRecord> | null, i) => {
+    if (rec === null || typeof rec !== 'object') return bad(i, 'not an object');
+    for (const k of ['pid', 'pgid'] as const) {
+      const v = rec[k];
+      if (v !== null && !isSafeId(v)) bad(i, `${k} is ${JSON.stringify(v)} (needs null or an integer > 1)`);
+    }
+    if ((rec.pid === null) !== (rec.pgid === null)) bad(i, `pid ${rec.pid} with pgid ${rec.pgid}`);
+    if (rec.startTicks != null && !(typeof rec.startTicks === 'number' && Number.isFinite(rec.startTicks))) bad(i, `startTicks is ${JSON.stringify(rec.startTicks)}`);
+    if (rec.otherGroups !== undefined) {
+      if (!Array.isArray(rec.otherGroups)) bad(i, 'otherGroups is not an array');
+      rec.otherGroups.forEach((g, j) => {
+        if (!isSafeId(g)) bad(i, `otherGroups[${j}] is ${JSON.stringify(g)} (needs an integer > 1)`);
+      });
+    }
+  });
+  return doc;
+}
+
+/**
+ * If `file` exists, it must be a gpucolo run registry before a run may overwrite it with its own:
+ * a mistyped --registry must not replace somebody's data. Throws RegistryFormatError
+ * (EREGISTRYFORMAT), one line, otherwise; an absent file is fine.
+ */
+export function checkRegistryTarget(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return;
+    throw err;
+  }
+  const refuse = (why: string): never => {
+    throw new RegistryFormatError(`registry file ${file} exists and ${why}: refusing to overwrite it (give a new path, or remove it)`, file);
+  };
+  if (!st.isFile()) refuse('is not a regular file');
+  let doc: { schema?: unknown } | null;
+  try {
+    doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { schema?: unknown } | null;
+  } catch (err) {
+    return refuse(err instanceof SyntaxError ? `is not a ${RUNS_SCHEMA} run registry (not JSON)` : `cannot be read (${errCode(err) ?? (err as Error).message})`);
+  }
+  if (doc === null || typeof doc !== 'object' || doc.schema !== RUNS_SCHEMA) refuse(`is not a ${RUNS_SCHEMA} run registry`);
 }
 
 const myUid = (): number | null => (typeof process.getuid === 'function' ? process.getuid() : null);
@@ -152,8 +215,11 @@ interface Target {
 }
 
 /** Decides which of one record's groups are still the recorded ones (see the file comment). */
-function targetGroups(rec: ChildRecord, stats: readonly PidStat[], procRoot: string): { groups: number[]; why?: string } {
+function targetGroups(rec: ChildRecord, stats: readonly PidStat[], procRoot: string, ownPgid: number | null): { groups: number[]; why?: string } {
   if (rec.pid === null || rec.pgid === null) return { groups: [] };
+  // readRegistryForReap refuses these already; never trust one record to name init or everyone
+  if (!isSafeId(rec.pid) || !isSafeId(rec.pgid)) return { groups: [], why: `pid ${rec.pid} / pgid ${rec.pgid} is not a process group gpucolo started: never signaled` };
+  if (rec.pgid === ownPgid) return { groups: [], why: `process group ${rec.pgid} is gpucolo's own: never signaled` };
   const live = (g: number): PidStat[] => stats.filter((s) => s.pgrp === g && isLive(s));
   const out: number[] = [];
   let why: string | undefined;
@@ -166,12 +232,31 @@ function targetGroups(rec: ChildRecord, stats: readonly PidStat[], procRoot: str
     out.push(rec.pgid);
   }
   for (const g of rec.otherGroups ?? []) {
+    if (!isSafeId(g) || g === ownPgid) continue;
     const members = live(g);
     if (members.length === 0) continue;
     if (rec.startTicks !== null && members.every((m) => m.startTicks >= rec.startTicks!)) out.push(g);
     else why ??= `process group ${g} has members older than the recorded child: not ours any more`;
   }
   return { groups: out, ...(why ? { why } : {}) };
+}
+
+/**
+ * The groups `groups` spread to (relatedGroups in proctree, made safe): the groups of every
+ * descendant of their members, to a fixpoint; only groups > 1 other than ownPgid are ever added,
+ * and pid 1, kthreadd (2) and kernel threads (pgrp 0, or children of kthreadd) are never roots.
+ */
+function safeRelatedGroups(stats: readonly PidStat[], groups: Iterable<number>, ownPgid: number | null): Set<number> {
+  const ok = (g: number): boolean => isSafeId(g) && g !== ownPgid;
+  const out = new Set([...groups].filter(ok));
+  const kernelish = (s: PidStat): boolean => s.pid <= 2 || s.pgrp <= 1 || s.ppid === 2 || s.ppid === 0 || s.pid === process.pid;
+  for (let size = -1; size !== out.size; ) {
+    size = out.size;
+    const members = stats.filter((s) => out.has(s.pgrp) && !kernelish(s)).map((s) => s.pid);
+    const below = subtree(stats, members);
+    for (const s of stats) if (below.has(s.pid) && ok(s.pgrp)) out.add(s.pgrp);
+  }
+  return out;
 }
 
 /**
@@ -187,7 +272,7 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
   const docs: { file: string; doc: RunRegistryDoc; owner: boolean }[] = [];
   for (const file of files) {
     try {
-      const doc = readRunRegistry(file);
+      const doc = readRegistryForReap(file);
       docs.push({ file, doc, owner: ownerAlive(doc, procRoot) });
       report.files.push(file);
     } catch (err) {
@@ -203,7 +288,7 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
     for (const rec of doc.children) {
       const base = { file, runId: doc.runId, childId: rec.id, name: rec.name, pid: rec.pid, pgid: rec.pgid, groups: [] as number[] };
       if (rec.pid === null) continue; // never ran
-      const { groups, why } = targetGroups(rec, stats, procRoot);
+      const { groups, why } = targetGroups(rec, stats, procRoot, ownPgid);
       if (groups.length === 0) {
         report.actions.push({ ...base, outcome: why ? 'skipped' : 'gone', detail: why ?? 'not running' });
         continue;
@@ -212,9 +297,12 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
         report.actions.push({ ...base, groups, outcome: 'skipped', detail: `its gpucolo (pid ${doc.gpucoloPid}) is still running; it stops its own groups (use --force to stop them anyway)` });
         continue;
       }
-      // groups that descendants made since the record was written
-      const all = new Set<number>();
-      for (const g of relatedGroups(stats, groups)) if (g > 1 && g !== ownPgid) all.add(g);
+      // groups that descendants made since the record was written (never 0, 1 or our own)
+      const all = safeRelatedGroups(stats, groups, ownPgid);
+      if (all.size === 0) {
+        report.actions.push({ ...base, outcome: 'skipped', detail: `process group ${groups.join(', ')} is not one gpucolo may signal` });
+        continue;
+      }
       targets.push({ action: { ...base, groups: [...all], outcome: 'stopped', detail: '' }, rec, groups: all });
     }
   }

@@ -304,6 +304,15 @@ describe('options refused before anything starts (exit 2, one line)', () => {
       srv.close();
     }
   });
+
+  it('absurd rank and node counts (a typo must not start 100000 ranks)', async () => {
+    // a missing --python: should the bound ever regress, the run is still refused, not started
+    const noPy = ['--python', path.join(tmp, 'no-python')];
+    await refused([...noPy, '--nproc-per-node', '100000'], /--nproc-per-node .*'100000' is invalid.*from 1 to 1024/);
+    await refused([...noPy, '--nproc-per-node', '1025'], /from 1 to 1024/);
+    await refused([...noPy, '--nnodes', '4097'], /--nnodes .*'4097' is invalid.*from 1 to 4096/);
+    await refused([...noPy, '--master-port', '70000'], /--master-port .*from 1 to 65535/);
+  });
 });
 
 // ---- real runs ---------------------------------------------------------------------------------

@@ -38,11 +38,16 @@ import { onInterrupts } from './signals.js';
 import { table } from './table.js';
 
 const intArg =
-  (min: number) =>
+  (min: number, max = Number.MAX_SAFE_INTEGER) =>
   (v: string): number => {
-    if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`not an integer >= ${min}: "${v}"`);
+    if (!/^\d+$/.test(v.trim()) || Number(v) < min || Number(v) > max) {
+      throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `not an integer >= ${min}: "${v}"` : `not an integer from ${min} to ${max}: "${v}"`);
+    }
     return Number(v);
   };
+/** upper bounds: a typo (100000 ranks) must not start processes until the machine gives out */
+const MAX_NPROC_PER_NODE = 1024;
+const MAX_NNODES = 4096;
 const floatArg =
   (min: number, strict = false) =>
   (v: string): number => {
@@ -95,11 +100,11 @@ function addCommonOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--ps-impl <impl>', 'parameter-server implementation').choices([...PS_IMPLS]))
     .option('--bucket-mb <mb>', 'allreduce bucket size in MB (0 = one all_reduce per parameter)', floatArg(0))
-    .option('--nproc-per-node <n>', 'ranks on this node', intArg(1), 2)
-    .option('--nnodes <n>', 'nodes (> 1 needs --rdzv-endpoint and torchrun)', intArg(1))
+    .option('--nproc-per-node <n>', 'ranks on this node', intArg(1, MAX_NPROC_PER_NODE), 2)
+    .option('--nnodes <n>', 'nodes (> 1 needs --rdzv-endpoint and torchrun)', intArg(1, MAX_NNODES))
     .option('--node-rank <r>', "this node's rank (0 .. nnodes-1)", intArg(0))
     .option('--rdzv-endpoint <host:port>', 'c10d rendezvous endpoint, the same on every node')
-    .option('--master-port <port>', 'direct launcher: MASTER_PORT (default: a free port)', intArg(1))
+    .option('--master-port <port>', 'direct launcher: MASTER_PORT (default: a free port)', intArg(1, 65535))
     .addOption(new Option('--launcher <launcher>', 'auto: torchrun where it works, else direct (single node)').choices([...LAUNCHERS]).default('auto'))
     .option('--timeout <duration>', 'stop every rank after this long, per run (e.g. 30s, 10m; a bare number is seconds)', durationMs)
     .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping ranks', floatArg(0), 5)

@@ -97,6 +97,25 @@ describe('gpucolo CLI', () => {
     expect(run(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it("commander's own usage errors: one line with the gpucolo: prefix, exit 2, on subcommands too", () => {
+    const cases: [string[], RegExp][] = [
+      [['--bogus'], /^gpucolo: unknown option '--bogus' \(run gpucolo --help for usage\)$/],
+      [['no-such-command'], /^gpucolo: unknown command 'no-such-command' \(run gpucolo --help for usage\)$/],
+      [['queues', '--bogus'], /^gpucolo: unknown option '--bogus' \(run gpucolo queues --help for usage\)$/],
+      [['queues', '--jsn'], /^gpucolo: unknown option '--jsn' \(Did you mean --json\?\) \(run gpucolo queues --help for usage\)$/],
+      [['queues', '--pid', 'abc'], /^gpucolo: option '--pid <pid>' argument 'abc' is invalid\. .* \(run gpucolo queues --help for usage\)$/],
+      [['distributed', 'run', '--method', 'ddp', '--out', '/nonexistent/x', '--bogus'], /^gpucolo: unknown option '--bogus' \(run gpucolo distributed run --help for usage\)$/],
+      [['cleanup', '--grace'], /^gpucolo: option '--grace <s>' argument missing/],
+      [['run', '--duration', '-1s', 'x'], /^gpucolo: option '--duration <duration>' argument '-1s' is invalid\. .*\(run gpucolo run --help for usage\)$/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout, args.join(' ')).toBe('');
+      expect(r.stderr.split('\n'), args.join(' ')).toEqual([expect.stringMatching(msg), '']);
+    }
+  });
+
   it('doctor explains this host and exits 0 with or without a GPU', () => {
     const r = run(['doctor']);
     expect(r.code).toBe(0);

@@ -26,7 +26,6 @@ export function buildProgram(): Command {
   const program = new Command('gpucolo')
     .description('see and control what AI models sharing a GPU do: KFD queues, priorities, co-location')
     .version(VERSION)
-    .showHelpAfterError('(run gpucolo --help for usage)')
     .exitOverride()
     // options after a trace command (gpucolo trace -- cmd --flag) belong to that command
     .enablePositionalOptions();
@@ -43,13 +42,38 @@ export function buildProgram(): Command {
   program.addCommand(cleanupCommand());
   program.addCommand(distributedCommand());
   program.addCommand(stagedCommand());
-  // every (sub)command reports usage errors through main() instead of exiting on its own
+  // every (sub)command reports usage errors through main() instead of exiting on its own, and
+  // prints them like every other gpucolo error (addCommand does not pass settings down)
   const override = (c: Command): void => {
     c.exitOverride();
+    c.configureOutput({ outputError: usageError(c) });
     c.commands.forEach(override);
   };
-  program.commands.forEach(override);
+  override(program);
   return program;
+}
+
+/** `gpucolo distributed run` for that command. */
+function commandPath(c: Command): string {
+  const names: string[] = [];
+  for (let x: Command | null = c; x; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
+}
+
+/**
+ * commander's own usage errors ("error: unknown option '--bogus'", with a "(Did you mean ...)"
+ * line at times) as one line with the gpucolo: prefix and where to find the usage.
+ */
+function usageError(c: Command): (str: string, write: (str: string) => void) => void {
+  return (str, write) => {
+    const msg = str
+      .replace(/^error:\s*/, '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .join(' ');
+    write(`gpucolo: ${msg} (run ${commandPath(c)} --help for usage)\n`);
+  };
 }
 
 export async function main(argv: string[]): Promise<number> {

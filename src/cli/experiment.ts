@@ -21,6 +21,7 @@ import {
   type PlannedRun,
 } from '../runners/experiment/index.js';
 import { listRegistryFiles, reapRegistries } from '../runners/supervisor/index.js';
+import { checkRegistryTarget } from '../runners/supervisor/cleanup.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
 
@@ -107,6 +108,14 @@ export function experimentCommand(): Command {
       if (o.dryRun) {
         process.stdout.write(dryRunText(loaded));
         return;
+      }
+      if (o.registry !== undefined) {
+        // before anything starts: a --registry naming somebody's file must not be overwritten
+        try {
+          checkRegistryTarget(path.resolve(o.registry));
+        } catch (err) {
+          throw new CliError(oneLine(err), 2);
+        }
       }
       if (loaded.missingDirs.length) throw new CliError(`${file}: repository directory not found: ${loaded.missingDirs.join(', ')} (paths in ${loaded.modelsFile} are relative to it)`, 2);
       await runCli(loaded, o);

@@ -27,6 +27,20 @@ export function errnoCode(err: unknown): string | undefined {
   return typeof c === 'string' ? c : undefined;
 }
 
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EISDIR: 'a directory',
+  ENOTDIR: 'a file is in the way',
+};
+
+/** A few words for an errno name in file-writing messages ("permission denied"); the name itself otherwise. */
+export function errnoText(code: string): string {
+  return ERRNO_TEXT[code] ?? code;
+}
+
 /** What to do about a failed read of a KFD pseudo-file, by errno and kind of file. */
 export function readHint(code: string | undefined, kind: 'debugfs' | 'sysfs' | 'dev'): string | undefined {
   if (kind === 'debugfs') {

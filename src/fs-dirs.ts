@@ -7,19 +7,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { GpucoloError, errnoCode } from './errors.js';
+import { GpucoloError, errnoCode, errnoText } from './errors.js';
 
-const WHY: Record<string, string> = {
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on device',
-  ENOENT: 'no such file or directory (and it cannot be created there)',
-  ENOTDIR: 'a file is in the way',
-};
 
 function fail(dir: string, code: string): GpucoloError {
-  return new GpucoloError(`cannot create directory ${dir}: ${WHY[code] ?? code}`, { code, path: dir });
+  return new GpucoloError(`cannot create directory ${dir}: ${code === 'ENOENT' ? 'no such file or directory (and it cannot be created there)' : errnoText(code)}`, { code, path: dir });
 }
 
 /** Creates `dir` and its missing parents (existing directories are fine). */

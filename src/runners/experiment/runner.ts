@@ -26,7 +26,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { GpucoloError, errnoCode, oneLine } from '../../errors.js';
+import { GpucoloError, errnoCode, errnoText, oneLine } from '../../errors.js';
 import { VERSION } from '../../version.js';
 import type { EnergySourceName } from '../../energy/index.js';
 import { Supervisor, supervisorWithRegistry, writeJsonAtomic, writeTextAtomic, type RegisteredSupervisor, type SupervisedChild } from '../supervisor/index.js';
@@ -154,8 +154,7 @@ function assertWritable(dir: string): void {
     fs.rmSync(probe, { force: true });
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
-    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code === 'ENOSPC' ? 'no space left' : code;
-    throw new GpucoloError(`cannot write to the results directory ${dir}: ${why}`, { code, path: dir });
+    throw new GpucoloError(`cannot write to the results directory ${dir}: ${errnoText(code)}`, { code, path: dir });
   }
 }
 

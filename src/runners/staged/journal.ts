@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { GpucoloError, errnoCode } from '../../errors.js';
+import { GpucoloError, errnoCode, errnoText } from '../../errors.js';
 import { VERSION } from '../../version.js';
 import { makeDirs } from '../../fs-dirs.js';
 
@@ -117,8 +117,7 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
     fd = fs.openSync(file, 'a');
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
-    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code === 'EISDIR' ? 'a directory' : code;
-    throw new GpucoloError(`cannot write journal ${file}: ${why}`, { code, path: file });
+    throw new GpucoloError(`cannot write journal ${file}: ${errnoText(code)}`, { code, path: file });
   }
   let buf: string[] = [];
   if (keepBytes === 0) {

@@ -411,6 +411,13 @@ describe.skipIf(!hasPy)('staged runner', () => {
     expect(rep.failures[0].error).toBe('the model host answered outputs that are not a JSON object (an array)');
   }, 90_000);
 
+  it('a NaN in a Python model output is that item failure (NaN is not JSON), not a broken protocol', async () => {
+    const t = setup({ scoreParams: { nan_on_ids: ['b2'] } });
+    const rep = await runStaged(t.file);
+    expect(rep.status).toBe('done');
+    expect(rep.failures).toEqual([{ category: 'background', item: 'b2', stage: 'score', error: expect.stringMatching(/^ValueError: Out of range float values are not JSON compliant/) }]);
+  }, 60_000);
+
   it('--no-resume moves the journal and intermediate/ aside instead of deleting them', async () => {
     const t = setup({ cpuMB: 0.00005 });
     await runStaged(t.file);

@@ -30,7 +30,8 @@ sys.stdout = sys.stderr  # model prints must not corrupt the protocol
 
 
 def send(obj):
-    _out.write(json.dumps(obj) + "\n")
+    # allow_nan=False: NaN/Infinity are not JSON; a model output holding one fails that item
+    _out.write(json.dumps(obj, allow_nan=False) + "\n")
     _out.flush()
 
 
@@ -95,6 +96,12 @@ def err_msg(e):
     return ("%s: %s" % (type(e).__name__, e)).splitlines()[0] if str(e) else type(e).__name__
 
 
+def fail(phase, e, **extra):
+    """An error record for `phase` (traceback on stderr, one line in the record)."""
+    traceback.print_exc()
+    send(dict({"type": "error", "phase": phase, "message": err_msg(e)}, **extra))
+
+
 def make_model(class_path, params, paths):
     for p in paths or []:
         if p not in sys.path:
@@ -124,8 +131,7 @@ def main():
                 raise ValueError("--params must be a JSON object")
             model = make_model(args.class_path, params, args.path)
         except Exception as e:
-            traceback.print_exc()
-            send({"type": "error", "phase": "init", "message": err_msg(e)})
+            fail("init", e)
             sys.exit(3)
     send({"type": "hello", "pid": os.getpid()})
     for line in sys.stdin:
@@ -144,36 +150,24 @@ def main():
             try:
                 model = make_model(msg["class_path"], msg.get("params"), msg.get("paths"))
             except Exception as e:
-                traceback.print_exc()
-                send({"type": "error", "phase": "init", "message": err_msg(e)})
+                fail("init", e)
                 sys.exit(3)
             send({"type": "ready", "pid": os.getpid()})
             continue
         if model is None:
             send({"type": "error", "phase": t or "protocol", "message": "no model: send init first"})
             continue
-        if t == "load_to_gpu":
+        if t in ("load_to_gpu", "unload_from_gpu"):
+            load = t == "load_to_gpu"
             t0 = time.perf_counter()
             try:
-                do_load(model)
+                (do_load if load else do_unload)(model)
             except Exception as e:
-                traceback.print_exc()
-                send({"type": "error", "phase": "load", "message": err_msg(e)})
+                fail("load" if load else "unload", e)
                 continue
             ms = (time.perf_counter() - t0) * 1000
-            log("loaded in %.1f ms" % ms)
-            send({"type": "loaded", "ms": ms, "memory": gpu_memory(model)})
-        elif t == "unload_from_gpu":
-            t0 = time.perf_counter()
-            try:
-                do_unload(model)
-            except Exception as e:
-                traceback.print_exc()
-                send({"type": "error", "phase": "unload", "message": err_msg(e)})
-                continue
-            ms = (time.perf_counter() - t0) * 1000
-            log("unloaded in %.1f ms" % ms)
-            send({"type": "unloaded", "ms": ms})
+            log("%s in %.1f ms" % ("loaded" if load else "unloaded", ms))
+            send({"type": "loaded", "ms": ms, "memory": gpu_memory(model)} if load else {"type": "unloaded", "ms": ms})
         elif t == "process":
             t0 = time.perf_counter()
             try:
@@ -182,8 +176,7 @@ def main():
                     outputs = {"value": outputs}
                 send({"type": "result", "id": msg.get("id"), "outputs": outputs, "ms": (time.perf_counter() - t0) * 1000})
             except Exception as e:
-                traceback.print_exc()
-                send({"type": "error", "phase": "process", "id": msg.get("id"), "message": err_msg(e)})
+                fail("process", e, id=msg.get("id"))
         elif t == "memory":
             send({"type": "memory", "bytes": gpu_memory(model)})
         else:

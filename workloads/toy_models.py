@@ -5,7 +5,8 @@ Scorer  (stage 2): reads inputs["edit"] (or the first input) -> {"score": float 
 Both take params: calls_file (append "<stage>\t<id>" per process call), fail_on_ids (raise for
 these ids), load_fail (raise in load_to_gpu), sleep_ms (per item), memory_mb (reported memory once
 loaded; None, the default, reports nothing: the memory is unknown), pad_bytes (Editor: add a
-"pad" string of that many bytes to each output, for large outputs).
+"pad" string of that many bytes to each output, for large outputs), nan_on_ids (Scorer: a NaN
+score for these ids, which is not JSON: model_host.py turns it into that item's error).
 TorchEditor: an Editor holding a small torch tensor moved to/from CUDA (imports torch when made).
 """
 import hashlib
@@ -16,13 +17,14 @@ import time
 class _Toy:
     stage = "toy"
 
-    def __init__(self, calls_file=None, fail_on_ids=None, load_fail=False, sleep_ms=0, memory_mb=None, pad_bytes=0, **_):
+    def __init__(self, calls_file=None, fail_on_ids=None, load_fail=False, sleep_ms=0, memory_mb=None, pad_bytes=0, nan_on_ids=None, **_):
         self.calls_file = calls_file
         self.fail_on_ids = set(str(x) for x in (fail_on_ids or []))
         self.load_fail = load_fail
         self.sleep_ms = sleep_ms
         self.memory_mb = memory_mb
         self.pad_bytes = pad_bytes
+        self.nan_on_ids = set(str(x) for x in (nan_on_ids or []))
         self.loaded = False
 
     def load_to_gpu(self):
@@ -76,6 +78,8 @@ class Scorer(_Toy):
         text = src.get("edited", "") if isinstance(src, dict) else str(src or "")
         h = hashlib.sha256(text.encode("utf-8")).digest()
         score = int.from_bytes(h[:4], "big") / 2**32
+        if str(item.get("id")) in self.nan_on_ids:
+            score = float("nan")
         return {"score": round(score, 6), "length": len(text)}
 
 

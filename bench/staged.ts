@@ -1,7 +1,7 @@
 /**
  * Staged pipelines: planner time for 10 stages x 100 categories x 1000 items (target < 100 ms),
  * with the plan's model loads vs the per-item order's, and the journal's cost per item (append
- * 10000 records, flush with fsync every 100).
+ * 10000 records, flush with fsync every 20 records and every record: the runner's two regimes).
  *
  *   npx tsx bench/staged.ts
  */
@@ -62,25 +62,27 @@ for (const { label, input } of cases) {
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-bench-staged-'));
-const file = path.join(dir, 'journal.jsonl');
 const R = 10000;
-const B = 100;
-const { journal } = openJournal(file);
-const t0 = process.hrtime.bigint();
-let appendNs = 0n;
-for (let i = 0; i < R; i++) {
-  const a = process.hrtime.bigint();
-  journal.append({ category: `c${i % 100}`, item: `item-${i}`, stage: `s${i % 10}`, output: { score: i / R, label: 'positive' }, ms: 12.5 });
-  appendNs += process.hrtime.bigint() - a;
-  if ((i + 1) % B === 0) journal.flush();
+// the runner's two regimes: fast items flush every 20 records, items slower than 100 ms one by one
+for (const B of [20, 1]) {
+  const file = path.join(dir, `journal-${B}.jsonl`);
+  const { journal } = openJournal(file);
+  const t0 = process.hrtime.bigint();
+  let appendNs = 0n;
+  for (let i = 0; i < R; i++) {
+    const a = process.hrtime.bigint();
+    journal.append({ category: `c${i % 100}`, item: `item-${i}`, stage: `s${i % 10}`, output: { score: i / R, label: 'positive' }, ms: 12.5 });
+    appendNs += process.hrtime.bigint() - a;
+    if ((i + 1) % B === 0) journal.flush();
+  }
+  journal.close();
+  const totalNs = Number(process.hrtime.bigint() - t0);
+  const t1 = performance.now();
+  const reopened = openJournal(file);
+  const readMs = performance.now() - t1;
+  reopened.journal.close();
+  console.log(
+    `journal: ${R} records, flush (write + fsync) every ${B}: ${(totalNs / R / 1000).toFixed(2)} µs/item in all, append alone ${(Number(appendNs) / R / 1000).toFixed(2)} µs/item; ${fs.statSync(file).size} bytes; reopen ${readMs.toFixed(1)} ms (${reopened.done.size} done)`,
+  );
 }
-journal.close();
-const totalNs = Number(process.hrtime.bigint() - t0);
-const t1 = performance.now();
-const reopened = openJournal(file);
-const readMs = performance.now() - t1;
-reopened.journal.close();
-console.log(
-  `journal: ${R} records, flush (write + fsync) every ${B}: ${(totalNs / R / 1000).toFixed(2)} µs/item in all, append alone ${(Number(appendNs) / R / 1000).toFixed(2)} µs/item; ${fs.statSync(file).size} bytes; reopen ${readMs.toFixed(1)} ms (${reopened.done.size} done)`,
-);
 fs.rmSync(dir, { recursive: true, force: true });

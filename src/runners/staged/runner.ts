@@ -98,6 +98,14 @@ export function planStages(pipeline: Pipeline, memoryMB: (stage: string) => numb
   return { stages, notes };
 }
 
+/** The plan for `remaining`, with the notes on undeclared memory first. */
+function planRemaining(pipeline: Pipeline, remaining: RemainingWork, memoryMB: (stage: string) => number | undefined, resident?: string[]): Plan {
+  const { stages, notes } = planStages(pipeline, memoryMB);
+  const plan = planPipeline({ stages, categories: remaining.categories, gpuMemoryMB: pipeline.budgets.gpu_memory_mb, ...(resident ? { resident } : {}) });
+  plan.notes.unshift(...notes);
+  return plan;
+}
+
 /** The plan for what is left (reads the journal without changing it when it exists). */
 export function planStaged(file: string): { plan: Plan; pipeline: Pipeline; remaining: RemainingWork; warnings: string[] } {
   const { pipeline, dir } = loadPipeline(file);
@@ -119,9 +127,7 @@ export function planStaged(file: string): { plan: Plan; pipeline: Pipeline; rema
     }
   }
   const remaining = remainingWork(pipeline, cats, done);
-  const { stages, notes } = planStages(pipeline, (name) => pipeline.stages.find((s) => s.name === name)?.memory_mb);
-  const plan = planPipeline({ stages, categories: remaining.categories, gpuMemoryMB: pipeline.budgets.gpu_memory_mb });
-  plan.notes.unshift(...notes);
+  const plan = planRemaining(pipeline, remaining, (name) => pipeline.stages.find((s) => s.name === name)?.memory_mb);
   return { plan, pipeline, remaining, warnings };
 }
 
@@ -324,10 +330,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
 
   const warnedNotes = new Set<string>();
   const makePlan = (): Plan => {
-    const rem = remainingWork(pipeline, cats, done);
-    const { stages, notes } = planStages(pipeline, (s) => memMB.get(s));
-    const plan = planPipeline({ stages, categories: rem.categories, gpuMemoryMB: pipeline.budgets.gpu_memory_mb, resident: [...resident] });
-    plan.notes.unshift(...notes);
+    const plan = planRemaining(pipeline, remainingWork(pipeline, cats, done), (s) => memMB.get(s), [...resident]);
     for (const n of plan.notes) if (/more than the GPU budget/.test(n) && !warnedNotes.has(n)) {
       warnedNotes.add(n);
       warn(n);

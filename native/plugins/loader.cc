@@ -43,6 +43,9 @@ std::string NotFoundReason(const std::string& name, const std::string& path) {
     case 2:
       return cuda ? file + " not built (gpucolo was built with -DGPUCOLO_WITH_CUDA=OFF)"
                   : file + " not built (HIP is opt-in: build gpucolo with -DGPUCOLO_WITH_HIP=ON and hipcc installed)";
+    case 3:
+      return cuda ? file + " not built (no CUDA driver on the build host; rebuild with -DGPUCOLO_WITH_CUDA=ON, see README)"
+                  : file + " not found: " + path;
     case 1:
       return file + " not found next to the addon: " + path + " (it was built; copy it next to gpucolo.node)";
     default:

@@ -1,20 +1,22 @@
 /**
  * Parse benchmark: native vs TS on the shared MI300 fixture and on an MI300X-class 8-GPU dump
  * built from the fixture's node layout (8 nodes x 4 XCC x (HIQ + 24 CP slots) + 64 SDMA RLCs).
- * Prints ratios measured in this one run (robust on a noisy host) as Markdown rows for
- * bench/RESULTS.md.
+ * Native and TS run interleaved (bench/interleave.ts): each round times both, in alternating
+ * order, and gives one TS/native ratio; the rows show the spread of those per-round ratios, so a
+ * host that gets busier during the run widens the spread instead of skewing the ratio. Prints
+ * Markdown rows for bench/RESULTS.md.
  *
- *   npm run bench            (= tsx bench/parse.ts)
+ *   npm run bench            (= tsx bench/parse.ts; BENCH_ROUNDS=N, default 7)
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Bench } from 'tinybench';
 import { joinQueues, parseHqds, parseMqds, parseRls } from '../src/index.js';
 import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw } from '../src/kfd/parse.js';
 import { loadNative } from '../src/native.js';
 import type { Impl } from '../src/native.js';
+import { formatRatio, interleave, medianNs, ratioSpread } from './interleave.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIX = path.join(ROOT, 'test/fixtures/kfd/debugfs/kfd');
@@ -40,27 +42,14 @@ export function eightGpuDumps(): { mqds: Buffer; hqds: Buffer; rls: Buffer } {
   return { mqds: Buffer.from(mqds, 'latin1'), hqds: Buffer.from(hqds, 'latin1'), rls: Buffer.from(rls, 'latin1') };
 }
 
-type Stat = { p50: number; mean: number };
-
-async function measure(tasks: Record<string, () => unknown>): Promise<Record<string, Stat>> {
-  const bench = new Bench({ time: 800, warmupTime: 200 });
-  for (const [name, fn] of Object.entries(tasks)) bench.add(name, fn);
-  await bench.run();
-  const out: Record<string, Stat> = {};
-  for (const t of bench.tasks) {
-    const r = t.result as unknown as { latency: { p50: number; mean: number } };
-    out[t.name] = { p50: r.latency.p50, mean: r.latency.mean };
-  }
-  return out;
-}
-
-const us = (ms: number): string => `${(ms * 1000).toFixed(0)} µs`;
+const us = (ns: number): string => `${(ns / 1000).toFixed(0)} µs`;
 
 async function main(): Promise<void> {
   if (!loadNative()) {
     console.error('bench: the native core is not loaded (npm run build:native); nothing to compare');
     process.exit(1);
   }
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
   const fixture = { mqds: fs.readFileSync(path.join(FIX, 'mqds')), hqds: fs.readFileSync(path.join(FIX, 'hqds')), rls: fs.readFileSync(path.join(FIX, 'rls')) };
   const eight = eightGpuDumps();
   const rows: string[] = [];
@@ -73,24 +62,22 @@ async function main(): Promise<void> {
     const full = (impl: Impl) => () =>
       joinQueues({ mqds: parseMqds(d.mqds, { impl }), hqds: parseHqds(d.hqds, { impl }), rls: parseRls(d.rls, { impl }) });
     const hqdsOnly = (impl: Impl) => () => parseHqdsRaw(d.hqds, impl);
-    const r = await measure({
-      'hqds native': hqdsOnly('native'),
-      'hqds ts': hqdsOnly('ts'),
-      'raw native': raw('native'),
-      'raw ts': raw('ts'),
-      'full native': full('native'),
-      'full ts': full('ts'),
-    });
     const kb = (b: Buffer) => `${(b.length / 1024).toFixed(0)} KB`;
-    const ratio = (a: string, b: string) => (r[b].p50 / r[a].p50).toFixed(1);
-    rows.push(
-      `| ${label}: hqds text only (${kb(d.hqds)}) | ${us(r['hqds native'].p50)} | ${us(r['hqds ts'].p50)} | ${ratio('hqds native', 'hqds ts')}x |`,
-      `| ${label}: mqds+hqds+rls to raw tables (${kb(d.mqds)}+${kb(d.hqds)}+${kb(d.rls)}) | ${us(r['raw native'].p50)} | ${us(r['raw ts'].p50)} | ${ratio('raw native', 'raw ts')}x |`,
-      `| ${label}: parse + build objects + join | ${us(r['full native'].p50)} | ${us(r['full ts'].p50)} | ${ratio('full native', 'full ts')}x |`,
-    );
+    const cases: [string, (impl: Impl) => () => unknown][] = [
+      [`hqds text only (${kb(d.hqds)})`, hqdsOnly],
+      [`mqds+hqds+rls to raw tables (${kb(d.mqds)}+${kb(d.hqds)}+${kb(d.rls)})`, raw],
+      ['parse + build objects + join', full],
+    ];
+    for (const [what, make] of cases) {
+      // native and TS alternate within each round (N T, then T N, ...): the ratio is per round
+      const run = interleave([{ name: 'native', fn: make('native') }, { name: 'ts', fn: make('ts') }], { rounds, timePerRoundMs: 250 });
+      const n = medianNs(run, 'native');
+      const t = medianNs(run, 'ts');
+      rows.push(`| ${label}: ${what} | ${us(n.median)} (${us(n.min)}-${us(n.max)}) | ${us(t.median)} (${us(t.min)}-${us(t.max)}) | ${formatRatio(ratioSpread(run, 'ts', 'native'))} |`);
+    }
   }
-  console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores), Node ${process.version}; \`npm run bench\`; medians`);
-  console.log('\n| input | native | TS | TS / native |\n|---|---|---|---|');
+  console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}), Node ${process.version}; \`npm run bench\`; native and TS interleaved, ${rounds} rounds`);
+  console.log('\n| input | native: median of round medians (min-max) | TS: same | TS / native per round: median (min-max) |\n|---|---|---|---|');
   for (const row of rows) console.log(row);
 }
 

@@ -20,3 +20,8 @@ export function formatDuration(ns: number): string {
   if (a >= 1e3) return `${+(ns / 1e3).toPrecision(4)}us`;
   return `${ns}ns`;
 }
+
+/** 0.1 -> "10%", 0.125 -> "12.5%": a share as people write it (and as --reserve 10% parses it). */
+export function formatPercent(share: number): string {
+  return `${+(share * 100).toPrecision(4)}%`;
+}

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DEBUGFS, ROOT, SYSFS } from './helpers/impls.js';
 import { isRoot } from './helpers/tree.js';
 
@@ -61,19 +61,30 @@ describe('gpucolo CLI', () => {
     expect(j.roots).toEqual({ sysfs: SYSFS, debugfs: DEBUGFS, proc: path.join(EXAMPLE, 'proc') });
   });
 
+  // an existing directory without KFD files: a root given on the command line that does not
+  // exist at all is a usage error (below)
+  const EMPTY = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'gpucolo-empty-'));
+  afterAll(() => fs.rmSync(EMPTY, { recursive: true, force: true }));
+
   it('sysfs only: works, says which fields are missing and why', () => {
-    const r = run(['queues', '--sysfs-root', SYSFS, '--debugfs-root', '/nonexistent', '--proc-root', '/nonexistent']);
+    const r = run(['queues', '--sysfs-root', SYSFS, '--debugfs-root', EMPTY, '--proc-root', EMPTY]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/mqds: cannot read \/nonexistent\/kfd\/mqds \(ENOENT\) — no KFD debugfs here/);
+    expect(r.stdout).toContain(`mqds: cannot read ${EMPTY}/kfd/mqds (ENOENT)`);
     expect(r.stdout).toMatch(/missing fields: .*queues\[\]\.priority/);
     expect(r.stdout).toMatch(/\n {2}0 +compute +7c1e +2 +- +\? +\? +\?\n/);
   });
 
   it('a host without KFD: exit 1 and one line that says why', () => {
-    const r = run(['queues', '--root', '/nonexistent-root']);
+    const r = run(['queues', '--root', EMPTY]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^gpucolo: no KFD data readable: cannot read \/nonexistent-root\/sys\/class\/kfd\/kfd\/topology\/nodes \(ENOENT\)/);
+    expect(r.stderr.startsWith(`gpucolo: no KFD data readable: cannot read ${EMPTY}/sys/class/kfd/kfd/topology/nodes (ENOENT)`)).toBe(true);
+  });
+
+  it('a root that does not exist is a usage error naming it, not a missing driver', () => {
+    const r = run(['queues', '--root', '/nonexistent-root']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('gpucolo: --root /nonexistent-root: no such directory\n');
   });
 
   it('malformed debugfs input: a partial result with file:line issues, not a crash', () => {
@@ -82,7 +93,7 @@ describe('gpucolo CLI', () => {
     fs.writeFileSync(path.join(tmp, 'kfd/mqds'), 'Process 5 PASID 5:\n  Compute queue on device 7c1e\n    00000000: zzzz\n');
     fs.writeFileSync(path.join(tmp, 'kfd/hqds'), '\x00\x01binary');
     fs.writeFileSync(path.join(tmp, 'kfd/rls'), '');
-    const r = run(['queues', '--sysfs-root', SYSFS, '--debugfs-root', tmp, '--proc-root', '/nonexistent']);
+    const r = run(['queues', '--sysfs-root', SYSFS, '--debugfs-root', tmp, '--proc-root', EMPTY]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`error: ${tmp}/kfd/mqds:3: malformed MQD dump line: "    00000000: zzzz"`);
     expect(r.stdout).toContain(`error: ${tmp}/kfd/hqds:1: unrecognised line: "??binary"`);
@@ -147,7 +158,7 @@ describe('gpucolo CLI', () => {
     fs.mkdirSync(path.join(dbg, 'kfd'));
     fs.copyFileSync(path.join(DEBUGFS, 'kfd/mqds'), path.join(dbg, 'kfd/mqds'));
     fs.chmodSync(dbg, 0o700);
-    const args = [CLI, 'queues', '--json', '--sysfs-root', SYSFS, '--debugfs-root', dbg, '--proc-root', '/nonexistent'];
+    const args = [CLI, 'queues', '--json', '--sysfs-root', SYSFS, '--debugfs-root', dbg, '--proc-root', EMPTY];
     const r = isRoot
       ? spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, ...args], { encoding: 'utf8' })
       : spawnSync(process.execPath, args, { encoding: 'utf8' });

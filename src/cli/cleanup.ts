@@ -9,15 +9,10 @@
  * pid, pgid or group <= 1: such a file is refused as a whole, nothing in it is signaled).
  */
 import fs from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { defaultRegistryDir, listRegistryFiles, reapRegistries, type ReapReport } from '../runners/supervisor/index.js';
 import { CliError } from './errors.js';
-
-function seconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`not a number of seconds: "${v}"`);
-  return n;
-}
+import { secondsOption } from './options.js';
 
 /** Lines for a person: one per child that was alive (or skipped), then a total. */
 export function cleanupText(r: ReapReport, where: string, dryRun = false): string {
@@ -40,7 +35,7 @@ export function cleanupCommand(): Command {
   return new Command('cleanup')
     .description('stop process groups left running by a gpucolo that was killed (from its run registry)')
     .option('--registry <file>', 'one run registry file (default: every registry in the per-user directory)')
-    .option('--grace <s>', 'seconds between SIGTERM and SIGKILL', seconds, 10)
+    .addOption(secondsOption('--grace <s>', 'seconds between SIGTERM and SIGKILL', 10))
     .option('--force', "also stop groups of a gpucolo that is still running")
     .option('--dry-run', 'only report what is still running')
     .option('--json', 'print the report as JSON')

@@ -35,6 +35,7 @@ import {
 import type { Supervisor } from '../runners/supervisor/index.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
+import { listDefault, secondsOption } from './options.js';
 import { table } from './table.js';
 
 const intArg =
@@ -107,8 +108,8 @@ function addCommonOptions(cmd: Command): Command {
     .option('--master-port <port>', 'direct launcher: MASTER_PORT (default: a free port)', intArg(1, 65535))
     .addOption(new Option('--launcher <launcher>', 'auto: torchrun where it works, else direct (single node)').choices([...LAUNCHERS]).default('auto'))
     .option('--timeout <duration>', 'stop every rank after this long, per run (e.g. 30s, 10m; a bare number is seconds)', durationMs)
-    .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping ranks', floatArg(0), 5)
-    .option('--exit-grace <s>', 'direct launcher: seconds the other ranks get to exit once one has exited 0 (then they are stopped; torch 1.13 can hang in DDP teardown)', floatArg(0), 10)
+    .addOption(secondsOption('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping ranks', 5))
+    .addOption(secondsOption('--exit-grace <s>', 'direct launcher: seconds the other ranks get to exit once one has exited 0 (then they are stopped; torch 1.13 can hang in DDP teardown)', 10))
     .option('--python <path>', `interpreter for the ranks (default $GPUCOLO_PYTHON or ${defaultPython({})})`)
     .option('--registry <file>', 'run registry file (default: per user, under $XDG_RUNTIME_DIR/gpucolo or the temp dir); gpucolo cleanup reads it')
     .requiredOption('--out <dir>', 'output directory (result files, run_<method>.json, logs/)')
@@ -268,7 +269,7 @@ export function distributedCommand(): Command {
     cmd
       .command('compare')
       .description('run several methods one after another with identical options, then analyze --out')
-      .option('--methods <list>', `comma-separated (${METHODS.join(',')})`, methodsArg, [...METHODS])
+      .addOption(listDefault(new Option('--methods <list>', `comma-separated (${METHODS.join(',')})`).argParser(methodsArg), [...METHODS]))
       .option('--no-png', 'plots as SVG only'),
   ).action(async (o: CommonCli & { methods: DistMethod[]; png: boolean }) => {
     const { supervisor, dispose } = ownSupervisor(o);

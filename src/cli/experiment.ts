@@ -24,15 +24,10 @@ import { listRegistryFiles, reapRegistries } from '../runners/supervisor/index.j
 import { checkRegistryTarget } from '../runners/supervisor/cleanup.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
+import { secondsOption } from './options.js';
 
 /** errors in what the user gave: exit 2 */
 const INPUT_CODES = new Set(['EBADCONFIG', 'ENOENT', 'EISDIR', 'ENOTDIR']);
-
-function seconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`not a number of seconds: "${v}"`);
-  return n;
-}
 
 function seedArg(v: string): number {
   if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff) throw new InvalidArgumentError(`not a seed (0..4294967295): "${v}"`);
@@ -93,7 +88,7 @@ export function experimentCommand(): Command {
     .option('--dry-run', 'print the planned runs (argv, cwd, hyperparameters) and exit')
     .option('--seed <n>', "mutation seed (overrides the file's)", seedArg)
     .option('--registry <file>', 'run registry file (default: per user, under $XDG_RUNTIME_DIR/gpucolo or the temp dir); gpucolo cleanup reads it')
-    .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping a process group', seconds, 10)
+    .addOption(secondsOption('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping a process group', 10))
     .option('--sysfs-root <dir>', 'sysfs root for the cpu governor and the energy sources', undefined)
     .option('--energy-sources <list>', `energy sources to sample (${ENERGY_SOURCES.join(',')})`, sourcesArg)
     .option('--json', 'print the results as a JSON array at the end')

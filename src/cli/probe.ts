@@ -1,11 +1,11 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { kfdPresent, probeLatency, probePriority, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
 import type { DispatchMechanism } from '../native.js';
-import { formatDuration } from '../units.js';
+import { formatDuration, formatPercent } from '../units.js';
 import type { QuantileSummary } from '../stats/index.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
-import { duration } from './trace.js';
+import { duration, durationOption, listDefault } from './options.js';
 
 const MECHANISMS = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'] as const;
 
@@ -123,8 +123,8 @@ export function probeCommand(): Command {
       .description('empty-kernel (or short-spin) launch round trips: the dispatch floor')
       .addOption(backend())
       .option('--device <n>', 'device index', int, 0)
-      .option('--kernel <duration>', 'spin kernel length (default: empty kernel)', duration)
-      .option('--duration <duration>', 'measurement time', duration, 2e9)
+      .addOption(durationOption('--kernel <duration>', 'spin kernel length (default: empty kernel)'))
+      .addOption(durationOption('--duration <duration>', 'measurement time', 2e9))
       .option('--json', 'print the result as JSON')
       .action(async (o: { backend: 'cpu' | 'cuda' | 'hip'; device: number; kernel?: number; duration: number; json?: boolean }) => {
         const r = await probeLatency({ backend: o.backend, device: o.device, spinNs: o.kernel ?? 0, durationNs: o.duration, warmupNs: Math.min(200e6, o.duration / 5) });
@@ -137,16 +137,16 @@ export function probeCommand(): Command {
       .description('high-priority probes next to saturating low-priority streams, per mechanism, vs standalone')
       .addOption(backend())
       .option('--device <n>', 'device index', int, 0)
-      .option('--lp-kernel <duration>', 'low-priority kernel length', duration, 2e6)
+      .addOption(durationOption('--lp-kernel <duration>', 'low-priority kernel length', 2e6))
       .option('--lp-streams <n>', 'low-priority streams', int, 2)
       .option('--lp-blocks <n>', 'blocks per low-priority kernel (fill the device)', int)
-      .option('--hp-kernel <duration>', 'high-priority kernel length', duration, 100e3)
-      .option('--hp-rate <per-second>', 'high-priority arrivals per second (Poisson)', positive, 200)
-      .option('--mechanism <list>', `comma list of ${MECHANISMS.join(', ')}`, mechanisms, ['none', 'stream-priority', 'throttle'] as DispatchMechanism[])
-      .option('--reserve <share>', 'compute units kept for HP (cu-mask, sm-partition)', percent, 0.1)
+      .addOption(durationOption('--hp-kernel <duration>', 'high-priority kernel length', 100e3))
+      .addOption(new Option('--hp-rate <per-second>', 'high-priority arrivals per second (Poisson)').argParser(positive).default(200, '200/s'))
+      .addOption(listDefault(new Option('--mechanism <list>', `comma list of ${MECHANISMS.join(', ')}`).argParser(mechanisms), ['none', 'stream-priority', 'throttle'] as DispatchMechanism[]))
+      .addOption(new Option('--reserve <share>', 'compute units kept for HP (cu-mask, sm-partition)').argParser(percent).default(0.1, formatPercent(0.1)))
       .option('--k <n>', 'throttle window: LP kernels in flight', int, 1)
       .option('--sweep <param=values>', 'K=1,2,4,8 | lp-kernel=1ms,2ms | reserve=10%,20%', sweep)
-      .option('--duration <duration>', 'time per run', duration, 10e9)
+      .addOption(durationOption('--duration <duration>', 'time per run', 10e9))
       .option('--seed <n>', 'Poisson seed', int, 1)
       .option('--kfd-priority <n>', 'hip on a KFD host: set the HP stream\'s KFD queue priority (0..15) with AMDKFD_IOC_UPDATE_QUEUE (needs --mechanism stream-priority)', kfdPrio)
       .option('--no-kfd-check', 'hip: skip verifying the streams\' KFD queue priorities mid-run')

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { snapshot, type QueueSnapshot, type SnapshotQueue } from '../kfd/index.js';
-import { addRootOptions, collectPids, resolveRoots, type RootOptions } from './options.js';
+import { addRootOptions, checkGivenRoots, collectPids, resolveRoots, type RootOptions } from './options.js';
 import { table } from './table.js';
 import { CliError } from './errors.js';
 
@@ -11,6 +11,7 @@ export function queuesCommand(): Command {
     .option('--json', 'print one JSON object (schema gpucolo.queues/1)');
   addRootOptions(cmd);
   return cmd.action((o: RootOptions & { pid?: number[]; json?: boolean }) => {
+    checkGivenRoots(cmd);
     const snap = snapshot({ ...resolveRoots(o), pids: o.pid, impl: o.impl });
     const anySource = Object.values(snap.sources).some((s) => s.ok);
     if (o.json) process.stdout.write(`${JSON.stringify(snap, null, 2)}\n`);

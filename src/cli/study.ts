@@ -3,6 +3,7 @@ import { runStudy, type StudyReport } from '../trace/index.js';
 import { writeFileAtomic } from '../trace/index.js';
 import { CliError } from './errors.js';
 import { addSamplingOptions, samplingOptions, type TraceCliOptions } from './trace.js';
+import { checkGivenRoots } from './options.js';
 
 function runsArg(v: string): number {
   if (!/^\d{1,4}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`not a number of runs: "${v}"`);
@@ -33,6 +34,7 @@ export function studyCommand(): Command {
     .option('--md <file>', 'also write the report as Markdown');
   addSamplingOptions(qu).passThroughOptions();
   qu.action(async (command: string[], o: TraceCliOptions & { runs: number; outDir: string; json?: boolean; md?: string }) => {
+    checkGivenRoots(qu);
     const ctl = new AbortController();
     const onInt = (): void => ctl.abort();
     process.once('SIGINT', onInt);

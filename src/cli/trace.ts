@@ -1,17 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDuration, formatDuration } from '../units.js';
+import { formatDuration } from '../units.js';
 import { runTrace, type TraceOptions, type TraceSource } from '../trace/index.js';
 import { parseListen } from '../trace/exporter.js';
-import { collectPids, resolveRoots, type RootOptions } from './options.js';
+import { checkGivenRoots, collectPids, durationOption, listDefault, resolveRoots, type RootOptions } from './options.js';
 import { CliError } from './errors.js';
-
-export function duration(v: string): number {
-  try {
-    return parseDuration(v);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-}
 
 function sources(v: string): TraceSource[] {
   const list = v.split(',').map((x) => x.trim());
@@ -51,13 +43,13 @@ export interface TraceCliOptions extends RootOptions {
 /** The sampling options trace and study share. */
 export function addSamplingOptions(cmd: Command): Command {
   return cmd
-    .option('--interval <duration>', 'sampling interval, 10ms..1s', duration, 100e6)
-    .option('--sources <list>', 'sysfs,debugfs (debugfs needs root)', sources, ['sysfs', 'debugfs'] as TraceSource[])
-    .option('--debugfs-interval <duration>', 'read debugfs at this interval (default: the interval, at least 100ms)', duration)
-    .option('--baseline <duration>', 'with a command: sample this long before starting it', duration, 2e9)
-    .option('--tail <duration>', 'keep sampling this long after the command (or every --pid) exited', duration, 5e9)
-    .option('--stop-after <duration>', 'with a command: send its process group SIGTERM at this time after its start', duration)
-    .option('--grace <duration>', 'time between SIGTERM and SIGKILL when stopping the command', duration, 5e9)
+    .addOption(durationOption('--interval <duration>', 'sampling interval, 10ms..1s', 100e6))
+    .addOption(listDefault(new Option('--sources <list>', 'sysfs,debugfs (debugfs needs root)').argParser(sources), ['sysfs', 'debugfs'] as TraceSource[]))
+    .addOption(durationOption('--debugfs-interval <duration>', 'read debugfs at this interval (default: the interval, at least 100ms)'))
+    .addOption(durationOption('--baseline <duration>', 'with a command: sample this long before starting it', 2e9))
+    .addOption(durationOption('--tail <duration>', 'keep sampling this long after the command (or every --pid) exited', 5e9))
+    .addOption(durationOption('--stop-after <duration>', 'with a command: send its process group SIGTERM at this time after its start'))
+    .addOption(durationOption('--grace <duration>', 'time between SIGTERM and SIGKILL when stopping the command', 5e9))
     .option('--root <dir>', 'a whole recorded host: <dir>/sys, <dir>/sys/kernel/debug, <dir>/proc')
     .option('--sysfs-root <dir>', 'sysfs root')
     .option('--debugfs-root <dir>', 'debugfs root')
@@ -92,12 +84,13 @@ export function traceCommand(): Command {
     .description('record KFD queues of every process, given pids, or a command (after --) at 10 ms..1 s intervals, as JSON Lines')
     .argument('[command...]', 'command to start and trace with its descendants (put it after --)')
     .option('--pid <pid>', 'trace this process and its descendants (repeatable, or a comma list)', collectPids)
-    .option('--duration <duration>', 'stop after this long (default: until the command/pids end, or Ctrl-C)', duration)
+    .addOption(durationOption('--duration <duration>', 'stop after this long (default: until the command/pids end, or Ctrl-C)'))
     .option('--out <file>', 'trace file, "-" for stdout (default trace-<date>-<time>.jsonl)')
     .option('--serve <address>', 'expose current counts as Prometheus metrics, e.g. 127.0.0.1:9464', listenAddress);
   addSamplingOptions(cmd).passThroughOptions();
 
   return cmd.action(async (command: string[], o: TraceCliOptions) => {
+    checkGivenRoots(cmd);
     const isTty = process.stderr.isTTY === true;
     // the file is opened by runTrace once every option is checked and --serve listens
     const opts: TraceOptions = {

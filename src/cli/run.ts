@@ -11,7 +11,7 @@ import { GpucoloError } from '../errors.js';
 import { MECHANISMS, loadScenario, runScenario, type Mechanism, type RunEvent, type Results } from '../scenario/index.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
-import { duration } from './trace.js';
+import { duration } from './options.js';
 
 function mechanisms(v: string): Mechanism[] {
   const list = v.split(',').map((x) => x.trim());
@@ -22,6 +22,30 @@ function mechanisms(v: string): Mechanism[] {
 function stamp(d = new Date()): string {
   const p = (n: number): string => String(n).padStart(2, '0');
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+type StartEvent = Extract<RunEvent, { type: 'start' }>;
+
+/**
+ * The first lines on screen: scenario, form, backend and phase count in one short line. Why the
+ * other backends are unavailable is long (a driver message per backend), so it is shown only with
+ * --verbose (and by gpucolo doctor); results.json keeps it whole in backend.why.
+ */
+export function startText(scenario: string, e: StartEvent, verbose = false): string {
+  // `engine` ('native' | 'ts') and `engineWhy` are new in the start event; older events lack them
+  const { engine, engineWhy } = e as { engine?: unknown; engineWhy?: unknown };
+  // the head of engineWhy ("native core not loaded: <loader errors>" -> "native core not
+  // loaded"; "GPUCOLO_DISPATCH_ENGINE=ts" as it is): the errors go with --verbose
+  const tsWhy = typeof engineWhy === 'string' && engineWhy ? engineWhy.split(':')[0] : 'native core not loaded';
+  const backend = e.form === 'torch' ? '' : `, ${e.backend} backend${engine === 'ts' ? ` (pure-TS engine: ${tsWhy})` : ''}`;
+  const n = e.phases.length;
+  const lines = [`gpucolo run ${scenario}: ${e.form} form${backend}; ${n} phase${n === 1 ? '' : 's'}`];
+  if (verbose) {
+    lines.push(`  why: ${e.why}`);
+    if (typeof engine === 'string') lines.push(`  engine: ${engine}${typeof engineWhy === 'string' && engineWhy ? ` (${engineWhy})` : ''}`);
+    lines.push(`  phases: ${e.phases.join(', ')}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 const ms = (v: number | null): string => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -63,7 +87,8 @@ export function runCommand(): Command {
     .option('--python <path>', 'python with PyTorch for the torch form (default $GPUCOLO_PYTHON or /usr/bin/python3)')
     .option('--no-charts', 'skip the SVG/PNG charts')
     .option('--json', 'print results.json to stdout at the end')
-    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; mechanism?: Mechanism[]; python?: string; charts: boolean; json?: boolean }) => {
+    .option('--verbose', 'also say why this form and backend (every other backend\'s reason for being unavailable) and list the phases')
+    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; mechanism?: Mechanism[]; python?: string; charts: boolean; json?: boolean; verbose?: boolean }) => {
       let loaded;
       try {
         loaded = loadScenario(ref);
@@ -95,7 +120,8 @@ export function runCommand(): Command {
       };
       const onEvent = (e: RunEvent): void => {
         if (e.type === 'start') {
-          process.stdout.write(`gpucolo run ${scenario.name}: ${e.form} form on ${e.backend} (${e.why}); ${e.phases.length} phases: ${e.phases.join(', ')}\n`);
+          // with --json stdout carries only results.json, so that it parses
+          (o.json ? process.stderr : process.stdout).write(startText(scenario.name, e, o.verbose));
         } else if (e.type === 'phase-start' && tty) {
           stopBar();
           done.clear();

@@ -349,6 +349,41 @@ describe('analyzeTrace on the reference scenario', () => {
     expect(r.sampling.costs!.sysfsRead).toMatchObject({ n: 2, max: 120 });
   });
 
+  it('parse cost: samples that skipped parsing (no debugfs change, parse_ns 0) are counted as unchanged, not as 0 ns', async () => {
+    // what the samplers write: a parse when a debugfs file changed, 0 when none did, 0 without debugfs
+    const s = [
+      sample(0, 0, [], { parse_ns: 40_000 }),
+      sample(1, STEP, [], { parse_ns: 0 }),
+      sample(2, 2 * STEP, [], { parse_ns: 0 }),
+      sample(3, 3 * STEP, [], { parse_ns: 60_000 }),
+      sample(4, 4 * STEP, [], { parse_ns: 0 }),
+      sample(5, 5 * STEP, [], { parse_ns: 0, debugfs: false }),
+    ];
+    const file = writeJsonl(records(header(), s));
+    const r = analyzeTrace(await readTrace(file));
+    const c = r.sampling.costs!;
+    expect(c.parse).toMatchObject({ n: 2, min: 40_000, p50: 40_000, max: 60_000 });
+    expect(c.parsedSamples).toBe(2);
+    expect(c.unchangedSamples).toBe(3);
+    const text = run(['analyze', file]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('parse p50 40 us over 2 parsed sample(s), 3 unchanged;');
+    expect(text.stdout).not.toMatch(/parse p50 0 ns/);
+    expect(renderMarkdown(r)).toContain('| parse cost | p50 40 us, p99 60 us, max 60 us (n=2) over 2 parsed sample(s), 3 unchanged |');
+  });
+
+  it('parse cost: null (not 0) when no sample parsed anything', async () => {
+    const s = [sample(0, 0, [], { parse_ns: 0 }), sample(1, STEP, [], { parse_ns: 0 }), sample(2, 2 * STEP, [], { parse_ns: 0, debugfs: false })];
+    const file = writeJsonl(records(header(), s));
+    const r = analyzeTrace(await readTrace(file));
+    expect(r.sampling.costs).toMatchObject({ parse: null, parsedSamples: 0, unchangedSamples: 2 });
+    const j = JSON.parse(run(['analyze', file, '--json']).stdout) as QueueUsageReport;
+    expect(j.sampling.costs!.parse).toBeNull();
+    const text = run(['analyze', file]).stdout;
+    expect(text).toContain('parse - (no sample parsed debugfs; 2 unchanged);');
+    expect(text).not.toMatch(/parse p50/);
+  });
+
   it('a sample whose hqds could not be read is left out of the per-XCC distribution; a parse issue is not', async () => {
     const q = compute('1/q0', { qid: 0, mqd: '0x1000', slot: [0, 2] });
     const s = [

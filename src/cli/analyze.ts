@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { GpucoloError } from '../errors.js';
 import { analyzeTrace, loadTrace, fmtCount, fmtDist, fmtNs, fmtPriority, fmtT, writeMarkdownReport, type QueueUsageReport, type Trace } from '../trace/index.js';
+import { fmtParseCost } from '../trace/report-md.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
 
@@ -80,7 +81,7 @@ export function renderSummary(r: QueueUsageReport): string {
   const s = r.sampling;
   out.push('');
   out.push(`Sampling: jitter ${s.jitterNs ? fmtDist(s.jitterNs) : (s.unmeasured ?? '-')}`);
-  if (s.costs) out.push(`  read ${fmtDist(s.costs.read)}; parse p50 ${fmtNs(s.costs.parse.p50)}; join p50 ${fmtNs(s.costs.join.p50)}`);
+  if (s.costs) out.push(`  read ${fmtDist(s.costs.read)}; parse ${fmtParseCost(s.costs, (d) => `p50 ${fmtNs(d.p50)}`)}; join p50 ${fmtNs(s.costs.join.p50)}`);
   out.push(`  missed intervals ${s.missedIntervals}, samples with issues ${s.sampleIssues.samples}, trace line problems ${s.traceIssues.length + s.traceIssuesOmitted}`);
   return `${out.join('\n')}\n`;
 }

@@ -227,13 +227,23 @@ function coexistenceSection(r: QueueUsageReport): string[] {
   return out;
 }
 
+/**
+ * The parse cost with what it is over: samples whose debugfs files had not changed skip parsing
+ * (parse_ns 0) and are counted, not averaged in; "-" when no sample parsed anything.
+ */
+export function fmtParseCost(c: NonNullable<SamplingQuality['costs']>, dist: (d: Distribution) => string = fmtDist): string {
+  const unchanged = `${c.unchangedSamples} unchanged`;
+  if (!c.parse) return `- (no sample parsed debugfs${c.unchangedSamples ? `; ${unchanged}` : ''})`;
+  return `${dist(c.parse)} over ${c.parsedSamples} parsed sample(s), ${unchanged}`;
+}
+
 function samplingSection(s: SamplingQuality): string[] {
   const rows: (string | number)[][] = [
     ['samples', `${s.samples} (${s.debugfsSamples} read debugfs, ${s.queueListSamples} list queues), span ${fmtNs(s.spanNs)}`],
     ['jitter (actual - intended)', s.jitterNs ? fmtDist(s.jitterNs) : (s.unmeasured ?? '-')],
   ];
   if (s.costs) {
-    rows.push(['read cost', fmtDist(s.costs.read)], ['parse cost', fmtDist(s.costs.parse)], ['join cost', fmtDist(s.costs.join)]);
+    rows.push(['read cost', fmtDist(s.costs.read)], ['parse cost', fmtParseCost(s.costs)], ['join cost', fmtDist(s.costs.join)]);
     if (s.costs.debugfsRead) rows.push(['read cost, debugfs samples', fmtDist(s.costs.debugfsRead)]);
     if (s.costs.sysfsRead) rows.push(['read cost, sysfs-only samples', fmtDist(s.costs.sysfsRead)]);
   }

@@ -27,9 +27,15 @@ function seqGaps(samples: TraceSample[]): number {
 function costs(samples: TraceSample[]): SamplingQuality['costs'] {
   const dbg = samples.filter((s) => s.debugfs);
   const sys = samples.filter((s) => !s.debugfs);
+  // parse_ns is 0 where nothing was parsed: the samplers skip parsing when no debugfs file changed
+  // since the sample before (and sysfs-only samples parse nothing). Those zeros are not costs: a
+  // p50 of "0 ns" would only say how often nothing changed.
+  const parsed = dbg.filter((s) => s.parse_ns > 0);
   return {
     read: distribution(samples.map((s) => s.read_ns)),
-    parse: distribution(samples.map((s) => s.parse_ns)),
+    parse: parsed.length ? distribution(parsed.map((s) => s.parse_ns)) : null,
+    parsedSamples: parsed.length,
+    unchangedSamples: dbg.length - parsed.length,
     join: distribution(samples.map((s) => s.join_ns)),
     debugfsRead: dbg.length && sys.length ? distribution(dbg.map((s) => s.read_ns)) : null,
     sysfsRead: dbg.length && sys.length ? distribution(sys.map((s) => s.read_ns)) : null,

@@ -285,7 +285,18 @@ export interface SamplingQuality {
   spanNs: number | null;
   /** actual - intended; null when the input has no intended times (dumps) */
   jitterNs: Distribution | null;
-  costs: { read: Distribution; parse: Distribution; join: Distribution; debugfsRead: Distribution | null; sysfsRead: Distribution | null } | null;
+  costs: {
+    read: Distribution;
+    /** over the samples that parsed debugfs text only; null when none did */
+    parse: Distribution | null;
+    /** debugfs samples that parsed (parse_ns > 0) */
+    parsedSamples: number;
+    /** debugfs samples that parsed nothing because no debugfs file had changed (parse_ns 0) */
+    unchangedSamples: number;
+    join: Distribution;
+    debugfsRead: Distribution | null;
+    sysfsRead: Distribution | null;
+  } | null;
   /** why jitter/costs are null */
   unmeasured: string | null;
   missedIntervals: number;

@@ -521,3 +521,73 @@ describe('examples/experiments', () => {
     expect(par.runs[0].foreground.hyperparameters).not.toEqual(par.runs[1].foreground.hyperparameters);
   });
 });
+
+describe('where experiment writes', () => {
+  const PY = '/usr/bin/python3';
+  let n = 0;
+  /** An experiment and its models file in a package directory (as under node_modules), and an empty working directory. */
+  function pkg(experiment: Record<string, unknown> = {}): { pkg: string; work: string; file: string; env: NodeJS.ProcessEnv } {
+    const base = path.join(tmp, `where${++n}`);
+    const dir = path.join(base, 'node_modules', 'gpucolo-exp');
+    const work = path.join(base, 'work');
+    const runtime = path.join(base, 'runtime');
+    for (const d of [dir, work, runtime]) fs.mkdirSync(d, { recursive: true });
+    const models = { quick: { path: '.', models: { m: { command: [PY, '-c', "print('Test Accuracy: 0.5')"], metrics: { test_accuracy: 'Test Accuracy:\\s*([\\d.]+)' }, timeout_s: 60 } } } };
+    fs.writeFileSync(path.join(dir, 'models.json'), JSON.stringify(models));
+    const file = path.join(dir, 'experiment.json');
+    fs.writeFileSync(file, JSON.stringify({ experiment_name: 'where', mode: 'default', experiments: [{ repo: 'quick', model: 'm' }], ...experiment }));
+    // a per-test run registry directory, and no energy source (an empty sysfs)
+    return { pkg: dir, work, file, env: { ...process.env, XDG_RUNTIME_DIR: runtime } };
+  }
+  const noEnergy = (work: string): string[] => {
+    fs.mkdirSync(path.join(work, '..', 'sys'), { recursive: true });
+    return ['--sysfs-root', path.join(work, '..', 'sys'), '--energy-sources', 'rapl'];
+  };
+  const cli = (args: string[], cwd: string, env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/cli.js'), ...args], { encoding: 'utf8', cwd, env, timeout: 120_000 });
+  const ls = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d).sort() : []);
+
+  it.runIf(fs.existsSync(PY))('results default to ./results in the current directory, not next to the experiment file', () => {
+    const t = pkg();
+    const r = cli(['experiment', t.file, ...noEnergy(t.work)], t.work, t.env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`results in ${path.join(t.work, 'results')} (summary.md, summary.csv)`);
+    expect(ls(path.join(t.work, 'results'))).toEqual(expect.arrayContaining(['summary.md', 'summary.csv', 'logs', expect.stringMatching(/^\d{8}T\d{6}Z_where_0_m_run0\.json$/)]));
+    expect(ls(t.pkg)).toEqual(['experiment.json', 'models.json']);
+  }, 120_000);
+
+  it('an experiment that fails before any run leaves no results directory (bad file, missing repository)', () => {
+    const bad = pkg({ mode: 'sideways' });
+    const r = cli(['experiment', bad.file, '--results', 'res/deep'], bad.work, bad.env);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(ls(bad.work)).toEqual([]);
+
+    const gone = pkg();
+    const models = JSON.parse(fs.readFileSync(path.join(gone.pkg, 'models.json'), 'utf8'));
+    models.quick.path = 'no-such-repo';
+    fs.writeFileSync(path.join(gone.pkg, 'models.json'), JSON.stringify(models));
+    const m = cli(['experiment', gone.file], gone.work, gone.env);
+    expect(m.status).toBe(2);
+    expect(m.stderr).toMatch(/^gpucolo: .*repository directory not found: .*no-such-repo/);
+    expect(ls(gone.work)).toEqual([]);
+  });
+
+  it('runExperiment stopped before its first run removes the results directories it created, and only those', async () => {
+    const { loadExperimentPlan, runExperiment } = await import('../src/runners/experiment/index.js');
+    const t = pkg();
+    const plan = loadExperimentPlan(t.file, {});
+    const ctl = new AbortController();
+    ctl.abort();
+    const registryFile = path.join(t.work, '..', 'registry.json');
+    const rep = await runExperiment(plan, { resultsDir: path.join(t.work, 'a', 'b', 'results'), signal: ctl.signal, registryFile, energySources: ['rapl'], sysfsRoot: path.join(t.work, '..') });
+    expect(rep).toMatchObject({ interrupted: true, files: [] });
+    expect(ls(t.work)).toEqual([]);
+
+    // a results directory that was there stays, with what it held
+    const mine = path.join(t.work, 'mine');
+    fs.mkdirSync(mine);
+    await runExperiment(plan, { resultsDir: path.join(mine, 'new'), signal: ctl.signal, registryFile, energySources: ['rapl'], sysfsRoot: path.join(t.work, '..') });
+    expect(ls(t.work)).toEqual(['mine']);
+    expect(ls(mine)).toEqual([]);
+  });
+});

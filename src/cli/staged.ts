@@ -11,6 +11,9 @@ import { stagedProgress } from './staged-progress.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
 
+// --out is relative to the current directory; output_dir in the file is relative to the file
+const OUT_HELP = "output directory (default: the pipeline's budgets.output_dir, relative to the pipeline file)";
+
 function badFile(err: unknown): never {
   if (err instanceof GpucoloError && (err.code === 'EBADCONFIG' || err.code === 'ENOENT' || err.code === 'EISDIR' || err.code === 'EBADJOURNAL')) throw new CliError(oneLine(err), 2);
   throw err;
@@ -22,11 +25,12 @@ export function stagedCommand(): Command {
     .command('plan')
     .description('print the swap plan for what is left (reads an existing journal; runs nothing)')
     .argument('<file>', 'pipeline file (YAML or JSON)')
+    .option('--out <dir>', OUT_HELP)
     .option('--json', 'print the plan as JSON')
-    .action((file: string, o: { json?: boolean }) => {
+    .action((file: string, o: { out?: string; json?: boolean }) => {
       let r;
       try {
-        r = planStaged(file);
+        r = planStaged(file, { outputDir: o.out });
       } catch (err) {
         badFile(err);
       }
@@ -46,9 +50,10 @@ export function stagedCommand(): Command {
     .command('run')
     .description('run the pipeline (resumes from <output_dir>/journal.jsonl)')
     .argument('<file>', 'pipeline file (YAML or JSON)')
+    .option('--out <dir>', OUT_HELP)
     .option('--no-resume', 'start over (moves the journal away)')
     .option('--json', 'print the report as JSON')
-    .action(async (file: string, o: { resume: boolean; json?: boolean }) => {
+    .action(async (file: string, o: { out?: string; resume: boolean; json?: boolean }) => {
       // first signal: finish the call in flight (journaled), then stop; second: kill the model
       // hosts now (that item is redone on resume); third: leave at once
       const progress = stagedProgress(process.stderr);
@@ -67,7 +72,7 @@ export function stagedCommand(): Command {
       ]);
       let rep: StagedReport;
       try {
-        rep = await runStaged(file, { resume: o.resume, signal: soft.signal, killSignal: hard.signal, onEvent: progress.onEvent });
+        rep = await runStaged(file, { outputDir: o.out, resume: o.resume, signal: soft.signal, killSignal: hard.signal, onEvent: progress.onEvent });
       } catch (err) {
         badFile(err);
       } finally {

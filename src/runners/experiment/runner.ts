@@ -40,6 +40,7 @@ import { missingRepoDirs, planRuns } from './plan.js';
 import { summaryCsv, summaryMarkdown } from './summary.js';
 import { EXPERIMENT_RESULT_SCHEMA, type EnergyMetrics, type ExperimentResult, type JobOutcome, type PlannedRun } from './types.js';
 import { makeDirs } from '../../fs-dirs.js';
+import { missingDirs, removeEmptyDirs } from '../staged/created-dirs.js';
 
 // ---- loading --------------------------------------------------------------------------------------
 
@@ -176,8 +177,15 @@ function runFilesTag(resultsDir: string, id: string, started: Date): string {
 export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRunOptions): Promise<ExperimentRunReport> {
   const { experiment, runs } = loaded;
   const resultsDir = path.resolve(opts.resultsDir);
+  // created here; removed again (when still empty) if the experiment ends without a result
+  const createdDirs = missingDirs(resultsDir);
   makeDirs(resultsDir);
-  assertWritable(resultsDir);
+  try {
+    assertWritable(resultsDir);
+  } catch (err) {
+    removeEmptyDirs(createdDirs);
+    throw err;
+  }
   const emit = (e: ExperimentEvent): void => opts.onEvent?.(e);
   const warnings: string[] = [];
   const warn = (message: string): void => {
@@ -244,6 +252,7 @@ export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRu
     // nothing of ours may outlive the experiment (a stop left behind by an error path)
     await supervisor.stopAll({ graceMs });
     own?.dispose();
+    if (report.files.length === 0) removeEmptyDirs(createdDirs);
   }
   return report;
 }

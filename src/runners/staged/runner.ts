@@ -27,6 +27,7 @@ import { loadPipeline, stageInputs, type Pipeline } from './schema.js';
 import { buildReport, writeReport, type StagedReport, type SwapRecord } from './report.js';
 import { writeFileAtomic } from '../../report/index.js';
 import { makeDirs } from '../../fs-dirs.js';
+import { missingDirs, removeEmptyDirs } from './created-dirs.js';
 
 export type StagedEvent =
   | { type: 'warning'; message: string }
@@ -53,6 +54,8 @@ export interface RunStagedOptions {
   python?: string;
   /** write the report files (default true) */
   writeReport?: boolean;
+  /** output directory instead of the pipeline's budgets.output_dir (relative to the cwd) */
+  outputDir?: string;
 }
 
 export interface RemainingWork {
@@ -66,8 +69,12 @@ export const isErrorOutput = (o: unknown): o is { error: string } =>
 export const isFileRef = (o: unknown): o is { file: string } =>
   !!o && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length === 1 && typeof (o as { file?: unknown }).file === 'string';
 
-export function outputDirOf(pipeline: Pipeline, dir: string): string {
-  return path.resolve(dir, pipeline.budgets.output_dir);
+/**
+ * Where a run writes: `override` (--out) relative to the current directory, else the pipeline's
+ * output_dir relative to the pipeline file (so that a resume finds its journal from anywhere).
+ */
+export function outputDirOf(pipeline: Pipeline, dir: string, override?: string): string {
+  return override !== undefined ? path.resolve(override) : path.resolve(dir, pipeline.budgets.output_dir);
 }
 
 /** Items not yet journaled per (category, stage); failures count as done. */
@@ -107,10 +114,10 @@ function planRemaining(pipeline: Pipeline, remaining: RemainingWork, memoryMB: (
 }
 
 /** The plan for what is left (reads the journal without changing it when it exists). */
-export function planStaged(file: string): { plan: Plan; pipeline: Pipeline; remaining: RemainingWork; warnings: string[] } {
+export function planStaged(file: string, opts: { outputDir?: string } = {}): { plan: Plan; pipeline: Pipeline; remaining: RemainingWork; warnings: string[] } {
   const { pipeline, dir } = loadPipeline(file);
   const cats = loadItems(pipeline.items, dir);
-  const jfile = path.join(outputDirOf(pipeline, dir), 'journal.jsonl');
+  const jfile = path.join(outputDirOf(pipeline, dir, opts.outputDir), 'journal.jsonl');
   let done = new Map<string, unknown>();
   const warnings: string[] = [];
   if (fs.existsSync(jfile)) {
@@ -153,17 +160,27 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   const emit = (e: StagedEvent): void => opts.onEvent?.(e);
   const { pipeline, dir, file: absFile } = loadPipeline(file);
   const cats = loadItems(pipeline.items, dir);
-  const outDir = outputDirOf(pipeline, dir);
+  const outDir = outputDirOf(pipeline, dir, opts.outputDir);
+  // what this run creates, removed again if it fails before recording anything
+  const createdDirs = missingDirs(outDir);
   makeDirs(outDir);
   const jfile = path.join(outDir, 'journal.jsonl');
   const interDir = path.join(outDir, 'intermediate');
-  if (opts.resume === false) {
-    const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-    // moved aside, never deleted: output_dir may be a directory the user keeps other things in
-    if (fs.existsSync(jfile)) fs.renameSync(jfile, path.join(outDir, `journal.${stamp}.jsonl`));
-    if (fs.existsSync(interDir)) fs.renameSync(interDir, path.join(outDir, `intermediate.${stamp}`));
+  let opened: ReturnType<typeof openJournal>;
+  let newJournal: boolean;
+  try {
+    if (opts.resume === false) {
+      const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      // moved aside, never deleted: output_dir may be a directory the user keeps other things in
+      if (fs.existsSync(jfile)) fs.renameSync(jfile, path.join(outDir, `journal.${stamp}.jsonl`));
+      if (fs.existsSync(interDir)) fs.renameSync(interDir, path.join(outDir, `intermediate.${stamp}`));
+    }
+    newJournal = !fs.existsSync(jfile);
+    opened = openJournal(jfile);
+  } catch (err) {
+    removeEmptyDirs(createdDirs);
+    throw err;
   }
-  const opened = openJournal(jfile);
   const journal: Journal = opened.journal;
   const warnings = [...opened.warnings];
   const warn = (message: string): void => {
@@ -172,6 +189,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   };
   for (const w of opened.warnings) emit({ type: 'warning', message: w });
   const resumedRecords = opened.done.size;
+  let recordedThisRun = 0;
 
   const stageIdx = new Map(pipeline.stages.map((s, i) => [s.name, i]));
   const lastStage = pipeline.stages[pipeline.stages.length - 1].name;
@@ -311,6 +329,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       else done.set(k, read ? jout : FREED);
     }
     journal.append({ category: cat, item: id, stage, output: jout, ms });
+    recordedThisRun++;
     // every record is on disk at once when items are slow; batched when they are fast
     if (journal.pending >= 20 || performance.now() - lastFlush >= 100) flush();
   };
@@ -498,6 +517,13 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       }
     },
   });
-  if (opts.writeReport !== false) writeReport(report, outDir);
+  // A run that failed before recording anything (a model that does not start, a broken host)
+  // has nothing to resume or report beyond its error: leave no journal header, report or
+  // directory of its own behind. (An interrupted run keeps them: it is resumed.)
+  const nothingDone = status === 'stopped' && recordedThisRun === 0 && resumedRecords === 0 && newJournal;
+  if (nothingDone) {
+    fs.rmSync(jfile, { force: true });
+    removeEmptyDirs(createdDirs);
+  } else if (opts.writeReport !== false) writeReport(report, outDir);
   return report;
 }

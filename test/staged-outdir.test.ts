@@ -22,7 +22,7 @@ let seq = 0;
  * A package directory (as under node_modules) holding a pipeline and its items, and an empty
  * working directory to run from.
  */
-function setup(over: { outputDir?: string; editModel?: Record<string, unknown> } = {}): { pkg: string; work: string; file: string } {
+function setup(over: { outputDir?: string | null; editModel?: Record<string, unknown> } = {}): { pkg: string; work: string; file: string } {
   const base = path.join(tmp, `t${++seq}`);
   const pkg = path.join(base, 'node_modules', 'gpucolo-pipes');
   const work = path.join(base, 'work');
@@ -36,7 +36,7 @@ function setup(over: { outputDir?: string; editModel?: Record<string, unknown> }
       { name: 'edit', model: over.editModel ?? { class_path: 'toy_models.Editor' }, memory_mb: 8000 },
       { name: 'score', model: { class_path: 'toy_models.Scorer' }, memory_mb: 6000, inputs: ['edit'] },
     ],
-    budgets: { gpu_memory_mb: 10000, cpu_memory_mb: 64, output_dir: over.outputDir ?? 'out' },
+    budgets: { gpu_memory_mb: 10000, cpu_memory_mb: 64, ...(over.outputDir === null ? {} : { output_dir: over.outputDir ?? 'out' }) },
     python: PY,
   };
   const file = path.join(pkg, 'pipeline.json');
@@ -78,6 +78,18 @@ describe.runIf(fs.existsSync(PY))('staged output directory', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(ls(path.join(t.pkg, 'out'))).toContain('journal.jsonl');
     expect(ls(t.work)).toEqual([]);
+  }, 120_000);
+
+  it('a pipeline without output_dir (like the bundled examples) writes to gpucolo-staged/<name> in the current directory', () => {
+    const t = setup({ outputDir: null });
+    const run = cli(['staged', 'run', t.file], t.work);
+    expect(run.code, run.stderr).toBe(0);
+    expect(ls(path.join(t.work, 'gpucolo-staged', 'outdir'))).toContain('journal.jsonl');
+    expect(ls(t.pkg)).toEqual(['items.json', 'pipeline.json']);
+    // the bundled examples name none either, so from an installed package they write here too
+    for (const ex of ['edit-and-score', 'torch-edit-score']) {
+      expect(fs.readFileSync(path.join(ROOT, 'examples/pipelines', ex, 'pipeline.yaml'), 'utf8')).not.toMatch(/output_dir/);
+    }
   }, 120_000);
 
   it('a run whose first model does not start leaves no directory, journal or report it created (exit 1, one line)', () => {

@@ -12,7 +12,7 @@ import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
 
 // --out is relative to the current directory; output_dir in the file is relative to the file
-const OUT_HELP = "output directory (default: the pipeline's budgets.output_dir, relative to the pipeline file)";
+const OUT_HELP = "output directory (default: the pipeline's budgets.output_dir, relative to the pipeline file; without one gpucolo-staged/<name> here)";
 
 function badFile(err: unknown): never {
   if (err instanceof GpucoloError && (err.code === 'EBADCONFIG' || err.code === 'ENOENT' || err.code === 'EISDIR' || err.code === 'EBADJOURNAL')) throw new CliError(oneLine(err), 2);

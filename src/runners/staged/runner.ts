@@ -71,10 +71,14 @@ export const isFileRef = (o: unknown): o is { file: string } =>
 
 /**
  * Where a run writes: `override` (--out) relative to the current directory, else the pipeline's
- * output_dir relative to the pipeline file (so that a resume finds its journal from anywhere).
+ * output_dir relative to the pipeline file (so that a resume finds its journal from anywhere),
+ * else gpucolo-staged/<name> in the current directory: a default never lands next to a pipeline
+ * file, which may be one of gpucolo's examples inside node_modules.
  */
 export function outputDirOf(pipeline: Pipeline, dir: string, override?: string): string {
-  return override !== undefined ? path.resolve(override) : path.resolve(dir, pipeline.budgets.output_dir);
+  if (override !== undefined) return path.resolve(override);
+  if (pipeline.budgets.output_dir !== undefined) return path.resolve(dir, pipeline.budgets.output_dir);
+  return path.resolve('gpucolo-staged', pipeline.name);
 }
 
 /** Items not yet journaled per (category, stage); failures count as done. */

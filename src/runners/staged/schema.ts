@@ -56,7 +56,11 @@ export const pipelineSchema = z
       .object({
         gpu_memory_mb: positive,
         cpu_memory_mb: positive.describe('Intermediate outputs kept in memory; beyond this they spill to disk.'),
-        output_dir: z.string().min(1).describe('Relative to this file.'),
+        output_dir: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Relative to this file. Default: gpucolo-staged/<name> in the current directory (never next to a pipeline file that may sit inside node_modules).'),
         save_intermediate: z.boolean().default(false),
       })
       .strict(),

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Adds up vitest JSON reports and the C++ test log into the one line CI reads:
+// Adds up vitest JSON reports, the C++ test log and the consumer test's log into the one line CI reads:
 // "N passed, N failed" (last line). A missing report counts as a failure.
 import fs from 'node:fs';
 
@@ -29,10 +29,11 @@ for (const file of process.argv.slice(2)) {
       failed += 1;
     }
   } else {
-    // the C++ harness prints "native tests: N passed, M failed"
-    const m = /native tests: (\d+) passed, (\d+) failed/.exec(text);
+    // the C++ harness prints "native tests: N passed, M failed", scripts/consumer-test.mjs
+    // "consumer tests: N passed, M failed"
+    const m = /(?:native|consumer) tests: (\d+) passed, (\d+) failed/.exec(text);
     if (!m) {
-      console.log(`ci-summary: no C++ test tally in ${file}`);
+      console.log(`ci-summary: no test tally in ${file}`);
       failed += 1;
     } else {
       passed += Number(m[1]);

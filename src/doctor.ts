@@ -11,6 +11,7 @@ import { kfdVersion } from './kfd/ioctl.js';
 import { readKfdProcs, readTopology } from './kfd/parse.js';
 import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './kfd/sysfs-ts.js';
 import { listBackends } from './dispatch/run.js';
+import { engineLabel, probeChoice } from './dispatch/engine-choice.js';
 import { probeEnergySources, type EnergySourceProbe } from './energy/index.js';
 import type { NativeBackendInfo } from './native.js';
 
@@ -52,8 +53,13 @@ export interface DoctorReport {
     debugfs: Check & { files: Record<'mqds' | 'hqds' | 'rls', Check> };
   };
   plugins: { ok: boolean; error?: string; list: PluginProbe[] };
-  /** dispatch backends (cpu built in, cuda/hip plugins) with their devices or why not */
+  /** dispatch backends (cpu built in, cuda/hip plugins) with their devices or why not; each says its engine */
   backends: NativeBackendInfo[];
+  /**
+   * What a scenario's probe form (backend auto) would run on here: backend and dispatch engine
+   * ('ts' = the pure-TS cpu backend, coarser timings), with why; or the error that would stop it.
+   */
+  scenarios: { probe: { backend: 'cpu' | 'cuda' | 'hip'; engine: 'native' | 'ts'; why: string; engineWhy: string } | { error: string } };
   /** power/energy/utilisation sources (NVML, ROCm SMI, amdgpu sysfs, RAPL) with their devices or why not */
   energy: EnergySourceProbe[];
   /** one line per finding, for people */
@@ -187,9 +193,18 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
   for (const b of backends) {
     summary.push(
       b.available
-        ? `dispatch backend ${b.name}: ${b.devices.map((d) => `${d.name} (${d.arch}, ${d.computeUnits} CUs, priorities ${d.priorityLeast}..${d.priorityGreatest}${d.supportsCuMask ? ', CU masks' : ''}${d.supportsSmPartition ? ', SM partitions' : ''})`).join('; ')}`
+        ? `dispatch backend ${b.name}${b.engine ? ` (${engineLabel(b.engine)})` : ''}: ${b.devices.map((d) => `${d.name} (${d.arch}, ${d.computeUnits} CUs, priorities ${d.priorityLeast}..${d.priorityGreatest}${d.supportsCuMask ? ', CU masks' : ''}${d.supportsSmPartition ? ', SM partitions' : ''})`).join('; ')}`
         : `dispatch backend ${b.name}: unavailable: ${b.reason}`,
     );
+  }
+  let scenarios: DoctorReport['scenarios'];
+  try {
+    const c = probeChoice('auto', backends);
+    scenarios = { probe: { backend: c.backend, engine: c.engine, why: c.why, engineWhy: c.engineWhy } };
+    summary.push(`scenarios (probe form) will use: ${c.backend} backend, ${engineLabel(c.engine)} (${c.engineWhy})`);
+  } catch (err) {
+    scenarios = { probe: { error: oneLine(err) } };
+    summary.push(`scenarios (probe form) cannot run: ${oneLine(err)}`);
   }
   let energy: EnergySourceProbe[];
   try {
@@ -230,6 +245,7 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     kfd: { device, sysfs, debugfs },
     plugins,
     backends,
+    scenarios,
     energy,
     summary,
   };

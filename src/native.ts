@@ -134,9 +134,19 @@ export interface NativeDispatchStreamResult {
   launches: number;
   errors: number;
   error: string;
+  /**
+   * open loop: requests that had arrived but were never submitted (cut off by the watchdog or a
+   * cancel). Set by the pure-TS engine; the native binding does not pass it on (yet).
+   */
+  dropped?: number;
 }
 
+/** Which dispatch engine produced a result: the native core's threads or the pure-TS worker_threads (src/dispatch/ts-engine). */
+export type DispatchEngine = 'native' | 'ts';
+
 export interface NativeDispatchResult {
+  /** set on the JS side (src/dispatch/run.ts); the C++ binding does not write it */
+  engine?: DispatchEngine;
   /** 0 ok, else a gpucolo_status (gpu_plugin.h) */
   status: number;
   error: string;
@@ -161,6 +171,8 @@ export interface NativeBackendDevice {
 export interface NativeBackendInfo {
   name: 'cpu' | 'cuda' | 'hip';
   available: boolean;
+  /** the engine that drives it: set by src/dispatch/run.ts listBackends() (the C++ binding does not write it) */
+  engine?: DispatchEngine;
   /** why not, one line */
   reason?: string;
   devices: NativeBackendDevice[];
@@ -298,6 +310,22 @@ const require = createRequire(import.meta.url);
 /** package root: src/ and dist/ both sit one level below it */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * How to (re)build the addon where gpucolo lives: a clone has the build script; an installed
+ * package (inside node_modules) is rebuilt by npm, which reruns its install hook.
+ */
+export function rebuildHint(root = PACKAGE_ROOT): string {
+  return root.split(path.sep).includes('node_modules')
+    ? 'npm rebuild gpucolo (needs cmake and a C++ compiler)'
+    : 'npm run build:native';
+}
+
+/** This host's C library, as prebuild file names tag it (prebuildify --tag-libc). */
+function hostLibc(): 'glibc' | 'musl' {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
 let cached: NativeBinding | null | undefined;
 let cachedFile: string | undefined;
 const loadErrors: NativeLoadError[] = [];
@@ -308,7 +336,7 @@ function check(b: unknown, from: string): NativeBinding {
     throw new Error(`${from} is not a gpucolo addon`);
   }
   if (nb.abiVersion !== NATIVE_ABI) {
-    throw new Error(`stale native build ${from} (abi ${nb.abiVersion}, this gpucolo needs ${NATIVE_ABI}); run npm run build:native`);
+    throw new Error(`stale native build ${from} (abi ${nb.abiVersion}, this gpucolo needs ${NATIVE_ABI}); run ${rebuildHint()}`);
   }
   return nb;
 }
@@ -321,9 +349,11 @@ export function nativeCandidates(): string[] {
   const dir = path.join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`);
   let prebuilt: string[] = [];
   try {
+    // a prebuild tagged for the other C library cannot load here (gpucolo.glibc.node on musl)
+    const other = hostLibc() === 'glibc' ? 'musl' : 'glibc';
     prebuilt = fs
       .readdirSync(dir)
-      .filter((f) => f.endsWith('.node'))
+      .filter((f) => f.endsWith('.node') && !f.split('.').includes(other))
       .sort()
       .map((f) => path.join(dir, f));
   } catch {
@@ -355,7 +385,7 @@ export function loadNative(): NativeBinding | null {
   if (candidates.every((f) => !fs.existsSync(f))) {
     loadErrors.push({
       from: 'search',
-      message: `no native build for ${process.platform}-${process.arch} (looked in build/Release, build/Debug, prebuilds/); run npm run build:native`,
+      message: `no native build for ${process.platform}-${process.arch} (looked in build/Release, build/Debug, prebuilds/); run ${rebuildHint()}`,
     });
   }
   return cached;

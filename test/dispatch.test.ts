@@ -125,9 +125,35 @@ describe.runIf(nativeLoaded)('cpu backend through the engine', () => {
 });
 
 describe('without the native core', () => {
-  it('dispatch says the engine needs it', () => {
-    const r = cli(['probe', 'latency', '--backend', 'cpu', '--duration', '200ms'], { GPUCOLO_NATIVE: '0' });
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/backend cpu unavailable: native core not loaded|dispatch engine .* runs in the native core/);
+  it('the cpu backend runs on the pure-TS engine and says so; GPU backends say they need the native core', () => {
+    const r = cli(['probe', 'latency', '--backend', 'cpu', '--duration', '200ms', '--json'], { GPUCOLO_NATIVE: '0' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.engine).toBe('ts');
+    expect(j.roundTrip.n).toBeGreaterThan(10);
+    const g = cli(['probe', 'latency', '--backend', 'cuda', '--duration', '200ms'], { GPUCOLO_NATIVE: '0' });
+    expect(g.status).toBe(1);
+    expect(g.stderr).toMatch(/^gpucolo: error: backend cuda unavailable: native core not loaded\n$/);
+    const asked = cli(['probe', 'latency', '--backend', 'cpu', '--duration', '200ms'], { GPUCOLO_NATIVE: '0', GPUCOLO_DISPATCH_ENGINE: 'native' });
+    expect(asked.status).toBe(1);
+    expect(asked.stderr).toMatch(/GPUCOLO_DISPATCH_ENGINE=native, but the native core is not loaded: GPUCOLO_NATIVE=0/);
+  });
+});
+
+describe.runIf(nativeLoaded)('native and pure-TS engines side by side', () => {
+  it('GPUCOLO_DISPATCH_ENGINE=ts runs the cpu backend on the TS engine in a process where the native core is loaded', () => {
+    const r = cli(['probe', 'latency', '--backend', 'cpu', '--duration', '200ms', '--json'], { GPUCOLO_DISPATCH_ENGINE: 'ts' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).engine).toBe('ts');
+    const n = cli(['probe', 'latency', '--backend', 'cpu', '--duration', '200ms', '--json']);
+    expect(JSON.parse(n.stdout).engine).toBe('native');
+  });
+
+  it('listBackends says which engine drives each backend', () => {
+    const b = listBackends();
+    expect(b[0].engine).toBe('native');
+    expect(listBackends({ engine: 'ts' })[0]).toMatchObject({ engine: 'ts', available: true });
+    expect(b.slice(1).every((x) => x.engine === 'native')).toBe(true);
   });
 });

@@ -86,3 +86,36 @@ describe('native loader', () => {
     expect(bad).toEqual({ code: 'ENOTTY', syscall: 'ioctl' });
   });
 });
+
+describe('where the addon comes from', () => {
+  it('the rebuild hint fits the place: a clone builds with npm run, an installed package with npm rebuild', async () => {
+    const { rebuildHint } = await import('../src/native.js');
+    expect(rebuildHint('/home/u/gpucolo')).toBe('npm run build:native');
+    expect(rebuildHint('/srv/app/node_modules/gpucolo')).toMatch(/^npm rebuild gpucolo/);
+  });
+
+  it('a prebuild tagged for the other C library is not even tried', () => {
+    // a copy of the package layout with a musl-tagged file that would fail to load, and no build/
+    const root = fs.mkdtempSync(path.join(ROOT, 'build', 'libc-'));
+    dirs.push(root);
+    const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'gpucolo.musl.node'), 'not an addon');
+    fs.writeFileSync(path.join(dir, 'gpucolo.glibc.node'), 'not an addon either');
+    // a copy, not a link: ESM resolves links, and PACKAGE_ROOT would be the checkout again
+    // (native.js imports nothing of gpucolo at run time)
+    fs.mkdirSync(path.join(root, 'dist'));
+    fs.copyFileSync(path.join(ROOT, 'dist', 'native.js'), path.join(root, 'dist', 'native.js'));
+    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
+    const r = spawnSync(
+      process.execPath,
+      ['-e', `import(${JSON.stringify(path.join(root, 'dist', 'native.js'))}).then((n) => process.stdout.write(JSON.stringify(n.nativeCandidates())))`],
+      { encoding: 'utf8', env: { ...process.env, GPUCOLO_NATIVE: '', GPUCOLO_NATIVE_PATH: '' } },
+    );
+    expect(r.status).toBe(0);
+    const names = (JSON.parse(r.stdout) as string[]).map((f) => path.basename(f));
+    // this host is glibc (Debian): the musl file is filtered out, the glibc one stays a candidate
+    expect(names).toContain('gpucolo.glibc.node');
+    expect(names).not.toContain('gpucolo.musl.node');
+  });
+});

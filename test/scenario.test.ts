@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { arrivalTimes, cannedScenarios, loadScenario, parseScenario, planRun, runProbePhase, runScenario, scenarioSchema, type Results } from '../src/scenario/index.js';
+import { arrivalTimes, cannedScenarios, loadScenario, parseScenario, planRun, runProbePhase, runScenario, scenarioSchema, type Results, type RunEvent } from '../src/scenario/index.js';
+import { listBackends } from '../src/dispatch/index.js';
 import { nativeLoaded, ROOT } from './helpers/impls.js';
 
 // the cpu backend's workers run at nice 19 by default: on CI cores shared with other test files
@@ -290,7 +291,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     child.stderr.on('data', (d) => (stderr += d));
     await new Promise<void>((resolve) => {
       const wait = setInterval(() => {
-        if (stdout.includes('phases:')) {
+        if (stdout.includes('gpucolo run mini:')) { // the first line: the run has started
           clearInterval(wait);
           setTimeout(() => {
             child.kill('SIGINT');
@@ -316,7 +317,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     const r = cli(['run', f, '--out', out, '--backend', 'cpu', '--mechanism', 'throttle', '--duration', '600ms', '--warmup', '100ms', '--no-charts']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^gpucolo run mini: probe form on cpu \(/);
+    expect(r.stdout).toMatch(/^gpucolo run mini: probe form, cpu backend; 4 phases\n/); // the short first line (src/cli/run.ts startText)
     expect(r.stdout).toMatch(/success table:/);
     expect(r.stdout).toMatch(new RegExp(`wrote ${out.replace(/[/.]/g, '\\$&')}/results\\.json`));
     expect(fs.existsSync(path.join(out, 'charts'))).toBe(false);
@@ -333,5 +334,60 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     expect(huge.stderr.trim()).toMatch(/^gpucolo: .*mini3\.yaml: task "\w+": about .* arrivals in one phase .* more than 5000000: lower the rate or the duration$/);
     expect(huge.stdout).toBe('');
     expect(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).toBe(before);
+  });
+});
+
+describe('probe form on the pure-TS engine (no native core needed)', () => {
+  // in-process the native core may be loaded: GPUCOLO_DISPATCH_ENGINE=ts asks for the TS engine
+  // as GPUCOLO_NATIVE=0 would make it the only one (the CLI test below does that)
+  it('runs, and results.json, report.md and the start event say which engine timed it', async () => {
+    vi.stubEnv('GPUCOLO_DISPATCH_ENGINE', 'ts');
+    try {
+      const { scenario, source } = loadScenario(write('ts-mini.yaml', MIN));
+      const out = path.join(tmp, 'ts-engine');
+      const events: RunEvent[] = [];
+      const r = await runScenario(scenario, source, { outDir: out, form: 'probe', backend: 'cpu', durationNs: 300e6, warmupNs: 100e6, mechanisms: ['throttle'], charts: false, onEvent: (e) => events.push(e) });
+      expect(events[0]).toMatchObject({ type: 'start', engine: 'ts', engineWhy: 'GPUCOLO_DISPATCH_ENGINE=ts' });
+      expect(r.results.partial).toBe(false);
+      expect(r.results.phases.map((p) => `${p.name}=${p.status}`)).toEqual(['standalone:hp=ok', 'standalone:lp=ok', 'corun:none=ok', 'corun:throttle=ok']);
+      for (const p of r.results.phases) for (const t of p.tasks) expect(t.requests.completed, `${p.name} ${t.name}`).toBeGreaterThan(0);
+      const saved = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as Results;
+      expect(saved.backend).toMatchObject({ name: 'cpu', engine: 'ts', engineWhy: 'GPUCOLO_DISPATCH_ENGINE=ts', note: expect.stringMatching(/^timings from the pure-TS cpu backend \(worker_threads, unpinned, JS timers\)/) });
+      expect(saved.backend.device).toMatch(/^cpu:0 \(gpucolo pure-TS cpu backend \(\d+ worker_threads, unpinned\), \d+ compute units\)$/);
+      expect(saved.phases[0].tasks[0].workload).toMatch(/ on cpu \(pure-TS engine\)$/);
+      const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+      expect(md).toMatch(/Dispatch engine: \*\*pure-TS\*\* \(GPUCOLO_DISPATCH_ENGINE=ts\)/);
+      expect(md).toMatch(/> \*\*Pure-TS engine\*\*: timings from the pure-TS cpu backend/);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('CLI with GPUCOLO_NATIVE=0: the run completes on the pure-TS engine', () => {
+    const out = path.join(tmp, 'cli-ts');
+    const r = cli(['run', write('ts-cli.yaml', MIN), '--out', out, '--backend', 'cpu', '--duration', '300ms', '--warmup', '100ms', '--mechanism', 'throttle', '--no-charts'], { GPUCOLO_NATIVE: '0' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const saved = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as Results;
+    expect(saved.backend.engine).toBe('ts');
+    expect(saved.backend.engineWhy).toBe('native core not loaded: GPUCOLO_NATIVE=0');
+    expect(saved.phases.every((p) => p.status === 'ok')).toBe(true);
+  });
+
+  it('a run that fails before its first phase leaves no empty directory', async (ctx) => {
+    const gone = listBackends().find((b) => b.name !== 'cpu' && !b.available);
+    if (!gone) return ctx.skip('every GPU backend is available here: no backend to fail on');
+    const { scenario, source } = loadScenario(write('nobackend.yaml', MIN));
+    const parent = path.join(tmp, 'never-created');
+    const out = path.join(parent, 'a', 'b');
+    await expect(runScenario(scenario, source, { outDir: out, form: 'probe', backend: gone.name, durationNs: 100e6, warmupNs: 0, charts: false })).rejects.toMatchObject({
+      code: 'ENOBACKEND',
+      message: expect.stringMatching(new RegExp(`^backend ${gone.name} unavailable: `)),
+    });
+    expect(fs.existsSync(parent)).toBe(false);
+    // an existing directory stays, untouched
+    fs.mkdirSync(out, { recursive: true });
+    await expect(runScenario(scenario, source, { outDir: out, form: 'probe', backend: gone.name, durationNs: 100e6, warmupNs: 0, charts: false })).rejects.toMatchObject({ code: 'ENOBACKEND' });
+    expect(fs.readdirSync(out)).toEqual([]);
   });
 });

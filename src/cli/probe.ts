@@ -53,8 +53,11 @@ function quantileCells(q: QuantileSummary): string[] {
   return [...q.quantiles.map((x) => (x.supported ? t(x.value) : `(${t(x.value)})`)), t(q.max)];
 }
 
+/** The pure-TS engine's timings are coarser: say so wherever its numbers are printed. */
+const engineNote = (engine: string | undefined): string => (engine === 'ts' ? ' (pure-TS engine: coarser timings)' : '');
+
 function renderLatency(r: LatencyProbeResult): string {
-  const out = [`${r.backend}: ${r.spinNs ? `${formatDuration(r.spinNs)} spin` : 'empty'} kernel, ${r.launches} launches, one in flight`, ''];
+  const out = [`${r.backend}${engineNote(r.engine)}: ${r.spinNs ? `${formatDuration(r.spinNs)} spin` : 'empty'} kernel, ${r.launches} launches, one in flight`, ''];
   out.push(
     ...table(
       ['', 'P50', 'P90', 'P99', 'P99.9', 'MAX', 'N'],
@@ -71,7 +74,7 @@ function renderLatency(r: LatencyProbeResult): string {
 function renderPriority(r: PriorityProbeResult): string {
   const o = r.options;
   const out = [
-    `HP: ${formatDuration(o.hpKernelNs)} kernels, Poisson ${o.hpRateHz}/s; LP: ${o.lpStreams} stream(s) of ${formatDuration(o.lpKernelNs)} kernels, closed loop; ${formatDuration(o.durationNs)} per run; backend ${r.backend} (${r.computeUnits} compute units)`,
+    `HP: ${formatDuration(o.hpKernelNs)} kernels, Poisson ${o.hpRateHz}/s; LP: ${o.lpStreams} stream(s) of ${formatDuration(o.lpKernelNs)} kernels, closed loop; ${formatDuration(o.durationNs)} per run; backend ${r.backend}${engineNote(r.engine)} (${r.computeUnits} compute units)`,
     '',
     'standalone:',
   ];

@@ -8,7 +8,7 @@
  * spatial (`cu-mask`, `sm-partition`: a reserve of compute units only HP may use, so HP never
  * waits behind LP kernels). `none` and `stream-priority` for comparison.
  */
-import type { DispatchMechanism } from '../native.js';
+import type { DispatchEngine, DispatchMechanism } from '../native.js';
 import { quantileOf, quantiles, type QuantileSummary } from '../stats/index.js';
 import { runDispatch, type DispatchRun, type DispatchSpecInput } from './run.js';
 import { kfdCheck, type KfdCheckOptions, type KfdCheckResult } from './kfd-check.js';
@@ -23,11 +23,15 @@ export interface LatencyProbeOptions {
   blocks?: number;
   durationNs?: number;
   warmupNs?: number;
+  /** force an engine (see runDispatch) */
+  engine?: DispatchEngine;
   signal?: AbortSignal;
 }
 
 export interface LatencyProbeResult {
   backend: Backend;
+  /** which engine measured it (the pure-TS engine's timings are coarser) */
+  engine: DispatchEngine;
   spinNs: number;
   launches: number;
   /** complete - submit of back-to-back launches on one stream (closed loop, one in flight) */
@@ -46,10 +50,10 @@ export async function probeLatency(o: LatencyProbeOptions): Promise<LatencyProbe
       warmupNs: o.warmupNs ?? 200e6,
       streams: [{ name: 'probe', highPriority: true, kernel: { spinNs, blocks: o.blocks ?? 1, threadsPerBlock: 64 }, arrival: 'closed-loop', inflight: 1 }],
     },
-    { signal: o.signal },
+    { signal: o.signal, engine: o.engine },
   );
   const s = run.streams[0];
-  return { backend: o.backend, spinNs, launches: s.n, roundTrip: quantiles(s.roundTripNs), device: quantiles(s.deviceNs) };
+  return { backend: o.backend, engine: run.engine, spinNs, launches: s.n, roundTrip: quantiles(s.roundTripNs), device: quantiles(s.deviceNs) };
 }
 
 export interface PriorityProbeOptions {
@@ -78,6 +82,8 @@ export interface PriorityProbeOptions {
    * part runs with it). The CLI enables this for the hip backend on a host with a KFD.
    */
   kfd?: Omit<KfdCheckOptions, 'mechanism' | 'streams'>;
+  /** force an engine (see runDispatch) */
+  engine?: DispatchEngine;
   signal?: AbortSignal;
   onRun?: (label: string) => void;
 }
@@ -109,6 +115,8 @@ export interface CoRunResult {
 
 export interface PriorityProbeResult {
   backend: Backend;
+  /** which engine measured it (the pure-TS engine's timings are coarser) */
+  engine: DispatchEngine;
   options: Omit<PriorityProbeOptions, 'signal' | 'onRun'>;
   computeUnits: number;
   standalone: { hpLatency: QuantileSummary; hpTimeToStart: QuantileSummary; lpThroughput: number; lpKernelNs: number }[];
@@ -154,13 +162,13 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
   const standalone: PriorityProbeResult['standalone'] = [];
   // standalone runs: HP alone (its latency floor), LP alone per LP kernel size (its throughput)
   o.onRun?.('standalone hp');
-  const hpAlone = await runDispatch({ ...base, streams: [hpStream(o)] }, { signal: o.signal });
+  const hpAlone = await runDispatch({ ...base, streams: [hpStream(o)] }, { signal: o.signal, engine: o.engine });
   computeUnits = hpAlone.computeUnits;
   const hp = hpAlone.streams[0];
   const lpAloneBy = new Map<number, number>();
   for (const k of lpKernels) {
     o.onRun?.(`standalone lp (${k / 1e6} ms kernels)`);
-    const lpAlone = await runDispatch({ ...base, streams: lpStreams(o, k) }, { signal: o.signal });
+    const lpAlone = await runDispatch({ ...base, streams: lpStreams(o, k) }, { signal: o.signal, engine: o.engine });
     lpAloneBy.set(k, lpThroughput(lpAlone));
     standalone.push({ hpLatency: quantiles(hp.latencyNs), hpTimeToStart: quantiles(hp.startDelayNs), lpThroughput: lpAloneBy.get(k)!, lpKernelNs: k });
   }
@@ -192,7 +200,7 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
       : null;
     let run: DispatchRun;
     try {
-      run = await runDispatch({ ...base, mechanism: v.mechanism, throttleK: v.k, reserve: spatial ? v.reserve : 0, streams }, { signal: o.signal });
+      run = await runDispatch({ ...base, mechanism: v.mechanism, throttleK: v.k, reserve: spatial ? v.reserve : 0, streams }, { signal: o.signal, engine: o.engine });
     } finally {
       if (timer) clearTimeout(timer);
     }
@@ -221,5 +229,5 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
     });
   }
   const { signal: _s, onRun: _r, kfd: _k, ...options } = o;
-  return { backend: o.backend, options, computeUnits, standalone, runs };
+  return { backend: o.backend, engine: hpAlone.engine, options, computeUnits, standalone, runs };
 }

@@ -1,11 +1,14 @@
 /**
- * The JS side of a dispatch measurement: validates a spec, hands it to the native engine (which
- * runs the whole measurement in its own threads), and turns the per-launch arrays into latencies.
- * Latency is always measured from the INTENDED arrival (no coordinated omission).
+ * The JS side of a dispatch measurement: validates a spec, hands it to an engine (the native one,
+ * which runs the whole measurement in its own threads, or the pure-TS one in worker_threads; see
+ * engine-choice.ts), and turns the per-launch arrays into latencies. Latency is always measured
+ * from the INTENDED arrival (no coordinated omission).
  */
 import { z } from 'zod';
-import { loadNative, nativeReport, type NativeBackendInfo, type NativeDispatchResult, type NativeDispatchSpec } from '../native.js';
-import { GpucoloError } from '../errors.js';
+import { loadNative, type DispatchEngine, type NativeBackendInfo, type NativeDispatchResult, type NativeDispatchSpec } from '../native.js';
+import { GpucoloError, oneLine } from '../errors.js';
+import { chooseEngine } from './engine-choice.js';
+import { startTsDispatch, tsCpuBackendInfo, type TsEngineOptions } from './ts-engine/index.js';
 
 const kernel = z.object({
   spinNs: z.number().int().min(0).max(60e9),
@@ -84,6 +87,10 @@ export interface StreamLaunches {
 
 export interface DispatchRun {
   spec: NativeDispatchSpec;
+  /** which engine measured it */
+  engine: DispatchEngine;
+  /** why that engine (one line) */
+  engineWhy: string;
   /** measured time (duration minus warm-up), ns */
   measuredNs: number;
   deviceOffsetNs: number;
@@ -92,22 +99,25 @@ export interface DispatchRun {
   streams: StreamLaunches[];
 }
 
-function noEngine(): GpucoloError {
-  const why = nativeReport().errors.map((e) => e.message).join('; ');
-  return new GpucoloError(`the dispatch engine (and its cpu backend) runs in the native core, which is not loaded: ${why}`, {
-    code: 'ENONATIVE',
-    hint: 'build it with npm run build:native; gpucolo doctor says why it did not load',
-  });
-}
-
-/** Backends the engine can use, with the reason for each that cannot be used. */
-export function listBackends(): NativeBackendInfo[] {
+/**
+ * Backends the engines can use, with the reason for each that cannot be used. The cpu entry is
+ * the one runDispatch would use (the pure-TS backend when the native core is not loaded or the
+ * TS engine is asked for); cuda/hip are native plugins. Each entry says its `engine`.
+ */
+export function listBackends(opts: { engine?: DispatchEngine } = {}): NativeBackendInfo[] {
   const b = loadNative();
-  if (!b) {
-    const reason = 'native core not loaded';
-    return (['cpu', 'cuda', 'hip'] as const).map((name) => ({ name, available: false, reason, devices: [] }));
+  const native = b ? b.listBackends().map((x) => ({ ...x, engine: 'native' as const })) : null;
+  let cpu: NativeBackendInfo;
+  try {
+    const choice = chooseEngine('cpu', opts.engine);
+    cpu = choice.engine === 'ts' ? tsCpuBackendInfo() : native!.find((x) => x.name === 'cpu')!;
+  } catch (err) {
+    cpu = { name: 'cpu', available: false, reason: oneLine(err), devices: [] };
   }
-  return b.listBackends();
+  const gpus = (['cuda', 'hip'] as const).map(
+    (name): NativeBackendInfo => native?.find((x) => x.name === name) ?? { name, available: false, reason: 'native core not loaded', devices: [], engine: 'native' },
+  );
+  return [cpu, ...gpus];
 }
 
 function measured(raw: NativeDispatchResult['streams'][number]): StreamLaunches {
@@ -130,31 +140,49 @@ function measured(raw: NativeDispatchResult['streams'][number]): StreamLaunches 
   };
 }
 
+export interface RunDispatchOptions {
+  /** aborting it cancels the run (the engine stops and returns what it has) */
+  signal?: AbortSignal;
+  /** force an engine (default: GPUCOLO_DISPATCH_ENGINE, else native when loaded, else ts; GPU backends: native) */
+  engine?: DispatchEngine;
+  /** options of the pure-TS engine (ignored by the native one) */
+  ts?: TsEngineOptions;
+}
+
 /** Runs one measurement. Aborting the signal cancels it (the engine stops and returns what it has). */
-export async function runDispatch(input: DispatchSpecInput, opts: { signal?: AbortSignal } = {}): Promise<DispatchRun> {
+export async function runDispatch(input: DispatchSpecInput, opts: RunDispatchOptions = {}): Promise<DispatchRun> {
   const parsed = dispatchSpecSchema.safeParse(input);
   if (!parsed.success) throw specError(parsed.error);
   const spec = parsed.data as NativeDispatchSpec;
-  const b = loadNative();
-  if (!b) throw noEngine();
-  const backend = b.listBackends().find((x) => x.name === spec.backend);
-  if (!backend?.available) {
-    throw new GpucoloError(`backend ${spec.backend} unavailable: ${backend?.reason ?? 'unknown backend'}`, { code: 'ENOBACKEND' });
+  const choice = chooseEngine(spec.backend, opts.engine);
+  let h: { done: Promise<NativeDispatchResult>; cancel(): void };
+  if (choice.engine === 'ts') {
+    h = startTsDispatch(spec, opts.ts);
+  } else {
+    const backend = listBackends({ engine: 'native' }).find((x) => x.name === spec.backend);
+    if (!backend?.available) {
+      throw new GpucoloError(`backend ${spec.backend} unavailable: ${backend?.reason ?? 'unknown backend'}`, { code: 'ENOBACKEND' });
+    }
+    h = loadNative()!.startDispatch(spec);
   }
-  const h = b.startDispatch(spec);
   const onAbort = (): void => h.cancel();
   opts.signal?.addEventListener('abort', onAbort);
+  if (opts.signal?.aborted) h.cancel();
   let res: NativeDispatchResult;
   try {
     res = await h.done;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
+  res.engine = choice.engine;
   if (res.status !== 0) {
-    throw new GpucoloError(`${spec.backend} dispatch failed: ${res.error}`, { code: res.status === -5 ? 'ETIMEDOUT' : 'EDISPATCH' });
+    const who = choice.engine === 'ts' ? `${spec.backend} dispatch (pure-TS engine)` : `${spec.backend} dispatch`;
+    throw new GpucoloError(`${who} failed: ${res.error}`, { code: res.status === -5 ? 'ETIMEDOUT' : 'EDISPATCH' });
   }
   return {
     spec,
+    engine: choice.engine,
+    engineWhy: choice.why,
     measuredNs: spec.durationNs - spec.warmupNs,
     deviceOffsetNs: res.deviceOffsetNs,
     computeUnits: res.computeUnits,

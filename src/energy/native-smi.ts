@@ -3,7 +3,7 @@
  * librocm_smi64.so, units already converted to %, W, J, °C). Without the native core both are
  * unavailable with "native core not loaded: <why>"; the sysfs readers do not need it.
  */
-import { loadNative, nativeReport, type NativeBinding, type NativePowerBackend } from '../native.js';
+import { loadNative, nativeReport, rebuildHint, type NativeBinding, type NativePowerBackend } from '../native.js';
 import { oneLine } from '../errors.js';
 import type { EnergySample, EnergySourceProbe, OpenedSource } from './types.js';
 
@@ -30,7 +30,7 @@ export function openNativeSmi(name: NativeSmiName, binding: NativeBinding | null
   }
   const { powerBackends, powerSample } = binding;
   if (typeof powerBackends !== 'function' || typeof powerSample !== 'function') {
-    return unavailable(name, 'the native core has no power counters (built before native/power): run npm run build:native');
+    return unavailable(name, `the native core has no power counters (built before native/power): run ${rebuildHint()}`);
   }
   let info: NativePowerBackend | undefined;
   try {

@@ -91,7 +91,7 @@ function compareTask(phase: string, a: TaskResult, b: TaskResult): CompareRow {
 }
 
 function describe(r: Results): string {
-  return `${r.scenario.name}, ${r.scenario.form} on ${r.backend.name}${r.backend.gpu ? ` (${r.backend.gpu})` : ''}, ${r.host.hostname}, ${r.createdAt}${r.partial ? ', PARTIAL' : ''}`;
+  return `${r.scenario.name}, ${r.scenario.form} on ${r.backend.name}${r.backend.gpu ? ` (${r.backend.gpu})` : ''}${r.backend.engine === 'ts' ? ' (pure-TS engine)' : ''}, ${r.host.hostname}, ${r.createdAt}${r.partial ? ', PARTIAL' : ''}`;
 }
 
 function tableCells(rows: CompareRow[]): Comparison['table'] {

@@ -34,6 +34,12 @@ function fenced(lines: string[]): string[] {
   return [fence, ...lines, fence];
 }
 
+/** Which dispatch engine timed the probe form, and why ("" for results without one: torch form, older files). */
+function engineText(b: Results['backend']): string {
+  if (!b.engine) return '';
+  return `Dispatch engine: **${b.engine === 'ts' ? 'pure-TS' : 'native'}**${b.engineWhy ? ` (${b.engineWhy})` : ''}. `;
+}
+
 function header(r: Results): string[] {
   const { scenario: s, backend: b, host: h } = r;
   const where = [b.device, b.gpu].filter((x): x is string => !!x).join(', ');
@@ -43,8 +49,9 @@ function header(r: Results): string[] {
     `# gpucolo report: ${s.name}`,
     '',
     `Scenario **${s.name}** (\`${s.source}\`) in **${s.form}** form on backend **${b.name}**${where ? ` (${where})` : ''}: ${b.why}. ` +
-      `Host ${h.hostname} (${hostBits.join(', ')}); ${r.createdAt}; ${version}.`,
+      `${engineText(b)}Host ${h.hostname} (${hostBits.join(', ')}); ${r.createdAt}; ${version}.`,
   ];
+  if (b.engine === 'ts') out.push('', `> **Pure-TS engine**: ${b.note ?? 'timings from the pure-TS cpu backend'}.`);
   if (r.partial) {
     out.push('', '> **PARTIAL RESULTS**: the run stopped early (interrupted or a fatal error); phases after that point are missing or partial.');
   }

@@ -1,7 +1,8 @@
 /**
- * The probe form of a scenario phase: every task becomes one stream of the native dispatch engine
- * (spin kernels of the task's duration on the cpu, cuda or hip backend), all in one measurement,
- * so the engine times every launch in its own threads. Scheduled arrivals are handed over as a
+ * The probe form of a scenario phase: every task becomes one stream of the dispatch engine (spin
+ * kernels of the task's duration on the cpu, cuda or hip backend), all in one measurement, so the
+ * engine times every launch in its own threads (the native engine's, or the pure-TS engine's
+ * worker_threads when the native core is not loaded: see src/dispatch/engine-choice.ts). Scheduled arrivals are handed over as a
  * `list` arrival (the same schedule the torch form would use); closed-loop tasks stay closed loop.
  *
  * Priorities: the engine has two levels, so the task(s) with the highest priority are its
@@ -9,7 +10,7 @@
  * runs its two lower ones at one level here; the report says so).
  */
 import { runDispatch, listBackends, type DispatchRun, type DispatchSpecInput } from '../dispatch/index.js';
-import type { DispatchMechanism, NativeBackendInfo } from '../native.js';
+import type { DispatchEngine, DispatchMechanism, NativeBackendInfo } from '../native.js';
 import { arrivalTimes } from './arrivals.js';
 import type { Mechanism, ProbeWorkload, Task } from './schema.js';
 import type { PhaseStatus, TaskSamples } from './types.js';
@@ -25,6 +26,8 @@ export interface ProbePhaseOptions {
   throttleK: number;
   durationNs: number;
   warmupNs: number;
+  /** force a dispatch engine (default: runDispatch's choice) */
+  engine?: DispatchEngine;
   signal?: AbortSignal;
 }
 
@@ -36,13 +39,15 @@ export interface ProbePhaseResult {
   computeUnits: number;
   /** blocks each task's kernels ran with ("fill" resolved) */
   blocks: Record<string, number>;
+  /** the engine that measured the phase; null when it did not run */
+  engine: DispatchEngine | null;
 }
 
 const ENGINE_MECHANISMS: readonly Mechanism[] = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'];
 
-/** The backend's device, or null with the reason. */
-export function probeDevice(backend: ProbeBackend, device = 0): { info: NativeBackendInfo; dev: NativeBackendInfo['devices'][number] } | { reason: string } {
-  const info = listBackends().find((b) => b.name === backend);
+/** The backend's device (as the engine that will drive it sees it), or null with the reason. */
+export function probeDevice(backend: ProbeBackend, device = 0, engine?: DispatchEngine): { info: NativeBackendInfo; dev: NativeBackendInfo['devices'][number] } | { reason: string } {
+  const info = listBackends({ engine }).find((b) => b.name === backend);
   if (!info?.available) return { reason: `backend ${backend} unavailable: ${info?.reason ?? 'unknown backend'}` };
   const dev = info.devices[device];
   if (!dev) return { reason: `backend ${backend} has no device ${device} (${info.devices.length} device(s))` };
@@ -147,11 +152,11 @@ function emptySamples(tasks: ProbePhaseOptions['tasks'], measuredNs: number): Ta
 
 export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseResult> {
   const measuredNs = o.durationNs;
-  const found = probeDevice(o.backend, o.device ?? 0);
-  if ('reason' in found) return { status: 'failed', reason: found.reason, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: 0, blocks: {} };
+  const found = probeDevice(o.backend, o.device ?? 0, o.engine);
+  if ('reason' in found) return { status: 'failed', reason: found.reason, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: 0, blocks: {}, engine: null };
   const dev = found.dev;
   const problem = probeMechanismProblem(o.mechanism, o.backend, dev, o.reserve);
-  if (problem) return { status: 'skipped', reason: problem, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: dev.computeUnits, blocks: {} };
+  if (problem) return { status: 'skipped', reason: problem, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: dev.computeUnits, blocks: {}, engine: null };
 
   const spanNs = o.warmupNs + o.durationNs;
   const top = Math.max(...o.tasks.map((x) => x.task.priority));
@@ -186,11 +191,11 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
         watchdogNs: Math.max(10e9, ...o.tasks.map((x) => x.workload.kernel * 20)),
         streams,
       },
-      { signal: o.signal },
+      { signal: o.signal, engine: o.engine },
     );
   } catch (err) {
     const aborted = o.signal?.aborted === true;
-    return { status: aborted ? 'partial' : 'failed', reason: aborted ? 'interrupted' : (err as Error).message, samples: emptySamples(o.tasks, measuredNs), notes, computeUnits: dev.computeUnits, blocks };
+    return { status: aborted ? 'partial' : 'failed', reason: aborted ? 'interrupted' : (err as Error).message, samples: emptySamples(o.tasks, measuredNs), notes, computeUnits: dev.computeUnits, blocks, engine: null };
   }
   const samples = o.tasks.map(({ task, workload }) => samplesOf(run, task, workload, spanNs, o.warmupNs));
   if (o.mechanism === 'stream-priority') {
@@ -200,7 +205,8 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
     if (used.size < ranks.length) notes.push(`the backend's priority range has fewer levels than the scenario's ${ranks.length} priorities: some tasks share a stream priority`);
   }
   const failed = samples.find((s) => s.error);
-  if (o.signal?.aborted) return { status: 'partial', reason: 'interrupted', samples, notes, computeUnits: run.computeUnits, blocks };
-  if (failed) return { status: 'failed', reason: `${failed.task}: ${failed.error}`, samples, notes, computeUnits: run.computeUnits, blocks };
-  return { status: 'ok', samples, notes, computeUnits: run.computeUnits, blocks };
+  const engine = run.engine;
+  if (o.signal?.aborted) return { status: 'partial', reason: 'interrupted', samples, notes, computeUnits: run.computeUnits, blocks, engine };
+  if (failed) return { status: 'failed', reason: `${failed.task}: ${failed.error}`, samples, notes, computeUnits: run.computeUnits, blocks, engine };
+  return { status: 'ok', samples, notes, computeUnits: run.computeUnits, blocks, engine };
 }

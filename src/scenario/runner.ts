@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { GpucoloError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { listBackends } from '../dispatch/index.js';
+import { listBackends, probeChoice, TS_BACKEND_NOTE } from '../dispatch/index.js';
+import type { DispatchEngine } from '../native.js';
 import { startSampling, type SamplingSummary } from '../energy/index.js';
 import { renderCharts, renderMarkdown, writeFileAtomic, writeJsonAtomic } from '../report/index.js';
 import { runProbePhase, probeDevice, type ProbeBackend } from './probe-driver.js';
@@ -17,7 +18,7 @@ import { runTorchPhase } from './torch-driver.js';
 import { taskResult, phaseFairness, successVerdicts } from './summarize.js';
 import type { Form, Mechanism, Scenario, Task } from './schema.js';
 import { RESULTS_SCHEMA, type PhaseResult, type PhaseStatus, type Results, type TaskResult, type TaskSamples } from './types.js';
-import { makeDirs } from '../fs-dirs.js';
+import { lazyDir } from '../fs-dirs.js';
 import { MAX_ARRIVALS, expectedArrivals } from './arrivals.js';
 
 export interface RunScenarioOptions {
@@ -36,7 +37,17 @@ export interface RunScenarioOptions {
 }
 
 export type RunEvent =
-  | { type: 'start'; form: Form; backend: string; why: string; phases: string[] }
+  | {
+      type: 'start';
+      form: Form;
+      backend: string;
+      why: string;
+      /** the dispatch engine of the probe form ('ts': the pure-TS cpu backend, coarser timings); null for the torch form, which dispatches nothing */
+      engine: DispatchEngine | null;
+      /** why that engine, one line ("native core loaded", "native core not loaded (...)", "GPUCOLO_DISPATCH_ENGINE=ts"); null for the torch form */
+      engineWhy: string | null;
+      phases: string[];
+    }
   | { type: 'phase-start'; phase: string; index: number; total: number; spanNs: number }
   | { type: 'progress'; phase: string; elapsedNs: number; completed: number; task: string; p99Ns: number | null }
   | { type: 'phase-end'; phase: PhaseResult }
@@ -53,26 +64,15 @@ interface Plan {
   backend: string;
   probeBackend: ProbeBackend | null;
   why: string;
+  /** probe form: the dispatch engine and why; null for the torch form */
+  engine: DispatchEngine | null;
+  engineWhy: string | null;
 }
 
 /** Does PyTorch import with this python? (no shell; torch imports in ~2 s) */
 function pythonHasTorch(python: string): boolean {
   const r = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
   return r.status === 0;
-}
-
-function resolveProbeBackend(b: Scenario['backend']): { backend: ProbeBackend; why: string } {
-  if (b !== 'auto') return { backend: b, why: `backend ${b} as asked` };
-  const list = listBackends();
-  for (const name of ['cuda', 'hip'] as const) {
-    const x = list.find((y) => y.name === name);
-    if (x?.available && x.devices.length) return { backend: name, why: `auto: ${name} is available (${x.devices[0].name})` };
-  }
-  const why = list
-    .filter((x) => x.name !== 'cpu')
-    .map((x) => `${x.name}: ${x.available ? 'no device' : (x.reason ?? 'unavailable')}`)
-    .join('; ');
-  return { backend: 'cpu', why: `cpu backend (${why})` };
 }
 
 /** Which form and backend run, and why (said on screen and in results.json). */
@@ -89,19 +89,20 @@ export function planRun(s: Scenario, o: Pick<RunScenarioOptions, 'form' | 'backe
   if (want === 'torch' && !allTorch) throw new GpucoloError(`scenario ${s.name}: --form torch, but task(s) ${missing('torch')} have no torch workload`, { code: 'EBADSCENARIO' });
   if (!allProbe && !allTorch) throw new GpucoloError(`scenario ${s.name}: every task needs the same form (probe or torch); probe missing in ${missing('probe')}, torch missing in ${missing('torch')}`, { code: 'EBADSCENARIO' });
   const probe = (why: string): Plan => {
-    const r = resolveProbeBackend(o.backend ?? s.backend);
-    return { form: 'probe', backend: r.backend, probeBackend: r.backend, why: `${why}; ${r.why}` };
+    const r = probeChoice(o.backend ?? s.backend, listBackends());
+    return { form: 'probe', backend: r.backend, probeBackend: r.backend, why: `${why}; ${r.why}`, engine: r.engine, engineWhy: r.engineWhy };
   };
+  const torch = (why: string): Plan => ({ form: 'torch', backend: 'torch', probeBackend: null, why, engine: null, engineWhy: null });
   if (want === 'probe') return probe('probe form as asked');
-  if (want === 'torch') return { form: 'torch', backend: 'torch', probeBackend: null, why: 'torch form as asked' };
+  if (want === 'torch') return torch('torch form as asked');
   // auto
   if (!allTorch) return probe('auto: the tasks have only a probe form');
   const python = o.python ?? process.env.GPUCOLO_PYTHON ?? '/usr/bin/python3';
   const gpu = listBackends().some((b) => (b.name === 'cuda' || b.name === 'hip') && b.available && b.devices.length > 0);
-  if (!allProbe) return { form: 'torch', backend: 'torch', probeBackend: null, why: 'auto: the tasks have only a torch form' };
+  if (!allProbe) return torch('auto: the tasks have only a torch form');
   if (!gpu) return probe('no GPU here, so the probe form');
   if (!pythonHasTorch(python)) return probe(`auto: PyTorch does not import with ${python}, so the probe form`);
-  return { form: 'torch', backend: 'torch', probeBackend: null, why: 'auto: a GPU and PyTorch are here, so the torch form' };
+  return torch('auto: a GPU and PyTorch are here, so the torch form');
 }
 
 function phaseNames(s: Scenario, mechanisms: Mechanism[]): { name: string; kind: 'standalone' | 'corun'; mechanism: Mechanism; tasks: Task[] }[] {
@@ -193,7 +194,6 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
       throw new GpucoloError(`${source}: task "${t.name}": about ${Math.round(n).toExponential(2)} arrivals in one phase of ${(warmupNs + durationNs) / 1e9} s (warmup + duration), more than ${MAX_ARRIVALS}: lower the rate or the duration`, { code: 'EBADSCENARIO' });
     }
   }
-  makeDirs(o.outDir);
   const resultsPath = path.join(o.outDir, 'results.json');
 
   let gpu: string | null = null;
@@ -211,12 +211,27 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     partial: true,
     scenario: { name: s.name, source, form: plan.form, config: { ...s, duration: durationNs, warmup: warmupNs, mechanisms } },
     host: hostInfo(),
-    backend: { name: plan.backend, device, gpu, why: plan.why },
+    backend: {
+      name: plan.backend,
+      device,
+      gpu,
+      why: plan.why,
+      ...(plan.engine ? { engine: plan.engine, engineWhy: plan.engineWhy ?? '' } : {}),
+      ...(plan.engine === 'ts' ? { note: TS_BACKEND_NOTE } : {}),
+    },
     phases: [],
     success: [],
   };
-  o.onEvent?.({ type: 'start', form: plan.form, backend: plan.backend, why: plan.why, phases: phases.map((p) => p.name) });
-  writeJsonAtomic(resultsPath, results);
+  o.onEvent?.({ type: 'start', form: plan.form, backend: plan.backend, why: plan.why, engine: plan.engine, engineWhy: plan.engineWhy, phases: phases.map((p) => p.name) });
+  // the output directory appears with the first result: a run that fails before it leaves nothing
+  const outDir = lazyDir(o.outDir);
+  try {
+    outDir.ensure();
+    writeJsonAtomic(resultsPath, results);
+  } catch (err) {
+    outDir.removeIfEmpty();
+    throw err;
+  }
 
   const standalone = new Map<string, TaskResult>();
   let interrupted = false;
@@ -244,10 +259,12 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
         throttleK: s.throttleK,
         durationNs,
         warmupNs,
+        engine: plan.engine ?? undefined,
         signal: o.signal,
       });
       ({ status, reason, samples, notes, blocks, computeUnits } = r);
-      for (const t of ph.tasks) workloads[t.name] = `probe: ${t.probe!.kernels > 1 ? `${t.probe!.kernels} x ` : ''}${t.probe!.kernel / 1e6} ms kernel, ${blocks[t.name] ?? t.probe!.blocks} block(s) on ${plan.probeBackend}`;
+      const on = `${plan.probeBackend}${plan.engine === 'ts' ? ' (pure-TS engine)' : ''}`;
+      for (const t of ph.tasks) workloads[t.name] = `probe: ${t.probe!.kernels > 1 ? `${t.probe!.kernels} x ` : ''}${t.probe!.kernel / 1e6} ms kernel, ${blocks[t.name] ?? t.probe!.blocks} block(s) on ${on}`;
     } else {
       const started = process.hrtime.bigint();
       const r = await runTorchPhase({

@@ -1,6 +1,6 @@
 /**
- * The contract between the scenario drivers (probe: native dispatch engine; torch: model
- * workers), the statistics and the reports.
+ * The contract between the scenario drivers (probe: the dispatch engine, native or pure-TS;
+ * torch: model workers), the statistics and the reports.
  *
  *   driver -> TaskSamples (raw per-request arrays of one phase)
  *   stats  -> TaskResult  (summaries, SLO verdicts)       -> PhaseResult -> Results (results.json)
@@ -115,7 +115,18 @@ export interface Results {
   partial: boolean;
   scenario: { name: string; source: string; form: 'probe' | 'torch'; config: unknown };
   host: { hostname: string; os: string; cpus: number; node: string; python?: string; torch?: string };
-  backend: { name: string; device: string | null; gpu: string | null; why: string };
+  backend: {
+    name: string;
+    device: string | null;
+    gpu: string | null;
+    why: string;
+    /** probe form: the dispatch engine that timed the launches ('ts': the pure-TS cpu backend); absent for the torch form */
+    engine?: 'native' | 'ts';
+    /** why that engine, one line */
+    engineWhy?: string;
+    /** what the engine means for the numbers (set for the pure-TS engine) */
+    note?: string;
+  };
   phases: PhaseResult[];
   success: SuccessVerdict[];
 }

@@ -43,3 +43,48 @@ export function makeDirs(dir: string, mode?: number): void {
   const second = once();
   if (second !== null) throw fail(abs, second);
 }
+
+/**
+ * The directories makeDirs(dir) is about to create, outermost first ([] when dir exists). A
+ * command that then fails before doing any work hands them to removeEmptyDirs, so a typo or a
+ * broken model leaves no empty output directory behind.
+ */
+export function missingDirs(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
+    out.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  return out;
+}
+
+/** Removes `dirs` innermost first while they are empty; one with anything in it stays (and its parents). */
+export function removeEmptyDirs(dirs: readonly string[]): void {
+  for (const d of [...dirs].reverse()) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      return;
+    }
+  }
+}
+
+/**
+ * An output directory created on first use (`ensure`), remembering which levels it created so
+ * that a run failing before its first result can take them away again (`removeIfEmpty`).
+ */
+export function lazyDir(dir: string): { ensure(): void; removeIfEmpty(): void } {
+  let created: string[] | null = null;
+  return {
+    ensure() {
+      if (created) return;
+      const missing = missingDirs(dir);
+      makeDirs(dir);
+      created = missing;
+    },
+    removeIfEmpty() {
+      removeEmptyDirs(created ?? []);
+      created = null;
+    },
+  };
+}

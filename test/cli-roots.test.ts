@@ -64,6 +64,13 @@ describe('roots given on the command line', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
+  it('doctor --debugfs-root MISSING: exit 2 naming it; doctor with its defaults still exits 0', () => {
+    const r = run(['doctor', '--debugfs-root', MISSING]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`gpucolo: --debugfs-root ${MISSING}: no such directory\n`);
+    expect(run(['doctor', '--json']).code).toBe(0);
+  });
+
   it('an existing root works as before (the bundled host tree)', () => {
     const r = run(['queues', '--root', EXAMPLE]);
     expect(r.code).toBe(0);

@@ -39,8 +39,7 @@ import { extractMetrics } from './metrics.js';
 import { missingRepoDirs, planRuns } from './plan.js';
 import { summaryCsv, summaryMarkdown } from './summary.js';
 import { EXPERIMENT_RESULT_SCHEMA, type EnergyMetrics, type ExperimentResult, type JobOutcome, type PlannedRun } from './types.js';
-import { makeDirs } from '../../fs-dirs.js';
-import { missingDirs, removeEmptyDirs } from '../staged/created-dirs.js';
+import { makeDirs, missingDirs, removeEmptyDirs } from '../../fs-dirs.js';
 
 // ---- loading --------------------------------------------------------------------------------------
 

@@ -26,8 +26,7 @@ import { planPipeline, type Plan, type PlanStageInput, type PlanStep } from './p
 import { loadPipeline, stageInputs, type Pipeline } from './schema.js';
 import { buildReport, writeReport, type StagedReport, type SwapRecord } from './report.js';
 import { writeFileAtomic } from '../../report/index.js';
-import { makeDirs } from '../../fs-dirs.js';
-import { missingDirs, removeEmptyDirs } from './created-dirs.js';
+import { makeDirs, missingDirs, removeEmptyDirs } from '../../fs-dirs.js';
 
 export type StagedEvent =
   | { type: 'warning'; message: string }

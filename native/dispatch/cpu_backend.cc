@@ -75,6 +75,7 @@ struct Job {
   uint32_t done = 0;        // blocks finished
   uint64_t launch_ns = 0;   // when launch() queued it
   uint64_t start_ns = 0;    // first block's start (written by that block's worker)
+  uint64_t end_ns = 0;      // latest end among its finished blocks (under the device lock)
 };
 
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) && std::atomic<uint32_t>::is_always_lock_free,
@@ -432,7 +433,10 @@ class Backend {
       }
       --j->running;
       ++j->done;
-      if (j->done == j->blocks) FinishHeadLocked(s, now);
+      // the kernel ends with the block that ended last, which need not be the block retired last:
+      // a worker preempted between its spin and the lock retires its block late
+      j->end_ns = std::max(j->end_ns, now);
+      if (j->done == j->blocks) FinishHeadLocked(s, j->end_ns);
     }
   }
 

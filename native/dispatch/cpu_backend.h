@@ -13,8 +13,8 @@
 //  - A block spins (busy-waits on CLOCK_MONOTONIC) until spin_ns have passed since it started.
 //    An empty kernel (spin_ns 0) needs no worker: it starts and ends (same timestamp) as soon as
 //    it reaches the head of its stream, inline in launch() when the stream is idle.
-//  - Device timestamps are CLOCK_MONOTONIC ns: start of the kernel's first block, end of its last
-//    block; read_device_time() is CLOCK_MONOTONIC, so the device/host offset is ~0.
+//  - Device timestamps are CLOCK_MONOTONIC ns: start of the kernel's first block, end of the block
+//    that ended last (not the one retired last); read_device_time() is CLOCK_MONOTONIC, so the device/host offset is ~0.
 //  - threads_per_block is accepted and ignored.
 //
 // Beyond the header's contract (gpu_plugin.h):

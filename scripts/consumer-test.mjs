@@ -56,14 +56,15 @@ async function test(name, fn) {
 let tarball = args.includes('--tarball') ? path.resolve(args[args.indexOf('--tarball') + 1]) : null;
 if (!tarball) {
   log('npm pack (prepack: tsc + prebuilds)...');
-  const r = sh('npm', ['pack', '--json', '--pack-destination', work], { cwd: root });
-  if (r.status !== 0) {
-    log(`npm pack failed:\n    ${tail(r.out, 30)}`);
+  // (not --json: the prepack build's output shares stdout with it)
+  const r = sh('npm', ['pack', '--pack-destination', work], { cwd: root });
+  const made = fs.readdirSync(work).filter((f) => f.endsWith('.tgz'));
+  if (r.status !== 0 || made.length !== 1) {
+    log(`npm pack failed (exit ${r.status}):\n    ${tail(r.out, 30)}`);
     console.log('consumer tests: 0 passed, 1 failed');
     process.exit(1);
   }
-  const info = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')));
-  tarball = path.join(work, info[0].filename);
+  tarball = path.join(work, made[0]);
 }
 const listing = sh('tar', ['tzf', tarball]).stdout.split('\n').filter(Boolean);
 
@@ -133,7 +134,7 @@ await test('tarball: dist, types, prebuild, examples; no tests, sources maps or 
     check(has(p), `missing ${p}`);
   check(listing.some((f) => /^package\/prebuilds\/linux-x64\/[^/]+\.node$/.test(f)), 'no linux-x64 prebuild');
   for (const p of ['native/tests', 'test', 'bench', 'build', 'src', 'node_modules', '.ci']) check(!has(p), `carries ${p}/`);
-  check(!listing.some((f) => f.endsWith('.map')), 'carries source maps');
+  check(!listing.some((f) => /\.(js|ts)\.map$/.test(f)), 'carries source maps');
 });
 
 await test('prebuilt: quiet install, ESM import, types, doctor, the main job from the project dir', () => {

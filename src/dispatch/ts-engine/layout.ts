@@ -6,6 +6,8 @@
  * cannot import this module), so all offsets are computed here, once, on the main thread.
  */
 
+import type { NativeDispatchStreamResult } from '../../native.js';
+
 /** Slots per stream, as GPUCOLO_SLOTS in native/dispatch/gpu_plugin.h: at most SLOTS-1 launches in flight. */
 export const SLOTS = 4096;
 
@@ -204,21 +206,9 @@ export interface EngineWorkerData {
   debug: TsEngineDebug;
 }
 
-/** What the engine worker posts at the end (arrays are transferred). */
-export interface EngineStreamOut {
-  name: string;
-  highPriority: boolean;
-  priority: number;
+/** What the engine worker posts at the end per stream (arrays are transferred): the native result's shape, plus the mask it ran with. */
+export interface EngineStreamOut extends NativeDispatchStreamResult {
   cuMask: number[];
-  intendedNs: Float64Array;
-  submitNs: Float64Array;
-  deviceStartNs: Float64Array;
-  deviceEndNs: Float64Array;
-  completeNs: Float64Array;
-  warmup: Uint8Array;
-  launches: number;
-  errors: number;
-  error: string;
   dropped: number;
 }
 

@@ -38,7 +38,19 @@ function tmpTree(files: Record<string, string>): string {
   dirs.push(d);
   return d;
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Runs the sampler's interval timer for `ms` of fake time: exactly ms / interval ticks, however
+ * busy the host (with a real 350 ms sleep a starved event loop could run fewer). The samples keep
+ * their real CLOCK_MONOTONIC stamps.
+ */
+function withFakeInterval<T>(fn: (advance: (ms: number) => void) => T): T {
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+  try {
+    return fn((ms) => vi.advanceTimersByTime(ms));
+  } finally {
+    vi.useRealTimers();
+  }
+}
 
 function codeOf(fn: () => unknown): { code?: string; message: string; path?: string } {
   try {
@@ -290,19 +302,23 @@ function findSource(list: SourceSummary[], name: string, id?: string): SourceSum
 
 describe('startSampling (sysfs sources, no native needed)', () => {
   it('samples at the interval until stop(), with the right means', async () => {
-    const sampling = startSampling({ intervalMs: 50, sources: ['amdgpu-sysfs', 'rapl'], roots: { sysfs: SYSFS } });
-    expect(sampling.sources.map((s) => [s.name, s.available])).toEqual([
-      ['amdgpu-sysfs', true],
-      ['rapl', true],
-    ]);
-    await sleep(350);
-    const sum = await sampling.stop();
-    expect(await sampling.stop()).toBe(sum);
+    const sum = await withFakeInterval((advance) => {
+      const sampling = startSampling({ intervalMs: 50, sources: ['amdgpu-sysfs', 'rapl'], roots: { sysfs: SYSFS } });
+      expect(sampling.sources.map((s) => [s.name, s.available])).toEqual([
+        ['amdgpu-sysfs', true],
+        ['rapl', true],
+      ]);
+      advance(350);
+      return sampling.stop().then(async (first) => {
+        expect(await sampling.stop()).toBe(first);
+        return first;
+      });
+    });
     expect(sum.intervalMs).toBe(50);
     expect(sum.lowConfidence).toBe(true);
     expect(sum.sources).toHaveLength(2 + 4);
     const card0 = findSource(sum.sources, 'amdgpu-sysfs', 'card0');
-    expect(card0.samples).toBeGreaterThanOrEqual(5);
+    expect(card0.samples).toBe(1 + 7 + 1); // at the start, 7 ticks of 50 ms in 350 ms, at stop()
     expect(card0).toMatchObject({ available: true, errors: 0, utilisation: { mean: 42, max: 42 }, powerW: { mean: 187, max: 187 } });
     expect(card0).toMatchObject({ energyJ: 0, energyFrom: 'counter', powerFrom: 'sensor', temperatureC: { mean: 71.5, max: 71.5 } });
     const card2 = findSource(sum.sources, 'amdgpu-sysfs', 'card2');
@@ -413,18 +429,20 @@ describe.skipIf(nativeSkip !== '')(`native NVML / ROCm SMI through fakes${native
     expect(probeEnergySources({ sources: ['nvml'] })[0]).toMatchObject({ available: false, reason: expect.stringMatching(/not found/) });
   });
 
-  it('startSampling over ~350 ms at 50 ms: >= 5 samples, counter energy, integrated power, per-field errors', async () => {
+  it('startSampling over 350 ms at 50 ms: 9 samples, counter energy, integrated power, per-field errors', async () => {
     vi.stubEnv('GPUCOLO_NVML_LIB', FAKE_NVML!);
     vi.stubEnv('GPUCOLO_ROCM_SMI_LIB', FAKE_RSMI!);
-    const sampling = startSampling({ intervalMs: 50, sources: ['nvml', 'rocm-smi'] });
-    expect(sampling.sources.map((s) => [s.name, s.available, s.devices.map((d) => d.id)])).toEqual([
-      ['nvml', true, ['nvml:0', 'nvml:1']],
-      ['rocm-smi', true, ['rocm-smi:0', 'rocm-smi:1']],
-    ]);
-    await sleep(350);
-    const sum = await sampling.stop();
+    const sum = await withFakeInterval((advance) => {
+      const sampling = startSampling({ intervalMs: 50, sources: ['nvml', 'rocm-smi'] });
+      expect(sampling.sources.map((s) => [s.name, s.available, s.devices.map((d) => d.id)])).toEqual([
+        ['nvml', true, ['nvml:0', 'nvml:1']],
+        ['rocm-smi', true, ['rocm-smi:0', 'rocm-smi:1']],
+      ]);
+      advance(350);
+      return sampling.stop();
+    });
     const n0 = findSource(sum.sources, 'nvml', 'nvml:0');
-    expect(n0.samples).toBeGreaterThanOrEqual(5);
+    expect(n0.samples).toBe(1 + 7 + 1); // at the start, 7 ticks of 50 ms in 350 ms, at stop()
     expect(n0).toMatchObject({ errors: 0, utilisation: { mean: 37, max: 37 }, powerW: { mean: 123.456, max: 123.456 }, energyFrom: 'counter', temperatureC: { mean: 61, max: 61 } });
     expect(n0.energyJ).toBe(n0.samples - 1); // 1 J per call of the fake
     const n1 = findSource(sum.sources, 'nvml', 'nvml:1');

@@ -22,6 +22,8 @@ import {
   scanStats,
   subtree,
 } from '../src/runners/supervisor/index.js';
+import { HANG_MS } from './helpers/load.js';
+import { waitFor } from './helpers/procs.js';
 
 interface FakeProc {
   pid: number;
@@ -176,8 +178,8 @@ describe('real /proc', () => {
     const sh = spawn('sh', ['-c', 'sleep 100 & echo $!; wait'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     try {
       const gc = await new Promise<number>((resolve) => sh.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
-      // $! is known as soon as sh forked: wait until the fork has become sleep
-      for (let i = 0; i < 400 && readStat('/proc', gc)?.name !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 20));
+      // $! is known as soon as sh forked: wait until the fork has become sleep (a guard, not a speed)
+      await waitFor(() => readStat('/proc', gc)?.name === 'sleep', HANG_MS, 'the grandchild to exec sleep');
       expect(readStatus('/proc', gc)!.ppid).toBe(sh.pid);
       expect(isDescendantOf('/proc', gc, new Set([process.pid]))).toBe(true);
       expect(isDescendantOf('/proc', process.pid, new Set([gc]))).toBe(false);

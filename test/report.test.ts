@@ -262,10 +262,12 @@ describe('writeFileAtomic / writeJsonAtomic', () => {
     const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
     let got = '';
     reader.stdout.on('data', (d) => (got += d));
-    const exited = new Promise((r) => reader.on('exit', r));
+    // 'close': cat exited and its output was read to the end (no race against a timer: on a busy
+    // host cat may take seconds; a writer that never closed the FIFO would hit the test timeout)
+    const closed = new Promise((r) => reader.on('close', r));
     try {
       writeFileAtomic(fifo, 'through the pipe');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      await closed;
     } finally {
       reader.kill('SIGKILL');
     }

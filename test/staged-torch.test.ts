@@ -30,11 +30,11 @@ function copyExample(change: { pipeline?: (p: Record<string, any>) => void; item
   tmps.push(dir);
   for (const f of fs.readdirSync(EXAMPLE)) if (fs.statSync(path.join(EXAMPLE, f)).isFile()) fs.copyFileSync(path.join(EXAMPLE, f), path.join(dir, f));
   const file = path.join(dir, 'pipeline.yaml');
-  if (change.pipeline) {
-    const p = YAML.parse(fs.readFileSync(file, 'utf8')) as Record<string, any>;
-    change.pipeline(p);
-    fs.writeFileSync(file, YAML.stringify(p));
-  }
+  // the example names no output_dir (default: under the current directory); the tests write in dir
+  const p = YAML.parse(fs.readFileSync(file, 'utf8')) as Record<string, any>;
+  p.budgets.output_dir = 'out';
+  change.pipeline?.(p);
+  fs.writeFileSync(file, YAML.stringify(p));
   if (change.items) {
     const items = JSON.parse(fs.readFileSync(path.join(dir, 'items.json'), 'utf8')) as Items;
     change.items(items);

@@ -1,8 +1,11 @@
 /**
  * The supervisor against real processes: sh scripts with sleeping grandchildren, TERM-ignoring
  * groups, grandchildren holding pipes, spawn failures, and node scripts that use the supervisor
- * and get signaled. Graces are short (200 ms); time is asserted only as lower bounds (SIGKILL not
- * before the grace) and through generous timeouts.
+ * and get signaled. Graces are short (200 ms) where the group ignores SIGTERM anyway. Time is
+ * asserted only as a lower bound (SIGKILL not before the grace), which a slow host cannot break;
+ * everything else waits for events (an output line, a pid in /proc, a registry state) with
+ * deadlines that only guard against hangs (HANG_MS), and "at once" is shown against graces of a
+ * minute or an hour that a broken escalation would wait out.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Supervisor, UsageError, descendants, readRunRegistry, readStat, RUNS_SCHEMA, type SupervisedChild } from '../src/runners/supervisor/index.js';
+import { HANG_MS } from './helpers/load.js';
 import { alive, dead, sleep, waitFor } from './helpers/procs.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -44,7 +48,7 @@ function collect(stream: Readable | null): { text: () => string; ended: Promise<
 
 /** Waits for the child to print `lines` lines and returns them (pids, "ready" markers). */
 async function lines(out: { text: () => string }, n: number): Promise<string[]> {
-  await waitFor(() => out.text().split('\n').length > n, 8000, `${n} lines of output`);
+  await waitFor(() => out.text().split('\n').length > n, HANG_MS, `${n} lines of output`);
   return out.text().split('\n').slice(0, n);
 }
 
@@ -121,7 +125,7 @@ describe('start and exit', () => {
     const sup = supervisor();
     const file = path.join(tmp, 'out.log');
     const a = sup.start({ argv: ['sh', '-c', 'echo one; echo err >&2; exec sleep 100'], stdout: { file }, stderr: { file, append: true } });
-    await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('err'));
+    await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('err'), HANG_MS, 'both lines in the file');
     expect(fs.readlinkSync(`/proc/${a.pid}/fd/1`)).toBe(file);
     await a.stop();
     await sup.start({ argv: ['echo', 'two'], stdout: { file, append: true } }).exited;
@@ -210,7 +214,7 @@ describe('stopping groups', () => {
     const sup = supervisor({ graceMs: 60_000 });
     const { child, pids } = await startGroup(sup, true);
     const slow = child.stop();
-    await sleep(50);
+    await sleep(50); // any moment during the 60 s grace will do
     const fast = child.stop({ graceMs: 0 });
     const [a, b] = await Promise.all([slow, fast]);
     expect(a).toEqual(b);
@@ -223,8 +227,8 @@ describe('stopping groups', () => {
     const { child, pids } = await startGroup(sup, false);
     expect(child.kill('SIGKILL')).toBe(true);
     expect(await child.exited).toMatchObject({ reason: 'signaled', signal: 'SIGKILL' });
-    await waitFor(() => pids.every(dead), 8000, 'group members to die');
-    await waitFor(() => !child.groupAlive());
+    await waitFor(() => pids.every(dead), HANG_MS, 'group members to die');
+    await waitFor(() => !child.groupAlive(), HANG_MS, 'the group to be noticed gone');
     expect(child.kill('SIGTERM')).toBe(false);
   });
 
@@ -263,9 +267,14 @@ describe('stopping groups', () => {
     const out = collect(child.stdout);
     const got = await lines(out, 3);
     const workers = got.slice(0, 2).map(Number);
-    await waitFor(() => workers.every((w) => readStat('/proc', w)?.session === w), 8000, 'workers in their own sessions');
-    const innerSleep = [...descendants('/proc', [workers[1]])].filter((p) => p !== workers[1]);
-    expect(innerSleep).toHaveLength(1);
+    await waitFor(() => workers.every((w) => readStat('/proc', w)?.session === w), HANG_MS, 'workers in their own sessions');
+    // the second worker is a shell that forks its sleep after setsid: its session exists before
+    // the sleep does (on a busy host, for a while), so wait for the sleep itself (it was a flake:
+    // "expected [] to have a length of 1" at load average 12-16)
+    const innerSleeps = (): number[] => [...descendants('/proc', [workers[1]])].filter((p) => p !== workers[1] && readStat('/proc', p)?.name === 'sleep');
+    await waitFor(() => innerSleeps().length === 1, HANG_MS, 'the second worker\'s sleep');
+    const innerSleep = innerSleeps();
+    expect([...descendants('/proc', [workers[1]])].filter((p) => p !== workers[1])).toEqual(innerSleep);
     const all = [child.pid!, ...workers, ...innerSleep];
     expect(all.every(alive)).toBe(true);
 
@@ -279,17 +288,23 @@ describe('stopping groups', () => {
   it('notices when a group left by an exited leader empties on its own (its number is then never signaled)', async () => {
     const file = path.join(tmp, 'runs-linger.json');
     const sup = supervisor({ registryFile: file });
-    const child = sup.start({ argv: ['sh', '-c', 'sleep 0.3 & exit 0'] });
+    // the leader exits, its sleep lingers until the test ends it (not the supervisor: "on its
+    // own"). A sleep that ended by itself after 0.3 s could be gone before a busy host even
+    // delivered the leader's exit, and the group never seen alive.
+    const child = sup.start({ argv: ['sh', '-c', 'sleep 100 & echo $!; exit 0'], stdout: 'pipe' });
+    const [gc] = (await lines(collect(child.stdout), 1)).map(Number);
     await child.exited;
     expect(readRunRegistry(file).children[0]).toMatchObject({ state: 'exited', groupAlive: true });
-    await waitFor(() => readRunRegistry(file).children[0].groupAlive === false, 8000, 'the lingering group to be noticed gone');
+    process.kill(gc, 'SIGTERM');
+    await waitFor(() => readRunRegistry(file).children[0].groupAlive === false, HANG_MS, 'the lingering group to be noticed gone');
     expect(sup.live()).toEqual([]);
     expect(child.kill('SIGKILL')).toBe(false);
   });
 
   it('stopAll() stops every live group concurrently, with per-group reasons', async () => {
-    // long enough for an obeying group to end on a loaded host; the ignoring one waits it out
-    const sup = supervisor({ graceMs: 1500 });
+    // a one-minute grace: the obeying group ends on SIGTERM with no deadline to race on a busy
+    // host; the ignoring one would wait it out, and is escalated once the obeying one is gone
+    const sup = supervisor({ graceMs: 60_000 });
     const obey = await startGroup(sup, false);
     const ignore = await startGroup(sup, true);
     const lingering = sup.start({ argv: ['sh', '-c', 'sleep 100 & echo $!'], stdout: 'pipe' });
@@ -298,7 +313,11 @@ describe('stopping groups', () => {
     const done = sup.start({ argv: ['true'] });
     await done.exited;
 
-    const results = await sup.stopAll();
+    const stopping = sup.stopAll();
+    await waitFor(() => obey.pids.every(dead) && dead(lingerPid), HANG_MS, 'the groups that obey SIGTERM to end');
+    expect(ignore.pids.every(alive)).toBe(true); // all SIGTERMed together: these wait in their grace
+    void ignore.child.stop({ graceMs: 0 });
+    const results = await stopping;
     expect(results.map((r) => r.reason)).toEqual(['stopped', 'killed', 'exited']);
     expect([...obey.pids, ...ignore.pids, lingerPid].every(dead)).toBe(true);
     expect(sup.live()).toEqual([]);
@@ -439,7 +458,7 @@ async function runScript(mode: string, registryFile: string, graceMs: number): P
   proc.stderr!.on('data', (d) => (err += d));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   const outLines = (): string[] => out.split('\n').filter(Boolean);
-  await waitFor(() => outLines().some((l) => l.startsWith('{"ready"')) || proc.exitCode !== null, 15_000, `script ready (stderr: ${err})`);
+  await waitFor(() => outLines().some((l) => l.startsWith('{"ready"')) || proc.exitCode !== null, HANG_MS, `script ready (stderr: ${err})`);
   const ready = outLines().find((l) => l.startsWith('{"ready"'));
   if (!ready) throw new Error(`script failed: ${err}`);
   const pids = (JSON.parse(ready) as { ready: number[] }).ready;
@@ -450,9 +469,11 @@ async function runScript(mode: string, registryFile: string, graceMs: number): P
 }
 
 describe.concurrent('gpucolo signaled or exiting', () => {
+  // graces of 5 s: the SIGTERM-obeying group ends within them even when the script's event loop
+  // is slow to see its leader's exit on a busy host; the SIGTERM-ignoring group waits them out
   it('SIGINT: stops every group, then onSignal decides (footer, exit code)', async () => {
     const file = path.join(tmp, 'runs-sigint.json');
-    const run = await runScript('handler', file, 1500);
+    const run = await runScript('handler', file, 5000);
     run.proc.kill('SIGINT');
     expect(await run.exit).toEqual({ code: 42, signal: null });
     expect(run.lines().map((l) => JSON.parse(l) as Record<string, unknown>)).toContainEqual({ sig: 'SIGINT', reasons: ['stopped', 'killed'] });
@@ -465,10 +486,13 @@ describe.concurrent('gpucolo signaled or exiting', () => {
 
   it('a second SIGINT while stopping SIGKILLs every group at once', async () => {
     const file = path.join(tmp, 'runs-twice.json');
-    const run = await runScript('handler', file, 60_000);
+    // a one-hour grace: that the script ends at all within the test timeout is the escalation
+    const run = await runScript('handler', file, 3_600_000);
     run.proc.kill('SIGINT');
-    await sleep(300);
-    expect(alive(run.pids[3])).toBe(true); // the TERM-ignoring group waits out its 60 s grace...
+    // the first SIGINT was handled once the obeying group is gone; before that, a second SIGINT
+    // could merge with the first one still pending (a busy host may not run the script meanwhile)
+    await waitFor(() => run.pids.slice(0, 3).every(dead), HANG_MS, 'the first SIGINT to stop the obeying group');
+    expect(alive(run.pids[3])).toBe(true); // the TERM-ignoring group waits out its grace...
     run.proc.kill('SIGINT'); // ...unless asked twice
     expect(await run.exit).toEqual({ code: 42, signal: null });
     expect(run.pids.every(dead)).toBe(true);
@@ -477,7 +501,7 @@ describe.concurrent('gpucolo signaled or exiting', () => {
 
   it('without onSignal, gpucolo stops the groups and then dies by the signal', async () => {
     const file = path.join(tmp, 'runs-sigterm.json');
-    const run = await runScript('default', file, 1500);
+    const run = await runScript('default', file, 5000);
     run.proc.kill('SIGTERM');
     expect(await run.exit).toEqual({ code: null, signal: 'SIGTERM' });
     expect(run.pids.every(dead)).toBe(true);
@@ -489,7 +513,7 @@ describe.concurrent('gpucolo signaled or exiting', () => {
     const run = await runScript(mode, file, 60_000);
     const { code } = await run.exit;
     expect(code).toBe(mode === 'exit' ? 3 : 1);
-    await waitFor(() => run.pids.every(dead), 8000, 'SIGKILLed groups to die');
+    await waitFor(() => run.pids.every(dead), HANG_MS, 'SIGKILLed groups to die');
     expect(readRunRegistry(file).children.map((c) => c.state)).toEqual(['killed', 'killed']);
   });
 });

@@ -4,7 +4,8 @@
  * python3-torchvision) and skip without it; the fault paths that need no torch (missing python,
  * python without torch, unknown model, mechanisms skipped up front) run everywhere with a python3.
  * Models are the built-in tiny ones on cpu; phases are ~1 s so the file stays well under a minute
- * on 2 cores (each worker imports torch, ~1.5 s).
+ * on 2 cores (each worker imports torch, ~1.5 s). Nothing asserts speed: waits are for records,
+ * with deadlines (HANG_MS) that only guard against a hang; a busy host makes the file slower only.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +23,7 @@ import {
   type TorchPhaseOptions,
   type TorchPhaseResult,
 } from '../src/scenario/torch-driver.js';
+import { HANG_MS } from './helpers/load.js';
 
 const PY = '/usr/bin/python3';
 const WORKER = defaultWorkerPath();
@@ -62,7 +64,7 @@ const HP = (torch: Record<string, unknown> = { model: 'tiny-mlp', device: 'cpu' 
 const LP = (torch: Record<string, unknown> = { model: 'tiny-mlp', device: 'cpu', batch: 32 }) => task('lp', 1, { kind: 'closed-loop', concurrency: 1 }, torch);
 
 function phase(extra: Partial<TorchPhaseOptions> & Pick<TorchPhaseOptions, 'tasks'>): Promise<TorchPhaseResult> {
-  return runTorchPhase({ mechanism: 'none', reserve: 0.1, durationNs: 1e9, warmupNs: 0.2e9, python: PY, loadTimeoutMs: 45_000, ...extra });
+  return runTorchPhase({ mechanism: 'none', reserve: 0.1, durationNs: 1e9, warmupNs: 0.2e9, python: PY, loadTimeoutMs: HANG_MS, ...extra });
 }
 
 /** A worker spoken to directly: records as they come, commands as JSON lines. */
@@ -83,7 +85,7 @@ function rawWorker(python = PY) {
     stderr: () => stderr,
     send: (cmd: unknown) => child.stdin!.write(`${JSON.stringify(cmd)}\n`),
     /** the next record of `type` (records before it are consumed) */
-    async next(type: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    async next(type: string, timeoutMs = HANG_MS): Promise<Record<string, unknown>> {
       const end = Date.now() + timeoutMs;
       for (;;) {
         const i = records.findIndex((r) => r.type === type);
@@ -166,11 +168,11 @@ describe.skipIf(!hasTorch)('model worker and torch phases (cpu)', () => {
     expect(doneRec.id).toBe(7);
     const start = BigInt(doneRec.startNs as number);
     const end = BigInt(doneRec.endNs as number);
-    // same CLOCK_MONOTONIC: the worker's stamps fall between our send and our receipt
+    // same CLOCK_MONOTONIC: the worker's stamps fall between our send and our receipt (how long
+    // that took is the host's business)
     expect(start >= intended).toBe(true);
     expect(end >= start).toBe(true);
     expect(end <= after).toBe(true);
-    expect(Number(after - intended)).toBeLessThan(5e9);
 
     // train mode is a separate worker; here: stop -> stats -> exit 0
     w.send({ type: 'stop' });
@@ -180,11 +182,12 @@ describe.skipIf(!hasTorch)('model worker and torch phases (cpu)', () => {
     expect(await tw.next('ready')).toMatchObject({ device: 'cpu', input: [256] });
     tw.send({ type: 'request', id: 1, intendedNs: Number(process.hrtime.bigint()) });
     expect(await tw.next('done')).toMatchObject({ id: 1 });
-    const termAt = Date.now();
+    // SIGTERM ends it by the signal (not a handler that finishes a training step first): an exit
+    // that waited for work would end with a code, and one that never came would hit the guard
     tw.child.kill('SIGTERM');
-    await tw.exited;
+    const code = await Promise.race([tw.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), HANG_MS).unref())]);
+    expect(code, 'the train worker did not exit on SIGTERM').not.toBe('hung');
     expect(tw.child.signalCode).toBe('SIGTERM');
-    expect(Date.now() - termAt).toBeLessThan(1000);
   });
 
   it('runs two tiny-mlp tasks (fixed-rate HP, closed-loop LP) and measures from the intended arrival', async () => {
@@ -280,9 +283,11 @@ describe.skipIf(!hasTorch)('model worker and torch phases (cpu)', () => {
   it('a worker killed mid-run fails the phase with its stderr tail; no worker survives', async () => {
     let pids: { task: string; pid: number }[] = [];
     let killed = false;
+    // a 60 s phase that the kill ends early: however slowly a busy host serves the first 5 LP
+    // requests, they come long before the phase would have ended on its own
     const r = await phase({
       tasks: [HP(), LP()],
-      durationNs: 3e9,
+      durationNs: 60e9,
       onWorkers: (p) => (pids = p),
       onProgress: (p) => {
         if (!killed && p.task === 'lp' && p.completed >= 5) {
@@ -296,7 +301,7 @@ describe.skipIf(!hasTorch)('model worker and torch phases (cpu)', () => {
     expect(r.reason).toBe('lp worker exited with signal SIGKILL during the run');
     expect(r.stderrTail!.some((l) => /ready: tiny-mlp inference on cpu/.test(l))).toBe(true);
     expect(r.samples.map((s) => s.task)).toEqual(['hp', 'lp']);
-    expect(r.samples[0].measuredNs).toBeLessThan(3e9);
+    expect(r.samples[0].measuredNs).toBeLessThan(60e9);
     expect(pids).toHaveLength(2);
     expect(pids.every((p) => dead(p.pid))).toBe(true);
   });
@@ -304,9 +309,10 @@ describe.skipIf(!hasTorch)('model worker and torch phases (cpu)', () => {
   it('abort mid-run -> partial with the samples so far; no worker survives', async () => {
     const ac = new AbortController();
     let pids: number[] = [];
+    // a 60 s phase that the abort ends early (after 5 HP requests, ~0.25 s on an idle host)
     const r = await phase({
       tasks: [HP(), LP()],
-      durationNs: 3e9,
+      durationNs: 60e9,
       warmupNs: 0,
       signal: ac.signal,
       onWorkers: (p) => (pids = p.map((x) => x.pid)),
@@ -317,7 +323,7 @@ describe.skipIf(!hasTorch)('model worker and torch phases (cpu)', () => {
     expect(r).toMatchObject({ status: 'partial', reason: 'aborted' });
     expect(r.samples[0].latencyNs.length).toBeGreaterThanOrEqual(5);
     expect(r.samples[0].measuredNs).toBeGreaterThan(0);
-    expect(r.samples[0].measuredNs).toBeLessThan(3e9);
+    expect(r.samples[0].measuredNs).toBeLessThan(60e9);
     expect(pids.every(dead)).toBe(true);
   });
 });

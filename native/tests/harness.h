@@ -1,6 +1,8 @@
 // A minimal test harness without dependencies: TEST(name) { ... CHECK(...) ... }. Each test
-// prints "ok - name" or "not ok - name: reason"; main() ends with the tally line
-// "native tests: N passed, M failed" that scripts/ci-summary.mjs reads, and exits 1 on failure.
+// prints "ok - name", "not ok - name: reason" or, when it cannot be judged on this host (a timing
+// test on a busy machine, see host_load.h), "ok - name # SKIP: reason"; main() ends with the
+// tally line "native tests: N passed, M failed, K skipped" that scripts/ci-summary.mjs reads
+// (skipped tests are not counted as passed), and exits 1 on failure.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +13,11 @@
 namespace gpucolo_test {
 
 struct Failure {
+  std::string reason;
+};
+
+/** Thrown by Skip(): the test could not be judged here (the reason says why, with numbers). */
+struct Skipped {
   std::string reason;
 };
 
@@ -35,6 +42,9 @@ struct Registrar {
   os << file << ":" << line << ": " << what;
   throw Failure{os.str()};
 }
+
+/** Ends the test as skipped; main() prints "SKIP: reason". Only for what this host cannot judge. */
+[[noreturn]] inline void Skip(const std::string& reason) { throw Skipped{reason}; }
 
 template <class T>
 std::string Show(const T& v) {

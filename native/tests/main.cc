@@ -25,11 +25,15 @@ std::string ReadFixture(const std::string& relative) {
 int main() {
   int passed = 0;
   int failed = 0;
+  int skipped = 0;
   for (const auto& t : gpucolo_test::Registry()) {
     try {
       t.fn();
       std::printf("ok - %s\n", t.name);
       ++passed;
+    } catch (const gpucolo_test::Skipped& s) {
+      std::printf("ok - %s # SKIP: %s\n", t.name, s.reason.c_str());
+      ++skipped;
     } catch (const gpucolo_test::Failure& f) {
       std::printf("not ok - %s: %s\n", t.name, f.reason.c_str());
       ++failed;
@@ -38,6 +42,6 @@ int main() {
       ++failed;
     }
   }
-  std::printf("native tests: %d passed, %d failed\n", passed, failed);
+  std::printf("native tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
   return failed ? 1 : 0;
 }

@@ -31,13 +31,14 @@ for (const file of process.argv.slice(2)) {
   } else {
     // the C++ harness prints "native tests: N passed, M failed", scripts/consumer-test.mjs
     // "consumer tests: N passed, M failed"
-    const m = /(?:native|consumer) tests: (\d+) passed, (\d+) failed/.exec(text);
+    const m = /(?:native|consumer) tests: (\d+) passed, (\d+) failed(?:, (\d+) skipped)?/.exec(text);
     if (!m) {
       console.log(`ci-summary: no test tally in ${file}`);
       failed += 1;
     } else {
       passed += Number(m[1]);
       failed += Number(m[2]);
+      skipped += Number(m[3] ?? 0);
       console.log(`ci-summary: ${file}: ${m[1]} passed, ${m[2]} failed`);
     }
   }

@@ -232,6 +232,23 @@ describe('stopping groups', () => {
     expect(child.kill('SIGTERM')).toBe(false);
   });
 
+  it('a child that dies by a signal nobody sent is "signaled" even when a stop was asked before its exit was handled', async () => {
+    // the distributed runner's race: rank 1 SIGKILLs itself, rank 0's exit is handled first and
+    // the job stops every rank; rank 1's exit, handled after that stop(), must still say
+    // 'signaled' (it caused the failure), not 'stopped'
+    const sup = supervisor();
+    const child = sup.start({ argv: ['sh', '-c', 'kill -KILL $$'] });
+    // hold the event loop until the child is a zombie: its exit is then pending, not yet handled
+    const stat = `/proc/${child.pid}/stat`;
+    const until = Date.now() + HANG_MS;
+    while (Date.now() < until && !/^\d+ \(.*\) Z /.test(fs.readFileSync(stat, 'utf8'))) {
+      // spin: no await, so the 'exit' event cannot be handled in between
+    }
+    const stopped = child.stop({ graceMs: 5000 });
+    expect(await child.exited).toMatchObject({ reason: 'signaled', signal: 'SIGKILL', code: null });
+    expect((await stopped).reason).toBe('signaled');
+  });
+
   it('exited follows the leader, not its pipes: a grandchild holding stdout does not delay it', async () => {
     const sup = supervisor();
     // the grandchild inherits stdout and keeps it open after the leader exits

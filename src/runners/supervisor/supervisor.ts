@@ -188,6 +188,8 @@ class Child implements SupervisedChild {
   private exitInfo: ExitInfo | null = null;
   private stopRequested = false;
   private killSent = false;
+  /** signals this child's groups were sent to stop them (runStop, escalate, killNowSync; not kill()) */
+  private readonly stopSignals = new Set<string>();
   /**
    * The child's own group plus groups its descendants made with setsid/setpgid (found at stop,
    * kill and exit time); a group leaves the set once kill(2) says ESRCH. Empty = all gone.
@@ -220,7 +222,11 @@ class Child implements SupervisedChild {
   onExit(code: number | null, signal: string | null): void {
     if (this.exitInfo) return;
     const alive = this.checkGroups(); // before exitInfo is set: one registry write below, not two
-    const reason: ExitReason = this.killSent ? 'killed' : this.stopRequested ? 'stopped' : code !== null ? 'exited' : 'signaled';
+    // a death by a signal this supervisor did not send is the child's own end, even when a stop was
+    // under way: a rank that SIGKILLed itself while the job was being stopped for another rank's
+    // exit (both exits handled late, the other first) must not read as 'stopped'
+    const foreign = signal !== null && !this.stopSignals.has(signal);
+    const reason: ExitReason = foreign ? 'signaled' : this.killSent ? 'killed' : this.stopRequested ? 'stopped' : code !== null ? 'exited' : 'signaled';
     this.exitInfo = { code, signal, reason, durationNs: Number(hrnow() - this.startNs) };
     this.ctx.record(this.id, { state: reason, code, signal, endedAt: new Date().toISOString(), durationNs: this.exitInfo.durationNs, groupAlive: alive });
     if (alive && !this.stopping) this.watchLingering();
@@ -267,6 +273,7 @@ class Child implements SupervisedChild {
   escalate(): void {
     if (this.groups.size === 0) return;
     this.killSent = true;
+    this.stopSignals.add('SIGKILL');
     this.adoptGroups();
     this.signalGroups('SIGKILL');
     this.deadline = -Infinity;
@@ -276,6 +283,7 @@ class Child implements SupervisedChild {
   killNowSync(): void {
     if (this.groups.size === 0) return;
     this.killSent = true;
+    this.stopSignals.add('SIGKILL');
     this.adoptGroups();
     const delivered = this.signalGroups('SIGKILL');
     if (this.exitInfo) this.ctx.record(this.id, { groupAlive: false });
@@ -285,10 +293,12 @@ class Child implements SupervisedChild {
   private async runStop(signal: NodeJS.Signals): Promise<ExitInfo> {
     this.stopLingering();
     this.adoptGroups();
+    this.stopSignals.add(signal);
     this.signalGroups(signal);
     let done = await this.waitGroupsEnd(() => this.deadline);
     if (!done) {
       this.killSent = true;
+      this.stopSignals.add('SIGKILL');
       this.adoptGroups(); // workers started during the grace
       this.signalGroups('SIGKILL');
       const killDeadline = msnow() + this.ctx.killWaitMs;

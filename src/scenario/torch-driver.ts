@@ -627,6 +627,12 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
     if (finished) return;
     const now = nowNs();
     if (now >= end) {
+      // a tick that fired late, past the end, still sends the arrivals intended before the end:
+      // they were issued, and the wait counts as their latency (dropping them would hide it)
+      for (const ts of states) {
+        const s = ts.schedule;
+        while (s && ts.next < s.length && t0 + s[ts.next] < end) send(ts, t0 + s[ts.next++]);
+      }
       sending = false;
       if (pending.size === 0) return finish('ok');
       timer = setTimeout(() => finish('ok'), DRAIN_NS / 1e6);

@@ -4,3 +4,6 @@ export * from './latency.js';
 export * from './fairness.js';
 export * from './live.js';
 export * from './slo.js';
+export * from './rounds.js';
+export * from './quality.js';
+export * from './host-load.js';

@@ -64,11 +64,6 @@ const release = path.join(root, 'build', 'Release');
 const kept = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-prebuild-'));
 const keptFiles = fs.existsSync(release) ? fs.readdirSync(release).filter((f) => /\.(node|so)$/.test(f)) : [];
 for (const f of keptFiles) fs.copyFileSync(path.join(release, f), path.join(kept, f));
-const freshConfigure = () => {
-  // a cross build changes the compiler, which an existing CMake cache would keep
-  fs.rmSync(path.join(root, 'build', 'CMakeCache.txt'), { force: true });
-  fs.rmSync(path.join(root, 'build', 'CMakeFiles'), { recursive: true, force: true });
-};
 process.on('exit', () => {
   fs.mkdirSync(release, { recursive: true });
   for (const f of keptFiles) fs.copyFileSync(path.join(kept, f), path.join(release, f));
@@ -85,18 +80,23 @@ for (const arch of archs) {
   } else {
     extra.push('--CDGPUCOLO_WITH_CUDA=OFF', `--CDCMAKE_TOOLCHAIN_FILE=${path.join(root, 'scripts', 'toolchain-aarch64-linux-gnu.cmake')}`);
   }
+  // (the shim configures afresh for every target: a cross build changes the compiler, which an
+  // existing CMake cache would keep)
   const cross = arch !== os.arch();
-  if (cross) freshConfigure();
+  // prebuildify takes every .node and .so in build/Release: only this target's may be there
+  for (const f of fs.existsSync(release) ? fs.readdirSync(release) : []) if (/\.(node|so)$/.test(f)) fs.rmSync(path.join(release, f));
   log(`linux-${arch}: building (${extra.join(' ')})`);
   run(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc', `--arch=${arch}`, '--node-gyp', shim], {
     CMAKE_JS_EXTRA: extra.join(' '),
     // strip the cross build with the cross binutils
     ...(cross ? { PREBUILD_STRIP_BIN: 'aarch64-linux-gnu-strip' } : {}),
   });
-  if (cross) freshConfigure();
 }
-// the release's GPUCOLO_WITH_CUDA=ON must not stick to the developer's next build
-run(process.execPath, [path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js'), 'configure', '--out', 'build', '--log-level', 'warn', '--CDGPUCOLO_WITH_CUDA=AUTO']);
+// the release's settings (GPUCOLO_WITH_CUDA=ON, a cross compiler) must not stick to the
+// developer's next build: configure build/ as `npm run build:native` would
+fs.rmSync(path.join(root, 'build', 'CMakeCache.txt'), { force: true });
+fs.rmSync(path.join(root, 'build', 'CMakeFiles'), { recursive: true, force: true });
+run(process.execPath, [path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js'), 'configure', '--out', 'build', '--log-level', 'warn']);
 
 // what was made, and proof that the host's addon loads
 let hostAddon = null;

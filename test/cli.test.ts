@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEBUGFS, ROOT, SYSFS } from './helpers/impls.js';
-import { isRoot } from './helpers/tree.js';
+import { crlf, cutBeforeLine, cutMqdAtDword } from './helpers/kfd-synth.js';
+import { copyTree, isRoot } from './helpers/tree.js';
 
 const CLI = path.join(ROOT, 'dist/cli/cli.js');
 const EXAMPLE = path.join(ROOT, 'examples/kfd-mi300x');
@@ -99,6 +100,51 @@ describe('gpucolo CLI', () => {
     expect(r.stdout).toContain(`error: ${tmp}/kfd/hqds:1: unrecognised line: "??binary"`);
     expect(r.stdout).toContain('result is PARTIAL');
     fs.rmSync(tmp, { recursive: true });
+  });
+
+  it('queues on a recorded tree with damaged dumps: ? for what was not read, the cut named, PARTIAL', () => {
+    const tree = copyTree(EXAMPLE, 'gpucolo-cli-cut-');
+    const dbg = path.join(tree, 'sys/kernel/debug/kfd');
+    // hqds cut after Inst 1 and appended to a whole one; mqds with CR LF; rls gone from the recording
+    const hqds = fs.readFileSync(path.join(dbg, 'hqds'), 'latin1');
+    fs.writeFileSync(path.join(dbg, 'hqds'), cutBeforeLine(hqds, '   Inst 2, HIQ'), 'latin1');
+    fs.writeFileSync(path.join(dbg, 'mqds'), crlf(fs.readFileSync(path.join(dbg, 'mqds'), 'latin1')), 'latin1');
+    fs.rmSync(path.join(dbg, 'rls'));
+    const r = run(['queues', '--root', tree]);
+    expect(r.code).toBe(0);
+    // qid 0 is seen on Inst 0 and 1 only; Insts 2 and 3 are unknown, not idle
+    expect(r.stdout).toMatch(/\n {2}0 +compute +7c1e +2 +normal 1\/7 +0\/0\/2 1\/0\/2 +2\/2, 2 XCC \? +\?\n/);
+    // the SDMA RLCs were cut off too: the SDMA queue's slot is unknown, not "no"
+    expect(r.stdout).toMatch(/\n {2}2 +sdma-xgmi +7c1e +2 +- +\? +\? +\?\n/);
+    expect(r.stdout).toMatch(/2 +7c1e +ip discovery +gfx942 +4 +4 +\?\/\? +2\+2\+\?\+\? +\? +\?/);
+    expect(r.stdout).toContain('warning: node 2 (gpu 7c1e): hqds shows Inst 0,1 of 4 XCC(s) (topology num_xcc): Inst 2,3 unknown');
+    expect(r.stdout).toContain(`error: ${dbg}/hqds:1: node 2 ends without its SDMA RLC dumps (dump cut?)`);
+    expect(r.stdout).toContain(`rls: cannot read ${dbg}/rls (ENOENT) — not in the recorded tree`);
+    expect(r.stdout).toContain('result is PARTIAL');
+    const j = JSON.parse(run(['queues', '--root', tree, '--json']).stdout);
+    expect(j.nodes[0]).toMatchObject({ node: 2, activeHqds: null, cpSlots: null, activeSdma: null });
+    expect(j.nodes[0].perXcc[3]).toEqual({ inst: 3, cpSlots: null, activeCp: null, hiqActive: null });
+    expect(j.processes[0].queues[0]).toMatchObject({ qid: 0, inRunlist: null, mqdAddresses: ['0x712000', '0x715000', '0x718000', '0x71b000'] });
+    fs.rmSync(tree, { recursive: true });
+  });
+
+  it('queues: an MQD cut at dword 40 prints ? for its priority, and an idle GPU\'s enabled SDMA RLC is likely stale', () => {
+    const tree = copyTree(EXAMPLE, 'gpucolo-cli-cut-');
+    const dbg = path.join(tree, 'sys/kernel/debug/kfd');
+    const mqds = fs.readFileSync(path.join(dbg, 'mqds'), 'latin1');
+    fs.writeFileSync(path.join(dbg, 'mqds'), cutMqdAtDword(mqds, 2, 0, 40), 'latin1');
+    const r = run(['queues', '--root', tree, '--pid', '41872', '--json']);
+    const q0 = JSON.parse(r.stdout).processes[0].queues[0];
+    expect(q0).toMatchObject({ qid: 0, mqdAddresses: [null], priority: null, doorbell: null, ringBase: null, aql: null, inRunlist: null, sizeBytes: 1048576 });
+    expect(run(['queues', '--root', tree, '--pid', '41872']).stdout).toMatch(/\n {2}0 +compute +7c1e +2 +\? +- +0 +\?\n/);
+    // no process has a queue any more, the SDMA RLC still has RB_ENABLE set
+    fs.writeFileSync(path.join(dbg, 'mqds'), '');
+    fs.rmSync(path.join(tree, 'sys/class/kfd/kfd/proc'), { recursive: true });
+    const hqds = fs.readFileSync(path.join(dbg, 'hqds'), 'latin1').replace(/^( {4}[0-9a-f]{8}: [0-9a-f]{8} [0-9a-f]{8}) 00000001/gm, '$1 00000000');
+    fs.writeFileSync(path.join(dbg, 'hqds'), hqds, 'latin1');
+    const idle = run(['queues', '--root', tree]);
+    expect(idle.stdout).toMatch(/\n {2}2 +7c1e +sdma \(likely stale registers: no queue on this GPU\) +0\/2\/0 /);
+    fs.rmSync(tree, { recursive: true });
   });
 
   it('bad usage exits 2', () => {

@@ -1,7 +1,7 @@
 /** Binary decoding shared by both parser paths. */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { addr64, decodeMapQueues, gfxTargetName, priorityLevel } from '../src/kfd/decode.js';
+import { addr64, decodeComputeHqd, decodeComputeMqd, decodeMapQueues, decodeSdmaHqd, decodeSdmaMqd, gfxTargetName, priorityLevel } from '../src/kfd/decode.js';
 
 describe('decode', () => {
   it('addr64 equals the BigInt computation for every hi/lo/shift (fast path included)', () => {
@@ -33,5 +33,36 @@ describe('decode', () => {
     expect(mq((1 << 4) | (3 << 26) | (1 << 29))).toBe('sdma1');
     expect(mq(0x28000014)).toBe('sdma2');
     expect(mq((2 << 2) | (1 << 4) | (3 << 26))).toBe('sdma11');
+  });
+
+  it('busy compares rptr and wptr modulo the ring size from CP_HQD_PQ_CONTROL, not a fixed mask', () => {
+    const regs = (queueSize: number, rptr: number, wptr: number): Uint32Array => {
+      const r = new Uint32Array(56);
+      r[2] = 1; // CP_HQD_ACTIVE
+      r[10] = rptr;
+      r[17] = queueSize; // QUEUE_SIZE: log2(ring dwords) - 1
+      r[54] = wptr;
+      return r;
+    };
+    // a 1024-dword ring (QUEUE_SIZE 9): wptr one lap ahead of rptr is the same place, empty
+    expect(decodeComputeHqd(regs(9, 0x10, 0x410)).busy).toBe(false);
+    expect(decodeComputeHqd(regs(9, 0x10, 0x418)).busy).toBe(true);
+    // the fixture's 1 MiB rings (QUEUE_SIZE 0x11, 2^18 dwords)
+    expect(decodeComputeHqd(regs(0x14014511, 0xa440, 0xa480)).busy).toBe(true);
+    expect(decodeComputeHqd(regs(0x14014511, 0x100, 0x40100)).busy).toBe(false);
+    // cut before CP_HQD_PQ_CONTROL or the WPTR: unknown
+    expect(decodeComputeHqd(regs(9, 0x10, 0x18).subarray(0, 17)).busy).toBeNull();
+    expect(decodeComputeHqd(regs(9, 0x10, 0x18).subarray(0, 54)).busy).toBeNull();
+  });
+
+  it('fields beyond the end of a cut block or slot are null, never 0', () => {
+    const m = decodeComputeMqd(Uint32Array.from({ length: 130 }, (_, i) => (i === 0 ? 0xc0310800 : i === 128 ? 0x712000 : 0)));
+    expect(m).toMatchObject({ headerOk: true, mqdAddress: '0x712000', cpHqdActive: null, pipePriority: null, ringBase: null, aql: null, doorbell: null });
+    expect(decodeComputeMqd(new Uint32Array(129)).mqdAddress).toBeNull();
+    expect(decodeSdmaMqd(new Uint32Array(100))).toMatchObject({ ringBase: '0x0', engine: null, rlc: null });
+    expect(decodeSdmaMqd(new Uint32Array(1)).ringBase).toBeNull();
+    expect(decodeComputeHqd(Uint32Array.from([0x712000, 0])).active).toBeNull();
+    expect(decodeComputeHqd(Uint32Array.from([0x712000, 0, 0])).active).toBe(false);
+    expect(decodeSdmaHqd(new Uint32Array(0)).active).toBeNull();
   });
 });

@@ -23,15 +23,23 @@ const SOURCES = {
 const PARSE = { mqds: parseMqds, hqds: parseHqds, rls: parseRls };
 const RAW = { mqds: parseMqdsRaw, hqds: parseHqdsRaw, rls: parseRlsRaw };
 
-/** One corruption of a dump: a byte change, a lost/duplicated/swapped line, a cut, garbage. */
+/**
+ * One corruption of a dump: a byte change, a lost/duplicated/swapped line, a cut (anywhere, at a
+ * line boundary, or after any dword of a dump line), garbage, CR LF, two dumps appended, a node or
+ * process section printed twice.
+ */
 type Mutation =
   | { op: 'flip'; at: number; byte: number }
   | { op: 'dropLine'; at: number }
   | { op: 'dupLine'; at: number }
   | { op: 'swapLines'; at: number; with: number }
   | { op: 'truncate'; at: number }
+  | { op: 'cutLine'; at: number }
+  | { op: 'cutDword'; at: number; words: number }
   | { op: 'insert'; at: number; bytes: number[] }
-  | { op: 'crlf' };
+  | { op: 'crlf' }
+  | { op: 'appendSelf' }
+  | { op: 'dupSection'; at: number };
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('flip' as const), at: fc.nat(), byte: fc.nat(255) }),
@@ -39,9 +47,16 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('dupLine' as const), at: fc.nat() }),
   fc.record({ op: fc.constant('swapLines' as const), at: fc.nat(), with: fc.nat() }),
   fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }),
+  fc.record({ op: fc.constant('cutLine' as const), at: fc.nat() }),
+  fc.record({ op: fc.constant('cutDword' as const), at: fc.nat(), words: fc.nat(8) }),
   fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.array(fc.nat(255), { maxLength: 40 }) }),
   fc.constant({ op: 'crlf' as const }),
+  fc.constant({ op: 'appendSelf' as const }),
+  fc.record({ op: fc.constant('dupSection' as const), at: fc.nat() }),
 );
+
+/** A section header: where a node (hqds, rls) or a process (mqds) starts. */
+const SECTION = /^(?:Node |Process )/;
 
 function apply(src: Buffer, muts: Mutation[]): Buffer {
   let b = Buffer.from(src);
@@ -85,6 +100,35 @@ function apply(src: Buffer, muts: Mutation[]): Buffer {
       case 'crlf':
         b = Buffer.from(b.toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
         break;
+      case 'cutLine': {
+        // the first k whole lines, each with its newline
+        const l = lines();
+        b = Buffer.from(l.slice(0, m.at % l.length).map((x) => `${x}\n`).join(''), 'latin1');
+        break;
+      }
+      case 'cutDword': {
+        // the file ends after some dword of a dump line (the line keeps its first words)
+        const l = lines();
+        const dumps = l.flatMap((x, i) => (/^ {2,4}[0-9a-f]{8}:/.test(x) ? [i] : []));
+        if (dumps.length === 0) break;
+        const i = dumps[m.at % dumps.length];
+        const prefix = l[i].indexOf(':') + 1;
+        b = Buffer.from([...l.slice(0, i), l[i].slice(0, prefix + 9 * m.words)].join('\n'), 'latin1');
+        break;
+      }
+      case 'appendSelf':
+        b = Buffer.concat([b, b]);
+        break;
+      case 'dupSection': {
+        const l = lines();
+        const heads = l.flatMap((x, i) => (SECTION.test(x) ? [i] : []));
+        if (heads.length === 0) break;
+        const k = m.at % heads.length;
+        const section = l.slice(heads[k], k + 1 < heads.length ? heads[k + 1] : l.length);
+        l.splice(heads[k] + section.length, 0, ...section);
+        b = join(l);
+        break;
+      }
     }
   }
   return b;
@@ -143,7 +187,8 @@ describe.each(IMPLS)('%s parsers on corrupted dumps', (impl) => {
     expect(r.partial).toBe(true);
     const h = fixture('hqds').toString('latin1');
     const hr = parseHqds(h.slice(0, h.indexOf(' Inst 0,  CP Pipe 0, Queue 3') - 30), { impl });
-    expect(hr.issues.map((i) => i.message)).toEqual([expect.stringMatching(/^malformed register line/)]);
+    // the cut also took the node's other Insts and its SDMA RLCs: the node ends without them
+    expect(hr.issues.map((i) => i.message)).toEqual([expect.stringMatching(/^malformed register line/), 'node 2 ends without its SDMA RLC dumps (dump cut?)']);
   });
 
   it('wrong offsets, orphan dumps and unknown headers are named with their line', () => {
@@ -190,6 +235,19 @@ describe.runIf(nativeLoaded)('native and TS parsers give identical raw tables', 
       );
     });
   }
+  it('truncation at arbitrary dword and line boundaries, duplicated sections and CR LF', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('mqds', 'hqds', 'rls'), fc.nat(), fc.nat(8), fc.boolean(), fc.boolean(), (kind, at, words, twice, cr) => {
+        const src = SOURCES[kind as keyof typeof SOURCES][0];
+        let b = apply(src, [{ op: 'cutDword', at, words }]);
+        if (twice) b = Buffer.concat([b, src]);
+        if (cr) b = apply(b, [{ op: 'crlf' }]);
+        expect(RAW[kind as keyof typeof RAW](b, 'native')).toEqual(RAW[kind as keyof typeof RAW](b, 'ts'));
+      }),
+      { numRuns: RUNS * 2 },
+    );
+  });
+
   it('strings with characters beyond latin1 go through UTF-8 on both paths', () => {
     const s = 'Process 1 PASID 1:\n  Compute queue on device ☃\nnaïve ünïcödé line\n';
     for (const kind of ['mqds', 'hqds', 'rls'] as const) expect(RAW[kind](s, 'native')).toEqual(RAW[kind](s, 'ts'));

@@ -75,6 +75,41 @@ describe.each(IMPLS)('%s sysfs readers', (impl) => {
     ]);
   });
 
+  it('a negative gpu_id is an issue, not a value; CR LF files read like LF', () => {
+    const root = tree({
+      [`${T}/1/gpu_id`]: '-5\n',
+      [`${T}/1/name`]: 'x\n',
+      [`${T}/1/properties`]: 'simd_count 4\n',
+      [`${T}/2/gpu_id`]: '31774\r\n',
+      [`${T}/2/name`]: 'ip discovery\r\n',
+      [`${T}/2/properties`]: 'simd_count 304\r\nnum_xcc 4\r\n',
+      [`${P}/9/pasid`]: '0\r\n',
+      [`${P}/9/queues/0/type`]: '0',
+      [`${P}/9/queues/0/size`]: '4096',
+      [`${P}/9/queues/0/gpuid`]: '-1',
+      [`${P}/9/queues/1/type`]: '1',
+      [`${P}/9/queues/1/size`]: '4096\r\n',
+      [`${P}/9/queues/1/gpuid`]: '31774',
+    });
+    const t = readTopology({ sysfsRoot: root, impl });
+    expect(t.issues).toEqual([{ path: `${root}/${T}/1/gpu_id`, severity: 'error', message: `${root}/${T}/1/gpu_id: expected a gpu_id (a number >= 0), got "-5?"` }]);
+    expect(t.nodes.map((n) => [n.node, n.gpuId, n.name, n.gpu?.numXcc])).toEqual([[2, 31774, 'ip discovery', 4]]);
+    const p = readKfdProcs({ sysfsRoot: root, impl });
+    // -1 would read as "unreadable" in the tables: a negative gpuid is an error and the GPU unknown
+    expect(p.issues.map((i) => i.message)).toEqual([`${root}/${P}/9/queues/0/gpuid: expected a gpu_id (a number >= 0), got "-1"`]);
+    expect(p.procs).toEqual([
+      {
+        pid: 9,
+        pasid: 0,
+        queues: [
+          { qid: 0, typeCode: 0, type: 'compute', sizeBytes: 4096, gpuId: null },
+          { qid: 1, typeCode: 1, type: 'sdma', sizeBytes: 4096, gpuId: 31774 },
+        ],
+        gpus: [],
+      },
+    ]);
+  });
+
   it('a queue directory that is gone when its files are read: dropped with one warning', () => {
     const root = copyTree(SYSFS);
     made.push(root);
@@ -157,6 +192,12 @@ describe.runIf(nativeLoaded)('native and TS sysfs readers agree', () => {
       [`${P}/1/counters_7/faults`]: '3\n',
       [`${P}/1/sdma_7`]: '-1\n',
       [`${P}/2/pasid`]: '\n',
+      [`${T}/4/gpu_id`]: '-0\r\n',
+      [`${T}/5/gpu_id`]: '5\r\n',
+      [`${T}/5/name`]: 'crlf\r\n',
+      [`${T}/5/properties`]: 'a 1\r\n\r\nb 2\r',
+      [`${P}/3/queues/0/gpuid`]: '-7',
+      [`${P}/3/queues/0/type`]: '0\r\n',
     });
     for (const root of [SYSFS, bad, '/nonexistent', `${SYSFS}/`]) {
       expect(readTopologyRaw(root, 'native')).toEqual(readTopologyRaw(root, 'ts'));

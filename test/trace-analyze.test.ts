@@ -6,9 +6,12 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { analyzeTrace, slotSignature, type QueueUsageReport } from '../src/trace/analyze/index.js';
 import { distribution, nearestRank, confidenceRanks } from '../src/stats/index.js';
+import { readDumpDir } from '../src/trace/dumps.js';
 import { readTrace, type Trace } from '../src/trace/read.js';
 import { renderMarkdown } from '../src/trace/report-md.js';
-import { ROOT } from './helpers/impls.js';
+import { DEBUGFS, ROOT } from './helpers/impls.js';
+import { cutBeforeLine, cutMqdAtDword, dropNodeSection, synthHqds, synthMqds, type SynthScenario } from './helpers/kfd-synth.js';
+import { makeTree } from './helpers/tree.js';
 import {
   STEP,
   compute,
@@ -428,6 +431,141 @@ describe('analyzeTrace on the reference scenario', () => {
 });
 
 // ------------------------------------------------------------------------------------ CLI
+
+// -------------------------------------------------------------- damaged input (issue 17)
+
+const FIX_MQDS = fs.readFileSync(path.join(DEBUGFS, 'kfd/mqds'), 'latin1');
+const FIX_HQDS = fs.readFileSync(path.join(DEBUGFS, 'kfd/hqds'), 'latin1');
+
+/** A dump directory: snapshot i (1-based, unix stamps 10 s apart) of each [mqds, hqds] pair. */
+function dumpDir(points: [string, string][]): string {
+  const files: Record<string, string> = {};
+  points.forEach(([m, h], i) => {
+    files[`snapshot_mqd_${i + 1}_${1738650000 + i * 10}.txt`] = m;
+    files[`snapshot_hqd_${i + 1}_${1738650000 + i * 10}.txt`] = h;
+  });
+  return makeTree(files, 'gpucolo-damaged-dumps-');
+}
+
+describe('analyze counts only what was read', () => {
+  it('an mqds dump cut at dword 40: no phantom queue, no queue destroyed, no process exited', () => {
+    for (const dw of [40, 88]) {
+      const dir = dumpDir([
+        [FIX_MQDS, FIX_HQDS],
+        [cutMqdAtDword(FIX_MQDS, 2, 0, dw), FIX_HQDS],
+        [FIX_MQDS, FIX_HQDS],
+        [FIX_MQDS, FIX_HQDS],
+      ]);
+      const r = analyzeTrace(readDumpDir(dir));
+      fs.rmSync(dir, { recursive: true });
+      expect(r.processes.map((p) => [p.pid, p.exitedNs])).toEqual([
+        [41872, null],
+        [42117, null],
+      ]);
+      const keys = r.processes.flatMap((p) => p.queues.map((q) => q.key));
+      expect(keys).toEqual(['41872/mqd0x712000', '41872/mqd0x71e000', '41872/sdma0x7f3a8a000000', '42117/mqd0x72a000']);
+      for (const q of r.processes.flatMap((p) => p.queues)) expect([q.key, q.createdNs, q.destroyedNs, q.gaps]).toEqual([q.key, null, null, 0]);
+      expect(r.processes.every((p) => p.queueSet.verdict === 'stable' && !p.queueSet.changed)).toBe(true);
+      expect(r.sampling).toMatchObject({ samples: 4, queueListSamples: 3, incompleteSamples: { mqds: 1, hqds: 0 } });
+    }
+  });
+
+  it('a queue that really goes during a cut is destroyed between the samples around the cut', () => {
+    const without42117 = FIX_MQDS.slice(0, FIX_MQDS.indexOf('Process 42117'));
+    const dir = dumpDir([
+      [FIX_MQDS, FIX_HQDS],
+      [cutMqdAtDword(FIX_MQDS, 2, 0, 40), FIX_HQDS],
+      [without42117, FIX_HQDS],
+    ]);
+    const r = analyzeTrace(readDumpDir(dir));
+    fs.rmSync(dir, { recursive: true });
+    const p = r.processes.find((x) => x.pid === 42117)!;
+    expect(p.exitedNs).toBe(20e9 + 10e9); // the third snapshot (t = stamp - first + one interval)
+    expect(p.queues[0].destroyedNs).toBe(30e9);
+  });
+
+  it('an hqds dump cut after Inst 1: the sample is no HQD data, no unbalanced XCCs, no partial mapping', () => {
+    const dir = dumpDir([
+      [FIX_MQDS, FIX_HQDS],
+      [FIX_MQDS, cutBeforeLine(FIX_HQDS, '   Inst 2, HIQ')],
+      [FIX_MQDS, FIX_HQDS],
+    ]);
+    const r = analyzeTrace(readDumpDir(dir));
+    fs.rmSync(dir, { recursive: true });
+    const g = r.gpus[0];
+    expect(g).toMatchObject({ numXcc: 4, samples: 2, unbalancedSamples: 0 });
+    expect(g.perXcc.map((x) => [x.inst, x.samples, x.active.avg])).toEqual([
+      [0, 2, 2],
+      [1, 2, 2],
+      [2, 2, 2],
+      [3, 2, 2],
+    ]);
+    const q = r.processes[0].queues.find((x) => x.key === '41872/mqd0x712000')!;
+    expect(q.mapping).toMatchObject({ samples: 2, fullyMappedSamples: 2, mismatches: [] });
+    expect(r.sampling.incompleteSamples).toEqual({ mqds: 0, hqds: 1 });
+  });
+
+  it('a GPU node missing from one hqds dump (cut at a node boundary) is unknown there; the other node counts', () => {
+    const s: SynthScenario = {
+      nodes: [
+        { node: 2, gpuId: 0x7c1e, numXcc: 2 },
+        { node: 3, gpuId: 0x7c1f, numXcc: 2 },
+      ],
+      pids: [500],
+      queues: [
+        { pid: 500, kind: 'compute', gpu: 0, mqd: 0x800000, ring: 0x7f0000200000, doorbell: 0x1000, priority: 7, slot: [0, 2] },
+        { pid: 500, kind: 'compute', gpu: 1, mqd: 0x900000, ring: 0x7f0000400000, doorbell: 0x1002, priority: 7, slot: [1, 3] },
+      ],
+      header: 'dkms',
+      instPrinted: true,
+      mapProcessDwords: 21,
+      sdmaQuirk: true,
+    };
+    const [m, h] = [synthMqds(s), synthHqds(s)];
+    const dir = dumpDir([
+      [m, h],
+      [m, dropNodeSection(h, 3)],
+      [m, h],
+    ]);
+    const t = readDumpDir(dir);
+    fs.rmSync(dir, { recursive: true });
+    expect(t.samples[1].issues).toContain('gpu 7c1f (node ?): mqds lists 1 queue(s) on it but hqds does not show it: their HQD slots are unknown');
+    const r = analyzeTrace(t);
+    expect(r.gpus.map((g) => [g.node, g.samples, g.perXcc.map((x) => x.active.min)])).toEqual([
+      [2, 3, [1, 1]],
+      [3, 2, [1, 1]],
+    ]);
+    const q = r.processes[0].queues.find((x) => x.key === '500/mqd0x900000')!;
+    expect(q.mapping).toMatchObject({ samples: 2, unmappedSamples: 0, fullyMappedSamples: 2, mismatches: [] });
+  });
+
+  it('an HQD slot whose active flag was not read (null in newer traces) is unknown, not inactive', async () => {
+    const q = compute('1/q0', { qid: 0, mqd: '0x1000', slot: [0, 2] });
+    const trace = await readTrace(writeJsonl(records(header(), [0, 1, 2].map((i) => sample(i, i * STEP, [proc(1, [q])])))));
+    const cut = structuredClone(trace.samples[1].processes[0].queues[0].hqds!);
+    (cut[3] as (number | null)[])[3] = null;
+    trace.samples[1] = { ...trace.samples[1], processes: [{ ...trace.samples[1].processes[0], queues: [{ ...q, hqds: cut }] }] };
+    const r = analyzeTrace(trace);
+    expect(queueOf(r, '1/q0').mapping).toMatchObject({ samples: 2, fullyMappedSamples: 2, mismatches: [] });
+    expect(r.gpus[0].perXcc.map((x) => x.samples)).toEqual([3, 3, 3, 2]);
+    expect(r.gpus[0].unbalancedSamples).toBe(0);
+  });
+
+  it('"co-located" only for processes alive in the same samples', async () => {
+    const a = compute('1/q0', { qid: 0, mqd: '0x1000', slot: [0, 2] });
+    const b = compute('2/q0', { qid: 0, mqd: '0x2000', slot: [1, 2] });
+    const one = [0, 1, 2].map((i) => sample(i, i * STEP, [proc(1, [a])]));
+    const then = [3, 4, 5].map((i) => sample(i, i * STEP, [proc(2, [b])]));
+    const r = analyzeTrace(await readTrace(writeJsonl(records(header(), [...one, ...then]))));
+    expect(r.processes.map((p) => p.pid)).toEqual([1, 2]);
+    expect(r.coexistence).toBeNull();
+    // a third process that overlaps the second: those two are co-located, the first is not
+    const c = compute('3/q0', { qid: 0, mqd: '0x3000', slot: [2, 2] });
+    const both = [6, 7].map((i) => sample(i, i * STEP, [proc(2, [b]), proc(3, [c])]));
+    const r2 = analyzeTrace(await readTrace(writeJsonl(records(header(), [...one, ...then, ...both]))));
+    expect(r2.coexistence).toMatchObject({ pids: [2, 3], samplesTogether: 2 });
+  });
+});
 
 describe('gpucolo analyze', () => {
   it('is built (npm test builds it first)', () => {

@@ -2,6 +2,8 @@
 // there, in the same order, because the issue list must come out identical for any input.
 #include "hqds_parser.h"
 
+#include <algorithm>
+#include <map>
 #include <string>
 
 namespace gpucolo {
@@ -76,16 +78,22 @@ HqdsRaw ParseHqds(const char* data, size_t n) {
   uint32_t lead = 0;
 
   int64_t cur_node = -1;
-  bool skip_node = false;  // after a bad Node header: its slots are skipped silently
+  bool skip_node = false;  // after a bad or repeated Node header: its slots are skipped silently
   int64_t cur_slot = -1;
   bool skip_regs = false;  // register lines skipped silently (bad slot header / orphan / broken slot)
   bool slot_broken = false;
+  // slots of the open node whose dump was broken (already reported): left out of the length checks
+  std::vector<size_t> broken_slots;
+  // first line of each node number and gpu_id seen, to find a node printed twice
+  std::map<uint32_t, uint64_t> seen_node, seen_gpu;
 
   auto close_slot = [&]() {
     if (cur_slot < 0) return;
     const size_t rr = static_cast<size_t>(cur_slot) * kHqdsSlotCols;
     const double count = slots[rr + 8];
-    if (!slot_broken) {
+    if (slot_broken) {
+      broken_slots.push_back(static_cast<size_t>(cur_slot));
+    } else {
       const uint64_t line = static_cast<uint64_t>(slots[rr + 6]);
       if (slots[rr + 1] == kHqdSdma) {
         if (count == 0) sink.Add(line, Severity::kError, "SDMA RLC dump has no registers");
@@ -97,12 +105,89 @@ HqdsRaw ParseHqds(const char* data, size_t n) {
     }
     cur_slot = -1;
   };
-  auto close_node = [&]() {
+  auto is_broken = [&](size_t slot) { return std::find(broken_slots.begin(), broken_slots.end(), slot) != broken_slots.end(); };
+  // What a dump cut at a line boundary leaves short in a node (checkNode in hqds-ts.ts).
+  auto check_node = [&](size_t row, bool ends_dump) {
+    const size_t nr = row * kHqdsNodeCols;
+    const uint64_t node_no = static_cast<uint64_t>(nodes[nr]);
+    const uint64_t node_line = static_cast<uint64_t>(nodes[nr + 2]);
+    const size_t first = static_cast<size_t>(nodes[nr + 4]);
+    const size_t count = static_cast<size_t>(nodes[nr + 5]);
+    if (count == 0) {
+      if (nodes[nr + 3] != 1) {
+        sink.AddLazy(node_line, Severity::kError, [&] { return "node " + std::to_string(node_no) + " has no HQD slots (dump cut?)"; });
+      }
+      return;
+    }
+    std::vector<double> insts, engines;
+    std::vector<uint64_t> cp_per_inst, rlc_per_engine;
+    double sdma_max = 0;
+    size_t sdma_slots = 0;
+    for (size_t i = first; i < first + count; ++i) {
+      const double k = slots[i * kHqdsSlotCols + 1];
+      if (k == kHqdSdma) {
+        ++sdma_slots;
+        if (!is_broken(i)) sdma_max = std::max(sdma_max, slots[i * kHqdsSlotCols + 8]);
+        const double engine = slots[i * kHqdsSlotCols + 4];
+        size_t e = static_cast<size_t>(std::find(engines.begin(), engines.end(), engine) - engines.begin());
+        if (e == engines.size()) {
+          engines.push_back(engine);
+          rlc_per_engine.push_back(0);
+        }
+        ++rlc_per_engine[e];
+        continue;
+      }
+      const double inst = slots[i * kHqdsSlotCols + 2];
+      size_t at = static_cast<size_t>(std::find(insts.begin(), insts.end(), inst) - insts.begin());
+      if (at == insts.size()) {
+        insts.push_back(inst);
+        cp_per_inst.push_back(0);
+      }
+      if (k == kHqdCp) ++cp_per_inst[at];
+    }
+    uint64_t cp_max = 0;
+    for (uint64_t c : cp_per_inst) cp_max = std::max(cp_max, c);
+    for (size_t j = 0; j < insts.size(); ++j) {
+      if (cp_per_inst[j] < cp_max) {
+        sink.AddLazy(node_line, Severity::kError, [&] {
+          const std::string inst = insts[j] < 0 ? "-" : std::to_string(static_cast<uint64_t>(insts[j]));
+          return "node " + std::to_string(node_no) + ": Inst " + inst + " has " + std::to_string(cp_per_inst[j]) +
+                 " CP slot(s), another Inst has " + std::to_string(cp_max) + " (dump cut?)";
+        });
+      }
+    }
+    // every engine has num_sdma_queues_per_engine RLCs
+    uint64_t rlc_max = 0;
+    for (uint64_t c : rlc_per_engine) rlc_max = std::max(rlc_max, c);
+    for (size_t j = 0; j < engines.size(); ++j) {
+      if (rlc_per_engine[j] < rlc_max) {
+        sink.AddLazy(node_line, Severity::kError, [&] {
+          return "node " + std::to_string(node_no) + ": SDMA engine " + std::to_string(static_cast<uint64_t>(engines[j])) + " has " +
+                 std::to_string(rlc_per_engine[j]) + " RLC(s), another engine has " + std::to_string(rlc_max) + " (dump cut?)";
+        });
+      }
+    }
+    for (size_t i = first; i < first + count; ++i) {
+      const double c = slots[i * kHqdsSlotCols + 8];
+      if (slots[i * kHqdsSlotCols + 1] == kHqdSdma && c > 0 && c < sdma_max && !is_broken(i)) {
+        sink.AddLazy(static_cast<uint64_t>(slots[i * kHqdsSlotCols + 6]), Severity::kError, [&] {
+          return "SDMA RLC dump has " + std::to_string(static_cast<uint64_t>(c)) + " registers, the node's others have " +
+                 std::to_string(static_cast<uint64_t>(sdma_max)) + " (dump cut?)";
+        });
+      }
+    }
+    if (ends_dump && sdma_slots == 0 && !insts.empty()) {
+      sink.AddLazy(node_line, Severity::kError, [&] { return "node " + std::to_string(node_no) + " ends without its SDMA RLC dumps (dump cut?)"; });
+    }
+  };
+  auto close_node = [&](bool ends_dump) {
     close_slot();
     if (cur_node >= 0) {
       const size_t nr = static_cast<size_t>(cur_node) * kHqdsNodeCols;
       nodes[nr + 5] = static_cast<double>(slots.size() / kHqdsSlotCols) - nodes[nr + 4];
+      check_node(static_cast<size_t>(cur_node), ends_dump);
     }
+    broken_slots.clear();
   };
 
   LineReader lines(s, n);
@@ -138,9 +223,21 @@ HqdsRaw ParseHqds(const char* data, size_t n) {
     }
 
     if (c0 == 'N' && LineStartsWith(s, start, end, "Node")) {
-      close_node();
       uint32_t node, gpu;
-      if (!MatchNodeHeader(s + start, s + end, &node, &gpu)) {
+      const bool ok = MatchNodeHeader(s + start, s + end, &node, &gpu);
+      // a node printed before starts a second dump appended to the first
+      uint64_t again = 0;
+      if (ok) {
+        auto a = seen_node.find(node);
+        if (a != seen_node.end()) {
+          again = a->second;
+        } else {
+          auto g = seen_gpu.find(gpu);
+          if (g != seen_gpu.end()) again = g->second;
+        }
+      }
+      close_node(again != 0);
+      if (!ok) {
         sink.AddLazy(line_no, Severity::kError, [&] {
           return "unrecognised node header (its slots are skipped): \"" + Snippet(s, start, end) + "\"";
         });
@@ -149,6 +246,18 @@ HqdsRaw ParseHqds(const char* data, size_t n) {
         skip_regs = true;
         continue;
       }
+      if (again != 0) {
+        sink.AddLazy(line_no, Severity::kError, [&] {
+          return "node " + std::to_string(node) + " (gpu_id " + HexLower(gpu) + ") again, first at line " + std::to_string(again) +
+                 ": two dumps appended? this copy is skipped";
+        });
+        cur_node = -1;
+        skip_node = true;
+        skip_regs = true;
+        continue;
+      }
+      seen_node.emplace(node, line_no);
+      seen_gpu.emplace(gpu, line_no);
       skip_node = false;
       skip_regs = false;
       cur_node = static_cast<int64_t>(nodes.size() / kHqdsNodeCols);
@@ -197,7 +306,7 @@ HqdsRaw ParseHqds(const char* data, size_t n) {
     sink.AddLazy(line_no, Severity::kError, [&] { return "unrecognised line: \"" + Snippet(s, start, end) + "\""; });
     skip_regs = true;
   }
-  close_node();
+  close_node(true);
 
   r.lines = lines.line();
   r.words = words.Finish();

@@ -2,9 +2,18 @@
 // there, in the same order, because the issue list must come out identical for any input.
 #include "mqds_parser.h"
 
+#include <algorithm>
+#include <map>
+
 namespace gpucolo {
 namespace kfd {
 namespace {
+
+// MQD_QUEUE_KIND_NAMES in raw.ts
+const char* KindName(double kind) {
+  static const char* const kNames[] = {"compute", "sdma", "diq", "bad-user-queue", "bad-kernel-queue", "weird"};
+  return kind >= 0 && kind < 6 ? kNames[static_cast<int>(kind)] : "?";
+}
 
 bool BlockSizeExpected(double kind, uint64_t count, uint64_t* first_expected) {
   if (kind == kMqdCompute || kind == kMqdDiq) {
@@ -144,6 +153,20 @@ MqdsRaw ParseMqds(const char* data, size_t n) {
     }
   };
 
+  // A queue whose header is the last thing printed of it: the dump was cut after the header.
+  auto close_queue = [&]() {
+    if (cur_queue < 0) return;
+    const size_t q = static_cast<size_t>(cur_queue) * kMqdsQueueCols;
+    const double kind = queues[q + 1];
+    const bool has_size = kind == kMqdCompute || kind == kMqdDiq || kind == kMqdSdma;
+    if (queues[q + 6] == 0 && has_size) {
+      sink.AddLazy(static_cast<uint64_t>(queues[q + 4]), Severity::kError, [&] {
+        return std::string(KindName(kind)) + " queue without an MQD dump (dump cut?)";
+      });
+    }
+    cur_queue = -1;
+  };
+
   LineReader lines(s, n);
   size_t start, end;
   while (lines.Next(&start, &end)) {
@@ -214,8 +237,8 @@ MqdsRaw ParseMqds(const char* data, size_t n) {
     if (c0 == 'P' && LineStartsWith(s, start, end, "Process")) {
       // ---- process header
       close_block();
+      close_queue();
       close_proc();
-      cur_queue = -1;
       skip_dump = false;
       uint32_t pid;
       std::string pasid;
@@ -240,7 +263,7 @@ MqdsRaw ParseMqds(const char* data, size_t n) {
     if (c0 == ' ' && ByteAt(s, n, start + 1) == ' ' && ByteAt(s, n, start + 2) != ' ') {
       // ---- queue header
       close_block();
-      cur_queue = -1;
+      close_queue();
       if (cur_proc < 0) {
         if (!skip_proc) {
           sink.AddLazy(line_no, Severity::kError, [&] { return "queue header outside a process: \"" + Snippet(s, start, end) + "\""; });
@@ -273,7 +296,27 @@ MqdsRaw ParseMqds(const char* data, size_t n) {
     sink.AddLazy(line_no, Severity::kError, [&] { return "unrecognised line: \"" + Snippet(s, start, end) + "\""; });
   }
   close_block();
+  close_queue();
   close_proc();
+
+  // one MQD block per XCC: a compute queue with fewer blocks than another on its device was cut
+  std::map<double, double> most;
+  for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
+    if (queues[q + 1] != kMqdCompute) continue;
+    double& m = most[queues[q + 3]];
+    m = std::max(m, queues[q + 6]);
+  }
+  for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
+    if (queues[q + 1] != kMqdCompute) continue;
+    const double have = queues[q + 6];
+    const double max = most[queues[q + 3]];
+    if (have > 0 && have < max) {
+      sink.AddLazy(static_cast<uint64_t>(queues[q + 4]), Severity::kError, [&] {
+        return "compute queue has " + std::to_string(static_cast<uint64_t>(have)) + " MQD block(s), another on device " +
+               HexLower(static_cast<uint32_t>(queues[q + 3])) + " has " + std::to_string(static_cast<uint64_t>(max)) + " (dump cut?)";
+      });
+    }
+  }
 
   r.lines = lines.line();
   r.words = words.Finish();

@@ -2,6 +2,7 @@
 // there, in the same order, because the issue list must come out identical for any input.
 #include "rls_parser.h"
 
+#include <map>
 #include <string>
 
 #include "hqds_parser.h"
@@ -53,7 +54,9 @@ RlsRaw ParseRls(const char* data, size_t n) {
   uint32_t lead = 0;
 
   int64_t cur_node = -1;
-  bool skip = false;  // dump lines skipped silently (bad node header, orphan dump, broken dump)
+  bool skip = false;  // dump lines skipped silently (bad or repeated node header, orphan dump, broken dump)
+  // first line of each node number and gpu_id seen, to find a node printed twice
+  std::map<uint32_t, uint64_t> seen_node, seen_gpu;
 
   auto close_node = [&]() {
     if (cur_node < 0) return;
@@ -115,6 +118,24 @@ RlsRaw ParseRls(const char* data, size_t n) {
         skip = true;
         continue;
       }
+      uint64_t again = 0;
+      auto a = seen_node.find(node);
+      if (a != seen_node.end()) {
+        again = a->second;
+      } else {
+        auto g = seen_gpu.find(gpu);
+        if (g != seen_gpu.end()) again = g->second;
+      }
+      if (again != 0) {
+        sink.AddLazy(line_no, Severity::kError, [&] {
+          return "node " + std::to_string(node) + " (gpu_id " + HexLower(gpu) + ") again, first at line " + std::to_string(again) +
+                 ": two dumps appended? this copy is skipped";
+        });
+        skip = true;
+        continue;
+      }
+      seen_node.emplace(node, line_no);
+      seen_gpu.emplace(gpu, line_no);
       skip = false;
       cur_node = static_cast<int64_t>(nodes.size() / kRlsNodeCols);
       const double row[kRlsNodeCols] = {static_cast<double>(node), static_cast<double>(gpu), static_cast<double>(line_no), 0,

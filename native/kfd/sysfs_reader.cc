@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -89,10 +90,17 @@ ReadIssue CannotRead(const std::string& path, const char* code, Severity severit
   return ReadIssue{path, severity, "cannot read " + path + " (" + code + ")", code};
 }
 
+/** Length without one trailing newline, LF or CR LF (chompLine in sysfs-ts.ts). */
+size_t ChompedLength(const std::string& text) {
+  size_t len = text.size();
+  if (len >= 2 && text[len - 2] == '\r' && text[len - 1] == '\n') return len - 2;
+  if (len > 0 && text[len - 1] == '\n') --len;
+  return len;
+}
+
 /** ^-?\d{1,20}$ after dropping one trailing newline, as Number() reads it. */
 bool ParseSysfsNumber(const std::string& text, double* value) {
-  size_t len = text.size();
-  if (len > 0 && text[len - 1] == '\n') --len;
+  size_t len = ChompedLength(text);
   size_t i = 0;
   if (i < len && text[i] == '-') ++i;
   const size_t digits = len - i;
@@ -116,10 +124,14 @@ std::string Printable(const std::string& s) {
   return out;
 }
 
-ReadIssue BadNumber(const std::string& path, const std::string& text) {
+ReadIssue BadNumber(const std::string& path, const std::string& text, const char* what = "a number") {
   const std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
-  return ReadIssue{path, Severity::kError, path + ": expected a number, got \"" + Printable(shown) + "\"", std::string()};
+  return ReadIssue{path, Severity::kError, path + ": expected " + what + ", got \"" + Printable(shown) + "\"", std::string()};
 }
+
+// A gpu_id is unsigned: a negative one is an error, not a value (-1 would read as "unreadable").
+const char kGpuId[] = "a gpu_id (a number >= 0)";
+bool Negative(double v) { return std::signbit(v); }
 
 /** A name made of 1..max_digits ASCII digits without a leading zero (sysfs prints "%u"). */
 bool NumericName(const std::string& name, size_t max_digits, uint64_t* value) {
@@ -187,12 +199,16 @@ TopologyRaw ReadTopology(const std::string& sysfs_root) {
       out.issues.push_back(BadNumber(gpu_path, gpu_text));
       continue;
     }
+    if (Negative(gpu_id)) {
+      out.issues.push_back(BadNumber(gpu_path, gpu_text, kGpuId));
+      continue;
+    }
     const std::string name_path = base + "/name";
     if (const char* code = ReadFile(name_path, &name)) {
       out.issues.push_back(CannotRead(name_path, code));
       continue;
     }
-    if (!name.empty() && name.back() == '\n') name.pop_back();
+    name.resize(ChompedLength(name));
     const std::string props_path = base + "/properties";
     if (const char* code = ReadFile(props_path, &props)) {
       out.issues.push_back(CannotRead(props_path, code));
@@ -213,7 +229,9 @@ TopologyRaw ReadTopology(const std::string& sysfs_root) {
     }
     if (lines.back().first == lines.back().second) lines.pop_back();
     for (size_t i = 0; i < lines.size(); ++i) {
-      const std::string l = props.substr(lines[i].first, lines[i].second - lines[i].first);
+      size_t line_end = lines[i].second;
+      if (line_end > lines[i].first && props[line_end - 1] == '\r') --line_end;
+      const std::string l = props.substr(lines[i].first, line_end - lines[i].first);
       const size_t sp = l.find(' ');
       if (sp == std::string::npos || sp == 0 || sp == l.size() - 1) {
         out.issues.push_back(ReadIssue{props_path, Severity::kWarning,
@@ -268,13 +286,17 @@ ProcsRaw ReadKfdProcs(const std::string& sysfs_root, const std::vector<double>* 
       mine.push_back(CannotRead(path, code, gone ? Severity::kWarning : Severity::kError));
     };
     // num() in TS: the value, or nothing (after an issue)
-    auto num = [&](const std::string& path, double* v) -> bool {
+    auto num = [&](const std::string& path, double* v, bool gpu_id = false) -> bool {
       if (const char* code = ReadFile(path, &text)) {
         failed(path, code);
         return false;
       }
       if (!ParseSysfsNumber(text, v)) {
         mine.push_back(BadNumber(path, text));
+        return false;
+      }
+      if (gpu_id && Negative(*v)) {
+        mine.push_back(BadNumber(path, text, kGpuId));
         return false;
       }
       return true;
@@ -325,7 +347,7 @@ ProcsRaw ReadKfdProcs(const std::string& sysfs_root, const std::vector<double>* 
           double type = -1, size = -1, gpu_id = -1;
           if (!num(q + "/type", &type)) type = -1;
           if (!num(q + "/size", &size)) size = -1;
-          if (!num(q + "/gpuid", &gpu_id)) gpu_id = -1;
+          if (!num(q + "/gpuid", &gpu_id, true)) gpu_id = -1;
           if (mine.size() > before && !Exists(q)) {
             // destroyed while we read it: one note instead of three failed reads
             mine.resize(before);

@@ -137,6 +137,17 @@ inline std::string Hex8(uint32_t v) {
   return s;
 }
 
+/** %x of v: lowercase hex without leading zeros (Number.prototype.toString(16) in TS). */
+inline std::string HexLower(uint32_t v) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string s;
+  do {
+    s.insert(s.begin(), kDigits[v & 0xf]);
+    v >>= 4;
+  } while (v != 0);
+  return s;
+}
+
 /**
  * Parses one hex-dump line `<prefix spaces>XXXXXXXX: w1 w2 ... wk` (1 <= k <= 8, every field
  * eight lowercase hex digits, single spaces, nothing after the last word) in s[start, end).
@@ -265,7 +276,10 @@ inline bool LineStartsWith(const unsigned char* s, size_t start, size_t end, con
   return end - start >= n && std::memcmp(s + start, lit, n) == 0;
 }
 
-/** Iterates '\n'-separated lines; a last line without '\n' is still a line. */
+/**
+ * Iterates '\n'-separated lines; a last line without '\n' is still a line. A '\r' before the
+ * '\n' (or at the end of input) is not part of the line: CR LF files read like LF files.
+ */
 class LineReader {
  public:
   LineReader(const unsigned char* s, size_t n) : s_(s), n_(n) {}
@@ -275,7 +289,7 @@ class LineReader {
     const void* nl = std::memchr(s_ + pos_, '\n', n_ - pos_);
     const size_t e = nl ? static_cast<size_t>(static_cast<const unsigned char*>(nl) - s_) : n_;
     *start = pos_;
-    *end = e;
+    *end = e > pos_ && s_[e - 1] == '\r' ? e - 1 : e;
     pos_ = e + 1;
     ++line_;
     return true;

@@ -118,12 +118,79 @@ TEST(hqds_old_headers_stopped_device_and_errors) {
 TEST(hqds_truncated_and_200_bad_lines) {
   const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/hqds");
   const HqdsRaw r = Parse(text.substr(0, text.find(" Inst 0,  CP Pipe 0, Queue 3") - 30));
-  CHECK_EQ(r.issues.size(), 1u);
+  CHECK_EQ(r.issues.size(), 2u);
   CHECK(r.issues[0].message.rfind("malformed register line", 0) == 0);
+  // the cut also took the node's SDMA RLCs
+  CHECK_EQ(IssueStrings({r.issues[1]}), (std::vector<std::string>{"1|error|node 2 ends without its SDMA RLC dumps (dump cut?)"}));
 
   std::vector<std::string> lines;
   for (int i = 0; i < 200; ++i) lines.push_back("junk " + std::to_string(i));
   const HqdsRaw j = Parse(Join(lines));
   CHECK_EQ(j.issues.size(), 100u);
   CHECK_EQ(j.suppressed, 100u);
+}
+
+namespace {
+
+/** text up to (not including) the line that starts with `marker` */
+std::string CutBefore(const std::string& text, const std::string& marker) {
+  const size_t at = text.find("\n" + marker);
+  return text.substr(0, at + 1);
+}
+
+std::string Crlf(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(hqds_node_twice_is_an_error_and_not_merged) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/hqds");
+  const uint64_t n = gpucolo_test::CountLines(text);
+  const HqdsRaw r = Parse(text + text);
+  CHECK_EQ(IssueStrings(r.issues), (std::vector<std::string>{std::to_string(n + 1) +
+                                                             "|error|node 2 (gpu_id 7c1e) again, first at line 1: two dumps appended? this copy is skipped"}));
+  CHECK_EQ(r.nodes.size(), kHqdsNodeCols);
+  CHECK_EQ(r.slots.size(), 164 * kHqdsSlotCols);
+  // same gpu_id under another node number: the same device printed again
+  const HqdsRaw g = Parse("Node 3, gpu_id 7c1e:\n Device is stopped\nNode 4, gpu_id 7c1e:\n Device is stopped\n");
+  CHECK_EQ(IssueStrings(g.issues), (std::vector<std::string>{"3|error|node 4 (gpu_id 7c1e) again, first at line 1: two dumps appended? this copy is skipped"}));
+}
+
+TEST(hqds_cut_at_line_boundaries_is_found) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/hqds");
+  // a node header alone
+  CHECK_EQ(IssueStrings(Parse("Node 2, gpu_id 7c1e:\n").issues), (std::vector<std::string>{"1|error|node 2 has no HQD slots (dump cut?)"}));
+  // cut after Inst 1, at a slot header: Insts 2/3 and the SDMA RLCs are missing
+  CHECK_EQ(IssueStrings(Parse(CutBefore(text, "   Inst 2, HIQ")).issues),
+           (std::vector<std::string>{"1|error|node 2 ends without its SDMA RLC dumps (dump cut?)"}));
+  // cut inside Inst 1's CP slots, at a slot boundary
+  CHECK_EQ(IssueStrings(Parse(CutBefore(text, " Inst 1,  CP Pipe 2, Queue 2")).issues),
+           (std::vector<std::string>{"1|error|node 2: Inst 1 has 12 CP slot(s), another Inst has 24 (dump cut?)",
+                                     "1|error|node 2 ends without its SDMA RLC dumps (dump cut?)"}));
+  // cut inside the last SDMA RLC, at a line boundary: 44 - 8 - 4 registers left
+  size_t end = text.size() - 1;
+  for (int i = 0; i < 2; ++i) end = text.rfind('\n', end - 1);
+  const HqdsRaw s = Parse(text.substr(0, end + 1));
+  CHECK_EQ(s.issues.size(), 1u);
+  CHECK(s.issues[0].message == "SDMA RLC dump has 32 registers, the node's others have 44 (dump cut?)");
+  // cut at an RLC boundary: the last engine has fewer RLCs than the others
+  CHECK_EQ(IssueStrings(Parse(CutBefore(text, "  SDMA Engine 7, RLC 6")).issues),
+           (std::vector<std::string>{"1|error|node 2: SDMA engine 7 has 6 RLC(s), another engine has 8 (dump cut?)"}));
+}
+
+TEST(hqds_crlf_reads_like_lf) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/hqds");
+  const HqdsRaw a = Parse(text);
+  const HqdsRaw b = Parse(Crlf(text));
+  CHECK(b.issues.empty());
+  CHECK(a.words == b.words);
+  CHECK(a.nodes == b.nodes);
+  CHECK(a.slots == b.slots);
+  CHECK_EQ(a.lines, b.lines);
 }

@@ -169,3 +169,71 @@ TEST(mqds_200_bad_lines_keep_100_issues) {
   CHECK_EQ(r.lines, 200u);
   CHECK_EQ(r.issues[99].message, std::string("unrecognised line: \"junk 99\""));
 }
+
+namespace {
+
+/** An MQD block of `dwords` dwords as the kernel dumps it: word i = i + first. */
+std::vector<std::string> Block(size_t dwords, uint32_t first = 0) {
+  std::vector<std::string> out;
+  for (size_t off = 0; off < dwords; off += 8) {
+    std::string l = "    " + Hex8(static_cast<uint32_t>(off * 4)) + ":";
+    for (size_t i = off; i < off + 8 && i < dwords; ++i) l += " " + Hex8(static_cast<uint32_t>(i) + first);
+    out.push_back(l);
+  }
+  return out;
+}
+
+std::vector<std::string> Cat(std::initializer_list<std::vector<std::string>> parts) {
+  std::vector<std::string> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+}  // namespace
+
+TEST(mqds_cut_after_a_queue_header_or_a_block_is_found) {
+  const std::vector<std::string> text = Cat({
+      {"Process 1 PASID 1:", "  Compute queue on device a"},
+      Block(512), Block(512), Block(512), Block(512),  // lines 3..258
+      {"  Compute queue on device a"},                 // 259
+      Block(512), Block(512),                          // two of four XCC blocks
+      {"  SDMA queue on device a",                     // 388
+       "Process 2 PASID 2:",                           // 389
+       "  Compute queue on device b"},                 // 390: the end
+  });
+  const MqdsRaw r = Parse(Join(text));
+  CHECK_EQ(IssueStrings(r.issues), (std::vector<std::string>{
+                                       "388|error|sdma queue without an MQD dump (dump cut?)",
+                                       "390|error|compute queue without an MQD dump (dump cut?)",
+                                       "259|error|compute queue has 2 MQD block(s), another on device a has 4 (dump cut?)",
+                                   }));
+  CHECK_EQ(Q(r, 1, 6), 2.0);
+  CHECK_EQ(Q(r, 2, 6), 0.0);
+  CHECK_EQ(Q(r, 3, 6), 0.0);
+  // a queue the kernel prints without a dump (bad type, weird) is no cut
+  CHECK(Parse("Process 1 PASID 1:\n  Bad user queue type 9 on device a\n").issues.size() == 1u);
+}
+
+TEST(mqds_block_cut_at_dword_40_keeps_its_40_words) {
+  const MqdsRaw r = Parse(Join(Cat({{"Process 1 PASID 1:", "  Compute queue on device a"}, Block(40, 0xc0310800)})));
+  CHECK_EQ(IssueStrings(r.issues), (std::vector<std::string>{"3|error|MQD block has 40 dwords, expected 512"}));
+  CHECK_EQ(r.words.size(), 40u);
+  CHECK_EQ(B(r, 0, 3), 40.0);
+}
+
+TEST(mqds_crlf_reads_like_lf) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/mqds");
+  std::string crlf;
+  for (char c : text) {
+    if (c == '\n') crlf += '\r';
+    crlf += c;
+  }
+  const MqdsRaw a = Parse(text);
+  const MqdsRaw b = Parse(crlf);
+  CHECK(b.issues.empty());
+  CHECK(a.words == b.words);
+  CHECK(a.procs == b.procs);
+  CHECK(a.queues == b.queues);
+  CHECK(a.blocks == b.blocks);
+  CHECK_EQ(a.pasids, b.pasids);
+}

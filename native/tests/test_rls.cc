@@ -86,3 +86,23 @@ TEST(rls_walk_pm4_directly) {
   CHECK(c.issues.empty());
   CHECK_EQ(packets, (std::vector<double>{3, 0, 0x10, 2, 3, 2, 0x10, 3}));
 }
+
+TEST(rls_node_twice_is_an_error_and_crlf_reads_like_lf) {
+  const std::string text = gpucolo_test::ReadFixture("debugfs/kfd/rls");
+  const RlsRaw r = Parse(text + text);
+  CHECK_EQ(IssueStrings(r.issues), (std::vector<std::string>{"10|error|node 2 (gpu_id 7c1e) again, first at line 1: two dumps appended? this copy is skipped"}));
+  CHECK_EQ(r.nodes.size(), kRlsNodeCols);
+  CHECK_EQ(r.words.size(), 63u);
+  CHECK_EQ(r.packets.size(), 5 * kRlsPacketCols);
+  std::string crlf;
+  for (char c : text) {
+    if (c == '\n') crlf += '\r';
+    crlf += c;
+  }
+  const RlsRaw a = Parse(text);
+  const RlsRaw b = Parse(crlf);
+  CHECK(b.issues.empty());
+  CHECK(a.words == b.words);
+  CHECK(a.nodes == b.nodes);
+  CHECK(a.packets == b.packets);
+}

@@ -116,7 +116,8 @@ TEST(sysfs_bad_topology) {
   const TopologyRaw t = ReadTopology(tree.root());
   CHECK_EQ(Messages(t.issues), (std::vector<std::string>{
                                    "error||" + d + "/1/gpu_id: expected a number, got \"banana?\"",
-                                   "error|ENOENT|cannot read " + d + "/2/properties (ENOENT)",
+                                   // a gpu_id is unsigned: "-0" is no gpu_id (the node is not read further)
+                                   "error||" + d + "/2/gpu_id: expected a gpu_id (a number >= 0), got \"-0?\"",
                                    "warning||" + d + "/10/properties:2: malformed property line \"nonsense\"",
                                    "warning||" + d + "/10/properties:3: malformed property line \" \"",
                                    "warning||" + d + "/10/properties:4: malformed property line \"x \"",
@@ -162,4 +163,36 @@ TEST(sysfs_unreadable_file_when_not_root) {
   ::chmod(f.c_str(), 0);
   const ProcsRaw p = ReadKfdProcs(tree.root(), nullptr);
   CHECK_EQ(Messages(p.issues), (std::vector<std::string>{"error|EACCES|cannot read " + f + " (EACCES)"}));
+}
+
+TEST(sysfs_negative_gpu_id_is_an_issue_and_crlf_reads_like_lf) {
+  TempTree tree({
+      {kT + "/1/gpu_id", "-5\n"},
+      {kT + "/1/name", "x\n"},
+      {kT + "/1/properties", "simd_count 4\n"},
+      {kT + "/2/gpu_id", "31774\r\n"},
+      {kT + "/2/name", "ip discovery\r\n"},
+      {kT + "/2/properties", "simd_count 304\r\nnum_xcc 4\r\n"},
+      {kP + "/9/pasid", "0\r\n"},
+      {kP + "/9/queues/0/type", "0"},
+      {kP + "/9/queues/0/size", "4096"},
+      {kP + "/9/queues/0/gpuid", "-1"},
+      {kP + "/9/queues/1/type", "1"},
+      {kP + "/9/queues/1/size", "4096\r\n"},
+      {kP + "/9/queues/1/gpuid", "31774"},
+  });
+  const std::string d = tree.root() + "/" + kT;
+  const TopologyRaw t = ReadTopology(tree.root());
+  CHECK_EQ(Messages(t.issues), (std::vector<std::string>{"error||" + d + "/1/gpu_id: expected a gpu_id (a number >= 0), got \"-5?\""}));
+  CHECK_EQ(t.nodes.size(), 1u);
+  CHECK_EQ(t.nodes[0].gpu_id, 31774.0);
+  CHECK_EQ(t.nodes[0].name, std::string("ip discovery"));
+  CHECK_EQ(t.nodes[0].keys, (std::vector<std::string>{"simd_count", "num_xcc"}));
+  CHECK_EQ(t.nodes[0].values, (std::vector<std::string>{"304", "4"}));
+  const std::string q = tree.root() + "/" + kP + "/9/queues/0/gpuid";
+  const ProcsRaw p = ReadKfdProcs(tree.root(), nullptr);
+  // -1 would read as "unreadable" in the table: a negative gpuid is an issue and the column stays -1
+  CHECK_EQ(Messages(p.issues), (std::vector<std::string>{"error||" + q + ": expected a gpu_id (a number >= 0), got \"-1\""}));
+  CHECK_EQ(p.procs, (std::vector<double>{9, 0, 0, 2, 0, 0}));
+  CHECK_EQ(p.queues, (std::vector<double>{0, 0, 0, 4096, -1, 0, 1, 1, 4096, 31774}));
 }

@@ -128,3 +128,21 @@ TEST(hex8_matches_a_digit_by_digit_reference) {
     if (ok_got) CHECK_EQ(got, want);
   }
 }
+
+TEST(line_reader_drops_the_cr_of_crlf) {
+  const std::string text = "a\r\n\r\nb\rc\r\nd\r";
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  LineReader lines(s, text.size());
+  std::vector<std::string> got;
+  size_t start, end;
+  while (lines.Next(&start, &end)) got.push_back(text.substr(start, end - start));
+  // a CR inside a line stays; one before LF or at the very end goes
+  CHECK_EQ(got, (std::vector<std::string>{"a", "", "b\rc", "d"}));
+  CHECK_EQ(lines.line(), 4u);
+}
+
+TEST(hex_lower_prints_like_to_string_16) {
+  CHECK_EQ(HexLower(0), std::string("0"));
+  CHECK_EQ(HexLower(0x7c1e), std::string("7c1e"));
+  CHECK_EQ(HexLower(0xffffffffu), std::string("ffffffff"));
+}

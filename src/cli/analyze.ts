@@ -71,7 +71,10 @@ export function renderSummary(r: QueueUsageReport): string {
   }
   for (const g of r.gpus) {
     out.push('');
-    out.push(`GPU node ${g.node} (${g.gpuId}, ${g.numXcc} XCC): active HQDs per XCC avg ${g.perXcc.map((x) => (x.active.avg === null ? '-' : +x.active.avg.toFixed(2))).join(' / ')} over ${g.samples} sample(s); unbalanced ${g.unbalancedSamples}`);
+    // '?': an XCC no sample showed (a cut dump); its average is unknown, not 0
+    const avg = g.perXcc.map((x) => (x.active.avg === null ? (g.samples > 0 ? '?' : '-') : +x.active.avg.toFixed(2))).join(' / ');
+    const partly = g.perXcc.some((x) => x.samples < g.samples) ? ' (some XCCs read in fewer: see --json)' : '';
+    out.push(`GPU node ${g.node} (${g.gpuId}, ${g.numXcc} XCC): active HQDs per XCC avg ${avg} over ${g.samples} sample(s)${partly}; unbalanced ${g.unbalancedSamples}`);
   }
   if (r.coexistence) {
     const c = r.coexistence;
@@ -83,5 +86,8 @@ export function renderSummary(r: QueueUsageReport): string {
   out.push(`Sampling: jitter ${s.jitterNs ? fmtDist(s.jitterNs) : (s.unmeasured ?? '-')}`);
   if (s.costs) out.push(`  read ${fmtDist(s.costs.read)}; parse ${fmtParseCost(s.costs, (d) => `p50 ${fmtNs(d.p50)}`)}; join p50 ${fmtNs(s.costs.join.p50)}`);
   out.push(`  missed intervals ${s.missedIntervals}, samples with issues ${s.sampleIssues.samples}, trace line problems ${s.traceIssues.length + s.traceIssuesOmitted}`);
+  if (s.incompleteSamples.mqds || s.incompleteSamples.hqds) {
+    out.push(`  debugfs text not whole (cut, appended, broken): mqds in ${s.incompleteSamples.mqds} sample(s), hqds in ${s.incompleteSamples.hqds}; what they lack is counted as unknown`);
+  }
   return `${out.join('\n')}\n`;
 }

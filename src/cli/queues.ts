@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { snapshot, type QueueSnapshot, type SnapshotQueue } from '../kfd/index.js';
+import { snapshot, type QueueSnapshot, type SnapshotNode, type SnapshotQueue } from '../kfd/index.js';
 import { addRootOptions, checkGivenRoots, collectPids, resolveRoots, type RootOptions } from './options.js';
 import { table } from './table.js';
 import { CliError } from './errors.js';
@@ -23,18 +23,38 @@ export function queuesCommand(): Command {
   });
 }
 
+/** '-' where a field does not apply (SDMA has no priority, sysfs alone shows none), '?' where it is unknown. */
 function prio(q: SnapshotQueue): string {
-  if (!q.priority) return '-';
+  if (!q.priority) return q.source !== 'sysfs' && (q.type === 'compute' || q.type === 'diq') ? '?' : '-';
   return `${q.priority.level ?? '?'} ${q.priority.pipe}/${q.priority.queue}`;
 }
 
-function slots(q: SnapshotQueue, hqdsRead: boolean): [string, string] {
-  if (q.sdma) return [`sdma ${q.sdma.engine}/${q.sdma.rlc}`, q.sdma.active ? 'yes' : 'no'];
+const yesNo = (v: boolean | null): string => (v === null ? '?' : v ? 'yes' : 'no');
+
+/**
+ * HW SLOTS and ACTIVE of a queue. What hqds did not show is '?': the queue's GPU missing from it,
+ * XCCs of its node missing (`, 2 XCC ?`), a slot cut before CP_HQD_ACTIVE (`(1 ?)`), the node's
+ * SDMA RLCs missing.
+ */
+function slots(q: SnapshotQueue, hqdsRead: boolean, node: SnapshotNode | undefined): [string, string] {
+  if (q.sdma) return [`sdma ${q.sdma.engine}/${q.sdma.rlc}`, yesNo(q.sdma.active)];
   if (!hqdsRead) return ['?', '?'];
-  if (q.hqds.length === 0) return ['-', q.type.startsWith('sdma') ? 'no' : '0'];
-  const active = q.hqds.filter((h) => h.active).length;
-  return [q.hqds.map((h) => `${h.inst}/${h.pipe}/${h.queue}`).join(' '), `${active}/${q.hqds.length}`];
+  const sdmaType = q.type.startsWith('sdma');
+  const unknownXccs = node ? node.perXcc.filter((x) => x.activeCp === null && x.cpSlots === null).length : 0;
+  if (sdmaType && (node === undefined || node.activeSdma === null)) return ['?', '?'];
+  if (q.hqds.length === 0) {
+    if (sdmaType) return ['-', 'no'];
+    return node === undefined || (unknownXccs > 0 && unknownXccs === node.perXcc.length) ? ['?', '?'] : ['-', unknownXccs ? `0, ${unknownXccs} XCC ?` : '0'];
+  }
+  const active = q.hqds.filter((h) => h.active === true).length;
+  const unknown = q.hqds.filter((h) => h.active === null).length;
+  return [
+    q.hqds.map((h) => `${h.inst}/${h.pipe}/${h.queue}`).join(' '),
+    `${active}/${q.hqds.length}${unknown ? ` (${unknown} ?)` : ''}${unknownXccs ? `, ${unknownXccs} XCC ?` : ''}`,
+  ];
 }
+
+const num = (v: number | null): string => (v === null ? '?' : String(v));
 
 export function render(s: QueueSnapshot): string {
   const out: string[] = [];
@@ -44,6 +64,7 @@ export function render(s: QueueSnapshot): string {
     .join(', ');
   out.push(`KFD queues: ${s.processes.length} process(es), ${nq} queue(s)   [parser ${s.path}; ${src}]`);
   const hqdsRead = s.sources.hqds.ok;
+  const nodeOf = new Map(s.nodes.map((n) => [n.gpuId, n]));
   for (const p of s.processes) {
     out.push('');
     const extra = [p.name, p.nsPid !== null ? `pid ${p.nsPid} in its namespace` : null].filter(Boolean).join(', ');
@@ -53,12 +74,12 @@ export function render(s: QueueSnapshot): string {
       continue;
     }
     const rows = p.queues.map((q) => {
-      const [sl, act] = slots(q, hqdsRead);
+      const [sl, act] = slots(q, hqdsRead, q.gpuId === null ? undefined : nodeOf.get(q.gpuId));
       return [
         q.qid === null ? '?' : String(q.qid),
         q.type + (q.aql === false ? ' (pm4)' : ''),
         q.gpuId ?? '?',
-        q.node === null ? '?' : String(q.node),
+        num(q.node),
         prio(q),
         sl,
         act,
@@ -75,7 +96,14 @@ export function render(s: QueueSnapshot): string {
     out.push(
       ...table(
         ['NODE', 'GPU', 'KIND', 'SLOT', 'MQD', 'VMID'],
-        s.unmatchedHqds.map((h) => [String(h.node), h.gpuId, h.kind, `${h.inst}/${h.pipe}/${h.queue}`, h.mqdAddress ?? '-', h.vmid === null ? '-' : String(h.vmid)]),
+        s.unmatchedHqds.map((h) => [
+          String(h.node),
+          h.gpuId,
+          h.likelyStale ? `${h.kind} (likely stale registers: no queue on this GPU)` : h.kind,
+          `${h.inst}/${h.pipe}/${h.queue}`,
+          h.mqdAddress ?? '-',
+          h.vmid === null ? '-' : String(h.vmid),
+        ]),
         '  ',
       ),
     );
@@ -87,15 +115,15 @@ export function render(s: QueueSnapshot): string {
       ...table(
         ['NODE', 'GPU', 'NAME', 'GFX', 'XCC', 'QUEUES', 'ACTIVE HQDS', 'PER XCC', 'SDMA', 'RUNLIST'],
         s.nodes.map((n) => [
-          String(n.node),
+          num(n.node),
           n.gpuId,
           n.name || '-',
           n.gfxTarget ?? '?',
-          n.numXcc === null ? '?' : String(n.numXcc),
+          num(n.numXcc),
           String(n.queues),
-          hqdsRead ? `${n.activeHqds}/${n.cpSlots}` : '?',
-          hqdsRead ? n.perXcc.map((x) => x.activeCp).join('+') || '-' : '?',
-          hqdsRead ? String(n.activeSdma) : '?',
+          hqdsRead ? `${num(n.activeHqds)}/${num(n.cpSlots)}` : '?',
+          hqdsRead ? n.perXcc.map((x) => num(x.activeCp)).join('+') || '-' : '?',
+          hqdsRead ? num(n.activeSdma) : '?',
           n.runlist === null ? '?' : n.runlist.present ? `${n.runlist.processes} proc, ${n.runlist.mapQueues} queues${n.runlist.chained ? ', oversubscribed' : ''}` : 'none',
         ]),
         '  ',

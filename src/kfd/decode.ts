@@ -38,46 +38,60 @@ export function addr64(lo: number, hi: number, shift = 0): string {
   return `0x${v.toString(16)}`;
 }
 
-const w = (words: Uint32Array, i: number): number => (i < words.length ? words[i] : 0);
+/** Dword i, or null when the dump ended before it (a cut block): unknown, never 0. */
+const w = (words: Uint32Array, i: number): number | null => (i < words.length ? words[i] : null);
+/** (hi:lo) as 0x-hex when both dwords were read, else null. */
+const addrOf = (words: Uint32Array, lo: number, hi: number, shift = 0): string | null =>
+  hi < words.length && lo < words.length ? addr64(words[lo], words[hi], shift) : null;
+/** f(dword i) when dword i was read, else null. */
+const field = <T>(words: Uint32Array, i: number, f: (v: number) => T): T | null => (i < words.length ? f(words[i]) : null);
 
 export function decodeComputeMqd(words: Uint32Array): ComputeMqdFields {
   return {
     headerOk: w(words, 0) === V9_MQD_HEADER,
-    mqdAddress: addr64(w(words, 128), w(words, 129)),
+    mqdAddress: addrOf(words, 128, 129),
     cpHqdActive: w(words, 130),
     vmid: w(words, 131),
     pipePriority: w(words, 133),
     queuePriority: w(words, 134),
-    ringBase: addr64(w(words, 136), w(words, 137), 8),
-    ringSizeBytes: 4 * 2 ** ((w(words, 145) & 0x3f) + 1),
-    doorbell: (w(words, 143) >>> 2) & 0x3ffffff,
-    aql: (w(words, 181) & 1) === 1,
+    ringBase: addrOf(words, 136, 137, 8),
+    ringSizeBytes: field(words, 145, (v) => 4 * 2 ** ((v & 0x3f) + 1)),
+    doorbell: field(words, 143, (v) => (v >>> 2) & 0x3ffffff),
+    aql: field(words, 181, (v) => (v & 1) === 1),
     logicalXcc: w(words, 39),
-    cuMaskSe: [w(words, 23), w(words, 24), w(words, 26), w(words, 27)],
-    rptrReportAddress: addr64(w(words, 139), w(words, 140)),
-    wptrPollAddress: addr64(w(words, 141), w(words, 142)),
-    ctxSaveAddress: addr64(w(words, 171), w(words, 172)),
+    cuMaskSe: words.length > 27 ? [words[23], words[24], words[26], words[27]] : null,
+    rptrReportAddress: addrOf(words, 139, 140),
+    wptrPollAddress: addrOf(words, 141, 142),
+    ctxSaveAddress: addrOf(words, 171, 172),
   };
 }
 
 export function decodeSdmaMqd(words: Uint32Array): SdmaMqdFields {
   return {
-    ringBase: addr64(w(words, 1), w(words, 2), 8),
+    ringBase: addrOf(words, 1, 2, 8),
     // SDMA RB_CNTL.RB_SIZE (bits 6:1) = log2(ring dwords)
-    ringSizeBytes: 4 * 2 ** ((w(words, 0) >>> 1) & 0x3f),
-    doorbell: (w(words, 22) >>> 2) & 0x3ffffff,
+    ringSizeBytes: field(words, 0, (v) => 4 * 2 ** ((v >>> 1) & 0x3f)),
+    doorbell: field(words, 22, (v) => (v >>> 2) & 0x3ffffff),
     engine: w(words, 126),
     rlc: w(words, 127),
     // rptr_addr_hi is dw8, _lo dw9
-    rptrAddress: addr64(w(words, 9), w(words, 8)),
+    rptrAddress: addrOf(words, 9, 8),
   };
+}
+
+/**
+ * Ring size in dwords from CP_HQD_PQ_CONTROL (register 17: QUEUE_SIZE bits 5:0 = log2(dwords) - 1);
+ * null when the dump ended before it.
+ */
+export function hqdRingDwords(regs: Uint32Array): number | null {
+  return regs.length > 17 ? 2 ** ((regs[17] & 0x3f) + 1) : null;
 }
 
 /** Compute HQD registers: value i == MQD dword 128+i (SPEC.md §2.1 table). */
 export function decodeComputeHqd(regs: Uint32Array) {
-  const active = regs.length > 2 && (regs[2] & 1) === 1;
-  const rptr = w(regs, 10);
-  const wptr = w(regs, 54);
+  // a slot cut before CP_HQD_ACTIVE: whether it is active is unknown, not "no"
+  const active = regs.length > 2 ? (regs[2] & 1) === 1 : null;
+  const ringDwords = hqdRingDwords(regs);
   return {
     active,
     mqdAddress: regs.length >= 2 ? addr64(regs[0], regs[1]) : null,
@@ -85,14 +99,19 @@ export function decodeComputeHqd(regs: Uint32Array) {
     pipePriority: regs.length > 5 ? regs[5] : null,
     queuePriority: regs.length > 6 ? regs[6] : null,
     ringBase: regs.length > 9 ? addr64(regs[8], regs[9], 8) : null,
-    // CP_HQD_PQ_RPTR counts dwords in an 18-bit field; the 64-bit WPTR in dwords too
-    busy: regs.length > 54 && active ? (rptr & 0x3ffff) !== (wptr & 0x3ffff) : null,
+    // CP_HQD_PQ_RPTR and the 64-bit WPTR count dwords; both wrap at the ring size (a power of two)
+    busy:
+      active === null || ringDwords === null || regs.length <= 54
+        ? null
+        : active
+          ? (regs[10] & (ringDwords - 1)) !== (regs[54] & (ringDwords - 1))
+          : null,
   };
 }
 
 /** SDMA RLC registers (GC 9.4.3 order: RB_CNTL, RB_BASE, RB_BASE_HI, RB_RPTR, RB_RPTR_HI, RB_WPTR, ...). */
 export function decodeSdmaHqd(regs: Uint32Array) {
-  const active = regs.length > 0 && (regs[0] & 1) === 1;
+  const active = regs.length > 0 ? (regs[0] & 1) === 1 : null;
   return {
     active,
     mqdAddress: null,

@@ -14,6 +14,13 @@
  *    first, KFD gives the lowest free id, so oldest = lowest id unless ids were reused). With
  *    different counts only the oldest pairs are matched, a warning says so, and sysfs queues
  *    debugfs does not show yet are listed from sysfs alone.
+ *  - runlist MAP_PROCESS -> process: by PASID where the mqds header prints a real one (older
+ *    kernels: `PASID 0x8001` is MAP_PROCESS pasid 32769; current ones print the pid there) or
+ *    sysfs `pasid` is not 0; else through the queues it maps.
+ *
+ * Unknown is null, never 0 or false: a field a cut MQD block does not hold, an HQD slot cut
+ * before CP_HQD_ACTIVE, a node or Inst that hqds does not show (dump cut, or a GPU only mqds
+ * names) are null in the result, and a warning names what is missing.
  */
 import { priorityLevel } from './decode.js';
 import type { ProcStatus } from './procfs.js';
@@ -28,6 +35,7 @@ import type {
   MqdQueue,
   Mqds,
   RlsMapProcess,
+  RlsNode,
   Rls,
   Topology,
 } from './types.js';
@@ -39,7 +47,8 @@ export interface SnapshotHqd {
   inst: number;
   pipe: number;
   queue: number;
-  active: boolean;
+  /** CP_HQD_ACTIVE; null when the slot's dump ends before it */
+  active: boolean | null;
   busy: boolean | null;
   /** index of the MQD block (XCC) whose address matched */
   xcc: number;
@@ -48,7 +57,7 @@ export interface SnapshotHqd {
 export interface SnapshotSdmaSlot {
   engine: number;
   rlc: number;
-  active: boolean;
+  active: boolean | null;
   busy: boolean | null;
   matchedBy: 'engine-rlc' | 'ring-base';
 }
@@ -66,16 +75,17 @@ export interface SnapshotQueue {
   gpuId: string | null;
   node: number | null;
   sizeBytes: number | null;
+  /** MQD pipe/queue priority; null when not read (no debugfs, SDMA) or the MQD block ends before dw134 */
   priority: { pipe: number; queue: number; level: 'low' | 'normal' | 'high' | null } | null;
   doorbell: number | null;
   ringBase: string | null;
-  /** GART address of the MQD of each XCC */
-  mqdAddresses: string[];
+  /** GART address of the MQD of each XCC (index = MQD block); null where the block ends before dw129 */
+  mqdAddresses: (string | null)[];
   /** hardware slots per XCC (compute) */
   hqds: SnapshotHqd[];
   /** SDMA engine/RLC holding the queue (SDMA) */
   sdma: SnapshotSdmaSlot | null;
-  /** listed in the runlist (mapped by the HWS); null when the runlist was not read */
+  /** listed in the runlist (mapped by the HWS); null when unknown (runlist not read or cut, the queue's MQD address unknown) */
   inRunlist: boolean | null;
   /** line of the queue header in mqds */
   mqdsLine: number | null;
@@ -103,27 +113,38 @@ export interface UnmatchedHqd {
   ringBase: string | null;
   vmid: number | null;
   busy: boolean | null;
+  /**
+   * an SDMA RLC with RB_ENABLE set on a GPU where mqds shows no queue and no CP slot is active:
+   * most likely registers left over from a queue that is gone, not a live queue
+   */
+  likelyStale: boolean;
 }
 
 export interface SnapshotXcc {
   inst: number;
-  cpSlots: number;
-  activeCp: number;
-  hiqActive: boolean;
+  /** null (with activeCp, hiqActive) when hqds does not show this Inst */
+  cpSlots: number | null;
+  /** null also when a slot's dump ends before CP_HQD_ACTIVE */
+  activeCp: number | null;
+  hiqActive: boolean | null;
 }
 
 export interface SnapshotNode {
-  node: number;
+  /** topology node; null when only a gpu_id is known (mqds names a GPU that neither hqds nor topology shows) */
+  node: number | null;
   gpuId: string;
   name: string | null;
   gfxTarget: string | null;
   /** from topology; null when sysfs topology was not readable */
   numXcc: number | null;
   stopped: boolean;
-  /** active compute HQD slots (HIQ excluded) */
-  activeHqds: number;
-  activeSdma: number;
-  cpSlots: number;
+  /** active compute HQD slots (HIQ excluded); null when hqds was not read or does not show every XCC of the node */
+  activeHqds: number | null;
+  /** null when hqds was not read or does not show the node */
+  activeSdma: number | null;
+  /** null like activeHqds */
+  cpSlots: number | null;
+  /** one entry per Inst hqds shows, and one of nulls per XCC it should show but does not */
   perXcc: SnapshotXcc[];
   queues: number;
   runlist: { present: boolean; processes: number; mapQueues: number; chained: boolean } | null;
@@ -144,9 +165,19 @@ export interface JoinInput {
   qidHints?: Map<number, Map<string, number>>;
 }
 
-/** What identifies a debugfs queue across snapshots: its XCC0 MQD address, or an SDMA ring. */
-export function debugfsIdentity(q: Pick<SnapshotQueue, 'mqdAddresses' | 'ringBase' | 'type'>): string {
-  return q.mqdAddresses.length ? `mqd:${q.mqdAddresses[0]}` : `ring:${q.ringBase}`;
+/**
+ * What identifies a debugfs queue across snapshots: its XCC0 MQD address, or an SDMA ring. A queue
+ * whose dump ends before either has no identity: a key that matches no other snapshot.
+ */
+export function debugfsIdentity(q: Pick<SnapshotQueue, 'mqdAddresses' | 'ringBase' | 'type'> & Partial<Pick<SnapshotQueue, 'mqdsLine'>>): string {
+  if (q.mqdAddresses.length) return q.mqdAddresses[0] !== null ? `mqd:${q.mqdAddresses[0]}` : `unknown:${q.mqdsLine ?? '?'}`;
+  return q.ringBase !== null ? `ring:${q.ringBase}` : `unknown:${q.mqdsLine ?? '?'}`;
+}
+
+/** The number in a `Process <pid> PASID <field>:` header when it is a real PASID (not the pid again), else null. */
+export function headerPasid(pid: number, field: string): number | null {
+  const v = field.startsWith('0x') ? parseInt(field.slice(2), 16) : Number(field);
+  return Number.isFinite(v) && v !== pid && v > 0 ? v : null;
 }
 
 export interface JoinResult {
@@ -212,7 +243,10 @@ export function joinQueues(input: JoinInput): JoinResult {
           gpuId: mq.gpuId,
           node: mq.gpuId !== null ? (nodeOfGpu.get(mq.gpuId) ?? null) : null,
           sizeBytes: c ? c.ringSizeBytes : s ? s.ringSizeBytes : null,
-          priority: c ? { pipe: c.pipePriority, queue: c.queuePriority, level: priorityLevel(c.pipePriority, c.queuePriority) } : null,
+          priority:
+            c && c.pipePriority !== null && c.queuePriority !== null
+              ? { pipe: c.pipePriority, queue: c.queuePriority, level: priorityLevel(c.pipePriority, c.queuePriority) }
+              : null,
           doorbell: c ? c.doorbell : s ? s.doorbell : null,
           ringBase: c ? c.ringBase : s ? s.ringBase : null,
           mqdAddresses: c ? mq.blocks.map((b) => b.compute!.mqdAddress) : [],
@@ -284,32 +318,41 @@ export function joinQueues(input: JoinInput): JoinResult {
   // ---- HQD slots -> queues
   const unmatchedHqds: UnmatchedHqd[] = [];
   const byMqdAddr = new Map<string, { w: Work; block: number }>();
-  for (const w of work) w.q.mqdAddresses.forEach((a, i) => byMqdAddr.set(`${w.q.gpuId}|${a}`, { w, block: i }));
+  for (const w of work) {
+    w.q.mqdAddresses.forEach((a, i) => {
+      if (a !== null) byMqdAddr.set(`${w.q.gpuId}|${a}`, { w, block: i });
+    });
+  }
   const sdmaWork = work.filter((w) => w.mqd && w.mqd.type === 'sdma');
+  // a GPU where mqds (read whole) shows no queue and no CP slot is active is idle: an SDMA RLC
+  // still enabled there is most likely left over, not a queue mqds missed
+  const gpusWithQueues = new Set(work.map((w) => w.q.gpuId));
+  const mqdsWhole = input.mqds !== null && input.mqds !== undefined && !input.mqds.partial;
   for (const node of input.hqds?.nodes ?? []) {
     const insts = [...new Set(node.slots.filter((s) => s.kind !== 'sdma').map((s) => s.inst))].sort((a, b) => a - b);
+    const idle = mqdsWhole && !gpusWithQueues.has(node.gpuId) && !node.slots.some((s) => s.kind === 'cp' && s.active === true);
     for (const slot of node.slots) {
       if (slot.kind === 'cp') {
         const hit = slot.mqdAddress && slot.mqdAddress !== '0x0' ? byMqdAddr.get(`${node.gpuId}|${slot.mqdAddress}`) : undefined;
         if (hit) {
           hit.w.q.hqds.push({ inst: slot.inst, pipe: slot.pipe, queue: slot.queue, active: slot.active, busy: slot.busy, xcc: hit.block });
           const pos = insts.indexOf(slot.inst);
-          if (slot.active && pos !== hit.block) {
+          if (slot.active === true && pos !== hit.block) {
             warnings.push(
               `node ${node.node}: HQD Inst ${slot.inst} Pipe ${slot.pipe} Queue ${slot.queue} holds MQD block ${hit.block} of pid ${hit.w.pid}'s queue, expected block ${pos}`,
             );
           }
-        } else if (slot.active) {
-          unmatchedHqds.push(unmatched(node.node, node.gpuId, slot));
+        } else if (slot.active === true) {
+          unmatchedHqds.push(unmatched(node.node, node.gpuId, slot, false));
         }
-      } else if (slot.kind === 'sdma' && slot.active) {
+      } else if (slot.kind === 'sdma' && slot.active === true) {
         const onGpu = sdmaWork.filter((w) => w.q.gpuId === node.gpuId);
         let w = onGpu.find((x) => x.mqd!.blocks[0]?.sdma?.engine === slot.pipe && x.mqd!.blocks[0]?.sdma?.rlc === slot.queue);
         let by: SnapshotSdmaSlot['matchedBy'] = 'engine-rlc';
-        if (w && slot.ringBase !== null && w.q.ringBase !== slot.ringBase) {
+        if (w && slot.ringBase !== null && w.q.ringBase !== null && w.q.ringBase !== slot.ringBase) {
           warnings.push(`node ${node.node}: SDMA engine ${slot.pipe} RLC ${slot.queue} ring ${slot.ringBase} differs from its MQD's ring ${w.q.ringBase}`);
         }
-        if (!w) {
+        if (!w && slot.ringBase !== null) {
           const byRing = onGpu.filter((x) => x.q.ringBase === slot.ringBase);
           if (byRing.length === 1) {
             w = byRing[0];
@@ -317,7 +360,7 @@ export function joinQueues(input: JoinInput): JoinResult {
           }
         }
         if (w) w.q.sdma = { engine: slot.pipe, rlc: slot.queue, active: slot.active, busy: slot.busy, matchedBy: by };
-        else unmatchedHqds.push(unmatched(node.node, node.gpuId, slot));
+        else unmatchedHqds.push(unmatched(node.node, node.gpuId, slot, idle));
       }
     }
   }
@@ -327,23 +370,39 @@ export function joinQueues(input: JoinInput): JoinResult {
   const unmatchedRunlistQueues: JoinResult['unmatchedRunlistQueues'] = [];
   const runlistOf = new Map<number, SnapshotProcess['runlist']>();
   if (input.rls) {
+    // a real PASID in the mqds header (older kernels) or in sysfs names the process of a MAP_PROCESS
+    const pidOfPasid = new Map<number, number>();
+    for (const p of input.mqds?.processes ?? []) {
+      const v = headerPasid(p.pid, p.pasidField);
+      if (v !== null) pidOfPasid.set(v, p.pid);
+    }
+    for (const p of input.procs?.procs ?? []) if (p.pasid !== null && p.pasid > 0 && !pidOfPasid.has(p.pasid)) pidOfPasid.set(p.pasid, p.pid);
     const rlsGpus = new Map(input.rls.nodes.map((n) => [n.gpuId, n]));
     for (const w of work) {
       if (w.q.source === 'sysfs' || w.q.gpuId === null) continue;
-      w.q.inRunlist = rlsGpus.has(w.q.gpuId) ? false : null;
+      const n = rlsGpus.get(w.q.gpuId);
+      // "not found below" means "not in the runlist" only when the node's runlist was read to its
+      // end and the queue has what the runlist is matched by
+      w.q.inRunlist = n !== undefined && runlistWhole(n) && runlistKeyKnown(w) ? false : null;
     }
     for (const node of input.rls.nodes) {
       // MAP_QUEUES before any MAP_PROCESS belong to no known process (pasid -1)
       const groups: Pick<RlsMapProcess, 'pasid' | 'numQueues' | 'queues'>[] = [...node.processes];
       if (node.strayQueues.length) groups.push({ pasid: -1, numQueues: 0, queues: node.strayQueues });
       for (const mp of groups) {
-        let pid: number | null = null;
+        const byPasid = mp.pasid >= 0 ? (pidOfPasid.get(mp.pasid) ?? null) : null;
+        let pid: number | null = byPasid;
+        let crossed = false;
         for (const mq of mp.queues) {
           if (mq.engine !== 'compute') continue;
           const hit = byMqdAddr.get(`${node.gpuId}|${mq.mqdAddress}`);
           if (hit && hit.block === 0) {
             hit.w.q.inRunlist = true;
-            pid = hit.w.pid;
+            if (byPasid !== null && hit.w.pid !== byPasid && !crossed) {
+              crossed = true;
+              warnings.push(`node ${node.node}: runlist MAP_PROCESS pasid ${mp.pasid} is pid ${byPasid}'s (its PASID) but maps pid ${hit.w.pid}'s queue ${mq.mqdAddress}`);
+            }
+            pid ??= hit.w.pid;
           } else {
             unmatchedRunlistQueues.push({ gpuId: node.gpuId, pasid: mp.pasid >= 0 ? mp.pasid : null, engine: mq.engine, doorbell: mq.doorbell, mqdAddress: mq.mqdAddress });
           }
@@ -351,14 +410,11 @@ export function joinQueues(input: JoinInput): JoinResult {
         for (const mq of mp.queues) {
           if (mq.engine === 'compute') continue;
           // doorbell indexes are device-wide on real KFD; the engine narrows it when a synthetic or
-          // odd dump repeats them, the process (from its compute queues) narrows it further
-          const cands = sdmaWork.filter(
-            (w) =>
-              w.q.gpuId === node.gpuId &&
-              w.q.doorbell === mq.doorbell &&
-              `sdma${w.mqd!.blocks[0]?.sdma?.engine}` === mq.engine &&
-              (pid === null || w.pid === pid),
-          );
+          // odd dump repeats them, the process (from its PASID or compute queues) narrows it further
+          const cands = sdmaWork.filter((w) => {
+            const engine = sdmaEngineOf(w);
+            return w.q.gpuId === node.gpuId && w.q.doorbell === mq.doorbell && engine !== null && `sdma${engine}` === mq.engine && (pid === null || w.pid === pid);
+          });
           if (cands.length === 1) {
             cands[0].q.inRunlist = true;
             pid ??= cands[0].pid;
@@ -370,13 +426,21 @@ export function joinQueues(input: JoinInput): JoinResult {
           let l = runlistOf.get(pid);
           if (!l) runlistOf.set(pid, (l = []));
           l.push({ gpuId: node.gpuId, pasid: mp.pasid, numQueues: mp.numQueues, mappedQueues: mp.queues.length });
+          // MAP_PROCESS counts every queue of the process on the device, mapped or not (0 under a debugger)
+          if (input.mqds && mp.numQueues > 0) {
+            const shown = work.filter((w) => w.pid === pid && w.mqd !== null && w.q.gpuId === node.gpuId).length;
+            if (shown !== mp.numQueues) {
+              warnings.push(`pid ${pid}: runlist MAP_PROCESS on gpu ${node.gpuId} counts ${mp.numQueues} queue(s), mqds shows ${shown} (created or destroyed between the reads, or mqds cut?)`);
+            }
+          }
         }
       }
     }
   }
 
   // ---- processes
-  const pidSet = new Set<number>([...byPid.keys(), ...sysProcs.keys()]);
+  // a process KFD knows without queues is still a process (the kernel prints its header alone)
+  const pidSet = new Set<number>([...byPid.keys(), ...sysProcs.keys(), ...(input.mqds?.processes ?? []).map((p) => p.pid)]);
   let pids = [...pidSet].sort((a, b) => a - b);
   if (input.pids) {
     const want = new Set(input.pids);
@@ -434,7 +498,24 @@ function mergeSysfs(q: SnapshotQueue, sq: KfdProcQueue, how: QidMatch): void {
   if (sq.sizeBytes !== null) q.sizeBytes = sq.sizeBytes;
 }
 
-function unmatched(node: number, gpuId: string, s: HqdSlot): UnmatchedHqd {
+/** The node's runlist was read to its end (no packet cut short or unrecognised). */
+function runlistWhole(n: RlsNode): boolean {
+  return n.packets.reduce((a, p) => a + p.dwords, 0) === n.ibDwords;
+}
+
+/** The SDMA engine of an SDMA queue's MQD (dw126); null when not read. */
+function sdmaEngineOf(w: Work): number | null {
+  return w.mqd?.blocks[0]?.sdma?.engine ?? null;
+}
+
+/** The queue has what the runlist is matched by: its XCC0 MQD address (compute) or its doorbell and engine (SDMA). */
+function runlistKeyKnown(w: Work): boolean {
+  if (!w.mqd) return false;
+  if (mqdClass(w.mqd) === 'compute') return w.q.mqdAddresses[0] !== undefined && w.q.mqdAddresses[0] !== null;
+  return w.mqd.type === 'sdma' && sdmaEngineOf(w) !== null && w.q.doorbell !== null;
+}
+
+function unmatched(node: number, gpuId: string, s: HqdSlot, likelyStale: boolean): UnmatchedHqd {
   return {
     node,
     gpuId,
@@ -446,12 +527,13 @@ function unmatched(node: number, gpuId: string, s: HqdSlot): UnmatchedHqd {
     ringBase: s.ringBase,
     vmid: s.vmid,
     busy: s.busy,
+    likelyStale: s.kind === 'sdma' && likelyStale,
   };
 }
 
 function buildNodes(input: JoinInput, work: Work[], warnings: string[]): SnapshotNode[] {
   const out = new Map<string, SnapshotNode>();
-  const get = (gpuId: string, node: number): SnapshotNode => {
+  const get = (gpuId: string, node: number | null): SnapshotNode => {
     let n = out.get(gpuId);
     if (!n) {
       out.set(
@@ -463,9 +545,9 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
           gfxTarget: null,
           numXcc: null,
           stopped: false,
-          activeHqds: 0,
-          activeSdma: 0,
-          cpSlots: 0,
+          activeHqds: null,
+          activeSdma: null,
+          cpSlots: null,
           perXcc: [],
           queues: 0,
           runlist: null,
@@ -474,6 +556,7 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
     }
     return n;
   };
+  const unknownXcc = (inst: number): SnapshotXcc => ({ inst, cpSlots: null, activeCp: null, hiqActive: null });
   for (const t of input.topology?.nodes ?? []) {
     if (!t.isGpu) continue;
     const n = get(t.gpuIdHex, t.node);
@@ -481,30 +564,59 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
     n.gfxTarget = t.gpu?.gfxTarget ?? null;
     n.numXcc = t.gpu?.numXcc ?? null;
   }
+  // the XCCs a GPU has: topology num_xcc, else the most MQD blocks of a compute queue on it
+  const blocksOn = new Map<string, number>();
+  for (const w of work) {
+    if (!w.mqd || w.mqd.type !== 'compute' || w.q.gpuId === null) continue;
+    blocksOn.set(w.q.gpuId, Math.max(blocksOn.get(w.q.gpuId) ?? 0, w.mqd.blocks.length));
+  }
+  const xccsOf = (n: SnapshotNode): { count: number | null; from: string } =>
+    n.numXcc !== null ? { count: n.numXcc, from: 'topology num_xcc' } : { count: blocksOn.get(n.gpuId) || null, from: 'MQD blocks per compute queue' };
+  const instsInHqds = new Map<string, number>();
   for (const h of input.hqds?.nodes ?? []) {
     const n = get(h.gpuId, h.node);
     n.stopped = h.stopped;
+    if (h.stopped) {
+      // the scheduler is stopped: nothing is mapped, and hqds prints no slot
+      n.activeHqds = 0;
+      n.activeSdma = 0;
+      n.cpSlots = 0;
+      continue;
+    }
     const xcc = new Map<number, SnapshotXcc>();
+    let sdma: number | null = 0;
     for (const s of h.slots) {
       if (s.kind === 'sdma') {
-        if (s.active) n.activeSdma++;
+        if (s.active === null) sdma = null;
+        else if (s.active && sdma !== null) sdma++;
         continue;
       }
       let x = xcc.get(s.inst);
       if (!x) xcc.set(s.inst, (x = { inst: s.inst, cpSlots: 0, activeCp: 0, hiqActive: false }));
-      if (s.kind === 'hiq') x.hiqActive ||= s.active;
-      else {
-        x.cpSlots++;
-        n.cpSlots++;
-        if (s.active) {
-          x.activeCp++;
-          n.activeHqds++;
-        }
+      if (s.kind === 'hiq') {
+        x.hiqActive = x.hiqActive === true || s.active === true ? true : x.hiqActive === null || s.active === null ? null : false;
+      } else {
+        x.cpSlots = (x.cpSlots ?? 0) + 1;
+        if (s.active === null) x.activeCp = null;
+        else if (s.active && x.activeCp !== null) x.activeCp++;
       }
     }
-    n.perXcc = [...xcc.values()].sort((a, b) => a.inst - b.inst);
-    if (n.numXcc !== null && !h.stopped && n.perXcc.length !== n.numXcc) {
-      warnings.push(`node ${h.node} (gpu ${h.gpuId}): hqds shows ${n.perXcc.length} XCC(s) but topology says num_xcc ${n.numXcc}`);
+    instsInHqds.set(h.gpuId, xcc.size);
+    const read = [...xcc.values()];
+    const want = xccsOf(n);
+    const missing = want.count === null ? [] : Array.from({ length: want.count }, (_, i) => i).filter((i) => !xcc.has(i));
+    n.perXcc = [...read, ...missing.map(unknownXcc)].sort((a, b) => a.inst - b.inst);
+    // a node's dump ends with its SDMA RLCs; the parser says when a dump was cut before them (the
+    // slots themselves cannot: a tracer keeps only the slots in use)
+    const sdmaCut = input.hqds!.issues.some((i) => i.line === h.line && i.message.endsWith('ends without its SDMA RLC dumps (dump cut?)'));
+    n.activeSdma = sdmaCut ? null : sdma;
+    n.cpSlots = missing.length ? null : read.reduce((a, x) => a + (x.cpSlots ?? 0), 0);
+    n.activeHqds = missing.length || read.some((x) => x.activeCp === null) ? null : read.reduce((a, x) => a + (x.activeCp ?? 0), 0);
+    if (missing.length) {
+      const shown = [...xcc.keys()].sort((a, b) => a - b).join(',') || 'none';
+      warnings.push(`node ${h.node} (gpu ${h.gpuId}): hqds shows Inst ${shown} of ${want.count} XCC(s) (${want.from}): Inst ${missing.join(',')} unknown`);
+    } else if (n.numXcc !== null && read.length !== n.numXcc) {
+      warnings.push(`node ${h.node} (gpu ${h.gpuId}): hqds shows ${read.length} XCC(s) but topology says num_xcc ${n.numXcc}`);
     }
   }
   for (const r of input.rls?.nodes ?? []) {
@@ -518,11 +630,32 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
   }
   for (const w of work) {
     if (w.q.gpuId === null) continue;
-    const n = out.get(w.q.gpuId) ?? get(w.q.gpuId, w.q.node ?? -1);
+    const n = out.get(w.q.gpuId) ?? get(w.q.gpuId, w.q.node);
     n.queues++;
-    if (w.mqd && mqdClass(w.mqd) === 'compute' && n.numXcc !== null && w.mqd.blocks.length !== n.numXcc) {
-      warnings.push(`pid ${w.pid}: compute queue at mqds line ${w.mqd.line} has ${w.mqd.blocks.length} MQD block(s), gpu ${w.q.gpuId} has num_xcc ${n.numXcc}`);
+    // one MQD block per XCC: checked against topology, else against the Insts hqds shows
+    if (w.mqd && w.mqd.type === 'compute' && w.mqd.blocks.length > 0) {
+      const insts = instsInHqds.get(w.q.gpuId);
+      if (n.numXcc !== null && w.mqd.blocks.length !== n.numXcc) {
+        warnings.push(`pid ${w.pid}: compute queue at mqds line ${w.mqd.line} has ${w.mqd.blocks.length} MQD block(s), gpu ${w.q.gpuId} has num_xcc ${n.numXcc}`);
+      } else if (n.numXcc === null && insts !== undefined && insts > 0 && w.mqd.blocks.length !== insts) {
+        warnings.push(`pid ${w.pid}: compute queue at mqds line ${w.mqd.line} has ${w.mqd.blocks.length} MQD block(s), gpu ${w.q.gpuId} shows ${insts} Inst(s) in hqds`);
+      }
     }
   }
-  return [...out.values()].sort((a, b) => a.node - b.node);
+  // nodes hqds should show but does not: their slots are unknown, not idle
+  if (input.hqds) {
+    const shown = new Set(input.hqds.nodes.map((h) => h.gpuId));
+    for (const n of out.values()) {
+      if (shown.has(n.gpuId)) continue;
+      const want = xccsOf(n).count;
+      n.perXcc = want === null ? [] : Array.from({ length: want }, (_, i) => unknownXcc(i));
+      const listed = work.filter((w) => w.mqd !== null && w.q.gpuId === n.gpuId).length;
+      warnings.push(
+        listed > 0
+          ? `gpu ${n.gpuId} (node ${n.node ?? '?'}): mqds lists ${listed} queue(s) on it but hqds does not show it: their HQD slots are unknown`
+          : `node ${n.node ?? '?'} (gpu ${n.gpuId}): in the topology but not in hqds: its HQD slots are unknown`,
+      );
+    }
+  }
+  return [...out.values()].sort((a, b) => (a.node ?? Infinity) - (b.node ?? Infinity) || a.gpuId.localeCompare(b.gpuId));
 }

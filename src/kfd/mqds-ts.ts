@@ -12,8 +12,13 @@
  *  - a block must continue at offset = 4 x words so far; compute/DIQ blocks should hold 512
  *    dwords, SDMA 128 (130 on old headers).
  *  - anything else is an issue naming the line; after a bad header its dump is skipped silently.
+ *  - damaged input is reported, never guessed at: CR LF line ends are read as LF; a compute, SDMA
+ *    or DIQ queue header without any dump line, and a compute queue with fewer MQD blocks than
+ *    the other compute queues on its device (one block per XCC), are errors (a dump cut at a
+ *    line boundary). What a short block does not hold is decoded as unknown (decode.ts).
  */
 import {
+  MQD_QUEUE_KIND_NAMES,
   MqdQueueKind,
   type MqdsRaw,
 } from './raw.js';
@@ -25,6 +30,7 @@ const RE_DIQ = /^ {2}DIQ on device ([0-9a-f]{1,8})$/;
 const RE_BAD_USER = /^ {2}(?:Bad user queue type|Queue node with bad user queue type) (\d{1,10}) on device ([0-9a-f]{1,8})$/;
 const RE_BAD_KERNEL = /^ {2}Bad kernel queue type (\d{1,10}) on device ([0-9a-f]{1,8})$/;
 const WEIRD = '  Weird: Queue node with neither kernel nor user queue';
+const hex = (v: number): string => (v >>> 0).toString(16);
 
 /** Expected dwords per MQD block by queue kind (0 = not checked). */
 export function expectedMqdWords(kind: number): readonly number[] {
@@ -73,6 +79,16 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     if (curProc >= 0) procs[curProc * 4 + 3] = queues.length / 8 - procs[curProc * 4 + 2];
   };
 
+  /** A queue whose header is the last thing printed of it: the dump was cut after the header. */
+  const closeQueue = (): void => {
+    if (curQueue < 0) return;
+    const q = curQueue * 8;
+    if (queues[q + 6] === 0 && expectedMqdWords(queues[q + 1]).length > 0) {
+      sink.add(queues[q + 4], 'error', `${MQD_QUEUE_KIND_NAMES[queues[q + 1]]} queue without an MQD dump (dump cut?)`);
+    }
+    curQueue = -1;
+  };
+
   let lineNo = 0;
   let pos = 0;
   const n = s.length;
@@ -82,6 +98,7 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     lineNo++;
     const start = pos;
     pos = end + 1;
+    if (end > start && s.charCodeAt(end - 1) === 0x0d) end--; // CR LF
     if (end === start) continue; // blank line
 
     const c0 = s.charCodeAt(start);
@@ -148,8 +165,8 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     if (c0 === 0x50 /* P */ && line.startsWith('Process')) {
       // ---- process header
       closeBlock();
+      closeQueue();
       closeProc();
-      curQueue = -1;
       skipDump = false;
       const m = RE_PROCESS.exec(line);
       const pid = m ? decU32(m[1]) : null;
@@ -169,7 +186,7 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     if (c0 === 0x20 && s.charCodeAt(start + 1) === 0x20 && s.charCodeAt(start + 2) !== 0x20) {
       // ---- queue header
       closeBlock();
-      curQueue = -1;
+      closeQueue();
       if (curProc < 0) {
         if (!skipProc) sink.add(lineNo, 'error', `queue header outside a process: "${snippet(s, start, end)}"`);
         skipDump = true;
@@ -214,7 +231,21 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     sink.add(lineNo, 'error', `unrecognised line: "${snippet(s, start, end)}"`);
   }
   closeBlock();
+  closeQueue();
   closeProc();
+
+  // one MQD block per XCC: a compute queue with fewer blocks than another on its device was cut
+  const most = new Map<number, number>();
+  for (let q = 0; q < queues.length; q += 8) {
+    if (queues[q + 1] === MqdQueueKind.compute) most.set(queues[q + 3], Math.max(most.get(queues[q + 3]) ?? 0, queues[q + 6]));
+  }
+  for (let q = 0; q < queues.length; q += 8) {
+    const have = queues[q + 6];
+    const max = most.get(queues[q + 3]) ?? 0;
+    if (queues[q + 1] === MqdQueueKind.compute && have > 0 && have < max) {
+      sink.add(queues[q + 4], 'error', `compute queue has ${have} MQD block(s), another on device ${hex(queues[q + 3])} has ${max} (dump cut?)`);
+    }
+  }
 
   return {
     words: words.finish(),

@@ -87,7 +87,7 @@ export interface OwnQueue {
   mapped: boolean | null;
   inRunlist: boolean | null;
   /** SDMA queues: the engine/RLC slot holding it */
-  sdma: { engine: number; rlc: number; active: boolean } | null;
+  sdma: { engine: number; rlc: number; active: boolean | null } | null;
 }
 
 export interface LevelVerdict {
@@ -134,7 +134,7 @@ const POOLING_NOTE =
   '(and adds queues of its own, e.g. for the null stream), and KFD does not say which stream feeds which queue';
 
 function ownQueue(q: SnapshotQueue, hqdsRead: boolean): OwnQueue {
-  const active = q.hqds.filter((h) => h.active).length;
+  const active = q.hqds.filter((h) => h.active === true).length;
   const isSdma = q.type.startsWith('sdma');
   return {
     qid: q.qid,
@@ -145,7 +145,7 @@ function ownQueue(q: SnapshotQueue, hqdsRead: boolean): OwnQueue {
     hqds: q.hqds,
     activeHqds: active,
     // SDMA queues sit in SDMA RLC slots, not HQDs
-    mapped: !hqdsRead ? null : isSdma ? (q.sdma ? q.sdma.active : q.inRunlist) : active > 0,
+    mapped: !hqdsRead ? null : isSdma ? (q.sdma ? q.sdma.active : q.inRunlist) : active > 0 ? true : q.hqds.some((h) => h.active === null) ? null : false,
     inRunlist: q.inRunlist,
     sdma: q.sdma ? { engine: q.sdma.engine, rlc: q.sdma.rlc, active: q.sdma.active } : null,
   };
@@ -165,7 +165,7 @@ function queueLine(q: OwnQueue): string {
       : 'priority unknown';
   const slots = isSdma
     ? q.sdma
-      ? `SDMA engine ${q.sdma.engine} RLC ${q.sdma.rlc}${q.sdma.active ? '' : ' (inactive)'}`
+      ? `SDMA engine ${q.sdma.engine} RLC ${q.sdma.rlc}${q.sdma.active === true ? '' : q.sdma.active === null ? ' (active unknown)' : ' (inactive)'}`
       : q.mapped === null
         ? 'SDMA slot unknown'
         : 'no SDMA slot'

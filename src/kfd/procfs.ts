@@ -3,6 +3,7 @@
  * prints host (init-namespace) pids; a program in a container knows itself by the last NSpid.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { underRoot } from './sysfs-ts.js';
 
 export interface ProcStatus {
@@ -31,10 +32,25 @@ export function parseProcStatus(pid: number, text: string): ProcStatus {
   return out;
 }
 
-/** Reads /proc/<pid>/status under procRoot; null when the process is gone or unreadable. */
-export function readProcStatus(procRoot: string, pid: number): ProcStatus | null {
+/**
+ * Reads /proc/<pid>/status under procRoot; null when the process is gone or unreadable. Under a
+ * recorded tree (any root but the live /proc) the file must lie inside the tree: a `<pid>` that is
+ * a symlink to the live /proc/<pid> (or anywhere else outside) would describe some process of this
+ * host, not the recorded one, so it is not read (null) and onOutside is told where it led.
+ */
+export function readProcStatus(procRoot: string, pid: number, onOutside?: (target: string) => void): ProcStatus | null {
+  const file = underRoot(procRoot, `${pid}/status`);
   try {
-    return parseProcStatus(pid, fs.readFileSync(underRoot(procRoot, `${pid}/status`), 'latin1'));
+    let real = file;
+    if (path.resolve(procRoot) !== '/proc') {
+      const root = fs.realpathSync(procRoot);
+      real = fs.realpathSync(file);
+      if (!real.startsWith(root === '/' ? '/' : `${root}/`)) {
+        onOutside?.(real);
+        return null;
+      }
+    }
+    return parseProcStatus(pid, fs.readFileSync(real, 'latin1'));
   } catch {
     return null;
   }

@@ -3,7 +3,9 @@
  *
  * Per `Node` block: either `  No active runlist` or a 2-space hex dump of the runlist IB. The
  * IB is cut into PM4 type-3 packets by their header count field (not by MAP_PROCESS.num_queues,
- * which counts inactive queues too); what each packet means is decoded in decode.ts.
+ * which counts inactive queues too); what each packet means is decoded in decode.ts. CR LF line
+ * ends are read as LF; a Node printed a second time (two dumps appended) is an error and its copy
+ * is skipped, not merged.
  */
 import { type RlsRaw } from './raw.js';
 import { matchNodeHeader } from './hqds-ts.js';
@@ -58,7 +60,10 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
   const lead = [0];
 
   let curNode = -1;
-  let skip = false; // dump lines skipped silently (bad node header, orphan dump, broken dump)
+  let skip = false; // dump lines skipped silently (bad or repeated node header, orphan dump, broken dump)
+  // first line of each node number and gpu_id seen, to find a node printed twice
+  const seenNode = new Map<number, number>();
+  const seenGpu = new Map<number, number>();
 
   const closeNode = (): void => {
     if (curNode < 0) return;
@@ -79,6 +84,7 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
     lineNo++;
     const start = pos;
     pos = end + 1;
+    if (end > start && s.charCodeAt(end - 1) === 0x0d) end--; // CR LF
     if (end === start) continue;
 
     const c0 = s.charCodeAt(start);
@@ -121,6 +127,14 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
         skip = true;
         continue;
       }
+      const again = seenNode.get(h.node) ?? seenGpu.get(h.gpuId);
+      if (again !== undefined) {
+        sink.add(lineNo, 'error', `node ${h.node} (gpu_id ${h.gpuId.toString(16)}) again, first at line ${again}: two dumps appended? this copy is skipped`);
+        skip = true;
+        continue;
+      }
+      seenNode.set(h.node, lineNo);
+      seenGpu.set(h.gpuId, lineNo);
       skip = false;
       curNode = nodes.length / 9;
       nodes.push(h.node, h.gpuId, lineNo, 0, words.length, 0, 0, 0, 0);

@@ -4,6 +4,7 @@
  * its errno and a hint, and the snapshot says which fields that leaves missing.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { pickImpl, type Impl } from '../native.js';
 import { errnoCode, readHint } from '../errors.js';
 import { VERSION } from '../version.js';
@@ -78,13 +79,32 @@ const MISSING: Record<SourceName, string[]> = {
   rls: ['queues[].inRunlist', 'processes[].runlist', 'nodes[].runlist'],
 };
 
+/** The live trees; any other root given is a recorded tree (a copy of some host's files). */
+const LIVE = { sysfs: '/sys', debugfs: '/sys/kernel/debug', proc: '/proc' } as const;
+
+/** A root given explicitly that is not the live tree (a recorded tree). */
+export function recorded(root: string | undefined, live: string): boolean {
+  return root !== undefined && path.resolve(root) !== live;
+}
+
+/**
+ * Why a source could not be read, for a person: on the live host the driver and debugfs hints; in
+ * a recorded tree a missing file is simply not part of the recording (mounting debugfs or loading
+ * a driver would change nothing). A permission error keeps its hint: root-owned copies need root.
+ */
+export function sourceHint(code: string, kind: 'debugfs' | 'sysfs', isRecorded: boolean): string | undefined {
+  if (isRecorded && (code === 'ENOENT' || code === 'ENOTDIR')) return 'not in the recorded tree';
+  return readHint(code, kind);
+}
+
 export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
   const impl = pickImpl(opts.impl);
   const roots = {
-    sysfs: opts.sysfsRoot ?? '/sys',
-    debugfs: opts.debugfsRoot ?? '/sys/kernel/debug',
-    proc: opts.procRoot ?? '/proc',
+    sysfs: opts.sysfsRoot ?? LIVE.sysfs,
+    debugfs: opts.debugfsRoot ?? LIVE.debugfs,
+    proc: opts.procRoot ?? LIVE.proc,
   };
+  const isRecorded = { sysfs: recorded(opts.sysfsRoot, LIVE.sysfs), debugfs: recorded(opts.debugfsRoot, LIVE.debugfs) };
   const want = new Set(opts.sources ?? ['sysfs', 'debugfs']);
   const issues: SnapshotIssue[] = [];
   const sources = {} as Record<SourceName, SourceStatus>;
@@ -96,9 +116,9 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
   const procPath = underRoot(roots.sysfs, KFD_PROC);
   if (want.has('sysfs')) {
     topology = readTopology({ sysfsRoot: roots.sysfs, impl });
-    sources.topology = sysfsStatus(topoPath, topology.issues);
+    sources.topology = sysfsStatus(topoPath, topology.issues, isRecorded.sysfs);
     procs = readKfdProcs({ sysfsRoot: roots.sysfs, impl, pids: opts.pids });
-    sources.procs = sysfsStatus(procPath, procs.issues);
+    sources.procs = sysfsStatus(procPath, procs.issues, isRecorded.sysfs);
     // a source that failed as a whole is a status, not an issue (a host without KFD is not "partial")
     if (sources.topology.ok) pushReadIssues(issues, 'topology', topology.issues);
     else topology = null;
@@ -122,7 +142,7 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
       buf = fs.readFileSync(file);
     } catch (err) {
       const code = errnoCode(err) ?? 'EIO';
-      sources[name] = { path: file, ok: false, skipped: false, code, error: `cannot read ${file} (${code})`, hint: readHint(code, 'debugfs'), issues: 0 };
+      sources[name] = { path: file, ok: false, skipped: false, code, error: `cannot read ${file} (${code})`, hint: sourceHint(code, 'debugfs', isRecorded.debugfs), issues: 0 };
       continue;
     }
     const p = name === 'mqds' ? parseMqds(buf, { impl, file }) : name === 'hqds' ? parseHqds(buf, { impl, file }) : parseRls(buf, { impl, file });
@@ -137,9 +157,17 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
   for (const p of parsed.mqds?.processes ?? []) pidSet.add(p.pid);
   for (const p of procs?.procs ?? []) pidSet.add(p.pid);
   const status = new Map<number, ProcStatus | null>();
-  for (const pid of pidSet) if (!opts.pids || opts.pids.includes(pid)) status.set(pid, readProcStatus(roots.proc, pid));
+  const outside: string[] = [];
+  for (const pid of pidSet) {
+    if (opts.pids && !opts.pids.includes(pid)) continue;
+    status.set(
+      pid,
+      readProcStatus(roots.proc, pid, (target) => outside.push(`${underRoot(roots.proc, String(pid))} leads outside ${roots.proc} (to ${target}): process ${pid}'s name and namespace pid are not read`)),
+    );
+  }
 
   const joined = joinQueues({ ...parsed, topology, procs, status, pids: opts.pids });
+  joined.warnings.push(...outside);
   const missing = (Object.keys(MISSING) as SourceName[]).filter((s) => !sources[s].ok).flatMap((s) => MISSING[s]);
 
   return {
@@ -165,8 +193,8 @@ function skipped(path: string): SourceStatus {
 }
 
 /** A sysfs walk failed as a whole when its top directory could not be listed. */
-function sysfsStatus(dir: string, list: ReadIssue[]): SourceStatus {
+function sysfsStatus(dir: string, list: ReadIssue[], isRecorded: boolean): SourceStatus {
   const top = topLevelFailure(dir, list);
-  if (top) return { path: dir, ok: false, skipped: false, code: top.code, error: top.message, hint: readHint(top.code, 'sysfs'), issues: list.length };
+  if (top) return { path: dir, ok: false, skipped: false, code: top.code, error: top.message, hint: sourceHint(top.code ?? 'EIO', 'sysfs', isRecorded), issues: list.length };
   return { path: dir, ok: true, skipped: false, issues: list.length };
 }

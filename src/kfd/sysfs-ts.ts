@@ -67,16 +67,26 @@ function numericName(name: string, maxDigits: number): boolean {
   return name.length <= maxDigits && /^(0|[1-9]\d*)$/.test(name);
 }
 
+/** A value without its one trailing newline (LF or CR LF: a tree copied through Windows). */
+function chompLine(text: string): string {
+  if (text.endsWith('\r\n')) return text.slice(0, -2);
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
+}
+
 /** A sysfs number: digits, one optional trailing newline. */
 export function parseSysfsNumber(text: string): number | null {
-  const t = text.endsWith('\n') ? text.slice(0, -1) : text;
+  const t = chompLine(text);
   return RE_NUMBER.test(t) ? Number(t) : null;
 }
 
-function badNumber(path: string, text: string): ReadIssue {
+function badNumber(path: string, text: string, what = 'a number'): ReadIssue {
   const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
-  return { path, severity: 'error', message: `${path}: expected a number, got "${shown.replace(/[^\x20-\x7e]/g, '?')}"` };
+  return { path, severity: 'error', message: `${path}: expected ${what}, got "${shown.replace(/[^\x20-\x7e]/g, '?')}"` };
 }
+
+/** A gpu_id is unsigned: a negative one is an error, not a value (-1 would read as "unreadable"). */
+const GPU_ID = 'a gpu_id (a number >= 0)';
+const negative = (v: number): boolean => v < 0 || Object.is(v, -0);
 
 /** Reads every topology node (CPU nodes included, gpuId 0). */
 export function readTopologyTs(sysfsRoot: string): TopologyRaw {
@@ -98,13 +108,12 @@ export function readTopologyTs(sysfsRoot: string): TopologyRaw {
       continue;
     }
     const gpuId = parseSysfsNumber(gpuText);
-    if (gpuId === null) {
-      issues.push(badNumber(`${base}/gpu_id`, gpuText));
+    if (gpuId === null || negative(gpuId)) {
+      issues.push(badNumber(`${base}/gpu_id`, gpuText, gpuId === null ? undefined : GPU_ID));
       continue;
     }
     try {
-      name = readText(`${base}/name`);
-      if (name.endsWith('\n')) name = name.slice(0, -1);
+      name = chompLine(readText(`${base}/name`));
     } catch (err) {
       issues.push(cannotRead(`${base}/name`, err));
       continue;
@@ -119,7 +128,8 @@ export function readTopologyTs(sysfsRoot: string): TopologyRaw {
     const values: string[] = [];
     const lines = props.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
-    lines.forEach((l, i) => {
+    lines.forEach((line, i) => {
+      const l = line.endsWith('\r') ? line.slice(0, -1) : line;
       const sp = l.indexOf(' ');
       if (sp <= 0 || sp === l.length - 1) {
         issues.push({
@@ -178,7 +188,7 @@ export function readKfdProcsTs(sysfsRoot: string, pids?: readonly number[]): Pro
       sawEnoent ||= gone;
       mine.push(cannotRead(path, err, gone ? 'warning' : 'error'));
     };
-    const num = (path: string): number | null => {
+    const num = (path: string, gpuId = false): number | null => {
       let text: string;
       try {
         text = readText(path);
@@ -188,6 +198,10 @@ export function readKfdProcsTs(sysfsRoot: string, pids?: readonly number[]): Pro
       }
       const v = parseSysfsNumber(text);
       if (v === null) mine.push(badNumber(path, text));
+      else if (gpuId && negative(v)) {
+        mine.push(badNumber(path, text, GPU_ID));
+        return null;
+      }
       return v;
     };
     const list = (path: string): string[] | null => {
@@ -232,7 +246,7 @@ export function readKfdProcsTs(sysfsRoot: string, pids?: readonly number[]): Pro
           const before = mine.length;
           const type = num(`${q}/type`);
           const size = num(`${q}/size`);
-          const gpu = num(`${q}/gpuid`);
+          const gpu = num(`${q}/gpuid`, true);
           if (mine.length > before && !fs.existsSync(q)) {
             // destroyed while we read it: one note instead of three failed reads
             mine.length = before;

@@ -28,46 +28,49 @@ interface ParsedCommon {
 // ------------------------------------------------------------------------------------ mqds
 export type MqdQueueType = 'compute' | 'sdma' | 'diq' | 'bad-user-queue' | 'bad-kernel-queue' | 'weird';
 
-/** Fields of a v9 compute MQD (struct v9_mqd, SPEC.md §1.3). Addresses as 0x-hex strings. */
+/**
+ * Fields of a v9 compute MQD (struct v9_mqd, SPEC.md §1.3). Addresses as 0x-hex strings. Every
+ * field is null when the block ends before the dword(s) it lives in (a cut dump): unknown, never 0.
+ */
 export interface ComputeMqdFields {
   /** dw0 == 0xC0310800, the v9 compute MQD header */
   headerOk: boolean;
   /** dw128/129: GART address of this MQD; the join key to hqds and rls */
-  mqdAddress: string;
+  mqdAddress: string | null;
   /** dw130: CP write-back, NOT a reliable "mapped" flag */
-  cpHqdActive: number;
-  vmid: number;
+  cpHqdActive: number | null;
+  vmid: number | null;
   /** dw133: 0 low, 1 medium, 2 high */
-  pipePriority: number;
+  pipePriority: number | null;
   /** dw134: 0..15 */
-  queuePriority: number;
+  queuePriority: number | null;
   /** dw136/137 << 8 */
-  ringBase: string;
-  /** from cp_hqd_pq_control: 4 << (bits[5:0] + 1) */
-  ringSizeBytes: number;
+  ringBase: string | null;
+  /** from cp_hqd_pq_control (dw145): 4 << (bits[5:0] + 1) */
+  ringSizeBytes: number | null;
   /** dw143 bits [27:2] (dword index) */
-  doorbell: number;
+  doorbell: number | null;
   /** dw181 bit 0: AQL vs PM4 */
-  aql: boolean;
+  aql: boolean | null;
   /** dw39: compute_current_logic_xcc_id on GC 9.4.3 */
-  logicalXcc: number;
+  logicalXcc: number | null;
   /** dw23,24,26,27: static thread management (CU mask) of SE0..3 */
-  cuMaskSe: number[];
-  rptrReportAddress: string;
-  wptrPollAddress: string;
+  cuMaskSe: number[] | null;
+  rptrReportAddress: string | null;
+  wptrPollAddress: string | null;
   /** dw171/172: CWSR context save area of this XCC */
-  ctxSaveAddress: string;
+  ctxSaveAddress: string | null;
 }
 
-/** Fields of a v9 SDMA MQD (struct v9_sdma_mqd). */
+/** Fields of a v9 SDMA MQD (struct v9_sdma_mqd); null when the block ends before them. */
 export interface SdmaMqdFields {
-  ringBase: string;
-  ringSizeBytes: number;
-  doorbell: number;
+  ringBase: string | null;
+  ringSizeBytes: number | null;
+  doorbell: number | null;
   /** dw126/127: sdma_engine_id / sdma_queue_id (RLC) */
-  engine: number;
-  rlc: number;
-  rptrAddress: string;
+  engine: number | null;
+  rlc: number | null;
+  rptrAddress: string | null;
 }
 
 export interface MqdBlock {
@@ -121,8 +124,8 @@ export interface HqdSlot {
   /** MMIO byte address printed before the first value (differs per XCC; informational) */
   firstAddress: number;
   registers: Uint32Array;
-  /** CP_HQD_ACTIVE bit 0 (compute) / RB_CNTL.RB_ENABLE (SDMA) */
-  active: boolean;
+  /** CP_HQD_ACTIVE bit 0 (compute) / RB_CNTL.RB_ENABLE (SDMA); null when the dump ends before it */
+  active: boolean | null;
   /** compute: CP_MQD_BASE_ADDR, the join key */
   mqdAddress: string | null;
   vmid: number | null;
@@ -130,7 +133,7 @@ export interface HqdSlot {
   queuePriority: number | null;
   /** ring base (VA) */
   ringBase: string | null;
-  /** compute: rptr != wptr; SDMA: rptr != wptr */
+  /** compute: rptr != wptr modulo the ring size (CP_HQD_PQ_CONTROL); SDMA: rptr != wptr; null when inactive or not read */
   busy: boolean | null;
 }
 

@@ -198,7 +198,8 @@ function gpuSection(gpus: GpuHqdUsage[]): string[] {
   const out = ['## Active HQD slots per XCC', ''];
   for (const g of gpus) {
     out.push(`Node ${g.node} (gpu_id ${g.gpuId}, ${g.numXcc} XCC), ${g.samples} sample(s) with HQD data; unmatched active slots ${fmtCount(g.unmatched)}; unbalanced samples ${g.unbalancedSamples}${g.instsOutOfRange.length ? `; Inst beyond numXcc: ${g.instsOutOfRange.join(', ')}` : ''}.`, '');
-    out.push(...mdTable(['XCC (Inst)', 'active min / avg / max'], g.perXcc.map((x) => [x.inst, fmtCount(x.active)])), '');
+    // an XCC a dump did not show is unknown in that sample: its figures are over the samples that read it
+    out.push(...mdTable(['XCC (Inst)', 'samples read', 'active min / avg / max'], g.perXcc.map((x) => [x.inst, x.samples, x.samples === 0 ? '? (never read)' : fmtCount(x.active)])), '');
   }
   return out;
 }
@@ -240,6 +241,9 @@ export function fmtParseCost(c: NonNullable<SamplingQuality['costs']>, dist: (d:
 function samplingSection(s: SamplingQuality): string[] {
   const rows: (string | number)[][] = [
     ['samples', `${s.samples} (${s.debugfsSamples} read debugfs, ${s.queueListSamples} list queues), span ${fmtNs(s.spanNs)}`],
+    ...(s.incompleteSamples.mqds || s.incompleteSamples.hqds
+      ? [['debugfs text not whole (cut, appended, broken)', `mqds in ${s.incompleteSamples.mqds} sample(s), hqds in ${s.incompleteSamples.hqds}: what they lack is unknown, not absent`]]
+      : []),
     ['jitter (actual - intended)', s.jitterNs ? fmtDist(s.jitterNs) : (s.unmeasured ?? '-')],
   ];
   if (s.costs) {

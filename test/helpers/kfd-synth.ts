@@ -326,3 +326,74 @@ export function expectedJoin(s: SynthScenario): Map<number, ExpectedQueue[]> {
   }
   return out;
 }
+
+// ------------------------------------------------------------------------------ damaged dumps
+// Real-format text cut, repeated or re-encoded the way shell loops and pasted logs damage it.
+
+/** The first n lines of text, each with its newline: a dump cut at a line boundary. */
+export function cutAfterLines(text: string, n: number): string {
+  const lines = text.split('\n');
+  return lines.slice(0, n).map((l) => `${l}\n`).join('');
+}
+
+/** text up to, not including, the first line (after line `from`, 0-based) that starts with `marker`. */
+export function cutBeforeLine(text: string, marker: string, from = 0): string {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l, i) => i >= from && l.startsWith(marker));
+  if (at < 0) throw new Error(`cutBeforeLine: no line starts with ${JSON.stringify(marker)}`);
+  return cutAfterLines(text, at);
+}
+
+/** 1-based line number of the first line that starts with `marker`. */
+export function lineOf(text: string, marker: string): number {
+  const at = text.split('\n').findIndex((l) => l.startsWith(marker));
+  if (at < 0) throw new Error(`lineOf: no line starts with ${JSON.stringify(marker)}`);
+  return at + 1;
+}
+
+const QUEUE_HEADER = /^ {2}(?:Compute queue|SDMA queue|DIQ) on device /;
+
+/**
+ * mqds text that stops after `dwords` dwords of MQD block `block` of the `queue`-th queue header
+ * (0-based, file order): what a dump that stopped at dword 40 or 88 looks like. The lines before
+ * are whole; the last one keeps its first dwords % 8 words (still a well-formed dump line).
+ */
+export function cutMqdAtDword(text: string, queue: number, block: number, dwords: number): string {
+  const lines = text.split('\n');
+  const headers = lines.flatMap((l, i) => (QUEUE_HEADER.test(l) ? [i] : []));
+  if (queue >= headers.length) throw new Error(`cutMqdAtDword: no queue ${queue}`);
+  const starts: number[] = [];
+  for (let i = headers[queue] + 1; i < lines.length && lines[i].startsWith('    '); i++) if (lines[i].startsWith('    00000000:')) starts.push(i);
+  if (block >= starts.length) throw new Error(`cutMqdAtDword: queue ${queue} has no block ${block}`);
+  const at = starts[block] + Math.floor(dwords / 8);
+  const keep = dwords % 8;
+  const out = lines.slice(0, at).map((l) => `${l}\n`);
+  if (keep) out.push(`${lines[at].slice(0, 4 + 9 + keep * 9)}\n`);
+  return out.join('');
+}
+
+/** hqds text that stops inside the first register line of the slot whose header is `header`, after `regs` values. */
+export function cutHqdSlot(text: string, header: string, regs: number): string {
+  const lines = text.split('\n');
+  const at = lines.indexOf(header);
+  if (at < 0) throw new Error(`cutHqdSlot: no slot header ${JSON.stringify(header)}`);
+  return [...lines.slice(0, at + 1).map((l) => `${l}\n`), `${lines[at + 1].slice(0, 4 + 9 + regs * 9)}\n`].join('');
+}
+
+/** CR LF line ends (a file that went through Windows or a paste). */
+export const crlf = (text: string): string => text.replace(/\n/g, '\r\n');
+
+/** Two `cat` outputs appended (a loop writing with >>, a paste repeated). */
+export const appended = (a: string, b: string = a): string => a + b;
+
+/** hqds or rls text without the section of node `node` (its `Node` line up to the next one). */
+export function dropNodeSection(text: string, node: number): string {
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let skip = false;
+  for (const l of lines) {
+    if (l.startsWith('Node ')) skip = l.startsWith(`Node ${node},`);
+    if (!skip) out.push(l);
+  }
+  return out.join('\n');
+}

@@ -73,8 +73,19 @@ function togetherFindings(ctx: Ctx, s: TraceSample, pids: Set<number>): Together
   };
 }
 
+/**
+ * Processes are co-located when they were alive in the same samples: of the processes that held
+ * queues, those listed in one sample together with another of them. Processes that ran one after
+ * the other share a trace, not a GPU.
+ */
 export function coexistence(ctx: Ctx, processes: ProcessUsage[]): Coexistence | null {
-  const withQueues = processes.filter((p) => p.queues.length > 0);
+  const holders = new Set(processes.filter((p) => p.queues.length > 0).map((p) => p.pid));
+  const alongside = new Set<number>();
+  for (const s of ctx.listing) {
+    const alive = s.processes.filter((p) => holders.has(p.pid));
+    if (alive.length >= 2) for (const p of alive) alongside.add(p.pid);
+  }
+  const withQueues = processes.filter((p) => alongside.has(p.pid));
   if (withQueues.length < 2) return null;
   const pids = new Set(withQueues.map((p) => p.pid));
   const together = ctx.listing.filter((s) => s.processes.filter((p) => pids.has(p.pid) && p.queues.length > 0).length >= 2);

@@ -7,22 +7,58 @@ import { countStats } from '../../stats/index.js';
 import type { TraceSample } from '../schema.js';
 import { gpuOf, isCompute, type Ctx } from './context.js';
 import type { GpuHqdUsage } from './types.js';
+import { activeKnown, knowledgeOf } from './knowledge.js';
 import { mapChanged } from './unchanged-samples.js';
 
 /** An issue saying that this sample has no hqds content (unreadable file, missing dump). */
 const HQDS_MISSING = /\bhqds\b.*\b(cannot read|unreadable|not read|EACCES|EPERM|ENOENT|EIO)\b|\bno hqds\b/i;
 
 /**
- * A sample carries HQD data when it read debugfs, no compute queue in it lacks hqds and no issue
- * says hqds was missing (a sample without queues cannot show it otherwise).
+ * A sample carries HQD data when it read debugfs, no compute queue in it lacks hqds, no issue
+ * says hqds was missing (a sample without queues cannot show it otherwise) and its hqds text was
+ * whole (not cut, not two dumps appended).
  */
 export function hasHqdData(s: TraceSample): boolean {
-  return s.debugfs && s.processes.every((p) => p.queues.every((q) => !isCompute(q) || q.hqds !== null)) && !s.issues.some((m) => HQDS_MISSING.test(m));
+  return (
+    s.debugfs &&
+    s.processes.every((p) => p.queues.every((q) => !isCompute(q) || q.hqds !== null)) &&
+    !s.issues.some((m) => HQDS_MISSING.test(m)) &&
+    knowledgeOf(s).hqdsWhole
+  );
 }
 
-/** Active HQD slots per node and inst in one sample. */
-function activeSlotsPerXcc(ctx: Ctx, s: TraceSample): { known: Map<number, Map<number, number>>; unmatched: Map<number, number> } {
+/** Active HQD slots per node and inst in one sample, and the (node, inst) pairs it did not read. */
+interface SlotCounts {
+  known: Map<number, Map<number, number>>;
+  unmatched: Map<number, number>;
+  /** nodes hqds did not show */
+  unknownNodes: Set<number>;
+  /** per node: Insts hqds did not show, or with a slot whose active flag was not read */
+  unknownInsts: Map<number, Set<number>>;
+}
+
+/** What the sample's issues say hqds did not show, added to the counts of its state (which mapChanged may share between samples). */
+function withKnowledge(ctx: Ctx, s: TraceSample, c: SlotCounts): SlotCounts {
+  const k = knowledgeOf(s);
+  if (k.unknownGpus.size === 0 && k.unknownInsts.size === 0) return c;
+  const unknownNodes = new Set(c.unknownNodes);
+  for (const gpu of k.unknownGpus) {
+    const g = ctx.gpuById.get(gpu);
+    if (g) unknownNodes.add(g.node);
+  }
+  const unknownInsts = new Map([...c.unknownInsts].map(([n, set]) => [n, new Set(set)]));
+  for (const [node, insts] of k.unknownInsts) {
+    let u = unknownInsts.get(node);
+    if (!u) unknownInsts.set(node, (u = new Set()));
+    for (const i of insts) u.add(i);
+  }
+  return { ...c, unknownNodes, unknownInsts };
+}
+
+function activeSlotsPerXcc(ctx: Ctx, s: TraceSample): SlotCounts {
   const known = new Map<number, Map<number, number>>();
+  const unknownInsts = new Map<number, Set<number>>();
+  const unknownNodes = new Set<number>();
   const bump = (node: number, inst: number): void => {
     let m = known.get(node);
     if (!m) known.set(node, (m = new Map()));
@@ -32,7 +68,14 @@ function activeSlotsPerXcc(ctx: Ctx, s: TraceSample): { known: Map<number, Map<n
     for (const q of p.queues) {
       const node = q.node ?? gpuOf(ctx, q)?.node;
       if (node === undefined || q.hqds === null) continue;
-      for (const h of q.hqds) if (h[3] === 1) bump(node, h[0]);
+      for (const h of q.hqds) {
+        if (h[3] === 1) bump(node, h[0]);
+        else if (!activeKnown(h)) {
+          let u = unknownInsts.get(node);
+          if (!u) unknownInsts.set(node, (u = new Set()));
+          u.add(h[0]);
+        }
+      }
     }
   }
   const unmatched = new Map<number, number>();
@@ -40,26 +83,36 @@ function activeSlotsPerXcc(ctx: Ctx, s: TraceSample): { known: Map<number, Map<n
     bump(node, inst);
     unmatched.set(node, (unmatched.get(node) ?? 0) + 1);
   }
-  return { known, unmatched };
+  return { known, unmatched, unknownNodes, unknownInsts };
 }
 
+/**
+ * Per GPU node: active slots per XCC over the samples that read that XCC. A node hqds did not
+ * show, or an Inst it did not show, is unknown in that sample, not 0 active: it is left out of the
+ * averages and of the balance check (which compares the XCCs that were read).
+ */
 export function gpuUsage(ctx: Ctx): GpuHqdUsage[] {
   const samples = ctx.trace.samples.filter(hasHqdData);
-  const perSample = mapChanged(samples, (s) => activeSlotsPerXcc(ctx, s));
+  const perSample = mapChanged(samples, (s) => activeSlotsPerXcc(ctx, s)).map((c, i) => withKnowledge(ctx, samples[i], c));
   return ctx.trace.header.gpus.map((g) => {
+    const read = perSample.filter((ps) => !ps.unknownNodes.has(g.node));
     const seenInsts = new Set<number>();
-    for (const ps of perSample) for (const inst of ps.known.get(g.node)?.keys() ?? []) seenInsts.add(inst);
+    for (const ps of read) for (const inst of ps.known.get(g.node)?.keys() ?? []) seenInsts.add(inst);
     const insts = [...new Set([...Array.from({ length: g.numXcc }, (_, i) => i), ...seenInsts])].sort((a, b) => a - b);
-    const countsAt = (ps: (typeof perSample)[number], inst: number): number => ps.known.get(g.node)?.get(inst) ?? 0;
+    const instRead = (ps: SlotCounts, inst: number): boolean => !(ps.unknownInsts.get(g.node)?.has(inst) ?? false);
+    const countsAt = (ps: SlotCounts, inst: number): number => ps.known.get(g.node)?.get(inst) ?? 0;
     const inRange = insts.filter((i) => i < g.numXcc);
     return {
       node: g.node,
       gpuId: g.gpuId,
       numXcc: g.numXcc,
-      samples: samples.length,
-      perXcc: insts.map((inst) => ({ inst, active: countStats(perSample.map((ps) => countsAt(ps, inst))) })),
-      unmatched: countStats(perSample.map((ps) => ps.unmatched.get(g.node) ?? 0)),
-      unbalancedSamples: perSample.filter((ps) => new Set(inRange.map((i) => countsAt(ps, i))).size > 1).length,
+      samples: read.length,
+      perXcc: insts.map((inst) => {
+        const at = read.filter((ps) => instRead(ps, inst));
+        return { inst, samples: at.length, active: countStats(at.map((ps) => countsAt(ps, inst))) };
+      }),
+      unmatched: countStats(read.map((ps) => ps.unmatched.get(g.node) ?? 0)),
+      unbalancedSamples: read.filter((ps) => new Set(inRange.filter((i) => instRead(ps, i)).map((i) => countsAt(ps, i))).size > 1).length,
       instsOutOfRange: insts.filter((i) => i >= g.numXcc),
     };
   });

@@ -3,7 +3,8 @@
  * samples. One entry of `report.processes`.
  */
 import type { Trace } from '../read.js';
-import type { Ctx } from './context.js';
+import { gpuOf, type Ctx } from './context.js';
+import { queueHqdsKnown } from './knowledge.js';
 import { exitTime, lifecycleRefs, processLifecycle } from './lifecycle.js';
 import { pointsOf } from './process-points.js';
 import { observeQueues } from './queue-observations.js';
@@ -28,7 +29,7 @@ export function processUsage(ctx: Ctx, pid: number): ProcessUsage | null {
   const firstSeenNs = present[0].sample.t_ns;
   const exitedNs = exitTime(ctx, pid, points);
   const refs = lifecycleRefs(ctx, pid, firstSeenNs);
-  const obs = observeQueues(points);
+  const obs = observeQueues(points, (s, q) => queueHqdsKnown(s, q, q.node ?? gpuOf(ctx, q)?.node ?? null));
   const queues = obs.map((o) => queueUsage(ctx, pid, o, points, refs));
   return {
     pid,

@@ -22,7 +22,12 @@ export interface QueueObs {
   sdma: { sample: TraceSample; sdma: NonNullable<TraceQueue['sdma']> }[];
 }
 
-export function observeQueues(points: ProcPoint[]): QueueObs[] {
+/**
+ * `hqdsKnown` says whether a sample's HQD list of a queue is complete (knowledge.ts): a list from a
+ * cut or appended dump, or missing the queue's node or an XCC, is not an observation of where the
+ * queue was mapped.
+ */
+export function observeQueues(points: ProcPoint[], hqdsKnown: (s: TraceSample, q: TraceQueue) => boolean = (_s, q) => q.hqds !== null): QueueObs[] {
   const obs = new Map<string, QueueObs>();
   points.forEach((p, i) => {
     for (const q of p.queues) {
@@ -34,7 +39,7 @@ export function observeQueues(points: ProcPoint[]): QueueObs[] {
       o.seen.push(p.sample);
       o.idx.push(i);
       if (q.priority) o.priorities.push({ sample: p.sample, p: q.priority });
-      if (q.hqds !== null) o.hqds.push({ sample: p.sample, hqds: q.hqds });
+      if (q.hqds !== null && hqdsKnown(p.sample, q)) o.hqds.push({ sample: p.sample, hqds: q.hqds });
       if (q.sdma) o.sdma.push({ sample: p.sample, sdma: q.sdma });
     }
   });

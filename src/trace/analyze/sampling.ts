@@ -6,6 +6,7 @@ import { distribution } from '../../stats/index.js';
 import type { TraceSample } from '../schema.js';
 import type { Ctx } from './context.js';
 import { completeness } from './input.js';
+import { knowledgeOf } from './knowledge.js';
 import { capped } from './series.js';
 import type { SamplingQuality } from './types.js';
 
@@ -51,6 +52,10 @@ export function sampling(ctx: Ctx): SamplingQuality {
     samples: s.length,
     debugfsSamples: s.filter((x) => x.debugfs).length,
     queueListSamples: ctx.listing.length,
+    incompleteSamples: {
+      mqds: s.filter((x) => x.debugfs && !knowledgeOf(x).mqdsWhole).length,
+      hqds: s.filter((x) => x.debugfs && !knowledgeOf(x).hqdsWhole).length,
+    },
     spanNs: s.length ? s[s.length - 1].t_ns - s[0].t_ns : null,
     jitterNs: measured ? distribution(s.map((x) => x.t_ns - x.intended_ns)) : null,
     costs: measured ? costs(s) : null,

@@ -239,12 +239,13 @@ export interface GpuHqdUsage {
   node: number;
   gpuId: string;
   numXcc: number;
-  /** samples with HQD data */
+  /** samples with HQD data that showed this node */
   samples: number;
-  perXcc: { inst: number; active: CountStats }[];
+  /** per XCC over the samples that showed it (`samples`): an XCC a dump did not show is unknown there, not 0 active */
+  perXcc: { inst: number; samples: number; active: CountStats }[];
   /** active slots of no queue in the trace */
   unmatched: CountStats;
-  /** samples in which not every XCC had the same number of active slots */
+  /** samples in which not every XCC read had the same number of active slots */
   unbalancedSamples: number;
   /** Inst numbers seen that are >= numXcc */
   instsOutOfRange: number[];
@@ -282,6 +283,8 @@ export interface SamplingQuality {
   debugfsSamples: number;
   /** samples that list queues (see rules.queueListSamples) */
   queueListSamples: number;
+  /** debugfs samples whose mqds / hqds text was not whole (cut, appended twice, broken): their queue list / HQD data is unknown */
+  incompleteSamples: { mqds: number; hqds: number };
   spanNs: number | null;
   /** actual - intended; null when the input has no intended times (dumps) */
   jitterNs: Distribution | null;

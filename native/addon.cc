@@ -12,7 +12,7 @@ namespace {
 
 // Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts; src/native.ts
 // rejects an addon whose number differs (a stale build/Release beats a fresh prebuild).
-constexpr int kAbiVersion = 6;
+constexpr int kAbiVersion = 8;
 
 const char* Compiler() {
 #if defined(__clang__)

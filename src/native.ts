@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
-export const NATIVE_ABI = 6;
+export const NATIVE_ABI = 8;
 
 export interface PluginProbe {
   name: string;
@@ -63,6 +63,23 @@ export interface NativeSample {
   readNs: number;
   /** parsing the debugfs files that changed; 0 when none was parsed */
   parseNs: number;
+  /**
+   * CPU time (user + system, ns) the thread that takes the samples has used since it started,
+   * cumulative, read after this sample was read and parsed: the difference between two samples is
+   * that thread's own cost of the samples in between (dropped ones and the kernel's side of the
+   * reads included). Native thread: CLOCK_THREAD_CPUTIME_ID of the sampling thread. TS sampler:
+   * the JS thread, which takes the samples and does everything else too (src/trace/sampler.ts
+   * jsThreadCpuNs); absent where no per-thread clock is available.
+   */
+  threadCpuNs?: number;
+  /**
+   * Native thread only, set by src/trace/sampler.ts (not the addon): the JS thread's CPU time
+   * (jsThreadCpuNs), cumulative, read when this sample reached JS, before it was handed on. The
+   * difference between two samples is what the JS thread did in between (the previous sample's
+   * conversion, objects, join and record, and anything else on the event loop). Absent where no
+   * per-thread clock is available and for the TS sampler, whose threadCpuNs is the JS thread.
+   */
+  jsCpuNs?: number;
   /** intervals skipped (the thread fell behind) before this sample */
   missed: number;
   /** samples dropped because JS did not keep up, before this one */
@@ -136,9 +153,31 @@ export interface NativeDispatchStreamResult {
   error: string;
   /**
    * open loop: requests that had arrived but were never submitted (cut off by the watchdog or a
-   * cancel). Set by the pure-TS engine; the native binding does not pass it on (yet).
+   * cancel). Both engines set it.
    */
   dropped?: number;
+  /**
+   * cu-mask: the mask the stream was created with, 32-bit words (bit i = compute unit i, or on
+   * RDNA bits 2i and 2i+1 = work-group processor i, see cuMaskBitsPerUnit); empty otherwise.
+   */
+  cuMask?: number[];
+  /** sm-partition: SMs asked for (ceil(reserve x SMs) for the high side, the rest for the other); 0 otherwise */
+  smCountRequested?: number;
+  /**
+   * sm-partition: SMs of the green-context partition the driver made (rounded up to its
+   * granularity: multiples of 8 on sm_90, so 10% of 132 SMs asks 14 and gets 16; a request larger
+   * than what is left gets the rest). 0 = the whole device. Use this, not the request, for the share.
+   */
+  smCount?: number;
+  /** compute units the stream's work may run on: partition as made, CUs its mask enables, or all */
+  computeUnits?: number;
+  /** probe kernels of this stream's threadsPerBlock resident per CU at once (occupancy API; cpu: 1); 0 = unknown */
+  maxActiveBlocksPerCu?: number;
+  /**
+   * blocks that occupy every compute unit of the stream: computeUnits x maxActiveBlocksPerCu
+   * (0 = unknown). A kernel with fewer blocks does not fill its share of the device.
+   */
+  fillBlocks?: number;
 }
 
 /** Which dispatch engine produced a result: the native core's threads or the pure-TS worker_threads (src/dispatch/ts-engine). */
@@ -151,6 +190,22 @@ export interface NativeDispatchResult {
   status: number;
   error: string;
   deviceOffsetNs: number;
+  /** width of the tightest host bracket around the device-clock read before the run: bound on deviceOffsetNs's error, ns */
+  deviceOffsetUncertaintyNs?: number;
+  /**
+   * the same offset measured after the run (drift check: deviceOffsetEndNs - deviceOffsetNs is
+   * how far the device clock moved against the host's during the run); NaN when it could not be
+   * measured. The pure-TS engine's device clock is the host clock: 0 there.
+   */
+  deviceOffsetEndNs?: number;
+  /** the run was cancelled (status stays 0 unless something else failed) */
+  cancelled?: boolean;
+  /** from the origin until the last submitter stopped, ns */
+  submitPhaseNs?: number;
+  /** from the origin until everything completed or was given up, ns */
+  elapsedNs?: number;
+  /** native engine: the completion poller's pause between fruitless passes (0 = busy-poll), ns */
+  pollPauseNs?: number;
   computeUnits: number;
   priorityLeast: number;
   priorityGreatest: number;
@@ -165,7 +220,26 @@ export interface NativeBackendDevice {
   priorityGreatest: number;
   supportsCuMask: boolean;
   supportsSmPartition: boolean;
+  /** 0 = unknown (GPU plugins measure it with a kernel, only once a run creates a stream) */
   timerResolutionNs: number;
+  /** the runtime's threads-per-block limit */
+  maxThreadsPerBlock?: number;
+  /** the block size maxActiveBlocksPerCu is for */
+  fillThreadsPerBlock?: number;
+  /**
+   * probe kernels of fillThreadsPerBlock threads resident per CU at once
+   * (cudaOccupancyMaxActiveBlocksPerMultiprocessor / hipOccupancyMaxActiveBlocksPerMultiprocessor;
+   * cpu: 1 per worker): computeUnits x this many blocks fill the device.
+   */
+  maxActiveBlocksPerCu?: number;
+  /** the same for block sizes 32, 64, ... up to maxThreadsPerBlock */
+  occupancy?: { threadsPerBlock: number; blocksPerCu: number }[];
+  /** AMD: XCCs (MI300X 8, MI308X 4; 1 on one-die GPUs, NVIDIA, cpu), shader engines per XCC, shader arrays per SE; 0 = unknown */
+  numXcc?: number;
+  numSePerXcc?: number;
+  numShPerSe?: number;
+  /** CU-mask bits per compute unit: 1, 2 on RDNA (computeUnits counts WGPs of two CUs); 0 = no CU masks */
+  cuMaskBitsPerUnit?: number;
 }
 
 export interface NativeBackendInfo {
@@ -256,6 +330,8 @@ export interface NativeBinding {
   probePlugins(): PluginProbe[];
   /** CLOCK_MONOTONIC now, ns as a decimal string */
   monotonicNowNs(): string;
+  /** CPU time the calling thread has used, ns (CLOCK_THREAD_CPUTIME_ID); -1 if unreadable */
+  threadCpuNs(): number;
   /** every dispatch backend with its devices, or why it is unavailable */
   listBackends(): NativeBackendInfo[];
   /** runs a measurement in native threads; JS gets the arrays when it is over */

@@ -104,10 +104,11 @@ describe.runIf(nativeLoaded)('cpu backend through the engine', () => {
     const lat = cli(['probe', 'latency', '--backend', 'cpu', '--duration', '300ms', '--json']);
     expect(lat.status).toBe(0);
     expect(JSON.parse(lat.stdout).roundTrip.n).toBeGreaterThan(10);
-    const pr = cli(['probe', 'priority', '--backend', 'cpu', '--duration', '500ms', '--mechanism', 'none,throttle', '--sweep', 'K=1,2']);
+    const pr = cli(['probe', 'priority', '--backend', 'cpu', '--duration', '500ms', '--rounds', '2', '--mechanism', 'none,throttle', '--sweep', 'K=1,2']);
     expect(pr.status).toBe(0);
     expect(pr.stdout).toMatch(/co-run \(HP latency from intended arrival\)/);
     expect(pr.stdout.match(/^ {2}throttle /gm)).toHaveLength(2);
+    expect(pr.stdout).toMatch(/^quality: (ok|noisy)/m);
     const list = listBackends();
     const cuda = list.find((b) => b.name === 'cuda')!;
     if (!cuda.available) {

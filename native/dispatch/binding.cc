@@ -54,7 +54,23 @@ BackendState& Backend(const std::string& name) {
   return cache.emplace(name, st).first->second;
 }
 
-Napi::Object DeviceToJs(Napi::Env env, const gpucolo_device_info& d) {
+/** Resident probe kernels per CU for block sizes 32, 64, ... up to the device's limit (what "fill" needs at each). */
+Napi::Array OccupancyToJs(Napi::Env env, const gpucolo_gpu_api* api, int device, const gpucolo_device_info& d) {
+  Napi::Array out = Napi::Array::New(env);
+  if (api->max_active_blocks == nullptr) return out;
+  for (uint32_t tpb = 32; tpb <= static_cast<uint32_t>(d.max_threads_per_block); tpb *= 2) {
+    int n = 0;
+    char err[kErrLen] = {0};
+    if (api->max_active_blocks(device, tpb, &n, err, kErrLen) != GPUCOLO_OK) continue;
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("threadsPerBlock", tpb);
+    e.Set("blocksPerCu", n);
+    out.Set(out.Length(), e);
+  }
+  return out;
+}
+
+Napi::Object DeviceToJs(Napi::Env env, const gpucolo_gpu_api* api, int device, const gpucolo_device_info& d) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("name", d.name);
   o.Set("arch", d.arch);
@@ -64,6 +80,14 @@ Napi::Object DeviceToJs(Napi::Env env, const gpucolo_device_info& d) {
   o.Set("supportsCuMask", d.supports_cu_mask != 0);
   o.Set("supportsSmPartition", d.supports_sm_partition != 0);
   o.Set("timerResolutionNs", d.timer_resolution_ns);
+  o.Set("maxThreadsPerBlock", d.max_threads_per_block);
+  o.Set("fillThreadsPerBlock", d.fill_threads_per_block);
+  o.Set("maxActiveBlocksPerCu", d.max_active_blocks_per_cu);
+  o.Set("occupancy", OccupancyToJs(env, api, device, d));
+  o.Set("numXcc", d.num_xcc);
+  o.Set("numSePerXcc", d.num_se_per_xcc);
+  o.Set("numShPerSe", d.num_sh_per_se);
+  o.Set("cuMaskBitsPerUnit", d.cu_mask_bits_per_unit);
   return o;
 }
 
@@ -87,7 +111,7 @@ Napi::Value ListBackends(const Napi::CallbackInfo& info) {
       }
       for (int d = 0; d < n; ++d) {
         gpucolo_device_info di{};
-        if (st.api->device_info(d, &di, err, kErrLen) == GPUCOLO_OK) devices.Set(devices.Length(), DeviceToJs(env, di));
+        if (st.api->device_info(d, &di, err, kErrLen) == GPUCOLO_OK) devices.Set(devices.Length(), DeviceToJs(env, st.api, d, di));
       }
     }
     b.Set("available", reason.empty());
@@ -184,6 +208,13 @@ Napi::Object ResultToJs(Napi::Env env, const RunResult& r) {
   o.Set("status", r.status);
   o.Set("error", r.error);
   o.Set("deviceOffsetNs", r.device_offset_ns);
+  o.Set("deviceOffsetUncertaintyNs", r.device_offset_uncertainty_ns);
+  // NaN (not measured: the backend failed after the run) becomes null in JSON, a number here
+  o.Set("deviceOffsetEndNs", r.device_offset_end_ns);
+  o.Set("cancelled", r.cancelled);
+  o.Set("submitPhaseNs", r.submit_phase_ns);
+  o.Set("elapsedNs", r.elapsed_ns);
+  o.Set("pollPauseNs", static_cast<double>(r.poll_pause_ns));
   o.Set("computeUnits", r.compute_units);
   o.Set("priorityLeast", r.priority_least);
   o.Set("priorityGreatest", r.priority_greatest);
@@ -205,6 +236,15 @@ Napi::Object ResultToJs(Napi::Env env, const RunResult& r) {
     so.Set("launches", static_cast<double>(s.launches));
     so.Set("errors", static_cast<double>(s.errors));
     so.Set("error", s.error);
+    so.Set("dropped", static_cast<double>(s.dropped));
+    Napi::Array mask = Napi::Array::New(env, s.cu_mask.size());  // number[], as the TS engine gives it
+    for (size_t j = 0; j < s.cu_mask.size(); ++j) mask.Set(static_cast<uint32_t>(j), static_cast<double>(s.cu_mask[j]));
+    so.Set("cuMask", mask);
+    so.Set("smCountRequested", s.sm_count_requested);
+    so.Set("smCount", s.sm_count);
+    so.Set("computeUnits", s.compute_units);
+    so.Set("maxActiveBlocksPerCu", s.max_active_blocks_per_cu);
+    so.Set("fillBlocks", static_cast<double>(s.fill_blocks));
     streams.Set(static_cast<uint32_t>(i), so);
   }
   o.Set("streams", streams);

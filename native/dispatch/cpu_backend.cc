@@ -32,6 +32,9 @@ namespace {
 constexpr int kPriorityLeast = 0;
 constexpr int kPriorityGreatest = 15;
 constexpr int kMaxWorkers = 1024;
+// threads_per_block is accepted and ignored (a block is one worker); the limit mirrors the GPUs'
+constexpr int kMaxThreadsPerBlock = 1024;
+constexpr int kFillThreadsPerBlock = 64;
 
 uint64_t NowNs() {
   timespec ts;
@@ -508,6 +511,34 @@ int CpuDeviceInfo(int device, gpucolo_device_info* out, char* err, unsigned errl
   out->supports_sm_partition = 0;
   timespec res{};
   out->timer_resolution_ns = clock_getres(CLOCK_MONOTONIC, &res) == 0 ? res.tv_sec * 1e9 + res.tv_nsec : 0.0;
+  // a worker runs one block at a time, whatever its threads_per_block: one resident block per
+  // "CU" fills the device; one die, no XCCs, one bit per worker in a mask
+  out->max_threads_per_block = kMaxThreadsPerBlock;
+  out->fill_threads_per_block = kFillThreadsPerBlock;
+  out->max_active_blocks_per_cu = 1;
+  out->num_xcc = 1;
+  out->num_se_per_xcc = 1;
+  out->num_sh_per_se = 1;
+  out->cu_mask_bits_per_unit = 1;
+  return GPUCOLO_OK;
+}
+
+int CpuMaxActiveBlocks(int device, uint32_t threads_per_block, int* out, char* err, unsigned errlen) {
+  if (out == nullptr) return SetErr(err, errlen, GPUCOLO_ERR_INVALID, "max_active_blocks: out is NULL");
+  *out = 0;
+  if (device != 0) return SetErr(err, errlen, GPUCOLO_ERR_NO_DEVICE, "max_active_blocks: no cpu device %d (only device 0)", device);
+  if (threads_per_block == 0 || threads_per_block > static_cast<uint32_t>(kMaxThreadsPerBlock))
+    return SetErr(err, errlen, GPUCOLO_ERR_INVALID, "max_active_blocks: threads_per_block must be 1..%d, got %u",
+                  kMaxThreadsPerBlock, threads_per_block);
+  *out = 1;
+  return GPUCOLO_OK;
+}
+
+int CpuStreamInfo(gpucolo_stream* s, gpucolo_stream_info* out) {
+  if (s == nullptr || out == nullptr) return GPUCOLO_ERR_INVALID;
+  out->sm_count = 0;
+  // the mask is fixed at creation (one entry per worker that existed then)
+  out->compute_units = static_cast<int>(std::count(s->mask.begin(), s->mask.end(), true));
   return GPUCOLO_OK;
 }
 
@@ -553,6 +584,7 @@ void CpuShutdown() { B().Shutdown(); }
 const gpucolo_gpu_api kCpuApi = {
     GPUCOLO_GPU_ABI, "cpu",          CpuInit,   CpuDeviceCount, CpuDeviceInfo,     CpuStreamCreate,
     CpuStreamDestroy, CpuLaunch, CpuPoll,  CpuSynchronize, CpuReadDeviceTime, CpuShutdown,
+    CpuMaxActiveBlocks, CpuStreamInfo,
 };
 
 }  // namespace

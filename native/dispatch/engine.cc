@@ -1,5 +1,7 @@
 #include "dispatch/engine.h"
 
+#include "dispatch/cu_mask_layout.h"
+
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -455,6 +457,15 @@ int MeasureOffset(const gpucolo_gpu_api* api, int device, int64_t* offset, doubl
   return GPUCOLO_OK;
 }
 
+int BitsPerUnit(const gpucolo_device_info& info) { return info.cu_mask_bits_per_unit > 1 ? info.cu_mask_bits_per_unit : 1; }
+
+/** Mask of compute units [from, to): bits_per_unit bits each (a WGP's two CUs on RDNA). */
+std::vector<uint32_t> UnitRangeMask(int from, int to, int units, int bits_per_unit) {
+  std::vector<uint32_t> mask(static_cast<size_t>((units * bits_per_unit + 31) / 32), 0u);
+  for (int b = from * bits_per_unit; b < to * bits_per_unit; ++b) mask[static_cast<size_t>(b / 32)] |= 1u << (b % 32);
+  return mask;
+}
+
 int Fail(RunResult* r, int status, std::string msg) {
   r->status = status;
   r->error = std::move(msg);
@@ -481,6 +492,13 @@ int Prepare(const RunSpec& spec, const std::atomic<bool>* cancel, const gpucolo_
   const int hi = std::max(info.priority_least, info.priority_greatest);
   const int normal = std::min(std::max(0, lo), hi);  // the runtimes' default priority, 0, where it is in range
   const int cus = info.compute_units;
+  const int bits_per_unit = BitsPerUnit(info);
+  CuLayout layout;
+  layout.compute_units = cus;
+  layout.num_xcc = info.num_xcc > 0 ? info.num_xcc : 1;  // unknown: nothing to check against
+  layout.num_se_per_xcc = info.num_se_per_xcc;
+  layout.num_sh_per_se = info.num_sh_per_se;
+  layout.bits_per_unit = bits_per_unit;
   const bool spatial = spec.mechanism == Mechanism::kCuMask || spec.mechanism == Mechanism::kSmPartition;
   int reserved = 0;
   if (spec.mechanism == Mechanism::kCuMask && !info.supports_cu_mask)
@@ -517,15 +535,57 @@ int Prepare(const RunSpec& spec, const std::atomic<bool>* cancel, const gpucolo_
       }
     }
     if (spec.mechanism == Mechanism::kCuMask) {
-      sr.cu_mask.assign(static_cast<size_t>((cus + 31) / 32), 0u);
-      const int from = s.high_priority ? 0 : reserved;
-      const int to = s.high_priority ? reserved : cus;
-      for (int b = from; b < to; ++b) sr.cu_mask[static_cast<size_t>(b / 32)] |= 1u << (b % 32);
+      sr.cu_mask = UnitRangeMask(s.high_priority ? 0 : reserved, s.high_priority ? reserved : cus, cus, bits_per_unit);
+      const std::string hang = CheckCuMask(layout, sr.cu_mask);
+      if (!hang.empty())
+        return Fail(r, GPUCOLO_ERR_INVALID,
+                    Format("mechanism cu-mask, reserve %g of %d compute units: stream '%s' (%s side, %d compute unit%s): %s",
+                           spec.reserve, cus, sr.name.c_str(), s.high_priority ? "high-priority" : "low-priority",
+                           s.high_priority ? reserved : cus - reserved, (s.high_priority ? reserved : cus - reserved) == 1 ? "" : "s",
+                           hang.c_str()));
     }
-    if (spec.mechanism == Mechanism::kSmPartition) sr.sm_count = s.high_priority ? reserved : cus - reserved;
+    if (spec.mechanism == Mechanism::kSmPartition) {
+      sr.sm_count_requested = s.high_priority ? reserved : cus - reserved;
+      sr.sm_count = sr.sm_count_requested;  // until stream_info() says what was made
+    }
     r->streams.push_back(std::move(sr));
   }
   return GPUCOLO_OK;
+}
+
+/**
+ * What each stream got, once created: the partition as made, its compute units, and how many of
+ * its blocks fill them (occupancy of the probe kernel at the stream's block size).
+ */
+void DescribeStreams(const RunSpec& spec, const gpucolo_device_info& info,
+                     const std::vector<gpucolo_stream*>& streams, RunResult* r) {
+  const gpucolo_gpu_api* api = spec.api;
+  for (size_t i = 0; i < r->streams.size(); ++i) {
+    StreamResult& sr = r->streams[i];
+    int cus = info.compute_units;
+    if (!sr.cu_mask.empty()) {
+      int bits = 0;
+      for (int u = 0; u < info.compute_units * BitsPerUnit(info); ++u) bits += MaskBit(sr.cu_mask, u) ? 1 : 0;
+      cus = bits / BitsPerUnit(info);
+    }
+    gpucolo_stream_info si{};
+    if (api->stream_info != nullptr && i < streams.size() && streams[i] != nullptr &&
+        api->stream_info(streams[i], &si) == GPUCOLO_OK) {
+      sr.sm_count = si.sm_count;
+      if (si.compute_units > 0) cus = si.compute_units;
+    } else if (sr.sm_count > 0) {
+      cus = sr.sm_count;  // a backend that cannot say: what was asked
+    }
+    sr.compute_units = cus;
+    int per_cu = 0;
+    char err[256] = {0};
+    if (api->max_active_blocks != nullptr &&
+        api->max_active_blocks(spec.device, spec.streams[i].kernel.threads_per_block, &per_cu, err, sizeof err) == GPUCOLO_OK &&
+        per_cu > 0) {
+      sr.max_active_blocks_per_cu = per_cu;
+      sr.fill_blocks = static_cast<uint64_t>(per_cu) * static_cast<uint64_t>(cus);
+    }
+  }
 }
 
 size_t ReserveHint(const RunSpec& spec, const StreamSpec& s) {
@@ -604,6 +664,11 @@ RunResult Run(const RunSpec& spec, const std::atomic<bool>* cancel) {
     st->res->warmup.reserve(hint);
     if (st->spec->high_priority) c.hp.push_back(st.get());
     states.push_back(std::move(st));
+  }
+  {
+    std::vector<gpucolo_stream*> handles;
+    for (auto& st : states) handles.push_back(st->stream);
+    DescribeStreams(spec, info, handles, &r);
   }
   std::string offset_error;
   int64_t offset = 0;

@@ -42,8 +42,12 @@
 //  kStreamPriority high-priority streams at priority_greatest, the others at priority_least.
 //  kCuMask        HP streams get CUs [0, ceil(reserve*CUs)), the others the rest; needs
 //                 supports_cu_mask (else UNSUPPORTED) and a reserve leaving >= 1 CU to each side.
+//                 The mask has cu_mask_bits_per_unit bits per compute unit (2 on RDNA) and is
+//                 refused (INVALID) when it would leave an XCC without a CU: KFD spreads mask
+//                 bits round-robin over the XCCs and such a queue hangs (cu_mask_layout.h).
 //  kSmPartition   sm_count = ceil(reserve*SMs) for HP, SMs - that for the others; needs
-//                 supports_sm_partition.
+//                 supports_sm_partition. StreamResult.sm_count is the partition the driver made
+//                 (stream_info()), sm_count_requested what was asked.
 //  kThrottle      gpucolo's level-1 scheduler: low-priority launches in flight are counted over
 //                 ALL low-priority streams together and kept <= throttle_k, and no new LP launch
 //                 is made while any HP request is pending (its intended time has passed and it
@@ -142,8 +146,20 @@ struct StreamResult {
   std::string error;
   /** what the stream was created with (after the mechanism was applied) */
   int priority = 0;
+  /** kCuMask: the mask passed to stream_create (cu_mask_bits_per_unit bits per compute unit) */
   std::vector<uint32_t> cu_mask;
+  /** kSmPartition: SMs asked for (ceil(reserve * SMs) or the rest), and the partition the driver
+      made (stream_info(); rounded up to its granularity, e.g. 14 -> 16 on sm_90, and a request
+      larger than what is left takes the rest); both 0 for a stream on the whole device */
+  int sm_count_requested = 0;
   int sm_count = 0;
+  /** compute units the stream's work may run on (partition as made, CUs its mask enables, or all) */
+  int compute_units = 0;
+  /** resident probe kernels of this stream's threads_per_block per CU (max_active_blocks()), and
+      the blocks that fill the stream's compute units: compute_units * that; 0 = unknown. A
+      kernel of fewer blocks leaves CUs idle (it does not "fill" its share of the device). */
+  int max_active_blocks_per_cu = 0;
+  uint64_t fill_blocks = 0;
 };
 
 struct RunResult {

@@ -15,7 +15,14 @@
  *    thread while its completion thread calls poll() on the same stream (always different slots):
  *    a backend must allow exactly that concurrency, nothing more is asked of it.
  *  - stream_destroy() may be called with launches still in flight (after a watchdog timeout or a
- *    cancel): it must not block on them and must not free memory a running kernel still writes.
+ *    cancel): it must not block on them (beyond a bounded cancel grace) and must not free memory a
+ *    running kernel still writes nor destroy the context it runs in. The GPU plugins then keep the
+ *    stream's resources aside and free them once its work has finished (checked at the next
+ *    stream_create() and at shutdown()); they return GPUCOLO_ERR_TIMEOUT to say so. The handle
+ *    is invalid for the caller either way.
+ *  - device_info() must not launch work on the device: `gpucolo doctor` lists every backend's
+ *    devices. Anything that needs a kernel (timer resolution, clock calibration) is measured on
+ *    the first stream_create() or read_device_time() and reported as 0 (unknown) until then.
  *  - synchronize() past its timeout returns GPUCOLO_ERR_TIMEOUT. The GPU plugins then cancel the
  *    stream's running probe kernels (they check a cancel flag) so the stream is usable again; the
  *    cpu backend leaves them running (timeout 0 is a pure check there). The engine itself never
@@ -31,7 +38,9 @@
 extern "C" {
 #endif
 
-#define GPUCOLO_GPU_ABI 1
+/* 2: device_info gained occupancy and XCC/SE layout fields, the api gained max_active_blocks()
+      and stream_info() (partition sizes as made) */
+#define GPUCOLO_GPU_ABI 2
 /* launch slots per stream: launches in flight on one stream must stay below this */
 #define GPUCOLO_SLOTS 4096u
 
@@ -56,9 +65,38 @@ typedef struct gpucolo_device_info {
   int priority_greatest;
   int supports_cu_mask;
   int supports_sm_partition;
-  /* resolution of the device timer, ns (0 = unknown) */
+  /* resolution of the device timer, ns (0 = unknown, e.g. not measured yet) */
   double timer_resolution_ns;
+  /* ---- ABI 2 ---- */
+  /* the runtime's limit of threads per block (cpu: 1024, threads are not simulated) */
+  int max_threads_per_block;
+  /* "fill": probe kernels of fill_threads_per_block threads each, max_active_blocks_per_cu of them
+     resident on every CU at once (cudaOccupancyMaxActiveBlocksPerMultiprocessor /
+     hipOccupancyMaxActiveBlocksPerMultiprocessor for the probe kernel; cpu: 1 per worker), so
+     compute_units * max_active_blocks_per_cu blocks occupy the whole device. Other block sizes:
+     max_active_blocks(). */
+  int fill_threads_per_block;
+  int max_active_blocks_per_cu;
+  /* AMD chiplets: XCCs of the device (MI300X 8, MI308X 4; 1 on single-die GPUs, NVIDIA and cpu),
+     shader engines per XCC, shader arrays per shader engine; 0 = unknown. KFD spreads CU-mask
+     bits over them (see native/dispatch/cu_mask_layout.h). */
+  int num_xcc;
+  int num_se_per_xcc;
+  int num_sh_per_se;
+  /* CU-mask bits per compute unit: 1, or 2 on RDNA (gfx10+), whose compute_units counts WGPs of
+     two CUs and whose KFD enables CUs in WGP pairs; 0 when CU masks are unsupported */
+  int cu_mask_bits_per_unit;
 } gpucolo_device_info;
+
+/* what a stream was actually given (the driver may round a request) */
+typedef struct gpucolo_stream_info {
+  /* SMs of the stream's green-context partition as the driver made it (cuDevSmResourceSplitByCount
+     rounds up: multiples of 8 on sm_90); 0 = the whole device */
+  int sm_count;
+  /* compute units the stream's work may run on: the partition's SMs, the CUs its mask selects
+     (existing ones only), or all of them */
+  int compute_units;
+} gpucolo_stream_info;
 
 typedef struct gpucolo_stream_opts {
   int device;
@@ -101,6 +139,11 @@ typedef struct gpucolo_gpu_api {
   int (*read_device_time)(int device, uint64_t* out_ns, char* err, unsigned errlen);
   /* releases everything init() acquired */
   void (*shutdown)(void);
+  /* ---- ABI 2 ---- */
+  /* probe kernels of threads_per_block threads that can be resident on one CU/SM at once */
+  int (*max_active_blocks)(int device, uint32_t threads_per_block, int* out, char* err, unsigned errlen);
+  /* what the stream was created with, as made (see gpucolo_stream_info) */
+  int (*stream_info)(gpucolo_stream* s, gpucolo_stream_info* out);
 } gpucolo_gpu_api;
 
 /* the one symbol a plugin exports */

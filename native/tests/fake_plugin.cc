@@ -42,6 +42,8 @@ int ReadDeviceTime(int, uint64_t*, char*, unsigned) { return GPUCOLO_ERR_NO_DEVI
 void Shutdown() {
   if (g_refs > 0) --g_refs;
 }
+int MaxActiveBlocks(int, uint32_t, int*, char*, unsigned) { return GPUCOLO_ERR_NO_DEVICE; }
+int StreamInfo(gpucolo_stream*, gpucolo_stream_info*) { return GPUCOLO_ERR_INVALID; }
 
 #ifdef GPUCOLO_FAKE_PLUGIN_BAD_ABI
 constexpr int kAbi = GPUCOLO_GPU_ABI + 100;
@@ -49,8 +51,9 @@ constexpr int kAbi = GPUCOLO_GPU_ABI + 100;
 constexpr int kAbi = GPUCOLO_GPU_ABI;
 #endif
 
-const gpucolo_gpu_api kApi = {kAbi,   "fake",      Init, DeviceCount,    DeviceInfo, StreamCreate, StreamDestroy,
-                              Launch, Poll, Synchronize, ReadDeviceTime, Shutdown};
+const gpucolo_gpu_api kApi = {kAbi,        "fake",         Init, DeviceCount,    DeviceInfo,
+                              StreamCreate, StreamDestroy,  Launch, Poll,         Synchronize,
+                              ReadDeviceTime, Shutdown,     MaxActiveBlocks, StreamInfo};
 
 }  // namespace
 

@@ -113,6 +113,17 @@ TEST(cpu_backend_device_info) {
   CHECK(std::string(info.name).find("cpu") != std::string::npos);
   CHECK(info.arch[0] != '\0');
   CHECK(info.timer_resolution_ns > 0);
+  // fill: a worker runs one block at a time, so one resident block per "CU", whatever the block size
+  CHECK_EQ(info.max_threads_per_block, 1024);
+  CHECK_EQ(info.fill_threads_per_block, 64);
+  CHECK_EQ(info.max_active_blocks_per_cu, 1);
+  CHECK_EQ(info.num_xcc, 1);
+  CHECK_EQ(info.cu_mask_bits_per_unit, 1);
+  int per_cu = 0;
+  CHECK_EQ(api->max_active_blocks(0, 256, &per_cu, err, sizeof(err)), 0);
+  CHECK_EQ(per_cu, 1);
+  CHECK_EQ(api->max_active_blocks(0, 0, &per_cu, err, sizeof(err)), GPUCOLO_ERR_INVALID);
+  CHECK_EQ(api->max_active_blocks(1, 64, &per_cu, err, sizeof(err)), GPUCOLO_ERR_NO_DEVICE);
   CHECK_EQ(api->device_info(1, &info, err, sizeof(err)), GPUCOLO_ERR_NO_DEVICE);
   CHECK(OneLine(err));
   uint64_t t = 0;
@@ -298,6 +309,14 @@ TEST(cpu_backend_cu_mask) {
   Launch(wide, 20 * kMs, 2, 0);
   const Times wt = Wait(wide, 0);
   CHECK_TIMING(wt.end - wt.start < 39 * kMs, load);  // both workers
+  // stream_info: the workers each mask enables (existing ones only), no SM partition
+  gpucolo_stream_info si{};
+  CHECK_EQ(Api()->stream_info(w0, &si), 0);
+  CHECK_EQ(si.compute_units, 1);
+  CHECK_EQ(si.sm_count, 0);
+  CHECK_EQ(Api()->stream_info(wide, &si), 0);
+  CHECK_EQ(si.compute_units, 2);
+  CHECK_EQ(Api()->stream_info(nullptr, &si), GPUCOLO_ERR_INVALID);
   for (auto* s : {w0, lp, hp, wide}) CHECK_EQ(Api()->stream_destroy(s), 0);
 }
 

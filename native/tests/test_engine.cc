@@ -316,6 +316,14 @@ TEST(engine_mechanisms_configure_streams) {
   CheckOk(r);
   CHECK_EQ(r.streams[0].priority, 15);
   CHECK_EQ(r.streams[1].priority, 0);
+  // what each stream got: the whole device, no partition; fill = one block per worker
+  for (const StreamResult& sr : r.streams) {
+    CHECK_EQ(sr.compute_units, 2);
+    CHECK_EQ(sr.sm_count, 0);
+    CHECK_EQ(sr.sm_count_requested, 0);
+    CHECK_EQ(sr.max_active_blocks_per_cu, 1);
+    CHECK_EQ(sr.fill_blocks, 2u);
+  }
   s.mechanism = Mechanism::kCuMask;
   s.reserve = 0.5;
   r = Run(s);
@@ -323,6 +331,15 @@ TEST(engine_mechanisms_configure_streams) {
   CHECK_EQ(r.streams[0].cu_mask, (std::vector<uint32_t>{0x1}));
   CHECK_EQ(r.streams[1].cu_mask, (std::vector<uint32_t>{0x2}));
   CHECK_EQ(r.streams[0].priority, r.streams[1].priority);
+  // a masked stream fills its own workers only
+  CHECK_EQ(r.streams[0].compute_units, 1);
+  CHECK_EQ(r.streams[0].fill_blocks, 1u);
+  CHECK_EQ(r.streams[1].compute_units, 1);
+  // the drift check after the run and the run's phases are filled
+  CHECK(!std::isnan(r.device_offset_end_ns));
+  CHECK(r.device_offset_uncertainty_ns >= 0);
+  CHECK(r.elapsed_ns >= r.submit_phase_ns);
+  CHECK(!r.cancelled);
 }
 
 TEST(engine_stream_priority_levels_spread_over_the_range) {

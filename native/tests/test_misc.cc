@@ -175,6 +175,9 @@ void CheckRealPlugin(const std::string& name, const std::string& dir) {
     CHECK(s == nullptr);
     uint64_t t = 0;
     CHECK(api->read_device_time(0, &t, e, sizeof e) < 0);
+    int per_cu = -1;
+    CHECK(api->max_active_blocks(0, 64, &per_cu, e, sizeof e) < 0);
+    CHECK_EQ(per_cu, 0);
     api->shutdown();  // harmless without a successful init()
     return;
   }
@@ -186,12 +189,27 @@ void CheckRealPlugin(const std::string& name, const std::string& dir) {
   std::printf("# %s device 0: %s %s, %d CUs, priorities %d..%d, timer %.0f ns\n", name.c_str(), info.name, info.arch,
               info.compute_units, info.priority_least, info.priority_greatest, info.timer_resolution_ns);
   CHECK(info.compute_units > 0);
+  // fill: resident probe kernels per CU from the occupancy API, at 64 threads and at 256
+  std::printf("# %s fill: %d blocks of %d threads per CU, %d XCC(s), %d mask bit(s) per unit\n", name.c_str(),
+              info.max_active_blocks_per_cu, info.fill_threads_per_block, info.num_xcc, info.cu_mask_bits_per_unit);
+  CHECK(info.max_active_blocks_per_cu > 0);
+  CHECK_EQ(info.fill_threads_per_block, 64);
+  CHECK(info.max_threads_per_block >= 256);
+  int per_cu = 0;
+  CHECK_EQ(api->max_active_blocks(0, 256, &per_cu, e, sizeof e), GPUCOLO_OK);
+  CHECK(per_cu > 0 && per_cu <= info.max_active_blocks_per_cu);
+  CHECK_EQ(api->max_active_blocks(0, 0, &per_cu, e, sizeof e), GPUCOLO_ERR_INVALID);
   CHECK(api->device_info(n, &info, e, sizeof e) == GPUCOLO_ERR_NO_DEVICE);
+  CHECK_EQ(api->device_info(0, &info, e, sizeof e), GPUCOLO_OK);
 
   gpucolo_stream_opts opts{};
   opts.priority = info.priority_greatest;
   gpucolo_stream* s = nullptr;
   CHECK_EQ(api->stream_create(&opts, &s, e, sizeof e), GPUCOLO_OK);
+  gpucolo_stream_info si{};
+  CHECK_EQ(api->stream_info(s, &si), GPUCOLO_OK);
+  CHECK_EQ(si.sm_count, 0);
+  CHECK_EQ(si.compute_units, info.compute_units);
   opts.priority = info.priority_greatest < info.priority_least ? info.priority_greatest - 1 : info.priority_greatest + 1;
   gpucolo_stream* bad = nullptr;
   CHECK_EQ(api->stream_create(&opts, &bad, e, sizeof e), GPUCOLO_ERR_INVALID);
@@ -244,6 +262,14 @@ void CheckRealPlugin(const std::string& name, const std::string& dir) {
     CHECK_EQ(api->stream_create(&opts, &hp, e, sizeof e), GPUCOLO_OK);
     opts.sm_count = info.compute_units;  // all that is left
     CHECK_EQ(api->stream_create(&opts, &lp, e, sizeof e), GPUCOLO_OK);
+    // the partitions as the driver made them: >= what was asked (rounded up), the rest for lp
+    gpucolo_stream_info hs{}, ls{};
+    CHECK_EQ(api->stream_info(hp, &hs), GPUCOLO_OK);
+    CHECK_EQ(api->stream_info(lp, &ls), GPUCOLO_OK);
+    std::printf("# %s partitions: 8 SMs asked -> %d made, the rest -> %d\n", name.c_str(), hs.sm_count, ls.sm_count);
+    CHECK(hs.sm_count >= 8);
+    CHECK(ls.sm_count > 0 && hs.sm_count + ls.sm_count <= info.compute_units);
+    CHECK_EQ(hs.compute_units, hs.sm_count);
     CHECK_EQ(api->launch(hp, &spin, 0, e, sizeof e), GPUCOLO_OK);
     CHECK_EQ(api->launch(lp, &spin, 0, e, sizeof e), GPUCOLO_OK);
     CHECK_EQ(api->synchronize(hp, 5000000000ull, e, sizeof e), GPUCOLO_OK);

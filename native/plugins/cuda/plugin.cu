@@ -6,53 +6,72 @@
 // libcuda.so.1 when the runtime first initialises, and a host without a driver gets an error
 // from init() ("cudaErrorInsufficientDriver: ...") instead of a load failure or an abort.
 //
+// Driver compatibility (driver_check.h): the linked runtime needs a driver of its CUDA major
+// version or newer (CUDA 13: Linux >= 580). init() asks the driver first (cuDriverGetVersion
+// through dlopen("libcuda.so.1"), before any runtime call) and, when it is too old, fails with
+// "needs a driver for CUDA >= 13.0 ...; this driver supports CUDA 12.4: rebuild with CUDA 12.x
+// ...". The plugin builds with CUDA 11.0 and newer; green contexts need CUDA >= 12.4 headers
+// (else supports_sm_partition = 0: "not built with green contexts").
+//
 // Design (one gpucolo_stream = one CUDA stream + a ring of GPUCOLO_SLOTS launch slots):
 //  - Streams: cudaStreamCreateWithPriority(cudaStreamNonBlocking, priority), the priority checked
 //    against cudaDeviceGetStreamPriorityRange (CUDA: least 0, greatest -5 on current GPUs).
 //  - CU masks are an AMD feature: opts->cu_mask -> GPUCOLO_ERR_UNSUPPORTED.
 //  - SM partitions (opts->sm_count > 0): NVIDIA green contexts from the driver API
 //    (cuDeviceGetDevResource -> cuDevSmResourceSplitByCount -> cuDevResourceGenerateDesc ->
-//    cuGreenCtxCreate -> cuGreenCtxStreamCreate). Those entry points are resolved at run time
-//    with cudaGetDriverEntryPointByVersion, so a driver without them only means
-//    supports_sm_partition = 0. Partition rules (per device):
-//      * streams asking for the same sm_count share one green context (one partition);
-//      * different sm_count values get DISJOINT partitions, carved in creation order from the
-//        SMs not yet partitioned; a request >= what is left takes all that is left; the driver
-//        rounds a request up to its granularity (sm_90: multiples of 8, min 8; sm_80: min 4,
-//        multiples of 2) - gpucolo_cuda_stream_sm_count() tells the real size;
-//      * SMs come back only when every partitioned stream of the device is destroyed;
-//      * ordinary streams (sm_count 0) still run on the whole device: to keep a reserve for
-//        high-priority work, put the other streams in a partition too.
+//    cuGreenCtxCreate -> cuGreenCtxStreamCreate), bookkept by green_partitions.h: each stream
+//    gets its OWN green context over its partition's SMs (a green context may be current to one
+//    thread at a time, and each stream is driven from its own submitter thread). The driver
+//    rounds a request up (sm_90: multiples of 8): stream_info() / gpucolo_cuda_stream_sm_count()
+//    tell the partition as made. The entry points are resolved at run time
+//    (cudaGetDriverEntryPointByVersion), so a driver without them only means
+//    supports_sm_partition = 0.
 //  - Probe kernel: every thread spins until spin_ns of %globaltimer have passed since it
 //    started (0 = empty kernel). Block 0 / thread 0 writes the device START time (block 0's
 //    start; blocks start within the launch's dispatch burst, and a true min over all blocks would
 //    cost an atomic per block on host memory for no practical gain). Every block's thread 0 then
 //    increments a per-slot counter in device memory; the LAST block to finish writes the END
 //    time, a __threadfence_system(), then the slot's sequence number, all into host-mapped
-//    memory (cudaHostAlloc mapped|portable). poll() is thus a plain host memory read.
-//  - cudaEvents as a cross-check: each launch is bracketed by an event pair (created lazily per
-//    slot); gpucolo_cuda_event_ms() returns its elapsed time. GPUCOLO_CUDA_EVENTS=0 turns the
-//    events off (two fewer API calls per launch).
+//    memory (cudaHostAlloc mapped|portable). poll() is thus a plain host memory read. No CUDA
+//    events are recorded: a launch is exactly one cudaLaunchKernel call.
+//  - Fill: cudaOccupancyMaxActiveBlocksPerMultiprocessor for the probe kernel tells how many of
+//    its blocks are resident per SM at a block size (device_info() at 64 threads,
+//    max_active_blocks() at any); SMs x that many blocks occupy the device.
 //  - Watchdog: synchronize() polls cudaStreamQuery and never blocks in cudaStreamSynchronize. On
 //    timeout it sets the stream's cancel word (host-mapped); spinning blocks look at it every
 //    100 us of device time and stop, so a runaway launch ends, poll() reports it as
-//    GPUCOLO_ERR_TIMEOUT, and the stream (and the device) stay usable.
+//    GPUCOLO_ERR_TIMEOUT, and the stream (and the device) stay usable. stream_destroy() cancels
+//    too; a stream whose kernels still run after the grace is kept whole (memory, stream, green
+//    context) and released once they ended (deferred_release.h), never destroyed under them.
 //  - read_device_time(): a one-thread kernel reads %globaltimer into mapped memory on a
 //    per-device helper stream at the highest priority; the host spins on the result (5 s limit).
+//  - device_info() launches nothing (`gpucolo doctor` lists every device): the timer resolution
+//    is measured by a helper kernel on the first stream_create() and is 0 (unknown) before.
 //
-// Thread safety: global state (devices, partitions) is behind one mutex; a stream is used by one
-// thread at a time (gpu_plugin.h), so per-stream state is not locked.
+// Thread safety: global state (devices, partitions, kept streams) is behind one mutex. A stream is
+// used by one thread at a time for launch/synchronize/destroy (gpu_plugin.h; poll() reads memory
+// only), and StreamScope also locks the stream while its context is current, so a green context
+// is never current on two threads.
 
-#include <cuda.h>          // driver API types only; functions are resolved at run time
-#include <cudaTypedefs.h>  // PFN_* typedefs of those functions
+#include <cuda.h>  // driver API types only; functions are resolved at run time
 #include <cuda_runtime.h>
 #include <dlfcn.h>
+
+#if CUDA_VERSION >= 12040
+#define GPUCOLO_CUDA_GREEN 1
+#include <cudaTypedefs.h>  // PFN_* typedefs of the driver functions
+#else
+#define GPUCOLO_CUDA_GREEN 0
+#endif
 
 #include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "cuda/driver_check.h"
+#include "cuda/green_partitions.h"
+#include "deferred_release.h"
 #include "gpu_plugin.h"
 #include "plugin_common.h"
 
@@ -135,9 +154,24 @@ __global__ void TimerResolutionKernel(unsigned long long* out, unsigned seq) {
 // ------------------------------------------------------------------------------------------------
 // driver API entry points (green contexts), resolved at run time
 
+constexpr uint32_t kFillThreadsPerBlock = 64;
+
+int RtErr(cudaError_t e, const char* what, char* err, unsigned errlen) {
+  SetErr(err, errlen, "%s: %s (%s)", cudaGetErrorName(e), cudaGetErrorString(e), what);
+  cudaGetLastError();  // clear a non-sticky error so it does not surface in a later call
+  return (e == cudaErrorNoDevice || e == cudaErrorInvalidDevice) ? GPUCOLO_ERR_NO_DEVICE : GPUCOLO_ERR_RUNTIME;
+}
+
+#if GPUCOLO_CUDA_GREEN
+#if CUDA_VERSION < 12050
+// cuGreenCtxStreamCreate came with CUDA 12.5; a 12.4 build resolves it from a newer driver
+typedef CUresult(CUDAAPI* PFN_cuGreenCtxStreamCreate_v12050)(CUstream* phStream, CUgreenCtx greenCtx, unsigned int flags,
+                                                              int priority);
+#endif
+
 struct DriverApi {
-  bool green = false;      // every green-context entry point was found
-  std::string why_not;     // why green contexts are unavailable
+  bool green = false;   // every green-context entry point was found
+  std::string why_not;  // why green contexts are unavailable
   PFN_cuGetErrorName_v6000 GetErrorName = nullptr;
   PFN_cuGetErrorString_v6000 GetErrorString = nullptr;
   PFN_cuDeviceGet_v2000 DeviceGet = nullptr;
@@ -153,48 +187,7 @@ struct DriverApi {
   PFN_cuCtxFromGreenCtx_v12040 CtxFromGreenCtx = nullptr;
   PFN_cuGreenCtxStreamCreate_v12050 GreenCtxStreamCreate = nullptr;
 };
-
-struct Partition {
-  int request = 0;     // sm_count asked for (the sharing key)
-  unsigned sms = 0;    // SMs the driver gave
-  CUgreenCtx green = nullptr;
-  CUcontext ctx = nullptr;
-  int refs = 0;
-};
-
-struct DeviceState {
-  bool ready = false;
-  std::string name;
-  int cc_major = 0, cc_minor = 0, sms = 0, max_threads = 1024;
-  int prio_least = 0, prio_greatest = 0;
-  bool sm_partition = false;
-  std::string sm_partition_why;
-  double timer_res_ns = -1;  // < 0: not measured yet
-  // helper stream + mapped buffer for read_device_time / timer resolution
-  std::mutex helper_mu;
-  cudaStream_t helper = nullptr;
-  unsigned long long* helper_host = nullptr;  // [0] value, [1] seq
-  unsigned long long* helper_dev = nullptr;
-  unsigned helper_seq = 0;
-  // green-context partitions
-  std::vector<Partition*> parts;
-  std::vector<CUgreenCtx> holders;  // green contexts that only hold the not yet carved rest
-  bool have_pool = false, pool_exhausted = false;
-  CUdevResource pool{};
-};
-
-std::mutex g_mu;
-int g_refs = 0;
-int g_count = 0;
-std::vector<DeviceState*> g_devices;
 DriverApi g_drv;
-bool g_events = true;
-
-int RtErr(cudaError_t e, const char* what, char* err, unsigned errlen) {
-  SetErr(err, errlen, "%s: %s (%s)", cudaGetErrorName(e), cudaGetErrorString(e), what);
-  cudaGetLastError();  // clear a non-sticky error so it does not surface in a later call
-  return (e == cudaErrorNoDevice || e == cudaErrorInvalidDevice) ? GPUCOLO_ERR_NO_DEVICE : GPUCOLO_ERR_RUNTIME;
-}
 
 int DrvErr(CUresult r, const char* what, char* err, unsigned errlen) {
   const char* name = nullptr;
@@ -208,11 +201,24 @@ int DrvErr(CUresult r, const char* what, char* err, unsigned errlen) {
   return r == CUDA_ERROR_NOT_SUPPORTED ? GPUCOLO_ERR_UNSUPPORTED : GPUCOLO_ERR_RUNTIME;
 }
 
+int DrvStatus(CUresult r, const char* what, std::string* err) {
+  if (r == CUDA_SUCCESS) return GPUCOLO_OK;
+  char buf[256];
+  const int rc = DrvErr(r, what, buf, sizeof buf);
+  *err = buf;
+  return rc;
+}
+
 template <class Fn>
 bool Resolve(const char* symbol, unsigned version, Fn* out, std::string* missing) {
   void* fn = nullptr;
   cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;
+#if CUDART_VERSION >= 12050
   const cudaError_t e = cudaGetDriverEntryPointByVersion(symbol, &fn, version, cudaEnableDefault, &status);
+#else
+  (void)version;  // 12.0 - 12.4: the entry point of the runtime's own CUDA version
+  const cudaError_t e = cudaGetDriverEntryPoint(symbol, &fn, cudaEnableDefault, &status);
+#endif
   if (e != cudaSuccess || fn == nullptr || status != cudaDriverEntryPointSuccess) {
     cudaGetLastError();
     if (missing->empty()) *missing = symbol;
@@ -246,18 +252,70 @@ void ResolveDriverApi() {
     int drv = 0;
     cudaDriverGetVersion(&drv);
     d.why_not = "SM partitions need NVIDIA green contexts (driver with CUDA >= 12.5): " + missing +
-                " not available from the driver (CUDA " + std::to_string(drv / 1000) + "." +
-                std::to_string((drv % 1000) / 10) + ")";
+                " not available from the driver (CUDA " + gpucolo_plugin::CudaVersionText(drv) + ")";
   }
   g_drv = d;
 }
+
+/** green_partitions.h's driver: the CUDA driver API of one device. */
+struct CudaGreenDriver {
+  using Resource = CUdevResource;
+  using Desc = CUdevResourceDesc;
+  using Green = CUgreenCtx;
+  CUdevice dev = 0;
+  unsigned Sms(const Resource& r) const { return r.sm.smCount; }
+  int DeviceResource(Resource* out, std::string* err) {
+    return DrvStatus(g_drv.DeviceGetDevResource(dev, out, CU_DEV_RESOURCE_TYPE_SM), "cuDeviceGetDevResource", err);
+  }
+  int Split(const Resource& in, unsigned min_sms, Resource* group, unsigned* groups, Resource* rest, std::string* err) {
+    return DrvStatus(g_drv.SmResourceSplitByCount(group, groups, &in, rest, 0, min_sms), "cuDevSmResourceSplitByCount", err);
+  }
+  int MakeDesc(Resource* r, Desc* out, std::string* err) {
+    return DrvStatus(g_drv.ResourceGenerateDesc(out, r, 1), "cuDevResourceGenerateDesc", err);
+  }
+  int CreateGreen(Desc d, Green* out, std::string* err) {
+    // CUDA 12.4's cuGreenCtxCreate requires CU_GREEN_CTX_DEFAULT_STREAM
+    return DrvStatus(g_drv.GreenCtxCreate(out, d, dev, CU_GREEN_CTX_DEFAULT_STREAM), "cuGreenCtxCreate", err);
+  }
+  int GreenResource(Green g, Resource* out, std::string* err) {
+    return DrvStatus(g_drv.GreenCtxGetDevResource(g, out, CU_DEV_RESOURCE_TYPE_SM), "cuGreenCtxGetDevResource", err);
+  }
+  void DestroyGreen(Green g) { g_drv.GreenCtxDestroy(g); }
+};
+using Partitions = gpucolo_plugin::GreenPartitions<CudaGreenDriver>;
+#endif  // GPUCOLO_CUDA_GREEN
+
+struct DeviceState {
+  bool ready = false;
+  std::string name;
+  int cc_major = 0, cc_minor = 0, sms = 0, max_threads = 1024;
+  int prio_least = 0, prio_greatest = 0;
+  bool sm_partition = false;
+  std::string sm_partition_why;
+  std::atomic<double> timer_res_ns{-1};  // < 0: not measured yet (a helper kernel, at the first stream)
+  // helper stream + mapped buffer for read_device_time / timer resolution
+  std::mutex helper_mu;
+  cudaStream_t helper = nullptr;
+  unsigned long long* helper_host = nullptr;  // [0] value, [1] seq
+  unsigned long long* helper_dev = nullptr;
+  unsigned helper_seq = 0;
+#if GPUCOLO_CUDA_GREEN
+  CudaGreenDriver green_drv;
+  Partitions parts{&green_drv};
+#endif
+};
+
+std::mutex g_mu;
+int g_refs = 0;
+int g_count = 0;
+std::vector<DeviceState*> g_devices;
 
 std::string DescribeDriver() {
   int drv = 0, rt = 0;
   cudaDriverGetVersion(&drv);
   cudaRuntimeGetVersion(&rt);
-  std::string s = "CUDA runtime " + std::to_string(rt / 1000) + "." + std::to_string((rt % 1000) / 10) + ", ";
-  if (drv != 0) return s + "driver supports CUDA " + std::to_string(drv / 1000) + "." + std::to_string((drv % 1000) / 10);
+  std::string s = "CUDA runtime " + gpucolo_plugin::CudaVersionText(rt) + ", ";
+  if (drv != 0) return s + "driver supports CUDA " + gpucolo_plugin::CudaVersionText(drv);
   dlerror();
   void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (h == nullptr) {
@@ -275,6 +333,7 @@ bool InitDone(char* err, unsigned errlen) {
 }
 
 // Makes `dev` current on this thread and fills its DeviceState once. Call with g_mu held.
+// Launches nothing (device_info() goes through here).
 int EnsureDeviceLocked(int dev, char* err, unsigned errlen) {
   if (!InitDone(err, errlen)) return GPUCOLO_ERR_INVALID;
   if (dev < 0 || dev >= g_count) {
@@ -314,6 +373,7 @@ int EnsureDeviceLocked(int dev, char* err, unsigned errlen) {
     return RtErr(e, "cudaHostGetDevicePointer (helper buffer)", err, errlen);
   }
   d.helper_dev = static_cast<unsigned long long*>(devp);
+#if GPUCOLO_CUDA_GREEN
   // green contexts: entry points present, and the device answers for its SM resource
   if (!g_drv.green) {
     d.sm_partition = false;
@@ -323,6 +383,7 @@ int EnsureDeviceLocked(int dev, char* err, unsigned errlen) {
     CUdevResource res{};
     CUresult r = g_drv.DeviceGet(&cudev, dev);
     if (r == CUDA_SUCCESS) r = g_drv.DeviceGetDevResource(cudev, &res, CU_DEV_RESOURCE_TYPE_SM);
+    d.green_drv.dev = cudev;
     d.sm_partition = r == CUDA_SUCCESS && res.sm.smCount > 0;
     if (!d.sm_partition) {
       char buf[256];
@@ -330,6 +391,12 @@ int EnsureDeviceLocked(int dev, char* err, unsigned errlen) {
       d.sm_partition_why = std::string("green contexts unavailable on this device: ") + buf;
     }
   }
+#else
+  d.sm_partition = false;
+  d.sm_partition_why = "gpucolo_cuda.so was not built with green contexts (CUDA " +
+                       gpucolo_plugin::CudaVersionText(CUDA_VERSION) +
+                       " headers; SM partitions need a build with CUDA >= 12.4 and a driver for CUDA >= 12.5)";
+#endif
   d.ready = true;
   return GPUCOLO_OK;
 }
@@ -374,98 +441,15 @@ int RunHelper(int dev, Helper which, unsigned long long* out, char* err, unsigne
   return GPUCOLO_OK;
 }
 
-// ---- partitions (green contexts); call with g_mu held --------------------------------------------
-
-int AcquirePartitionLocked(int dev, int sm_count, Partition** out, char* err, unsigned errlen) {
+/** %globaltimer's resolution, measured once per device by a helper kernel (only from the run path). */
+void MeasureTimerResolution(int dev) {
   DeviceState& d = *g_devices[dev];
-  for (Partition* p : d.parts) {
-    if (p->request == sm_count) {
-      ++p->refs;
-      *out = p;
-      return GPUCOLO_OK;
-    }
-  }
-  if (d.pool_exhausted) {
-    std::string held;
-    for (Partition* p : d.parts) held += (held.empty() ? "" : ", ") + std::to_string(p->sms);
-    SetErr(err, errlen,
-           "cuda device %d: every SM is already in a partition (%s SMs); destroy the partitioned streams first",
-           dev, held.c_str());
-    return GPUCOLO_ERR_INVALID;
-  }
-  CUdevice cudev = 0;
-  CUresult r = g_drv.DeviceGet(&cudev, dev);
-  if (r != CUDA_SUCCESS) return DrvErr(r, "cuDeviceGet", err, errlen);
-  if (!d.have_pool) {
-    r = g_drv.DeviceGetDevResource(cudev, &d.pool, CU_DEV_RESOURCE_TYPE_SM);
-    if (r != CUDA_SUCCESS) return DrvErr(r, "cuDeviceGetDevResource", err, errlen);
-    d.have_pool = true;
-  }
-  CUdevResource group{}, rest{};
-  const bool take_all = static_cast<unsigned>(sm_count) >= d.pool.sm.smCount;
-  if (!take_all) {
-    unsigned groups = 1;
-    r = g_drv.SmResourceSplitByCount(&group, &groups, &d.pool, &rest, 0, static_cast<unsigned>(sm_count));
-    if (r != CUDA_SUCCESS) return DrvErr(r, "cuDevSmResourceSplitByCount", err, errlen);
-    if (groups == 0) {
-      SetErr(err, errlen, "cuda device %d: cannot carve %d SMs from the %u not yet partitioned", dev, sm_count,
-             d.pool.sm.smCount);
-      return GPUCOLO_ERR_INVALID;
-    }
-  }
-  CUdevResource* use = take_all ? &d.pool : &group;
-  CUdevResourceDesc desc = nullptr;
-  if ((r = g_drv.ResourceGenerateDesc(&desc, use, 1)) != CUDA_SUCCESS)
-    return DrvErr(r, "cuDevResourceGenerateDesc", err, errlen);
-  auto* p = new Partition();
-  p->request = sm_count;
-  p->sms = use->sm.smCount;
-  p->refs = 1;
-  if ((r = g_drv.GreenCtxCreate(&p->green, desc, cudev, CU_GREEN_CTX_DEFAULT_STREAM)) != CUDA_SUCCESS) {
-    delete p;
-    return DrvErr(r, "cuGreenCtxCreate", err, errlen);
-  }
-  if ((r = g_drv.CtxFromGreenCtx(&p->ctx, p->green)) != CUDA_SUCCESS) {
-    g_drv.GreenCtxDestroy(p->green);
-    delete p;
-    return DrvErr(r, "cuCtxFromGreenCtx", err, errlen);
-  }
-  if (take_all || rest.sm.smCount == 0) {
-    d.pool_exhausted = true;
-  } else {
-    // the rest can only be split again through a green context that holds it
-    CUdevResourceDesc rdesc = nullptr;
-    CUgreenCtx holder = nullptr;
-    r = g_drv.ResourceGenerateDesc(&rdesc, &rest, 1);
-    if (r == CUDA_SUCCESS) r = g_drv.GreenCtxCreate(&holder, rdesc, cudev, CU_GREEN_CTX_DEFAULT_STREAM);
-    if (r == CUDA_SUCCESS) {
-      d.holders.push_back(holder);
-      r = g_drv.GreenCtxGetDevResource(holder, &d.pool, CU_DEV_RESOURCE_TYPE_SM);
-    }
-    if (r != CUDA_SUCCESS) d.pool_exhausted = true;  // this partition stands; later ones cannot be carved
-  }
-  d.parts.push_back(p);
-  *out = p;
-  return GPUCOLO_OK;
-}
-
-void ReleasePartitionLocked(int dev, Partition* p) {
-  DeviceState& d = *g_devices[dev];
-  if (--p->refs > 0) return;
-  g_drv.GreenCtxDestroy(p->green);
-  for (size_t i = 0; i < d.parts.size(); ++i) {
-    if (d.parts[i] == p) {
-      d.parts.erase(d.parts.begin() + static_cast<long>(i));
-      break;
-    }
-  }
-  delete p;
-  if (d.parts.empty()) {
-    for (CUgreenCtx h : d.holders) g_drv.GreenCtxDestroy(h);
-    d.holders.clear();
-    d.have_pool = false;
-    d.pool_exhausted = false;
-  }
+  if (d.timer_res_ns.load() >= 0) return;
+  unsigned long long res = 0;
+  char ignored[256];
+  d.timer_res_ns.store(RunHelper(dev, Helper::kTimerResolution, &res, ignored, sizeof ignored) == GPUCOLO_OK
+                           ? static_cast<double>(res)
+                           : 0.0);
 }
 
 }  // namespace
@@ -477,7 +461,13 @@ struct gpucolo_stream {
   int device = 0;
   int priority = 0;
   cudaStream_t stream = nullptr;
-  Partition* part = nullptr;  // green context (sm_count > 0), else null
+  bool green = false;         // created in its own green context (sm_count > 0)
+  unsigned sms = 0;           // SMs of its partition as made, 0 = whole device
+  CUcontext ctx = nullptr;    // cuCtxFromGreenCtx of its green context, made current by StreamScope
+#if GPUCOLO_CUDA_GREEN
+  Partitions::Lease lease;    // its green context (and partition); released under g_mu
+#endif
+  std::mutex scope_mu;        // held while the stream's context is current on some thread
   HostSlot* slots_host = nullptr;
   HostSlot* slots_dev = nullptr;
   volatile unsigned* cancel_host = nullptr;  // in the same mapped allocation, after the slots
@@ -486,71 +476,105 @@ struct gpucolo_stream {
   bool cancel_pending = false;
   unsigned next_seq = 0;
   std::vector<unsigned> expect;      // per slot: seq of the last launch, 0 = none
-  std::vector<cudaEvent_t> events;   // per slot: start, end (lazily created)
-  bool use_events = true;
 };
 
 namespace {
 
-// Makes the stream's device (and green context) current on this thread for the scope.
+// streams destroyed while their kernels still ran; released once idle (under g_mu)
+gpucolo_plugin::DeferredRelease<gpucolo_stream> g_kept;
+
+// Makes the stream's device (and green context) current on this thread for the scope, and holds
+// the stream's lock meanwhile: a green context "can be current to only one thread at a time"
+// (cuda.h, cuGreenCtxCreate).
 class StreamScope {
  public:
-  StreamScope(gpucolo_stream* s, char* err, unsigned errlen) {
+  StreamScope(gpucolo_stream* s, char* err, unsigned errlen) : lock_(s->scope_mu) {
     cudaError_t e = cudaSetDevice(s->device);
     if (e != cudaSuccess) {
       rc_ = RtErr(e, "cudaSetDevice", err, errlen);
       return;
     }
-    if (s->part != nullptr) {
-      const CUresult r = g_drv.CtxPush(s->part->ctx);
+#if GPUCOLO_CUDA_GREEN
+    if (s->ctx != nullptr) {
+      const CUresult r = g_drv.CtxPush(s->ctx);
       if (r != CUDA_SUCCESS) {
         rc_ = DrvErr(r, "cuCtxPushCurrent", err, errlen);
         return;
       }
       pushed_ = true;
     }
+#else
+    (void)err;
+    (void)errlen;
+#endif
   }
   ~StreamScope() {
+#if GPUCOLO_CUDA_GREEN
     if (pushed_) {
       CUcontext popped = nullptr;
       g_drv.CtxPop(&popped);
     }
+#endif
   }
   StreamScope(const StreamScope&) = delete;
   StreamScope& operator=(const StreamScope&) = delete;
   int rc() const { return rc_; }
 
  private:
+  std::lock_guard<std::mutex> lock_;
   int rc_ = GPUCOLO_OK;
   bool pushed_ = false;
 };
 
-// Frees a stream's resources; the caller has made its context current. Returns false (and frees
-// nothing the device may still write to) when work is still running.
-bool FreeStreamResources(gpucolo_stream* s) {
-  bool idle = true;
+/** true while work of the stream still runs; the caller has made its context current */
+bool BusyInScope(gpucolo_stream* s) {
+  if (s->stream == nullptr) return false;
+  const cudaError_t q = cudaStreamQuery(s->stream);
+  cudaGetLastError();
+  return q == cudaErrorNotReady;  // an error (a faulted context) will not get any better: not busy
+}
+
+// Frees the stream, its mapped slots and counters; the caller has made its context current and
+// checked that nothing runs.
+void FreeStreamResources(gpucolo_stream* s) {
   if (s->stream != nullptr) {
-    const cudaError_t q = cudaStreamQuery(s->stream);
-    idle = q != cudaErrorNotReady;
-    cudaGetLastError();
-    for (cudaEvent_t& ev : s->events)
-      if (ev != nullptr) {
-        cudaEventDestroy(ev);
-        ev = nullptr;
-      }
-    if (s->part != nullptr)
+#if GPUCOLO_CUDA_GREEN
+    if (s->green)
       g_drv.StreamDestroy(reinterpret_cast<CUstream>(s->stream));
     else
+#endif
       cudaStreamDestroy(s->stream);
     s->stream = nullptr;
   }
-  if (!idle) return false;  // leak the mapped slots and counters rather than free memory in use
   if (s->counters_dev != nullptr) cudaFree(s->counters_dev);
   if (s->slots_host != nullptr) cudaFreeHost(s->slots_host);
   cudaGetLastError();
   s->counters_dev = nullptr;
   s->slots_host = nullptr;
-  return true;
+}
+
+// Gives back the stream's green context (after its work ended) and deletes it. Call with g_mu held.
+void DeleteStreamLocked(gpucolo_stream* s) {
+#if GPUCOLO_CUDA_GREEN
+  if (s->lease.part != nullptr) g_devices[s->device]->parts.Release(&s->lease);
+#endif
+  delete s;
+}
+
+// Releases kept streams whose kernels have ended. Call with g_mu held.
+size_t ReapKeptLocked() {
+  return g_kept.Reap(
+      [](gpucolo_stream* s) {
+        StreamScope scope(s, nullptr, 0);
+        return scope.rc() == GPUCOLO_OK && BusyInScope(s);
+      },
+      [](gpucolo_stream* s) {
+        {
+          StreamScope scope(s, nullptr, 0);
+          FreeStreamResources(s);
+        }
+        DeleteStreamLocked(s);
+      });
 }
 
 int Init(char* err, unsigned errlen) {
@@ -558,6 +582,17 @@ int Init(char* err, unsigned errlen) {
   if (g_refs > 0) {
     ++g_refs;
     return GPUCOLO_OK;
+  }
+  // before any runtime call: a driver older than the linked runtime gets a remedy, not just
+  // cudaErrorInsufficientDriver (no libcuda at all: the runtime's own error below says so)
+  int drv = 0;
+  std::string why;
+  if (gpucolo_plugin::QueryDriverVersion(&drv, &why) == GPUCOLO_OK) {
+    const std::string need = gpucolo_plugin::DriverRequirement(CUDART_VERSION, drv, gpucolo_plugin::NvidiaDriverRelease());
+    if (!need.empty()) {
+      SetErr(err, errlen, "cudaErrorInsufficientDriver: %s", need.c_str());
+      return GPUCOLO_ERR_RUNTIME;
+    }
   }
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
@@ -569,8 +604,9 @@ int Init(char* err, unsigned errlen) {
     SetErr(err, errlen, "cudaErrorNoDevice: no CUDA-capable device is detected");
     return GPUCOLO_ERR_NO_DEVICE;
   }
+#if GPUCOLO_CUDA_GREEN
   ResolveDriverApi();
-  g_events = gpucolo_plugin::EnvLong("GPUCOLO_CUDA_EVENTS", 1) != 0;
+#endif
   if (static_cast<int>(g_devices.size()) < n) {
     for (int i = static_cast<int>(g_devices.size()); i < n; ++i) g_devices.push_back(new DeviceState());
   }
@@ -599,6 +635,28 @@ int DeviceCount(int* out, char* err, unsigned errlen) {
   return GPUCOLO_OK;
 }
 
+int MaxActiveBlocks(int device, uint32_t threads_per_block, int* out, char* err, unsigned errlen) {
+  if (out == nullptr) {
+    SetErr(err, errlen, "max_active_blocks: out is NULL");
+    return GPUCOLO_ERR_INVALID;
+  }
+  *out = 0;
+  const int rc = EnsureDevice(device, err, errlen);
+  if (rc != GPUCOLO_OK) return rc;
+  const DeviceState& d = *g_devices[device];
+  if (threads_per_block == 0 || threads_per_block > static_cast<uint32_t>(d.max_threads)) {
+    SetErr(err, errlen, "max_active_blocks: threads_per_block must be 1..%d, got %u", d.max_threads, threads_per_block);
+    return GPUCOLO_ERR_INVALID;
+  }
+  // EnsureDevice made the device current on this thread; the probe kernel takes no dynamic shared memory
+  int n = 0;
+  const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, reinterpret_cast<const void*>(&ProbeKernel),
+                                                                      static_cast<int>(threads_per_block), 0);
+  if (e != cudaSuccess) return RtErr(e, "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, errlen);
+  *out = n;
+  return GPUCOLO_OK;
+}
+
 int DeviceInfo(int device, gpucolo_device_info* out, char* err, unsigned errlen) {
   if (out == nullptr) {
     SetErr(err, errlen, "device_info: out is NULL");
@@ -608,13 +666,9 @@ int DeviceInfo(int device, gpucolo_device_info* out, char* err, unsigned errlen)
   int rc = EnsureDevice(device, err, errlen);
   if (rc != GPUCOLO_OK) return rc;
   DeviceState& d = *g_devices[device];
-  if (d.timer_res_ns < 0) {
-    unsigned long long res = 0;
-    char ignored[256];
-    d.timer_res_ns = RunHelper(device, Helper::kTimerResolution, &res, ignored, sizeof ignored) == GPUCOLO_OK
-                         ? static_cast<double>(res)
-                         : 0.0;
-  }
+  int per_sm = 0;
+  rc = MaxActiveBlocks(device, kFillThreadsPerBlock, &per_sm, err, errlen);
+  if (rc != GPUCOLO_OK) return rc;
   gpucolo_plugin::CopyStr(out->name, sizeof out->name, d.name.c_str());
   std::snprintf(out->arch, sizeof out->arch, "sm_%d%d", d.cc_major, d.cc_minor);
   out->compute_units = d.sms;
@@ -622,7 +676,15 @@ int DeviceInfo(int device, gpucolo_device_info* out, char* err, unsigned errlen)
   out->priority_greatest = d.prio_greatest;
   out->supports_cu_mask = 0;
   out->supports_sm_partition = d.sm_partition ? 1 : 0;
-  out->timer_resolution_ns = d.timer_res_ns;
+  const double res = d.timer_res_ns.load();
+  out->timer_resolution_ns = res > 0 ? res : 0.0;  // measured by the first stream_create()
+  out->max_threads_per_block = d.max_threads;
+  out->fill_threads_per_block = static_cast<int>(kFillThreadsPerBlock);
+  out->max_active_blocks_per_cu = per_sm;
+  out->num_xcc = 1;  // one die; shader engines are an AMD notion (0 = not applicable)
+  out->num_se_per_xcc = 0;
+  out->num_sh_per_se = 0;
+  out->cu_mask_bits_per_unit = 0;
   return GPUCOLO_OK;
 }
 
@@ -646,6 +708,7 @@ int StreamCreate(const gpucolo_stream_opts* o, gpucolo_stream** out, char* err, 
   std::unique_lock<std::mutex> lock(g_mu);
   int rc = EnsureDeviceLocked(o->device, err, errlen);
   if (rc != GPUCOLO_OK) return rc;
+  ReapKeptLocked();  // their partitions may be free again
   DeviceState& d = *g_devices[o->device];
   // CUDA: greatest (highest) priority is the numerically lowest
   if (o->priority < d.prio_greatest || o->priority > d.prio_least) {
@@ -660,28 +723,42 @@ int StreamCreate(const gpucolo_stream_opts* o, gpucolo_stream** out, char* err, 
   auto* s = new gpucolo_stream();
   s->device = o->device;
   s->priority = o->priority;
-  s->use_events = g_events;
+#if GPUCOLO_CUDA_GREEN
   if (o->sm_count > 0) {
-    rc = AcquirePartitionLocked(o->device, o->sm_count, &s->part, err, errlen);
+    std::string why;
+    rc = d.parts.Acquire(o->sm_count, &s->lease, &why);
     if (rc != GPUCOLO_OK) {
+      SetErr(err, errlen, "cuda device %d, %d SMs: %s", o->device, o->sm_count, why.c_str());
       delete s;
       return rc;
     }
+    s->green = true;
+    s->sms = s->lease.part->sms;
+    const CUresult r = g_drv.CtxFromGreenCtx(&s->ctx, s->lease.green);
+    if (r != CUDA_SUCCESS) {
+      rc = DrvErr(r, "cuCtxFromGreenCtx", err, errlen);
+      DeleteStreamLocked(s);
+      return rc;
+    }
   }
+#endif
   lock.unlock();
   {
     StreamScope scope(s, err, errlen);
     if ((rc = scope.rc()) != GPUCOLO_OK) goto fail;
     cudaError_t e;
-    if (s->part != nullptr) {
+#if GPUCOLO_CUDA_GREEN
+    if (s->green) {
       CUstream cs = nullptr;
-      const CUresult r = g_drv.GreenCtxStreamCreate(&cs, s->part->green, CU_STREAM_NON_BLOCKING, o->priority);
+      const CUresult r = g_drv.GreenCtxStreamCreate(&cs, s->lease.green, CU_STREAM_NON_BLOCKING, o->priority);
       if (r != CUDA_SUCCESS) {
         rc = DrvErr(r, "cuGreenCtxStreamCreate", err, errlen);
         goto fail;
       }
       s->stream = reinterpret_cast<cudaStream_t>(cs);
-    } else if ((e = cudaStreamCreateWithPriority(&s->stream, cudaStreamNonBlocking, o->priority)) != cudaSuccess) {
+    } else
+#endif
+        if ((e = cudaStreamCreateWithPriority(&s->stream, cudaStreamNonBlocking, o->priority)) != cudaSuccess) {
       rc = RtErr(e, "cudaStreamCreateWithPriority", err, errlen);
       goto fail;
     }
@@ -713,7 +790,7 @@ int StreamCreate(const gpucolo_stream_opts* o, gpucolo_stream** out, char* err, 
     }
   }
   s->expect.assign(GPUCOLO_SLOTS, 0);
-  if (s->use_events) s->events.assign(2 * static_cast<size_t>(GPUCOLO_SLOTS), nullptr);
+  MeasureTimerResolution(o->device);  // the run path: a helper kernel is fine here
   *out = s;
   return GPUCOLO_OK;
 fail:
@@ -723,27 +800,35 @@ fail:
 
 int StreamDestroy(gpucolo_stream* s) {
   if (s == nullptr) return GPUCOLO_ERR_INVALID;
-  int rc = GPUCOLO_OK;
+  bool busy = false;
   {
     StreamScope scope(s, nullptr, 0);
-    if (s->stream != nullptr && s->cancel_host != nullptr && cudaStreamQuery(s->stream) == cudaErrorNotReady) {
+    if (scope.rc() == GPUCOLO_OK && BusyInScope(s) && s->cancel_host != nullptr) {
       // let running probe kernels stop early, then wait a bounded time for them
       *s->cancel_host = 1;
       const uint64_t t0 = MonotonicNs();
       unsigned spins = 0;
-      while (cudaStreamQuery(s->stream) == cudaErrorNotReady && MonotonicNs() - t0 < gpucolo_plugin::kCancelGraceNs)
-        gpucolo_plugin::Backoff(&spins);
+      while (BusyInScope(s) && MonotonicNs() - t0 < gpucolo_plugin::kCancelGraceNs) gpucolo_plugin::Backoff(&spins);
     }
-    cudaGetLastError();
-    if (!FreeStreamResources(s)) rc = GPUCOLO_ERR_TIMEOUT;
+    busy = scope.rc() == GPUCOLO_OK && BusyInScope(s);
+    if (!busy) FreeStreamResources(s);
   }
-  if (s->part != nullptr) {
-    std::lock_guard<std::mutex> lock(g_mu);
-    ReleasePartitionLocked(s->device, s->part);
-    s->part = nullptr;
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (busy) {
+    // never free memory a running kernel writes, nor destroy the green context it runs in: keep
+    // the whole stream until its work is over (released by a later stream_create() or shutdown())
+    g_kept.Keep(s);
+    return GPUCOLO_ERR_TIMEOUT;
   }
-  delete s;
-  return rc;
+  DeleteStreamLocked(s);
+  return GPUCOLO_OK;
+}
+
+int StreamInfo(gpucolo_stream* s, gpucolo_stream_info* out) {
+  if (s == nullptr || out == nullptr) return GPUCOLO_ERR_INVALID;
+  out->sm_count = static_cast<int>(s->sms);
+  out->compute_units = s->sms != 0 ? static_cast<int>(s->sms) : g_devices[s->device]->sms;
+  return GPUCOLO_OK;
 }
 
 int Launch(gpucolo_stream* s, const gpucolo_kernel* k, uint32_t slot, char* err, unsigned errlen) {
@@ -780,25 +865,16 @@ int Launch(gpucolo_stream* s, const gpucolo_kernel* k, uint32_t slot, char* err,
   s->expect[slot] = 0;
   std::atomic_thread_fence(std::memory_order_seq_cst);
 
-  cudaError_t e;
-  cudaEvent_t* ev = s->use_events ? &s->events[2 * static_cast<size_t>(slot)] : nullptr;
-  if (ev != nullptr) {
-    for (int i = 0; i < 2; ++i)
-      if (ev[i] == nullptr && (e = cudaEventCreate(&ev[i])) != cudaSuccess) return RtErr(e, "cudaEventCreate", err, errlen);
-    if ((e = cudaEventRecord(ev[0], s->stream)) != cudaSuccess) return RtErr(e, "cudaEventRecord", err, errlen);
-  }
   HostSlot* slot_dev = s->slots_dev + slot;
   unsigned* counter = s->counters_dev + slot;
   const volatile unsigned* cancel = s->cancel_dev;
   unsigned long long spin = k->spin_ns;
   unsigned sq = seq;
   void* args[] = {&slot_dev, &counter, &cancel, &spin, &sq};
-  e = cudaLaunchKernel(reinterpret_cast<const void*>(&ProbeKernel), dim3(k->blocks), dim3(k->threads_per_block), args,
-                       0, s->stream);
+  const cudaError_t e = cudaLaunchKernel(reinterpret_cast<const void*>(&ProbeKernel), dim3(k->blocks),
+                                         dim3(k->threads_per_block), args, 0, s->stream);
   if (e != cudaSuccess) return RtErr(e, "cudaLaunchKernel", err, errlen);
   s->expect[slot] = seq;
-  if (ev != nullptr && (e = cudaEventRecord(ev[1], s->stream)) != cudaSuccess)
-    return RtErr(e, "cudaEventRecord", err, errlen);  // the kernel itself is in flight and will complete
   return GPUCOLO_OK;
 }
 
@@ -866,6 +942,7 @@ int ReadDeviceTime(int device, uint64_t* out_ns, char* err, unsigned errlen) {
 void Shutdown() {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_refs == 0 || --g_refs > 0) return;
+  ReapKeptLocked();  // streams still running stay kept (the plugin is never unloaded)
   // release per-device helpers; live streams (and their partitions) belong to their owners
   for (int i = 0; i < static_cast<int>(g_devices.size()); ++i) {
     DeviceState& d = *g_devices[i];
@@ -886,39 +963,18 @@ void Shutdown() {
 }
 
 const gpucolo_gpu_api kApi = {
-    GPUCOLO_GPU_ABI, "cuda", Init, DeviceCount, DeviceInfo, StreamCreate, StreamDestroy,
-    Launch, Poll, Synchronize, ReadDeviceTime, Shutdown,
+    GPUCOLO_GPU_ABI, "cuda", Init, DeviceCount, DeviceInfo, StreamCreate, StreamDestroy, Launch, Poll,
+    Synchronize, ReadDeviceTime, Shutdown, MaxActiveBlocks, StreamInfo,
 };
 
 }  // namespace
 
 GPUCOLO_EXPORT const gpucolo_gpu_api* gpucolo_gpu_get_api(void) { return &kApi; }
 
-/**
- * Optional cross-check (look it up with dlsym): the cudaEvent elapsed time of the launch in
- * `slot`, in ms (cudaEventElapsedTime: ~0.5 us resolution, includes the launch's front-end
- * overhead). Returns 1 and fills *ms when measured, 0 while the launch runs, GPUCOLO_ERR_INVALID
- * when the slot has no event pair (never launched, or GPUCOLO_CUDA_EVENTS=0), < 0 on errors.
- */
-GPUCOLO_EXPORT int gpucolo_cuda_event_ms(gpucolo_stream* s, uint32_t slot, float* ms) {
-  if (s == nullptr || ms == nullptr || slot >= GPUCOLO_SLOTS || !s->use_events) return GPUCOLO_ERR_INVALID;
-  cudaEvent_t* ev = &s->events[2 * static_cast<size_t>(slot)];
-  if (ev[0] == nullptr || ev[1] == nullptr || s->expect[slot] == 0) return GPUCOLO_ERR_INVALID;
-  StreamScope scope(s, nullptr, 0);
-  if (scope.rc() != GPUCOLO_OK) return scope.rc();
-  cudaError_t e = cudaEventQuery(ev[1]);
-  if (e == cudaErrorNotReady) return 0;
-  if (e == cudaSuccess) e = cudaEventElapsedTime(ms, ev[0], ev[1]);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    return GPUCOLO_ERR_RUNTIME;
-  }
-  return 1;
-}
-
-/** Optional: SMs of the stream's green-context partition (the driver rounds requests up); 0 when
-    the stream runs on the whole device, < 0 for a NULL stream. */
+/** Optional: SMs of the stream's green-context partition as the driver made it (requests are
+    rounded up); 0 when the stream runs on the whole device, < 0 for a NULL stream. The same as
+    stream_info()'s sm_count. */
 GPUCOLO_EXPORT int gpucolo_cuda_stream_sm_count(const gpucolo_stream* s) {
   if (s == nullptr) return GPUCOLO_ERR_INVALID;
-  return s->part != nullptr ? static_cast<int>(s->part->sms) : 0;
+  return static_cast<int>(s->sms);
 }

@@ -15,7 +15,23 @@
 //    Slots hold raw ticks; poll() and read_device_time() convert. timer_resolution_ns = 1 tick.
 //  - Host-visible slots: hipHostMalloc(mapped | portable | coherent): fine-grained memory, so the
 //    kernel's writes (after __threadfence_system) reach the host while the stream still runs.
-//  - Events: gpucolo_hip_event_ms() (GPUCOLO_HIP_EVENTS=0 turns them off).
+//  - No events: a launch is exactly one hipLaunchKernel call.
+//  - Code objects: the plugin carries one per HIP_ARCHS entry (GPUCOLO_HIP_ARCHS). A GPU without
+//    one makes the HIP runtime abort the process at its first call (hipErrorNoBinaryForGpu), so
+//    init() and device_count() first compare the GPUs' gfx targets from the KFD topology in sysfs
+//    with those archs (hip/arch_check.h) and refuse with the rebuild command instead.
+//  - CU masks and XCCs: KFD deals the mask's bits round-robin over the XCCs of an MI300 (bit i ->
+//    XCC i % num_xcc) and then over each XCC's shader engines; a mask that leaves an XCC without
+//    a CU hangs the queue. device_info() reports the layout (num_xcc etc. from the KFD node of the
+//    device, matched by PCI address) and stream_create() refuses such masks
+//    (native/dispatch/cu_mask_layout.h), as the engine does before it creates streams. On RDNA
+//    (gfx10+) compute_units counts WGPs and a mask has two bits (CUs) per WGP.
+//  - Fill: hipOccupancyMaxActiveBlocksPerMultiprocessor for the probe kernel.
+//  - device_info() launches nothing (`gpucolo doctor`): where the wall-clock rate has to be
+//    calibrated (HIP < 5.3) that happens on the first stream_create() / read_device_time(), and
+//    timer_resolution_ns is 0 until then.
+//  - stream_destroy() with kernels still running after the cancel grace keeps the stream's memory
+//    (deferred_release.h) and frees it once they ended.
 //
 // The plugin links libamdhip64 (hipcc registers the kernels at load time), so on a host without
 // ROCm it does not load: the loader reports dlerror() ("libamdhip64.so.5: cannot open shared
@@ -31,14 +47,23 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "deferred_release.h"
+#include "dispatch/cu_mask_layout.h"
 #include "gpu_plugin.h"
+#include "hip/arch_check.h"
+#include "hip/kfd_nodes.h"
 #include "plugin_common.h"
+
+#ifndef GPUCOLO_HIP_ARCHS  // set by CMakeLists.txt from HIP_ARCHS (the --offload-arch list)
+#define GPUCOLO_HIP_ARCHS ""
+#endif
 
 using gpucolo_plugin::CheckKernel;
 using gpucolo_plugin::HostSlot;
@@ -103,12 +128,16 @@ __global__ void ReadTimerKernel(unsigned long long* out, unsigned seq) {
 // ------------------------------------------------------------------------------------------------
 // host state
 
+constexpr uint32_t kFillThreadsPerBlock = 64;
+
 struct DeviceState {
   bool ready = false;
   std::string name, arch;
   int cus = 0, max_threads = 1024;
   int prio_least = 1, prio_greatest = -1;
-  long long clock_khz = 0;  // wall_clock64() rate
+  long long clock_khz = 0;  // wall_clock64() rate; 0 = not known yet (calibrated on the run path)
+  // CU-mask layout: from the device's KFD node (0 = unknown), bits per compute unit
+  int num_xcc = 0, num_se_per_xcc = 0, num_sh_per_se = 0, mask_bits_per_unit = 1;
   std::mutex helper_mu;
   hipStream_t helper = nullptr;
   unsigned long long* helper_host = nullptr;  // [0] value, [1] seq
@@ -120,7 +149,6 @@ std::mutex g_mu;
 int g_refs = 0;
 int g_count = 0;
 std::vector<DeviceState*> g_devices;
-bool g_events = true;
 
 int RtErr(hipError_t e, const char* what, char* err, unsigned errlen) {
   SetErr(err, errlen, "%s: %s (%s)", hipGetErrorName(e), hipGetErrorString(e), what);
@@ -173,8 +201,9 @@ int ReadTicksLocked(int dev, DeviceState& d, unsigned long long* ticks, char* er
   return GPUCOLO_OK;
 }
 
-// wall_clock64() rate in kHz: the attribute, else GPUCOLO_HIP_WALLCLOCK_KHZ, else calibrated
-int WallClockKhzLocked(int dev, DeviceState& d, char* err, unsigned errlen) {
+// wall_clock64() rate in kHz without running anything: GPUCOLO_HIP_WALLCLOCK_KHZ, else the
+// attribute (HIP >= 5.3); 0 when neither says
+long long WallClockKhzNoKernel(int dev) {
   long long khz = gpucolo_plugin::EnvLong("GPUCOLO_HIP_WALLCLOCK_KHZ", 0);
 #if HIP_VERSION >= 50300000
   if (khz <= 0) {
@@ -182,7 +211,15 @@ int WallClockKhzLocked(int dev, DeviceState& d, char* err, unsigned errlen) {
     if (hipDeviceGetAttribute(&attr, hipDeviceAttributeWallClockRate, dev) == hipSuccess) khz = attr;
     (void)hipGetLastError();
   }
+#else
+  (void)dev;
 #endif
+  return khz > 0 ? khz : 0;
+}
+
+// wall_clock64() rate in kHz: as above, else calibrated with two helper kernels (run path only)
+int WallClockKhzLocked(int dev, DeviceState& d, char* err, unsigned errlen) {
+  long long khz = WallClockKhzNoKernel(dev);
   if (khz <= 0) {  // calibrate against CLOCK_MONOTONIC
     std::lock_guard<std::mutex> lock(d.helper_mu);
     unsigned long long a = 0, b = 0;
@@ -208,7 +245,43 @@ int WallClockKhzLocked(int dev, DeviceState& d, char* err, unsigned errlen) {
   return GPUCOLO_OK;
 }
 
-// Makes `dev` current on this thread and fills its DeviceState once. Call with g_mu held.
+std::string SysfsRoot() {
+  const char* v = std::getenv("GPUCOLO_HIP_SYSFS_ROOT");  // tests: a fixture tree instead of /sys
+  return v != nullptr && *v != '\0' ? v : "/sys";
+}
+
+// "gfx90a" -> 9, "gfx1100" -> 11 (the last two characters are minor and stepping); 0 if unknown
+int GfxMajor(const std::string& arch) {
+  if (arch.rfind("gfx", 0) != 0 || arch.size() < 6) return 0;
+  return std::atoi(arch.substr(3, arch.size() - 5).c_str());
+}
+
+// XCCs / shader engines / arrays of the device from its KFD node (hipDeviceProp_t has none of
+// them), matched by PCI domain/bus/device; compute partitions (CPX) share the address, and then
+// all candidate nodes must agree. Unknown stays 0 (the CU-mask check then assumes one XCC).
+void FindLayout(const hipDeviceProp_t& prop, DeviceState* d) {
+  d->mask_bits_per_unit = GfxMajor(d->arch) >= 10 ? 2 : 1;  // RDNA: WGPs of two CUs (amdkfd cu_inc 2)
+  std::vector<gpucolo_plugin::KfdGpuNode> nodes;
+  std::string ignored;
+  if (!gpucolo_plugin::ReadKfdGpuNodes(gpucolo_plugin::KfdNodesDir(SysfsRoot()), &nodes, &ignored)) return;
+  bool found = false;
+  for (const auto& n : nodes) {
+    const bool same = static_cast<int>(n.domain) == prop.pciDomainID && static_cast<int>(n.location_id >> 8) == prop.pciBusID &&
+                      static_cast<int>((n.location_id >> 3) & 0x1f) == prop.pciDeviceID;
+    if (!same) continue;
+    if (found && (n.Xccs() != d->num_xcc || n.SesPerXcc() != d->num_se_per_xcc || n.ShsPerSe() != d->num_sh_per_se)) {
+      d->num_xcc = d->num_se_per_xcc = d->num_sh_per_se = 0;  // ambiguous
+      return;
+    }
+    found = true;
+    d->num_xcc = n.Xccs();
+    d->num_se_per_xcc = n.SesPerXcc();
+    d->num_sh_per_se = n.ShsPerSe();
+  }
+}
+
+// Makes `dev` current on this thread and fills its DeviceState once (launches nothing). Call
+// with g_mu held.
 int EnsureDeviceLocked(int dev, char* err, unsigned errlen) {
   if (!InitDone(err, errlen)) return GPUCOLO_ERR_INVALID;
   if (dev < 0 || dev >= g_count) {
@@ -252,10 +325,8 @@ int EnsureDeviceLocked(int dev, char* err, unsigned errlen) {
     d.helper_host = static_cast<unsigned long long*>(host);
     d.helper_dev = static_cast<unsigned long long*>(devp);
   }
-  if (d.clock_khz <= 0) {
-    const int rc = WallClockKhzLocked(dev, d, err, errlen);
-    if (rc != GPUCOLO_OK) return rc;
-  }
+  if (d.clock_khz <= 0) d.clock_khz = WallClockKhzNoKernel(dev);  // calibration waits for the run path
+  FindLayout(prop, &d);
   d.ready = true;
   return GPUCOLO_OK;
 }
@@ -263,6 +334,16 @@ int EnsureDeviceLocked(int dev, char* err, unsigned errlen) {
 int EnsureDevice(int dev, char* err, unsigned errlen) {
   std::lock_guard<std::mutex> lock(g_mu);
   return EnsureDeviceLocked(dev, err, errlen);
+}
+
+// EnsureDevice + a known wall-clock rate: may run helper kernels (stream_create, read_device_time)
+int EnsureClock(int dev, char* err, unsigned errlen) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  int rc = EnsureDeviceLocked(dev, err, errlen);
+  if (rc != GPUCOLO_OK) return rc;
+  DeviceState& d = *g_devices[dev];
+  if (d.clock_khz <= 0) rc = WallClockKhzLocked(dev, d, err, errlen);
+  return rc;
 }
 
 }  // namespace
@@ -273,6 +354,7 @@ int EnsureDevice(int dev, char* err, unsigned errlen) {
 struct gpucolo_stream {
   int device = 0;
   long long clock_khz = 0;
+  int compute_units = 0;  // what its mask enables (all when none)
   hipStream_t stream = nullptr;
   HostSlot* slots_host = nullptr;
   HostSlot* slots_dev = nullptr;
@@ -282,17 +364,59 @@ struct gpucolo_stream {
   bool cancel_pending = false;
   unsigned next_seq = 0;
   std::vector<unsigned> expect;
-  std::vector<hipEvent_t> events;
-  bool use_events = true;
 };
 
 namespace {
+
+// streams destroyed while their kernels still ran; freed once idle (under g_mu)
+gpucolo_plugin::DeferredRelease<gpucolo_stream> g_kept;
+
+// The arch check (arch_check.h) before any HIP call: "" = fine. Decided afresh by every first
+// init() (and by device_count() if it comes first), kept in g_arch_refusal under g_mu.
+std::string g_arch_refusal;
+bool g_arch_checked = false;
+
+const std::string& ArchRefusalLocked(bool fresh) {
+  if (fresh || !g_arch_checked) {
+    // with *_VISIBLE_DEVICES the runtime sees a subset of the KFD nodes we cannot map: refuse only
+    // when no GPU at all has a code object
+    bool filtered = false;
+    for (const char* v : {"HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL"})
+      filtered = filtered || std::getenv(v) != nullptr;
+    g_arch_refusal = gpucolo_plugin::CheckHipArchs(GPUCOLO_HIP_ARCHS, gpucolo_plugin::KfdNodesDir(SysfsRoot()), !filtered);
+    g_arch_checked = true;
+  }
+  return g_arch_refusal;
+}
+
+bool Busy(gpucolo_stream* s) {
+  if (s->stream == nullptr) return false;
+  (void)hipSetDevice(s->device);
+  const hipError_t q = hipStreamQuery(s->stream);
+  (void)hipGetLastError();
+  return q == hipErrorNotReady;  // an error will not get any better: not busy
+}
+
+void FreeStream(gpucolo_stream* s) {
+  (void)hipSetDevice(s->device);
+  if (s->stream != nullptr) (void)hipStreamDestroy(s->stream);
+  if (s->counters_dev != nullptr) (void)hipFree(s->counters_dev);
+  if (s->slots_host != nullptr) (void)hipHostFree(s->slots_host);
+  (void)hipGetLastError();
+  delete s;
+}
+
+void ReapKeptLocked() { g_kept.Reap(Busy, FreeStream); }
 
 int Init(char* err, unsigned errlen) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_refs > 0) {
     ++g_refs;
     return GPUCOLO_OK;
+  }
+  if (!ArchRefusalLocked(true).empty()) {
+    SetErr(err, errlen, "hipErrorNoBinaryForGpu: %s", g_arch_refusal.c_str());
+    return GPUCOLO_ERR_UNSUPPORTED;
   }
   const hipError_t ei = hipInit(0);
   int n = 0;
@@ -313,7 +437,6 @@ int Init(char* err, unsigned errlen) {
                               std::to_string(rt) + ", driver " + std::to_string(drv);
     return RtErr(ei != hipSuccess ? ei : ec, where.c_str(), err, errlen);
   }
-  g_events = gpucolo_plugin::EnvLong("GPUCOLO_HIP_EVENTS", 1) != 0;
   for (int i = static_cast<int>(g_devices.size()); i < n; ++i) g_devices.push_back(new DeviceState());
   g_count = n;
   g_refs = 1;
@@ -326,6 +449,13 @@ int DeviceCount(int* out, char* err, unsigned errlen) {
     return GPUCOLO_ERR_INVALID;
   }
   *out = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (!ArchRefusalLocked(false).empty()) {  // hipGetDeviceCount would abort the process
+      SetErr(err, errlen, "hipErrorNoBinaryForGpu: %s", g_arch_refusal.c_str());
+      return GPUCOLO_ERR_UNSUPPORTED;
+    }
+  }
   int n = 0;
   const hipError_t e = hipGetDeviceCount(&n);
   if (e == hipErrorNoDevice) {
@@ -337,14 +467,37 @@ int DeviceCount(int* out, char* err, unsigned errlen) {
   return GPUCOLO_OK;
 }
 
+int MaxActiveBlocks(int device, uint32_t threads_per_block, int* out, char* err, unsigned errlen) {
+  if (out == nullptr) {
+    SetErr(err, errlen, "max_active_blocks: out is NULL");
+    return GPUCOLO_ERR_INVALID;
+  }
+  *out = 0;
+  const int rc = EnsureDevice(device, err, errlen);
+  if (rc != GPUCOLO_OK) return rc;
+  const DeviceState& d = *g_devices[device];
+  if (threads_per_block == 0 || threads_per_block > static_cast<uint32_t>(d.max_threads)) {
+    SetErr(err, errlen, "max_active_blocks: threads_per_block must be 1..%d, got %u", d.max_threads, threads_per_block);
+    return GPUCOLO_ERR_INVALID;
+  }
+  int n = 0;  // EnsureDevice made the device current; the probe kernel has no dynamic LDS
+  const hipError_t e = hipOccupancyMaxActiveBlocksPerMultiprocessor(&n, reinterpret_cast<const void*>(&ProbeKernel),
+                                                                    static_cast<int>(threads_per_block), 0);
+  if (e != hipSuccess) return RtErr(e, "hipOccupancyMaxActiveBlocksPerMultiprocessor", err, errlen);
+  *out = n;
+  return GPUCOLO_OK;
+}
+
 int DeviceInfo(int device, gpucolo_device_info* out, char* err, unsigned errlen) {
   if (out == nullptr) {
     SetErr(err, errlen, "device_info: out is NULL");
     return GPUCOLO_ERR_INVALID;
   }
   std::memset(out, 0, sizeof *out);
-  const int rc = EnsureDevice(device, err, errlen);
+  int rc = EnsureDevice(device, err, errlen);
   if (rc != GPUCOLO_OK) return rc;
+  int per_cu = 0;
+  if ((rc = MaxActiveBlocks(device, kFillThreadsPerBlock, &per_cu, err, errlen)) != GPUCOLO_OK) return rc;
   const DeviceState& d = *g_devices[device];
   gpucolo_plugin::CopyStr(out->name, sizeof out->name, d.name.c_str());
   gpucolo_plugin::CopyStr(out->arch, sizeof out->arch, d.arch.c_str());
@@ -353,7 +506,14 @@ int DeviceInfo(int device, gpucolo_device_info* out, char* err, unsigned errlen)
   out->priority_greatest = d.prio_greatest;
   out->supports_cu_mask = 1;
   out->supports_sm_partition = 0;
-  out->timer_resolution_ns = 1e6 / static_cast<double>(d.clock_khz);
+  out->timer_resolution_ns = d.clock_khz > 0 ? 1e6 / static_cast<double>(d.clock_khz) : 0.0;  // 1 tick
+  out->max_threads_per_block = d.max_threads;
+  out->fill_threads_per_block = static_cast<int>(kFillThreadsPerBlock);
+  out->max_active_blocks_per_cu = per_cu;
+  out->num_xcc = d.num_xcc;
+  out->num_se_per_xcc = d.num_se_per_xcc;
+  out->num_sh_per_se = d.num_sh_per_se;
+  out->cu_mask_bits_per_unit = d.mask_bits_per_unit;
   return GPUCOLO_OK;
 }
 
@@ -369,8 +529,12 @@ int StreamCreate(const gpucolo_stream_opts* o, gpucolo_stream** out, char* err, 
     SetErr(err, errlen, "SM partitions are NVIDIA green contexts; on AMD use a CU mask");
     return o->sm_count < 0 ? GPUCOLO_ERR_INVALID : GPUCOLO_ERR_UNSUPPORTED;
   }
-  int rc = EnsureDevice(o->device, err, errlen);
+  int rc = EnsureClock(o->device, err, errlen);  // the run path: calibrating the clock may run kernels
   if (rc != GPUCOLO_OK) return rc;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    ReapKeptLocked();
+  }
   const DeviceState& d = *g_devices[o->device];
   // HIP: greatest (highest) priority is the numerically lowest
   if (o->priority < d.prio_greatest || o->priority > d.prio_least) {
@@ -378,11 +542,24 @@ int StreamCreate(const gpucolo_stream_opts* o, gpucolo_stream** out, char* err, 
            d.prio_greatest, d.prio_least);
     return GPUCOLO_ERR_INVALID;
   }
+  int mask_units = d.cus;
   if (o->cu_mask != nullptr) {
-    bool any = false;
-    for (uint32_t i = 0; i < o->cu_mask_words; ++i) any = any || o->cu_mask[i] != 0;
-    if (!any) {
-      SetErr(err, errlen, "stream_create: the CU mask selects no CU (%u words)", o->cu_mask_words);
+    const std::vector<uint32_t> mask(o->cu_mask, o->cu_mask + o->cu_mask_words);
+    gpucolo::dispatch::CuLayout layout;
+    layout.compute_units = d.cus;
+    layout.num_xcc = d.num_xcc > 0 ? d.num_xcc : 1;
+    layout.num_se_per_xcc = d.num_se_per_xcc;
+    layout.num_sh_per_se = d.num_sh_per_se;
+    layout.bits_per_unit = d.mask_bits_per_unit;
+    const gpucolo::dispatch::CuMaskCoverage cover = gpucolo::dispatch::MapCuMask(layout, mask);
+    if (cover.total == 0) {
+      SetErr(err, errlen, "stream_create: the CU mask selects none of the device's %d CUs (%u words)", d.cus * d.mask_bits_per_unit,
+             o->cu_mask_words);
+      return GPUCOLO_ERR_INVALID;
+    }
+    const std::string hang = gpucolo::dispatch::CheckCuMask(layout, mask);
+    if (!hang.empty()) {
+      SetErr(err, errlen, "stream_create: %s", hang.c_str());
       return GPUCOLO_ERR_INVALID;
     }
     if (o->priority != 0) {
@@ -392,11 +569,12 @@ int StreamCreate(const gpucolo_stream_opts* o, gpucolo_stream** out, char* err, 
              o->priority);
       return GPUCOLO_ERR_UNSUPPORTED;
     }
+    mask_units = cover.total / d.mask_bits_per_unit;
   }
   auto* s = new gpucolo_stream();
   s->device = o->device;
   s->clock_khz = d.clock_khz;
-  s->use_events = g_events;
+  s->compute_units = mask_units;
   hipError_t e;
   const size_t slots_bytes = sizeof(HostSlot) * GPUCOLO_SLOTS;
   void* host = nullptr;
@@ -435,7 +613,6 @@ int StreamCreate(const gpucolo_stream_opts* o, gpucolo_stream** out, char* err, 
     goto fail;
   }
   s->expect.assign(GPUCOLO_SLOTS, 0);
-  if (s->use_events) s->events.assign(2 * static_cast<size_t>(GPUCOLO_SLOTS), nullptr);
   *out = s;
   return GPUCOLO_OK;
 fail:
@@ -445,31 +622,28 @@ fail:
 
 int StreamDestroy(gpucolo_stream* s) {
   if (s == nullptr) return GPUCOLO_ERR_INVALID;
-  (void)hipSetDevice(s->device);
-  bool idle = true;
-  if (s->stream != nullptr) {
-    if (s->cancel_host != nullptr && hipStreamQuery(s->stream) == hipErrorNotReady) {
-      *s->cancel_host = 1;  // let running probe kernels stop early, then wait a bounded time
-      const uint64_t t0 = MonotonicNs();
-      unsigned spins = 0;
-      while (hipStreamQuery(s->stream) == hipErrorNotReady && MonotonicNs() - t0 < gpucolo_plugin::kCancelGraceNs)
-        gpucolo_plugin::Backoff(&spins);
-    }
-    idle = hipStreamQuery(s->stream) != hipErrorNotReady;
-    for (hipEvent_t& ev : s->events)
-      if (ev != nullptr) {
-        (void)hipEventDestroy(ev);
-        ev = nullptr;
-      }
-    (void)hipStreamDestroy(s->stream);
+  if (Busy(s) && s->cancel_host != nullptr) {
+    *s->cancel_host = 1;  // let running probe kernels stop early, then wait a bounded time
+    const uint64_t t0 = MonotonicNs();
+    unsigned spins = 0;
+    while (Busy(s) && MonotonicNs() - t0 < gpucolo_plugin::kCancelGraceNs) gpucolo_plugin::Backoff(&spins);
   }
-  if (idle) {  // else leak the mapped slots and counters rather than free memory in use
-    if (s->counters_dev != nullptr) (void)hipFree(s->counters_dev);
-    if (s->slots_host != nullptr) (void)hipHostFree(s->slots_host);
+  if (Busy(s)) {
+    // never free the mapped slots or counters a running kernel still writes: keep the stream
+    // until its work is over (freed by a later stream_create() or shutdown())
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_kept.Keep(s);
+    return GPUCOLO_ERR_TIMEOUT;
   }
-  (void)hipGetLastError();
-  delete s;
-  return idle ? GPUCOLO_OK : GPUCOLO_ERR_TIMEOUT;
+  FreeStream(s);
+  return GPUCOLO_OK;
+}
+
+int StreamInfo(gpucolo_stream* s, gpucolo_stream_info* out) {
+  if (s == nullptr || out == nullptr) return GPUCOLO_ERR_INVALID;
+  out->sm_count = 0;
+  out->compute_units = s->compute_units;
+  return GPUCOLO_OK;
 }
 
 int Launch(gpucolo_stream* s, const gpucolo_kernel* k, uint32_t slot, char* err, unsigned errlen) {
@@ -506,12 +680,6 @@ int Launch(gpucolo_stream* s, const gpucolo_kernel* k, uint32_t slot, char* err,
   s->expect[slot] = 0;
   std::atomic_thread_fence(std::memory_order_seq_cst);
 
-  hipEvent_t* ev = s->use_events ? &s->events[2 * static_cast<size_t>(slot)] : nullptr;
-  if (ev != nullptr) {
-    for (int i = 0; i < 2; ++i)
-      if (ev[i] == nullptr && (e = hipEventCreate(&ev[i])) != hipSuccess) return RtErr(e, "hipEventCreate", err, errlen);
-    if ((e = hipEventRecord(ev[0], s->stream)) != hipSuccess) return RtErr(e, "hipEventRecord", err, errlen);
-  }
   HostSlot* slot_dev = s->slots_dev + slot;
   unsigned* counter = s->counters_dev + slot;
   const volatile unsigned* cancel = s->cancel_dev;
@@ -523,8 +691,6 @@ int Launch(gpucolo_stream* s, const gpucolo_kernel* k, uint32_t slot, char* err,
                       0, s->stream);
   if (e != hipSuccess) return RtErr(e, "hipLaunchKernel", err, errlen);
   s->expect[slot] = seq;
-  if (ev != nullptr && (e = hipEventRecord(ev[1], s->stream)) != hipSuccess)
-    return RtErr(e, "hipEventRecord", err, errlen);
   return GPUCOLO_OK;
 }
 
@@ -582,7 +748,7 @@ int ReadDeviceTime(int device, uint64_t* out_ns, char* err, unsigned errlen) {
     SetErr(err, errlen, "read_device_time: out is NULL");
     return GPUCOLO_ERR_INVALID;
   }
-  int rc = EnsureDevice(device, err, errlen);
+  int rc = EnsureClock(device, err, errlen);
   if (rc != GPUCOLO_OK) return rc;
   DeviceState& d = *g_devices[device];
   std::lock_guard<std::mutex> lock(d.helper_mu);
@@ -595,6 +761,7 @@ int ReadDeviceTime(int device, uint64_t* out_ns, char* err, unsigned errlen) {
 void Shutdown() {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_refs == 0 || --g_refs > 0) return;
+  ReapKeptLocked();  // streams still running stay kept (the plugin is never unloaded)
   for (int i = 0; i < static_cast<int>(g_devices.size()); ++i) {
     DeviceState& d = *g_devices[i];
     if (!d.ready || hipSetDevice(i) != hipSuccess) continue;
@@ -612,27 +779,10 @@ void Shutdown() {
 }
 
 const gpucolo_gpu_api kApi = {
-    GPUCOLO_GPU_ABI, "hip", Init, DeviceCount, DeviceInfo, StreamCreate, StreamDestroy,
-    Launch, Poll, Synchronize, ReadDeviceTime, Shutdown,
+    GPUCOLO_GPU_ABI, "hip", Init, DeviceCount, DeviceInfo, StreamCreate, StreamDestroy, Launch, Poll,
+    Synchronize, ReadDeviceTime, Shutdown, MaxActiveBlocks, StreamInfo,
 };
 
 }  // namespace
 
 GPUCOLO_EXPORT const gpucolo_gpu_api* gpucolo_gpu_get_api(void) { return &kApi; }
-
-/** Optional cross-check (dlsym): hipEvent elapsed time of the launch in `slot`, ms. 1 = filled,
-    0 = still running, GPUCOLO_ERR_INVALID = no event pair (never launched or GPUCOLO_HIP_EVENTS=0). */
-GPUCOLO_EXPORT int gpucolo_hip_event_ms(gpucolo_stream* s, uint32_t slot, float* ms) {
-  if (s == nullptr || ms == nullptr || slot >= GPUCOLO_SLOTS || !s->use_events) return GPUCOLO_ERR_INVALID;
-  hipEvent_t* ev = &s->events[2 * static_cast<size_t>(slot)];
-  if (ev[0] == nullptr || ev[1] == nullptr || s->expect[slot] == 0) return GPUCOLO_ERR_INVALID;
-  (void)hipSetDevice(s->device);
-  hipError_t e = hipEventQuery(ev[1]);
-  if (e == hipErrorNotReady) return 0;
-  if (e == hipSuccess) e = hipEventElapsedTime(ms, ev[0], ev[1]);
-  if (e != hipSuccess) {
-    (void)hipGetLastError();
-    return GPUCOLO_ERR_RUNTIME;
-  }
-  return 1;
-}

@@ -26,7 +26,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { GpucoloError } from '../../errors.js';
 import type { NativeBackendInfo, NativeDispatchResult, NativeDispatchSpec } from '../../native.js';
-import { CTRL, SI, TRACE_FIELDS, makeLayout, type EngineOut, type EngineWorkerData, type CuWorkerData, type TsEngineDebug, type TsEngineTuning } from './layout.js';
+import { CTRL, SI, TRACE_FIELDS, makeLayout, type EngineOut, type EngineStreamOut, type EngineWorkerData, type CuWorkerData, type TsEngineDebug, type TsEngineTuning } from './layout.js';
 import { prepare, TS_PRIORITY_GREATEST, TS_PRIORITY_LEAST } from './prepare.js';
 import { computeUnitSource, engineSource } from './worker-source.js';
 
@@ -68,7 +68,7 @@ export interface TsDispatchResult extends NativeDispatchResult {
   cancelled: boolean;
   submitPhaseNs: number;
   elapsedNs: number;
-  streams: (NativeDispatchResult['streams'][number] & { dropped: number; cuMask: number[] })[];
+  streams: (NativeDispatchResult['streams'][number] & { dropped: number; cuMask: number[]; computeUnits: number; fillBlocks: number })[];
   /** with options.trace */
   trace?: { blocks: TsBlockTrace[]; recorded: number; lost: number };
 }
@@ -111,9 +111,28 @@ export function tsCpuBackendInfo(): NativeBackendInfo {
         supportsSmPartition: false,
         // process.hrtime is CLOCK_MONOTONIC (1 ns); what a JS wait can resolve is far coarser (see above)
         timerResolutionNs: 1,
+        // the native cpu backend's answers: a compute unit runs one block at a time, whatever its threads
+        maxThreadsPerBlock: 1024,
+        fillThreadsPerBlock: 64,
+        maxActiveBlocksPerCu: 1,
+        occupancy: [32, 64, 128, 256, 512, 1024].map((threadsPerBlock) => ({ threadsPerBlock, blocksPerCu: 1 })),
+        numXcc: 1,
+        numSePerXcc: 1,
+        numShPerSe: 1,
+        cuMaskBitsPerUnit: 1,
       },
     ],
   };
+}
+
+/** The fields the native engine derives per stream (engine.cc DescribeStreams), for one result shape: no SM partitions, one resident block per compute unit. */
+function withShare(st: EngineStreamOut, cus: number): TsDispatchResult['streams'][number] {
+  let computeUnits = cus;
+  if (st.cuMask.length) {
+    computeUnits = 0;
+    for (let w = 0; w < cus; w++) if ((st.cuMask[w >>> 5] ?? 0) & (1 << (w & 31))) computeUnits++;
+  }
+  return { ...st, smCountRequested: 0, smCount: 0, computeUnits, maxActiveBlocksPerCu: 1, fillBlocks: computeUnits };
 }
 
 function emptyResult(cus: number, status: number, error: string): TsDispatchResult {
@@ -122,6 +141,9 @@ function emptyResult(cus: number, status: number, error: string): TsDispatchResu
     status,
     error,
     deviceOffsetNs: 0,
+    // the device clock is the host clock: no offset, no drift
+    deviceOffsetUncertaintyNs: 0,
+    deviceOffsetEndNs: 0,
     computeUnits: cus,
     priorityLeast: TS_PRIORITY_LEAST,
     priorityGreatest: TS_PRIORITY_GREATEST,
@@ -196,7 +218,7 @@ export function startTsDispatch(spec: NativeDispatchSpec, o: TsEngineOptions = {
       cancelled: out.cancelled,
       submitPhaseNs: out.submitPhaseNs,
       elapsedNs: out.elapsedNs,
-      streams: out.streams,
+      streams: out.streams.map((st) => withShare(st, cus)),
     };
     if (traceCap > 0) {
       const recorded = Atomics.load(I, CTRL.TRACE_N);

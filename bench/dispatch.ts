@@ -1,7 +1,13 @@
 /**
  * Dispatch round trip as gpucolo measures it (engine, JS-visible arrays) vs the plain C++ floor
- * (native/tests/floor.cc: launch -> poll on one stream, no engine, no Node), on the same backend
- * and kernels, in one run. Backends: cpu always; cuda/hip when their plugin has a device.
+ * (native/tests/floor.cc, no Node, no engine bookkeeping), on the same backend and kernels. The
+ * floor runs in two shapes: "hand-off" does the engine's work (a submitter thread and a completion
+ * thread that polls with the engine's back-off and wakes the submitter), "loop" is the old single
+ * thread launch -> busy-poll loop (the backend alone). Floor hand-off, engine and floor loop run
+ * interleaved (bench/interleave.ts: A B C, then C B A, ... over ROUNDS rounds of --floor-seconds
+ * each), and every round gives one engine / floor ratio per percentile; the rows show the median
+ * over rounds with the range (min-max). Backends: cpu always; cuda/hip when their plugin has a
+ * device.
  *
  * Then the native engine vs the pure-TS engine (src/dispatch/ts-engine) on the cpu backend,
  * interleaved (native, TS, native, TS, ... over ROUNDS rounds, as DESIGN.md asks of any
@@ -9,8 +15,8 @@
  * loop, one in flight: complete - intended), p50 and p99 per run; the TS / native ratio per round,
  * reported as the median over rounds with the range (min-max) as its spread.
  *
- *   npm run bench:dispatch       (builds build-cc/gpucolo_floor with plain cmake if needed)
- *   npm run bench:dispatch -- --engines-only [--rounds N] [--seconds S]
+ *   npm run bench:dispatch       (builds build-cc/gpucolo_floor with plain cmake when it is missing or older than floor.cc)
+ *   npm run bench:dispatch -- [--rounds N] [--floor-seconds S] [--seconds S] [--floor-only | --engines-only]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,21 +26,28 @@ import { fileURLToPath } from 'node:url';
 import { listBackends, probeLatency, runDispatch, type DispatchRun } from '../src/dispatch/index.js';
 import { loadNative, type DispatchEngine } from '../src/native.js';
 import { quantileOf, quantiles } from '../src/stats/index.js';
+import { formatLoad, formatSpread, interleaveRuns, metricRatio, metricSpread } from './interleave.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FLOOR = path.join(ROOT, 'build-cc', 'gpucolo_floor');
 
 function ensureFloor(): void {
-  if (fs.existsSync(FLOOR)) return;
-  execFileSync('cmake', ['-S', ROOT, '-B', path.join(ROOT, 'build-cc'), '-DCMAKE_BUILD_TYPE=Release'], { stdio: 'ignore' });
+  const src = path.join(ROOT, 'native', 'tests', 'floor.cc');
+  if (fs.existsSync(FLOOR) && fs.statSync(FLOOR).mtimeMs >= fs.statSync(src).mtimeMs) return;
+  if (!fs.existsSync(path.join(ROOT, 'build-cc', 'CMakeCache.txt'))) {
+    execFileSync('cmake', ['-S', ROOT, '-B', path.join(ROOT, 'build-cc'), '-DCMAKE_BUILD_TYPE=Release'], { stdio: 'ignore' });
+  }
   execFileSync('cmake', ['--build', path.join(ROOT, 'build-cc'), '-j2', '--target', 'gpucolo_floor'], { stdio: 'ignore' });
 }
 
-function floor(backend: string, spinNs: number): { p50: number; p99: number } {
+type FloorMode = 'handoff' | 'loop';
+
+function floor(backend: string, spinNs: number, mode: FloorMode, seconds: number): { p50: number; p99: number; n: number } {
   const target = backend === 'cpu' ? 'cpu' : path.join(ROOT, 'build', 'Release', `gpucolo_${backend}.so`);
-  const out = execFileSync(FLOOR, [target, '--n', '20000', '--spin', String(spinNs)], { encoding: 'utf8' });
+  const out = execFileSync(FLOOR, [target, '--mode', mode, '--seconds', String(seconds), '--spin', String(spinNs)], { encoding: 'utf8' });
   const j = JSON.parse(out.trim().split('\n').pop()!);
-  return { p50: j.p50_ns, p99: j.p99_ns };
+  if (j.error) throw new Error(`gpucolo_floor ${target}: ${j.error}`);
+  return { p50: j.p50_ns, p99: j.p99_ns, n: j.n };
 }
 
 const us = (ns: number): string => `${(ns / 1e3).toFixed(2)} µs`;
@@ -46,23 +59,48 @@ function arg(name: string, def: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 }
 
-async function floorTable(): Promise<void> {
+type RoundTrip = { p50: number; p99: number; n: number };
+
+/** Floor (hand-off), engine, floor (loop), interleaved; per round engine / floor per percentile. */
+async function floorTable(rounds: number, seconds: number): Promise<void> {
   ensureFloor();
   const rows: string[] = [];
+  const loads: number[] = [];
   for (const b of listBackends({ engine: 'native' })) {
     if (!b.available) {
-      rows.push(`| ${b.name} | - | - | - | unavailable: ${b.reason} |`);
+      rows.push(`| ${b.name} | – | – | – | – | – | – | unavailable: ${b.reason} |`);
       continue;
     }
     for (const spinNs of [0, 100e3]) {
-      const f = floor(b.name, spinNs);
-      const g = await probeLatency({ backend: b.name, spinNs, durationNs: 3e9, warmupNs: 300e6, engine: 'native' });
-      const p50 = quantileOf(g.roundTrip, 50)!;
-      const p99 = quantileOf(g.roundTrip, 99)!;
-      rows.push(`| ${b.name}, ${spinNs ? `${spinNs / 1e3} µs spin` : 'empty'} kernel | ${us(f.p50)} / ${us(f.p99)} | ${us(p50)} / ${us(p99)} | ${(p50 / f.p50).toFixed(2)}x / ${(p99 / f.p99).toFixed(2)}x | ${g.launches} launches |`);
+      const label = `${b.name}, ${spinNs ? `${spinNs / 1e3} µs spin` : 'empty'} kernel`;
+      const run = await interleaveRuns<RoundTrip>(
+        [
+          { name: 'floor-handoff', run: () => floor(b.name, spinNs, 'handoff', seconds) },
+          {
+            name: 'engine',
+            run: async () => {
+              const g = await probeLatency({ backend: b.name, spinNs, durationNs: seconds * 1e9 + 300e6, warmupNs: 300e6, engine: 'native' });
+              return { p50: quantileOf(g.roundTrip, 50)!, p99: quantileOf(g.roundTrip, 99)!, n: g.launches };
+            },
+          },
+          { name: 'floor-loop', run: () => floor(b.name, spinNs, 'loop', seconds) },
+        ],
+        { rounds, onRun: (r, name, m) => process.stderr.write(`${label} round ${r + 1}/${rounds} ${name}: p50 ${us(m.p50!)} p99 ${us(m.p99!)}\n`) },
+      );
+      loads.push(...run.load);
+      const v = (name: string, k: 'p50' | 'p99') => formatSpread(metricSpread(run, name, k)!, us);
+      const x = (name: string, k: 'p50' | 'p99') => formatSpread(metricRatio(run, k, 'engine', name)!, (r) => `${r.toFixed(2)}x`);
+      rows.push(
+        `| ${label} | ${v('floor-handoff', 'p50')} / ${v('floor-handoff', 'p99')} | ${v('engine', 'p50')} / ${v('engine', 'p99')} | ${x('floor-handoff', 'p50')} | ${x('floor-handoff', 'p99')} | ${v('floor-loop', 'p50')} / ${v('floor-loop', 'p99')} | ${x('floor-loop', 'p50')} / ${x('floor-loop', 'p99')} | ${formatLoad(run.load)} |`,
+      );
     }
   }
-  console.log('\n| backend, kernel | C++ floor p50 / p99 | gpucolo p50 / p99 | gpucolo / floor | |\n|---|---|---|---|---|');
+  console.log(
+    `\nengine vs C++ floor, closed loop, one kernel in flight; floor hand-off, engine, floor loop interleaved over ${rounds} rounds of ${seconds} s each (${formatLoad(loads)}); median over rounds (min-max)`,
+  );
+  console.log(
+    '\n| backend, kernel | floor, submitter + completion thread: p50 / p99 | gpucolo engine p50 / p99 | engine / hand-off floor, p50 per round | same, p99 | floor, one-thread loop (old row): p50 / p99 | engine / loop floor, p50 / p99 | host |\n|---|---|---|---|---|---|---|---|',
+  );
   for (const r of rows) console.log(r);
 }
 
@@ -130,11 +168,15 @@ async function enginesTable(rounds: number, seconds: number): Promise<void> {
 
 async function main(): Promise<void> {
   const enginesOnly = process.argv.includes('--engines-only');
+  const floorOnly = process.argv.includes('--floor-only');
   const rounds = Math.max(5, arg('--rounds', 5));
   const seconds = arg('--seconds', 1);
-  console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores), Node ${process.version}; \`npm run bench:dispatch${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``);
-  if (!enginesOnly) await floorTable();
-  await enginesTable(rounds, seconds);
+  const floorSeconds = arg('--floor-seconds', 1);
+  console.log(
+    `\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} at the start), Node ${process.version}; \`npm run bench:dispatch${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
+  );
+  if (!enginesOnly) await floorTable(rounds, floorSeconds);
+  if (!floorOnly) await enginesTable(rounds, seconds);
 }
 
 main().catch((err) => {

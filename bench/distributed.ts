@@ -1,16 +1,33 @@
 /**
- * Data-parallel strategies on the same model and data, in one run (2 ranks, gloo on CPU; nccl on
- * a GPU host with --backend nccl): samples/s per method, comm time per step, and the ratios the
- * issue sets targets for: manual all-reduce with buckets vs DDP (within 10%), ps flat vs ps naive
- * per step (>= 2x on a model with many parameter tensors), and the runner's overhead (wall time
- * of the launch minus the script's own time, as a share of the wall time).
+ * Data-parallel strategies on the same model and data (2 ranks, gloo on CPU; nccl on a GPU host
+ * with --backend nccl): samples/s per variant, comm time per step, and the ratios the issue sets
+ * targets for: manual all-reduce with buckets vs DDP (within 10%), ps flat vs ps naive per step
+ * (>= 2x on a model with many parameter tensors), and the runner's overhead (wall time of the
+ * launch minus the script's own time, as a share of the wall time; < 2%).
  *
- *   npm run bench:distributed [-- --model resnet18 --steps 15 --backend gloo]
+ * In rounds (default 3): every variant once per round, in an order rotated each round, so drift on
+ * a shared host reaches all of them alike. Figures are pooled over the rounds (every step of every
+ * round) with the spread of the per-round figures beside them; the ratios are taken within each
+ * round (both variants ran minutes apart at most) and a target is met only when every round meets
+ * it and no variant it rests on is flagged (host interference, rounds that disagree, a failed
+ * round): otherwise it is inconclusive or not met.
+ *
+ *   npm run bench:distributed [-- --model resnet18 --steps 15 --backend gloo --rounds 3 --out DIR]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runDistributed, type DistributedRunOptions } from '../src/runners/distributed/index.js';
+import {
+  pairedRatios,
+  qualityLines,
+  runRounds,
+  summarizeRounds,
+  targetVerdict,
+  type DistributedRoundsSummary,
+  type RoundVariant,
+  type TargetVerdict,
+} from '../src/runners/distributed/index.js';
+import { roundSpread, type RoundSpread } from '../src/stats/index.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -19,68 +36,88 @@ function arg(name: string, def: string): string {
 
 const model = arg('model', 'resnet18');
 const steps = Number(arg('steps', '15'));
+const rounds = Number(arg('rounds', '3'));
 const backend = arg('backend', 'gloo') as 'gloo' | 'nccl' | 'auto';
-const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-bench-dist-'));
+const keep = arg('out', '');
+const out = keep ? path.resolve(keep) : fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-bench-dist-'));
+if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds must be an integer >= 1, got ${arg('rounds', '')}`);
 
-const variants: { label: string; opts: Partial<DistributedRunOptions> & Pick<DistributedRunOptions, 'method'> }[] = [
-  { label: 'ddp', opts: { method: 'ddp' } },
-  { label: 'allreduce 25 MB buckets', opts: { method: 'allreduce', bucketMb: 25 } },
-  { label: 'allreduce per parameter', opts: { method: 'allreduce', bucketMb: 0 } },
-  { label: 'ps naive', opts: { method: 'ps', psImpl: 'naive' } },
-  { label: 'ps flat', opts: { method: 'ps', psImpl: 'flat' } },
+const train = {
+  model,
+  synthetic: true,
+  imageSize: 32,
+  numClasses: 10,
+  trainSamples: 64 * (steps + 1),
+  valSamples: 64,
+  epochs: 1,
+  batchSize: 32,
+  maxSteps: steps,
+  backend,
+  nprocPerNode: 2,
+  launcher: 'direct' as const,
+  timeoutMs: 600_000,
+};
+const variants: RoundVariant[] = [
+  { label: 'ddp', options: { ...train, method: 'ddp' } },
+  { label: 'allreduce 25 MB buckets', options: { ...train, method: 'allreduce', bucketMb: 25 } },
+  { label: 'allreduce per parameter', options: { ...train, method: 'allreduce', bucketMb: 0 } },
+  { label: 'ps naive', options: { ...train, method: 'ps', psImpl: 'naive' } },
+  { label: 'ps flat', options: { ...train, method: 'ps', psImpl: 'flat' } },
 ];
 
-interface Row {
-  label: string;
-  samplesPerS: number;
-  stepMs: number;
-  commMs: string;
-  wallS: number;
-  scriptS: number;
-}
+const started = new Date();
+const o = await runRounds(variants, {
+  rounds,
+  dirOf: (r, label) => path.join(out, `round-${r}`, label.replace(/\W+/g, '_')),
+  onRun: (label, r, n) => process.stderr.write(`bench: round ${r}/${n}: ${label} ...\n`),
+});
+const failed = o.runs.filter((x) => !x.result.ok);
+for (const f of failed) process.stderr.write(`bench: ${f.label} (round ${f.round}) failed: ${f.result.error}\n`);
+const s: DistributedRoundsSummary = summarizeRounds({ dir: out, rounds, order: o.order, labels: variants.map((v) => v.label), runs: o.runs, interrupted: o.interrupted });
 
-const rows: Row[] = [];
-for (const v of variants) {
-  process.stderr.write(`bench: ${v.label} ...\n`);
-  const r = await runDistributed({
-    ...v.opts,
-    model,
-    synthetic: true,
-    imageSize: 32,
-    numClasses: 10,
-    trainSamples: 64 * (steps + 1),
-    valSamples: 64,
-    epochs: 1,
-    batchSize: 32,
-    maxSteps: steps,
-    backend,
-    nprocPerNode: 2,
-    launcher: 'direct',
-    outDir: path.join(out, v.label.replace(/\W+/g, '_')),
-    timeoutMs: 600_000,
-  });
-  if (!r.ok || !r.result) throw new Error(`${v.label}: ${r.error ?? 'no result'}`);
-  const e = r.result.epochs[0];
-  const ms = (s: number | null | undefined): string => (s === null || s === undefined ? '-' : (s * 1000).toFixed(1));
-  rows.push({
-    label: v.label,
-    samplesPerS: e.train_throughput,
-    stepMs: e.avg_batch_time * 1000,
-    commMs: v.opts.method === 'ps' ? `pull ${ms(e.avg_comm_time_pull)} / push ${ms(e.avg_comm_time_push)}` : v.opts.method === 'allreduce' ? ms(e.avg_comm_time) : 'overlapped',
-    wallS: r.wallS,
-    scriptS: r.scriptS ?? Number.NaN,
-  });
-}
+const f1 = (x: number): string => x.toFixed(1);
+const f2 = (x: number): string => x.toFixed(2);
+/** "pooled (min–max)" */
+const cell = (v: number | null, sp: RoundSpread | null, f: (x: number) => string): string => (v === null ? '-' : sp && sp.n > 1 ? `${f(v)} (${f(sp.min)}–${f(sp.max)})` : f(v));
+/** "median (min–max)" of per-round values */
+const med = (sp: RoundSpread | null, f: (x: number) => string): string => (!sp ? '-' : sp.n > 1 ? `${f(sp.median)} (${f(sp.min)}–${f(sp.max)})` : f(sp.median));
 
-const by = (l: string): Row => rows.find((x) => x.label === l)!;
-console.log(`\n${model}, 2 ranks, ${backend}, global batch 64, ${steps} steps; host ${os.hostname()} (${os.cpus().length} CPUs), ${new Date().toISOString()}\n`);
+const loads = o.runs.map((x) => x.hostLoad.loadAverage1).filter((x): x is number => x !== null);
+const foreign = roundSpread(o.runs.map((x) => x.hostLoad.foreignCores));
+console.log(
+  `\n${model}, 2 ranks, ${backend}, global batch 64, ${steps} steps, ${rounds} rounds (order rotated each round); host ${os.hostname()} (${os.cpus().length} CPUs), started ${started.toISOString()}; load average ${loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : 'n.a.'}, other processes ${foreign ? `${f2(foreign.min)}–${f2(foreign.max)}` : 'n.a.'} cores during the runs\n`,
+);
 console.log('| method | samples/s | step ms | comm ms/step | wall s | in-script s |');
 console.log('|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.label} | ${r.samplesPerS.toFixed(1)} | ${r.stepMs.toFixed(1)} | ${r.commMs} | ${r.wallS.toFixed(2)} | ${r.scriptS.toFixed(2)} |`);
-const ar = by('allreduce 25 MB buckets').samplesPerS / by('ddp').samplesPerS;
-const ps = by('ps naive').stepMs / by('ps flat').stepMs;
-const overhead = rows.map((r) => (r.wallS - r.scriptS) / r.wallS);
-console.log(`\nallreduce (25 MB buckets) / ddp samples/s: ${ar.toFixed(2)}x (target >= 0.90)`);
-console.log(`ps naive / ps flat step time: ${ps.toFixed(2)}x (target >= 2)`);
-console.log(`runner overhead (wall - in-script) / wall: ${(Math.min(...overhead) * 100).toFixed(1)}% .. ${(Math.max(...overhead) * 100).toFixed(1)}% (in-script time includes import torch and the rendezvous)`);
-fs.rmSync(out, { recursive: true, force: true });
+for (const v of s.variants) {
+  const comm =
+    v.method === 'ps'
+      ? `pull ${cell(v.pooled.pullMs, v.spread.pullMs, f1)} / push ${cell(v.pooled.pushMs, v.spread.pushMs, f1)}`
+      : v.overlapped
+        ? 'overlapped'
+        : cell(v.pooled.commMs, v.spread.commMs, f1);
+  const wall = roundSpread(v.rounds.map((x) => x.wallS));
+  const script = roundSpread(v.rounds.map((x) => (x.ok ? x.scriptS : null)));
+  console.log(`| ${v.label} | ${cell(v.pooled.throughput, v.spread.throughput, f1)} | ${cell(v.pooled.stepMs, v.spread.stepMs, f1)} | ${comm} | ${med(wall, f2)} | ${med(script, f2)} |`);
+}
+console.log('\nsamples/s, step ms, comm ms: pooled over the rounds (every step of every round), (min–max) of the per-round figure; wall and in-script s: median (min–max) over the rounds.');
+
+const verdictText = (v: { verdict: TargetVerdict; reason?: string }): string => `${v.verdict.toUpperCase()}${v.reason ? ` (${v.reason})` : ''}`;
+const ratioLine = (what: string, ratios: (number | null)[], target?: { text: string; meets: (x: number) => boolean; restsOn: string[] }): void => {
+  const sp = roundSpread(ratios);
+  const verdict = target ? ` (target ${target.text}: ${verdictText(targetVerdict(ratios, target.meets, s.quality, target.restsOn))})` : '';
+  console.log(`${what}: ${med(sp, (x) => `${f2(x)}x`)} per round, median (min–max)${verdict}`);
+};
+console.log('');
+ratioLine('allreduce (25 MB buckets) / ddp samples/s', pairedRatios(s, 'allreduce 25 MB buckets', 'ddp', 'throughput'), { text: '>= 0.90', meets: (x) => x >= 0.9, restsOn: ['allreduce 25 MB buckets', 'ddp'] });
+ratioLine('allreduce per parameter / ddp samples/s', pairedRatios(s, 'allreduce per parameter', 'ddp', 'throughput'));
+ratioLine('ps naive / ps flat step time', pairedRatios(s, 'ps naive', 'ps flat', 'stepMs'), { text: '>= 2', meets: (x) => x >= 2, restsOn: ['ps naive', 'ps flat'] });
+const overhead = s.variants.flatMap((v) => v.rounds.map((x) => (x.ok && x.wallS && x.scriptS !== null ? (x.wallS - x.scriptS) / x.wallS : null)));
+const ov = roundSpread(overhead);
+console.log(
+  `runner overhead (wall - in-script) / wall, every run: ${ov ? `${(ov.min * 100).toFixed(1)}% .. ${(ov.max * 100).toFixed(1)}% (median ${(ov.median * 100).toFixed(1)}%)` : 'n.a.'} (target < 2%: ${verdictText(targetVerdict(overhead, (x) => x < 0.02, s.quality, variants.map((v) => v.label)))}; in-script time includes import torch and the rendezvous)`,
+);
+console.log(`\n${qualityLines(s.quality).join('\n')}`);
+if (keep) console.log(`\nresults, logs and rounds in ${out}`);
+else fs.rmSync(out, { recursive: true, force: true });
+if (failed.length) process.exitCode = 1;

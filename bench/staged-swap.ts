@@ -6,11 +6,17 @@
  * model reported at load, load and unload ms (median, min, max over the repeats, as timed inside
  * the host), per-item ms, and the device, torch version and host.
  *
+ * One comparison, interleaved (bench/interleave.ts): the host as shipped vs a copy of
+ * model_host.py without its safety-net gc.collect() after the model's own unload (a second pair
+ * of host processes). Each repeat is a round that runs both pairs, in an order that alternates
+ * between rounds, and gives one shipped / without ratio of the unload time per model; reported as
+ * median (min-max) over the rounds. --no-compare runs the shipped pair only.
+ *
  * On cpu, module.to('cpu') moves nothing: load is near zero, unload is mostly gc.collect(). The
  * figures that matter for swapping need a GPU host (--device cuda).
  *
- *   npx tsx bench/staged-swap.ts [--device auto|cpu|cuda] [--repeat N] [--items N] [--dtype float32|float16]
- *                                [--python PY] [--json FILE]
+ *   npx tsx bench/staged-swap.ts [--device auto|cpu|cuda] [--repeat N (rounds, >= 5)] [--items N]
+ *                                [--dtype float32|float16] [--python PY] [--json FILE] [--no-compare]
  * python: --python, else $GPUCOLO_PYTHON, else the first of python3, /usr/bin/python3 that imports
  * torch, torchvision and PIL.
  */
@@ -21,6 +27,7 @@ import path from 'node:path';
 import { ModelHost, defaultHostScript } from '../src/runners/staged/host.js';
 import { summarize, type Summary } from '../src/runners/staged/report.js';
 import { supervisorWithRegistry } from '../src/runners/supervisor/index.js';
+import { formatLoad, formatSpread, interleaveRuns, metricRatio, type Metrics } from './interleave.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,7 +37,8 @@ function arg(name: string, def: string): string {
 const EXAMPLE = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../examples/pipelines/torch-edit-score');
 const device = arg('device', 'auto');
 const dtype = arg('dtype', 'float32');
-const repeat = Math.max(1, Number(arg('repeat', '5')) | 0);
+const repeat = Math.max(5, Number(arg('repeat', '5')) | 0);
+const compare = !process.argv.includes('--no-compare');
 const maxItems = Math.max(1, Number(arg('items', '9')) | 0);
 const jsonOut = arg('json', '');
 
@@ -97,45 +105,100 @@ interface ModelFigures {
   firstItemMs: number;
 }
 
+/**
+ * A copy of model_host.py without the safety-net gc.collect() of do_unload (the model's own
+ * unload_from_gpu still runs, with its own collection); null when the shipped file no longer has
+ * that line where this expects it.
+ */
+function hostWithoutSafetyNet(dir: string): string | null {
+  const text = fs.readFileSync(defaultHostScript(), 'utf8');
+  const start = text.indexOf('\ndef do_unload(');
+  const end = text.indexOf('\ndef ', start + 1);
+  if (start < 0 || end < 0) return null;
+  const body = text.slice(start, end);
+  const line = '\n    gc.collect()\n';
+  if (body.split(line).length !== 2) return null;
+  const file = path.join(dir, 'model_host_no_safety_net.py');
+  fs.writeFileSync(file, text.slice(0, start) + body.replace(line, '\n    pass  # bench/staged-swap.ts: the safety-net collection left out\n') + text.slice(end));
+  return file;
+}
+
+type Pair = { label: string; script: string; models: ModelFigures[]; hosts: ModelHost[] };
+
+function newFigures(info: Info): ModelFigures[] {
+  return [
+    { stage: 'edit', classPath: 'models.ImageEditor', paramsMB: info.params.edit / 2 ** 20, memoryMB: [], loadMs: [], unloadMs: [], itemMs: [], firstItemMs: NaN },
+    { stage: 'score', classPath: 'models.RewardScorer', paramsMB: info.params.score / 2 ** 20, memoryMB: [], loadMs: [], unloadMs: [], itemMs: [], firstItemMs: NaN },
+  ];
+}
+
+/** One repeat of a pair: per model load, the items, unload; returns the unload ms per model. */
+async function repeatPair(p: Pair, items: Item[]): Promise<Metrics> {
+  const edits = new Map<string, Record<string, unknown>>();
+  const out: Metrics = {};
+  for (let k = 0; k < p.models.length; k++) {
+    const m = p.models[k];
+    const h = p.hosts[k];
+    const ld = await h.load();
+    m.loadMs.push(ld.ms);
+    m.memoryMB.push((ld.memoryBytes ?? 0) / 2 ** 20);
+    for (const it of items) {
+      const inputs = m.stage === 'score' ? { edit: edits.get(`${it.category}/${it.id}`) } : {};
+      const res = await h.process(it.id, it, inputs);
+      if (!res.ok) throw new Error(`${p.label} ${m.stage} ${it.category}/${it.id}: ${res.message}`);
+      if (m.stage === 'edit') edits.set(`${it.category}/${it.id}`, res.outputs);
+      if (Number.isNaN(m.firstItemMs)) m.firstItemMs = res.ms;
+      else m.itemMs.push(res.ms);
+    }
+    const ms = (await h.unload()).ms;
+    m.unloadMs.push(ms);
+    out[`${m.stage}UnloadMs`] = ms;
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const info = findPython();
   const items = loadItems();
   const { supervisor, dispose } = supervisorWithRegistry({ runId: `bench-staged-swap-${process.pid}`, graceMs: 3000 });
-  const models: ModelFigures[] = [
-    { stage: 'edit', classPath: 'models.ImageEditor', paramsMB: info.params.edit / 2 ** 20, memoryMB: [], loadMs: [], unloadMs: [], itemMs: [], firstItemMs: NaN },
-    { stage: 'score', classPath: 'models.RewardScorer', paramsMB: info.params.score / 2 ** 20, memoryMB: [], loadMs: [], unloadMs: [], itemMs: [], firstItemMs: NaN },
-  ];
-  const hosts: ModelHost[] = [];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-bench-swap-'));
+  const pairs: Pair[] = [{ label: 'shipped', script: defaultHostScript(), models: newFigures(info), hosts: [] }];
+  let compareNote = '';
+  if (compare) {
+    const script = hostWithoutSafetyNet(tmp);
+    if (script) pairs.push({ label: 'without', script, models: newFigures(info), hosts: [] });
+    else compareNote = 'comparison skipped: workloads/model_host.py no longer has the safety-net `gc.collect()` line in do_unload that this bench removes';
+  }
+  const models = pairs[0].models;
+  let load: number[] = [];
+  let ratios: { edit: ReturnType<typeof metricRatio>; score: ReturnType<typeof metricRatio> } | null = null;
   const t0 = performance.now();
   try {
-    for (const m of models) {
-      const h = await ModelHost.start({ supervisor, name: m.stage, argv: [info.python, defaultHostScript()], cwd: EXAMPLE, timeoutMs: 300_000, startTimeoutMs: 120_000 });
-      hosts.push(h);
-      await h.init(m.classPath, { device, dtype, seed: 0 }, [EXAMPLE, path.dirname(defaultHostScript())]);
-    }
-    for (let r = 0; r < repeat; r++) {
-      const edits = new Map<string, Record<string, unknown>>();
-      for (let k = 0; k < models.length; k++) {
-        const m = models[k];
-        const h = hosts[k];
-        const ld = await h.load();
-        m.loadMs.push(ld.ms);
-        m.memoryMB.push((ld.memoryBytes ?? 0) / 2 ** 20);
-        for (const it of items) {
-          const inputs = m.stage === 'score' ? { edit: edits.get(`${it.category}/${it.id}`) } : {};
-          const res = await h.process(it.id, it, inputs);
-          if (!res.ok) throw new Error(`${m.stage} ${it.category}/${it.id}: ${res.message}`);
-          if (m.stage === 'edit') edits.set(`${it.category}/${it.id}`, res.outputs);
-          if (Number.isNaN(m.firstItemMs)) m.firstItemMs = res.ms;
-          else m.itemMs.push(res.ms);
-        }
-        m.unloadMs.push((await h.unload()).ms);
+    for (const p of pairs) {
+      for (const m of p.models) {
+        const h = await ModelHost.start({ supervisor, name: `${p.label}-${m.stage}`, argv: [info.python, p.script], cwd: EXAMPLE, timeoutMs: 300_000, startTimeoutMs: 120_000 });
+        p.hosts.push(h);
+        await h.init(m.classPath, { device, dtype, seed: 0 }, [EXAMPLE, path.dirname(defaultHostScript())]);
       }
-      process.stderr.write(`repeat ${r + 1}/${repeat} done\n`);
+    }
+    if (pairs.length > 1) {
+      const run = await interleaveRuns(
+        pairs.map((p) => ({ name: p.label, run: () => repeatPair(p, items) })),
+        { rounds: repeat, onRun: (r, name) => process.stderr.write(`repeat ${r + 1}/${repeat} ${name} done\n`) },
+      );
+      load = run.load;
+      ratios = { edit: metricRatio(run, 'editUnloadMs', 'shipped', 'without'), score: metricRatio(run, 'scoreUnloadMs', 'shipped', 'without') };
+    } else {
+      for (let r = 0; r < repeat; r++) {
+        await repeatPair(pairs[0], items);
+        load.push(os.loadavg()[0]);
+        process.stderr.write(`repeat ${r + 1}/${repeat} done\n`);
+      }
     }
   } finally {
-    await Promise.all(hosts.map((h) => h.stop().catch(() => undefined)));
+    await Promise.all(pairs.flatMap((p) => p.hosts).map((h) => h.stop().catch(() => undefined)));
     dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
   const wallS = (performance.now() - t0) / 1000;
 
@@ -152,6 +215,21 @@ async function main(): Promise<void> {
     console.log(
       `| ${m.stage} (${m.classPath}) | ${m.paramsMB.toFixed(1)} | ${fmt(mem.median)} | ${mmm(summarize(m.loadMs), 2)} | ${mmm(summarize(m.unloadMs), 2)} | ${mmm(summarize(m.itemMs), 2)} | ${fmt(m.firstItemMs, 2)} |`,
     );
+  }
+  console.log(`\nhost ${formatLoad(load)} over the rounds`);
+  if (ratios) {
+    const without = pairs[1].models;
+    const x = (s: ReturnType<typeof metricRatio>): string => (s ? formatSpread(s, (v) => `${v.toFixed(2)}x`) : '-');
+    console.log('');
+    console.log(`unload: the host as shipped vs without its safety-net gc.collect(), interleaved over ${repeat} rounds (order alternating)`);
+    console.log('');
+    console.log('| model | unload ms, shipped: median (min..max) | unload ms, without the safety net | shipped / without, per round: median (min-max) |');
+    console.log('|---|---:|---:|---:|');
+    for (const [k, m] of models.entries()) {
+      console.log(`| ${m.stage} | ${mmm(summarize(m.unloadMs), 2)} | ${mmm(summarize(without[k].unloadMs), 2)} | ${x(k === 0 ? ratios.edit : ratios.score)} |`);
+    }
+  } else if (compareNote) {
+    console.log(`\n${compareNote}`);
   }
   if (info.device === 'cpu') {
     console.log('');
@@ -170,6 +248,9 @@ async function main(): Promise<void> {
           items: items.length,
           wallS,
           models: models.map((m) => ({ ...m, load: summarize(m.loadMs), unload: summarize(m.unloadMs), item: summarize(m.itemMs) })),
+          withoutSafetyNet: pairs[1]?.models.map((m) => ({ stage: m.stage, unloadMs: m.unloadMs, unload: summarize(m.unloadMs) })) ?? null,
+          unloadRatio: ratios,
+          load,
         },
         null,
         1,

@@ -1,25 +1,48 @@
 /**
- * Sampling benchmarks (ratios in one run):
- *  1. enumerate: one read of a sysfs proc tree with 64 processes x 8 queues on tmpfs, native vs TS;
- *  2. end to end: tracer CPU time per second of tracing against the fixture host tree at 100 ms
- *     and 10 ms intervals (sysfs + debugfs every sample), native thread vs TS timers, and the
- *     sampling jitter (actual - intended) p50/p99 from the trace itself.
+ * Sampling benchmarks. Native and TS always run interleaved (bench/interleave.ts: native TS, then
+ * TS native, ... one ratio per round, reported as median (min-max) over the rounds):
  *
- *   npm run bench:trace            (= tsx bench/trace.ts [seconds per run, default 5])
+ *  1. enumerate: one read of a sysfs proc tree with 64 processes x 8 queues on tmpfs;
+ *  2. the tracer (runTrace, as `gpucolo trace` runs it) at 100 ms and 10 ms, sysfs + debugfs every
+ *     sample, on two trees:
+ *      - changing: the path a live GPU takes. bench/kfd-churn.ts rewrites the debugfs kfd files
+ *        and the sysfs proc queues from a cycle of 16 variants (ring pointers and active bits
+ *        move, queues come and go) in a writer process of its own, every half interval, so that
+ *        every sample parses and joins again ("changed" counts the samples that did);
+ *      - unchanged: the same tree held at one variant: after the first sample nothing is parsed
+ *        or joined again.
+ *     CPU is measured on thread CPU clocks, not wall time, in the steady state (from the tracer's
+ *     status line at ~1 s to its last one; the whole run with start-up is a column of its own): the sampling thread's own CPU time
+ *     (CLOCK_THREAD_CPUTIME_ID, reported in every native sample; the reads' kernel time is system
+ *     time of that thread, so it is in), the JS thread's (the addon's thread clock; Node 20 has no
+ *     process.threadCpuUsage), their sum ("gpucolo"), and the whole process (process.cpuUsage:
+ *     also V8's GC helper threads and libuv's pool). The TS sampler samples on the JS thread, so
+ *     its sampling thread column is empty and its JS thread column holds everything.
+ *
+ *   npm run bench:trace -- [seconds per run, default 6] [--rounds N, default 5] [--only enumerate|tracer]
+ *                          [--trees changing,unchanged] [--intervals 100,10]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Bench } from 'tinybench';
 import { readKfdProcsRaw } from '../src/kfd/parse.js';
 import { loadNative } from '../src/native.js';
 import { runTrace } from '../src/trace/tracer.js';
+import { jsThreadCpuNs, samplerThreadsCpuNs } from '../src/trace/sampler.js';
 import type { TraceSample } from '../src/trace/schema.js';
+import { formatLoad, formatRatio, formatSpread, interleave, interleaveRuns, medianNs, metricRatio, metricSpread, ratioSpread, type InterleavedRuns, type Spread } from './interleave.js';
+import { ChurnTree, startChurnWriter } from './kfd-churn.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const EXAMPLE = path.join(ROOT, 'examples/kfd-mi300x');
-const SECONDS = Number(process.argv[2] ?? 5);
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const positional = process.argv.slice(2).find((a, i, all) => /^\d+(\.\d+)?$/.test(a) && !(i > 0 && all[i - 1].startsWith('--')));
+const SECONDS = Number(positional ?? 6);
+const ROUNDS = Math.max(1, Number(arg('--rounds') ?? 5));
+const ONLY = arg('--only');
+const TREES = (arg('--trees') ?? 'changing,unchanged').split(',') as ('changing' | 'unchanged')[];
+const INTERVALS_MS = (arg('--intervals') ?? '100,10').split(',').map(Number);
 
 function tmpfsDir(): string {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -47,33 +70,78 @@ function bigProcTree(): string {
   return root;
 }
 
-const pct = (xs: number[], p: number): number => {
+/** nearest-rank percentile; null for no values */
+export function pct(xs: number[], p: number): number | null {
+  if (!xs.length) return null;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
 const us = (ns: number): string => `${(ns / 1e3).toFixed(0)} µs`;
+const pc = (x: number): string => `${x.toFixed(2)}%`;
 
-async function endToEnd(impl: 'native' | 'ts', intervalNs: number) {
+type TraceRun = {
+  /** % of one core in the steady state (from the status line at ~1 s to the last one): sampling thread + JS thread */
+  gpucoloPct: number;
+  samplerPct: number | null;
+  jsPct: number;
+  processPct: number;
+  /** % of one core over the whole run: start-up, the first sample and the end included */
+  wholeRunPct: number;
+  wholeRunProcessPct: number;
+  samples: number;
+  /** samples that parsed debugfs (some file had changed), % of samples */
+  changedPct: number;
+  missed: number;
+  jitterP50: number | null;
+  jitterP99: number | null;
+  readP50: number | null;
+  parseP50: number | null;
+  joinP50: number | null;
+  /** samples with an issue (a half-written tree, a read error) */
+  issues: number;
+  writerSteps: number | null;
+  writerCpuPct: number | null;
+};
+
+async function traceRun(impl: 'native' | 'ts', intervalNs: number, tree: ChurnTree, changing: boolean, seconds: number): Promise<TraceRun> {
   const dir = tmpfsDir();
   const out = path.join(dir, 'trace.jsonl');
+  // the writer changes the tree on its own schedule, twice per interval: every sample sees a new variant
+  const writer = changing ? await startChurnWriter(tree, intervalNs / 2 / 1e6) : null;
+  const js0 = jsThreadCpuNs();
+  const samp0 = samplerThreadsCpuNs();
   const cpu0 = process.cpuUsage();
   const wall0 = process.hrtime.bigint();
-  const res = await runTrace({
-    intervalNs,
-    durationNs: SECONDS * 1e9,
-    debugfsIntervalNs: intervalNs,
-    sources: ['sysfs', 'debugfs'],
-    sysfsRoot: path.join(EXAMPLE, 'sys'),
-    debugfsRoot: path.join(EXAMPLE, 'sys/kernel/debug'),
-    procRoot: path.join(EXAMPLE, 'proc'),
-    impl,
-    baselineNs: 0,
-    tailNs: 0,
-    stopAfterNs: null,
-    out,
-  });
-  const cpu = process.cpuUsage(cpu0);
+  // steady state: the clocks at the tracer's status line (once a second, from a sample's callback),
+  // first at ~1 s and last near the end, so start-up, the first sample and JIT warm-up are left out
+  const marks: { wall: bigint; js: number; samp: number; cpu: NodeJS.CpuUsage }[] = [];
+  const mark = (): void => void marks.push({ wall: process.hrtime.bigint(), js: jsThreadCpuNs() ?? NaN, samp: samplerThreadsCpuNs(), cpu: process.cpuUsage() });
+  let res;
+  try {
+    res = await runTrace({
+      status: mark,
+      intervalNs,
+      durationNs: seconds * 1e9,
+      debugfsIntervalNs: intervalNs,
+      sources: ['sysfs', 'debugfs'],
+      sysfsRoot: tree.sysfs,
+      debugfsRoot: tree.debugfs,
+      procRoot: tree.proc,
+      impl,
+      baselineNs: 0,
+      tailNs: 0,
+      stopAfterNs: null,
+      out,
+    });
+  } catch (err) {
+    await writer?.stop().catch(() => undefined);
+    throw err;
+  }
   const wallNs = Number(process.hrtime.bigint() - wall0);
+  const cpu = process.cpuUsage(cpu0);
+  const jsNs = (jsThreadCpuNs() ?? NaN) - (js0 ?? NaN);
+  const samplerNs = impl === 'native' ? samplerThreadsCpuNs() - samp0 : null;
+  const w = writer ? await writer.stop() : null;
   const samples = fs
     .readFileSync(out, 'utf8')
     .trimEnd()
@@ -82,18 +150,109 @@ async function endToEnd(impl: 'native' | 'ts', intervalNs: number) {
     .filter((r): r is TraceSample => r.kind === 'sample');
   fs.rmSync(dir, { recursive: true });
   const late = samples.map((s) => s.t_ns - s.intended_ns);
-  const readNs = samples.reduce((a, s) => a + s.read_ns, 0);
+  const parsed = samples.filter((s) => s.parse_ns > 0);
+  const gpucoloNs = jsNs + (samplerNs ?? 0);
+  // steady state between the first and the last status mark (needs >= 2 s of tracing)
+  const a = marks[0];
+  const b = marks[marks.length - 1];
+  const steady = marks.length >= 2 ? Number(b.wall - a.wall) : NaN;
+  const stJs = b && a ? b.js - a.js : NaN;
+  const stSamp = impl === 'native' && b && a ? b.samp - a.samp : null;
+  const stCpu = b && a ? (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) * 1e3 : NaN;
   return {
-    cpuPct: ((cpu.user + cpu.system) * 1e3 * 100) / wallNs,
-    // the kernel's share (reading sysfs/debugfs) is reported apart from the tracer's own work
-    cpuExReadPct: Math.max(0, ((cpu.user + cpu.system) * 1e3 - readNs) * 100) / wallNs,
+    gpucoloPct: ((stJs + (stSamp ?? 0)) * 100) / steady,
+    samplerPct: stSamp === null ? null : (stSamp * 100) / steady,
+    jsPct: (stJs * 100) / steady,
+    processPct: (stCpu * 100) / steady,
+    wholeRunPct: (gpucoloNs * 100) / wallNs,
+    wholeRunProcessPct: ((cpu.user + cpu.system) * 1e3 * 100) / wallNs,
     samples: res.samples,
+    changedPct: samples.length ? (parsed.length * 100) / samples.length : 0,
     missed: res.missedIntervals,
     jitterP50: pct(late, 50),
     jitterP99: pct(late, 99),
     readP50: pct(samples.map((s) => s.read_ns), 50),
-    parseJoinP50: pct(samples.map((s) => s.parse_ns + s.join_ns), 50),
+    parseP50: pct(parsed.map((s) => s.parse_ns), 50),
+    joinP50: pct(samples.map((s) => s.join_ns), 50),
+    issues: samples.filter((s) => s.issues.length > 0).length,
+    writerSteps: w ? w.steps : null,
+    writerCpuPct: w ? (w.cpuNs * 100) / wallNs : null,
   };
+}
+
+const cell = (s: Spread | null, f: (x: number) => string): string => (s ? formatSpread(s, f) : '–');
+
+async function enumerate(): Promise<void> {
+  const big = bigProcTree();
+  const run = interleave([{ name: 'native', fn: () => readKfdProcsRaw(big, 'native') }, { name: 'ts', fn: () => readKfdProcsRaw(big, 'ts') }], {
+    rounds: Math.max(ROUNDS, 5),
+    timePerRoundMs: 500,
+  });
+  fs.rmSync(big, { recursive: true });
+  console.log(`\nenumerate: ${run.rounds} interleaved rounds of 500 ms per implementation, ${formatLoad(run.load)}`);
+  console.log('\n| sysfs proc tree, 64 processes x 8 queues (tmpfs), one read | native: median of round medians (min-max) | TS: same | TS / native per round: median (min-max) |\n|---|---|---|---|');
+  console.log(`| one read | ${formatSpread(medianNs(run, 'native'), us)} | ${formatSpread(medianNs(run, 'ts'), us)} | ${formatRatio(ratioSpread(run, 'ts', 'native'), 2)} |`);
+}
+
+async function tracer(): Promise<void> {
+  for (const which of TREES) {
+    const changing = which === 'changing';
+    const tree = new ChurnTree();
+    const table: string[] = [];
+    const ratios: string[] = [];
+    const loads: number[] = [];
+    const writerNotes: string[] = [];
+    try {
+      for (const ms of INTERVALS_MS) {
+        const intervalNs = ms * 1e6;
+        const run: InterleavedRuns<TraceRun> = await interleaveRuns<TraceRun>(
+          (['native', 'ts'] as const).map((impl) => ({
+            name: impl,
+            // warm-up runs (round -1) are short: JIT and page cache only
+            run: (round: number) => traceRun(impl, intervalNs, tree, changing, round < 0 ? 1 : SECONDS),
+          })),
+          {
+            rounds: ROUNDS,
+            warmupRuns: 1,
+            onRun: (r, name, m) => process.stderr.write(`${which} ${ms} ms round ${r + 1}/${ROUNDS} ${name}: gpucolo ${pc(m.gpucoloPct as number)}, process ${pc(m.processPct as number)}, changed ${(m.changedPct as number).toFixed(0)}%\n`),
+          },
+        );
+        loads.push(...run.load);
+        for (const impl of ['native', 'ts'] as const) {
+          const m = (k: keyof TraceRun) => metricSpread(run, impl, k);
+          const ns = (k: keyof TraceRun) => cell(m(k), us);
+          table.push(
+            `| ${ms} ms, ${impl === 'native' ? 'native thread' : 'TS timers'} | ${cell(m('gpucoloPct'), pc)} | ${cell(m('samplerPct'), pc)} | ${cell(m('jsPct'), pc)} | ${cell(m('processPct'), pc)} | ${cell(m('wholeRunPct'), pc)} / ${cell(m('wholeRunProcessPct'), pc)} | ${cell(m('samples'), (x) => x.toFixed(0))} | ${cell(m('changedPct'), (x) => `${x.toFixed(0)}%`)} | ${cell(m('missed'), (x) => x.toFixed(0))} | ${ns('jitterP50')} / ${ns('jitterP99')} | ${ns('readP50')} | ${ns('parseP50')} | ${ns('joinP50')} |`,
+          );
+        }
+        const r = (k: keyof TraceRun): string => {
+          const s = metricRatio(run, k, 'ts', 'native');
+          return s ? formatRatio(s, 2) : '–';
+        };
+        ratios.push(`| ${ms} ms | ${r('gpucoloPct')} | ${r('processPct')} | ${r('readP50')} | ${r('parseP50')} | ${r('joinP50')} | ${formatLoad(run.load)} |`);
+        if (changing) {
+          const steps = metricSpread(run, 'native', 'writerSteps');
+          const wcpu = metricSpread(run, 'native', 'writerCpuPct');
+          const issues = [...metricSpread(run, 'native', 'issues')!.values, ...metricSpread(run, 'ts', 'issues')!.values];
+          writerNotes.push(
+            `${ms} ms: writer every ${ms / 2} ms, ${cell(steps, (x) => x.toFixed(0))} steps per run, its own process at ${cell(wcpu, pc)} of a core; samples with an issue per run (a queue directory caught mid-change): ${Math.min(...issues)}-${Math.max(...issues)}`,
+          );
+        }
+      }
+    } finally {
+      tree.dispose();
+    }
+    console.log(
+      `\ntracer, ${changing ? 'CHANGING tree (every sample parses and joins again)' : 'UNCHANGED tree (nothing parsed or joined after the first sample)'}; ${ROUNDS} rounds of ${SECONDS} s per sampler, native and TS interleaved; ${formatLoad(loads)}; median over rounds (min-max)`,
+    );
+    console.log(
+      `\n| interval, sampler | gpucolo CPU (% of one core) | sampling thread | JS thread | whole process | whole run incl. start-up: gpucolo / process | samples | changed | missed | jitter p50 / p99 | read p50 | parse p50${changing ? '' : ' (the first sample: the only one parsed)'} | join p50 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
+    );
+    for (const row of table) console.log(row);
+    console.log('\n| interval | TS / native per round: gpucolo CPU | whole process CPU | read p50 | parse p50 | join p50 | host |\n|---|---|---|---|---|---|---|');
+    for (const row of ratios) console.log(row);
+    for (const n of writerNotes) console.log(`- ${n}`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -101,30 +260,18 @@ async function main(): Promise<void> {
     console.error('bench: the native core is not loaded (npm run build:native)');
     process.exit(1);
   }
-  const big = bigProcTree();
-  const bench = new Bench({ time: 800, warmupTime: 200 });
-  bench.add('native', () => readKfdProcsRaw(big, 'native'));
-  bench.add('ts', () => readKfdProcsRaw(big, 'ts'));
-  await bench.run();
-  const p50 = (name: string) => (bench.tasks.find((t) => t.name === name)!.result as unknown as { latency: { p50: number } }).latency.p50 * 1e6;
-  fs.rmSync(big, { recursive: true });
-
-  console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores), Node ${process.version}; \`npm run bench:trace -- ${SECONDS}\``);
-  console.log('\n| sysfs proc tree, 64 processes x 8 queues (tmpfs), one read | native | TS | TS / native |\n|---|---|---|---|');
-  console.log(`| median | ${us(p50('native'))} | ${us(p50('ts'))} | ${(p50('ts') / p50('native')).toFixed(1)}x |`);
-
-  console.log('\n| tracer, fixture host tree, sysfs + debugfs every sample | CPU (% of one core) | CPU without the reads | samples | missed | jitter p50 / p99 | read p50 | parse+join p50 |\n|---|---|---|---|---|---|---|---|');
-  for (const interval of [100e6, 10e6]) {
-    for (const impl of ['native', 'ts'] as const) {
-      const r = await endToEnd(impl, interval);
-      console.log(
-        `| ${interval / 1e6} ms, ${impl === 'native' ? 'native thread' : 'TS timers'} | ${r.cpuPct.toFixed(2)}% | ${r.cpuExReadPct.toFixed(2)}% | ${r.samples} | ${r.missed} | ${us(r.jitterP50)} / ${us(r.jitterP99)} | ${us(r.readP50)} | ${us(r.parseJoinP50)} |`,
-      );
-    }
+  if (jsThreadCpuNs() === null) {
+    console.error('bench: no per-thread CPU clock (the native core provides one)');
+    process.exit(1);
   }
+  console.log(
+    `\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} at the start), Node ${process.version}; \`npm run bench:trace${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
+  );
+  if (ONLY !== 'tracer') await enumerate();
+  if (ONLY !== 'enumerate') await tracer();
 }
 
 main().catch((err) => {
-  console.error(`bench: ${(err as Error).message}`);
+  console.error(`bench: ${(err as Error).stack ?? err}`);
   process.exit(1);
 });

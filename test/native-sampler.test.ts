@@ -12,13 +12,13 @@ import { isDeepStrictEqual } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src/kfd/parse.js';
 import { nativeReport, requireNative, type NativeSample, type NativeSamplerHandle, type NativeSamplerOptions } from '../src/native.js';
-import { sameFiller, startSampler } from '../src/trace/sampler.js';
+import { jsThreadCpuNs, sameFiller, samplerThreadsCpuNs, startSampler } from '../src/trace/sampler.js';
 import { DEBUGFS, SYSFS, nativeLoaded } from './helpers/impls.js';
 import { HANG_MS } from './helpers/load.js';
 import { debugfsFile, scratchDebugfs as makeScratchDebugfs } from './helpers/scratch-debugfs.js';
 
 const MS = 1e6;
-const FIELDS = ['seq', 'intendedNs', 'actualNs', 'readNs', 'parseNs', 'missed', 'dropped', 'procs'];
+const FIELDS = ['seq', 'intendedNs', 'actualNs', 'readNs', 'parseNs', 'threadCpuNs', 'missed', 'dropped', 'procs'];
 const DEBUGFS_FIELDS = ['mqds', 'hqds', 'rls'];
 
 const opts = (o: Partial<NativeSamplerOptions> = {}): NativeSamplerOptions => ({
@@ -404,6 +404,57 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     bad({ ...opts(), maxQueued: 0 }, /maxQueued must be an integer >= 1 \(got 0\)/);
     bad({ ...opts(), pids: 'x' }, /pids must be an array of numbers or null \(got a string\)/);
     bad({ ...opts(), pids: [1, '2'] }, /pids must be an array of numbers or null/);
+  });
+
+  it('threadCpuNs() is the calling thread\'s CPU clock: it follows JS work, not wall time', async () => {
+    const b = requireNative();
+    const t0 = b.threadCpuNs();
+    const c0 = process.cpuUsage();
+    // spin until the process has used 40 ms of CPU: nearly all of it this thread's
+    let c = process.cpuUsage(c0);
+    while (c.user + c.system < 40_000) c = process.cpuUsage(c0);
+    const spun = b.threadCpuNs() - t0;
+    const processNs = (c.user + c.system) * 1e3;
+    expect(t0).toBeGreaterThan(0);
+    expect(spun).toBeGreaterThan(processNs / 2);
+    expect(spun).toBeLessThanOrEqual(processNs + 2 * MS); // cpuUsage ticks in µs
+    // waiting costs no CPU time (a wall clock would advance by the 50 ms)
+    const w0 = b.threadCpuNs();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b.threadCpuNs() - w0).toBeLessThan(25 * MS);
+    expect(jsThreadCpuNs()).toBeGreaterThanOrEqual(b.threadCpuNs() - 1 * MS);
+  });
+
+  it('each sample carries the sampling thread\'s own CPU time, not the JS thread\'s', async () => {
+    const jsBurn = 60 * MS;
+    let burned = 0;
+    const { h, samples, reached } = start({ intervalNs: 5 * MS, debugfsEvery: 1, maxSamples: 6 }, (s) => s.length === 6, (s) => {
+      // the JS thread burns 60 ms of its own CPU time in the first callback
+      if (s.seq !== 0) return;
+      const t0 = requireNative().threadCpuNs();
+      while ((burned = requireNative().threadCpuNs() - t0) < jsBurn);
+    });
+    await reached;
+    await h.stop();
+    expect(burned).toBeGreaterThanOrEqual(jsBurn);
+    const cpu = samples.map((s) => s.threadCpuNs!);
+    expect(cpu.every((x) => typeof x === 'number' && x > 0)).toBe(true);
+    for (let i = 1; i < cpu.length; i++) expect(cpu[i]).toBeGreaterThanOrEqual(cpu[i - 1]);
+    // six reads of the fixture (one parsed) cost the sampling thread a few ms, not the JS thread's 60
+    expect(cpu[cpu.length - 1]).toBeLessThan(jsBurn / 2);
+  });
+
+  it('startSampler adds the JS thread\'s CPU time (jsCpuNs); samplerThreadsCpuNs sums the sampling threads', async () => {
+    const before = samplerThreadsCpuNs();
+    const got: NativeSample[] = [];
+    const sp = startSampler({ sysfsRoot: SYSFS, debugfsRoot: DEBUGFS, intervalNs: 2 * MS, debugfsEvery: 1, maxSamples: 4, impl: 'native' }, (s) => void got.push(s));
+    await sp.done;
+    expect(got.length).toBe(4);
+    for (const s of got) expect(s.jsCpuNs).toBeGreaterThan(0);
+    for (let i = 1; i < got.length; i++) expect(got[i].jsCpuNs!).toBeGreaterThanOrEqual(got[i - 1].jsCpuNs!);
+    expect(got[3].jsCpuNs!).toBeLessThanOrEqual(jsThreadCpuNs()!);
+    // once done, the ended thread counts with the CPU time of its last sample
+    expect(samplerThreadsCpuNs() - before).toBe(got[3].threadCpuNs);
   });
 
   it('monotonicNowNs reads the clock of process.hrtime.bigint()', () => {

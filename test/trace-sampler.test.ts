@@ -9,8 +9,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src/kfd/parse.js';
 import type { NativeSample } from '../src/native.js';
-import { sameFiller, startSampler } from '../src/trace/sampler.js';
-import { DEBUGFS, SYSFS } from './helpers/impls.js';
+import { jsThreadCpuNs, sameFiller, startSampler } from '../src/trace/sampler.js';
+import { DEBUGFS, SYSFS, nativeLoaded } from './helpers/impls.js';
 import { debugfsFile, scratchDebugfs as makeScratchDebugfs } from './helpers/scratch-debugfs.js';
 
 const MS = 1e6;
@@ -100,6 +100,25 @@ describe('TS sampler: unchanged parts', () => {
     expect(s3.parseNs).toBeGreaterThan(0);
     expect(s4.same).toEqual(ALL);
     expect(s4.hqds).toBe(s3.hqds);
+  });
+});
+
+describe('TS sampler: CPU time', () => {
+  it('threadCpuNs is the JS thread\'s clock where one exists (the addon, or process.threadCpuUsage), else absent', async () => {
+    const clock = jsThreadCpuNs();
+    const hasThreadCpuUsage = typeof (process as { threadCpuUsage?: unknown }).threadCpuUsage === 'function';
+    // Node 20 without the addon has no per-thread clock: null, never the whole process's cpuUsage
+    expect(clock === null).toBe(!nativeLoaded && !hasThreadCpuUsage);
+    const got = await runTs(DEBUGFS, 4);
+    for (const s of got) expect('jsCpuNs' in s).toBe(false); // its sampling thread is the JS thread
+    if (clock === null) {
+      for (const s of got) expect('threadCpuNs' in s).toBe(false);
+      return;
+    }
+    const cpu = got.map((s) => s.threadCpuNs!);
+    expect(cpu[0]).toBeGreaterThanOrEqual(clock);
+    for (let i = 1; i < cpu.length; i++) expect(cpu[i]).toBeGreaterThanOrEqual(cpu[i - 1]);
+    expect(cpu[3]).toBeLessThanOrEqual(jsThreadCpuNs()!);
   });
 });
 

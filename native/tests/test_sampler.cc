@@ -21,6 +21,7 @@
 #include "trace/sampler.h"
 
 using gpucolo::trace::MonotonicNowNs;
+using gpucolo::trace::ThreadCpuNowNs;
 using gpucolo::trace::ReadWholeFile;
 using gpucolo::trace::Sample;
 using gpucolo::trace::SampleSink;
@@ -322,6 +323,49 @@ TEST(sampler_skips_missed_intervals_without_catch_up_burst) {
   CHECK(rec.taken_[3]->missed >= 2);
   // one sample per deadline taken: never two samples for the same or earlier deadline
   for (size_t i = 1; i < rec.taken_.size(); ++i) CHECK(rec.taken_[i]->intended_ns >= rec.taken_[i - 1]->intended_ns + interval);
+}
+
+namespace {
+
+int64_t ProcessCpuNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
+}
+
+/** Spins until the calling thread has used `ns` more CPU time (not wall time: holds on a busy host). */
+void BurnThreadCpu(int64_t ns) {
+  const int64_t t0 = ThreadCpuNowNs();
+  while (ThreadCpuNowNs() - t0 < ns) {
+  }
+}
+
+}  // namespace
+
+TEST(sampler_reports_its_own_thread_cpu_time) {
+  // Each sample carries the sampling thread's cumulative CPU time (CLOCK_THREAD_CPUTIME_ID): the
+  // sink burns 30 ms of CPU on that thread in sample 1, and sample 2 shows it; the 50 ms the test's
+  // own thread burned before the start are in the process's clock and in no sample.
+  const int64_t burn = 30 * kMs;
+  int64_t process_at_first = 0;
+  Recorder rec([&](const Sample& s, bool) {
+    if (s.seq == 0) process_at_first = ProcessCpuNowNs();
+    if (s.seq == 1) BurnThreadCpu(burn);
+    return SampleSink::Delivery::kTaken;
+  });
+  BurnThreadCpu(50 * kMs);
+  Sampler s(FixtureOptions(5 * kMs, 1, 4), &rec);
+  s.Start();
+  s.Join();
+  CHECK_EQ(rec.taken_.size(), size_t{4});
+  const auto& v = rec.taken_;
+  CHECK(v[0]->thread_cpu_ns > 0);
+  // a thread clock: the first sample's reads and parses, not the 50 ms of another thread
+  CHECK(v[0]->thread_cpu_ns + static_cast<double>(40 * kMs) <= static_cast<double>(process_at_first));
+  for (size_t i = 1; i < v.size(); ++i) CHECK(v[i]->thread_cpu_ns >= v[i - 1]->thread_cpu_ns);
+  CHECK(v[2]->thread_cpu_ns - v[1]->thread_cpu_ns >= static_cast<double>(burn));
+  // a thread's CPU time never exceeds its wall time (it started after the origin)
+  for (const auto& x : v) CHECK(x->thread_cpu_ns <= x->actual_ns + x->read_ns + x->parse_ns + static_cast<double>(kMs));
 }
 
 TEST(sampler_counts_dropped_samples_into_the_next) {

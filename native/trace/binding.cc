@@ -89,6 +89,7 @@ Napi::Object SampleToJs(Napi::Env env, const Sample& s) {
   o.Set("actualNs", Napi::Number::New(env, s.actual_ns));
   o.Set("readNs", Napi::Number::New(env, s.read_ns));
   o.Set("parseNs", Napi::Number::New(env, s.parse_ns));
+  if (s.thread_cpu_ns >= 0) o.Set("threadCpuNs", Napi::Number::New(env, s.thread_cpu_ns));
   o.Set("missed", Napi::Number::New(env, static_cast<double>(s.missed)));
   o.Set("dropped", Napi::Number::New(env, static_cast<double>(s.dropped)));
   Napi::Object same;
@@ -315,11 +316,17 @@ Napi::Value MonotonicNowNsJs(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), std::to_string(MonotonicNowNs()));
 }
 
+/** The calling (JS) thread's CPU time, ns, as a Number (exact below 2^53 ns = 104 days); -1 if unreadable. */
+Napi::Value ThreadCpuNsJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ThreadCpuNowNs()));
+}
+
 }  // namespace
 
 void RegisterBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("startSampler", Napi::Function::New(env, StartSamplerJs, "startSampler"));
   exports.Set("monotonicNowNs", Napi::Function::New(env, MonotonicNowNsJs, "monotonicNowNs"));
+  exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNsJs, "threadCpuNs"));
 }
 
 }  // namespace trace

@@ -1,5 +1,6 @@
-// N-API surface of the trace group: startSampler (the native sampling thread, sampler.h) and
-// monotonicNowNs. Declared in src/native.ts (NativeSamplerOptions, NativeSample, ...).
+// N-API surface of the trace group: startSampler (the native sampling thread, sampler.h),
+// monotonicNowNs and threadCpuNs (the calling thread's CPU time). Declared in src/native.ts
+// (NativeSamplerOptions, NativeSample, ...).
 #pragma once
 
 #include <napi.h>

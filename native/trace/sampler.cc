@@ -57,6 +57,12 @@ int64_t MonotonicNowNs() {
   return static_cast<int64_t>(ts.tv_sec) * kNsPerSec + ts.tv_nsec;
 }
 
+int64_t ThreadCpuNowNs() {
+  timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return -1;
+  return static_cast<int64_t>(ts.tv_sec) * kNsPerSec + ts.tv_nsec;
+}
+
 int ReadWholeFile(const std::string& path, std::vector<char>* buf, size_t* len) {
   *len = 0;
   if (path.find('\0') != std::string::npos) return EINVAL;
@@ -195,6 +201,7 @@ void Sampler::Loop() {
     s->seq = seq++;
     s->missed = missed_pending + missed;
     s->dropped = dropped;
+    s->thread_cpu_ns = static_cast<double>(ThreadCpuNowNs());
     switch (sink_->Deliver(std::move(s), last)) {
       case SampleSink::Delivery::kTaken:
         Commit();

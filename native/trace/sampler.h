@@ -19,6 +19,10 @@
 // for that part before (src/trace/sampler.ts fills it back). A file that could not be read is
 // never `same`, and a read error (taken or dropped) drops that file's reference: the next good
 // read is parsed and sent in full.
+//
+// Cost: every sample carries the thread's own cumulative CPU time (thread_cpu_ns, from
+// CLOCK_THREAD_CPUTIME_ID), so a consumer can tell the sampler's CPU apart from the JS thread's
+// and from the wall time its reads take.
 #pragma once
 
 #include <pthread.h>
@@ -42,6 +46,12 @@ namespace trace {
 
 /** CLOCK_MONOTONIC now, ns. */
 int64_t MonotonicNowNs();
+
+/**
+ * CPU time (user + system) the calling thread has used since it started, ns
+ * (CLOCK_THREAD_CPUTIME_ID); -1 if the clock cannot be read.
+ */
+int64_t ThreadCpuNowNs();
 
 /** A debugfs file that could not be read (NativeReadError in src/native.ts). */
 struct ReadError {
@@ -74,6 +84,13 @@ struct Sample {
   double read_ns = 0;
   /** debugfs buffers into the raw tables; 0 when nothing was parsed (every file `same` or unread) */
   double parse_ns = 0;
+  /**
+   * CPU time (user + system) the sampler thread has used since it started, cumulative, read
+   * (ThreadCpuNowNs) after this sample was read and parsed, just before it is offered to the sink:
+   * the difference between two samples is the thread's own cost of the samples in between
+   * (dropped ones included), kernel time of its reads included; -1 if the clock cannot be read
+   */
+  double thread_cpu_ns = 0;
   /**
    * intervals skipped (the thread fell behind) since the previous sample the sink took, those
    * skipped before dropped samples included: intended_ns == (seq + all missed so far) * interval

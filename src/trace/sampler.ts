@@ -12,6 +12,11 @@
  * to the previous sample's is handed on as the very same object as then (named in `same`), which
  * lets SampleAssembler see an unchanged sample by reference. A file that could not be read is never
  * `same`, and the next good read of it is parsed again.
+ *
+ * CPU accounting (thread CPU clocks, not wall time): every sample carries `threadCpuNs`, the
+ * cumulative CPU time of the thread that took it (the native sampling thread, or the JS thread
+ * for the TS sampler), and a native-thread sample also `jsCpuNs`, the JS thread's cumulative CPU
+ * time when it reached JS. samplerThreadsCpuNs() sums the native sampling threads of this process.
  */
 import fs from 'node:fs';
 import { loadNative, type NativeReadError, type NativeSample } from '../native.js';
@@ -42,6 +47,43 @@ export interface Sampler {
   stop(): Promise<void>;
   /** resolves when the sampler stopped by itself (maxSamples) or after stop() */
   done: Promise<void>;
+}
+
+/**
+ * CPU time (user + system, ns) the calling thread has used since it started: the addon's
+ * CLOCK_THREAD_CPUTIME_ID when the native core is loaded, else process.threadCpuUsage() where Node
+ * has it (>= 23.9), else null: Node 20 without the addon has no per-thread clock, and
+ * process.cpuUsage() would count every thread of the process (the sampling thread, GC helpers,
+ * libuv's pool). Called on the JS thread it measures the JS thread.
+ */
+export function jsThreadCpuNs(): number | null {
+  const native = loadNative();
+  if (native) {
+    const ns = native.threadCpuNs();
+    return ns >= 0 ? ns : null;
+  }
+  const threadCpuUsage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage;
+  if (typeof threadCpuUsage === 'function') {
+    const u = threadCpuUsage.call(process);
+    return (u.user + u.system) * 1e3;
+  }
+  return null;
+}
+
+/** CPU time of the native sampling threads that ended (as of their last sample), and the live ones' last sample. */
+let endedSamplersCpuNs = 0;
+const liveSamplers = new Set<{ cpuNs: number }>();
+
+/**
+ * CPU time (ns) the native sampling threads of this process have used, each as of the last sample
+ * it delivered (the few µs a thread spends after its last sample are not in it); the TS sampler
+ * adds nothing here, its work is the JS thread's (jsThreadCpuNs). For the cost of a trace: take
+ * it before and after, together with jsThreadCpuNs().
+ */
+export function samplerThreadsCpuNs(): number {
+  let ns = endedSamplersCpuNs;
+  for (const s of liveSamplers) ns += s.cpuNs;
+  return ns;
 }
 
 const PARTS = ['procs', 'mqds', 'hqds', 'rls'] as const;
@@ -90,6 +132,11 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
     const done = new Promise<void>((r) => (finish = r));
     const maxSamples = opts.maxSamples ?? 0;
     const complete = sameFiller();
+    const cpu = { cpuNs: 0 };
+    const ended = (): void => {
+      if (!liveSamplers.delete(cpu)) return;
+      endedSamplersCpuNs += cpu.cpuNs;
+    };
     const h = native.startSampler(
       {
         sysfsRoot: opts.sysfsRoot,
@@ -101,6 +148,9 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
         maxQueued: 64,
       },
       (s) => {
+        if (s.threadCpuNs !== undefined) cpu.cpuNs = s.threadCpuNs;
+        const js = native.threadCpuNs();
+        if (js >= 0) s.jsCpuNs = js;
         try {
           onSample(complete(s));
         } finally {
@@ -109,7 +159,10 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
         }
       },
     );
+    // counted once the thread runs (startSampler throws for bad options; samples come later, on this thread)
+    liveSamplers.add(cpu);
     let stopping: Promise<void> | null = null;
+    void done.then(ended);
     return {
       kind: 'native-thread',
       originNs: BigInt(h.originNs),
@@ -243,6 +296,9 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
       if (parsed.any) sample.parseNs = Number(process.hrtime.bigint() - t1);
     }
     if (same.procs || same.mqds || same.hqds || same.rls) sample.same = same;
+    // the sampling thread is the JS thread here: its clock, as the native thread reports its own
+    const cpuNs = jsThreadCpuNs();
+    if (cpuNs !== null) sample.threadCpuNs = cpuNs;
     seq++;
     k++;
     try {

@@ -89,6 +89,16 @@ export interface TraceSample {
   debugfs: boolean;
   /** intervals skipped before this sample because sampling fell behind */
   missed: number;
+  /**
+   * gpucolo's own CPU time (user + system, ns, thread CPU clocks, not wall time), a running total
+   * read when this sample reached JS: the sampling thread's (NativeSample.threadCpuNs) plus, with
+   * the native thread, the JS thread's (NativeSample.jsCpuNs). Only differences mean something:
+   * (cpu_ns - previous cpu_ns) / (t_ns - previous t_ns) is the share of one core gpucolo used
+   * over that interval (reads of sysfs/debugfs included: they are system time of the sampling
+   * thread). The JS thread's part of a sample's own work (objects, join, record) lands in the next
+   * sample's total. Absent where no per-thread clock exists (Node 20 without the native core).
+   */
+  cpu_ns?: number;
   processes: TraceProcess[];
   /** active HQD slots of no known queue: [node, inst, pipe, queue] (debugfs samples) */
   unmatchedHqds: [number, number, number, number][];

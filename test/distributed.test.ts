@@ -354,6 +354,15 @@ describe.skipIf(SKIP !== null)('real runs (2 gloo ranks)', () => {
     expect(res.analysis).not.toBeNull();
     expect(res.analysis!.comparison.map((c) => c.label)).toEqual(['ddp', 'allreduce', 'ps']);
     expect(fs.readdirSync(path.join(out, 'plots'))).toHaveLength(10);
+    // one round (the library's default): results in --out itself, plus the rounds summary
+    expect(res.order).toEqual([['ddp', 'allreduce', 'ps']]);
+    expect(res.summary!.variants.map((v) => [v.label, v.rounds.length])).toEqual([
+      ['ddp', 1],
+      ['allreduce', 1],
+      ['ps', 1],
+    ]);
+    expect(['ok', 'noisy']).toContain(res.summary!.quality.verdict);
+    expect(fs.existsSync(path.join(out, 'rounds.json'))).toBe(true);
   }, 240_000);
 
   it('allreduce with --bucket-mb 0 and ps --ps-impl naive', async () => {

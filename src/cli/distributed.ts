@@ -1,7 +1,9 @@
 /**
  * gpucolo distributed run|compare|analyze: DDP vs hand-written all-reduce vs parameter server
  * with workloads/dist_train.py, launched by torchrun or by gpucolo's direct rank launcher,
- * supervised (process groups, run registry, timeout, a failing rank stops the job).
+ * supervised (process groups, run registry, timeout, a failing rank stops the job). compare runs
+ * the methods interleaved over --rounds (order rotated each round) and reports the pooled figures
+ * with their spread between rounds and a quality block (see runners/distributed/rounds*.ts).
  *
  * Exit codes: 0 done; 1 a run failed or timed out (manifest and logs written), or analyze found
  * nothing to read; 2 bad usage or options caught before anything started (missing data-dir/
@@ -22,9 +24,14 @@ import {
   compareDistributed,
   defaultPython,
   distributedSupervisor,
+  listResultFiles,
+  loadRoundsSummary,
+  qualityLines,
+  roundsText,
   runDistributed,
   type DistMethod,
   type DistributedAnalysis,
+  type DistributedCompareResult,
   type DistributedEvent,
   type DistributedLaunchOptions,
   type DistributedRunResult,
@@ -232,16 +239,70 @@ function withSignals<T>(supervisor: Supervisor, graceS: number, body: (signal: A
   return body(ctl.signal).finally(remove);
 }
 
-function printAnalysis(a: DistributedAnalysis, json: boolean | undefined): void {
-  if (json) {
-    process.stdout.write(`${JSON.stringify({ dir: a.dir, baseline: a.baseline, comparison: a.comparison, communication: a.communication, files: a.files, plots: a.plots }, null, 2)}\n`);
-    return;
-  }
-  process.stdout.write(a.text);
+const analysisJson = (a: DistributedAnalysis) => ({ dir: a.dir, baseline: a.baseline, comparison: a.comparison, communication: a.communication, files: a.files, plots: a.plots });
+
+/** Where the analysis wrote its report and plots (and which plots failed). */
+function wroteLines(a: DistributedAnalysis): string[] {
   const drawn = a.plots.filter((p) => p.svg);
   const lines = [`wrote ${a.files.txt}, ${a.files.md}`, `plots: ${drawn.length}/${a.plots.length} in ${a.plotsDir} (${drawn.flatMap((p) => [p.svg, p.png].filter(Boolean).map((f) => path.basename(f!))).join(', ')})`];
   for (const p of a.plots.filter((x) => x.error)) lines.push(`plot ${p.name}: ${p.error}`);
-  process.stdout.write(`\n${lines.join('\n')}\n`);
+  return lines;
+}
+
+function printAnalysis(a: DistributedAnalysis, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(analysisJson(a), null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(a.text);
+  process.stdout.write(`\n${wroteLines(a).join('\n')}\n`);
+}
+
+/** compare --json: the rounds (pooled figures, spread, quality), each round's analysis, each run in brief. */
+function compareJson(res: DistributedCompareResult, dir: string): unknown {
+  return {
+    dir: path.resolve(dir),
+    rounds: res.rounds,
+    order: res.order,
+    baseline: res.summary?.baseline ?? null,
+    variants: res.summary?.variants ?? [],
+    quality: res.summary?.quality ?? null,
+    reports: res.reports,
+    analyses: res.analyses.map(analysisJson),
+    runs: res.roundRuns.map((x) => ({
+      method: x.method,
+      round: x.round,
+      position: x.position,
+      ok: x.result.ok,
+      ...(x.result.error ? { error: x.result.error } : {}),
+      launcher: x.result.launcher,
+      wallS: x.result.wallS,
+      scriptS: x.result.scriptS,
+      overheadS: x.result.overheadS,
+      resultFile: x.result.resultFile,
+    })),
+  };
+}
+
+/** compare's text: the analysis (one round) or where each round's went, the runs, the pooled figures with spread, the quality. */
+function printCompare(res: DistributedCompareResult): void {
+  const several = res.rounds > 1;
+  if (!several && res.analysis) {
+    process.stdout.write(res.analysis.text);
+    process.stdout.write(`\n${wroteLines(res.analysis).join('\n')}\n`);
+  }
+  for (const a of several ? res.analyses : []) {
+    const drawn = a.plots.filter((p) => p.svg).length;
+    process.stdout.write(`${path.basename(a.dir)}: ${a.files.txt} (and .md), plots ${drawn}/${a.plots.length} in ${a.plotsDir}${a.plots.some((p) => p.error) ? ` (failed: ${a.plots.filter((p) => p.error).map((p) => p.name).join(', ')})` : ''}\n`);
+  }
+  const rows = res.roundRuns.map((x) => {
+    const r = x.result;
+    return [...(several ? [String(x.round)] : []), r.method, r.ok ? 'ok' : r.interrupted ? 'interrupted' : 'FAILED', r.launcher, fmtS(r.wallS), fmtS(r.scriptS), fmtS(r.overheadS)];
+  });
+  process.stdout.write(`\n${table([...(several ? ['round'] : []), 'method', 'status', 'launcher', 'wall (s)', 'in-script (s)', 'overhead (s)'], rows).join('\n')}\n`);
+  if (!res.summary) return;
+  // several rounds: the pooled table with the spread; one round: its analysis above has the figures
+  process.stdout.write(`\n${several ? roundsText(res.summary) : `${qualityLines(res.summary.quality).join('\n')}\n`}`);
 }
 
 export function distributedCommand(): Command {
@@ -268,10 +329,12 @@ export function distributedCommand(): Command {
   addCommonOptions(
     cmd
       .command('compare')
-      .description('run several methods one after another with identical options, then analyze --out')
+      .description('run several methods with identical options, interleaved over rounds (order rotated each round), then analyze: pooled figures with their spread between rounds and a quality block')
       .addOption(listDefault(new Option('--methods <list>', `comma-separated (${METHODS.join(',')})`).argParser(methodsArg), [...METHODS]))
+      // 2: the fewest that show a spread; each round is a full run of every method
+      .option('--rounds <n>', 'rounds: every method once per round, order rotated each round; round r in DIR/round-<r> when > 1', intArg(1, 1000), 2)
       .option('--no-png', 'plots as SVG only'),
-  ).action(async (o: CommonCli & { methods: DistMethod[]; png: boolean }) => {
+  ).action(async (o: CommonCli & { methods: DistMethod[]; png: boolean; rounds: number }) => {
     const { supervisor, dispose } = ownSupervisor(o);
     const onEvent = progress();
     const events = (e: DistributedEvent): void => {
@@ -280,16 +343,17 @@ export function distributedCommand(): Command {
     };
     let res;
     try {
-      res = await withSignals(supervisor, o.grace, (signal) => compareDistributed({ ...trainOptions(o), ...launchOptions(o, supervisor, signal, events), methods: o.methods, png: o.png }).catch(libError));
+      const onRound = (m: DistMethod, r: number, n: number): void => {
+        if (n > 1) say(`round ${r}/${n}: ${m}`);
+      };
+      res = await withSignals(supervisor, o.grace, (signal) =>
+        compareDistributed({ ...trainOptions(o), ...launchOptions(o, supervisor, signal, events), methods: o.methods, rounds: o.rounds, png: o.png, onRound }).catch(libError),
+      );
     } finally {
       dispose();
     }
-    if (res.analysis) printAnalysis(res.analysis, o.json);
-    else if (o.json) process.stdout.write(`${JSON.stringify({ runs: res.runs, analysis: null }, null, 2)}\n`);
-    if (!o.json) {
-      const rows = res.runs.map((r) => [r.method, r.ok ? 'ok' : r.interrupted ? 'interrupted' : 'FAILED', r.launcher, fmtS(r.wallS), fmtS(r.scriptS), fmtS(r.overheadS)]);
-      process.stdout.write(`\n${table(['method', 'status', 'launcher', 'wall (s)', 'in-script (s)', 'overhead (s)'], rows).join('\n')}\n`);
-    }
+    if (o.json) process.stdout.write(`${JSON.stringify(compareJson(res, o.out), null, 2)}\n`);
+    else printCompare(res);
     if (res.interrupted) throw new CliError(`interrupted after ${res.runs.length} run(s); results so far in ${path.resolve(o.out)}`, 130, true);
     if (res.analysisError) throw new CliError(`analyze: ${res.analysisError}`, 1, true);
     if (res.failed > 0) {
@@ -309,6 +373,13 @@ export function distributedCommand(): Command {
       let a: DistributedAnalysis;
       try {
         if (!fs.existsSync(dir)) throw new CliError(`${dir}: no such directory`, 2);
+        // a compare with several rounds: the pooled figures are in rounds.json, each round in round-<r>/
+        const rounds = listResultFiles(dir).length === 0 ? loadRoundsSummary(dir) : null;
+        if (rounds) {
+          const hint = `each round: gpucolo distributed analyze ${path.join(dir, 'round-<r>')}`;
+          process.stdout.write(o.json ? `${JSON.stringify(rounds, null, 2)}\n` : `${roundsText(rounds)}\n${hint}\n`);
+          return;
+        }
         a = await analyzeDistributed(dir, { png: o.png, plots: o.plots });
       } catch (err) {
         if (err instanceof CliError) throw err;

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { kfdPresent, probeLatency, probePriority, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
 import type { DispatchMechanism } from '../native.js';
 import { formatDuration, formatPercent } from '../units.js';
-import type { QuantileSummary } from '../stats/index.js';
+import type { QuantileSummary, RoundSpread } from '../stats/index.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
 import { duration, durationOption, listDefault } from './options.js';
@@ -71,49 +71,78 @@ function renderLatency(r: LatencyProbeResult): string {
   return `${out.join('\n')}\n`;
 }
 
-function renderPriority(r: PriorityProbeResult): string {
+const pctCell = (x: number | null): string => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+const rate = (x: number | null): string => (x === null ? '-' : x.toFixed(1));
+
+/** "min–max" of a per-round figure; "-" with fewer than two rounds that have it (no spread to show). */
+function spreadCell(s: RoundSpread | null, f: (x: number) => string): string {
+  return s && s.n > 1 ? `${f(s.min)}–${f(s.max)}` : '-';
+}
+
+/** A value a quality warning names gets a "!" (the warning is printed under the tables). */
+const mark = (cell: string, on: boolean): string => (on ? `${cell}!` : cell);
+
+export function renderPriority(r: PriorityProbeResult): string {
   const o = r.options;
+  const q = r.quality;
+  const warned = (phase: string, task: string, codes: string[]): boolean => q.warnings.some((w) => w.phase === phase && w.task === task && codes.includes(w.code));
   const out = [
-    `HP: ${formatDuration(o.hpKernelNs)} kernels, Poisson ${o.hpRateHz}/s; LP: ${o.lpStreams} stream(s) of ${formatDuration(o.lpKernelNs)} kernels, closed loop; ${formatDuration(o.durationNs)} per run; backend ${r.backend}${engineNote(r.engine)} (${r.computeUnits} compute units)`,
+    `HP: ${formatDuration(o.hpKernelNs)} kernels, Poisson ${o.hpRateHz}/s; LP: ${o.lpStreams} stream(s) of ${formatDuration(o.lpKernelNs)} kernels, closed loop; ${formatDuration(o.durationNs)} per run, ${r.rounds} round(s) in rotated order${r.interrupted ? ' (interrupted: rounds incomplete)' : ''}; backend ${r.backend}${engineNote(r.engine)} (${r.computeUnits} compute units)`,
     '',
-    'standalone:',
+    'standalone (pooled over the rounds; ROUNDS = min–max of the per-round figure):',
   ];
+  const hp99 = (s: RoundSpread | null): string => spreadCell(s, t);
   out.push(
     ...table(
-      ['LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'HP START P99', 'LP KERNELS/S'],
-      r.standalone.map((s) => [t(s.lpKernelNs), ...quantileCells(s.hpLatency), t(s.hpTimeToStart.quantiles.find((q) => q.p === 99)?.value), s.lpThroughput.toFixed(1)]),
+      ['LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'HP START P99', 'LP KERNELS/S', 'ROUNDS'],
+      r.standalone.map((s) => [
+        t(s.lpKernelNs),
+        ...quantileCells(s.hpLatency),
+        hp99(r.standaloneHp.spread.hpP99Ns),
+        t(s.hpTimeToStart.quantiles.find((x) => x.p === 99)?.value),
+        rate(s.lpThroughput),
+        spreadCell(s.spread.lpThroughput, (x) => x.toFixed(1)),
+      ]),
       '  ',
     ),
   );
   out.push('', 'co-run (HP latency from intended arrival):');
   out.push(
     ...table(
-      ['MECHANISM', 'K', 'RESERVE', 'LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'P99/ALONE', 'ADDED P99', 'IN LP KERNELS', 'LP KERNELS/S', 'LP SHARE', 'ALLOWED'],
+      ['MECHANISM', 'K', 'RESERVE', 'LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'P99/ALONE', 'ADDED P99', 'IN LP KERNELS', 'BOUND', 'LP KERNELS/S', 'ROUNDS', 'LP SHARE', 'ROUNDS', 'ALLOWED'],
       r.runs.map((x) => [
         x.mechanism,
         x.throttleK === null ? '-' : String(x.throttleK),
         x.reserve === null ? '-' : `${Math.round(x.reserve * 100)}%`,
         t(x.lpKernelNs),
         ...quantileCells(x.hpLatency),
-        x.hpP99VsStandalone === null ? '-' : `${x.hpP99VsStandalone.toFixed(2)}x`,
+        hp99(x.spread.hpP99Ns),
+        mark(x.hpP99VsStandalone === null ? '-' : `${x.hpP99VsStandalone.toFixed(2)}x`, warned(x.label, 'hp', ['faster-than-standalone'])),
         t(x.addedHpP99Ns),
         x.addedP99InLpKernels === null ? '-' : x.addedP99InLpKernels.toFixed(2),
-        x.lpThroughput.toFixed(1),
-        x.lpShare === null ? '-' : `${(x.lpShare * 100).toFixed(1)}%`,
+        x.bound ? (x.bound.verdict === 'met' ? `<= ${x.bound.limit} met` : x.bound.verdict === 'exceeded' ? `> ${x.bound.limit} exceeded` : 'inconclusive') : '-',
+        rate(x.lpThroughput),
+        spreadCell(x.spread.lpThroughput, (v) => v.toFixed(1)),
+        mark(pctCell(x.lpShare), warned(x.label, 'lp', ['share-above-standalone', 'share-above-allowed'])),
+        spreadCell(x.spread.lpShare, (v) => pctCell(v)),
         `${Math.round(x.lpAllowedShare * 100)}%`,
       ]),
       '  ',
     ),
   );
   const notes = new Set<string>();
-  for (const x of r.runs) for (const c of x.hpLatency.caveats) notes.add(c);
+  for (const x of [r.standaloneHp, ...r.runs]) for (const c of x.hpLatency.caveats) notes.add(c);
   for (const x of r.runs) for (const e of x.errors) notes.add(`${x.mechanism}: ${e}`);
   if (notes.size) out.push('', ...[...notes].map((n) => `note: ${n}`));
   for (const x of r.runs) {
     if (!x.kfd) continue;
     out.push('', `KFD queues during ${x.mechanism}${x.throttleK !== null ? ` K=${x.throttleK}` : ''}${x.reserve !== null ? ` reserve=${Math.round(x.reserve * 100)}%` : ''}:`, ...x.kfd.lines.map((l) => `  ${l}`));
   }
-  out.push('', 'P99/ALONE = co-run HP P99 / standalone HP P99; IN LP KERNELS = added HP P99 / one LP kernel (throttle bound: K); values in parentheses have too few samples for that percentile');
+  out.push(
+    '',
+    'P99/ALONE = co-run HP P99 / standalone HP P99; IN LP KERNELS = added HP P99 / one LP kernel (throttle BOUND: K, inconclusive when a value it rests on is flagged); ROUNDS = min–max over the rounds (shares and ratios against the same round\'s standalone runs); values in parentheses have too few samples for that percentile; ! = flagged below',
+  );
+  out.push('', `quality: ${q.verdict}${q.warnings.length ? ` (${q.warnings.length} warning${q.warnings.length > 1 ? 's' : ''})` : ''}`, ...q.warnings.map((w) => `  ${w.code}: ${w.message}`));
   return `${out.join('\n')}\n`;
 }
 
@@ -150,6 +179,10 @@ export function probeCommand(): Command {
       .option('--k <n>', 'throttle window: LP kernels in flight', int, 1)
       .option('--sweep <param=values>', 'K=1,2,4,8 | lp-kernel=1ms,2ms | reserve=10%,20%', sweep)
       .addOption(durationOption('--duration <duration>', 'time per run', 10e9))
+      // 2: the fewest rounds with a spread, so the default run (5 runs a round) takes ~100 s on 2
+      // cores; 10 s runs keep ~1900 HP probes a round, enough for each round's P99 to have a
+      // confidence interval (>= 368 samples), which the standalone-drift check compares
+      .option('--rounds <n>', 'rounds: every variant once per round, order rotated each round; samples pooled, spread shown (>= 2 for a spread)', int, 2)
       .option('--seed <n>', 'Poisson seed', int, 1)
       .option('--kfd-priority <n>', 'hip on a KFD host: set the HP stream\'s KFD queue priority (0..15) with AMDKFD_IOC_UPDATE_QUEUE (needs --mechanism stream-priority)', kfdPrio)
       .option('--no-kfd-check', 'hip: skip verifying the streams\' KFD queue priorities mid-run')
@@ -167,6 +200,7 @@ export function probeCommand(): Command {
         k: number;
         sweep?: { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] };
         duration: number;
+        rounds: number;
         seed: number;
         kfdPriority?: number;
         kfdCheck: boolean;
@@ -200,10 +234,11 @@ export function probeCommand(): Command {
             throttleK: o.k,
             sweep: o.sweep,
             durationNs: o.duration,
+            rounds: o.rounds,
             seed: o.seed,
             kfd,
             signal: ctl.signal,
-            onRun: (label) => process.stderr.write(`gpucolo probe: ${label} (${formatDuration(o.duration)})\n`),
+            onRun: (label, round, rounds) => process.stderr.write(`gpucolo probe: round ${round}/${rounds}: ${label} (${formatDuration(o.duration)})\n`),
           });
           process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderPriority(r));
         } finally {

@@ -7,9 +7,34 @@
  * pauses them while HP work is pending; HP can still wait behind up to K running LP kernels) and
  * spatial (`cu-mask`, `sm-partition`: a reserve of compute units only HP may use, so HP never
  * waits behind LP kernels). `none` and `stream-priority` for comparison.
+ *
+ * Measured in rounds: every variant (HP alone, LP alone, each co-run) once per round, in an order
+ * rotated each round, so that drift on a shared host reaches all of them alike instead of landing
+ * on whichever ran last. Latency percentiles come from the per-launch samples pooled over the
+ * rounds; each round's figures are kept for the spread, and a quality block flags what the host,
+ * not the mechanism, did (see summarizePriority).
  */
 import type { DispatchEngine, DispatchMechanism } from '../native.js';
-import { quantileOf, quantiles, type QuantileSummary } from '../stats/index.js';
+import { GpucoloError, oneLine } from '../errors.js';
+import { formatDuration } from '../units.js';
+import {
+  IMPOSSIBLE,
+  disjointBeyond,
+  flagged,
+  hostLoadWindow,
+  impossibleCorunValues,
+  interferenceWarnings,
+  qualityOf,
+  quantileOf,
+  quantiles,
+  rotatedOrder,
+  roundSpread,
+  type HostLoad,
+  type Quality,
+  type QualityWarning,
+  type QuantileSummary,
+  type RoundSpread,
+} from '../stats/index.js';
 import { runDispatch, type DispatchRun, type DispatchSpecInput } from './run.js';
 import { kfdCheck, type KfdCheckOptions, type KfdCheckResult } from './kfd-check.js';
 
@@ -77,6 +102,13 @@ export interface PriorityProbeOptions {
   /** one extra co-run per value */
   sweep?: { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] };
   /**
+   * Rounds (default 1; the CLI's default is 2): every variant (HP alone, LP alone per LP kernel,
+   * each co-run) runs once per round, in an order rotated each round, so drift on the host reaches
+   * every variant alike; per-launch samples are pooled over the rounds and each round's figures
+   * are kept for the spread.
+   */
+  rounds?: number;
+  /**
    * KFD checks during each co-run (AMD): verify the streams' KFD queue priorities mid-run and,
    * with kfdPriority, set the HP stream's queues first (after half the warm-up, so the measured
    * part runs with it). The CLI enables this for the hip backend on a host with a KFD.
@@ -85,42 +117,143 @@ export interface PriorityProbeOptions {
   /** force an engine (see runDispatch) */
   engine?: DispatchEngine;
   signal?: AbortSignal;
-  onRun?: (label: string) => void;
+  /** called before each run; round is 1-based */
+  onRun?: (label: string, round: number, rounds: number) => void;
+}
+
+/** One thing measured once per round: HP alone, LP alone (per LP kernel), or a co-run. */
+export interface PriorityVariant {
+  /** 'standalone:hp', 'standalone:lp[ lp-kernel=D]', 'corun:<mechanism>[ K=k][ reserve=r%][ lp-kernel=D]' */
+  label: string;
+  kind: 'standalone-hp' | 'standalone-lp' | 'corun';
+  mechanism: DispatchMechanism | null;
+  throttleK: number | null;
+  reserve: number | null;
+  lpKernelNs: number;
+}
+
+/** What one run of one variant produced: the input of summarizePriority. */
+export interface PriorityRunRecord {
+  label: string;
+  /** 1-based */
+  round: number;
+  /** 1-based place in its round */
+  position: number;
+  /** measured time (duration minus warm-up), ns; 0 when the run failed */
+  measuredNs: number;
+  /** HP per-launch samples of the measured part; null without an HP stream or when the run failed */
+  hp: { latencyNs: ArrayLike<number>; startDelayNs: ArrayLike<number> } | null;
+  /** LP kernels completed in the measured part, all LP streams; null without LP streams or when the run failed */
+  lpKernels: number | null;
+  /** the streams' errors and the KFD check's */
+  errors: string[];
+  /** why the run produced nothing (a failed dispatch, an interruption); absent when it ran */
+  failed?: string;
+  /** what other processes took from the host during the run; null where /proc is unreadable */
+  hostLoad: HostLoad | null;
+  kfd: KfdCheckResult | null;
+}
+
+/** One round's figures of one variant (co-run ratios are against the same round's standalone runs). */
+export interface PriorityRoundFigures {
+  round: number;
+  position: number;
+  hpN: number | null;
+  hpP50Ns: number | null;
+  /** 95% confidence interval of that P50; null when the round has too few samples */
+  hpP50CiNs: [number, number] | null;
+  hpP99Ns: number | null;
+  /** 95% confidence interval of that P99; null when the round has too few samples (< 368) */
+  hpP99CiNs: [number, number] | null;
+  lpThroughput: number | null;
+  /**
+   * 95% interval of the LP rate, counting completions as Poisson: a closed loop completes more
+   * regularly than that, so the interval is on the wide side and a drift flag is no false alarm
+   */
+  lpThroughputCi: [number, number] | null;
+  lpShare: number | null;
+  hpP99VsStandalone: number | null;
+  hostLoad: HostLoad | null;
+  failed?: string;
+}
+
+/** min / median / max over the rounds of the figures the tables compare (null: never measured). */
+export interface PrioritySpread {
+  hpP99Ns: RoundSpread | null;
+  lpThroughput: RoundSpread | null;
+  lpShare: RoundSpread | null;
+  hpP99VsStandalone: RoundSpread | null;
+}
+
+/** throttle's claim: the added HP P99 stays within K LP kernels. */
+export interface ThrottleBound {
+  limit: number;
+  value: number | null;
+  /** never 'met' when a value it rests on is flagged by a quality warning: then 'inconclusive' */
+  verdict: 'met' | 'exceeded' | 'inconclusive';
+  reason?: string;
 }
 
 export interface CoRunResult {
+  label: string;
   mechanism: DispatchMechanism;
   throttleK: number | null;
   reserve: number | null;
   lpKernelNs: number;
+  /** pooled over the rounds */
   hpLatency: QuantileSummary;
-  /** device start - intended arrival */
+  /** device start - intended arrival, pooled */
   hpTimeToStart: QuantileSummary;
-  /** LP kernels completed per second */
-  lpThroughput: number;
-  /** lpThroughput / standalone LP throughput */
+  /** LP kernels completed per second, pooled (all LP kernels / all measured time); null when no round ran */
+  lpThroughput: number | null;
+  /** lpThroughput / pooled standalone LP throughput */
   lpShare: number | null;
   /** what the LP streams may keep: 1 - reserve for spatial mechanisms, else 1 */
   lpAllowedShare: number;
-  /** co-run HP P99 / standalone HP P99 */
+  /** pooled co-run HP P99 / pooled standalone HP P99 */
   hpP99VsStandalone: number | null;
   /** co-run HP P99 - standalone HP P99, ns */
   addedHpP99Ns: number | null;
   /** throttle: added HP P99 in units of one LP kernel (bound: K) */
   addedP99InLpKernels: number | null;
+  /** throttle only */
+  bound: ThrottleBound | null;
+  rounds: PriorityRoundFigures[];
+  spread: PrioritySpread;
+  /** the streams' errors (and the KFD check's), prefixed with the round when there are several */
   errors: string[];
-  /** KFD verification (and --kfd-priority) during this run; null when not asked for */
+  /** KFD verification (and --kfd-priority) during the last round that ran it; null when not asked for */
   kfd: KfdCheckResult | null;
+}
+
+export interface StandaloneResult {
+  label: string;
+  /** the pooled standalone HP figures (HP alone runs once per round, whatever the LP kernel) */
+  hpLatency: QuantileSummary;
+  hpTimeToStart: QuantileSummary;
+  /** LP alone with this LP kernel, pooled; null when no round ran */
+  lpThroughput: number | null;
+  lpKernelNs: number;
+  /** rounds of LP alone */
+  rounds: PriorityRoundFigures[];
+  spread: PrioritySpread;
 }
 
 export interface PriorityProbeResult {
   backend: Backend;
   /** which engine measured it (the pure-TS engine's timings are coarser) */
   engine: DispatchEngine;
-  options: Omit<PriorityProbeOptions, 'signal' | 'onRun'>;
+  options: Omit<PriorityProbeOptions, 'signal' | 'onRun' | 'kfd'>;
   computeUnits: number;
-  standalone: { hpLatency: QuantileSummary; hpTimeToStart: QuantileSummary; lpThroughput: number; lpKernelNs: number }[];
+  rounds: number;
+  /** per round, the variants' labels in the order they ran */
+  order: string[][];
+  standaloneHp: { label: string; hpLatency: QuantileSummary; hpTimeToStart: QuantileSummary; rounds: PriorityRoundFigures[]; spread: PrioritySpread };
+  standalone: StandaloneResult[];
   runs: CoRunResult[];
+  quality: Quality;
+  /** stopped by the signal: the rounds are incomplete */
+  interrupted: boolean;
 }
 
 function hpStream(o: PriorityProbeOptions): DispatchSpecInput['streams'][number] {
@@ -144,12 +277,93 @@ function lpStreams(o: PriorityProbeOptions, lpKernelNs: number): DispatchSpecInp
   }));
 }
 
-function lpThroughput(run: DispatchRun): number {
-  const n = run.streams.filter((s) => !s.highPriority).reduce((a, s) => a + s.n, 0);
-  return n / (run.measuredNs / 1e9);
+const isSpatial = (m: DispatchMechanism | null): boolean => m === 'cu-mask' || m === 'sm-partition';
+const pctLabel = (share: number): string => `${Math.round(share * 100)}%`;
+
+/** The variants of one round, in their unrotated order: standalone runs first, then the co-runs. */
+export function priorityVariants(o: Pick<PriorityProbeOptions, 'mechanisms' | 'sweep' | 'lpKernelNs' | 'throttleK' | 'reserve'>): PriorityVariant[] {
+  const sweepLp = o.sweep?.param === 'lp-kernel';
+  const lpKernels = sweepLp ? o.sweep!.values : [o.lpKernelNs];
+  const lpTag = (k: number): string => (sweepLp ? ` lp-kernel=${formatDuration(k)}` : '');
+  const out: PriorityVariant[] = [{ label: 'standalone:hp', kind: 'standalone-hp', mechanism: null, throttleK: null, reserve: null, lpKernelNs: o.lpKernelNs }];
+  for (const k of lpKernels) out.push({ label: `standalone:lp${lpTag(k)}`, kind: 'standalone-lp', mechanism: null, throttleK: null, reserve: null, lpKernelNs: k });
+  // a mechanism named twice would be the same variant twice: its rounds would mix
+  for (const m of [...new Set(o.mechanisms)]) {
+    const ks = m === 'throttle' ? (o.sweep?.param === 'K' ? o.sweep.values : [o.throttleK ?? 1]) : [null];
+    const rs = isSpatial(m) ? (o.sweep?.param === 'reserve' ? o.sweep.values : [o.reserve ?? 0.1]) : [null];
+    for (const lk of lpKernels) {
+      for (const k of ks) {
+        for (const r of rs) {
+          const label = `corun:${m}${k !== null ? ` K=${k}` : ''}${r !== null ? ` reserve=${pctLabel(r)}` : ''}${lpTag(lk)}`;
+          out.push({ label, kind: 'corun', mechanism: m, throttleK: k, reserve: r, lpKernelNs: lk });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+type Measured = Omit<PriorityRunRecord, 'round' | 'position'> & { engine?: DispatchEngine; computeUnits?: number };
+
+/** Runs one variant once, with a host-load window around it. */
+async function measureVariant(o: PriorityProbeOptions, base: Omit<DispatchSpecInput, 'streams'>, v: PriorityVariant): Promise<Measured> {
+  const streams = v.kind === 'standalone-hp' ? [hpStream(o)] : v.kind === 'standalone-lp' ? lpStreams(o, v.lpKernelNs) : [hpStream(o), ...lpStreams(o, v.lpKernelNs)];
+  const spec: DispatchSpecInput =
+    v.kind === 'corun'
+      ? { ...base, mechanism: v.mechanism!, throttleK: v.throttleK ?? o.throttleK ?? 1, reserve: v.reserve ?? 0, streams }
+      : { ...base, streams };
+  let kfd: KfdCheckResult | null = null;
+  let kfdError: string | null = null;
+  // KFD checks in co-runs only (HP and LP queues side by side). Queues exist once the streams
+  // run: set priorities during the warm-up, verify mid-run otherwise
+  const checkKfd = o.kfd && v.kind === 'corun';
+  const warmupNs = base.warmupNs ?? 0;
+  const at = checkKfd ? (o.kfd!.kfdPriority !== undefined ? warmupNs / 2 : warmupNs + (base.durationNs - warmupNs) / 2) : 0;
+  const timer = checkKfd
+    ? setTimeout(() => {
+        try {
+          kfd = kfdCheck({ ...o.kfd, mechanism: v.mechanism!, streams });
+        } catch (err) {
+          kfdError = `KFD check failed: ${(err as Error).message}`;
+        }
+      }, at / 1e6)
+    : null;
+  const window = hostLoadWindow();
+  const none = { measuredNs: 0, hp: null, lpKernels: null, errors: [], kfd: null };
+  let run: DispatchRun;
+  try {
+    run = await runDispatch(spec, { signal: o.signal, engine: o.engine });
+  } catch (err) {
+    // one run that fails (the device, a watchdog) costs its round's figures, not the whole
+    // measurement; a backend that is missing or a bad spec would fail every run: thrown at once
+    const code = (err as { code?: unknown }).code;
+    if (!(err instanceof GpucoloError) || (code !== 'EDISPATCH' && code !== 'ETIMEDOUT')) throw err;
+    return { label: v.label, ...none, failed: oneLine(err), hostLoad: window.stop() };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+  const hostLoad = window.stop();
+  // a cancelled run returns what it had, but its measured time is not the spec's: not pooled
+  if (o.signal?.aborted) return { label: v.label, ...none, failed: 'interrupted', hostLoad };
+  if (checkKfd && !kfd && !kfdError) kfdError = 'KFD check did not run: the run ended before its time came';
+  const h = run.streams.find((s) => s.highPriority);
+  const lp = run.streams.filter((s) => !s.highPriority);
+  return {
+    label: v.label,
+    measuredNs: run.measuredNs,
+    hp: h ? { latencyNs: h.latencyNs, startDelayNs: h.startDelayNs } : null,
+    lpKernels: lp.length ? lp.reduce((a, s) => a + s.n, 0) : null,
+    errors: [...run.streams.filter((s) => s.error).map((s) => `${s.name}: ${s.error}`), ...(kfdError ? [kfdError] : [])],
+    hostLoad,
+    kfd,
+    engine: run.engine,
+    computeUnits: run.computeUnits,
+  };
 }
 
 export async function probePriority(o: PriorityProbeOptions): Promise<PriorityProbeResult> {
+  const rounds = o.rounds ?? 1;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new GpucoloError(`rounds must be an integer >= 1, got ${rounds}`, { code: 'EINVALIDSPEC' });
   const base = {
     backend: o.backend,
     device: o.device ?? 0,
@@ -157,77 +371,286 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
     warmupNs: o.warmupNs ?? Math.min(500e6, o.durationNs / 5),
     watchdogNs: o.watchdogNs ?? Math.max(10e9, o.lpKernelNs * 20),
   };
-  const lpKernels = o.sweep?.param === 'lp-kernel' ? o.sweep.values : [o.lpKernelNs];
+  const variants = priorityVariants(o);
+  const records: PriorityRunRecord[] = [];
+  const order: string[][] = [];
+  let engine: DispatchEngine | undefined;
   let computeUnits = 0;
-  const standalone: PriorityProbeResult['standalone'] = [];
-  // standalone runs: HP alone (its latency floor), LP alone per LP kernel size (its throughput)
-  o.onRun?.('standalone hp');
-  const hpAlone = await runDispatch({ ...base, streams: [hpStream(o)] }, { signal: o.signal, engine: o.engine });
-  computeUnits = hpAlone.computeUnits;
-  const hp = hpAlone.streams[0];
-  const lpAloneBy = new Map<number, number>();
-  for (const k of lpKernels) {
-    o.onRun?.(`standalone lp (${k / 1e6} ms kernels)`);
-    const lpAlone = await runDispatch({ ...base, streams: lpStreams(o, k) }, { signal: o.signal, engine: o.engine });
-    lpAloneBy.set(k, lpThroughput(lpAlone));
-    standalone.push({ hpLatency: quantiles(hp.latencyNs), hpTimeToStart: quantiles(hp.startDelayNs), lpThroughput: lpAloneBy.get(k)!, lpKernelNs: k });
-  }
-  const hpP99Alone = quantileOf(quantiles(hp.latencyNs), 99);
-
-  const runs: CoRunResult[] = [];
-  const variants: { mechanism: DispatchMechanism; k: number; reserve: number; lpKernelNs: number }[] = [];
-  for (const m of o.mechanisms) {
-    const ks = m === 'throttle' && o.sweep?.param === 'K' ? o.sweep.values : [o.throttleK ?? 1];
-    const rs = (m === 'cu-mask' || m === 'sm-partition') && o.sweep?.param === 'reserve' ? o.sweep.values : [o.reserve ?? 0.1];
-    for (const lk of lpKernels) for (const k of ks) for (const r of rs) variants.push({ mechanism: m, k, reserve: r, lpKernelNs: lk });
-  }
-  for (const v of variants) {
-    const spatial = v.mechanism === 'cu-mask' || v.mechanism === 'sm-partition';
-    o.onRun?.(`${v.mechanism}${v.mechanism === 'throttle' ? ` K=${v.k}` : ''}${spatial ? ` reserve=${Math.round(v.reserve * 100)}%` : ''}`);
-    const streams = [hpStream(o), ...lpStreams(o, v.lpKernelNs)];
-    let kfd: KfdCheckResult | null = null;
-    let kfdError: string | null = null;
-    // queues exist once the streams run; set priorities during the warm-up, verify mid-run otherwise
-    const at = o.kfd ? (o.kfd.kfdPriority !== undefined ? base.warmupNs / 2 : base.warmupNs + (base.durationNs - base.warmupNs) / 2) : 0;
-    const timer = o.kfd
-      ? setTimeout(() => {
-          try {
-            kfd = kfdCheck({ ...o.kfd, mechanism: v.mechanism, streams });
-          } catch (err) {
-            kfdError = `KFD check failed: ${(err as Error).message}`;
-          }
-        }, at / 1e6)
-      : null;
-    let run: DispatchRun;
-    try {
-      run = await runDispatch({ ...base, mechanism: v.mechanism, throttleK: v.k, reserve: spatial ? v.reserve : 0, streams }, { signal: o.signal, engine: o.engine });
-    } finally {
-      if (timer) clearTimeout(timer);
+  let interrupted = false;
+  all: for (let r = 0; r < rounds; r++) {
+    const ran: string[] = [];
+    order.push(ran);
+    for (const [i, v] of rotatedOrder(variants, r).entries()) {
+      if (o.signal?.aborted) {
+        interrupted = true;
+        break all;
+      }
+      o.onRun?.(v.label, r + 1, rounds);
+      ran.push(v.label);
+      const { engine: e, computeUnits: cu, ...m } = await measureVariant(o, base, v);
+      records.push({ ...m, round: r + 1, position: i + 1 });
+      engine ??= e;
+      if (cu) computeUnits = cu;
+      if (m.failed === 'interrupted') {
+        interrupted = true;
+        break all;
+      }
     }
-    if (o.kfd && !kfd && !kfdError) kfdError = 'KFD check did not run: the run ended before its time came';
-    const h = run.streams.find((s) => s.highPriority)!;
-    const hpLatency = quantiles(h.latencyNs);
-    const p99 = quantileOf(hpLatency, 99);
-    const lpT = lpThroughput(run);
-    const lpAlone = lpAloneBy.get(v.lpKernelNs) ?? null;
-    const added = p99 !== null && hpP99Alone !== null ? p99 - hpP99Alone : null;
-    runs.push({
-      mechanism: v.mechanism,
-      throttleK: v.mechanism === 'throttle' ? v.k : null,
-      reserve: spatial ? v.reserve : null,
-      lpKernelNs: v.lpKernelNs,
-      hpLatency,
-      hpTimeToStart: quantiles(h.startDelayNs),
-      lpThroughput: lpT,
-      lpShare: lpAlone ? lpT / lpAlone : null,
-      lpAllowedShare: spatial ? 1 - v.reserve : 1,
-      hpP99VsStandalone: p99 !== null && hpP99Alone ? p99 / hpP99Alone : null,
-      addedHpP99Ns: added,
-      addedP99InLpKernels: v.mechanism === 'throttle' && added !== null ? added / v.lpKernelNs : null,
-      errors: [...run.streams.filter((s) => s.error).map((s) => `${s.name}: ${s.error}`), ...(kfdError ? [kfdError] : [])],
-      kfd,
-    });
+  }
+  if (order.length && order[order.length - 1].length === 0) order.pop();
+  if (!records.some((x) => !x.failed)) {
+    const why = records.find((x) => x.failed)?.failed ?? 'interrupted before the first run';
+    throw new GpucoloError(`probe priority: nothing could be measured: ${why}`, { code: 'EDISPATCH' });
   }
   const { signal: _s, onRun: _r, kfd: _k, ...options } = o;
-  return { backend: o.backend, engine: hpAlone.engine, options, computeUnits, standalone, runs };
+  return summarizePriority({ backend: o.backend, engine: engine!, options: { ...options, rounds }, computeUnits, rounds, order, variants, records, interrupted });
+}
+
+// ---- pooling, spread and quality (pure: tests feed it made-up records) -------------------------
+
+export interface PrioritySummaryInput {
+  backend: Backend;
+  engine: DispatchEngine;
+  options: PriorityProbeResult['options'];
+  computeUnits: number;
+  rounds: number;
+  order: string[][];
+  variants: PriorityVariant[];
+  records: PriorityRunRecord[];
+  interrupted: boolean;
+}
+
+function concat(arrays: ArrayLike<number>[]): Float64Array {
+  const out = new Float64Array(arrays.reduce((a, x) => a + x.length, 0));
+  let at = 0;
+  for (const x of arrays) {
+    out.set(x, at);
+    at += x.length;
+  }
+  return out;
+}
+
+/** Pooled rate: every completion over every measured second (not a mean of per-round rates). */
+function pooledRate(recs: PriorityRunRecord[]): number | null {
+  const ok = recs.filter((x) => x.lpKernels !== null && x.measuredNs > 0);
+  const s = ok.reduce((a, x) => a + x.measuredNs, 0) / 1e9;
+  return ok.length && s > 0 ? ok.reduce((a, x) => a + x.lpKernels!, 0) / s : null;
+}
+
+function roundFigures(x: PriorityRunRecord): PriorityRoundFigures {
+  const [q50, q] = x.hp ? quantiles(x.hp.latencyNs, [50, 99]).quantiles : [null, null];
+  const s = x.measuredNs / 1e9;
+  const rate = x.lpKernels !== null && s > 0 ? x.lpKernels / s : null;
+  const half = x.lpKernels !== null ? 1.96 * Math.sqrt(x.lpKernels) : 0;
+  return {
+    round: x.round,
+    position: x.position,
+    hpN: x.hp ? x.hp.latencyNs.length : null,
+    hpP50Ns: q50?.value ?? null,
+    hpP50CiNs: q50?.ci ?? null,
+    hpP99Ns: q?.value ?? null,
+    hpP99CiNs: q?.ci ?? null,
+    lpThroughput: rate,
+    lpThroughputCi: rate !== null ? [Math.max(0, x.lpKernels! - half) / s, (x.lpKernels! + half) / s] : null,
+    lpShare: null,
+    hpP99VsStandalone: null,
+    hostLoad: x.hostLoad,
+    ...(x.failed ? { failed: x.failed } : {}),
+  };
+}
+
+function spreadOf(rounds: PriorityRoundFigures[]): PrioritySpread {
+  return {
+    hpP99Ns: roundSpread(rounds.map((x) => x.hpP99Ns)),
+    lpThroughput: roundSpread(rounds.map((x) => x.lpThroughput)),
+    lpShare: roundSpread(rounds.map((x) => x.lpShare)),
+    hpP99VsStandalone: roundSpread(rounds.map((x) => x.hpP99VsStandalone)),
+  };
+}
+
+const ratio = (a: number | null, b: number | null): number | null => (a !== null && b !== null && b > 0 ? a / b : null);
+
+/** Pools the records of every variant, computes per-round figures and spreads, the quality block and the throttle verdicts. */
+export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult {
+  const recsOf = (label: string): PriorityRunRecord[] => i.records.filter((x) => x.label === label).sort((a, b) => a.round - b.round);
+  const multi = i.rounds > 1;
+  const pooledHp = (recs: PriorityRunRecord[]): { hpLatency: QuantileSummary; hpTimeToStart: QuantileSummary } => {
+    const hp = recs.filter((x) => x.hp).map((x) => x.hp!);
+    return { hpLatency: quantiles(concat(hp.map((x) => x.latencyNs))), hpTimeToStart: quantiles(concat(hp.map((x) => x.startDelayNs))) };
+  };
+
+  const hpRecs = recsOf('standalone:hp');
+  const hpAlone = pooledHp(hpRecs);
+  const hpAloneRounds = hpRecs.map(roundFigures);
+  const hpP99Alone = quantileOf(hpAlone.hpLatency, 99);
+  const standaloneHp = { label: 'standalone:hp', ...hpAlone, rounds: hpAloneRounds, spread: spreadOf(hpAloneRounds) };
+
+  const lpAlone = new Map<number, { pooled: number | null; byRound: Map<number, number | null> }>();
+  const standalone: StandaloneResult[] = i.variants
+    .filter((v) => v.kind === 'standalone-lp')
+    .map((v) => {
+      const recs = recsOf(v.label);
+      const rounds = recs.map(roundFigures);
+      const pooled = pooledRate(recs);
+      lpAlone.set(v.lpKernelNs, { pooled, byRound: new Map(rounds.map((x) => [x.round, x.lpThroughput])) });
+      return { label: v.label, ...hpAlone, lpThroughput: pooled, lpKernelNs: v.lpKernelNs, rounds, spread: spreadOf(rounds) };
+    });
+  const hpAloneByRound = new Map(hpAloneRounds.map((x) => [x.round, x.hpP99Ns]));
+
+  const runs: CoRunResult[] = i.variants
+    .filter((v) => v.kind === 'corun')
+    .map((v) => {
+      const recs = recsOf(v.label);
+      const alone = lpAlone.get(v.lpKernelNs);
+      // each round's ratios against the same round's standalone runs: rounds pair up in time
+      const rounds = recs.map((x) => {
+        const f = roundFigures(x);
+        return { ...f, lpShare: ratio(f.lpThroughput, alone?.byRound.get(x.round) ?? null), hpP99VsStandalone: ratio(f.hpP99Ns, hpAloneByRound.get(x.round) ?? null) };
+      });
+      const { hpLatency, hpTimeToStart } = pooledHp(recs);
+      const p99 = quantileOf(hpLatency, 99);
+      const lpT = pooledRate(recs);
+      const added = p99 !== null && hpP99Alone !== null ? p99 - hpP99Alone : null;
+      const spatial = isSpatial(v.mechanism);
+      const kfd = [...recs].reverse().find((x) => x.kfd)?.kfd ?? null;
+      return {
+        label: v.label,
+        mechanism: v.mechanism!,
+        throttleK: v.throttleK,
+        reserve: v.reserve,
+        lpKernelNs: v.lpKernelNs,
+        hpLatency,
+        hpTimeToStart,
+        lpThroughput: lpT,
+        lpShare: ratio(lpT, alone?.pooled ?? null),
+        lpAllowedShare: spatial ? 1 - v.reserve! : 1,
+        hpP99VsStandalone: ratio(p99, hpP99Alone),
+        addedHpP99Ns: added,
+        addedP99InLpKernels: v.mechanism === 'throttle' && added !== null ? added / v.lpKernelNs : null,
+        bound: null,
+        rounds,
+        spread: spreadOf(rounds),
+        errors: [...new Set(recs.flatMap((x) => x.errors.map((e) => (multi ? `round ${x.round}: ${e}` : e))))],
+        kfd,
+      };
+    });
+
+  const partial = { backend: i.backend, engine: i.engine, options: i.options, computeUnits: i.computeUnits, rounds: i.rounds, order: i.order, standaloneHp, standalone, runs, interrupted: i.interrupted };
+  const quality = priorityQuality(partial, i.records);
+  for (const r of runs) r.bound = throttleBound(r, quality);
+  return { ...partial, quality };
+}
+
+const fmtNs = (ns: number): string => formatDuration(Math.round(ns));
+const fmtPct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const fmtCi = (c: [number, number] | null, f: (x: number) => string): string => (c ? ` [${f(c[0])}–${f(c[1])}]` : '');
+
+/**
+ * Standalone rounds must differ by more than this share, beyond their 95% intervals, to count as
+ * drift: order-statistic intervals of a tight distribution are so narrow that a 1% shift separates
+ * them. The same margin as `gpucolo run` (src/scenario/quality.ts DRIFT_MARGIN).
+ */
+export const DRIFT_MARGIN = 0.1;
+
+interface RoundValue {
+  round: number;
+  value: number | null;
+  ci: [number, number] | null;
+}
+
+/** "round a V [ci] vs round b V [ci]" for every pair of rounds that drifted apart; empty when none did. */
+function driftPairs(rounds: RoundValue[], f: (x: number) => string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rounds.length; i++) {
+    for (let j = i + 1; j < rounds.length; j++) {
+      const [a, b] = [rounds[i], rounds[j]];
+      if (a.value === null || b.value === null || !disjointBeyond(a.ci, b.ci, DRIFT_MARGIN)) continue;
+      out.push(`round ${a.round} ${f(a.value)}${fmtCi(a.ci, f)} vs round ${b.round} ${f(b.value)}${fmtCi(b.ci, f)}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The quality block of a priority probe: co-run figures that cannot be physical (an LP share above
+ * its standalone or above what a compute-unit reserve leaves it, pooled and per round; an HP P99
+ * clearly below HP alone, pooled only: a round's P99 from a few hundred probes has no interval),
+ * host interference during any run, a standalone run whose rounds drifted apart beyond their own
+ * 95% intervals and DRIFT_MARGIN, rounds that failed, and too few samples for the P99 a verdict
+ * needs.
+ */
+export function priorityQuality(r: Omit<PriorityProbeResult, 'quality'>, records: PriorityRunRecord[]): Quality {
+  const w: QualityWarning[] = [];
+  const o = r.options;
+  // a reserve only holds LP back when LP alone keeps every compute unit busy; with fewer LP
+  // blocks in flight than compute units (1-block kernels on a large GPU) LP may keep all it had
+  const lpFillsDevice = o.lpStreams * (o.lpInflight ?? 2) * (o.lpBlocks ?? 1) >= r.computeUnits;
+  const aboveAllowed = (x: CoRunResult, share: number | null, round?: number): QualityWarning[] =>
+    x.reserve !== null && lpFillsDevice && share !== null && share <= IMPOSSIBLE.maxShare && share > x.lpAllowedShare * IMPOSSIBLE.maxShare
+      ? [
+          {
+            code: 'share-above-allowed',
+            phase: x.label,
+            task: 'lp',
+            ...(round !== undefined ? { round } : {}),
+            message: `${round !== undefined ? `round ${round}: ` : ''}lp in ${x.label}: throughput ${fmtPct(share)} of standalone with ${fmtPct(x.lpAllowedShare)} of the compute units (> ${IMPOSSIBLE.maxShare}x its share): LP alone filled every unit, so it cannot do more on fewer; the host changed between runs`,
+          },
+        ]
+      : [];
+  for (const x of r.runs) {
+    w.push(...impossibleCorunValues({ phase: x.label, task: 'lp', throughputShare: x.lpShare, slowdownP99: null }));
+    w.push(...impossibleCorunValues({ phase: x.label, task: 'hp', throughputShare: null, slowdownP99: x.hpP99VsStandalone }));
+    w.push(...aboveAllowed(x, x.lpShare));
+    if (r.rounds > 1) {
+      for (const f of x.rounds) {
+        for (const v of impossibleCorunValues({ phase: x.label, task: 'lp', throughputShare: f.lpShare, slowdownP99: null })) w.push({ ...v, round: f.round, message: `round ${f.round}: ${v.message}` });
+        w.push(...aboveAllowed(x, f.lpShare, f.round));
+      }
+    }
+    if (x.mechanism === 'throttle' && x.hpLatency.quantiles.some((q) => q.p === 99 && !q.supported)) {
+      w.push({ code: 'too-few-samples', phase: x.label, task: 'hp', message: `hp in ${x.label}: ${x.hpLatency.n} samples cannot support a P99 (>= 100 needed): the throttle bound cannot be judged` });
+    }
+  }
+  const hp = r.standaloneHp.rounds;
+  const hpPairs = [
+    ...driftPairs(hp.map((x) => ({ round: x.round, value: x.hpP50Ns, ci: x.hpP50CiNs })), fmtNs).map((p) => `P50 ${p}`),
+    ...driftPairs(hp.map((x) => ({ round: x.round, value: x.hpP99Ns, ci: x.hpP99CiNs })), fmtNs).map((p) => `P99 ${p}`),
+  ];
+  if (hpPairs.length) {
+    w.push({
+      code: 'standalone-drift',
+      phase: 'standalone:hp',
+      task: 'hp',
+      message: `standalone:hp: HP latency differs between rounds beyond the 95% CIs and by more than ${DRIFT_MARGIN * 100}% (${hpPairs.join('; ')}): the co-runs' P99/ALONE compare against a moving floor`,
+    });
+  }
+  for (const s of r.standalone) {
+    const pairs = driftPairs(s.rounds.map((x) => ({ round: x.round, value: x.lpThroughput, ci: x.lpThroughputCi })), (v) => `${v.toFixed(1)}/s`);
+    if (!pairs.length) continue;
+    w.push({
+      code: 'standalone-drift',
+      phase: s.label,
+      task: 'lp',
+      message: `${s.label}: LP throughput differs between rounds beyond its 95% interval and by more than ${DRIFT_MARGIN * 100}% (${pairs.join('; ')}): the co-runs' LP SHARE compare against a moving baseline`,
+    });
+  }
+  for (const x of records) {
+    if (x.failed && x.failed !== 'interrupted') {
+      w.push({ code: 'round-failed', phase: x.label, round: x.round, message: `${x.label} (round ${x.round}) failed: ${x.failed}; the pooled figures lack it` });
+    }
+    if (x.hostLoad) for (const h of interferenceWarnings(x.hostLoad, { phase: `${x.label} (round ${x.round})` })) w.push({ ...h, phase: x.label, round: x.round });
+  }
+  return qualityOf(w);
+}
+
+/** throttle's bound (added HP P99 <= K LP kernels), inconclusive when it rests on a flagged value. */
+export function throttleBound(x: Pick<CoRunResult, 'label' | 'mechanism' | 'throttleK' | 'addedP99InLpKernels'>, q: Quality): ThrottleBound | null {
+  if (x.mechanism !== 'throttle' || x.throttleK === null) return null;
+  const limit = x.throttleK;
+  const value = x.addedP99InLpKernels;
+  if (value === null) return { limit, value, verdict: 'inconclusive', reason: 'no HP P99 to compare' };
+  // the added P99 is co-run P99 minus HP alone: a warning on either side undoes it
+  const on = flagged(q, x.label, 'hp') ?? flagged(q, 'standalone:hp', 'hp');
+  if (on) return { limit, value, verdict: 'inconclusive', reason: `${on.code}: ${on.message}` };
+  return { limit, value, verdict: value <= limit ? 'met' : 'exceeded' };
 }

@@ -36,7 +36,25 @@ export {
 export type { ChooseLauncherOptions, LauncherChoice, LauncherName, LauncherRequest, TorchrunArgvOptions, TorchrunProbe } from './launcher.js';
 export { DEFAULT_DIST_GRACE_MS, DEFAULT_EXIT_GRACE_MS, checkPorts, distributedSupervisor, logTail, runDistributed, trainArgs, validateRun } from './run.js';
 export type { DistributedEvent, DistributedLaunchOptions, DistributedRunOptions, DistributedRunResult, DistributedTrainOptions, ProcessOutcome, ValidatedRun } from './run.js';
-export { compareDistributed } from './compare.js';
+export { compareDistributed, roundDir } from './compare.js';
 export type { DistributedCompareOptions, DistributedCompareResult } from './compare.js';
+export { runRounds } from './rounds.js';
+export type { RoundRun, RoundVariant, RoundsOutcome, RunRoundsOptions } from './rounds.js';
+export {
+  DIST_ROUNDS_SCHEMA,
+  ROUNDS_FILES,
+  ROUNDS_TOLERANCE,
+  loadRoundsSummary,
+  pairedRatios,
+  qualityLines,
+  roundsMarkdown,
+  roundsQuality,
+  roundsText,
+  summarizeRounds,
+  targetVerdict,
+  writeRoundsReport,
+} from './rounds-summary.js';
+export type { DistFigures, DistRoundFigures, DistVariantSummary, DistributedRoundsSummary, TargetVerdict } from './rounds-summary.js';
+export { reapedChildrenTicks, runHostLoadWindow, withReapedChildren } from './host-load.js';
 export { PLOT_NAMES, analyzeDistributed, commRows, comparisonRows, loadResultsDir, plotSpecs, reportMarkdown, reportText } from './analyze.js';
 export type { AnalyzeOptions, AnalyzedResult, CommRow, ComparisonRow, DistributedAnalysis } from './analyze.js';

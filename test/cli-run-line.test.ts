@@ -59,6 +59,11 @@ describe('gpucolo run: first screen line', () => {
     expect(startText('x', forced)).toBe('gpucolo run x: probe form, cpu backend (pure-TS engine: GPUCOLO_DISPATCH_ENGINE=ts); 6 phases\n');
   });
 
+  it('says the rounds when there is more than one (start events without rounds say nothing)', () => {
+    expect(startText('inference-service', { ...FALLBACK, rounds: 2 })).toBe('gpucolo run inference-service: probe form, cpu backend; 6 phases, 2 rounds\n');
+    expect(startText('inference-service', { ...FALLBACK, rounds: 1 })).toBe('gpucolo run inference-service: probe form, cpu backend; 6 phases\n');
+  });
+
   it('torch form: no dispatch backend to name; one phase is "1 phase"', () => {
     const torch: StartEvent = { type: 'start', form: 'torch', backend: 'torch', why: 'torch form as asked', phases: ['standalone:a'] };
     expect(startText('s', torch)).toBe('gpucolo run s: torch form; 1 phase\n');
@@ -92,7 +97,7 @@ describe.runIf(nativeLoaded)('gpucolo run on screen and on disk', () => {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/cli.js'), 'run', file, '--form', 'probe', '--backend', 'cpu', '--no-charts', '--verbose'], { encoding: 'utf8', cwd: work, timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');
-    expect(lines[0]).toBe('gpucolo run tiny: probe form, cpu backend; 2 phases');
+    expect(lines[0]).toBe('gpucolo run tiny: probe form, cpu backend; 2 phases, 2 rounds'); // the default rounds
     expect(lines[1]).toBe('  why: probe form as asked; backend cpu as asked');
     // then the engine, where the start event names one (native core, or the pure-TS engine)
     expect(lines).toContain('  phases: standalone:hp, corun:none');

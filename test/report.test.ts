@@ -423,6 +423,68 @@ describe('renderMarkdown', () => {
   });
 });
 
+describe('renderMarkdown: rounds, quality, censoring, sample sizes', () => {
+  /** makeResults() as a run of 2 rounds with a noisy quality block and a censored P99 */
+  function withRounds(): Results {
+    const r = makeResults();
+    r.rounds = 2;
+    r.quality = {
+      verdict: 'noisy',
+      warnings: [{ code: 'host-interference', phase: 'corun:none', round: 2, message: 'round 2: corun:none: other processes used 1.20 of 2 cores during the measurement (load average 4)' }],
+      unknown: [{ code: 'gpu-processes-unknown', message: 'other processes on an NVIDIA GPU: unknown' }],
+    };
+    const none = r.phases.find((p) => p.name === 'corun:none')!;
+    const hp = none.tasks.find((t) => t.name === 'hp')!;
+    hp.spread = { p99: { min: 7.9, median: 8.05, max: 8.2, n: 2 }, throughput: { min: 49, median: 50, max: 51, n: 2 } };
+    hp.requests.censored = 6;
+    hp.latencyMs = { ...hp.latencyMs, censored: 6, censoredAtOrAbove: ['p99', 'p999', 'max', 'mean'], ci99: null };
+    none.rounds = [1, 2].map((round) => ({
+      round,
+      position: round === 1 ? 2 : 1,
+      status: 'ok' as const,
+      startedAt: '2025-01-02T03:04:05.000Z',
+      measuredS: 5,
+      host: { wallS: 5, cpus: 16, foreignCores: round === 2 ? 1.2 : 0.01, ownCores: 2, stealShare: 0, loadAverage1: 4 },
+      tasks: [{ name: 'hp', requests: { issued: 250, completed: 247, censored: 3, errors: 0 }, n: 250, p50: 2.3, p99: 8, ci50: null, ci99: null, unsupported: ['p999'], censoredAtOrAbove: ['p99'], throughput: 50, throughputShare: 1, slowdownP99: 2, submitLagMs: null }],
+    }));
+    r.success[0].phases[0] = { phase: 'corun:none', value: 8.1, pass: null, detail: 'inconclusive: host-interference (round 2): round 2: corun:none: other processes used 1.20 of 2 cores; value: P99 8.1 ms' };
+    r.success[2] = { ...r.success[2], pass: null, inconclusive: 'corun:none: host-interference: x' };
+    return r;
+  }
+  const md = renderMarkdown(withRounds());
+
+  it('opens with the quality block: verdict, every warning with its code, what could not be checked', () => {
+    const q = md.indexOf('## Quality: **NOISY**');
+    expect(q).toBeGreaterThan(0);
+    expect(q).toBeLessThan(md.indexOf('## Success criteria'));
+    expect(md).toContain('- `host-interference` (corun:none): round 2: corun:none: other processes used 1.20 of 2 cores during the measurement (load average 4)');
+    expect(md).toContain('Not checked:\n- `gpu-processes-unknown`: other processes on an NVIDIA GPU: unknown');
+    expect(renderMarkdown({ ...makeResults(), rounds: 2, quality: { verdict: 'ok', warnings: [] } })).toMatch(/## Quality: \*\*ok\*\*\n\nNo warning: /);
+  });
+
+  it('success rows on a flagged figure say inconclusive, with the reason', () => {
+    expect(md).toContain('| hp P99 < 5 ms | corun:throttle | P99 1.5 ms (CI 1.3-1.7 ms, n=500) | PASS | corun:none inconclusive, corun:throttle PASS |');
+    expect(md).toContain('| utilisation > 95% | - | - | inconclusive: corun:none: host-interference: x | no co-run phase to judge |');
+    expect(md).toContain('Inconclusive:\n- hp P99 < 5 ms, corun:none: inconclusive: host-interference (round 2)');
+  });
+
+  it('pooled figures with the rounds\' spread, >= for censored lower bounds, and a table of the rounds with the host load', () => {
+    expect(md).toContain('| task | priority | n | P50 | P90 | P99 [CI] | P99 rounds min / med / max | P99.9 | max | throughput/s | throughput rounds min / med / max | share of standalone |');
+    expect(md).toContain('| hp | 10 | 500 (6 censored) | 2.3 | 3.45 | >=8.1 | 7.9 / 8.05 / 8.2 | (>=10.5) | >=12.1 | 50 | 49 / 50 / 51 | 100% |');
+    expect(md).toContain('Values marked >=: lower bounds.');
+    expect(md).toContain('| 2 | 2 | ok | 5 | hp: n 250 (3 censored), P50 2.3, P99 >=8, 50/s (100%) | others 1.2 of 16 cores, load 4 |');
+  });
+
+  it('says what a P99 without a CI is and how long to run for one', () => {
+    expect(md).not.toContain('## Sample sizes'); // every task here has n >= 368
+    const small = withRounds();
+    small.phases[0].tasks[0].latencyMs.n = 105;
+    // 105 requests in 10 s measured = 10.5/s; 368 over 2 rounds = 184 per round = 18 s
+    expect(renderMarkdown(small)).toContain('## Sample sizes');
+    expect(renderMarkdown(small)).toContain('- standalone:hp, hp: n=105: P99 is the 2nd largest value, no CI (a CI needs n >= 368); run --duration 18s (with 2 rounds) for 368 samples, or --min-samples 368.');
+  });
+});
+
 // ------------------------------------------------------------------------------------ compare
 
 function modified(): Results {
@@ -450,7 +512,7 @@ describe('compareResults', () => {
     expect(row('corun:none', 'hp').p99.ratio).toBeCloseTo(20 / 8.1, 10);
     expect(row('corun:none', 'lp').p99.change).toBe('within noise');
     expect(row('standalone:hp', 'hp').p99.change).toBe('within noise');
-    expect(row('standalone:hp', 'hp').p50).toEqual({ a: 0.412, b: 0.412, ratio: 1, unsupported: { a: false, b: false } });
+    expect(row('standalone:hp', 'hp').p50).toEqual({ a: 0.412, b: 0.412, ratio: 1, unsupported: { a: false, b: false }, lowerBound: { a: false, b: false } });
     expect(row('standalone:hp', 'hp').p999.unsupported).toEqual({ a: true, b: true });
     expect(row('corun:none', 'lp').throughput.ratio).toBe(1);
   });
@@ -476,6 +538,23 @@ describe('compareResults', () => {
     // hp has 500 samples: P99.9 is shown in parentheses
     expect(c.table.rows.find((r) => r[0] === 'corun:none' && r[1] === 'hp' && r[2] === 'P99.9 ms')?.slice(3, 6)).toEqual(['(10.5)', '(10.5)', '1.00x']);
     expect(c.lines).toContain('(values): the sample is too small to support that percentile.');
+  });
+
+  it('says each run\'s quality and rounds, and marks censored lower bounds', () => {
+    const a = makeResults();
+    const b = modified();
+    b.rounds = 2;
+    b.quality = { verdict: 'noisy', warnings: [{ code: 'standalone-drift', message: 'x' }, { code: 'host-interference', message: 'y' }] };
+    const hp = b.phases.find((p) => p.name === 'corun:none')!.tasks.find((t) => t.name === 'hp')!;
+    hp.latencyMs.censoredAtOrAbove = ['p99', 'p999', 'max', 'mean'];
+    const cmp = compareResults(a, b);
+    expect(cmp.intro).toContain('quality: A not recorded, B noisy (standalone-drift, host-interference); rounds: A 1, B 2');
+    expect(cmp.intro.at(-1)).toMatch(/^note: a noisy run's differences may be the host's/);
+    expect(cmp.rows.find((r) => r.phase === 'corun:none' && r.task === 'hp')!.p99.lowerBound).toEqual({ a: false, b: true });
+    expect(cmp.table.rows.find((r) => r[0] === 'corun:none' && r[1] === 'hp' && r[2] === 'P99 ms')![4]).toBe('>=20');
+    expect(cmp.lines).toContain('>=values: lower bounds (requests unfinished when the phase stopped waiting are counted at their age then).');
+    // files from before rounds and quality: no such line
+    expect(compareResults(makeResults(), makeResults()).intro).toHaveLength(2);
   });
 
   it('lists tasks only one file has', () => {

@@ -139,7 +139,7 @@ describe.skipIf(!hasTorch)('runs in torch form on the cpu (Debian PyTorch)', () 
   it('inference-service, short: real ResNet-18 and ResNet-50 workers, the gate pauses ResNet-50 between layers', async () => {
     const { scenario, source } = loadScenario('inference-service');
     const out = path.join(tmp, 'torch-inference');
-    const r = await runScenario(scenario, source, { outDir: out, form: 'torch', durationNs: 3e9, warmupNs: 1e9, mechanisms: ['stream-priority', 'gate'], charts: true });
+    const r = await runScenario(scenario, source, { rounds: 1, outDir: out, form: 'torch', durationNs: 3e9, warmupNs: 1e9, mechanisms: ['stream-priority', 'gate'], charts: true });
     const res = r.results;
     expect(res.scenario.form).toBe('torch');
     expect(res.backend.device).toBe('cpu');
@@ -163,7 +163,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     const { scenario, source } = loadScenario(f);
     const out = path.join(tmp, 'mini-run');
     const events: string[] = [];
-    const r = await runScenario(scenario, source, { outDir: out, form: 'probe', backend: 'cpu', mechanisms: ['throttle', 'gate'], onEvent: (e) => events.push(e.type) });
+    const r = await runScenario(scenario, source, { rounds: 1, outDir: out, form: 'probe', backend: 'cpu', mechanisms: ['throttle', 'gate'], onEvent: (e) => events.push(e.type) });
     const res = r.results;
     expect(res.partial).toBe(false);
     expect(res.phases.map((p) => `${p.name}=${p.status}`)).toEqual(['standalone:hp=ok', 'standalone:lp=ok', 'corun:none=ok', 'corun:throttle=ok', 'corun:gate=skipped']);
@@ -193,7 +193,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
   it.each(['inference-service', 'multi-tenant', 'realtime-batch'])('canned %s runs end to end with charts', async (name) => {
     const { scenario, source } = loadScenario(name);
     const out = path.join(tmp, `canned-${name}`);
-    const r = await runScenario(scenario, source, { outDir: out, form: 'probe', backend: 'cpu', durationNs: 3.2e9, warmupNs: 0 });
+    const r = await runScenario(scenario, source, { rounds: 1, outDir: out, form: 'probe', backend: 'cpu', durationNs: 3.2e9, warmupNs: 0 });
     const res = r.results;
     expect(res.partial).toBe(false);
     expect(res.phases.filter((p) => p.status === 'failed').map((p) => `${p.name}: ${p.reason}`)).toEqual([]);
@@ -213,7 +213,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     const misses: string[] = [];
     for (let attempt = 1; attempt <= 3; attempt++) {
       const out = path.join(tmp, `inference-${attempt}`);
-      const r = await runScenario(scenario, source, { outDir: out, form: 'probe', backend: 'cpu', durationNs: 3e9, warmupNs: 0.5e9, mechanisms: ['stream-priority', 'throttle'], charts: false });
+      const r = await runScenario(scenario, source, { rounds: 1, outDir: out, form: 'probe', backend: 'cpu', durationNs: 3e9, warmupNs: 0.5e9, mechanisms: ['stream-priority', 'throttle'], charts: false });
       const p99 = (phase: string): number => r.results.phases.find((p) => p.name === phase)!.tasks.find((t) => t.name === 'resnet18')!.latencyMs.p99!;
       const none = p99('corun:none');
       // priority dispatches HP blocks before the LP kernel's remaining waves; throttle still lets HP
@@ -241,7 +241,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     vi.stubEnv('GPUCOLO_NVML_LIB', fake);
     try {
       const { scenario, source } = loadScenario(write('mini5.yaml', MIN));
-      const r = await runScenario(scenario, source, { outDir: path.join(tmp, 'nvml'), form: 'probe', backend: 'cpu', durationNs: 600e6, warmupNs: 100e6, mechanisms: [], charts: false });
+      const r = await runScenario(scenario, source, { rounds: 1, outDir: path.join(tmp, 'nvml'), form: 'probe', backend: 'cpu', durationNs: 600e6, warmupNs: 100e6, mechanisms: [], charts: false });
       const u = r.results.phases.find((p) => p.name === 'corun:none')!.utilisation;
       expect(u.source).toBe('nvml');
       expect(u.value).toBeCloseTo(0.37, 5); // the fake reports 37 %
@@ -252,7 +252,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     }
     // without it: busy time, and the reason says what the device counters lacked
     const { scenario, source } = loadScenario(write('mini6.yaml', MIN));
-    const r = await runScenario(scenario, source, { outDir: path.join(tmp, 'no-nvml'), form: 'probe', backend: 'cpu', durationNs: 400e6, warmupNs: 100e6, mechanisms: [], charts: false });
+    const r = await runScenario(scenario, source, { rounds: 1, outDir: path.join(tmp, 'no-nvml'), form: 'probe', backend: 'cpu', durationNs: 400e6, warmupNs: 100e6, mechanisms: [], charts: false });
     const u = r.results.phases.find((p) => p.name === 'corun:none')!.utilisation;
     expect(u.source).toBe('busy-time');
     expect(u.reason).toMatch(/device counters: nvml: /);
@@ -264,6 +264,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
     const out = path.join(tmp, 'partial');
     const ctl = new AbortController();
     const r = await runScenario(scenario, source, {
+      rounds: 1,
       outDir: out,
       form: 'probe',
       backend: 'cpu',
@@ -314,7 +315,7 @@ describe.skipIf(!nativeLoaded)('runs in probe form on the cpu backend', () => {
   it('CLI: run writes the report and says which form and backend ran; bad scenarios exit 2 before anything starts', () => {
     const f = write('mini3.yaml', MIN);
     const out = path.join(tmp, 'cli-run');
-    const r = cli(['run', f, '--out', out, '--backend', 'cpu', '--mechanism', 'throttle', '--duration', '600ms', '--warmup', '100ms', '--no-charts']);
+    const r = cli(['run', f, '--out', out, '--backend', 'cpu', '--mechanism', 'throttle', '--duration', '600ms', '--warmup', '100ms', '--rounds', '1', '--no-charts']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^gpucolo run mini: probe form, cpu backend; 4 phases\n/); // the short first line (src/cli/run.ts startText)
@@ -346,7 +347,7 @@ describe('probe form on the pure-TS engine (no native core needed)', () => {
       const { scenario, source } = loadScenario(write('ts-mini.yaml', MIN));
       const out = path.join(tmp, 'ts-engine');
       const events: RunEvent[] = [];
-      const r = await runScenario(scenario, source, { outDir: out, form: 'probe', backend: 'cpu', durationNs: 300e6, warmupNs: 100e6, mechanisms: ['throttle'], charts: false, onEvent: (e) => events.push(e) });
+      const r = await runScenario(scenario, source, { rounds: 1, outDir: out, form: 'probe', backend: 'cpu', durationNs: 300e6, warmupNs: 100e6, mechanisms: ['throttle'], charts: false, onEvent: (e) => events.push(e) });
       expect(events[0]).toMatchObject({ type: 'start', engine: 'ts', engineWhy: 'GPUCOLO_DISPATCH_ENGINE=ts' });
       expect(r.results.partial).toBe(false);
       expect(r.results.phases.map((p) => `${p.name}=${p.status}`)).toEqual(['standalone:hp=ok', 'standalone:lp=ok', 'corun:none=ok', 'corun:throttle=ok']);
@@ -365,7 +366,7 @@ describe('probe form on the pure-TS engine (no native core needed)', () => {
 
   it('CLI with GPUCOLO_NATIVE=0: the run completes on the pure-TS engine', () => {
     const out = path.join(tmp, 'cli-ts');
-    const r = cli(['run', write('ts-cli.yaml', MIN), '--out', out, '--backend', 'cpu', '--duration', '300ms', '--warmup', '100ms', '--mechanism', 'throttle', '--no-charts'], { GPUCOLO_NATIVE: '0' });
+    const r = cli(['run', write('ts-cli.yaml', MIN), '--out', out, '--backend', 'cpu', '--duration', '300ms', '--warmup', '100ms', '--mechanism', 'throttle', '--rounds', '1', '--no-charts'], { GPUCOLO_NATIVE: '0' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const saved = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as Results;

@@ -3,9 +3,15 @@ import { describe, expect, it } from 'vitest';
 import {
   cdfPoints,
   deadlineMisses,
+  disjointBeyond,
   jainIndex,
   LiveLatency,
+  minSamplesForCi,
+  ordinal,
+  percentileSampleSize,
   quantiles,
+  rankFromTop,
+  secondsForSamples,
   sloVerdicts,
   summarizeLatencyMs,
 } from '../src/stats/index.js';
@@ -90,8 +96,11 @@ describe('summarizeLatencyMs', () => {
       p999: null,
       max: null,
       mean: null,
+      ci50: null,
       ci99: null,
       unsupported: ['p50', 'p90', 'p95', 'p99', 'p999'],
+      censored: 0,
+      censoredAtOrAbove: [],
     });
   });
 
@@ -266,7 +275,7 @@ describe('taskResult', () => {
     expect(r.name).toBe('frames');
     expect(r.priority).toBe(10);
     expect(r.workload).toBe('cpu spin 2ms');
-    expect(r.requests).toEqual({ issued: 1010, completed: 1000, errors: 10 });
+    expect(r.requests).toEqual({ issued: 1010, completed: 1000, errors: 10, censored: 0 });
     expect(r.throughput).toBe(100);
     expect(r.throughputShare).toBeNull();
     expect(r.slowdownP99).toBeNull();
@@ -443,5 +452,32 @@ describe('successVerdicts', () => {
     expect(miss.phases[1]).toMatchObject({ value: 0, pass: true });
     expect(miss.best).toBe('corun:throttle');
     expect(labelled.row).toBe('HP keeps its frames');
+  });
+});
+
+describe('sample sizes', () => {
+  it('how many samples a percentile needs for a 95% CI, and which value it is below that', () => {
+    expect([50, 90, 95, 99, 99.9].map(minSamplesForCi)).toEqual([6, 36, 72, 368, 5662]);
+    expect(summarizeLatencyMs(msRange(367)).ci99).toBeNull();
+    expect(summarizeLatencyMs(msRange(368)).ci99).not.toBeNull();
+    expect(rankFromTop(105, 99)).toBe(2);
+    expect(rankFromTop(220, 99)).toBe(3);
+    expect(rankFromTop(50, 99)).toBe(1);
+    expect([1, 2, 3, 4, 11, 12, 13, 21, 22, 101].map(ordinal)).toEqual(['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '101st']);
+    expect(percentileSampleSize(105).text).toBe('n=105: P99 is the 2nd largest value, no CI (a CI needs n >= 368)');
+    expect(percentileSampleSize(50).text).toBe('n=50: P99 is the largest value, no CI (a CI needs n >= 368)');
+    expect(percentileSampleSize(400)).toMatchObject({ hasCi: true, text: 'P99 has a 95% CI (n=400)' });
+    // the example: 105 requests in 11 s at ~9.5/s, one round: 31 s for 300, 39 s for 368
+    expect(secondsForSamples(300, 105 / 11)).toBe(32);
+    expect(secondsForSamples(368, 10, 2)).toBe(19);
+    expect(secondsForSamples(368, 0)).toBeNull();
+  });
+
+  it('disjointBeyond: intervals apart by more than a margin of the larger', () => {
+    expect(disjointBeyond([15.1, 15.2], [15.25, 15.35], 0.1)).toBe(false); // apart, but by 0.3%
+    expect(disjointBeyond([15.0, 15.3], [840, 870], 0.1)).toBe(true);
+    expect(disjointBeyond([840, 870], [15.0, 15.3], 0.1)).toBe(true);
+    expect(disjointBeyond([1, 3], [2, 4], 0)).toBe(false);
+    expect(disjointBeyond(null, [1, 2], 0)).toBe(false);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * gpucolo run SCENARIO: runs a scenario (canned name or file) and writes results.json, report.md
- * and charts. Exit codes: 0 ran (verdicts may still fail: they are results, not errors); 1 the run
- * could not be done (no backend, every phase failed); 2 invalid scenario or usage; 130 Ctrl-C
- * (partial results written).
+ * and charts. Exit codes: 0 ran (verdicts may still fail, and quality may be noisy: they are
+ * results, not errors); 1 the run could not be done (no backend, or no co-run phase produced a
+ * result: without one there is nothing the scenario asked about); 2 invalid scenario or usage;
+ * 130 Ctrl-C (partial results written).
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -12,11 +13,19 @@ import { MECHANISMS, loadScenario, runScenario, type Mechanism, type RunEvent, t
 import { CliError } from './errors.js';
 import { table } from './table.js';
 import { duration } from './options.js';
+import type { PhaseResult, TaskResult } from '../scenario/types.js';
 
 function mechanisms(v: string): Mechanism[] {
   const list = v.split(',').map((x) => x.trim());
   for (const m of list) if (!(MECHANISMS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown mechanism "${m}" (${MECHANISMS.join(', ')})`);
   return list as Mechanism[];
+}
+
+function positiveInt(name: string): (v: string) => number {
+  return (v) => {
+    if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new InvalidArgumentError(`${name} must be a whole number >= 1`);
+    return Number(v);
+  };
 }
 
 function stamp(d = new Date()): string {
@@ -39,7 +48,9 @@ export function startText(scenario: string, e: StartEvent, verbose = false): str
   const tsWhy = typeof engineWhy === 'string' && engineWhy ? engineWhy.split(':')[0] : 'native core not loaded';
   const backend = e.form === 'torch' ? '' : `, ${e.backend} backend${engine === 'ts' ? ` (pure-TS engine: ${tsWhy})` : ''}`;
   const n = e.phases.length;
-  const lines = [`gpucolo run ${scenario}: ${e.form} form${backend}; ${n} phase${n === 1 ? '' : 's'}`];
+  // rounds are new in the start event; older events (and one round) say nothing about them
+  const rounds = typeof (e as { rounds?: unknown }).rounds === 'number' && e.rounds > 1 ? `, ${e.rounds} rounds` : '';
+  const lines = [`gpucolo run ${scenario}: ${e.form} form${backend}; ${n} phase${n === 1 ? '' : 's'}${rounds}`];
   if (verbose) {
     lines.push(`  why: ${e.why}`);
     if (typeof engine === 'string') lines.push(`  engine: ${engine}${typeof engineWhy === 'string' && engineWhy ? ` (${engineWhy})` : ''}`);
@@ -50,28 +61,77 @@ export function startText(scenario: string, e: StartEvent, verbose = false): str
 
 const ms = (v: number | null): string => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
-/** The on-screen summary: per co-run phase the tasks' P99 and share, then the success rows. */
+/** P99 for the screen: (x) when the sample cannot support it, >=x when it is a censored lower bound. */
+function p99Text(t: TaskResult): string {
+  const v = ms(t.latencyMs.p99);
+  if ((t.latencyMs.censoredAtOrAbove ?? []).includes('p99')) return `>=${v}`;
+  return t.latencyMs.unsupported.includes('p99') ? `(${v})` : v;
+}
+
+/** min–max of the rounds' own P99s, when there was more than one round */
+function spreadText(t: TaskResult): string {
+  const sp = t.spread?.p99;
+  return sp && sp.n > 1 ? `${ms(sp.min)}–${ms(sp.max)}` : '-';
+}
+
+const verdictText = (pass: boolean | null, detail?: string): string => (pass === null ? (detail?.startsWith('inconclusive') ? 'inconclusive' : 'n.a.') : pass ? 'PASS' : 'FAIL');
+
+/** At most this many warnings on screen; results.json and report.md carry all of them. */
+const SCREEN_WARNINGS = 8;
+
+/** The quality block on screen: verdict, then the warnings (and what could not be checked). */
+export function qualityText(r: Results): string[] {
+  const q = r.quality;
+  if (!q) return [];
+  const out = [`quality: ${q.verdict === 'ok' ? 'ok' : `NOISY (${q.warnings.length} warning${q.warnings.length === 1 ? '' : 's'}: verdicts on flagged figures are inconclusive)`}`];
+  for (const w of q.warnings.slice(0, SCREEN_WARNINGS)) out.push(`  ${w.code}: ${w.message}`);
+  if (q.warnings.length > SCREEN_WARNINGS) out.push(`  ... ${q.warnings.length - SCREEN_WARNINGS} more in results.json (quality.warnings) and report.md`);
+  for (const u of q.unknown ?? []) out.push(`  not checked: ${u.message}`);
+  return out;
+}
+
+/** The on-screen summary: quality first, per phase the tasks' P99 (with the rounds' spread) and share, then the success rows. */
 export function summaryText(r: Results, files: string[]): string {
-  const out: string[] = [];
+  const out: string[] = [...qualityText(r)];
+  if (out.length) out.push('');
   const rows: string[][] = [];
+  const rounds = r.rounds ?? 1;
   for (const ph of r.phases) {
     if (ph.status === 'skipped' || ph.status === 'failed') {
-      rows.push([ph.name, ph.status.toUpperCase(), '', '', '', ph.reason ?? '']);
+      rows.push([ph.name, ph.status.toUpperCase(), '', '', ...(rounds > 1 ? [''] : []), '', ph.reason ?? '']);
       continue;
     }
     for (const t of ph.tasks) {
-      const p99 = t.latencyMs.unsupported.includes('p99') ? `(${ms(t.latencyMs.p99)})` : ms(t.latencyMs.p99);
-      rows.push([ph.name, t.name, String(t.priority), p99, t.throughputShare === null ? `${t.throughput.toFixed(1)}/s` : `${(t.throughputShare * 100).toFixed(0)}%`, t.slo.map((v) => `${v.text}: ${v.pass === null ? 'n.a.' : v.pass ? 'PASS' : 'FAIL'}`).join('; ')]);
+      rows.push([
+        ph.name,
+        t.name,
+        String(t.priority),
+        p99Text(t),
+        ...(rounds > 1 ? [spreadText(t)] : []),
+        t.throughputShare === null ? `${t.throughput.toFixed(1)}/s` : `${(t.throughputShare * 100).toFixed(0)}%`,
+        t.slo.map((v) => `${v.text}: ${verdictText(v.pass, v.detail)}`).join('; '),
+      ]);
     }
   }
-  out.push(...table(['PHASE', 'TASK', 'PRIO', 'P99 MS', 'THROUGHPUT', 'SLO'], rows));
+  out.push(...table(['PHASE', 'TASK', 'PRIO', 'P99 MS', ...(rounds > 1 ? [`P99 ${rounds} ROUNDS`] : []), 'THROUGHPUT', 'SLO'], rows));
+  if (r.phases.some((p) => p.tasks.some((t) => (t.latencyMs.censoredAtOrAbove ?? []).includes('p99')))) {
+    out.push('>=x: a lower bound (requests still unfinished when the phase stopped waiting are counted at their age then)');
+  }
   if (r.success.length) {
     out.push('', 'success table:');
-    out.push(...table(['ROW', 'RESULT', 'BEST PHASE'], r.success.map((v) => [v.row, v.pass === null ? 'n.a.' : v.pass ? 'PASS' : 'FAIL', v.best ?? '-']), '  '));
+    out.push(...table(['ROW', 'RESULT', 'BEST PHASE'], r.success.map((v) => [v.row, v.pass === null && v.inconclusive ? 'inconclusive (see quality above)' : verdictText(v.pass), v.best ?? '-']), '  '));
   }
   if (r.partial) out.push('', 'PARTIAL: the run was interrupted; results.json holds the phases that ran');
   out.push('', ...files.map((f) => `wrote ${f}`));
   return `${out.join('\n')}\n`;
+}
+
+/** Why the run produced nothing to answer the scenario with (exit 1), or null: no co-run phase has a result. */
+export function noCorunResult(phases: PhaseResult[]): string | null {
+  const coruns = phases.filter((p) => p.kind === 'corun');
+  if (coruns.some((p) => (p.status === 'ok' || p.status === 'partial') && p.tasks.some((t) => t.latencyMs.n > 0))) return null;
+  if (!coruns.length) return 'no co-run phase ran';
+  return `no co-run phase produced a result (${coruns.map((p) => `${p.name}: ${p.status}${p.reason ? ` — ${p.reason}` : p.status === 'ok' ? ' — no completed or censored request' : ''}`).join('; ')})`;
 }
 
 export function runCommand(): Command {
@@ -83,12 +143,14 @@ export function runCommand(): Command {
     .addOption(new Option('--backend <name>', 'probe form backend (default: the scenario\'s, auto = cuda, hip, then cpu)').choices(['auto', 'cpu', 'cuda', 'hip']))
     .option('--duration <duration>', 'measured time per phase (overrides the scenario)', duration)
     .option('--warmup <duration>', 'warm-up per phase (overrides the scenario)', duration)
+    .option('--rounds <n>', 'run every phase n times, the order rotated each round; the report pools them and shows their spread (default: the scenario\'s, 2)', positiveInt('--rounds'))
+    .option('--min-samples <k>', 'lengthen phases until every task has k requests over all rounds (368 gives a P99 a 95% CI)', positiveInt('--min-samples'))
     .option('--mechanism <list>', `co-run mechanisms besides none (${MECHANISMS.join(', ')})`, mechanisms)
     .option('--python <path>', 'python with PyTorch for the torch form (default $GPUCOLO_PYTHON or /usr/bin/python3)')
     .option('--no-charts', 'skip the SVG/PNG charts')
     .option('--json', 'print results.json to stdout at the end')
     .option('--verbose', 'also say why this form and backend (every other backend\'s reason for being unavailable) and list the phases')
-    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; mechanism?: Mechanism[]; python?: string; charts: boolean; json?: boolean; verbose?: boolean }) => {
+    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; rounds?: number; minSamples?: number; mechanism?: Mechanism[]; python?: string; charts: boolean; json?: boolean; verbose?: boolean }) => {
       let loaded;
       try {
         loaded = loadScenario(ref);
@@ -118,8 +180,10 @@ export function runCommand(): Command {
         bar?.stop();
         bar = null;
       };
+      let runRounds = 1;
       const onEvent = (e: RunEvent): void => {
         if (e.type === 'start') {
+          runRounds = e.rounds ?? 1;
           // with --json stdout carries only results.json, so that it parses
           (o.json ? process.stderr : process.stdout).write(startText(scenario.name, e, o.verbose));
         } else if (e.type === 'phase-start' && tty) {
@@ -127,24 +191,32 @@ export function runCommand(): Command {
           done.clear();
           const t0 = Date.now();
           const total = Math.ceil(e.spanNs / 1e9);
-          bar = new SingleBar({ format: `[${e.index + 1}/${e.total}] {phase} |{bar}| {value}/{total} s  requests: {requests}`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
+          // older start events have no round fields
+          const round = typeof e.rounds === 'number' && e.rounds > 1 ? ` round ${e.round}/${e.rounds}${e.extension ? ' (extension)' : ''}` : e.extension ? ' (extension)' : '';
+          bar = new SingleBar({ format: `[${e.index + 1}/${e.total}]${round} {phase} |{bar}| {value}/{total} s  requests: {requests}`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
           bar.start(total, 0, { phase: e.phase.padEnd(24), requests: '-' });
           tick = setInterval(() => bar?.update(Math.min(total, Math.round((Date.now() - t0) / 1000)), { requests: requestsText() }), 250);
         } else if (e.type === 'progress') {
           done.set(e.task, { n: e.completed, p99Ns: e.p99Ns });
         } else if (e.type === 'phase-end') {
           stopBar();
-          if (e.phase.status !== 'ok') process.stderr.write(`gpucolo run: ${e.phase.name}: ${e.phase.status}${e.phase.reason ? ` — ${e.phase.reason}` : ''}\n`);
+          // this run's status (a phase pooled over rounds may be ok while one round failed)
+          const run = e.run ?? { status: e.phase.status, reason: e.phase.reason, round: 1 };
+          const which = runRounds > 1 || e.run?.extension ? ` (round ${run.round}${e.run?.extension ? ', extension' : ''})` : '';
+          // a skipped phase is skipped in every round: said once
+          if (run.status !== 'ok' && !(run.status === 'skipped' && run.round > 1)) process.stderr.write(`gpucolo run: ${e.phase.name}${which}: ${run.status}${run.reason ? ` — ${run.reason}` : ''}\n`);
         } else if (e.type === 'report') {
           for (const c of e.chartErrors) process.stderr.write(`gpucolo run: chart ${c}\n`);
         }
       };
       try {
-        const r = await runScenario(scenario, source, { outDir, form: o.form, backend: o.backend, durationNs: o.duration, warmupNs: o.warmup, mechanisms: o.mechanism, python: o.python, charts: o.charts, signal: ctl.signal, onEvent });
+        const r = await runScenario(scenario, source, { outDir, form: o.form, backend: o.backend, durationNs: o.duration, warmupNs: o.warmup, rounds: o.rounds, minSamples: o.minSamples, mechanisms: o.mechanism, python: o.python, charts: o.charts, signal: ctl.signal, onEvent });
         stopBar();
         process.stdout.write(o.json ? `${JSON.stringify(r.results, null, 2)}\n` : summaryText(r.results, r.files));
         if (r.results.partial) throw new CliError(`interrupted: partial results in ${outDir}`, 130);
         if (r.results.phases.length && r.results.phases.every((p) => p.status === 'failed')) throw new CliError(`every phase failed (first: ${r.results.phases[0].reason ?? 'unknown'}); see ${outDir}/report.md`, 1);
+        const none = noCorunResult(r.results.phases);
+        if (none) throw new CliError(`${none}; see ${outDir}/report.md`, 1);
       } catch (err) {
         stopBar();
         if (err instanceof CliError) throw err;

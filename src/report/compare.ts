@@ -20,9 +20,14 @@ export interface MetricPair {
 /** A latency percentile A vs B; `unsupported`: that file's sample is too small for the percentile. */
 export interface LatencyPair extends MetricPair {
   unsupported: { a: boolean; b: boolean };
+  /** the value is a censored lower bound in that file (requests unfinished when its phase stopped waiting) */
+  lowerBound: { a: boolean; b: boolean };
 }
 
-/** significant: the P99 CIs do not overlap; within noise: they do; no CI: a sample was too small for one. */
+/**
+ * significant: the P99 CIs do not overlap; within noise: they do; no CI: a sample was too small
+ * for one (or a censored value made its upper end unknown).
+ */
 export type P99Change = 'significant' | 'within noise' | 'no CI';
 
 export interface CompareRow {
@@ -69,7 +74,19 @@ function pair(a: number | null | undefined, b: number | null | undefined): Metri
 }
 
 function latencyPair(a: TaskResult, b: TaskResult, key: 'p50' | 'p99' | 'p999'): LatencyPair {
-  return { ...pair(a.latencyMs[key], b.latencyMs[key]), unsupported: { a: a.latencyMs.unsupported.includes(key), b: b.latencyMs.unsupported.includes(key) } };
+  return {
+    ...pair(a.latencyMs[key], b.latencyMs[key]),
+    unsupported: { a: a.latencyMs.unsupported.includes(key), b: b.latencyMs.unsupported.includes(key) },
+    lowerBound: { a: (a.latencyMs.censoredAtOrAbove ?? []).includes(key), b: (b.latencyMs.censoredAtOrAbove ?? []).includes(key) },
+  };
+}
+
+/** "ok", "noisy (share-above-standalone, host-interference)", "not recorded" (files from before the quality block) */
+function qualityWords(r: Results): string {
+  const q = r.quality;
+  if (!q) return 'not recorded';
+  if (q.verdict === 'ok') return 'ok';
+  return `noisy (${[...new Set(q.warnings.map((w) => w.code))].join(', ')})`;
 }
 
 function p99Change(ciA: [number, number] | null, ciB: [number, number] | null): P99Change {
@@ -98,13 +115,16 @@ function tableCells(rows: CompareRow[]): Comparison['table'] {
   const out: string[][] = [];
   const ci = (c: [number, number] | null): string => (c ? `${fmtNum(c[0])}-${fmtNum(c[1])}` : '-');
   for (const r of rows) {
-    const val = (v: number | null, unsupported: boolean | undefined): string => (unsupported && v !== null ? `(${fmtNum(v)})` : fmtNum(v));
+    const val = (v: number | null, unsupported: boolean | undefined, lowerBound: boolean | undefined): string => {
+      const text = `${lowerBound && v !== null ? '>=' : ''}${fmtNum(v)}`;
+      return unsupported && v !== null ? `(${text})` : text;
+    };
     const metric = (label: string, m: MetricPair & Partial<LatencyPair>, note = ''): string[] => [
       r.phase,
       r.task,
       label,
-      val(m.a, m.unsupported?.a),
-      val(m.b, m.unsupported?.b),
+      val(m.a, m.unsupported?.a, m.lowerBound?.a),
+      val(m.b, m.unsupported?.b, m.lowerBound?.b),
       fmtRatio(m.ratio),
       note,
     ];
@@ -148,12 +168,19 @@ export function compareResults(a: Results, b: Results, labels: { a: string; b: s
 
   const intro = [`A: ${labels.a} (${describe(a)})`, `B: ${labels.b} (${describe(b)})`];
   if (a.scenario.name !== b.scenario.name) intro.push(`note: different scenarios (${a.scenario.name} vs ${b.scenario.name})`);
+  if (a.quality || b.quality || a.rounds || b.rounds) {
+    intro.push(`quality: A ${qualityWords(a)}, B ${qualityWords(b)}; rounds: A ${a.rounds ?? 1}, B ${b.rounds ?? 1}`);
+    if (a.quality?.verdict === 'noisy' || b.quality?.verdict === 'noisy') intro.push('note: a noisy run\'s differences may be the host\'s, not the change between the runs');
+  }
   const lines: string[] = [];
   const sig = rows.filter((r) => r.p99.change === 'significant').length;
   const noise = rows.filter((r) => r.p99.change === 'within noise').length;
   lines.push(`P99: ${sig} significant change(s), ${noise} within noise, ${rows.length - sig - noise} without a CI (sample too small).`);
   if (rows.some((r) => [r.p50, r.p99, r.p999].some((m) => m.unsupported.a || m.unsupported.b))) {
     lines.push('(values): the sample is too small to support that percentile.');
+  }
+  if (rows.some((r) => [r.p50, r.p99, r.p999].some((m) => m.lowerBound.a || m.lowerBound.b))) {
+    lines.push('>=values: lower bounds (requests unfinished when the phase stopped waiting are counted at their age then).');
   }
   for (const s of statusChanges) lines.push(`${s.phase}: ${s.a} in A, ${s.b} in B`);
   for (const m of missing) lines.push(`only in ${m.in.toUpperCase()}: ${m.task === undefined ? `phase ${m.phase}` : `task ${m.task} in ${m.phase}`}`);

@@ -8,10 +8,18 @@
  * Priorities: the engine has two levels, so the task(s) with the highest priority are its
  * high-priority streams and every other task is low priority (a scenario with three levels
  * runs its two lower ones at one level here; the report says so).
+ *
+ * The end: the engine submits the backlog of arrivals intended before the end and waits for what
+ * is in flight; that drain is bounded here (drainNs(): 2 s, or longer for long requests and
+ * deadlines) by cancelling the engine, so an overloaded phase neither runs into the engine's
+ * watchdog (which would fail the whole phase and lose its data) nor hangs. Requests that are then
+ * still unfinished, or were never submitted, are censored at their age when the driver stopped
+ * waiting (censor.ts): they stay in the latency sample as lower bounds.
  */
 import { runDispatch, listBackends, type DispatchRun, type DispatchSpecInput } from '../dispatch/index.js';
 import type { DispatchEngine, DispatchMechanism, NativeBackendInfo } from '../native.js';
 import { arrivalTimes } from './arrivals.js';
+import { censoredAges, generatorLagNs } from './censor.js';
 import type { Mechanism, ProbeWorkload, Task } from './schema.js';
 import type { PhaseStatus, TaskSamples } from './types.js';
 
@@ -29,6 +37,8 @@ export interface ProbePhaseOptions {
   /** force a dispatch engine (default: runDispatch's choice) */
   engine?: DispatchEngine;
   signal?: AbortSignal;
+  /** how long in-flight work may drain after the phase end before it is censored (default drainNs()) */
+  drainNs?: number;
 }
 
 export interface ProbePhaseResult {
@@ -44,6 +54,27 @@ export interface ProbePhaseResult {
 }
 
 const ENGINE_MECHANISMS: readonly Mechanism[] = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'];
+
+/** The least drain after a phase end (the torch driver waits as long: torch-driver.ts DRAIN_NS). */
+export const MIN_DRAIN_NS = 2e9;
+
+/**
+ * How long the engine may drain after the end: 2 s, or two requests' device time of the slowest
+ * task, or the longest deadline (a batch with a 3 s deadline is not "missed" before 3 s).
+ */
+export function drainNs(tasks: ProbePhaseOptions['tasks']): number {
+  let d = MIN_DRAIN_NS;
+  for (const { task, workload } of tasks) {
+    d = Math.max(d, 2 * workload.kernel * workload.kernels * (workload.blocks === 'fill' ? workload.waves : 1));
+    const a = task.arrival;
+    if ((a.kind === 'frames' || a.kind === 'batch') && a.deadline !== undefined) d = Math.max(d, a.deadline);
+    if (a.kind === 'batch') d = Math.max(d, a.deadline ?? a.period);
+  }
+  return d;
+}
+
+/** In-flight launches a scheduled stream may have (one at a time for multi-kernel requests). */
+const LIST_INFLIGHT = 64;
 
 /** The backend's device (as the engine that will drive it sees it), or null with the reason. */
 export function probeDevice(backend: ProbeBackend, device = 0, engine?: DispatchEngine): { info: NativeBackendInfo; dev: NativeBackendInfo['devices'][number] } | { reason: string } {
@@ -84,7 +115,7 @@ function stream(t: Task, w: ProbeWorkload, prio: { high: boolean; level: number;
   }
   if (w.kernels === 1) {
     // enough in flight that the engine never holds back a scheduled arrival
-    return { ...base, arrival: 'list', timesNs: Array.from(times), inflight: 64 };
+    return { ...base, arrival: 'list', timesNs: Array.from(times), inflight: LIST_INFLIGHT };
   }
   // a request = `kernels` launches with the request's intended time, one after the other (one in
   // flight): later launches wait for earlier ones, and the wait counts, since latency is from intended
@@ -93,8 +124,13 @@ function stream(t: Task, w: ProbeWorkload, prio: { high: boolean; level: number;
   return { ...base, arrival: 'list', timesNs: list, inflight: 1 };
 }
 
-/** Engine launches -> requests: a request is `kernels` consecutive launches (one in flight). */
-function samplesOf(run: DispatchRun, t: Task, w: ProbeWorkload, spanNs: number, warmupNs: number): TaskSamples {
+/**
+ * Engine launches -> requests: a request is `kernels` consecutive launches (one in flight).
+ * `stopNs` (ns since the run's origin) is when the driver stopped waiting: requests unfinished
+ * then, or never submitted, are censored at stopNs - intended. `lagged`: whether this task's
+ * submit lag says something about the load generator (not under throttle's LP hold).
+ */
+function samplesOf(run: DispatchRun, t: Task, w: ProbeWorkload, spanNs: number, warmupNs: number, stopNs: number, lagged: boolean): TaskSamples {
   const s = run.streams.find((x) => x.name === t.name)!;
   const raw = s.raw;
   const measuredNs = run.measuredNs;
@@ -102,13 +138,21 @@ function samplesOf(run: DispatchRun, t: Task, w: ProbeWorkload, spanNs: number, 
   const lat: number[] = [];
   const start: number[] = [];
   const svc: number[] = [];
+  const unfinished: number[] = [];
+  let afterEnd = 0;
   // launches in submission order; warm-up launches are flagged by the engine
   const idx: number[] = [];
   for (let i = 0; i < raw.intendedNs.length; i++) if (!raw.warmup[i]) idx.push(i);
   idx.sort((a, b) => raw.intendedNs[a] - raw.intendedNs[b] || raw.submitNs[a] - raw.submitNs[b]);
-  let notDone = 0;
-  for (let g = 0; g + k <= idx.length; g += k) {
+  let groups = 0;
+  for (let g = 0; g < idx.length; g += k) {
+    groups++;
     const first = idx[g];
+    if (g + k > idx.length) {
+      // the request's later kernels were never submitted: it never finished
+      unfinished.push(raw.intendedNs[first]);
+      continue;
+    }
     const last = idx[g + k - 1];
     let busy = 0;
     let complete = true;
@@ -118,21 +162,23 @@ function samplesOf(run: DispatchRun, t: Task, w: ProbeWorkload, spanNs: number, 
       else busy += raw.deviceEndNs[i] - raw.deviceStartNs[i];
     }
     if (!complete) {
-      notDone++;
+      unfinished.push(raw.intendedNs[first]);
       continue;
     }
     lat.push(raw.completeNs[last] - raw.intendedNs[first]);
     start.push(raw.deviceStartNs[first] - raw.intendedNs[first]);
     svc.push(busy);
+    if (raw.completeNs[last] > spanNs) afterEnd++;
   }
-  let issued = lat.length + notDone;
   const times = arrivalTimes(t.arrival, spanNs);
   if (times) {
-    // scheduled arrivals in the measured window that the engine never got to count as issued
-    let inWindow = 0;
-    for (const x of times) if (x >= warmupNs) inWindow++;
-    issued = Math.max(issued, inWindow);
+    // scheduled arrivals in the measured window that the engine never submitted: the latest ones
+    // (one submitter per stream, in schedule order)
+    const inWindow: number[] = [];
+    for (const x of times) if (x >= warmupNs) inWindow.push(x);
+    for (let j = groups; j < inWindow.length; j++) unfinished.push(inWindow[j]);
   }
+  const issued = lat.length + unfinished.length;
   return {
     task: t.name,
     issued,
@@ -142,6 +188,9 @@ function samplesOf(run: DispatchRun, t: Task, w: ProbeWorkload, spanNs: number, 
     errors: raw.errors,
     ...(s.error ? { error: s.error } : {}),
     measuredNs,
+    censoredNs: censoredAges(unfinished, stopNs),
+    completedAfterEnd: afterEnd,
+    submitLagNs: times && lagged ? generatorLagNs(raw, k === 1 ? LIST_INFLIGHT : 1) : new Float64Array(0),
   };
 }
 
@@ -177,6 +226,18 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
     const kept = Math.round(o.reserve * dev.computeUnits);
     notes.push(`${o.mechanism}: ${kept} of ${dev.computeUnits} compute units reserved for priority ${top}, ${dev.computeUnits - kept} for the others`);
   }
+  // the drain after the end is bounded by cancelling the engine (see the file comment); the
+  // user's Ctrl-C cancels it too, and only that makes the phase partial
+  const drain = o.drainNs ?? drainNs(o.tasks);
+  const ctl = new AbortController();
+  const onAbort = (): void => ctl.abort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  if (o.signal?.aborted) ctl.abort();
+  let cutOff = false;
+  const cut = setTimeout(() => {
+    cutOff = true;
+    ctl.abort();
+  }, (spanNs + drain) / 1e6);
   let run: DispatchRun;
   try {
     run = await runDispatch(
@@ -191,13 +252,26 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
         watchdogNs: Math.max(10e9, ...o.tasks.map((x) => x.workload.kernel * 20)),
         streams,
       },
-      { signal: o.signal, engine: o.engine },
+      { signal: ctl.signal, engine: o.engine },
     );
   } catch (err) {
     const aborted = o.signal?.aborted === true;
     return { status: aborted ? 'partial' : 'failed', reason: aborted ? 'interrupted' : (err as Error).message, samples: emptySamples(o.tasks, measuredNs), notes, computeUnits: dev.computeUnits, blocks, engine: null };
+  } finally {
+    clearTimeout(cut);
+    o.signal?.removeEventListener('abort', onAbort);
   }
-  const samples = o.tasks.map(({ task, workload }) => samplesOf(run, task, workload, spanNs, o.warmupNs));
+  // when the driver stopped waiting, on the run's clock: not before the end, and not before any
+  // completion it saw (the engine was still waiting then); a lower bound of the true moment
+  let stopNs = spanNs;
+  for (const st of run.streams) {
+    for (const v of st.raw.completeNs) if (v > stopNs) stopNs = v;
+    for (const v of st.raw.submitNs) if (v > stopNs) stopNs = v;
+  }
+  const samples = o.tasks.map(({ task, workload }) => samplesOf(run, task, workload, spanNs, o.warmupNs, stopNs, !(o.mechanism === 'throttle' && task.priority !== top)));
+  const unfinished = samples.reduce((a, x) => a + (x.censoredNs?.length ?? 0), 0);
+  if (cutOff && !o.signal?.aborted) notes.push(`drain cut off ${(drain / 1e9).toFixed(1)} s after the phase end: ${unfinished} request(s) still unfinished, censored at their age then`);
+  else if (unfinished > 0) notes.push(`${unfinished} request(s) unfinished when the phase stopped: censored at their age then`);
   if (o.mechanism === 'stream-priority') {
     const range = `${run.priorityRange.least} (least) .. ${run.priorityRange.greatest} (greatest)`;
     notes.push(`stream priorities on ${o.backend} (range ${range}): ${run.streams.map((s) => `${s.name} ${s.raw.priority}`).join(', ')}`);

@@ -1,8 +1,9 @@
 /**
  * Runs a scenario: every task standalone, all tasks co-run with `none`, then co-run with each
- * mechanism asked for; then statistics, verdicts and the report. results.json is rewritten
- * (atomically) after every phase and marked partial until the run is complete, so a crash or
- * Ctrl-C leaves a valid file with what was measured.
+ * mechanism asked for, each phase `rounds` times in an order rotated every round (rounds.ts); then
+ * the pooled statistics (pool.ts), the quality block (quality.ts), verdicts and the report.
+ * results.json is rewritten (atomically) after every run of a phase and marked partial until the
+ * run is complete, so a crash or Ctrl-C leaves a valid file with what was measured.
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -11,15 +12,19 @@ import { GpucoloError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { listBackends, probeChoice, TS_BACKEND_NOTE } from '../dispatch/index.js';
 import type { DispatchEngine } from '../native.js';
-import { startSampling, type SamplingSummary } from '../energy/index.js';
 import { renderCharts, renderMarkdown, writeFileAtomic, writeJsonAtomic } from '../report/index.js';
-import { runProbePhase, probeDevice, type ProbeBackend } from './probe-driver.js';
-import { runTorchPhase } from './torch-driver.js';
-import { taskResult, phaseFairness, successVerdicts } from './summarize.js';
+import { probeDevice, type ProbeBackend } from './probe-driver.js';
+import { sloAfterQuality, successVerdicts } from './summarize.js';
 import type { Form, Mechanism, Scenario, Task } from './schema.js';
-import { RESULTS_SCHEMA, type PhaseResult, type PhaseStatus, type Results, type TaskResult, type TaskSamples } from './types.js';
+import { RESULTS_SCHEMA, type PhaseResult, type PhaseRound, type Results } from './types.js';
 import { lazyDir } from '../fs-dirs.js';
 import { MAX_ARRIVALS, expectedArrivals } from './arrivals.js';
+import { phaseSpecs, runSchedule, type PhaseSpec, type PlannedRun } from './rounds.js';
+import { runPhaseOnce, type PhaseRun } from './phase-run.js';
+import { assemblePhases } from './pool.js';
+import { scenarioQuality } from './quality.js';
+import { CLOSED_LOOP_CAP, closedLoopDurationNs, scheduledDurationNs } from './min-samples.js';
+import { defaultGpuSharing, defaultHostLoad, type GpuSharingCheck, type HostLoadFactory } from './host-watch.js';
 
 export interface RunScenarioOptions {
   /** auto: torch on a GPU host where PyTorch imports and every task has a torch form, else probe */
@@ -28,12 +33,20 @@ export interface RunScenarioOptions {
   durationNs?: number;
   warmupNs?: number;
   mechanisms?: Mechanism[];
+  /** every phase this many times, the order rotated each round (default: the scenario's, 2) */
+  rounds?: number;
+  /** lengthen phases until every task's pooled sample has this many requests (min-samples.ts) */
+  minSamples?: number;
   outDir: string;
   /** SVG + PNG charts (default true) */
   charts?: boolean;
   python?: string;
   signal?: AbortSignal;
   onEvent?: (e: RunEvent) => void;
+  /** host-load figures per run of a phase (default: /proc/stat); tests inject figures here */
+  hostLoad?: HostLoadFactory;
+  /** other processes on the GPU per run (default: KFD on AMD, unknown on NVIDIA); tests inject here */
+  gpuSharing?: GpuSharingCheck;
 }
 
 export type RunEvent =
@@ -47,10 +60,13 @@ export type RunEvent =
       /** why that engine, one line ("native core loaded", "native core not loaded (...)", "GPUCOLO_DISPATCH_ENGINE=ts"); null for the torch form */
       engineWhy: string | null;
       phases: string[];
+      /** rounds every phase runs */
+      rounds: number;
     }
-  | { type: 'phase-start'; phase: string; index: number; total: number; spanNs: number }
+  | { type: 'phase-start'; phase: string; index: number; total: number; spanNs: number; round: number; rounds: number; extension: boolean }
   | { type: 'progress'; phase: string; elapsedNs: number; completed: number; task: string; p99Ns: number | null }
-  | { type: 'phase-end'; phase: PhaseResult }
+  /** `phase`: the phase pooled over its runs so far; `run`: this run's own figures */
+  | { type: 'phase-end'; phase: PhaseResult; run: PhaseRound }
   | { type: 'report'; files: string[]; chartErrors: string[] };
 
 export interface RunScenarioResult {
@@ -105,79 +121,81 @@ export function planRun(s: Scenario, o: Pick<RunScenarioOptions, 'form' | 'backe
   return torch('auto: a GPU and PyTorch are here, so the torch form');
 }
 
-function phaseNames(s: Scenario, mechanisms: Mechanism[]): { name: string; kind: 'standalone' | 'corun'; mechanism: Mechanism; tasks: Task[] }[] {
-  const out: { name: string; kind: 'standalone' | 'corun'; mechanism: Mechanism; tasks: Task[] }[] = s.tasks.map((t) => ({
-    name: `standalone:${t.name}`,
-    kind: 'standalone' as const,
-    mechanism: 'none' as const,
-    tasks: [t],
-  }));
-  out.push({ name: 'corun:none', kind: 'corun', mechanism: 'none', tasks: s.tasks });
-  for (const m of [...new Set(mechanisms)]) if (m !== 'none') out.push({ name: `corun:${m}`, kind: 'corun', mechanism: m, tasks: s.tasks });
-  return out;
-}
-
 function hostInfo(): Results['host'] {
   return { hostname: os.hostname(), os: `${os.type()} ${os.release()} ${os.arch()}`, cpus: os.cpus().length, node: process.version };
 }
 
-/** The device's own utilisation where a sampler saw it, else the busy-time estimate (kept beside it either way). */
-function phaseUtilisation(sampled: ReturnType<typeof sampledUtilisation>, busy: PhaseResult['utilisation']): PhaseResult['utilisation'] {
-  if ('value' in sampled) return { value: sampled.value, source: sampled.source, reason: sampled.reason, busyTime: busy.value };
-  return { ...busy, reason: `${busy.reason ?? ''}${busy.reason ? '; ' : ''}device counters: ${sampled.reason}` };
-}
+const usable = (r: PhaseRun): boolean => r.status === 'ok' || r.status === 'partial';
 
-function utilisation(samples: TaskSamples[], blocks: Record<string, number>, computeUnits: number, measuredNs: number, form: Form, device: string | null): PhaseResult['utilisation'] {
-  if (measuredNs <= 0) return { value: null, source: 'unavailable', reason: 'nothing measured' };
-  if (form === 'torch' && (device === null || device === 'cpu')) return { value: null, source: 'unavailable', reason: 'workers ran on the cpu: no device to be busy' };
-  let busy = 0;
-  for (const s of samples) {
-    const share = form === 'probe' && computeUnits > 0 ? Math.min(blocks[s.task] ?? 1, computeUnits) / computeUnits : 1;
-    for (const v of s.serviceNs) busy += v * share;
+/** The longest measured time a phase may have without a scheduled task exceeding MAX_ARRIVALS. */
+function arrivalsCapNs(tasks: Task[], warmupNs: number): number {
+  let cap = Infinity;
+  for (const t of tasks) {
+    if (t.arrival.kind === 'closed-loop' || t.arrival.kind === 'replay') continue;
+    const perS = expectedArrivals(t.arrival, 1e9);
+    if (perS > 0) cap = Math.min(cap, (MAX_ARRIVALS / perS) * 1e9 - warmupNs);
   }
-  const value = Math.min(1, busy / measuredNs);
-  return {
-    value,
-    source: 'busy-time',
-    reason:
-      form === 'probe'
-        ? 'kernel busy time x share of compute units its blocks occupy'
-        : 'sum of model service times (overlapping requests make this an upper bound)',
-  };
+  return cap;
 }
 
-/**
- * Device utilisation from NVML / ROCm SMI / amdgpu sysfs over a phase's measured window (sampled
- * every 100 ms after the warm-up), when one of them sees a GPU. Device 0 of the first source
- * that reports utilisation: with several GPUs set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA's device
- * 0 is NVML's.
- */
-function startUtilSampling(delayNs: number): { stop(): Promise<SamplingSummary | null> } {
-  let sampling: ReturnType<typeof startSampling> | null = null;
-  const timer = setTimeout(() => {
-    try {
-      sampling = startSampling({ intervalMs: 100, sources: ['nvml', 'rocm-smi', 'amdgpu-sysfs'] });
-    } catch {
-      sampling = null;
+interface DurationPlan {
+  baseNs: number;
+  warmupNs: number;
+  rounds: number;
+  minSamples: number | null;
+  /** per phase: what its scheduled tasks need (min-samples.ts), at least the base */
+  scheduled: Map<string, number>;
+}
+
+/** The scheduled part of --min-samples, before anything runs; notes for replays that cannot reach it. */
+function planScheduled(specs: PhaseSpec[], baseNs: number, warmupNs: number, rounds: number, minSamples: number | null): { plan: Map<string, number>; notes: string[] } {
+  const plan = new Map<string, number>();
+  const notes: string[] = [];
+  for (const p of specs) {
+    let d = baseNs;
+    if (minSamples) {
+      for (const t of p.tasks) {
+        const need = scheduledDurationNs(t.arrival, warmupNs, Math.ceil(minSamples / rounds));
+        if (!need) continue;
+        d = Math.max(d, need.durationNs);
+        if (!need.reachable) notes.push(`${t.name}: its replay schedule has fewer than ${Math.ceil(minSamples / rounds)} arrivals per round: --min-samples ${minSamples} cannot be reached`);
+      }
     }
-  }, delayNs / 1e6);
-  return {
-    async stop() {
-      clearTimeout(timer);
-      const s = sampling as ReturnType<typeof startSampling> | null;
-      return s ? s.stop() : null;
-    },
-  };
+    plan.set(p.name, d);
+  }
+  return { plan, notes: [...new Set(notes)] };
 }
 
-function sampledUtilisation(summary: SamplingSummary | null): { value: number; source: 'nvml' | 'rocm-smi' | 'amdgpu-sysfs'; reason: string } | { reason: string } {
-  if (!summary) return { reason: 'no device sampling (phase ended before its warm-up did)' };
-  const hit = summary.sources.find((x) => x.kind === 'gpu' && x.available && x.utilisation !== null && x.samples >= 2);
-  if (hit && (hit.name === 'nvml' || hit.name === 'rocm-smi' || hit.name === 'amdgpu-sysfs')) {
-    return { value: hit.utilisation!.mean / 100, source: hit.name, reason: `${hit.name} device ${hit.device?.name ?? '?'}: mean of ${hit.samples} samples (max ${hit.utilisation!.max}%)` };
+/** Closed-loop tasks of a phase short of --min-samples after `done`, with their measured rates. */
+function closedLoopShort(spec: PhaseSpec, done: PhaseRun[], minSamples: number): { need: number; ratePerS: number }[] {
+  const good = done.filter(usable);
+  if (!good.length) return [];
+  const out: { need: number; ratePerS: number }[] = [];
+  for (const t of spec.tasks) {
+    if (t.arrival.kind !== 'closed-loop') continue;
+    let n = 0;
+    let ns = 0;
+    for (const r of good) {
+      const smp = r.samples.find((x) => x.task === t.name);
+      if (!smp) continue;
+      n += smp.latencyNs.length + (smp.censoredNs?.length ?? 0);
+      ns += smp.measuredNs;
+    }
+    if (n < minSamples && ns > 0) out.push({ need: minSamples - n, ratePerS: n / (ns / 1e9) });
   }
-  const why = summary.sources.filter((x) => x.kind === 'gpu').map((x) => `${x.name}: ${x.available ? 'no utilisation reading' : (x.reason ?? 'unavailable')}`);
-  return { reason: why.join('; ') || 'no GPU source' };
+  return out;
+}
+
+/** The measured time of the next run of `spec`: the scheduled plan, lengthened for closed loops from what earlier runs measured. */
+function durationFor(spec: PhaseSpec, done: PhaseRun[], dp: DurationPlan, runsLeft: number): number {
+  let d = dp.scheduled.get(spec.name) ?? dp.baseNs;
+  if (!dp.minSamples || done.length === 0) return d;
+  const cap = Math.min(CLOSED_LOOP_CAP * dp.baseNs, arrivalsCapNs(spec.tasks, dp.warmupNs));
+  for (const short of closedLoopShort(spec, done, dp.minSamples)) {
+    const x = closedLoopDurationNs({ need: short.need, runsLeft, ratePerS: short.ratePerS, minNs: dp.baseNs, capNs: Math.max(dp.baseNs, cap) });
+    if (x !== null) d = Math.max(d, x);
+  }
+  return d;
 }
 
 /** Runs the scenario and writes results.json, report.md and charts into outDir. */
@@ -186,12 +204,19 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
   const durationNs = o.durationNs ?? s.duration;
   const warmupNs = o.warmupNs ?? s.warmup;
   const mechanisms = o.mechanisms ?? s.mechanisms;
-  const phases = phaseNames(s, mechanisms);
+  const rounds = o.rounds ?? s.rounds;
+  const minSamples = o.minSamples ?? s.minSamples ?? null;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new GpucoloError(`rounds must be an integer >= 1 (got ${rounds})`, { code: 'EBADSCENARIO' });
+  if (minSamples !== null && (!Number.isInteger(minSamples) || minSamples < 1)) throw new GpucoloError(`min-samples must be an integer >= 1 (got ${minSamples})`, { code: 'EBADSCENARIO' });
+  const specs = phaseSpecs(s, mechanisms);
+  const scheduled = planScheduled(specs, durationNs, warmupNs, rounds, minSamples);
+  const dp: DurationPlan = { baseNs: durationNs, warmupNs, rounds, minSamples, scheduled: scheduled.plan };
   // refused before anything is written: a results.json already in outDir stays as it is
   for (const t of s.tasks) {
-    const n = expectedArrivals(t.arrival, warmupNs + durationNs);
+    const longest = Math.max(...specs.filter((p) => p.tasks.includes(t)).map((p) => scheduled.plan.get(p.name) ?? durationNs));
+    const n = expectedArrivals(t.arrival, warmupNs + longest);
     if (n > MAX_ARRIVALS) {
-      throw new GpucoloError(`${source}: task "${t.name}": about ${Math.round(n).toExponential(2)} arrivals in one phase of ${(warmupNs + durationNs) / 1e9} s (warmup + duration), more than ${MAX_ARRIVALS}: lower the rate or the duration`, { code: 'EBADSCENARIO' });
+      throw new GpucoloError(`${source}: task "${t.name}": about ${Math.round(n).toExponential(2)} arrivals in one phase of ${(warmupNs + longest) / 1e9} s (warmup + duration), more than ${MAX_ARRIVALS}: lower the rate or the duration${minSamples ? ' (or --min-samples)' : ''}`, { code: 'EBADSCENARIO' });
     }
   }
   const resultsPath = path.join(o.outDir, 'results.json');
@@ -209,7 +234,7 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     gpucoloVersion: VERSION,
     createdAt: new Date().toISOString(),
     partial: true,
-    scenario: { name: s.name, source, form: plan.form, config: { ...s, duration: durationNs, warmup: warmupNs, mechanisms } },
+    scenario: { name: s.name, source, form: plan.form, config: { ...s, duration: durationNs, warmup: warmupNs, mechanisms, rounds, ...(minSamples ? { minSamples } : {}) } },
     host: hostInfo(),
     backend: {
       name: plan.backend,
@@ -219,10 +244,13 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
       ...(plan.engine ? { engine: plan.engine, engineWhy: plan.engineWhy ?? '' } : {}),
       ...(plan.engine === 'ts' ? { note: TS_BACKEND_NOTE } : {}),
     },
+    rounds,
+    minSamples,
+    quality: { verdict: 'ok', warnings: [] },
     phases: [],
     success: [],
   };
-  o.onEvent?.({ type: 'start', form: plan.form, backend: plan.backend, why: plan.why, engine: plan.engine, engineWhy: plan.engineWhy, phases: phases.map((p) => p.name) });
+  o.onEvent?.({ type: 'start', form: plan.form, backend: plan.backend, why: plan.why, engine: plan.engine, engineWhy: plan.engineWhy, phases: specs.map((p) => p.name), rounds });
   // the output directory appears with the first result: a run that fails before it leaves nothing
   const outDir = lazyDir(o.outDir);
   try {
@@ -233,94 +261,78 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     throw err;
   }
 
-  const standalone = new Map<string, TaskResult>();
+  const runs: PhaseRun[] = [];
+  /** phases, quality and verdicts from every run so far */
+  const assemble = (): void => {
+    const phases = assemblePhases(specs, runs, { form: plan.form, device: results.backend.device });
+    const quality = scenarioQuality(phases, runs, { minSamples, rounds });
+    for (const n of scheduled.notes) quality.warnings.push({ code: 'too-few-samples', message: n });
+    if (quality.warnings.length) quality.verdict = 'noisy';
+    for (const p of phases) for (const t of p.tasks) t.slo = sloAfterQuality(t, p.name, quality);
+    results.phases = phases;
+    results.quality = quality;
+    results.success = successVerdicts(s.success, phases, quality);
+  };
+
+  const queue: { planned: PlannedRun; extension: boolean }[] = runSchedule(specs, rounds).map((planned) => ({ planned, extension: false }));
   let interrupted = false;
-  for (const [index, ph] of phases.entries()) {
+  for (let index = 0; index < queue.length; index++) {
     if (o.signal?.aborted) {
       interrupted = true;
       break;
     }
-    o.onEvent?.({ type: 'phase-start', phase: ph.name, index, total: phases.length, spanNs: warmupNs + durationNs });
-    let status: PhaseStatus;
-    let reason: string | undefined;
-    let stderrTail: string[] | undefined;
-    let samples: TaskSamples[];
-    let notes: string[];
-    let blocks: Record<string, number> = {};
-    let computeUnits = 0;
-    const workloads: Record<string, string> = {};
-    const util = startUtilSampling(warmupNs);
-    if (plan.form === 'probe') {
-      const r = await runProbePhase({
-        tasks: ph.tasks.map((task) => ({ task, workload: task.probe! })),
-        backend: plan.probeBackend!,
-        mechanism: ph.mechanism,
-        reserve: s.reserve,
-        throttleK: s.throttleK,
-        durationNs,
-        warmupNs,
-        engine: plan.engine ?? undefined,
-        signal: o.signal,
-      });
-      ({ status, reason, samples, notes, blocks, computeUnits } = r);
-      const on = `${plan.probeBackend}${plan.engine === 'ts' ? ' (pure-TS engine)' : ''}`;
-      for (const t of ph.tasks) workloads[t.name] = `probe: ${t.probe!.kernels > 1 ? `${t.probe!.kernels} x ` : ''}${t.probe!.kernel / 1e6} ms kernel, ${blocks[t.name] ?? t.probe!.blocks} block(s) on ${on}`;
+    const { planned, extension } = queue[index];
+    const done = runs.filter((r) => r.phase.name === planned.phase.name);
+    // a phase skipped once is skipped in every round (its reason does not change between rounds;
+    // the torch form would load every worker again only to find that out)
+    const skipped = done.find((r) => r.status === 'skipped');
+    const runDurationNs = extension
+      ? closedLoopDurationNs({ ...closedLoopShort(planned.phase, done, minSamples!)[0], runsLeft: 1, minNs: durationNs, capNs: Math.max(durationNs, Math.min(CLOSED_LOOP_CAP * durationNs, arrivalsCapNs(planned.phase.tasks, warmupNs))) })!
+      : durationFor(planned.phase, done, dp, rounds - done.filter((r) => !r.extension).length);
+    o.onEvent?.({ type: 'phase-start', phase: planned.phase.name, index, total: queue.length, spanNs: warmupNs + runDurationNs, round: planned.round, rounds, extension });
+    let run: PhaseRun;
+    if (skipped) {
+      run = { ...skipped, ...planned, extension, startedAt: new Date().toISOString(), host: null, gpu: null, notes: [...skipped.notes] };
     } else {
-      const started = process.hrtime.bigint();
-      const r = await runTorchPhase({
-        tasks: ph.tasks.map((task) => ({ task, workload: task.torch! })),
-        mechanism: ph.mechanism,
-        reserve: s.reserve,
-        xsched: s.xsched,
-        durationNs,
+      run = await runPhaseOnce(planned, runDurationNs, {
+        form: plan.form,
+        probeBackend: plan.probeBackend,
+        engine: plan.engine,
+        scenario: s,
         warmupNs,
         python: o.python,
         signal: o.signal,
-        onProgress: (p) => o.onEvent?.({ type: 'progress', phase: ph.name, elapsedNs: Number(process.hrtime.bigint() - started), completed: p.completed, task: p.task, p99Ns: p.p99Ns }),
-      });
-      ({ status, reason, stderrTail, samples, notes } = r);
-      for (const w of r.workers) {
-        device ??= w.device;
-        if (w.deviceName && w.device !== 'cpu') gpu ??= w.deviceName;
-        if (w.torch && !results.host.torch) results.host.torch = w.torch;
-      }
+        hostLoad: o.hostLoad ?? defaultHostLoad,
+        gpuSharing: o.gpuSharing ?? defaultGpuSharing,
+        onProgress: (p) => o.onEvent?.({ type: 'progress', phase: planned.phase.name, elapsedNs: p.elapsedNs, completed: p.completed, task: p.task, p99Ns: p.p99Ns }),
+      }, extension);
+    }
+    for (const w of run.workers ?? []) {
+      device ??= w.device;
+      if (w.deviceName && w.device !== 'cpu') gpu ??= w.deviceName;
+      if (w.torch && !results.host.torch) results.host.torch = w.torch;
+    }
+    if (plan.form === 'torch') {
       results.backend.device = device;
       results.backend.gpu = gpu;
-      for (const t of ph.tasks) {
-        const w = r.workers.find((x) => x.task === t.name);
-        workloads[t.name] = `torch: ${t.torch!.model} batch ${t.torch!.batch} ${t.torch!.mode} on ${w?.device ?? t.torch!.device}`;
-      }
     }
-    const measuredNs = durationNs;
-    const sampled = sampledUtilisation(await util.stop());
-    const tasks = ph.tasks.map((task) => {
-      const smp = samples.find((x) => x.task === task.name)!;
-      return taskResult(smp, task, { workload: workloads[task.name], standalone: ph.kind === 'corun' ? (standalone.get(task.name) ?? null) : null });
-    });
-    if (ph.kind === 'standalone' && (status === 'ok' || status === 'partial')) standalone.set(ph.tasks[0].name, tasks[0]);
-    const phase: PhaseResult = {
-      name: ph.name,
-      kind: ph.kind,
-      mechanism: ph.mechanism,
-      status,
-      ...(reason ? { reason } : {}),
-      ...(stderrTail?.length ? { stderrTail } : {}),
-      measuredS: measuredNs / 1e9,
-      tasks: status === 'skipped' ? [] : tasks,
-      utilisation: status === 'skipped' ? { value: null, source: 'unavailable', reason: 'phase skipped' } : phaseUtilisation(sampled, utilisation(samples, blocks, computeUnits, measuredNs, plan.form, device)),
-      fairness: ph.kind === 'corun' && status !== 'skipped' ? phaseFairness(tasks) : null,
-      notes,
-    };
-    results.phases.push(phase);
+    runs.push(run);
+    // --min-samples: a closed-loop task still short after the phase's last round gets one more run, right away
+    if (minSamples && !extension && planned.round === rounds && usable(run)) {
+      const all = runs.filter((r) => r.phase.name === planned.phase.name);
+      if (closedLoopShort(planned.phase, all, minSamples).length) queue.splice(index + 1, 0, { planned, extension: true });
+    }
+    assemble();
     writeJsonAtomic(resultsPath, results);
-    o.onEvent?.({ type: 'phase-end', phase });
-    if (status === 'partial') {
+    const phase = results.phases.find((p) => p.name === planned.phase.name)!;
+    o.onEvent?.({ type: 'phase-end', phase, run: phase.rounds![phase.rounds!.length - 1] });
+    if (run.status === 'partial') {
       interrupted = true;
       break;
     }
   }
 
-  results.success = successVerdicts(s.success, results.phases);
+  assemble();
   results.partial = interrupted;
   writeJsonAtomic(resultsPath, results);
   const files = [resultsPath];

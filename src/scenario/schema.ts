@@ -13,6 +13,13 @@ import { parseDuration } from '../units.js';
 
 export const SCENARIO_SCHEMA = 'gpucolo.scenario/1';
 
+/**
+ * Rounds when neither the scenario nor --rounds says: 2 keeps the main job (inference-service,
+ * probe form, cpu backend: 5 phases of 11.3 s) near 2 minutes on a 2-core host, and gives every
+ * phase a second measurement in another position, so drift between phases shows as spread.
+ */
+export const DEFAULT_ROUNDS = 2;
+
 /** "20ms" / "1.5s" / 20 (ms) -> ns */
 const durationNs = z
   .union([z.string(), z.number()])
@@ -171,6 +178,13 @@ export const scenarioSchema = z
     duration: positiveDurationNs.default(10e9),
     /** excluded from the statistics, at the start of each phase */
     warmup: durationNs.default(1e9),
+    /**
+     * every phase runs this many times, in an order rotated each round, so slow drift on the host
+     * reaches every phase alike; the report pools the rounds and shows their spread
+     */
+    rounds: z.number().int().min(1).max(100).default(DEFAULT_ROUNDS),
+    /** phases are lengthened until every task's pooled sample reaches this many requests (368 gives a P99 a 95% CI) */
+    minSamples: z.number().int().min(1).max(1_000_000).optional(),
     /** co-run mechanisms besides `none` (always run) */
     mechanisms: z.array(z.enum(MECHANISMS)).default([]),
     /** spatial mechanisms: the share of compute units kept for the highest-priority task */

@@ -7,14 +7,18 @@
 import {
   cdfPoints,
   deadlineMisses,
+  flagged,
   formatMs,
   formatShare,
   jainIndex,
   minSamplesFor,
+  nearestRank,
   REPORTED_PERCENTILES,
   sloVerdicts,
   summarizeLatencyMs,
   type PercentileKey,
+  type Quality,
+  type QualityWarning,
 } from '../stats/index.js';
 import { deadlineNs, type SuccessRow, type Task } from './schema.js';
 import type { PhaseResult, SuccessVerdict, TaskResult, TaskSamples } from './types.js';
@@ -37,8 +41,12 @@ export function taskResult(
   const { measuredNs } = samples;
   if (!(measuredNs >= 0) || !Number.isFinite(measuredNs)) throw new RangeError(`measuredNs must be finite and >= 0 (got ${measuredNs})`);
   const completed = samples.latencyNs.length;
-  const latencyMs = summarizeLatencyMs(samples.latencyNs);
-  const throughput = measuredNs > 0 ? completed / (measuredNs / 1e9) : 0;
+  const censoredNs = samples.censoredNs ?? new Float64Array(0);
+  const latencyMs = summarizeLatencyMs(samples.latencyNs, censoredNs);
+  // completions during the drain after the window are real latencies but not the window's
+  // throughput: an overloaded open-loop task would otherwise show its offered rate as throughput
+  const inWindow = completed - Math.min(completed, samples.completedAfterEnd ?? 0);
+  const throughput = measuredNs > 0 ? inWindow / (measuredNs / 1e9) : 0;
   const standalone = opts.standalone ?? null;
   const throughputShare = standalone && standalone.throughput > 0 ? throughput / standalone.throughput : null;
   const sp99 = standalone?.latencyMs.p99 ?? null;
@@ -53,7 +61,7 @@ export function taskResult(
     name: task.name,
     priority: task.priority,
     workload: opts.workload,
-    requests: { issued: samples.issued, completed, errors: samples.errors },
+    requests: { issued: samples.issued, completed, errors: samples.errors, censored: censoredNs.length },
     latencyMs,
     throughput,
     throughputShare,
@@ -61,10 +69,26 @@ export function taskResult(
     deadline,
     busyShare: measuredNs > 0 ? busyNs / measuredNs : 0,
     slo: task.slo ? sloVerdicts(task.slo, { latency: latencyMs, throughputShare, deadline, shareReason }) : [],
-    cdf: cdfPoints(samples.latencyNs),
+    cdf: cdfPoints(censoredNs.length ? concat(samples.latencyNs, censoredNs) : samples.latencyNs),
+    submitLagMs: lagSummaryMs(samples.submitLagNs),
   };
   if (samples.error !== undefined) result.error = samples.error;
   return result;
+}
+
+function concat(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** P50 / P99 / max of the load generator's lateness, ms; null when it was not measured. */
+export function lagSummaryMs(lagNs: Float64Array | undefined): TaskResult['submitLagMs'] {
+  if (!lagNs || lagNs.length === 0) return null;
+  const sorted = Float64Array.from(lagNs).sort();
+  const ms = (v: number | null): number | null => (v === null ? null : v / 1e6);
+  return { n: sorted.length, p50: ms(nearestRank(sorted as unknown as number[], 50)), p99: ms(nearestRank(sorted as unknown as number[], 99)), max: ms(sorted[sorted.length - 1]) };
 }
 
 /**
@@ -132,8 +156,38 @@ function rowSpec(row: SuccessRow): RowSpec {
   return { text: row.label ?? `${what} ${op} ${shown}`, bound, dir, exactZero };
 }
 
+/**
+ * The quality warning that makes a verdict on (phase, task) inconclusive, if any: one naming the
+ * phase (and the task, or no task), one naming no phase (the whole run), and for figures taken
+ * against the task's standalone run (throughput share) one naming that standalone phase.
+ */
+export function verdictFlag(q: Quality | undefined, phase: string, task: string | undefined, againstStandalone: boolean): QualityWarning | undefined {
+  if (!q) return undefined;
+  const own = flagged(q, phase, task);
+  if (own) return own;
+  return againstStandalone && task !== undefined ? flagged(q, `standalone:${task}`, task) : undefined;
+}
+
+/** "inconclusive: <code>: <message>" for a verdict a warning leaves undecided. */
+export function inconclusiveText(w: QualityWarning): string {
+  return `inconclusive: ${w.code}${w.round !== undefined ? ` (round ${w.round})` : ''}: ${w.message}`;
+}
+
+/**
+ * SLO verdicts after the quality check: a pass or fail on a figure a warning names becomes
+ * undecided (null) with "inconclusive: <warning>" as its detail. A share SLO also depends on the
+ * task's standalone phase.
+ */
+export function sloAfterQuality(t: TaskResult, phase: string, q: Quality | undefined): TaskResult['slo'] {
+  return t.slo.map((v) => {
+    if (v.pass === null) return v;
+    const w = verdictFlag(q, phase, t.name, /of standalone/.test(v.text));
+    return w ? { ...v, pass: null, detail: `${inconclusiveText(w)} (was ${v.pass ? 'PASS' : 'FAIL'}: ${v.detail})` } : v;
+  });
+}
+
 /** The row's value in one phase with a one-line detail; value null (or unsupported) when it cannot be judged. */
-function rowValue(row: SuccessRow, phase: PhaseResult): { value: number | null; supported: boolean; detail: string } {
+function rowValue(row: SuccessRow, phase: PhaseResult): { value: number | null; supported: boolean; detail: string; lowerBound?: boolean } {
   const m = row.metric;
   if (m === 'utilisation') {
     const u = phase.utilisation;
@@ -148,6 +202,9 @@ function rowValue(row: SuccessRow, phase: PhaseResult): { value: number | null; 
     const value = t.latencyMs[m];
     if (value === null || t.latencyMs.unsupported.includes(m)) {
       return { value, supported: false, detail: `not enough samples for ${r.label} (n=${t.latencyMs.n}, needs >= ${minSamplesFor(r.p)})` };
+    }
+    if ((t.latencyMs.censoredAtOrAbove ?? []).includes(m)) {
+      return { value, supported: true, lowerBound: true, detail: `${r.label} >= ${formatMs(value)} ms, a lower bound (${t.latencyMs.censored ?? 0} of n=${t.latencyMs.n} requests unfinished when the phase stopped waiting)` };
     }
     return { value, supported: true, detail: `${r.label} ${formatMs(value)} ms (n=${t.latencyMs.n})` };
   }
@@ -168,8 +225,14 @@ function rowValue(row: SuccessRow, phase: PhaseResult): { value: number | null; 
  * when no phase could judge it (too few samples, no standalone, no deadline, no utilisation).
  * `best` is the judged phase with the lowest value (below rows) or the highest (above rows); the
  * first such phase on ties. Bounds are strict, except a share "below 0%" which means exactly 0.
+ *
+ * With `quality`, a phase whose figure a warning names is not judged: "inconclusive: <warning>"
+ * (verdictFlag: the phase and task, the whole run, and for throughput shares the task's standalone
+ * phase). A latency that is a censored lower bound can fail a "below" row (the truth is at least
+ * as large) but never pass it, and can pass an "above" row but never fail it. When every phase is
+ * undecided for such a reason the row says why in `inconclusive`.
  */
-export function successVerdicts(rows: SuccessRow[], phases: PhaseResult[]): SuccessVerdict[] {
+export function successVerdicts(rows: SuccessRow[], phases: PhaseResult[], quality?: Quality): SuccessVerdict[] {
   const coruns = phases.filter((p) => p.kind === 'corun' && (p.status === 'ok' || p.status === 'partial'));
   return rows.map((row) => {
     const spec = rowSpec(row);
@@ -177,7 +240,10 @@ export function successVerdicts(rows: SuccessRow[], phases: PhaseResult[]): Succ
       const v = rowValue(row, phase);
       if (spec.bound === null) return { phase: phase.name, value: v.value, pass: null, detail: `bound ${row.below ?? row.above} is not a share (0..1); ${v.detail}` };
       if (!v.supported || v.value === null) return { phase: phase.name, value: v.value, pass: null, detail: v.detail };
+      const w = verdictFlag(quality, phase.name, row.task, row.metric === 'throughputShare');
+      if (w) return { phase: phase.name, value: v.value, pass: null, detail: `${inconclusiveText(w)}; value: ${v.detail}` };
       const pass = spec.exactZero ? v.value === 0 : spec.dir === 'below' ? v.value < spec.bound : v.value > spec.bound;
+      if (v.lowerBound && pass === (spec.dir === 'below')) return { phase: phase.name, value: v.value, pass: null, detail: `inconclusive: ${v.detail}` };
       return { phase: phase.name, value: v.value, pass, detail: v.detail };
     });
     let best: { phase: string; value: number } | null = null;
@@ -187,6 +253,7 @@ export function successVerdicts(rows: SuccessRow[], phases: PhaseResult[]): Succ
     }
     const judged = checks.filter((c) => c.pass !== null);
     const pass = judged.length === 0 ? null : judged.some((c) => c.pass === true);
-    return { row: spec.text, phases: checks, pass, best: best ? best.phase : null };
+    const undecided = checks.find((c) => c.pass === null && c.detail.startsWith('inconclusive: '));
+    return { row: spec.text, phases: checks, pass, best: best ? best.phase : null, ...(pass === null && undecided ? { inconclusive: `${undecided.phase}: ${undecided.detail.slice('inconclusive: '.length)}` } : {}) };
   });
 }

@@ -12,7 +12,10 @@
  * worker's end stamp of the request that freed the slot. Only requests intended at or after the
  * warm-up end count (issued, latency, errors). At the end nothing more is sent; outstanding
  * requests get DRAIN_NS (2 s) more, then the workers are told to stop (requests still queued in a
- * worker are dropped there) and the ones not completed count as issued but not completed.
+ * worker are dropped there) and the ones not completed are censored: kept in the latency sample at
+ * their age when the driver stopped waiting (a lower bound; censor.ts). Completions during the drain
+ * keep their latency but do not count in the window's throughput. Each scheduled send's lateness
+ * (send - intended) is kept as the load generator's own lag (a blocked event loop shows there).
  *
  * Workers run under the Supervisor (own process groups, SIGTERM -> grace -> SIGKILL), spawned from
  * argv arrays with OPENBLAS_NUM_THREADS=1 and PYTHONUNBUFFERED=1 added to the environment. Every
@@ -47,6 +50,7 @@ import { fileURLToPath } from 'node:url';
 import { Supervisor, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
 import { LiveLatency } from '../stats/index.js';
 import { arrivalTimes } from './arrivals.js';
+import { censoredAges } from './censor.js';
 import type { Mechanism, Task, TorchWorkload } from './schema.js';
 import type { PhaseStatus, TaskSamples } from './types.js';
 
@@ -94,6 +98,8 @@ export interface TorchPhaseOptions {
   onWorkers?: (pids: { task: string; pid: number }[]) => void;
   /** every stderr line of every worker (they are also kept as a tail for failures) */
   onLog?: (task: string, line: string) => void;
+  /** the measured window opens ('start', at the warm-up end) and closes ('end', at the phase end, before the drain) while the workers run */
+  onWindow?: (edge: 'start' | 'end') => void;
 }
 
 export interface TorchWorkerInfo {
@@ -101,6 +107,8 @@ export interface TorchWorkerInfo {
   device: string;
   deviceName: string | null;
   torch: string | null;
+  /** ROCm/HIP version when torch is a ROCm build (the GPU is an AMD one), else null */
+  hip: string | null;
   memoryBytes: number | null;
 }
 
@@ -290,6 +298,10 @@ interface TaskState {
   latency: number[];
   startDelay: number[];
   service: number[];
+  /** scheduled arrivals: send - intended of the counted requests */
+  sendLag: number[];
+  /** counted requests completed after the phase end (during the drain) */
+  afterEnd: number;
   /** streaming summary for progress display; the report uses the exact arrays */
   live: LiveLatency;
 }
@@ -392,7 +404,7 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
     o.onWorkers?.(workers.flatMap((w) => (w.pid !== undefined ? [{ task: w.task, pid: w.pid }] : [])));
   };
   const workerInfo = (): TorchWorkerInfo[] =>
-    workers.map((w) => ({ task: w.task, device: w.ready?.device ?? 'unknown', deviceName: w.ready?.deviceName ?? null, torch: w.ready?.torch ?? null, memoryBytes: w.ready?.memoryBytes ?? null }));
+    workers.map((w) => ({ task: w.task, device: w.ready?.device ?? 'unknown', deviceName: w.ready?.deviceName ?? null, torch: w.ready?.torch ?? null, hip: w.ready?.hip ?? null, memoryBytes: w.ready?.memoryBytes ?? null }));
 
   try {
     // ---- start and load ----
@@ -539,6 +551,8 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
     latency: [],
     startDelay: [],
     service: [],
+    sendLag: [],
+    afterEnd: 0,
     live: new LiveLatency(),
   }));
   const t0 = nowNs() + LEAD_NS;
@@ -566,6 +580,7 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
     const id = ++seq;
     const counted = intended >= measureStart;
     if (counted) ts.issued++;
+    if (counted && ts.schedule) ts.sendLag.push(Math.max(0, nowNs() - intended));
     pending.set(id, { ts, intended, counted });
     if (ts.hp && ++hpOutstanding === 1) setGate(1);
     ts.worker.send({ type: 'request', id, intendedNs: intended });
@@ -601,6 +616,7 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
           p.ts.live.record(endNs - p.intended);
           p.ts.startDelay.push(startNs - p.intended);
           p.ts.service.push(endNs - startNs);
+          if (endNs > end) p.ts.afterEnd++;
         });
         if (p) afterCompletion(p, endNs);
       } else if (rec.type === 'error') {
@@ -621,6 +637,22 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
   const onAbort = (): void => finish('partial', 'aborted');
   o.signal?.addEventListener('abort', onAbort, { once: true });
   if (o.signal?.aborted) onAbort();
+  // the measured window for the caller's host-load figures, while the workers are alive; each
+  // edge fires once, and the end always follows a start (a crash or abort closes it early)
+  let windowOpen = false;
+  let windowClosed = false;
+  const openWindow = (): void => {
+    if (windowOpen) return;
+    windowOpen = true;
+    o.onWindow?.('start');
+  };
+  const closeWindow = (): void => {
+    openWindow();
+    if (windowClosed) return;
+    windowClosed = true;
+    o.onWindow?.('end');
+  };
+  const windowTimers = o.onWindow ? [setTimeout(openWindow, Math.max(0, (measureStart - nowNs()) / 1e6)), setTimeout(closeWindow, Math.max(0, (end - nowNs()) / 1e6))] : [];
 
   const tick = (): void => {
     timer = null;
@@ -663,7 +695,17 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
     setGate(0);
   }
   const f = finished!;
+  for (const t of windowTimers) clearTimeout(t);
+  if (o.onWindow) closeWindow();
   const measuredNs = f.status === 'ok' ? o.durationNs : Math.max(0, Math.min(f.at, end) - measureStart);
+  // requests the driver stopped waiting for: censored at their age then
+  const unfinished = new Map<TaskState, number[]>();
+  for (const p of pending.values()) {
+    if (!p.counted) continue;
+    const list = unfinished.get(p.ts) ?? [];
+    list.push(p.intended);
+    unfinished.set(p.ts, list);
+  }
   const samples: TaskSamples[] = states.map((ts) => ({
     task: ts.name,
     issued: ts.issued,
@@ -673,6 +715,9 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
     errors: ts.errors,
     ...(ts.error ? { error: ts.error } : {}),
     measuredNs,
+    censoredNs: censoredAges(unfinished.get(ts) ?? [], f.at),
+    completedAfterEnd: ts.afterEnd,
+    submitLagNs: Float64Array.from(ts.sendLag),
   }));
   return { status: f.status, ...(f.reason ? { reason: f.reason } : {}), ...(f.crashed ? { crashed: f.crashed } : {}), samples };
 }

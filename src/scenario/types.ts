@@ -1,3 +1,5 @@
+import type { HostLoad, Quality, RoundSpread } from '../stats/index.js';
+
 /**
  * The contract between the scenario drivers (probe: the dispatch engine, native or pure-TS;
  * torch: model workers), the statistics and the reports.
@@ -24,6 +26,19 @@ export interface TaskSamples {
   error?: string;
   /** measured window, ns */
   measuredNs: number;
+  /**
+   * requests issued in the measured window that had not completed when the driver stopped waiting
+   * (the phase end plus its drain), each at its age then, ns: lower bounds of their latencies
+   */
+  censoredNs?: Float64Array;
+  /** completed requests that finished after the measured window (during the drain): in the latency sample, not in the throughput */
+  completedAfterEnd?: number;
+  /**
+   * scheduled arrivals: how late the load generator sent each request, ns (probe: the engine's
+   * submit - the moment it could submit, i.e. max(intended, room in the stream); torch: the send
+   * - intended). Empty for closed loops and where the mechanism itself holds requests (throttle's LP side).
+   */
+  submitLagNs?: Float64Array;
 }
 
 /** Latency summary in milliseconds (what results.json carries). */
@@ -36,10 +51,19 @@ export interface LatencySummaryMs {
   p999: number | null;
   max: number | null;
   mean: number | null;
-  /** 95% confidence interval of P99 from order statistics; null when n is too small */
+  /** 95% confidence interval of P99 from order statistics; null when n is too small (or its upper rank is censored) */
   ci99: [number, number] | null;
+  /** 95% confidence interval of P50 (absent in results written before rounds existed) */
+  ci50?: [number, number] | null;
   /** percentiles the sample cannot support at 95% confidence, e.g. ["p999"] */
   unsupported: string[];
+  /** how many of the n values are censored (requests unfinished when the phase stopped waiting, at their age then) */
+  censored?: number;
+  /**
+   * figures that are lower bounds because a censored value ranks at or below them, e.g. ["p99",
+   * "p999", "max", "mean"]: the true value is at least this
+   */
+  censoredAtOrAbove?: string[];
 }
 
 export interface SloVerdict {
@@ -55,9 +79,10 @@ export interface TaskResult {
   priority: number;
   /** what this task's workload ran on in this phase */
   workload: string;
-  requests: { issued: number; completed: number; errors: number };
+  /** issued in the measured window = completed + censored + errors (censored: unfinished when the phase stopped waiting) */
+  requests: { issued: number; completed: number; errors: number; censored?: number };
   latencyMs: LatencySummaryMs;
-  /** completed requests per second */
+  /** requests completed within the measured window, per second (completions during the drain after it count in latency only) */
   throughput: number;
   /** throughput / standalone throughput (co-run phases) */
   throughputShare: number | null;
@@ -69,8 +94,47 @@ export interface TaskResult {
   busyShare: number;
   slo: SloVerdict[];
   error?: string;
-  /** the latency CDF, down-sampled to at most 200 points: [latency ms, fraction <= it] */
+  /** the latency CDF, down-sampled to at most 200 points: [latency ms, fraction <= it] (censored values at their lower bounds) */
   cdf: [number, number][];
+  /** spread between rounds: min / median / max of each round's own P99 and throughput (null when no round had one) */
+  spread?: { p99: RoundSpread | null; throughput: RoundSpread | null };
+  /** scheduled arrivals: how late the load generator sent them, ms (see TaskSamples.submitLagNs); null when not measured */
+  submitLagMs?: { n: number; p50: number | null; p99: number | null; max: number | null } | null;
+}
+
+/** One task's figures in one round of a phase (results.json phases[].rounds[].tasks[]). */
+export interface RoundTask {
+  name: string;
+  requests: { issued: number; completed: number; censored: number; errors: number };
+  n: number;
+  p50: number | null;
+  p99: number | null;
+  ci50: [number, number] | null;
+  ci99: [number, number] | null;
+  unsupported: string[];
+  censoredAtOrAbove: string[];
+  throughput: number;
+  /** against the same round's standalone run of the task */
+  throughputShare: number | null;
+  slowdownP99: number | null;
+  submitLagMs: TaskResult['submitLagMs'];
+}
+
+/** One run of a phase: a round (or an extension run that made up --min-samples). */
+export interface PhaseRound {
+  /** 1-based */
+  round: number;
+  /** 0-based place in that round's order (rotated every round) */
+  position: number;
+  /** an extra run of the phase after its rounds, to reach --min-samples for a closed-loop task */
+  extension?: boolean;
+  status: PhaseStatus;
+  reason?: string;
+  startedAt: string;
+  measuredS: number;
+  /** what other processes took from the host during the run (/proc/stat); null where unknown */
+  host: HostLoad | null;
+  tasks: RoundTask[];
 }
 
 export type PhaseStatus = 'ok' | 'failed' | 'partial' | 'skipped';
@@ -93,6 +157,8 @@ export interface PhaseResult {
   fairness: number | null;
   /** what the mechanism did, e.g. "HP stream priority -1, LP 0", "LP gated 1234 times" */
   notes: string[];
+  /** every run of the phase, in round order: the figures above pool them */
+  rounds?: PhaseRound[];
 }
 
 export interface SuccessVerdict {
@@ -103,6 +169,8 @@ export interface SuccessVerdict {
   /** pass in the best phase (the row is met by at least one mechanism) */
   pass: boolean | null;
   best: string | null;
+  /** pass is null because quality warnings (or censored lower bounds) left every phase undecided: why */
+  inconclusive?: string;
 }
 
 export const RESULTS_SCHEMA = 'gpucolo.results/1';
@@ -129,4 +197,10 @@ export interface Results {
   };
   phases: PhaseResult[];
   success: SuccessVerdict[];
+  /** rounds every phase ran (the order rotated each round); absent in files written before rounds existed */
+  rounds?: number;
+  /** --min-samples: the pooled sample each task was to reach; null when not asked */
+  minSamples?: number | null;
+  /** whether the figures can be trusted: verdict ok | noisy and the warnings behind it */
+  quality?: Quality;
 }

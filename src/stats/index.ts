@@ -7,3 +7,4 @@ export * from './slo.js';
 export * from './rounds.js';
 export * from './quality.js';
 export * from './host-load.js';
+export * from './sample-size.js';

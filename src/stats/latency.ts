@@ -5,7 +5,7 @@
  * is a latency that was actually observed.
  */
 import type { LatencySummaryMs } from '../scenario/types.js';
-import { quantiles } from './percentiles.js';
+import { confidenceRanks, quantiles } from './percentiles.js';
 
 /** The percentiles a LatencySummaryMs carries, with their field names and display labels. */
 export const REPORTED_PERCENTILES = [
@@ -40,25 +40,69 @@ export function formatMs(ms: number): string {
  * P50/P90/P95/P99/P99.9, max and mean in ms from per-request latencies in ns. `unsupported` names
  * the percentiles the sample is too small for (n < 1/(1-p): the "percentile" would just be the
  * maximum); with n = 0 every figure is null and every percentile is unsupported.
+ *
+ * `censoredNs`: requests that never completed while the driver waited for them, each at its age
+ * when the driver stopped waiting: a lower bound of its latency (MLPerf LoadGen counts unfinished
+ * queries the same way). They are part of the sample (n counts them), so an overloaded phase shows
+ * a large P99 instead of one computed from the lucky requests that finished. A figure whose rank
+ * lies at or above the lowest-ranked censored value can only be a lower bound of the truth (a
+ * censored request may really sit anywhere above its recorded age), so such figures are listed in
+ * `censoredAtOrAbove` (with `max` and `mean` as soon as anything is censored), and a CI whose upper
+ * rank is censored is dropped (its upper end would be a lower bound too). Figures below that rank
+ * are exact: every censored request is above them whatever its true latency.
  */
-export function summarizeLatencyMs(latencyNs: ArrayLike<number>): LatencySummaryMs {
+export function summarizeLatencyMs(latencyNs: ArrayLike<number>, censoredNs: ArrayLike<number> = []): LatencySummaryMs {
   checkLatencies(latencyNs);
-  const s = quantiles(latencyNs, REPORTED_PERCENTILES.map((r) => r.p));
+  checkLatencies(censoredNs, 'censored');
+  const all = new Float64Array(latencyNs.length + censoredNs.length);
+  for (let i = 0; i < latencyNs.length; i++) all[i] = latencyNs[i];
+  let minCensored = Infinity;
+  for (let i = 0; i < censoredNs.length; i++) {
+    all[latencyNs.length + i] = censoredNs[i];
+    minCensored = Math.min(minCensored, censoredNs[i]);
+  }
+  const s = quantiles(all, REPORTED_PERCENTILES.map((r) => r.p));
+  const n = s.n;
+  // rank (1-based) of the lowest censored value with exact values placed before equal censored
+  // ones (a censored value only grows, so a tie with an exact value does not make that exact)
+  let firstCensoredRank = Infinity;
+  if (censoredNs.length > 0) {
+    let below = 0;
+    for (let i = 0; i < latencyNs.length; i++) if (latencyNs[i] <= minCensored) below++;
+    firstCensoredRank = below + 1;
+  }
   const ms = (v: number | null): number | null => (v === null ? null : v / NS_PER_MS);
   const at = (i: number) => s.quantiles[i];
-  const p99 = at(3);
+  const lowerBound = (p: number): boolean => n > 0 && rankOf(p, n) >= firstCensoredRank;
+  const ci = (i: number): [number, number] | null => {
+    const q = at(i);
+    if (!q.ci) return null;
+    const ranks = confidenceRanks(n, q.p / 100);
+    if (ranks && ranks[1] >= firstCensoredRank) return null;
+    return [q.ci[0] / NS_PER_MS, q.ci[1] / NS_PER_MS];
+  };
+  const censoredAtOrAbove: string[] = REPORTED_PERCENTILES.filter((r) => lowerBound(r.p)).map((r) => r.key);
+  if (censoredNs.length > 0) censoredAtOrAbove.push('max', 'mean');
   return {
-    n: s.n,
+    n,
     p50: ms(at(0).value),
     p90: ms(at(1).value),
     p95: ms(at(2).value),
-    p99: ms(p99.value),
+    p99: ms(at(3).value),
     p999: ms(at(4).value),
     max: ms(s.max),
     mean: ms(s.mean),
-    ci99: p99.ci ? [p99.ci[0] / NS_PER_MS, p99.ci[1] / NS_PER_MS] : null,
+    ci50: ci(0),
+    ci99: ci(3),
     unsupported: REPORTED_PERCENTILES.filter((_, i) => !at(i).supported).map((r) => r.key),
+    censored: censoredNs.length,
+    censoredAtOrAbove,
   };
+}
+
+/** The nearest rank (1-based) of percentile p among n values, as quantiles() takes it. */
+function rankOf(p: number, n: number): number {
+  return Math.min(n, Math.max(1, Math.ceil((p / 100) * n - 1e-9)));
 }
 
 /**

@@ -24,6 +24,8 @@ export type QualityCode =
   | 'arrivals-behind'
   /** too few samples for a percentile a verdict needs */
   | 'too-few-samples'
+  /** a repeated measurement (a round of a phase) failed: the pooled figures lack it */
+  | 'round-failed'
   | (string & {});
 
 export interface QualityWarning {
@@ -32,11 +34,22 @@ export interface QualityWarning {
   message: string;
   phase?: string;
   task?: string;
+  /** the round (1-based) of a repeated measurement the warning is about, when it is one round's */
+  round?: number;
+}
+
+/** Something the run could not check: said, never guessed, and not a warning (the verdict ignores it). */
+export interface QualityNote {
+  code: string;
+  message: string;
+  phase?: string;
 }
 
 export interface Quality {
   verdict: 'ok' | 'noisy';
   warnings: QualityWarning[];
+  /** checks that could not be made on this host (e.g. other processes on an NVIDIA GPU) */
+  unknown?: QualityNote[];
 }
 
 /**
@@ -59,7 +72,7 @@ export function impossibleCorunValues(x: {
       code: 'share-above-standalone',
       phase: x.phase,
       task: x.task,
-      message: `${x.task} in ${x.phase}: throughput ${(x.throughputShare * 100).toFixed(0)}% of standalone (> ${IMPOSSIBLE.maxShare * 100}%): sharing the device cannot add throughput; the host changed between phases`,
+      message: `${x.task} in ${x.phase}: throughput ${(x.throughputShare * 100).toFixed(0)}% of standalone (> ${Math.round(IMPOSSIBLE.maxShare * 100)}%): sharing the device cannot add throughput; the host changed between phases`,
     });
   }
   if (x.slowdownP99 !== null && x.slowdownP99 < IMPOSSIBLE.minSlowdownP99) {
@@ -77,6 +90,18 @@ export function impossibleCorunValues(x: {
 export function disjoint(a: readonly [number, number] | null, b: readonly [number, number] | null): boolean {
   if (!a || !b) return false;
   return a[1] < b[0] || b[1] < a[0];
+}
+
+/**
+ * Like disjoint(), with a margin: the gap between the intervals must also exceed `margin` times
+ * the higher interval's lower end. Order-statistic CIs of a tight distribution (a median of a
+ * 15 ms kernel: [15.10, 15.20] ms) are so narrow that a 1% shift separates them; a margin keeps
+ * "beyond noise" to differences that matter.
+ */
+export function disjointBeyond(a: readonly [number, number] | null, b: readonly [number, number] | null, margin: number): boolean {
+  if (!a || !b) return false;
+  const [lo, hi] = a[0] <= b[0] ? [a, b] : [b, a];
+  return lo[1] < hi[0] && hi[0] - lo[1] > margin * Math.abs(hi[0]);
 }
 
 /** "noisy" as soon as there is a warning. */

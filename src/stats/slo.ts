@@ -47,6 +47,12 @@ function percentileVerdict(p: number, belowNs: number, latency: LatencySummaryMs
   if (value === null || latency.n === 0 || latency.unsupported.includes(reported.key)) {
     return { text, pass: null, detail: `not enough samples for ${label} (n=${latency.n}, needs >= ${minSamplesFor(p)})` };
   }
+  if ((latency.censoredAtOrAbove ?? []).includes(reported.key)) {
+    // a censored value at or below this rank: the figure is only a lower bound of the truth, so
+    // it can prove a miss (the truth is at least as large) but never a pass
+    const what = `${label} >= ${formatMs(value)} ms, a lower bound (${latency.censored ?? 0} of n=${latency.n} requests unfinished when the phase stopped waiting)`;
+    return value >= boundMs ? { text, pass: false, detail: what } : { text, pass: null, detail: `inconclusive: ${what}` };
+  }
   let detail = `${label} ${formatMs(value)} ms`;
   const ci = reported.key === 'p99' ? latency.ci99 : null;
   detail += ci ? ` (CI ${formatMs(ci[0])}-${formatMs(ci[1])} ms, n=${latency.n})` : ` (n=${latency.n})`;

@@ -1,7 +1,10 @@
 // Twin of src/kfd/sysfs-ts.ts; read the two side by side. The TS side uses fs.readdirSync,
-// fs.readFileSync and fs.existsSync; the helpers below reproduce what those report (err.code is
-// the errno name) so that both readers give the same issues on the same tree.
+// readInputFile (src/input-file.ts; input_file.h here) and fs.existsSync; the helpers below
+// reproduce what those report (err.code is the errno name, or ENOTREG) so that both readers give
+// the same issues on the same tree.
 #include "sysfs_reader.h"
+
+#include "input_file.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -26,33 +29,24 @@ const char kProc[] = "class/kfd/kfd/proc";
 // like any other, so it becomes an issue with this code.
 const char kInvalidPath[] = "ERR_INVALID_ARG_VALUE";
 
-const char* ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name ? name : "EIO";
-}
+const char* ErrnoName(int err) { return InputErrorName(err); }
 
 bool HasNul(const std::string& path) { return path.find('\0') != std::string::npos; }
 
-/** fs.readFileSync: nullptr, or the code of the error it would throw. */
+/**
+ * readText() in sysfs-ts.ts (readInputFile, kind sysfs): nullptr, or the code of the error it
+ * would throw. Only a regular file of at most 1 MiB is read: a FIFO or a device in a recorded tree
+ * is ENOTREG (never opened for a blocking read), a larger file EFBIG.
+ */
 const char* ReadFile(const std::string& path, std::string* out) {
   if (HasNul(path)) return kInvalidPath;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoName(errno);
-  out->clear();
-  // sysfs files are at most a page; regular files in fixture trees are small too
-  char buf[4096];
-  for (;;) {
-    const ssize_t got = ::read(fd, buf, sizeof buf);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;  // EISDIR for a directory, as in Node
-      ::close(fd);
-      return ErrnoName(err);
-    }
-    if (got == 0) break;
-    out->append(buf, static_cast<size_t>(got));
+  size_t len = 0;
+  const int err = ReadInputFile(path, kMaxSysfsFileBytes, out, &len);
+  if (err != 0) {
+    out->clear();
+    return InputErrorName(err);
   }
-  ::close(fd);
+  out->resize(len);
   return nullptr;
 }
 
@@ -87,7 +81,7 @@ const char* ListDir(const std::string& path, std::vector<std::string>* names) {
 bool Exists(const std::string& path) { return !HasNul(path) && ::access(path.c_str(), F_OK) == 0; }
 
 ReadIssue CannotRead(const std::string& path, const char* code, Severity severity = Severity::kError) {
-  return ReadIssue{path, severity, "cannot read " + path + " (" + code + ")", code};
+  return ReadIssue{path, severity, "cannot read " + path + " (" + IssueCodeText(code, kMaxSysfsFileBytes) + ")", code};
 }
 
 /** Length without one trailing newline, LF or CR LF (chompLine in sysfs-ts.ts). */

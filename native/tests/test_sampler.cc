@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "kfd/input_file.h"
 #include "trace/sampler.h"
 
 using gpucolo::trace::MonotonicNowNs;
@@ -620,4 +621,20 @@ TEST(sampler_read_whole_file_grows_and_reuses_the_buffer) {
   CHECK_EQ(len, size_t{0});
   CHECK_EQ(ReadWholeFile("/tmp", &buf, &len), EISDIR);
   CHECK_EQ(ReadWholeFile(std::string("/tmp/a\0b", 8), &buf, &len), EINVAL);
+}
+
+TEST(sampler_read_whole_file_refuses_fifos_and_devices) {
+  char dir[] = "/tmp/gpucolo-fifo-XXXXXX";
+  CHECK(mkdtemp(dir) != nullptr);
+  const std::string fifo = std::string(dir) + "/hqds";
+  CHECK_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  std::vector<char> buf;
+  size_t len = 7;
+  // no writer ever opens it: a blocking open or read would never return
+  CHECK_EQ(ReadWholeFile(fifo, &buf, &len), gpucolo::kfd::kErrNotRegular);
+  CHECK_EQ(len, size_t{0});
+  CHECK_EQ(ReadWholeFile("/dev/zero", &buf, &len), gpucolo::kfd::kErrNotRegular);
+  CHECK_EQ(ReadWholeFile("/dev/urandom", &buf, &len), gpucolo::kfd::kErrNotRegular);
+  ::remove(fifo.c_str());
+  ::remove(dir);
 }

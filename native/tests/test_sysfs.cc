@@ -8,6 +8,7 @@
 #include <map>
 
 #include "harness.h"
+#include "kfd/input_file.h"
 #include "kfd/sysfs_reader.h"
 #include "test_util.h"
 
@@ -195,4 +196,61 @@ TEST(sysfs_negative_gpu_id_is_an_issue_and_crlf_reads_like_lf) {
   CHECK_EQ(Messages(p.issues), (std::vector<std::string>{"error||" + q + ": expected a gpu_id (a number >= 0), got \"-1\""}));
   CHECK_EQ(p.procs, (std::vector<double>{9, 0, 0, 2, 0, 0}));
   CHECK_EQ(p.queues, (std::vector<double>{0, 0, 0, 4096, -1, 0, 1, 1, 4096, 31774}));
+}
+
+// issue 17 item 7: a FIFO, a device or an oversize file inside a recorded tree is refused
+// (ENOTREG / EFBIG), never read: opening a FIFO for a blocking read would wait for a writer forever
+TEST(sysfs_fifo_device_and_oversize_files_are_refused_not_read) {
+  TempTree tree({
+      {kT + "/1/gpu_id", "31774\n"},
+      {kT + "/1/name", "x\n"},
+      {kT + "/1/properties", "simd_count 4\n"},
+      {kT + "/2/name", "y\n"},
+      {kT + "/2/properties", "simd_count 4\n"},
+      {kT + "/3/gpu_id", "1\n"},
+      {kT + "/3/properties", "simd_count 4\n"},
+      {kP + "/9/pasid", "1\n"},
+  });
+  const std::string d = tree.root() + "/" + kT;
+  CHECK_EQ(::mkfifo((d + "/2/gpu_id").c_str(), 0644), 0);
+  CHECK_EQ(::symlink("/dev/zero", (d + "/3/name").c_str()), 0);
+  // one byte over the 1 MiB cap
+  tree.Write(kT + "/1/properties", std::string(kMaxSysfsFileBytes + 1, 'a'));
+  const std::string p = tree.root() + "/" + kP + "/9";
+  CHECK_EQ(::symlink("/dev/urandom", (p + "/vram_1").c_str()), 0);
+  const TopologyRaw t = ReadTopology(tree.root());
+  CHECK_EQ(Messages(t.issues), (std::vector<std::string>{
+                                   "error|EFBIG|cannot read " + d + "/1/properties (EFBIG: larger than 1 MiB)",
+                                   "error|ENOTREG|cannot read " + d + "/2/gpu_id (ENOTREG: not a regular file)",
+                                   "error|ENOTREG|cannot read " + d + "/3/name (ENOTREG: not a regular file)",
+                               }));
+  CHECK_EQ(t.nodes.size(), 0u);
+  const ProcsRaw r = ReadKfdProcs(tree.root(), nullptr);
+  CHECK_EQ(Messages(r.issues), (std::vector<std::string>{"error|ENOTREG|cannot read " + p + "/vram_1 (ENOTREG: not a regular file)"}));
+  CHECK_EQ(r.procs, (std::vector<double>{9, 1, 0, 0, 0, 0}));
+}
+
+TEST(input_file_reads_regular_files_to_eof_within_the_cap) {
+  TempTree tree({{"a", "12345"}, {"empty", ""}});
+  std::string out;
+  size_t len = 99;
+  CHECK_EQ(ReadInputFile(tree.root() + "/a", 5, &out, &len), 0);
+  CHECK_EQ(out.substr(0, len), std::string("12345"));
+  CHECK_EQ(ReadInputFile(tree.root() + "/a", 4, &out, &len), EFBIG);
+  CHECK_EQ(len, size_t{0});
+  CHECK_EQ(ReadInputFile(tree.root() + "/empty", 4, &out, &len), 0);
+  CHECK_EQ(len, size_t{0});
+  CHECK_EQ(ReadInputFile("/dev/zero", 4, &out, &len), kErrNotRegular);
+  CHECK_EQ(std::string(InputErrorName(kErrNotRegular)), std::string("ENOTREG"));
+  CHECK_EQ(ReadInputFile(tree.root(), 4, &out, &len), EISDIR);
+  CHECK_EQ(::symlink("loop2", (tree.root() + "/loop1").c_str()), 0);
+  CHECK_EQ(::symlink("loop1", (tree.root() + "/loop2").c_str()), 0);
+  CHECK_EQ(ReadInputFile(tree.root() + "/loop1", 4, &out, &len), ELOOP);
+  // a live pseudo-file says 4096 (or 0) in stat and holds less: read to EOF, not to the stat size
+  struct stat st;
+  if (::stat("/proc/self/status", &st) == 0) {
+    CHECK_EQ(ReadInputFile("/proc/self/status", kMaxSysfsFileBytes, &out, &len), 0);
+    CHECK(len > 0);
+    CHECK(out.compare(0, 5, "Name:") == 0);
+  }
 }

@@ -1,5 +1,7 @@
 #include "sampler.h"
 
+#include "kfd/input_file.h"
+
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,10 +19,7 @@ constexpr int64_t kNsPerSec = 1000000000;
 /** first size of a debugfs read buffer; an 8-GPU MI300 hqds dump is a few MB, the fixture 96 KB */
 constexpr size_t kFirstBufferBytes = 64 * 1024;
 
-const char* ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name ? name : "EIO";  // as sysfs_reader.cc
-}
+const char* ErrnoName(int err) { return kfd::InputErrorName(err); }  // as sysfs_reader.cc
 
 class Locked {
  public:
@@ -64,30 +63,8 @@ int64_t ThreadCpuNowNs() {
 }
 
 int ReadWholeFile(const std::string& path, std::vector<char>* buf, size_t* len) {
-  *len = 0;
-  if (path.find('\0') != std::string::npos) return EINVAL;
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return errno;
   if (buf->size() < kFirstBufferBytes) buf->resize(kFirstBufferBytes);
-  size_t n = 0;
-  for (;;) {
-    if (n == buf->size()) buf->resize(buf->size() * 2);
-    const ssize_t got = ::read(fd, buf->data() + n, buf->size() - n);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;  // EISDIR for a directory
-      ::close(fd);
-      return err;
-    }
-    if (got == 0) break;
-    n += static_cast<size_t>(got);
-  }
-  ::close(fd);
-  *len = n;
-  return 0;
+  return kfd::ReadInputFile(path, kfd::kMaxDebugfsFileBytes, buf, len);
 }
 
 Sampler::Sampler(SamplerOptions options, SampleSink* sink)
@@ -262,7 +239,7 @@ bool Sampler::ParseInto(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse p
   switch (file.state) {
     case DebugfsFile::State::kError: {
       const char* code = ErrnoName(file.err);
-      part->error = ReadError{code, "cannot read " + file.path + " (" + code + ")"};
+      part->error = ReadError{code, "cannot read " + file.path + " (" + kfd::IssueCodeText(code, kfd::kMaxDebugfsFileBytes) + ")"};
       return false;
     }
     case DebugfsFile::State::kSame:

@@ -137,8 +137,10 @@ struct SamplerOptions {
 };
 
 /**
- * Reads a whole file with read() until EOF (debugfs and sysfs files report size 0) into *buf,
- * which is reused: it only grows. *len = bytes read. Returns 0 or the errno of open()/read().
+ * Reads a whole debugfs file with read() until EOF (debugfs and sysfs files report size 0) into
+ * *buf, which is reused: it only grows. *len = bytes read. Only a regular file of at most 64 MiB
+ * (kfd/input_file.h): returns 0, the errno of open()/fstat()/read(), EFBIG over the cap, or
+ * kfd::kErrNotRegular for a FIFO, device or socket (never read, so never blocks).
  */
 int ReadWholeFile(const std::string& path, std::vector<char>* buf, size_t* len);
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { oneLine } from '../errors.js';
+import { isRefusedInput } from '../input-file.js';
 import { compareResults, loadResults } from '../report/index.js';
 import type { Results } from '../scenario/types.js';
 import { VERSION } from '../version.js';
@@ -24,7 +25,8 @@ function load(arg: string): { file: string; results: Results } {
   try {
     return { file, results: loadResults(file) };
   } catch (err) {
-    throw new CliError(oneLine(err), 1);
+    // a FIFO, a device, a file over the cap or a symlink loop: a usage error (input-file.ts)
+    throw new CliError(oneLine(err), isRefusedInput(err) ? 2 : 1);
   }
 }
 

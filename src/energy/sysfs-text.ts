@@ -1,6 +1,7 @@
 /** Small helpers of the sysfs energy readers (amdgpu-sysfs.ts, rapl.ts). */
 import fs from 'node:fs';
 import { GpucoloError, errnoCode } from '../errors.js';
+import { readInputFile } from '../input-file.js';
 
 /** root + '/' + rel (root '/' gives '/rel'). */
 export function underRoot(root: string, rel: string): string {
@@ -9,9 +10,12 @@ export function underRoot(root: string, rel: string): string {
   return r === '/' ? `/${rel}` : `${r}/${rel}`;
 }
 
-/** A pseudo-file's text (sysfs files are small: one read). Throws Node's fs errors. */
+/**
+ * A pseudo-file's text: only a regular file of at most 1 MiB (input-file.ts; sysfs files are a
+ * page). Throws Node's fs errors, or InputFileError with code ENOTREG / EFBIG.
+ */
 export function readText(path: string): string {
-  return fs.readFileSync(path, 'latin1');
+  return readInputFile(path, { kind: 'sysfs' }).toString('latin1');
 }
 
 /** CLOCK_MONOTONIC ns (libuv's hrtime is CLOCK_MONOTONIC on Linux, like the native core). */

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { readInputFile } from '../input-file.js';
 import { underRoot } from './sysfs-ts.js';
 
 export interface ProcStatus {
@@ -50,7 +51,7 @@ export function readProcStatus(procRoot: string, pid: number, onOutside?: (targe
         return null;
       }
     }
-    return parseProcStatus(pid, fs.readFileSync(real, 'latin1'));
+    return parseProcStatus(pid, readInputFile(real, { kind: 'sysfs' }).toString('latin1'));
   } catch {
     return null;
   }

@@ -3,10 +3,10 @@
  * joins. What `gpucolo queues --json` prints. Each source that cannot be read is reported with
  * its errno and a hint, and the snapshot says which fields that leaves missing.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { pickImpl, type Impl } from '../native.js';
 import { errnoCode, readHint } from '../errors.js';
+import { issueCodeText, readInputFile } from '../input-file.js';
 import { VERSION } from '../version.js';
 import { joinQueues, type JoinResult } from './join.js';
 import { parseHqds, parseMqds, parseRls, readKfdProcs, readTopology } from './parse.js';
@@ -139,10 +139,11 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
     }
     let buf: Buffer;
     try {
-      buf = fs.readFileSync(file);
+      // only a regular file of at most 64 MiB: a FIFO or device in a recorded tree is refused, not read
+      buf = readInputFile(file, { kind: 'debugfs' });
     } catch (err) {
       const code = errnoCode(err) ?? 'EIO';
-      sources[name] = { path: file, ok: false, skipped: false, code, error: `cannot read ${file} (${code})`, hint: sourceHint(code, 'debugfs', isRecorded.debugfs), issues: 0 };
+      sources[name] = { path: file, ok: false, skipped: false, code, error: `cannot read ${file} (${issueCodeText(code, 'debugfs')})`, hint: sourceHint(code, 'debugfs', isRecorded.debugfs), issues: 0 };
       continue;
     }
     const p = name === 'mqds' ? parseMqds(buf, { impl, file }) : name === 'hqds' ? parseHqds(buf, { impl, file }) : parseRls(buf, { impl, file });

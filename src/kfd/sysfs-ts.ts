@@ -10,6 +10,7 @@
  * dropped with one warning, not reported half-read.
  */
 import fs from 'node:fs';
+import { issueCodeText, readInputFile } from '../input-file.js';
 import {
   ProcMetric,
   type ProcsRaw,
@@ -34,7 +35,7 @@ function errCode(err: unknown): string {
 
 function cannotRead(path: string, err: unknown, severity: 'error' | 'warning' = 'error'): ReadIssue {
   const code = errCode(err);
-  return { path, severity, message: `cannot read ${path} (${code})`, code };
+  return { path, severity, message: `cannot read ${path} (${issueCodeText(code, 'sysfs')})`, code };
 }
 
 /** Entry names of a directory, sorted bytewise; null + issue when it cannot be listed. */
@@ -56,8 +57,12 @@ export function bytewise(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * A value file: only a regular file of at most 1 MiB (input-file.ts), read to EOF (sysfs files
+ * say 4096 in stat); a FIFO or device in a recorded tree is ENOTREG, never a blocking read.
+ */
 function readText(path: string): string {
-  return fs.readFileSync(path).toString('latin1');
+  return readInputFile(path, { kind: 'sysfs' }).toString('latin1');
 }
 
 const RE_NUMBER = /^-?\d{1,20}$/;

@@ -4,9 +4,9 @@
  * 95% CIs do not overlap) or inside it. Phases and tasks only one file has are listed, never
  * silently dropped; success rows are compared pass against pass.
  */
-import fs from 'node:fs';
 import { z } from 'zod';
 import { GpucoloError, errnoCode } from '../errors.js';
+import { InputFileError, readInputText } from '../input-file.js';
 import { RESULTS_SCHEMA, type PhaseResult, type Results, type TaskResult } from '../scenario/types.js';
 import { fmtNum, fmtPass, fmtRatio } from './format.js';
 
@@ -232,10 +232,10 @@ function badResults(file: string, what: string): GpucoloError {
 export function loadResults(file: string): Results {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readInputText(file, { kind: 'result' });
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
-    const what = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a results.json' : (err as Error).message.split('\n')[0];
+    const what = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a results.json' : err instanceof InputFileError ? err.reason : (err as Error).message.split('\n')[0];
     throw new GpucoloError(`cannot read ${file}: ${what}`, { code, path: file });
   }
   let data: unknown;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseConfigText, zodIssuesText } from '../config-text.js';
+import { parseConfigText, readConfigText, zodIssuesText } from '../config-text.js';
 import { GpucoloError, errnoCode } from '../errors.js';
 import { scenarioSchema, type Scenario } from './schema.js';
 
@@ -34,10 +34,22 @@ export function parseScenario(text: string, file: string): Scenario {
   return parsed.data;
 }
 
-/** A scenario by file path or canned name; returns it with where it came from. */
+/**
+ * A scenario by file path or canned name; returns it with where it came from. Only a path that
+ * does not exist falls back to the canned scenarios: a directory, a FIFO, a device, a symlink loop
+ * or a file over 4 MiB is an error naming the file (InputFileError, code EISDIR, ENOTREG, ELOOP,
+ * EFBIG ...), not "no scenario named".
+ */
 export function loadScenario(ref: string): { scenario: Scenario; source: string } {
   let file = ref;
-  if (!fs.existsSync(ref)) {
+  let missing = false;
+  try {
+    fs.statSync(ref);
+  } catch (err) {
+    const code = errnoCode(err);
+    missing = code === 'ENOENT' || code === 'ENOTDIR';
+  }
+  if (missing) {
     const canned = path.join(CANNED_DIR, `${ref}.yaml`);
     if (/^[A-Za-z0-9_.-]+$/.test(ref) && fs.existsSync(canned)) file = canned;
     else {
@@ -45,12 +57,5 @@ export function loadScenario(ref: string): { scenario: Scenario; source: string 
       throw new GpucoloError(`no scenario file or canned scenario named "${ref}"${names.length ? ` (canned: ${names.join(', ')})` : ''}`, { code: 'ENOENT', path: ref });
     }
   }
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = errnoCode(err) ?? 'EIO';
-    throw new GpucoloError(`cannot read scenario ${file}: ${code}${code === 'EISDIR' ? ' (a directory, not a scenario file)' : ''}`, { code, path: file });
-  }
-  return { scenario: parseScenario(text, file), source: file };
+  return { scenario: parseScenario(readConfigText(file, 'scenario file'), file), source: file };
 }

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../units.js';
+import { MAX_BLOCKS, MAX_DISPATCH_SPAN_NS, MAX_INFLIGHT, MAX_KERNEL_NS, MAX_REQUEST_NS, MAX_STREAMS, MAX_THREADS_PER_BLOCK, MAX_THROTTLE_K, MIN_DISPATCH_SPAN_NS } from '../limits.js';
 
 export const SCENARIO_SCHEMA = 'gpucolo.scenario/1';
 
@@ -41,6 +42,11 @@ const durationNs = z
 
 const positiveDurationNs = durationNs.refine((v) => v > 0, { message: 'must be longer than 0' });
 
+/** "60s", "1h": how a limit reads in messages. */
+function limitText(ns: number): string {
+  return ns >= 3600e9 && ns % 3600e9 === 0 ? `${ns / 3600e9}h` : ns >= 1e9 ? `${ns / 1e9}s` : `${ns / 1e6}ms`;
+}
+
 /** "30%" / 0.3 -> 0.3 */
 const share = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const x = typeof v === 'number' ? v : /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.test(v) ? Number(/(\d+(?:\.\d+)?)/.exec(v)![1]) / 100 : Number.NaN;
@@ -54,16 +60,32 @@ const share = z.union([z.string(), z.number()]).transform((v, ctx) => {
 export const probeWorkloadSchema = z
   .object({
     /** device time of one request's kernel */
-    kernel: positiveDurationNs,
+    kernel: positiveDurationNs
+      .refine((v) => v <= MAX_KERNEL_NS, { message: `a probe kernel is at most ${limitText(MAX_KERNEL_NS)} (the dispatch engine's longest kernel)` })
+      .describe(`Device time of one kernel: more than 0, at most ${limitText(MAX_KERNEL_NS)} (${MAX_KERNEL_NS / 1e6} ms).`),
     /** kernels per request, run back to back on the task's stream (a model = several layers) */
     kernels: z.number().int().min(1).max(1000).default(1),
-    /** blocks per kernel: 1 keeps one compute unit busy; "fill" = one per compute unit of the device */
-    blocks: z.union([z.number().int().min(1).max(1 << 20), z.literal('fill')]).default(1),
-    /** with blocks "fill": kernels of this many waves (blocks = waves x compute units), like a big layer */
+    /**
+     * blocks per kernel: 1 keeps one compute unit busy; "fill" = enough resident blocks to occupy
+     * every compute unit the task's stream gets (its CUs as made x the probe kernel's resident blocks
+     * per CU at threadsPerBlock, from the runtime's occupancy API)
+     */
+    blocks: z.union([z.number().int().min(1).max(MAX_BLOCKS), z.literal('fill')]).default(1),
+    /** with blocks "fill": kernels of this many waves (blocks = waves x fill), like a big layer */
     waves: z.number().int().min(1).max(1024).default(1),
-    threadsPerBlock: z.number().int().min(1).max(1024).default(64),
+    threadsPerBlock: z.number().int().min(1).max(MAX_THREADS_PER_BLOCK).default(64),
   })
-  .strict();
+  .strict()
+  .superRefine((w, ctx) => {
+    const request = w.kernel * w.kernels * (w.blocks === 'fill' ? w.waves : 1);
+    if (request > MAX_REQUEST_NS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kernels'],
+        message: `one request is ${limitText(Math.round(request / 1e9) * 1e9)} of device time (kernel x kernels${w.blocks === 'fill' ? ' x waves' : ''}), more than ${limitText(MAX_REQUEST_NS)}, the longest phase`,
+      });
+    }
+  });
 
 export const TORCHVISION_MODELS = [
   'resnet18',
@@ -100,7 +122,7 @@ export const arrivalSchema = z.discriminatedUnion('kind', [
   /** periodic frames: one request per frame, each must finish before the next frame (or `deadline`) */
   z.object({ kind: z.literal('frames'), fps: z.number().positive().max(10000), deadline: positiveDurationNs.optional() }).strict(),
   /** saturating: `concurrency` requests always outstanding */
-  z.object({ kind: z.literal('closed-loop'), concurrency: z.number().int().min(1).max(256).default(1) }).strict(),
+  z.object({ kind: z.literal('closed-loop'), concurrency: z.number().int().min(1).max(Math.min(256, MAX_INFLIGHT)).default(1) }).strict(),
   /** a batch job every `period` that must finish within `deadline` (default: the period) */
   z.object({ kind: z.literal('batch'), period: positiveDurationNs, deadline: positiveDurationNs.optional() }).strict(),
   /** replay: arrival offsets from the phase start */
@@ -175,7 +197,7 @@ export const scenarioSchema = z
     /** probe form: cpu, cuda, hip, or auto (cuda, then hip, then cpu) */
     backend: z.enum(['auto', 'cpu', 'cuda', 'hip']).default('auto'),
     /** measured time per phase */
-    duration: positiveDurationNs.default(10e9),
+    duration: positiveDurationNs.default(10e9).describe(`Measured time per phase; with the warm-up at least ${limitText(MIN_DISPATCH_SPAN_NS)} and at most ${limitText(MAX_DISPATCH_SPAN_NS)}.`),
     /** excluded from the statistics, at the start of each phase */
     warmup: durationNs.default(1e9),
     /**
@@ -190,14 +212,24 @@ export const scenarioSchema = z
     /** spatial mechanisms: the share of compute units kept for the highest-priority task */
     reserve: share.default(0.1),
     /** throttle: low-priority kernels in flight */
-    throttleK: z.number().int().min(1).max(1024).default(1),
+    throttleK: z.number().int().min(1).max(MAX_THROTTLE_K).default(1),
     /** xsched: the shim and its environment (XSCHED_* per task priority are added) */
     xsched: z.object({ preload: z.string().min(1), env: z.record(z.string(), z.string()).default({}) }).strict().optional(),
-    tasks: z.array(taskSchema).min(1).max(16),
+    /**
+     * torch form: one worker process per model (per-model), or every model of a phase in one
+     * process (single: one context, so stream priorities between the models are real on NVIDIA
+     * without MPS; cu-mask and xsched, which act on whole processes, are skipped there)
+     */
+    torchProcess: z.enum(['per-model', 'single']).default('per-model'),
+    tasks: z.array(taskSchema).min(1).max(Math.min(16, MAX_STREAMS)),
     success: z.array(successRowSchema).default([]),
   })
   .strict()
   .superRefine((s, ctx) => {
+    // a phase is one dispatch run of warm-up + duration: within the engine's bounds
+    const span = s.warmup + s.duration;
+    if (span > MAX_DISPATCH_SPAN_NS) ctx.addIssue({ code: 'custom', path: ['duration'], message: `warmup + duration is ${limitText(Math.round(span / 1e9) * 1e9)}, more than ${limitText(MAX_DISPATCH_SPAN_NS)}, the longest phase` });
+    else if (span < MIN_DISPATCH_SPAN_NS) ctx.addIssue({ code: 'custom', path: ['duration'], message: `warmup + duration must be at least ${limitText(MIN_DISPATCH_SPAN_NS)}` });
     const names = new Set<string>();
     s.tasks.forEach((t, i) => {
       if (t.probe && t.probe.kernels > 1 && t.arrival.kind === 'closed-loop' && t.arrival.concurrency > 1) {

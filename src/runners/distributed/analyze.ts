@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { GpucoloError } from '../../errors.js';
+import { readInputText } from '../../input-file.js';
 import { fmtNum, fmtRatio, renderSpecs, writeFileAtomic, type ChartFile, type ChartSpec } from '../../report/index.js';
 import { listResultFiles, loadDistributedResult, manifestFileName, methodOfFile, type DistMethod, type DistributedResult } from './schema.js';
 import { makeDirs } from '../../fs-dirs.js';
@@ -107,7 +108,7 @@ export function loadResultsDir(dir: string): AnalyzedResult[] {
 
 function readManifest(file: string): AnalyzedResult['run'] | undefined {
   try {
-    const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const m = JSON.parse(readInputText(file, { kind: 'result' })) as Record<string, unknown>;
     const n = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
     if (m.ok !== true || typeof m.launcher !== 'string') return undefined;
     return { launcher: m.launcher, wallS: n(m.wall_s), scriptS: n(m.script_s), overheadS: n(m.overhead_s) };

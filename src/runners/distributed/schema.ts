@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { GpucoloError } from '../../errors.js';
+import { InputFileError, REFUSED_INPUT_CODES, readInputText } from '../../input-file.js';
 
 export const DIST_RESULT_SCHEMA = 'gpucolo.distributed-result/1';
 export const DIST_RUN_SCHEMA = 'gpucolo.distributed-run/1';
@@ -120,10 +121,10 @@ export function parseDistributedResult(value: unknown, file = 'result'): Distrib
 export function loadDistributedResult(file: string): DistributedResult {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readInputText(file, { kind: 'result' });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new GpucoloError(`${file}: cannot read (${code})`, { code, path: file });
+    throw new GpucoloError(`${file}: cannot read (${err instanceof InputFileError && REFUSED_INPUT_CODES.has(code) ? `${code}: ${err.reason}` : code})`, { code, path: file });
   }
   let value: unknown;
   try {

@@ -27,7 +27,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseConfigText, zodIssuesText } from '../../config-text.js';
+import { parseConfigText, readConfigText, zodIssuesText } from '../../config-text.js';
 import { z } from 'zod';
 import { GpucoloError, errnoCode } from '../../errors.js';
 import type { HyperValue } from './types.js';
@@ -286,11 +286,11 @@ export type ExperimentFile = z.output<typeof experimentFileSchema>;
 
 function readText(file: string, what: 'models file' | 'experiment file', hint?: string): string {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return readConfigText(file, what);
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
     if (code === 'ENOENT') throw new GpucoloError(`${what} not found: ${file}`, { code, path: file, hint });
-    throw new GpucoloError(`cannot read ${what} ${file}: ${code}${code === 'EISDIR' ? ` (a directory, not ${what === 'models file' ? 'a' : 'an'} ${what})` : ''}`, { code, path: file });
+    throw err;
   }
 }
 

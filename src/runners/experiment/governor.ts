@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { readInputText } from '../../input-file.js';
 
 export interface GovernorOptions {
   /** default /sys */
@@ -60,7 +61,7 @@ export function readGovernors(sysfsRoot = '/sys'): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [cpu, f] of governorFiles(sysfsRoot)) {
     try {
-      out[cpu] = fs.readFileSync(f, 'utf8').trim();
+      out[cpu] = readInputText(f, { kind: 'sysfs' }).trim();
     } catch {
       // unreadable: left out
     }
@@ -99,7 +100,7 @@ export function setGovernor(governor: string, opts: GovernorOptions = {}): Gover
   // the first CPU's list is the driver's list (all CPUs share one driver)
   const availFile = path.join(path.dirname(cpus[0][1]), 'scaling_available_governors');
   try {
-    const avail = fs.readFileSync(availFile, 'utf8').trim().split(/\s+/).filter(Boolean);
+    const avail = readInputText(availFile, { kind: 'sysfs' }).trim().split(/\s+/).filter(Boolean);
     if (avail.length && !avail.includes(governor)) {
       return result(false, `cpu governor "${governor}" not set: not offered by this cpufreq driver (available: ${avail.join(', ')})`);
     }
@@ -110,7 +111,7 @@ export function setGovernor(governor: string, opts: GovernorOptions = {}): Gover
   for (const [cpu, f] of cpus) {
     let before: string;
     try {
-      before = fs.readFileSync(f, 'utf8').trim();
+      before = readInputText(f, { kind: 'sysfs' }).trim();
     } catch (err) {
       failure = `cannot read ${f}: ${why(err)}`;
       break;

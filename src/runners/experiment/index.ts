@@ -16,7 +16,8 @@ export {
 } from './config.js';
 export type { ExperimentFile, ExperimentSpec, HyperparameterSpec, ModelEntry, ModelsFile, Mode } from './config.js';
 export { buildArgv } from './command.js';
-export { extractMetrics } from './metrics.js';
+export { extractMetrics, extractMetricsBounded, METRIC_MATCH_TIMEOUT_MS } from './metrics.js';
+export type { BoundedMetrics, BoundedOptions, RefusedMetric } from './metrics.js';
 export { missingRepoDirs, planRuns, sanitizeId } from './plan.js';
 export { summaryCsv, summaryMarkdown } from './summary.js';
 export { DEFAULT_GRACE_MS, attemptLog, jobSucceeded, runJob, runWithRetries } from './job.js';

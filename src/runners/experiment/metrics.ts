@@ -6,7 +6,17 @@
  * the flags `g` and `m` (so `^` and `$` match at line starts and ends). Its first capture group is
  * the value: the last match in the log whose group parses as a finite number wins (a run that
  * prints its accuracy every epoch reports the final one); no such match gives null.
+ *
+ * The patterns come from a models file, which may come from anywhere, and JavaScript's regex
+ * engine backtracks: `^(a+)+$` on a line of 40 a's and a '!' takes longer than the run did. So the
+ * runner matches with extractMetricsBounded: in a worker thread, each regex with a time limit
+ * (METRIC_MATCH_TIMEOUT_MS); one that does not finish in time is stopped (the worker is
+ * terminated) and refused by name, its metric null, while the supervisor's own thread stays free
+ * (signals, the registry, the next run). A linear-time engine (RE2) was not used: the `re2`
+ * package builds natively at install (its current releases need Node 22), and `re2-wasm` has a
+ * fixed 16 MiB heap that aborts the process on a long log.
  */
+import { Worker } from 'node:worker_threads';
 import { GpucoloError } from '../../errors.js';
 
 /** `(?P<name>` -> `(?<name>`, `(?P=name)` -> `\k<name>` (Python's spellings of named groups). */
@@ -47,7 +57,8 @@ function parseValue(text: string | undefined): number | null {
 
 /**
  * metric name -> value of the first capture group of the last match in `log` (null when the
- * regex never matches with a number).
+ * regex never matches with a number). Runs on the calling thread with no time limit: for patterns
+ * that are not your own, use extractMetricsBounded.
  */
 export function extractMetrics(log: string, regexes: Record<string, string>): Record<string, number | null> {
   const out: Record<string, number | null> = {};
@@ -61,4 +72,178 @@ export function extractMetrics(log: string, regexes: Record<string, string>): Re
     out[name] = value;
   }
   return out;
+}
+
+/** How long one metric regex may search one log before it is refused. */
+export const METRIC_MATCH_TIMEOUT_MS = 30_000;
+
+export interface RefusedMetric {
+  metric: string;
+  /** the regex as the registry gives it */
+  pattern: string;
+  /** one line: why it was refused */
+  reason: string;
+}
+
+export interface BoundedMetrics {
+  /** every metric of `regexes`: its value, or null (no match, refused, or not searched) */
+  values: Record<string, number | null>;
+  /** regexes that did not compile or did not finish within the time limit */
+  refused: RefusedMetric[];
+  /** the signal stopped the search: metrics not searched by then are null */
+  interrupted: boolean;
+}
+
+export interface BoundedOptions {
+  /** per regex (default METRIC_MATCH_TIMEOUT_MS) */
+  timeoutMs?: number;
+  /** stops the search at once (the worker is terminated) */
+  signal?: AbortSignal;
+}
+
+type FromWorker = { kind: 'ready' } | { kind: 'value'; name: string; value: number | null } | { kind: 'error'; name: string; message: string };
+
+/**
+ * The worker: decodes the log once, then runs each regex in turn and posts its value. Self-
+ * contained (its text is the worker's source; see src/dispatch/ts-engine/worker-source.ts for the
+ * rules): no imports, nothing from the module around it.
+ */
+function metricsWorkerMain(): void {
+  const wt = (process as unknown as { getBuiltinModule(id: string): unknown }).getBuiltinModule('node:worker_threads') as typeof import('node:worker_threads');
+  const data = wt.workerData as { log: SharedArrayBuffer; length: number; metrics: [string, string][] };
+  const port = wt.parentPort!;
+  const text = Buffer.from(data.log, 0, data.length).toString('utf8');
+  port.postMessage({ kind: 'ready' });
+  for (const [name, source] of data.metrics) {
+    let re: RegExp;
+    try {
+      re = new RegExp(source, 'gm');
+    } catch (err) {
+      port.postMessage({ kind: 'error', name, message: (err as Error).message });
+      continue;
+    }
+    let value: number | null = null;
+    for (const m of text.matchAll(re)) {
+      if (m[1] === undefined) continue;
+      const v = Number.parseFloat(m[1].trim());
+      if (Number.isFinite(v)) value = v;
+    }
+    port.postMessage({ kind: 'value', name, value });
+  }
+}
+
+const WORKER_SOURCE = `"use strict";\nvar __name = function (target) { return target; };\n(${metricsWorkerMain.toString()})();\n`;
+
+function shortPattern(p: string): string {
+  return p.length > 80 ? `${p.slice(0, 77)}...` : p;
+}
+
+/**
+ * extractMetrics off the calling thread, each regex with a time limit: a regex that does not
+ * finish within `timeoutMs` on this log (catastrophic backtracking) is stopped and refused with
+ * one line naming it, and the others still run. Never rejects.
+ */
+export function extractMetricsBounded(log: string | Uint8Array, regexes: Record<string, string>, opts: BoundedOptions = {}): Promise<BoundedMetrics> {
+  const timeoutMs = opts.timeoutMs ?? METRIC_MATCH_TIMEOUT_MS;
+  const values: Record<string, number | null> = Object.fromEntries(Object.keys(regexes).map((k) => [k, null]));
+  const refused: RefusedMetric[] = [];
+  const todo: [string, string][] = [];
+  for (const [name, pattern] of Object.entries(regexes)) {
+    const problem = metricRegexProblem(pattern);
+    if (problem) refused.push({ metric: name, pattern, reason: `regex of metric ${name} ${problem}` });
+    else todo.push([name, toJsRegexSource(pattern)]);
+  }
+  if (!todo.length || opts.signal?.aborted) return Promise.resolve({ values, refused, interrupted: opts.signal?.aborted === true && todo.length > 0 });
+
+  // the log once, shared by every worker this takes (one more after each refused regex)
+  const bytes = typeof log === 'string' ? Buffer.from(log, 'utf8') : log;
+  const shared = new SharedArrayBuffer(Math.max(1, bytes.length));
+  new Uint8Array(shared).set(bytes);
+
+  return new Promise((resolve) => {
+    let worker: Worker | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let next = 0; // index into todo of the regex being searched
+    let finished = false;
+    const clear = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+    };
+    const finish = (interrupted: boolean): void => {
+      if (finished) return;
+      finished = true;
+      clear();
+      opts.signal?.removeEventListener('abort', onAbort);
+      const w = worker;
+      worker = null;
+      if (w) void w.terminate();
+      resolve({ values, refused, interrupted });
+    };
+    const onAbort = (): void => finish(true);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const arm = (): void => {
+      clear();
+      const [name, pattern] = todo[next];
+      timer = setTimeout(() => {
+        // stuck in this regex: stop it, refuse it, go on with the rest in a fresh worker
+        const w = worker;
+        worker = null;
+        if (w) void w.terminate();
+        refused.push({
+          metric: name,
+          pattern: regexes[name],
+          reason: `regex of metric ${name} ("${shortPattern(regexes[name] ?? pattern)}") did not finish within ${timeoutMs / 1000} s on a ${bytes.length}-byte log (catastrophic backtracking?): refused, the metric is null; rewrite it without nested repetition`,
+        });
+        next++;
+        start();
+      }, timeoutMs);
+    };
+
+    const start = (): void => {
+      if (finished) return;
+      if (next >= todo.length) {
+        finish(false);
+        return;
+      }
+      const w = new Worker(WORKER_SOURCE, { eval: true, name: 'gpucolo metrics', workerData: { log: shared, length: bytes.length, metrics: todo.slice(next) } });
+      worker = w;
+      w.on('message', (m: FromWorker) => {
+        if (worker !== w) return;
+        if (m.kind === 'ready') {
+          arm();
+          return;
+        }
+        const [name] = todo[next];
+        if (m.kind === 'value') values[name] = m.value;
+        else refused.push({ metric: name, pattern: regexes[name], reason: `regex of metric ${name} cannot run: ${m.message.split('\n')[0]}` });
+        next++;
+        if (next >= todo.length) finish(false);
+        else arm();
+      });
+      w.on('error', (err) => {
+        if (worker !== w) return;
+        // the worker itself failed (out of memory on a huge log): what is left is not searched
+        worker = null;
+        clear();
+        const [name] = todo[next];
+        refused.push({ metric: name, pattern: regexes[name], reason: `regex of metric ${name} could not be run: ${err.message.split('\n')[0]}` });
+        next++;
+        start();
+      });
+      w.on('exit', () => {
+        if (worker !== w || finished) return;
+        // exited without an error event and without answering: count the regex as refused
+        worker = null;
+        clear();
+        if (next < todo.length) {
+          const [name] = todo[next];
+          refused.push({ metric: name, pattern: regexes[name], reason: `regex of metric ${name} could not be run: the matching thread exited` });
+          next++;
+        }
+        start();
+      });
+    };
+    start();
+  });
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GpucoloError, errnoCode } from '../../errors.js';
+import { InputFileError, readInputText } from '../../input-file.js';
 
 export type Item = Record<string, unknown>;
 
@@ -27,12 +28,13 @@ function bad(msg: string, file: string): GpucoloError {
   return new GpucoloError(msg, { code: 'EBADCONFIG', path: file });
 }
 
+/** An item file: a regular file of at most 256 MiB (input-file.ts); InputFileError with the errno name, ENOTREG or EFBIG. */
 function readText(file: string): string {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return readInputText(file, { kind: 'items' });
   } catch (err) {
-    const code = errnoCode(err) ?? 'EIO';
-    throw new GpucoloError(`cannot read items ${file}: ${code === 'ENOENT' ? 'no such file' : code}`, { code, path: file });
+    if (!(err instanceof InputFileError)) throw err;
+    throw new InputFileError(`cannot read items ${file}: ${err.code === 'ENOENT' ? 'no such file' : `${err.code} (${err.reason})`}`, { code: err.code, path: file, reason: err.reason });
   }
 }
 

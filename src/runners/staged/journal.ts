@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GpucoloError, errnoCode, errnoText } from '../../errors.js';
+import { InputFileError, readInputText } from '../../input-file.js';
 import { VERSION } from '../../version.js';
 import { makeDirs } from '../../fs-dirs.js';
 
@@ -55,10 +56,10 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
   const warnings: string[] = [];
   let text = '';
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readInputText(file, { kind: 'journal' });
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
-    if (code !== 'ENOENT') throw new GpucoloError(`cannot read journal ${file}: ${code}`, { code, path: file });
+    if (code !== 'ENOENT') throw new GpucoloError(`cannot read journal ${file}: ${err instanceof InputFileError ? `${code} (${err.reason})` : code}`, { code, path: file });
   }
   let keepBytes = Buffer.byteLength(text);
   if (text.length) {

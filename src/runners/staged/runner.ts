@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GpucoloError, errnoCode, oneLine } from '../../errors.js';
+import { InputFileError, readInputText } from '../../input-file.js';
 import { supervisorWithRegistry } from '../supervisor/index.js';
 import { loadItems, type ItemCategory } from './items.js';
 import { ModelHost, defaultHostScript, defaultStagedPython } from './host.js';
@@ -284,10 +285,10 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     }
     let text: string;
     try {
-      text = fs.readFileSync(f, 'utf8');
+      text = readInputText(f, { kind: 'items' });
     } catch (err) {
       const code = errnoCode(err) ?? 'EIO';
-      throw new GpucoloError(`cannot read ${what}: ${code === 'ENOENT' ? 'the file is gone' : code} (run with --no-resume to start over)`, { code, path: f });
+      throw new GpucoloError(`cannot read ${what}: ${code === 'ENOENT' ? 'the file is gone' : err instanceof InputFileError ? `${code} (${err.reason})` : code} (run with --no-resume to start over)`, { code, path: f });
     }
     try {
       return JSON.parse(text) as unknown;

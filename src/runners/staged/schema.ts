@@ -4,11 +4,10 @@
  * EBADCONFIG, or the file's errno) whose message names the file and each path:
  * "stages.1.inputs.0: ...".
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { parseConfigText, zodIssuesText } from '../../config-text.js';
+import { parseConfigText, readConfigText, zodIssuesText } from '../../config-text.js';
 import { z } from 'zod';
-import { GpucoloError, errnoCode } from '../../errors.js';
+import { GpucoloError } from '../../errors.js';
 
 export const PIPELINE_SCHEMA = 'gpucolo.pipeline/1';
 
@@ -107,14 +106,7 @@ export function parsePipeline(text: string, file: string): Pipeline {
 
 /** Reads a pipeline file; `dir` is the directory relative paths (items.source, output_dir) resolve against. */
 export function loadPipeline(file: string): { pipeline: Pipeline; file: string; dir: string } {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = errnoCode(err) ?? 'EIO';
-    const what = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a pipeline file' : code;
-    throw new GpucoloError(`cannot read pipeline ${file}: ${what}`, { code, path: file });
-  }
+  const text = readConfigText(file, 'pipeline file');
   const abs = path.resolve(file);
   return { pipeline: parsePipeline(text, file), file: abs, dir: path.dirname(abs) };
 }

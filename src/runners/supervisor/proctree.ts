@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { readInputFile } from '../../input-file.js';
 import { parseProcStatus, namespacePid as statusNamespacePid, type ProcStatus } from '../../kfd/procfs.js';
 
 /** ProcStatus plus Tgid (the shared parser does not keep it; we wrap rather than fork it). */
@@ -36,7 +37,7 @@ const TGID_RE = /^Tgid:\s*(\d+)\s*$/m;
 export function readStatus(procRoot: string, pid: number): PidStatus | null {
   let text: string;
   try {
-    text = fs.readFileSync(path.join(procRoot, String(pid), 'status'), 'latin1');
+    text = readInputFile(path.join(procRoot, String(pid), 'status'), { kind: 'sysfs' }).toString('latin1');
   } catch {
     return null;
   }
@@ -79,7 +80,7 @@ export function parseStat(text: string): PidStat | null {
 /** Reads <procRoot>/<pid>/stat; null when the process is gone or the file is not a stat line. */
 export function readStat(procRoot: string, pid: number): PidStat | null {
   try {
-    return parseStat(fs.readFileSync(path.join(procRoot, String(pid), 'stat'), 'latin1'));
+    return parseStat(readInputFile(path.join(procRoot, String(pid), 'stat'), { kind: 'sysfs' }).toString('latin1'));
   } catch {
     return null;
   }

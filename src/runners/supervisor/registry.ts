@@ -7,9 +7,9 @@
  * Writes are synchronous on purpose: the registry must also be written from process 'exit'
  * handlers, where nothing asynchronous runs, and changes are rare (a start, an exit).
  */
-import fs from 'node:fs';
 import { writeFileAtomic, writeJsonAtomic as writeJsonAtomicFile } from '../../report/index.js';
 import { VERSION } from '../../version.js';
+import { readInputText } from '../../input-file.js';
 import { readStat } from './proctree.js';
 
 export const RUNS_SCHEMA = 'gpucolo.runs/1';
@@ -96,7 +96,8 @@ export class RegistryFormatError extends Error {
 
 /** Reads a registry file (for tools and for reaping what an earlier run left). */
 export function readRunRegistry(file: string): RunRegistryDoc {
-  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<RunRegistryDoc>;
+  // only a regular file of at most 16 MiB (input-file.ts): a FIFO given as --registry is refused, not waited on
+  const doc = JSON.parse(readInputText(file, { kind: 'registry' })) as Partial<RunRegistryDoc>;
   if (doc?.schema !== RUNS_SCHEMA || !Array.isArray(doc.children)) {
     throw new RegistryFormatError(`${file}: not a ${RUNS_SCHEMA} run registry`, file);
   }

@@ -193,23 +193,24 @@ describe('writeFileAtomic / writeJsonAtomic', () => {
     expect(fs.readdirSync(dir)).toEqual(['taken']);
   });
 
-  it('a symlink is followed: the file it points to is replaced, the link stays a link', () => {
+  it('a symlink is never written through: refused (ELOOP, one line), the link and the file it points to unchanged', () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'w-'));
     fs.mkdirSync(path.join(dir, 'real'));
     const real = path.join(dir, 'real', 'results.json');
     fs.writeFileSync(real, 'old');
     const link = path.join(dir, 'link.json');
     fs.symlinkSync(path.join('real', 'results.json'), link);
-    writeFileAtomic(link, 'new');
+    expect(() => writeFileAtomic(link, 'new')).toThrow(expect.objectContaining({ code: 'ELOOP', path: link }));
+    expect(() => writeFileAtomic(link, 'new')).toThrow(/^cannot write .*link\.json: it is a symbolic link \(to .*results\.json\)[^\n]*\(ELOOP\)$/);
     expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
-    expect(fs.readFileSync(real, 'utf8')).toBe('new');
-    expect(fs.readdirSync(path.join(dir, 'real'))).toEqual(['results.json']);
-    // a dangling link: the file is created where it points
+    expect(fs.readFileSync(real, 'utf8')).toBe('old');
+    // a dangling link: nothing is created where it points
     const dangling = path.join(dir, 'dangling.json');
     fs.symlinkSync(path.join(dir, 'real', 'later.json'), dangling);
-    writeFileAtomic(dangling, 'made');
-    expect(fs.lstatSync(dangling).isSymbolicLink()).toBe(true);
-    expect(fs.readFileSync(path.join(dir, 'real', 'later.json'), 'utf8')).toBe('made');
+    expect(() => writeFileAtomic(dangling, 'made')).toThrow(expect.objectContaining({ code: 'ELOOP' }));
+    expect(fs.existsSync(path.join(dir, 'real', 'later.json'))).toBe(false);
+    expect(fs.readdirSync(dir).sort()).toEqual(['dangling.json', 'link.json', 'real']);
+    expect(fs.readdirSync(path.join(dir, 'real'))).toEqual(['results.json']);
   });
 
   /**

@@ -165,6 +165,6 @@ describe('writePerfetto and gpucolo export', () => {
     expect(r.stderr).toBe(`gpucolo: cannot read ${missing} (ENOENT)\n`);
     const w = cli(['export', '--perfetto', writeJsonl(lifecycleRecords()), '-o', path.join(tmpDir(), 'no/such/dir/o.json')]);
     expect(w.status).toBe(1);
-    expect(w.stderr).toMatch(/^gpucolo: cannot write .*o\.json \(ENOENT\)\n$/);
+    expect(w.stderr).toMatch(/^gpucolo: cannot write .*o\.json: no such file or directory \(ENOENT\)\n$/);
   });
 });

@@ -426,12 +426,14 @@ describe('trace output file', () => {
     const port = (taken.address() as net.AddressInfo).port;
     try {
       const busy = runIn(dir, ['--root', t.root, '--out', precious, '--duration', '1s', '--serve', `127.0.0.1:${port}`]);
-      expect(busy.status).toBe(1);
-      expect(busy.stderr).toMatch(/EADDRINUSE/);
+      // a busy port is a usage error, like in `distributed`: exit 2, one line
+      expect(busy.status).toBe(2);
+      expect(busy.stderr).toMatch(new RegExp(`^gpucolo: --serve 127\\.0\\.0\\.1:${port}: port ${port} is already in use on 127\\.0\\.0\\.1`));
+      expect(busy.stderr.trim().split('\n')).toHaveLength(1);
       expect(fs.readFileSync(precious, 'utf8')).toBe(content);
       // the default name: nothing is left behind
       const noOut = runIn(dir, ['--root', t.root, '--duration', '1s', '--serve', `127.0.0.1:${port}`]);
-      expect(noOut.status).toBe(1);
+      expect(noOut.status).toBe(2);
       expect(runIn(dir, ['--root', t.root, '--duration', '1s', '--serve', 'notanaddr']).status).toBe(2);
       expect(fs.readdirSync(dir)).toEqual(['precious.jsonl']);
     } finally {

@@ -5,17 +5,21 @@
  */
 import { Command } from 'commander';
 import { GpucoloError } from '../errors.js';
+import { isRefusedInput } from '../input-file.js';
 import { analyzeTrace, loadTrace, fmtCount, fmtDist, fmtNs, fmtPriority, fmtT, writeMarkdownReport, type QueueUsageReport, type Trace } from '../trace/index.js';
 import { fmtParseCost } from '../trace/report-md.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
 
-/** Reads a trace for a command; unreadable or invalid input becomes a one-line CliError (exit 1). */
+/**
+ * Reads a trace for a command; unreadable or invalid input becomes a one-line CliError: exit 2 for
+ * a path that is not a regular file, is over the size cap or loops (input-file.ts), else exit 1.
+ */
 export async function loadTraceForCli(input: string): Promise<Trace> {
   try {
     return await loadTrace(input);
   } catch (err) {
-    if (err instanceof GpucoloError) throw new CliError(err.message, 1);
+    if (err instanceof GpucoloError) throw new CliError(err.message, isRefusedInput(err) ? 2 : 1);
     throw err;
   }
 }
@@ -37,9 +41,15 @@ function writeMd(report: QueueUsageReport, file: string): void {
   try {
     writeMarkdownReport(report, file);
   } catch (err) {
-    const code = (err as { code?: string }).code ?? 'EIO';
-    throw new CliError(`cannot write ${file} (${code})`, 1);
+    throw new CliError(writeFailure(file, err), 1);
   }
+}
+
+/** One line for a failed output write: the writer's own ("cannot write F: why (CODE)", a refused symlink), else F and the code. */
+export function writeFailure(file: string, err: unknown): string {
+  const msg = err instanceof Error ? err.message : '';
+  if (msg.startsWith('cannot write ') && !msg.includes('\n')) return msg;
+  return `cannot write ${file} (${(err as { code?: string })?.code ?? 'EIO'})`;
 }
 
 /** The text summary: one block per process, then GPUs, co-location and sampling in a few lines. */
@@ -74,7 +84,7 @@ export function renderSummary(r: QueueUsageReport): string {
     // '?': an XCC no sample showed (a cut dump); its average is unknown, not 0
     const avg = g.perXcc.map((x) => (x.active.avg === null ? (g.samples > 0 ? '?' : '-') : +x.active.avg.toFixed(2))).join(' / ');
     const partly = g.perXcc.some((x) => x.samples < g.samples) ? ' (some XCCs read in fewer: see --json)' : '';
-    out.push(`GPU node ${g.node} (${g.gpuId}, ${g.numXcc} XCC): active HQDs per XCC avg ${avg} over ${g.samples} sample(s)${partly}; unbalanced ${g.unbalancedSamples}`);
+    out.push(`GPU node ${g.node ?? '?'} (${g.gpuId}, ${g.numXcc} XCC): active HQDs per XCC avg ${avg} over ${g.samples} sample(s)${partly}; unbalanced ${g.unbalancedSamples}`);
   }
   if (r.coexistence) {
     const c = r.coexistence;

@@ -4,9 +4,12 @@
  * stopped only while it is still the one recorded (leader start time checked against /proc), and
  * never while the gpucolo that owns it still runs (--force overrides that).
  *
+ * A registry file with nothing left running is removed (the default directory's, and --registry's).
+ *
  * Exit codes: 0 done (or nothing to do); 1 something could not be stopped or a registry could not
  * be read; 2 usage (an explicit registry file that does not exist, is not a registry, or names a
- * pid, pgid or group <= 1: such a file is refused as a whole, nothing in it is signaled).
+ * pid, pgid or group <= 1: such a file is refused as a whole, nothing in it is signaled, and the
+ * reason is the one line printed).
  */
 import fs from 'node:fs';
 import { Command } from 'commander';
@@ -50,9 +53,10 @@ export function cleanupCommand(): Command {
         where = defaultRegistryDir();
         files = listRegistryFiles(where);
       }
-      const report = await reapRegistries(files, { graceMs: o.grace * 1000, force: o.force, dryRun: o.dryRun, removeDone: !o.registry });
+      const report = await reapRegistries(files, { graceMs: o.grace * 1000, force: o.force, dryRun: o.dryRun, removeDone: true });
+      // a --registry that is not a usable registry: its reason, one line, and nothing else
+      if (o.registry && report.files.length === 0) throw new CliError(report.errors[0] ?? `${o.registry}: not read`, 2);
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : cleanupText(report, where, o.dryRun));
-      if (o.registry && report.errors.length) throw new CliError(report.errors[0], 2, true);
       if (report.errors.length || report.actions.some((a) => a.outcome === 'failed')) throw new CliError('some process groups could not be stopped or registries not read (see above)', 1, true);
     });
 }

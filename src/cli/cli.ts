@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
  * gpucolo command line. Thin: parses arguments, calls the library, prints.
- * Exit codes: 0 ok; 1 the command ran but could not do its job (nothing readable, I/O error);
- * 2 bad usage (unknown option, bad value).
+ * Exit codes: 0 ok; 1 the command ran but could not do its job (nothing readable, I/O error,
+ * stdout could not be written: disk full, closed pipe); 2 bad usage (unknown option, bad value).
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { oneLine } from '../errors.js';
 import { CliError } from './errors.js';
+import { flushStdout, stdoutFailureText, watchStdout } from './stdout.js';
 import { doctorCommand } from './doctor.js';
 import { queuesCommand } from './queues.js';
 import { analyzeCommand } from './analyze.js';
@@ -77,30 +78,37 @@ function usageError(c: Command): (str: string, write: (str: string) => void) => 
 }
 
 export async function main(argv: string[]): Promise<number> {
+  watchStdout();
   const program = buildProgram();
+  let code: number;
+  let message: string | null = null;
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    code = 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and --version exit through here with code 0; commander already printed
-      if (err.exitCode === 0) return 0;
-      return 2;
+      code = err.exitCode === 0 ? 0 : 2;
+    } else if (err instanceof CliError) {
+      message = `gpucolo: ${err.message}\n`;
+      code = err.exitCode;
+    } else {
+      message = `gpucolo: error: ${oneLine(err)}\n`;
+      if (process.env.GPUCOLO_DEBUG) message += `${(err as Error).stack}\n`;
+      code = 1;
     }
-    if (err instanceof CliError) {
-      process.stderr.write(`gpucolo: ${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`gpucolo: error: ${oneLine(err)}\n`);
-    if (process.env.GPUCOLO_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
-    return 1;
   }
+  // output that did not arrive (disk full, closed pipe) fails every command the same way: one
+  // line, exit 1 (a command's own failure is kept on that line, with its status)
+  const failed = await flushStdout();
+  if (failed) {
+    const own = message ? `; ${message.split('\n')[0].replace(/^gpucolo: /, '')}` : '';
+    process.stderr.write(`gpucolo: ${stdoutFailureText(failed)}${own}\n`);
+    return code === 0 ? 1 : code;
+  }
+  if (message) process.stderr.write(message);
+  return code;
 }
-
-// stdout closed early (gpucolo queues | head): not an error
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-});
 
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

@@ -1,7 +1,7 @@
 /** `gpucolo export --perfetto <trace.jsonl | dump-dir> -o trace.json`: Chrome trace-event JSON for ui.perfetto.dev. */
 import { Command } from 'commander';
 import { writePerfetto } from '../trace/index.js';
-import { loadTraceForCli } from './analyze.js';
+import { loadTraceForCli, writeFailure } from './analyze.js';
 import { CliError } from './errors.js';
 
 export function exportCommand(): Command {
@@ -15,8 +15,7 @@ export function exportCommand(): Command {
       try {
         events = writePerfetto(trace, o.output).traceEvents.length;
       } catch (err) {
-        const code = (err as { code?: string }).code ?? 'EIO';
-        throw new CliError(`cannot write ${o.output} (${code})`, 1);
+        throw new CliError(writeFailure(o.output, err), 1);
       }
       process.stdout.write(`wrote ${o.output}: ${events} trace events (open in https://ui.perfetto.dev)\n`);
     });

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatDuration } from '../units.js';
 import { runTrace, type TraceOptions, type TraceSource } from '../trace/index.js';
-import { parseListen } from '../trace/exporter.js';
+import { ListenError, httpUrl, parseListen } from '../trace/exporter.js';
 import { checkGivenRoots, collectPids, durationOption, listDefault, resolveRoots, type RootOptions } from './options.js';
 import { CliError } from './errors.js';
 
@@ -109,10 +109,11 @@ export function traceCommand(): Command {
     try {
       res = await runTrace(opts);
     } catch (err) {
-      if (err instanceof RangeError) throw new CliError(err.message, 2);
+      // a bad value, or --serve on a busy/privileged port or a foreign address: usage, exit 2
+      if (err instanceof RangeError || err instanceof ListenError) throw new CliError(err.message, 2);
       throw err;
     }
-    if (res.metrics) process.stderr.write(`gpucolo trace: metrics were served on http://${res.metrics.host}:${res.metrics.port}/metrics\n`);
+    if (res.metrics) process.stderr.write(`gpucolo trace: metrics were served on ${httpUrl(res.metrics.host, res.metrics.port, '/metrics')}\n`);
     const cmdPart = res.command?.exit ? `; command ${res.command.exit.reason}${res.command.exit.code !== null ? ` (code ${res.command.exit.code})` : ''}${res.command.exit.signal ? ` (${res.command.exit.signal})` : ''}` : '';
     process.stderr.write(
       `${isTty ? '\r\x1b[K' : ''}gpucolo trace: ${res.samples} samples, ${res.events} events, ${res.missedIntervals} missed intervals, ended by ${res.endedBy}${cmdPart}${res.out !== '-' ? ` -> ${res.out}` : ''}\n`,

@@ -1,11 +1,43 @@
 /**
- * Atomic result files: readers (and a crash) see either the old file or the whole new one, never
- * a torn write. The temp file lives in the target's directory so the rename stays on one file
- * system; it is fsynced before the rename and removed when anything fails. A symlink is followed
- * (the file it points to is replaced, the link stays); a device, FIFO or socket is written in place.
+ * Every file gpucolo writes as a result (results.json, report.md, charts, trace --out, analyze
+ * --md, export -o, registries) goes through here. Two rules:
+ *
+ * Atomic: readers (and a crash) see either the old file or the whole new one, never a torn write.
+ * The temp file lives in the directory of the name given, so the rename stays on one file system;
+ * it is created exclusively (a link at the temp name is never followed), fsynced before the
+ * rename and removed when anything fails.
+ *
+ * Never through a symlink: gpucolo is often run as root (debugfs), and a link planted at an
+ * output name (/tmp/trace.jsonl -> /etc/shadow) must not turn that into a write anywhere else. A
+ * name that is a symlink is refused (ELOOP, one line naming the link and where it points): the
+ * file it points to is never opened, truncated or replaced, a dangling link creates nothing, and
+ * the link stays. Two kinds of link are written through, because they cannot lead anywhere the
+ * caller did not already open: links to this process's own file descriptors (/dev/stdout,
+ * /dev/stderr, /dev/fd/N, /proc/self/fd/N: written to that descriptor, as a shell redirection
+ * made it, without truncating or replacing anything), and links to a FIFO. Only the last
+ * component is checked: directories on the way are followed, as the caller named them.
+ *
+ * A device, FIFO or socket named directly is written in place (renaming a file over it would
+ * replace the device node with a regular file); what is opened is checked again after the open,
+ * so a regular file swapped in between is closed untouched and written the atomic way.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+
+const { O_WRONLY, O_NOFOLLOW, O_NOCTTY, O_CREAT, O_EXCL } = fs.constants;
+
+/** An output name that is a symlink gpucolo will not write through (see the file comment). */
+export class OutputSymlinkError extends Error {
+  readonly code = 'ELOOP';
+  readonly syscall = 'open';
+  constructor(
+    readonly path: string,
+    readonly target: string,
+  ) {
+    super(`cannot write ${path}: it is a symbolic link (to ${target}) and gpucolo never writes through one: remove the link, or name the file itself (ELOOP)`);
+    this.name = 'OutputSymlinkError';
+  }
+}
 
 /** Node's own description of an errno ("no such file or directory"), without the temp path it names. */
 function describe(err: NodeJS.ErrnoException): string {
@@ -38,10 +70,6 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/**
- * Writes `data` to `file` atomically (temp file in the same directory + fsync + rename). The
- * directory must exist. Errors keep Node's code (ENOENT, ENOSPC, EACCES) and name `file`.
- */
 export interface AtomicWriteOptions {
   /**
    * fsync the data and the directory (default true). Files that only guard against gpucolo itself
@@ -51,78 +79,188 @@ export interface AtomicWriteOptions {
   fsync?: boolean;
 }
 
-/**
- * Where a write to `file` has to land: `file` itself, or, for a symlink, the file it points to
- * (followed to the end, dangling links included), so the link stays a link.
- */
-function resolveTarget(file: string): { target: string; stat: fs.Stats | null } {
-  let target = path.resolve(file);
-  for (let hops = 0; ; hops++) {
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(target);
-    } catch {
-      return { target, stat: null }; // missing (or unreadable: the write itself reports it)
-    }
-    if (!st.isSymbolicLink()) return { target, stat: st };
-    if (hops >= 40) throw Object.assign(new Error(`ELOOP: too many symbolic links encountered, open '${file}'`), { code: 'ELOOP', syscall: 'open' });
-    target = path.resolve(path.dirname(target), fs.readlinkSync(target));
-  }
-}
-
-/**
- * A device, FIFO or socket is written in place: renaming a file over it would replace the device
- * node (/dev/null, /dev/stdout) with a regular file. Errors (ENOSPC on /dev/full) are the write's.
- */
-function writeInPlace(target: string, data: string | Uint8Array, sync: boolean): void {
-  const fd = fs.openSync(target, 'w');
+/** N when `p` names one of this process's own descriptors (/proc/self/fd/N, /dev/fd/N, /proc/<pid>/task/<tid>/fd/N). */
+function ownFd(p: string): number | null {
+  const m = /^(.*)\/(\d+)$/.exec(p);
+  if (!m || m[1] === '') return null;
+  let dir: string;
   try {
-    fs.writeFileSync(fd, data);
-    if (sync) {
-      try {
-        fs.fsyncSync(fd);
-      } catch {
-        // devices and pipes refuse fsync (EINVAL): nothing to make durable
-      }
+    dir = fs.realpathSync(m[1]);
+  } catch {
+    return null;
+  }
+  const pid = process.pid;
+  return dir === `/proc/${pid}/fd` || new RegExp(`^/proc/${pid}/task/\\d+/fd$`).test(dir) ? Number(m[2]) : null;
+}
+
+/**
+ * Where a write to `file` goes (see the file comment):
+ *  - `new`: a new file at the name, by temp file + rename (the name is missing, a regular file, or
+ *    a directory, where the rename then fails);
+ *  - `fd`: written in place to `fd`; `borrowed`: one of this process's own descriptors (never
+ *    closed, truncated or fsync-required), else opened here (close it when done).
+ * Throws OutputSymlinkError for any other symlink. A FIFO blocks the open until it has a reader.
+ */
+export type OutputPlan = { kind: 'new' } | { kind: 'fd'; fd: number; borrowed: boolean };
+
+export function planOutput(file: string): OutputPlan {
+  const abs = path.resolve(file);
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(abs);
+  } catch {
+    return { kind: 'new' }; // missing (or unreadable: the write reports it)
+  }
+  if (!st.isSymbolicLink()) {
+    if (st.isFile() || st.isDirectory()) return { kind: 'new' };
+    const fd = openChecked(abs, O_WRONLY | O_NOCTTY | O_NOFOLLOW, (x) => !x.isFile() && !x.isDirectory());
+    return fd === null ? { kind: 'new' } : { kind: 'fd', fd, borrowed: false };
+  }
+  // follow the chain by hand: a hop through this process's fd table ends it (/dev/stdout -> /proc/self/fd/1)
+  let cur = abs;
+  for (let hops = 0; hops < 40; hops++) {
+    let link: fs.Stats;
+    try {
+      link = fs.lstatSync(cur);
+    } catch {
+      throw new OutputSymlinkError(file, cur); // dangling
     }
-  } finally {
-    fs.closeSync(fd);
+    if (!link.isSymbolicLink()) break;
+    const fd = ownFd(cur);
+    if (fd !== null) {
+      try {
+        fs.fstatSync(fd);
+      } catch {
+        throw new OutputSymlinkError(file, cur); // not open here
+      }
+      return { kind: 'fd', fd, borrowed: true };
+    }
+    let next: string;
+    try {
+      next = fs.readlinkSync(cur);
+    } catch {
+      throw new OutputSymlinkError(file, cur); // a link we may not read (another process's fd)
+    }
+    cur = path.resolve(path.dirname(cur), next);
+  }
+  let target: fs.Stats | null = null;
+  try {
+    target = fs.statSync(abs);
+  } catch {
+    // a loop or dangling: refused below
+  }
+  if (target?.isFIFO()) {
+    const fd = openChecked(abs, O_WRONLY | O_NOCTTY, (x) => x.isFIFO());
+    if (fd !== null) return { kind: 'fd', fd, borrowed: false };
+  }
+  throw new OutputSymlinkError(file, cur);
+}
+
+/** Opens `file` for writing (no create, no truncate) when what got opened passes `ok`; else null, closed untouched. */
+function openChecked(file: string, flags: number, ok: (st: fs.Stats) => boolean): number | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, flags);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // changed between the check and the open (a link now, or gone): the caller decides again
+    if (code === 'ELOOP' || code === 'ENOENT') return null;
+    throw err;
+  }
+  if (ok(fs.fstatSync(fd))) return fd;
+  fs.closeSync(fd);
+  return null;
+}
+
+/** Writes all of `data` to `fd`; a non-blocking pipe (stdout) is waited for, not failed (EAGAIN). */
+export function writeAllFd(fd: number, data: string | Uint8Array): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+    }
   }
 }
 
+/**
+ * Creates a temp file next to `file` (in the directory of the name given, not of a link's target),
+ * exclusively: a link planted at the temp name makes this fail, it is never followed.
+ */
+export function createTempBeside(file: string, mode = 0o644): { fd: number; tmp: string } {
+  const abs = path.resolve(file);
+  for (let n = 0; ; n++) {
+    const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+    try {
+      return { fd: fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL, mode), tmp };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 10) throw err;
+    }
+  }
+}
+
+function syncFd(fd: number, required: boolean): void {
+  try {
+    fs.fsyncSync(fd);
+  } catch (err) {
+    // devices and pipes refuse fsync (EINVAL): nothing to make durable
+    if (required && fs.fstatSync(fd).isFile()) throw err;
+  }
+}
+
+/**
+ * Writes `data` to `file` atomically (temp file in the same directory + fsync + rename). The
+ * directory must exist. A symlink at `file` is refused (OutputSymlinkError, code ELOOP) unless it
+ * leads to one of this process's descriptors or a FIFO; a device, FIFO or socket is written in
+ * place (see the file comment). Errors keep Node's code (ENOENT, ENOSPC, EACCES) and name `file`.
+ */
 export function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
   const sync = opts.fsync !== false;
-  let target: string;
-  let stat: fs.Stats | null;
+  let plan: OutputPlan;
   try {
-    ({ target, stat } = resolveTarget(file));
-    if (stat && !stat.isFile() && !stat.isDirectory()) {
-      writeInPlace(target, data, sync);
-      return;
-    }
+    plan = planOutput(file);
   } catch (err) {
+    if (err instanceof OutputSymlinkError) throw err;
     throw writeError(file, err);
   }
-  const dir = path.dirname(target);
-  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
-  try {
-    const fd = fs.openSync(tmp, 'wx', 0o644);
+  if (plan.kind === 'fd') {
     try {
-      fs.writeFileSync(fd, data);
-      if (sync) fs.fsyncSync(fd);
+      writeAllFd(plan.fd, data);
+      if (sync) syncFd(plan.fd, !plan.borrowed);
+    } catch (err) {
+      throw writeError(file, err);
     } finally {
-      fs.closeSync(fd);
+      if (!plan.borrowed) fs.closeSync(plan.fd);
     }
+    return;
+  }
+  const target = path.resolve(file);
+  let tmp: string | null = null;
+  try {
+    const t = createTempBeside(target);
+    tmp = t.tmp;
+    try {
+      writeAllFd(t.fd, data);
+      if (sync) syncFd(t.fd, true);
+    } finally {
+      fs.closeSync(t.fd);
+    }
+    // rename(2) replaces the directory entry itself: a link swapped in since the check is replaced, not followed
     fs.renameSync(tmp, target);
   } catch (err) {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // the write error is the one worth reporting
+    if (tmp !== null) {
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // the write error is the one worth reporting
+      }
     }
     throw writeError(file, err);
   }
-  if (sync) fsyncDir(dir);
+  if (sync) fsyncDir(path.dirname(target));
 }
 
 /** `value` as 2-space JSON with a trailing newline, written atomically. */

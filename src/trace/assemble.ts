@@ -24,12 +24,22 @@ function isReadError(x: unknown): x is NativeReadError {
   return typeof x === 'object' && x !== null && 'code' in x && 'message' in x && !('issues' in x);
 }
 
-/** Queue identity for the whole trace: the KFD id when sysfs gives it, else the MQD address. */
-export function queueKey(pid: number, q: Pick<SnapshotQueue, 'qid' | 'mqdAddresses' | 'ringBase' | 'type'>): string {
+/**
+ * Queue identity for the whole trace: the KFD id when sysfs gives it, else the XCC0 MQD address
+ * (compute) or the ring (SDMA), else the doorbell (an MQD block cut before the address), else the
+ * ring; a queue none of which was read gets a key of its mqds line, which names it in this sample only.
+ */
+export function queueKey(pid: number, q: Pick<SnapshotQueue, 'qid' | 'mqdAddresses' | 'ringBase' | 'type' | 'doorbell'> & Partial<Pick<SnapshotQueue, 'mqdsLine'>>): string {
   if (q.qid !== null) return `${pid}/q${q.qid}`;
-  if (q.mqdAddresses.length > 0) return `${pid}/mqd${q.mqdAddresses[0]}`;
+  const mqd = q.mqdAddresses[0] ?? null;
+  if (mqd !== null) return `${pid}/mqd${mqd}`;
   // an SDMA MQD does not hold its own address; its ring (a VA of this process) is as stable
-  return `${pid}/${q.type}${q.ringBase ?? '?'}`;
+  if (q.mqdAddresses.length === 0 && q.ringBase !== null) return `${pid}/${q.type}${q.ringBase}`;
+  // a compute MQD block cut before its address: the doorbell offset is the queue's own within
+  // its process (and GPU: uniqueKeys adds the GPU on a clash), never `mqdnull`
+  if (q.doorbell !== null) return `${pid}/db${q.doorbell}`;
+  if (q.ringBase !== null) return `${pid}/${q.type}${q.ringBase}`;
+  return `${pid}/${q.type}@line${q.mqdsLine ?? '?'}`;
 }
 
 /** issue of a sample after samples were dropped (it belongs to that sample only, never reused) */
@@ -166,6 +176,14 @@ export class SampleAssembler {
         };
       });
     const unmatched = joined.unmatchedHqds.filter((h) => h.kind === 'cp').map((h) => [h.node, h.inst, h.pipe, h.queue] as [number, number, number, number]);
+    // what the join could not reconcile (GPUs or Insts hqds did not show, MQD blocks missing,
+    // runlist counts): the analysis reads these to count what this sample lacks as unknown.
+    // A warning about one process is kept only when that process is traced.
+    for (const w of joined.warnings) {
+      const about = /^(?:process|pid) (\d+):/.exec(w);
+      if (about && keep && !keep(Number(about[1]))) continue;
+      issues.push(w);
+    }
     if (raw.dropped > 0) issues.push(`${raw.dropped}${DROPPED_NOTE}`);
     return {
       kind: 'sample',
@@ -179,6 +197,8 @@ export class SampleAssembler {
   }
 }
 
+const flag = (b: boolean | null): number | null => (b === null ? null : b ? 1 : 0);
+
 /** A joined queue as a trace sample records it. */
 export function compactQueue(pid: number, q: SnapshotQueue, hqdsRead: boolean): TraceQueue {
   return {
@@ -189,8 +209,9 @@ export function compactQueue(pid: number, q: SnapshotQueue, hqdsRead: boolean): 
     node: q.node,
     priority: q.priority,
     mqd: q.mqdAddresses[0] ?? null,
-    hqds: hqdsRead && q.source !== 'sysfs' ? q.hqds.map((h) => [h.inst, h.pipe, h.queue, h.active ? 1 : 0]) : null,
-    sdma: q.sdma ? [q.sdma.engine, q.sdma.rlc, q.sdma.active ? 1 : 0] : null,
+    // active null: the slot's dump ended before CP_HQD_ACTIVE (unknown, not inactive)
+    hqds: hqdsRead && q.source !== 'sysfs' ? q.hqds.map((h) => [h.inst, h.pipe, h.queue, flag(h.active)]) : null,
+    sdma: q.sdma ? [q.sdma.engine, q.sdma.rlc, flag(q.sdma.active)] : null,
     inRunlist: q.inRunlist,
   };
 }

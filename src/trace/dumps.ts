@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GpucoloError, errnoCode } from '../errors.js';
+import { issueCodeText, readInputFile } from '../input-file.js';
 import { pickImpl, type Impl } from '../native.js';
 import { VERSION } from '../version.js';
 import { joinQueues } from '../kfd/join.js';
@@ -96,10 +97,10 @@ function listDumps(dir: string): DumpPoint[] {
 
 function readDump(file: string): Buffer {
   try {
-    return fs.readFileSync(file);
+    return readInputFile(file, { kind: 'debugfs' });
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
-    throw new GpucoloError(`cannot read ${file} (${code})`, { code, path: file });
+    throw new GpucoloError(`cannot read ${file} (${issueCodeText(code, 'debugfs')})`, { code, path: file });
   }
 }
 
@@ -194,11 +195,14 @@ function gpusOf(parsed: ParsedPoint[]): TraceGpu[] {
     for (const proc of p.mqds.processes) {
       for (const q of proc.queues) {
         if (q.gpuId === null || gpus.has(q.gpuId) || q.type !== 'compute') continue;
-        gpus.set(q.gpuId, { node: -1, gpuId: q.gpuId, name: '', gfxTarget: null, numXcc: Math.max(1, q.blocks.length) });
+        // node unknown: hqds never showed this GPU (null, as in the queues; never a made-up number)
+        gpus.set(q.gpuId, { node: null, gpuId: q.gpuId, name: '', gfxTarget: null, numXcc: Math.max(1, q.blocks.length) });
       }
     }
   }
-  return [...gpus.values()].sort((a, b) => a.node - b.node || a.gpuId.localeCompare(b.gpuId));
+  // known nodes in order, then the GPUs of unknown node by gpu_id
+  const nodeOrder = (g: TraceGpu): number => g.node ?? Number.POSITIVE_INFINITY;
+  return [...gpus.values()].sort((a, b) => (nodeOrder(a) === nodeOrder(b) ? 0 : nodeOrder(a) < nodeOrder(b) ? -1 : 1) || a.gpuId.localeCompare(b.gpuId));
 }
 
 function dumpHeader(dir: string, gpus: TraceGpu[], intervalNs: number, impl: Impl, startedAt: string): TraceHeader {

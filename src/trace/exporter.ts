@@ -13,6 +13,47 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
 }
 
+/** The path of a request target ("/metrics?x=1" -> "/metrics"); '' when there is none. */
+export function requestPath(url: string | undefined): string {
+  if (!url) return '';
+  const q = url.search(/[?#]/);
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** http://host:port with an IPv6 address in brackets (http://[::1]:9464). */
+export function httpUrl(host: string, port: number, pathName = ''): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}${pathName}`;
+}
+
+/**
+ * --serve could not listen: a busy port, a privileged one, or an address this host does not have.
+ * A usage error (the CLI's exit 2, like a busy port in `distributed`), one line; `code` is the errno.
+ */
+export class ListenError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'ListenError';
+  }
+}
+
+function listenError(address: string, host: string, port: number, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException)?.code ?? 'EIO';
+  const where = httpUrl(host, port);
+  const why: Record<string, string> = {
+    EADDRINUSE: `port ${port} is already in use on ${host} (another gpucolo trace --serve, or an exporter?): pick another port`,
+    EACCES: `no permission to listen on port ${port} (ports below 1024 need root): pick another port`,
+    EADDRNOTAVAIL: `${host} is not an address of this host: use 127.0.0.1, 0.0.0.0 or one of its addresses`,
+    ENOTFOUND: `host name ${host} does not resolve: use an IP address`,
+    EAI_AGAIN: `host name ${host} does not resolve: use an IP address`,
+  };
+  const text = why[code];
+  if (text) return new ListenError(`--serve ${address}: ${text}`, code);
+  return Object.assign(new Error(`--serve ${address}: cannot listen on ${where}: ${(err as Error)?.message ?? String(err)}`), { code });
+}
+
 export class TraceExporter {
   readonly registry = new Registry();
   private server: http.Server | null = null;
@@ -42,8 +83,14 @@ export class TraceExporter {
   async listen(address: string): Promise<{ host: string; port: number }> {
     const { host, port } = parseListen(address);
     this.server = http.createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end('gpucolo: metrics are at /metrics\n');
+      // only reads: anything else is 405 with the methods there are (HEAD: the headers of GET)
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end(`gpucolo: ${req.method} not allowed: GET or HEAD /metrics\n`);
+        return;
+      }
+      // a query string (?name[]=..., cache busters) does not change the path
+      if (requestPath(req.url) !== '/metrics') {
+        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('gpucolo: metrics are at /metrics\n');
         return;
       }
       this.registry
@@ -51,11 +98,21 @@ export class TraceExporter {
         .then((body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body))
         .catch((err: Error) => res.writeHead(500).end(`${err.message}\n`));
     });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(port, host, () => resolve());
-    });
-    const a = this.server.address();
+    const server = this.server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port, host, exclusive: true }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.server = null;
+      server.close();
+      throw listenError(address, host, port, err);
+    }
+    const a = server.address();
     return { host, port: typeof a === 'object' && a ? a.port : port };
   }
 

@@ -5,7 +5,7 @@ export { startSampler } from './sampler.js';
 export type { Sampler, SamplerOptions, RawSample } from './sampler.js';
 export { EventDeriver } from './events.js';
 export { TraceRecorder, TraceWriteError } from './recorder.js';
-export { TraceExporter, parseListen } from './exporter.js';
+export { ListenError, TraceExporter, httpUrl, parseListen, requestPath } from './exporter.js';
 export * from './schema.js';
 export { readTrace, loadTrace, traceHeaderSchema } from './read.js';
 export type { Trace, TraceIssue, TraceOrigin, ReadTraceOptions } from './read.js';

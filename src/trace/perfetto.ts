@@ -14,7 +14,7 @@
 import { analyzeTrace, hasHqdData, listsQueues, mapChanged, sameQueueState, slotSignature, type QueueUsage, type QueueUsageReport } from './analyze/index.js';
 import type { Trace } from './read.js';
 import { writeFileAtomic } from './report-md.js';
-import type { TraceQueue, TraceSample } from './schema.js';
+import type { TraceGpu, TraceQueue, TraceSample } from './schema.js';
 
 export interface ChromeTraceEvent {
   name: string;
@@ -139,27 +139,30 @@ function processTrack(trace: Trace, hqdSamples: readonly TraceSample[], report: 
 
 const slotTid = (inst: number, pipe: number, queue: number): number => 1 + inst * 10000 + pipe * 100 + queue;
 
-/** Holder of every active HQD slot ("inst/pipe/queue") of one node in one sample. */
-function slotHolders(s: TraceSample, node: number, nodeOfGpu: Map<string, number>): Map<string, string> {
+/** Holder of every active HQD slot ("inst/pipe/queue") of one GPU in one sample (a GPU of unknown node: its queues only). */
+function slotHolders(s: TraceSample, gpu: TraceGpu, knownGpus: ReadonlySet<string>): Map<string, string> {
   const held = new Map<string, string>();
+  const node = gpu.node;
   for (const p of s.processes) {
     for (const q of p.queues) {
-      if ((q.node ?? (q.gpuId !== null ? nodeOfGpu.get(q.gpuId) : undefined)) !== node) continue;
+      // by gpu_id; by node only where the gpu_id is not one of the header's GPUs
+      const mine = q.gpuId === gpu.gpuId || (node !== null && q.node === node && (q.gpuId === null || !knownGpus.has(q.gpuId)));
+      if (!mine) continue;
       for (const h of q.hqds ?? []) if (h[3] === 1) held.set(`${h[0]}/${h[1]}/${h[2]}`, q.key);
     }
   }
-  for (const [n, inst, pp, qq] of s.unmatchedHqds) if (n === node) held.set(`${inst}/${pp}/${qq}`, 'unmatched (MQD not in mqds)');
+  if (node !== null) for (const [n, inst, pp, qq] of s.unmatchedHqds) if (n === node) held.set(`${inst}/${pp}/${qq}`, 'unmatched (MQD not in mqds)');
   return held;
 }
 
 /** Per GPU node: for every HQD slot ever active, which queue held it when. */
 function gpuTracks(trace: Trace, hqdSamples: TraceSample[], endOfTrace: number): ChromeTraceEvent[] {
   const out: ChromeTraceEvent[] = [];
-  const nodeOfGpu = new Map(trace.header.gpus.map((g) => [g.gpuId, g.node]));
+  const knownGpus = new Set(trace.header.gpus.map((g) => g.gpuId));
   trace.header.gpus.forEach((g, gi) => {
     const pid = GPU_PID_BASE + gi;
-    out.push(meta('process_name', pid, 0, `GPU node ${g.node} (gpu_id ${g.gpuId}, ${g.numXcc} XCC)`), meta('process_sort_index', pid, 0, GPU_PID_BASE + gi));
-    const held = mapChanged(hqdSamples, (s) => slotHolders(s, g.node, nodeOfGpu));
+    out.push(meta('process_name', pid, 0, `GPU node ${g.node ?? '?'} (gpu_id ${g.gpuId}, ${g.numXcc} XCC)`), meta('process_sort_index', pid, 0, GPU_PID_BASE + gi));
+    const held = mapChanged(hqdSamples, (s) => slotHolders(s, g, knownGpus));
     const slots = [...new Set(held.flatMap((h, i) => (i > 0 && h === held[i - 1] ? [] : [...h.keys()])))];
     for (const slot of slots) {
       const [inst, pipe, queue] = slot.split('/').map(Number);

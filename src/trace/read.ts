@@ -9,6 +9,7 @@ import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { GpucoloError, errnoCode } from '../errors.js';
+import { InputFileError, inputReason, openInputFile } from '../input-file.js';
 import { readDumpDir } from './dumps.js';
 import {
   TRACE_SCHEMA,
@@ -67,7 +68,8 @@ const priority = z.object({ pipe: z.number().int(), queue: z.number().int(), lev
 const pipeQueue = z.object({ pipe: z.number().int(), queue: z.number().int() });
 const int = () => z.number().int();
 
-const gpuSchema = z.object({ node: int(), gpuId: z.string(), name: z.string(), gfxTarget: z.string().nullable(), numXcc: int().min(1) });
+// node: null when unknown (a GPU only seen in mqds dumps); -1, which older readers wrote for that, reads as null
+const gpuSchema = z.object({ node: int().nullable().transform((n) => (n !== null && n < 0 ? null : n)), gpuId: z.string(), name: z.string(), gfxTarget: z.string().nullable(), numXcc: int().min(1) });
 const sourceSchema = z.enum(['sysfs', 'debugfs']);
 
 export const traceHeaderSchema = conforms<TraceHeader>()(z.object({
@@ -103,8 +105,9 @@ const queueSchema = z.object({
   node: int().nullable(),
   priority: priority.nullable(),
   mqd: z.string().nullable(),
-  hqds: z.array(z.tuple([int(), int(), int(), int()])).nullable(),
-  sdma: z.tuple([int(), int(), int()]).nullable(),
+  // the last slot (active 0|1) is null where the dump ended before it (a cut slot)
+  hqds: z.array(z.tuple([int(), int(), int(), int().nullable()])).nullable(),
+  sdma: z.tuple([int(), int(), int().nullable()]).nullable(),
   inRunlist: z.boolean().nullable(),
 });
 
@@ -314,21 +317,24 @@ export async function readTrace(path: string, opts: ReadTraceOptions = {}): Prom
   return builder.finish();
 }
 
-/** Opens first so that ENOENT/EACCES/EISDIR surface as one clear error, not a stream event. */
+/**
+ * Opens first so that ENOENT/EACCES/EISDIR surface as one clear error, not a stream event. Only a
+ * regular file of at most 4 GiB (input-file.ts): a FIFO or a device given as a path is refused
+ * (ENOTREG) instead of read forever; stdin is `-`.
+ */
+/** codes whose name alone says little: the reason follows them */
+const WORDED = new Set(['ENOTREG', 'EFBIG', 'ELOOP']);
+
 async function openForReading(path: string): Promise<Readable> {
-  let fh: fs.promises.FileHandle;
+  let opened: Awaited<ReturnType<typeof openInputFile>>;
   try {
-    fh = await fs.promises.open(path, 'r');
-    const st = await fh.stat();
-    if (st.isDirectory()) {
-      await fh.close();
-      throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    }
+    opened = await openInputFile(path, { kind: 'trace' });
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
-    throw new GpucoloError(`cannot read ${path} (${code})`, { code, path });
+    throw new GpucoloError(`cannot read ${path} (${err instanceof InputFileError && WORDED.has(code) ? `${code}: ${err.reason}` : code})`, { code, path });
   }
-  return fh.createReadStream({ encoding: 'utf8' });
+  // never past the cap, even if the file grows while it is read
+  return opened.fh.createReadStream({ encoding: 'utf8', end: opened.maxBytes - 1 });
 }
 
 /** A trace file, '-' (stdin) or a directory of plain debugfs dumps (dumps.ts), read the right way. */
@@ -339,7 +345,7 @@ export async function loadTrace(path: string): Promise<Trace> {
       isDir = fs.statSync(path).isDirectory();
     } catch (err) {
       const code = errnoCode(err) ?? 'EIO';
-      throw new GpucoloError(`cannot read ${path} (${code})`, { code, path });
+      throw new GpucoloError(`cannot read ${path} (${WORDED.has(code) ? `${code}: ${inputReason(code)}` : code})`, { code, path });
     }
     if (isDir) return readDumpDir(path);
   }

@@ -2,9 +2,14 @@
  * Writes trace records as JSON Lines, one complete line per write, so a killed tracer leaves a
  * valid prefix. A write that fails (disk full, closed pipe, I/O error) is remembered with its
  * errno: the tracer stops cleanly and says why, instead of crashing mid-run.
+ *
+ * Never through a symlink (the rule of src/report/write.ts): traces are taken as root, and a link
+ * at the --out name is refused, not followed; only links to this process's own descriptors
+ * (/dev/stdout, /dev/fd/N) and to a FIFO are written through.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { OutputSymlinkError, planOutput, writeAllFd } from '../report/write.js';
 import type { TraceRecord } from './schema.js';
 
 export class TraceWriteError extends Error {
@@ -32,7 +37,7 @@ export interface TraceRecorderOptions {
   unique?: boolean;
 }
 
-const { O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 
 export class TraceRecorder {
   private fd: number;
@@ -56,31 +61,44 @@ export class TraceRecorder {
       return;
     }
     let fd: number | undefined;
+    let owns = true;
     try {
       for (let n = 1; fd === undefined; n++) {
         const name = opts.unique ? numberedName(out, n) : out;
         try {
+          // O_EXCL: never follows a link at the name, even a dangling one
           fd = fs.openSync(name, O_WRONLY | O_CREAT | O_EXCL, 0o666);
           this.out = name;
           this.created = true;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || (opts.unique && n >= 1000)) throw err;
           if (opts.unique) continue;
+          // there is something at the name: a symlink is refused (OutputSymlinkError) unless it is
+          // one of our own descriptors (/dev/stdout) or a FIFO; a device or FIFO is written in place
+          const plan = planOutput(name);
+          if (plan.kind === 'fd') {
+            fd = plan.fd;
+            owns = !plan.borrowed;
+            break;
+          }
           try {
-            fd = fs.openSync(name, O_WRONLY);
+            // a regular file: replaced by the first record. O_NOFOLLOW: a link swapped in since
+            // the check is refused (ELOOP, then the check again), never written through
+            fd = fs.openSync(name, O_WRONLY | O_NOFOLLOW);
             this.truncatePending = true;
           } catch (err2) {
-            // removed in between: create it on the next round
-            if ((err2 as NodeJS.ErrnoException).code !== 'ENOENT' || n >= 10) throw err2;
+            const code = (err2 as NodeJS.ErrnoException).code;
+            if ((code !== 'ENOENT' && code !== 'ELOOP') || n >= 10) throw err2;
           }
         }
       }
     } catch (err) {
+      if (err instanceof OutputSymlinkError) throw new TraceWriteError(err.message, err.code);
       const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
       throw new TraceWriteError(`cannot open ${out} for writing (${code})`, code);
     }
     this.fd = fd!;
-    this.ownsFd = true;
+    this.ownsFd = owns;
   }
 
   /** The first write error, if any; later writes are skipped. */
@@ -98,16 +116,8 @@ export class TraceRecorder {
         // and FIFOs cannot be truncated and need not be
         if (fs.fstatSync(this.fd).isFile()) fs.ftruncateSync(this.fd, 0);
       }
-      let off = 0;
-      while (off < buf.length) {
-        try {
-          off += fs.writeSync(this.fd, buf, off, buf.length - off);
-        } catch (err) {
-          // stdout may be a non-blocking pipe: wait for the reader instead of failing
-          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
-        }
-      }
+      // stdout may be a non-blocking pipe: writeAllFd waits for the reader instead of failing
+      writeAllFd(this.fd, buf);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
       const where = this.out === '-' ? 'stdout' : this.out;

@@ -54,7 +54,7 @@ const yesNo = (b: boolean | null): string => (b === null ? '-' : b ? 'yes' : 'no
 
 function inputSection(r: QueueUsageReport): string[] {
   const i = r.input;
-  const gpus = i.gpus.map((g) => `node ${g.node} gpu_id ${g.gpuId}${g.gfxTarget ? ` ${g.gfxTarget}` : ''}, ${g.numXcc} XCC`).join('; ') || '-';
+  const gpus = i.gpus.map((g) => `node ${g.node ?? '?'} gpu_id ${g.gpuId}${g.gfxTarget ? ` ${g.gfxTarget}` : ''}, ${g.numXcc} XCC`).join('; ') || '-';
   const out = [
     '## Input',
     '',
@@ -197,7 +197,7 @@ function gpuSection(gpus: GpuHqdUsage[]): string[] {
   if (gpus.length === 0) return [];
   const out = ['## Active HQD slots per XCC', ''];
   for (const g of gpus) {
-    out.push(`Node ${g.node} (gpu_id ${g.gpuId}, ${g.numXcc} XCC), ${g.samples} sample(s) with HQD data; unmatched active slots ${fmtCount(g.unmatched)}; unbalanced samples ${g.unbalancedSamples}${g.instsOutOfRange.length ? `; Inst beyond numXcc: ${g.instsOutOfRange.join(', ')}` : ''}.`, '');
+    out.push(`Node ${g.node ?? '?'} (gpu_id ${g.gpuId}, ${g.numXcc} XCC), ${g.samples} sample(s) with HQD data; unmatched active slots ${fmtCount(g.unmatched)}; unbalanced samples ${g.unbalancedSamples}${g.instsOutOfRange.length ? `; Inst beyond numXcc: ${g.instsOutOfRange.join(', ')}` : ''}.`, '');
     // an XCC a dump did not show is unknown in that sample: its figures are over the samples that read it
     out.push(...mdTable(['XCC (Inst)', 'samples read', 'active min / avg / max'], g.perXcc.map((x) => [x.inst, x.samples, x.samples === 0 ? '? (never read)' : fmtCount(x.active)])), '');
   }

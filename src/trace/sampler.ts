@@ -18,13 +18,13 @@
  * for the TS sampler), and a native-thread sample also `jsCpuNs`, the JS thread's cumulative CPU
  * time when it reached JS. samplerThreadsCpuNs() sums the native sampling threads of this process.
  */
-import fs from 'node:fs';
 import { loadNative, type NativeReadError, type NativeSample } from '../native.js';
 import { parseHqdsTs } from '../kfd/hqds-ts.js';
 import { parseMqdsTs } from '../kfd/mqds-ts.js';
 import { parseRlsTs } from '../kfd/rls-ts.js';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw } from '../kfd/raw.js';
 import { readKfdProcsTs, underRoot } from '../kfd/sysfs-ts.js';
+import { issueCodeText, readInputFile } from '../input-file.js';
 
 export type { NativeSample as RawSample };
 
@@ -176,10 +176,10 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
 function readDebugfs(root: string, name: string): Buffer | NativeReadError {
   const path = underRoot(root, `kfd/${name}`);
   try {
-    return fs.readFileSync(path);
+    return readInputFile(path, { kind: 'debugfs' });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    return { code, message: `cannot read ${path} (${code})` };
+    return { code, message: `cannot read ${path} (${issueCodeText(code, 'debugfs')})` };
   }
 }
 

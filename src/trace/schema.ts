@@ -9,7 +9,8 @@ export const TRACE_SCHEMA = 'gpucolo.trace/1';
 export type TraceSource = 'sysfs' | 'debugfs';
 
 export interface TraceGpu {
-  node: number;
+  /** KFD topology node; null when unknown (a plain dump that shows the GPU in mqds only) */
+  node: number | null;
   /** hex, as debugfs prints it */
   gpuId: string;
   name: string;
@@ -46,7 +47,11 @@ export interface TraceHeader {
 
 /**
  * One queue in a sample. `key` identifies the queue for the whole trace: `<pid>/q<qid>` when the
- * KFD queue id is known (sysfs), else `<pid>/mqd<address>` (debugfs only).
+ * KFD queue id is known (sysfs), else `<pid>/mqd<address>` (debugfs only: the XCC0 MQD's GART
+ * address) or `<pid>/<type><ring base>` (SDMA), else `<pid>/db<doorbell>` (an MQD block cut before
+ * its address), else `<pid>/<type><ring base>`, else `<pid>/<type>@line<n>` (nothing identifying
+ * was read: the mqds line of its header, valid for that sample only). `@<gpu_id>` is appended
+ * when two queues of one process would share a key.
  */
 export interface TraceQueue {
   key: string;
@@ -58,10 +63,13 @@ export interface TraceQueue {
   priority: { pipe: number; queue: number; level: 'low' | 'normal' | 'high' | null } | null;
   /** GART address of the XCC0 MQD (compute), null otherwise or without debugfs */
   mqd: string | null;
-  /** [inst, pipe, queue, active 0|1] per XCC; null = hqds not read in this sample */
-  hqds: [number, number, number, number][] | null;
-  /** [engine, rlc, active 0|1] for an SDMA queue on an RLC; null otherwise */
-  sdma: [number, number, number] | null;
+  /**
+   * [inst, pipe, queue, active 0|1] per XCC; null = hqds not read in this sample. active is null
+   * when the slot's dump ended before CP_HQD_ACTIVE (unknown, not inactive).
+   */
+  hqds: [number, number, number, number | null][] | null;
+  /** [engine, rlc, active 0|1|null] for an SDMA queue on an RLC (null active: not read); null otherwise */
+  sdma: [number, number, number | null] | null;
   inRunlist: boolean | null;
 }
 

@@ -15,7 +15,7 @@ import type { Topology } from '../kfd/types.js';
 import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
 import { SampleAssembler } from './assemble.js';
 import { EventDeriver } from './events.js';
-import { TraceExporter, parseListen } from './exporter.js';
+import { TraceExporter, httpUrl, parseListen } from './exporter.js';
 import { TraceRecorder } from './recorder.js';
 import { startSampler, type Sampler } from './sampler.js';
 import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
@@ -81,7 +81,13 @@ export function debugfsEvery(intervalNs: number, debugfsIntervalNs: number | nul
 function canRead(path: string, dir: boolean): boolean {
   try {
     if (dir) fs.readdirSync(path);
-    else fs.closeSync(fs.openSync(path, 'r'));
+    else {
+      // O_NONBLOCK: a FIFO in a recorded tree must not wait for a writer; only a regular file counts (input-file.ts)
+      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const regular = fs.fstatSync(fd).isFile();
+      fs.closeSync(fd);
+      return regular;
+    }
     return true;
   } catch {
     return false;
@@ -134,7 +140,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
   const result: TraceResult = { out: opts.out, samples: 0, events: 0, missedIntervals: 0, endedBy: 'duration', readable };
   if (exporter) {
     result.metrics = await exporter.listen(opts.serve!);
-    log(`gpucolo trace: Prometheus metrics on http://${result.metrics.host}:${result.metrics.port}/metrics`);
+    log(`gpucolo trace: Prometheus metrics on ${httpUrl(result.metrics.host, result.metrics.port, '/metrics')}`);
   }
   let recorder: TraceRecorder;
   try {

@@ -55,6 +55,7 @@ import {
   type PsImpl,
 } from './schema.js';
 import { makeDirs } from '../../fs-dirs.js';
+import { writeFileAtomic } from '../../report/write.js';
 
 /** Options passed through to dist_train.py (unset = the script's default). */
 export interface DistributedTrainOptions {
@@ -446,7 +447,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
         const port = opts.masterPort ?? (await freePort());
         for (let r = 0; r < v.worldSize; r++) {
           const log = path.join(logDir, `rank_${r}.log`);
-          fs.writeFileSync(log, '');
+          writeFileAtomic(log, '', { fsync: false }); // never through a symlink
           const distEnv = directRankEnv(r, v.worldSize, port);
           procs.push({ child: null, info: null, outcome: { rank: r, role: 'rank', argv: [v.python, v.script, ...args], env: distEnv, pid: null, exitCode: null, signal: null, reason: 'not-started', log } });
         }
@@ -454,7 +455,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
         const trDir = path.join(logDir, 'torchrun');
         makeDirs(trDir);
         const log = path.join(logDir, 'launcher.log');
-        fs.writeFileSync(log, '');
+        writeFileAtomic(log, '', { fsync: false });
         const argv = torchrunArgv({ python: v.python, script: v.script, scriptArgs: args, nprocPerNode: v.nprocPerNode, nnodes: v.nnodes, nodeRank: v.nodeRank, rdzvEndpoint: opts.rdzvEndpoint, logDir: trDir });
         procs.push({ child: null, info: null, outcome: { rank: null, role: 'torchrun', argv, pid: null, exitCode: null, signal: null, reason: 'not-started', log } });
       }

@@ -7,12 +7,12 @@
  *
  * stop() ends the loop and stops the current run's group (SIGTERM, grace, SIGKILL).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { ExitInfo, SupervisedChild, Supervisor } from '../supervisor/index.js';
 import { DEFAULT_GRACE_MS } from './job.js';
 import type { BackgroundInfo, JobSpec } from './types.js';
 import { makeDirs } from '../../fs-dirs.js';
+import { writeFileAtomic } from '../../report/write.js';
 
 export interface BackgroundOptions {
   supervisor: Supervisor;
@@ -103,7 +103,7 @@ export class BackgroundLoop {
     let crashedBefore = false;
     for (let n = 1; !this.stopping; n++) {
       const logPath = path.join(logDir, `run_${n}.log`);
-      fs.writeFileSync(logPath, '');
+      writeFileAtomic(logPath, '', { fsync: false }); // never through a symlink
       const t0 = performance.now();
       const child = supervisor.start({
         argv: this.spec.argv,

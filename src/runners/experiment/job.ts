@@ -9,11 +9,11 @@
  * outlive the leader); whatever the leader left running in its group is stopped before the
  * outcome is reported, so nothing of one attempt overlaps the next.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { ExitInfo, SupervisedChild, Supervisor } from '../supervisor/index.js';
 import type { JobOutcome, JobSpec } from './types.js';
 import { makeDirs } from '../../fs-dirs.js';
+import { writeFileAtomic } from '../../report/write.js';
 
 export interface RunJobOptions {
   supervisor: Supervisor;
@@ -57,7 +57,7 @@ function describe(info: ExitInfo, o: { timedOut: boolean; interrupted: boolean; 
 export async function runJob(spec: JobSpec, opts: RunJobOptions): Promise<JobOutcome> {
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   makeDirs(path.dirname(opts.logPath));
-  fs.writeFileSync(opts.logPath, '');
+  writeFileAtomic(opts.logPath, '', { fsync: false }); // never through a symlink (README "Output files")
   const t0 = performance.now();
   const base = { argv: [...spec.argv], cwd: spec.cwd, logPath: opts.logPath };
 

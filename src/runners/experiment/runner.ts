@@ -35,7 +35,8 @@ import { defaultModelsPath, loadExperiment, loadModels, type ExperimentFile } fr
 import { energyMetrics, estimateNote, startEnergyRecording, unavailableEnergyMetrics, writeEnergyCsv, type EnergyRecording, type LabelledRecording } from './energy-metrics.js';
 import { setGovernor, type GovernorSetting } from './governor.js';
 import { DEFAULT_GRACE_MS, jobSucceeded, runJob, runWithRetries } from './job.js';
-import { extractMetrics } from './metrics.js';
+import { extractMetricsBounded } from './metrics.js';
+import { INPUT_LIMITS, formatBytes, readInputTail } from '../../input-file.js';
 import { missingRepoDirs, planRuns } from './plan.js';
 import { summaryCsv, summaryMarkdown } from './summary.js';
 import { EXPERIMENT_RESULT_SCHEMA, type EnergyMetrics, type ExperimentResult, type JobOutcome, type PlannedRun } from './types.js';
@@ -390,7 +391,12 @@ async function runOne(run: PlannedRun, index: number, total: number, exp: Experi
   let metrics: Record<string, number | null> = Object.fromEntries(Object.keys(run.foreground.metrics).map((k) => [k, null]));
   if (success && final) {
     try {
-      metrics = extractMetrics(fs.readFileSync(final.logPath, 'utf8'), run.foreground.metrics);
+      // the log's last 256 MiB at most; each regex off this thread with a time limit (metrics.ts)
+      const { buf, truncated } = readInputTail(final.logPath, { kind: 'log' });
+      if (truncated) ctx.warn(`${id}: ${final.logPath} is larger than ${formatBytes(INPUT_LIMITS.log.maxBytes)}: metrics are read from its last ${formatBytes(INPUT_LIMITS.log.maxBytes)}`);
+      const found = await extractMetricsBounded(buf, run.foreground.metrics, { signal });
+      metrics = found.values;
+      for (const r of found.refused) ctx.warn(`${id}: ${r.reason}`);
     } catch (err) {
       ctx.warn(`${id}: metrics not read from ${final.logPath}: ${oneLine(err)}`);
     }

@@ -277,7 +277,9 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
       report.files.push(file);
     } catch (err) {
       const code = errCode(err);
-      report.errors.push(code === 'ENOENT' ? `${file}: no such file` : err instanceof SyntaxError ? `${file}: not JSON (${err.message})` : `${file}: ${(err as Error).message}`);
+      // one line each: JSON.parse quotes the text it choked on, newlines included
+      const why = code === 'ENOENT' ? 'no such file' : err instanceof SyntaxError ? `not JSON (${err.message})` : (err as Error).message;
+      report.errors.push(`${file}: ${why.replace(/\s*\n\s*/g, ' ').trim()}`);
     }
   }
 

@@ -634,7 +634,8 @@ function outputOption(mode: OutputMode, opened: number[]): 'inherit' | 'ignore' 
   if (typeof mode === 'string') return mode;
   let fd: number;
   try {
-    fd = fs.openSync(mode.file, mode.append ? 'a' : 'w', 0o644);
+    // O_NOFOLLOW: a log name that is a symlink is refused (ELOOP), never written through (README "Output files")
+    fd = fs.openSync(mode.file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | (mode.append ? fs.constants.O_APPEND : fs.constants.O_TRUNC), 0o644);
   } catch (err) {
     throw Object.assign(new Error(`open ${mode.file}: ${errCode(err) ?? (err as Error).message}`), { code: errCode(err) });
   }

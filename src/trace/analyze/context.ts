@@ -79,7 +79,7 @@ export function buildCtx(trace: Trace, opts: Required<AnalyzeOptions>): Ctx {
     opts,
     listing: trace.samples.filter(lists),
     gpuById: new Map(trace.header.gpus.map((g) => [g.gpuId, g])),
-    gpuByNode: new Map(trace.header.gpus.map((g) => [g.node, g])),
+    gpuByNode: new Map(trace.header.gpus.flatMap((g) => (g.node !== null ? [[g.node, g] as const] : []))),
     eventsByKey: groupBy(events, (e) => e.key),
     eventsByPid: groupBy(events, (e) => e.pid),
     baselineEndNs: baseline ? baseline.t_ns : null,

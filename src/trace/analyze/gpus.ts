@@ -44,7 +44,7 @@ function withKnowledge(ctx: Ctx, s: TraceSample, c: SlotCounts): SlotCounts {
   const unknownNodes = new Set(c.unknownNodes);
   for (const gpu of k.unknownGpus) {
     const g = ctx.gpuById.get(gpu);
-    if (g) unknownNodes.add(g.node);
+    if (g && g.node !== null) unknownNodes.add(g.node);
   }
   const unknownInsts = new Map([...c.unknownInsts].map(([n, set]) => [n, new Set(set)]));
   for (const [node, insts] of k.unknownInsts) {
@@ -67,7 +67,7 @@ function activeSlotsPerXcc(ctx: Ctx, s: TraceSample): SlotCounts {
   for (const p of s.processes) {
     for (const q of p.queues) {
       const node = q.node ?? gpuOf(ctx, q)?.node;
-      if (node === undefined || q.hqds === null) continue;
+      if (node === undefined || node === null || q.hqds === null) continue;
       for (const h of q.hqds) {
         if (h[3] === 1) bump(node, h[0]);
         else if (!activeKnown(h)) {
@@ -95,15 +95,18 @@ export function gpuUsage(ctx: Ctx): GpuHqdUsage[] {
   const samples = ctx.trace.samples.filter(hasHqdData);
   const perSample = mapChanged(samples, (s) => activeSlotsPerXcc(ctx, s)).map((c, i) => withKnowledge(ctx, samples[i], c));
   return ctx.trace.header.gpus.map((g) => {
-    const read = perSample.filter((ps) => !ps.unknownNodes.has(g.node));
+    // a GPU of unknown node (a plain dump that shows it in mqds only): hqds never showed it
+    const node = g.node;
+    const read = node === null ? [] : perSample.filter((ps) => !ps.unknownNodes.has(node));
+    const knownAt = (ps: SlotCounts): Map<number, number> | undefined => (node === null ? undefined : ps.known.get(node));
     const seenInsts = new Set<number>();
-    for (const ps of read) for (const inst of ps.known.get(g.node)?.keys() ?? []) seenInsts.add(inst);
+    for (const ps of read) for (const inst of knownAt(ps)?.keys() ?? []) seenInsts.add(inst);
     const insts = [...new Set([...Array.from({ length: g.numXcc }, (_, i) => i), ...seenInsts])].sort((a, b) => a - b);
-    const instRead = (ps: SlotCounts, inst: number): boolean => !(ps.unknownInsts.get(g.node)?.has(inst) ?? false);
-    const countsAt = (ps: SlotCounts, inst: number): number => ps.known.get(g.node)?.get(inst) ?? 0;
+    const instRead = (ps: SlotCounts, inst: number): boolean => node !== null && !(ps.unknownInsts.get(node)?.has(inst) ?? false);
+    const countsAt = (ps: SlotCounts, inst: number): number => knownAt(ps)?.get(inst) ?? 0;
     const inRange = insts.filter((i) => i < g.numXcc);
     return {
-      node: g.node,
+      node,
       gpuId: g.gpuId,
       numXcc: g.numXcc,
       samples: read.length,
@@ -111,7 +114,7 @@ export function gpuUsage(ctx: Ctx): GpuHqdUsage[] {
         const at = read.filter((ps) => instRead(ps, inst));
         return { inst, samples: at.length, active: countStats(at.map((ps) => countsAt(ps, inst))) };
       }),
-      unmatched: countStats(read.map((ps) => ps.unmatched.get(g.node) ?? 0)),
+      unmatched: countStats(read.map((ps) => (node === null ? 0 : (ps.unmatched.get(node) ?? 0)))),
       unbalancedSamples: read.filter((ps) => new Set(inRange.filter((i) => instRead(ps, i)).map((i) => countsAt(ps, i))).size > 1).length,
       instsOutOfRange: insts.filter((i) => i >= g.numXcc),
     };

@@ -10,8 +10,11 @@ import { capped, runs } from './series.js';
 import { sameTuples } from './unchanged-samples.js';
 import type { MappingMismatch, QueueMapping } from './types.js';
 
+/** One HQD tuple of a trace: [inst, pipe, queue, active 0|1, or null when not read]. */
+type HqdTuple = readonly [number, number, number, number | null];
+
 /** Slot signature of one sample: "pipe/queue" (one slot on every active XCC), "inst:pipe/queue ...", or "unmapped". */
-export function slotSignature(hqds: readonly (readonly number[])[]): string {
+export function slotSignature(hqds: readonly HqdTuple[]): string {
   const active = hqds.filter((h) => h[3] === 1).slice().sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
   if (active.length === 0) return 'unmapped';
   const slots = new Set(active.map((h) => `${h[1]}/${h[2]}`));
@@ -20,7 +23,7 @@ export function slotSignature(hqds: readonly (readonly number[])[]): string {
 }
 
 /** What is wrong with one sample's HQD list of a queue (time-less: the caller adds when). */
-function mismatchesOf(hqds: readonly (readonly number[])[], numXcc: number | null): Omit<MappingMismatch, 't_ns' | 'seq'>[] {
+function mismatchesOf(hqds: readonly HqdTuple[], numXcc: number | null): Omit<MappingMismatch, 't_ns' | 'seq'>[] {
   const active = hqds.filter((h) => h[3] === 1);
   if (active.length === 0) return [];
   const out: Omit<MappingMismatch, 't_ns' | 'seq'>[] = [];
@@ -56,7 +59,7 @@ interface HqdReading {
   mismatches: Omit<MappingMismatch, 't_ns' | 'seq'>[];
 }
 
-function readHqds(hqds: readonly (readonly number[])[], numXcc: number | null): HqdReading {
+function readHqds(hqds: readonly HqdTuple[], numXcc: number | null): HqdReading {
   return {
     activeXccs: new Set(hqds.filter((h) => h[3] === 1).map((h) => h[0])).size,
     signature: slotSignature(hqds),

@@ -236,7 +236,8 @@ export interface ProcessLifecycle {
 }
 
 export interface GpuHqdUsage {
-  node: number;
+  /** null: node unknown (a GPU a plain dump showed in mqds only); nothing is counted for it */
+  node: number | null;
   gpuId: string;
   numXcc: number;
   /** samples with HQD data that showed this node */

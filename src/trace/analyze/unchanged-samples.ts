@@ -7,7 +7,7 @@
  */
 import type { TraceQueue, TraceSample } from '../schema.js';
 
-export function sameTuples(a: readonly (readonly number[])[] | null, b: readonly (readonly number[])[] | null): boolean {
+export function sameTuples(a: readonly (readonly (number | null)[])[] | null, b: readonly (readonly (number | null)[])[] | null): boolean {
   if (a === b) return true;
   if (a === null || b === null || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {

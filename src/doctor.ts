@@ -1,6 +1,15 @@
 /**
  * `gpucolo doctor`: explains this host. Never fails because a GPU or a runtime is missing; it
  * reports what is there, what is not, and why.
+ *
+ * It launches nothing on a GPU: the backends' device lists come from device_info(), which the
+ * plugins answer without a kernel (gpu_plugin.h), so the timer resolution shows as unknown until a
+ * run has measured it. `doctor --measure` (doctorMeasure) runs a short empty-kernel series on every
+ * device of every available backend: launch round trip, device time, timer resolution and the
+ * device clock's drift against the host's.
+ *
+ * Roots other than the live /sys and /sys/kernel/debug are recorded trees (a copy of some host's
+ * files): a file missing there is "not in the recorded tree", not a driver to load (sourceHint).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +19,11 @@ import { VERSION } from './version.js';
 import { kfdVersion } from './kfd/ioctl.js';
 import { readKfdProcs, readTopology } from './kfd/parse.js';
 import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './kfd/sysfs-ts.js';
-import { listBackends } from './dispatch/run.js';
+import { recorded, sourceHint } from './kfd/snapshot.js';
+import { listBackends, type ClockCheck } from './dispatch/run.js';
+import { probeLatency } from './dispatch/probes.js';
+import { detectMps, type MpsStatus } from './dispatch/mps.js';
+import { formatDuration } from './units.js';
 import { engineLabel, probeChoice } from './dispatch/engine-choice.js';
 import { probeEnergySources, type EnergySourceProbe } from './energy/index.js';
 import type { NativeBackendInfo } from './native.js';
@@ -42,6 +55,25 @@ export interface DoctorGpu {
   computeUnits: number | null;
 }
 
+/** What `doctor --measure` found on one device: a short series of empty kernels, one in flight. */
+export interface DoctorMeasurement {
+  backend: 'cpu' | 'cuda' | 'hip';
+  device: number;
+  name: string;
+  ok: boolean;
+  /** why the series failed */
+  error?: string;
+  launches: number;
+  /** complete - submit, P50, ns */
+  roundTripP50Ns: number | null;
+  /** device end - device start, P50, ns */
+  deviceP50Ns: number | null;
+  /** the device timer's resolution as the backend measured it once a stream existed; null = still unknown */
+  timerResolutionNs: number | null;
+  /** the device clock against the host's over the series */
+  clock: ClockCheck | null;
+}
+
 export interface DoctorReport {
   schema: typeof DOCTOR_SCHEMA;
   gpucoloVersion: string;
@@ -62,6 +94,15 @@ export interface DoctorReport {
   scenarios: { probe: { backend: 'cpu' | 'cuda' | 'hip'; engine: 'native' | 'ts'; why: string; engineWhy: string } | { error: string } };
   /** power/energy/utilisation sources (NVML, ROCm SMI, amdgpu sysfs, RAPL) with their devices or why not */
   energy: EnergySourceProbe[];
+  /**
+   * NVIDIA MPS: whether CUDA clients started now would share one MPS server (stream priorities of
+   * separate processes then meet; without it they only order streams of one process)
+   */
+  mps: MpsStatus;
+  /** the sysfs / debugfs roots given are recorded trees (not this host's live files) */
+  recorded: { sysfs: boolean; debugfs: boolean };
+  /** `doctor --measure`: one short series per device; null when not asked (doctor launches nothing then) */
+  measured: DoctorMeasurement[] | null;
   /** one line per finding, for people */
   summary: string[];
 }
@@ -69,6 +110,7 @@ export interface DoctorReport {
 export function doctor(opts: DoctorOptions = {}): DoctorReport {
   const sysfsRoot = opts.sysfsRoot ?? '/sys';
   const debugfsRoot = opts.debugfsRoot ?? '/sys/kernel/debug';
+  const isRecorded = { sysfs: recorded(opts.sysfsRoot, '/sys'), debugfs: recorded(opts.debugfsRoot, '/sys/kernel/debug') };
   const dev = opts.kfdDevice ?? '/dev/kfd';
   const native = nativeReport();
   const summary: string[] = [];
@@ -130,11 +172,12 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     gpus,
     cpuNodes: topo.nodes.length - gpus.length,
     kfdProcesses: procs && !procTop ? procs.procs.length : null,
-    ...(top ? { code: top.code, error: top.message, hint: readHint(top.code, 'sysfs') } : {}),
+    ...(top ? { code: top.code, error: top.message, hint: top.code ? sourceHint(top.code, 'sysfs', isRecorded.sysfs) : undefined } : {}),
   };
-  if (!sysfs.ok) summary.push(`sysfs KFD topology: ${sysfs.error} (${sysfs.hint ?? ''})`);
+  const sysfsWhat = isRecorded.sysfs ? `sysfs KFD topology (recorded tree ${sysfsRoot})` : 'sysfs KFD topology';
+  if (!sysfs.ok) summary.push(`${sysfsWhat}: ${sysfs.error}${sysfs.hint ? ` (${sysfs.hint})` : ''}`);
   else {
-    summary.push(`sysfs KFD topology: ${gpus.length} GPU node(s), ${sysfs.cpuNodes} CPU node(s); ${sysfs.kfdProcesses ?? '?'} KFD process(es)`);
+    summary.push(`${sysfsWhat}: ${gpus.length} GPU node(s), ${sysfs.cpuNodes} CPU node(s); ${sysfs.kfdProcesses ?? '?'} KFD process(es)`);
     for (const g of gpus) {
       summary.push(`  node ${g.node}: gpu_id ${g.gpuIdHex} (${g.gpuId}) ${g.name || '?'} ${g.gfxTarget ?? '?'} num_xcc ${g.numXcc}${g.computeUnits ? `, ${g.computeUnits} CUs` : ''}`);
     }
@@ -146,11 +189,15 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
   for (const f of ['mqds', 'hqds', 'rls'] as const) {
     const path = underRoot(debugfsRoot, `kfd/${f}`);
     try {
-      fs.closeSync(fs.openSync(path, 'r'));
+      // O_NONBLOCK: a FIFO in a recorded tree must not wait for a writer; only a regular file is read later (input-file.ts)
+      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const regular = fs.fstatSync(fd).isFile();
+      fs.closeSync(fd);
+      if (!regular) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG' });
       files[f] = { ok: true, path };
     } catch (err) {
       const code = errnoCode(err);
-      files[f] = { ok: false, path, code, error: `cannot open ${path} (${code})`, hint: readHint(code, 'debugfs') };
+      files[f] = { ok: false, path, code, error: `cannot open ${path} (${code})`, hint: code ? sourceHint(code, 'debugfs', isRecorded.debugfs) : undefined };
     }
   }
   const allOk = Object.values(files).every((c) => c.ok);
@@ -161,7 +208,8 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     files,
     ...(firstBad ? { code: firstBad.code, error: firstBad.error, hint: firstBad.hint } : {}),
   };
-  summary.push(allOk ? `debugfs kfd/{mqds,hqds,rls}: readable` : `debugfs: ${debugfs.error} (${debugfs.hint ?? 'see the error code'})`);
+  const debugfsWhat = isRecorded.debugfs ? `debugfs (recorded tree ${debugfsRoot})` : 'debugfs';
+  summary.push(allOk ? `${debugfsWhat} kfd/{mqds,hqds,rls}: readable` : `${debugfsWhat}: ${debugfs.error} (${debugfs.hint ?? 'see the error code'})`);
 
   // ---- GPU plugins
   let plugins: DoctorReport['plugins'];
@@ -193,9 +241,16 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
   for (const b of backends) {
     summary.push(
       b.available
-        ? `dispatch backend ${b.name}${b.engine ? ` (${engineLabel(b.engine)})` : ''}: ${b.devices.map((d) => `${d.name} (${d.arch}, ${d.computeUnits} CUs, priorities ${d.priorityLeast}..${d.priorityGreatest}${d.supportsCuMask ? ', CU masks' : ''}${d.supportsSmPartition ? ', SM partitions' : ''})`).join('; ')}`
+        ? `dispatch backend ${b.name}${b.engine ? ` (${engineLabel(b.engine)})` : ''}: ${b.devices.map((d) => `${d.name} (${deviceText(d)})`).join('; ')}`
         : `dispatch backend ${b.name}: unavailable: ${b.reason}`,
     );
+  }
+  if (backends.some((b) => b.name !== 'cpu' && b.available && b.devices.length > 0)) {
+    summary.push('GPU timer resolution and launch round trip: not measured (gpucolo doctor --measure runs a short empty-kernel series on each device)');
+  }
+  const mps = detectMps();
+  if (mps.running || mps.control || backends.some((b) => b.name === 'cuda' && b.available)) {
+    summary.push(`${mps.line}; ${mps.running ? 'stream priorities of separate CUDA processes meet in the MPS server' : 'CUDA stream priorities only order streams of one process (torch form: --torch-process single)'}`);
   }
   let scenarios: DoctorReport['scenarios'];
   try {
@@ -221,12 +276,20 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     );
   }
   // the verdict: what gpucolo can do on this host
-  if (sysfs.ok && gpus.length > 0) {
+  if (sysfs.ok && gpus.length > 0 && (isRecorded.sysfs || isRecorded.debugfs)) {
+    summary.push(
+      debugfs.ok
+        ? 'verdict: the recorded tree holds full KFD queue state (gpucolo queues --root DIR, or --sysfs-root/--debugfs-root)'
+        : `verdict: the recorded tree holds KFD queues through sysfs only (ids, types, GPUs): its debugfs files are ${isRecorded.debugfs ? 'not in the recording' : 'this host\'s, not the recording\'s'}`,
+    );
+  } else if (sysfs.ok && gpus.length > 0) {
     summary.push(
       debugfs.ok
         ? 'verdict: full KFD queue introspection available (gpucolo queues)'
         : 'verdict: KFD queues visible through sysfs (ids, types, GPUs); run as root for priorities and HQD slots',
     );
+  } else if (isRecorded.sysfs) {
+    summary.push(`verdict: the recorded tree ${sysfsRoot} has no KFD GPU node (${sysfs.hint ?? sysfs.error ?? 'no GPU nodes'})`);
   } else {
     summary.push('verdict: no AMD KFD GPU here; gpucolo queues works on recorded trees (--root DIR, e.g. examples/kfd-mi300x)');
   }
@@ -247,6 +310,70 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     backends,
     scenarios,
     energy,
+    mps,
+    recorded: isRecorded,
+    measured: null,
     summary,
   };
+}
+
+/** "NVIDIA H100 ... (sm_90, 132 CUs, priorities 0..-5, SM partitions, fill 8 x 256 threads per CU, timer 32ns)" */
+function deviceText(d: NativeBackendInfo['devices'][number]): string {
+  const parts = [d.arch, `${d.computeUnits} CUs`, `priorities ${d.priorityLeast}..${d.priorityGreatest}`];
+  if (d.supportsCuMask) parts.push(`CU masks${(d.cuMaskBitsPerUnit ?? 1) > 1 ? ` (${d.cuMaskBitsPerUnit} bits per unit)` : ''}`);
+  if (d.supportsSmPartition) parts.push('SM partitions');
+  if ((d.numXcc ?? 0) > 1) parts.push(`${d.numXcc} XCCs x ${d.numSePerXcc || '?'} SEs`);
+  if ((d.maxActiveBlocksPerCu ?? 0) > 0 && d.fillThreadsPerBlock) parts.push(`fill ${d.maxActiveBlocksPerCu} x ${d.fillThreadsPerBlock}-thread blocks per CU`);
+  parts.push(d.timerResolutionNs > 0 ? `timer ${formatDuration(Math.round(d.timerResolutionNs))}` : 'timer resolution not measured');
+  return parts.join(', ');
+}
+
+export interface DoctorMeasureOptions {
+  /** empty-kernel series length per device (default 300 ms) */
+  durationNs?: number;
+  /** only these backends (default every available one) */
+  backends?: readonly ('cpu' | 'cuda' | 'hip')[];
+}
+
+/**
+ * `doctor --measure`: launches a short series of empty kernels (one in flight) on every device of
+ * every available backend, then reads the backends again for the timer resolution the first stream
+ * measured. Adds `measured` and one summary line per device to the report.
+ */
+export async function doctorMeasure(report: DoctorReport, o: DoctorMeasureOptions = {}): Promise<DoctorReport> {
+  const durationNs = o.durationNs ?? 300e6;
+  const measured: DoctorMeasurement[] = [];
+  const lines: string[] = [];
+  for (const b of report.backends) {
+    const name = b.name as DoctorMeasurement['backend'];
+    if (!b.available || (o.backends && !o.backends.includes(name))) continue;
+    for (const [device, d] of b.devices.entries()) {
+      const m: DoctorMeasurement = { backend: name, device, name: d.name, ok: false, launches: 0, roundTripP50Ns: null, deviceP50Ns: null, timerResolutionNs: null, clock: null };
+      try {
+        const r = await probeLatency({ backend: name, device, spinNs: 0, durationNs, warmupNs: Math.min(50e6, durationNs / 5), engine: b.engine });
+        const p50 = (q: typeof r.roundTrip): number | null => q.quantiles.find((x) => x.p === 50)?.value ?? null;
+        Object.assign(m, { ok: true, launches: r.launches, roundTripP50Ns: p50(r.roundTrip), deviceP50Ns: p50(r.device), clock: r.clock });
+      } catch (err) {
+        m.error = oneLine(err);
+      }
+      try {
+        const again = listBackends({ engine: b.engine }).find((x) => x.name === b.name)?.devices[device];
+        if (again && again.timerResolutionNs > 0) m.timerResolutionNs = again.timerResolutionNs;
+      } catch {
+        // the series said what it could
+      }
+      measured.push(m);
+      const ns = (v: number | null): string => (v === null ? '?' : formatDuration(Math.round(v)));
+      lines.push(
+        m.ok
+          ? `measured ${name}:${device} (${d.name}): ${m.launches} empty kernels, round trip P50 ${ns(m.roundTripP50Ns)}, on device P50 ${ns(m.deviceP50Ns)}, timer resolution ${m.timerResolutionNs ? ns(m.timerResolutionNs) : 'unknown'}, device clock drift ${m.clock?.driftNs === null || !m.clock ? 'not measured' : `${ns(Math.abs(m.clock.driftNs))}${m.clock.uncertaintyNs !== null ? ` (offset ±${ns(m.clock.uncertaintyNs)})` : ''}`}`
+          : `measured ${name}:${device} (${d.name}): failed: ${m.error}`,
+      );
+    }
+  }
+  const summary = report.summary.filter((l) => !l.startsWith('GPU timer resolution and launch round trip: not measured'));
+  // before the verdict (the last line)
+  const at = summary.findIndex((l) => l.startsWith('verdict: '));
+  summary.splice(at < 0 ? summary.length : at, 0, ...(lines.length ? lines : ['measured: no available backend to measure']));
+  return { ...report, measured, summary };
 }

@@ -87,7 +87,7 @@ describe('kfdCheck: verify', () => {
 describe('kfdCheck: --kfd-priority', () => {
   it('sets the HP queue with the debug snapshot ring and verifies the new MQD priority', () => {
     const { roots, sent, update } = setup();
-    const r = kfdCheck({ mechanism: 'stream-priority', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 13, update, debugSnapshot: () => DEBUG });
+    const r = kfdCheck({ mechanism: 'stream-priority', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 13, update, allowDebugTrap: true, debugSnapshot: () => DEBUG });
     expect(sent).toEqual([{ queueId: 1, ringBase: '0x7f3a8b800000', ringSize: 1048576, percentage: 100, priority: 13, pm4TargetXcc: 0 }]);
     expect(r.set?.ok).toBe(true);
     expect(r.set?.lines[0]).toBe('--kfd-priority 13: 1 of 1 HP KFD queue(s) set');
@@ -99,7 +99,7 @@ describe('kfdCheck: --kfd-priority', () => {
 
   it('a low priority moves the HP queue off pipe priority 2, and the check follows it there', () => {
     const { roots, update } = setup();
-    const r = kfdCheck({ mechanism: 'stream-priority', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 3, update, debugSnapshot: () => DEBUG });
+    const r = kfdCheck({ mechanism: 'stream-priority', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 3, update, allowDebugTrap: true, debugSnapshot: () => DEBUG });
     expect(r.set?.applied).toEqual([1]);
     expect(r.verify.verdicts.find((v) => v.level === 'high')!.line).toMatch(/high \(HP, set by --kfd-priority\): ok — queue\(s\) 1 now at queue priority 3/);
     expect(r.verify.queues.find((q) => q.qid === 1)!.priority).toMatchObject({ pipe: 0, queue: 3 });
@@ -107,7 +107,7 @@ describe('kfdCheck: --kfd-priority', () => {
 
   it('reports a verification mismatch when UPDATE_QUEUE "succeeds" but the MQD does not change', () => {
     const { roots, sent } = setup();
-    const r = kfdCheck({ mechanism: 'stream-priority', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 13, update: (o) => (sent.push(o), o as unknown as UpdateQueueSent), debugSnapshot: () => DEBUG });
+    const r = kfdCheck({ mechanism: 'stream-priority', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 13, update: (o) => (sent.push(o), o as unknown as UpdateQueueSent), allowDebugTrap: true, debugSnapshot: () => DEBUG });
     expect(sent).toHaveLength(1);
     expect(r.ok).toBe(false);
     expect(r.verify.verdicts.find((v) => v.level === 'high')!.line).toMatch(/MISMATCH — UPDATE_QUEUE returned success but the MQDs do not show queue priority 13/);
@@ -115,7 +115,7 @@ describe('kfdCheck: --kfd-priority', () => {
 
   it('refuses under mechanisms where HP has no level of its own, sending nothing', () => {
     const { roots, sent, update } = setup();
-    const r = kfdCheck({ mechanism: 'none', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 13, update, debugSnapshot: () => DEBUG });
+    const r = kfdCheck({ mechanism: 'none', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 13, update, allowDebugTrap: true, debugSnapshot: () => DEBUG });
     expect(sent).toHaveLength(0);
     expect(r.ok).toBe(false);
     expect(r.set?.lines[0]).toMatch(/not set — under none every stream is HIP Normal/);
@@ -130,6 +130,7 @@ describe('kfdCheck: --kfd-priority', () => {
       snapshotOptions: roots,
       kfdPriority: 13,
       update,
+      allowDebugTrap: true,
       debugSnapshot: () => {
         throw Object.assign(new Error('/dev/kfd: no such file'), { code: 'ENOENT' });
       },
@@ -140,6 +141,34 @@ describe('kfdCheck: --kfd-priority', () => {
     expect(r.set?.lines).toContainEqual(expect.stringMatching(/^queue 1: not set \(ambiguous-queue-id\)/));
   });
 
+  it('without allowDebugTrap the debug snapshot is never taken: sysfs + mqds only, and the refusal names --allow-debug-trap', () => {
+    const { roots, sent, update } = setup();
+    let taken = 0;
+    const r = kfdCheck({
+      mechanism: 'stream-priority',
+      streams: STREAMS,
+      pid: PID,
+      snapshotOptions: roots,
+      kfdPriority: 13,
+      update,
+      debugSnapshot: () => {
+        taken++;
+        return DEBUG;
+      },
+    });
+    expect(taken).toBe(0);
+    expect(sent).toHaveLength(0);
+    expect(r.set?.ok).toBe(false);
+    expect(r.set?.lines).toContainEqual(expect.stringMatching(/^queue 1: not set \(ambiguous-queue-id\) — .*--allow-debug-trap would read the ring from the debug queue snapshot/));
+    expect(r.set?.lines.at(-1)).toMatch(/^ring parameters from sysfs \+ mqds \(the debug queue snapshot is not used without --allow-debug-trap: it preempts every queue of every process on the GPU\)$/);
+  });
+
+  it('with allowDebugTrap the lines say where the ring came from and what DBG_TRAP did', () => {
+    const { roots, update } = setup();
+    const r = kfdCheck({ mechanism: 'stream-priority', streams: STREAMS, pid: PID, snapshotOptions: roots, kfdPriority: 13, update, allowDebugTrap: true, debugSnapshot: () => DEBUG });
+    expect(r.set?.lines.at(-1)).toMatch(/^ring parameters from the debug queue snapshot \(--allow-debug-trap: DBG_TRAP refreshed the runlist and preempted every queue/);
+  });
+
   it('a failing ioctl is one line, and the check goes on', () => {
     const { roots } = setup();
     const r = kfdCheck({
@@ -148,7 +177,7 @@ describe('kfdCheck: --kfd-priority', () => {
       pid: PID,
       snapshotOptions: roots,
       kfdPriority: 13,
-      debugSnapshot: () => DEBUG,
+      allowDebugTrap: true, debugSnapshot: () => DEBUG,
       update: () => {
         throw Object.assign(new Error('AMDKFD_IOC_UPDATE_QUEUE: EPERM'), { code: 'EPERM', hint: 'needs the queue owner' });
       },
@@ -171,7 +200,7 @@ describe.skipIf(!nativeLoaded)('probe priority with KFD checks (cpu backend, fix
       mechanisms: ['none', 'stream-priority'],
       durationNs: 300e6,
       warmupNs: 100e6,
-      kfd: { pid: PID, snapshotOptions: roots, kfdPriority: 12, update, debugSnapshot: () => DEBUG },
+      kfd: { pid: PID, snapshotOptions: roots, kfdPriority: 12, update, allowDebugTrap: true, debugSnapshot: () => DEBUG },
     });
     expect(r.runs.map((x) => x.kfd?.mechanism)).toEqual(['none', 'stream-priority']);
     expect(r.runs[0].kfd?.set?.applied).toEqual([]);

@@ -101,9 +101,13 @@ describe.runIf(nativeLoaded)('cpu backend through the engine', () => {
   });
 
   it('CLI: probe latency --json, probe priority table, unavailable GPU backend', () => {
-    const lat = cli(['probe', 'latency', '--backend', 'cpu', '--duration', '300ms', '--json']);
+    // --device 0 is the default's own value: it must be accepted when given (it was refused as "not a positive integer")
+    const lat = cli(['probe', 'latency', '--backend', 'cpu', '--device', '0', '--duration', '300ms', '--json']);
     expect(lat.status).toBe(0);
     expect(JSON.parse(lat.stdout).roundTrip.n).toBeGreaterThan(10);
+    const bad = cli(['probe', 'latency', '--backend', 'cpu', '--device', '-1']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/not a device index/);
     const pr = cli(['probe', 'priority', '--backend', 'cpu', '--duration', '500ms', '--rounds', '2', '--mechanism', 'none,throttle', '--sweep', 'K=1,2']);
     expect(pr.status).toBe(0);
     expect(pr.stdout).toMatch(/co-run \(HP latency from intended arrival\)/);

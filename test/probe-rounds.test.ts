@@ -176,7 +176,8 @@ describe('quality block (injected figures)', () => {
     expect(w).toMatchObject({ phase: 'corun:cu-mask reserve=50%', task: 'lp' });
     expect(w.message).toContain('80.0% of standalone with 50.0% of the compute units');
     // 1-block LP kernels on a 132-SM GPU leave SMs idle: a reserve need not slow LP, no flag
-    const big = summarize(2, (label) => (label.startsWith('corun:cu-mask') ? { hp: samples(200, 120e3, 300e3), lp: 800 } : quiet(label)), {}, 132);
+    // (the default LP kernel is "fill", which occupies every unit: there the flag stands)
+    const big = summarize(2, (label) => (label.startsWith('corun:cu-mask') ? { hp: samples(200, 120e3, 300e3), lp: 800 } : quiet(label)), { lpBlocks: 1 }, 132);
     expect(big.quality.warnings).toEqual([]);
   });
 

@@ -27,6 +27,9 @@ in the queue (and the wait shows up as startNs - intendedNs). "stop" is seen by 
 at once: requests still queued behind it are dropped (counted in stats.dropped), the one running
 finishes first. SIGTERM ends the worker at once (Python's default action, kept on purpose).
 
+Several models in one process (one CUDA/HIP context, priority streams side by side): see
+model_group.py, which runs this file's Worker once per model.
+
 Gate (the cross-process "gate" mechanism): with "gate" set to the path of a 1-byte file, the file
 is mmapped and every leaf module gets a forward pre-hook that, while byte 0 is nonzero, sleeps
 ~50 us and looks again. The orchestrator sets the byte while high-priority requests are in
@@ -194,6 +197,8 @@ class Worker:
         self.gate_map = None
         self.stream = None
         self.stopping = threading.Event()
+        # merged into every run-time record (model_group.py sets {"task": name})
+        self.tag = {}
 
     # ---- load ------------------------------------------------------------------------------
 
@@ -404,11 +409,11 @@ class Worker:
             except Exception as e:  # noqa: BLE001
                 self.errors += 1
                 msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                emit({"type": "error", "phase": "request", "id": rid, "message": msg})
+                emit({**self.tag, "type": "error", "phase": "request", "id": rid, "message": msg})
                 continue
             end = time.monotonic_ns()
             self.requests += 1
-            emit({"type": "done", "id": rid, "startNs": start, "endNs": end})
+            emit({**self.tag, "type": "done", "id": rid, "startNs": start, "endNs": end})
         # whatever is still queued was never started
         while True:
             try:
@@ -419,6 +424,11 @@ class Worker:
                 self.dropped += 1
 
 
+def stats_record(w):
+    return {**w.tag, "type": "stats", "requests": w.requests, "errors": w.errors, "dropped": w.dropped,
+            "gatePauses": w.gate_pauses, "gatePausedNs": w.gate_paused_ns}
+
+
 class _nullctx:
     def __enter__(self):
         return None
@@ -427,9 +437,9 @@ class _nullctx:
         return False
 
 
-def reader(q, stopping):
-    """stdin -> queue; "stop" also raises the flag so that queued requests are dropped."""
-    for raw in sys.stdin:
+def commands(stream):
+    """The JSON object commands of a JSON Lines stream; a line that is not one is reported and skipped."""
+    for raw in stream:
         raw = raw.strip()
         if not raw:
             continue
@@ -440,6 +450,12 @@ def reader(q, stopping):
         except ValueError as e:
             emit({"type": "error", "phase": "protocol", "message": f"bad command line ({e}): {raw[:200]}"})
             continue
+        yield cmd
+
+
+def reader(q, stopping):
+    """stdin -> queue; "stop" also raises the flag so that queued requests are dropped."""
+    for cmd in commands(sys.stdin):
         if cmd.get("type") == "stop":
             stopping.set()
         q.put(cmd)
@@ -472,8 +488,7 @@ def main():
     log(f"ready: {w.model_name} {w.mode} on {w.device}")
 
     w.serve(q)
-    emit({"type": "stats", "requests": w.requests, "errors": w.errors, "dropped": w.dropped,
-          "gatePauses": w.gate_pauses, "gatePausedNs": w.gate_paused_ns})
+    emit(stats_record(w))
     return 0
 
 

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { kfdPresent, probeLatency, probePriority, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
+import { fillText, kfdPresent, probeLatency, probePriority, type ClockCheck, type ClockSummary, type FillReport, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
 import type { DispatchMechanism } from '../native.js';
 import { formatDuration, formatPercent } from '../units.js';
 import type { QuantileSummary, RoundSpread } from '../stats/index.js';
@@ -25,6 +25,17 @@ function positive(v: string): number {
 function int(v: string): number {
   if (!/^\d{1,6}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`not a positive integer: "${v}"`);
   return Number(v);
+}
+
+/** a device index: 0, 1, ... */
+function deviceIndex(v: string): number {
+  if (!/^\d{1,4}$/.test(v)) throw new InvalidArgumentError(`not a device index (0, 1, ...): "${v}"`);
+  return Number(v);
+}
+
+function blocksOrFill(v: string): number | 'fill' {
+  if (v.trim() === 'fill') return 'fill';
+  return int(v);
 }
 
 function kfdPrio(v: string): number {
@@ -56,6 +67,14 @@ function quantileCells(q: QuantileSummary): string[] {
 /** The pure-TS engine's timings are coarser: say so wherever its numbers are printed. */
 const engineNote = (engine: string | undefined): string => (engine === 'ts' ? ' (pure-TS engine: coarser timings)' : '');
 
+/** "device clock drift over the run: +1.2us (offset known to ±300ns)" */
+function clockLine(c: ClockCheck | ClockSummary, over: string): string {
+  const drift = 'driftNs' in c ? c.driftNs : c.maxDriftNs;
+  if (drift === null) return `device clock: drift ${over} not measured (the offset after the run could not be read)`;
+  const sign = drift > 0 ? '+' : drift < 0 ? '-' : '';
+  return `device clock: drift ${over} ${sign}${t(Math.abs(drift))} against the host clock${c.uncertaintyNs !== null ? ` (each offset known to ±${t(c.uncertaintyNs)})` : ''}`;
+}
+
 function renderLatency(r: LatencyProbeResult): string {
   const out = [`${r.backend}${engineNote(r.engine)}: ${r.spinNs ? `${formatDuration(r.spinNs)} spin` : 'empty'} kernel, ${r.launches} launches, one in flight`, ''];
   out.push(
@@ -68,16 +87,22 @@ function renderLatency(r: LatencyProbeResult): string {
     ),
   );
   for (const c of new Set([...r.roundTrip.caveats, ...r.device.caveats])) out.push(`note: ${c} (shown in parentheses)`);
+  out.push(clockLine(r.clock, 'over the run'));
   return `${out.join('\n')}\n`;
 }
 
 const pctCell = (x: number | null): string => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+/** the share LP may keep, as made, with what was asked when the two differ */
+const allowedCell = (made: number, asked: number): string => (Math.abs(made - asked) > 1e-9 ? `${pctCell(made)} (asked ${pctCell(asked)})` : pctCell(made));
 const rate = (x: number | null): string => (x === null ? '-' : x.toFixed(1));
 
 /** "min–max" of a per-round figure; "-" with fewer than two rounds that have it (no spread to show). */
 function spreadCell(s: RoundSpread | null, f: (x: number) => string): string {
   return s && s.n > 1 ? `${f(s.min)}–${f(s.max)}` : '-';
 }
+
+/** "1056x256 100%": blocks x threads of the LP kernels and the occupancy they reach ("-" unknown). */
+const fillCell = (f: FillReport | null): string => (f ? `${f.blocks}x${f.threadsPerBlock}${f.occupancy !== null ? ` ${Math.round(f.occupancy * 100)}%` : ''}` : '-');
 
 /** A value a quality warning names gets a "!" (the warning is printed under the tables). */
 const mark = (cell: string, on: boolean): string => (on ? `${cell}!` : cell);
@@ -86,17 +111,20 @@ export function renderPriority(r: PriorityProbeResult): string {
   const o = r.options;
   const q = r.quality;
   const warned = (phase: string, task: string, codes: string[]): boolean => q.warnings.some((w) => w.phase === phase && w.task === task && codes.includes(w.code));
+  const lpFill = r.standalone.find((s) => s.lpFill)?.lpFill ?? null;
   const out = [
     `HP: ${formatDuration(o.hpKernelNs)} kernels, Poisson ${o.hpRateHz}/s; LP: ${o.lpStreams} stream(s) of ${formatDuration(o.lpKernelNs)} kernels, closed loop; ${formatDuration(o.durationNs)} per run, ${r.rounds} round(s) in rotated order${r.interrupted ? ' (interrupted: rounds incomplete)' : ''}; backend ${r.backend}${engineNote(r.engine)} (${r.computeUnits} compute units)`,
+    `LP kernels${o.lpBlocks === undefined || o.lpBlocks === 'fill' ? ' (fill)' : ''}: ${lpFill ? fillText(lpFill) : `${o.lpBlocks ?? 'fill'} blocks`}; co-runs with a reserve fill the LP side as made (LP BLOCKS), and LP SHARE compares blocks done`,
     '',
     'standalone (pooled over the rounds; ROUNDS = min–max of the per-round figure):',
   ];
   const hp99 = (s: RoundSpread | null): string => spreadCell(s, t);
   out.push(
     ...table(
-      ['LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'HP START P99', 'LP KERNELS/S', 'ROUNDS'],
+      ['LP KERNEL', 'LP BLOCKS', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'HP START P99', 'LP KERNELS/S', 'ROUNDS'],
       r.standalone.map((s) => [
         t(s.lpKernelNs),
+        fillCell(s.lpFill),
         ...quantileCells(s.hpLatency),
         hp99(r.standaloneHp.spread.hpP99Ns),
         t(s.hpTimeToStart.quantiles.find((x) => x.p === 99)?.value),
@@ -109,27 +137,52 @@ export function renderPriority(r: PriorityProbeResult): string {
   out.push('', 'co-run (HP latency from intended arrival):');
   out.push(
     ...table(
-      ['MECHANISM', 'K', 'RESERVE', 'LP KERNEL', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'P99/ALONE', 'ADDED P99', 'IN LP KERNELS', 'BOUND', 'LP KERNELS/S', 'ROUNDS', 'LP SHARE', 'ROUNDS', 'ALLOWED'],
-      r.runs.map((x) => [
-        x.mechanism,
-        x.throttleK === null ? '-' : String(x.throttleK),
-        x.reserve === null ? '-' : `${Math.round(x.reserve * 100)}%`,
-        t(x.lpKernelNs),
-        ...quantileCells(x.hpLatency),
-        hp99(x.spread.hpP99Ns),
-        mark(x.hpP99VsStandalone === null ? '-' : `${x.hpP99VsStandalone.toFixed(2)}x`, warned(x.label, 'hp', ['faster-than-standalone'])),
-        t(x.addedHpP99Ns),
-        x.addedP99InLpKernels === null ? '-' : x.addedP99InLpKernels.toFixed(2),
-        x.bound ? (x.bound.verdict === 'met' ? `<= ${x.bound.limit} met` : x.bound.verdict === 'exceeded' ? `> ${x.bound.limit} exceeded` : 'inconclusive') : '-',
-        rate(x.lpThroughput),
-        spreadCell(x.spread.lpThroughput, (v) => v.toFixed(1)),
-        mark(pctCell(x.lpShare), warned(x.label, 'lp', ['share-above-standalone', 'share-above-allowed'])),
-        spreadCell(x.spread.lpShare, (v) => pctCell(v)),
-        `${Math.round(x.lpAllowedShare * 100)}%`,
-      ]),
+      ['MECHANISM', 'K', 'RESERVE', 'LP KERNEL', 'LP BLOCKS', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'P99/ALONE', 'ADDED P99', 'IN LP KERNELS', 'BOUND', 'LP KERNELS/S', 'ROUNDS', 'LP SHARE', 'ROUNDS', 'ALLOWED'],
+      [
+        ...r.runs.map((x) => [
+          x.mechanism,
+          x.throttleK === null ? '-' : String(x.throttleK),
+          x.reserve === null ? '-' : `${Math.round(x.reserve * 100)}%`,
+          t(x.lpKernelNs),
+          fillCell(x.lpFill),
+          ...quantileCells(x.hpLatency),
+          hp99(x.spread.hpP99Ns),
+          mark(x.hpP99VsStandalone === null ? '-' : `${x.hpP99VsStandalone.toFixed(2)}x`, warned(x.label, 'hp', ['faster-than-standalone'])),
+          t(x.addedHpP99Ns),
+          x.addedP99InLpKernels === null ? '-' : x.addedP99InLpKernels.toFixed(2),
+          x.bound ? (x.bound.verdict === 'met' ? `<= ${x.bound.limit} met` : x.bound.verdict === 'exceeded' ? `> ${x.bound.limit} exceeded` : 'inconclusive') : '-',
+          rate(x.lpThroughput),
+          spreadCell(x.spread.lpThroughput, (v) => v.toFixed(1)),
+          mark(pctCell(x.lpShare), warned(x.label, 'lp', ['share-above-standalone', 'share-above-allowed'])),
+          spreadCell(x.spread.lpShare, (v) => pctCell(v)),
+          allowedCell(x.lpAllowedShare, x.lpAllowedShareRequested),
+        ]),
+        // what the backend cannot run: a row that says so (the reason is printed below)
+        ...r.skipped.map((x) => [
+          x.mechanism,
+          x.throttleK === null ? '-' : String(x.throttleK),
+          x.reserve === null ? '-' : `${Math.round(x.reserve * 100)}%`,
+          t(x.lpKernelNs),
+          'skipped',
+          ...Array.from({ length: 15 }, () => '-'),
+        ]),
+      ],
       '  ',
     ),
   );
+  for (const x of r.skipped) out.push(`skipped: ${x.label.replace(/^corun:/, '')}: ${x.reason}`);
+  for (const x of r.runs) {
+    const p = x.partition;
+    if (!p) continue;
+    const side = (s: { requested: number; made: number }): string => `${s.made}${s.made !== s.requested ? ` (asked ${s.requested})` : ''}`;
+    const unit = x.mechanism === 'sm-partition' ? 'SMs' : 'CUs';
+    const rounded = p.hp.made !== p.hp.requested || p.lp.made !== p.lp.requested;
+    out.push(
+      `partition of ${x.label.replace(/^corun:/, '')}: HP ${side(p.hp)} ${unit}, LP ${side(p.lp)} ${unit} of ${r.computeUnits}${rounded ? (x.mechanism === 'sm-partition' ? ' (the driver rounds green-context partitions up: multiples of 8 SMs on sm_90)' : ' (as made)') : ''}; LP allowed ${pctCell(x.lpAllowedShare)}`,
+    );
+  }
+  if (r.runs.length || r.standalone.length) out.push(clockLine(r.clock, 'over a run, at most'));
+  for (const n of r.notes) out.push(`note: ${n}`);
   const notes = new Set<string>();
   for (const x of [r.standaloneHp, ...r.runs]) for (const c of x.hpLatency.caveats) notes.add(c);
   for (const x of r.runs) for (const e of x.errors) notes.add(`${x.mechanism}: ${e}`);
@@ -140,7 +193,7 @@ export function renderPriority(r: PriorityProbeResult): string {
   }
   out.push(
     '',
-    'P99/ALONE = co-run HP P99 / standalone HP P99; IN LP KERNELS = added HP P99 / one LP kernel (throttle BOUND: K, inconclusive when a value it rests on is flagged); ROUNDS = min–max over the rounds (shares and ratios against the same round\'s standalone runs); values in parentheses have too few samples for that percentile; ! = flagged below',
+    'LP BLOCKS = blocks x threads of each LP kernel and the share of the LP side\'s resident-block slots they keep occupied; P99/ALONE = co-run HP P99 / standalone HP P99; IN LP KERNELS = added HP P99 / one LP kernel (throttle BOUND: K, inconclusive when a value it rests on is flagged); LP SHARE = LP blocks done per second / LP alone\'s; ALLOWED = the compute units LP keeps as made (asked, when the driver rounded); ROUNDS = min–max over the rounds (shares and ratios against the same round\'s standalone runs); values in parentheses have too few samples for that percentile; ! = flagged below',
   );
   out.push('', `quality: ${q.verdict}${q.warnings.length ? ` (${q.warnings.length} warning${q.warnings.length > 1 ? 's' : ''})` : ''}`, ...q.warnings.map((w) => `  ${w.code}: ${w.message}`));
   return `${out.join('\n')}\n`;
@@ -154,7 +207,7 @@ export function probeCommand(): Command {
     new Command('latency')
       .description('empty-kernel (or short-spin) launch round trips: the dispatch floor')
       .addOption(backend())
-      .option('--device <n>', 'device index', int, 0)
+      .option('--device <n>', 'device index', deviceIndex, 0)
       .addOption(durationOption('--kernel <duration>', 'spin kernel length (default: empty kernel)'))
       .addOption(durationOption('--duration <duration>', 'measurement time', 2e9))
       .option('--json', 'print the result as JSON')
@@ -168,10 +221,14 @@ export function probeCommand(): Command {
     new Command('priority')
       .description('high-priority probes next to saturating low-priority streams, per mechanism, vs standalone')
       .addOption(backend())
-      .option('--device <n>', 'device index', int, 0)
+      .option('--device <n>', 'device index', deviceIndex, 0)
       .addOption(durationOption('--lp-kernel <duration>', 'low-priority kernel length', 2e6))
       .option('--lp-streams <n>', 'low-priority streams', int, 2)
-      .option('--lp-blocks <n>', 'blocks per low-priority kernel (fill the device)', int)
+      .addOption(
+        new Option('--lp-blocks <n|fill>', "blocks per low-priority kernel; fill = enough resident blocks to occupy every compute unit LP may use (its CUs as made x the probe kernel's occupancy per CU at 256 threads)")
+          .argParser(blocksOrFill)
+          .default('fill'),
+      )
       .addOption(durationOption('--hp-kernel <duration>', 'high-priority kernel length', 100e3))
       .addOption(new Option('--hp-rate <per-second>', 'high-priority arrivals per second (Poisson)').argParser(positive).default(200, '200/s'))
       .addOption(listDefault(new Option('--mechanism <list>', `comma list of ${MECHANISMS.join(', ')}`).argParser(mechanisms), ['none', 'stream-priority', 'throttle'] as DispatchMechanism[]))
@@ -184,7 +241,11 @@ export function probeCommand(): Command {
       // confidence interval (>= 368 samples), which the standalone-drift check compares
       .option('--rounds <n>', 'rounds: every variant once per round, order rotated each round; samples pooled, spread shown (>= 2 for a spread)', int, 2)
       .option('--seed <n>', 'Poisson seed', int, 1)
-      .option('--kfd-priority <n>', 'hip on a KFD host: set the HP stream\'s KFD queue priority (0..15) with AMDKFD_IOC_UPDATE_QUEUE (needs --mechanism stream-priority)', kfdPrio)
+      .option('--kfd-priority <n>', 'hip on a KFD host: set the HP stream\'s KFD queue priority (0..15) with AMDKFD_IOC_UPDATE_QUEUE (needs --mechanism stream-priority); ring parameters from sysfs + mqds', kfdPrio)
+      .option(
+        '--allow-debug-trap',
+        'with --kfd-priority: also read the HP queues\' rings from the KFD debug queue snapshot (DBG_TRAP on this process). SIDE EFFECT: enabling it refreshes the runlist and preempts every queue of every process on the GPU (twice); without it a queue that sysfs + mqds cannot pair is left unset, with the reason',
+      )
       .option('--no-kfd-check', 'hip: skip verifying the streams\' KFD queue priorities mid-run')
       .option('--json', 'print the result as JSON')
       .action(async (o: {
@@ -192,7 +253,7 @@ export function probeCommand(): Command {
         device: number;
         lpKernel: number;
         lpStreams: number;
-        lpBlocks?: number;
+        lpBlocks: number | 'fill';
         hpKernel: number;
         hpRate: number;
         mechanism: DispatchMechanism[];
@@ -203,11 +264,13 @@ export function probeCommand(): Command {
         rounds: number;
         seed: number;
         kfdPriority?: number;
+        allowDebugTrap?: boolean;
         kfdCheck: boolean;
         json?: boolean;
       }) => {
         if (o.duration < 100e6) throw new CliError('--duration must be at least 100ms per run', 2);
         const kfdHost = kfdPresent();
+        if (o.allowDebugTrap && o.kfdPriority === undefined) throw new CliError('--allow-debug-trap only applies with --kfd-priority (it lets the priority change read rings from the debug queue snapshot)', 2);
         if (o.kfdPriority !== undefined) {
           if (o.backend !== 'hip') throw new CliError(`--kfd-priority acts on KFD queues, which only the hip backend creates (backend: ${o.backend})`, 2);
           if (!kfdHost) throw new CliError('--kfd-priority: no KFD on this host (/sys/class/kfd/kfd/topology/nodes is missing): needs the amdgpu driver', 2);
@@ -216,7 +279,7 @@ export function probeCommand(): Command {
             process.stderr.write('gpucolo probe: --kfd-priority only applies to stream-priority runs (other mechanisms give every stream the same level); add stream-priority to --mechanism\n');
           }
         }
-        const kfd = o.backend === 'hip' && o.kfdCheck && kfdHost ? { kfdPriority: o.kfdPriority } : undefined;
+        const kfd = o.backend === 'hip' && o.kfdCheck && kfdHost ? { kfdPriority: o.kfdPriority, ...(o.allowDebugTrap ? { allowDebugTrap: true } : {}) } : undefined;
         const ctl = new AbortController();
         const onInt = (): void => ctl.abort();
         process.once('SIGINT', onInt);

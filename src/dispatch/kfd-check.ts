@@ -4,8 +4,10 @@
  *    HQD slots, against what the mechanism asked for (stream-priority: HP high, LP low; the
  *    others: every stream Normal), as verifyOwnQueues() verdicts;
  *  - set (--kfd-priority N): AMDKFD_IOC_UPDATE_QUEUE on the HP stream's KFD queues, with ring
- *    parameters recovered by planKfdPriority() (sysfs + mqds, or the debug queue snapshot), or
- *    the reason they cannot be.
+ *    parameters recovered by planKfdPriority() from sysfs + mqds, or the reason they cannot be.
+ *    The debug queue snapshot (KFD's debugger API, DBG_TRAP on this process) gives ids and rings
+ *    directly, but enabling it refreshes the runlist and preempts every queue of every process on
+ *    the GPU (twice), so it is only used when asked for (allowDebugTrap, `--allow-debug-trap`).
  *
  * Which KFD queue belongs to the HP stream is only knowable by level: KFD does not say which
  * stream feeds which queue. Under `stream-priority` HP is the only HIP-high stream (the HIP
@@ -25,12 +27,19 @@ export interface KfdCheckOptions {
   streams: readonly { name: string; highPriority: boolean }[];
   /** set the HP stream's KFD queues to this queue priority (0..15) before verifying */
   kfdPriority?: number;
+  /**
+   * with kfdPriority: also take the debug queue snapshot (queueSnapshotSelf, KFD's debugger API:
+   * DBG_TRAP on this process), which refreshes the runlist and preempts every queue of every process
+   * on the GPU. Without it (the default) ring parameters come from sysfs + mqds only, and a queue
+   * they cannot pair with certainty is not set (with the reason).
+   */
+  allowDebugTrap?: boolean;
   /** the process (default this one; other pids only for fixture trees: the ioctl reaches own queues only) */
   pid?: number;
   snapshotOptions?: Omit<SnapshotOptions, 'pids'>;
   /** for tests: what sends UPDATE_QUEUE (default updateQueue on /dev/kfd) */
   update?: (o: UpdateQueueOptions) => UpdateQueueSent;
-  /** for tests: the debug queue snapshot (default: queueSnapshotSelf, only when kfdPriority is set) */
+  /** for tests: the debug queue snapshot (default: queueSnapshotSelf; only with kfdPriority and allowDebugTrap) */
   debugSnapshot?: () => readonly QueueSnapshotEntry[];
 }
 
@@ -81,17 +90,28 @@ function setHpPriority(o: KfdCheckOptions, priority: number, pid: number): KfdSe
   }
   let entries: readonly QueueSnapshotEntry[] | undefined;
   const lines: string[] = [];
-  try {
-    entries = o.debugSnapshot ? o.debugSnapshot() : queueSnapshotSelf({ acceptSideEffects: true }).entries;
-  } catch (err) {
-    lines.push(`debug queue snapshot unavailable (${(err as Error).message}); ring parameters from sysfs + mqds only`);
+  // where the ring parameters came from: said after the queues' lines
+  let source: string;
+  if (o.allowDebugTrap) {
+    try {
+      entries = o.debugSnapshot ? o.debugSnapshot() : queueSnapshotSelf({ acceptSideEffects: true }).entries;
+      source = 'ring parameters from the debug queue snapshot (--allow-debug-trap: DBG_TRAP refreshed the runlist and preempted every queue of every process on the GPU)';
+    } catch (err) {
+      source = `debug queue snapshot unavailable (${(err as Error).message}); ring parameters from sysfs + mqds only`;
+      lines.push(source);
+      source = '';
+    }
+  } else {
+    source = 'ring parameters from sysfs + mqds (the debug queue snapshot is not used without --allow-debug-trap: it preempts every queue of every process on the GPU)';
   }
   const plans = queueIds.map((queueId) => planKfdPriority({ pid, selfPid: pid, queueId, priority, snapshot: snap, debugSnapshot: entries }));
   const applied: number[] = [];
   const send = o.update ?? updateQueue;
   for (const p of plans) {
     if (!p.ok) {
-      lines.push(`queue ${p.queueId}: not set (${p.refusal}) — ${p.reason}`);
+      // what sysfs + mqds could not settle, the debug snapshot would: say so when it was not allowed
+      const hint = !o.allowDebugTrap && !entries ? ' (--allow-debug-trap would read the ring from the debug queue snapshot, at the cost of preempting every queue on the GPU)' : '';
+      lines.push(`queue ${p.queueId}: not set (${p.refusal}) — ${p.reason}${hint}`);
       continue;
     }
     try {
@@ -104,6 +124,7 @@ function setHpPriority(o: KfdCheckOptions, priority: number, pid: number): KfdSe
       lines.push(`queue ${p.queueId}: UPDATE_QUEUE failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
     }
   }
+  if (source) lines.push(source);
   const ok = applied.length === queueIds.length;
   lines.unshift(`--kfd-priority ${priority}: ${applied.length} of ${queueIds.length} HP KFD queue(s) set${queueIds.length > 1 ? ' (the HIP plugin\'s high-priority helper stream may hold one of them)' : ''}`);
   return { priority, queueIds, plans, applied, ok, lines };

@@ -14,7 +14,7 @@
  * rounds; each round's figures are kept for the spread, and a quality block flags what the host,
  * not the mechanism, did (see summarizePriority).
  */
-import type { DispatchEngine, DispatchMechanism } from '../native.js';
+import type { DispatchEngine, DispatchMechanism, NativeBackendDevice } from '../native.js';
 import { GpucoloError, oneLine } from '../errors.js';
 import { formatDuration } from '../units.js';
 import {
@@ -35,8 +35,9 @@ import {
   type QuantileSummary,
   type RoundSpread,
 } from '../stats/index.js';
-import { runDispatch, type DispatchRun, type DispatchSpecInput } from './run.js';
+import { DispatchError, listBackends, runDispatch, type ClockCheck, type DispatchRun, type DispatchSpecInput } from './run.js';
 import { kfdCheck, type KfdCheckOptions, type KfdCheckResult } from './kfd-check.js';
+import { blocksPerCuAt, fillReport, mechanismProblem, reservedUnits, sizeStreams, streamShare, type FillReport, type StreamShare } from './fill.js';
 
 export type Backend = 'cpu' | 'cuda' | 'hip';
 
@@ -63,6 +64,8 @@ export interface LatencyProbeResult {
   roundTrip: QuantileSummary;
   /** device end - device start */
   device: QuantileSummary;
+  /** the device clock against the host's before and after the run: drift and the offset's uncertainty */
+  clock: ClockCheck;
 }
 
 export async function probeLatency(o: LatencyProbeOptions): Promise<LatencyProbeResult> {
@@ -78,14 +81,19 @@ export async function probeLatency(o: LatencyProbeOptions): Promise<LatencyProbe
     { signal: o.signal, engine: o.engine },
   );
   const s = run.streams[0];
-  return { backend: o.backend, engine: run.engine, spinNs, launches: s.n, roundTrip: quantiles(s.roundTripNs), device: quantiles(s.deviceNs) };
+  return { backend: o.backend, engine: run.engine, spinNs, launches: s.n, roundTrip: quantiles(s.roundTripNs), device: quantiles(s.deviceNs), clock: run.clock };
 }
 
 export interface PriorityProbeOptions {
   backend: Backend;
   device?: number;
   lpKernelNs: number;
-  lpBlocks?: number;
+  /**
+   * blocks per LP kernel (threads per block: LP_THREADS). 'fill' (the default): enough to occupy
+   * every compute unit the LP streams may use, as made for each variant (the whole device, or the
+   * side a CU mask / SM partition leaves them: fill.ts), from the occupancy of the probe kernel.
+   */
+  lpBlocks?: number | 'fill';
   lpStreams: number;
   /** LP launches kept in flight per LP stream (closed loop) */
   lpInflight?: number;
@@ -152,6 +160,14 @@ export interface PriorityRunRecord {
   /** what other processes took from the host during the run; null where /proc is unreadable */
   hostLoad: HostLoad | null;
   kfd: KfdCheckResult | null;
+  /** blocks of each LP kernel (the LP throughput share is in blocks, since variants' LP kernels may differ in size); absent = 1 */
+  lpBlocksPerKernel?: number;
+  /** how the LP kernels filled the compute units the LP streams had in this run; absent/null = unknown */
+  lpFill?: FillReport | null;
+  /** what the HP stream and the (first) LP stream were given in this run, as made */
+  shares?: { hp: StreamShare | null; lp: StreamShare | null };
+  /** the device clock against the host's over this run */
+  clock?: ClockCheck | null;
 }
 
 /** One round's figures of one variant (co-run ratios are against the same round's standalone runs). */
@@ -208,8 +224,17 @@ export interface CoRunResult {
   lpThroughput: number | null;
   /** lpThroughput / pooled standalone LP throughput */
   lpShare: number | null;
-  /** what the LP streams may keep: 1 - reserve for spatial mechanisms, else 1 */
+  /**
+   * what the LP streams may keep: for spatial mechanisms the LP side's compute units as made / the
+   * device's (an SM partition rounded by the driver leaves LP fewer SMs than asked), else 1
+   */
   lpAllowedShare: number;
+  /** the same as asked: (CUs - ceil(reserve x CUs)) / CUs for spatial mechanisms, else 1 */
+  lpAllowedShareRequested: number;
+  /** spatial mechanisms: compute units per side, asked and as made (the last run that said); null otherwise */
+  partition: { hp: { requested: number; made: number }; lp: { requested: number; made: number } } | null;
+  /** how the LP kernels filled the LP side: blocks x threads, resident blocks per CU, occupancy reached */
+  lpFill: FillReport | null;
   /** pooled co-run HP P99 / pooled standalone HP P99 */
   hpP99VsStandalone: number | null;
   /** co-run HP P99 - standalone HP P99, ns */
@@ -234,9 +259,31 @@ export interface StandaloneResult {
   /** LP alone with this LP kernel, pooled; null when no round ran */
   lpThroughput: number | null;
   lpKernelNs: number;
+  /** how the LP kernels filled the device: blocks x threads, resident blocks per CU, occupancy reached */
+  lpFill: FillReport | null;
   /** rounds of LP alone */
   rounds: PriorityRoundFigures[];
   spread: PrioritySpread;
+}
+
+/** A co-run the backend cannot run (a mechanism it lacks, a reserve it refuses): not measured, with why. */
+export interface SkippedCoRun {
+  label: string;
+  mechanism: DispatchMechanism;
+  throttleK: number | null;
+  reserve: number | null;
+  lpKernelNs: number;
+  reason: string;
+}
+
+/** The device clock against the host's over every run: the largest drift seen and the offset's uncertainty. */
+export interface ClockSummary {
+  /** runs whose drift was measured */
+  runs: number;
+  /** the drift (offset after - offset before a run) of largest magnitude, ns; null when no run measured one */
+  maxDriftNs: number | null;
+  /** the widest host bracket of an offset measurement (the uncertainty of each offset; a drift's is up to twice that), ns */
+  uncertaintyNs: number | null;
 }
 
 export interface PriorityProbeResult {
@@ -251,27 +298,37 @@ export interface PriorityProbeResult {
   standaloneHp: { label: string; hpLatency: QuantileSummary; hpTimeToStart: QuantileSummary; rounds: PriorityRoundFigures[]; spread: PrioritySpread };
   standalone: StandaloneResult[];
   runs: CoRunResult[];
+  /** co-runs not measured because the backend cannot run them, with the reason (the rest is measured) */
+  skipped: SkippedCoRun[];
+  /** how the probe was set up where it had to estimate (e.g. "fill" without a sizing run) */
+  notes: string[];
+  /** the device clock's drift against the host's over the runs */
+  clock: ClockSummary;
   quality: Quality;
   /** stopped by the signal: the rounds are incomplete */
   interrupted: boolean;
 }
 
+/** Threads per block of the LP probe kernels (HP's: HP_THREADS). */
+export const LP_THREADS = 256;
+export const HP_THREADS = 64;
+
 function hpStream(o: PriorityProbeOptions): DispatchSpecInput['streams'][number] {
   return {
     name: 'hp',
     highPriority: true,
-    kernel: { spinNs: o.hpKernelNs, blocks: o.hpBlocks ?? 1, threadsPerBlock: 64 },
+    kernel: { spinNs: o.hpKernelNs, blocks: o.hpBlocks ?? 1, threadsPerBlock: HP_THREADS },
     arrival: 'poisson',
     rateHz: o.hpRateHz,
     seed: o.seed ?? 1,
   };
 }
 
-function lpStreams(o: PriorityProbeOptions, lpKernelNs: number): DispatchSpecInput['streams'] {
+function lpStreams(o: PriorityProbeOptions, lpKernelNs: number, blocks: number): DispatchSpecInput['streams'] {
   return Array.from({ length: o.lpStreams }, (_, i) => ({
     name: `lp${i}`,
     highPriority: false,
-    kernel: { spinNs: lpKernelNs, blocks: o.lpBlocks ?? 1, threadsPerBlock: 256 },
+    kernel: { spinNs: lpKernelNs, blocks, threadsPerBlock: LP_THREADS },
     arrival: 'closed-loop' as const,
     inflight: o.lpInflight ?? 2,
   }));
@@ -303,11 +360,75 @@ export function priorityVariants(o: Pick<PriorityProbeOptions, 'mechanisms' | 's
   return out;
 }
 
-type Measured = Omit<PriorityRunRecord, 'round' | 'position'> & { engine?: DispatchEngine; computeUnits?: number };
+/**
+ * What a variant runs with, decided before the rounds: the LP kernels' blocks ("fill" resolved
+ * against the compute units the LP streams get under the variant's mechanism, as made) and what
+ * the sizing run found each side was given.
+ */
+interface VariantPlan {
+  lpBlocks: number;
+  lp: StreamShare | null;
+  hp: StreamShare | null;
+  /** how "fill" was decided when it was not from the engine's sizing run */
+  note?: string;
+}
+
+/** One sizing per kind of device share: the whole device (standalone, none, stream-priority, throttle) or a spatial mechanism at one reserve. */
+const shareKey = (v: PriorityVariant): string => (v.kind === 'corun' && isSpatial(v.mechanism) ? `${v.mechanism} ${v.reserve}` : 'whole');
+
+/**
+ * Sizes every kind of share the variants use (fill.ts sizeStreams): the plans by share key, and
+ * the co-runs the engine refused with its reason. Without a sizing (the run failed), "fill" falls
+ * back to the device's occupancy table and the split as asked.
+ */
+async function planVariants(
+  o: PriorityProbeOptions,
+  base: Omit<DispatchSpecInput, 'streams'>,
+  variants: PriorityVariant[],
+  dev: NativeBackendDevice,
+): Promise<{ plans: Map<string, VariantPlan>; refused: Map<string, string> }> {
+  const plans = new Map<string, VariantPlan>();
+  const refused = new Map<string, string>();
+  const cus = dev.computeUnits;
+  const perCu = blocksPerCuAt(dev, LP_THREADS) ?? 1;
+  for (const v of variants) {
+    const key = shareKey(v);
+    if (plans.has(key) || refused.has(key)) continue;
+    if (o.signal?.aborted) break;
+    const spatial = key !== 'whole';
+    const spec: DispatchSpecInput = {
+      ...base,
+      ...(spatial ? { mechanism: v.mechanism!, reserve: v.reserve! } : {}),
+      streams: [hpStream(o), ...lpStreams(o, v.lpKernelNs, 1)],
+    };
+    const sized = await sizeStreams(spec, { engine: o.engine, signal: o.signal, dev });
+    if (!sized.ok && sized.refused) {
+      refused.set(key, sized.reason);
+      continue;
+    }
+    const hp = sized.ok ? sized.streams.find((s) => s.highPriority) ?? null : null;
+    const lp = sized.ok ? sized.streams.find((s) => !s.highPriority) ?? null : null;
+    let note: string | undefined;
+    let fill = lp && lp.fillBlocks > 0 ? lp.fillBlocks : 0;
+    if (!fill) {
+      const lpCus = spatial ? cus - reservedUnits(v.reserve!, cus) : cus;
+      fill = lpCus * perCu;
+      note = sized.ok
+        ? `the engine did not say how many LP blocks fill their compute units: ${lpCus} x ${perCu} from the device's occupancy table`
+        : `sizing run failed (${sized.reason}): fill = ${lpCus} x ${perCu} blocks from the device's occupancy table and the split as asked`;
+    }
+    plans.set(key, { lpBlocks: typeof o.lpBlocks === 'number' ? o.lpBlocks : Math.max(1, fill), lp, hp, ...(note ? { note } : {}) });
+  }
+  return { plans, refused };
+}
+
+type Measured = Omit<PriorityRunRecord, 'round' | 'position'> & { engine?: DispatchEngine; computeUnits?: number; refused?: string };
 
 /** Runs one variant once, with a host-load window around it. */
-async function measureVariant(o: PriorityProbeOptions, base: Omit<DispatchSpecInput, 'streams'>, v: PriorityVariant): Promise<Measured> {
-  const streams = v.kind === 'standalone-hp' ? [hpStream(o)] : v.kind === 'standalone-lp' ? lpStreams(o, v.lpKernelNs) : [hpStream(o), ...lpStreams(o, v.lpKernelNs)];
+async function measureVariant(o: PriorityProbeOptions, base: Omit<DispatchSpecInput, 'streams'>, v: PriorityVariant, plan: VariantPlan, dev: NativeBackendDevice | null): Promise<Measured> {
+  const lpBlocks = plan.lpBlocks;
+  const streams =
+    v.kind === 'standalone-hp' ? [hpStream(o)] : v.kind === 'standalone-lp' ? lpStreams(o, v.lpKernelNs, lpBlocks) : [hpStream(o), ...lpStreams(o, v.lpKernelNs, lpBlocks)];
   const spec: DispatchSpecInput =
     v.kind === 'corun'
       ? { ...base, mechanism: v.mechanism!, throttleK: v.throttleK ?? o.throttleK ?? 1, reserve: v.reserve ?? 0, streams }
@@ -338,7 +459,8 @@ async function measureVariant(o: PriorityProbeOptions, base: Omit<DispatchSpecIn
     // measurement; a backend that is missing or a bad spec would fail every run: thrown at once
     const code = (err as { code?: unknown }).code;
     if (!(err instanceof GpucoloError) || (code !== 'EDISPATCH' && code !== 'ETIMEDOUT')) throw err;
-    return { label: v.label, ...none, failed: oneLine(err), hostLoad: window.stop() };
+    const refused = err instanceof DispatchError && err.refused ? { refused: oneLine(err) } : {};
+    return { label: v.label, ...none, failed: oneLine(err), hostLoad: window.stop(), ...refused };
   } finally {
     if (timer) clearTimeout(timer);
   }
@@ -348,6 +470,13 @@ async function measureVariant(o: PriorityProbeOptions, base: Omit<DispatchSpecIn
   if (checkKfd && !kfd && !kfdError) kfdError = 'KFD check did not run: the run ended before its time came';
   const h = run.streams.find((s) => s.highPriority);
   const lp = run.streams.filter((s) => !s.highPriority);
+  const hpShare = h ? streamShare(h.raw, HP_THREADS, dev ?? undefined) : null;
+  const lpShare = lp.length ? streamShare(lp[0].raw, LP_THREADS, dev ?? undefined) : null;
+  // the LP streams share the same compute units (the whole device or the LP side)
+  const lpSide = lpShare && lpShare.computeUnits > 0 ? lpShare : plan.lp;
+  const lpFill = lpSide
+    ? fillReport({ blocks: lpBlocks, threadsPerBlock: LP_THREADS, concurrent: lp.length, computeUnits: lpSide.computeUnits, blocksPerCu: lpSide.blocksPerCu, dev: dev ?? undefined, gpu: o.backend !== 'cpu' })
+    : null;
   return {
     label: v.label,
     measuredNs: run.measuredNs,
@@ -356,9 +485,22 @@ async function measureVariant(o: PriorityProbeOptions, base: Omit<DispatchSpecIn
     errors: [...run.streams.filter((s) => s.error).map((s) => `${s.name}: ${s.error}`), ...(kfdError ? [kfdError] : [])],
     hostLoad,
     kfd,
+    lpBlocksPerKernel: lpBlocks,
+    lpFill: lp.length ? lpFill : null,
+    shares: { hp: hpShare, lp: lpShare },
+    clock: run.clock,
     engine: run.engine,
     computeUnits: run.computeUnits,
   };
+}
+
+/** The device the probe will run on (as the engine that drives it sees it), or the error runDispatch would give. */
+function probeDeviceInfo(o: PriorityProbeOptions): NativeBackendDevice {
+  const info = listBackends({ engine: o.engine }).find((b) => b.name === o.backend);
+  if (!info?.available) throw new GpucoloError(`backend ${o.backend} unavailable: ${info?.reason ?? 'unknown backend'}`, { code: 'ENOBACKEND' });
+  const dev = info.devices[o.device ?? 0];
+  if (!dev) throw new GpucoloError(`backend ${o.backend} has no device ${o.device ?? 0} (${info.devices.length} device(s))`, { code: 'ENOBACKEND' });
+  return dev;
 }
 
 export async function probePriority(o: PriorityProbeOptions): Promise<PriorityProbeResult> {
@@ -371,11 +513,30 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
     warmupNs: o.warmupNs ?? Math.min(500e6, o.durationNs / 5),
     watchdogNs: o.watchdogNs ?? Math.max(10e9, o.lpKernelNs * 20),
   };
-  const variants = priorityVariants(o);
-  const records: PriorityRunRecord[] = [];
+  const dev = probeDeviceInfo(o);
+  const all = priorityVariants(o);
+  // co-runs the backend cannot run are skipped with their reason, the rest is measured: what the
+  // device info decides first, then what the engine refuses when it sizes the shares
+  const skipped: SkippedCoRun[] = [];
+  const skip = (v: PriorityVariant, reason: string): void => {
+    skipped.push({ label: v.label, mechanism: v.mechanism!, throttleK: v.throttleK, reserve: v.reserve, lpKernelNs: v.lpKernelNs, reason });
+  };
+  let variants = all.filter((v) => {
+    const why = v.kind === 'corun' ? mechanismProblem(v.mechanism!, o.backend, dev, v.reserve ?? 0) : null;
+    if (why) skip(v, why);
+    return !why;
+  });
+  const { plans, refused } = o.signal?.aborted ? { plans: new Map<string, VariantPlan>(), refused: new Map<string, string>() } : await planVariants(o, base, variants, dev);
+  variants = variants.filter((v) => {
+    const why = refused.get(shareKey(v));
+    if (why) skip(v, why);
+    return !why;
+  });
+  const fallbackPlan: VariantPlan = { lpBlocks: typeof o.lpBlocks === 'number' ? o.lpBlocks : dev.computeUnits * (blocksPerCuAt(dev, LP_THREADS) ?? 1), lp: null, hp: null };
+  let records: PriorityRunRecord[] = [];
   const order: string[][] = [];
   let engine: DispatchEngine | undefined;
-  let computeUnits = 0;
+  let computeUnits = dev.computeUnits;
   let interrupted = false;
   all: for (let r = 0; r < rounds; r++) {
     const ran: string[] = [];
@@ -385,9 +546,17 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
         interrupted = true;
         break all;
       }
+      if (skipped.some((x) => x.label === v.label)) continue;
       o.onRun?.(v.label, r + 1, rounds);
       ran.push(v.label);
-      const { engine: e, computeUnits: cu, ...m } = await measureVariant(o, base, v);
+      const { engine: e, computeUnits: cu, refused: no, ...m } = await measureVariant(o, base, v, plans.get(shareKey(v)) ?? fallbackPlan, dev);
+      if (no && v.kind === 'corun') {
+        // refused by the engine at run time: skipped from here on, its rounds dropped
+        skip(v, no);
+        records = records.filter((x) => x.label !== v.label);
+        ran.pop();
+        continue;
+      }
       records.push({ ...m, round: r + 1, position: i + 1 });
       engine ??= e;
       if (cu) computeUnits = cu;
@@ -403,7 +572,9 @@ export async function probePriority(o: PriorityProbeOptions): Promise<PriorityPr
     throw new GpucoloError(`probe priority: nothing could be measured: ${why}`, { code: 'EDISPATCH' });
   }
   const { signal: _s, onRun: _r, kfd: _k, ...options } = o;
-  return summarizePriority({ backend: o.backend, engine: engine!, options: { ...options, rounds }, computeUnits, rounds, order, variants, records, interrupted });
+  const active = variants.filter((v) => !skipped.some((x) => x.label === v.label));
+  const notes = [...new Set([...plans.values()].flatMap((p) => (p.note ? [p.note] : [])))];
+  return summarizePriority({ backend: o.backend, engine: engine!, options: { ...options, rounds }, computeUnits, rounds, order, variants: active, records, interrupted, skipped, notes });
 }
 
 // ---- pooling, spread and quality (pure: tests feed it made-up records) -------------------------
@@ -418,6 +589,10 @@ export interface PrioritySummaryInput {
   variants: PriorityVariant[];
   records: PriorityRunRecord[];
   interrupted: boolean;
+  /** co-runs the backend could not run (absent: none) */
+  skipped?: SkippedCoRun[];
+  /** how the probe was set up where it had to guess (absent: none) */
+  notes?: string[];
 }
 
 function concat(arrays: ArrayLike<number>[]): Float64Array {
@@ -431,10 +606,38 @@ function concat(arrays: ArrayLike<number>[]): Float64Array {
 }
 
 /** Pooled rate: every completion over every measured second (not a mean of per-round rates). */
-function pooledRate(recs: PriorityRunRecord[]): number | null {
+function pooledRate(recs: PriorityRunRecord[], perKernel: (x: PriorityRunRecord) => number = () => 1): number | null {
   const ok = recs.filter((x) => x.lpKernels !== null && x.measuredNs > 0);
   const s = ok.reduce((a, x) => a + x.measuredNs, 0) / 1e9;
-  return ok.length && s > 0 ? ok.reduce((a, x) => a + x.lpKernels!, 0) / s : null;
+  return ok.length && s > 0 ? ok.reduce((a, x) => a + x.lpKernels! * perKernel(x), 0) / s : null;
+}
+
+/** LP work in blocks (kernels x blocks per kernel): what the shares compare, since LP kernels are sized per variant. */
+const blocksOf = (x: PriorityRunRecord): number => x.lpBlocksPerKernel ?? 1;
+const blockRate = (x: PriorityRunRecord): number | null => (x.lpKernels !== null && x.measuredNs > 0 ? (x.lpKernels * blocksOf(x)) / (x.measuredNs / 1e9) : null);
+
+/** The latest run's value of f that is not null. */
+function latest<T>(recs: PriorityRunRecord[], f: (x: PriorityRunRecord) => T | null | undefined): T | null {
+  for (let i = recs.length - 1; i >= 0; i--) {
+    const v = f(recs[i]);
+    if (v !== null && v !== undefined) return v;
+  }
+  return null;
+}
+
+export function clockSummary(records: readonly Pick<PriorityRunRecord, 'clock'>[]): ClockSummary {
+  let runs = 0;
+  let maxDriftNs: number | null = null;
+  let uncertaintyNs: number | null = null;
+  for (const r of records) {
+    const c = r.clock;
+    if (!c) continue;
+    if (c.uncertaintyNs !== null) uncertaintyNs = Math.max(uncertaintyNs ?? 0, c.uncertaintyNs);
+    if (c.driftNs === null) continue;
+    runs++;
+    if (maxDriftNs === null || Math.abs(c.driftNs) > Math.abs(maxDriftNs)) maxDriftNs = c.driftNs;
+  }
+  return { runs, maxDriftNs, uncertaintyNs };
 }
 
 function roundFigures(x: PriorityRunRecord): PriorityRoundFigures {
@@ -485,15 +688,15 @@ export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult 
   const hpP99Alone = quantileOf(hpAlone.hpLatency, 99);
   const standaloneHp = { label: 'standalone:hp', ...hpAlone, rounds: hpAloneRounds, spread: spreadOf(hpAloneRounds) };
 
+  // LP alone per LP kernel, in blocks per second (the co-runs' LP shares compare against it)
   const lpAlone = new Map<number, { pooled: number | null; byRound: Map<number, number | null> }>();
   const standalone: StandaloneResult[] = i.variants
     .filter((v) => v.kind === 'standalone-lp')
     .map((v) => {
       const recs = recsOf(v.label);
       const rounds = recs.map(roundFigures);
-      const pooled = pooledRate(recs);
-      lpAlone.set(v.lpKernelNs, { pooled, byRound: new Map(rounds.map((x) => [x.round, x.lpThroughput])) });
-      return { label: v.label, ...hpAlone, lpThroughput: pooled, lpKernelNs: v.lpKernelNs, rounds, spread: spreadOf(rounds) };
+      lpAlone.set(v.lpKernelNs, { pooled: pooledRate(recs, blocksOf), byRound: new Map(recs.map((x) => [x.round, blockRate(x)])) });
+      return { label: v.label, ...hpAlone, lpThroughput: pooledRate(recs), lpKernelNs: v.lpKernelNs, lpFill: latest(recs, (x) => x.lpFill), rounds, spread: spreadOf(rounds) };
     });
   const hpAloneByRound = new Map(hpAloneRounds.map((x) => [x.round, x.hpP99Ns]));
 
@@ -505,7 +708,7 @@ export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult 
       // each round's ratios against the same round's standalone runs: rounds pair up in time
       const rounds = recs.map((x) => {
         const f = roundFigures(x);
-        return { ...f, lpShare: ratio(f.lpThroughput, alone?.byRound.get(x.round) ?? null), hpP99VsStandalone: ratio(f.hpP99Ns, hpAloneByRound.get(x.round) ?? null) };
+        return { ...f, lpShare: ratio(blockRate(x), alone?.byRound.get(x.round) ?? null), hpP99VsStandalone: ratio(f.hpP99Ns, hpAloneByRound.get(x.round) ?? null) };
       });
       const { hpLatency, hpTimeToStart } = pooledHp(recs);
       const p99 = quantileOf(hpLatency, 99);
@@ -513,6 +716,13 @@ export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult 
       const added = p99 !== null && hpP99Alone !== null ? p99 - hpP99Alone : null;
       const spatial = isSpatial(v.mechanism);
       const kfd = [...recs].reverse().find((x) => x.kfd)?.kfd ?? null;
+      // the share LP may keep, as asked and as made (the partition the driver made, the CUs of the mask)
+      const cus = i.computeUnits;
+      const hpAsked = spatial && cus > 0 ? reservedUnits(v.reserve!, cus) : 0;
+      const lpMade = spatial ? latest(recs, (x) => (x.shares?.lp && x.shares.lp.computeUnits > 0 ? x.shares.lp.computeUnits : null)) : null;
+      const hpMade = spatial ? latest(recs, (x) => (x.shares?.hp && x.shares.hp.computeUnits > 0 ? x.shares.hp.computeUnits : null)) : null;
+      const allowedAsked = spatial ? (cus > 0 ? (cus - hpAsked) / cus : 1 - v.reserve!) : 1;
+      const partition = spatial && cus > 0 ? { hp: { requested: hpAsked, made: hpMade ?? hpAsked }, lp: { requested: cus - hpAsked, made: lpMade ?? cus - hpAsked } } : null;
       return {
         label: v.label,
         mechanism: v.mechanism!,
@@ -522,8 +732,11 @@ export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult 
         hpLatency,
         hpTimeToStart,
         lpThroughput: lpT,
-        lpShare: ratio(lpT, alone?.pooled ?? null),
-        lpAllowedShare: spatial ? 1 - v.reserve! : 1,
+        lpShare: ratio(pooledRate(recs, blocksOf), alone?.pooled ?? null),
+        lpAllowedShare: partition ? partition.lp.made / cus : allowedAsked,
+        lpAllowedShareRequested: allowedAsked,
+        partition,
+        lpFill: latest(recs, (x) => x.lpFill),
         hpP99VsStandalone: ratio(p99, hpP99Alone),
         addedHpP99Ns: added,
         addedP99InLpKernels: v.mechanism === 'throttle' && added !== null ? added / v.lpKernelNs : null,
@@ -535,7 +748,21 @@ export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult 
       };
     });
 
-  const partial = { backend: i.backend, engine: i.engine, options: i.options, computeUnits: i.computeUnits, rounds: i.rounds, order: i.order, standaloneHp, standalone, runs, interrupted: i.interrupted };
+  const partial = {
+    backend: i.backend,
+    engine: i.engine,
+    options: i.options,
+    computeUnits: i.computeUnits,
+    rounds: i.rounds,
+    order: i.order,
+    standaloneHp,
+    standalone,
+    runs,
+    skipped: i.skipped ?? [],
+    clock: clockSummary(i.records),
+    notes: i.notes ?? [],
+    interrupted: i.interrupted,
+  };
   const quality = priorityQuality(partial, i.records);
   for (const r of runs) r.bound = throttleBound(r, quality);
   return { ...partial, quality };
@@ -584,7 +811,10 @@ export function priorityQuality(r: Omit<PriorityProbeResult, 'quality'>, records
   const o = r.options;
   // a reserve only holds LP back when LP alone keeps every compute unit busy; with fewer LP
   // blocks in flight than compute units (1-block kernels on a large GPU) LP may keep all it had
-  const lpFillsDevice = o.lpStreams * (o.lpInflight ?? 2) * (o.lpBlocks ?? 1) >= r.computeUnits;
+  const fills = r.standalone.map((s) => s.lpFill?.occupancy ?? null);
+  const lpFillsDevice = fills.some((x) => x !== null)
+    ? fills.every((x) => x === null || x >= 1)
+    : o.lpBlocks === undefined || o.lpBlocks === 'fill' || o.lpStreams * (o.lpBlocks ?? 1) >= r.computeUnits;
   const aboveAllowed = (x: CoRunResult, share: number | null, round?: number): QualityWarning[] =>
     x.reserve !== null && lpFillsDevice && share !== null && share <= IMPOSSIBLE.maxShare && share > x.lpAllowedShare * IMPOSSIBLE.maxShare
       ? [

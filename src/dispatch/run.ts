@@ -5,15 +5,16 @@
  * from the INTENDED arrival (no coordinated omission).
  */
 import { z } from 'zod';
+import { MAX_BLOCKS, MAX_DISPATCH_SPAN_NS, MAX_INFLIGHT, MAX_KERNEL_NS, MAX_RATE_HZ, MAX_STREAMS, MAX_THREADS_PER_BLOCK, MAX_THROTTLE_K, MIN_DISPATCH_SPAN_NS } from '../limits.js';
 import { loadNative, type DispatchEngine, type NativeBackendInfo, type NativeDispatchResult, type NativeDispatchSpec } from '../native.js';
 import { GpucoloError, oneLine } from '../errors.js';
 import { chooseEngine } from './engine-choice.js';
 import { startTsDispatch, tsCpuBackendInfo, type TsEngineOptions } from './ts-engine/index.js';
 
 const kernel = z.object({
-  spinNs: z.number().int().min(0).max(60e9),
-  blocks: z.number().int().min(1).max(1 << 20),
-  threadsPerBlock: z.number().int().min(1).max(1024),
+  spinNs: z.number().int().min(0).max(MAX_KERNEL_NS),
+  blocks: z.number().int().min(1).max(MAX_BLOCKS),
+  threadsPerBlock: z.number().int().min(1).max(MAX_THREADS_PER_BLOCK),
 });
 
 const stream = z.object({
@@ -21,8 +22,8 @@ const stream = z.object({
   highPriority: z.boolean(),
   kernel,
   arrival: z.enum(['closed-loop', 'fixed-rate', 'poisson', 'list']),
-  rateHz: z.number().min(0).max(1e7).default(0),
-  inflight: z.number().int().min(1).max(1024).default(1),
+  rateHz: z.number().min(0).max(MAX_RATE_HZ).default(0),
+  inflight: z.number().int().min(1).max(MAX_INFLIGHT).default(1),
   seed: z.number().int().min(0).default(1),
   timesNs: z.array(z.number().min(0)).default([]),
   level: z.number().int().min(-1).max(1023).default(-1),
@@ -33,14 +34,14 @@ export const dispatchSpecSchema = z
   .object({
     backend: z.enum(['cpu', 'cuda', 'hip']),
     device: z.number().int().min(0).default(0),
-    durationNs: z.number().min(1e6).max(3600e9),
+    durationNs: z.number().min(MIN_DISPATCH_SPAN_NS).max(MAX_DISPATCH_SPAN_NS),
     warmupNs: z.number().min(0).default(0),
     maxLaunches: z.number().int().min(0).default(0),
     mechanism: z.enum(['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle']).default('none'),
-    throttleK: z.number().int().min(1).max(1024).default(1),
+    throttleK: z.number().int().min(1).max(MAX_THROTTLE_K).default(1),
     reserve: z.number().min(0).max(1).default(0),
     watchdogNs: z.number().min(1e6).default(10e9),
-    streams: z.array(stream).min(1).max(64),
+    streams: z.array(stream).min(1).max(MAX_STREAMS),
   })
   .superRefine((s, ctx) => {
     s.streams.forEach((st, i) => {
@@ -85,6 +86,52 @@ export interface StreamLaunches {
   raw: NativeDispatchResult['streams'][number];
 }
 
+/**
+ * The device clock against the host's over one run: the offset (device - host) measured before it
+ * (with the width of its host bracket), again after it, and the drift in between. Latencies use the
+ * offset from before; a drift beyond the uncertainty means device times late in the run are off by
+ * up to driftNs against the host clock. The pure-TS engine's device clock is the host's (all 0).
+ */
+export interface ClockCheck {
+  offsetNs: number;
+  /** bound on the error of offsetNs (the tightest host bracket around the device-clock read); null when the engine did not say */
+  uncertaintyNs: number | null;
+  /** the offset measured after the run; null when it could not be measured */
+  offsetEndNs: number | null;
+  /** offsetEndNs - offsetNs; null when the end offset is unknown */
+  driftNs: number | null;
+}
+
+export function clockCheck(res: Pick<NativeDispatchResult, 'deviceOffsetNs' | 'deviceOffsetUncertaintyNs' | 'deviceOffsetEndNs'>): ClockCheck {
+  const end = res.deviceOffsetEndNs;
+  const hasEnd = typeof end === 'number' && Number.isFinite(end);
+  const u = res.deviceOffsetUncertaintyNs;
+  return {
+    offsetNs: res.deviceOffsetNs,
+    uncertaintyNs: typeof u === 'number' && Number.isFinite(u) ? u : null,
+    offsetEndNs: hasEnd ? end : null,
+    driftNs: hasEnd ? end - res.deviceOffsetNs : null,
+  };
+}
+
+/**
+ * A dispatch that the engine refused or that failed, with the engine's status: GPUCOLO_ERR_UNSUPPORTED
+ * (-3) and GPUCOLO_ERR_INVALID (-4) come from checking the spec against the device before anything
+ * ran (a mechanism the backend lacks, a CU mask that would hang a queue): the same spec is refused
+ * every time, so callers skip it rather than retry it.
+ */
+export class DispatchError extends GpucoloError {
+  readonly status: number;
+  constructor(message: string, status: number) {
+    super(message, { code: status === -5 ? 'ETIMEDOUT' : 'EDISPATCH' });
+    this.status = status;
+  }
+  /** the spec was refused before anything ran (unsupported, or invalid for this device) */
+  get refused(): boolean {
+    return this.status === -3 || this.status === -4;
+  }
+}
+
 export interface DispatchRun {
   spec: NativeDispatchSpec;
   /** which engine measured it */
@@ -94,6 +141,8 @@ export interface DispatchRun {
   /** measured time (duration minus warm-up), ns */
   measuredNs: number;
   deviceOffsetNs: number;
+  /** the device clock against the host's before and after the run (drift and its uncertainty) */
+  clock: ClockCheck;
   computeUnits: number;
   priorityRange: { least: number; greatest: number };
   streams: StreamLaunches[];
@@ -177,7 +226,7 @@ export async function runDispatch(input: DispatchSpecInput, opts: RunDispatchOpt
   res.engine = choice.engine;
   if (res.status !== 0) {
     const who = choice.engine === 'ts' ? `${spec.backend} dispatch (pure-TS engine)` : `${spec.backend} dispatch`;
-    throw new GpucoloError(`${who} failed: ${res.error}`, { code: res.status === -5 ? 'ETIMEDOUT' : 'EDISPATCH' });
+    throw new DispatchError(`${who} failed: ${res.error}`, res.status);
   }
   return {
     spec,
@@ -185,6 +234,7 @@ export async function runDispatch(input: DispatchSpecInput, opts: RunDispatchOpt
     engineWhy: choice.why,
     measuredNs: spec.durationNs - spec.warmupNs,
     deviceOffsetNs: res.deviceOffsetNs,
+    clock: clockCheck(res),
     computeUnits: res.computeUnits,
     priorityRange: { least: res.priorityLeast, greatest: res.priorityGreatest },
     streams: res.streams.map(measured),

@@ -17,6 +17,7 @@
  * waiting (censor.ts): they stay in the latency sample as lower bounds.
  */
 import { runDispatch, listBackends, type DispatchRun, type DispatchSpecInput } from '../dispatch/index.js';
+import { blocksPerCuAt, fillReport, fillText, mechanismProblem, reservedUnits, sizeStreams, streamShare, type StreamShare } from '../dispatch/fill.js';
 import type { DispatchEngine, DispatchMechanism, NativeBackendInfo } from '../native.js';
 import { arrivalTimes } from './arrivals.js';
 import { censoredAges, generatorLagNs } from './censor.js';
@@ -47,7 +48,10 @@ export interface ProbePhaseResult {
   samples: TaskSamples[];
   notes: string[];
   computeUnits: number;
-  /** blocks each task's kernels ran with ("fill" resolved) */
+  /**
+   * blocks each task's kernels ran with ("fill" resolved: the compute units its stream was given,
+   * as made, x the probe kernel's resident blocks per CU at its block size, x waves)
+   */
   blocks: Record<string, number>;
   /** the engine that measured the phase; null when it did not run */
   engine: DispatchEngine | null;
@@ -94,16 +98,12 @@ export function probeMechanismProblem(m: Mechanism, backend: ProbeBackend, dev: 
   if (m === 'gate') return 'gate pauses separate worker processes between layers: it applies to the torch form';
   if (m === 'xsched') return 'xsched wraps the streams of separately started workers (LD_PRELOAD): it applies to the torch form';
   if (!ENGINE_MECHANISMS.includes(m)) return `unknown mechanism ${m}`;
-  if (m === 'cu-mask' && !dev.supportsCuMask) return `cu-mask: the ${backend} backend has no CU masks${backend === 'cuda' ? ' (NVIDIA: use sm-partition)' : ''}`;
-  if (m === 'sm-partition' && !dev.supportsSmPartition) return `sm-partition: the ${backend} backend${backend === 'cuda' ? "'s driver has no green contexts" : ' has no SM partitions'}${backend === 'hip' ? ' (AMD: use cu-mask)' : ''}`;
-  if (m === 'cu-mask' || m === 'sm-partition') {
-    const kept = Math.round(reserve * dev.computeUnits);
-    if (kept < 1 || kept >= dev.computeUnits) {
-      return `${m}: a reserve of ${Math.round(reserve * 100)}% of ${dev.computeUnits} compute units keeps ${kept} for the high-priority task; both sides need at least one (change reserve)`;
-    }
-  }
-  return null;
+  // the backend's support, both sides of a reserve, CU masks that would leave an XCC empty (fill.ts)
+  return mechanismProblem(m as DispatchMechanism, backend, dev, reserve);
 }
+
+/** "16 SMs (asked 14)" */
+const madeText = (made: number, asked: number, unit: string): string => `${made} ${unit}${made !== asked ? ` (asked ${asked})` : ''}`;
 
 function stream(t: Task, w: ProbeWorkload, prio: { high: boolean; level: number; levels: number }, blocks: number, spanNs: number): DispatchSpecInput['streams'][number] {
   const times = arrivalTimes(t.arrival, spanNs);
@@ -194,6 +194,45 @@ function samplesOf(run: DispatchRun, t: Task, w: ProbeWorkload, spanNs: number, 
   };
 }
 
+/**
+ * What the run was given, as made: the partition (or mask) each side got, how each task's kernels
+ * filled its compute units (blocks x threads, resident blocks per CU, occupancy), the device
+ * clock's drift against the host's over the run.
+ */
+function madeNotes(o: ProbePhaseOptions, run: DispatchRun, dev: NativeBackendInfo['devices'][number], top: number): string[] {
+  const notes: string[] = [];
+  const shares = o.tasks.map(({ task, workload }) => {
+    const s = run.streams.find((x) => x.name === task.name);
+    return s ? streamShare(s.raw, workload.threadsPerBlock, dev) : null;
+  });
+  if (o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition') {
+    const cus = dev.computeUnits;
+    const kept = reservedUnits(o.reserve, cus);
+    const hp = shares.find((s) => s?.highPriority && s.computeUnits > 0);
+    const lp = shares.find((s) => s && !s.highPriority && s.computeUnits > 0);
+    const unit = o.mechanism === 'sm-partition' ? 'SMs' : 'compute units';
+    if (hp || lp) {
+      const rounded = (hp && hp.computeUnits !== kept) || (lp && lp.computeUnits !== cus - kept);
+      if (!rounded) notes.push(`${o.mechanism}: made as asked`);
+      else notes.push(
+        `${o.mechanism} as made: ${hp ? madeText(hp.computeUnits, kept, unit) : '?'} for priority ${top}, ${lp ? madeText(lp.computeUnits, cus - kept, unit) : '?'} for the others, of ${cus}${rounded && o.mechanism === 'sm-partition' ? ' (the driver rounds green-context partitions up: multiples of 8 SMs on sm_90)' : ''}`,
+      );
+    }
+  }
+  o.tasks.forEach(({ task, workload }, i) => {
+    const sh = shares[i];
+    if (workload.blocks !== 'fill' || !sh) return;
+    const blocks = run.spec.streams.find((x) => x.name === task.name)?.kernel.blocks ?? 0;
+    const f = fillReport({ blocks, threadsPerBlock: workload.threadsPerBlock, concurrent: 1, computeUnits: sh.computeUnits, blocksPerCu: sh.blocksPerCu, dev, gpu: o.backend !== 'cpu' });
+    notes.push(`fill: ${task.name} kernels of ${fillText(f)}`);
+  });
+  const c = run.clock;
+  if (c.driftNs !== null && (o.backend !== 'cpu' || Math.abs(c.driftNs) > Math.max(1e3, 2 * (c.uncertaintyNs ?? 0)))) {
+    notes.push(`device clock: drift over the phase ${c.driftNs >= 0 ? '+' : '-'}${Math.round(Math.abs(c.driftNs))} ns against the host clock${c.uncertaintyNs !== null ? ` (each offset known to ±${Math.round(c.uncertaintyNs)} ns)` : ''}`);
+  }
+  return notes;
+}
+
 function emptySamples(tasks: ProbePhaseOptions['tasks'], measuredNs: number): TaskSamples[] {
   const none = new Float64Array(0);
   return tasks.map(({ task }) => ({ task: task.name, issued: 0, latencyNs: none, startDelayNs: none, serviceNs: none, errors: 0, measuredNs }));
@@ -211,20 +250,53 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
   const top = Math.max(...o.tasks.map((x) => x.task.priority));
   // distinct priorities, lowest first: a task's level is its index here
   const ranks = [...new Set(o.tasks.map((x) => x.task.priority))].sort((a, b) => a - b);
-  const blocks: Record<string, number> = {};
-  const streams = o.tasks.map(({ task, workload }) => {
-    const b = workload.blocks === 'fill' ? dev.computeUnits * workload.waves : workload.blocks;
-    blocks[task.name] = b;
-    return stream(task, workload, { high: task.priority === top, level: ranks.indexOf(task.priority), levels: ranks.length }, b, spanNs);
-  });
+  const prio = (task: Task) => ({ high: task.priority === top, level: ranks.indexOf(task.priority), levels: ranks.length });
+  const spatial = o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition';
+  const mechanismSpec = {
+    backend: o.backend,
+    device: o.device ?? 0,
+    mechanism: o.mechanism as DispatchMechanism,
+    throttleK: o.throttleK,
+    reserve: spatial ? o.reserve : 0,
+  };
   const notes: string[] = [];
+  // "fill": what each task's stream was given, as made (its share of the device under the
+  // mechanism, the resident blocks per CU at its block size): one empty kernel per stream first,
+  // which also finds a mechanism the engine refuses (a CU mask that would leave an XCC empty)
+  let shares: StreamShare[] | null = null;
+  if (o.tasks.some((x) => x.workload.blocks === 'fill') || spatial) {
+    const sized = await sizeStreams(
+      { ...mechanismSpec, durationNs: spanNs, streams: o.tasks.map(({ task, workload }) => stream(task, workload, prio(task), 1, spanNs)) },
+      { engine: o.engine, signal: o.signal, dev },
+    );
+    if (sized.ok) shares = sized.streams;
+    else if (sized.refused) return { status: 'skipped', reason: sized.reason, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: dev.computeUnits, blocks: {}, engine: null };
+    else notes.push(`sizing run failed (${sized.reason}): "fill" from the device's occupancy table and the split as asked`);
+  }
+  const blocks: Record<string, number> = {};
+  const streams = o.tasks.map(({ task, workload }, i) => {
+    let b = typeof workload.blocks === 'number' ? workload.blocks : 0;
+    if (workload.blocks === 'fill') {
+      const sh = shares?.[i];
+      let fill = sh && sh.fillBlocks > 0 ? sh.fillBlocks : 0;
+      if (!fill) {
+        const kept = reservedUnits(o.reserve, dev.computeUnits);
+        const cus = spatial ? (task.priority === top ? kept : dev.computeUnits - kept) : dev.computeUnits;
+        fill = cus * (blocksPerCuAt(dev, workload.threadsPerBlock) ?? 1);
+      }
+      b = Math.max(1, fill) * workload.waves;
+    }
+    blocks[task.name] = b;
+    return stream(task, workload, prio(task), b, spanNs);
+  });
   if (ranks.length > 2 && o.mechanism !== 'none' && o.mechanism !== 'stream-priority') {
     notes.push(`${o.mechanism} has two sides: priority ${top} is the high-priority side, priorities ${ranks.filter((p) => p !== top).reverse().join(', ')} the low-priority side together`);
   }
   if (o.mechanism === 'throttle') notes.push(`throttle: low-priority tasks keep at most K=${o.throttleK} kernel(s) in flight and hold while high-priority work is pending`);
-  if (o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition') {
-    const kept = Math.round(o.reserve * dev.computeUnits);
-    notes.push(`${o.mechanism}: ${kept} of ${dev.computeUnits} compute units reserved for priority ${top}, ${dev.computeUnits - kept} for the others`);
+  if (spatial) {
+    // what was asked; the partition as made is noted after the run
+    const kept = reservedUnits(o.reserve, dev.computeUnits);
+    notes.push(`${o.mechanism}: ${kept} of ${dev.computeUnits} compute units asked for priority ${top} (ceil of ${Math.round(o.reserve * 1000) / 10}%), ${dev.computeUnits - kept} for the others`);
   }
   // the drain after the end is bounded by cancelling the engine (see the file comment); the
   // user's Ctrl-C cancels it too, and only that makes the phase partial
@@ -242,13 +314,9 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
   try {
     run = await runDispatch(
       {
-        backend: o.backend,
-        device: o.device ?? 0,
+        ...mechanismSpec,
         durationNs: spanNs,
         warmupNs: o.warmupNs,
-        mechanism: o.mechanism as DispatchMechanism,
-        throttleK: o.throttleK,
-        reserve: o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition' ? o.reserve : 0,
         watchdogNs: Math.max(10e9, ...o.tasks.map((x) => x.workload.kernel * 20)),
         streams,
       },
@@ -272,6 +340,7 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
   const unfinished = samples.reduce((a, x) => a + (x.censoredNs?.length ?? 0), 0);
   if (cutOff && !o.signal?.aborted) notes.push(`drain cut off ${(drain / 1e9).toFixed(1)} s after the phase end: ${unfinished} request(s) still unfinished, censored at their age then`);
   else if (unfinished > 0) notes.push(`${unfinished} request(s) unfinished when the phase stopped: censored at their age then`);
+  notes.push(...madeNotes(o, run, dev, top));
   if (o.mechanism === 'stream-priority') {
     const range = `${run.priorityRange.least} (least) .. ${run.priorityRange.greatest} (greatest)`;
     notes.push(`stream priorities on ${o.backend} (range ${range}): ${run.streams.map((s) => `${s.name} ${s.raw.priority}`).join(', ')}`);

@@ -5,14 +5,15 @@
  * (>= 2x on a model with many parameter tensors), and the runner's overhead (wall time of the
  * launch minus the script's own time, as a share of the wall time; < 2%).
  *
- * In rounds (default 3): every variant once per round, in an order rotated each round, so drift on
- * a shared host reaches all of them alike. Figures are pooled over the rounds (every step of every
- * round) with the spread of the per-round figures beside them; the ratios are taken within each
- * round (both variants ran minutes apart at most) and a target is met only when every round meets
- * it and no variant it rests on is flagged (host interference, rounds that disagree, a failed
- * round): otherwise it is inconclusive or not met.
+ * In rounds (default 5, the least the benches use): every variant once per round, in an order
+ * rotated each round, so drift on a shared host reaches all of them alike. Figures are pooled
+ * over the rounds (every step of every round) with the per-round median (min–max) beside them; the
+ * ratios are taken within each round (both variants ran minutes apart at most) and a target is
+ * met only when every round meets it and no variant it rests on is flagged (host interference,
+ * rounds that disagree, a failed round): otherwise it is inconclusive or not met. With --out the
+ * figures are also written, per round, to DIR/bench-distributed.json.
  *
- *   npm run bench:distributed [-- --model resnet18 --steps 15 --backend gloo --rounds 3 --out DIR]
+ *   npm run bench:distributed [-- --model resnet18 --steps 15 --backend gloo --rounds 5 --out DIR]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,7 +37,7 @@ function arg(name: string, def: string): string {
 
 const model = arg('model', 'resnet18');
 const steps = Number(arg('steps', '15'));
-const rounds = Number(arg('rounds', '3'));
+const rounds = Number(arg('rounds', '5'));
 const backend = arg('backend', 'gloo') as 'gloo' | 'nccl' | 'auto';
 const keep = arg('out', '');
 const out = keep ? path.resolve(keep) : fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-bench-dist-'));
@@ -77,8 +78,8 @@ const s: DistributedRoundsSummary = summarizeRounds({ dir: out, rounds, order: o
 
 const f1 = (x: number): string => x.toFixed(1);
 const f2 = (x: number): string => x.toFixed(2);
-/** "pooled (min–max)" */
-const cell = (v: number | null, sp: RoundSpread | null, f: (x: number) => string): string => (v === null ? '-' : sp && sp.n > 1 ? `${f(v)} (${f(sp.min)}–${f(sp.max)})` : f(v));
+/** "pooled; per-round median (min–max)" */
+const cell = (v: number | null, sp: RoundSpread | null, f: (x: number) => string): string => (v === null ? '-' : sp && sp.n > 1 ? `${f(v)}; ${f(sp.median)} (${f(sp.min)}–${f(sp.max)})` : f(v));
 /** "median (min–max)" of per-round values */
 const med = (sp: RoundSpread | null, f: (x: number) => string): string => (!sp ? '-' : sp.n > 1 ? `${f(sp.median)} (${f(sp.min)}–${f(sp.max)})` : f(sp.median));
 
@@ -100,11 +101,13 @@ for (const v of s.variants) {
   const script = roundSpread(v.rounds.map((x) => (x.ok ? x.scriptS : null)));
   console.log(`| ${v.label} | ${cell(v.pooled.throughput, v.spread.throughput, f1)} | ${cell(v.pooled.stepMs, v.spread.stepMs, f1)} | ${comm} | ${med(wall, f2)} | ${med(script, f2)} |`);
 }
-console.log('\nsamples/s, step ms, comm ms: pooled over the rounds (every step of every round), (min–max) of the per-round figure; wall and in-script s: median (min–max) over the rounds.');
+console.log('\nsamples/s, step ms, comm ms: pooled over the rounds (every step of every round); then the per-round figure, median (min–max); wall and in-script s: median (min–max) over the rounds.');
 
 const verdictText = (v: { verdict: TargetVerdict; reason?: string }): string => `${v.verdict.toUpperCase()}${v.reason ? ` (${v.reason})` : ''}`;
+const ratioRecords: { what: string; perRound: (number | null)[]; spread: RoundSpread | null; target?: string; verdict?: string }[] = [];
 const ratioLine = (what: string, ratios: (number | null)[], target?: { text: string; meets: (x: number) => boolean; restsOn: string[] }): void => {
   const sp = roundSpread(ratios);
+  ratioRecords.push({ what, perRound: ratios, spread: sp, ...(target ? { target: target.text, verdict: verdictText(targetVerdict(ratios, target.meets, s.quality, target.restsOn)) } : {}) });
   const verdict = target ? ` (target ${target.text}: ${verdictText(targetVerdict(ratios, target.meets, s.quality, target.restsOn))})` : '';
   console.log(`${what}: ${med(sp, (x) => `${f2(x)}x`)} per round, median (min–max)${verdict}`);
 };
@@ -118,6 +121,11 @@ console.log(
   `runner overhead (wall - in-script) / wall, every run: ${ov ? `${(ov.min * 100).toFixed(1)}% .. ${(ov.max * 100).toFixed(1)}% (median ${(ov.median * 100).toFixed(1)}%)` : 'n.a.'} (target < 2%: ${verdictText(targetVerdict(overhead, (x) => x < 0.02, s.quality, variants.map((v) => v.label)))}; in-script time includes import torch and the rendezvous)`,
 );
 console.log(`\n${qualityLines(s.quality).join('\n')}`);
-if (keep) console.log(`\nresults, logs and rounds in ${out}`);
+if (keep) {
+  // everything above as data: the rounds summary (per-round figures, host load), the ratios per round
+  const file = path.join(out, 'bench-distributed.json');
+  fs.writeFileSync(file, `${JSON.stringify({ model, steps, backend, rounds, host: os.hostname(), cpus: os.cpus().length, started: started.toISOString(), loadAverage: loads, summary: s, ratios: ratioRecords, overhead }, null, 2)}\n`);
+  console.log(`\nresults, logs and rounds in ${out} (${path.basename(file)}: the figures above, per round)`);
+}
 else fs.rmSync(out, { recursive: true, force: true });
 if (failed.length) process.exitCode = 1;

@@ -143,8 +143,20 @@ describe.skipIf(!hasTorch)('runs in torch form on the cpu (Debian PyTorch)', () 
     const res = r.results;
     expect(res.scenario.form).toBe('torch');
     expect(res.backend.device).toBe('cpu');
-    expect(res.phases.map((p) => `${p.name}=${p.status}`)).toEqual(['standalone:resnet18=ok', 'standalone:resnet50=ok', 'corun:none=ok', 'corun:stream-priority=skipped', 'corun:gate=ok']);
+    expect(res.phases.map((p) => p.name)).toEqual(['standalone:resnet18', 'standalone:resnet50', 'corun:none', 'corun:stream-priority', 'corun:gate']);
+    expect(res.phases[0].status).toBe('ok');
+    expect(res.phases[3].status).toBe('skipped');
     expect(res.phases[3].reason).toMatch(/stream priorities need a GPU/);
+    // ResNet-50 batch 8 on one thread of a busy 2-core host may finish no request issued inside a
+    // 3 s window (4 queued ahead of it): such a run is partial with that reason, never "ok" with
+    // no completions (issue #15); otherwise it is ok
+    for (const p of [res.phases[1], res.phases[2], res.phases[4]]) {
+      if (p.status === 'partial') expect(p.reason).toMatch(/^resnet50: no request completed \(\d+ issued, \d+ still unfinished at the end and censored/);
+      else expect(p.status).toBe('ok');
+      const completed = p.tasks.find((t) => t.name === 'resnet50')!.requests.completed;
+      if (p.status === 'partial') expect(completed).toBe(0);
+      else expect(completed).toBeGreaterThan(0);
+    }
     const hp = (phase: string) => res.phases.find((p) => p.name === phase)!.tasks.find((t) => t.name === 'resnet18')!;
     expect(hp('corun:none').latencyMs.n).toBeGreaterThan(10);
     // the gate really held ResNet-50 between layers while ResNet-18 requests were in flight (whether

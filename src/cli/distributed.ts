@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { GpucoloError, oneLine } from '../errors.js';
+import { isRefusedInput } from '../input-file.js';
 import { parseDuration } from '../units.js';
 import {
   LAUNCHERS,
@@ -210,7 +211,7 @@ function runLine(r: DistributedRunResult): string {
 /** Config errors before anything started (and invalid result files) are usage errors: exit 2. */
 function libError(err: unknown): never {
   if (err instanceof GpucoloError) {
-    const usage = err.code === 'EBADCONFIG' || err.code === 'EBADRESULT';
+    const usage = err.code === 'EBADCONFIG' || err.code === 'EBADRESULT' || isRefusedInput(err);
     throw new CliError(oneLine(err), usage ? 2 : 1);
   }
   throw err;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError, oneLine } from '../errors.js';
+import { BAD_INPUT_CODES } from '../input-file.js';
 import { ENERGY_SOURCES, type EnergySourceName } from '../energy/index.js';
 import {
   experimentSupervisor,
@@ -27,7 +28,8 @@ import { onInterrupts } from './signals.js';
 import { secondsOption } from './options.js';
 
 /** errors in what the user gave: exit 2 */
-const INPUT_CODES = new Set(['EBADCONFIG', 'ENOENT', 'EISDIR', 'ENOTDIR']);
+/** a bad file named on the command line (or by it): exit 2 */
+const INPUT_CODES = new Set(['EBADCONFIG', ...BAD_INPUT_CODES]);
 
 function seedArg(v: string): number {
   if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff) throw new InvalidArgumentError(`not a seed (0..4294967295): "${v}"`);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
+import { isBadInput } from '../input-file.js';
 import { MECHANISMS, loadScenario, runScenario, type Mechanism, type RunEvent, type Results } from '../scenario/index.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
@@ -143,22 +144,26 @@ export function runCommand(): Command {
     .addOption(new Option('--backend <name>', 'probe form backend (default: the scenario\'s, auto = cuda, hip, then cpu)').choices(['auto', 'cpu', 'cuda', 'hip']))
     .option('--duration <duration>', 'measured time per phase (overrides the scenario)', duration)
     .option('--warmup <duration>', 'warm-up per phase (overrides the scenario)', duration)
-    .option('--rounds <n>', 'run every phase n times, the order rotated each round; the report pools them and shows their spread (default: the scenario\'s, 2)', positiveInt('--rounds'))
+    .option('--rounds <n>', 'run every phase n times, the order rotated each round; the report pools them and shows their spread (default: the scenario\'s, else 2; the canned scenarios say 2: inference-service then takes about 2 minutes on a 2-core host without a GPU)', positiveInt('--rounds'))
     .option('--min-samples <k>', 'lengthen phases until every task has k requests over all rounds (368 gives a P99 a 95% CI)', positiveInt('--min-samples'))
     .option('--mechanism <list>', `co-run mechanisms besides none (${MECHANISMS.join(', ')})`, mechanisms)
     .option('--python <path>', 'python with PyTorch for the torch form (default $GPUCOLO_PYTHON or /usr/bin/python3)')
+    .addOption(
+      new Option('--torch-process <form>', "torch form: per-model = one worker process per model; single = every model of a phase in one process, one context (NVIDIA stream priorities between processes need MPS; in one process they are real); overrides the scenario's torchProcess").choices(['per-model', 'single']),
+    )
     .option('--no-charts', 'skip the SVG/PNG charts')
     .option('--json', 'print results.json to stdout at the end')
     .option('--verbose', 'also say why this form and backend (every other backend\'s reason for being unavailable) and list the phases')
-    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; rounds?: number; minSamples?: number; mechanism?: Mechanism[]; python?: string; charts: boolean; json?: boolean; verbose?: boolean }) => {
+    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; rounds?: number; minSamples?: number; mechanism?: Mechanism[]; python?: string; torchProcess?: 'per-model' | 'single'; charts: boolean; json?: boolean; verbose?: boolean }) => {
       let loaded;
       try {
         loaded = loadScenario(ref);
       } catch (err) {
         const e = err as GpucoloError;
-        throw new CliError(e.message, e.code === 'EBADSCENARIO' || e.code === 'ENOENT' ? 2 : 1);
+        throw new CliError(e.message, e.code === 'EBADSCENARIO' || isBadInput(e) ? 2 : 1);
       }
       const { scenario, source } = loaded;
+      if (o.torchProcess) scenario.torchProcess = o.torchProcess;
       if (o.warmup !== undefined && o.warmup < 0) throw new CliError('--warmup must be >= 0', 2);
       const outDir = o.out ?? path.join('gpucolo-runs', `${scenario.name}-${stamp()}`);
       const tty = process.stderr.isTTY === true;

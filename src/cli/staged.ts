@@ -6,6 +6,7 @@
  */
 import { Command } from 'commander';
 import { GpucoloError, oneLine } from '../errors.js';
+import { isBadInput } from '../input-file.js';
 import { planStaged, runStaged, type StagedReport } from '../runners/staged/index.js';
 import { stagedProgress } from './staged-progress.js';
 import { CliError } from './errors.js';
@@ -15,7 +16,7 @@ import { onInterrupts } from './signals.js';
 const OUT_HELP = "output directory (default: the pipeline's budgets.output_dir, relative to the pipeline file; without one gpucolo-staged/<name> here)";
 
 function badFile(err: unknown): never {
-  if (err instanceof GpucoloError && (err.code === 'EBADCONFIG' || err.code === 'ENOENT' || err.code === 'EISDIR' || err.code === 'EBADJOURNAL')) throw new CliError(oneLine(err), 2);
+  if (err instanceof GpucoloError && (err.code === 'EBADCONFIG' || err.code === 'EBADJOURNAL' || isBadInput(err))) throw new CliError(oneLine(err), 2);
   throw err;
 }
 

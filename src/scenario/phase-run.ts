@@ -5,6 +5,7 @@
  */
 import type { DispatchEngine } from '../native.js';
 import type { HostLoad } from '../stats/index.js';
+import { judgeCompletions } from './completions.js';
 import { runProbePhase, type ProbeBackend } from './probe-driver.js';
 import { runTorchPhase, type TorchWorkerInfo } from './torch-driver.js';
 import type { GpuSharing, GpuSharingCheck, HostLoadFactory, WatchContext } from './host-watch.js';
@@ -76,6 +77,8 @@ export async function runPhaseOnce(planned: PlannedRun, durationNs: number, ctx:
       signal: ctx.signal,
     });
     const load = host.stop();
+    // ran to its end, but a task completed nothing: not 'ok' (completions.ts)
+    const judged = judgeCompletions(r.status, r.reason, r.samples);
     const gpu = backend === 'cpu' || r.status === 'skipped' ? null : ctx.gpuSharing({ ...watch, device: backend });
     const on = `${backend}${ctx.engine === 'ts' ? ' (pure-TS engine)' : ''}`;
     for (const t of ph.tasks) workloads[t.name] = `probe: ${t.probe!.kernels > 1 ? `${t.probe!.kernels} x ` : ''}${t.probe!.kernel / 1e6} ms kernel, ${r.blocks[t.name] ?? t.probe!.blocks} block(s) on ${on}`;
@@ -83,8 +86,8 @@ export async function runPhaseOnce(planned: PlannedRun, durationNs: number, ctx:
       ...planned,
       extension,
       startedAt,
-      status: r.status,
-      ...(r.reason ? { reason: r.reason } : {}),
+      status: judged.status,
+      ...(judged.reason ? { reason: judged.reason } : {}),
       notes: r.notes,
       samples: r.samples,
       blocks: r.blocks,
@@ -107,6 +110,7 @@ export async function runPhaseOnce(planned: PlannedRun, durationNs: number, ctx:
     mechanism: ph.mechanism,
     reserve: s.reserve,
     xsched: s.xsched,
+    torchProcess: s.torchProcess,
     durationNs,
     warmupNs: ctx.warmupNs,
     python: ctx.python,

@@ -180,6 +180,7 @@ function assemblePhase(
   const first = source[0];
   const notes = mergeNotes(runs);
   for (const r of runs) if (r.status === 'failed' && good.length) notes.push(`${runLabel(r)} failed: ${r.reason ?? 'no reason recorded'} (left out of the pooled figures)`);
+  for (const r of runs) if (r.status === 'partial' && runs.length > 1) notes.push(`${runLabel(r)} partial: ${r.reason ?? 'no reason recorded'}`);
   return {
     name: spec.name,
     kind: spec.kind,

@@ -326,7 +326,9 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     writeJsonAtomic(resultsPath, results);
     const phase = results.phases.find((p) => p.name === planned.phase.name)!;
     o.onEvent?.({ type: 'phase-end', phase, run: phase.rounds![phase.rounds!.length - 1] });
-    if (run.status === 'partial') {
+    // a partial run is an interrupted one when the run was aborted; otherwise it ran to its end
+    // with a task that completed nothing (completions.ts), and the next phases still run
+    if (run.status === 'partial' && o.signal?.aborted) {
       interrupted = true;
       break;
     }

@@ -24,7 +24,15 @@
  * Mechanisms (HP = the tasks with the highest priority, LP = the others):
  *  - none: nothing.
  *  - stream-priority: HP workers get streamPriority "high" (torch.cuda.Stream priority -1), LP
- *    "low" (0). Workers on cpu report it as not applicable -> the phase is 'skipped'.
+ *    "low" (0). Workers on cpu report it as not applicable -> the phase is 'skipped'. Whether the
+ *    priority is real depends on where the streams live (streamPriorityScope): a CUDA stream
+ *    priority only orders streams of one context, so with one process per model (the default,
+ *    torchProcess 'per-model') it is real on NVIDIA only under MPS (one server context for all
+ *    clients: detectMps), and on AMD always (each HIP stream is a KFD queue with its own priority,
+ *    which the hardware scheduler orders across processes). torchProcess 'single' runs every
+ *    model of the phase in one workloads/model_group.py process, one context, each model on its
+ *    own priority stream and thread: real everywhere. Where it is not real the phase still runs
+ *    and its notes say so ("not a real priority here").
  *  - gate: a 1-byte file (in /dev/shm when present, else os.tmpdir()) that LP workers mmap and
  *    poll before every leaf module; the driver writes 1 while any HP request is outstanding.
  *  - cu-mask: ROCm only (ready.hip non-null). HSA_CU_MASK is read when the HSA runtime starts, and
@@ -39,6 +47,12 @@
  *  - xsched: LD_PRELOAD=<preload> (ahead of any LD_PRELOAD already set), the scenario's env, and
  *    XSCHED_AUTO_XQUEUE=ON, XSCHED_AUTO_XQUEUE_PRIORITY=<task priority clamped to [-255,255]>.
  *
+ * Process forms (torchProcess): 'per-model' (default) starts one model_worker.py per task;
+ * 'single' starts one model_group.py for all tasks of the phase (same protocol with a "task"
+ * field; each model keeps its own request queue and thread, so one model's requests never wait
+ * behind another's in Python). Mechanisms that act on a whole process cannot tell the models apart
+ * there: cu-mask (HSA_CU_MASK) and xsched (XSCHED_AUTO_XQUEUE_PRIORITY) are 'skipped' in that form.
+ *
  * Timestamps travel as JSON numbers: exact below 2^53 ns (104 days of uptime), off by a few ns
  * beyond that, which no latency here can notice.
  */
@@ -49,10 +63,12 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Supervisor, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
 import { LiveLatency } from '../stats/index.js';
+import { detectMps, type MpsStatus } from '../dispatch/mps.js';
 import { arrivalTimes } from './arrivals.js';
 import { censoredAges } from './censor.js';
 import type { Mechanism, Task, TorchWorkload } from './schema.js';
 import type { PhaseStatus, TaskSamples } from './types.js';
+import { judgeCompletions } from './completions.js';
 
 export const DEFAULT_PYTHON = '/usr/bin/python3';
 /** lead between the end of loading and the phase start (t0) */
@@ -87,6 +103,15 @@ export interface TorchPhaseOptions {
   python?: string;
   /** default workloads/model_worker.py of this package */
   workerPath?: string;
+  /**
+   * 'per-model' (default): one worker process per task; 'single': every task's model in one
+   * workloads/model_group.py process (one context: stream priorities between them are real)
+   */
+  torchProcess?: TorchProcessForm;
+  /** default workloads/model_group.py of this package */
+  groupWorkerPath?: string;
+  /** MPS as found (default detectMps()); for tests */
+  mps?: MpsStatus;
   /** default DEFAULT_LOAD_TIMEOUT_MS */
   loadTimeoutMs?: number;
   /** abort (Ctrl-C): workers are stopped, status 'partial' with the samples so far */
@@ -102,8 +127,14 @@ export interface TorchPhaseOptions {
   onWindow?: (edge: 'start' | 'end') => void;
 }
 
+export type TorchProcessForm = 'per-model' | 'single';
+
 export interface TorchWorkerInfo {
   task: string;
+  /** the worker process (shared by every task in the single-process form) */
+  pid?: number;
+  /** how the models were spread over processes */
+  process?: TorchProcessForm;
   device: string;
   deviceName: string | null;
   torch: string | null;
@@ -119,6 +150,47 @@ export interface TorchPhaseResult {
   samples: TaskSamples[];
   notes: string[];
   workers: TorchWorkerInfo[];
+  /**
+   * stream-priority: whether the streams' priorities are compared by the GPU (one context, MPS, or
+   * AMD KFD queues), with why; null for other mechanisms or when the phase stopped before it was known
+   */
+  priorityScope?: PriorityScope | null;
+}
+
+/** Whether a stream-priority phase's priorities are compared by the GPU, and why. */
+export interface PriorityScope {
+  real: boolean;
+  /** 'context': one process, one context; 'mps': separate processes under MPS; 'kfd': AMD queues; 'none': separate contexts, time-sliced */
+  via: 'context' | 'mps' | 'kfd' | 'none';
+  note: string;
+}
+
+/**
+ * Where the HP and LP priority streams meet. One process (one context per device): the priority is
+ * real. Separate processes: on ROCm (ready.hip set) each stream is a KFD queue whose priority the
+ * hardware scheduler compares across processes; on NVIDIA only under MPS (one server context for
+ * every client), otherwise the contexts are time-sliced and the priorities never meet.
+ */
+export function streamPriorityScope(o: { form: TorchProcessForm; workers: { device: string; hip: string | null; pid?: number }[]; mps: MpsStatus }): PriorityScope {
+  const pids = [...new Set(o.workers.map((w) => w.pid).filter((p): p is number => p !== undefined))];
+  if (o.form === 'single' || (o.workers.length > 1 && pids.length === 1)) {
+    return { real: true, via: 'context', note: `stream priority is real: the models share one process${pids.length === 1 ? ` (pid ${pids[0]})` : ''} and one context per device, each on its own priority stream` };
+  }
+  if (o.workers.length > 0 && o.workers.every((w) => w.hip)) {
+    return {
+      real: true,
+      via: 'kfd',
+      note: "stream priority applies across processes on ROCm: each worker's HIP stream is a KFD queue with its own queue priority, and the GPU's hardware scheduler orders the queues of all processes (one process per model kept)",
+    };
+  }
+  if (o.mps.running) {
+    return { real: true, via: 'mps', note: `stream priority across processes through MPS: the workers are MPS clients of one server context per GPU (${o.mps.line})` };
+  }
+  return {
+    real: false,
+    via: 'none',
+    note: `not a real priority here: each model runs in its own process with its own CUDA context, and a stream priority only orders the streams of one context (the GPU time-slices contexts), so this phase is corun:none in disguise. Run the models in one process (torchProcess: single, --torch-process single) or start MPS (nvidia-cuda-mps-control -d). ${o.mps.line}`,
+  };
 }
 
 /** The ready record of model_worker.py. */
@@ -134,6 +206,8 @@ export interface WorkerReady {
   input: number[];
   loadMs: number;
   notes: string[];
+  /** model_group.py: the task it is for */
+  task?: string;
 }
 
 /** The stats record of model_worker.py (after stop or EOF). */
@@ -151,9 +225,16 @@ export function defaultWorkerPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../workloads/model_worker.py');
 }
 
+/** workloads/model_group.py (several models in one process) next to src/ or dist/. */
+export function defaultGroupWorkerPath(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../workloads/model_group.py');
+}
+
 export const SM_PARTITION_REASON = 'sm-partition: PyTorch does not expose green contexts';
 export const THROTTLE_REASON = 'throttle runs in-process on probe workloads only';
 export const STREAM_PRIORITY_CPU_REASON = 'stream priorities need a GPU device (workers run on cpu)';
+export const SINGLE_CU_MASK_REASON = 'cu-mask: HSA_CU_MASK applies to a whole process, and the single-process form runs every model in one: use torchProcess per-model';
+export const SINGLE_XSCHED_REASON = 'xsched: XSCHED_AUTO_XQUEUE_PRIORITY applies to a whole process, and the single-process form runs every model in one: use torchProcess per-model';
 
 const nowNs = (): number => Number(process.hrtime.bigint());
 const within = <T>(p: Promise<T>, ms: number): Promise<T | undefined> =>
@@ -169,7 +250,48 @@ type LoadOutcome = { ok: true; ready: WorkerReady } | { ok: false; code?: string
 
 // ---- one worker process ------------------------------------------------------------------------
 
-class WorkerProc {
+/** One task's model as the phase sees it: its own process (WorkerProc) or its share of a group process (TaskView). */
+interface ModelWorker {
+  readonly task: string;
+  readonly tail: string[];
+  ready: WorkerReady | null;
+  stats: WorkerStats | null;
+  readonly exit: ExitInfo | null;
+  /** the process's exit */
+  readonly exited: Promise<ExitInfo>;
+  /** run-time records (done, request errors) of this task */
+  onRecord: ((rec: Record<string, unknown>) => void) | null;
+  /** resolves when the process's stdout and stderr have both closed */
+  readonly drained: Promise<void>;
+  readonly pid: number | undefined;
+  pushTail(line: string): void;
+  send(cmd: Record<string, unknown>): void;
+  load(cmd: Record<string, unknown>): Promise<LoadOutcome>;
+  stopGracefully(): Promise<void>;
+}
+
+/** A worker record for one model, in either form: `ready`, `stats` and load errors are its state, the rest goes to onRecord. */
+function takeRecord(w: ModelWorker, settleLoad: (o: LoadOutcome) => void, rec: Record<string, unknown>): void {
+  switch (rec.type) {
+    case 'ready':
+      w.ready = rec as unknown as WorkerReady;
+      settleLoad({ ok: true, ready: w.ready });
+      return;
+    case 'stats':
+      w.stats = rec as unknown as WorkerStats;
+      return;
+    case 'error':
+      if (rec.phase === 'load') {
+        settleLoad({ ok: false, code: typeof rec.code === 'string' ? rec.code : undefined, message: String(rec.message ?? 'load failed') });
+        return;
+      }
+      break;
+  }
+  if (w.onRecord) w.onRecord(rec);
+  else if (rec.type === 'error') w.pushTail(`error record: ${String(rec.message)}`);
+}
+
+class WorkerProc implements ModelWorker {
   readonly child: SupervisedChild;
   readonly tail: string[] = [];
   ready: WorkerReady | null = null;
@@ -220,6 +342,10 @@ class WorkerProc {
     return this.child.pid;
   }
 
+  get exited(): Promise<ExitInfo> {
+    return this.child.exited;
+  }
+
   pushTail(line: string): void {
     this.tail.push(line);
     if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
@@ -236,25 +362,7 @@ class WorkerProc {
       this.onLog?.(this.task, `stdout: ${line}`);
       return;
     }
-    switch (rec.type) {
-      case 'hello':
-        return;
-      case 'ready':
-        this.ready = rec as unknown as WorkerReady;
-        this.settleLoad({ ok: true, ready: this.ready });
-        return;
-      case 'stats':
-        this.stats = rec as unknown as WorkerStats;
-        return;
-      case 'error':
-        if (rec.phase === 'load') {
-          this.settleLoad({ ok: false, code: typeof rec.code === 'string' ? rec.code : undefined, message: String(rec.message ?? 'load failed') });
-          return;
-        }
-        break;
-    }
-    if (this.onRecord) this.onRecord(rec);
-    else if (rec.type === 'error') this.pushTail(`error record: ${String(rec.message)}`);
+    if (rec.type !== 'hello') takeRecord(this, this.settleLoad, rec);
   }
 
   send(cmd: Record<string, unknown>): void {
@@ -277,6 +385,147 @@ class WorkerProc {
   }
 }
 
+/**
+ * One model_group.py process hosting every task of the phase: commands get the task's name, records
+ * are routed back to the task they name (TaskView). Records without a task (protocol errors) go to
+ * the shared stderr tail.
+ */
+class GroupProc {
+  readonly child: SupervisedChild;
+  readonly tail: string[] = [];
+  exit: ExitInfo | null = null;
+  readonly views = new Map<string, TaskView>();
+  readonly drained: Promise<void>;
+  private stopping: Promise<void> | null = null;
+
+  constructor(sup: Supervisor, tasks: string[], argv: string[], env: Record<string, string>, onLog?: (task: string, line: string) => void) {
+    for (const t of tasks) this.views.set(t, new TaskView(this, t));
+    const name = tasks.join('+');
+    this.child = sup.start({ argv, env, name: `model_group:${name}`, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+    this.child.stdin?.on('error', () => {});
+    const closes: Promise<void>[] = [];
+    if (this.child.stdout) {
+      const rl = readline.createInterface({ input: this.child.stdout, crlfDelay: Infinity });
+      rl.on('line', (line) => this.onStdout(line, onLog));
+      closes.push(new Promise((r) => rl.once('close', () => r())));
+    }
+    if (this.child.stderr) {
+      const rl = readline.createInterface({ input: this.child.stderr, crlfDelay: Infinity });
+      rl.on('line', (line) => {
+        this.pushTail(line);
+        onLog?.(name, line);
+      });
+      closes.push(new Promise((r) => rl.once('close', () => r())));
+    }
+    this.drained = Promise.all(closes).then(() => undefined);
+    void this.child.exited.then((info) => {
+      this.exit = info;
+      for (const v of this.views.values()) {
+        if (info.reason === 'spawn-failed') v.settleLoad({ ok: false, code: info.errorCode, message: info.error ?? 'spawn failed', exit: info });
+        else void within(this.drained, 500).then(() => v.settleLoad({ ok: false, message: `exited with ${describeExit(info)} while loading`, exit: info }));
+      }
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  pushTail(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
+  }
+
+  private onStdout(line: string, onLog?: (task: string, line: string) => void): void {
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+      if (!rec || typeof rec !== 'object') throw new Error('not an object');
+    } catch {
+      this.pushTail(`stdout: ${line}`);
+      onLog?.([...this.views.keys()].join('+'), `stdout: ${line}`);
+      return;
+    }
+    if (rec.type === 'hello') return;
+    const view = typeof rec.task === 'string' ? this.views.get(rec.task) : undefined;
+    if (!view) {
+      if (rec.type === 'error') this.pushTail(`error record: ${String(rec.message)}`);
+      return;
+    }
+    view.onGroupRecord(rec);
+  }
+
+  send(cmd: Record<string, unknown>): void {
+    const stdin = this.child.stdin;
+    if (!stdin || stdin.destroyed || stdin.writableEnded) return;
+    stdin.write(`${JSON.stringify(cmd)}\n`);
+  }
+
+  /** "stop", end of stdin, and up to STATS_WAIT_MS for every task's stats and the exit; once for all tasks. */
+  stopGracefully(): Promise<void> {
+    if (this.exit) return Promise.resolve();
+    this.stopping ??= (async () => {
+      this.send({ type: 'stop' });
+      this.child.stdin?.end();
+      await within(Promise.all([this.child.exited, this.drained]), STATS_WAIT_MS);
+    })();
+    return this.stopping;
+  }
+}
+
+/** One task's share of a GroupProc. */
+class TaskView implements ModelWorker {
+  ready: WorkerReady | null = null;
+  stats: WorkerStats | null = null;
+  onRecord: ((rec: Record<string, unknown>) => void) | null = null;
+  private readonly loaded: Promise<LoadOutcome>;
+  settleLoad!: (o: LoadOutcome) => void;
+
+  constructor(
+    private readonly group: GroupProc,
+    readonly task: string,
+  ) {
+    this.loaded = new Promise((r) => (this.settleLoad = r));
+  }
+
+  get tail(): string[] {
+    return this.group.tail;
+  }
+  get exit(): ExitInfo | null {
+    return this.group.exit;
+  }
+  get exited(): Promise<ExitInfo> {
+    return this.group.child.exited;
+  }
+  get drained(): Promise<void> {
+    return this.group.drained;
+  }
+  get pid(): number | undefined {
+    return this.group.pid;
+  }
+
+  pushTail(line: string): void {
+    this.group.pushTail(`${this.task}: ${line}`);
+  }
+
+  onGroupRecord(rec: Record<string, unknown>): void {
+    takeRecord(this, this.settleLoad, rec);
+  }
+
+  send(cmd: Record<string, unknown>): void {
+    this.group.send({ ...cmd, task: this.task });
+  }
+
+  load(cmd: Record<string, unknown>): Promise<LoadOutcome> {
+    this.send({ type: 'load', ...cmd });
+    return this.loaded;
+  }
+
+  stopGracefully(): Promise<void> {
+    return this.group.stopGracefully();
+  }
+}
+
 function describeExit(info: ExitInfo): string {
   return info.code !== null ? `code ${info.code}` : info.signal ? `signal ${info.signal}` : info.reason;
 }
@@ -287,7 +536,7 @@ interface TaskState {
   name: string;
   priority: number;
   hp: boolean;
-  worker: WorkerProc;
+  worker: ModelWorker;
   schedule: Float64Array | null;
   next: number;
   concurrency: number;
@@ -327,6 +576,7 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
   if (o.tasks.length === 0) throw new TypeError('runTorchPhase: no tasks');
   const notes: string[] = [];
   const names = o.tasks.map((t) => t.task.name);
+  let priorityScope: PriorityScope | null = null;
   const done = (status: PhaseStatus, reason?: string, extra: Partial<TorchPhaseResult> = {}): TorchPhaseResult => ({
     status,
     ...(reason ? { reason } : {}),
@@ -334,11 +584,17 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
     notes,
     workers: extra.workers ?? [],
     ...(extra.stderrTail ? { stderrTail: extra.stderrTail } : {}),
+    ...(o.mechanism === 'stream-priority' ? { priorityScope } : {}),
   });
+  const form: TorchProcessForm = o.torchProcess ?? 'per-model';
+  // one process for a single task is the same either way
+  const single = form === 'single' && o.tasks.length > 1;
 
   // ---- checks that need no worker ----
   if (o.mechanism === 'sm-partition') return done('skipped', SM_PARTITION_REASON);
   if (o.mechanism === 'throttle') return done('skipped', THROTTLE_REASON);
+  if (single && o.mechanism === 'cu-mask') return done('skipped', SINGLE_CU_MASK_REASON);
+  if (single && o.mechanism === 'xsched') return done('skipped', SINGLE_XSCHED_REASON);
   if (o.mechanism === 'xsched') {
     if (!o.xsched) return done('failed', 'the xsched mechanism needs xsched: { preload: /path/to/libshim.so }');
     if (!fs.existsSync(o.xsched.preload)) return done('failed', `xsched preload not found: ${o.xsched.preload}`);
@@ -347,7 +603,7 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
   const python = o.python ?? process.env.GPUCOLO_PYTHON ?? DEFAULT_PYTHON;
   const pythonMissing = `python not found: ${python} (set GPUCOLO_PYTHON)`;
   if (python.includes('/') && !fs.existsSync(python)) return done('failed', pythonMissing);
-  const workerPath = o.workerPath ?? defaultWorkerPath();
+  const workerPath = single ? (o.groupWorkerPath ?? defaultGroupWorkerPath()) : (o.workerPath ?? defaultWorkerPath());
   if (!fs.existsSync(workerPath)) return done('failed', `model worker not found: ${workerPath}`);
   if (o.signal?.aborted) return done('partial', 'aborted before the phase started');
 
@@ -397,18 +653,35 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
   });
 
   const sup = new Supervisor({ graceMs: STOP_GRACE_MS, killWaitMs: 3000 });
-  const workers: WorkerProc[] = [];
+  const workers: ModelWorker[] = [];
   const startWorker = (t: TorchPhaseTask, extraEnv?: Record<string, string>): WorkerProc =>
     new WorkerProc(sup, t.task.name, [python, '-u', workerPath], envFor(t.task, extraEnv), o.onLog);
   const reportPids = (): void => {
     o.onWorkers?.(workers.flatMap((w) => (w.pid !== undefined ? [{ task: w.task, pid: w.pid }] : [])));
   };
   const workerInfo = (): TorchWorkerInfo[] =>
-    workers.map((w) => ({ task: w.task, device: w.ready?.device ?? 'unknown', deviceName: w.ready?.deviceName ?? null, torch: w.ready?.torch ?? null, hip: w.ready?.hip ?? null, memoryBytes: w.ready?.memoryBytes ?? null }));
+    workers.map((w) => ({
+      task: w.task,
+      ...(w.pid !== undefined ? { pid: w.pid } : {}),
+      process: single ? 'single' : 'per-model',
+      device: w.ready?.device ?? 'unknown',
+      deviceName: w.ready?.deviceName ?? null,
+      torch: w.ready?.torch ?? null,
+      hip: w.ready?.hip ?? null,
+      memoryBytes: w.ready?.memoryBytes ?? null,
+    }));
 
   try {
     // ---- start and load ----
-    o.tasks.forEach((t) => workers.push(startWorker(t)));
+    if (single) {
+      // every task's model in one process: the env is the same for all (the per-task env of
+      // cu-mask and xsched was refused above)
+      const group = new GroupProc(sup, names, [python, '-u', workerPath], envFor(o.tasks[0].task), o.onLog);
+      for (const n of names) workers.push(group.views.get(n)!);
+      notes.push(`single process: ${names.join(', ')} in one model_group.py process (pid ${group.pid ?? '?'}), each model on its own thread (and, on a GPU, its own stream)`);
+    } else {
+      o.tasks.forEach((t) => workers.push(startWorker(t)));
+    }
     reportPids();
     const loadFail = await loadAll(workers, o.tasks.map(loadCmd), o.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS, o.signal, python);
     if (loadFail) return done(loadFail.status, loadFail.reason, { workers: workerInfo(), ...(loadFail.tail ? { stderrTail: loadFail.tail } : {}) });
@@ -419,6 +692,9 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
       const cpu = workers.filter((w) => w.ready!.streamPriority === null);
       if (cpu.length > 0) return done('skipped', STREAM_PRIORITY_CPU_REASON, { workers: workerInfo() });
       notes.push(`stream priority: HP ${hpNames.join(', ')} -1, LP ${lpNames.join(', ') || '(none)'} 0`);
+      // do the priorities meet? one context, MPS, or AMD's KFD queues; else the phase says not
+      priorityScope = streamPriorityScope({ form: single ? 'single' : 'per-model', workers: workerInfo(), mps: o.mps ?? detectMps() });
+      notes.push(priorityScope.note);
     }
     if (o.mechanism === 'cu-mask') {
       const notRocm = workers.find((w) => !w.ready!.hip);
@@ -436,7 +712,7 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
         const dev = Number(/^cuda:(\d+)$/.exec(r.device)?.[1] ?? 0);
         const mask = `${dev}:${first}-${cu - 1}`;
         await workers[i].stopGracefully();
-        await workers[i].child.stop();
+        await (workers[i] as WorkerProc).child.stop();
         workers[i] = startWorker(t, { HSA_CU_MASK: mask });
         notes.push(`cu-mask: ${t.task.name} limited to CUs ${first}-${cu - 1} of ${cu} (HSA_CU_MASK=${mask}); worker reloaded with the mask`);
       }
@@ -461,7 +737,9 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
       if (s.dropped > 0) notes.push(`${w.task}: ${s.dropped} queued requests dropped at the phase end`);
     }
     if (run.status === 'failed' && run.crashed) await within(run.crashed.drained, 500);
-    return done(run.status, run.reason, {
+    // ran to its end, but a task completed nothing: not 'ok' (completions.ts)
+    const judged = judgeCompletions(run.status, run.reason, run.samples);
+    return done(judged.status, judged.reason, {
       samples: run.samples,
       workers: workerInfo(),
       ...(run.crashed ? { stderrTail: [...run.crashed.tail] } : {}),
@@ -478,14 +756,14 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
 
 /** Sends load to every worker and waits for all ready; the first failure, a timeout or an abort ends the wait. */
 async function loadAll(
-  workers: WorkerProc[],
+  workers: ModelWorker[],
   cmds: Record<string, unknown>[],
   timeoutMs: number,
   signal: AbortSignal | undefined,
   python: string,
 ): Promise<{ status: PhaseStatus; reason: string; tail?: string[] } | null> {
-  type Ev = { kind: 'loaded'; w: WorkerProc; out: LoadOutcome } | { kind: 'timeout' } | { kind: 'abort' };
-  const waiting = new Map<WorkerProc, Promise<Ev>>();
+  type Ev = { kind: 'loaded'; w: ModelWorker; out: LoadOutcome } | { kind: 'timeout' } | { kind: 'abort' };
+  const waiting = new Map<ModelWorker, Promise<Ev>>();
   workers.forEach((w, i) => {
     if (!w.ready) waiting.set(w, w.load(cmds[i]).then((out): Ev => ({ kind: 'loaded', w, out })));
   });
@@ -530,12 +808,12 @@ async function loadAll(
 interface RunOutcome {
   status: PhaseStatus;
   reason?: string;
-  crashed?: WorkerProc;
+  crashed?: ModelWorker;
   samples: TaskSamples[];
 }
 
 /** The timed part: sends requests, collects completions, ends on time, on a crash or on abort. */
-async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t: Task) => boolean, setGate: (v: 0 | 1) => void): Promise<RunOutcome> {
+async function runRequests(o: TorchPhaseOptions, workers: ModelWorker[], isHp: (t: Task) => boolean, setGate: (v: 0 | 1) => void): Promise<RunOutcome> {
   const span = o.warmupNs + o.durationNs;
   const states: TaskState[] = o.tasks.map((t, i) => ({
     name: t.task.name,
@@ -564,11 +842,11 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
   let sending = true;
   let started = false;
   let timer: NodeJS.Timeout | null = null;
-  let finished: { status: PhaseStatus; reason?: string; crashed?: WorkerProc; at: number } | null = null;
+  let finished: { status: PhaseStatus; reason?: string; crashed?: ModelWorker; at: number } | null = null;
   let resolveRun!: () => void;
   const over = new Promise<void>((r) => (resolveRun = r));
 
-  const finish = (status: PhaseStatus, reason?: string, crashed?: WorkerProc): void => {
+  const finish = (status: PhaseStatus, reason?: string, crashed?: ModelWorker): void => {
     if (finished) return;
     finished = { status, reason, crashed, at: nowNs() };
     sending = false;
@@ -629,7 +907,7 @@ async function runRequests(o: TorchPhaseOptions, workers: WorkerProc[], isHp: (t
         else ts.worker.pushTail(`error record: ${msg}`);
       }
     };
-    void ts.worker.child.exited.then((info) => {
+    void ts.worker.exited.then((info) => {
       if (!finished) finish('failed', `${ts.name} worker exited with ${describeExit(info)} during the run`, ts.worker);
     });
   }

@@ -7,8 +7,8 @@
  * cutime/cstime: the growth of ours over the window is the ranks' time, moved here from foreign to
  * own. (Worth folding into hostLoadWindow as an option; until then it lives here.)
  */
-import fs from 'node:fs';
 import path from 'node:path';
+import { readInputText } from '../../input-file.js';
 import { hostLoadWindow, type HostLoad, type HostLoadOptions } from '../../stats/index.js';
 
 /** USER_HZ, as in src/stats/host-load.ts */
@@ -17,7 +17,7 @@ const USER_HZ = 100;
 /** cutime + cstime of this process (reaped children's CPU time), jiffies; null when unreadable. */
 export function reapedChildrenTicks(procRoot = '/proc'): number | null {
   try {
-    const text = fs.readFileSync(path.join(procRoot, 'self', 'stat'), 'utf8');
+    const text = readInputText(path.join(procRoot, 'self', 'stat'), { kind: 'sysfs' });
     // fields after the command name (which may hold spaces and parentheses): state is [0], so
     // utime/stime (fields 14/15) are [11]/[12] and cutime/cstime (16/17) are [13]/[14]
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');

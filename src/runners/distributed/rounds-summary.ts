@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { InputFileError, isRefusedInput, readInputText } from '../../input-file.js';
 import { GpucoloError } from '../../errors.js';
 import { fmtNum, fmtRatio, writeFileAtomic } from '../../report/index.js';
 import { flagged, interferenceWarnings, qualityOf, roundSpread, spreadRatio, type HostLoad, type Quality, type QualityWarning, type RoundSpread } from '../../stats/index.js';
@@ -310,8 +311,9 @@ export function loadRoundsSummary(dir: string): DistributedRoundsSummary | null 
   if (!fs.existsSync(file)) return null;
   let v: Partial<DistributedRoundsSummary>;
   try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+    v = JSON.parse(readInputText(file, { kind: 'result' }));
   } catch (err) {
+    if (err instanceof InputFileError) throw new GpucoloError(`${file}: cannot read (${err.code}: ${err.reason})`, { code: isRefusedInput(err) ? 'EBADRESULT' : err.code, path: file });
     throw new GpucoloError(`${file}: not JSON (${(err as Error).message.split('\n')[0]})`, { code: 'EBADRESULT', path: file });
   }
   if (v?.schema !== DIST_ROUNDS_SCHEMA || !Array.isArray(v.variants) || !Array.isArray(v.order) || !v.quality) {

@@ -214,4 +214,17 @@ describe('what passes the scenario schema, the dispatch engine runs', () => {
     expect(r.stderr).toBe(`gpucolo: ${f}: invalid scenario: tasks.0.probe.kernel: a probe kernel is at most 60s (the dispatch engine's longest kernel)\n`);
     expect(fs.existsSync(out)).toBe(false);
   });
+
+  it('command-line overrides meet the same limits: run --duration past 1 h, probe kernels past 60 s are exit 2', () => {
+    const out = path.join(tmp(), 'out');
+    const r = cli(['run', 'inference-service', '--duration', '2h', '--out', out]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/--warmup \+ --duration: a phase lasts at most 1 h/);
+    expect(fs.existsSync(out)).toBe(false);
+    const k = cli(['probe', 'latency', '--backend', 'cpu', '--kernel', '61s']);
+    expect(k.code, k.stderr).toBe(2);
+    expect(k.stderr).toMatch(/--kernel.*at most 1m|--kernel.*at most 60/);
+    const lp = cli(['probe', 'priority', '--backend', 'cpu', '--lp-kernel', '2min']);
+    expect(lp.code, lp.stderr).toBe(2);
+  });
 });

@@ -57,8 +57,15 @@ export function duration(v: string): number {
  * A duration option (the value is in ns) whose help shows its default as people write it
  * ("2s", not "2000000000"); the shown text is derived from the value, so they cannot drift apart.
  */
-export function durationOption(flags: string, description: string, defaultNs?: number): Option {
-  const o = new Option(flags, description).argParser(duration);
+export function durationOption(flags: string, description: string, defaultNs?: number, maxNs?: number): Option {
+  const parse = maxNs === undefined
+    ? duration
+    : (v: string): number => {
+        const ns = duration(v);
+        if (ns > maxNs) throw new InvalidArgumentError(`at most ${formatDuration(maxNs)}, got "${v}"`);
+        return ns;
+      };
+  const o = new Option(flags, description).argParser(parse);
   return defaultNs === undefined ? o : o.default(defaultNs, formatDuration(defaultNs));
 }
 

@@ -6,6 +6,7 @@ import type { QuantileSummary, RoundSpread } from '../stats/index.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
 import { duration, durationOption, listDefault } from './options.js';
+import { MAX_KERNEL_NS } from '../limits.js';
 
 const MECHANISMS = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'] as const;
 
@@ -208,7 +209,7 @@ export function probeCommand(): Command {
       .description('empty-kernel (or short-spin) launch round trips: the dispatch floor')
       .addOption(backend())
       .option('--device <n>', 'device index', deviceIndex, 0)
-      .addOption(durationOption('--kernel <duration>', 'spin kernel length (default: empty kernel)'))
+      .addOption(durationOption('--kernel <duration>', 'spin kernel length (default: empty kernel)', undefined, MAX_KERNEL_NS))
       .addOption(durationOption('--duration <duration>', 'measurement time', 2e9))
       .option('--json', 'print the result as JSON')
       .action(async (o: { backend: 'cpu' | 'cuda' | 'hip'; device: number; kernel?: number; duration: number; json?: boolean }) => {
@@ -222,14 +223,14 @@ export function probeCommand(): Command {
       .description('high-priority probes next to saturating low-priority streams, per mechanism, vs standalone')
       .addOption(backend())
       .option('--device <n>', 'device index', deviceIndex, 0)
-      .addOption(durationOption('--lp-kernel <duration>', 'low-priority kernel length', 2e6))
+      .addOption(durationOption('--lp-kernel <duration>', 'low-priority kernel length', 2e6, MAX_KERNEL_NS))
       .option('--lp-streams <n>', 'low-priority streams', int, 2)
       .addOption(
         new Option('--lp-blocks <n|fill>', "blocks per low-priority kernel; fill = enough resident blocks to occupy every compute unit LP may use (its CUs as made x the probe kernel's occupancy per CU at 256 threads)")
           .argParser(blocksOrFill)
           .default('fill'),
       )
-      .addOption(durationOption('--hp-kernel <duration>', 'high-priority kernel length', 100e3))
+      .addOption(durationOption('--hp-kernel <duration>', 'high-priority kernel length', 100e3, MAX_KERNEL_NS))
       .addOption(new Option('--hp-rate <per-second>', 'high-priority arrivals per second (Poisson)').argParser(positive).default(200, '200/s'))
       .addOption(listDefault(new Option('--mechanism <list>', `comma list of ${MECHANISMS.join(', ')}`).argParser(mechanisms), ['none', 'stream-priority', 'throttle'] as DispatchMechanism[]))
       .addOption(new Option('--reserve <share>', 'compute units kept for HP (cu-mask, sm-partition)').argParser(percent).default(0.1, formatPercent(0.1)))

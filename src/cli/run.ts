@@ -14,6 +14,7 @@ import { MECHANISMS, loadScenario, runScenario, type Mechanism, type RunEvent, t
 import { CliError } from './errors.js';
 import { table } from './table.js';
 import { duration } from './options.js';
+import { MAX_DISPATCH_SPAN_NS, MIN_DISPATCH_SPAN_NS } from '../limits.js';
 import type { PhaseResult, TaskResult } from '../scenario/types.js';
 
 function mechanisms(v: string): Mechanism[] {
@@ -165,6 +166,10 @@ export function runCommand(): Command {
       const { scenario, source } = loaded;
       if (o.torchProcess) scenario.torchProcess = o.torchProcess;
       if (o.warmup !== undefined && o.warmup < 0) throw new CliError('--warmup must be >= 0', 2);
+      // the overrides meet the limits the scenario schema holds its own values to (src/limits.ts)
+      const spanNs = (o.warmup ?? scenario.warmup) + (o.duration ?? scenario.duration);
+      if (spanNs > MAX_DISPATCH_SPAN_NS) throw new CliError(`--warmup + --duration: a phase lasts at most ${MAX_DISPATCH_SPAN_NS / 3600e9} h (warm-up + measured time), got ${(spanNs / 60e9).toFixed(1)} min`, 2);
+      if (spanNs < MIN_DISPATCH_SPAN_NS) throw new CliError(`--warmup + --duration: a phase lasts at least ${MIN_DISPATCH_SPAN_NS / 1e6} ms`, 2);
       const outDir = o.out ?? path.join('gpucolo-runs', `${scenario.name}-${stamp()}`);
       const tty = process.stderr.isTTY === true;
       const ctl = new AbortController();

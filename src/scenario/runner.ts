@@ -24,6 +24,7 @@ import { runPhaseOnce, type PhaseRun } from './phase-run.js';
 import { assemblePhases } from './pool.js';
 import { scenarioQuality } from './quality.js';
 import { CLOSED_LOOP_CAP, closedLoopDurationNs, scheduledDurationNs } from './min-samples.js';
+import { MAX_DISPATCH_SPAN_NS } from '../limits.js';
 import { defaultGpuSharing, defaultHostLoad, type GpuSharingCheck, type HostLoadFactory } from './host-watch.js';
 
 export interface RunScenarioOptions {
@@ -129,7 +130,8 @@ const usable = (r: PhaseRun): boolean => r.status === 'ok' || r.status === 'part
 
 /** The longest measured time a phase may have without a scheduled task exceeding MAX_ARRIVALS. */
 function arrivalsCapNs(tasks: Task[], warmupNs: number): number {
-  let cap = Infinity;
+  // a lengthened phase is still one dispatch run: warm-up + duration within the engine's longest
+  let cap = MAX_DISPATCH_SPAN_NS - warmupNs;
   for (const t of tasks) {
     if (t.arrival.kind === 'closed-loop' || t.arrival.kind === 'replay') continue;
     const perS = expectedArrivals(t.arrival, 1e9);
@@ -157,8 +159,10 @@ function planScheduled(specs: PhaseSpec[], baseNs: number, warmupNs: number, rou
       for (const t of p.tasks) {
         const need = scheduledDurationNs(t.arrival, warmupNs, Math.ceil(minSamples / rounds));
         if (!need) continue;
-        d = Math.max(d, need.durationNs);
+        const longest = MAX_DISPATCH_SPAN_NS - warmupNs;
+        d = Math.max(d, Math.min(need.durationNs, longest));
         if (!need.reachable) notes.push(`${t.name}: its replay schedule has fewer than ${Math.ceil(minSamples / rounds)} arrivals per round: --min-samples ${minSamples} cannot be reached`);
+        else if (need.durationNs > longest) notes.push(`${t.name}: --min-samples ${minSamples} would need phases longer than ${MAX_DISPATCH_SPAN_NS / 3600e9} h (the longest one run may take): capped there`);
       }
     }
     plan.set(p.name, d);

@@ -39,18 +39,34 @@ export function readCpuTimes(procRoot = '/proc'): CpuTimes | null {
   return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
 }
 
-/** utime + stime of one process (all its threads), jiffies; null when it is gone or unreadable. */
-export function readProcessTicks(pid: number | 'self', procRoot = '/proc'): number | null {
+/** Fields 14-17 of /proc/<pid>/stat (jiffies), or null when it is gone or unreadable. */
+function readStatTimes(pid: number | 'self', procRoot: string): { utime: number; stime: number; cutime: number; cstime: number } | null {
   try {
     const text = fs.readFileSync(path.join(procRoot, String(pid), 'stat'), 'utf8');
-    // the command name may hold spaces and parentheses: fields start after the last ')'
+    // the command name may hold spaces and parentheses: fields start after the last ')', with the
+    // state as [0], so utime/stime (fields 14/15) are [11]/[12] and cutime/cstime (16/17) [13]/[14]
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(rest[11]);
-    const stime = Number(rest[12]);
-    return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : null;
+    const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(rest[i]));
+    return [utime, stime, cutime, cstime].every(Number.isFinite) ? { utime, stime, cutime, cstime } : null;
   } catch {
     return null;
   }
+}
+
+/** utime + stime of one process (all its threads), jiffies; null when it is gone or unreadable. */
+export function readProcessTicks(pid: number | 'self', procRoot = '/proc'): number | null {
+  const t = readStatTimes(pid, procRoot);
+  return t === null ? null : t.utime + t.stime;
+}
+
+/**
+ * cutime + cstime of this process, jiffies: the CPU time of the children it reaped (with that of
+ * the descendants they reaped: a torchrun launcher's ranks, DataLoader workers); null when
+ * unreadable.
+ */
+export function reapedChildrenTicks(procRoot = '/proc'): number | null {
+  const t = readStatTimes('self', procRoot);
+  return t === null ? null : t.cutime + t.cstime;
 }
 
 export interface HostLoad {
@@ -74,6 +90,19 @@ export interface HostLoadOptions {
    * that time counts as foreign: an over-estimate, never an under-estimate.
    */
   ownPids?: () => number[];
+  /**
+   * Count the CPU time of children reaped inside the window as own: processes that start after
+   * the window opens and are reaped before it closes (ranks, short workers) are at neither end to
+   * be read, and the kernel adds their time to our cutime/cstime instead.
+   */
+  reapedChildren?: boolean;
+}
+
+/** Moves `childS` CPU seconds from foreign to own (a window's figures are per second of wall time). */
+export function withReapedChildren(load: HostLoad, childS: number): HostLoad {
+  if (load.foreignCores === null || load.ownCores === null || !(load.wallS > 0) || !(childS > 0)) return load;
+  const cores = childS / load.wallS;
+  return { ...load, foreignCores: Math.max(0, load.foreignCores - cores), ownCores: load.ownCores + cores };
 }
 
 function ownTicks(o: HostLoadOptions): Map<string, number> {
@@ -92,7 +121,8 @@ export function hostLoadWindow(o: HostLoadOptions = {}): { stop(): HostLoad } {
   const t0 = process.hrtime.bigint();
   const c0 = readCpuTimes(o.procRoot);
   const own0 = ownTicks(o);
-  return {
+  const reaped0 = o.reapedChildren ? reapedChildrenTicks(o.procRoot) : null;
+  const window = {
     stop(): HostLoad {
       const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
       const c1 = readCpuTimes(o.procRoot);
@@ -119,6 +149,13 @@ export function hostLoadWindow(o: HostLoadOptions = {}): { stop(): HostLoad } {
         ownCores: ownS / wallS,
         stealShare: total > 0 ? (c1.steal - c0.steal) / total : null,
       };
+    },
+  };
+  return {
+    stop(): HostLoad {
+      const load = window.stop();
+      const reaped1 = reaped0 === null ? null : reapedChildrenTicks(o.procRoot);
+      return reaped0 === null || reaped1 === null ? load : withReapedChildren(load, (reaped1 - reaped0) / USER_HZ);
     },
   };
 }

@@ -3,11 +3,12 @@
  * figures are empty (or only censored lower bounds), so shares, slowdowns and SLOs against them
  * mean nothing. The drivers say 'ok' when the phase ran to its end; this turns that into:
  *
- *  - 'failed' when a task issued nothing in the measured window, or every request it issued
- *    failed (the first error is named);
+ *  - 'failed' when every request a task issued failed (the first error is named);
  *  - 'partial' when a task's requests were issued but none finished before the driver stopped
  *    waiting (all censored at their age then): the run measured an overload, its latency figures
- *    are lower bounds, and the reason says so.
+ *    are lower bounds, and the reason says so; also when a task issued nothing in the measured
+ *    window: a closed loop whose one request from the warm-up never finished (starved, e.g. a
+ *    batch job held by the gate) looks exactly like that, so it is not called a failure.
  *
  * Other statuses (failed, skipped, partial after an abort) are left as the driver gave them.
  */
@@ -27,7 +28,7 @@ export function judgeCompletions(status: PhaseStatus, reason: string | undefined
   for (const s of samples) {
     if (s.latencyNs.length > 0) continue;
     const censored = s.censoredNs?.length ?? 0;
-    if (s.issued === 0) failed.push(`${s.task}: no request completed (none was issued in the measured window)`);
+    if (s.issued === 0) starved.push(`${s.task}: no request completed (none was issued in the measured window: a request from before it may have been in flight throughout)`);
     else if (s.errors > 0 && censored === 0) failed.push(`${s.task}: no request completed (${s.errors} of ${s.issued} failed${s.error ? `: ${s.error}` : ''})`);
     else starved.push(`${s.task}: no request completed (${s.issued} issued, ${censored} still unfinished at the end and censored${s.errors ? `, ${s.errors} failed` : ''}: its latencies are lower bounds)`);
   }

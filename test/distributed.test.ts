@@ -166,10 +166,11 @@ describe('analyze (fixture results)', () => {
     expect(txt).toBe(a.text);
     expect(txt).toMatch(/speedup vs DDP/);
     expect(txt).toMatch(/pull \(ms\)\s+push \(ms\)\s+all-reduce \(ms\)\s+total comm\/step \(ms\)/);
-    expect(txt).toMatch(/^ddp\s+2\s+.*1\.00x$/m);
-    expect(txt).toMatch(/^ddp\s+n\.a\.\s+n\.a\.\s+overlapped/m);
+    expect(txt).toMatch(/^Baseline DDP \(PyTorch\)\s+2\s+.*1\.00x$/m);
+    expect(txt).toMatch(/^Baseline DDP \(PyTorch\)\s+n\.a\.\s+n\.a\.\s+overlapped/m);
+    expect(txt).toMatch(/^Read results_ps\.json as Parameter Server \(PS\): gpucolo's format \(gpucolo\.distributed-result\/1\)\.$/m);
     const md = fs.readFileSync(path.join(d, 'performance_report.md'), 'utf8');
-    expect(md).toMatch(/^\| method \| world size \| throughput \(samples\/s\) \|/m);
+    expect(md).toMatch(/^\| method \| world size \| computing ranks \| throughput \(samples\/s\) \|/m);
     expect(md).toMatch(/!\[loss_curves\]\(plots\/loss_curves\.png\)/);
 
     const plots = fs.readdirSync(path.join(d, 'plots')).sort();
@@ -189,7 +190,7 @@ describe('analyze (fixture results)', () => {
     const a = await analyzeDistributed(d, { plots: false });
     expect(a.baseline).toBeNull();
     expect(a.comparison.map((r) => r.speedupVsDdp)).toEqual([null, null]);
-    expect(a.text).toMatch(/^allreduce\s+2\s+.*n\.a\.$/m);
+    expect(a.text).toMatch(/^Manual All-Reduce\s+2\s+.*n\.a\.$/m);
     expect(a.text).toMatch(/no DDP result/);
   });
 

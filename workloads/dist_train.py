@@ -2,6 +2,7 @@
 """gpucolo distributed data-parallel training: DDP vs hand-written all-reduce vs parameter server.
 
     /usr/bin/python3 workloads/dist_train.py --method ddp|allreduce|ps [--ps-impl naive|flat]
+        [--ps-topology colocated|dedicated]
         [--bucket-mb F] [--model smallcnn|<torchvision name>] [--pretrained PATH]
         [--data-dir DIR | --synthetic] [--image-size 32] [--num-classes N] [--train-samples N]
         [--val-samples N] [--epochs 1] [--batch-size 32] [--workers 0] [--lr 0.02]
@@ -34,6 +35,13 @@ differ only in how gradients move):
              --ps-impl flat (default): pull = dist.broadcast of the flattened parameters from
              rank 0, push = dist.reduce(SUM, dst=0) of the flattened gradients.
              Pull and push are timed separately. Needs WORLD_SIZE >= 2.
+             --ps-topology colocated (default): as above, rank 0 serves and computes.
+             --ps-topology dedicated: the design notes' layout (their ps_train.py): rank 0 only
+             serves (no forward/backward, no data), ranks 1..N-1 are the workers
+             (num_workers = world size - 1), each takes its --batch-size slice of a global batch
+             of --batch-size x num_workers, gradients are averaged over the workers. Its
+             throughput counts the workers' samples only, so at equal step time it is
+             (N-1)/N of a layout where every rank computes.
 
 Equivalence: with the same --seed, data and a model without BatchNorm (smallcnn), ddp, allreduce
 (any bucket size) and ps (both impls) give the same parameters after N steps up to float rounding
@@ -58,7 +66,8 @@ epoch has floor(train_samples / global_batch) steps (capped by --max-steps); ran
 Output (rank 0, --out written atomically: temp file + fsync + rename), JSON:
   {"schema": "gpucolo.distributed-result/1", "method", "ps_impl" (null unless ps),
    "bucket_mb" (null unless allreduce), "model", "backend", "device", "world_size",
-   "num_workers" (ps: world size, null otherwise), "batch_size" (per process), "global_batch",
+   "ps_topology" (null unless ps), "num_workers" (ps: the computing ranks: world size when
+   colocated, world size - 1 when dedicated; null otherwise), "batch_size" (per process), "global_batch",
    "lr", "momentum", "seed", "torch", "start_time", "end_time" (ISO 8601 UTC; start = process
    start), "epochs": [{"epoch" (1-based), "steps", "train_loss", "train_accuracy" (percent),
    "train_time" (s, max over ranks), "train_throughput" (samples/s over all ranks),
@@ -108,6 +117,8 @@ def parse_args(argv=None):
                                 description="gpucolo distributed training (ddp / allreduce / ps)")
     p.add_argument("--method", required=True, choices=["ddp", "allreduce", "ps"])
     p.add_argument("--ps-impl", choices=["naive", "flat"], default="flat")
+    p.add_argument("--ps-topology", choices=["colocated", "dedicated"], default="colocated",
+                   help="ps: colocated = rank 0 serves and computes; dedicated = rank 0 only serves")
     p.add_argument("--bucket-mb", type=float, default=25.0,
                    help="allreduce bucket size in MB (0 = one all_reduce per parameter)")
     p.add_argument("--model", default="smallcnn")
@@ -287,13 +298,20 @@ def run(a, rank, world, local_rank):
     except (dc.ModelError, dc.DataError) as e:
         raise UsageError(str(e)) from e
 
-    global_batch = a.batch_size * world
-    sampler = dc.ShardBatches(len(train_ds), a.batch_size, rank, world, a.seed, a.max_steps)
+    # dedicated PS: rank 0 only serves; the workers are ranks 1..world-1 (shards 0..world-2)
+    dedicated = a.method == "ps" and a.ps_topology == "dedicated"
+    workers = world - 1 if dedicated else world
+    serves_only = dedicated and rank == 0
+    global_batch = a.batch_size * workers
+    sampler = dc.ShardBatches(len(train_ds), a.batch_size, rank - 1 if dedicated and rank > 0 else rank,
+                              workers, a.seed, a.max_steps)
     if len(sampler) == 0:
         raise UsageError(f"{len(train_ds)} training samples are fewer than one global batch "
-                         f"({a.batch_size} x {world} ranks = {global_batch})")
+                         f"({a.batch_size} x {workers} {'workers' if dedicated else 'ranks'} = {global_batch})")
     loader_kw = dict(num_workers=a.workers, pin_memory=on_gpu)
-    train_loader = DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
+    # the dedicated server loads no data: it steps once per global batch without one
+    train_loader = [(None, None)] * len(sampler) if serves_only else \
+        DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
     val_loader = DataLoader(val_ds, batch_size=max(a.batch_size, 64), shuffle=False, **loader_kw) \
         if rank == 0 and len(val_ds) > 0 else None
 
@@ -379,7 +397,7 @@ def run(a, rank, world, local_rank):
     def ps_push():
         gs = grads()
         for g in gs:
-            g.div_(world)
+            g.div_(workers)  # the dedicated server's gradients are zeros: it adds nothing
         if a.ps_impl == "naive":
             if rank == 0:
                 for w in range(1, world):
@@ -420,7 +438,8 @@ def run(a, rank, world, local_rank):
         sync()
         t_epoch = t_prev = time.perf_counter()
         for x, y in train_loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if not serves_only:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             comm = pull = push = 0.0
             if a.method == "ps":
                 sync()
@@ -433,9 +452,13 @@ def run(a, rank, world, local_rank):
             else:
                 for p in params:
                     p.grad = None
-            out = dc.logits_of(net(x))
-            loss = crit(out, y)
-            loss.backward()
+            if serves_only:
+                for p in params:
+                    p.grad = torch.zeros_like(p)
+            else:
+                out = dc.logits_of(net(x))
+                loss = crit(out, y)
+                loss.backward()
             if a.method == "allreduce":
                 sync()
                 t = time.perf_counter()
@@ -451,9 +474,12 @@ def run(a, rank, world, local_rank):
             if opt is not None:
                 opt.step()
             with torch.no_grad():
-                stats.append(torch.stack([loss.detach().float(),
-                                          (out.argmax(1) == y).sum().float(),
-                                          torch.tensor(float(y.numel()), device=device)]))
+                if serves_only:  # no samples: adds nothing to the sums over ranks
+                    stats.append(torch.zeros(3, device=device))
+                else:
+                    stats.append(torch.stack([loss.detach().float(),
+                                              (out.argmax(1) == y).sum().float(),
+                                              torch.tensor(float(y.numel()), device=device)]))
             sync()
             now = time.perf_counter()
             times.append([now - t_prev, comm, pull, push])
@@ -468,7 +494,7 @@ def run(a, rank, world, local_rank):
         st, tm = st.cpu().tolist(), tm.cpu().tolist()
         train_time = tm[-1][0]
         tm = tm[:-1]
-        losses = [s[0] / world for s in st]
+        losses = [s[0] / workers for s in st]
         all_losses.extend(losses)
         samples = sum(s[2] for s in st)
         warm = 3 if steps >= 6 else (1 if steps >= 2 else 0)
@@ -525,7 +551,8 @@ def run(a, rank, world, local_rank):
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if on_gpu else None,
             "world_size": world,
-            "num_workers": world if a.method == "ps" else None,
+            "ps_topology": a.ps_topology if a.method == "ps" else None,
+            "num_workers": workers if a.method == "ps" else None,
             "batch_size": a.batch_size,
             "global_batch": global_batch,
             "lr": a.lr,

@@ -21,6 +21,7 @@ import {
   LAUNCHERS,
   METHODS,
   PS_IMPLS,
+  PS_TOPOLOGIES,
   analyzeDistributed,
   compareDistributed,
   defaultPython,
@@ -39,6 +40,7 @@ import {
   type DistributedTrainOptions,
   type LauncherRequest,
   type PsImpl,
+  type PsTopologyName,
 } from '../runners/distributed/index.js';
 import type { Supervisor } from '../runners/supervisor/index.js';
 import { CliError } from './errors.js';
@@ -86,6 +88,7 @@ const TRAIN_KEYS = ['model', 'pretrained', 'dataDir', 'synthetic', 'imageSize', 
 
 interface CommonCli extends Pick<DistributedTrainOptions, (typeof TRAIN_KEYS)[number]> {
   psImpl?: PsImpl;
+  psTopology?: PsTopologyName;
   bucketMb?: number;
   nprocPerNode: number;
   nnodes?: number;
@@ -108,6 +111,9 @@ interface CommonCli extends Pick<DistributedTrainOptions, (typeof TRAIN_KEYS)[nu
 function addCommonOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--ps-impl <impl>', 'parameter-server implementation').choices([...PS_IMPLS]))
+    .addOption(
+      new Option('--ps-topology <layout>', "ps: colocated = rank 0 serves and computes (default; global batch as DDP's); dedicated = rank 0 only serves, world size - 1 workers (the design notes' ps_train.py)").choices([...PS_TOPOLOGIES]),
+    )
     .option('--bucket-mb <mb>', 'allreduce bucket size in MB (0 = one all_reduce per parameter)', floatArg(0))
     .option('--nproc-per-node <n>', 'ranks on this node', intArg(1, MAX_NPROC_PER_NODE), 2)
     .option('--nnodes <n>', 'nodes (> 1 needs --rdzv-endpoint and torchrun)', intArg(1, MAX_NNODES))
@@ -155,6 +161,7 @@ function trainOptions(o: CommonCli): DistributedTrainOptions {
 function launchOptions(o: CommonCli, supervisor: Supervisor, signal: AbortSignal, onEvent: (e: DistributedEvent) => void): DistributedLaunchOptions {
   return {
     ...(o.psImpl !== undefined ? { psImpl: o.psImpl } : {}),
+    ...(o.psTopology !== undefined ? { psTopology: o.psTopology } : {}),
     ...(o.bucketMb !== undefined ? { bucketMb: o.bucketMb } : {}),
     nprocPerNode: o.nprocPerNode,
     ...(o.nnodes !== undefined ? { nnodes: o.nnodes } : {}),
@@ -205,7 +212,8 @@ function runLine(r: DistributedRunResult): string {
   if (!r.result) return `${r.method}: ${r.worldSize} ranks, ${r.launcher}: done in ${fmtS(r.wallS)} s${r.note ? `; ${r.note}` : ''}`;
   const s = r.result!.summary;
   const acc = s.best_val_accuracy ?? null;
-  return `${r.method}: ${r.worldSize} ranks, ${r.launcher}: ${s.avg_train_throughput !== null ? `${Math.round(s.avg_train_throughput)} samples/s` : 'n.a. samples/s'}, ${r.result!.steps} steps, best val acc ${acc !== null ? `${acc.toFixed(2)}%` : 'n.a.'}; wall ${fmtS(r.wallS)} s vs in-script ${fmtS(r.scriptS)} s (runner overhead ${fmtS(r.overheadS)} s) -> ${r.resultFile}`;
+  const layout = r.result.ps_topology === 'dedicated' ? ` (PS dedicated: rank 0 serves, ${r.result.num_workers} workers)` : r.method === 'ps' ? ' (PS colocated: every rank computes)' : '';
+  return `${r.method}: ${r.worldSize} ranks${layout}, ${r.launcher}: ${s.avg_train_throughput !== null ? `${Math.round(s.avg_train_throughput)} samples/s` : 'n.a. samples/s'}, ${r.result!.steps} steps, best val acc ${acc !== null ? `${acc.toFixed(2)}%` : 'n.a.'}; wall ${fmtS(r.wallS)} s vs in-script ${fmtS(r.scriptS)} s (runner overhead ${fmtS(r.overheadS)} s) -> ${r.resultFile}`;
 }
 
 /** Config errors before anything started (and invalid result files) are usage errors: exit 2. */
@@ -240,7 +248,16 @@ function withSignals<T>(supervisor: Supervisor, graceS: number, body: (signal: A
   return body(ctl.signal).finally(remove);
 }
 
-const analysisJson = (a: DistributedAnalysis) => ({ dir: a.dir, baseline: a.baseline, comparison: a.comparison, communication: a.communication, files: a.files, plots: a.plots });
+const analysisJson = (a: DistributedAnalysis) => ({
+  dir: a.dir,
+  baseline: a.baseline,
+  // which format each file was read in (gpucolo's or the design notes' scripts')
+  read: a.results.map((r) => ({ file: r.file, label: r.label, displayName: r.displayName, method: r.method, format: r.format, elided: r.elided, psTopology: r.result.ps_topology })),
+  comparison: a.comparison,
+  communication: a.communication,
+  files: a.files,
+  plots: a.plots,
+});
 
 /** Where the analysis wrote its report and plots (and which plots failed). */
 function wroteLines(a: DistributedAnalysis): string[] {
@@ -365,7 +382,7 @@ export function distributedCommand(): Command {
 
   cmd
     .command('analyze')
-    .description('tables (throughput, time/epoch, accuracy, speedup vs DDP; comm per step), performance_report.txt/.md and plots/ from the results_*.json in DIR')
+    .description("tables (throughput, time/epoch, accuracy, speedup vs DDP; comm per step), performance_report.txt/.md and plots/ from the results_*.json in DIR: gpucolo's results or those of the design notes' scripts (no schema field); the report says which was read")
     .argument('<dir>', 'directory with results_*.json')
     .option('--json', 'print the tables as JSON')
     .option('--no-png', 'plots as SVG only')

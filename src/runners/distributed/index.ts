@@ -9,8 +9,11 @@ export {
   DIST_RUN_SCHEMA,
   METHODS,
   PS_IMPLS,
+  PS_TOPOLOGIES,
   distributedResultSchema,
+  RESULT_FORMAT_TEXT,
   listResultFiles,
+  loadAnyResult,
   loadDistributedResult,
   manifestFileName,
   methodOfFile,
@@ -18,7 +21,7 @@ export {
   resultFileName,
   scriptSeconds,
 } from './schema.js';
-export type { DistMethod, DistributedEpoch, DistributedResult, DistributedSummary, PsImpl } from './schema.js';
+export type { DistMethod, DistributedEpoch, DistributedResult, DistributedSummary, LoadedResult, PsImpl, PsTopologyName, ResultFormat } from './schema.js';
 export {
   DEFAULT_PYTHON,
   LAUNCHERS,
@@ -56,5 +59,7 @@ export {
 } from './rounds-summary.js';
 export type { DistFigures, DistRoundFigures, DistVariantSummary, DistributedRoundsSummary, TargetVerdict } from './rounds-summary.js';
 export { reapedChildrenTicks, runHostLoadWindow, withReapedChildren } from './host-load.js';
-export { PLOT_NAMES, analyzeDistributed, commRows, comparisonRows, loadResultsDir, plotSpecs, reportMarkdown, reportText } from './analyze.js';
-export type { AnalyzeOptions, AnalyzedResult, CommRow, ComparisonRow, DistributedAnalysis } from './analyze.js';
+export { AXIS_FORMATS, PLOT_NAMES, analyzeDistributed, barLabel, commRows, comparisonRows, loadResultsDir, plotSpecs, readLines, reportMarkdown, reportText, resultData, timeUnit, topologyLines } from './analyze.js';
+export type { AnalyzeOptions, AnalyzedResult, CommRow, ComparisonRow, DistributedAnalysis, PsTopology, ResultData } from './analyze.js';
+export { METHOD_DISPLAY, methodOfDisplayName, notesResultSchema, parseNotesResult, replaceElided } from './notes-format.js';
+export type { NotesResult } from './notes-format.js';

@@ -46,6 +46,7 @@ import {
   DIST_RUN_SCHEMA,
   METHODS,
   PS_IMPLS,
+  PS_TOPOLOGIES,
   loadDistributedResult,
   manifestFileName,
   resultFileName,
@@ -53,6 +54,7 @@ import {
   type DistMethod,
   type DistributedResult,
   type PsImpl,
+  type PsTopologyName,
 } from './schema.js';
 import { makeDirs } from '../../fs-dirs.js';
 import { writeFileAtomic } from '../../report/write.js';
@@ -88,6 +90,8 @@ export interface DistributedTrainOptions {
 
 export interface DistributedLaunchOptions {
   psImpl?: PsImpl;
+  /** ps only: colocated (default: rank 0 serves and computes) or dedicated (rank 0 only serves, world size - 1 workers) */
+  psTopology?: PsTopologyName;
   bucketMb?: number;
   /** ranks on this node (default 2) */
   nprocPerNode?: number;
@@ -207,12 +211,14 @@ const posInt = (v: number | undefined, name: string, min = 1): void => {
 };
 
 /** The script arguments (without --out) in a fixed order. */
-export function trainArgs(o: DistributedTrainOptions & { method: DistMethod; psImpl?: PsImpl; bucketMb?: number }): string[] {
+export function trainArgs(o: DistributedTrainOptions & { method: DistMethod; psImpl?: PsImpl; psTopology?: PsTopologyName; bucketMb?: number }): string[] {
   const a = ['--method', o.method];
   const opt = (flag: string, v: string | number | undefined): void => {
     if (v !== undefined) a.push(flag, String(v));
   };
   opt('--ps-impl', o.psImpl);
+  // ps only: the other methods have no server (compare passes the same options to every method)
+  opt('--ps-topology', o.method === 'ps' ? o.psTopology : undefined);
   opt('--bucket-mb', o.bucketMb);
   opt('--model', o.model ?? 'smallcnn');
   opt('--pretrained', o.pretrained !== undefined ? path.resolve(o.pretrained) : undefined);
@@ -253,6 +259,7 @@ export interface ValidatedRun {
 export function validateRun(o: DistributedRunOptions): ValidatedRun {
   if (!(METHODS as readonly string[]).includes(o.method)) throw configError(`unknown method "${o.method}" (${METHODS.join(', ')})`);
   if (o.psImpl !== undefined && !(PS_IMPLS as readonly string[]).includes(o.psImpl)) throw configError(`unknown --ps-impl "${o.psImpl}" (${PS_IMPLS.join(', ')})`);
+  if (o.psTopology !== undefined && !(PS_TOPOLOGIES as readonly string[]).includes(o.psTopology)) throw configError(`unknown --ps-topology "${o.psTopology}" (${PS_TOPOLOGIES.join(', ')})`);
   if (o.bucketMb !== undefined && !(Number.isFinite(o.bucketMb) && o.bucketMb >= 0)) throw configError(`--bucket-mb must be a number >= 0, got ${o.bucketMb}`);
   if (o.model !== undefined && (typeof o.model !== 'string' || o.model.trim() === '')) throw configError('--model must name a model (smallcnn or a torchvision classification model)');
   if (!o.outDir) throw configError('--out DIR is required');
@@ -626,6 +633,8 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
     timed_out: timedOut,
     interrupted,
     world_size: v.worldSize,
+    /** ps: which layout ran (colocated: rank 0 serves and computes; dedicated: rank 0 only serves) */
+    ps_topology: opts.method === 'ps' ? (opts.psTopology ?? 'colocated') : null,
     nproc_per_node: v.nprocPerNode,
     nnodes: v.nnodes,
     node_rank: v.nodeRank,

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { GpucoloError } from '../../errors.js';
 import { InputFileError, REFUSED_INPUT_CODES, readInputText } from '../../input-file.js';
+import { elidedPaths, parseNotesResult, replaceElided, type NotesResult } from './notes-format.js';
 
 export const DIST_RESULT_SCHEMA = 'gpucolo.distributed-result/1';
 export const DIST_RUN_SCHEMA = 'gpucolo.distributed-run/1';
@@ -20,6 +21,9 @@ export const METHODS = ['ddp', 'allreduce', 'ps'] as const;
 export type DistMethod = (typeof METHODS)[number];
 export const PS_IMPLS = ['naive', 'flat'] as const;
 export type PsImpl = (typeof PS_IMPLS)[number];
+/** ps: colocated = rank 0 serves and computes (gpucolo's default); dedicated = rank 0 only serves (the design notes' layout) */
+export const PS_TOPOLOGIES = ['colocated', 'dedicated'] as const;
+export type PsTopologyName = (typeof PS_TOPOLOGIES)[number];
 
 /** results_baseline_ddp.json, results_all_reduce.json, results_ps.json */
 const RESULT_FILES: Record<DistMethod, string> = {
@@ -79,12 +83,14 @@ export const distributedResultSchema = z.looseObject({
   schema: z.literal(DIST_RESULT_SCHEMA),
   method: z.enum(METHODS),
   ps_impl: z.string().nullable().optional(),
+  /** ps: "colocated" (rank 0 serves and computes) or "dedicated" (rank 0 only serves); absent in older files = colocated */
+  ps_topology: z.enum(['colocated', 'dedicated']).nullable().optional(),
   bucket_mb: num.nullable().optional(),
   model: z.string(),
   backend: z.string(),
   device: z.string(),
   world_size: z.number().int().positive(),
-  /** ps: the world size (rank 0 computes too); null for the others */
+  /** ps: the ranks that compute (world size when colocated, world size - 1 when dedicated); null for the others */
   num_workers: z.number().int().nonnegative().nullable().optional(),
   batch_size: z.number().int().positive(),
   global_batch: z.number().int().positive(),
@@ -119,6 +125,28 @@ export function parseDistributedResult(value: unknown, file = 'result'): Distrib
 
 /** Reads and validates a result file; every failure is a GpucoloError with one line naming it. */
 export function loadDistributedResult(file: string): DistributedResult {
+  const r = loadAnyResult(file);
+  if (r.format !== 'gpucolo') throw new GpucoloError(`${file}: invalid distributed result: schema: expected "${DIST_RESULT_SCHEMA}" (this is the design notes' format: gpucolo distributed analyze reads it)`, { code: 'EBADRESULT', path: file });
+  return r.result;
+}
+
+/** Which format a result file was in: gpucolo's own (schema field) or the design notes' scripts' (no schema field). */
+export type ResultFormat = 'gpucolo' | 'notes';
+export const RESULT_FORMAT_TEXT: Record<ResultFormat, string> = {
+  gpucolo: `gpucolo's format (${DIST_RESULT_SCHEMA})`,
+  notes: "the design notes' format (baseline_multi_card.py / all_reduce_train.py / ps_train.py)",
+};
+
+export type LoadedResult =
+  | { format: 'gpucolo'; method: DistMethod; result: DistributedResult; elided: [] }
+  | { format: 'notes'; method: DistMethod; result: NotesResult; elided: string[] };
+
+/**
+ * Reads a result in either format: a "schema" field means gpucolo's (validated strictly, an
+ * unknown schema is refused), none means the design notes' scripts' (see notes-format.ts; a
+ * literal `[...]` there is an elided list, read as absent).
+ */
+export function loadAnyResult(file: string): LoadedResult {
   let text: string;
   try {
     text = readInputText(file, { kind: 'result' });
@@ -127,12 +155,33 @@ export function loadDistributedResult(file: string): DistributedResult {
     throw new GpucoloError(`${file}: cannot read (${err instanceof InputFileError && REFUSED_INPUT_CODES.has(code) ? `${code}: ${err.reason}` : code})`, { code, path: file });
   }
   let value: unknown;
+  let elidedCount = 0;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new GpucoloError(`${file}: not JSON (${(err as Error).message.split('\n')[0]})`, { code: 'EBADRESULT', path: file });
+    // the notes' examples write elided lists as [...]: read those as absent, nothing else
+    const fixed = replaceElided(text);
+    let ok = false;
+    if (fixed.count > 0) {
+      try {
+        value = JSON.parse(fixed.text);
+        elidedCount = fixed.count;
+        ok = true;
+      } catch {
+        // fall through to the original error
+      }
+    }
+    if (!ok) throw new GpucoloError(`${file}: not JSON (${(err as Error).message.split('\n')[0]})`, { code: 'EBADRESULT', path: file });
   }
-  return parseDistributedResult(value, file);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new GpucoloError(`${file}: invalid distributed result: (top level): expected an object`, { code: 'EBADRESULT', path: file });
+  const obj = value as Record<string, unknown>;
+  if ('schema' in obj) {
+    if (elidedCount > 0) throw new GpucoloError(`${file}: not JSON ([...] is only accepted in the design notes' format, which has no "schema" field)`, { code: 'EBADRESULT', path: file });
+    const result = parseDistributedResult(value, file);
+    return { format: 'gpucolo', method: result.method, result, elided: [] };
+  }
+  const { result, method } = parseNotesResult(value, file);
+  return { format: 'notes', method, result, elided: elidedCount > 0 ? elidedPaths(obj) : [] };
 }
 
 /** Seconds between the result's start_time and end_time (epoch seconds or ISO), or null. */

@@ -199,11 +199,16 @@ describe('experiment file', () => {
       background_pause_s: 2,
       energy_interval_ms: 1000,
     });
+    const background = { repo: 'Person_reID_baseline_pytorch', model: 'densenet121', hyperparameters: { epochs: 60, learning_rate: 0.05, dropout: 0.5 } };
+    expect(e.format).toBe('gpucolo');
     expect(e.experiments).toEqual([
       {
         kind: 'parallel',
         foreground: { repo: 'pytorch_resnet_cifar10', model: 'resnet20', hyperparameters: {}, mutate: ['epochs', 'learning_rate'] },
-        background: { repo: 'Person_reID_baseline_pytorch', model: 'densenet121', hyperparameters: { epochs: 60, learning_rate: 0.05, dropout: 0.5 } },
+        // one background object: one background, not a list (issue 18: background may be a list)
+        background,
+        backgrounds: [background],
+        backgroundList: false,
       },
     ]);
     const min = experimentFileSchema.parse(EXP);
@@ -227,7 +232,7 @@ describe('experiment file', () => {
     expect(badExperiment({ ...EXP, energy_interval_ms: 50 })).toMatch(/energy_interval_ms: Too small: expected number to be >=100/);
     expect(badExperiment({ ...EXP, runs: 3 })).toMatch(/\(top level\): Unrecognized key: "runs"/);
     expect(badExperiment({ ...EXP, experiments: [] })).toMatch(/experiments: experiments lists at least one experiment/);
-    expect(badExperiment({ experiments: EXP.experiments })).toMatch(/experiment_name: Invalid input: expected string/);
+    expect(badExperiment({ experiment_name: '', experiments: EXP.experiments })).toMatch(/experiment_name: Too small/);
     expect(badExperiment({ ...EXP, experiments: [{ model: 'resnet20' }] })).toMatch(/experiments\.0\.repo: each experiment names a repo/);
     expect(badExperiment({ ...EXP, mode: 'mutation' })).toMatch(/experiments\.0\.mutate: mode mutation: list the hyperparameters to sample/);
     expect(badExperiment({ ...EXP, experiments: [{ ...EXP.experiments[0], mutate: ['epochs'] }] })).toMatch(/experiments\.0\.mutate: mutate needs mode: mutation/);
@@ -495,7 +500,8 @@ describe('JSON Schema', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const exp = JSON.parse(fs.readFileSync(path.join(ROOT, 'schema/experiment.schema.json'), 'utf8'));
-    expect(exp.required).toEqual(expect.arrayContaining(['experiment_name', 'experiments']));
+    // experiment_name is optional: the notes' mutation.py files have none (named after the file)
+    expect(exp.required).toEqual(['experiments']);
     expect(exp.properties.mode.enum).toEqual(['default', 'mutation', 'parallel']);
     const mod = JSON.parse(fs.readFileSync(path.join(ROOT, 'schema/models.schema.json'), 'utf8'));
     expect(mod.additionalProperties.required).toEqual(['path', 'models']);

@@ -14,10 +14,12 @@ import { GpucoloError, oneLine } from '../errors.js';
 import { BAD_INPUT_CODES } from '../input-file.js';
 import { ENERGY_SOURCES, type EnergySourceName } from '../energy/index.js';
 import {
+  LAYOUTS,
   experimentSupervisor,
   loadExperimentPlan,
   runExperiment,
   type ExperimentEvent,
+  type Layout,
   type LoadedExperiment,
   type PlannedRun,
 } from '../runners/experiment/index.js';
@@ -45,13 +47,22 @@ function sourcesArg(v: string): EnergySourceName[] {
 const fmtS = (s: number): string => (s >= 100 ? s.toFixed(0) : s.toFixed(1));
 const hp = (h: Record<string, unknown>): string => JSON.stringify(h);
 
+/** Which experiment file format was read, in words. */
+export function formatText(loaded: LoadedExperiment): string {
+  return loaded.experiment.format === 'notes'
+    ? `the notes' mutation.py format (no experiment_name; named "${loaded.experiment.experiment_name}" after the file)`
+    : 'gpucolo (experiment_name given)';
+}
+
 /** The dry-run listing: what would run, exactly (argv as a JSON array: no shell quoting to guess). */
-export function dryRunText(loaded: LoadedExperiment): string {
+export function dryRunText(loaded: LoadedExperiment, layout: Layout = 'gpucolo'): string {
   const e = loaded.experiment;
   const out = [
     `experiment ${e.experiment_name}: mode ${e.mode}, ${loaded.runs.length} run(s), max_retries ${e.max_retries}${e.governor ? `, governor ${e.governor}` : ''}, energy every ${e.energy_interval_ms} ms`,
     `models file: ${loaded.modelsFile}`,
+    `format: ${formatText(loaded)}`,
   ];
+  if (layout === 'notes') out.push("layout: notes (the design notes' file names)");
   if (e.mode === 'parallel') out.push(`background: start wait ${e.background_start_wait_s} s, pause ${e.background_pause_s} s between runs${e.estimate_split ? '; estimate_split: solo + idle baseline runs too' : ''}`);
   loaded.runs.forEach((r: PlannedRun, i) => {
     out.push('', `[${i + 1}/${loaded.runs.length}] ${r.experimentId}`);
@@ -63,7 +74,8 @@ export function dryRunText(loaded: LoadedExperiment): string {
       if (Object.keys(j.env).length) out.push(`    env: ${hp(j.env)}`);
     };
     job('foreground', r.foreground);
-    if (r.background) job('background', r.background);
+    if (r.backgroundList) r.backgrounds.forEach((b, k) => job(`background ${k}`, b));
+    else if (r.background) job('background', r.background);
   });
   if (loaded.missingDirs.length) out.push('', `warning: repository director${loaded.missingDirs.length > 1 ? 'ies' : 'y'} not found: ${loaded.missingDirs.join(', ')}`);
   return `${out.join('\n')}\n`;
@@ -79,6 +91,12 @@ interface ExperimentCliOptions {
   sysfsRoot?: string;
   energySources?: EnergySourceName[];
   json?: boolean;
+  layout: Layout;
+}
+
+function layoutArg(v: string): Layout {
+  if (!(LAYOUTS as readonly string[]).includes(v)) throw new InvalidArgumentError(`unknown layout "${v}" (${LAYOUTS.join(', ')})`);
+  return v as Layout;
 }
 
 export function experimentCommand(): Command {
@@ -94,6 +112,7 @@ export function experimentCommand(): Command {
     .option('--sysfs-root <dir>', 'sysfs root for the cpu governor and the energy sources', undefined)
     .option('--energy-sources <list>', `energy sources to sample (${ENERGY_SOURCES.join(',')})`, sourcesArg)
     .option('--json', 'print the results as a JSON array at the end')
+    .option('--layout <layout>', "result file names: gpucolo, or notes (the design notes' mutation.py names: <ts>_<repo>_<model>_parallel.json, training_<repo>_<model>_<ts>_foreground.log, energy_<id>_foreground/cpu_energy.txt + gpu_power.csv)", layoutArg, 'gpucolo' as Layout)
     .action(async (file: string, o: ExperimentCliOptions) => {
       let loaded: LoadedExperiment;
       try {
@@ -103,7 +122,7 @@ export function experimentCommand(): Command {
         throw new CliError(oneLine(err), code && INPUT_CODES.has(code) ? 2 : 1);
       }
       if (o.dryRun) {
-        process.stdout.write(dryRunText(loaded));
+        process.stdout.write(dryRunText(loaded, o.layout));
         return;
       }
       if (o.registry !== undefined) {
@@ -128,6 +147,8 @@ async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promis
     stopBar();
     process.stderr.write(`gpucolo experiment: ${line}\n`);
   };
+
+  if (loaded.experiment.format === 'notes') say(`${loaded.file}: read in ${formatText(loaded)}`);
 
   // leftovers of a gpucolo that was killed: say so (gpucolo cleanup stops them)
   try {
@@ -192,8 +213,9 @@ async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promis
       case 'run-end': {
         stopBar();
         const f = e.result.foreground_result;
-        const status = f.training_success ? 'ok' : `FAILED: ${f.error_message}`;
-        const bgInfo = e.result.background_info ? `, background ${e.result.background_info.runs_started} run(s)/${e.result.background_info.restarts} restart(s)` : '';
+        const status = f.status_message ?? (f.training_success ? 'ok' : `FAILED: ${f.error_message}`);
+        const infos = e.result.background_infos ?? (e.result.background_info ? [e.result.background_info] : []);
+        const bgInfo = infos.length ? `, background ${infos.map((b) => `${infos.length > 1 ? `${b.model} ` : ''}${b.runs_started} run(s)/${b.restarts} restart(s)`).join(', ')}` : '';
         process.stderr.write(`gpucolo experiment: run ${e.index}/${e.total} ${e.run.experimentId}: ${status} in ${fmtS(f.duration_seconds)} s, retries ${f.retries}${bgInfo} (elapsed ${fmtS((performance.now() - runStart) / 1000)} s) -> ${e.file}\n`);
         break;
       }
@@ -204,7 +226,7 @@ async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promis
 
   let report;
   try {
-    report = await runExperiment(loaded, { resultsDir: o.results, supervisor, graceMs: o.grace * 1000, signal: ctl.signal, onEvent, title: name, ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), ...(o.energySources ? { energySources: o.energySources } : {}) });
+    report = await runExperiment(loaded, { resultsDir: o.results, supervisor, graceMs: o.grace * 1000, signal: ctl.signal, onEvent, title: name, layout: o.layout, ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), ...(o.energySources ? { energySources: o.energySources } : {}) });
   } finally {
     stopBar();
     removeSignals();

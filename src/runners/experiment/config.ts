@@ -182,7 +182,8 @@ export const experimentItemSchema = z
     hyperparameters: hyperValues.optional(),
     mutate: mutateList.optional(),
     foreground: jobRefSchema.optional(),
-    background: backgroundRefSchema.optional(),
+    /** one background, or several (a list: each loops on its own next to the foreground) */
+    background: z.union([backgroundRefSchema, z.array(backgroundRefSchema).min(1, 'a list of backgrounds names at least one')]).optional(),
   })
   .strict();
 
@@ -200,10 +201,16 @@ export interface JobRef {
 export interface SingleExperiment extends JobRef {
   kind: 'single';
 }
+export type BackgroundRef = Omit<JobRef, 'mutate'>;
 export interface ParallelExperiment {
   kind: 'parallel';
   foreground: JobRef;
-  background: Omit<JobRef, 'mutate'>;
+  /** the first (or only) background */
+  background: BackgroundRef;
+  /** every background, in the file's order (one when the file gives an object) */
+  backgrounds: BackgroundRef[];
+  /** the file gave background as a list (the results then carry background_infos) */
+  backgroundList: boolean;
 }
 export type ExperimentSpec = SingleExperiment | ParallelExperiment;
 
@@ -215,8 +222,8 @@ export const experimentFileSchema = z
   .object({
     /** editors' schema reference (ignored) */
     $schema: z.string().optional(),
-    /** names result files and experiment ids */
-    experiment_name: z.string().min(1),
+    /** names result files and experiment ids; when absent (files of the notes' mutation.py), the file name without its extension */
+    experiment_name: z.string().min(1).optional(),
     description: z.string().optional(),
     /** default: the given hyperparameters; mutation: sample `mutate` per run; parallel: foreground + looping background */
     mode: z.enum(MODES).default('default'),
@@ -248,7 +255,7 @@ export const experimentFileSchema = z
       const at = (...p: (string | number)[]) => ['experiments', i, ...p];
       if (f.mode === 'parallel') {
         if (!e.foreground || !e.background) {
-          ctx.addIssue({ code: 'custom', path: at(e.foreground ? 'background' : 'foreground'), message: 'mode parallel: each experiment has foreground: { repo, model, mutate | hyperparameters } and background: { repo, model, hyperparameters }' });
+          ctx.addIssue({ code: 'custom', path: at(e.foreground ? 'background' : 'foreground'), message: 'mode parallel: each experiment has foreground: { repo, model, mutate | hyperparameters } and background: { repo, model, hyperparameters } (or a list of them)' });
         }
         for (const k of ['repo', 'model', 'hyperparameters', 'mutate'] as const) {
           if (e[k] !== undefined) ctx.addIssue({ code: 'custom', path: at(k), message: `mode parallel: ${k} goes inside foreground or background` });
@@ -264,19 +271,40 @@ export const experimentFileSchema = z
       }
     });
   })
-  .transform(({ experiments, ...rest }) => ({
+  .transform(({ experiments, experiment_name, ...rest }) => ({
     ...rest,
+    /** '' until parseExperiment fills in the name derived from the file (format 'notes') */
+    experiment_name: experiment_name ?? '',
+    /** which format was read: 'gpucolo' (experiment_name given) or 'notes' (the notes' mutation.py files: no experiment_name) */
+    format: (experiment_name === undefined ? 'notes' : 'gpucolo') as ExperimentFormat,
     experiments: experiments.map((e): ExperimentSpec => {
       if (e.foreground && e.background) {
+        const list = Array.isArray(e.background);
+        const backgrounds = (Array.isArray(e.background) ? e.background : [e.background]).map((b): BackgroundRef => ({ repo: b.repo, model: b.model, hyperparameters: b.hyperparameters ?? {} }));
         return {
           kind: 'parallel',
           foreground: { repo: e.foreground.repo, model: e.foreground.model, hyperparameters: e.foreground.hyperparameters ?? {}, mutate: e.foreground.mutate ?? [] },
-          background: { repo: e.background.repo, model: e.background.model, hyperparameters: e.background.hyperparameters ?? {} },
+          background: backgrounds[0],
+          backgrounds,
+          backgroundList: list,
         };
       }
       return { kind: 'single', repo: e.repo!, model: e.model!, hyperparameters: e.hyperparameters ?? {}, mutate: e.mutate ?? [] };
     }),
   }));
+
+/**
+ * The experiment file formats read: 'gpucolo' (experiment_name given) and 'notes' (the files of
+ * the users' mutation.py, e.g. {"mode": "default", "experiments": [{repo, model, hyperparameters}]}:
+ * no experiment_name, derived from the file name). Both are read with the same schema; results
+ * are always written in gpucolo's format.
+ */
+export type ExperimentFormat = 'gpucolo' | 'notes';
+
+/** The experiment name of a file without experiment_name: its base name without .json/.yaml/.yml. */
+export function nameFromFile(file: string): string {
+  return path.basename(file).replace(/\.(json|ya?ml)$/i, '') || 'experiment';
+}
 
 export type ExperimentFileInput = z.input<typeof experimentFileSchema>;
 export type ExperimentFile = z.output<typeof experimentFileSchema>;
@@ -314,11 +342,26 @@ export function parseModels(data: unknown, file: string): ModelsFile {
   return parsed.data;
 }
 
+/**
+ * A failed union (background: an object or a list) says only "Invalid input": replace it with
+ * the issues of the branch that fits the value's shape (the list's when a list was given), the
+ * paths made whole.
+ */
+function unionIssues(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((i) => {
+    if (i.code !== 'invalid_union' || !i.errors.length) return [i];
+    const fits = i.errors.find((branch) => !branch.every((b) => b.code === 'invalid_type' && b.path.length === 0)) ?? i.errors[0];
+    return unionIssues(fits.map((b) => ({ ...b, path: [...i.path, ...b.path] }) as z.core.$ZodIssue));
+  });
+}
+
 /** Validates experiment-file data (already parsed); `file` names it in errors. */
 export function parseExperiment(data: unknown, file: string): ExperimentFile {
   const parsed = experimentFileSchema.safeParse(data);
-  if (!parsed.success) throw new GpucoloError(`${file}: invalid experiment file: ${zodIssuesText(parsed.error)}`, { code: 'EBADCONFIG', path: file });
-  return parsed.data;
+  if (!parsed.success) throw new GpucoloError(`${file}: invalid experiment file: ${zodIssuesText(new z.ZodError(unionIssues(parsed.error.issues)))}`, { code: 'EBADCONFIG', path: file });
+  const exp = parsed.data;
+  if (exp.format === 'notes') exp.experiment_name = nameFromFile(file);
+  return exp;
 }
 
 /** The models file (registry); `dir` is its directory, against which repository paths resolve. */

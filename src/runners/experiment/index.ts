@@ -11,10 +11,11 @@ export {
   loadExperiment,
   loadModels,
   modelsFileSchema,
+  nameFromFile,
   parseExperiment,
   parseModels,
 } from './config.js';
-export type { ExperimentFile, ExperimentSpec, HyperparameterSpec, ModelEntry, ModelsFile, Mode } from './config.js';
+export type { ExperimentFile, ExperimentFormat, ExperimentSpec, HyperparameterSpec, ModelEntry, ModelsFile, Mode } from './config.js';
 export { buildArgv } from './command.js';
 export { extractMetrics, extractMetricsBounded, METRIC_MATCH_TIMEOUT_MS } from './metrics.js';
 export type { BoundedMetrics, BoundedOptions, RefusedMetric } from './metrics.js';
@@ -36,5 +37,5 @@ export {
   writeEnergyCsv,
 } from './energy-metrics.js';
 export type { EnergyRecorder, EnergyRecording, EnergyRecordingOptions, LabelledRecording } from './energy-metrics.js';
-export { compactTimestamp, experimentSupervisor, loadExperimentPlan, runExperiment } from './runner.js';
-export type { ExperimentEvent, ExperimentPhase, ExperimentRunOptions, ExperimentRunReport, LoadOptions, LoadedExperiment } from './runner.js';
+export { LAYOUTS, NOTES_BACKGROUND_NOTE, NOTES_COMBINED_NOTE, NOTES_SUCCESS_TEXT, compactTimestamp, experimentSupervisor, loadExperimentPlan, notesNames, notesTimestamp, perfStatText, runExperiment } from './runner.js';
+export type { Layout, NotesNames, ExperimentEvent, ExperimentPhase, ExperimentRunOptions, ExperimentRunReport, LoadOptions, LoadedExperiment } from './runner.js';

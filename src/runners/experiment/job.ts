@@ -93,6 +93,8 @@ export async function runJob(spec: JobSpec, opts: RunJobOptions): Promise<JobOut
     void stop();
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
+  // aborted meanwhile (by onStart itself, say): the listener came too late to hear it
+  if (opts.signal?.aborted) onAbort();
   let info: ExitInfo;
   try {
     info = await child.exited;
@@ -123,6 +125,8 @@ export interface RetryOptions extends Omit<RunJobOptions, 'logPath'> {
   maxRetries: number;
   /** attempt_<n>.log files go here (n from 1) */
   logDir: string;
+  /** the log of attempt n instead of attempt_<n>.log under logDir (the notes' layout) */
+  logPathOf?: (n: number) => string;
   /** wraps each attempt (energy sampling); must call run() once and return its outcome */
   around?: (attempt: number, run: () => Promise<JobOutcome>) => Promise<JobOutcome>;
   /** after each attempt */
@@ -146,7 +150,7 @@ export const attemptLog = (logDir: string, n: number): string => path.join(logDi
 export async function runWithRetries(spec: JobSpec, opts: RetryOptions): Promise<AttemptsResult> {
   const attempts: JobOutcome[] = [];
   for (let n = 1; n <= opts.maxRetries + 1; n++) {
-    const run = (): Promise<JobOutcome> => runJob(spec, { ...opts, logPath: attemptLog(opts.logDir, n) });
+    const run = (): Promise<JobOutcome> => runJob(spec, { ...opts, logPath: opts.logPathOf ? opts.logPathOf(n) : attemptLog(opts.logDir, n) });
     const outcome = opts.around ? await opts.around(n, run) : await run();
     attempts.push(outcome);
     opts.onAttempt?.(n, outcome);

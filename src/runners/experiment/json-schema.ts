@@ -9,7 +9,7 @@ export function experimentJsonSchema(): Record<string, unknown> {
     $id: 'https://github.com/gpucolo/gpucolo/schema/experiment.schema.json',
     title: 'gpucolo training experiment',
     description:
-      'Training experiments run with the commands of a models file: mode default (the given hyperparameters), mutation (hyperparameters listed in mutate sampled per run, seeded, no repeated configuration) or parallel (a foreground training next to a looping background training). Each experiment runs runs_per_config times.',
+      'Training experiments run with the commands of a models file: mode default (the given hyperparameters), mutation (hyperparameters listed in mutate sampled per run, seeded, no repeated configuration) or parallel (a foreground training next to a looping background training, or several: background may be a list). Each experiment runs runs_per_config times. experiment_name is optional (files of the design notes’ mutation.py have none): the file name without its extension names the experiment then.',
   };
 }
 

@@ -86,8 +86,8 @@ export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: str
 
   const resolved = exp.experiments.map((e, i) =>
     e.kind === 'parallel'
-      ? { fg: resolve(e.foreground, ['experiments', i, 'foreground']), bg: resolve(e.background, ['experiments', i, 'background']) }
-      : { fg: resolve(e, ['experiments', i]), bg: null },
+      ? { fg: resolve(e.foreground, ['experiments', i, 'foreground']), bgs: e.backgrounds.map((b, k) => resolve(b, e.backgroundList ? ['experiments', i, 'background', k] : ['experiments', i, 'background'])) }
+      : { fg: resolve(e, ['experiments', i]), bgs: [] },
   );
   const where = opts.file ?? `experiment ${exp.experiment_name}`;
   if (problems.length) throw new GpucoloError(`${where}: invalid experiment for its models file: ${problems.join('; ')}`, { code: 'EBADCONFIG', path: opts.file });
@@ -114,7 +114,7 @@ export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: str
 
   const runs: PlannedRun[] = [];
   exp.experiments.forEach((e, i) => {
-    const { fg, bg } = resolved[i];
+    const { fg, bgs } = resolved[i];
     const fgRef = e.kind === 'parallel' ? e.foreground : e;
     const n = exp.runs_per_config;
     const draws = fgRef.mutate.length
@@ -135,7 +135,10 @@ export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: str
         experimentId: `${base}_run${k}`,
         mode: exp.mode,
         foreground: job(fg!, full(fg!.entry, fgRef.hyperparameters, draws[k])),
-        background: bg && e.kind === 'parallel' ? job(bg, full(bg.entry, e.background.hyperparameters, {})) : null,
+        ...(() => {
+          const backgrounds = e.kind === 'parallel' ? bgs.map((b, j) => job(b!, full(b!.entry, e.backgrounds[j].hyperparameters, {}))) : [];
+          return { background: backgrounds[0] ?? null, backgrounds, backgroundList: e.kind === 'parallel' && e.backgroundList };
+        })(),
         estimateSplit: exp.mode === 'parallel' && exp.estimate_split,
       });
     }
@@ -146,7 +149,7 @@ export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: str
 /** Working directories of the runs that do not exist (or are not directories), each once: worth checking before hours of runs. */
 export function missingRepoDirs(runs: PlannedRun[]): string[] {
   const dirs = new Set<string>();
-  for (const r of runs) for (const j of [r.foreground, r.background]) if (j) dirs.add(j.cwd);
+  for (const r of runs) for (const j of [r.foreground, ...r.backgrounds]) dirs.add(j.cwd);
   return [...dirs].filter((d) => {
     try {
       return !fs.statSync(d).isDirectory();

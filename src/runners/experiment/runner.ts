@@ -3,8 +3,9 @@
  * file per run, plus summary.md / summary.csv over the runs (rewritten after each run).
  *
  *   default / mutation: the foreground runs alone, one run after another
- *   parallel:           a background loop starts first (background.ts), the foreground runs once
- *                       it has started, the background is stopped after it (also on errors and
+ *   parallel:           a background loop starts first (background.ts; one loop per background
+ *                       when background is a list), the foreground runs once they have started,
+ *                       every background is stopped after it, all at once (also on errors and
  *                       interrupts: a finally path)
  *
  * Every foreground run: its own process group, retries (job.ts), a timeout, energy sampled per
@@ -16,14 +17,23 @@
  * Files (results dir R, run id X, timestamp T like 20261124T003000Z):
  *   R/T_X.json                         ExperimentResult (atomic)
  *   R/logs/X/attempt_<n>.log           each foreground attempt; solo.log for estimate_split
- *   R/background_logs_X/run_<n>.log    each background run
+ *   R/background_logs_X/run_<n>.log    each background run (background given as a list:
+ *                                      R/background_logs_X/<k>_<repo>_<model>/run_<n>.log, k from 0)
  *   R/energy_X/gpu_power.csv, cpu_energy.csv   raw energy samples of every phase
  *   R/summary.md, R/summary.csv
+ *
+ * With layout 'notes' (--layout notes) the files of a run take the design notes' names instead
+ * (ts: local time 20251111_180000; id: <ts>_<repo>_<model>_parallel, without _parallel in the
+ * other modes): R/<id>.json, R/training_<repo>_<model>_<ts>_foreground.log (earlier attempts
+ * ..._foreground_attempt<n>.log), R/energy_<id>_foreground/{cpu_energy.txt (perf stat's text),
+ * gpu_power.csv, cpu_energy.csv}, R/background_logs_<id>/run_<n>.log; the result adds
+ * foreground_result.status_message and the notes' background and energy notes.
  *
  * Interrupt (opts.signal aborted; the CLI aborts on SIGINT/SIGTERM): the foreground and
  * background groups are stopped, the governor restored, the current run's result written with
  * training_success false and error_message "interrupted", and no further run starts.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { GpucoloError, errnoCode, errnoText, oneLine } from '../../errors.js';
@@ -37,7 +47,7 @@ import { setGovernor, type GovernorSetting } from './governor.js';
 import { DEFAULT_GRACE_MS, jobSucceeded, runJob, runWithRetries } from './job.js';
 import { extractMetricsBounded } from './metrics.js';
 import { INPUT_LIMITS, formatBytes, readInputTail } from '../../input-file.js';
-import { missingRepoDirs, planRuns } from './plan.js';
+import { missingRepoDirs, planRuns, sanitizeId } from './plan.js';
 import { summaryCsv, summaryMarkdown } from './summary.js';
 import { EXPERIMENT_RESULT_SCHEMA, type EnergyMetrics, type ExperimentResult, type JobOutcome, type PlannedRun } from './types.js';
 import { makeDirs, missingDirs, removeEmptyDirs } from '../../fs-dirs.js';
@@ -78,7 +88,7 @@ export type ExperimentEvent =
   | { type: 'warning'; message: string }
   | { type: 'run-start'; index: number; total: number; run: PlannedRun }
   | { type: 'phase'; index: number; total: number; run: PlannedRun; phase: ExperimentPhase; attempt?: number }
-  | { type: 'child'; index: number; run: PlannedRun; role: 'foreground' | 'background' | 'foreground-solo'; child: SupervisedChild; attempt: number }
+  | { type: 'child'; index: number; run: PlannedRun; role: 'foreground' | 'background' | 'foreground-solo'; child: SupervisedChild; attempt: number; /** which background of a list (index) */ background?: number }
   | { type: 'attempt-end'; index: number; total: number; run: PlannedRun; attempt: number; outcome: JobOutcome }
   | { type: 'run-end'; index: number; total: number; run: PlannedRun; result: ExperimentResult; file: string };
 
@@ -104,6 +114,80 @@ export interface ExperimentRunOptions {
   title?: string;
   /** clock for timestamps (tests) */
   now?: () => Date;
+  /**
+   * file names: 'gpucolo' (default, see the header) or 'notes' (the design notes' mutation.py
+   * names, see notesNames; analysis scripts written for them find their files)
+   */
+  layout?: Layout;
+}
+
+export const LAYOUTS = ['gpucolo', 'notes'] as const;
+export type Layout = (typeof LAYOUTS)[number];
+
+/** The notes' timestamp: local time, 20251111_180000. */
+export function notesTimestamp(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}_${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** The notes' status text of a foreground (foreground_result.status_message in the notes' layout). */
+export const NOTES_SUCCESS_TEXT = 'Training completed successfully';
+export const NOTES_BACKGROUND_NOTE = 'Background training served as GPU load only, not monitored';
+export const NOTES_COMBINED_NOTE = 'Energy metrics include both foreground and background training';
+
+export interface NotesNames {
+  /** <ts>_<repo>_<model>_parallel (parallel mode), <ts>_<repo>_<model> otherwise */
+  id: string;
+  /** R/<id>.json */
+  result: string;
+  /** R/training_<repo>_<model>_<ts>_foreground.log (the final attempt; earlier ones ..._foreground_attempt<n>.log) */
+  foregroundLog: string;
+  attemptLog: (n: number) => string;
+  /** R/energy_<id>_foreground: cpu_energy.txt, gpu_power.csv (+ cpu_energy.csv) */
+  energyDir: string;
+  /** R/background_logs_<id> */
+  backgroundDir: string;
+}
+
+/**
+ * The notes' file names of a run started at `started`; a timestamp already used by a file in the
+ * results directory (two runs within one second) gets -2, -3, ... so nothing is overwritten.
+ */
+export function notesNames(resultsDir: string, run: PlannedRun, started: Date): NotesNames {
+  const repo = sanitizeId(run.foreground.repo);
+  const model = sanitizeId(run.foreground.model);
+  const make = (ts: string): NotesNames => {
+    const id = `${ts}_${repo}_${model}${run.mode === 'parallel' ? '_parallel' : ''}`;
+    const log = (suffix: string): string => path.join(resultsDir, `training_${repo}_${model}_${ts}_foreground${suffix}.log`);
+    return {
+      id,
+      result: path.join(resultsDir, `${id}.json`),
+      foregroundLog: log(''),
+      attemptLog: (n) => log(`_attempt${n}`),
+      energyDir: path.join(resultsDir, `energy_${id}_foreground`),
+      backgroundDir: path.join(resultsDir, `background_logs_${id}`),
+    };
+  };
+  const base = notesTimestamp(started);
+  let names = make(base);
+  for (let n = 2; [names.result, names.foregroundLog, names.energyDir, names.backgroundDir].some((f) => fs.existsSync(f)); n++) names = make(`${base}-${n}`);
+  return names;
+}
+
+/** perf stat's text, as the notes' cpu_energy.txt holds it: the package and RAM energy of the window. */
+export function perfStatText(e: EnergyMetrics, seconds: number): string {
+  const j = (v: number | null): string => (v === null ? '<not supported>' : v.toFixed(2)).padStart(18);
+  return [
+    '',
+    " Performance counter stats for 'system wide':",
+    '',
+    `${j(e.cpu_energy_pkg_joules)} Joules power/energy-pkg/`,
+    `${j(e.cpu_energy_ram_joules)} Joules power/energy-ram/`,
+    '',
+    `${seconds.toFixed(9).padStart(21)} seconds time elapsed`,
+    '',
+    '',
+  ].join('\n');
 }
 
 export interface ExperimentRunReport {
@@ -149,9 +233,11 @@ export function experimentSupervisor(opts: { registryFile?: string; graceMs?: nu
  * not end in "cannot write"): creates and removes a probe file.
  */
 function assertWritable(dir: string): void {
-  const probe = path.join(dir, `.gpucolo-write-check-${process.pid}`);
+  // a new file of a random name, created exclusively: never opens what is there already (a
+  // symlink planted at a predictable name would otherwise be followed and its target truncated)
+  const probe = path.join(dir, `.gpucolo-write-check-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
-    fs.writeFileSync(probe, '');
+    fs.closeSync(fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
     fs.rmSync(probe, { force: true });
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
@@ -228,8 +314,8 @@ export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRu
       }
       const run = runs[i];
       emit({ type: 'run-start', index: i + 1, total: runs.length, run });
-      const { result, interrupted } = await runOne(run, i + 1, runs.length, experiment, { ...opts, resultsDir, graceMs, supervisor, emit, warn });
-      const file = path.join(resultsDir, `${compactTimestamp(new Date(result.timestamp))}_${run.experimentId}.json`);
+      const { result, interrupted, file: notesFile } = await runOne(run, i + 1, runs.length, experiment, { ...opts, resultsDir, graceMs, supervisor, emit, warn });
+      const file = notesFile ?? path.join(resultsDir, `${compactTimestamp(new Date(result.timestamp))}_${run.experimentId}.json`);
       writeJsonAtomic(file, result);
       report.results.push(result);
       report.files.push(file);
@@ -266,21 +352,23 @@ interface RunContext extends ExperimentRunOptions {
 }
 
 /** One planned run: (background), foreground with retries and energy, (estimate split). */
-async function runOne(run: PlannedRun, index: number, total: number, exp: ExperimentFile, ctx: RunContext): Promise<{ result: ExperimentResult; interrupted: boolean }> {
+async function runOne(run: PlannedRun, index: number, total: number, exp: ExperimentFile, ctx: RunContext): Promise<{ result: ExperimentResult; interrupted: boolean; file?: string }> {
   const now = ctx.now ?? (() => new Date());
   const started = now();
   const { resultsDir, supervisor, graceMs, signal, emit } = ctx;
-  const id = run.experimentId;
-  const files = runFilesTag(resultsDir, id, started);
+  const notes = ctx.layout === 'notes' ? notesNames(resultsDir, run, started) : null;
+  const id = notes ? notes.id : run.experimentId;
+  const files = notes ? id : runFilesTag(resultsDir, id, started);
   const logDir = path.join(resultsDir, 'logs', files);
-  const energyDir = path.join(resultsDir, `energy_${files}`);
+  const energyDir = notes ? notes.energyDir : path.join(resultsDir, `energy_${files}`);
+  const backgroundDir = notes ? notes.backgroundDir : path.join(resultsDir, `background_logs_${files}`);
   const parallel = run.mode === 'parallel' && run.background !== null;
   const attribution: EnergyMetrics['attribution'] = parallel ? 'combined' : 'foreground';
   const recordings: LabelledRecording[] = [];
   const energyOpts = { intervalMs: exp.energy_interval_ms, ...(ctx.energySources ? { sources: ctx.energySources } : {}), ...(ctx.sysfsRoot ? { sysfsRoot: ctx.sysfsRoot } : {}) };
   const phase = (p: ExperimentPhase, attempt?: number): void => emit({ type: 'phase', index, total, run, phase: p, ...(attempt ? { attempt } : {}) });
 
-  let bg: BackgroundLoop | null = null;
+  const bgs: BackgroundLoop[] = [];
   let attempts: JobOutcome[] = [];
   // assigned in callbacks: the cast keeps TypeScript from narrowing it to null for good
   let finalRec = null as EnergyRecording | null;
@@ -289,27 +377,42 @@ async function runOne(run: PlannedRun, index: number, total: number, exp: Experi
   try {
     if (parallel) {
       phase('background-start');
-      bg = BackgroundLoop.start(run.background!, {
-        supervisor,
-        logDir: path.join(resultsDir, `background_logs_${files}`),
-        pauseS: exp.background_pause_s,
-        startWaitS: exp.background_start_wait_s,
-        graceMs,
-        onRunStart: (n, child) => emit({ type: 'child', index, run, role: 'background', child, attempt: n }),
+      // a list of backgrounds: each its own loop, its logs in <backgroundDir>/<k>_<repo>_<model>
+      run.backgrounds.forEach((spec, k) => {
+        bgs.push(
+          BackgroundLoop.start(spec, {
+            supervisor,
+            logDir: run.backgroundList ? path.join(backgroundDir, sanitizeId(`${k}_${spec.repo}_${spec.model}`)) : backgroundDir,
+            pauseS: exp.background_pause_s,
+            startWaitS: exp.background_start_wait_s,
+            graceMs,
+            onRunStart: (n, child) => emit({ type: 'child', index, run, role: 'background', child, attempt: n, ...(run.backgroundList ? { background: k } : {}) }),
+          }),
+        );
       });
-      const started = await bg.waitStarted(signal);
-      if (!started.ok && started.note) ctx.warn(`${id}: ${started.note}`);
+      const waits = await Promise.all(bgs.map((b) => b.waitStarted(signal)));
+      waits.forEach((started, k) => {
+        if (!started.ok && started.note) ctx.warn(`${id}: ${run.backgroundList ? `background ${k} (${run.backgrounds[k].model}): ` : ''}${started.note}`);
+      });
     }
     if (!signal?.aborted) {
       const res = await runWithRetries(run.foreground, {
         supervisor,
         maxRetries: exp.max_retries,
         logDir,
+        ...(notes ? { logPathOf: () => notes.foregroundLog } : {}),
         graceMs,
         signal,
         name: `foreground ${run.foreground.model}`,
         around: async (attempt, go) => {
           phase('foreground', attempt);
+          if (notes && attempt > 1) {
+            // the notes' name is the last attempt's: the one before moves aside
+            const aside = notes.attemptLog(attempt - 1);
+            fs.renameSync(notes.foregroundLog, aside);
+            const prev = attempts[attempt - 2];
+            if (prev) prev.logPath = aside;
+          }
           const rec = startEnergyRecording(energyOpts);
           let outcome: JobOutcome;
           try {
@@ -331,13 +434,18 @@ async function runOne(run: PlannedRun, index: number, total: number, exp: Experi
   } catch (err) {
     unexpected = oneLine(err);
   } finally {
-    if (bg) {
+    if (bgs.length) {
       phase('background-stop');
-      try {
-        await bg.stop(graceMs);
-      } catch (err) {
-        ctx.warn(`${id}: background stop: ${oneLine(err)}`);
-      }
+      // every background stops with the foreground, all at once (one grace, not one each)
+      await Promise.all(
+        bgs.map(async (b, k) => {
+          try {
+            await b.stop(graceMs);
+          } catch (err) {
+            ctx.warn(`${id}: background ${bgs.length > 1 ? `${k} ` : ''}stop: ${oneLine(err)}`);
+          }
+        }),
+      );
     }
   }
 
@@ -383,6 +491,7 @@ async function runOne(run: PlannedRun, index: number, total: number, exp: Experi
   if (recordings.length) {
     try {
       writeEnergyCsv(energyDir, recordings);
+      if (notes && finalRec) writeTextAtomic(path.join(energyDir, 'cpu_energy.txt'), perfStatText(energyMetrics(finalRec, attribution), finalRec.summary.durationS));
     } catch (err) {
       ctx.warn(`${id}: energy samples not written: ${oneLine(err)}`);
     }
@@ -426,14 +535,20 @@ async function runOne(run: PlannedRun, index: number, total: number, exp: Experi
       training_success: success,
       retries: Math.max(0, attempts.length - 1),
       error_message: error,
-      log_file: final?.logPath ?? path.join(logDir, 'attempt_1.log'),
+      log_file: final?.logPath ?? (notes ? notes.foregroundLog : path.join(logDir, 'attempt_1.log')),
+      ...(notes ? { status_message: success ? NOTES_SUCCESS_TEXT : `Training failed: ${error ?? 'failed'}` } : {}),
     },
-    background_info: bg ? bg.info() : null,
+    background_info: bgs.length ? bgs[0].info() : null,
+    ...(run.backgroundList ? { background_infos: bgs.map((b) => b.info()) } : {}),
     ...(estimate !== undefined ? { energy_estimate: estimate } : {}),
   };
   if (estimate === null && parallel && run.estimateSplit) {
     // asked for but not made: say why in the foreground's energy note
     result.foreground_result.energy_metrics.note += `; estimate split not made (${interrupted ? 'interrupted' : success ? 'see warnings' : 'the foreground failed'})`;
   }
-  return { result, interrupted };
+  if (notes) {
+    for (const b of new Set([result.background_info, ...(result.background_infos ?? [])])) if (b) b.note = `${NOTES_BACKGROUND_NOTE}; ${b.note}`;
+    if (parallel) result.foreground_result.energy_metrics.note = `${NOTES_COMBINED_NOTE}; ${result.foreground_result.energy_metrics.note}`;
+  }
+  return { result, interrupted, ...(notes ? { file: notes.result } : {}) };
 }

@@ -4,7 +4,8 @@
  * mode, model, hyperparameters (k=v, space-separated), duration s, success, retries, one column
  * per metric found in any result (in order of first appearance), gpu energy J, cpu energy J,
  * attribution. A value that is unavailable reads "n.a." in Markdown and is an empty cell in CSV.
- * The Markdown adds the background of each parallel run (runs started, restarts), the failed
+ * The Markdown adds the background of each parallel run (runs started, restarts; a row per
+ * background when there are several), the failed
  * runs with their error, and the energy notes (what was measured, what was unavailable).
  */
 import type { ExperimentResult, HyperValue, Hyperparameters } from './types.js';
@@ -123,10 +124,10 @@ export function summaryMarkdown(results: ExperimentResult[], title: string): str
     lines.push(
       ...table(
         ['experiment', 'background', 'hyperparameters', 'runs started', 'restarts', 'note'],
-        bg.map((r) => {
-          const b = r.background_info!;
-          return [r.experiment_id, `${b.repo}/${b.model}`, hyperText(b.hyperparameters) || NA, String(b.runs_started), String(b.restarts), b.note || ''];
-        }),
+        // a list of backgrounds: one row each
+        bg.flatMap((r) =>
+          (r.background_infos?.length ? r.background_infos : [r.background_info!]).map((b) => [r.experiment_id, `${b.repo}/${b.model}`, hyperText(b.hyperparameters) || NA, String(b.runs_started), String(b.restarts), b.note || '']),
+        ),
       ),
       '',
     );

@@ -58,6 +58,8 @@ export interface ForegroundResult {
   retries: number;
   error_message: string | null;
   log_file: string;
+  /** only in the notes' layout (--layout notes): "Training completed successfully", or "Training failed: <error_message>" */
+  status_message?: string;
 }
 
 export interface BackgroundInfo {
@@ -84,6 +86,8 @@ export interface ExperimentResult {
   run_index: number;
   foreground_result: ForegroundResult;
   background_info: BackgroundInfo | null;
+  /** only when the file gave background as a list: every background's info, in the list's order (background_info is the first's) */
+  background_infos?: BackgroundInfo[];
   /** parallel mode with estimate_split: the solo and idle reference runs */
   energy_estimate?: { foreground_solo: EnergyMetrics; idle_baseline: EnergyMetrics; note: string } | null;
 }
@@ -111,7 +115,12 @@ export interface PlannedRun {
   experimentId: string;
   mode: 'default' | 'mutation' | 'parallel';
   foreground: JobSpec;
+  /** the first (or only) background; null outside parallel mode */
   background: JobSpec | null;
+  /** every background (empty outside parallel mode) */
+  backgrounds: JobSpec[];
+  /** the file gave background as a list: the result carries background_infos */
+  backgroundList: boolean;
   /** parallel mode: also run the foreground solo and an idle baseline for an estimated energy split */
   estimateSplit: boolean;
 }

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { OutputSymlinkError, planOutput, writeFileAtomic } from '../src/report/write.js';
 import { TraceRecorder } from '../src/trace/recorder.js';
+import { openJournal } from '../src/runners/staged/journal.js';
 import { ROOT } from './helpers/impls.js';
 import { KfdTree } from './helpers/kfd-tree.js';
 import { footer, header, records, writeJsonl } from './helpers/trace-build.js';
@@ -64,6 +65,17 @@ function traceFile(): string {
 // ------------------------------------------------------------------------------------ symlinks
 
 describe('no writer writes through a symlink', () => {
+  it('the staged journal: a journal.jsonl that is a symlink is refused, its target untouched', () => {
+    const d = fs.mkdtempSync(path.join(tmp, 'journal-'));
+    const target = path.join(d, 'precious.txt');
+    fs.writeFileSync(target, 'keep me\n');
+    const file = path.join(d, 'journal.jsonl');
+    fs.symlinkSync(target, file);
+    expect(() => openJournal(file)).toThrow(/symbolic link.*\(ELOOP\)/);
+    expect(fs.readFileSync(target, 'utf8')).toBe('keep me\n');
+    expect(fs.lstatSync(file).isSymbolicLink()).toBe(true);
+  });
+
   it('writeFileAtomic refuses a link to a file outside and a dangling link: ELOOP, one line, nothing changed', () => {
     const s = setup();
     for (const name of [s.link, s.dangling]) {

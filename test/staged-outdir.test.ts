@@ -87,7 +87,7 @@ describe.runIf(fs.existsSync(PY))('staged output directory', () => {
     expect(ls(path.join(t.work, 'gpucolo-staged', 'outdir'))).toContain('journal.jsonl');
     expect(ls(t.pkg)).toEqual(['items.json', 'pipeline.json']);
     // the bundled examples name none either, so from an installed package they write here too
-    for (const ex of ['edit-and-score', 'torch-edit-score']) {
+    for (const ex of ['edit-and-score', 'torch-edit-score', 'notes-two-stage']) {
       expect(fs.readFileSync(path.join(ROOT, 'examples/pipelines', ex, 'pipeline.yaml'), 'utf8')).not.toMatch(/output_dir/);
     }
   }, 120_000);

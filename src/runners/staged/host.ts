@@ -192,8 +192,25 @@ export class ModelHost {
     const r = await this.call({ type: 'unload_from_gpu' }, 'unloaded');
     return { ms: Number(r.ms ?? 0) };
   }
-  async process(id: string, item: unknown, inputs: Record<string, unknown>): Promise<{ ok: true; outputs: Record<string, unknown>; ms: number } | { ok: false; message: string }> {
-    const r = await this.call({ type: 'process', id, item, inputs }, 'result', { allowError: true });
+  /**
+   * Makes "process" call the model's own method (`call`) and sets where image inputs are read;
+   * a method the model lacks (or arguments it does not take) is a GpucoloError with code EBADCALL.
+   */
+  async configure(cfg: { call?: unknown; imageInputs?: string; outputDir?: string }): Promise<void> {
+    const r = await this.call({ type: 'configure', call: cfg.call ?? null, image_inputs: cfg.imageInputs ?? 'image', output_dir: cfg.outputDir ?? null }, 'configured', { allowError: true });
+    if (r.type === 'error') {
+      const msg = String(r.message ?? 'error').split('\n')[0];
+      throw new GpucoloError(r.code === 'EBADCALL' ? msg : `stage "${this.name}" configure: ${msg}`, { code: r.code === 'EBADCALL' ? 'EBADCALL' : 'EMODEL' });
+    }
+  }
+  /** `images`: where an image output is written (dir relative to outputDir, file name stem); hosts that do not know them ignore the fields. */
+  async process(
+    id: string,
+    item: unknown,
+    inputs: Record<string, unknown>,
+    images?: { outputDir: string; dir: string; name: string },
+  ): Promise<{ ok: true; outputs: Record<string, unknown>; ms: number } | { ok: false; message: string }> {
+    const r = await this.call({ type: 'process', id, item, inputs, ...(images ? { output_dir: images.outputDir, images: { dir: images.dir, name: images.name } } : {}) }, 'result', { allowError: true });
     // an answer for another item means the host and gpucolo are out of step: stop, do not journal it
     if (r.id !== undefined && r.id !== null && r.id !== id) throw this.fail('process', `answered for item ${JSON.stringify(r.id)} while processing ${JSON.stringify(id)}`, 'EPROTO');
     if (r.type === 'error') return { ok: false, message: String(r.message ?? 'error').split('\n')[0] };

@@ -54,6 +54,14 @@ function bad(file: string, line: number, why: string): GpucoloError {
 export function openJournal(file: string): { journal: Journal; done: Map<string, JournalEntry>; warnings: string[] } {
   const done = new Map<string, JournalEntry>();
   const warnings: string[] = [];
+  // like every other output (src/report/write.ts): never written through a symlink
+  let isLink = false;
+  try {
+    isLink = fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    isLink = false;
+  }
+  if (isLink) throw new GpucoloError(`cannot write journal ${file}: it is a symbolic link and gpucolo never writes through one: remove the link, or name the file itself (ELOOP)`, { code: 'ELOOP', path: file });
   let text = '';
   try {
     text = readInputText(file, { kind: 'journal' });
@@ -111,11 +119,12 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
     }
   }
   makeDirs(path.dirname(path.resolve(file)));
-  // Cut a broken tail so that new records start on a line of their own.
-  if (keepBytes < Buffer.byteLength(text)) fs.truncateSync(file, keepBytes);
   let fd: number;
   try {
-    fd = fs.openSync(file, 'a');
+    // O_NOFOLLOW: a link put there since the check is refused too
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
+    // cut a broken tail so that new records start on a line of their own
+    if (keepBytes < Buffer.byteLength(text)) fs.ftruncateSync(fd, keepBytes);
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
     throw new GpucoloError(`cannot write journal ${file}: ${errnoText(code)}`, { code, path: file });

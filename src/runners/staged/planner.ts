@@ -42,10 +42,12 @@ export interface PlanStep {
   stage: string;
   category?: string;
   items?: number;
+  /** per-item plans: the one item (id) this step processes */
+  item?: string;
 }
 
 export interface Plan {
-  mode: 'all-resident' | 'stage-by-stage';
+  mode: 'all-resident' | 'stage-by-stage' | 'per-item';
   steps: PlanStep[];
   loads: number;
   unloads: number;
@@ -260,4 +262,77 @@ function naiveLoads(input: PlanInput, rem: number[][], mem: number[], budget: nu
     }
   }
   return total;
+}
+
+/**
+ * Swaps in the design notes' sense: model switches, i.e. loads that come after a model was
+ * unloaded (the first loads onto an empty GPU are not switches). The notes' per-item order of
+ * two models costs two switches per pair; the staged order 2 x categories - 1.
+ */
+export function countSwaps(steps: PlanStep[]): number {
+  let unloaded = false;
+  let n = 0;
+  for (const s of steps) {
+    if (s.kind === 'unload') unloaded = true;
+    else if (s.kind === 'load' && unloaded) n++;
+  }
+  return n;
+}
+
+export interface PerItemCategory {
+  name: string;
+  /** items in order, each with the stages (names) it still needs */
+  items: { id: string; stages: string[] }[];
+}
+
+/**
+ * The per-item order (the notes' single-stage processing): every item through all of its stages
+ * before the next item, LRU residency within the GPU budget. Each process step is one item.
+ */
+export function planPerItem(input: { stages: PlanStageInput[]; categories: PerItemCategory[]; gpuMemoryMB: number; resident?: string[]; processSteps?: boolean }): Plan {
+  const withProcess = input.processSteps !== false; // false: loads and unloads only (to count and price them)
+  const budget = input.gpuMemoryMB;
+  const memOf = new Map(input.stages.map((s) => [s.name, Number.isFinite(s.memoryMB) && s.memoryMB > 0 ? s.memoryMB : 0]));
+  const order = input.stages.map((s) => s.name);
+  const notes: string[] = [];
+  for (const s of input.stages) if ((memOf.get(s.name) ?? 0) > budget) notes.push(`stage ${s.name} needs ${s.memoryMB} MB, more than the GPU budget of ${budget} MB: it runs alone`);
+  const steps: PlanStep[] = [];
+  let loads = 0;
+  let unloads = 0;
+  const lru: string[] = [];
+  for (const n of input.resident ?? []) {
+    if (!memOf.has(n)) {
+      notes.push(`resident model ${n} is not a stage of this pipeline: it is unloaded`);
+      steps.push({ kind: 'unload', stage: n });
+      unloads++;
+    } else if (!lru.includes(n)) lru.push(n);
+  }
+  const catOrder: Plan['order'] = [];
+  for (const c of input.categories) {
+    const used = new Set<string>();
+    for (const it of c.items) {
+      for (const st of order.filter((n) => it.stages.includes(n))) {
+        used.add(st);
+        const at = lru.indexOf(st);
+        if (at >= 0) {
+          lru.splice(at, 1);
+          lru.push(st);
+        } else {
+          let inUse = lru.reduce((a, x) => a + memOf.get(x)!, 0);
+          while (lru.length && inUse + memOf.get(st)! > budget) {
+            const v = lru.shift()!;
+            inUse -= memOf.get(v)!;
+            steps.push({ kind: 'unload', stage: v });
+            unloads++;
+          }
+          lru.push(st);
+          steps.push({ kind: 'load', stage: st });
+          loads++;
+        }
+        if (withProcess) steps.push({ kind: 'process', stage: st, category: c.name, items: 1, item: it.id });
+      }
+    }
+    if (used.size) catOrder.push({ category: c.name, stages: order.filter((n) => used.has(n)) });
+  }
+  return { mode: 'per-item', steps, loads, unloads, naiveLoads: loads, order: catOrder, notes };
 }

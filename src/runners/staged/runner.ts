@@ -23,9 +23,9 @@ import { supervisorWithRegistry } from '../supervisor/index.js';
 import { loadItems, type ItemCategory } from './items.js';
 import { ModelHost, defaultHostScript, defaultStagedPython } from './host.js';
 import { openJournal, key, type Journal } from './journal.js';
-import { planPipeline, type Plan, type PlanStageInput, type PlanStep } from './planner.js';
+import { countSwaps, planPerItem, planPipeline, type PerItemCategory, type Plan, type PlanStageInput, type PlanStep } from './planner.js';
 import { loadPipeline, stageInputs, type Pipeline } from './schema.js';
-import { buildReport, writeReport, type StagedReport, type SwapRecord } from './report.js';
+import { buildReport, latestSwapTimes, swapSavings, swapTimesOf, writeReport, type StagedReport, type SwapRecord, type SwapTimes } from './report.js';
 import { writeFileAtomic } from '../../report/index.js';
 import { makeDirs, missingDirs, removeEmptyDirs } from '../../fs-dirs.js';
 
@@ -56,7 +56,13 @@ export interface RunStagedOptions {
   writeReport?: boolean;
   /** output directory instead of the pipeline's budgets.output_dir (relative to the cwd) */
   outputDir?: string;
+  /** processing order (default: the pipeline's strategy, else staged) */
+  strategy?: Strategy;
+  /** load and unload each model once before the run, to predict the time the strategy saves */
+  calibrate?: boolean;
 }
+
+export type Strategy = 'per-item' | 'staged' | 'auto';
 
 export interface RemainingWork {
   categories: { name: string; items: number; remaining: Record<string, number> }[];
@@ -109,16 +115,59 @@ export function planStages(pipeline: Pipeline, memoryMB: (stage: string) => numb
   return { stages, notes };
 }
 
-/** The plan for `remaining`, with the notes on undeclared memory first. */
-function planRemaining(pipeline: Pipeline, remaining: RemainingWork, memoryMB: (stage: string) => number | undefined, resident?: string[]): Plan {
+/** Per item, the stages not yet journaled. */
+export function perItemWork(pipeline: Pipeline, cats: ItemCategory[], done: Map<string, unknown>): PerItemCategory[] {
+  return cats.map((c) => ({
+    name: c.name,
+    items: c.items.map((it) => ({ id: it.id, stages: pipeline.stages.filter((s) => !done.has(key(c.name, it.id, s.name))).map((s) => s.name) })).filter((it) => it.stages.length > 0),
+  }));
+}
+
+export interface StrategyChoice {
+  requested: Strategy;
+  used: 'per-item' | 'staged';
+  reason: string;
+  /** both orders for the same work, for the report */
+  perItem: Plan;
+  staged: Plan;
+}
+
+/** Both orders for the work left, and the one the strategy picks (auto: staged when it swaps less). */
+export function chooseStrategy(
+  pipeline: Pipeline,
+  remaining: RemainingWork,
+  perItem: PerItemCategory[],
+  memoryMB: (stage: string) => number | undefined,
+  requested: Strategy,
+  resident?: string[],
+): StrategyChoice {
   const { stages, notes } = planStages(pipeline, memoryMB);
-  const plan = planPipeline({ stages, categories: remaining.categories, gpuMemoryMB: pipeline.budgets.gpu_memory_mb, ...(resident ? { resident } : {}) });
-  plan.notes.unshift(...notes);
-  return plan;
+  const budget = pipeline.budgets.gpu_memory_mb;
+  const staged = planPipeline({ stages, categories: remaining.categories, gpuMemoryMB: budget, ...(resident ? { resident } : {}) });
+  staged.notes.unshift(...notes);
+  // the per-item order's steps without its process steps unless it runs (one per item and stage)
+  const perItemPlan = (processSteps: boolean): Plan => {
+    const p = planPerItem({ stages, categories: perItem, gpuMemoryMB: budget, processSteps, ...(resident ? { resident } : {}) });
+    p.notes.unshift(...notes);
+    return p;
+  };
+  let pi = perItemPlan(requested === 'per-item');
+  // the staged plan's per-item figure is the one of the actual per-item plan
+  staged.naiveLoads = pi.loads;
+  const sw = countSwaps(staged.steps);
+  const pw = countSwaps(pi.steps);
+  if (requested !== 'auto') return { requested, used: requested, reason: `--strategy ${requested}`, perItem: pi, staged };
+  const used = sw < pw || staged.loads < pi.loads ? 'staged' : 'per-item';
+  if (used === 'per-item') pi = perItemPlan(true);
+  const reason = used === 'staged' ? `staged swaps less (${pw} -> ${sw} swaps, ${pi.loads} -> ${staged.loads} loads)` : `staged would not swap less (${pw} swaps either way): per-item keeps no intermediate outputs across items`;
+  return { requested, used, reason, perItem: pi, staged };
 }
 
 /** The plan for what is left (reads the journal without changing it when it exists). */
-export function planStaged(file: string, opts: { outputDir?: string } = {}): { plan: Plan; pipeline: Pipeline; remaining: RemainingWork; warnings: string[] } {
+export function planStaged(
+  file: string,
+  opts: { outputDir?: string; strategy?: Strategy } = {},
+): { plan: Plan; pipeline: Pipeline; remaining: RemainingWork; warnings: string[]; choice: StrategyChoice; swapTimes: SwapTimes | null } {
   const { pipeline, dir } = loadPipeline(file);
   const cats = loadItems(pipeline.items, dir);
   const jfile = path.join(outputDirOf(pipeline, dir, opts.outputDir), 'journal.jsonl');
@@ -138,11 +187,29 @@ export function planStaged(file: string, opts: { outputDir?: string } = {}): { p
     }
   }
   const remaining = remainingWork(pipeline, cats, done);
-  const plan = planRemaining(pipeline, remaining, (name) => pipeline.stages.find((s) => s.name === name)?.memory_mb);
-  return { plan, pipeline, remaining, warnings };
+  const choice = chooseStrategy(pipeline, remaining, perItemWork(pipeline, cats, done), (name) => pipeline.stages.find((s) => s.name === name)?.memory_mb, opts.strategy ?? pipeline.strategy ?? 'staged');
+  const plan = choice.used === 'staged' ? choice.staged : choice.perItem;
+  return { plan, pipeline, remaining, warnings, choice, swapTimes: latestSwapTimes(path.dirname(jfile)) };
 }
 
 class Interrupted extends Error {}
+
+/** outputs/images/<category>/ as the notes have it; a category that is not a plain name is encoded. */
+export function imageDirOf(category: string): string {
+  const plain = category !== '.' && category !== '..' && !/[/\\\u0000]/.test(category) && category.length <= 200;
+  return path.join('images', plain ? category : encodeURIComponent(category));
+}
+
+/** An image an earlier stage emitted, as it travels in outputs and the journal: {"$image": path relative to output_dir}. */
+export const isImageRef = (o: unknown): o is { $image: string } =>
+  !!o && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length === 1 && typeof (o as { $image?: unknown }).$image === 'string';
+
+/** The image files an output refers to (top-level fields, or the output itself). */
+export function imageFiles(o: unknown): string[] {
+  if (isImageRef(o)) return [o.$image];
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return [];
+  return Object.values(o).filter(isImageRef).map((v) => v.$image);
+}
 
 /** JSON outputs larger than this always go to a file: the journal stays small and quick to read. */
 export const INLINE_OUTPUT_MAX_BYTES = 64 * 1024;
@@ -223,10 +290,24 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     memBytes += bytes;
     done.set(k, IN_MEMORY);
   };
+  // PNG files (relative to output_dir) an intermediate output refers to: removed once no stage
+  // left to run reads them, unless save_intermediate (the last stage's images are results: kept)
+  const imagesOf = new Map<string, string[]>();
+  const noteImages = (k: string, stage: string, output: unknown): void => {
+    if (stage === lastStage || pipeline.budgets.save_intermediate) return;
+    const files = imageFiles(output);
+    if (files.length) imagesOf.set(k, files);
+  };
   const release = (cat: string, id: string, stage: string): void => {
     const k = key(cat, id, stage);
+    if (stillRead(cat, id, stage)) return;
+    for (const f of imagesOf.get(k) ?? []) {
+      const abs = path.resolve(outDir, f);
+      if (!path.relative(outDir, abs).startsWith('..')) fs.rmSync(abs, { force: true });
+    }
+    imagesOf.delete(k);
     const m = mem.get(k);
-    if (!m || stillRead(cat, id, stage)) return;
+    if (!m) return;
     mem.delete(k);
     memBytes -= m.bytes;
     done.set(k, FREED);
@@ -240,6 +321,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     if (isErrorOutput(o) || isFileRef(o)) continue;
     const [cat, id, stage] = k.split('\u0000');
     if (!stageIdx.has(stage)) continue;
+    noteImages(k, stage, o);
     if (stage === lastStage) done.set(k, numericFields(o));
     else if (stillRead(cat, id, stage)) keep(k, o, Buffer.byteLength(JSON.stringify(o) ?? 'null'));
     else done.set(k, FREED);
@@ -320,6 +402,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     let jout = output;
     if (isErrorOutput(output)) done.set(k, output);
     else {
+      noteImages(k, stage, output);
       const json = JSON.stringify(output) ?? 'null';
       const bytes = Buffer.byteLength(json);
       const read = readersOf.get(stage)!.length > 0;
@@ -348,12 +431,35 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     h = await ModelHost.start({ supervisor, name: stage, argv, cwd: dir, timeoutMs: opts.callTimeoutMs ?? 600_000, ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}) });
     hosts.set(stage, h);
     if (cfg.model.class_path) await h.init(cfg.model.class_path, cfg.model.params ?? {}, [dir, path.dirname(defaultHostScript())]);
+    // the default host always; a stage's own command only when it maps a method (older hosts
+    // do not know "configure")
+    if (cfg.call || cfg.model.class_path) {
+      try {
+        await h.configure({ call: cfg.call, imageInputs: cfg.image_inputs, outputDir: outDir });
+      } catch (err) {
+        if (err instanceof GpucoloError && err.code === 'EBADCALL') {
+          throw new GpucoloError(`${absFile}: stages.${stageIdx.get(stage)}.call.method: ${err.message}`, { code: 'EBADCONFIG', path: absFile });
+        }
+        throw err;
+      }
+    }
     return h;
   };
 
+  const strategy: Strategy = opts.strategy ?? pipeline.strategy ?? 'staged';
+  // the work this run starts with, both orders of it (re-planned as memory is measured), for the report
+  const startRemaining = remainingWork(pipeline, cats, done);
+  const startPerItem = perItemWork(pipeline, cats, done);
+  let lastChoice: StrategyChoice | undefined;
+  let comparison: StrategyChoice | undefined;
+  // load/unload times known before the run: an earlier report here (read before this run writes one), or --calibrate
+  let timesBefore = latestSwapTimes(outDir);
   const warnedNotes = new Set<string>();
   const makePlan = (): Plan => {
-    const plan = planRemaining(pipeline, remainingWork(pipeline, cats, done), (s) => memMB.get(s), [...resident]);
+    const choice = chooseStrategy(pipeline, remainingWork(pipeline, cats, done), perItemWork(pipeline, cats, done), (s) => memMB.get(s), strategy, [...resident]);
+    lastChoice = choice;
+    comparison = chooseStrategy(pipeline, startRemaining, startPerItem, (s) => memMB.get(s), 'staged'); // both orders' swaps, for the report
+    const plan = choice.used === 'staged' ? choice.staged : choice.perItem;
     for (const n of plan.notes) if (/more than the GPU budget/.test(n) && !warnedNotes.has(n)) {
       warnedNotes.add(n);
       warn(n);
@@ -368,8 +474,10 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     const cat = catByName.get(step.category!)!;
     const stage = step.stage;
     const inputs = inputsOf.get(stage)!;
-    const todo = cat.items.filter((it) => !done.has(key(cat.name, it.id, stage)));
-    emit({ type: 'stage-start', category: cat.name, stage, todo: todo.length });
+    const todo = cat.items.filter((it) => !done.has(key(cat.name, it.id, stage)) && (step.item === undefined || it.id === step.item));
+    // per-item steps (one item each) report items only, not a stage start and end per item
+    const perItem = step.item !== undefined;
+    if (!perItem) emit({ type: 'stage-start', category: cat.name, stage, todo: todo.length });
     let processed = 0;
     let failed = 0;
     let skipped = 0;
@@ -392,7 +500,7 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       for (const s of inputs) ins[s] = outputOf(cat.name, it.id, s);
       let r;
       try {
-        r = await host.process(it.id, it.record, ins);
+        r = await host.process(it.id, it.record, ins, { outputDir: outDir, dir: imageDirOf(cat.name), name: `${it.id}.${stage}` });
       } catch (err) {
         if (killed()) throw new Interrupted();
         throw err;
@@ -415,10 +523,43 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       for (const s of inputs) release(cat.name, it.id, s);
     }
     flush();
-    emit({ type: 'stage-end', category: cat.name, stage, processed, failed, skipped });
+    if (!perItem) emit({ type: 'stage-end', category: cat.name, stage, processed, failed, skipped });
   };
 
+  let badConfig: GpucoloError | undefined;
+  const calibration: SwapRecord[] = [];
   try {
+    // a stage that maps its own method is checked before any work: a method the class lacks is
+    // a bad pipeline file, not a failure halfway through the run
+    const work = remainingWork(pipeline, cats, done);
+    for (const s of pipeline.stages) {
+      if (s.call && work.categories.some((c) => c.remaining[s.name] > 0)) await hostFor(s.name);
+    }
+    if (opts.calibrate) {
+      // one load and unload of each model with work left, measured before the run
+      const cal: SwapRecord[] = [];
+      for (const s of pipeline.stages) {
+        if (!work.categories.some((c) => c.remaining[s.name] > 0)) continue;
+        if (aborted()) throw new Interrupted();
+        const h = await hostFor(s.name);
+        let l;
+        let u;
+        try {
+          l = await h.load();
+          u = await h.unload();
+        } catch (err) {
+          if (killed()) throw new Interrupted();
+          throw new GpucoloError(`cannot load the model of stage "${s.name}" (calibration): ${oneLine(err).replace(/^stage "[^"]*" (load|unload|start|init): /, '')}`, { code: 'ELOAD' });
+        }
+        cal.push({ kind: 'load', stage: s.name, ms: l.ms }, { kind: 'unload', stage: s.name, ms: u.ms });
+        emit({ type: 'load', stage: s.name, ms: l.ms, memoryMB: l.memoryBytes === null ? null : l.memoryBytes / (1024 * 1024) });
+        emit({ type: 'unload', stage: s.name, ms: u.ms });
+        if (!memMB.has(s.name) && l.memoryBytes !== null) memMB.set(s.name, l.memoryBytes / (1024 * 1024));
+        loadedOnce.add(s.name);
+      }
+      timesBefore = swapTimesOf(cal, 'measured before the run (--calibrate)') ?? timesBefore;
+      calibration.push(...cal);
+    }
     let plan = makePlan();
     let i = 0;
     while (i < plan.steps.length) {
@@ -471,7 +612,11 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       }
     }
   } catch (err) {
-    if (err instanceof Interrupted || killed()) {
+    if (err instanceof GpucoloError && err.code === 'EBADCONFIG') {
+      badConfig = err;
+      status = 'stopped';
+      error = oneLine(err);
+    } else if (err instanceof Interrupted || killed()) {
       status = 'interrupted';
       error = killed() ? 'interrupted (model hosts killed)' : 'interrupted';
     } else {
@@ -510,6 +655,10 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
     spilled,
     reloaded,
     freed,
+    ...(lastChoice ? { strategy: { requested: strategy, used: lastChoice.used, reason: lastChoice.reason } } : {}),
+    ...(comparison
+      ? { swapSavings: swapSavings(comparison.perItem.steps, comparison.staged.steps, timesBefore, swapTimesOf([...calibration, ...swaps], 'measured in this run')) }
+      : {}),
     outputOf: (c, i, s) => {
       const o = done.get(key(c, i, s));
       if (o === undefined || isErrorOutput(o)) return o;
@@ -528,6 +677,10 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
   if (nothingDone) {
     fs.rmSync(jfile, { force: true });
     removeEmptyDirs(createdDirs);
+  }
+  if (badConfig) throw badConfig;
+  if (nothingDone) {
+    // nothing to write
   } else if (opts.writeReport !== false) writeReport(report, outDir);
   return report;
 }

@@ -30,12 +30,36 @@ const modelSchema = z
     if (m.params !== undefined && m.command !== undefined) ctx.addIssue({ code: 'custom', path: ['params'], message: 'params go with class_path, not command' });
   });
 
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Where a call argument comes from: "item", "item.<field>", "<stage>", "<stage>.<field>", or {value: literal}. */
+const refString = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected "item.<field>", "<stage>" or "<stage>.<field>"');
+const argSource = z.union([
+  refString,
+  z.object({ value: z.unknown() }).strict(),
+  z
+    .object({ from: refString, as: z.literal('image').describe('decode a base64 string (the notes\' original_image_b64) or open an image file path into a PIL image') })
+    .strict(),
+]);
+
+export const callSchema = z
+  .object({
+    method: z.string().regex(IDENT, 'expected a Python method name').describe("The model's own method to call per item (e.g. edit_image), instead of process(item, inputs)."),
+    args: z
+      .union([z.array(argSource), z.record(z.string().regex(IDENT, 'expected a Python argument name'), argSource)])
+      .default([])
+      .describe('Arguments: a list (positional) or a mapping argument name -> source; a source is "item.<field>", "item", "<stage>.<field>", "<stage>" (one of the inputs), {value: literal} or {from: source, as: image} (a base64 string or image path opened as a PIL image).'),
+    output: z.string().min(1).optional().describe('Output field for a return value that is not a mapping (default: the method name).'),
+  })
+  .strict();
+
 export const stageSchema = z
   .object({
     name: z.string().min(1).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
     model: modelSchema,
     memory_mb: positive.optional().describe('Declared GPU memory of the model (MB); else measured at its first load (planned as the whole GPU budget until then).'),
     inputs: z.array(z.string().min(1)).optional().describe('Names of earlier stages whose outputs this stage reads; default: the previous stage (none for the first).'),
+    call: callSchema.optional().describe("Call the model's own method (e.g. edit_image(image, instruction)) with mapped arguments; without it the model's process(item, inputs) is called."),
+    image_inputs: z.enum(['image', 'path']).default('image').describe('Image inputs (PNG files an earlier stage emitted) are handed over as a PIL image (when PIL is importable; else the path) or as the absolute path.'),
   })
   .strict();
 
@@ -64,6 +88,10 @@ export const pipelineSchema = z
       })
       .strict(),
     on_item_error: z.enum(['skip', 'stop']).default('skip'),
+    strategy: z
+      .enum(['per-item', 'staged', 'auto'])
+      .optional()
+      .describe('per-item: each item through all stages (the notes\' single-stage order); staged: each category stage by stage, few swaps (default); auto: staged when it swaps less, else per-item. --strategy overrides.'),
     python: z.string().min(1).optional(),
   })
   .strict()
@@ -79,6 +107,20 @@ export const pipelineSchema = z
         if (at === undefined) ctx.addIssue({ code: 'custom', path: ['stages', i, 'inputs', j], message: `no stage named "${inp}"` });
         else if (at >= i) ctx.addIssue({ code: 'custom', path: ['stages', i, 'inputs', j], message: `"${inp}" is not an earlier stage` });
       });
+    });
+    p.stages.forEach((s, i) => {
+      if (!s.call) return;
+      const ins = stageInputs(p, i);
+      const srcs = Array.isArray(s.call.args) ? s.call.args.map((v, j) => [String(j), v] as const) : Object.entries(s.call.args);
+      for (const [k, arg] of srcs) {
+        const src = typeof arg === 'string' ? arg : 'from' in arg ? arg.from : undefined;
+        if (src === undefined) continue;
+        const head = src.split('.')[0];
+        if (head !== 'item' && !ins.includes(head)) {
+          ctx.addIssue({ code: 'custom', path: ['stages', i, 'call', 'args', k], message: `"${src}": "${head}" is neither item nor an input of this stage (inputs: ${ins.join(', ') || 'none'})` });
+        }
+        if (src.split('.').length > 2) ctx.addIssue({ code: 'custom', path: ['stages', i, 'call', 'args', k], message: `"${src}": one field only ("<source>.<field>")` });
+      }
     });
     const cats = p.items.categories;
     if (cats) {

@@ -3,8 +3,12 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runStudy } from '../src/trace/index.js';
-import { ROOT } from './helpers/impls.js';
+import { compareRuns, runStudy, studyCriteria, studyProcesses, type StudyProcess, type StudyRun } from '../src/trace/index.js';
+import { analyzeTrace } from '../src/trace/analyze/index.js';
+import { readDumpDir } from '../src/trace/dumps.js';
+import { markdown } from '../src/cli/study.js';
+import { DEBUGFS, ROOT } from './helpers/impls.js';
+import { makeTree } from './helpers/tree.js';
 import { KfdTree } from './helpers/kfd-tree.js';
 
 const trees: KfdTree[] = [];
@@ -90,13 +94,23 @@ describe('study queue-usage', () => {
     trees.push(t);
     const md = path.join(t.root, 'study.md');
     const cli = path.join(ROOT, 'dist/cli/cli.js');
-    const args = ['study', 'queue-usage', '--runs', '2', '--out-dir', path.join(t.root, 'o'), '--interval', '20ms', '--baseline', '50ms', '--tail', '50ms', '--sources', 'sysfs', '--sysfs-root', t.sysfs, '--json', '--md', md, '--', ...fakeProgram(t, [1, 1])];
+    const args = ['study', 'queue-usage', '--runs', '2', '--out-dir', path.join(t.root, 'o'), '--interval', '20ms', '--baseline', '50ms', '--tail', '50ms', '--sources', 'sysfs', '--sysfs-root', t.sysfs, '--tolerance', '1', '--identify-within', '5s', '--json', '--md', md, '--', ...fakeProgram(t, [1, 1])];
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.consistency.processes[0].steadyQueues).toEqual({ values: [1, 1], consistent: true });
     expect(r.stderr).toMatch(/run 2\/2 ended by command-exit \(code 0\)/);
-    expect(fs.readFileSync(md, 'utf8')).toMatch(/^# Queue-usage study/);
+    expect(j.criteria).toMatchObject({ tolerance: 1, identifyWithinNs: 5e9 });
+    expect(j.verdicts.overall).toBe('pass');
+    const mdText = fs.readFileSync(md, 'utf8');
+    expect(mdText).toMatch(/^# Queue-usage study/);
+    expect(mdText).toMatch(/\| queue count consistent \(\+-1\) \| process #1 \| PASS \|/);
+    expect(mdText).toMatch(/\| queues identified within 5s of start \| run 2 \| PASS \|/);
+    expect(mdText).toMatch(/## Conclusions/);
+    for (const badArgs of [['--tolerance', '-1'], ['--tolerance', 'x'], ['--identify-within', 'soon'], ['--interval', '61s']]) {
+      const b = spawnSync(process.execPath, [cli, 'study', 'queue-usage', '--sources', 'sysfs', '--sysfs-root', t.sysfs, '--out-dir', path.join(t.root, 'o3'), ...badArgs, '--', 'true'], { encoding: 'utf8', timeout: 60_000 });
+      expect(b.status, `${badArgs.join(' ')}: ${b.stderr}`).toBe(2);
+    }
     const bad = spawnSync(process.execPath, [cli, 'study', 'queue-usage', '--runs', '0', '--', 'true'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     // no run could start its command: a failure, with the report still written
@@ -107,3 +121,104 @@ describe('study queue-usage', () => {
   });
 });
 
+
+describe('study queue-usage: the design notes verdicts and conclusions', () => {
+  it('--tolerance: counts 1 and 2 pass with +-1 (the notes), fail with 0; 1 and 3 fail with +-1', async () => {
+    const t = new KfdTree();
+    trees.push(t);
+    const r0 = await runStudy({ ...base(t, path.join(t.root, 's0')), command: fakeProgram(t, [1, 2]), runs: 2 });
+    expect(r0.criteria?.tolerance).toBe(0);
+    expect(r0.verdicts?.queueCount[0]).toMatchObject({ values: [1, 2], min: 1, max: 2, verdict: 'fail' });
+    const r1 = await runStudy({ ...base(t, path.join(t.root, 's1')), command: fakeProgram(t, [1, 2]), runs: 2, tolerance: 1 });
+    expect(r1.verdicts?.queueCount[0]).toMatchObject({ values: [1, 2], verdict: 'pass' });
+    expect(r1.summary.join('\n')).toMatch(/process #1 queue count within \+-1: PASS/);
+    const r2 = await runStudy({ ...base(t, path.join(t.root, 's2')), command: fakeProgram(t, [1, 3]), runs: 2, tolerance: 1 });
+    expect(r2.verdicts?.queueCount[0]).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/differ by 2 > tolerance 1/) });
+    expect(r2.verdicts?.overall).toBe('fail');
+  });
+
+  it('queues identified within 5 s of start: pass per run; a tighter limit fails; conclusions name count, stability, lifecycle', async () => {
+    const t = new KfdTree();
+    trees.push(t);
+    const r = await runStudy({ ...base(t, path.join(t.root, 's')), command: fakeProgram(t, [2, 2]), runs: 2, tolerance: 1 });
+    expect(r.criteria?.identifyWithinNs).toBe(5e9);
+    expect(r.verdicts?.identification.map((v) => v.verdict)).toEqual(['pass', 'pass']);
+    for (const v of r.verdicts!.identification) expect(v.identifiedAfterStartNs).toBeGreaterThan(0);
+    expect(r.verdicts?.overall).toBe('pass');
+    const c = r.conclusions!.processes[0];
+    expect(c.queueCount).toEqual({ typical: 2, min: 2, max: 2 });
+    expect(c.stability).toEqual({ withinRuns: true, acrossRuns: 'pass' });
+    expect(c.mapping).toBeNull(); // sysfs only: no HQD data
+    expect(c.lifecycle.firstQueueAfterStartNs.min).not.toBeNull();
+    expect(c.lifecycle.allDestroyedAfterExitNs.max).not.toBeNull();
+    expect(c.lifecycle.resolutionNs).toBe(20e6);
+    const lines = r.conclusions!.lines.join('\n');
+    expect(lines).toMatch(/process #1: uses 2 queue\(s\)/);
+    expect(lines).toMatch(/queue count consistent across runs; queue set stable within every run/);
+    expect(lines).toMatch(/MQD -> HQD: unknown \(no HQD data/);
+    expect(lines).toMatch(/queues identified within the limit: 2\/2 run\(s\)/);
+    // 1 ns: no queue can be seen that early
+    const tight = await runStudy({ ...base(t, path.join(t.root, 't')), command: fakeProgram(t, [2]), runs: 1, identifyWithinNs: 1 });
+    expect(tight.verdicts?.identification[0]).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/> 0.00 s/) });
+    // one run: nothing to compare
+    expect(tight.verdicts?.queueCount[0].verdict).toBe('unknown');
+  });
+
+  it('bad criteria are refused before anything runs', async () => {
+    const t = new KfdTree();
+    trees.push(t);
+    const dir = path.join(t.root, 'never');
+    await expect(runStudy({ ...base(t, dir), command: ['true'], runs: 1, tolerance: -1 })).rejects.toThrow(/--tolerance/);
+    await expect(runStudy({ ...base(t, dir), command: ['true'], runs: 1, tolerance: 1.5 })).rejects.toThrow(RangeError);
+    await expect(runStudy({ ...base(t, dir), command: ['true'], runs: 1, identifyWithinNs: 0 })).rejects.toThrow(/--identify-within/);
+    expect(fs.existsSync(dir)).toBe(false);
+    expect(() => studyCriteria(Number.NaN)).toThrow(RangeError);
+  });
+
+  it("the notes' own dumps (exp01_results: 10 s snapshots, 4 XCCs): MQD -> HQD is 1 -> 4; identified from the first appearance", () => {
+    const MQDS = fs.readFileSync(path.join(DEBUGFS, 'kfd/mqds'), 'utf8');
+    const HQDS = fs.readFileSync(path.join(DEBUGFS, 'kfd/hqds'), 'utf8');
+    const files: Record<string, string> = { 'baseline_mqd.txt': '', 'snapshot_ps_1.txt': 'python3' };
+    for (let i = 1; i <= 3; i++) {
+      files[`snapshot_mqd_${i}_${1738650000 + i * 10}.txt`] = MQDS;
+      files[`snapshot_hqd_${i}_${1738650000 + i * 10}.txt`] = HQDS;
+    }
+    const run = (index: number): StudyRun => ({
+      index,
+      trace: 'exp01_results',
+      intervalNs: 10e9,
+      endedBy: 'command-exit',
+      exitCode: 0,
+      exitSignal: null,
+      processes: studyProcesses(analyzeTrace(readDumpDir(makeTree(files, 'gpucolo-study-dumps-')))),
+    });
+    const runs = [run(1), run(2)];
+    const p = runs[0].processes.find((x) => x.pid === 41872)!;
+    expect(p.mapping).toMatchObject({ numXcc: 4, computeQueues: 2, hqdsPerMqd: [4, 4], sameSlotOnAllXccs: true });
+    const r = compareRuns(['python3', 'test_model.py'], runs, studyCriteria(1));
+    const c = r.conclusions!.processes.find((x) => x.ordinal === p.ordinal)!;
+    expect(c.mapping).toBe('1 MQD -> 4 HQD (one per XCC of 4), same pipe/queue on every XCC');
+    expect(c.queueCount.typical).toBe(3);
+    // no command start in dumps: the reference is the process's first appearance (said so)
+    expect(r.verdicts?.identification.map((v) => v.verdict)).toEqual(['pass', 'pass']);
+    expect(r.verdicts?.identification[0].reason).toMatch(/after its first appearance in KFD/);
+    expect(c.lifecycle.resolutionNs).toBe(10e9);
+    const md = markdown(r);
+    expect(md).toMatch(/## Verdicts: PASS/);
+    expect(md).toMatch(/## Conclusions/);
+    expect(md).toMatch(/\| #\d \| 3 \| compute, compute, sdma.* \| yes \| pass \| 1 MQD -> 4 HQD/);
+  });
+
+  it('a failed run: identification unknown, and a process missing in a completed run fails the count', () => {
+    const proc = (steady: number): StudyProcess => ({ ordinal: 1, pid: 1, verdict: 'stable', steadyQueues: steady, types: [], qids: [], placements: [], queuesSeen: steady, identifiedAfterStartNs: 1e9 });
+    const runs: StudyRun[] = [
+      { index: 1, trace: 'a', endedBy: 'command-exit', exitCode: 0, exitSignal: null, processes: [proc(2)] },
+      { index: 2, trace: 'b', endedBy: 'command-exit', exitCode: 0, exitSignal: null, processes: [] },
+      { index: 3, trace: 'c', endedBy: 'error', exitCode: null, exitSignal: null, processes: [], error: 'boom' },
+    ];
+    const r = compareRuns(['x'], runs, studyCriteria(1));
+    expect(r.verdicts?.queueCount[0]).toMatchObject({ values: [2, null], verdict: 'fail' });
+    expect(r.verdicts?.identification.map((v) => v.verdict)).toEqual(['pass', 'fail', 'unknown']);
+    expect(r.verdicts?.identification[1].reason).toBe('no queue was seen');
+  });
+});

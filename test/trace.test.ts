@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runTrace, type TraceOptions } from '../src/trace/tracer.js';
+import { debugfsEvery, effectiveTailNs, runTrace, type TraceOptions } from '../src/trace/tracer.js';
 import { liveGroupMembers } from '../src/runners/supervisor/index.js';
 import { TraceRecorder, numberedName } from '../src/trace/recorder.js';
 import { defaultOut } from '../src/cli/trace.js';
@@ -227,9 +227,49 @@ describe('trace modes', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
-  it('intervals outside 10ms..1s are refused', async () => {
-    await expect(runTrace({ ...baseOptions(tree(), outFile('x.jsonl')), intervalNs: 5e6 })).rejects.toThrow(/between 10ms and 1s/);
-    await expect(runTrace({ ...baseOptions(tree(), outFile('x.jsonl')), intervalNs: 2e9 })).rejects.toThrow(RangeError);
+  it('intervals outside 10ms..60s are refused', async () => {
+    await expect(runTrace({ ...baseOptions(tree(), outFile('x.jsonl')), intervalNs: 5e6 })).rejects.toThrow(/between 10ms and 60s/);
+    await expect(runTrace({ ...baseOptions(tree(), outFile('x.jsonl')), intervalNs: 61e9 })).rejects.toThrow(RangeError);
+    await expect(runTrace({ ...baseOptions(tree(), outFile('x.jsonl')), intervalNs: Number.NaN })).rejects.toThrow(RangeError);
+  });
+
+  it('debugfs and tail rules with long intervals: debugfs never more often than the samples, the tail covers one interval', () => {
+    expect(debugfsEvery(10e9, null)).toBe(1);
+    expect(debugfsEvery(10e9, 100e6)).toBe(1);
+    expect(debugfsEvery(10e9, 60e9)).toBe(6);
+    expect(debugfsEvery(100e6, null)).toBe(1);
+    expect(debugfsEvery(20e6, null)).toBe(5);
+    expect(effectiveTailNs(10e9, 5e9)).toBe(10.1e9);
+    expect(effectiveTailNs(10e9, 30e9)).toBe(30e9);
+    // up to 1 s nothing changes (a tail of 0 stays 0)
+    expect(effectiveTailNs(1e9, 0)).toBe(0);
+    expect(effectiveTailNs(100e6, 5e9)).toBe(5e9);
+  });
+
+  it.each(IMPLS)('%s: a long-study interval (10 s, as the design notes sample) is accepted and stops at once when aborted', async (impl) => {
+    const out = outFile('long.jsonl');
+    const ctl = new AbortController();
+    const logs: string[] = [];
+    const res = await runTrace({
+      ...baseOptions(tree(), out),
+      impl,
+      intervalNs: 10e9,
+      debugfsIntervalNs: null,
+      tailNs: 5e9,
+      signal: ctl.signal,
+      log: (l) => logs.push(l),
+      // the first sample is taken at t = 0; abort right after it
+      onOpen: () => setTimeout(() => ctl.abort(), 50),
+    });
+    expect(res.endedBy).toBe('interrupt');
+    const recs = readJsonl(out);
+    const header = recs[0] as TraceHeader;
+    expect(header.intervalNs).toBe(10e9);
+    expect(header.debugfsIntervalNs).toBe(10e9);
+    // the 5 s tail would end before a 10 s sampler samples again: at least one interval is kept
+    expect(header.options.tailNs).toBe(10.1e9);
+    expect(logs.join('\n')).toMatch(/--tail 5s is shorter than the 10s interval/);
+    expect(samplesOf(recs).length).toBeGreaterThanOrEqual(1);
   });
 
   it('a command: baseline, KFD processes among its descendants, tail, footer; others not traced', async () => {

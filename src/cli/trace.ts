@@ -43,7 +43,7 @@ export interface TraceCliOptions extends RootOptions {
 /** The sampling options trace and study share. */
 export function addSamplingOptions(cmd: Command): Command {
   return cmd
-    .addOption(durationOption('--interval <duration>', 'sampling interval, 10ms..1s', 100e6))
+    .addOption(durationOption('--interval <duration>', 'sampling interval, 10ms..60s (above 1s for long studies; the tail is then at least one interval)', 100e6))
     .addOption(listDefault(new Option('--sources <list>', 'sysfs,debugfs (debugfs needs root)').argParser(sources), ['sysfs', 'debugfs'] as TraceSource[]))
     .addOption(durationOption('--debugfs-interval <duration>', 'read debugfs at this interval (default: the interval, at least 100ms)'))
     .addOption(durationOption('--baseline <duration>', 'with a command: sample this long before starting it', 2e9))
@@ -81,7 +81,7 @@ export function samplingOptions(o: TraceCliOptions): Omit<TraceOptions, 'out'> {
 
 export function traceCommand(): Command {
   const cmd = new Command('trace')
-    .description('record KFD queues of every process, given pids, or a command (after --) at 10 ms..1 s intervals, as JSON Lines')
+    .description('record KFD queues of every process, given pids, or a command (after --) at 10 ms..60 s intervals, as JSON Lines')
     .argument('[command...]', 'command to start and trace with its descendants (put it after --)')
     .option('--pid <pid>', 'trace this process and its descendants (repeatable, or a comma list)', collectPids)
     .addOption(durationOption('--duration <duration>', 'stop after this long (default: until the command/pids end, or Ctrl-C)'))

@@ -5,7 +5,7 @@
  * note, so the report never claims more than was measured.
  */
 import path from 'node:path';
-import type { PhaseResult, PhaseRound, Results, SuccessVerdict, TaskResult } from '../scenario/types.js';
+import type { PhaseResult, PhaseRound, PreemptionLatency, Results, SuccessVerdict, TaskResult } from '../scenario/types.js';
 import { percentileSampleSize, secondsForSamples, type RoundSpread } from '../stats/index.js';
 import { VERSION } from '../version.js';
 import { fmtNum, fmtPass, fmtPct, fmtRatio } from './format.js';
@@ -80,21 +80,46 @@ function qualitySection(r: Results): string[] {
   return out;
 }
 
-function successSection(rows: SuccessVerdict[]): string[] {
+/** A reference cell: the figure and its verdict, "-" when there is none. */
+function refCell(c: SuccessVerdict['phases'][number] | null | undefined): string {
+  if (!c) return '-';
+  return `${c.detail || fmtNum(c.value)} (${verdict(c.pass, c.detail)})`;
+}
+
+/** The preemption-latency row: the HP task's added P99 per co-run phase, in ms and LP kernels. */
+function preemptionRow(p: PreemptionLatency, withRefs: boolean): string[] {
+  const judged = p.phases.filter((x) => x.addedP99Ms !== null && !x.inconclusive);
+  const best = judged.length ? judged.reduce((a, b) => (b.addedP99Ms! < a.addedP99Ms! ? b : a)) : null;
+  const fig = (x: PreemptionLatency['phases'][number]): string =>
+    x.addedP99Ms === null ? `n.a. (${x.detail})` : `${x.addedP99Ms >= 0 ? '+' : ''}${fmtNum(x.addedP99Ms)} ms${x.lpKernels !== null ? ` = ${x.lpKernels.toFixed(1)} LP kernels` : ''}${x.inconclusive ? ` (${x.inconclusive})` : ''}`;
+  const row = `${p.hpTask} waits behind LP work (P99 added vs standalone${p.lpKernelMs !== null ? `; LP kernel ${fmtNum(p.lpKernelMs)} ms` : ''})`;
+  const native = p.phases.find((x) => x.phase === 'corun:none');
+  const perPhase = p.phases.map((x) => `${x.phase} ${fig(x)}`).join(', ') || 'no co-run phase';
+  const refs = withRefs ? [p.standaloneP99Ms !== null ? `+0 ms (P99 ${fmtNum(p.standaloneP99Ms)} ms)` : '-', native ? fig(native) : '-'] : [];
+  return [row, ...refs, best?.phase ?? '-', best ? best.detail : '-', 'measured', perPhase];
+}
+
+function successSection(rows: SuccessVerdict[], preemption?: PreemptionLatency | null): string[] {
   const out = ['', '## Success criteria', ''];
-  if (!rows.length) return [...out, 'The scenario has no success rows.'];
+  if (!rows.length && !preemption) return [...out, 'The scenario has no success rows.'];
+  // the design notes' reference columns (standalone baseline, native sharing), in results that have them
+  const withRefs = rows.some((v) => v.reference !== undefined) || (!rows.length && !!preemption);
   const body = rows.map((v) => {
     const best = v.best !== null ? v.phases.find((p) => p.phase === v.best) : undefined;
     const value = best ? best.detail || fmtNum(best.value) : '-';
     const perPhase = v.phases.map((p) => `${p.phase} ${verdict(p.pass, p.detail)}`).join(', ') || 'no co-run phase to judge';
-    return [v.row, v.best ?? '-', value, v.pass === null && v.inconclusive ? `inconclusive: ${v.inconclusive}` : fmtPass(v.pass), perPhase];
+    const refs = withRefs ? [refCell(v.reference?.standalone), refCell(v.reference?.native)] : [];
+    return [v.row, ...refs, v.best ?? '-', value, v.pass === null && v.inconclusive ? `inconclusive: ${v.inconclusive}` : fmtPass(v.pass), perPhase];
   });
+  if (preemption) body.push(preemptionRow(preemption, withRefs));
   const undecided = rows.flatMap((v) => v.phases.filter((p) => p.pass === null && isInconclusive(p.detail)).map((p) => `- ${v.row}, ${p.phase}: ${p.detail}`));
   return [
     ...out,
-    ...mdTable(['row', 'best phase', 'value', 'verdict', 'per phase'], body),
+    ...mdTable(['row', ...(withRefs ? ['standalone (baseline)', 'native (corun:none)'] : []), 'best phase', 'value', 'verdict', 'per phase'], body),
     '',
     'A row passes when at least one co-run mechanism meets it; n.a.: the samples cannot decide; inconclusive: a quality warning names the figure (or it is a censored lower bound on the wrong side of the bound).',
+    ...(withRefs ? ['The standalone and native columns are references (the task alone; co-run with no mechanism): the standalone one is not counted in the verdict, native sharing is one of the co-run phases.'] : []),
+    ...(preemption ? [`Preemption latency: the P99 ${preemption.hpTask} gains over its standalone P99 in each co-run (a difference of percentiles)${preemption.lpKernelMs !== null ? `, and that time in LP kernels (${preemption.lpKernelSource})` : ` (${preemption.lpKernelSource})`}; no bound, so no verdict.`] : []),
     ...(undecided.length ? ['', 'Inconclusive:', ...undecided] : []),
   ];
 }
@@ -241,7 +266,7 @@ export function renderMarkdown(results: Results, charts: ChartLink[] = []): stri
   const ran = results.phases.filter((p) => p.status === 'ok' || p.status === 'partial');
   const notRun = results.phases.filter((p) => p.status === 'failed' || p.status === 'skipped');
   const multi = (results.rounds ?? 1) > 1;
-  const lines = [...header(results), ...qualitySection(results), ...successSection(results.success), '', '## Phases', ''];
+  const lines = [...header(results), ...qualitySection(results), ...successSection(results.success, results.preemption), '', '## Phases', ''];
   lines.push(
     `Latencies in ms from the intended arrival of each request; P99 [CI]: its 95% confidence interval; share and slowdown against the standalone phase${multi ? '; pooled over the rounds, with the spread of the rounds\' own P99 and throughput (min / median / max)' : ''}.`,
   );

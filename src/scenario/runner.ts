@@ -14,7 +14,7 @@ import { listBackends, probeChoice, TS_BACKEND_NOTE } from '../dispatch/index.js
 import type { DispatchEngine } from '../native.js';
 import { renderCharts, renderMarkdown, writeFileAtomic, writeJsonAtomic } from '../report/index.js';
 import { probeDevice, type ProbeBackend } from './probe-driver.js';
-import { sloAfterQuality, successVerdicts } from './summarize.js';
+import { preemptionLatency, sloAfterQuality, successVerdicts } from './summarize.js';
 import type { Form, Mechanism, Scenario, Task } from './schema.js';
 import { RESULTS_SCHEMA, type PhaseResult, type PhaseRound, type Results } from './types.js';
 import { lazyDir } from '../fs-dirs.js';
@@ -276,6 +276,7 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     results.phases = phases;
     results.quality = quality;
     results.success = successVerdicts(s.success, phases, quality);
+    results.preemption = preemptionLatency(s.tasks, phases, plan.form, quality);
   };
 
   const queue: { planned: PlannedRun; extension: boolean }[] = runSchedule(specs, rounds).map((planned) => ({ planned, extension: false }));

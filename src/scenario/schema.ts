@@ -162,13 +162,17 @@ export type Mechanism = (typeof MECHANISMS)[number];
 
 const LATENCY_METRICS = ['p50', 'p90', 'p95', 'p99', 'p999'] as const;
 
-/** Bounds are durations for latency metrics ("30ms", or a number of ms) and shares otherwise ("30%", or 0.3). */
+/**
+ * Bounds are durations for latency metrics ("30ms", or a number of ms), a whole number of requests
+ * for `missed` (requests that missed their deadline: dropped frames, late batches; `below: 0` = none)
+ * and shares otherwise ("30%", or 0.3).
+ */
 export const successRowSchema = z
   .object({
     /** what the row says, for the report (default: built from the fields) */
     label: z.string().optional(),
     task: z.string().optional(),
-    metric: z.enum([...LATENCY_METRICS, 'throughputShare', 'missRatio', 'utilisation']),
+    metric: z.enum([...LATENCY_METRICS, 'throughputShare', 'missRatio', 'missed', 'utilisation']),
     below: z.union([z.string(), z.number()]).optional(),
     above: z.union([z.string(), z.number()]).optional(),
   })
@@ -179,6 +183,14 @@ export const successRowSchema = z
     const latency = (LATENCY_METRICS as readonly string[]).includes(r.metric);
     const conv = (v: string | number | undefined, key: 'below' | 'above'): number | undefined => {
       if (v === undefined) return undefined;
+      if (r.metric === 'missed') {
+        const n = typeof v === 'number' ? v : /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+        if (!Number.isInteger(n) || n < 0 || n > 1e9) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `${JSON.stringify(v)} is not a whole number of requests (a count for missed; below: 0 = no miss)` });
+          return undefined;
+        }
+        return n;
+      }
       const p = (latency ? positiveDurationNs : share).safeParse(v);
       if (!p.success) {
         ctx.addIssue({ code: 'custom', path: [key], message: `${p.error.issues[0]?.message ?? 'bad bound'} (${latency ? 'a duration for latency metrics' : `a share for ${r.metric}`})` });
@@ -245,6 +257,10 @@ export const scenarioSchema = z
       }
     });
     s.success.forEach((r, i) => {
+      const t = s.tasks.find((x) => x.name === r.task);
+      if (t && r.metric === 'missed' && t.arrival.kind !== 'frames' && t.arrival.kind !== 'batch') {
+        ctx.addIssue({ code: 'custom', path: ['success', i, 'metric'], message: `${r.metric} needs a deadline: task "${t.name}" has ${t.arrival.kind} arrivals (frames or batch carry one)` });
+      }
       if (r.task !== undefined && !names.has(r.task)) ctx.addIssue({ code: 'custom', path: ['success', i, 'task'], message: `SLO row names unknown task "${r.task}" (tasks: ${[...names].join(', ')})` });
     });
     if (s.mechanisms.includes('xsched') && !s.xsched) ctx.addIssue({ code: 'custom', path: ['xsched'], message: 'the xsched mechanism needs xsched: { preload: /path/to/libshimcuda.so }' });

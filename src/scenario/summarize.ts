@@ -21,7 +21,7 @@ import {
   type QualityWarning,
 } from '../stats/index.js';
 import { deadlineNs, type SuccessRow, type Task } from './schema.js';
-import type { PhaseResult, SuccessVerdict, TaskResult, TaskSamples } from './types.js';
+import type { PhaseResult, PreemptionLatency, SuccessVerdict, TaskResult, TaskSamples } from './types.js';
 
 /**
  * One task's result in one phase. `standalone` is the same task's result from its standalone
@@ -148,8 +148,14 @@ function rowSpec(row: SuccessRow): RowSpec {
     const bound = raw / 1e6;
     return { text: row.label ?? `${row.task} ${label} ${dir === 'below' ? '<' : '>'} ${formatMs(bound)} ms`, bound, dir, exactZero: false };
   }
+  if (m === 'missed') {
+    const bound = Number.isInteger(raw) && raw >= 0 ? raw : null;
+    const exactZero = dir === 'below' && bound === 0;
+    return { text: row.label ?? `${row.task} deadline misses ${exactZero ? '= 0' : `${dir === 'below' ? '<' : '>'} ${raw}`}`, bound, dir, exactZero };
+  }
   const bound = shareBound(raw);
   const exactZero = dir === 'below' && bound === 0;
+  // (missed rows are handled above)
   const op = exactZero ? '=' : dir === 'below' ? '<' : '>';
   const what = m === 'utilisation' ? 'GPU utilisation' : m === 'throughputShare' ? `${row.task} throughput share` : `${row.task} missRatio`;
   const shown = bound === null ? String(raw) : formatShare(bound);
@@ -216,6 +222,16 @@ function rowValue(row: SuccessRow, phase: PhaseResult): { value: number | null; 
   const d = t.deadline;
   if (!d) return { value: null, supported: false, detail: 'no deadline (needs frames or batch arrivals)' };
   if (d.total === 0) return { value: null, supported: false, detail: 'no requests issued' };
+  if (m === 'missed') {
+    // every issued request counts: one that never finished missed its deadline too
+    const unfinished = t.requests.issued - t.requests.completed;
+    const slowest = t.latencyMs.max;
+    return {
+      value: d.missed,
+      supported: true,
+      detail: `${d.missed} of ${d.total} missed the ${formatMs(d.ms)} ms deadline${unfinished > 0 ? ` (${unfinished} never finished)` : ''}${slowest !== null ? `; slowest ${(t.latencyMs.censoredAtOrAbove ?? []).includes('max') ? '>=' : ''}${formatMs(slowest)} ms` : ''}`,
+    };
+  }
   return { value: d.ratio, supported: true, detail: `${d.missed} of ${d.total} missed the ${formatMs(d.ms)} ms deadline (${formatShare(d.ratio)})` };
 }
 
@@ -232,20 +248,36 @@ function rowValue(row: SuccessRow, phase: PhaseResult): { value: number | null; 
  * as large) but never pass it, and can pass an "above" row but never fail it. When every phase is
  * undecided for such a reason the row says why in `inconclusive`.
  */
+/** One success row judged in one phase (co-run, or a standalone phase as a reference). */
+function judge(row: SuccessRow, spec: RowSpec, phase: PhaseResult, quality: Quality | undefined): PhaseCheck {
+  const v = rowValue(row, phase);
+  if (spec.bound === null) return { phase: phase.name, value: v.value, pass: null, detail: `bound ${row.below ?? row.above} is not a ${row.metric === 'missed' ? 'whole number' : 'share (0..1)'}; ${v.detail}` };
+  if (!v.supported || v.value === null) return { phase: phase.name, value: v.value, pass: null, detail: v.detail };
+  const w = verdictFlag(quality, phase.name, row.task, row.metric === 'throughputShare');
+  if (w) return { phase: phase.name, value: v.value, pass: null, detail: `${inconclusiveText(w)}; value: ${v.detail}` };
+  const pass = spec.exactZero ? v.value === 0 : spec.dir === 'below' ? v.value < spec.bound : v.value > spec.bound;
+  if (v.lowerBound && pass === (spec.dir === 'below')) return { phase: phase.name, value: v.value, pass: null, detail: `inconclusive: ${v.detail}` };
+  return { phase: phase.name, value: v.value, pass, detail: v.detail };
+}
+
+const ran = (p: PhaseResult): boolean => p.status === 'ok' || p.status === 'partial';
+
+/**
+ * The design notes' reference columns of a row: the task's standalone phase (baseline) and native
+ * sharing (corun:none), judged like any phase (a flagged figure is inconclusive, never a pass).
+ * They are shown beside the mechanisms, not counted: corun:none stays one of the judged co-runs.
+ */
+function referenceOf(row: SuccessRow, spec: RowSpec, phases: PhaseResult[], checks: PhaseCheck[], quality: Quality | undefined): NonNullable<SuccessVerdict['reference']> {
+  const sa = row.task !== undefined ? phases.find((p) => p.kind === 'standalone' && p.name === `standalone:${row.task}` && ran(p)) : undefined;
+  const standalone = row.metric === 'throughputShare' || row.metric === 'utilisation' ? null : sa ? judge(row, spec, sa, quality) : null;
+  return { standalone, native: checks.find((c) => c.phase === 'corun:none') ?? null };
+}
+
 export function successVerdicts(rows: SuccessRow[], phases: PhaseResult[], quality?: Quality): SuccessVerdict[] {
-  const coruns = phases.filter((p) => p.kind === 'corun' && (p.status === 'ok' || p.status === 'partial'));
+  const coruns = phases.filter((p) => p.kind === 'corun' && ran(p));
   return rows.map((row) => {
     const spec = rowSpec(row);
-    const checks: PhaseCheck[] = coruns.map((phase) => {
-      const v = rowValue(row, phase);
-      if (spec.bound === null) return { phase: phase.name, value: v.value, pass: null, detail: `bound ${row.below ?? row.above} is not a share (0..1); ${v.detail}` };
-      if (!v.supported || v.value === null) return { phase: phase.name, value: v.value, pass: null, detail: v.detail };
-      const w = verdictFlag(quality, phase.name, row.task, row.metric === 'throughputShare');
-      if (w) return { phase: phase.name, value: v.value, pass: null, detail: `${inconclusiveText(w)}; value: ${v.detail}` };
-      const pass = spec.exactZero ? v.value === 0 : spec.dir === 'below' ? v.value < spec.bound : v.value > spec.bound;
-      if (v.lowerBound && pass === (spec.dir === 'below')) return { phase: phase.name, value: v.value, pass: null, detail: `inconclusive: ${v.detail}` };
-      return { phase: phase.name, value: v.value, pass, detail: v.detail };
-    });
+    const checks: PhaseCheck[] = coruns.map((phase) => judge(row, spec, phase, quality));
     let best: { phase: string; value: number } | null = null;
     for (const c of checks) {
       if (c.pass === null || c.value === null) continue;
@@ -254,6 +286,75 @@ export function successVerdicts(rows: SuccessRow[], phases: PhaseResult[], quali
     const judged = checks.filter((c) => c.pass !== null);
     const pass = judged.length === 0 ? null : judged.some((c) => c.pass === true);
     const undecided = checks.find((c) => c.pass === null && c.detail.startsWith('inconclusive: '));
-    return { row: spec.text, phases: checks, pass, best: best ? best.phase : null, ...(pass === null && undecided ? { inconclusive: `${undecided.phase}: ${undecided.detail.slice('inconclusive: '.length)}` } : {}) };
+    return {
+      row: spec.text,
+      phases: checks,
+      pass,
+      best: best ? best.phase : null,
+      ...(pass === null && undecided ? { inconclusive: `${undecided.phase}: ${undecided.detail.slice('inconclusive: '.length)}` } : {}),
+      reference: referenceOf(row, spec, phases, checks, quality),
+    };
   });
+}
+
+/**
+ * The preemption-latency row (the design notes' "抢占延迟"): how long the highest-priority task
+ * waits behind lower-priority work in each co-run phase, as the P99 it gains over its standalone
+ * P99 (ms; a difference of percentiles, requests are not paired) and as a number of LP kernels:
+ * the longest LP kernel, measured as the LP task's standalone P50 divided by its kernels per
+ * request (probe form; the torch form does not know its kernels, so only ms). Null with a single
+ * priority level. A figure a quality warning names, or a P99 the sample cannot support, is given
+ * but marked inconclusive.
+ */
+export function preemptionLatency(tasks: Task[], phases: PhaseResult[], form: 'probe' | 'torch', quality?: Quality): PreemptionLatency | null {
+  if (tasks.length < 2) return null;
+  const top = Math.max(...tasks.map((t) => t.priority));
+  const hps = tasks.filter((t) => t.priority === top);
+  const lps = tasks.filter((t) => t.priority < top);
+  if (hps.length !== 1 || lps.length === 0) return null;
+  const hp = hps[0];
+  const standaloneOf = (name: string): TaskResult | null => {
+    const p = phases.find((x) => x.kind === 'standalone' && x.name === `standalone:${name}` && ran(x));
+    return p?.tasks.find((t) => t.name === name) ?? null;
+  };
+  const usable = (t: TaskResult | null | undefined, key: 'p50' | 'p99'): number | null =>
+    t && t.latencyMs[key] !== null && !t.latencyMs.unsupported.includes(key) && !(t.latencyMs.censoredAtOrAbove ?? []).includes(key) ? t.latencyMs[key] : null;
+  const sa = standaloneOf(hp.name);
+  const standaloneP99Ms = usable(sa, 'p99');
+  let lpKernelMs: number | null = null;
+  let lpKernelSource = 'torch form: kernels per request unknown, wait given in ms only';
+  if (form === 'probe') {
+    const per = lps.map((t) => {
+      const p50 = usable(standaloneOf(t.name), 'p50');
+      return p50 === null ? null : { task: t.name, ms: p50 / (t.probe?.kernels ?? 1) };
+    });
+    const known = per.filter((x): x is { task: string; ms: number } => x !== null && x.ms > 0);
+    if (known.length) {
+      const longest = known.reduce((a, b) => (b.ms > a.ms ? b : a));
+      lpKernelMs = longest.ms;
+      lpKernelSource = `${longest.task}: standalone P50 / ${lps.find((t) => t.name === longest.task)!.probe?.kernels ?? 1} kernel(s) per request${known.length < lps.length ? ' (some LP task has no usable standalone P50)' : ''}`;
+    } else lpKernelSource = 'no LP task has a usable standalone P50';
+  }
+  const coruns = phases.filter((p) => p.kind === 'corun' && ran(p));
+  const saFlag = verdictFlag(quality, `standalone:${hp.name}`, hp.name, false);
+  return {
+    hpTask: hp.name,
+    lpTasks: lps.map((t) => t.name),
+    standaloneP99Ms,
+    lpKernelMs,
+    lpKernelSource,
+    phases: coruns.map((phase) => {
+      const t = phase.tasks.find((x) => x.name === hp.name);
+      const p99Ms = usable(t, 'p99');
+      if (p99Ms === null || standaloneP99Ms === null) {
+        const why = !t ? `${hp.name} has no result in this phase` : p99Ms === null ? `${hp.name} P99 not usable here (n=${t.latencyMs.n})` : `${hp.name} has no usable standalone P99`;
+        return { phase: phase.name, p99Ms, addedP99Ms: null, lpKernels: null, detail: why, inconclusive: why };
+      }
+      const addedP99Ms = p99Ms - standaloneP99Ms;
+      const lpKernels = lpKernelMs !== null ? addedP99Ms / lpKernelMs : null;
+      const detail = `P99 ${formatMs(p99Ms)} ms vs ${formatMs(standaloneP99Ms)} ms standalone: ${addedP99Ms >= 0 ? '+' : ''}${formatMs(addedP99Ms)} ms${lpKernels !== null ? ` (${lpKernels.toFixed(1)} LP kernels of ${formatMs(lpKernelMs!)} ms)` : ''}`;
+      const w = verdictFlag(quality, phase.name, hp.name, false) ?? saFlag;
+      return { phase: phase.name, p99Ms, addedP99Ms, lpKernels, detail, ...(w ? { inconclusive: inconclusiveText(w) } : {}) };
+    }),
+  };
 }

@@ -171,6 +171,37 @@ export interface SuccessVerdict {
   best: string | null;
   /** pass is null because quality warnings (or censored lower bounds) left every phase undecided: why */
   inconclusive?: string;
+  /**
+   * the design notes' reference columns, shown beside the mechanisms and not counted in `pass`:
+   * the task's standalone phase (baseline; null for share/utilisation rows or without it) and
+   * native sharing (corun:none, also one of `phases`). Absent in files written before.
+   */
+  reference?: { standalone: SuccessVerdict['phases'][number] | null; native: SuccessVerdict['phases'][number] | null };
+}
+
+/**
+ * How long the highest-priority task waits behind lower-priority work in each co-run phase: the
+ * P99 added to its standalone P99 (a difference of percentiles, ms) and that time in LP kernels.
+ */
+export interface PreemptionLatency {
+  hpTask: string;
+  lpTasks: string[];
+  /** the HP task's standalone P99, ms; null without a usable standalone phase */
+  standaloneP99Ms: number | null;
+  /** the longest LP kernel, ms (probe form: the LP task's standalone P50 / kernels per request); null in the torch form */
+  lpKernelMs: number | null;
+  lpKernelSource: string;
+  phases: {
+    phase: string;
+    p99Ms: number | null;
+    /** co-run P99 - standalone P99, ms */
+    addedP99Ms: number | null;
+    /** addedP99Ms / lpKernelMs */
+    lpKernels: number | null;
+    detail: string;
+    /** a quality warning (or too small a sample) leaves the figure undecided: why */
+    inconclusive?: string;
+  }[];
 }
 
 export const RESULTS_SCHEMA = 'gpucolo.results/1';
@@ -203,4 +234,6 @@ export interface Results {
   minSamples?: number | null;
   /** whether the figures can be trusted: verdict ok | noisy and the warnings behind it */
   quality?: Quality;
+  /** the HP task's wait behind LP work per co-run phase; absent with one priority level or in files written before */
+  preemption?: PreemptionLatency | null;
 }

@@ -1,5 +1,5 @@
 /** The queue tracer: sampling, recording, events, reading traces and plain dumps, analysis, exports. */
-export { runTrace, MIN_INTERVAL_NS, MAX_INTERVAL_NS, debugfsEvery } from './tracer.js';
+export { runTrace, MIN_INTERVAL_NS, MAX_INTERVAL_NS, debugfsEvery, effectiveTailNs } from './tracer.js';
 export type { TraceOptions, TraceResult } from './tracer.js';
 export { startSampler } from './sampler.js';
 export type { Sampler, SamplerOptions, RawSample } from './sampler.js';
@@ -38,5 +38,5 @@ export type {
 export { renderMarkdown, writeMarkdownReport, writeFileAtomic, fmtCount, fmtDist, fmtNs, fmtPriority, fmtT } from './report-md.js';
 export { toPerfetto, writePerfetto, GPU_PID_BASE, MARKERS_PID } from './perfetto.js';
 export type { ChromeTrace, ChromeTraceEvent } from './perfetto.js';
-export { runStudy, compareRuns, studyProcesses, STUDY_SCHEMA } from './study.js';
-export type { StudyOptions, StudyReport, StudyRun, StudyProcess, StudyAspect } from './study.js';
+export { runStudy, compareRuns, studyProcesses, studyCriteria, STUDY_SCHEMA, DEFAULT_TOLERANCE, DEFAULT_IDENTIFY_WITHIN_NS } from './study.js';
+export type { StudyOptions, StudyReport, StudyRun, StudyProcess, StudyAspect, StudyCriteria, StudyVerdicts, StudyConclusions, Verdict } from './study.js';

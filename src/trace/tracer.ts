@@ -21,7 +21,16 @@ import { startSampler, type Sampler } from './sampler.js';
 import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
 
 export const MIN_INTERVAL_NS = 10e6;
-export const MAX_INTERVAL_NS = 1e9;
+/** long studies (the design notes sample every 10 s): up to a minute; the native thread allows 60 s too */
+export const MAX_INTERVAL_NS = 60e9;
+
+/**
+ * The tail actually sampled: with an interval above 1 s a short tail could end the trace before
+ * any sample follows the command's exit, so it is at least one interval and 100 ms.
+ */
+export function effectiveTailNs(intervalNs: number, tailNs: number): number {
+  return intervalNs > 1e9 ? Math.max(tailNs, intervalNs + 100e6) : tailNs;
+}
 
 export interface TraceOptions {
   intervalNs: number;
@@ -96,7 +105,11 @@ function canRead(path: string, dir: boolean): boolean {
 
 export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
   if (!(opts.intervalNs >= MIN_INTERVAL_NS && opts.intervalNs <= MAX_INTERVAL_NS)) {
-    throw new RangeError(`--interval must be between 10ms and 1s (got ${opts.intervalNs / 1e6} ms)`);
+    throw new RangeError(`--interval must be between 10ms and 60s (got ${opts.intervalNs / 1e6} ms)`);
+  }
+  const tailNs = effectiveTailNs(opts.intervalNs, opts.tailNs);
+  if (tailNs !== opts.tailNs) {
+    (opts.log ?? (() => {}))(`gpucolo trace: --tail ${opts.tailNs / 1e9}s is shorter than the ${opts.intervalNs / 1e9}s interval; sampling ${tailNs / 1e9}s after the exit so that at least one sample follows it`);
   }
   if (opts.pids?.length && opts.command?.length) throw new RangeError('give either --pid or a command, not both');
   if (opts.serve !== undefined) parseListen(opts.serve);
@@ -239,7 +252,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
     impl,
     sampler: 'ts-timer',
     target: { mode, pids: [...roots], ...(opts.command?.length ? { command: opts.command } : {}) },
-    options: { durationNs: opts.durationNs, baselineNs: mode === 'command' ? opts.baselineNs : 0, tailNs: opts.tailNs, stopAfterNs: opts.stopAfterNs },
+    options: { durationNs: opts.durationNs, baselineNs: mode === 'command' ? opts.baselineNs : 0, tailNs, stopAfterNs: opts.stopAfterNs },
   };
 
   const assembler = new SampleAssembler({ topology, procRoot: opts.procRoot, impl, keep });
@@ -311,7 +324,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
     if (mode === 'pids' && targetGoneAt === null && [...roots].every((p) => !fs.existsSync(underRoot(opts.procRoot, String(p))))) {
       targetGoneAt = s.t_ns;
       marker({ marker: 'command-exited', detail: 'every traced pid exited' });
-      timers.push(setTimeout(() => void finish('target-exit'), opts.tailNs / 1e6));
+      timers.push(setTimeout(() => void finish('target-exit'), tailNs / 1e6));
     }
   };
 
@@ -363,8 +376,8 @@ export async function runTrace(opts: TraceOptions): Promise<TraceResult> {
           childExit = info;
           result.command = { pid: c.pid!, exit: info };
           marker({ marker: 'command-exited', pid: c.pid, code: info.code, signal: info.signal, detail: info.error ?? info.reason });
-          log(`gpucolo trace: command ${info.reason}${info.code !== null ? ` with code ${info.code}` : ''}${info.signal ? ` by ${info.signal}` : ''}${info.error ? `: ${info.error}` : ''}; sampling ${opts.tailNs / 1e9}s more`);
-          timers.push(setTimeout(() => void finish('command-exit'), opts.tailNs / 1e6));
+          log(`gpucolo trace: command ${info.reason}${info.code !== null ? ` with code ${info.code}` : ''}${info.signal ? ` by ${info.signal}` : ''}${info.error ? `: ${info.error}` : ''}; sampling ${tailNs / 1e9}s more`);
+          timers.push(setTimeout(() => void finish('command-exit'), tailNs / 1e6));
         });
         if (opts.stopAfterNs !== null) {
           timers.push(

@@ -9,10 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { distributedCommand } from '../src/cli/distributed.js';
-import { CliError } from '../src/cli/errors.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   AXIS_FORMATS,
   METHOD_DISPLAY,
@@ -25,6 +22,7 @@ import {
   replaceElided,
   timeUnit,
 } from '../src/runners/distributed/index.js';
+import { distributedCli } from './helpers/distributed-cli.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIX = path.join(HERE, 'fixtures/distributed');
@@ -43,32 +41,7 @@ function dirWith(files: [string, string][]): string {
 }
 const notesDir = (src = NOTES): string => dirWith(FILES.map((f) => [path.join(src, f), f]));
 
-async function cli(args: string[]): Promise<{ code: number; message?: string; stdout: string }> {
-  const program = new Command('gpucolo').exitOverride();
-  program.addCommand(distributedCommand());
-  const override = (c: Command): void => {
-    c.exitOverride();
-    c.commands.forEach(override);
-  };
-  program.commands.forEach(override);
-  let stdout = '';
-  const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout };
-  } catch (err) {
-    if (err instanceof CliError) return { code: err.exitCode, message: err.message, stdout };
-    if ((err as { exitCode?: number }).exitCode !== undefined) return { code: 2, message: (err as Error).message, stdout };
-    throw err;
-  } finally {
-    spyOut.mockRestore();
-    spyErr.mockRestore();
-  }
-}
+const cli = distributedCli;
 
 describe("the notes' result files", () => {
   it('fixtures are the notes\' examples as printed: no schema field, the three method names, a literal [...]', () => {

@@ -11,10 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { distributedCommand } from '../src/cli/distributed.js';
-import { CliError } from '../src/cli/errors.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   ROUNDS_FILES,
   compareDistributed,
@@ -35,6 +32,7 @@ import {
   type RoundRun,
 } from '../src/runners/distributed/index.js';
 import { qualityOf, type HostLoad } from '../src/stats/index.js';
+import { distributedCli } from './helpers/distributed-cli.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIX = path.join(HERE, 'fixtures/distributed');
@@ -301,32 +299,7 @@ const SKIP: string | null = (() => {
 if (SKIP) console.warn(`distributed rounds test that starts ranks is skipped: ${SKIP}`);
 
 /** gpucolo distributed ... in-process; the exit code and what went to stdout. */
-async function cli(args: string[]): Promise<{ code: number; message?: string; stdout: string }> {
-  const program = new Command('gpucolo').exitOverride();
-  program.addCommand(distributedCommand());
-  const override = (c: Command): void => {
-    c.exitOverride();
-    c.commands.forEach(override);
-  };
-  program.commands.forEach(override);
-  let stdout = '';
-  const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout };
-  } catch (err) {
-    if (err instanceof CliError) return { code: err.exitCode, message: err.message, stdout };
-    if ((err as { exitCode?: number }).exitCode !== undefined) return { code: 2, message: (err as Error).message, stdout };
-    throw err;
-  } finally {
-    spyOut.mockRestore();
-    spyErr.mockRestore();
-  }
-}
+const cli = distributedCli;
 
 describe.skipIf(SKIP !== null)('real compare --rounds 2 (2 gloo ranks, smallest settings)', () => {
   const SMALL = ['--image-size', '16', '--train-samples', '128', '--val-samples', '32', '--batch-size', '16', '--max-steps', '3', '--launcher', 'direct', '--grace', '2', '--no-png'];

@@ -11,12 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { distributedCommand } from '../src/cli/distributed.js';
-import { CliError } from '../src/cli/errors.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeDistributed, loadDistributedResult, runDistributed, trainArgs, validateRun, type DistributedRunOptions } from '../src/runners/distributed/index.js';
 import { HANG_MS } from './helpers/load.js';
+import { distributedCli } from './helpers/distributed-cli.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -53,32 +51,7 @@ const SMALL = {
   timeoutMs: 2 * HANG_MS,
 } satisfies Partial<DistributedRunOptions>;
 
-async function cli(args: string[]): Promise<{ code: number; message?: string; stdout: string }> {
-  const program = new Command('gpucolo').exitOverride();
-  program.addCommand(distributedCommand());
-  const override = (c: Command): void => {
-    c.exitOverride();
-    c.commands.forEach(override);
-  };
-  program.commands.forEach(override);
-  let stdout = '';
-  const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout };
-  } catch (err) {
-    if (err instanceof CliError) return { code: err.exitCode, message: err.message, stdout };
-    if ((err as { exitCode?: number }).exitCode !== undefined) return { code: 2, message: (err as Error).message, stdout };
-    throw err;
-  } finally {
-    spyOut.mockRestore();
-    spyErr.mockRestore();
-  }
-}
+const cli = distributedCli;
 
 describe('--ps-topology options', () => {
   it('is passed to the script for ps only (compare passes the same options to every method)', () => {

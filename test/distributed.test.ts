@@ -16,10 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { distributedCommand } from '../src/cli/distributed.js';
-import { CliError } from '../src/cli/errors.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   PLOT_NAMES,
   TORCHRUN_BROKEN,
@@ -37,6 +34,7 @@ import {
 import { liveGroupMembers, readRunRegistry } from '../src/runners/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { dead, waitFor } from './helpers/procs.js';
+import { distributedCli } from './helpers/distributed-cli.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -82,32 +80,7 @@ const SMALL = {
 } satisfies Partial<DistributedRunOptions>;
 
 /** gpucolo distributed ... in-process; resolves with the exit code and what went to stdout. */
-async function cli(args: string[]): Promise<{ code: number; message?: string; stdout: string }> {
-  const program = new Command('gpucolo').exitOverride();
-  program.addCommand(distributedCommand());
-  const override = (c: Command): void => {
-    c.exitOverride();
-    c.commands.forEach(override);
-  };
-  program.commands.forEach(override);
-  let stdout = '';
-  const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout };
-  } catch (err) {
-    if (err instanceof CliError) return { code: err.exitCode, message: err.message, stdout };
-    if ((err as { exitCode?: number }).exitCode !== undefined) return { code: 2, message: (err as Error).message, stdout };
-    throw err;
-  } finally {
-    spyOut.mockRestore();
-    spyErr.mockRestore();
-  }
-}
+const cli = distributedCli;
 
 /** Every process a run started is gone, and so is everything in its process groups. */
 function expectNothingLeft(r: DistributedRunResult): void {

@@ -2,7 +2,8 @@
  * Staged pipelines with model classes as the users' design note (003) writes them: the notes'
  * QwenImageEditModel / Qwen3VLRewardModel shapes (load_to_gpu / unload_from_gpu, edit_image(image,
  * instruction), score(...)) served through a `call` mapping in the pipeline file, no process()
- * adapter (test/fixtures/staged/notes-003). Bad mappings: one-line errors, exit 2.
+ * adapter (the classes of examples/pipelines/notes-two-stage with
+ * test/fixtures/staged/notes-003/pipeline.yaml). Bad mappings: one-line errors, exit 2.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,9 +13,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { parsePipeline, runStaged } from '../src/runners/staged/index.js';
 import { HANG_MS } from './helpers/load.js';
+import { NOTES_FIXTURE, copyNotesPipeline } from './helpers/staged-notes.js';
 
 const PY = '/usr/bin/python3';
-const FIXTURE = path.resolve('test/fixtures/staged/notes-003');
 const CLI = path.resolve('dist/cli/cli.js');
 const hasPy = fs.existsSync(PY);
 const tmps: string[] = [];
@@ -26,7 +27,7 @@ afterEach(() => {
 function copy(edit?: (p: Record<string, any>, calls: string) => void): { dir: string; file: string; calls: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-staged-calls-'));
   tmps.push(dir);
-  fs.cpSync(FIXTURE, dir, { recursive: true });
+  copyNotesPipeline(dir);
   let file = path.join(dir, 'pipeline.yaml');
   const calls = path.join(dir, 'calls.txt');
   if (edit) {
@@ -45,9 +46,9 @@ const runCli = (file: string, ...args: string[]) =>
   spawnSync(process.execPath, [CLI, 'staged', 'run', file, ...args], { encoding: 'utf8', timeout: 2 * HANG_MS, env: { ...process.env, GPUCOLO_PYTHON: PY } });
 
 describe('staged call mapping: schema', () => {
-  const base = () => YAML.parse(fs.readFileSync(path.join(FIXTURE, 'pipeline.yaml'), 'utf8')) as Record<string, any>;
+  const base = () => YAML.parse(fs.readFileSync(path.join(NOTES_FIXTURE, 'pipeline.yaml'), 'utf8')) as Record<string, any>;
   it('the notes pipeline parses; args keep their form (mapping or list)', () => {
-    const p = parsePipeline(fs.readFileSync(path.join(FIXTURE, 'pipeline.yaml'), 'utf8'), 'pipeline.yaml');
+    const p = parsePipeline(fs.readFileSync(path.join(NOTES_FIXTURE, 'pipeline.yaml'), 'utf8'), 'pipeline.yaml');
     expect(p.stages[0].call).toEqual({ method: 'edit_image', args: { image: 'item.original_image_b64', instruction: 'item.edit_instruction' }, output: 'edited_image' });
     expect(p.stages[1].call?.args).toHaveLength(6);
     expect(p.stages[1].image_inputs).toBe('image');

@@ -13,9 +13,9 @@ import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { runStaged } from '../src/runners/staged/index.js';
+import { copyNotesPipeline } from './helpers/staged-notes.js';
 
 const PY = '/usr/bin/python3';
-const FIXTURE = path.resolve('test/fixtures/staged/notes-003');
 const hasPy = fs.existsSync(PY);
 const hasPil = (py: string | undefined): boolean => !!py && fs.existsSync(py) && spawnSync(py, ['-c', 'import PIL.Image'], { stdio: 'ignore' }).status === 0;
 const PIL_PY = [PY, process.env.GPUCOLO_PIL_PYTHON].find(hasPil);
@@ -27,7 +27,7 @@ afterEach(() => {
 function copy(edit: (p: Record<string, any>, calls: string) => void, python = PY): { dir: string; file: string; calls: string; out: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-staged-images-'));
   tmps.push(dir);
-  fs.cpSync(FIXTURE, dir, { recursive: true });
+  copyNotesPipeline(dir);
   const calls = path.join(dir, 'calls.txt');
   const p = YAML.parse(fs.readFileSync(path.join(dir, 'pipeline.yaml'), 'utf8')) as Record<string, any>;
   for (const s of p.stages) s.model.params.calls_file = calls;

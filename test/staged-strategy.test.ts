@@ -12,9 +12,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { countSwaps, planPerItem, planPipeline, runStaged, swapSavings, swapSavingsLine, type SwapTimes } from '../src/runners/staged/index.js';
 import { HANG_MS } from './helpers/load.js';
+import { copyNotesPipeline } from './helpers/staged-notes.js';
 
 const PY = '/usr/bin/python3';
-const FIXTURE = path.resolve('test/fixtures/staged/notes-003');
 const CLI = path.resolve('dist/cli/cli.js');
 const hasPy = fs.existsSync(PY);
 const tmps: string[] = [];
@@ -75,7 +75,7 @@ describe('swap counts in the notes terms', () => {
 function copy(edit?: (p: Record<string, any>, calls: string) => void): { dir: string; file: string; calls: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-staged-strategy-'));
   tmps.push(dir);
-  fs.cpSync(FIXTURE, dir, { recursive: true });
+  copyNotesPipeline(dir);
   const calls = path.join(dir, 'calls.txt');
   const p = YAML.parse(fs.readFileSync(path.join(dir, 'pipeline.yaml'), 'utf8')) as Record<string, any>;
   for (const s of p.stages) s.model.params.calls_file = calls;

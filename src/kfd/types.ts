@@ -29,7 +29,7 @@ interface ParsedCommon {
 export type MqdQueueType = 'compute' | 'sdma' | 'diq' | 'bad-user-queue' | 'bad-kernel-queue' | 'weird';
 
 /**
- * Fields of a v9 compute MQD (struct v9_mqd, SPEC.md §1.3). Addresses as 0x-hex strings. Every
+ * Fields of a v9 compute MQD (struct v9_mqd; sources in test/fixtures/kfd/README.upstream.md). Addresses as 0x-hex strings. Every
  * field is null when the block ends before the dword(s) it lives in (a cut dump): unknown, never 0.
  */
 export interface ComputeMqdFields {
@@ -90,7 +90,7 @@ export interface MqdQueue {
   gpuId: string | null;
   line: number;
   blocks: MqdBlock[];
-  /** SDMA MQDs dumped again because of the stale num_xccs quirk (SPEC.md §1.2) */
+  /** SDMA MQDs dumped again because of the stale num_xccs quirk: pqm_debugfs_mqds, see test/fixtures/kfd/README.upstream.md) */
   extraSdmaCopies: number;
 }
 

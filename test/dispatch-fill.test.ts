@@ -25,6 +25,7 @@ import { clockSummary, priorityVariants, summarizePriority, type PriorityProbeOp
 import { renderPriority } from '../src/cli/probe.js';
 import type { NativeBackendDevice } from '../src/native.js';
 import { ROOT, nativeLoaded } from './helpers/impls.js';
+import { H100 } from './helpers/devices.js';
 
 const CLI = path.join(ROOT, 'dist/cli/cli.js');
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -36,33 +37,6 @@ process.env.GPUCOLO_CPU_WORKERS = '2';
 process.env.GPUCOLO_CPU_WORKER_NICE ??= '0';
 
 const engines = nativeLoaded ? (['native', 'ts'] as const) : (['ts'] as const);
-
-/** An H100 SXM as the CUDA plugin would list it: 132 SMs, 2048 threads and 32 blocks per SM. */
-const H100: NativeBackendDevice = {
-  name: 'NVIDIA H100 80GB HBM3',
-  arch: 'sm_90',
-  computeUnits: 132,
-  priorityLeast: 0,
-  priorityGreatest: -5,
-  supportsCuMask: false,
-  supportsSmPartition: true,
-  timerResolutionNs: 0,
-  maxThreadsPerBlock: 1024,
-  fillThreadsPerBlock: 64,
-  maxActiveBlocksPerCu: 32,
-  occupancy: [
-    { threadsPerBlock: 32, blocksPerCu: 32 },
-    { threadsPerBlock: 64, blocksPerCu: 32 },
-    { threadsPerBlock: 128, blocksPerCu: 16 },
-    { threadsPerBlock: 256, blocksPerCu: 8 },
-    { threadsPerBlock: 512, blocksPerCu: 4 },
-    { threadsPerBlock: 1024, blocksPerCu: 2 },
-  ],
-  numXcc: 1,
-  numSePerXcc: 0,
-  numShPerSe: 0,
-  cuMaskBitsPerUnit: 0,
-};
 
 /** An MI300X: 304 CUs on 8 XCCs of 4 shader engines. */
 const MI300X: NativeBackendDevice = {

@@ -15,6 +15,7 @@ import * as run from '../src/dispatch/run.js';
 import { doctor, doctorMeasure } from '../src/doctor.js';
 import type { NativeBackendInfo } from '../src/native.js';
 import { ROOT } from './helpers/impls.js';
+import { H100 } from './helpers/devices.js';
 
 vi.mock('../src/dispatch/run.js', async (importOriginal) => {
   const m = await importOriginal<typeof import('../src/dispatch/run.js')>();
@@ -34,24 +35,7 @@ const FAKE_CUDA: NativeBackendInfo = {
   available: true,
   engine: 'native',
   devices: [
-    {
-      name: 'NVIDIA H100 80GB HBM3',
-      arch: 'sm_90',
-      computeUnits: 132,
-      priorityLeast: 0,
-      priorityGreatest: -5,
-      supportsCuMask: false,
-      supportsSmPartition: true,
-      timerResolutionNs: 0,
-      maxThreadsPerBlock: 1024,
-      fillThreadsPerBlock: 64,
-      maxActiveBlocksPerCu: 32,
-      occupancy: [{ threadsPerBlock: 64, blocksPerCu: 32 }],
-      numXcc: 1,
-      numSePerXcc: 0,
-      numShPerSe: 0,
-      cuMaskBitsPerUnit: 0,
-    },
+    H100,
   ],
 };
 

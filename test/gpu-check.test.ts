@@ -16,6 +16,7 @@ import type { CheckResult, GpuCheckSummary, Observations, Step } from '../src/gp
 import type { CoRunResult } from '../src/dispatch/index.js';
 import type { DoctorReport } from '../src/doctor.js';
 import { ROOT } from './helpers/impls.js';
+import { H100 } from './helpers/devices.js';
 
 const SCRIPT = path.join(ROOT, 'scripts', 'gpu-check.sh');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-gpu-check-'));
@@ -102,23 +103,9 @@ function priorityResult(): Json {
 }
 
 function doctorReport(): Json {
-  const h100 = {
-    name: 'NVIDIA H100 80GB HBM3',
-    arch: 'sm_90',
-    computeUnits: 132,
-    priorityLeast: 0,
-    priorityGreatest: -5,
-    supportsCuMask: false,
-    supportsSmPartition: true,
-    timerResolutionNs: 0,
-    maxThreadsPerBlock: 1024,
-    fillThreadsPerBlock: 64,
-    maxActiveBlocksPerCu: 32,
-    occupancy: [
-      { threadsPerBlock: 64, blocksPerCu: 32 },
-      { threadsPerBlock: 256, blocksPerCu: 8 },
-    ],
-  };
+  // the two block sizes the check's fill plan looks at
+  const h100 = { ...H100, occupancy: [{ threadsPerBlock: 64, blocksPerCu: 32 }, { threadsPerBlock: 256, blocksPerCu: 8 }] };
+
   return {
     schema: 'gpucolo.doctor/1',
     native: { loaded: true, file: 'build/Release/gpucolo.node', abi: 8, disabled: false, errors: [], candidates: [] },

@@ -10,7 +10,7 @@
  * device.
  *
  * Then the native engine vs the pure-TS engine (src/dispatch/ts-engine) on the cpu backend,
- * interleaved (native, TS, native, TS, ... over ROUNDS rounds, as DESIGN.md asks of any
+ * interleaved (native, TS, native, TS, ... over ROUNDS rounds, as docs/measurement.md#interleaved-benches asks of any
  * comparison): an empty kernel's closed-loop round trip and a 1 ms spin kernel's latency (closed
  * loop, one in flight: complete - intended), p50 and p99 per run; the TS / native ratio per round,
  * reported as the median over rounds with the range (min-max) as its spread.

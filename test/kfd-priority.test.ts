@@ -54,7 +54,7 @@ const planned = (p: ReturnType<typeof planKfdPriority>): KfdPriorityPlanOk => {
 
 // ---------------------------------------------------------------------------------- mapping
 
-describe('expectedKfdPriority (SPEC.md §5)', () => {
+describe('expectedKfdPriority (docs/queue-model.md#priorities)', () => {
   it('maps HIP priorities to KFD queue and pipe priorities per ROCr generation', () => {
     expect(expectedKfdPriority('high', 'old')).toEqual({ queue: 15, pipe: 2 });
     expect(expectedKfdPriority('high', 'new')).toEqual({ queue: 11, pipe: 2 });

@@ -52,7 +52,7 @@ struct ArgError {
 
 /**
  * Fills *args for AMDKFD_IOC_UPDATE_QUEUE after the checks of kfd_ioctl_update_queue, in its
- * order (SPEC.md §4.1, kfd_chardev.c):
+ * order (docs/kfd-formats.md#update_queue, kfd_chardev.c):
  *   1. (percentage & 0xFF) > 100                     -> EINVAL
  *   2. priority > 15 (KFD_MAX_QUEUE_PRIORITY)        -> EINVAL
  *   3. ring_base != 0 and not a user address          -> EFAULT (access_ok(ring_base, 8); checked
@@ -86,7 +86,7 @@ struct IoctlResult {
 /**
  * open(dev_path, O_RDWR | O_CLOEXEC) + AMDKFD_IOC_UPDATE_QUEUE(args) + close.
  *
- * What it does, all of it (SPEC.md §4.1):
+ * What it does, all of it (docs/kfd-formats.md#update_queue):
  *  - acts on a queue of the CALLER's own KFD process only: the fd opened here belongs to this
  *    process, and the kernel refuses an fd of another process (-EBADF). There is no way to change
  *    another process's queue with it.
@@ -175,7 +175,7 @@ struct QueueSnapshotSelfResult : IoctlResult {
  * exception_mask 0) + GET_QUEUE_SNAPSHOT (first with num_queues 0 to size, then with room for
  * that many + 8, again while the count grows, at most 4 times) + DISABLE + close.
  *
- * SIDE EFFECTS (SPEC.md §4.2), which is why the JS side wants acceptSideEffects: true:
+ * SIDE EFFECTS (docs/kfd-formats.md#dbg_trap-queue-snapshot), which is why the JS side wants acceptSideEffects: true:
  *  - ENABLE of a runtime-enabled process (ROCr always enables the runtime) activates debug mode:
  *    GFXOFF is disabled, SPI debug is programmed per VMID, the trap handler's debug flag is set,
  *    and on GPUs with per-VMID debug (GC 9.4.2, 9.4.3 = MI200/MI300, 9.4.4, 9.5.0, >= 11) KFD

@@ -3,7 +3,7 @@
 // GET_QUEUE_SNAPSHOT) and, for one place to look, AMDKFD_IOC_UPDATE_QUEUE (present since 1.0).
 //
 // Copied field by field from the upstream uapi header include/uapi/linux/kfd_ioctl.h (KFD ioctl
-// 1.17, SPEC.md §4/§4.2). Own names in an own namespace, so this header never clashes with a newer
+// 1.17; docs/kfd-formats.md#ioctls). Own names in an own namespace, so this header never clashes with a newer
 // system header; kfd_ioctl.cc checks both agree (sizes and ioctl numbers) whenever the system
 // header is new enough to declare them. Self-contained: no <linux/kfd_ioctl.h>, no <drm/drm.h>,
 // so the C++ tests can include it without the compat/drm shim.
@@ -130,7 +130,7 @@ constexpr uint32_t kIocUpdateQueue = IocEncode(kIocWrite, 0x07, sizeof(UpdateQue
 constexpr uint32_t kIocDbgTrap = IocEncode(kIocRead | kIocWrite, 0x26, sizeof(DbgTrapArgs));  // AMDKFD_IOC_DBG_TRAP
 
 // ------------------------------------------------------------------------------ layout checks
-// Sizes and offsets as on x86-64 with the upstream header (SPEC.md §4.2).
+// Sizes and offsets as on x86-64 with the upstream header (docs/kfd-formats.md#ioctls).
 static_assert(sizeof(UpdateQueueArgs) == 24, "kfd_ioctl_update_queue_args is 24 bytes");
 static_assert(offsetof(UpdateQueueArgs, queue_id) == 8 && offsetof(UpdateQueueArgs, queue_priority) == 20, "update_queue layout");
 static_assert(sizeof(RuntimeInfo) == 16, "kfd_runtime_info is 16 bytes");
@@ -144,8 +144,8 @@ static_assert(offsetof(QueueSnapshotEntry, ring_base_address) == 8 && offsetof(Q
                   offsetof(QueueSnapshotEntry, ring_size) == 48 && offsetof(QueueSnapshotEntry, queue_type) == 52 &&
                   offsetof(QueueSnapshotEntry, ctx_save_restore_area_size) == 56,
               "kfd_queue_snapshot_entry layout");
-static_assert(kIocUpdateQueue == 0x40184b07u, "AMDKFD_IOC_UPDATE_QUEUE (SPEC.md §4)");
-static_assert(kIocDbgTrap == 0xc0204b26u, "AMDKFD_IOC_DBG_TRAP (SPEC.md §4)");
+static_assert(kIocUpdateQueue == 0x40184b07u, "AMDKFD_IOC_UPDATE_QUEUE (docs/kfd-formats.md#ioctls)");
+static_assert(kIocDbgTrap == 0xc0204b26u, "AMDKFD_IOC_DBG_TRAP (docs/kfd-formats.md#ioctls)");
 static_assert(EcMask(kEcQueueNew) == 0x40000000ull, "KFD_EC_MASK(EC_QUEUE_NEW)");
 
 }  // namespace uapi

@@ -1,4 +1,4 @@
-// Parser of debugfs kfd/rls (kfd/SPEC.md §2.2). Twin of src/kfd/rls-ts.ts: same rules, same
+// Parser of debugfs kfd/rls (docs/kfd-formats.md#rls). Twin of src/kfd/rls-ts.ts: same rules, same
 // tables (column layouts in src/kfd/raw.ts), same issue wording.
 #pragma once
 

@@ -1,5 +1,5 @@
 // Device utilisation, power and energy from the vendors' management libraries, opened with
-// dlopen() at run time (DESIGN.md: "Never link a GPU runtime"):
+// dlopen() at run time (docs/design-rules.md#never-link-a-gpu-runtime):
 //   nvml      libnvidia-ml.so.1   (override: GPUCOLO_NVML_LIB=/path/to/lib)
 //   rocm-smi  librocm_smi64.so*   (override: GPUCOLO_ROCM_SMI_LIB=/path/to/lib)
 // The structs, enums and signatures are declared locally (nvml.cc, rocm_smi.cc) from the

@@ -1,5 +1,5 @@
 /**
- * amdgpu through sysfs, no library and no root (notes/PYTORCH.md, energy table):
+ * amdgpu through sysfs, no library and no root (docs/energy.md#sources):
  *
  *   <sysfs>/class/drm/card<N>/device/vendor                      "0x1002" = AMD
  *   <sysfs>/class/drm/card<N>/device/product_name                 marketing name, where the board has one

@@ -8,7 +8,7 @@
  *   rapl          CPU packages/DRAM through powercap energy_uj (pure TS)
  *
  * A source that cannot be used is reported unavailable with its reason, never as zeros
- * (DESIGN.md). Sysfs roots are parameters, so everything runs against fixture trees.
+ * (docs/energy.md#unavailable-is-said-never-zero). Sysfs roots are parameters, so everything runs against fixture trees.
  *
  *   const s = startSampling({ intervalMs: 100 });
  *   ... run the phase ...

@@ -1,5 +1,5 @@
 /**
- * CPU energy from RAPL through powercap (notes/PYTORCH.md, energy table):
+ * CPU energy from RAPL through powercap (docs/energy.md#sources):
  *
  *   <sysfs>/class/powercap/intel-rapl:<N>[:<M>]/name                  package-0, core, uncore, dram, psys
  *   <sysfs>/class/powercap/intel-rapl:<N>[:<M>]/energy_uj             µJ, cumulative

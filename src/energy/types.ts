@@ -101,7 +101,7 @@ export interface SamplingSummary {
   durationS: number;
   /**
    * windows shorter than ~1 s are low-confidence: NVML power is a 1-s average on Ampere and newer,
-   * energy counters step every 10-100 ms (notes/PYTORCH.md, energy table)
+   * energy counters step every 10-100 ms (docs/energy.md#what-is-counted)
    */
   lowConfidence: boolean;
   sources: SourceSummary[];

@@ -1,5 +1,5 @@
 /**
- * Pure-TS parser of debugfs kfd/hqds (SPEC.md §2.1). Twin of native/kfd/hqds_parser.cc.
+ * Pure-TS parser of debugfs kfd/hqds (docs/kfd-formats.md#hqds). Twin of native/kfd/hqds_parser.cc.
  *
  * Registers are taken by position, never by address: the address printed in front of each
  * line is a per-XCC, per-ASIC MMIO offset. A compute slot (HIQ or CP) should hold 56 values

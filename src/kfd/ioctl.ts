@@ -3,7 +3,7 @@
  *
  * Every ioctl here acts on the CALLER's own KFD process: the kernel refuses a /dev/kfd fd of another
  * process (EBADF). gpucolo opens its own fd, so these functions reach gpucolo's own queues (those
- * its HIP plugin created) and nothing else. SPEC.md §4.
+ * its HIP plugin created) and nothing else. docs/kfd-formats.md#ioctls.
  */
 import {
   requireNative,
@@ -187,7 +187,7 @@ export interface QueueSnapshotSelfResult extends NativeQueueSnapshotSelf {
  * This process's KFD queues as KFD lists them — queue_id, gpu_id, ring base and size, queue type —
  * through the debugger API: DBG_TRAP ENABLE on itself, GET_QUEUE_SNAPSHOT, DISABLE.
  *
- * SIDE EFFECTS, hence acceptSideEffects: true (SPEC.md §4.2):
+ * SIDE EFFECTS, hence acceptSideEffects: true (docs/kfd-formats.md#dbg_trap-queue-snapshot):
  *  - on MI200/MI300 (per-VMID debug: GC 9.4.2/9.4.3/9.4.4/9.5.0 and GC >= 11) ENABLE and DISABLE
  *    each refresh the runlist: ALL queues of ALL processes on the device are preempted and mapped
  *    again; GFXOFF is disabled and SPI debug programmed while enabled;

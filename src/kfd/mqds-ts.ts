@@ -1,5 +1,5 @@
 /**
- * Pure-TS parser of debugfs kfd/mqds (SPEC.md §1). Twin of native/kfd/mqds_parser.cc: same rules,
+ * Pure-TS parser of debugfs kfd/mqds (docs/kfd-formats.md#mqds). Twin of native/kfd/mqds_parser.cc: same rules,
  * same tables, same issue wording.
  *
  * Rules:

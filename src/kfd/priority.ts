@@ -1,7 +1,7 @@
 /**
  * Priority hints that reach the hardware (AMD), issue 4.
  *
- *  - expectedKfdPriority: what a HIP stream priority becomes in KFD (SPEC.md §5).
+ *  - expectedKfdPriority: what a HIP stream priority becomes in KFD (docs/queue-model.md#priorities).
  *  - verifyOwnQueues: does the KFD snapshot of a process show queues at the priorities its streams
  *    asked for, and are they mapped? Matched by level counts, not stream by stream (see there).
  *  - planKfdPriority: the AMDKFD_IOC_UPDATE_QUEUE arguments that set one of gpucolo's OWN queues
@@ -34,7 +34,7 @@ export function pipePriorityOf(queuePriority: number): 0 | 1 | 2 {
 }
 
 /**
- * The KFD queue priority a HIP stream priority ends up as (SPEC.md §5): HIP High -> HSA HIGH ->
+ * The KFD queue priority a HIP stream priority ends up as (docs/queue-model.md#priorities): HIP High -> HSA HIGH ->
  * libhsakmt priority_map[] 15 (old ROCr: HSA_QUEUE_PRIORITY_MAXIMUM) or 11 (new ROCr:
  * HSA_QUEUE_PRIORITY_HIGH, "MAXIMUM is reserved for PC sampling"); Normal -> 7 (ROCr's default, no
  * set_priority call); Low -> 0. Pipe priority from pipe_priority_map[]. Default generation: new.

@@ -2,7 +2,7 @@
  * The raw parse results that BOTH parser implementations (C++ in native/kfd, TS in src/kfd)
  * produce, field for field. Tables are flat Float64Arrays with a fixed number of columns per
  * row so that the native path can hand a whole file across N-API in a handful of objects
- * (see "Bulk across the boundary" in DESIGN.md). Everything that turns these tables into
+ * (see docs/design-rules.md#bulk-across-the-boundary). Everything that turns these tables into
  * friendly objects lives in TS once (build*.ts / decode.ts), so both paths give one answer.
  *
  * Column layouts are part of the native ABI: change them together with native/kfd/*.h and bump

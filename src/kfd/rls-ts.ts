@@ -1,5 +1,5 @@
 /**
- * Pure-TS parser of debugfs kfd/rls (SPEC.md §2.2). Twin of native/kfd/rls_parser.cc.
+ * Pure-TS parser of debugfs kfd/rls (docs/kfd-formats.md#rls). Twin of native/kfd/rls_parser.cc.
  *
  * Per `Node` block: either `  No active runlist` or a 2-space hex dump of the runlist IB. The
  * IB is cut into PM4 type-3 packets by their header count field (not by MAP_PROCESS.num_queues,

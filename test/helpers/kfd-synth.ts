@@ -1,6 +1,6 @@
 /**
  * Synthesizes KFD debugfs text (mqds, hqds, rls) for arbitrary scenarios, in the kernel's formats
- * (SPEC.md; the same format strings as ../shared/fixtures/kfd/generate.py, but parametrised), so
+ * (docs/kfd-formats.md; the same format strings as the fixtures of test/fixtures/kfd/README.upstream.md, but parametrised), so
  * tests can build variants the shared fixtures do not show — older headers, pre-9.4.3 single-XCC
  * dumps, 8-node machines, the SDMA repeat quirk — and know the ground truth of each.
  */

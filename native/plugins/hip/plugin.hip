@@ -2,7 +2,7 @@
 //
 // Same design as native/plugins/cuda/plugin.cu (read its header comment first); the differences:
 //  - Streams: hipStreamCreateWithPriority(hipStreamNonBlocking, priority); HIP's range is least 1
-//    (Low), greatest -1 (High), 0 Normal (SPEC.md section 5: KFD queue priority 0 / 7 / 11 or 15).
+//    (Low), greatest -1 (High), 0 Normal (docs/queue-model.md#priorities: KFD queue priority 0 / 7 / 11 or 15).
 //  - CU masks: hipExtStreamCreateWithCUMask (supports_cu_mask = 1). That call always creates a
 //    Normal-priority stream, so a CU mask with a priority other than 0 is GPUCOLO_ERR_UNSUPPORTED
 //    rather than silently ignored. ROCclr never shares a KFD queue between CU-masked streams.

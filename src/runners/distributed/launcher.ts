@@ -7,7 +7,7 @@
  *
  * Debian's torch 1.13 on Python 3.11 crashes in torchrun before any worker starts: Std is an
  * IntFlag, 3.11 no longer yields its zero or multi-bit members, so Std.from_str("0") (the default
- * of --redirects and --tee) and Std.from_str("3") return None (notes/PYTORCH.md §2.1). Single-bit
+ * of --redirects and --tee) and Std.from_str("3") return None (docs/supervisor.md#launching-distributed-ranks). Single-bit
  * values work, so gpucolo always passes `--redirects 2 --tee 1`: tee implies redirect, so both
  * streams of every rank land in torchrun's per-rank files (stdout.log, stderr.log) and stdout is
  * also copied, prefixed, to the launcher's own log. `auto` probes Std.from_str('0') once per
@@ -131,7 +131,7 @@ export interface TorchrunArgvOptions {
   rdzvEndpoint?: string;
   /** torchrun's own per-rank log directory */
   logDir: string;
-  /** default 0.2 s (torch 1.13 polls every 5 s otherwise, rounding every run up; notes §2.2) */
+  /** default 0.2 s (torch 1.13 polls every 5 s otherwise, rounding every run up; docs/supervisor.md#launching-distributed-ranks) */
   monitorInterval?: number;
   /** rendezvous id for multi-node jobs (all nodes must agree) */
   rdzvId?: string;

@@ -9,7 +9,7 @@
  * inert for detached children anyway. Files are opened here and handed over as raw fds, so a
  * child's output goes straight to the file instead of through our event loop.
  *
- * Why facts (measured, see notes/PYTORCH.md §6):
+ * Why facts (see docs/supervisor.md#stopping-a-group):
  *  - 'exit' fires when the leader is reaped; 'close' waits for every holder of the pipes, and a
  *    grandchild may hold them for ever. `exited` follows 'exit'.
  *  - kill(-pgid, 0) succeeds while zombies are left in the group; orphans are reaped by PID 1,

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
+import type { NativeJoinTables } from './kfd/join.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
 export const NATIVE_ABI = 8;
@@ -314,6 +315,19 @@ export interface NativeBinding {
   parseMqds(buf: Uint8Array): MqdsRaw;
   parseHqds(buf: Uint8Array): HqdsRaw;
   parseRls(buf: Uint8Array): RlsRaw;
+  /**
+   * mqds, hqds, rls (null: not read) parsed and joined in one call (native/kfd/join.h), with the
+   * topology/procs tables of src/kfd/join.ts nativeJoinSysfs. Optional: an addon built before it
+   * lacks it, and src/kfd/snapshot.ts then joins in TS.
+   */
+  joinKfdDumps?(
+    mqds: Uint8Array | null,
+    hqds: Uint8Array | null,
+    rls: Uint8Array | null,
+    topology: Float64Array | null,
+    procs: Float64Array | null,
+    procQueues: Float64Array | null,
+  ): NativeJoinTables;
   readTopology(sysfsRoot: string): TopologyRaw;
   readKfdProcs(sysfsRoot: string, pids?: number[]): ProcsRaw;
   /** AMDKFD_IOC_GET_VERSION on an open of devPath; throws {code, errno, syscall, path} */

@@ -1,4 +1,4 @@
-// N-API wrappers of the kfd group. Rule of DESIGN.md "Bulk across the boundary": bytes in, a
+// N-API wrappers of the kfd group. Rule of docs/design-rules.md "Bulk across the boundary": bytes in, a
 // handful of typed arrays out; the only per-item JS objects are issues (at most 100 per parse)
 // and topology nodes.
 #include "binding.h"
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hqds_parser.h"
+#include "join.h"
 #include "kfd_ioctl.h"
 #include "mqds_parser.h"
 #include "rls_parser.h"
@@ -461,9 +462,122 @@ Napi::Value KfdQueueSnapshotSelfJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---------------------------------------------------------------------------------- snapshot join
+
+/** Bytes of argument i when it is a Uint8Array; false for null/undefined (the file was not read). */
+bool OptionalBytes(const Napi::CallbackInfo& info, size_t i, const char* fn, InputBytes* in) {
+  if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) return false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t length = 0;
+  void* data = nullptr;
+  if (info[i].IsTypedArray()) {
+    NAPI_THROW_IF_FAILED(info.Env(), napi_get_typedarray_info(info.Env(), info[i], &type, &length, &data, nullptr, nullptr), false);
+  }
+  if (!info[i].IsTypedArray() || (type != napi_uint8_array && type != napi_uint8_clamped_array)) {
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i + 1) + " must be a Buffer/Uint8Array or null");
+  }
+  in->data = static_cast<const char*>(data);
+  in->len = length;
+  return true;
+}
+
+/** Argument i as a table (Float64Array) copy; false for null/undefined. */
+bool OptionalTable(const Napi::CallbackInfo& info, size_t i, const char* fn, std::vector<double>* out) {
+  if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) return false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t length = 0;
+  void* data = nullptr;
+  if (info[i].IsTypedArray()) {
+    NAPI_THROW_IF_FAILED(info.Env(), napi_get_typedarray_info(info.Env(), info[i], &type, &length, &data, nullptr, nullptr), false);
+  }
+  if (!info[i].IsTypedArray() || type != napi_float64_array) {
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i + 1) + " must be a Float64Array or null");
+  }
+  const double* d = static_cast<const double*>(data);
+  out->assign(d, d + length);
+  return true;
+}
+
+/** issues, suppressed, lines of one parsed file (what a snapshot keeps of it). */
+Napi::Object CommonToJs(Napi::Env env, const RawCommon& r) {
+  Napi::Object o = Napi::Object::New(env);
+  SetCommon(env, o, r);
+  return o;
+}
+
+Napi::Array StringsToJs(Napi::Env env, const std::vector<std::string>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), v[i]);
+  return a;
+}
+
+/**
+ * The join's numeric tables and the mqds pids in ONE Float64Array: a header of (offset, length)
+ * pairs, in the order unpackJoinTables in src/kfd/join.ts reads them, then the tables. Each typed
+ * array made through N-API costs about a microsecond or two, a dozen of them a good part of the
+ * whole call on small inputs.
+ */
+Napi::Float64Array PackJoinTables(Napi::Env env, const JoinTables& t, const std::vector<double>& mqds_pids) {
+  const std::vector<double>* parts[] = {&t.queues, &t.addresses, &t.hqds, &t.processes, &t.runlist,
+                                        &t.unmatched_hqds, &t.unmatched_runlist, &t.nodes, &t.xccs, &mqds_pids};
+  constexpr size_t kParts = sizeof(parts) / sizeof(parts[0]);
+  size_t total = 2 * kParts;
+  for (const auto* p : parts) total += p->size();
+  Napi::Float64Array a = Napi::Float64Array::New(env, total);
+  double* out = a.Data();
+  size_t at = 2 * kParts;
+  for (size_t i = 0; i < kParts; ++i) {
+    out[2 * i] = static_cast<double>(at);
+    out[2 * i + 1] = static_cast<double>(parts[i]->size());
+    if (!parts[i]->empty()) std::memcpy(out + at, parts[i]->data(), parts[i]->size() * sizeof(double));
+    at += parts[i]->size();
+  }
+  return a;
+}
+
+// joinKfdDumps(mqds, hqds, rls, topology, procs, procQueues): the three debugfs files parsed and
+// joined in one call (src/kfd/join.ts joinDumps); every argument may be null (not read).
+Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
+  return Guarded(info, "joinKfdDumps", [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    InputBytes bytes[3];
+    bool have[3];
+    for (size_t i = 0; i < 3; ++i) have[i] = OptionalBytes(info, i, "joinKfdDumps", &bytes[i]);
+    std::vector<double> topology, procs, proc_queues;
+    const bool have_topology = OptionalTable(info, 3, "joinKfdDumps", &topology);
+    const bool have_procs = OptionalTable(info, 4, "joinKfdDumps", &procs);
+    OptionalTable(info, 5, "joinKfdDumps", &proc_queues);
+    MqdsRaw mqds;
+    HqdsRaw hqds;
+    RlsRaw rls;
+    JoinInput in;
+    if (have_topology) in.topology = &topology;
+    if (have_procs) {
+      in.procs = &procs;
+      in.proc_queues = &proc_queues;
+    }
+    if (const char* bad = CheckJoinSysfs(in)) throw Napi::RangeError::New(env, std::string("joinKfdDumps: ") + bad);
+    if (have[0]) in.mqds = &(mqds = ParseMqds(bytes[0].data, bytes[0].len));
+    if (have[1]) in.hqds = &(hqds = ParseHqds(bytes[1].data, bytes[1].len));
+    if (have[2]) in.rls = &(rls = ParseRls(bytes[2].data, bytes[2].len));
+    const JoinTables t = JoinQueues(in);
+    std::vector<double> mqds_pids;
+    for (size_t p = 0; p < mqds.procs.size(); p += kMqdsProcCols) mqds_pids.push_back(mqds.procs[p]);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tables", PackJoinTables(env, t, mqds_pids));
+    o.Set("runlistEngines", StringsToJs(env, t.runlist_engines));
+    o.Set("warnings", StringsToJs(env, t.warnings));
+    o.Set("mqdsFile", have[0] ? Napi::Value(CommonToJs(env, mqds)) : env.Null());
+    o.Set("hqdsFile", have[1] ? Napi::Value(CommonToJs(env, hqds)) : env.Null());
+    o.Set("rlsFile", have[2] ? Napi::Value(CommonToJs(env, rls)) : env.Null());
+    return o;
+  });
+}
+
 }  // namespace
 
 void RegisterBinding(Napi::Env env, Napi::Object exports) {
+  exports.Set("joinKfdDumps", Napi::Function::New(env, JoinKfdDumpsJs, "joinKfdDumps"));
   exports.Set("parseMqds", Napi::Function::New(env, ParseMqdsJs, "parseMqds"));
   exports.Set("parseHqds", Napi::Function::New(env, ParseHqdsJs, "parseHqds"));
   exports.Set("parseRls", Napi::Function::New(env, ParseRlsJs, "parseRls"));

@@ -1,6 +1,6 @@
 /**
  * The queue model: joins what debugfs (mqds, hqds, rls) and sysfs (topology, proc) say into one
- * picture per process and per node (DESIGN.md "The queue model").
+ * picture per process and per node (docs/queue-model.md).
  *
  *  - HQD -> queue: an HQD slot's CP_MQD_BASE_ADDR equals dw128/129 of the MQD block of that XCC
  *    (per gpu). Active slots that match no MQD are reported in unmatchedHqds, not dropped.
@@ -8,23 +8,29 @@
  *    the ring base; by ring base alone when the engine numbers disagree (partition modes).
  *  - runlist -> queue: MAP_QUEUES MQD address == XCC0 block address (compute); SDMA MAP_QUEUES by
  *    doorbell within the process that the compute queues identified.
- *  - sysfs queue ids: mqds does not print them (SPEC.md §1.3). Matched per (gpu, compute|sdma):
- *    first by what earlier snapshots of a trace established ('history', qidHints); then one
- *    queue on each side -> 'unique', else by creation order ('creation-order': mqds lists newest
- *    first, KFD gives the lowest free id, so oldest = lowest id unless ids were reused). With
- *    different counts only the oldest pairs are matched, a warning says so, and sysfs queues
- *    debugfs does not show yet are listed from sysfs alone.
+ *  - sysfs queue ids: mqds does not print them (docs/kfd-formats.md, "What mqds does not say").
+ *    Matched per (gpu, compute|sdma): first by what earlier snapshots of a trace established
+ *    ('history', qidHints); then one queue on each side -> 'unique', else by creation order
+ *    ('creation-order': mqds lists newest first, KFD gives the lowest free id, so oldest = lowest
+ *    id unless ids were reused). With different counts only the oldest pairs are matched, a
+ *    warning says so, and sysfs queues debugfs does not show yet are listed from sysfs alone.
  *  - runlist MAP_PROCESS -> process: by PASID where the mqds header prints a real one (older
  *    kernels: `PASID 0x8001` is MAP_PROCESS pasid 32769; current ones print the pid there) or
  *    sysfs `pasid` is not 0; else through the queues it maps.
+ *
+ * native/kfd/join.cc is this join in C++ on the parsers' raw tables (all but qidHints, which only
+ * a trace has): snapshot() on the native path parses and joins in one addon call and builds
+ * objects only for the result (joinFromNativeTables below). A rule changed here is changed there;
+ * test/kfd-snapshot-native*.test.ts hold the two to the same result.
  *
  * Unknown is null, never 0 or false: a field a cut MQD block does not hold, an HQD slot cut
  * before CP_HQD_ACTIVE, a node or Inst that hqds does not show (dump cut, or a GPU only mqds
  * names) are null in the result, and a warning names what is missing.
  */
-import { priorityLevel } from './decode.js';
+import { addr64, priorityLevel } from './decode.js';
 import type { ProcStatus } from './procfs.js';
 import { namespacePid } from './procfs.js';
+import { MQD_QUEUE_KIND_NAMES, type ParseIssue } from './raw.js';
 import type {
   HqdSlot,
   Hqds,
@@ -38,6 +44,7 @@ import type {
   RlsNode,
   Rls,
   Topology,
+  TopologyNode,
 } from './types.js';
 
 export type QidMatch = 'unique' | 'creation-order' | 'history' | 'sysfs-only' | 'unmatched' | 'no-sysfs';
@@ -658,4 +665,225 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
     }
   }
   return [...out.values()].sort((a, b) => (a.node ?? Infinity) - (b.node ?? Infinity) || a.gpuId.localeCompare(b.gpuId));
+}
+
+// ------------------------------------------------------------------------ native join tables
+// native/kfd/join.cc runs the join above (without qidHints) on the parser's raw tables and hands
+// back these tables, one N-API call for a whole snapshot; -1 is null in every nullable column.
+// Column layouts: native/kfd/join.h (kJoin*Cols), changed together with this decoder.
+
+/**
+ * queue: pid qid qidMatch source mqdKind sysQueue aql gpuId node sizeBytes prioPipe prioQueue
+ * level doorbell ringLo ringHi firstAddr addrCount firstHqd hqdCount sdmaEngine sdmaRlc
+ * sdmaActive sdmaBusy sdmaBy inRunlist mqdsLine
+ */
+const JQ = 27;
+const JADDR = 2; // lo hi
+const JHQD = 6; // inst pipe queue active busy xcc
+const JPROC = 5; // pid firstQueue queueCount firstRunlist runlistCount
+const JRL = 4; // gpuId pasid numQueues mappedQueues
+const JUH = 13; // node gpuId kind inst pipe queue mqdLo mqdHi ringLo ringHi vmid busy likelyStale
+const JUR = 6; // gpuId pasid engine doorbell mqdLo mqdHi
+/**
+ * node: node gpuId topologyRow numXcc stopped activeHqds activeSdma cpSlots firstXcc xccCount
+ * queues runlistPresent runlistProcesses runlistMapQueues runlistChained
+ */
+const JNODE = 15;
+const JXCC = 4; // inst cpSlots activeCp hiqActive
+const JTOPO = 3; // input: node gpuId numXcc
+const JSYSPROC = 4; // input: pid pasid firstQueue queueCount
+const JSYSQUEUE = 4; // input: qid typeCode sizeBytes gpuId
+
+const QID_MATCH: QidMatch[] = ['unique', 'creation-order', 'sysfs-only', 'unmatched', 'no-sysfs'];
+const SOURCES: SnapshotQueue['source'][] = ['debugfs+sysfs', 'debugfs', 'sysfs'];
+const LEVELS = ['low', 'normal', 'high'] as const;
+
+/** What a parsed debugfs file leaves in a snapshot besides the join. */
+export interface NativeJoinFile {
+  issues: ParseIssue[];
+  suppressed: number;
+  lines: number;
+}
+
+/**
+ * The result of the addon's joinKfdDumps (native/kfd/binding.cc): every table in one Float64Array,
+ * a header of (offset, length) pairs in JOIN_TABLES order, then the tables.
+ */
+export interface NativeJoinTables {
+  tables: Float64Array;
+  runlistEngines: string[];
+  warnings: string[];
+  /** null for a file not given */
+  mqdsFile: NativeJoinFile | null;
+  hqdsFile: NativeJoinFile | null;
+  rlsFile: NativeJoinFile | null;
+}
+
+const JOIN_TABLES = ['queues', 'addresses', 'hqds', 'processes', 'runlist', 'unmatchedHqds', 'unmatchedRunlist', 'nodes', 'xccs', 'mqdsPids'] as const;
+
+/** The tables of a joinKfdDumps result, as views into its one array. */
+export interface JoinTableViews {
+  queues: Float64Array;
+  addresses: Float64Array;
+  hqds: Float64Array;
+  processes: Float64Array;
+  runlist: Float64Array;
+  unmatchedHqds: Float64Array;
+  unmatchedRunlist: Float64Array;
+  nodes: Float64Array;
+  xccs: Float64Array;
+  /** the pids of the mqds process headers, in file order */
+  mqdsPids: Float64Array;
+  runlistEngines: string[];
+  warnings: string[];
+}
+
+export function unpackJoinTables(r: NativeJoinTables): JoinTableViews {
+  const views = {} as Record<(typeof JOIN_TABLES)[number], Float64Array>;
+  JOIN_TABLES.forEach((name, i) => (views[name] = r.tables.subarray(r.tables[2 * i], r.tables[2 * i] + r.tables[2 * i + 1])));
+  return { ...views, runlistEngines: r.runlistEngines, warnings: r.warnings };
+}
+
+/** The sysfs side of a join as the addon takes it, and the objects its row numbers refer to. */
+export interface NativeJoinSysfs {
+  topology: Float64Array | null;
+  procs: Float64Array | null;
+  procQueues: Float64Array | null;
+  gpus: TopologyNode[];
+  queues: KfdProcQueue[];
+}
+
+export function nativeJoinSysfs(topology: Topology | null | undefined, procs: KfdProcs | null | undefined): NativeJoinSysfs {
+  const gpus = (topology?.nodes ?? []).filter((n) => n.isGpu);
+  const topo = new Float64Array(gpus.length * JTOPO);
+  gpus.forEach((n, i) => topo.set([n.node, n.gpuId, n.gpu?.numXcc ?? -1], i * JTOPO));
+  const queues: KfdProcQueue[] = [];
+  let procRows: Float64Array | null = null;
+  if (procs) {
+    procRows = new Float64Array(procs.procs.length * JSYSPROC);
+    procs.procs.forEach((p, i) => {
+      procRows!.set([p.pid, p.pasid ?? -1, queues.length, p.queues.length], i * JSYSPROC);
+      queues.push(...p.queues);
+    });
+  }
+  const queueRows = new Float64Array(queues.length * JSYSQUEUE);
+  queues.forEach((q, i) => queueRows.set([q.qid, q.typeCode, q.sizeBytes ?? -1, q.gpuId ?? -1], i * JSYSQUEUE));
+  return { topology: topology ? topo : null, procs: procRows, procQueues: procs ? queueRows : null, gpus, queues };
+}
+
+const orNull = (v: number): number | null => (v < 0 ? null : v);
+const tri = (v: number): boolean | null => (v < 0 ? null : v === 1);
+const hexOrNull = (v: number): string | null => (v < 0 ? null : hex(v));
+const addrOrNull = (lo: number, hi: number, shift = 0): string | null => (lo < 0 ? null : addr64(lo, hi, shift));
+
+function nativeQueue(t: JoinTableViews, r: number, sys: NativeJoinSysfs): SnapshotQueue {
+  const q = t.queues;
+  const o = r * JQ;
+  const mqdAddresses: (string | null)[] = [];
+  for (let a = q[o + 16]; a < q[o + 16] + q[o + 17]; a++) mqdAddresses.push(addrOrNull(t.addresses[a * JADDR], t.addresses[a * JADDR + 1]));
+  const hqds: SnapshotHqd[] = [];
+  for (let h = q[o + 18]; h < q[o + 18] + q[o + 19]; h++) {
+    const x = h * JHQD;
+    hqds.push({ inst: t.hqds[x], pipe: t.hqds[x + 1], queue: t.hqds[x + 2], active: tri(t.hqds[x + 3]), busy: tri(t.hqds[x + 4]), xcc: t.hqds[x + 5] });
+  }
+  return {
+    qid: orNull(q[o + 1]),
+    qidMatch: QID_MATCH[q[o + 2]],
+    source: SOURCES[q[o + 3]],
+    type: q[o + 5] >= 0 ? sys.queues[q[o + 5]].type : MQD_QUEUE_KIND_NAMES[q[o + 4]],
+    aql: tri(q[o + 6]),
+    gpuId: hexOrNull(q[o + 7]),
+    node: orNull(q[o + 8]),
+    sizeBytes: orNull(q[o + 9]),
+    priority: q[o + 10] < 0 ? null : { pipe: q[o + 10], queue: q[o + 11], level: LEVELS[q[o + 12]] ?? null },
+    doorbell: orNull(q[o + 13]),
+    ringBase: addrOrNull(q[o + 14], q[o + 15], 8),
+    mqdAddresses,
+    hqds,
+    sdma: q[o + 20] < 0 ? null : { engine: q[o + 20], rlc: q[o + 21], active: tri(q[o + 22]), busy: tri(q[o + 23]), matchedBy: q[o + 24] === 1 ? 'ring-base' : 'engine-rlc' },
+    inRunlist: tri(q[o + 25]),
+    mqdsLine: orNull(q[o + 26]),
+  };
+}
+
+function nativeNode(t: JoinTableViews, r: number, sys: NativeJoinSysfs): SnapshotNode {
+  const n = t.nodes;
+  const o = r * JNODE;
+  const topo = n[o + 2] >= 0 ? sys.gpus[n[o + 2]] : null;
+  const perXcc: SnapshotXcc[] = [];
+  for (let x = n[o + 8]; x < n[o + 8] + n[o + 9]; x++) {
+    const c = x * JXCC;
+    perXcc.push({ inst: t.xccs[c], cpSlots: orNull(t.xccs[c + 1]), activeCp: orNull(t.xccs[c + 2]), hiqActive: tri(t.xccs[c + 3]) });
+  }
+  return {
+    node: orNull(n[o]),
+    gpuId: hex(n[o + 1]),
+    name: topo ? topo.name : null,
+    gfxTarget: topo ? (topo.gpu?.gfxTarget ?? null) : null,
+    numXcc: orNull(n[o + 3]),
+    stopped: n[o + 4] === 1,
+    activeHqds: orNull(n[o + 5]),
+    activeSdma: orNull(n[o + 6]),
+    cpSlots: orNull(n[o + 7]),
+    perXcc,
+    queues: n[o + 10],
+    runlist: n[o + 11] < 0 ? null : { present: n[o + 11] === 1, processes: n[o + 12], mapQueues: n[o + 13], chained: n[o + 14] === 1 },
+  };
+}
+
+function nativeUnmatchedHqd(u: Float64Array, r: number): UnmatchedHqd {
+  const o = r * JUH;
+  return {
+    node: u[o],
+    gpuId: hex(u[o + 1]),
+    kind: u[o + 2] === 1 ? 'sdma' : 'cp',
+    inst: u[o + 3],
+    pipe: u[o + 4],
+    queue: u[o + 5],
+    mqdAddress: addrOrNull(u[o + 6], u[o + 7]),
+    ringBase: addrOrNull(u[o + 8], u[o + 9], 8),
+    vmid: orNull(u[o + 10]),
+    busy: tri(u[o + 11]),
+    likelyStale: u[o + 12] === 1,
+  };
+}
+
+/**
+ * The JoinResult of the addon's tables: what joinQueues gives for the same input (no qidHints).
+ * The objects are built here, from a few rows per queue; the addon built none per HQD slot.
+ */
+export function joinFromNativeTables(
+  t: JoinTableViews,
+  sys: NativeJoinSysfs,
+  ctx: { procs?: KfdProcs | null; status?: Map<number, ProcStatus | null>; pids?: readonly number[] } = {},
+): JoinResult {
+  const sysProcs = new Map<number, KfdProc>();
+  for (const p of ctx.procs?.procs ?? []) sysProcs.set(p.pid, p);
+  const want = ctx.pids ? new Set(ctx.pids) : null;
+  const processes: SnapshotProcess[] = [];
+  for (let p = 0; p < t.processes.length / JPROC; p++) {
+    const o = p * JPROC;
+    const pid = t.processes[o];
+    if (want && !want.has(pid)) continue;
+    const queues: SnapshotQueue[] = [];
+    for (let q = t.processes[o + 1]; q < t.processes[o + 1] + t.processes[o + 2]; q++) queues.push(nativeQueue(t, q, sys));
+    const runlist: SnapshotProcess['runlist'] = [];
+    for (let r = t.processes[o + 3]; r < t.processes[o + 3] + t.processes[o + 4]; r++) {
+      const x = r * JRL;
+      runlist.push({ gpuId: hex(t.runlist[x]), pasid: t.runlist[x + 1], numQueues: t.runlist[x + 2], mappedQueues: t.runlist[x + 3] });
+    }
+    const st = ctx.status?.get(pid) ?? null;
+    processes.push({ pid, nsPid: namespacePid(st), name: st?.name ?? null, queues, gpus: sysProcs.get(pid)?.gpus ?? [], runlist });
+  }
+  const unmatchedHqds: UnmatchedHqd[] = [];
+  for (let u = 0; u < t.unmatchedHqds.length / JUH; u++) unmatchedHqds.push(nativeUnmatchedHqd(t.unmatchedHqds, u));
+  const unmatchedRunlistQueues: JoinResult['unmatchedRunlistQueues'] = [];
+  for (let u = 0; u < t.unmatchedRunlist.length / JUR; u++) {
+    const o = u * JUR;
+    const r = t.unmatchedRunlist;
+    unmatchedRunlistQueues.push({ gpuId: hex(r[o]), pasid: orNull(r[o + 1]), engine: t.runlistEngines[r[o + 2]], doorbell: r[o + 3], mqdAddress: addr64(r[o + 4], r[o + 5]) });
+  }
+  const nodes: SnapshotNode[] = [];
+  for (let n = 0; n < t.nodes.length / JNODE; n++) nodes.push(nativeNode(t, n, sys));
+  return { processes, unmatchedHqds, unmatchedRunlistQueues, nodes, warnings: t.warnings };
 }

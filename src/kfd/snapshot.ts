@@ -4,16 +4,16 @@
  * its errno and a hint, and the snapshot says which fields that leaves missing.
  */
 import path from 'node:path';
-import { pickImpl, type Impl } from '../native.js';
+import { loadNative, pickImpl, type Impl } from '../native.js';
 import { errnoCode, readHint } from '../errors.js';
 import { issueCodeText, readInputFile } from '../input-file.js';
 import { VERSION } from '../version.js';
-import { joinQueues, type JoinResult } from './join.js';
+import { joinFromNativeTables, joinQueues, nativeJoinSysfs, unpackJoinTables, type JoinResult } from './join.js';
 import { parseHqds, parseMqds, parseRls, readKfdProcs, readTopology } from './parse.js';
-import { readProcStatus, type ProcStatus } from './procfs.js';
+import { namespacePid, readProcStatus, type ProcStatus } from './procfs.js';
 import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './sysfs-ts.js';
-import type { ReadIssue, Severity } from './raw.js';
-import type { Hqds, KfdProcs, Mqds, Rls, Topology } from './types.js';
+import type { ParseIssue, ReadIssue, Severity } from './raw.js';
+import type { KfdProcs, Topology } from './types.js';
 
 export const QUEUES_SCHEMA = 'gpucolo.queues/1';
 
@@ -130,8 +130,9 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
   }
 
   // ---- debugfs
-  const parsed: { mqds: Mqds | null; hqds: Hqds | null; rls: Rls | null } = { mqds: null, hqds: null, rls: null };
-  for (const name of ['mqds', 'hqds', 'rls'] as const) {
+  const dumps: DumpFiles = {};
+  const files: Partial<Record<DumpName, string>> = {};
+  for (const name of DUMP_NAMES) {
     const file = underRoot(roots.debugfs, `kfd/${name}`);
     if (!want.has('debugfs')) {
       sources[name] = skipped(file);
@@ -146,16 +147,24 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
       sources[name] = { path: file, ok: false, skipped: false, code, error: `cannot read ${file} (${issueCodeText(code, 'debugfs')})`, hint: sourceHint(code, 'debugfs', isRecorded.debugfs), issues: 0 };
       continue;
     }
-    const p = name === 'mqds' ? parseMqds(buf, { impl, file }) : name === 'hqds' ? parseHqds(buf, { impl, file }) : parseRls(buf, { impl, file });
-    (parsed as Record<string, unknown>)[name] = p;
-    sources[name] = { path: file, ok: true, skipped: false, issues: p.issues.length + p.suppressed };
+    dumps[name] = buf;
+    files[name] = file;
+    // the issue count is known once parsed (below); the entry is made here to keep the key order
+    sources[name] = { path: file, ok: true, skipped: false, issues: 0 };
+  }
+  const { parsed, mqdsPids, joined } = joinDumps(dumps, { topology, procs, pids: opts.pids, impl, files });
+  for (const name of DUMP_NAMES) {
+    const p = parsed[name];
+    const file = files[name];
+    if (!p || file === undefined) continue;
+    sources[name].issues = p.issues.length + p.suppressed;
     for (const i of p.issues) issues.push({ source: name, file, line: i.line, severity: i.severity, message: i.message });
     if (p.suppressed > 0) issues.push({ source: name, file, severity: 'error', message: `${p.suppressed} more issue(s) not listed` });
   }
 
   // ---- /proc: names and namespace pids of the processes KFD knows
   const pidSet = new Set<number>();
-  for (const p of parsed.mqds?.processes ?? []) pidSet.add(p.pid);
+  for (const pid of mqdsPids) pidSet.add(pid);
   for (const p of procs?.procs ?? []) pidSet.add(p.pid);
   const status = new Map<number, ProcStatus | null>();
   const outside: string[] = [];
@@ -167,7 +176,11 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
     );
   }
 
-  const joined = joinQueues({ ...parsed, topology, procs, status, pids: opts.pids });
+  for (const p of joined.processes) {
+    const st = status.get(p.pid) ?? null;
+    p.nsPid = namespacePid(st);
+    p.name = st?.name ?? null;
+  }
   joined.warnings.push(...outside);
   const missing = (Object.keys(MISSING) as SourceName[]).filter((s) => !sources[s].ok).flatMap((s) => MISSING[s]);
 
@@ -182,6 +195,63 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
     partial: issues.some((i) => i.severity === 'error'),
     issues,
     ...joined,
+  };
+}
+
+const DUMP_NAMES = ['mqds', 'hqds', 'rls'] as const;
+export type DumpName = (typeof DUMP_NAMES)[number];
+
+/** The bytes of debugfs kfd/{mqds,hqds,rls}; a file absent or null was not read. */
+export type DumpFiles = Partial<Record<DumpName, Uint8Array | null>>;
+
+export interface JoinDumpsOptions {
+  topology?: Topology | null;
+  procs?: KfdProcs | null;
+  /** /proc status per pid: names and namespace pids (none: null) */
+  status?: Map<number, ProcStatus | null>;
+  /** only these processes */
+  pids?: readonly number[];
+  impl?: Impl;
+  /** file names for the parsed objects of the TS path */
+  files?: Partial<Record<DumpName, string>>;
+}
+
+export interface JoinedDumps {
+  /** per file read: what its parse found wrong */
+  parsed: Record<DumpName, { issues: ParseIssue[]; suppressed: number } | null>;
+  /** the pids of the mqds process headers, in file order */
+  mqdsPids: number[];
+  joined: JoinResult;
+}
+
+/**
+ * The debugfs dumps parsed and joined with the sysfs side: the part of a snapshot that grows with
+ * the machine (hqds has ~165 slots per MI300-class GPU). Native: one addon call parses and joins
+ * (native/kfd/join.cc), and objects are built only for the join's result, never per HQD slot or
+ * MQD block; TS (and an addon without joinKfdDumps): parse, build objects, joinQueues. Both give
+ * the same result (test/kfd-snapshot-native.test.ts).
+ */
+export function joinDumps(dumps: DumpFiles, opts: JoinDumpsOptions = {}): JoinedDumps {
+  const impl = pickImpl(opts.impl);
+  const native = impl === 'native' ? loadNative() : null;
+  if (native?.joinKfdDumps) {
+    const sys = nativeJoinSysfs(opts.topology, opts.procs);
+    const r = native.joinKfdDumps(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, sys.topology, sys.procs, sys.procQueues);
+    const t = unpackJoinTables(r);
+    return {
+      parsed: { mqds: r.mqdsFile, hqds: r.hqdsFile, rls: r.rlsFile },
+      mqdsPids: Array.from(t.mqdsPids),
+      joined: joinFromNativeTables(t, sys, opts),
+    };
+  }
+  const file = opts.files ?? {};
+  const mqds = dumps.mqds ? parseMqds(dumps.mqds, { impl, file: file.mqds }) : null;
+  const hqds = dumps.hqds ? parseHqds(dumps.hqds, { impl, file: file.hqds }) : null;
+  const rls = dumps.rls ? parseRls(dumps.rls, { impl, file: file.rls }) : null;
+  return {
+    parsed: { mqds, hqds, rls },
+    mqdsPids: (mqds?.processes ?? []).map((p) => p.pid),
+    joined: joinQueues({ mqds, hqds, rls, topology: opts.topology, procs: opts.procs, status: opts.status, pids: opts.pids }),
   };
 }
 

@@ -1,0 +1,157 @@
+// JoinQueues (native/kfd/join.h) on the shared fixture and on input it cannot fully use. The
+// field-by-field agreement with joinQueues in src/kfd/join.ts is checked from JS
+// (test/kfd-snapshot-native*.test.ts); these tests pin the C++ side on its own.
+#include <string>
+
+#include "harness.h"
+#include "kfd/hqds_parser.h"
+#include "kfd/join.h"
+#include "kfd/mqds_parser.h"
+#include "kfd/rls_parser.h"
+#include "test_util.h"
+
+using namespace gpucolo::kfd;
+
+namespace {
+
+struct Fixture {
+  std::string mqds_text = gpucolo_test::ReadFixture("debugfs/kfd/mqds");
+  std::string hqds_text = gpucolo_test::ReadFixture("debugfs/kfd/hqds");
+  std::string rls_text = gpucolo_test::ReadFixture("debugfs/kfd/rls");
+  MqdsRaw mqds = ParseMqds(mqds_text.data(), mqds_text.size());
+  HqdsRaw hqds = ParseHqds(hqds_text.data(), hqds_text.size());
+  RlsRaw rls = ParseRls(rls_text.data(), rls_text.size());
+};
+
+double Q(const JoinTables& t, size_t row, size_t col) { return t.queues[row * kJoinQueueCols + col]; }
+double N(const JoinTables& t, size_t row, size_t col) { return t.nodes[row * kJoinNodeCols + col]; }
+
+}  // namespace
+
+TEST(join_fixture_queues_slots_runlist) {
+  const Fixture f;
+  JoinInput in;
+  in.mqds = &f.mqds;
+  in.hqds = &f.hqds;
+  in.rls = &f.rls;
+  const JoinTables t = JoinQueues(in);
+  CHECK(t.warnings.empty());
+  CHECK(t.unmatched_hqds.empty());
+  CHECK(t.unmatched_runlist.empty());
+  // pid 41872 (two compute queues, one SDMA queue, oldest first), then pid 42117
+  CHECK_EQ(t.processes.size(), 2 * kJoinProcessCols);
+  CHECK_EQ(t.processes[0], 41872.0);
+  CHECK_EQ(t.processes[2], 3.0);
+  CHECK_EQ(t.processes[kJoinProcessCols], 42117.0);
+  CHECK_EQ(t.queues.size(), 4 * kJoinQueueCols);
+  CHECK_EQ(Q(t, 0, 4), double(kMqdCompute));
+  CHECK_EQ(Q(t, 0, 17), 4.0);  // one MQD address per XCC
+  CHECK_EQ(Q(t, 0, 19), 4.0);  // one HQD slot per XCC
+  CHECK_EQ(Q(t, 0, 10), 1.0);  // pipe priority
+  CHECK_EQ(Q(t, 0, 11), 7.0);  // queue priority
+  CHECK_EQ(Q(t, 0, 12), 1.0);  // normal
+  CHECK_EQ(Q(t, 0, 25), 1.0);  // in the runlist
+  CHECK_EQ(Q(t, 2, 4), double(kMqdSdma));
+  CHECK_EQ(Q(t, 2, 20), 2.0);  // SDMA engine 2, RLC 0, matched by engine/RLC
+  CHECK_EQ(Q(t, 2, 21), 0.0);
+  CHECK_EQ(Q(t, 2, 24), 0.0);
+  CHECK_EQ(Q(t, 3, 19), 0.0);  // pid 42117's queue is mapped nowhere
+  CHECK_EQ(Q(t, 3, 25), 0.0);  // and not in the (whole) runlist
+  CHECK_EQ(Q(t, 0, 2), double(kQidNoSysfs));
+  // the first MQD address: 0x712000
+  CHECK_EQ(t.addresses[0], double(0x712000));
+  CHECK_EQ(t.addresses[1], 0.0);
+  // node 2: 8 active CP slots of 96, 1 SDMA RLC, 4 XCCs, runlist of 2 processes and 3 queues
+  CHECK_EQ(t.nodes.size(), kJoinNodeCols);
+  CHECK_EQ(N(t, 0, 0), 2.0);
+  CHECK_EQ(N(t, 0, 1), double(0x7c1e));
+  CHECK_EQ(N(t, 0, 5), 8.0);
+  CHECK_EQ(N(t, 0, 6), 1.0);
+  CHECK_EQ(N(t, 0, 7), 96.0);
+  CHECK_EQ(N(t, 0, 9), 4.0);
+  CHECK_EQ(N(t, 0, 11), 1.0);
+  CHECK_EQ(N(t, 0, 12), 2.0);
+  CHECK_EQ(N(t, 0, 13), 3.0);
+}
+
+TEST(join_nothing_read) {
+  const JoinTables t = JoinQueues(JoinInput{});
+  CHECK(t.queues.empty());
+  CHECK(t.processes.empty());
+  CHECK(t.nodes.empty());
+  CHECK(t.warnings.empty());
+}
+
+TEST(join_mqds_alone_with_sysfs_and_topology) {
+  const Fixture f;
+  // a topology GPU with 2 XCCs (the queues have 4 MQD blocks) and sysfs queues for pid 41872 only
+  const std::vector<double> topology = {2, double(0x7c1e), 2};
+  const std::vector<double> procs = {41872, -1, 0, 2};
+  const std::vector<double> proc_queues = {0, 1, 4096, double(0x7c1e), 1, 0, 65536, double(0x7c1e)};
+  JoinInput in;
+  in.mqds = &f.mqds;
+  in.topology = &topology;
+  in.procs = &procs;
+  in.proc_queues = &proc_queues;
+  const JoinTables t = JoinQueues(in);
+  // hqds not read: no HQD slots, no unknown-Inst warnings; the block counts disagree with num_xcc
+  CHECK(t.hqds.empty());
+  CHECK_EQ(N(t, 0, 3), 2.0);
+  CHECK_EQ(N(t, 0, 5), -1.0);
+  bool blocks_warned = false, counts_warned = false;
+  for (const std::string& w : t.warnings) {
+    blocks_warned = blocks_warned || w.find("has 4 MQD block(s), gpu 7c1e has num_xcc 2") != std::string::npos;
+    counts_warned = counts_warned || w.find("process 41872: 1 compute queue(s) on gpu 7c1e in sysfs but 2 in mqds") != std::string::npos;
+  }
+  CHECK(blocks_warned);
+  CHECK(counts_warned);
+}
+
+TEST(join_cut_inputs_never_throw) {
+  const Fixture f;
+  // every prefix length of the dumps at a coarse step: the join reads only what was parsed
+  for (size_t cut = 0; cut < f.hqds_text.size(); cut += 4099) {
+    const MqdsRaw m = ParseMqds(f.mqds_text.data(), cut < f.mqds_text.size() ? cut : f.mqds_text.size());
+    const HqdsRaw h = ParseHqds(f.hqds_text.data(), cut);
+    const RlsRaw r = ParseRls(f.rls_text.data(), cut < f.rls_text.size() ? cut : f.rls_text.size());
+    JoinInput in;
+    in.mqds = &m;
+    in.hqds = &h;
+    in.rls = &r;
+    const JoinTables t = JoinQueues(in);
+    CHECK_EQ(t.queues.size() % kJoinQueueCols, 0u);
+    CHECK_EQ(t.nodes.size() % kJoinNodeCols, 0u);
+  }
+}
+
+TEST(join_format_address) {
+  CHECK_EQ(FormatAddress(0, 0, 0), std::string("0x0"));
+  CHECK_EQ(FormatAddress(0, 0, 8), std::string("0x0"));
+  CHECK_EQ(FormatAddress(0x712000, 0, 0), std::string("0x712000"));
+  CHECK_EQ(FormatAddress(0x8c2000, 0x7f3a, 8), std::string("0x7f3a008c200000"));
+  // ring bases can pass 64 bits once shifted, as in TS (BigInt there)
+  CHECK_EQ(FormatAddress(0xffffffffu, 0xffffffffu, 8), std::string("0xffffffffffffffff00"));
+}
+
+TEST(join_sysfs_tables_checked) {
+  const std::vector<double> topology_ok = {2, 1, 4};
+  const std::vector<double> topology_cut = {2, 1};
+  const std::vector<double> procs = {100, -1, 0, 2};
+  const std::vector<double> one_queue = {0, 0, -1, 1};
+  const std::vector<double> two_queues = {0, 0, -1, 1, 1, 1, -1, 1};
+  JoinInput in;
+  CHECK(CheckJoinSysfs(in) == nullptr);
+  in.topology = &topology_ok;
+  CHECK(CheckJoinSysfs(in) == nullptr);
+  in.topology = &topology_cut;
+  CHECK(CheckJoinSysfs(in) != nullptr);
+  in.topology = &topology_ok;
+  in.procs = &procs;
+  in.proc_queues = &one_queue;  // the proc row names two queues
+  CHECK(CheckJoinSysfs(in) != nullptr);
+  in.proc_queues = &two_queues;
+  CHECK(CheckJoinSysfs(in) == nullptr);
+  const JoinTables t = JoinQueues(in);
+  CHECK_EQ(t.queues.size(), 2 * kJoinQueueCols);
+  CHECK_EQ(Q(t, 0, 2), double(kQidSysfsOnly));
+}

@@ -127,9 +127,16 @@ function moveMqdsPointers(text: string, k: number): string {
     .join('\n');
 }
 
-export function churnStep(step: number): ChurnStep {
+/**
+ * 'all': queues, slots and pointers change (the steps above); 'pointers': the queues and slots
+ * of step 0 stay, only the ring pointers (HQDs, SDMA RLCs, saved MQD rptr) and cu_occupancy move,
+ * as on a live GPU whose models keep their queues.
+ */
+export type ChurnMode = 'all' | 'pointers';
+
+export function churnStep(step: number, mode: ChurnMode = 'all'): ChurnStep {
   const k = mod(step, CHURN_STEPS);
-  const s = churnScenario(k);
+  const s = churnScenario(mode === 'pointers' ? 0 : k);
   const sysfs: Record<number, SysfsQueue[]> = {};
   for (const pid of s.pids) {
     sysfs[pid] = s.queues.filter((q) => q.pid === pid).map((q, qid) => ({ qid, type: q.kind === 'sdma' ? 1 : 0 }));
@@ -146,8 +153,8 @@ export function churnStep(step: number): ChurnStep {
 }
 
 /** Every step of the cycle, 0 .. CHURN_STEPS-1. */
-export function churnSteps(): ChurnStep[] {
-  return Array.from({ length: CHURN_STEPS }, (_, k) => churnStep(k));
+export function churnSteps(mode: ChurnMode = 'all'): ChurnStep[] {
+  return Array.from({ length: CHURN_STEPS }, (_, k) => churnStep(k, mode));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -166,10 +173,10 @@ export class ChurnTree {
   readonly root: string;
   /** the step the tree shows now (applyChurnStep), -1 before the first */
   step = -1;
-  constructor() {
+  constructor(readonly mode: ChurnMode = 'all') {
     this.root = fs.mkdtempSync(path.join(tmpfsBase(), 'gpucolo-churn-'));
     fs.cpSync(EXAMPLE, path.join(this.root, 'host'), { recursive: true });
-    const steps = churnSteps();
+    const steps = churnSteps(mode);
     const dir = path.join(this.root, 'steps');
     fs.mkdirSync(dir);
     for (const st of steps) {
@@ -202,7 +209,7 @@ export class ChurnTree {
   }
   /** Shows step k (what the writer does on its schedule; as it does it, file by file). */
   apply(step: number): void {
-    const st = churnStep(step);
+    const st = churnStep(step, this.mode);
     for (const f of ['mqds', 'hqds', 'rls'] as const) replaceFile(path.join(this.debugfs, 'kfd', f), st[f]);
     applySysfs(path.join(this.sysfs, 'class/kfd/kfd/proc'), GPU_DEC, st.sysfs, st.cuOccupancy);
     this.step = st.step;

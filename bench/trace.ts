@@ -2,13 +2,17 @@
  * Sampling benchmarks. Native and TS always run interleaved (bench/interleave.ts: native TS, then
  * TS native, ... one ratio per round, reported as median (min-max) over the rounds):
  *
- *  1. enumerate: one read of a sysfs proc tree with 64 processes x 8 queues on tmpfs;
- *  2. the tracer (runTrace, as `gpucolo trace` runs it) at 100 ms and 10 ms, sysfs + debugfs every
+ * (one read of a big sysfs proc tree, incremental and full: bench/sysfs-walk.ts)
+ *
+ *  the tracer (runTrace, as `gpucolo trace` runs it) at 100 ms and 10 ms, sysfs + debugfs every
  *     sample, on two trees:
  *      - changing: the path a live GPU takes. bench/kfd-churn.ts rewrites the debugfs kfd files
  *        and the sysfs proc queues from a cycle of 16 variants (ring pointers and active bits
  *        move, queues come and go) in a writer process of its own, every half interval, so that
  *        every sample parses and joins again ("changed" counts the samples that did);
+ *      - pointers: the queues and slots of one variant stay, only ring pointers and counters move
+ *        (a live GPU whose models keep their queues): the native thread re-decodes the changed
+ *        words and the trace keeps its last join (src/trace/relevance.ts);
  *      - unchanged: the same tree held at one variant: after the first sample nothing is parsed
  *        or joined again.
  *     CPU is measured on thread CPU clocks, not wall time, in the steady state (from the tracer's
@@ -19,18 +23,17 @@
  *     also V8's GC helper threads and libuv's pool). The TS sampler samples on the JS thread, so
  *     its sampling thread column is empty and its JS thread column holds everything.
  *
- *   npm run bench:trace -- [seconds per run, default 6] [--rounds N, default 5] [--only enumerate|tracer]
- *                          [--trees changing,unchanged] [--intervals 100,10]
+ *   npm run bench:trace -- [seconds per run, default 6] [--rounds N, default 5]
+ *                          [--trees changing,pointers,unchanged] [--intervals 100,10]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readKfdProcsRaw } from '../src/kfd/parse.js';
 import { loadNative } from '../src/native.js';
 import { runTrace } from '../src/trace/tracer.js';
 import { jsThreadCpuNs, samplerThreadsCpuNs } from '../src/trace/sampler.js';
 import type { TraceSample } from '../src/trace/schema.js';
-import { formatLoad, formatRatio, formatSpread, interleave, interleaveRuns, medianNs, metricRatio, metricSpread, ratioSpread, type InterleavedRuns, type Spread } from './interleave.js';
+import { formatLoad, formatRatio, formatSpread, interleaveRuns, metricRatio, metricSpread, type InterleavedRuns, type Spread } from './interleave.js';
 import { ChurnTree, startChurnWriter } from './kfd-churn.js';
 
 function arg(name: string): string | undefined {
@@ -40,34 +43,12 @@ function arg(name: string): string | undefined {
 const positional = process.argv.slice(2).find((a, i, all) => /^\d+(\.\d+)?$/.test(a) && !(i > 0 && all[i - 1].startsWith('--')));
 const SECONDS = Number(positional ?? 6);
 const ROUNDS = Math.max(1, Number(arg('--rounds') ?? 5));
-const ONLY = arg('--only');
-const TREES = (arg('--trees') ?? 'changing,unchanged').split(',') as ('changing' | 'unchanged')[];
+const TREES = (arg('--trees') ?? 'changing,pointers,unchanged').split(',') as ('changing' | 'pointers' | 'unchanged')[];
 const INTERVALS_MS = (arg('--intervals') ?? '100,10').split(',').map(Number);
 
 function tmpfsDir(): string {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   return fs.mkdtempSync(path.join(base, 'gpucolo-bench-'));
-}
-
-/** 64 processes x 8 queues, the files as KFD writes them (queue files without newline). */
-function bigProcTree(): string {
-  const root = tmpfsDir();
-  for (let p = 0; p < 64; p++) {
-    const d = path.join(root, 'class/kfd/kfd/proc', String(10000 + p));
-    for (let q = 0; q < 8; q++) {
-      fs.mkdirSync(path.join(d, 'queues', String(q)), { recursive: true });
-      fs.writeFileSync(path.join(d, 'queues', String(q), 'type'), q === 7 ? '1' : '0');
-      fs.writeFileSync(path.join(d, 'queues', String(q), 'size'), '1048576');
-      fs.writeFileSync(path.join(d, 'queues', String(q), 'gpuid'), '31774');
-    }
-    fs.writeFileSync(path.join(d, 'pasid'), '0\n');
-    fs.writeFileSync(path.join(d, 'vram_31774'), '2151677952\n');
-    fs.writeFileSync(path.join(d, 'sdma_31774'), '0\n');
-    fs.mkdirSync(path.join(d, 'stats_31774'));
-    fs.writeFileSync(path.join(d, 'stats_31774/evicted_ms'), '0\n');
-    fs.writeFileSync(path.join(d, 'stats_31774/cu_occupancy'), '12\n');
-  }
-  return root;
 }
 
 /** nearest-rank percentile; null for no values */
@@ -82,6 +63,10 @@ const pc = (x: number): string => `${x.toFixed(2)}%`;
 type TraceRun = {
   /** % of one core in the steady state (from the status line at ~1 s to the last one): sampling thread + JS thread */
   gpucoloPct: number;
+  /** wall time inside file-system calls (the kernel's side of the reads), % of one core over the samples' span */
+  ioPct: number;
+  /** gpucolo's own work: gpucoloPct - ioPct */
+  ownPct: number;
   samplerPct: number | null;
   jsPct: number;
   processPct: number;
@@ -159,8 +144,16 @@ async function traceRun(impl: 'native' | 'ts', intervalNs: number, tree: ChurnTr
   const stJs = b && a ? b.js - a.js : NaN;
   const stSamp = impl === 'native' && b && a ? b.samp - a.samp : null;
   const stCpu = b && a ? (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) * 1e3 : NaN;
+  // the kernel's side of the reads (wall time in file-system calls) as a share of one core over
+  // the samples' span; gpucolo's own work is the rest of its CPU
+  const span = samples.length > 1 ? samples[samples.length - 1].t_ns - samples[0].t_ns : NaN;
+  const io = samples.slice(1).reduce((x, s) => x + (s.io_ns ?? NaN), 0);
+  const ioPct = (io * 100) / span;
+  const gpucoloPct = ((stJs + (stSamp ?? 0)) * 100) / steady;
   return {
-    gpucoloPct: ((stJs + (stSamp ?? 0)) * 100) / steady,
+    gpucoloPct,
+    ioPct,
+    ownPct: gpucoloPct - ioPct,
     samplerPct: stSamp === null ? null : (stSamp * 100) / steady,
     jsPct: (stJs * 100) / steady,
     processPct: (stCpu * 100) / steady,
@@ -182,22 +175,11 @@ async function traceRun(impl: 'native' | 'ts', intervalNs: number, tree: ChurnTr
 
 const cell = (s: Spread | null, f: (x: number) => string): string => (s ? formatSpread(s, f) : '–');
 
-async function enumerate(): Promise<void> {
-  const big = bigProcTree();
-  const run = interleave([{ name: 'native', fn: () => readKfdProcsRaw(big, 'native') }, { name: 'ts', fn: () => readKfdProcsRaw(big, 'ts') }], {
-    rounds: Math.max(ROUNDS, 5),
-    timePerRoundMs: 500,
-  });
-  fs.rmSync(big, { recursive: true });
-  console.log(`\nenumerate: ${run.rounds} interleaved rounds of 500 ms per implementation, ${formatLoad(run.load)}`);
-  console.log('\n| sysfs proc tree, 64 processes x 8 queues (tmpfs), one read | native: median of round medians (min-max) | TS: same | TS / native per round: median (min-max) |\n|---|---|---|---|');
-  console.log(`| one read | ${formatSpread(medianNs(run, 'native'), us)} | ${formatSpread(medianNs(run, 'ts'), us)} | ${formatRatio(ratioSpread(run, 'ts', 'native'), 2)} |`);
-}
-
 async function tracer(): Promise<void> {
   for (const which of TREES) {
-    const changing = which === 'changing';
-    const tree = new ChurnTree();
+    // the writer runs for both changing trees; 'pointers' keeps the queues and slots of step 0
+    const changing = which !== 'unchanged';
+    const tree = new ChurnTree(which === 'pointers' ? 'pointers' : 'all');
     const table: string[] = [];
     const ratios: string[] = [];
     const loads: number[] = [];
@@ -222,7 +204,7 @@ async function tracer(): Promise<void> {
           const m = (k: keyof TraceRun) => metricSpread(run, impl, k);
           const ns = (k: keyof TraceRun) => cell(m(k), us);
           table.push(
-            `| ${ms} ms, ${impl === 'native' ? 'native thread' : 'TS timers'} | ${cell(m('gpucoloPct'), pc)} | ${cell(m('samplerPct'), pc)} | ${cell(m('jsPct'), pc)} | ${cell(m('processPct'), pc)} | ${cell(m('wholeRunPct'), pc)} / ${cell(m('wholeRunProcessPct'), pc)} | ${cell(m('samples'), (x) => x.toFixed(0))} | ${cell(m('changedPct'), (x) => `${x.toFixed(0)}%`)} | ${cell(m('missed'), (x) => x.toFixed(0))} | ${ns('jitterP50')} / ${ns('jitterP99')} | ${ns('readP50')} | ${ns('parseP50')} | ${ns('joinP50')} |`,
+            `| ${ms} ms, ${impl === 'native' ? 'native thread' : 'TS timers'} | ${cell(m('gpucoloPct'), pc)} | ${cell(m('ioPct'), pc)} | ${cell(m('ownPct'), pc)} | ${cell(m('samplerPct'), pc)} | ${cell(m('jsPct'), pc)} | ${cell(m('processPct'), pc)} | ${cell(m('wholeRunPct'), pc)} / ${cell(m('wholeRunProcessPct'), pc)} | ${cell(m('samples'), (x) => x.toFixed(0))} | ${cell(m('changedPct'), (x) => `${x.toFixed(0)}%`)} | ${cell(m('missed'), (x) => x.toFixed(0))} | ${ns('jitterP50')} / ${ns('jitterP99')} | ${ns('readP50')} | ${ns('parseP50')} | ${ns('joinP50')} |`,
           );
         }
         const r = (k: keyof TraceRun): string => {
@@ -243,10 +225,10 @@ async function tracer(): Promise<void> {
       tree.dispose();
     }
     console.log(
-      `\ntracer, ${changing ? 'CHANGING tree (every sample parses and joins again)' : 'UNCHANGED tree (nothing parsed or joined after the first sample)'}; ${ROUNDS} rounds of ${SECONDS} s per sampler, native and TS interleaved; ${formatLoad(loads)}; median over rounds (min-max)`,
+      `\ntracer, ${which === 'changing' ? 'CHANGING tree (queues, slots and pointers move: every sample parses and joins again)' : which === 'pointers' ? 'POINTERS tree (only ring pointers and counters move, as on a live GPU whose queues stay: the native thread re-decodes the changed words, the trace keeps its last join)' : 'UNCHANGED tree (nothing parsed or joined after the first sample)'}; ${ROUNDS} rounds of ${SECONDS} s per sampler, native and TS interleaved; ${formatLoad(loads)}; median over rounds (min-max)`,
     );
     console.log(
-      `\n| interval, sampler | gpucolo CPU (% of one core) | sampling thread | JS thread | whole process | whole run incl. start-up: gpucolo / process | samples | changed | missed | jitter p50 / p99 | read p50 | parse p50${changing ? '' : ' (the first sample: the only one parsed)'} | join p50 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
+      `\n| interval, sampler | gpucolo CPU (% of one core) | of it in fs calls (kernel side) | own work (CPU - fs calls) | sampling thread | JS thread | whole process | whole run incl. start-up: gpucolo / process | samples | changed | missed | jitter p50 / p99 | read p50 | parse p50${changing ? '' : ' (the first sample: the only one parsed)'} | join p50 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
     );
     for (const row of table) console.log(row);
     console.log('\n| interval | TS / native per round: gpucolo CPU | whole process CPU | read p50 | parse p50 | join p50 | host |\n|---|---|---|---|---|---|---|');
@@ -267,8 +249,7 @@ async function main(): Promise<void> {
   console.log(
     `\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} at the start), Node ${process.version}; \`npm run bench:trace${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
   );
-  if (ONLY !== 'tracer') await enumerate();
-  if (ONLY !== 'enumerate') await tracer();
+  await tracer();
 }
 
 main().catch((err) => {

@@ -1,4 +1,4 @@
-// Module init only: every group registers its own functions (DESIGN.md, native/ layout).
+// Module init only: every group registers its own functions (docs/design-rules.md#the-native-layout).
 #include <napi.h>
 
 #include "kfd/binding.h"
@@ -12,7 +12,7 @@ namespace {
 
 // Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts; src/native.ts
 // rejects an addon whose number differs (a stale build/Release beats a fresh prebuild).
-constexpr int kAbiVersion = 8;
+constexpr int kAbiVersion = 9;
 
 const char* Compiler() {
 #if defined(__clang__)

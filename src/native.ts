@@ -12,7 +12,7 @@ import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.
 import type { NativeJoinTables } from './kfd/join.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
-export const NATIVE_ABI = 8;
+export const NATIVE_ABI = 9;
 
 export interface PluginProbe {
   name: string;
@@ -39,6 +39,34 @@ export interface NativeSamplerOptions {
   pids: number[] | null;
   /** samples waiting for JS beyond this are dropped and counted in the next sample's `dropped` */
   maxQueued: number;
+  /** how the proc tree is read (src/kfd/sysfs-procs-ts.ts); default 'incremental' */
+  sysfsWalk?: SysfsWalk;
+  /** incremental walk: re-read process directories and counters every N-th sample; default 1 */
+  countersEvery?: number;
+}
+
+/**
+ * 'incremental': read only what can have changed (queue directories that are new, counters at
+ * their own pace); 'full': every file of the proc tree at every sample (the reference).
+ */
+export type SysfsWalk = 'incremental' | 'full';
+
+/** What one read of the proc tree did (native/kfd/sysfs_procs.h WalkStats). */
+export interface WalkStats {
+  /** processes read (after the pid filter) */
+  processes: number;
+  /** processes whose directory was listed and counters read (new ones, counters due, or an issue last time) */
+  processesRead: number;
+  /** queues whose files were read */
+  queuesRead: number;
+  /** queues repeated from an earlier read (same id, same directory inode) */
+  queuesReused: number;
+}
+
+/** createProcsWalker(): the sampler's proc-tree reader, one read per call, on the calling thread. */
+export interface NativeProcsWalker {
+  read(pids?: number[] | null): ProcsRaw;
+  stats(): WalkStats;
 }
 
 /** A debugfs file that could not be read in a sample. */
@@ -64,6 +92,16 @@ export interface NativeSample {
   readNs: number;
   /** parsing the debugfs files that changed; 0 when none was parsed */
   parseNs: number;
+  /**
+   * wall time of this sample inside file-system calls (opening, reading, closing files, listing
+   * directories): the kernel's side of readNs; the rest of readNs + parseNs is gpucolo's own work.
+   * The TS sampler times its fs calls the same way.
+   */
+  ioNs?: number;
+  /** CPU time (ns) the sampling thread used for this sample's read and parse; absent where unknown */
+  cpuNs?: number;
+  /** what the proc walk did */
+  walk?: WalkStats;
   /**
    * CPU time (user + system, ns) the thread that takes the samples has used since it started,
    * cumulative, read after this sample was read and parsed: the difference between two samples is
@@ -91,6 +129,13 @@ export interface NativeSample {
   mqds?: MqdsRaw | NativeReadError;
   hqds?: HqdsRaw | NativeReadError;
   rls?: RlsRaw | NativeReadError;
+  /**
+   * native thread: mqds/hqds texts that differed from the previous parsed one only inside words
+   * (ring pointers, status registers) were not parsed again: their tables are the previous ones
+   * with these words (indices into `words`, ascending) decoded again. The tables are complete
+   * either way; this says what changed in them.
+   */
+  changedWords?: { mqds?: Uint32Array; hqds?: Uint32Array };
   /** parts equal to those of the previous delivered sample (see above) */
   same?: { procs?: true; mqds?: true; hqds?: true; rls?: true };
 }
@@ -352,6 +397,7 @@ export interface NativeBinding {
   startDispatch(spec: NativeDispatchSpec): { done: Promise<NativeDispatchResult>; cancel(): void };
   /** starts the sampling thread; onSample runs on the JS thread for every sample, in order */
   startSampler(opts: NativeSamplerOptions, onSample: (s: NativeSample) => void): NativeSamplerHandle;
+  createProcsWalker(opts: { sysfsRoot: string; sysfsWalk?: SysfsWalk; countersEvery?: number }): NativeProcsWalker;
   /**
    * native/power: NVML and ROCm SMI opened with dlopen() on first use (GPUCOLO_NVML_LIB /
    * GPUCOLO_ROCM_SMI_LIB name another library; a changed value reopens). Optional: an addon built

@@ -1,9 +1,43 @@
 /** Binary decoding shared by both parser paths. */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { addr64, decodeComputeHqd, decodeComputeMqd, decodeMapQueues, decodeSdmaHqd, decodeSdmaMqd, gfxTargetName, priorityLevel } from '../src/kfd/decode.js';
+import {
+  addr64,
+  COMPUTE_HQD_REGS,
+  COMPUTE_MQD_DWORDS,
+  decodeComputeHqd,
+  decodeComputeMqd,
+  decodeMapQueues,
+  decodeSdmaHqd,
+  decodeSdmaMqd,
+  gfxTargetName,
+  priorityLevel,
+  SDMA_HQD_REGS,
+  SDMA_MQD_DWORDS,
+} from '../src/kfd/decode.js';
 
 describe('decode', () => {
+  it('the trace-relevant dword/register sets hold every dword a decoder reads, except busy-only pointers', () => {
+    const cases: [string, ReadonlySet<number>, number, (w: Uint32Array) => object][] = [
+      ['compute MQD', COMPUTE_MQD_DWORDS, 512, decodeComputeMqd],
+      ['SDMA MQD', SDMA_MQD_DWORDS, 128, decodeSdmaMqd],
+      ['compute HQD', COMPUTE_HQD_REGS, 56, decodeComputeHqd],
+      ['SDMA RLC', SDMA_HQD_REGS, 16, decodeSdmaHqd],
+    ];
+    for (const [what, keep, n, decode] of cases) {
+      fc.assert(
+        fc.property(fc.uint32Array({ minLength: n, maxLength: n }), fc.uint32Array({ minLength: n, maxLength: n }), (a, b) => {
+          // b takes a's value at every dword of the set: the decoded fields may differ in busy only
+          const mixed = b.map((x, i) => (keep.has(i) ? a[i] : x));
+          const { busy: _a, ...x } = decode(a) as { busy?: unknown };
+          const { busy: _b, ...y } = decode(mixed) as { busy?: unknown };
+          expect(y, what).toEqual(x);
+        }),
+        { numRuns: 200 },
+      );
+    }
+  });
+
   it('addr64 equals the BigInt computation for every hi/lo/shift (fast path included)', () => {
     const ref = (lo: number, hi: number, sh: number): string => `0x${(((BigInt(hi) << 32n) | BigInt(lo)) << BigInt(sh)).toString(16)}`;
     for (const hi of [0, 1, 0x1fff, 0x2000, 0x1fffff, 0x200000, 0xffffffff]) {

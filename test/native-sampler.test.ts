@@ -18,7 +18,7 @@ import { HANG_MS } from './helpers/load.js';
 import { debugfsFile, scratchDebugfs as makeScratchDebugfs } from './helpers/scratch-debugfs.js';
 
 const MS = 1e6;
-const FIELDS = ['seq', 'intendedNs', 'actualNs', 'readNs', 'parseNs', 'threadCpuNs', 'missed', 'dropped', 'procs'];
+const FIELDS = ['seq', 'intendedNs', 'actualNs', 'readNs', 'parseNs', 'threadCpuNs', 'ioNs', 'cpuNs', 'walk', 'missed', 'dropped', 'procs'];
 const DEBUGFS_FIELDS = ['mqds', 'hqds', 'rls'];
 
 const opts = (o: Partial<NativeSamplerOptions> = {}): NativeSamplerOptions => ({

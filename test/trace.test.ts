@@ -9,7 +9,8 @@ import net from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { debugfsEvery, effectiveTailNs, runTrace, type TraceOptions } from '../src/trace/tracer.js';
+import { countersEvery, debugfsEvery, effectiveTailNs, runTrace, type TraceOptions } from '../src/trace/tracer.js';
+import { analyzeTrace, loadTrace } from '../src/trace/index.js';
 import { liveGroupMembers } from '../src/runners/supervisor/index.js';
 import { TraceRecorder, numberedName } from '../src/trace/recorder.js';
 import { defaultOut } from '../src/cli/trace.js';
@@ -167,6 +168,31 @@ describe('trace modes', () => {
     expect(eventsOf(recs).map((e) => [e.event, e.key, e.type])).toEqual([['queue-created', '42117/q1', 'sdma']]);
   });
 
+  it.each(IMPLS.flatMap((i) => [[i, 'incremental'], [i, 'full']] as const))('%s --sysfs-walk %s: the same lifecycle, the walk and the sampler\'s own costs recorded', async (impl, walk) => {
+    const t = tree();
+    const out = outFile(`walk-${walk}.jsonl`);
+    setTimeout(() => t.addQueue(42117, 1, 1), 150);
+    setTimeout(() => t.removeQueue(41872, 2), 250);
+    await runTrace({ ...baseOptions(t, out), impl, sources: ['sysfs'], sysfsWalk: walk, countersIntervalNs: 60e6, durationNs: 400e6 });
+    const recs = readJsonl(out);
+    const header = recs[0] as TraceHeader;
+    expect([header.sysfsWalk, header.countersIntervalNs]).toEqual([walk, 60e6]);
+    expect(eventsOf(recs).map((e) => [e.event, e.key])).toEqual([
+      ['queue-created', '42117/q1'],
+      ['queue-destroyed', '41872/q2'],
+    ]);
+    const samples = samplesOf(recs);
+    for (const s of samples) {
+      expect(s.io_ns).toBeGreaterThan(0);
+      expect(s.io_ns!).toBeLessThanOrEqual(s.read_ns);
+      // a thread CPU clock exists with the addon (both samplers) or on Node >= 23.9
+      if (s.read_cpu_ns !== undefined) expect(s.read_cpu_ns).toBeGreaterThanOrEqual(0);
+    }
+    const sampling = analyzeTrace(await loadTrace(out)).sampling;
+    expect(sampling.costs!.io!.p50).toBeGreaterThan(0);
+    if (samples[0].cpu_ns !== undefined) expect(sampling.costs!.cpuShare).toBeGreaterThan(0);
+  });
+
   it('an unreadable debugfs is noticed, not fatal', async () => {
     const t = tree();
     fs.rmSync(t.debugfs, { recursive: true });
@@ -244,6 +270,12 @@ describe('trace modes', () => {
     // up to 1 s nothing changes (a tail of 0 stays 0)
     expect(effectiveTailNs(1e9, 0)).toBe(0);
     expect(effectiveTailNs(100e6, 5e9)).toBe(5e9);
+    // counters: once a second by default, every sample above that
+    expect(countersEvery(10e6, null)).toBe(100);
+    expect(countersEvery(100e6, null)).toBe(10);
+    expect(countersEvery(10e9, null)).toBe(1);
+    expect(countersEvery(100e6, 250e6)).toBe(3);
+    expect(countersEvery(100e6, 10e6)).toBe(1);
   });
 
   it.each(IMPLS)('%s: a long-study interval (10 s, as the design notes sample) is accepted and stops at once when aborted', async (impl) => {

@@ -66,7 +66,7 @@ bool MatchSlotHeader(const unsigned char* b, const unsigned char* e, double f[5]
 
 }  // namespace
 
-HqdsRaw ParseHqds(const char* data, size_t n) {
+HqdsRaw ParseHqds(const char* data, size_t n, std::vector<WordLine>* word_lines) {
   const auto* s = reinterpret_cast<const unsigned char*>(data);
   HqdsRaw r;
   IssueSink sink(&r);
@@ -218,6 +218,7 @@ HqdsRaw ParseHqds(const char* data, size_t n) {
       const size_t rr = static_cast<size_t>(cur_slot) * kHqdsSlotCols;
       if (slots[rr + 8] == 0) slots[rr + 9] = lead;
       slots[rr + 8] += k;
+      if (word_lines) word_lines->push_back(WordLine{start, words.size(), static_cast<uint32_t>(k), 4});
       words.Commit(static_cast<size_t>(k));
       continue;
     }

@@ -1,4 +1,4 @@
-// Parser of debugfs kfd/hqds (kfd/SPEC.md §2.1). Twin of src/kfd/hqds-ts.ts: same rules, same
+// Parser of debugfs kfd/hqds (docs/kfd-formats.md#hqds). Twin of src/kfd/hqds-ts.ts: same rules, same
 // tables (column layouts in src/kfd/raw.ts), same issue wording.
 #pragma once
 
@@ -27,7 +27,11 @@ struct HqdsRaw : RawCommon {
 bool MatchNodeHeader(const unsigned char* begin, const unsigned char* end, uint32_t* node, uint32_t* gpu_id);
 
 /** Never throws on bad input (only std::bad_alloc); problems become issues. */
-HqdsRaw ParseHqds(const char* data, size_t len);
+/**
+ * word_lines (optional): filled with where each committed dump line's words went (WordLine in
+ * text_scan.h), for re-decoding a later text in place (word_patch.h).
+ */
+HqdsRaw ParseHqds(const char* data, size_t len, std::vector<WordLine>* word_lines = nullptr);
 
 }  // namespace kfd
 }  // namespace gpucolo

@@ -106,7 +106,7 @@ int MatchQueueHeader(const unsigned char* b, const unsigned char* e, double* typ
 
 }  // namespace
 
-MqdsRaw ParseMqds(const char* data, size_t n) {
+MqdsRaw ParseMqds(const char* data, size_t n, std::vector<WordLine>* word_lines) {
   const auto* s = reinterpret_cast<const unsigned char*>(data);
   MqdsRaw r;
   IssueSink sink(&r);
@@ -230,7 +230,10 @@ MqdsRaw ParseMqds(const char* data, size_t n) {
         block_broken = true;
         continue;
       }
-      if (!block_discard) words.Commit(static_cast<size_t>(k));
+      if (!block_discard) {
+        if (word_lines) word_lines->push_back(WordLine{start, words.size(), static_cast<uint32_t>(k), 4});
+        words.Commit(static_cast<size_t>(k));
+      }
       continue;
     }
 

@@ -1,4 +1,4 @@
-// Parser of debugfs kfd/mqds (kfd/SPEC.md §1). Twin of src/kfd/mqds-ts.ts: same rules, same
+// Parser of debugfs kfd/mqds (docs/kfd-formats.md#mqds). Twin of src/kfd/mqds-ts.ts: same rules, same
 // tables (column layouts in src/kfd/raw.ts), same issue wording.
 #pragma once
 
@@ -29,7 +29,11 @@ struct MqdsRaw : RawCommon {
 };
 
 /** Never throws on bad input (only std::bad_alloc); problems become issues. */
-MqdsRaw ParseMqds(const char* data, size_t len);
+/**
+ * word_lines (optional): filled with where each committed dump line's words went (WordLine in
+ * text_scan.h), for re-decoding a later text in place (word_patch.h).
+ */
+MqdsRaw ParseMqds(const char* data, size_t len, std::vector<WordLine>* word_lines = nullptr);
 
 }  // namespace kfd
 }  // namespace gpucolo

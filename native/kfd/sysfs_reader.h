@@ -1,5 +1,7 @@
-// Readers of the KFD sysfs trees (kfd/SPEC.md §3). Twins of src/kfd/sysfs-ts.ts: same walk
-// order, same tables (column layouts in src/kfd/raw.ts), same issue wording and codes.
+// Readers of the KFD sysfs trees. Twins of src/kfd/sysfs-ts.ts and src/kfd/sysfs-procs-ts.ts: same
+// walk order, same tables (column layouts in src/kfd/raw.ts), same issue wording and codes. The
+// proc tree is read by sysfs_procs.cc (ReadKfdProcs is its full walk; ProcsWalker also reads it
+// incrementally).
 //
 //   <root>/class/kfd/kfd/topology/nodes/<n>/{gpu_id,name,properties}
 //   <root>/class/kfd/kfd/proc/<pid>/{pasid,vram_<gpu>,sdma_<gpu>,stats_<gpu>/*,counters_<gpu>/*,queues/<qid>/*}
@@ -57,7 +59,7 @@ std::string UnderRoot(const std::string& root, const char* rel);
 /** Every topology node (CPU nodes included, gpu_id 0). */
 TopologyRaw ReadTopology(const std::string& sysfs_root);
 
-/** class/kfd/kfd/proc; pids (may be null) restricts the walk, compared as JS numbers. */
+/** class/kfd/kfd/proc, every file; pids (may be null) restricts the walk, compared as JS numbers. */
 ProcsRaw ReadKfdProcs(const std::string& sysfs_root, const std::vector<double>* pids);
 
 }  // namespace kfd

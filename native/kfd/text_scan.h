@@ -178,6 +178,20 @@ inline int ParseDumpLine(const unsigned char* s, size_t start, size_t end, size_
 }
 
 /**
+ * Where one dump line's words went in a parse: the line starts at byte `start`, its words are
+ * words[first_word .. first_word + count), and word j's 8 hex digits are at
+ * start + prefix + 10 + 9j ("<prefix spaces>XXXXXXXX:" then " XXXXXXXX" per word). A parse that
+ * fills a list of these lets a later text that differs only inside those digits be re-decoded
+ * word by word (word_patch.h) instead of parsed again.
+ */
+struct WordLine {
+  size_t start;
+  size_t first_word;
+  uint32_t count;
+  uint32_t prefix;
+};
+
+/**
  * A growable word array (WordBuffer in text.ts). Sized once from the input length: a dump line
  * spends at least 9 bytes per word, so len/9 words never regrow on real dumps.
  */

@@ -638,3 +638,56 @@ TEST(sampler_read_whole_file_refuses_fifos_and_devices) {
   ::remove(fifo.c_str());
   ::remove(dir);
 }
+
+namespace {
+/** The n-th register word (after a colon) of a dump replaced by `with` (8 hex digits). */
+std::string WithWord(std::string text, size_t n, const char* with) {
+  size_t pos = 0;
+  for (size_t seen = 0; seen <= n; ++seen) {
+    pos = text.find(": ", pos);
+    if (pos == std::string::npos) throw gpucolo_test::Failure{"no such word"};
+    pos += 2;
+  }
+  text.replace(pos, 8, with);
+  return text;
+}
+}  // namespace
+
+TEST(sampler_words_only_changes_are_patched_like_a_full_parse) {
+  ScratchDebugfs dir;
+  const std::string hqds = DebugfsFile("hqds");
+  const std::string v1 = WithWord(hqds, 10, "00001111");
+  const std::string v2 = WithWord(v1, 11, "00002222");
+  const std::string v3 = WithWord(v2, 12, "00003333");
+  std::string shifted = v3;  // a structural change: one more byte in a header line
+  shifted.insert(shifted.find("Node ") + 5, "1");
+  const std::string v5 = WithWord(shifted, 13, "00005555");
+  // the file of sample k is written while sample k - 1 is delivered; sample 3 is dropped
+  Recorder rec([&](const Sample& s, bool) {
+    if (s.seq == 0) dir.Replace("hqds", v1);
+    if (s.seq == 1) dir.Replace("hqds", v2);
+    if (s.seq == 2) dir.Replace("hqds", v3);
+    if (s.seq == 3) dir.Replace("hqds", shifted);
+    if (s.seq == 4) dir.Replace("hqds", v5);
+    return s.seq == 3 ? SampleSink::Delivery::kDropped : SampleSink::Delivery::kTaken;
+  });
+  SamplerOptions o = FixtureOptions(2 * kMs, 1, 6);
+  o.debugfs_root = dir.root();
+  Sampler s(o, &rec);
+  s.Start();
+  s.Join();
+  CHECK_EQ(s.error(), std::string());
+  const auto& t = rec.taken_;
+  CHECK_EQ(t.size(), size_t{5});
+  const std::string texts[] = {hqds, v1, v2, shifted, v5};  // seq 0, 1, 2, 4, 5 (3 dropped)
+  const bool patched[] = {false, true, true, false, true};
+  const size_t changed[] = {0, 1, 1, 0, 1};
+  for (size_t i = 0; i < t.size(); ++i) {
+    const kfd::HqdsRaw full = kfd::ParseHqds(texts[i].data(), texts[i].size());
+    CHECK_EQ(t[i]->hqds.patched, patched[i]);
+    CHECK_EQ(t[i]->hqds.changed_words.size(), changed[i]);
+    CHECK_EQ(t[i]->hqds.raw.words, full.words);
+    CHECK_EQ(t[i]->hqds.raw.slots, full.slots);
+    CHECK_EQ(t[i]->hqds.raw.nodes, full.nodes);
+  }
+}

@@ -9,6 +9,7 @@
 
 #include "harness.h"
 #include "kfd/input_file.h"
+#include "kfd/sysfs_procs.h"
 #include "kfd/sysfs_reader.h"
 #include "test_util.h"
 
@@ -253,4 +254,46 @@ TEST(input_file_reads_regular_files_to_eof_within_the_cap) {
     CHECK(len > 0);
     CHECK(out.compare(0, 5, "Name:") == 0);
   }
+}
+
+// ---- the incremental walker (kfd/sysfs_procs.h); the TS twin and longer sequences: test/kfd-sysfs-incremental.test.ts
+
+TEST(sysfs_incremental_walk_equals_full_walk_and_reads_only_new_queues) {
+  TempTree tree({
+      {kP + "/7/pasid", "3\n"},
+      {kP + "/7/vram_9", "100\n"},
+      {kP + "/7/queues/0/type", "0"},
+      {kP + "/7/queues/0/size", "4096"},
+      {kP + "/7/queues/0/gpuid", "9"},
+      {kP + "/8/pasid", "4\n"},
+      {kP + "/8/queues/1/type", "zz"},
+  });
+  ProcsWalker walker(tree.root(), true, 1);
+  auto same_as_full = [&](const ProcsRaw& p) {
+    const ProcsRaw full = ReadKfdProcs(tree.root(), nullptr);
+    CHECK_EQ(p.procs, full.procs);
+    CHECK_EQ(p.queues, full.queues);
+    CHECK_EQ(p.metrics, full.metrics);
+    CHECK_EQ(Messages(p.issues), Messages(full.issues));
+  };
+  same_as_full(walker.Read(nullptr));
+  CHECK_EQ(walker.last_stats().queues_read, 2u);
+  same_as_full(walker.Read(nullptr));
+  // queue 0 is known; queue 1 gave an issue and is read again (and gives it again)
+  CHECK_EQ(walker.last_stats().queues_read, 1u);
+  CHECK_EQ(walker.last_stats().queues_reused, 1u);
+  tree.Write(kP + "/7/queues/5/type", "1");
+  tree.Write(kP + "/7/vram_9", "200\n");
+  same_as_full(walker.Read(nullptr));
+  CHECK_EQ(walker.last_stats().queues_read, 2u);
+}
+
+TEST(sysfs_incremental_counters_on_their_own_pace) {
+  TempTree tree({{kP + "/7/pasid", "3\n"}, {kP + "/7/vram_9", "100\n"}});
+  ProcsWalker walker(tree.root(), true, 2);
+  CHECK_EQ(walker.Read(nullptr).metrics, (std::vector<double>{0, 0, 9, 100}));  // read 0: due
+  tree.Write(kP + "/7/vram_9", "200\n");
+  CHECK_EQ(walker.Read(nullptr).metrics, (std::vector<double>{0, 0, 9, 100}));  // read 1: repeated
+  CHECK_EQ(walker.last_stats().processes_read, 0u);
+  CHECK_EQ(walker.Read(nullptr).metrics, (std::vector<double>{0, 0, 9, 200}));  // read 2: due
 }

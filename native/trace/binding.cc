@@ -1,5 +1,5 @@
 // startSampler(): a Sampler (sampler.h) whose sink is a TypedThreadSafeFunction, following
-// TOOLCHAIN.md §4 "Blocking or unbounded work":
+// docs/design-rules.md#blocking-work-runs-on-its-own-thread:
 //
 //   JS thread                               sampler thread
 //   startSampler ── Tsfn::New, Start() ──▶  loop: sleep to deadline, read, parse,
@@ -22,6 +22,7 @@
 #include "binding.h"
 
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
@@ -77,6 +78,16 @@ Napi::Object ReadErrorToJs(Napi::Env env, const ReadError& e) {
   return o;
 }
 
+/** WalkStats in src/native.ts */
+Napi::Object WalkStatsToJs(Napi::Env env, const kfd::WalkStats& w) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("processes", Napi::Number::New(env, static_cast<double>(w.processes)));
+  o.Set("processesRead", Napi::Number::New(env, static_cast<double>(w.processes_read)));
+  o.Set("queuesRead", Napi::Number::New(env, static_cast<double>(w.queues_read)));
+  o.Set("queuesReused", Napi::Number::New(env, static_cast<double>(w.queues_reused)));
+  return o;
+}
+
 /**
  * NativeSample in src/native.ts; tables through the kfd binding's one conversion. A part the
  * sampler marked same (equal to the one in the last sample taken) is left out and named in
@@ -90,6 +101,9 @@ Napi::Object SampleToJs(Napi::Env env, const Sample& s) {
   o.Set("readNs", Napi::Number::New(env, s.read_ns));
   o.Set("parseNs", Napi::Number::New(env, s.parse_ns));
   if (s.thread_cpu_ns >= 0) o.Set("threadCpuNs", Napi::Number::New(env, s.thread_cpu_ns));
+  o.Set("ioNs", Napi::Number::New(env, s.io_ns));
+  if (s.cpu_ns >= 0) o.Set("cpuNs", Napi::Number::New(env, s.cpu_ns));
+  o.Set("walk", WalkStatsToJs(env, s.walk));
   o.Set("missed", Napi::Number::New(env, static_cast<double>(s.missed)));
   o.Set("dropped", Napi::Number::New(env, static_cast<double>(s.dropped)));
   Napi::Object same;
@@ -103,16 +117,24 @@ Napi::Object SampleToJs(Napi::Env env, const Sample& s) {
     o.Set("procs", kfd::ProcsToJs(env, s.procs));
   }
   if (s.debugfs) {
+    Napi::Object changed;
     auto part = [&](const char* name, const auto& p, auto to_js) {
       if (p.same) {
         mark(name);
       } else {
         o.Set(name, p.ok ? to_js(env, p.raw) : ReadErrorToJs(env, p.error));
       }
+      if (p.patched) {
+        if (changed.IsEmpty()) changed = Napi::Object::New(env);
+        Napi::Uint32Array a = Napi::Uint32Array::New(env, p.changed_words.size());
+        if (!p.changed_words.empty()) std::memcpy(a.Data(), p.changed_words.data(), p.changed_words.size() * sizeof(uint32_t));
+        changed.Set(name, a);
+      }
     };
     part("mqds", s.mqds, kfd::MqdsToJs);
     part("hqds", s.hqds, kfd::HqdsToJs);
     part("rls", s.rls, kfd::RlsToJs);
+    if (!changed.IsEmpty()) o.Set("changedWords", changed);
   }
   if (!same.IsEmpty()) o.Set("same", same);
   return o;
@@ -223,6 +245,20 @@ double IntegerOption(Napi::Env env, Napi::Object o, const char* key, double lo, 
   return d;
 }
 
+/** An optional integer option: `fallback` when undefined. */
+double OptionalInteger(Napi::Env env, Napi::Object o, const char* key, double lo, double hi, const char* rule, double fallback) {
+  return o.Get(key).IsUndefined() ? fallback : IntegerOption(env, o, key, lo, hi, rule);
+}
+
+/** sysfsWalk: 'incremental' (default) or 'full'. */
+bool IncrementalOption(Napi::Env env, Napi::Object o, const char* fn) {
+  Napi::Value v = o.Get("sysfsWalk");
+  if (v.IsUndefined()) return true;
+  const std::string walk = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  if (walk != "incremental" && walk != "full") BadOption(env, fn, "sysfsWalk", "must be 'incremental' or 'full'", v);
+  return walk == "incremental";
+}
+
 /** null/undefined -> false (every process); an array of numbers -> true + *out. */
 bool PidsArg(Napi::Env env, Napi::Value v, const char* fn, std::vector<double>* out) {
   if (v.IsUndefined() || v.IsNull()) return false;
@@ -263,6 +299,9 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
   opts.max_samples = static_cast<uint64_t>(
       IntegerOption(env, o, "maxSamples", 0, kMaxSafeInteger, "must be an integer >= 0 (0 = until stop())"));
   opts.filter_pids = PidsArg(env, o.Get("pids"), "startSampler", &opts.pids);
+  opts.incremental = IncrementalOption(env, o, "startSampler");
+  opts.counters_every = static_cast<uint64_t>(
+      OptionalInteger(env, o, "countersEvery", 1, kMaxSafeInteger, "must be an integer >= 1", 1));
   const size_t max_queued =
       static_cast<size_t>(IntegerOption(env, o, "maxQueued", 1, kMaxSafeInteger, "must be an integer >= 1"));
 
@@ -312,6 +351,34 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
   return handle;
 }
 
+/**
+ * createProcsWalker({sysfsRoot, sysfsWalk?, countersEvery?}) -> {read(pids?), stats()}: the
+ * sampler's proc-tree reader on the JS thread, one read per call (tests step it through recorded
+ * sequences of trees; benches time it). Not thread-safe: one JS thread owns it.
+ */
+Napi::Value CreateProcsWalkerJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsFunction()) {
+    throw Napi::TypeError::New(env, "createProcsWalker: options must be an object");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Value root = o.Get("sysfsRoot");
+  if (!root.IsString() || root.As<Napi::String>().Utf8Value().empty()) BadOption(env, "createProcsWalker", "sysfsRoot", "must be a non-empty string", root);
+  const bool incremental = IncrementalOption(env, o, "createProcsWalker");
+  const auto every = static_cast<uint64_t>(OptionalInteger(env, o, "countersEvery", 1, kMaxSafeInteger, "must be an integer >= 1", 1));
+  auto walker = std::make_shared<kfd::ProcsWalker>(root.As<Napi::String>().Utf8Value(), incremental, every);
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("read", Napi::Function::New(env, [walker](const Napi::CallbackInfo& ci) -> Napi::Value {
+               std::vector<double> pids;
+               const bool filter = ci.Length() > 0 && PidsArg(ci.Env(), ci[0], "read", &pids);
+               return kfd::ProcsToJs(ci.Env(), walker->Read(filter ? &pids : nullptr));
+             }));
+  handle.Set("stats", Napi::Function::New(env, [walker](const Napi::CallbackInfo& ci) -> Napi::Value {
+               return WalkStatsToJs(ci.Env(), walker->last_stats());
+             }));
+  return handle;
+}
+
 Napi::Value MonotonicNowNsJs(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), std::to_string(MonotonicNowNs()));
 }
@@ -325,6 +392,7 @@ Napi::Value ThreadCpuNsJs(const Napi::CallbackInfo& info) {
 
 void RegisterBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("startSampler", Napi::Function::New(env, StartSamplerJs, "startSampler"));
+  exports.Set("createProcsWalker", Napi::Function::New(env, CreateProcsWalkerJs, "createProcsWalker"));
   exports.Set("monotonicNowNs", Napi::Function::New(env, MonotonicNowNsJs, "monotonicNowNs"));
   exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNsJs, "threadCpuNs"));
 }

@@ -1,6 +1,7 @@
 #include "sampler.h"
 
 #include "kfd/input_file.h"
+#include "kfd/sysfs_procs.h"
 
 #include <fcntl.h>
 #include <time.h>
@@ -74,7 +75,8 @@ Sampler::Sampler(SamplerOptions options, SampleSink* sink)
       pids_(options_.pids),
       mqds_(kfd::UnderRoot(options_.debugfs_root, "kfd/mqds")),
       hqds_(kfd::UnderRoot(options_.debugfs_root, "kfd/hqds")),
-      rls_(kfd::UnderRoot(options_.debugfs_root, "kfd/rls")) {
+      rls_(kfd::UnderRoot(options_.debugfs_root, "kfd/rls")),
+      walker_(options_.sysfs_root, options_.incremental, options_.counters_every) {
   pthread_mutex_init(&mu_, nullptr);
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
@@ -136,6 +138,7 @@ bool Sampler::SleepUntil(int64_t deadline_ns) {
 
 void Sampler::Run() {
   pthread_setname_np(pthread_self(), "gpucolo-sampler");
+  kfd::tl_io_clock.on = true;  // this thread's file-system calls are timed (Sample::io_ns)
   // nothing may escape a thread function (std::terminate): a failure ends sampling, and the
   // sink still gets Done() so its owner learns that the thread is over
   try {
@@ -223,7 +226,22 @@ void Sampler::DebugfsFile::Commit() {
   }
 }
 
+template <class Raw>
+void Sampler::CommitParsed(const DebugfsFile& file, ParsedRef<Raw>* ref, ParsedRef<Raw>* next) {
+  if (file.state == DebugfsFile::State::kError) {
+    ref->valid = false;
+  } else if (file.state == DebugfsFile::State::kFresh && next->valid) {
+    ref->raw = std::move(next->raw);
+    if (!next->lines_from_ref) ref->lines = std::move(next->lines);
+    ref->valid = true;
+  }
+  next->valid = false;
+}
+
 void Sampler::Commit() {
+  // before the files commit: CommitParsed reads their state of this sample
+  CommitParsed(mqds_, &mqds_ref_, &mqds_next_);
+  CommitParsed(hqds_, &hqds_ref_, &hqds_next_);
   if (procs_fresh_) {
     procs_ref_ = std::move(procs_next_);
     has_procs_ref_ = true;
@@ -256,14 +274,44 @@ bool Sampler::ParseInto(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse p
   return false;
 }
 
+template <class Raw, class Parse>
+bool Sampler::ParsePatchable(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse parse, const ParsedRef<Raw>& ref, ParsedRef<Raw>* next) {
+  next->valid = false;
+  if (file.state != DebugfsFile::State::kFresh) {
+    return ParseInto(part, file, [&](const char* data, size_t len) { return parse(data, len, nullptr); });
+  }
+  if (file.has_ref && ref.valid && file.len == file.ref_len) {
+    next->raw = ref.raw;
+    if (kfd::PatchWords(file.ref.data(), file.buf.data(), file.len, ref.lines, &next->raw.words, &part->changed_words)) {
+      next->lines_from_ref = true;
+      next->valid = true;
+      part->raw = next->raw;
+      part->ok = true;
+      part->patched = true;
+      return true;
+    }
+    part->changed_words.clear();
+  }
+  next->lines.clear();
+  next->raw = parse(file.buf.data(), file.len, &next->lines);
+  next->lines_from_ref = false;
+  next->valid = true;
+  part->raw = next->raw;
+  part->ok = true;
+  return true;
+}
+
 std::unique_ptr<Sample> Sampler::TakeSample(uint64_t k, uint64_t seq, int64_t t0) {
   auto s = std::make_unique<Sample>();
+  const int64_t cpu0 = ThreadCpuNowNs();
+  const int64_t io0 = kfd::tl_io_clock.ns;
   s->intended_ns = static_cast<double>(static_cast<int64_t>(k) * options_.interval_ns);
   s->actual_ns = static_cast<double>(t0 - origin_ns_);  // < intended + interval, >= intended
   // what the previous (dropped or taken) sample left pending is void: only a taken one commits
   procs_fresh_ = false;
   mqds_.state = hqds_.state = rls_.state = DebugfsFile::State::kUnread;
-  procs_next_ = kfd::ReadKfdProcs(options_.sysfs_root, filter_now_ ? &pids_now_ : nullptr);
+  procs_next_ = walker_.Read(filter_now_ ? &pids_now_ : nullptr);
+  s->walk = walker_.last_stats();
   if (has_procs_ref_ && SameProcs(procs_next_, procs_ref_)) {
     s->procs_same = true;
   } else {
@@ -280,11 +328,16 @@ std::unique_ptr<Sample> Sampler::TakeSample(uint64_t k, uint64_t seq, int64_t t0
   s->read_ns = static_cast<double>(t1 - t0);
   bool parsed = false;
   if (s->debugfs) {
-    parsed |= ParseInto(&s->mqds, mqds_, kfd::ParseMqds);
-    parsed |= ParseInto(&s->hqds, hqds_, kfd::ParseHqds);
-    parsed |= ParseInto(&s->rls, rls_, kfd::ParseRls);
+    const auto parse_mqds = [](const char* data, size_t len, std::vector<kfd::WordLine>* lines) { return kfd::ParseMqds(data, len, lines); };
+    const auto parse_hqds = [](const char* data, size_t len, std::vector<kfd::WordLine>* lines) { return kfd::ParseHqds(data, len, lines); };
+    parsed |= ParsePatchable(&s->mqds, mqds_, parse_mqds, mqds_ref_, &mqds_next_);
+    parsed |= ParsePatchable(&s->hqds, hqds_, parse_hqds, hqds_ref_, &hqds_next_);
+    parsed |= ParseInto(&s->rls, rls_, [](const char* data, size_t len) { return kfd::ParseRls(data, len); });
   }
   s->parse_ns = parsed ? static_cast<double>(MonotonicNowNs() - t1) : 0;
+  s->io_ns = static_cast<double>(kfd::tl_io_clock.ns - io0);
+  const int64_t cpu1 = ThreadCpuNowNs();
+  s->cpu_ns = cpu0 >= 0 && cpu1 >= 0 ? static_cast<double>(cpu1 - cpu0) : -1;
   return s;
 }
 

@@ -39,6 +39,8 @@
 #include "kfd/hqds_parser.h"
 #include "kfd/mqds_parser.h"
 #include "kfd/rls_parser.h"
+#include "kfd/sysfs_procs.h"
+#include "kfd/word_patch.h"
 #include "kfd/sysfs_reader.h"
 
 namespace gpucolo {
@@ -73,6 +75,13 @@ struct DebugfsPart {
   bool same = false;
   Raw raw;
   ReadError error;
+  /**
+   * mqds/hqds only: the text differed from the reference only inside words (ring pointers,
+   * status registers), so raw is the reference's tables with these words decoded again
+   * (kfd/word_patch.h); word indices, ascending. Empty after a full parse.
+   */
+  bool patched = false;
+  std::vector<uint32_t> changed_words;
 };
 
 /** NativeSample in src/native.ts. Times are ns since the origin. */
@@ -84,6 +93,16 @@ struct Sample {
   double read_ns = 0;
   /** debugfs buffers into the raw tables; 0 when nothing was parsed (every file `same` or unread) */
   double parse_ns = 0;
+  /**
+   * wall time of this sample spent inside file-system calls (open/read/close of files, directory
+   * listings): the kernel's side of the read, next to read_ns + parse_ns, which also hold
+   * gpucolo's own work (comparing, parsing, building tables)
+   */
+  double io_ns = 0;
+  /** CPU time (user + system) the sampler thread used for this sample (read and parse); -1 if unknown */
+  double cpu_ns = 0;
+  /** what the proc walk did (processes and queues read or reused) */
+  kfd::WalkStats walk;
   /**
    * CPU time (user + system) the sampler thread has used since it started, cumulative, read
    * (ThreadCpuNowNs) after this sample was read and parsed, just before it is offered to the sink:
@@ -131,6 +150,10 @@ struct SamplerOptions {
   uint64_t debugfs_every = 0;
   /** stop by itself after this many samples; 0 = until RequestStop() */
   uint64_t max_samples = 0;
+  /** read the proc tree incrementally (kfd/sysfs_procs.h); false = every file of it every sample */
+  bool incremental = true;
+  /** incremental: re-read process directories and counters every N-th sample (>= 1) */
+  uint64_t counters_every = 1;
   /** restrict the sysfs proc walk to these pids (compared as JS numbers) */
   bool filter_pids = false;
   std::vector<double> pids;
@@ -201,9 +224,27 @@ class Sampler {
   std::unique_ptr<Sample> TakeSample(uint64_t k, uint64_t seq, int64_t t0);
   /** The sink took the sample just made: its fresh parts become the references. */
   void Commit();
+  /** The tables of a file's reference bytes and where their words came from (for patching). */
+  template <class Raw>
+  struct ParsedRef {
+    Raw raw;
+    std::vector<kfd::WordLine> lines;
+    bool valid = false;
+    /** next only: patched from the reference, whose `lines` still hold */
+    bool lines_from_ref = false;
+  };
   /** Fills part from file (state set by Read()); true when it parsed. */
   template <class Raw, class Parse>
   static bool ParseInto(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse parse);
+  /**
+   * ParseInto for mqds/hqds: a fresh text that differs from the reference only inside words is
+   * patched from the reference's tables instead of parsed; `next` keeps what becomes the
+   * reference if the sink takes the sample.
+   */
+  template <class Raw, class Parse>
+  static bool ParsePatchable(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse parse, const ParsedRef<Raw>& ref, ParsedRef<Raw>* next);
+  template <class Raw>
+  static void CommitParsed(const DebugfsFile& file, ParsedRef<Raw>* ref, ParsedRef<Raw>* next);
 
   const SamplerOptions options_;
   SampleSink* const sink_;
@@ -224,6 +265,9 @@ class Sampler {
   bool filter_now_ = false;
   std::vector<double> pids_now_;
   DebugfsFile mqds_, hqds_, rls_;
+  ParsedRef<kfd::MqdsRaw> mqds_ref_, mqds_next_;
+  ParsedRef<kfd::HqdsRaw> hqds_ref_, hqds_next_;
+  kfd::ProcsWalker walker_;
   kfd::ProcsRaw procs_ref_;
   bool has_procs_ref_ = false;
   kfd::ProcsRaw procs_next_;

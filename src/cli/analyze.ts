@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { GpucoloError } from '../errors.js';
 import { isRefusedInput } from '../input-file.js';
 import { analyzeTrace, loadTrace, fmtCount, fmtDist, fmtNs, fmtPriority, fmtT, writeMarkdownReport, type QueueUsageReport, type Trace } from '../trace/index.js';
-import { fmtParseCost } from '../trace/report-md.js';
+import { fmtParseCost, fmtShare } from '../trace/report-md.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
 
@@ -95,6 +95,14 @@ export function renderSummary(r: QueueUsageReport): string {
   out.push('');
   out.push(`Sampling: jitter ${s.jitterNs ? fmtDist(s.jitterNs) : (s.unmeasured ?? '-')}`);
   if (s.costs) out.push(`  read ${fmtDist(s.costs.read)}; parse ${fmtParseCost(s.costs, (d) => `p50 ${fmtNs(d.p50)}`)}; join p50 ${fmtNs(s.costs.join.p50)}`);
+  if (s.costs?.io || s.costs?.cpuShare != null) {
+    const parts = [
+      s.costs.io ? `in fs calls p50 ${fmtNs(s.costs.io.p50)}` : null,
+      s.costs.readCpu ? `sampler CPU p50 ${fmtNs(s.costs.readCpu.p50)} per sample${s.costs.readCpuShare !== null ? ` (${fmtShare(s.costs.readCpuShare)} of a core)` : ''}` : null,
+      s.costs.cpuShare !== null ? `gpucolo ${fmtShare(s.costs.cpuShare)} of a core` : null,
+    ].filter(Boolean);
+    out.push(`  ${parts.join('; ')}`);
+  }
   out.push(`  missed intervals ${s.missedIntervals}, samples with issues ${s.sampleIssues.samples}, trace line problems ${s.traceIssues.length + s.traceIssuesOmitted}`);
   if (s.incompleteSamples.mqds || s.incompleteSamples.hqds) {
     out.push(`  debugfs text not whole (cut, appended, broken): mqds in ${s.incompleteSamples.mqds} sample(s), hqds in ${s.incompleteSamples.hqds}; what they lack is counted as unknown`);

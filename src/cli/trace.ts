@@ -33,6 +33,8 @@ export interface TraceCliOptions extends RootOptions {
   out?: string;
   sources: TraceSource[];
   debugfsInterval?: number;
+  sysfsWalk: 'incremental' | 'full';
+  countersInterval?: number;
   baseline: number;
   tail: number;
   stopAfter?: number;
@@ -46,6 +48,8 @@ export function addSamplingOptions(cmd: Command): Command {
     .addOption(durationOption('--interval <duration>', 'sampling interval, 10ms..60s (above 1s for long studies; the tail is then at least one interval)', 100e6))
     .addOption(listDefault(new Option('--sources <list>', 'sysfs,debugfs (debugfs needs root)').argParser(sources), ['sysfs', 'debugfs'] as TraceSource[]))
     .addOption(durationOption('--debugfs-interval <duration>', 'read debugfs at this interval (default: the interval, at least 100ms)'))
+    .addOption(new Option('--sysfs-walk <walk>', 'incremental: read only new queues and, at --counters-interval, counters; full: every sysfs file every sample').choices(['incremental', 'full']).default('incremental'))
+    .addOption(durationOption('--counters-interval <duration>', 'incremental walk: re-read process counters (vram, sdma, evicted, cu occupancy) at this interval (default: the interval, at least 1s)'))
     .addOption(durationOption('--baseline <duration>', 'with a command: sample this long before starting it', 2e9))
     .addOption(durationOption('--tail <duration>', 'keep sampling this long after the command (or every --pid) exited', 5e9))
     .addOption(durationOption('--stop-after <duration>', 'with a command: send its process group SIGTERM at this time after its start'))
@@ -65,6 +69,8 @@ export function samplingOptions(o: TraceCliOptions): Omit<TraceOptions, 'out'> {
     intervalNs: o.interval,
     durationNs: o.duration ?? null,
     debugfsIntervalNs: o.debugfsInterval ?? null,
+    sysfsWalk: o.sysfsWalk,
+    countersIntervalNs: o.countersInterval ?? null,
     sources: o.sources,
     sysfsRoot: roots.sysfsRoot ?? '/sys',
     debugfsRoot: roots.debugfsRoot ?? '/sys/kernel/debug',

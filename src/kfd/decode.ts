@@ -1,7 +1,8 @@
 /**
  * Binary decoding shared by both parser paths: MQD dwords, HQD registers, PM4 runlist packets.
- * Offsets and bit fields are from SPEC.md (struct v9_mqd, v9_sdma_mqd, kgd_gfx_v9_hqd_dump,
- * pm4_mes_map_process[_aldebaran], pm4_mes_map_queues).
+ * Offsets and bit fields: docs/kfd-formats.md, sections compute-mqd-dwords, sdma-mqd-dwords,
+ * compute-hqd-registers, sdma-rlc-registers, map_process, map_queues (struct v9_mqd, v9_sdma_mqd,
+ * kgd_gfx_v9_hqd_dump, pm4_mes_map_process[_aldebaran], pm4_mes_map_queues).
  */
 import type {
   ComputeMqdFields,
@@ -46,6 +47,20 @@ const addrOf = (words: Uint32Array, lo: number, hi: number, shift = 0): string |
 /** f(dword i) when dword i was read, else null. */
 const field = <T>(words: Uint32Array, i: number, f: (v: number) => T): T | null => (i < words.length ? f(words[i]) : null);
 
+/**
+ * The dwords (MQDs) and registers (HQD slots) the decoders below read, per kind, leaving out those
+ * that only feed `busy` (the ring read and write pointers). A change anywhere else in a block or
+ * slot (pointers, status registers no decoder reads) cannot change a queue, a slot mapping or a
+ * priority, only `busy`; a trace records no `busy`, so it keeps its last sample when nothing else
+ * changed (src/trace/relevance.ts). test/kfd-decode.test.ts checks the sets against the decoders.
+ */
+export const COMPUTE_MQD_DWORDS: ReadonlySet<number> = new Set([0, 23, 24, 26, 27, 39, 128, 129, 130, 131, 133, 134, 136, 137, 139, 140, 141, 142, 143, 145, 171, 172, 181]);
+export const SDMA_MQD_DWORDS: ReadonlySet<number> = new Set([0, 1, 2, 8, 9, 22, 126, 127]);
+/** compute and HIQ slots: MQD address, active, VMID, priorities, ring base (10 and 54: busy only) */
+export const COMPUTE_HQD_REGS: ReadonlySet<number> = new Set([0, 1, 2, 3, 5, 6, 8, 9]);
+/** SDMA RLCs: RB_CNTL (active, VMID), ring base (3 and 5: busy only) */
+export const SDMA_HQD_REGS: ReadonlySet<number> = new Set([0, 1, 2]);
+
 export function decodeComputeMqd(words: Uint32Array): ComputeMqdFields {
   return {
     headerOk: w(words, 0) === V9_MQD_HEADER,
@@ -87,7 +102,7 @@ export function hqdRingDwords(regs: Uint32Array): number | null {
   return regs.length > 17 ? 2 ** ((regs[17] & 0x3f) + 1) : null;
 }
 
-/** Compute HQD registers: value i == MQD dword 128+i (SPEC.md §2.1 table). */
+/** Compute HQD registers: value i == MQD dword 128+i (docs/kfd-formats.md#compute-hqd-registers). */
 export function decodeComputeHqd(regs: Uint32Array) {
   // a slot cut before CP_HQD_ACTIVE: whether it is active is unknown, not "no"
   const active = regs.length > 2 ? (regs[2] & 1) === 1 : null;

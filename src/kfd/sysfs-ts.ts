@@ -1,6 +1,7 @@
 /**
- * Pure-TS readers of the KFD sysfs trees (SPEC.md §3). Twins of native/kfd/sysfs_reader.cc:
- * same walk order (names sorted bytewise), same tables, same issue wording.
+ * Pure-TS readers of the KFD sysfs trees. Twins of native/kfd/sysfs_reader.cc and
+ * native/kfd/sysfs_files.cc: same walk order (names sorted bytewise), same tables, same issue
+ * wording. The proc tree is read by sysfs-procs-ts.ts (readKfdProcsTs is its full walk).
  *
  *   <root>/class/kfd/kfd/topology/nodes/<n>/{gpu_id,name,properties}
  *   <root>/class/kfd/kfd/proc/<pid>/{pasid,vram_<gpu>,sdma_<gpu>,stats_<gpu>/*,counters_<gpu>/*,queues/<qid>/*}
@@ -11,8 +12,9 @@
  */
 import fs from 'node:fs';
 import { issueCodeText, readInputFile } from '../input-file.js';
+import { timedIo } from './io-clock.js';
+import { ProcsWalkerTs } from './sysfs-procs-ts.js';
 import {
-  ProcMetric,
   type ProcsRaw,
   type ReadIssue,
   type TopologyNodeRaw,
@@ -29,11 +31,11 @@ export function underRoot(root: string, rel: string): string {
 export const KFD_TOPOLOGY_NODES = 'class/kfd/kfd/topology/nodes';
 export const KFD_PROC = 'class/kfd/kfd/proc';
 
-function errCode(err: unknown): string {
+export function errCode(err: unknown): string {
   return (err as NodeJS.ErrnoException)?.code ?? 'EIO';
 }
 
-function cannotRead(path: string, err: unknown, severity: 'error' | 'warning' = 'error'): ReadIssue {
+export function cannotRead(path: string, err: unknown, severity: 'error' | 'warning' = 'error'): ReadIssue {
   const code = errCode(err);
   return { path, severity, message: `cannot read ${path} (${issueCodeText(code, 'sysfs')})`, code };
 }
@@ -41,7 +43,7 @@ function cannotRead(path: string, err: unknown, severity: 'error' | 'warning' = 
 /** Entry names of a directory, sorted bytewise; null + issue when it cannot be listed. */
 function listDir(path: string, issues: ReadIssue[]): string[] | null {
   try {
-    return fs.readdirSync(path).sort(bytewise);
+    return readDirSorted(path);
   } catch (err) {
     issues.push(cannotRead(path, err));
     return null;
@@ -57,18 +59,28 @@ export function bytewise(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** fs.readdirSync sorted bytewise (the native reader's order); throws like readdirSync. */
+export function readDirSorted(path: string): string[] {
+  return timedIo(() => fs.readdirSync(path)).sort(bytewise);
+}
+
+/** fs.existsSync, timed as a file-system call. */
+export function pathExists(path: string): boolean {
+  return timedIo(() => fs.existsSync(path));
+}
+
 /**
  * A value file: only a regular file of at most 1 MiB (input-file.ts), read to EOF (sysfs files
  * say 4096 in stat); a FIFO or device in a recorded tree is ENOTREG, never a blocking read.
  */
-function readText(path: string): string {
-  return readInputFile(path, { kind: 'sysfs' }).toString('latin1');
+export function readText(path: string): string {
+  return timedIo(() => readInputFile(path, { kind: 'sysfs' })).toString('latin1');
 }
 
 const RE_NUMBER = /^-?\d{1,20}$/;
 
 /** A directory name sysfs prints with "%u": 1..maxDigits digits, no leading zero. */
-function numericName(name: string, maxDigits: number): boolean {
+export function numericName(name: string, maxDigits: number): boolean {
   return name.length <= maxDigits && /^(0|[1-9]\d*)$/.test(name);
 }
 
@@ -84,14 +96,14 @@ export function parseSysfsNumber(text: string): number | null {
   return RE_NUMBER.test(t) ? Number(t) : null;
 }
 
-function badNumber(path: string, text: string, what = 'a number'): ReadIssue {
+export function badNumber(path: string, text: string, what = 'a number'): ReadIssue {
   const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
   return { path, severity: 'error', message: `${path}: expected ${what}, got "${shown.replace(/[^\x20-\x7e]/g, '?')}"` };
 }
 
 /** A gpu_id is unsigned: a negative one is an error, not a value (-1 would read as "unreadable"). */
-const GPU_ID = 'a gpu_id (a number >= 0)';
-const negative = (v: number): boolean => v < 0 || Object.is(v, -0);
+export const GPU_ID = 'a gpu_id (a number >= 0)';
+export const negative = (v: number): boolean => v < 0 || Object.is(v, -0);
 
 /** Reads every topology node (CPU nodes included, gpuId 0). */
 export function readTopologyTs(sysfsRoot: string): TopologyRaw {
@@ -152,133 +164,10 @@ export function readTopologyTs(sysfsRoot: string): TopologyRaw {
   return { nodes, issues };
 }
 
-const GPU_FILE = /^(vram|sdma)_(0|[1-9]\d{0,9})$/;
-const GPU_DIR = /^(stats|counters)_(0|[1-9]\d{0,9})$/;
-const DIR_FILES: Record<string, [string, number][]> = {
-  stats: [
-    ['cu_occupancy', ProcMetric.cuOccupancy],
-    ['evicted_ms', ProcMetric.evictedMs],
-  ],
-  counters: [
-    ['faults', ProcMetric.faults],
-    ['page_in', ProcMetric.pageIn],
-    ['page_out', ProcMetric.pageOut],
-  ],
-};
-
 /**
- * Reads class/kfd/kfd/proc. `pids` restricts the walk (missing pids are not an error: a traced
- * process without KFD state simply has no directory).
+ * Reads class/kfd/kfd/proc, every file of it. `pids` restricts the walk (missing pids are not an
+ * error: a traced process without KFD state simply has no directory).
  */
 export function readKfdProcsTs(sysfsRoot: string, pids?: readonly number[]): ProcsRaw {
-  const issues: ReadIssue[] = [];
-  const procs: number[] = [];
-  const queues: number[] = [];
-  const metrics: number[] = [];
-  const dir = underRoot(sysfsRoot, KFD_PROC);
-  const names = listDir(dir, issues);
-  if (!names) return { procs: new Float64Array(), queues: new Float64Array(), metrics: new Float64Array(), issues };
-  let list = names.filter((x) => numericName(x, 10)).map(Number).sort((a, b) => a - b);
-  if (pids) {
-    const want = new Set(pids);
-    list = list.filter((p) => want.has(p));
-  }
-
-  for (const pid of list) {
-    const base = `${dir}/${pid}`;
-    const mine: ReadIssue[] = [];
-    let sawEnoent = false;
-    const failed = (path: string, err: unknown): void => {
-      const gone = errCode(err) === 'ENOENT';
-      sawEnoent ||= gone;
-      mine.push(cannotRead(path, err, gone ? 'warning' : 'error'));
-    };
-    const num = (path: string, gpuId = false): number | null => {
-      let text: string;
-      try {
-        text = readText(path);
-      } catch (err) {
-        failed(path, err);
-        return null;
-      }
-      const v = parseSysfsNumber(text);
-      if (v === null) mine.push(badNumber(path, text));
-      else if (gpuId && negative(v)) {
-        mine.push(badNumber(path, text, GPU_ID));
-        return null;
-      }
-      return v;
-    };
-    const list = (path: string): string[] | null => {
-      try {
-        return fs.readdirSync(path).sort(bytewise);
-      } catch (err) {
-        failed(path, err);
-        return null;
-      }
-    };
-
-    const entries = list(base);
-    if (!entries) {
-      issues.push(sawEnoent ? { path: base, severity: 'warning', message: `process ${pid} exited while being read` } : mine[0]);
-      continue;
-    }
-    const row = procs.length / 6;
-    const firstQueue = queues.length / 5;
-    let pasid = -1;
-    const mets: number[][] = [];
-    for (const e of entries) {
-      let m: RegExpExecArray | null;
-      if (e === 'pasid') {
-        pasid = num(`${base}/pasid`) ?? -1;
-      } else if ((m = GPU_FILE.exec(e))) {
-        const v = num(`${base}/${e}`);
-        if (v !== null) mets.push([m[1] === 'vram' ? ProcMetric.vram : ProcMetric.sdma, Number(m[2]), v]);
-      } else if ((m = GPU_DIR.exec(e))) {
-        const sub = list(`${base}/${e}`);
-        if (!sub) continue;
-        for (const [file, code] of DIR_FILES[m[1]]) {
-          if (!sub.includes(file)) continue;
-          const v = num(`${base}/${e}/${file}`);
-          if (v !== null) mets.push([code, Number(m[2]), v]);
-        }
-      } else if (e === 'queues') {
-        const qnames = list(`${base}/queues`);
-        if (!qnames) continue;
-        const qids = qnames.filter((x) => numericName(x, 10)).map(Number).sort((a, b) => a - b);
-        for (const qid of qids) {
-          const q = `${base}/queues/${qid}`;
-          const before = mine.length;
-          const type = num(`${q}/type`);
-          const size = num(`${q}/size`);
-          const gpu = num(`${q}/gpuid`, true);
-          if (mine.length > before && !fs.existsSync(q)) {
-            // destroyed while we read it: one note instead of three failed reads
-            mine.length = before;
-            mine.push({ path: q, severity: 'warning', message: `queue ${qid} of process ${pid} vanished while being read` });
-            continue;
-          }
-          queues.push(row, qid, type ?? -1, size ?? -1, gpu ?? -1);
-        }
-      }
-    }
-    // gone by now: it exited while we read it, whatever we managed to read is stale
-    if (!fs.existsSync(base)) {
-      queues.length = firstQueue * 5;
-      issues.push({ path: base, severity: 'warning', message: `process ${pid} exited while being read` });
-      continue;
-    }
-    // metrics ordered by (gpu, code) so both readers agree whatever the directory order
-    mets.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
-    const firstMetric = metrics.length / 4;
-    for (const [code, gpu, v] of mets) metrics.push(row, code, gpu, v);
-    procs.push(pid, pasid, firstQueue, queues.length / 5 - firstQueue, firstMetric, mets.length);
-    issues.push(...mine);
-  }
-  return {
-    procs: Float64Array.from(procs),
-    queues: Float64Array.from(queues),
-    metrics: Float64Array.from(metrics),
-    issues,
-  };
+  return new ProcsWalkerTs(sysfsRoot, { walk: 'full' }).read(pids);
 }

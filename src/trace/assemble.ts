@@ -10,6 +10,7 @@ import { namespacePid, readProcStatus, type ProcStatus } from '../kfd/procfs.js'
 import type { HqdsRaw, MqdsRaw, RlsRaw } from '../kfd/raw.js';
 import type { Hqds, Mqds, Rls, Topology } from '../kfd/types.js';
 import type { TraceQueue, TraceSample } from './schema.js';
+import { hqdsChangeIrrelevant, mqdsChangeIrrelevant } from './relevance.js';
 
 export interface AssembleContext {
   topology: Topology | null;
@@ -47,6 +48,14 @@ const DROPPED_NOTE = ' sample(s) dropped before this one: the recorder did not k
 
 type Tables = Record<string, unknown>;
 
+interface LastSample {
+  raw: NativeSample;
+  out: TraceSample;
+}
+
+/** The sample's own timing and cost fields, copied from the raw sample. */
+type SampleTiming = Pick<TraceSample, 't_ns' | 'seq' | 'intended_ns' | 'read_ns' | 'parse_ns' | 'missed' | 'io_ns' | 'read_cpu_ns' | 'cpu_ns'>;
+
 function sameArray(a: unknown, b: unknown): boolean {
   if (ArrayBuffer.isView(a) && ArrayBuffer.isView(b)) {
     return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -69,18 +78,38 @@ function sameTables(a: Tables | undefined, b: Tables | undefined): boolean {
   return true;
 }
 
+/**
+ * `a` (this sample) gives the same trace sample as `b` (the last one): the same tables, or
+ * mqds/hqds that the native sampler patched from `b`'s in words that only feed `busy`
+ * (src/trace/relevance.ts). Patched words are relative to the last sample the sampler delivered,
+ * which is `b`: a sample after dropped ones is never compared (assemble()).
+ */
 function sameRaw(a: NativeSample, b: NativeSample): boolean {
+  const changed = a.changedWords;
+  const mqdsSame =
+    sameTables(a.mqds as unknown as Tables, b.mqds as unknown as Tables) ||
+    (changed?.mqds !== undefined && isMqds(a.mqds) && isMqds(b.mqds) && mqdsChangeIrrelevant(a.mqds, changed.mqds));
+  const hqdsSame =
+    sameTables(a.hqds as unknown as Tables, b.hqds as unknown as Tables) ||
+    (changed?.hqds !== undefined && isHqds(a.hqds) && isHqds(b.hqds) && hqdsChangeIrrelevant(a.hqds, changed.hqds));
   return (
+    mqdsSame &&
+    hqdsSame &&
     sameTables(a.procs as unknown as Tables, b.procs as unknown as Tables) &&
-    sameTables(a.mqds as unknown as Tables, b.mqds as unknown as Tables) &&
-    sameTables(a.hqds as unknown as Tables, b.hqds as unknown as Tables) &&
     sameTables(a.rls as unknown as Tables, b.rls as unknown as Tables)
   );
 }
 
+const isMqds = (x: MqdsRaw | NativeReadError | undefined): x is MqdsRaw => x !== undefined && !isReadError(x);
+const isHqds = (x: HqdsRaw | NativeReadError | undefined): x is HqdsRaw => x !== undefined && !isReadError(x);
+
 export class SampleAssembler {
-  /** the last sample's input and result: most samples repeat the one before, and are reused */
-  private last: { raw: NativeSample; out: TraceSample } | null = null;
+  /**
+   * the input and result of the last sample that read debugfs and of the last that did not: most
+   * samples repeat the one before of their kind, and are reused (with debugfs read every N-th
+   * sample, one reference would be replaced by the other kind at every change of kind)
+   */
+  private last: { debugfs: LastSample | null; sysfs: LastSample | null } = { debugfs: null, sysfs: null };
   private readonly status = new Map<number, ProcStatus | null>();
   /** pid -> debugfs identity -> qid, as matched in earlier samples: keeps queue keys stable */
   private readonly qidHints = new Map<number, Map<string, number>>();
@@ -96,17 +125,17 @@ export class SampleAssembler {
   forget(pid: number): void {
     this.status.delete(pid);
     this.qidHints.delete(pid);
-    this.last = null;
+    this.invalidate();
   }
 
   /** The filter changed (e.g. a command was started): do not reuse the last result. */
   invalidate(): void {
-    this.last = null;
+    this.last = { debugfs: null, sysfs: null };
   }
 
   assemble(raw: NativeSample): TraceSample {
     const t0 = process.hrtime.bigint();
-    const timing = {
+    const timing: SampleTiming = {
       t_ns: raw.actualNs,
       seq: raw.seq,
       intended_ns: raw.intendedNs,
@@ -114,22 +143,28 @@ export class SampleAssembler {
       parse_ns: raw.parseNs,
       missed: raw.missed,
     };
+    if (raw.ioNs !== undefined) timing.io_ns = raw.ioNs;
+    if (raw.cpuNs !== undefined) timing.read_cpu_ns = raw.cpuNs;
+    // gpucolo's running CPU total: the sampling thread's, plus the JS thread's with the native thread
+    if (raw.threadCpuNs !== undefined) timing.cpu_ns = raw.threadCpuNs + (raw.jsCpuNs ?? 0);
     // nothing changed since the last sample: the same processes, queues and slots (comparing the
     // tables is a memcmp; building and joining them again is most of a sample's CPU time)
-    if (this.last && raw.dropped === 0 && sameRaw(raw, this.last.raw)) {
-      const prev = this.last.out;
+    const kind = raw.mqds !== undefined ? 'debugfs' : 'sysfs';
+    const last = this.last[kind];
+    if (last && raw.dropped === 0 && sameRaw(raw, last.raw)) {
+      const prev = last.out;
       const out: TraceSample = { kind: 'sample', ...timing, join_ns: 0, debugfs: prev.debugfs, processes: prev.processes, unmatchedHqds: prev.unmatchedHqds, issues: prev.issues.filter((i) => !i.endsWith(DROPPED_NOTE)) };
       out.join_ns = Number(process.hrtime.bigint() - t0);
-      this.last = { raw, out };
+      this.last[kind] = { raw, out };
       return out;
     }
     const out = this.assembleNew(raw, timing);
     out.join_ns = Number(process.hrtime.bigint() - t0);
-    this.last = { raw, out };
+    this.last[kind] = { raw, out };
     return out;
   }
 
-  private assembleNew(raw: NativeSample, timing: Pick<TraceSample, 't_ns' | 'seq' | 'intended_ns' | 'read_ns' | 'parse_ns' | 'missed'>): TraceSample {
+  private assembleNew(raw: NativeSample, timing: SampleTiming): TraceSample {
     const issues: string[] = [];
     const impl = this.ctx.impl;
     const procs = buildProcs(raw.procs, impl);

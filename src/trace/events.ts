@@ -19,9 +19,14 @@ const slotsOf = (q: TraceQueue): Set<string> | null =>
 export class EventDeriver {
   private known = new Map<number, Map<string, KnownQueue>>();
   private first = true;
+  /** the processes of the last update: a sample that repeats them (the same object) has no event */
+  private lastProcesses: TraceSample['processes'] | null = null;
 
   /** Events for this sample (in a stable order: processes, then queues, then slots). */
   update(s: TraceSample): TraceEvent[] {
+    // SampleAssembler hands on an unchanged sample's processes as the very same object
+    if (s.processes === this.lastProcesses) return [];
+    this.lastProcesses = s.processes;
     const out: TraceEvent[] = [];
     const base = { t_ns: s.t_ns, sample: s.seq };
     const seen = new Set<number>();
@@ -85,6 +90,7 @@ export class EventDeriver {
   replaced(pid: number, t_ns: number, sample: number): TraceEvent[] {
     const mine = this.known.get(pid);
     if (!mine) return [];
+    this.lastProcesses = null; // the next update must see the process start again
     const base = { t_ns, sample };
     const out: TraceEvent[] = [];
     for (const k of mine.values()) out.push(...this.destroyed(pid, k, base));

@@ -85,6 +85,8 @@ export const traceHeaderSchema = conforms<TraceHeader>()(z.object({
   readable: z.array(sourceSchema),
   intervalNs: z.number().positive(),
   debugfsIntervalNs: z.number().nonnegative(), // 0: debugfs not read
+  sysfsWalk: z.enum(['incremental', 'full']).optional(),
+  countersIntervalNs: z.number().positive().optional(),
   roots: z.object({ sysfs: z.string(), debugfs: z.string(), proc: z.string() }),
   impl: z.enum(['native', 'ts']),
   sampler: z.enum(['native-thread', 'ts-timer']),
@@ -119,6 +121,9 @@ const sampleSchema = conforms<TraceSample>()(z.object({
   read_ns: z.number(),
   parse_ns: z.number(),
   join_ns: z.number(),
+  io_ns: z.number().optional(),
+  read_cpu_ns: z.number().optional(),
+  cpu_ns: z.number().optional(),
   debugfs: z.boolean(),
   missed: int().min(0),
   processes: z.array(z.object({ pid: int(), nsPid: int().nullable(), queues: z.array(queueSchema) })),

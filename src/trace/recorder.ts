@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { OutputSymlinkError, planOutput, writeAllFd } from '../report/write.js';
-import type { TraceRecord } from './schema.js';
+import type { TraceRecord, TraceSample } from './schema.js';
 
 export class TraceWriteError extends Error {
   constructor(
@@ -101,6 +101,22 @@ export class TraceRecorder {
     this.ownsFd = owns;
   }
 
+  /** JSON of the last sample's processes (by object): a sample that repeats them reuses the text. */
+  private lastProcesses: { processes: TraceSample['processes']; json: string } | null = null;
+
+  /**
+   * JSON.stringify(s), byte for byte, for a sample whose last keys are processes, unmatchedHqds and
+   * issues (as SampleAssembler makes them). Most samples repeat the last one's processes (the
+   * same object): their text, the bulk of the line with many queues, is not built again.
+   */
+  private sampleJson(s: TraceSample): string {
+    const { processes, unmatchedHqds, issues, ...head } = s;
+    let p = this.lastProcesses;
+    if (p?.processes !== processes) p = this.lastProcesses = { processes, json: JSON.stringify(processes) };
+    const h = JSON.stringify(head);
+    return `${h.slice(0, -1)}${h.length > 2 ? ',' : ''}"processes":${p.json},"unmatchedHqds":${JSON.stringify(unmatchedHqds)},"issues":${JSON.stringify(issues)}}`;
+  }
+
   /** The first write error, if any; later writes are skipped. */
   get error(): TraceWriteError | null {
     return this.failed;
@@ -108,7 +124,7 @@ export class TraceRecorder {
 
   write(rec: TraceRecord): boolean {
     if (this.failed) return false;
-    const buf = Buffer.from(`${JSON.stringify(rec)}\n`);
+    const buf = Buffer.from(`${rec.kind === 'sample' ? this.sampleJson(rec) : JSON.stringify(rec)}\n`);
     try {
       if (this.truncatePending) {
         this.truncatePending = false;

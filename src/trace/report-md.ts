@@ -238,6 +238,9 @@ export function fmtParseCost(c: NonNullable<SamplingQuality['costs']>, dist: (d:
   return `${dist(c.parse)} over ${c.parsedSamples} parsed sample(s), ${unchanged}`;
 }
 
+/** 0.0123 -> "1.23%" */
+export const fmtShare = (x: number): string => `${(100 * x).toFixed(2)}%`;
+
 function samplingSection(s: SamplingQuality): string[] {
   const rows: (string | number)[][] = [
     ['samples', `${s.samples} (${s.debugfsSamples} read debugfs, ${s.queueListSamples} list queues), span ${fmtNs(s.spanNs)}`],
@@ -250,6 +253,9 @@ function samplingSection(s: SamplingQuality): string[] {
     rows.push(['read cost', fmtDist(s.costs.read)], ['parse cost', fmtParseCost(s.costs)], ['join cost', fmtDist(s.costs.join)]);
     if (s.costs.debugfsRead) rows.push(['read cost, debugfs samples', fmtDist(s.costs.debugfsRead)]);
     if (s.costs.sysfsRead) rows.push(['read cost, sysfs-only samples', fmtDist(s.costs.sysfsRead)]);
+    if (s.costs.io) rows.push(['of read + parse: in file-system calls (kernel side)', fmtDist(s.costs.io)]);
+    if (s.costs.readCpu) rows.push(['sampler CPU per sample', `${fmtDist(s.costs.readCpu)}${s.costs.readCpuShare !== null ? `; ${fmtShare(s.costs.readCpuShare)} of one core` : ''}`]);
+    if (s.costs.cpuShare !== null) rows.push(['gpucolo CPU (sampler + JS thread)', `${fmtShare(s.costs.cpuShare)} of one core over the span`]);
   }
   rows.push(
     ['missed intervals', `${s.missedIntervals}${s.footerMissedIntervals !== null ? ` (footer: ${s.footerMissedIntervals})` : ''}`],

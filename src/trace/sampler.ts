@@ -18,12 +18,14 @@
  * for the TS sampler), and a native-thread sample also `jsCpuNs`, the JS thread's cumulative CPU
  * time when it reached JS. samplerThreadsCpuNs() sums the native sampling threads of this process.
  */
-import { loadNative, type NativeReadError, type NativeSample } from '../native.js';
+import { loadNative, type NativeReadError, type NativeSample, type SysfsWalk } from '../native.js';
 import { parseHqdsTs } from '../kfd/hqds-ts.js';
 import { parseMqdsTs } from '../kfd/mqds-ts.js';
 import { parseRlsTs } from '../kfd/rls-ts.js';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw } from '../kfd/raw.js';
-import { readKfdProcsTs, underRoot } from '../kfd/sysfs-ts.js';
+import { underRoot } from '../kfd/sysfs-ts.js';
+import { ProcsWalkerTs } from '../kfd/sysfs-procs-ts.js';
+import { ioClock, timedIo } from '../kfd/io-clock.js';
 import { issueCodeText, readInputFile } from '../input-file.js';
 
 export type { NativeSample as RawSample };
@@ -38,6 +40,10 @@ export interface SamplerOptions {
   maxSamples?: number;
   /** 'native' (thread) or 'ts' (timers); default native when the addon is loaded */
   impl?: 'native' | 'ts';
+  /** how the proc tree is read (src/kfd/sysfs-procs-ts.ts); default 'incremental' */
+  sysfsWalk?: SysfsWalk;
+  /** incremental walk: re-read process directories and counters every N-th sample; default 1 */
+  countersEvery?: number;
 }
 
 export interface Sampler {
@@ -146,6 +152,8 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
         maxSamples,
         pids: null,
         maxQueued: 64,
+        sysfsWalk: opts.sysfsWalk ?? 'incremental',
+        countersEvery: opts.countersEvery ?? 1,
       },
       (s) => {
         if (s.threadCpuNs !== undefined) cpu.cpuNs = s.threadCpuNs;
@@ -176,7 +184,7 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
 function readDebugfs(root: string, name: string): Buffer | NativeReadError {
   const path = underRoot(root, `kfd/${name}`);
   try {
-    return readInputFile(path, { kind: 'debugfs' });
+    return timedIo(() => readInputFile(path, { kind: 'debugfs' }));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
     return { code, message: `cannot read ${path} (${issueCodeText(code, 'debugfs')})` };
@@ -251,6 +259,7 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
   const done = new Promise<void>((r) => (finish = r));
   const files = [new DebugfsFile<MqdsRaw>('mqds', parseMqdsTs), new DebugfsFile<HqdsRaw>('hqds', parseHqdsTs), new DebugfsFile<RlsRaw>('rls', parseRlsTs)] as const;
   let lastProcs: ProcsRaw | null = null;
+  const walker = new ProcsWalkerTs(opts.sysfsRoot, { walk: opts.sysfsWalk, countersEvery: opts.countersEvery });
 
   const take = (): void => {
     timer = null;
@@ -267,15 +276,29 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
     k += BigInt(missed);
     const intended = k * interval;
     const t0 = process.hrtime.bigint();
+    const cpu0 = jsThreadCpuNs();
+    // the JS thread's fs calls of this sample only: nothing else runs on it until the sample is made
+    ioClock.on = true;
+    ioClock.ns = 0;
     const same: Same = {};
-    let procs = readKfdProcsTs(opts.sysfsRoot);
+    let procs: ProcsRaw;
+    try {
+      procs = walker.read();
+    } finally {
+      ioClock.on = false;
+    }
     if (lastProcs !== null && sameProcs(procs, lastProcs)) {
       procs = lastProcs;
       same.procs = true;
     }
     lastProcs = procs;
     const withDebugfs = opts.debugfsEvery > 0 && seq % opts.debugfsEvery === 0;
-    if (withDebugfs) for (const f of files) f.load(opts.debugfsRoot);
+    ioClock.on = true;
+    try {
+      if (withDebugfs) for (const f of files) f.load(opts.debugfsRoot);
+    } finally {
+      ioClock.on = false;
+    }
     const t1 = process.hrtime.bigint();
     const sample: NativeSample = {
       seq,
@@ -283,6 +306,8 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
       actualNs: Number(t0 - origin),
       readNs: Number(t1 - t0),
       parseNs: 0,
+      ioNs: ioClock.ns,
+      walk: walker.lastStats(),
       missed,
       dropped: 0,
       procs,
@@ -299,6 +324,7 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
     // the sampling thread is the JS thread here: its clock, as the native thread reports its own
     const cpuNs = jsThreadCpuNs();
     if (cpuNs !== null) sample.threadCpuNs = cpuNs;
+    if (cpuNs !== null && cpu0 !== null) sample.cpuNs = cpuNs - cpu0;
     seq++;
     k++;
     try {

@@ -36,6 +36,13 @@ export interface TraceHeader {
   intervalNs: number;
   /** debugfs is read every this many ns (a multiple of intervalNs) */
   debugfsIntervalNs: number;
+  /**
+   * how sysfs was read: 'incremental' (only new queues' files, counters every countersIntervalNs)
+   * or 'full' (every file, every sample); absent in traces of older versions (full)
+   */
+  sysfsWalk?: 'incremental' | 'full';
+  /** incremental: process directories and counters are re-read every this many ns */
+  countersIntervalNs?: number;
   roots: { sysfs: string; debugfs: string; proc: string };
   /** parser implementation */
   impl: 'native' | 'ts';
@@ -93,6 +100,18 @@ export interface TraceSample {
   parse_ns: number;
   /** time spent building objects and joining (JS) */
   join_ns: number;
+  /**
+   * of read_ns + parse_ns: wall time inside file-system calls (opening, reading, closing the
+   * pseudo-files, listing directories), i.e. the kernel's side of the sample (its sysfs/debugfs
+   * handlers and path walks); the rest is gpucolo's own work. Absent in traces of older versions.
+   */
+  io_ns?: number;
+  /**
+   * CPU time (user + system, ns) of the thread that read and parsed this sample, for that work
+   * only (the native sampling thread, or the JS thread for the TS sampler); io's system time
+   * included. read_cpu_ns / interval is the sampler's own share of a core at this interval.
+   */
+  read_cpu_ns?: number;
   /** debugfs was read in this sample */
   debugfs: boolean;
   /** intervals skipped before this sample because sampling fell behind */

@@ -40,6 +40,26 @@ function costs(samples: TraceSample[]): SamplingQuality['costs'] {
     join: distribution(samples.map((s) => s.join_ns)),
     debugfsRead: dbg.length && sys.length ? distribution(dbg.map((s) => s.read_ns)) : null,
     sysfsRead: dbg.length && sys.length ? distribution(sys.map((s) => s.read_ns)) : null,
+    ...cpuCosts(samples),
+  };
+}
+
+const defined = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined);
+
+/** io, the sampler's CPU per sample and gpucolo's CPU share over the span, where the trace records them. */
+function cpuCosts(samples: TraceSample[]): Pick<NonNullable<SamplingQuality['costs']>, 'io' | 'readCpu' | 'readCpuShare' | 'cpuShare'> {
+  const io = defined(samples.map((s) => s.io_ns));
+  const readCpu = defined(samples.map((s) => s.read_cpu_ns));
+  const span = samples.length > 1 ? samples[samples.length - 1].t_ns - samples[0].t_ns : 0;
+  // running totals: the first sample's total is the start, the last one's the end (same clock source all through)
+  const withCpu = samples.filter((s) => s.cpu_ns !== undefined);
+  const cpuSpan = withCpu.length > 1 ? withCpu[withCpu.length - 1].t_ns - withCpu[0].t_ns : 0;
+  return {
+    io: io.length ? distribution(io) : null,
+    readCpu: readCpu.length ? distribution(readCpu) : null,
+    // the first sample's read happened before the span starts: left out, like the span's start
+    readCpuShare: readCpu.length === samples.length && span > 0 ? readCpu.slice(1).reduce((a, b) => a + b, 0) / span : null,
+    cpuShare: cpuSpan > 0 ? (withCpu[withCpu.length - 1].cpu_ns! - withCpu[0].cpu_ns!) / cpuSpan : null,
   };
 }
 

@@ -300,6 +300,17 @@ export interface SamplingQuality {
     join: Distribution;
     debugfsRead: Distribution | null;
     sysfsRead: Distribution | null;
+    /** of read + parse: wall time inside file-system calls (the kernel's side); null in traces that do not record it */
+    io: Distribution | null;
+    /** the sampling thread's CPU per sample (read and parse: its own work plus the system time of its reads); null when not recorded */
+    readCpu: Distribution | null;
+    /** sum of read CPU over the span, as a share of one core (0.01 = 1%); null when not recorded */
+    readCpuShare: number | null;
+    /**
+     * gpucolo's whole CPU (sampling thread + JS thread: objects, join, events, the record) over the
+     * span, from the samples' running totals, as a share of one core; null when not recorded
+     */
+    cpuShare: number | null;
   } | null;
   /** why jitter/costs are null */
   unmeasured: string | null;

@@ -1,0 +1,399 @@
+/**
+ * One `gpucolo trace` run, step by step (runTrace in tracer.ts drives it): what is traced
+ * (TraceTarget), the outputs (recorder, exporter), signals, the sampler and what each sample
+ * becomes, the traced command, and the end (footer). Each step is a method over the run's own
+ * state instead of closures over one long function's locals.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import type { NativeSample, SysfsWalk } from '../native.js';
+import { VERSION } from '../version.js';
+import { underRoot } from '../kfd/sysfs-ts.js';
+import type { Topology } from '../kfd/types.js';
+import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
+import { SampleAssembler } from './assemble.js';
+import { EventDeriver } from './events.js';
+import { TraceExporter, httpUrl } from './exporter.js';
+import { TraceRecorder } from './recorder.js';
+import { startSampler, type Sampler } from './sampler.js';
+import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
+import type { TraceOptions, TraceResult } from './tracer.js';
+
+/** What runTrace decided before anything runs: sources, topology, rates. */
+export interface TracePlan {
+  impl: 'native' | 'ts';
+  tailNs: number;
+  readable: TraceSource[];
+  topology: Topology | null;
+  /** read debugfs every N-th sample (0 = never) */
+  debugfsEvery: number;
+  sysfsWalk: SysfsWalk;
+  countersEvery: number;
+  log: (line: string) => void;
+}
+
+/**
+ * Who is traced: every KFD process, given pids, or a started command, each with its descendants
+ * (decided once per pid, through /proc parent links).
+ */
+export class TraceTarget {
+  readonly mode: 'all' | 'pids' | 'command';
+  readonly roots: Set<number>;
+  private readonly verdict = new Map<number, boolean>();
+  constructor(
+    opts: Pick<TraceOptions, 'pids' | 'command'>,
+    private readonly procRoot: string,
+  ) {
+    this.mode = opts.command?.length ? 'command' : opts.pids?.length ? 'pids' : 'all';
+    this.roots = new Set(opts.pids ?? []);
+  }
+
+  /** the assembler's filter; undefined = every KFD process */
+  get keep(): ((pid: number) => boolean) | undefined {
+    if (this.mode === 'all') return undefined;
+    return (pid) => {
+      if (this.roots.has(pid)) return true;
+      const known = this.verdict.get(pid);
+      if (known !== undefined) return known;
+      const v = this.roots.size > 0 && isDescendantOf(this.procRoot, pid, this.roots);
+      this.verdict.set(pid, v);
+      return v;
+    };
+  }
+  addRoot(pid: number): void {
+    this.roots.add(pid);
+    this.verdict.clear();
+  }
+  /** a pid gone (or reused): decide again if it shows up */
+  forget(pid: number): void {
+    this.verdict.delete(pid);
+  }
+  /** --pid mode: every traced pid has exited */
+  allRootsGone(): boolean {
+    return [...this.roots].every((p) => !fs.existsSync(underRoot(this.procRoot, String(p))));
+  }
+}
+
+/**
+ * Pid reuse: a process is its pid plus its start time (/proc/<pid>/stat). Checked when a pid's
+ * queue set changes, the only time a new process behind an old pid can show in the data.
+ */
+class PidReuse {
+  private readonly startTicks = new Map<number, number | null>();
+  private readonly lastKeys = new Map<number, string>();
+  /** the processes of the last call: the same object again has the same queue sets */
+  private lastProcesses: TraceSample['processes'] | null = null;
+  constructor(private readonly procRoot: string) {}
+
+  /** the pids of this sample that now belong to another process than before */
+  reused(s: TraceSample): number[] {
+    if (s.processes === this.lastProcesses) return [];
+    this.lastProcesses = s.processes;
+    const out: number[] = [];
+    const seen = new Set<number>();
+    for (const p of s.processes) {
+      seen.add(p.pid);
+      const keys = p.queues.map((q) => q.key).join(',');
+      const before = this.lastKeys.get(p.pid);
+      this.lastKeys.set(p.pid, keys);
+      if (before === keys) continue;
+      const now = readStat(this.procRoot, p.pid)?.startTicks ?? null;
+      const was = this.startTicks.get(p.pid);
+      this.startTicks.set(p.pid, now);
+      if (was != null && now !== null && was !== now) out.push(p.pid);
+    }
+    for (const pid of [...this.lastKeys.keys()]) {
+      if (!seen.has(pid)) (this.lastKeys.delete(pid), this.startTicks.delete(pid));
+    }
+    return out;
+  }
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+export class TraceRun {
+  readonly result: TraceResult;
+  private readonly target: TraceTarget;
+  private readonly sup: Supervisor;
+  private readonly exporter: TraceExporter | null;
+  private recorder!: TraceRecorder;
+  private sampler: Sampler | null = null;
+  private child: SupervisedChild | null = null;
+  private childExit: ExitInfo | null = null;
+  private finishing = false;
+  private interrupted = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private resolveDone!: () => void;
+  readonly done = new Promise<void>((r) => (this.resolveDone = r));
+  private unsubscribe: () => void = () => {};
+  private readonly assembler: SampleAssembler;
+  private readonly deriver = new EventDeriver();
+  private readonly pidReuse: PidReuse;
+  private debugfsLost = false;
+  private lastStatus = 0;
+  private lastStatusCpu: number | null = null;
+  private targetGoneAt: number | null = null;
+
+  constructor(
+    private readonly opts: TraceOptions,
+    private readonly plan: TracePlan,
+  ) {
+    this.target = new TraceTarget(opts, opts.procRoot);
+    this.sup = new Supervisor({ graceMs: opts.graceMs ?? 5000 });
+    this.exporter = opts.serve ? new TraceExporter() : null;
+    this.result = { out: opts.out, samples: 0, events: 0, missedIntervals: 0, endedBy: 'duration', readable: plan.readable };
+    this.assembler = new SampleAssembler({ topology: plan.topology, procRoot: opts.procRoot, impl: plan.impl, keep: this.target.keep });
+    this.pidReuse = new PidReuse(opts.procRoot);
+  }
+
+  /** --serve listens, then the trace file opens (an existing one is replaced by the first record only). */
+  async openOutputs(): Promise<void> {
+    if (this.exporter) {
+      this.result.metrics = await this.exporter.listen(this.opts.serve!);
+      this.plan.log(`gpucolo trace: Prometheus metrics on ${httpUrl(this.result.metrics.host, this.result.metrics.port, '/metrics')}`);
+    }
+    try {
+      this.recorder = new TraceRecorder(this.opts.out, { unique: this.opts.outUnique });
+    } catch (err) {
+      await this.exporter?.close();
+      throw err;
+    }
+    this.result.out = this.recorder.out;
+    this.opts.onOpen?.(this.recorder.out);
+  }
+
+  /** Ctrl-C / SIGTERM / an abort signal stop the child group and end the trace with a footer. */
+  installSignals(): void {
+    // the supervisor stops the child group first and tells onSignal afterwards; knowing at once
+    // keeps the child's exit from being taken for a normal one (tail, "sampling more")
+    const noteSignal = (): void => {
+      this.interrupted = true;
+    };
+    for (const sig of SIGNALS) process.prependListener(sig, noteSignal);
+    const unsubscribeSup = this.sup.installSignalHandlers({
+      onSignal: (sig: string) => {
+        this.interrupted = true;
+        this.marker({ marker: 'interrupted', detail: sig });
+        void this.finish('interrupt');
+      },
+    });
+    this.unsubscribe = () => {
+      unsubscribeSup();
+      for (const sig of SIGNALS) process.off(sig, noteSignal);
+    };
+    this.opts.signal?.addEventListener('abort', () => {
+      this.marker({ marker: 'interrupted', detail: 'abort' });
+      void this.finish('interrupt');
+    });
+  }
+
+  /** Starts the sampler and writes the header (samples arrive later, asynchronously: it is always first). */
+  async startSampling(): Promise<void> {
+    const { opts, plan } = this;
+    const header = this.header();
+    try {
+      this.sampler = startSampler(
+        { sysfsRoot: opts.sysfsRoot, debugfsRoot: opts.debugfsRoot, intervalNs: opts.intervalNs, debugfsEvery: plan.debugfsEvery, impl: plan.impl, sysfsWalk: plan.sysfsWalk, countersEvery: plan.countersEvery },
+        (raw) => this.onSample(raw),
+      );
+    } catch (err) {
+      this.unsubscribe();
+      this.recorder.close();
+      await this.exporter?.close();
+      throw err;
+    }
+    header.sampler = this.sampler.kind;
+    header.monotonicOriginNs = this.sampler.originNs.toString();
+    this.recorder.write(header);
+  }
+
+  /** Resolves once the trace ended; the result with the command's exit. */
+  async finished(): Promise<TraceResult> {
+    await this.done;
+    this.unsubscribe();
+    if (this.result.command && this.childExit) this.result.command.exit = this.childExit;
+    return this.result;
+  }
+
+  private nowNs(): number {
+    return this.sampler ? Number(process.hrtime.bigint() - this.sampler.originNs) : 0;
+  }
+
+  private marker(m: Omit<TraceMarker, 'kind' | 't_ns'>): void {
+    this.recorder.write({ kind: 'marker', t_ns: this.nowNs(), ...m });
+  }
+
+  private header(): TraceHeader {
+    const { opts, plan, target } = this;
+    return {
+      kind: 'header',
+      t_ns: 0,
+      schema: TRACE_SCHEMA,
+      gpucoloVersion: VERSION,
+      startedAt: new Date().toISOString(),
+      monotonicOriginNs: '0',
+      host: { hostname: os.hostname(), kernel: os.release() },
+      gpus: (plan.topology?.nodes ?? [])
+        .filter((n) => n.isGpu)
+        .map((n) => ({ node: n.node, gpuId: n.gpuIdHex, name: n.name, gfxTarget: n.gpu!.gfxTarget, numXcc: n.gpu!.numXcc })),
+      sources: opts.sources,
+      readable: plan.readable,
+      intervalNs: opts.intervalNs,
+      debugfsIntervalNs: plan.debugfsEvery * opts.intervalNs,
+      sysfsWalk: plan.sysfsWalk,
+      countersIntervalNs: plan.countersEvery * opts.intervalNs,
+      roots: { sysfs: opts.sysfsRoot, debugfs: opts.debugfsRoot, proc: opts.procRoot },
+      impl: plan.impl,
+      sampler: 'ts-timer',
+      target: { mode: target.mode, pids: [...target.roots], ...(opts.command?.length ? { command: opts.command } : {}) },
+      options: { durationNs: opts.durationNs, baselineNs: target.mode === 'command' ? opts.baselineNs : 0, tailNs: plan.tailNs, stopAfterNs: opts.stopAfterNs },
+    };
+  }
+
+  /** A sample: assembled, its events derived, recorded, exported; then whether the trace ends. */
+  private onSample(raw: NativeSample): void {
+    if (this.finishing) return;
+    const s = this.assembler.assemble(raw);
+    if (raw.mqds !== undefined) {
+      const lost = !s.debugfs;
+      if (lost !== this.debugfsLost) this.marker({ marker: lost ? 'source-lost' : 'source-back', source: 'debugfs', detail: s.issues[0] });
+      this.debugfsLost = lost;
+    }
+    const events = [...this.reusedPidEvents(s), ...this.deriver.update(s)];
+    for (const e of events) {
+      if (e.event !== 'process-exited') continue;
+      this.target.forget(e.pid);
+      this.assembler.forget(e.pid);
+    }
+    this.recorder.write(s);
+    for (const e of events) this.recorder.write(e);
+    this.result.samples++;
+    this.result.events += events.length;
+    this.result.missedIntervals += s.missed;
+    this.exporter?.update(s, events);
+    if (this.recorder.error) {
+      void this.finish('error', { message: this.recorder.error.message, code: this.recorder.error.code });
+      return;
+    }
+    this.status(s);
+    if (this.opts.durationNs !== null && s.t_ns >= this.opts.durationNs) {
+      void this.finish('duration');
+      return;
+    }
+    // --pid mode: every traced pid gone -> tail, then end
+    if (this.target.mode === 'pids' && this.targetGoneAt === null && this.target.allRootsGone()) {
+      this.targetGoneAt = s.t_ns;
+      this.marker({ marker: 'command-exited', detail: 'every traced pid exited' });
+      this.timers.push(setTimeout(() => void this.finish('target-exit'), this.plan.tailNs / 1e6));
+    }
+  }
+
+  /** A pid taken over by another process is recorded as an exit and a new start. */
+  private reusedPidEvents(s: TraceSample): TraceEvent[] {
+    const out: TraceEvent[] = [];
+    for (const pid of this.pidReuse.reused(s)) {
+      out.push(...this.deriver.replaced(pid, s.t_ns, s.seq));
+      this.assembler.forget(pid);
+      this.target.forget(pid);
+      this.plan.log(`gpucolo trace: pid ${pid} was reused by another process; recorded as an exit and a new start`);
+    }
+    return out;
+  }
+
+  /** The status line, about once a second, with gpucolo's own CPU since the last one. */
+  private status(s: TraceSample): void {
+    if (!this.opts.status || s.t_ns - this.lastStatus < 1e9) return;
+    const nq = s.processes.reduce((a, p) => a + p.queues.length, 0);
+    // thread CPU clocks: the sampling thread and the JS thread, as a share of one core
+    const cpu =
+      s.cpu_ns !== undefined && this.lastStatusCpu !== null && s.t_ns > this.lastStatus
+        ? `, gpucolo ${((100 * (s.cpu_ns - this.lastStatusCpu)) / (s.t_ns - this.lastStatus)).toFixed(2)}% of a core`
+        : '';
+    this.lastStatus = s.t_ns;
+    this.lastStatusCpu = s.cpu_ns ?? null;
+    const r = this.result;
+    this.opts.status(`trace ${(s.t_ns / 1e9).toFixed(1)}s: ${r.samples} samples (${r.missedIntervals} missed)${cpu}, ${s.processes.length} process(es), ${nq} queue(s), ${r.events} event(s)`);
+  }
+
+  /** --command: the baseline, then the command under the supervisor; its exit starts the tail. */
+  scheduleCommand(): void {
+    if (this.target.mode !== 'command') return;
+    this.marker({ marker: 'baseline-start' });
+    // libuv's timers count whole milliseconds on a coarser clock than hrtime: a timer can fire a
+    // fraction of a millisecond before the baseline is over on the trace's clock; wait that out
+    const afterBaseline = (fn: () => void): void => {
+      const left = this.opts.baselineNs - this.nowNs();
+      if (left > 0) this.timers.push(setTimeout(() => afterBaseline(fn), Math.max(1, Math.ceil(left / 1e6))));
+      else fn();
+    };
+    this.timers.push(setTimeout(() => afterBaseline(() => this.startCommand()), this.opts.baselineNs / 1e6));
+  }
+
+  private startCommand(): void {
+    if (this.finishing) return;
+    const { opts } = this;
+    this.marker({ marker: 'baseline-end' });
+    const c = this.sup.start({ argv: opts.command!, stdin: 'inherit', stdout: opts.out === '-' ? 'ignore' : 'inherit', stderr: 'inherit', name: 'traced' });
+    if (c.pid === undefined) {
+      // missing program, not executable, bad cwd: nothing to trace
+      void c.exited.then((info: ExitInfo) => {
+        this.marker({ marker: 'command-exited', code: info.code, signal: info.signal, detail: info.error ?? info.reason });
+        void this.finish('error', { message: `cannot start ${opts.command![0]}: ${info.error ?? info.reason}`, code: info.errorCode });
+      });
+      return;
+    }
+    this.child = c;
+    this.target.addRoot(c.pid);
+    this.assembler.invalidate();
+    this.result.command = { pid: c.pid, exit: null };
+    this.marker({ marker: 'command-started', pid: c.pid, pgid: c.pgid, argv: opts.command });
+    this.plan.log(`gpucolo trace: started ${opts.command!.join(' ')} (pid ${c.pid}, process group ${c.pgid})`);
+    void c.exited.then((info) => this.commandExited(c.pid!, info));
+    if (opts.stopAfterNs !== null) {
+      this.timers.push(
+        setTimeout(() => {
+          if (this.finishing || this.childExit) return;
+          this.marker({ marker: 'stop-signal', pid: c.pid, signal: 'SIGTERM' });
+          void c.stop();
+        }, opts.stopAfterNs / 1e6),
+      );
+    }
+  }
+
+  private commandExited(pid: number, info: ExitInfo): void {
+    // on Ctrl-C the supervisor stops the group before the trace is told; finish() records it
+    if (this.finishing || this.interrupted) return;
+    this.childExit = info;
+    this.result.command = { pid, exit: info };
+    this.marker({ marker: 'command-exited', pid, code: info.code, signal: info.signal, detail: info.error ?? info.reason });
+    this.plan.log(
+      `gpucolo trace: command ${info.reason}${info.code !== null ? ` with code ${info.code}` : ''}${info.signal ? ` by ${info.signal}` : ''}${info.error ? `: ${info.error}` : ''}; sampling ${this.plan.tailNs / 1e9}s more`,
+    );
+    this.timers.push(setTimeout(() => void this.finish('command-exit'), this.plan.tailNs / 1e6));
+  }
+
+  /** Ends the trace once: sampler stopped, the command's group stopped, the footer written. */
+  private async finish(endedBy: TraceFooter['endedBy'], error?: { message: string; code?: string }): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    for (const t of this.timers) clearTimeout(t);
+    await this.sampler?.stop();
+    if (this.child && !this.childExit) {
+      const info = await this.child.stop();
+      this.childExit = info;
+      this.marker({ marker: 'command-exited', pid: this.child.pid, code: info.code, signal: info.signal, detail: info.reason });
+    }
+    await this.sup.stopAll();
+    const r = this.result;
+    const footer: TraceFooter = { kind: 'footer', t_ns: this.nowNs(), samples: r.samples, events: r.events, missedIntervals: r.missedIntervals, endedBy, ...(error ? { error: error.message } : {}) };
+    this.recorder.write(footer);
+    this.recorder.close();
+    await this.exporter?.close();
+    r.endedBy = endedBy;
+    if (error) {
+      r.error = error.message;
+      r.errorCode = error.code;
+    }
+    this.resolveDone();
+  }
+}

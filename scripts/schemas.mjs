@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Writes the JSON Schemas of the files users write (for editors) from the zod schemas, after
 // `npm run build:ts`: schema/scenario.schema.json, experiment.schema.json, models.schema.json and
-// pipeline.schema.json. `--check` exits 1 when a committed file differs from what the schemas
-// give now (the tests run it).
+// pipeline.schema.json, and of tune.json (tune.schema.json: what `gpucolo tune` writes, for
+// readers). `--check` exits 1 when a committed file differs from what the schemas give now (the
+// tests run it).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scenarioJsonSchema } from '../dist/scenario/json-schema.js';
 import { experimentJsonSchema, modelsJsonSchema } from '../dist/runners/experiment/json-schema.js';
 import { pipelineJsonSchema } from '../dist/runners/staged/json-schema.js';
+import { tuneJsonSchema } from '../dist/tune/schema.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'schema');
 const files = {
@@ -16,6 +18,7 @@ const files = {
   'experiment.schema.json': experimentJsonSchema(),
   'models.schema.json': modelsJsonSchema(),
   'pipeline.schema.json': pipelineJsonSchema(),
+  'tune.schema.json': tuneJsonSchema(),
 };
 const check = process.argv.includes('--check');
 let stale = false;

@@ -22,3 +22,5 @@ export * as distributed from './runners/distributed/index.js';
 export { runDistributed, compareDistributed, analyzeDistributed } from './runners/distributed/index.js';
 export * as staged from './runners/staged/index.js';
 export { runStaged, planStaged, planPipeline, loadPipeline } from './runners/staged/index.js';
+export * as tune from './tune/index.js';
+export { tuneScenario } from './tune/index.js';

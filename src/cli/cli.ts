@@ -22,6 +22,7 @@ import { experimentCommand } from './experiment.js';
 import { cleanupCommand } from './cleanup.js';
 import { distributedCommand } from './distributed.js';
 import { stagedCommand } from './staged.js';
+import { tuneCommand } from './tune.js';
 import { topCommand } from './top.js';
 
 export function buildProgram(): Command {
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   program.addCommand(cleanupCommand());
   program.addCommand(distributedCommand());
   program.addCommand(stagedCommand());
+  program.addCommand(tuneCommand());
   program.addCommand(topCommand());
   // every (sub)command reports usage errors through main() instead of exiting on its own, and
   // prints them like every other gpucolo error (addCommand does not pass settings down)

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Adds up vitest JSON reports, the C++ test log and the consumer test's log into the one line CI reads:
+// Adds up vitest JSON reports, the C++ test log, python unittest logs (*.unittest.log) and the
+// consumer test's log into the one line CI reads:
 // "N passed, N failed" (last line). A missing report counts as a failure.
 import fs from 'node:fs';
 
@@ -28,6 +29,23 @@ for (const file of process.argv.slice(2)) {
       console.log(`ci-summary: unreadable ${file}`);
       failed += 1;
     }
+  } else if (file.endsWith('.unittest.log')) {
+    // python unittest: "Ran N tests in ...", then "OK" or "FAILED (failures=a, errors=b, skipped=c)"
+    const ran = /^Ran (\d+) tests? in /m.exec(text);
+    if (!ran) {
+      console.log(`ci-summary: no unittest tally in ${file}`);
+      failed += 1;
+      continue;
+    }
+    const count = (key) => Number(new RegExp(`${key}=(\\d+)`).exec(text)?.[1] ?? 0);
+    const bad = count('failures') + count('errors');
+    const skip = count('skipped');
+    // a class skipped in setUpClass counts as skipped without being among the tests run
+    const ok = Math.max(0, Number(ran[1]) - bad - skip);
+    passed += ok;
+    failed += bad;
+    skipped += skip;
+    console.log(`ci-summary: ${file}: ${ok} passed, ${bad} failed, ${skip} skipped`);
   } else {
     // the C++ harness prints "native tests: N passed, M failed", scripts/consumer-test.mjs
     // "consumer tests: N passed, M failed"

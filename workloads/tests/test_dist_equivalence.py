@@ -59,9 +59,21 @@ def launch(world, args, timeout=180):
     return out
 
 
+def torch_missing():
+    """Why the workloads cannot run here (no PyTorch for PYTHON), or None."""
+    try:
+        probe = subprocess.run([PYTHON, "-c", "import torch, torch.distributed"], capture_output=True, text=True)
+    except OSError as e:
+        return f"cannot run {PYTHON}: {e.strerror}"
+    return None if probe.returncode == 0 else f"no PyTorch for {PYTHON}: {probe.stderr.strip().splitlines()[-1:]}"
+
+
 class DistEquivalence(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        missing = torch_missing()
+        if missing:
+            raise unittest.SkipTest(missing)
         cls.tmp = tempfile.TemporaryDirectory(prefix="dist_train_test_")
         cls.results = {}
         for name, extra in VARIANTS.items():

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RUNS_SCHEMA, readStat, writeJsonAtomic } from '../src/runners/supervisor/index.js';
+import { RUNS_SCHEMA, readStat, writeRegistryFile } from '../src/runners/supervisor/index.js';
 import { ROOT } from './helpers/impls.js';
 
 const CLI = path.join(ROOT, 'dist/cli/cli.js');
@@ -22,7 +22,7 @@ const child = (over: Record<string, unknown> = {}) => ({ id: 1, name: 'job', pid
 let seq = 0;
 function registry(doc: Record<string, unknown> = {}, children: unknown[] = [child()]): string {
   const f = path.join(tmp, `reg-${++seq}.json`);
-  writeJsonAtomic(f, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: `r${seq}`, gpucoloPid: NO_PID, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children, ...doc });
+  writeRegistryFile(f, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: `r${seq}`, gpucoloPid: NO_PID, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children, ...doc });
   return f;
 }
 

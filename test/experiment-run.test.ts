@@ -33,7 +33,7 @@ import {
   type ExperimentRunOptions,
   type JobSpec,
 } from '../src/runners/experiment/index.js';
-import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, supervisorWithRegistry, writeJsonAtomic, RUNS_SCHEMA } from '../src/runners/supervisor/index.js';
+import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, supervisorWithRegistry, writeRegistryFile, RUNS_SCHEMA } from '../src/runners/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { dead, waitFor } from './helpers/procs.js';
 
@@ -784,12 +784,12 @@ describe('cleanup safety', () => {
       const rec = (id: number, startTicks: number) => ({ id, name: `job${id}`, pid: other.pid!, pgid: other.pid!, argv: ['sleep'], cwd: '/', startedAt: '', startedNs: '0', startTicks, state: 'running', code: null, signal: null, groupAlive: true, otherGroups: [] });
       const file = path.join(ws.dir, 'reused.json');
       // a dead gpucolo (pid far beyond pid_max is never alive) that recorded another start time
-      writeJsonAtomic(file, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: 'r', gpucoloPid: 0x7ffffff0, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children: [rec(1, st.startTicks + 12345)] });
+      writeRegistryFile(file, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: 'r', gpucoloPid: 0x7ffffff0, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children: [rec(1, st.startTicks + 12345)] });
       const rep = await reapRegistries([file], { graceMs: 100 });
       expect(rep.actions).toEqual([expect.objectContaining({ outcome: 'skipped', detail: expect.stringMatching(/now belongs to another process/) })]);
       // the same start time, but its gpucolo (this process) still runs
       const mine = path.join(ws.dir, 'mine.json');
-      writeJsonAtomic(mine, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: 'm', gpucoloPid: process.pid, startedAt: '', updatedAt: '', children: [rec(1, st.startTicks)] });
+      writeRegistryFile(mine, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: 'm', gpucoloPid: process.pid, startedAt: '', updatedAt: '', children: [rec(1, st.startTicks)] });
       const rep2 = await reapRegistries([mine], { graceMs: 100 });
       expect(rep2.actions).toEqual([expect.objectContaining({ outcome: 'skipped', detail: expect.stringMatching(/still running/) })]);
       expect(dead(other.pid!)).toBe(false);
@@ -891,7 +891,7 @@ describe('cleanup never targets pid/pgid 0 or 1, --registry never overwrites for
   const registry = (dir: string, name: string, children: unknown[]): string => {
     const f = path.join(dir, name);
     // a dead gpucolo (a pid beyond pid_max is never alive)
-    writeJsonAtomic(f, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: name, gpucoloPid: 0x7ffffff0, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children });
+    writeRegistryFile(f, { schema: RUNS_SCHEMA, gpucoloVersion: '0', runId: name, gpucoloPid: 0x7ffffff0, gpucoloStartTicks: 1, startedAt: '', updatedAt: '', children });
     return f;
   };
 

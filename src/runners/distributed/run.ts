@@ -21,12 +21,12 @@ import { VERSION } from '../../version.js';
 import {
   Supervisor,
   supervisorWithRegistry,
-  writeJsonAtomic,
   type ExitInfo,
   type RegisteredSupervisor,
   type ExitReason,
   type SupervisedChild,
 } from '../supervisor/index.js';
+import { writeJsonAtomic } from '../../report/write.js';
 import {
   chooseLauncher,
   defaultPython,

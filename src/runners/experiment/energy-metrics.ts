@@ -8,7 +8,7 @@
  * per-device summary is src/energy's own (summariseDevice: counter differences with wrap, else
  * power integrated over time), so the figures are the ones startSampling would give.
  *
- * Rules (DESIGN.md, notes/PYTORCH.md §4): an unavailable source is null plus its reason in
+ * Rules (docs/energy.md#what-is-counted, docs/design-rules.md#unknown-is-null): an unavailable source is null plus its reason in
  * `note`, never 0; energy comes from the device's counter where it has one, else from power x
  * time, and the note says which; a window under ~1 s is flagged as low confidence. GPU
  * temperature comes from the same source and devices as GPU power (NVML's GPU sensor; ROCm SMI and
@@ -18,7 +18,7 @@
 import path from 'node:path';
 import { oneLine } from '../../errors.js';
 import { startSampling, type EnergySourceName, type RawEnergySample, type SamplingSummary, type SourceSummary } from '../../energy/index.js';
-import { writeTextAtomic } from '../supervisor/index.js';
+import { writeFileAtomic as writeTextAtomic } from '../../report/write.js';
 import type { EnergyMetrics } from './types.js';
 import { makeDirs } from '../../fs-dirs.js';
 

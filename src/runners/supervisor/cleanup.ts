@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readStat, scanStats, subtree, type PidStat } from './proctree.js';
-import { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeJsonAtomic, type ChildRecord, type RunRegistryDoc } from './registry.js';
+import { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeRegistryFile, type ChildRecord, type RunRegistryDoc } from './registry.js';
 import { makeDirs } from '../../fs-dirs.js';
 
 /** Registry files in the default directory are named like this. */
@@ -375,7 +375,7 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
         fs.rmSync(file, { force: true });
         report.removed.push(file);
       } else if (changed) {
-        writeJsonAtomic(file, { ...doc, updatedAt: new Date().toISOString() });
+        writeRegistryFile(file, { ...doc, updatedAt: new Date().toISOString() });
       }
     } catch (err) {
       report.errors.push(`${file}: not updated: ${(err as Error).message}`);

@@ -14,7 +14,7 @@ export type {
   SupervisedChild,
   SupervisorOptions,
 } from './supervisor.js';
-export { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeJsonAtomic, writeTextAtomic } from './registry.js';
+export { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeRegistryFile } from './registry.js';
 export type { ChildRecord, ChildState, ExitReason, RunRegistryDoc } from './registry.js';
 export {
   ancestors,

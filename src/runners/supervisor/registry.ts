@@ -7,7 +7,7 @@
  * Writes are synchronous on purpose: the registry must also be written from process 'exit'
  * handlers, where nothing asynchronous runs, and changes are rare (a start, an exit).
  */
-import { writeFileAtomic, writeJsonAtomic as writeJsonAtomicFile } from '../../report/index.js';
+import { writeJsonAtomic } from '../../report/write.js';
 import { VERSION } from '../../version.js';
 import { readInputText } from '../../input-file.js';
 import { readStat } from './proctree.js';
@@ -70,16 +70,13 @@ export interface RunRegistryOptions {
 }
 
 /**
- * Registry files are written atomically (temp file + rename) without fsync: the registry guards
- * against gpucolo crashing, not the machine (after a machine crash no child is left to reap).
+ * Registry files are written atomically (temp file + rename, src/report/write.ts) without fsync:
+ * the registry guards against gpucolo crashing, not the machine (after a machine crash no child
+ * is left to reap). Results are never written through this: they go through src/report/write.ts
+ * with fsync.
  */
-export function writeJsonAtomic(file: string, value: unknown): void {
-  writeJsonAtomicFile(file, value, { fsync: false });
-}
-
-/** Text written atomically, like writeJsonAtomic. */
-export function writeTextAtomic(file: string, text: string): void {
-  writeFileAtomic(file, text, { fsync: false });
+export function writeRegistryFile(file: string, value: unknown): void {
+  writeJsonAtomic(file, value, { fsync: false });
 }
 
 /** Error with a `.code`, thrown by readRunRegistry for files that are not run registries. */
@@ -163,7 +160,7 @@ export class RunRegistry {
   flush(): void {
     if (!this.file) return;
     try {
-      writeJsonAtomic(this.file, this.doc());
+      writeRegistryFile(this.file, this.doc());
     } catch (err) {
       this.onWriteError(err as Error);
     }

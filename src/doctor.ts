@@ -107,18 +107,16 @@ export interface DoctorReport {
   summary: string[];
 }
 
-export function doctor(opts: DoctorOptions = {}): DoctorReport {
-  const sysfsRoot = opts.sysfsRoot ?? '/sys';
-  const debugfsRoot = opts.debugfsRoot ?? '/sys/kernel/debug';
-  const isRecorded = { sysfs: recorded(opts.sysfsRoot, '/sys'), debugfs: recorded(opts.debugfsRoot, '/sys/kernel/debug') };
-  const dev = opts.kfdDevice ?? '/dev/kfd';
-  const native = nativeReport();
-  const summary: string[] = [];
+/** What the doctor steps share: the roots it looks at and the summary lines, in order. */
+interface DoctorContext {
+  sysfsRoot: string;
+  debugfsRoot: string;
+  isRecorded: { sysfs: boolean; debugfs: boolean };
+  summary: string[];
+}
 
-  if (native.loaded) summary.push(`native core loaded (${native.file})`);
-  else summary.push(`native core NOT loaded, using the pure-TS paths: ${native.errors.map((e) => e.message).join('; ')}`);
-
-  // ---- /dev/kfd
+/** /dev/kfd: present, and the KFD ioctl interface version (which needs the native core). */
+function checkKfdDevice(dev: string, nativeLoaded: boolean, summary: string[]): DoctorReport['kfd']['device'] {
   const device: DoctorReport['kfd']['device'] = { ok: false, path: dev, present: false, version: null };
   try {
     fs.statSync(dev);
@@ -129,7 +127,7 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     device.hint = readHint(device.code, 'dev');
   }
   if (device.present) {
-    if (!native.loaded) {
+    if (!nativeLoaded) {
       device.error = 'the KFD version ioctl needs the native core';
       device.code = 'ENONATIVE';
     } else {
@@ -148,8 +146,12 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
       ? `${dev}: KFD ioctl interface ${device.version!.major}.${device.version!.minor}`
       : `${dev}: ${device.error}${device.hint ? ` (${device.hint})` : ''}`,
   );
+  return device;
+}
 
-  // ---- sysfs topology
+/** The sysfs KFD topology (GPU and CPU nodes) and the KFD process count. */
+function checkSysfs(ctx: DoctorContext): DoctorReport['kfd']['sysfs'] {
+  const { sysfsRoot, isRecorded, summary } = ctx;
   const topoDir = underRoot(sysfsRoot, KFD_TOPOLOGY_NODES);
   const topo = readTopology({ sysfsRoot });
   const top = topLevelFailure(topoDir, topo.issues);
@@ -183,8 +185,12 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     }
     for (const i of topo.issues) summary.push(`  warning: ${i.message}`);
   }
+  return sysfs;
+}
 
-  // ---- debugfs: open only (reading hqds does MMIO reads on the GPU)
+/** debugfs kfd/{mqds,hqds,rls}: open only (reading hqds does MMIO reads on the GPU). */
+function checkDebugfs(ctx: DoctorContext): DoctorReport['kfd']['debugfs'] {
+  const { debugfsRoot, isRecorded, summary } = ctx;
   const files = {} as DoctorReport['kfd']['debugfs']['files'];
   for (const f of ['mqds', 'hqds', 'rls'] as const) {
     const path = underRoot(debugfsRoot, `kfd/${f}`);
@@ -210,8 +216,11 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
   };
   const debugfsWhat = isRecorded.debugfs ? `debugfs (recorded tree ${debugfsRoot})` : 'debugfs';
   summary.push(allOk ? `${debugfsWhat} kfd/{mqds,hqds,rls}: readable` : `${debugfsWhat}: ${debugfs.error} (${debugfs.hint ?? 'see the error code'})`);
+  return debugfs;
+}
 
-  // ---- GPU plugins
+/** The GPU dispatch plugins the native core finds, and whether they load. */
+function checkPlugins(summary: string[]): DoctorReport['plugins'] {
   let plugins: DoctorReport['plugins'];
   const b = loadNative();
   if (!b) plugins = { ok: false, error: 'plugins are loaded by the native core, which is not loaded', list: [] };
@@ -232,6 +241,11 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
             .map((p) => `${p.name} ${!p.loaded ? `fails to load: ${p.error}` : p.initError ? `loads, runtime unusable: ${p.initError}` : `loads, ${p.deviceCount ?? '?'} device(s)`}`)
             .join('; ')}`,
   );
+  return plugins;
+}
+
+/** The dispatch backends with their devices, or why each is unavailable. */
+function checkBackends(summary: string[]): NativeBackendInfo[] {
   let backends: NativeBackendInfo[];
   try {
     backends = listBackends();
@@ -248,19 +262,32 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
   if (backends.some((b) => b.name !== 'cpu' && b.available && b.devices.length > 0)) {
     summary.push('GPU timer resolution and launch round trip: not measured (gpucolo doctor --measure runs a short empty-kernel series on each device)');
   }
+  return backends;
+}
+
+/** NVIDIA MPS, said when it runs, is set up, or CUDA is here. */
+function checkMps(backends: NativeBackendInfo[], summary: string[]): MpsStatus {
   const mps = detectMps();
   if (mps.running || mps.control || backends.some((b) => b.name === 'cuda' && b.available)) {
     summary.push(`${mps.line}; ${mps.running ? 'stream priorities of separate CUDA processes meet in the MPS server' : 'CUDA stream priorities only order streams of one process (torch form: --torch-process single)'}`);
   }
-  let scenarios: DoctorReport['scenarios'];
+  return mps;
+}
+
+/** What a scenario's probe form would run on here, or why it cannot. */
+function checkScenarios(backends: NativeBackendInfo[], summary: string[]): DoctorReport['scenarios'] {
   try {
     const c = probeChoice('auto', backends);
-    scenarios = { probe: { backend: c.backend, engine: c.engine, why: c.why, engineWhy: c.engineWhy } };
     summary.push(`scenarios (probe form) will use: ${c.backend} backend, ${engineLabel(c.engine)} (${c.engineWhy})`);
+    return { probe: { backend: c.backend, engine: c.engine, why: c.why, engineWhy: c.engineWhy } };
   } catch (err) {
-    scenarios = { probe: { error: oneLine(err) } };
     summary.push(`scenarios (probe form) cannot run: ${oneLine(err)}`);
+    return { probe: { error: oneLine(err) } };
   }
+}
+
+/** The power/energy sources with their devices, or why each is unavailable. */
+function checkEnergy(sysfsRoot: string, summary: string[]): EnergySourceProbe[] {
   let energy: EnergySourceProbe[];
   try {
     energy = probeEnergySources({ roots: { sysfs: sysfsRoot } });
@@ -275,35 +302,64 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
         : `energy source ${e.name} (${e.kind}): unavailable: ${e.reason}`,
     );
   }
-  // the verdict: what gpucolo can do on this host
-  if (sysfs.ok && gpus.length > 0 && (isRecorded.sysfs || isRecorded.debugfs)) {
-    summary.push(
-      debugfs.ok
-        ? 'verdict: the recorded tree holds full KFD queue state (gpucolo queues --root DIR, or --sysfs-root/--debugfs-root)'
-        : `verdict: the recorded tree holds KFD queues through sysfs only (ids, types, GPUs): its debugfs files are ${isRecorded.debugfs ? 'not in the recording' : 'this host\'s, not the recording\'s'}`,
-    );
-  } else if (sysfs.ok && gpus.length > 0) {
-    summary.push(
-      debugfs.ok
-        ? 'verdict: full KFD queue introspection available (gpucolo queues)'
-        : 'verdict: KFD queues visible through sysfs (ids, types, GPUs); run as root for priorities and HQD slots',
-    );
-  } else if (isRecorded.sysfs) {
-    summary.push(`verdict: the recorded tree ${sysfsRoot} has no KFD GPU node (${sysfs.hint ?? sysfs.error ?? 'no GPU nodes'})`);
-  } else {
-    summary.push('verdict: no AMD KFD GPU here; gpucolo queues works on recorded trees (--root DIR, e.g. examples/kfd-mi300x)');
-  }
+  return energy;
+}
 
-  let uid: number | null = null;
-  try {
-    uid = process.getuid ? process.getuid() : null;
-  } catch {
-    uid = null;
+/** The verdict: what gpucolo can do on this host (or with the recorded tree). */
+export function doctorVerdict(
+  sysfs: Pick<DoctorReport['kfd']['sysfs'], 'ok' | 'gpus' | 'hint' | 'error'>,
+  debugfsOk: boolean,
+  isRecorded: { sysfs: boolean; debugfs: boolean },
+  sysfsRoot: string,
+): string {
+  if (sysfs.ok && sysfs.gpus.length > 0 && (isRecorded.sysfs || isRecorded.debugfs)) {
+    return debugfsOk
+      ? 'verdict: the recorded tree holds full KFD queue state (gpucolo queues --root DIR, or --sysfs-root/--debugfs-root)'
+      : `verdict: the recorded tree holds KFD queues through sysfs only (ids, types, GPUs): its debugfs files are ${isRecorded.debugfs ? 'not in the recording' : 'this host\'s, not the recording\'s'}`;
   }
+  if (sysfs.ok && sysfs.gpus.length > 0) {
+    return debugfsOk
+      ? 'verdict: full KFD queue introspection available (gpucolo queues)'
+      : 'verdict: KFD queues visible through sysfs (ids, types, GPUs); run as root for priorities and HQD slots';
+  }
+  if (isRecorded.sysfs) return `verdict: the recorded tree ${sysfsRoot} has no KFD GPU node (${sysfs.hint ?? sysfs.error ?? 'no GPU nodes'})`;
+  return 'verdict: no AMD KFD GPU here; gpucolo queues works on recorded trees (--root DIR, e.g. examples/kfd-mi300x)';
+}
+
+function currentUid(): number | null {
+  try {
+    return process.getuid ? process.getuid() : null;
+  } catch {
+    return null;
+  }
+}
+
+export function doctor(opts: DoctorOptions = {}): DoctorReport {
+  const ctx: DoctorContext = {
+    sysfsRoot: opts.sysfsRoot ?? '/sys',
+    debugfsRoot: opts.debugfsRoot ?? '/sys/kernel/debug',
+    isRecorded: { sysfs: recorded(opts.sysfsRoot, '/sys'), debugfs: recorded(opts.debugfsRoot, '/sys/kernel/debug') },
+    summary: [],
+  };
+  const { summary } = ctx;
+  const native = nativeReport();
+  if (native.loaded) summary.push(`native core loaded (${native.file})`);
+  else summary.push(`native core NOT loaded, using the pure-TS paths: ${native.errors.map((e) => e.message).join('; ')}`);
+
+  const device = checkKfdDevice(opts.kfdDevice ?? '/dev/kfd', native.loaded, summary);
+  const sysfs = checkSysfs(ctx);
+  const debugfs = checkDebugfs(ctx);
+  const plugins = checkPlugins(summary);
+  const backends = checkBackends(summary);
+  const mps = checkMps(backends, summary);
+  const scenarios = checkScenarios(backends, summary);
+  const energy = checkEnergy(ctx.sysfsRoot, summary);
+  summary.push(doctorVerdict(sysfs, debugfs.ok, ctx.isRecorded, ctx.sysfsRoot));
+
   return {
     schema: DOCTOR_SCHEMA,
     gpucoloVersion: VERSION,
-    host: { hostname: os.hostname(), platform: process.platform, arch: process.arch, kernel: os.release(), node: process.version, uid },
+    host: { hostname: os.hostname(), platform: process.platform, arch: process.arch, kernel: os.release(), node: process.version, uid: currentUid() },
     native,
     kfd: { device, sysfs, debugfs },
     plugins,
@@ -311,7 +367,7 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     scenarios,
     energy,
     mps,
-    recorded: isRecorded,
+    recorded: ctx.isRecorded,
     measured: null,
     summary,
   };

@@ -6,7 +6,7 @@
  */
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { stagedProgress } from '../src/cli/staged-progress.js';
+import { StagedTally, stageBarInfo, stageBarValue, stagedProgress } from '../src/cli/staged-progress.js';
 import type { Plan, PlanStep, StagedEvent } from '../src/runners/staged/index.js';
 
 class FakeStream extends Writable {
@@ -213,5 +213,28 @@ describe('stagedProgress on a TTY', () => {
     p.stop();
     p.stop();
     expect(s.text).toBe('');
+  });
+});
+
+describe('StagedTally (the counting step of the bars, alone)', () => {
+  it('a re-plan replaces the remaining work; a stage-end replaces the skipped count', () => {
+    const seen: string[] = [];
+    const t = new StagedTally((st) => seen.push(st.name));
+    t.apply({ type: 'plan', replanned: false, plan: plan([proc('embed', 'a', 3), proc('score', 'a', 3)]) });
+    expect(seen).toEqual(['embed', 'score']);
+    const embed = t.stageOf('embed');
+    expect(stageBarValue(embed)).toEqual({ value: 0, total: 3 });
+    t.apply({ type: 'item', category: 'a', stage: 'embed', item: '1', ok: true, ms: 12 });
+    t.apply({ type: 'item', category: 'a', stage: 'embed', item: '2', ok: false, error: 'x' });
+    // re-planned with one item left: done stays 2, total 2 + 1
+    t.apply({ type: 'plan', replanned: true, plan: plan([proc('embed', 'a', 1)]) });
+    expect(stageBarValue(embed)).toEqual({ value: 2, total: 3 });
+    expect(stageBarInfo(embed)).toBe(' a 12.0 ms/item 1 failed');
+    const score = t.stageOf('score');
+    t.apply({ type: 'stage-end', category: 'a', stage: 'score', processed: 0, failed: 0, skipped: 2 });
+    t.apply({ type: 'stage-end', category: 'a', stage: 'score', processed: 0, failed: 0, skipped: 3 });
+    // never less than what is done: the plan said nothing is left for score
+    expect(stageBarValue(score)).toEqual({ value: 3, total: 3 });
+    expect(t.apply({ type: 'warning', message: 'w' })).toEqual([]);
   });
 });

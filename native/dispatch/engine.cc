@@ -597,51 +597,77 @@ size_t ReserveHint(const RunSpec& spec, const StreamSpec& s) {
   return static_cast<size_t>(std::min(n, 16.0 * 1024 * 1024));
 }
 
-}  // namespace
+using StreamStates = std::vector<std::unique_ptr<StreamState>>;
 
-RunResult Run(const RunSpec& spec, const std::atomic<bool>* cancel) {
+/** One Run's state, shared by its steps (the threads see `c` and `states`: both stay put). */
+struct RunState {
+  RunState(const RunSpec& s, const std::atomic<bool>* cancel_flag) : spec(s), api(s.api), cancel(cancel_flag) {}
+  const RunSpec& spec;
+  const gpucolo_gpu_api* api;
+  const std::atomic<bool>* cancel;
   RunResult r;
-  if (spec.api == nullptr) {
-    Fail(&r, GPUCOLO_ERR_INVALID, "no backend (api is NULL)");
-    return r;
-  }
-  const gpucolo_gpu_api* api = spec.api;
-  char err[256] = {0};
-  int rc = api->init(err, sizeof(err));
-  if (rc != GPUCOLO_OK) {
-    Fail(&r, rc, Format("%s init: %s", api->backend, err));
-    return r;
-  }
   gpucolo_device_info info{};
-  rc = api->device_info(spec.device, &info, err, sizeof(err));
-  if (rc != GPUCOLO_OK) {
-    Fail(&r, rc, Format("%s device_info(%d): %s", api->backend, spec.device, err));
-    return r;
-  }
-  r.compute_units = info.compute_units;
-  r.priority_least = info.priority_least;
-  r.priority_greatest = info.priority_greatest;
-  if (Prepare(spec, cancel, info, &r) != GPUCOLO_OK) return r;
-
   Ctx c;
+  StreamStates states;
+  char err[256] = {0};  // the backend's message of the last call that failed
+  int64_t offset = 0;   // device clock - host clock, at the start
+  int64_t watchdog = 0;
+  bool timed_out = false;
+  int64_t submit_phase_end = -1;
+};
+
+void DestroyStreams(RunState& s) {
+  for (auto& st : s.states)
+    if (st->stream != nullptr) s.api->stream_destroy(st->stream);
+}
+
+bool Cancelled(const RunState& s) { return s.cancel != nullptr && s.cancel->load(std::memory_order_relaxed); }
+
+bool SubmittersDone(const StreamStates& states) {
+  for (auto& st : states)
+    if (!st->submitter_done.load(std::memory_order_acquire)) return false;
+  return true;
+}
+
+bool AllCompleted(const StreamStates& states) {
+  for (auto& st : states)
+    if (st->completed.load(std::memory_order_acquire) < st->submitted.load(std::memory_order_acquire)) return false;
+  return true;
+}
+
+/** The backend initialised and the device's facts in the result; GPUCOLO_OK or the failure (in r). */
+int OpenDevice(RunState& s) {
+  int rc = s.api->init(s.err, sizeof(s.err));
+  if (rc != GPUCOLO_OK) return Fail(&s.r, rc, Format("%s init: %s", s.api->backend, s.err));
+  rc = s.api->device_info(s.spec.device, &s.info, s.err, sizeof(s.err));
+  if (rc != GPUCOLO_OK) return Fail(&s.r, rc, Format("%s device_info(%d): %s", s.api->backend, s.spec.device, s.err));
+  s.r.compute_units = s.info.compute_units;
+  s.r.priority_least = s.info.priority_least;
+  s.r.priority_greatest = s.info.priority_greatest;
+  return GPUCOLO_OK;
+}
+
+/** The run-wide settings the threads read: throttle window, poll pause, submit spin. */
+void ConfigureCtx(RunState& s) {
+  const RunSpec& spec = s.spec;
+  Ctx& c = s.c;
   c.spec = &spec;
-  c.api = api;
+  c.api = s.api;
   c.throttle_k = spec.throttle_k;
   c.poll_pause_ns = spec.poll_pause_ns != kAutoPollPause ? spec.poll_pause_ns
-                    : std::strcmp(api->backend, "cpu") == 0 ? kCpuPollPauseNs
-                                                            : 0;
+                    : std::strcmp(s.api->backend, "cpu") == 0 ? kCpuPollPauseNs
+                                                              : 0;
   c.submit_spin_ns = static_cast<int64_t>(std::min<uint64_t>(spec.submit_spin_ns, 1000000000ull));
-  r.poll_pause_ns = c.poll_pause_ns;
+  s.r.poll_pause_ns = c.poll_pause_ns;
+}
 
-  std::vector<std::unique_ptr<StreamState>> states;
-  auto destroy_all = [&] {
-    for (auto& st : states)
-      if (st->stream != nullptr) api->stream_destroy(st->stream);
-  };
+/** One backend stream per stream spec, its vectors reserved; a failure destroys the streams made. */
+int CreateStreams(RunState& s) {
+  const RunSpec& spec = s.spec;
   for (size_t i = 0; i < spec.streams.size(); ++i) {
     auto st = std::make_unique<StreamState>();
     st->spec = &spec.streams[i];
-    st->res = &r.streams[i];
+    st->res = &s.r.streams[i];
     st->throttled = spec.mechanism == Mechanism::kThrottle && !st->spec->high_priority;
     for (uint32_t k = 0; k < GPUCOLO_SLOTS; ++k) st->done_at[k].store(0, std::memory_order_relaxed);
     gpucolo_stream_opts o{};
@@ -650,153 +676,184 @@ RunResult Run(const RunSpec& spec, const std::atomic<bool>* cancel) {
     o.cu_mask = st->res->cu_mask.empty() ? nullptr : st->res->cu_mask.data();
     o.cu_mask_words = static_cast<uint32_t>(st->res->cu_mask.size());
     o.sm_count = st->res->sm_count;
-    rc = api->stream_create(&o, &st->stream, err, sizeof(err));
+    const int rc = s.api->stream_create(&o, &st->stream, s.err, sizeof(s.err));
     if (rc != GPUCOLO_OK) {
       st->stream = nullptr;
-      destroy_all();
-      Fail(&r, rc, Format("stream '%s': stream_create: %s", st->res->name.c_str(), err));
-      return r;
+      DestroyStreams(s);
+      return Fail(&s.r, rc, Format("stream '%s': stream_create: %s", st->res->name.c_str(), s.err));
     }
     const size_t hint = ReserveHint(spec, *st->spec);
     for (auto* v : {&st->res->intended_ns, &st->res->submit_ns, &st->complete}) v->reserve(hint);
     st->dstart.reserve(hint);
     st->dend.reserve(hint);
     st->res->warmup.reserve(hint);
-    if (st->spec->high_priority) c.hp.push_back(st.get());
-    states.push_back(std::move(st));
+    if (st->spec->high_priority) s.c.hp.push_back(st.get());
+    s.states.push_back(std::move(st));
   }
-  {
-    std::vector<gpucolo_stream*> handles;
-    for (auto& st : states) handles.push_back(st->stream);
-    DescribeStreams(spec, info, handles, &r);
-  }
-  std::string offset_error;
-  int64_t offset = 0;
-  rc = MeasureOffset(api, spec.device, &offset, &r.device_offset_uncertainty_ns, &offset_error);
-  r.device_offset_ns = static_cast<double>(offset);
-  if (rc != GPUCOLO_OK) {
-    destroy_all();
-    Fail(&r, rc, offset_error);
-    return r;
-  }
+  std::vector<gpucolo_stream*> handles;
+  for (auto& st : s.states) handles.push_back(st->stream);
+  DescribeStreams(spec, s.info, handles, &s.r);
+  return GPUCOLO_OK;
+}
 
-  // ---- the run ----
+/** The completion thread and one submitter per stream, from the origin (now). */
+std::thread StartThreads(RunState& s) {
+  Ctx& c = s.c;
   c.origin = NowNs();
-  c.end_abs = spec.duration_ns != 0 ? c.origin + static_cast<int64_t>(spec.duration_ns) : kNever;
-  std::thread completion([&] { CompletionThread(c, states); });
-  for (auto& st : states) {
+  c.end_abs = s.spec.duration_ns != 0 ? c.origin + static_cast<int64_t>(s.spec.duration_ns) : kNever;
+  std::thread completion([&s] { CompletionThread(s.c, s.states); });
+  for (auto& st : s.states) {
     StreamState* p = st.get();
     if (p->spec->arrival == Arrival::kClosedLoop)
       p->thread = std::thread([&c, p] { ClosedLoopSubmitter(c, *p); });
     else
       p->thread = std::thread([&c, p] { OpenLoopSubmitter(c, *p); });
   }
-  auto cancelled = [&] { return cancel != nullptr && cancel->load(std::memory_order_relaxed); };
-  auto submitters_done = [&] {
-    for (auto& st : states)
-      if (!st->submitter_done.load(std::memory_order_acquire)) return false;
-    return true;
-  };
-  auto all_completed = [&] {
-    for (auto& st : states)
-      if (st->completed.load(std::memory_order_acquire) < st->submitted.load(std::memory_order_acquire)) return false;
-    return true;
-  };
-  // phase 1: the submitters run until the end (or the cancel flag)
+  return completion;
+}
+
+/** Phase 1: the submitters run until the end (or the cancel flag); returns when it ended. */
+int64_t SubmitPhase(RunState& s) {
+  Ctx& c = s.c;
+  auto submitters_done = [&s] { return SubmittersDone(s.states); };
   while (!submitters_done()) {
-    if (cancelled()) {
-      r.cancelled = true;
+    if (Cancelled(s)) {
+      s.r.cancelled = true;
       break;
     }
     const int64_t now = NowNs();
     if (now >= c.end_abs) break;
     c.notifier.WaitSlice(submitters_done, std::min(c.end_abs, now + kSleepSliceNs));
   }
-  const int64_t phase1_end = NowNs();
-  int64_t submit_phase_end = -1;
-  // phase 2: drain what is in flight (and a backlog of requests that arrived before the end)
-  const int64_t watchdog = static_cast<int64_t>(std::min<uint64_t>(spec.watchdog_ns != 0 ? spec.watchdog_ns : kDefaultWatchdogNs,
-                                                                  uint64_t{1} << 62));
-  int64_t deadline = phase1_end + (r.cancelled ? std::min(watchdog, kCancelGraceNs) : watchdog);
-  if (r.cancelled) {
-    c.stop.store(true, std::memory_order_release);
-    c.notifier.NotifyAlways();
-  }
-  bool timed_out = false;
+  return NowNs();
+}
+
+void StopSubmitters(Ctx& c) {
+  c.stop.store(true, std::memory_order_release);
+  c.notifier.NotifyAlways();
+}
+
+/**
+ * Phase 2: drain what is in flight (and a backlog of requests that arrived before the end), up to
+ * the watchdog (a cancel shortens it to kCancelGraceNs); sets timed_out and submit_phase_end.
+ */
+void DrainPhase(RunState& s, int64_t phase1_end) {
+  Ctx& c = s.c;
+  RunResult& r = s.r;
+  s.watchdog = static_cast<int64_t>(std::min<uint64_t>(s.spec.watchdog_ns != 0 ? s.spec.watchdog_ns : kDefaultWatchdogNs,
+                                                        uint64_t{1} << 62));
+  int64_t deadline = phase1_end + (r.cancelled ? std::min(s.watchdog, kCancelGraceNs) : s.watchdog);
+  if (r.cancelled) StopSubmitters(c);
   for (;;) {
-    const bool subs_done = submitters_done();
-    if (subs_done && submit_phase_end < 0) submit_phase_end = NowNs();
-    if (subs_done && all_completed()) break;
+    const bool subs_done = SubmittersDone(s.states);
+    if (subs_done && s.submit_phase_end < 0) s.submit_phase_end = NowNs();
+    if (subs_done && AllCompleted(s.states)) break;
     const int64_t now = NowNs();
-    if (!r.cancelled && cancelled()) {
+    if (!r.cancelled && Cancelled(s)) {
       r.cancelled = true;
-      c.stop.store(true, std::memory_order_release);
-      c.notifier.NotifyAlways();
+      StopSubmitters(c);
       deadline = std::min(deadline, now + kCancelGraceNs);
     }
     if (now >= deadline) {
-      timed_out = !r.cancelled;
+      s.timed_out = !r.cancelled;
       break;
     }
-    c.notifier.WaitSlice([&] { return submitters_done() && all_completed(); }, std::min(deadline, now + kSleepSliceNs));
+    c.notifier.WaitSlice([&s] { return SubmittersDone(s.states) && AllCompleted(s.states); }, std::min(deadline, now + kSleepSliceNs));
   }
-  c.stop.store(true, std::memory_order_release);
-  c.notifier.NotifyAlways();
-  for (auto& st : states) st->thread.join();
-  c.completion_stop.store(true, std::memory_order_release);
-  completion.join();
-  r.elapsed_ns = static_cast<double>(NowNs() - c.origin);
-  r.submit_phase_ns = static_cast<double>((submit_phase_end < 0 ? NowNs() : submit_phase_end) - c.origin);
+}
 
-  // ---- results ----
-  std::string watchdog_detail;
-  for (auto& sp : states) {
-    StreamState& st = *sp;
-    StreamResult& sr = *st.res;
-    const uint64_t n = st.submitted.load(std::memory_order_acquire);
-    const uint64_t done = st.completed.load(std::memory_order_acquire);
-    sr.launches = n;
-    sr.device_start_ns.resize(n, kNaN);
-    sr.device_end_ns.resize(n, kNaN);
-    sr.complete_ns.resize(n, kNaN);
-    // device clock -> host clock -> relative to the origin, in integers until the last step
-    auto map = [&](uint64_t d) {
-      return d == kNoTime ? kNaN : static_cast<double>(static_cast<int64_t>(d) - offset - c.origin);
-    };
-    for (uint64_t i = 0; i < done; ++i) {
-      sr.device_start_ns[i] = map(st.dstart[i]);
-      sr.device_end_ns[i] = map(st.dend[i]);
-      sr.complete_ns[i] = st.complete[i];
-    }
-    sr.errors += st.poll_errors;
-    sr.dropped = st.dropped;
-    if (sr.error.empty()) sr.error = st.poll_error;
-    if (n > done) {
-      watchdog_detail += Format("%s'%s': %llu in flight, oldest submitted at %.3f ms", watchdog_detail.empty() ? "" : "; ",
-                                sr.name.c_str(), static_cast<unsigned long long>(n - done), sr.submit_ns[done] / 1e6);
-    }
-    if (st.dropped != 0) {
-      watchdog_detail += Format("%s'%s': %llu arrived request(s) never submitted", watchdog_detail.empty() ? "" : "; ",
-                                sr.name.c_str(), static_cast<unsigned long long>(st.dropped));
-    }
-    const int stream_status = st.launch_status != GPUCOLO_OK ? st.launch_status : st.poll_status;
-    if (stream_status != GPUCOLO_OK && r.status == GPUCOLO_OK)
-      Fail(&r, stream_status, Format("stream '%s': %s", sr.name.c_str(), sr.error.c_str()));
+void JoinThreads(RunState& s, std::thread& completion) {
+  StopSubmitters(s.c);
+  for (auto& st : s.states) st->thread.join();
+  s.c.completion_stop.store(true, std::memory_order_release);
+  completion.join();
+  s.r.elapsed_ns = static_cast<double>(NowNs() - s.c.origin);
+  s.r.submit_phase_ns = static_cast<double>((s.submit_phase_end < 0 ? NowNs() : s.submit_phase_end) - s.c.origin);
+}
+
+/** One stream's times into its result; what it left in flight or dropped goes to watchdog_detail. */
+void CollectStream(RunState& s, StreamState& st, std::string* watchdog_detail) {
+  StreamResult& sr = *st.res;
+  const uint64_t n = st.submitted.load(std::memory_order_acquire);
+  const uint64_t done = st.completed.load(std::memory_order_acquire);
+  sr.launches = n;
+  sr.device_start_ns.resize(n, kNaN);
+  sr.device_end_ns.resize(n, kNaN);
+  sr.complete_ns.resize(n, kNaN);
+  // device clock -> host clock -> relative to the origin, in integers until the last step
+  const int64_t offset = s.offset;
+  const int64_t origin = s.c.origin;
+  auto map = [offset, origin](uint64_t d) {
+    return d == kNoTime ? kNaN : static_cast<double>(static_cast<int64_t>(d) - offset - origin);
+  };
+  for (uint64_t i = 0; i < done; ++i) {
+    sr.device_start_ns[i] = map(st.dstart[i]);
+    sr.device_end_ns[i] = map(st.dend[i]);
+    sr.complete_ns[i] = st.complete[i];
   }
-  if (timed_out) {
+  sr.errors += st.poll_errors;
+  sr.dropped = st.dropped;
+  if (sr.error.empty()) sr.error = st.poll_error;
+  if (n > done) {
+    *watchdog_detail += Format("%s'%s': %llu in flight, oldest submitted at %.3f ms", watchdog_detail->empty() ? "" : "; ",
+                               sr.name.c_str(), static_cast<unsigned long long>(n - done), sr.submit_ns[done] / 1e6);
+  }
+  if (st.dropped != 0) {
+    *watchdog_detail += Format("%s'%s': %llu arrived request(s) never submitted", watchdog_detail->empty() ? "" : "; ",
+                               sr.name.c_str(), static_cast<unsigned long long>(st.dropped));
+  }
+  const int stream_status = st.launch_status != GPUCOLO_OK ? st.launch_status : st.poll_status;
+  if (stream_status != GPUCOLO_OK && s.r.status == GPUCOLO_OK)
+    Fail(&s.r, stream_status, Format("stream '%s': %s", sr.name.c_str(), sr.error.c_str()));
+}
+
+/** Every stream's results, then the run's status: the watchdog, a cancel, or the first stream error. */
+void CollectResults(RunState& s) {
+  RunResult& r = s.r;
+  std::string watchdog_detail;
+  for (auto& sp : s.states) CollectStream(s, *sp, &watchdog_detail);
+  if (s.timed_out) {
     Fail(&r, GPUCOLO_ERR_TIMEOUT,
          Format("watchdog: launches still in flight %.1f ms after the run ended (%s); gave up on them and destroyed the streams",
-                static_cast<double>(watchdog) / 1e6, watchdog_detail.c_str()));
+                static_cast<double>(s.watchdog) / 1e6, watchdog_detail.c_str()));
   } else if (r.cancelled && r.status == GPUCOLO_OK) {
     r.error = watchdog_detail.empty() ? "cancelled" : "cancelled (" + watchdog_detail + ")";
   }
-  destroy_all();
+}
+
+}  // namespace
+
+RunResult Run(const RunSpec& spec, const std::atomic<bool>* cancel) {
+  if (spec.api == nullptr) {
+    RunResult r;
+    Fail(&r, GPUCOLO_ERR_INVALID, "no backend (api is NULL)");
+    return r;
+  }
+  RunState s(spec, cancel);
+  if (OpenDevice(s) != GPUCOLO_OK) return std::move(s.r);
+  if (Prepare(spec, cancel, s.info, &s.r) != GPUCOLO_OK) return std::move(s.r);
+  ConfigureCtx(s);
+  if (CreateStreams(s) != GPUCOLO_OK) return std::move(s.r);
+  std::string offset_error;
+  const int rc = MeasureOffset(s.api, spec.device, &s.offset, &s.r.device_offset_uncertainty_ns, &offset_error);
+  s.r.device_offset_ns = static_cast<double>(s.offset);
+  if (rc != GPUCOLO_OK) {
+    DestroyStreams(s);
+    Fail(&s.r, rc, offset_error);
+    return std::move(s.r);
+  }
+
+  std::thread completion = StartThreads(s);
+  DrainPhase(s, SubmitPhase(s));
+  JoinThreads(s, completion);
+  CollectResults(s);
+  DestroyStreams(s);
   int64_t off_end = 0;
   double width_end = 0;
   std::string ignored;
-  if (MeasureOffset(api, spec.device, &off_end, &width_end, &ignored) == GPUCOLO_OK)
-    r.device_offset_end_ns = static_cast<double>(off_end);
-  return r;
+  if (MeasureOffset(s.api, spec.device, &off_end, &width_end, &ignored) == GPUCOLO_OK)
+    s.r.device_offset_end_ns = static_cast<double>(off_end);
+  return std::move(s.r);
 }
 
 }  // namespace dispatch

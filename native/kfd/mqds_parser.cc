@@ -104,226 +104,250 @@ int MatchQueueHeader(const unsigned char* b, const unsigned char* e, double* typ
   return -1;
 }
 
-}  // namespace
+/**
+ * One ParseMqds call: the rows built so far and where the line walk stands (the current process,
+ * queue and MQD block). Each kind of line has its own step; Parse() runs them in order.
+ */
+class MqdsParser {
+ public:
+  MqdsParser(const char* data, size_t n, std::vector<WordLine>* word_lines)
+      : s_(reinterpret_cast<const unsigned char*>(data)), n_(n), word_lines_(word_lines), sink_(&r_), words_(n) {}
 
-MqdsRaw ParseMqds(const char* data, size_t n, std::vector<WordLine>* word_lines) {
-  const auto* s = reinterpret_cast<const unsigned char*>(data);
-  MqdsRaw r;
-  IssueSink sink(&r);
-  WordBuffer words(n);
-  std::vector<double>& procs = r.procs;
-  std::vector<double>& queues = r.queues;
-  std::vector<double>& blocks = r.blocks;
-  uint32_t lead = 0;
+  MqdsRaw Parse() {
+    LineReader lines(s_, n_);
+    size_t start, end;
+    while (lines.Next(&start, &end)) {
+      const uint64_t line_no = lines.line();
+      if (end == start) continue;  // blank line
+      const int c0 = s_[start];
+      if (c0 == ' ' && ByteAt(s_, n_, start + 1) == ' ' && ByteAt(s_, n_, start + 2) == ' ' && ByteAt(s_, n_, start + 3) == ' ') {
+        DumpLine(start, end, line_no);
+      } else if (c0 == 'P' && LineStartsWith(s_, start, end, "Process")) {
+        ProcessHeader(start, end, line_no);
+      } else if (c0 == ' ' && ByteAt(s_, n_, start + 1) == ' ' && ByteAt(s_, n_, start + 2) != ' ') {
+        QueueHeader(start, end, line_no);
+      } else {
+        // ---- anything else
+        sink_.AddLazy(line_no, Severity::kError, [&] { return "unrecognised line: \"" + Snippet(s_, start, end) + "\""; });
+      }
+    }
+    CloseBlock();
+    CloseQueue();
+    CloseProc();
+    CheckXccBlocks();
+    r_.lines = lines.line();
+    r_.words = words_.Finish();
+    return std::move(r_);
+  }
 
-  int64_t cur_proc = -1;   // process row, -1 = none
-  int64_t cur_queue = -1;  // queue row, -1 = none
-  bool skip_proc = false;  // after a bad process header: its queues are skipped silently
-  bool skip_dump = false;  // after a bad queue header (or an orphan dump): dump lines skipped silently
-  bool block_open = false;
-  bool block_discard = false;  // SDMA repeat copy
-  bool block_broken = false;
-  uint64_t block_line = 0;
-  size_t block_start = 0;
+ private:
+  size_t QueueRow() const { return static_cast<size_t>(cur_queue_) * kMqdsQueueCols; }
 
-  auto close_block = [&]() {
-    if (!block_open) return;
-    block_open = false;
-    if (block_discard) return;
-    const uint64_t count = words.size() - block_start;
-    const size_t q = static_cast<size_t>(cur_queue) * kMqdsQueueCols;
-    blocks.push_back(static_cast<double>(cur_queue));
-    blocks.push_back(static_cast<double>(block_line));
-    blocks.push_back(static_cast<double>(block_start));
-    blocks.push_back(static_cast<double>(count));
+  void CloseBlock() {
+    if (!block_open_) return;
+    block_open_ = false;
+    if (block_discard_) return;
+    std::vector<double>& queues = r_.queues;
+    const uint64_t count = words_.size() - block_start_;
+    const size_t q = QueueRow();
+    r_.blocks.push_back(static_cast<double>(cur_queue_));
+    r_.blocks.push_back(static_cast<double>(block_line_));
+    r_.blocks.push_back(static_cast<double>(block_start_));
+    r_.blocks.push_back(static_cast<double>(count));
     queues[q + 6]++;
-    if (block_broken) return;
+    if (block_broken_) return;
     uint64_t expected = 0;
     if (!BlockSizeExpected(queues[q + 1], count, &expected)) {
-      sink.AddLazy(block_line, Severity::kError, [&] {
+      sink_.AddLazy(block_line_, Severity::kError, [&] {
         return "MQD block has " + std::to_string(count) + " dwords, expected " + std::to_string(expected);
       });
     }
-  };
+  }
 
-  auto close_proc = [&]() {
-    if (cur_proc >= 0) {
-      const size_t p = static_cast<size_t>(cur_proc) * kMqdsProcCols;
-      procs[p + 3] = static_cast<double>(queues.size() / kMqdsQueueCols) - procs[p + 2];
+  void CloseProc() {
+    if (cur_proc_ >= 0) {
+      const size_t p = static_cast<size_t>(cur_proc_) * kMqdsProcCols;
+      r_.procs[p + 3] = static_cast<double>(r_.queues.size() / kMqdsQueueCols) - r_.procs[p + 2];
     }
-  };
+  }
 
   // A queue whose header is the last thing printed of it: the dump was cut after the header.
-  auto close_queue = [&]() {
-    if (cur_queue < 0) return;
-    const size_t q = static_cast<size_t>(cur_queue) * kMqdsQueueCols;
-    const double kind = queues[q + 1];
+  void CloseQueue() {
+    if (cur_queue_ < 0) return;
+    const size_t q = QueueRow();
+    const double kind = r_.queues[q + 1];
     const bool has_size = kind == kMqdCompute || kind == kMqdDiq || kind == kMqdSdma;
-    if (queues[q + 6] == 0 && has_size) {
-      sink.AddLazy(static_cast<uint64_t>(queues[q + 4]), Severity::kError, [&] {
+    if (r_.queues[q + 6] == 0 && has_size) {
+      sink_.AddLazy(static_cast<uint64_t>(r_.queues[q + 4]), Severity::kError, [&] {
         return std::string(KindName(kind)) + " queue without an MQD dump (dump cut?)";
       });
     }
-    cur_queue = -1;
-  };
-
-  LineReader lines(s, n);
-  size_t start, end;
-  while (lines.Next(&start, &end)) {
-    const uint64_t line_no = lines.line();
-    if (end == start) continue;  // blank line
-
-    const int c0 = s[start];
-    if (c0 == ' ' && ByteAt(s, n, start + 1) == ' ' && ByteAt(s, n, start + 2) == ' ' && ByteAt(s, n, start + 3) == ' ') {
-      // ---- dump line
-      if (cur_queue < 0) {
-        if (!skip_dump && !skip_proc) {
-          sink.Add(line_no, Severity::kError, "MQD dump line outside a queue");
-          skip_dump = true;
-        }
-        continue;
-      }
-      if (skip_dump) continue;
-      uint32_t* out = words.Reserve(8);
-      const int k = ParseDumpLine(s, start, end, 4, out, &lead);
-      if (k < 0) {
-        sink.AddLazy(line_no, Severity::kError, [&] { return "malformed MQD dump line: \"" + Snippet(s, start, end) + "\""; });
-        if (!block_open) {
-          // the block's first line is damaged: open it broken so its later lines are not
-          // reported once more as a block without a start
-          const size_t qb = static_cast<size_t>(cur_queue) * kMqdsQueueCols;
-          block_open = true;
-          block_line = line_no;
-          block_start = words.size();
-          block_discard = queues[qb + 1] == kMqdSdma && queues[qb + 6] > 0;
-          if (block_discard) queues[qb + 7]++;
-        }
-        block_broken = true;
-        continue;
-      }
-      const uint32_t offset = lead;
-      const size_t qk = static_cast<size_t>(cur_queue) * kMqdsQueueCols;
-      if (offset == 0) {
-        close_block();
-        block_open = true;
-        block_broken = false;
-        block_line = line_no;
-        block_start = words.size();
-        // an SDMA queue's MQD is its first block; later blocks repeat neighbouring slots
-        block_discard = queues[qk + 1] == kMqdSdma && queues[qk + 6] > 0;
-        if (block_discard) queues[qk + 7]++;
-      } else if (!block_open) {
-        sink.AddLazy(line_no, Severity::kError, [&] { return "MQD dump starts at offset 0x" + Hex8(offset) + " instead of 00000000"; });
-        block_open = true;
-        block_broken = true;
-        block_discard = false;
-        block_line = line_no;
-        block_start = words.size();
-        continue;
-      } else if (block_broken) {
-        continue;
-      } else if (!block_discard && static_cast<uint64_t>(offset) != static_cast<uint64_t>(words.size() - block_start) * 4) {
-        const uint32_t want = static_cast<uint32_t>((words.size() - block_start) * 4);
-        sink.AddLazy(line_no, Severity::kError, [&] {
-          return "MQD dump offset 0x" + Hex8(offset) + " where 0x" + Hex8(want) + " was expected";
-        });
-        block_broken = true;
-        continue;
-      }
-      if (!block_discard) {
-        if (word_lines) word_lines->push_back(WordLine{start, words.size(), static_cast<uint32_t>(k), 4});
-        words.Commit(static_cast<size_t>(k));
-      }
-      continue;
-    }
-
-    if (c0 == 'P' && LineStartsWith(s, start, end, "Process")) {
-      // ---- process header
-      close_block();
-      close_queue();
-      close_proc();
-      skip_dump = false;
-      uint32_t pid;
-      std::string pasid;
-      if (!MatchProcess(s + start, s + end, &pid, &pasid)) {
-        sink.AddLazy(line_no, Severity::kError, [&] {
-          return "unrecognised process header (its queues are skipped): \"" + Snippet(s, start, end) + "\"";
-        });
-        cur_proc = -1;
-        skip_proc = true;
-        continue;
-      }
-      skip_proc = false;
-      cur_proc = static_cast<int64_t>(procs.size() / kMqdsProcCols);
-      procs.push_back(pid);
-      procs.push_back(static_cast<double>(line_no));
-      procs.push_back(static_cast<double>(queues.size() / kMqdsQueueCols));
-      procs.push_back(0);
-      r.pasids.push_back(std::move(pasid));
-      continue;
-    }
-
-    if (c0 == ' ' && ByteAt(s, n, start + 1) == ' ' && ByteAt(s, n, start + 2) != ' ') {
-      // ---- queue header
-      close_block();
-      close_queue();
-      if (cur_proc < 0) {
-        if (!skip_proc) {
-          sink.AddLazy(line_no, Severity::kError, [&] { return "queue header outside a process: \"" + Snippet(s, start, end) + "\""; });
-        }
-        skip_dump = true;
-        continue;
-      }
-      double type_code = -1;
-      double gpu = -1;
-      const int kind = MatchQueueHeader(s + start, s + end, &type_code, &gpu);
-      if (kind < 0) {
-        sink.AddLazy(line_no, Severity::kError, [&] {
-          return "unrecognised queue header (its dump is skipped): \"" + Snippet(s, start, end) + "\"";
-        });
-        skip_dump = true;
-        continue;
-      }
-      if (kind >= kMqdBadUser) {
-        sink.AddLazy(line_no, Severity::kWarning, [&] { return "kernel reports an unusable queue: \"" + Snippet(s, start, end) + "\""; });
-      }
-      skip_dump = false;
-      cur_queue = static_cast<int64_t>(queues.size() / kMqdsQueueCols);
-      const double row[kMqdsQueueCols] = {static_cast<double>(cur_proc), static_cast<double>(kind), type_code, gpu,
-                                          static_cast<double>(line_no), static_cast<double>(blocks.size() / kMqdsBlockCols), 0, 0};
-      queues.insert(queues.end(), row, row + kMqdsQueueCols);
-      continue;
-    }
-
-    // ---- anything else
-    sink.AddLazy(line_no, Severity::kError, [&] { return "unrecognised line: \"" + Snippet(s, start, end) + "\""; });
+    cur_queue_ = -1;
   }
-  close_block();
-  close_queue();
-  close_proc();
+
+  /** Opens a block at line_no; an SDMA queue's MQD is its first block, later ones are discarded. */
+  void OpenBlock(uint64_t line_no) {
+    const size_t q = QueueRow();
+    block_open_ = true;
+    block_line_ = line_no;
+    block_start_ = words_.size();
+    block_discard_ = r_.queues[q + 1] == kMqdSdma && r_.queues[q + 6] > 0;
+    if (block_discard_) r_.queues[q + 7]++;
+  }
+
+  // ---- dump line
+  void DumpLine(size_t start, size_t end, uint64_t line_no) {
+    if (cur_queue_ < 0) {
+      if (!skip_dump_ && !skip_proc_) {
+        sink_.Add(line_no, Severity::kError, "MQD dump line outside a queue");
+        skip_dump_ = true;
+      }
+      return;
+    }
+    if (skip_dump_) return;
+    uint32_t* out = words_.Reserve(8);
+    const int k = ParseDumpLine(s_, start, end, 4, out, &lead_);
+    if (k < 0) {
+      sink_.AddLazy(line_no, Severity::kError, [&] { return "malformed MQD dump line: \"" + Snippet(s_, start, end) + "\""; });
+      // the block's first line is damaged: open it broken so its later lines are not reported
+      // once more as a block without a start
+      if (!block_open_) OpenBlock(line_no);
+      block_broken_ = true;
+      return;
+    }
+    const uint32_t offset = lead_;
+    if (offset == 0) {
+      CloseBlock();
+      block_broken_ = false;
+      // an SDMA queue's MQD is its first block; later blocks repeat neighbouring slots
+      OpenBlock(line_no);
+    } else if (!block_open_) {
+      sink_.AddLazy(line_no, Severity::kError, [&] { return "MQD dump starts at offset 0x" + Hex8(offset) + " instead of 00000000"; });
+      block_open_ = true;
+      block_broken_ = true;
+      block_discard_ = false;
+      block_line_ = line_no;
+      block_start_ = words_.size();
+      return;
+    } else if (block_broken_) {
+      return;
+    } else if (!block_discard_ && static_cast<uint64_t>(offset) != static_cast<uint64_t>(words_.size() - block_start_) * 4) {
+      const uint32_t want = static_cast<uint32_t>((words_.size() - block_start_) * 4);
+      sink_.AddLazy(line_no, Severity::kError, [&] {
+        return "MQD dump offset 0x" + Hex8(offset) + " where 0x" + Hex8(want) + " was expected";
+      });
+      block_broken_ = true;
+      return;
+    }
+    if (!block_discard_) {
+      if (word_lines_) word_lines_->push_back(WordLine{start, words_.size(), static_cast<uint32_t>(k), 4});
+      words_.Commit(static_cast<size_t>(k));
+    }
+  }
+
+  // ---- process header
+  void ProcessHeader(size_t start, size_t end, uint64_t line_no) {
+    CloseBlock();
+    CloseQueue();
+    CloseProc();
+    skip_dump_ = false;
+    uint32_t pid;
+    std::string pasid;
+    if (!MatchProcess(s_ + start, s_ + end, &pid, &pasid)) {
+      sink_.AddLazy(line_no, Severity::kError, [&] {
+        return "unrecognised process header (its queues are skipped): \"" + Snippet(s_, start, end) + "\"";
+      });
+      cur_proc_ = -1;
+      skip_proc_ = true;
+      return;
+    }
+    skip_proc_ = false;
+    std::vector<double>& procs = r_.procs;
+    cur_proc_ = static_cast<int64_t>(procs.size() / kMqdsProcCols);
+    procs.push_back(pid);
+    procs.push_back(static_cast<double>(line_no));
+    procs.push_back(static_cast<double>(r_.queues.size() / kMqdsQueueCols));
+    procs.push_back(0);
+    r_.pasids.push_back(std::move(pasid));
+  }
+
+  // ---- queue header
+  void QueueHeader(size_t start, size_t end, uint64_t line_no) {
+    CloseBlock();
+    CloseQueue();
+    if (cur_proc_ < 0) {
+      if (!skip_proc_) {
+        sink_.AddLazy(line_no, Severity::kError, [&] { return "queue header outside a process: \"" + Snippet(s_, start, end) + "\""; });
+      }
+      skip_dump_ = true;
+      return;
+    }
+    double type_code = -1;
+    double gpu = -1;
+    const int kind = MatchQueueHeader(s_ + start, s_ + end, &type_code, &gpu);
+    if (kind < 0) {
+      sink_.AddLazy(line_no, Severity::kError, [&] {
+        return "unrecognised queue header (its dump is skipped): \"" + Snippet(s_, start, end) + "\"";
+      });
+      skip_dump_ = true;
+      return;
+    }
+    if (kind >= kMqdBadUser) {
+      sink_.AddLazy(line_no, Severity::kWarning, [&] { return "kernel reports an unusable queue: \"" + Snippet(s_, start, end) + "\""; });
+    }
+    skip_dump_ = false;
+    std::vector<double>& queues = r_.queues;
+    cur_queue_ = static_cast<int64_t>(queues.size() / kMqdsQueueCols);
+    const double row[kMqdsQueueCols] = {static_cast<double>(cur_proc_), static_cast<double>(kind), type_code, gpu,
+                                        static_cast<double>(line_no), static_cast<double>(r_.blocks.size() / kMqdsBlockCols), 0, 0};
+    queues.insert(queues.end(), row, row + kMqdsQueueCols);
+  }
 
   // one MQD block per XCC: a compute queue with fewer blocks than another on its device was cut
-  std::map<double, double> most;
-  for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
-    if (queues[q + 1] != kMqdCompute) continue;
-    double& m = most[queues[q + 3]];
-    m = std::max(m, queues[q + 6]);
-  }
-  for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
-    if (queues[q + 1] != kMqdCompute) continue;
-    const double have = queues[q + 6];
-    const double max = most[queues[q + 3]];
-    if (have > 0 && have < max) {
-      sink.AddLazy(static_cast<uint64_t>(queues[q + 4]), Severity::kError, [&] {
-        return "compute queue has " + std::to_string(static_cast<uint64_t>(have)) + " MQD block(s), another on device " +
-               HexLower(static_cast<uint32_t>(queues[q + 3])) + " has " + std::to_string(static_cast<uint64_t>(max)) + " (dump cut?)";
-      });
+  void CheckXccBlocks() {
+    const std::vector<double>& queues = r_.queues;
+    std::map<double, double> most;
+    for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
+      if (queues[q + 1] != kMqdCompute) continue;
+      double& m = most[queues[q + 3]];
+      m = std::max(m, queues[q + 6]);
+    }
+    for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
+      if (queues[q + 1] != kMqdCompute) continue;
+      const double have = queues[q + 6];
+      const double max = most[queues[q + 3]];
+      if (have > 0 && have < max) {
+        sink_.AddLazy(static_cast<uint64_t>(queues[q + 4]), Severity::kError, [&] {
+          return "compute queue has " + std::to_string(static_cast<uint64_t>(have)) + " MQD block(s), another on device " +
+                 HexLower(static_cast<uint32_t>(queues[q + 3])) + " has " + std::to_string(static_cast<uint64_t>(max)) + " (dump cut?)";
+        });
+      }
     }
   }
 
-  r.lines = lines.line();
-  r.words = words.Finish();
-  return r;
+  const unsigned char* s_;
+  size_t n_;
+  std::vector<WordLine>* word_lines_;
+  MqdsRaw r_;
+  IssueSink sink_;  // writes into r_ (declared after it)
+  WordBuffer words_;
+  uint32_t lead_ = 0;
+
+  int64_t cur_proc_ = -1;   // process row, -1 = none
+  int64_t cur_queue_ = -1;  // queue row, -1 = none
+  bool skip_proc_ = false;  // after a bad process header: its queues are skipped silently
+  bool skip_dump_ = false;  // after a bad queue header (or an orphan dump): dump lines skipped silently
+  bool block_open_ = false;
+  bool block_discard_ = false;  // SDMA repeat copy
+  bool block_broken_ = false;
+  uint64_t block_line_ = 0;
+  size_t block_start_ = 0;
+};
+
+}  // namespace
+
+MqdsRaw ParseMqds(const char* data, size_t n, std::vector<WordLine>* word_lines) {
+  return MqdsParser(data, n, word_lines).Parse();
 }
 
 }  // namespace kfd

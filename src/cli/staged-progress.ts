@@ -52,50 +52,150 @@ interface Cell {
   rem: number;
 }
 
-interface StageState {
+/** What one stage's bar shows, counted from the events. */
+export interface StageCounts {
   name: string;
   cells: Map<string, Cell>;
   failed: number;
   msSum: number;
   msN: number;
   category: string;
-  bar: SingleBar | null;
 }
 
 const fmtMs = (ms: number): string => (ms < 100 ? ms.toFixed(1) : ms.toFixed(0));
 
-export function stagedProgress(stream: StagedProgressStream, opts: { tty?: boolean } = {}): StagedProgress {
-  const tty = opts.tty ?? stream.isTTY === true;
+/** A stage's bar position: done (and skipped) over done plus left, never below done. */
+export function stageBarValue(st: StageCounts): { value: number; total: number } {
+  let value = 0;
+  let total = 0;
+  for (const c of st.cells.values()) {
+    value += c.done + c.skipped;
+    total += c.base + c.rem;
+  }
+  return { value, total: Math.max(total, value) };
+}
+
+/** The text after a stage's bar: the current category, the mean item time, failures. */
+export function stageBarInfo(st: StageCounts): string {
+  const parts: string[] = [];
+  if (st.category) parts.push(st.category);
+  if (st.msN > 0) parts.push(`${fmtMs(st.msSum / st.msN)} ms/item`);
+  if (st.failed > 0) parts.push(`${st.failed} failed`);
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+/** The counts behind the bars, from the run's events; draws nothing. */
+export class StagedTally {
+  readonly stages = new Map<string, StageCounts>();
+
+  /** `onNewStage` sees each stage once, when an event first names it (already in `stages`). */
+  constructor(private readonly onNewStage: (st: StageCounts) => void = () => {}) {}
+
+  stageOf(name: string): StageCounts {
+    let st = this.stages.get(name);
+    if (!st) {
+      st = { name, cells: new Map(), failed: 0, msSum: 0, msN: 0, category: '' };
+      this.stages.set(name, st);
+      this.onNewStage(st);
+    }
+    return st;
+  }
+
+  private static cellOf(st: StageCounts, category: string): Cell {
+    let c = st.cells.get(category);
+    if (!c) {
+      c = { done: 0, skipped: 0, base: 0, rem: 0 };
+      st.cells.set(category, c);
+    }
+    return c;
+  }
+
+  /** Counts an event; returns the stages whose bars changed. */
+  apply(e: StagedEvent): StageCounts[] {
+    const cellOf = StagedTally.cellOf;
+    switch (e.type) {
+      case 'plan': {
+        for (const st of this.stages.values())
+          for (const c of st.cells.values()) {
+            c.base = c.done;
+            c.rem = 0;
+          }
+        for (const step of e.plan.steps) {
+          if (step.kind !== 'process') continue;
+          cellOf(this.stageOf(step.stage), step.category ?? '').rem += step.items ?? 0;
+        }
+        return [...this.stages.values()];
+      }
+      case 'stage-start': {
+        const st = this.stageOf(e.stage);
+        const c = cellOf(st, e.category);
+        c.base = c.done;
+        c.rem = e.todo;
+        st.category = e.category;
+        return [st];
+      }
+      case 'item': {
+        const st = this.stageOf(e.stage);
+        cellOf(st, e.category).done++;
+        if (!e.ok) st.failed++;
+        else if (typeof e.ms === 'number' && Number.isFinite(e.ms)) {
+          st.msSum += e.ms;
+          st.msN++;
+        }
+        st.category = e.category;
+        return [st];
+      }
+      case 'stage-end': {
+        const st = this.stageOf(e.stage);
+        cellOf(st, e.category).skipped = e.skipped;
+        st.category = e.category;
+        return [st];
+      }
+      default:
+        return [];
+    }
+  }
+}
+
+/** The plain display: one line per event that has one (not a TTY). */
+function plainProgress(stream: StagedProgressStream): StagedProgress {
   const writeLine = (line: string): void => {
     stream.write(`${line}\n`);
   };
+  return {
+    onEvent(e: StagedEvent): void {
+      try {
+        const line = stagedEventLine(e);
+        if (line !== null) writeLine(line);
+      } catch {
+        // a display problem never stops a run
+      }
+    },
+    log: writeLine,
+    stop(): void {},
+  };
+}
 
-  if (!tty) {
-    return {
-      onEvent(e: StagedEvent): void {
-        try {
-          const line = stagedEventLine(e);
-          if (line !== null) writeLine(line);
-        } catch {
-          // a display problem never stops a run
-        }
-      },
-      log: writeLine,
-      stop(): void {},
-    };
+/** The TTY display: a cli-progress bar per stage, with the event lines logged above the bars. */
+class StagedBars {
+  private mb: MultiBar | null = null;
+  private stopped = false;
+  private width = 0;
+  private readonly bars = new Map<string, SingleBar>();
+  private readonly tally = new StagedTally((st) => this.addBar(st));
+  private readonly onExit = (): void => this.stop();
+
+  constructor(private readonly stream: StagedProgressStream) {}
+
+  private writeLine(line: string): void {
+    this.stream.write(`${line}\n`);
   }
 
-  const stages = new Map<string, StageState>();
-  let mb: MultiBar | null = null;
-  let stopped = false;
-  let width = 0;
-  const onExit = (): void => stop();
-
-  const multiBar = (): MultiBar | null => {
-    if (stopped) return null;
-    if (!mb) {
-      mb = new MultiBar({
-        stream,
+  private multiBar(): MultiBar | null {
+    if (this.stopped) return null;
+    if (!this.mb) {
+      this.mb = new MultiBar({
+        stream: this.stream,
         format: '{stage} |{bar}| {value}/{total}{info}',
         barCompleteChar: '\u2588',
         barIncompleteChar: '\u2591',
@@ -108,148 +208,85 @@ export function stagedProgress(stream: StagedProgressStream, opts: { tty?: boole
         fps: 10,
         emptyOnZero: true,
         // forced TTY mode on a stream that is not a TTY: still draw (one block per refresh)
-        noTTYOutput: stream.isTTY !== true,
+        noTTYOutput: this.stream.isTTY !== true,
         notTTYSchedule: 1000,
       });
       // second Ctrl-C exits from the CLI's handler: show the cursor again
-      process.once('exit', onExit);
+      process.once('exit', this.onExit);
     }
-    return mb;
-  };
+    return this.mb;
+  }
 
-  const cellOf = (st: StageState, category: string): Cell => {
-    let c = st.cells.get(category);
-    if (!c) {
-      c = { done: 0, skipped: 0, base: 0, rem: 0 };
-      st.cells.set(category, c);
-    }
-    return c;
-  };
+  private payload(st: StageCounts): { stage: string; info: string } {
+    return { stage: st.name.padEnd(this.width), info: stageBarInfo(st) };
+  }
 
-  const payload = (st: StageState): { stage: string; info: string } => {
-    const parts: string[] = [];
-    if (st.category) parts.push(st.category);
-    if (st.msN > 0) parts.push(`${fmtMs(st.msSum / st.msN)} ms/item`);
-    if (st.failed > 0) parts.push(`${st.failed} failed`);
-    return { stage: st.name.padEnd(width), info: parts.length ? ` ${parts.join(' ')}` : '' };
-  };
-
-  const refresh = (st: StageState): void => {
-    if (!st.bar) return;
-    let value = 0;
-    let total = 0;
-    for (const c of st.cells.values()) {
-      value += c.done + c.skipped;
-      total += c.base + c.rem;
-    }
-    st.bar.setTotal(Math.max(total, value));
-    st.bar.update(value, payload(st));
-  };
-
-  const stageOf = (name: string): StageState => {
-    let st = stages.get(name);
-    if (!st) {
-      st = { name, cells: new Map(), failed: 0, msSum: 0, msN: 0, category: '', bar: null };
-      stages.set(name, st);
-      const m = multiBar();
-      if (m) {
-        st.bar = m.create(0, 0, payload(st));
-        if (name.length > width) {
-          width = name.length;
-          for (const s of stages.values()) refresh(s);
-        }
-      }
-    }
-    return st;
-  };
-
-  const log = (line: string): void => {
-    if (mb && !stopped) {
-      mb.log(`${line}\n`);
-      mb.update(); // now, not at the next tick
-    } else writeLine(line);
-  };
-
-  const handle = (e: StagedEvent): void => {
-    if (stopped) {
-      const line = stagedEventLine(e);
-      if (line !== null) writeLine(line);
-      return;
-    }
-    switch (e.type) {
-      case 'plan': {
-        for (const st of stages.values())
-          for (const c of st.cells.values()) {
-            c.base = c.done;
-            c.rem = 0;
-          }
-        for (const step of e.plan.steps) {
-          if (step.kind !== 'process') continue;
-          cellOf(stageOf(step.stage), step.category ?? '').rem += step.items ?? 0;
-        }
-        for (const st of stages.values()) refresh(st);
-        break;
-      }
-      case 'stage-start': {
-        const st = stageOf(e.stage);
-        const c = cellOf(st, e.category);
-        c.base = c.done;
-        c.rem = e.todo;
-        st.category = e.category;
-        refresh(st);
-        break;
-      }
-      case 'item': {
-        const st = stageOf(e.stage);
-        cellOf(st, e.category).done++;
-        if (!e.ok) st.failed++;
-        else if (typeof e.ms === 'number' && Number.isFinite(e.ms)) {
-          st.msSum += e.ms;
-          st.msN++;
-        }
-        st.category = e.category;
-        refresh(st);
-        break;
-      }
-      case 'stage-end': {
-        const st = stageOf(e.stage);
-        cellOf(st, e.category).skipped = e.skipped;
-        st.category = e.category;
-        refresh(st);
-        break;
-      }
-      default:
-        break;
-    }
-    const line = stagedEventLine(e);
-    if (line !== null) log(line);
-  };
-
-  function stop(): void {
-    if (stopped) return;
-    stopped = true;
-    process.off('exit', onExit);
-    if (mb) {
-      mb.update(); // flush lines logged since the last tick
-      mb.stop();
+  private addBar(st: StageCounts): void {
+    const m = this.multiBar();
+    if (!m) return;
+    this.bars.set(st.name, m.create(0, 0, this.payload(st)));
+    if (st.name.length > this.width) {
+      this.width = st.name.length;
+      for (const s of this.tally.stages.values()) this.refresh(s);
     }
   }
 
+  private refresh(st: StageCounts): void {
+    const bar = this.bars.get(st.name);
+    if (!bar) return;
+    const { value, total } = stageBarValue(st);
+    bar.setTotal(total);
+    bar.update(value, this.payload(st));
+  }
+
+  log(line: string): void {
+    if (this.mb && !this.stopped) {
+      this.mb.log(`${line}\n`);
+      this.mb.update(); // now, not at the next tick
+    } else this.writeLine(line);
+  }
+
+  handle(e: StagedEvent): void {
+    if (this.stopped) {
+      const line = stagedEventLine(e);
+      if (line !== null) this.writeLine(line);
+      return;
+    }
+    for (const st of this.tally.apply(e)) this.refresh(st);
+    const line = stagedEventLine(e);
+    if (line !== null) this.log(line);
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    process.off('exit', this.onExit);
+    if (this.mb) {
+      this.mb.update(); // flush lines logged since the last tick
+      this.mb.stop();
+    }
+  }
+}
+
+export function stagedProgress(stream: StagedProgressStream, opts: { tty?: boolean } = {}): StagedProgress {
+  const tty = opts.tty ?? stream.isTTY === true;
+  if (!tty) return plainProgress(stream);
+  const bars = new StagedBars(stream);
   return {
     onEvent(e: StagedEvent): void {
       try {
-        handle(e);
+        bars.handle(e);
       } catch {
         // a display problem never stops a run
       }
     },
     log(line: string): void {
       try {
-        log(line);
+        bars.log(line);
       } catch {
         // ignore
       }
     },
-    stop,
+    stop: () => bars.stop(),
   };
 }

@@ -401,10 +401,284 @@ function torchrunRankLogs(logDir: string): { localRank: number; file: string }[]
 
 // ---- the run ------------------------------------------------------------------------------------
 
-interface Proc {
+/** One process of the job, with its supervised child once started and its exit once seen. */
+export interface JobProcess {
   child: SupervisedChild | null;
   outcome: ProcessOutcome;
   info: ExitInfo | null;
+}
+
+/** How the job went, as the supervision step saw it; read by the outcome step. */
+export interface DistributedJob {
+  procs: JobProcess[];
+  timedOut: boolean;
+  interrupted: boolean;
+  firstFailure: { index: number; info: ExitInfo } | null;
+  /** ranks still running exitGraceMs after another exited 0, and which one that was */
+  stragglers: { ranks: (number | null)[]; after: number | null } | null;
+  /** first spawn -> every process exited, s */
+  wallS: number;
+}
+
+/** Where a method's run writes; earlier logs and a stale result of this method are removed first. */
+function prepareOutputDir(opts: DistributedRunOptions): { outDir: string; logDir: string; resultFile: string; manifestFile: string } {
+  const outDir = path.resolve(opts.outDir);
+  const logDir = path.join(outDir, 'logs', opts.method);
+  makeDirs(logDir);
+  // logs of an earlier run of this method (maybe with the other launcher) must not mix with these
+  for (const f of fs.readdirSync(logDir)) if (/^rank_\d+\.log$|^launcher\.log$|^torchrun$/.test(f)) fs.rmSync(path.join(logDir, f), { recursive: true, force: true });
+  const resultFile = path.join(outDir, resultFileName(opts.method));
+  const manifestFile = path.join(outDir, manifestFileName(opts.method));
+  // a stale result of an earlier run must never pass for this one's
+  fs.rmSync(resultFile, { force: true });
+  if (opts.dumpParams) fs.rmSync(path.resolve(opts.dumpParams), { force: true });
+  return { outDir, logDir, resultFile, manifestFile };
+}
+
+/** The processes to start, not started yet: N ranks (direct) or one torchrun; each log created empty. */
+async function planProcesses(opts: DistributedRunOptions, v: ValidatedRun, launcher: LauncherName, logDir: string, args: string[]): Promise<JobProcess[]> {
+  const procs: JobProcess[] = [];
+  if (launcher === 'direct') {
+    const port = opts.masterPort ?? (await freePort());
+    for (let r = 0; r < v.worldSize; r++) {
+      const log = path.join(logDir, `rank_${r}.log`);
+      writeFileAtomic(log, '', { fsync: false }); // never through a symlink
+      const distEnv = directRankEnv(r, v.worldSize, port);
+      procs.push({ child: null, info: null, outcome: { rank: r, role: 'rank', argv: [v.python, v.script, ...args], env: distEnv, pid: null, exitCode: null, signal: null, reason: 'not-started', log } });
+    }
+  } else {
+    const trDir = path.join(logDir, 'torchrun');
+    makeDirs(trDir);
+    const log = path.join(logDir, 'launcher.log');
+    writeFileAtomic(log, '', { fsync: false });
+    const argv = torchrunArgv({ python: v.python, script: v.script, scriptArgs: args, nprocPerNode: v.nprocPerNode, nnodes: v.nnodes, nodeRank: v.nodeRank, rdzvEndpoint: opts.rdzvEndpoint, logDir: trDir });
+    procs.push({ child: null, info: null, outcome: { rank: null, role: 'torchrun', argv, pid: null, exitCode: null, signal: null, reason: 'not-started', log } });
+  }
+  return procs;
+}
+
+/**
+ * Starts the job's processes and waits for all of them: the first failing rank, the timeout, an
+ * abort or ranks hung after another exited 0 stop the whole job (job.* says which).
+ */
+class JobSupervision {
+  private stopping: Promise<ExitInfo[]> | null = null;
+  private exitTimer: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly onAbort = (): void => {
+    if (this.stopping) return;
+    this.job.interrupted = true;
+    void this.stopAll();
+  };
+
+  constructor(
+    private readonly job: DistributedJob,
+    private readonly opts: DistributedRunOptions,
+    private readonly supervisor: Supervisor,
+    private readonly graceMs: number,
+  ) {}
+
+  private emit(e: DistributedEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  private stopAll(): Promise<ExitInfo[]> {
+    return (this.stopping ??= Promise.all(this.job.procs.map((p) => (p.child ? p.child.stop({ graceMs: this.graceMs }) : Promise.resolve(p.info!)))));
+  }
+
+  private start(cwd: string | undefined): void {
+    const { opts } = this;
+    for (const p of this.job.procs) {
+      const extra = p.outcome.role === 'torchrun' ? { PYTHONUNBUFFERED: '1' } : p.outcome.env;
+      const child = this.supervisor.start({
+        argv: p.outcome.argv,
+        ...(cwd ? { cwd } : {}),
+        env: { ...opts.env, ...extra },
+        name: p.outcome.rank === null ? `dist-${opts.method}-torchrun` : `dist-${opts.method}-rank${p.outcome.rank}`,
+        stdin: 'ignore',
+        stdout: { file: p.outcome.log, append: true },
+        stderr: { file: p.outcome.log, append: true },
+      });
+      p.child = child;
+      p.outcome.pid = child.pid ?? null;
+    }
+  }
+
+  private watchExits(): void {
+    const { procs } = this.job;
+    const exitGraceMs = this.opts.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS;
+    procs.forEach((p, i) => {
+      void p.child!.exited.then((info) => {
+        p.info = info;
+        this.emit({ type: 'exit', method: this.opts.method, rank: p.outcome.rank, info });
+        // the first rank to fail takes the job down: the others would wait in a collective
+        if (!this.stopping && failed(info)) {
+          this.job.firstFailure = { index: i, info };
+          void this.stopAll();
+        } else if (!this.stopping && !this.exitTimer && procs.length > 1 && procs.some((q) => !q.info)) {
+          this.exitTimer = setTimeout(() => {
+            if (this.stopping) return;
+            this.job.stragglers = { ranks: procs.filter((q) => !q.info).map((q) => q.outcome.rank), after: p.outcome.rank };
+            void this.stopAll();
+          }, exitGraceMs);
+        }
+      });
+    });
+  }
+
+  private startTimeout(): void {
+    const { opts } = this;
+    if (!(opts.timeoutMs && opts.timeoutMs > 0)) return;
+    this.timer = setTimeout(() => {
+      if (this.stopping) return;
+      this.job.timedOut = true;
+      this.emit({ type: 'timeout', method: opts.method });
+      void this.stopAll();
+    }, opts.timeoutMs);
+  }
+
+  private clearTimers(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.exitTimer) clearTimeout(this.exitTimer);
+  }
+
+  async run(cwd: string | undefined, launcher: LauncherName, registryFile: string | undefined): Promise<void> {
+    const { job, opts } = this;
+    const t0 = performance.now();
+    this.start(cwd);
+    this.emit({ type: 'started', method: opts.method, launcher, pids: job.procs.map((p) => p.outcome.pid), ...(registryFile ? { registryFile } : {}) });
+    this.watchExits();
+    this.startTimeout();
+    opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    try {
+      await Promise.all(job.procs.map((p) => p.child!.exited));
+      job.wallS = (performance.now() - t0) / 1000;
+      this.clearTimers();
+      // a stop has the final word on how each group ended; else stop what the leaders left
+      const finals = this.stopping ? await this.stopping : await Promise.all(job.procs.map((p) => (p.child!.groupAlive() ? p.child!.stop({ graceMs: this.graceMs }) : p.child!.exited)));
+      finals.forEach((info, i) => {
+        const o = job.procs[i].outcome;
+        o.exitCode = info.code;
+        o.signal = info.signal;
+        o.reason = info.reason;
+      });
+    } finally {
+      this.clearTimers();
+      opts.signal?.removeEventListener('abort', this.onAbort);
+    }
+  }
+}
+
+/**
+ * The root cause: a rank that died by a signal of its own (OOM killer, crash) while another
+ * noticed the broken connection and exited with an error code - whichever exit was seen first.
+ */
+function rootFailure(job: DistributedJob): { index: number; info: ExitInfo } | null {
+  const ff = job.firstFailure;
+  if (ff && ff.info.signal === null) {
+    const dying = job.procs.findIndex((q, i) => i !== ff.index && q.outcome.reason === 'signaled' && q.info && q.info.signal !== null);
+    if (dying >= 0) return { index: dying, info: job.procs[dying].info! };
+  }
+  return ff;
+}
+
+export interface DistributedOutcome {
+  error?: string;
+  note?: string;
+  failedRank: number | null;
+  failedExitCode: number | null;
+  result: DistributedResult | null;
+}
+
+/** The error (or note) a finished job gets, and rank 0's result when it ran through. */
+export function describeOutcome(
+  job: DistributedJob,
+  c: { method: DistMethod; logDir: string; resultFile: string; nnodes: number; graceMs: number; timeoutMs?: number; exitGraceMs?: number },
+): DistributedOutcome {
+  const { procs } = job;
+  const o: DistributedOutcome = { failedRank: null, failedExitCode: null, result: null };
+  const ff = rootFailure(job);
+  const st = job.stragglers;
+  const stragglerText = st
+    ? `${st.ranks.map((r) => `rank ${r}`).join(', ')} had not exited ${fmtS((c.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS) / 1000)} s after rank ${st.after} exited 0 (hung in teardown after the final barrier): stopped`
+    : null;
+  if (job.interrupted) {
+    o.error = 'interrupted';
+  } else if (job.timedOut) {
+    const name = (p: JobProcess): string => (p.outcome.rank === null ? 'torchrun' : `rank ${p.outcome.rank}`);
+    const killed = procs.filter((p) => p.outcome.reason === 'killed').map(name);
+    o.error = `timed out after ${fmtS((c.timeoutMs ?? 0) / 1000)} s: stopped ${procs.length > 1 ? `all ${procs.length} ranks` : name(procs[0])} with SIGTERM${killed.length ? ` (${killed.join(', ')} SIGKILLed after the ${fmtS(c.graceMs / 1000)} s grace)` : ''}`;
+  } else if (ff) {
+    const p = procs[ff.index];
+    if (p.outcome.role === 'rank') {
+      o.failedRank = p.outcome.rank;
+      o.failedExitCode = ff.info.code;
+      const others = procs.length - 1;
+      o.error = `rank ${o.failedRank} ${exitText(ff.info)}: ${logTail(p.outcome.log)}${others > 0 ? `; stopped the other ${others === 1 ? 'rank' : `${others} ranks`} (log ${p.outcome.log})` : ` (log ${p.outcome.log})`}`;
+    } else {
+      const t = torchrunFailure(p.outcome.log, path.join(c.logDir, 'torchrun'));
+      o.failedRank = t.rank;
+      o.failedExitCode = t.code;
+      o.error = `torchrun ${exitText(ff.info)}${t.rank !== null ? ` (rank ${t.rank} failed${t.code !== null ? ` with exit code ${t.code}` : ''})` : ''}: ${t.tail}`;
+    }
+  } else {
+    readResult(o, c, stragglerText);
+  }
+  return o;
+}
+
+/** Every process exited 0 (or hung after that): rank 0's result file, or why there is none. */
+function readResult(o: DistributedOutcome, c: { method: DistMethod; resultFile: string; nnodes: number }, stragglerText: string | null): void {
+  const { resultFile } = c;
+  try {
+    o.result = loadDistributedResult(resultFile);
+    if (o.result.method !== c.method) o.error = `${resultFile}: method is ${o.result.method}, expected ${c.method}`;
+    else if (stragglerText) o.note = `${stragglerText}; the result was complete`;
+  } catch (err) {
+    o.result = null;
+    if (stragglerText) o.error = `${stragglerText}, and ${fs.existsSync(resultFile) ? (err as Error).message : `rank 0 wrote no result file ${resultFile}`}`;
+    else if (fs.existsSync(resultFile)) o.error = (err as Error).message;
+    // several nodes: global rank 0 may live on another node, which then holds the result
+    else if (c.nnodes > 1) o.note = `no result file on this node: rank 0 ran on another node (its --out holds ${path.basename(resultFile)})`;
+    else o.error = `every rank exited 0 but rank 0 wrote no result file ${resultFile}`;
+  }
+}
+
+/** run_<method>.json: what ran, how each process ended, and the runner's overhead. */
+function writeManifest(out: DistributedRunResult, job: DistributedJob, opts: DistributedRunOptions, v: ValidatedRun, startedAt: string, registryFile: string | undefined): void {
+  const { procs } = job;
+  writeJsonAtomic(out.manifestFile, {
+    schema: DIST_RUN_SCHEMA,
+    gpucoloVersion: VERSION,
+    method: out.method,
+    launcher: out.launcher,
+    why: out.why,
+    ok: out.ok,
+    error: out.error ?? null,
+    note: out.note ?? null,
+    failed_rank: out.failedRank,
+    stopped_after_exit: out.stoppedAfterExit,
+    timed_out: job.timedOut,
+    interrupted: job.interrupted,
+    world_size: v.worldSize,
+    /** ps: which layout ran (colocated: rank 0 serves and computes; dedicated: rank 0 only serves) */
+    ps_topology: opts.method === 'ps' ? (opts.psTopology ?? 'colocated') : null,
+    nproc_per_node: v.nprocPerNode,
+    nnodes: v.nnodes,
+    node_rank: v.nodeRank,
+    python: v.python,
+    script: v.script,
+    started_at: startedAt,
+    ended_at: new Date().toISOString(),
+    wall_s: out.wallS,
+    script_s: out.scriptS,
+    overhead_s: out.overheadS,
+    result_file: fs.existsSync(out.resultFile) ? out.resultFile : null,
+    registry_file: registryFile ?? null,
+    exit_codes: procs.map((p) => p.outcome.exitCode),
+    processes: procs.map((p) => ({ rank: p.outcome.rank, role: p.outcome.role, pid: p.outcome.pid, argv: p.outcome.argv, env: p.outcome.env ?? null, exit_code: p.outcome.exitCode, signal: p.outcome.signal, reason: p.outcome.reason, log: p.outcome.log })),
+    ...(out.launcher === 'torchrun' ? { torchrun_logs: torchrunRankLogs(path.join(out.logDir, 'torchrun')).map((l) => l.file) } : {}),
+  });
 }
 
 /**
@@ -420,16 +694,7 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   if (choice.launcher === 'direct' && v.nnodes > 1) throw configError('the direct launcher is single-node only');
   if (choice.launcher === 'torchrun' && opts.masterPort !== undefined) throw configError('--master-port is for the direct launcher; torchrun picks its own (use --rdzv-endpoint)');
 
-  const outDir = path.resolve(opts.outDir);
-  const logDir = path.join(outDir, 'logs', opts.method);
-  makeDirs(logDir);
-  // logs of an earlier run of this method (maybe with the other launcher) must not mix with these
-  for (const f of fs.readdirSync(logDir)) if (/^rank_\d+\.log$|^launcher\.log$|^torchrun$/.test(f)) fs.rmSync(path.join(logDir, f), { recursive: true, force: true });
-  const resultFile = path.join(outDir, resultFileName(opts.method));
-  const manifestFile = path.join(outDir, manifestFileName(opts.method));
-  // a stale result of an earlier run must never pass for this one's
-  fs.rmSync(resultFile, { force: true });
-  if (opts.dumpParams) fs.rmSync(path.resolve(opts.dumpParams), { force: true });
+  const { outDir, logDir, resultFile, manifestFile } = prepareOutputDir(opts);
   const args = [...trainArgs(opts), '--out', resultFile];
   const graceMs = opts.graceMs ?? DEFAULT_DIST_GRACE_MS;
 
@@ -437,164 +702,32 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
   const supervisor = opts.supervisor ?? own!.supervisor;
   const registryFile = own?.registryFile ?? supervisor.registryFile;
 
-  const procs: Proc[] = [];
+  const job: DistributedJob = { procs: [], timedOut: false, interrupted: false, firstFailure: null, stragglers: null, wallS: 0 };
   const startedAt = new Date().toISOString();
-  let timedOut = false;
-  let interrupted = false;
-  let firstFailure: { index: number; info: ExitInfo } | null = null;
-  /** ranks still running exitGraceMs after another exited 0, and which one that was */
-  let stragglers: { ranks: (number | null)[]; after: number | null } | null = null;
-  let wallS = 0;
   try {
     if (opts.signal?.aborted) {
-      interrupted = true;
+      job.interrupted = true;
     } else {
       const cwd = opts.cwd !== undefined ? path.resolve(opts.cwd) : undefined;
-      if (choice.launcher === 'direct') {
-        const port = opts.masterPort ?? (await freePort());
-        for (let r = 0; r < v.worldSize; r++) {
-          const log = path.join(logDir, `rank_${r}.log`);
-          writeFileAtomic(log, '', { fsync: false }); // never through a symlink
-          const distEnv = directRankEnv(r, v.worldSize, port);
-          procs.push({ child: null, info: null, outcome: { rank: r, role: 'rank', argv: [v.python, v.script, ...args], env: distEnv, pid: null, exitCode: null, signal: null, reason: 'not-started', log } });
-        }
-      } else {
-        const trDir = path.join(logDir, 'torchrun');
-        makeDirs(trDir);
-        const log = path.join(logDir, 'launcher.log');
-        writeFileAtomic(log, '', { fsync: false });
-        const argv = torchrunArgv({ python: v.python, script: v.script, scriptArgs: args, nprocPerNode: v.nprocPerNode, nnodes: v.nnodes, nodeRank: v.nodeRank, rdzvEndpoint: opts.rdzvEndpoint, logDir: trDir });
-        procs.push({ child: null, info: null, outcome: { rank: null, role: 'torchrun', argv, pid: null, exitCode: null, signal: null, reason: 'not-started', log } });
-      }
-
-      let stopping: Promise<ExitInfo[]> | null = null;
-      const stopAll = (): Promise<ExitInfo[]> => (stopping ??= Promise.all(procs.map((p) => (p.child ? p.child.stop({ graceMs }) : Promise.resolve(p.info!)))));
-      const t0 = performance.now();
-      for (const p of procs) {
-        const extra = p.outcome.role === 'torchrun' ? { PYTHONUNBUFFERED: '1' } : p.outcome.env;
-        const child = supervisor.start({
-          argv: p.outcome.argv,
-          ...(cwd ? { cwd } : {}),
-          env: { ...opts.env, ...extra },
-          name: p.outcome.rank === null ? `dist-${opts.method}-torchrun` : `dist-${opts.method}-rank${p.outcome.rank}`,
-          stdin: 'ignore',
-          stdout: { file: p.outcome.log, append: true },
-          stderr: { file: p.outcome.log, append: true },
-        });
-        p.child = child;
-        p.outcome.pid = child.pid ?? null;
-      }
-      emit({ type: 'started', method: opts.method, launcher: choice.launcher, pids: procs.map((p) => p.outcome.pid), ...(registryFile ? { registryFile } : {}) });
-
-      const exitGraceMs = opts.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS;
-      let exitTimer: NodeJS.Timeout | null = null;
-      procs.forEach((p, i) => {
-        void p.child!.exited.then((info) => {
-          p.info = info;
-          emit({ type: 'exit', method: opts.method, rank: p.outcome.rank, info });
-          // the first rank to fail takes the job down: the others would wait in a collective
-          if (!stopping && failed(info)) {
-            firstFailure = { index: i, info };
-            void stopAll();
-          } else if (!stopping && !exitTimer && procs.length > 1 && procs.some((q) => !q.info)) {
-            exitTimer = setTimeout(() => {
-              if (stopping) return;
-              stragglers = { ranks: procs.filter((q) => !q.info).map((q) => q.outcome.rank), after: p.outcome.rank };
-              void stopAll();
-            }, exitGraceMs);
-          }
-        });
-      });
-      const timer =
-        opts.timeoutMs && opts.timeoutMs > 0
-          ? setTimeout(() => {
-              if (stopping) return;
-              timedOut = true;
-              emit({ type: 'timeout', method: opts.method });
-              void stopAll();
-            }, opts.timeoutMs)
-          : null;
-      const onAbort = (): void => {
-        if (stopping) return;
-        interrupted = true;
-        void stopAll();
-      };
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        await Promise.all(procs.map((p) => p.child!.exited));
-        wallS = (performance.now() - t0) / 1000;
-        if (timer) clearTimeout(timer);
-        if (exitTimer) clearTimeout(exitTimer);
-        // a stop has the final word on how each group ended; else stop what the leaders left
-        const finals = stopping ? await stopping : await Promise.all(procs.map((p) => (p.child!.groupAlive() ? p.child!.stop({ graceMs }) : p.child!.exited)));
-        finals.forEach((info, i) => {
-          const o = procs[i].outcome;
-          o.exitCode = info.code;
-          o.signal = info.signal;
-          o.reason = info.reason;
-        });
-      } finally {
-        if (timer) clearTimeout(timer);
-        if (exitTimer) clearTimeout(exitTimer);
-        opts.signal?.removeEventListener('abort', onAbort);
-      }
+      job.procs = await planProcesses(opts, v, choice.launcher, logDir, args);
+      await new JobSupervision(job, opts, supervisor, graceMs).run(cwd, choice.launcher, registryFile);
     }
   } finally {
     own?.dispose();
   }
 
-  // ---- outcome ----
-  let error: string | undefined;
-  let failedRank: number | null = null;
-  let failedExitCode: number | null = null;
-  let note: string | undefined;
-  let result: DistributedResult | null = null;
-  let ff = firstFailure as { index: number; info: ExitInfo } | null;
-  // the root cause: a rank that died by a signal of its own (OOM killer, crash) while another
-  // noticed the broken connection and exited with an error code - whichever exit was seen first
-  if (ff && ff.info.signal === null) {
-    const dying = procs.findIndex((q, i) => i !== ff!.index && q.outcome.reason === 'signaled' && q.info && q.info.signal !== null);
-    if (dying >= 0) ff = { index: dying, info: procs[dying].info! };
-  }
-  const st = stragglers as { ranks: (number | null)[]; after: number | null } | null;
-  const stragglerText = st
-    ? `${st.ranks.map((r) => `rank ${r}`).join(', ')} had not exited ${fmtS((opts.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS) / 1000)} s after rank ${st.after} exited 0 (hung in teardown after the final barrier): stopped`
-    : null;
-  if (interrupted) {
-    error = 'interrupted';
-  } else if (timedOut) {
-    const name = (p: Proc): string => (p.outcome.rank === null ? 'torchrun' : `rank ${p.outcome.rank}`);
-    const killed = procs.filter((p) => p.outcome.reason === 'killed').map(name);
-    error = `timed out after ${fmtS((opts.timeoutMs ?? 0) / 1000)} s: stopped ${procs.length > 1 ? `all ${procs.length} ranks` : name(procs[0])} with SIGTERM${killed.length ? ` (${killed.join(', ')} SIGKILLed after the ${fmtS(graceMs / 1000)} s grace)` : ''}`;
-  } else if (ff) {
-    const p = procs[ff.index];
-    if (p.outcome.role === 'rank') {
-      failedRank = p.outcome.rank;
-      failedExitCode = ff.info.code;
-      const others = procs.length - 1;
-      error = `rank ${failedRank} ${exitText(ff.info)}: ${logTail(p.outcome.log)}${others > 0 ? `; stopped the other ${others === 1 ? 'rank' : `${others} ranks`} (log ${p.outcome.log})` : ` (log ${p.outcome.log})`}`;
-    } else {
-      const t = torchrunFailure(p.outcome.log, path.join(logDir, 'torchrun'));
-      failedRank = t.rank;
-      failedExitCode = t.code;
-      error = `torchrun ${exitText(ff.info)}${t.rank !== null ? ` (rank ${t.rank} failed${t.code !== null ? ` with exit code ${t.code}` : ''})` : ''}: ${t.tail}`;
-    }
-  } else {
-    try {
-      result = loadDistributedResult(resultFile);
-      if (result.method !== opts.method) error = `${resultFile}: method is ${result.method}, expected ${opts.method}`;
-      else if (stragglerText) note = `${stragglerText}; the result was complete`;
-    } catch (err) {
-      result = null;
-      if (stragglerText) error = `${stragglerText}, and ${fs.existsSync(resultFile) ? (err as Error).message : `rank 0 wrote no result file ${resultFile}`}`;
-      else if (fs.existsSync(resultFile)) error = (err as Error).message;
-      // several nodes: global rank 0 may live on another node, which then holds the result
-      else if (v.nnodes > 1) note = `no result file on this node: rank 0 ran on another node (its --out holds ${path.basename(resultFile)})`;
-      else error = `every rank exited 0 but rank 0 wrote no result file ${resultFile}`;
-    }
-  }
+  const { error, note, failedRank, failedExitCode, result } = describeOutcome(job, {
+    method: opts.method,
+    logDir,
+    resultFile,
+    nnodes: v.nnodes,
+    graceMs,
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.exitGraceMs !== undefined ? { exitGraceMs: opts.exitGraceMs } : {}),
+  });
   const scriptS = result ? scriptSeconds(result) : null;
-  const overheadS = scriptS !== null ? wallS - scriptS : null;
+  const overheadS = scriptS !== null ? job.wallS - scriptS : null;
+  const st = job.stragglers;
   const out: DistributedRunResult = {
     method: opts.method,
     launcher: choice.launcher,
@@ -605,52 +738,21 @@ export async function runDistributed(opts: DistributedRunOptions): Promise<Distr
     failedRank,
     failedExitCode,
     stoppedAfterExit: st ? st.ranks.filter((r): r is number => r !== null) : [],
-    timedOut,
-    interrupted,
+    timedOut: job.timedOut,
+    interrupted: job.interrupted,
     worldSize: v.worldSize,
     outDir,
     resultFile,
     manifestFile,
     logDir,
     result: error === undefined ? result : null,
-    wallS: round3(wallS),
+    wallS: round3(job.wallS),
     scriptS: scriptS !== null ? round3(scriptS) : null,
     overheadS: overheadS !== null ? round3(overheadS) : null,
-    processes: procs.map((p) => p.outcome),
+    processes: job.procs.map((p) => p.outcome),
     ...(registryFile ? { registryFile } : {}),
   };
-  writeJsonAtomic(manifestFile, {
-    schema: DIST_RUN_SCHEMA,
-    gpucoloVersion: VERSION,
-    method: out.method,
-    launcher: out.launcher,
-    why: out.why,
-    ok: out.ok,
-    error: out.error ?? null,
-    note: out.note ?? null,
-    failed_rank: out.failedRank,
-    stopped_after_exit: out.stoppedAfterExit,
-    timed_out: timedOut,
-    interrupted,
-    world_size: v.worldSize,
-    /** ps: which layout ran (colocated: rank 0 serves and computes; dedicated: rank 0 only serves) */
-    ps_topology: opts.method === 'ps' ? (opts.psTopology ?? 'colocated') : null,
-    nproc_per_node: v.nprocPerNode,
-    nnodes: v.nnodes,
-    node_rank: v.nodeRank,
-    python: v.python,
-    script: v.script,
-    started_at: startedAt,
-    ended_at: new Date().toISOString(),
-    wall_s: out.wallS,
-    script_s: out.scriptS,
-    overhead_s: out.overheadS,
-    result_file: fs.existsSync(resultFile) ? resultFile : null,
-    registry_file: registryFile ?? null,
-    exit_codes: procs.map((p) => p.outcome.exitCode),
-    processes: procs.map((p) => ({ rank: p.outcome.rank, role: p.outcome.role, pid: p.outcome.pid, argv: p.outcome.argv, env: p.outcome.env ?? null, exit_code: p.outcome.exitCode, signal: p.outcome.signal, reason: p.outcome.reason, log: p.outcome.log })),
-    ...(out.launcher === 'torchrun' ? { torchrun_logs: torchrunRankLogs(path.join(logDir, 'torchrun')).map((l) => l.file) } : {}),
-  });
+  writeManifest(out, job, opts, v, startedAt, registryFile);
   emit({ type: 'done', method: opts.method, result: out });
   return out;
 }

@@ -352,204 +352,268 @@ interface RunContext extends ExperimentRunOptions {
   warn: (m: string) => void;
 }
 
-/** One planned run: (background), foreground with retries and energy, (estimate split). */
-async function runOne(run: PlannedRun, index: number, total: number, exp: ExperimentFile, ctx: RunContext): Promise<{ result: ExperimentResult; interrupted: boolean; file?: string }> {
-  const now = ctx.now ?? (() => new Date());
-  const started = now();
-  const { resultsDir, supervisor, graceMs, signal, emit } = ctx;
-  const notes = ctx.layout === 'notes' ? notesNames(resultsDir, run, started) : null;
-  const id = notes ? notes.id : run.experimentId;
-  const files = notes ? id : runFilesTag(resultsDir, id, started);
-  const logDir = path.join(resultsDir, 'logs', files);
-  const energyDir = notes ? notes.energyDir : path.join(resultsDir, `energy_${files}`);
-  const backgroundDir = notes ? notes.backgroundDir : path.join(resultsDir, `background_logs_${files}`);
-  const parallel = run.mode === 'parallel' && run.background !== null;
-  const attribution: EnergyMetrics['attribution'] = parallel ? 'combined' : 'foreground';
-  const recordings: LabelledRecording[] = [];
-  const energyOpts = { intervalMs: exp.energy_interval_ms, ...(ctx.energySources ? { sources: ctx.energySources } : {}), ...(ctx.sysfsRoot ? { sysfsRoot: ctx.sysfsRoot } : {}) };
-  const phase = (p: ExperimentPhase, attempt?: number): void => emit({ type: 'phase', index, total, run, phase: p, ...(attempt ? { attempt } : {}) });
+/** The error message of a run: interrupted, gpucolo's own error, or the last attempt's. */
+export function runErrorText(o: { interrupted: boolean; success: boolean; unexpected: string | null; finalError: string | undefined }): string | null {
+  if (o.interrupted && !o.success) return 'interrupted';
+  if (o.unexpected) return `gpucolo error: ${o.unexpected}`;
+  if (!o.success) return o.finalError ?? 'failed';
+  return null;
+}
 
-  const bgs: BackgroundLoop[] = [];
-  let attempts: JobOutcome[] = [];
-  // assigned in callbacks: the cast keeps TypeScript from narrowing it to null for good
-  let finalRec = null as EnergyRecording | null;
-  let unexpected: string | null = null;
-  let estimate: ExperimentResult['energy_estimate'] = parallel && run.estimateSplit ? null : undefined;
-  try {
-    if (parallel) {
-      phase('background-start');
-      // a list of backgrounds: each its own loop, its logs in <backgroundDir>/<k>_<repo>_<model>
-      run.backgrounds.forEach((spec, k) => {
-        bgs.push(
-          BackgroundLoop.start(spec, {
-            supervisor,
-            logDir: run.backgroundList ? path.join(backgroundDir, sanitizeId(`${k}_${spec.repo}_${spec.model}`)) : backgroundDir,
-            pauseS: exp.background_pause_s,
-            startWaitS: exp.background_start_wait_s,
-            graceMs,
-            onRunStart: (n, child) => emit({ type: 'child', index, run, role: 'background', child, attempt: n, ...(run.backgroundList ? { background: k } : {}) }),
-          }),
-        );
-      });
-      const waits = await Promise.all(bgs.map((b) => b.waitStarted(signal)));
-      waits.forEach((started, k) => {
-        if (!started.ok && started.note) ctx.warn(`${id}: ${run.backgroundList ? `background ${k} (${run.backgrounds[k].model}): ` : ''}${started.note}`);
-      });
-    }
-    if (!signal?.aborted) {
-      const res = await runWithRetries(run.foreground, {
-        supervisor,
-        maxRetries: exp.max_retries,
-        logDir,
-        ...(notes ? { logPathOf: () => notes.foregroundLog } : {}),
-        graceMs,
-        signal,
-        name: `foreground ${run.foreground.model}`,
-        around: async (attempt, go) => {
-          phase('foreground', attempt);
-          if (notes && attempt > 1) {
-            // the notes' name is the last attempt's: the one before moves aside
-            const aside = notes.attemptLog(attempt - 1);
-            fs.renameSync(notes.foregroundLog, aside);
-            const prev = attempts[attempt - 2];
-            if (prev) prev.logPath = aside;
-          }
-          const rec = startEnergyRecording(energyOpts);
-          let outcome: JobOutcome;
-          try {
-            outcome = await go();
-          } finally {
-            finalRec = await rec.stop();
-            recordings.push({ phase: 'foreground', attempt, rec: finalRec });
-          }
-          return outcome;
-        },
-        onStart: (child) => emit({ type: 'child', index, run, role: 'foreground', child, attempt: attempts.length + 1 }),
-        onAttempt: (attempt, outcome) => {
-          attempts.push(outcome);
-          emit({ type: 'attempt-end', index, total, run, attempt, outcome });
-        },
-      });
-      attempts = res.attempts;
-    }
-  } catch (err) {
-    unexpected = oneLine(err);
-  } finally {
-    if (bgs.length) {
-      phase('background-stop');
-      // every background stops with the foreground, all at once (one grace, not one each)
-      await Promise.all(
-        bgs.map(async (b, k) => {
-          try {
-            await b.stop(graceMs);
-          } catch (err) {
-            ctx.warn(`${id}: background ${bgs.length > 1 ? `${k} ` : ''}stop: ${oneLine(err)}`);
-          }
+/** One planned run's state as its steps fill it in: backgrounds, attempts, energy recordings, the estimate. */
+class PlannedRunExecution {
+  readonly started: Date;
+  readonly notes: NotesNames | null;
+  readonly id: string;
+  readonly logDir: string;
+  readonly energyDir: string;
+  readonly backgroundDir: string;
+  readonly parallel: boolean;
+  readonly attribution: EnergyMetrics['attribution'];
+  readonly recordings: LabelledRecording[] = [];
+  readonly energyOpts: Parameters<typeof startEnergyRecording>[0];
+  readonly bgs: BackgroundLoop[] = [];
+  attempts: JobOutcome[] = [];
+  finalRec: EnergyRecording | null = null;
+  unexpected: string | null = null;
+  estimate: ExperimentResult['energy_estimate'];
+
+  constructor(
+    readonly run: PlannedRun,
+    readonly index: number,
+    readonly total: number,
+    readonly exp: ExperimentFile,
+    readonly ctx: RunContext,
+  ) {
+    const now = ctx.now ?? (() => new Date());
+    this.started = now();
+    const { resultsDir } = ctx;
+    const notes = ctx.layout === 'notes' ? notesNames(resultsDir, run, this.started) : null;
+    this.notes = notes;
+    this.id = notes ? notes.id : run.experimentId;
+    const files = notes ? this.id : runFilesTag(resultsDir, this.id, this.started);
+    this.logDir = path.join(resultsDir, 'logs', files);
+    this.energyDir = notes ? notes.energyDir : path.join(resultsDir, `energy_${files}`);
+    this.backgroundDir = notes ? notes.backgroundDir : path.join(resultsDir, `background_logs_${files}`);
+    this.parallel = run.mode === 'parallel' && run.background !== null;
+    this.attribution = this.parallel ? 'combined' : 'foreground';
+    this.energyOpts = { intervalMs: exp.energy_interval_ms, ...(ctx.energySources ? { sources: ctx.energySources } : {}), ...(ctx.sysfsRoot ? { sysfsRoot: ctx.sysfsRoot } : {}) };
+    this.estimate = this.parallel && run.estimateSplit ? null : undefined;
+  }
+
+  phase(p: ExperimentPhase, attempt?: number): void {
+    this.ctx.emit({ type: 'phase', index: this.index, total: this.total, run: this.run, phase: p, ...(attempt ? { attempt } : {}) });
+  }
+
+  /** A list of backgrounds: each its own loop, its logs in <backgroundDir>/<k>_<repo>_<model>. */
+  async startBackgrounds(): Promise<void> {
+    const { run, exp, ctx, index, id } = this;
+    this.phase('background-start');
+    run.backgrounds.forEach((spec, k) => {
+      this.bgs.push(
+        BackgroundLoop.start(spec, {
+          supervisor: ctx.supervisor,
+          logDir: run.backgroundList ? path.join(this.backgroundDir, sanitizeId(`${k}_${spec.repo}_${spec.model}`)) : this.backgroundDir,
+          pauseS: exp.background_pause_s,
+          startWaitS: exp.background_start_wait_s,
+          graceMs: ctx.graceMs,
+          onRunStart: (n, child) => ctx.emit({ type: 'child', index, run, role: 'background', child, attempt: n, ...(run.backgroundList ? { background: k } : {}) }),
         }),
       );
+    });
+    const waits = await Promise.all(this.bgs.map((b) => b.waitStarted(ctx.signal)));
+    waits.forEach((started, k) => {
+      if (!started.ok && started.note) ctx.warn(`${id}: ${run.backgroundList ? `background ${k} (${run.backgrounds[k].model}): ` : ''}${started.note}`);
+    });
+  }
+
+  /** The foreground with its retries, each attempt energy-sampled. */
+  async runForeground(): Promise<void> {
+    const { run, exp, ctx, index, notes } = this;
+    const res = await runWithRetries(run.foreground, {
+      supervisor: ctx.supervisor,
+      maxRetries: exp.max_retries,
+      logDir: this.logDir,
+      ...(notes ? { logPathOf: () => notes.foregroundLog } : {}),
+      graceMs: ctx.graceMs,
+      signal: ctx.signal,
+      name: `foreground ${run.foreground.model}`,
+      around: (attempt, go) => this.sampledAttempt(attempt, go),
+      onStart: (child) => ctx.emit({ type: 'child', index, run, role: 'foreground', child, attempt: this.attempts.length + 1 }),
+      onAttempt: (attempt, outcome) => {
+        this.attempts.push(outcome);
+        ctx.emit({ type: 'attempt-end', index, total: this.total, run, attempt, outcome });
+      },
+    });
+    this.attempts = res.attempts;
+  }
+
+  private async sampledAttempt(attempt: number, go: () => Promise<JobOutcome>): Promise<JobOutcome> {
+    const { notes } = this;
+    this.phase('foreground', attempt);
+    if (notes && attempt > 1) {
+      // the notes' name is the last attempt's: the one before moves aside
+      const aside = notes.attemptLog(attempt - 1);
+      fs.renameSync(notes.foregroundLog, aside);
+      const prev = this.attempts[attempt - 2];
+      if (prev) prev.logPath = aside;
+    }
+    const rec = startEnergyRecording(this.energyOpts);
+    let outcome: JobOutcome;
+    try {
+      outcome = await go();
+    } finally {
+      this.finalRec = await rec.stop();
+      this.recordings.push({ phase: 'foreground', attempt, rec: this.finalRec });
+    }
+    return outcome;
+  }
+
+  /** Every background stops with the foreground, all at once (one grace, not one each). */
+  async stopBackgrounds(): Promise<void> {
+    const { bgs, ctx, id } = this;
+    if (!bgs.length) return;
+    this.phase('background-stop');
+    await Promise.all(
+      bgs.map(async (b, k) => {
+        try {
+          await b.stop(ctx.graceMs);
+        } catch (err) {
+          ctx.warn(`${id}: background ${bgs.length > 1 ? `${k} ` : ''}stop: ${oneLine(err)}`);
+        }
+      }),
+    );
+  }
+
+  /** Backgrounds (parallel mode) and the foreground; an error of gpucolo's own ends up in `unexpected`. */
+  async runJobs(): Promise<void> {
+    try {
+      if (this.parallel) await this.startBackgrounds();
+      if (!this.ctx.signal?.aborted) await this.runForeground();
+    } catch (err) {
+      this.unexpected = oneLine(err);
+    } finally {
+      await this.stopBackgrounds();
     }
   }
 
-  const final = attempts[attempts.length - 1];
-  const success = !unexpected && final !== undefined && jobSucceeded(final) && !signal?.aborted;
-  const interrupted = signal?.aborted === true;
-
-  // the estimate split: the foreground alone, then nothing for as long (both sampled)
-  if (estimate === null && success && !interrupted) {
+  /** The estimate split: the foreground alone, then nothing for as long (both sampled). */
+  async estimateSplit(): Promise<void> {
+    const { run, ctx, index } = this;
+    const { signal } = ctx;
     try {
-      phase('foreground-solo');
-      const rec = startEnergyRecording(energyOpts);
+      this.phase('foreground-solo');
+      const rec = startEnergyRecording(this.energyOpts);
       const solo = await runJob(run.foreground, {
-        supervisor,
-        logPath: path.join(logDir, 'solo.log'),
-        graceMs,
+        supervisor: ctx.supervisor,
+        logPath: path.join(this.logDir, 'solo.log'),
+        graceMs: ctx.graceMs,
         signal,
         name: `foreground-solo ${run.foreground.model}`,
-        onStart: (child) => emit({ type: 'child', index, run, role: 'foreground-solo', child, attempt: 1 }),
+        onStart: (child) => ctx.emit({ type: 'child', index, run, role: 'foreground-solo', child, attempt: 1 }),
       });
       const soloRec = await rec.stop();
-      recordings.push({ phase: 'foreground_solo', attempt: 1, rec: soloRec });
-      if (!signal?.aborted) {
-        phase('idle-baseline');
-        const idle = startEnergyRecording(energyOpts);
-        await sleepAbortable(solo.durationSeconds * 1000, signal);
-        const idleRec = await idle.stop();
-        recordings.push({ phase: 'idle_baseline', attempt: 1, rec: idleRec });
-        if (!signal?.aborted) {
-          const soloM = energyMetrics(soloRec, 'estimate');
-          const idleM = energyMetrics(idleRec, 'estimate');
-          soloM.note = `foreground alone${jobSucceeded(solo) ? '' : ` (that run failed: ${solo.error})`}, ${solo.durationSeconds} s; ${soloM.note}`;
-          idleM.note = `idle baseline, ${idleRec.summary.durationS.toFixed(1)} s; ${idleM.note}`;
-          const combined = finalRec ? energyMetrics(finalRec, 'combined') : unavailableEnergyMetrics('not sampled', 'combined');
-          estimate = { foreground_solo: soloM, idle_baseline: idleM, note: estimateNote(combined, soloM, idleM) };
-        }
-      }
+      this.recordings.push({ phase: 'foreground_solo', attempt: 1, rec: soloRec });
+      if (signal?.aborted) return;
+      this.phase('idle-baseline');
+      const idle = startEnergyRecording(this.energyOpts);
+      await sleepAbortable(solo.durationSeconds * 1000, signal);
+      const idleRec = await idle.stop();
+      this.recordings.push({ phase: 'idle_baseline', attempt: 1, rec: idleRec });
+      if (signal?.aborted) return;
+      const soloM = energyMetrics(soloRec, 'estimate');
+      const idleM = energyMetrics(idleRec, 'estimate');
+      soloM.note = `foreground alone${jobSucceeded(solo) ? '' : ` (that run failed: ${solo.error})`}, ${solo.durationSeconds} s; ${soloM.note}`;
+      idleM.note = `idle baseline, ${idleRec.summary.durationS.toFixed(1)} s; ${idleM.note}`;
+      const combined = this.finalRec ? energyMetrics(this.finalRec, 'combined') : unavailableEnergyMetrics('not sampled', 'combined');
+      this.estimate = { foreground_solo: soloM, idle_baseline: idleM, note: estimateNote(combined, soloM, idleM) };
     } catch (err) {
-      ctx.warn(`${id}: estimate split failed: ${oneLine(err)}`);
+      ctx.warn(`${this.id}: estimate split failed: ${oneLine(err)}`);
     }
   }
 
-  if (recordings.length) {
+  writeEnergy(): void {
+    const { notes, finalRec } = this;
+    if (!this.recordings.length) return;
     try {
-      writeEnergyCsv(energyDir, recordings);
-      if (notes && finalRec) writeTextAtomic(path.join(energyDir, 'cpu_energy.txt'), perfStatText(energyMetrics(finalRec, attribution), finalRec.summary.durationS));
+      writeEnergyCsv(this.energyDir, this.recordings);
+      if (notes && finalRec) writeTextAtomic(path.join(this.energyDir, 'cpu_energy.txt'), perfStatText(energyMetrics(finalRec, this.attribution), finalRec.summary.durationS));
     } catch (err) {
-      ctx.warn(`${id}: energy samples not written: ${oneLine(err)}`);
+      this.ctx.warn(`${this.id}: energy samples not written: ${oneLine(err)}`);
     }
   }
 
-  let metrics: Record<string, number | null> = Object.fromEntries(Object.keys(run.foreground.metrics).map((k) => [k, null]));
-  if (success && final) {
+  /** The foreground's metrics from its log (null each when the run failed or they cannot be read). */
+  async readMetrics(success: boolean, final: JobOutcome | undefined): Promise<Record<string, number | null>> {
+    const { run, ctx, id } = this;
+    let metrics: Record<string, number | null> = Object.fromEntries(Object.keys(run.foreground.metrics).map((k) => [k, null]));
+    if (!(success && final)) return metrics;
     try {
       // the log's last 256 MiB at most; each regex off this thread with a time limit (metrics.ts)
       const { buf, truncated } = readInputTail(final.logPath, { kind: 'log' });
       if (truncated) ctx.warn(`${id}: ${final.logPath} is larger than ${formatBytes(INPUT_LIMITS.log.maxBytes)}: metrics are read from its last ${formatBytes(INPUT_LIMITS.log.maxBytes)}`);
-      const found = await extractMetricsBounded(buf, run.foreground.metrics, { signal });
+      const found = await extractMetricsBounded(buf, run.foreground.metrics, { signal: ctx.signal });
       metrics = found.values;
       for (const r of found.refused) ctx.warn(`${id}: ${r.reason}`);
     } catch (err) {
       ctx.warn(`${id}: metrics not read from ${final.logPath}: ${oneLine(err)}`);
     }
+    return metrics;
   }
-  const energy = finalRec ? energyMetrics(finalRec, attribution) : unavailableEnergyMetrics(interrupted ? 'not sampled (interrupted before the foreground started)' : 'not sampled', attribution);
-  let error: string | null = null;
-  if (interrupted && !success) error = 'interrupted';
-  else if (unexpected) error = `gpucolo error: ${unexpected}`;
-  else if (!success) error = final?.error ?? 'failed';
 
-  const result: ExperimentResult = {
-    schema: EXPERIMENT_RESULT_SCHEMA,
-    gpucolo_version: VERSION,
-    experiment_id: id,
-    experiment_name: exp.experiment_name,
-    timestamp: started.toISOString(),
-    mode: run.mode,
-    experiment_index: run.experimentIndex,
-    run_index: run.runIndex,
-    foreground_result: {
-      repository: run.foreground.repo,
-      model: run.foreground.model,
-      hyperparameters: run.foreground.hyperparameters,
-      duration_seconds: final?.durationSeconds ?? 0,
-      energy_metrics: energy,
-      performance_metrics: metrics,
-      training_success: success,
-      retries: Math.max(0, attempts.length - 1),
-      error_message: error,
-      log_file: final?.logPath ?? (notes ? notes.foregroundLog : path.join(logDir, 'attempt_1.log')),
-      ...(notes ? { status_message: success ? NOTES_SUCCESS_TEXT : `Training failed: ${error ?? 'failed'}` } : {}),
-    },
-    background_info: bgs.length ? bgs[0].info() : null,
-    ...(run.backgroundList ? { background_infos: bgs.map((b) => b.info()) } : {}),
-    ...(estimate !== undefined ? { energy_estimate: estimate } : {}),
-  };
-  if (estimate === null && parallel && run.estimateSplit) {
-    // asked for but not made: say why in the foreground's energy note
-    result.foreground_result.energy_metrics.note += `; estimate split not made (${interrupted ? 'interrupted' : success ? 'see warnings' : 'the foreground failed'})`;
+  buildResult(o: { success: boolean; interrupted: boolean; final: JobOutcome | undefined; metrics: Record<string, number | null> }): ExperimentResult {
+    const { run, exp, notes, bgs, estimate, finalRec, attribution } = this;
+    const { success, interrupted, final } = o;
+    const energy = finalRec ? energyMetrics(finalRec, attribution) : unavailableEnergyMetrics(interrupted ? 'not sampled (interrupted before the foreground started)' : 'not sampled', attribution);
+    const error = runErrorText({ interrupted, success, unexpected: this.unexpected, finalError: final?.error });
+    const result: ExperimentResult = {
+      schema: EXPERIMENT_RESULT_SCHEMA,
+      gpucolo_version: VERSION,
+      experiment_id: this.id,
+      experiment_name: exp.experiment_name,
+      timestamp: this.started.toISOString(),
+      mode: run.mode,
+      experiment_index: run.experimentIndex,
+      run_index: run.runIndex,
+      foreground_result: {
+        repository: run.foreground.repo,
+        model: run.foreground.model,
+        hyperparameters: run.foreground.hyperparameters,
+        duration_seconds: final?.durationSeconds ?? 0,
+        energy_metrics: energy,
+        performance_metrics: o.metrics,
+        training_success: success,
+        retries: Math.max(0, this.attempts.length - 1),
+        error_message: error,
+        log_file: final?.logPath ?? (notes ? notes.foregroundLog : path.join(this.logDir, 'attempt_1.log')),
+        ...(notes ? { status_message: success ? NOTES_SUCCESS_TEXT : `Training failed: ${error ?? 'failed'}` } : {}),
+      },
+      background_info: bgs.length ? bgs[0].info() : null,
+      ...(run.backgroundList ? { background_infos: bgs.map((b) => b.info()) } : {}),
+      ...(estimate !== undefined ? { energy_estimate: estimate } : {}),
+    };
+    if (estimate === null && this.parallel && run.estimateSplit) {
+      // asked for but not made: say why in the foreground's energy note
+      result.foreground_result.energy_metrics.note += `; estimate split not made (${interrupted ? 'interrupted' : success ? 'see warnings' : 'the foreground failed'})`;
+    }
+    if (notes) {
+      for (const b of new Set([result.background_info, ...(result.background_infos ?? [])])) if (b) b.note = `${NOTES_BACKGROUND_NOTE}; ${b.note}`;
+      if (this.parallel) result.foreground_result.energy_metrics.note = `${NOTES_COMBINED_NOTE}; ${result.foreground_result.energy_metrics.note}`;
+    }
+    return result;
   }
-  if (notes) {
-    for (const b of new Set([result.background_info, ...(result.background_infos ?? [])])) if (b) b.note = `${NOTES_BACKGROUND_NOTE}; ${b.note}`;
-    if (parallel) result.foreground_result.energy_metrics.note = `${NOTES_COMBINED_NOTE}; ${result.foreground_result.energy_metrics.note}`;
-  }
-  return { result, interrupted, ...(notes ? { file: notes.result } : {}) };
+}
+
+/** One planned run: (background), foreground with retries and energy, (estimate split). */
+async function runOne(run: PlannedRun, index: number, total: number, exp: ExperimentFile, ctx: RunContext): Promise<{ result: ExperimentResult; interrupted: boolean; file?: string }> {
+  const x = new PlannedRunExecution(run, index, total, exp, ctx);
+  await x.runJobs();
+  const final = x.attempts[x.attempts.length - 1];
+  const success = !x.unexpected && final !== undefined && jobSucceeded(final) && !ctx.signal?.aborted;
+  const interrupted = ctx.signal?.aborted === true;
+  if (x.estimate === null && success && !interrupted) await x.estimateSplit();
+  x.writeEnergy();
+  const metrics = await x.readMetrics(success, final);
+  const result = x.buildResult({ success, interrupted, final, metrics });
+  return { result, interrupted, ...(x.notes ? { file: x.notes.result } : {}) };
 }

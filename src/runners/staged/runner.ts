@@ -5,7 +5,7 @@
  * resumes without recomputing anything. Outputs stay in memory up to budgets.cpu_memory_mb (JSON
  * size), beyond that they spill to <output_dir>/intermediate/<stage>/<category>/<id>.json and the
  * journal holds {file} instead. An output leaves memory as soon as every stage that reads it has
- * finished that item (the last stage keeps only its numeric fields, for the report).
+ * finished that item (the last stage keeps only its numeric fields, for the report): outputs.ts.
  *
  * A stage without memory_mb is planned as taking the whole GPU budget until its first load
  * measures it (a model of unknown size is never loaded beside another); then the rest is
@@ -17,8 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { GpucoloError, errnoCode, oneLine } from '../../errors.js';
-import { InputFileError, readInputText } from '../../input-file.js';
+import { GpucoloError, oneLine } from '../../errors.js';
 import { supervisorWithRegistry } from '../supervisor/index.js';
 import { loadItems, type ItemCategory } from './items.js';
 import { ModelHost, defaultHostScript, defaultStagedPython } from './host.js';
@@ -26,8 +25,10 @@ import { openJournal, key, type Journal } from './journal.js';
 import { countSwaps, planPerItem, planPipeline, type PerItemCategory, type Plan, type PlanStageInput, type PlanStep } from './planner.js';
 import { loadPipeline, stageInputs, type Pipeline } from './schema.js';
 import { buildReport, latestSwapTimes, swapSavings, swapTimesOf, writeReport, type StagedReport, type SwapRecord, type SwapTimes } from './report.js';
-import { writeFileAtomic } from '../../report/index.js';
 import { makeDirs, missingDirs, removeEmptyDirs } from '../../fs-dirs.js';
+import { StagedOutputs, isErrorOutput } from './outputs.js';
+
+export { INLINE_OUTPUT_MAX_BYTES, imageFiles, isErrorOutput, isFileRef, isImageRef } from './outputs.js';
 
 export type StagedEvent =
   | { type: 'warning'; message: string }
@@ -67,13 +68,6 @@ export type Strategy = 'per-item' | 'staged' | 'auto';
 export interface RemainingWork {
   categories: { name: string; items: number; remaining: Record<string, number> }[];
 }
-
-/** The journal value of an item that failed. */
-export const isErrorOutput = (o: unknown): o is { error: string } =>
-  !!o && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length === 1 && typeof (o as { error?: unknown }).error === 'string';
-/** A spilled output: {file} relative to output_dir. */
-export const isFileRef = (o: unknown): o is { file: string } =>
-  !!o && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length === 1 && typeof (o as { file?: unknown }).file === 'string';
 
 /**
  * Where a run writes: `override` (--out) relative to the current directory, else the pipeline's
@@ -200,236 +194,54 @@ export function imageDirOf(category: string): string {
   return path.join('images', plain ? category : encodeURIComponent(category));
 }
 
-/** An image an earlier stage emitted, as it travels in outputs and the journal: {"$image": path relative to output_dir}. */
-export const isImageRef = (o: unknown): o is { $image: string } =>
-  !!o && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length === 1 && typeof (o as { $image?: unknown }).$image === 'string';
-
-/** The image files an output refers to (top-level fields, or the output itself). */
-export function imageFiles(o: unknown): string[] {
-  if (isImageRef(o)) return [o.$image];
-  if (!o || typeof o !== 'object' || Array.isArray(o)) return [];
-  return Object.values(o).filter(isImageRef).map((v) => v.$image);
-}
-
-/** JSON outputs larger than this always go to a file: the journal stays small and quick to read. */
-export const INLINE_OUTPUT_MAX_BYTES = 64 * 1024;
-
-/** done-map values besides journal values: the output is in `mem`; the output left memory. */
-const IN_MEMORY = Symbol('in-memory');
-const FREED = Symbol('freed');
-
-/** What the report reads of a last-stage output: its top-level finite numbers (or the number). */
-function numericFields(o: unknown): unknown {
-  if (typeof o === 'number') return o;
-  const r: Record<string, number> = {};
-  if (o && typeof o === 'object' && !Array.isArray(o)) for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && Number.isFinite(v)) r[k] = v;
-  return r;
-}
-
-export async function runStaged(file: string, opts: RunStagedOptions = {}): Promise<StagedReport> {
-  const startedAt = new Date();
-  const emit = (e: StagedEvent): void => opts.onEvent?.(e);
-  const { pipeline, dir, file: absFile } = loadPipeline(file);
-  const cats = loadItems(pipeline.items, dir);
-  const outDir = outputDirOf(pipeline, dir, opts.outputDir);
-  // what this run creates, removed again if it fails before recording anything
-  const createdDirs = missingDirs(outDir);
-  makeDirs(outDir);
+/** The journal a run appends to; with resume false an earlier journal and intermediates are moved aside first. */
+function openRunJournal(outDir: string, startedAt: Date, resume: boolean | undefined, createdDirs: string[]): { opened: ReturnType<typeof openJournal>; newJournal: boolean } {
   const jfile = path.join(outDir, 'journal.jsonl');
   const interDir = path.join(outDir, 'intermediate');
-  let opened: ReturnType<typeof openJournal>;
-  let newJournal: boolean;
   try {
-    if (opts.resume === false) {
+    if (resume === false) {
       const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
       // moved aside, never deleted: output_dir may be a directory the user keeps other things in
       if (fs.existsSync(jfile)) fs.renameSync(jfile, path.join(outDir, `journal.${stamp}.jsonl`));
       if (fs.existsSync(interDir)) fs.renameSync(interDir, path.join(outDir, `intermediate.${stamp}`));
     }
-    newJournal = !fs.existsSync(jfile);
-    opened = openJournal(jfile);
+    const newJournal = !fs.existsSync(jfile);
+    return { opened: openJournal(jfile), newJournal };
   } catch (err) {
     removeEmptyDirs(createdDirs);
     throw err;
   }
-  const journal: Journal = opened.journal;
-  const warnings = [...opened.warnings];
-  const warn = (message: string): void => {
-    warnings.push(message);
-    emit({ type: 'warning', message });
-  };
-  for (const w of opened.warnings) emit({ type: 'warning', message: w });
-  const resumedRecords = opened.done.size;
-  let recordedThisRun = 0;
+}
 
-  const stageIdx = new Map(pipeline.stages.map((s, i) => [s.name, i]));
-  const lastStage = pipeline.stages[pipeline.stages.length - 1].name;
-  const inputsOf = new Map(pipeline.stages.map((s, i) => [s.name, stageInputs(pipeline, i)]));
-  const readersOf = new Map<string, string[]>(pipeline.stages.map((s) => [s.name, []]));
-  for (const [stage, ins] of inputsOf) for (const s of ins) readersOf.get(s)!.push(stage);
-  const memMB = new Map<string, number>();
-  for (const s of pipeline.stages) if (s.memory_mb !== undefined) memMB.set(s.name, s.memory_mb);
-  const loadedOnce = new Set<string>();
-  const catByName = new Map(cats.map((c) => [c.name, c]));
+/** The model hosts of a run, one per stage, started on first use; `resident` are the loaded models. */
+class StagedHosts {
+  readonly hosts = new Map<string, ModelHost>();
+  readonly resident = new Set<string>();
+  /** what each resident model reported at its load */
+  readonly loadedMB = new Map<string, number>();
 
-  // Every recorded (category, item, stage): a journal value ({error}, {file}, or the last stage's
-  // numeric fields), IN_MEMORY (the output is in `mem`) or FREED (no reader is left).
-  const done = new Map<string, unknown>();
-  const mem = new Map<string, { value: unknown; bytes: number }>();
-  let memBytes = 0;
-  const cpuBudget = pipeline.budgets.cpu_memory_mb * 1024 * 1024;
-  let spilled = 0;
-  let reloaded = 0;
-  let freed = 0;
+  constructor(
+    private readonly c: {
+      pipeline: Pipeline;
+      stageIdx: Map<string, number>;
+      supervisor: ReturnType<typeof supervisorWithRegistry>['supervisor'];
+      python: string;
+      dir: string;
+      absFile: string;
+      outDir: string;
+      callTimeoutMs?: number;
+      startTimeoutMs?: number;
+    },
+  ) {}
 
-  /** (cat, id, stage)'s output is still to be read: a reader of it has not run and can run. */
-  const stillRead = (cat: string, id: string, stage: string): boolean =>
-    readersOf.get(stage)!.some((r) => !done.has(key(cat, id, r)) && inputsOf.get(r)!.every((s) => !isErrorOutput(done.get(key(cat, id, s)))));
-  const keep = (k: string, value: unknown, bytes: number): void => {
-    mem.set(k, { value, bytes });
-    memBytes += bytes;
-    done.set(k, IN_MEMORY);
-  };
-  // PNG files (relative to output_dir) an intermediate output refers to: removed once no stage
-  // left to run reads them, unless save_intermediate (the last stage's images are results: kept)
-  const imagesOf = new Map<string, string[]>();
-  const noteImages = (k: string, stage: string, output: unknown): void => {
-    if (stage === lastStage || pipeline.budgets.save_intermediate) return;
-    const files = imageFiles(output);
-    if (files.length) imagesOf.set(k, files);
-  };
-  const release = (cat: string, id: string, stage: string): void => {
-    const k = key(cat, id, stage);
-    if (stillRead(cat, id, stage)) return;
-    for (const f of imagesOf.get(k) ?? []) {
-      const abs = path.resolve(outDir, f);
-      if (!path.relative(outDir, abs).startsWith('..')) fs.rmSync(abs, { force: true });
-    }
-    imagesOf.delete(k);
-    const m = mem.get(k);
-    if (!m) return;
-    mem.delete(k);
-    memBytes -= m.bytes;
-    done.set(k, FREED);
-    freed++;
-  };
-
-  // Resumed records: keep in memory only what a stage left to run reads.
-  for (const [k, v] of opened.done) done.set(k, v.output);
-  for (const [k, v] of opened.done) {
-    const o = v.output;
-    if (isErrorOutput(o) || isFileRef(o)) continue;
-    const [cat, id, stage] = k.split('\u0000');
-    if (!stageIdx.has(stage)) continue;
-    noteImages(k, stage, o);
-    if (stage === lastStage) done.set(k, numericFields(o));
-    else if (stillRead(cat, id, stage)) keep(k, o, Buffer.byteLength(JSON.stringify(o) ?? 'null'));
-    else done.set(k, FREED);
-  }
-
-  const swaps: SwapRecord[] = [];
-  const itemMs = new Map<string, number[]>(pipeline.stages.map((s) => [s.name, []]));
-  const failures: { category: string; item: string; stage: string; error: string }[] = [];
-  const skippedDeps = new Map<string, number>(); // category -> count of (item, stage) skipped for a failed input
-  let status: StagedReport['status'] = 'done';
-  let error: string | undefined;
-  let plansMade = 0;
-  let firstPlan: Plan | undefined;
-
-  const { supervisor, dispose } = supervisorWithRegistry({ runId: `staged-${process.pid}-${startedAt.getTime()}`, graceMs: 3000 });
-  const hosts = new Map<string, ModelHost>();
-  const resident = new Set<string>();
-  const loadedMB = new Map<string, number>(); // what each resident model reported at its load
-  const python = opts.python ?? pipeline.python ?? defaultStagedPython();
-
-  const aborted = (): boolean => opts.signal?.aborted === true || killed();
-  const killed = (): boolean => opts.killSignal?.aborted === true;
-  const onKill = (): void => {
-    for (const h of hosts.values()) void h.kill();
-  };
-  opts.killSignal?.addEventListener('abort', onKill, { once: true });
-
-  const spillPath = (stage: string, cat: string, id: string): string => path.join(interDir, stage, encodeURIComponent(cat), `${encodeURIComponent(id)}.json`);
-  const writeSpill = (stage: string, cat: string, id: string, json: string): string => {
-    const f = spillPath(stage, cat, id);
-    makeDirs(path.dirname(f));
-    // write-temp + fsync + rename: the journal record that points here is only written after
-    writeFileAtomic(f, `${json}\n`);
-    return path.relative(outDir, f);
-  };
-
-  /** a spilled output named by the journal: only inside output_dir, as one clear error otherwise */
-  const readSpill = (ref: string, cat: string, id: string, stage: string): unknown => {
-    const f = path.resolve(outDir, ref);
-    const what = `the output of stage ${stage} for item "${id}" (category "${cat}"), ${f}`;
-    if (path.relative(outDir, f).startsWith('..') || path.isAbsolute(path.relative(outDir, f))) {
-      throw new GpucoloError(`${jfile}: the journal points outside the output directory for ${what}; move the journal away to start over`, { code: 'EBADJOURNAL', path: jfile });
-    }
-    let text: string;
-    try {
-      text = readInputText(f, { kind: 'items' });
-    } catch (err) {
-      const code = errnoCode(err) ?? 'EIO';
-      throw new GpucoloError(`cannot read ${what}: ${code === 'ENOENT' ? 'the file is gone' : err instanceof InputFileError ? `${code} (${err.reason})` : code} (run with --no-resume to start over)`, { code, path: f });
-    }
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw new GpucoloError(`cannot read ${what}: not JSON (run with --no-resume to start over)`, { code: 'EBADSPILL', path: f });
-    }
-  };
-
-  /** the output of (cat, id, stage), from memory, a spilled file, or the journal */
-  const outputOf = (cat: string, id: string, stage: string): unknown => {
-    const k = key(cat, id, stage);
-    const o = done.get(k);
-    if (o === IN_MEMORY) return mem.get(k)!.value;
-    if (o === FREED) throw new GpucoloError(`internal: the output of ${stage} for item "${id}" (category "${cat}") was released while still needed`, { code: 'EINTERNAL' });
-    if (isFileRef(o)) {
-      reloaded++;
-      return readSpill(o.file, cat, id, stage);
-    }
-    return o;
-  };
-
-  let lastFlush = performance.now();
-  const flush = (): void => {
-    journal.flush();
-    lastFlush = performance.now();
-  };
-  const record = (cat: string, id: string, stage: string, output: unknown, ms?: number): void => {
-    const k = key(cat, id, stage);
-    let jout = output;
-    if (isErrorOutput(output)) done.set(k, output);
-    else {
-      noteImages(k, stage, output);
-      const json = JSON.stringify(output) ?? 'null';
-      const bytes = Buffer.byteLength(json);
-      const read = readersOf.get(stage)!.length > 0;
-      const inMemory = read && memBytes + bytes <= cpuBudget;
-      if ((read && !inMemory) || bytes > INLINE_OUTPUT_MAX_BYTES || pipeline.budgets.save_intermediate) {
-        jout = { file: writeSpill(stage, cat, id, json) };
-        if (read && !inMemory) spilled++;
-      }
-      if (inMemory) keep(k, output, bytes);
-      else if (stage === lastStage) done.set(k, numericFields(output));
-      else done.set(k, read ? jout : FREED);
-    }
-    journal.append({ category: cat, item: id, stage, output: jout, ms });
-    recordedThisRun++;
-    // every record is on disk at once when items are slow; batched when they are fast
-    if (journal.pending >= 20 || performance.now() - lastFlush >= 100) flush();
-  };
-
-  const stageCfg = (name: string) => pipeline.stages[stageIdx.get(name)!];
-
-  const hostFor = async (stage: string): Promise<ModelHost> => {
-    let h = hosts.get(stage);
+  async hostFor(stage: string): Promise<ModelHost> {
+    let h = this.hosts.get(stage);
     if (h) return h;
-    const cfg = stageCfg(stage);
+    const { pipeline, stageIdx, supervisor, python, dir, absFile, outDir } = this.c;
+    const cfg = pipeline.stages[stageIdx.get(stage)!];
     const argv = cfg.model.command ?? [python, defaultHostScript()];
-    h = await ModelHost.start({ supervisor, name: stage, argv, cwd: dir, timeoutMs: opts.callTimeoutMs ?? 600_000, ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}) });
-    hosts.set(stage, h);
+    h = await ModelHost.start({ supervisor, name: stage, argv, cwd: dir, timeoutMs: this.c.callTimeoutMs ?? 600_000, ...(this.c.startTimeoutMs !== undefined ? { startTimeoutMs: this.c.startTimeoutMs } : {}) });
+    this.hosts.set(stage, h);
     if (cfg.model.class_path) await h.init(cfg.model.class_path, cfg.model.params ?? {}, [dir, path.dirname(defaultHostScript())]);
     // the default host always; a stage's own command only when it maps a method (older hosts
     // do not know "configure")
@@ -444,243 +256,405 @@ export async function runStaged(file: string, opts: RunStagedOptions = {}): Prom
       }
     }
     return h;
-  };
+  }
 
-  const strategy: Strategy = opts.strategy ?? pipeline.strategy ?? 'staged';
+  killAll(): void {
+    for (const h of this.hosts.values()) void h.kill();
+  }
+
+  /** Stops every host (kills them when `kill`), ignoring errors. */
+  async closeAll(kill: boolean): Promise<void> {
+    await Promise.all([...this.hosts.values()].map((h) => (kill ? h.kill() : h.stop()).catch(() => undefined)));
+  }
+}
+
+/** The stage has work left in some category. */
+const hasWork = (work: RemainingWork, stage: string): boolean => work.categories.some((c) => c.remaining[stage] > 0);
+
+/** One runStaged call: its setup, the plan's steps, and the report of what happened. */
+class StagedRun {
+  readonly startedAt = new Date();
+  readonly pipeline: Pipeline;
+  readonly dir: string;
+  readonly absFile: string;
+  readonly cats: ItemCategory[];
+  readonly outDir: string;
+  readonly jfile: string;
+  /** what this run creates, removed again if it fails before recording anything */
+  readonly createdDirs: string[];
+  readonly newJournal: boolean;
+  readonly journal: Journal;
+  readonly warnings: string[];
+  readonly resumedRecords: number;
+  recordedThisRun = 0;
+  readonly outputs: StagedOutputs;
+  readonly memMB = new Map<string, number>();
+  readonly loadedOnce = new Set<string>();
+  readonly catByName: Map<string, ItemCategory>;
+  readonly swaps: SwapRecord[] = [];
+  readonly itemMs: Map<string, number[]>;
+  readonly failures: { category: string; item: string; stage: string; error: string }[] = [];
+  readonly skippedDeps = new Map<string, number>(); // category -> count of (item, stage) skipped for a failed input
+  status: StagedReport['status'] = 'done';
+  error: string | undefined;
+  badConfig: GpucoloError | undefined;
+  plansMade = 0;
+  firstPlan: Plan | undefined;
+  readonly hosts: StagedHosts;
+  readonly dispose: () => void;
+  readonly onKill = (): void => this.hosts.killAll();
+  readonly strategy: Strategy;
   // the work this run starts with, both orders of it (re-planned as memory is measured), for the report
-  const startRemaining = remainingWork(pipeline, cats, done);
-  const startPerItem = perItemWork(pipeline, cats, done);
-  let lastChoice: StrategyChoice | undefined;
-  let comparison: StrategyChoice | undefined;
+  readonly startRemaining: RemainingWork;
+  readonly startPerItem: PerItemCategory[];
+  lastChoice: StrategyChoice | undefined;
+  comparison: StrategyChoice | undefined;
   // load/unload times known before the run: an earlier report here (read before this run writes one), or --calibrate
-  let timesBefore = latestSwapTimes(outDir);
-  const warnedNotes = new Set<string>();
-  const makePlan = (): Plan => {
-    const choice = chooseStrategy(pipeline, remainingWork(pipeline, cats, done), perItemWork(pipeline, cats, done), (s) => memMB.get(s), strategy, [...resident]);
-    lastChoice = choice;
-    comparison = chooseStrategy(pipeline, startRemaining, startPerItem, (s) => memMB.get(s), 'staged'); // both orders' swaps, for the report
-    const plan = choice.used === 'staged' ? choice.staged : choice.perItem;
-    for (const n of plan.notes) if (/more than the GPU budget/.test(n) && !warnedNotes.has(n)) {
-      warnedNotes.add(n);
-      warn(n);
-    }
-    emit({ type: 'plan', plan, replanned: plansMade > 0 });
-    plansMade++;
-    firstPlan ??= plan;
-    return plan;
-  };
+  timesBefore: SwapTimes | null;
+  readonly warnedNotes = new Set<string>();
+  readonly calibration: SwapRecord[] = [];
+  lastFlush = performance.now();
 
-  const processStep = async (step: PlanStep): Promise<void> => {
-    const cat = catByName.get(step.category!)!;
+  constructor(
+    file: string,
+    readonly opts: RunStagedOptions,
+  ) {
+    const { pipeline, dir, file: absFile } = loadPipeline(file);
+    this.pipeline = pipeline;
+    this.dir = dir;
+    this.absFile = absFile;
+    this.cats = loadItems(pipeline.items, dir);
+    this.outDir = outputDirOf(pipeline, dir, opts.outputDir);
+    this.createdDirs = missingDirs(this.outDir);
+    makeDirs(this.outDir);
+    this.jfile = path.join(this.outDir, 'journal.jsonl');
+    const { opened, newJournal } = openRunJournal(this.outDir, this.startedAt, opts.resume, this.createdDirs);
+    this.newJournal = newJournal;
+    this.journal = opened.journal;
+    this.warnings = [...opened.warnings];
+    for (const w of opened.warnings) this.emit({ type: 'warning', message: w });
+    this.resumedRecords = opened.done.size;
+    this.outputs = new StagedOutputs(pipeline, this.outDir, this.jfile);
+    for (const s of pipeline.stages) if (s.memory_mb !== undefined) this.memMB.set(s.name, s.memory_mb);
+    this.catByName = new Map(this.cats.map((c) => [c.name, c]));
+    this.outputs.restore(opened.done);
+    this.itemMs = new Map<string, number[]>(pipeline.stages.map((s) => [s.name, []]));
+    const { supervisor, dispose } = supervisorWithRegistry({ runId: `staged-${process.pid}-${this.startedAt.getTime()}`, graceMs: 3000 });
+    this.dispose = dispose;
+    this.hosts = new StagedHosts({
+      pipeline,
+      stageIdx: this.outputs.stageIdx,
+      supervisor,
+      python: opts.python ?? pipeline.python ?? defaultStagedPython(),
+      dir,
+      absFile,
+      outDir: this.outDir,
+      ...(opts.callTimeoutMs !== undefined ? { callTimeoutMs: opts.callTimeoutMs } : {}),
+      ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+    });
+    opts.killSignal?.addEventListener('abort', this.onKill, { once: true });
+    this.strategy = opts.strategy ?? pipeline.strategy ?? 'staged';
+    this.startRemaining = remainingWork(pipeline, this.cats, this.outputs.done);
+    this.startPerItem = perItemWork(pipeline, this.cats, this.outputs.done);
+    this.timesBefore = latestSwapTimes(this.outDir);
+  }
+
+  emit(e: StagedEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  warn(message: string): void {
+    this.warnings.push(message);
+    this.emit({ type: 'warning', message });
+  }
+
+  killed(): boolean {
+    return this.opts.killSignal?.aborted === true;
+  }
+
+  aborted(): boolean {
+    return this.opts.signal?.aborted === true || this.killed();
+  }
+
+  flush(): void {
+    this.journal.flush();
+    this.lastFlush = performance.now();
+  }
+
+  record(cat: string, id: string, stage: string, output: unknown, ms?: number): void {
+    const jout = this.outputs.store(cat, id, stage, output);
+    this.journal.append({ category: cat, item: id, stage, output: jout, ms });
+    this.recordedThisRun++;
+    // every record is on disk at once when items are slow; batched when they are fast
+    if (this.journal.pending >= 20 || performance.now() - this.lastFlush >= 100) this.flush();
+  }
+
+  makePlan(): Plan {
+    const { pipeline, cats, memMB } = this;
+    const done = this.outputs.done;
+    const choice = chooseStrategy(pipeline, remainingWork(pipeline, cats, done), perItemWork(pipeline, cats, done), (s) => memMB.get(s), this.strategy, [...this.hosts.resident]);
+    this.lastChoice = choice;
+    this.comparison = chooseStrategy(pipeline, this.startRemaining, this.startPerItem, (s) => memMB.get(s), 'staged'); // both orders' swaps, for the report
+    const plan = choice.used === 'staged' ? choice.staged : choice.perItem;
+    for (const n of plan.notes) if (/more than the GPU budget/.test(n) && !this.warnedNotes.has(n)) {
+      this.warnedNotes.add(n);
+      this.warn(n);
+    }
+    this.emit({ type: 'plan', plan, replanned: this.plansMade > 0 });
+    this.plansMade++;
+    this.firstPlan ??= plan;
+    return plan;
+  }
+
+  /** Runs a process step: the items of a category (or the one item of a per-item step) through a stage. */
+  async processStep(step: PlanStep): Promise<void> {
+    const cat = this.catByName.get(step.category!)!;
     const stage = step.stage;
-    const inputs = inputsOf.get(stage)!;
+    const done = this.outputs.done;
     const todo = cat.items.filter((it) => !done.has(key(cat.name, it.id, stage)) && (step.item === undefined || it.id === step.item));
     // per-item steps (one item each) report items only, not a stage start and end per item
     const perItem = step.item !== undefined;
-    if (!perItem) emit({ type: 'stage-start', category: cat.name, stage, todo: todo.length });
-    let processed = 0;
-    let failed = 0;
-    let skipped = 0;
-    const host = await hostFor(stage);
+    if (!perItem) this.emit({ type: 'stage-start', category: cat.name, stage, todo: todo.length });
+    const counts = { processed: 0, failed: 0, skipped: 0 };
+    const host = await this.hosts.hostFor(stage);
     for (const it of todo) {
-      if (aborted()) throw new Interrupted();
-      // an input that failed (or never ran) means this stage cannot run the item; the other
-      // inputs may already have left memory then, so look before reading any
-      const missing = inputs.some((s) => {
-        const o = done.get(key(cat.name, it.id, s));
-        return o === undefined || isErrorOutput(o);
-      });
-      if (missing) {
-        skipped++;
-        skippedDeps.set(cat.name, (skippedDeps.get(cat.name) ?? 0) + 1);
-        for (const s of inputs) release(cat.name, it.id, s);
-        continue;
-      }
-      const ins: Record<string, unknown> = {};
-      for (const s of inputs) ins[s] = outputOf(cat.name, it.id, s);
-      let r;
-      try {
-        r = await host.process(it.id, it.record, ins, { outputDir: outDir, dir: imageDirOf(cat.name), name: `${it.id}.${stage}` });
-      } catch (err) {
-        if (killed()) throw new Interrupted();
-        throw err;
-      }
-      if (r.ok) {
-        record(cat.name, it.id, stage, r.outputs, r.ms);
-        itemMs.get(stage)!.push(r.ms);
-        processed++;
-        emit({ type: 'item', category: cat.name, stage, item: it.id, ok: true, ms: r.ms });
-      } else {
-        record(cat.name, it.id, stage, { error: r.message });
-        failures.push({ category: cat.name, item: it.id, stage, error: r.message });
-        failed++;
-        emit({ type: 'item', category: cat.name, stage, item: it.id, ok: false, error: r.message });
-        if (pipeline.on_item_error === 'stop') {
-          flush();
-          throw new GpucoloError(`stage "${stage}" failed on item "${it.id}" (category "${cat.name}"): ${r.message} (on_item_error: stop)`, { code: 'EITEM' });
-        }
-      }
-      for (const s of inputs) release(cat.name, it.id, s);
+      if (this.aborted()) throw new Interrupted();
+      counts[await this.processItem(host, cat.name, stage, it)]++;
     }
-    flush();
-    if (!perItem) emit({ type: 'stage-end', category: cat.name, stage, processed, failed, skipped });
-  };
+    this.flush();
+    if (!perItem) this.emit({ type: 'stage-end', category: cat.name, stage, ...counts });
+  }
 
-  let badConfig: GpucoloError | undefined;
-  const calibration: SwapRecord[] = [];
-  try {
-    // a stage that maps its own method is checked before any work: a method the class lacks is
-    // a bad pipeline file, not a failure halfway through the run
-    const work = remainingWork(pipeline, cats, done);
-    for (const s of pipeline.stages) {
-      if (s.call && work.categories.some((c) => c.remaining[s.name] > 0)) await hostFor(s.name);
+  /** One item through one stage; says how it went. */
+  async processItem(host: ModelHost, cat: string, stage: string, it: ItemCategory['items'][number]): Promise<'processed' | 'failed' | 'skipped'> {
+    const inputs = this.outputs.inputsOf.get(stage)!;
+    // an input that failed (or never ran) means this stage cannot run the item; the other
+    // inputs may already have left memory then, so look before reading any
+    const missing = inputs.some((s) => {
+      const o = this.outputs.done.get(key(cat, it.id, s));
+      return o === undefined || isErrorOutput(o);
+    });
+    if (missing) {
+      this.skippedDeps.set(cat, (this.skippedDeps.get(cat) ?? 0) + 1);
+      for (const s of inputs) this.outputs.release(cat, it.id, s);
+      return 'skipped';
     }
-    if (opts.calibrate) {
-      // one load and unload of each model with work left, measured before the run
-      const cal: SwapRecord[] = [];
-      for (const s of pipeline.stages) {
-        if (!work.categories.some((c) => c.remaining[s.name] > 0)) continue;
-        if (aborted()) throw new Interrupted();
-        const h = await hostFor(s.name);
-        let l;
-        let u;
-        try {
-          l = await h.load();
-          u = await h.unload();
-        } catch (err) {
-          if (killed()) throw new Interrupted();
-          throw new GpucoloError(`cannot load the model of stage "${s.name}" (calibration): ${oneLine(err).replace(/^stage "[^"]*" (load|unload|start|init): /, '')}`, { code: 'ELOAD' });
-        }
-        cal.push({ kind: 'load', stage: s.name, ms: l.ms }, { kind: 'unload', stage: s.name, ms: u.ms });
-        emit({ type: 'load', stage: s.name, ms: l.ms, memoryMB: l.memoryBytes === null ? null : l.memoryBytes / (1024 * 1024) });
-        emit({ type: 'unload', stage: s.name, ms: u.ms });
-        if (!memMB.has(s.name) && l.memoryBytes !== null) memMB.set(s.name, l.memoryBytes / (1024 * 1024));
-        loadedOnce.add(s.name);
+    const ins: Record<string, unknown> = {};
+    for (const s of inputs) ins[s] = this.outputs.outputOf(cat, it.id, s);
+    let r;
+    try {
+      r = await host.process(it.id, it.record, ins, { outputDir: this.outDir, dir: imageDirOf(cat), name: `${it.id}.${stage}` });
+    } catch (err) {
+      if (this.killed()) throw new Interrupted();
+      throw err;
+    }
+    let outcome: 'processed' | 'failed';
+    if (r.ok) {
+      this.record(cat, it.id, stage, r.outputs, r.ms);
+      this.itemMs.get(stage)!.push(r.ms);
+      outcome = 'processed';
+      this.emit({ type: 'item', category: cat, stage, item: it.id, ok: true, ms: r.ms });
+    } else {
+      this.record(cat, it.id, stage, { error: r.message });
+      this.failures.push({ category: cat, item: it.id, stage, error: r.message });
+      outcome = 'failed';
+      this.emit({ type: 'item', category: cat, stage, item: it.id, ok: false, error: r.message });
+      if (this.pipeline.on_item_error === 'stop') {
+        this.flush();
+        throw new GpucoloError(`stage "${stage}" failed on item "${it.id}" (category "${cat}"): ${r.message} (on_item_error: stop)`, { code: 'EITEM' });
       }
-      timesBefore = swapTimesOf(cal, 'measured before the run (--calibrate)') ?? timesBefore;
-      calibration.push(...cal);
     }
-    let plan = makePlan();
+    for (const s of inputs) this.outputs.release(cat, it.id, s);
+    return outcome;
+  }
+
+  /**
+   * A stage that maps its own method is checked before any work: a method the class lacks is a
+   * bad pipeline file, not a failure halfway through the run.
+   */
+  async checkCalls(work: RemainingWork): Promise<void> {
+    for (const s of this.pipeline.stages) {
+      if (s.call && hasWork(work, s.name)) await this.hosts.hostFor(s.name);
+    }
+  }
+
+  /** --calibrate: one load and unload of each model with work left, measured before the run. */
+  async calibrate(work: RemainingWork): Promise<void> {
+    const cal: SwapRecord[] = [];
+    for (const s of this.pipeline.stages) {
+      if (!hasWork(work, s.name)) continue;
+      if (this.aborted()) throw new Interrupted();
+      const h = await this.hosts.hostFor(s.name);
+      let l;
+      let u;
+      try {
+        l = await h.load();
+        u = await h.unload();
+      } catch (err) {
+        if (this.killed()) throw new Interrupted();
+        throw new GpucoloError(`cannot load the model of stage "${s.name}" (calibration): ${oneLine(err).replace(/^stage "[^"]*" (load|unload|start|init): /, '')}`, { code: 'ELOAD' });
+      }
+      cal.push({ kind: 'load', stage: s.name, ms: l.ms }, { kind: 'unload', stage: s.name, ms: u.ms });
+      this.emit({ type: 'load', stage: s.name, ms: l.ms, memoryMB: l.memoryBytes === null ? null : l.memoryBytes / (1024 * 1024) });
+      this.emit({ type: 'unload', stage: s.name, ms: u.ms });
+      if (!this.memMB.has(s.name) && l.memoryBytes !== null) this.memMB.set(s.name, l.memoryBytes / (1024 * 1024));
+      this.loadedOnce.add(s.name);
+    }
+    this.timesBefore = swapTimesOf(cal, 'measured before the run (--calibrate)') ?? this.timesBefore;
+    this.calibration.push(...cal);
+  }
+
+  /** A load step; true when the load measured a model of unknown size, so the rest is to be re-planned. */
+  async loadStep(stage: string): Promise<boolean> {
+    const { resident, loadedMB } = this.hosts;
+    if (resident.has(stage)) return false;
+    let r;
+    try {
+      const h = await this.hosts.hostFor(stage);
+      r = await h.load();
+    } catch (err) {
+      if (this.killed()) throw new Interrupted();
+      throw new GpucoloError(`cannot load the model of stage "${stage}": ${oneLine(err).replace(/^stage "[^"]*" (load|start|init): /, '')}`, { code: 'ELOAD' });
+    }
+    resident.add(stage);
+    const mb = r.memoryBytes === null ? undefined : r.memoryBytes / (1024 * 1024);
+    const shownMB = mb !== undefined ? Math.round(mb * 10) / 10 : undefined;
+    if (shownMB !== undefined) loadedMB.set(stage, shownMB);
+    else loadedMB.delete(stage);
+    this.swaps.push({ kind: 'load', stage, ms: r.ms, ...(shownMB !== undefined ? { memoryMB: shownMB } : {}) });
+    this.emit({ type: 'load', stage, ms: r.ms, memoryMB: mb ?? null });
+    const first = !this.loadedOnce.has(stage);
+    this.loadedOnce.add(stage);
+    if (!first || this.memMB.has(stage)) return false;
+    if (mb === undefined) {
+      this.warn(`stage ${stage}: the model reported no memory use (no memory() method and no CUDA): it stays planned as the whole GPU budget; set memory_mb to plan it with others`);
+      return false;
+    }
+    this.memMB.set(stage, mb);
+    return true;
+  }
+
+  async unloadStep(stage: string): Promise<void> {
+    const { resident, loadedMB, hosts } = this.hosts;
+    if (!resident.has(stage)) return;
+    const h = hosts.get(stage)!;
+    let r;
+    try {
+      r = await h.unload();
+    } catch (err) {
+      if (this.killed()) throw new Interrupted();
+      throw err;
+    }
+    resident.delete(stage);
+    const movedMB = loadedMB.get(stage);
+    this.swaps.push({ kind: 'unload', stage, ms: r.ms, ...(movedMB !== undefined ? { memoryMB: movedMB } : {}) });
+    this.emit({ type: 'unload', stage, ms: r.ms });
+  }
+
+  /** The plan's steps in order; re-planned from the start when a load measures a model's size. */
+  async runPlan(): Promise<void> {
+    let plan = this.makePlan();
     let i = 0;
     while (i < plan.steps.length) {
-      if (aborted()) throw new Interrupted();
+      if (this.aborted()) throw new Interrupted();
       const step = plan.steps[i++];
       if (step.kind === 'load') {
-        if (resident.has(step.stage)) continue;
-        let r;
-        try {
-          const h = await hostFor(step.stage);
-          r = await h.load();
-        } catch (err) {
-          if (killed()) throw new Interrupted();
-          throw new GpucoloError(`cannot load the model of stage "${step.stage}": ${oneLine(err).replace(/^stage "[^"]*" (load|start|init): /, '')}`, { code: 'ELOAD' });
+        if (await this.loadStep(step.stage)) {
+          plan = this.makePlan();
+          i = 0;
         }
-        resident.add(step.stage);
-        const mb = r.memoryBytes === null ? undefined : r.memoryBytes / (1024 * 1024);
-        const shownMB = mb !== undefined ? Math.round(mb * 10) / 10 : undefined;
-        if (shownMB !== undefined) loadedMB.set(step.stage, shownMB);
-        else loadedMB.delete(step.stage);
-        swaps.push({ kind: 'load', stage: step.stage, ms: r.ms, ...(shownMB !== undefined ? { memoryMB: shownMB } : {}) });
-        emit({ type: 'load', stage: step.stage, ms: r.ms, memoryMB: mb ?? null });
-        const first = !loadedOnce.has(step.stage);
-        loadedOnce.add(step.stage);
-        if (first && !memMB.has(step.stage)) {
-          if (mb === undefined) {
-            warn(`stage ${step.stage}: the model reported no memory use (no memory() method and no CUDA): it stays planned as the whole GPU budget; set memory_mb to plan it with others`);
-          } else {
-            memMB.set(step.stage, mb);
-            plan = makePlan();
-            i = 0;
-          }
-        }
-      } else if (step.kind === 'unload') {
-        if (!resident.has(step.stage)) continue;
-        const h = hosts.get(step.stage)!;
-        let r;
-        try {
-          r = await h.unload();
-        } catch (err) {
-          if (killed()) throw new Interrupted();
-          throw err;
-        }
-        resident.delete(step.stage);
-        const movedMB = loadedMB.get(step.stage);
-        swaps.push({ kind: 'unload', stage: step.stage, ms: r.ms, ...(movedMB !== undefined ? { memoryMB: movedMB } : {}) });
-        emit({ type: 'unload', stage: step.stage, ms: r.ms });
-      } else {
-        await processStep(step);
-      }
+      } else if (step.kind === 'unload') await this.unloadStep(step.stage);
+      else await this.processStep(step);
     }
-  } catch (err) {
-    if (err instanceof GpucoloError && err.code === 'EBADCONFIG') {
-      badConfig = err;
-      status = 'stopped';
-      error = oneLine(err);
-    } else if (err instanceof Interrupted || killed()) {
-      status = 'interrupted';
-      error = killed() ? 'interrupted (model hosts killed)' : 'interrupted';
-    } else {
-      status = 'stopped';
-      error = oneLine(err);
-    }
-  } finally {
-    opts.killSignal?.removeEventListener('abort', onKill);
-    try {
-      journal.close();
-    } catch (err) {
-      warnings.push(`journal: ${oneLine(err)}`);
-    }
-    await Promise.all([...hosts.values()].map((h) => (killed() ? h.kill() : h.stop()).catch(() => undefined)));
-    dispose();
   }
 
-  const report = buildReport({
-    pipeline,
-    file: absFile,
-    outputDir: outDir,
-    journalFile: jfile,
-    cats,
-    status,
-    error,
-    startedAt,
-    finishedAt: new Date(),
-    plan: firstPlan,
-    plans: plansMade,
-    swaps,
-    itemMs,
-    failuresThisRun: failures,
-    skippedForFailedInputs: Object.fromEntries(skippedDeps),
-    warnings,
-    resumedRecords,
-    spilled,
-    reloaded,
-    freed,
-    ...(lastChoice ? { strategy: { requested: strategy, used: lastChoice.used, reason: lastChoice.reason } } : {}),
-    ...(comparison
-      ? { swapSavings: swapSavings(comparison.perItem.steps, comparison.staged.steps, timesBefore, swapTimesOf([...calibration, ...swaps], 'measured in this run')) }
-      : {}),
-    outputOf: (c, i, s) => {
-      const o = done.get(key(c, i, s));
-      if (o === undefined || isErrorOutput(o)) return o;
-      if (o === FREED) return null; // done; not the last stage, which keeps its numbers
+  /** The whole run; an error ends it as stopped or interrupted, with the hosts and journal closed. */
+  async execute(): Promise<void> {
+    try {
+      const work = remainingWork(this.pipeline, this.cats, this.outputs.done);
+      await this.checkCalls(work);
+      if (this.opts.calibrate) await this.calibrate(work);
+      await this.runPlan();
+    } catch (err) {
+      this.noteFailure(err);
+    } finally {
+      this.opts.killSignal?.removeEventListener('abort', this.onKill);
       try {
-        return outputOf(c, i, s);
-      } catch {
-        return undefined;
+        this.journal.close();
+      } catch (err) {
+        this.warnings.push(`journal: ${oneLine(err)}`);
       }
-    },
-  });
-  // A run that failed before recording anything (a model that does not start, a broken host)
-  // has nothing to resume or report beyond its error: leave no journal header, report or
-  // directory of its own behind. (An interrupted run keeps them: it is resumed.)
-  const nothingDone = status === 'stopped' && recordedThisRun === 0 && resumedRecords === 0 && newJournal;
-  if (nothingDone) {
-    fs.rmSync(jfile, { force: true });
-    removeEmptyDirs(createdDirs);
+      await this.hosts.closeAll(this.killed());
+      this.dispose();
+    }
   }
-  if (badConfig) throw badConfig;
-  if (nothingDone) {
-    // nothing to write
-  } else if (opts.writeReport !== false) writeReport(report, outDir);
-  return report;
+
+  noteFailure(err: unknown): void {
+    if (err instanceof GpucoloError && err.code === 'EBADCONFIG') {
+      this.badConfig = err;
+      this.status = 'stopped';
+      this.error = oneLine(err);
+    } else if (err instanceof Interrupted || this.killed()) {
+      this.status = 'interrupted';
+      this.error = this.killed() ? 'interrupted (model hosts killed)' : 'interrupted';
+    } else {
+      this.status = 'stopped';
+      this.error = oneLine(err);
+    }
+  }
+
+  report(): StagedReport {
+    const { outputs, lastChoice, comparison } = this;
+    return buildReport({
+      pipeline: this.pipeline,
+      file: this.absFile,
+      outputDir: this.outDir,
+      journalFile: this.jfile,
+      cats: this.cats,
+      status: this.status,
+      error: this.error,
+      startedAt: this.startedAt,
+      finishedAt: new Date(),
+      plan: this.firstPlan,
+      plans: this.plansMade,
+      swaps: this.swaps,
+      itemMs: this.itemMs,
+      failuresThisRun: this.failures,
+      skippedForFailedInputs: Object.fromEntries(this.skippedDeps),
+      warnings: this.warnings,
+      resumedRecords: this.resumedRecords,
+      spilled: outputs.spilled,
+      reloaded: outputs.reloaded,
+      freed: outputs.freed,
+      ...(lastChoice ? { strategy: { requested: this.strategy, used: lastChoice.used, reason: lastChoice.reason } } : {}),
+      ...(comparison
+        ? { swapSavings: swapSavings(comparison.perItem.steps, comparison.staged.steps, this.timesBefore, swapTimesOf([...this.calibration, ...this.swaps], 'measured in this run')) }
+        : {}),
+      outputOf: (c, i, s) => outputs.reportValue(c, i, s),
+    });
+  }
+
+  /** The report, written unless the run failed before recording anything; a bad pipeline file is thrown. */
+  finish(): StagedReport {
+    const report = this.report();
+    // A run that failed before recording anything (a model that does not start, a broken host)
+    // has nothing to resume or report beyond its error: leave no journal header, report or
+    // directory of its own behind. (An interrupted run keeps them: it is resumed.)
+    const nothingDone = this.status === 'stopped' && this.recordedThisRun === 0 && this.resumedRecords === 0 && this.newJournal;
+    if (nothingDone) {
+      fs.rmSync(this.jfile, { force: true });
+      removeEmptyDirs(this.createdDirs);
+    }
+    if (this.badConfig) throw this.badConfig;
+    if (nothingDone) {
+      // nothing to write
+    } else if (this.opts.writeReport !== false) writeReport(report, this.outDir);
+    return report;
+  }
+}
+
+export async function runStaged(file: string, opts: RunStagedOptions = {}): Promise<StagedReport> {
+  const run = new StagedRun(file, opts);
+  await run.execute();
+  return run.finish();
 }

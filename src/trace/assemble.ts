@@ -5,11 +5,12 @@
  */
 import type { NativeReadError, NativeSample } from '../native.js';
 import { buildHqds, buildMqds, buildProcs, buildRls } from '../kfd/build.js';
-import { debugfsIdentity, joinQueues, type SnapshotQueue } from '../kfd/join.js';
+import { debugfsIdentity, joinQueues, type SnapshotProcess, type SnapshotQueue } from '../kfd/join.js';
 import { namespacePid, readProcStatus, type ProcStatus } from '../kfd/procfs.js';
 import type { HqdsRaw, MqdsRaw, RlsRaw } from '../kfd/raw.js';
 import type { Hqds, Mqds, Rls, Topology } from '../kfd/types.js';
-import type { TraceQueue, TraceSample } from './schema.js';
+import type { TraceProcess, TraceQueue, TraceSample } from './schema.js';
+import { procsSubset, sysfsDelta } from './assemble-sysfs.js';
 import { hqdsChangeIrrelevant, mqdsChangeIrrelevant } from './relevance.js';
 
 export interface AssembleContext {
@@ -51,6 +52,8 @@ type Tables = Record<string, unknown>;
 interface LastSample {
   raw: NativeSample;
   out: TraceSample;
+  /** join warnings among out.issues (a sysfs-only sample with none can be assembled per process next time) */
+  joinWarnings: number;
 }
 
 /** The sample's own timing and cost fields, copied from the raw sample. */
@@ -99,6 +102,9 @@ function sameRaw(a: NativeSample, b: NativeSample): boolean {
     sameTables(a.rls as unknown as Tables, b.rls as unknown as Tables)
   );
 }
+
+/** The proc directory itself could be listed (else the join gets no sysfs view at all). */
+const sysfsReadable = (raw: NativeSample): boolean => !raw.procs.issues.some((i) => i.code && i.path.endsWith('class/kfd/kfd/proc'));
 
 const isMqds = (x: MqdsRaw | NativeReadError | undefined): x is MqdsRaw => x !== undefined && !isReadError(x);
 const isHqds = (x: HqdsRaw | NativeReadError | undefined): x is HqdsRaw => x !== undefined && !isReadError(x);
@@ -155,16 +161,47 @@ export class SampleAssembler {
       const prev = last.out;
       const out: TraceSample = { kind: 'sample', ...timing, join_ns: 0, debugfs: prev.debugfs, processes: prev.processes, unmatchedHqds: prev.unmatchedHqds, issues: prev.issues.filter((i) => !i.endsWith(DROPPED_NOTE)) };
       out.join_ns = Number(process.hrtime.bigint() - t0);
-      this.last[kind] = { raw, out };
+      this.last[kind] = { raw, out, joinWarnings: last.joinWarnings };
       return out;
     }
-    const out = this.assembleNew(raw, timing);
+    const partial = kind === 'sysfs' && last ? this.assembleSysfsDelta(raw, timing, last) : null;
+    const { out, joinWarnings } = partial ?? this.assembleNew(raw, timing);
     out.join_ns = Number(process.hrtime.bigint() - t0);
-    this.last[kind] = { raw, out };
+    this.last[kind] = { raw, out, joinWarnings };
     return out;
   }
 
-  private assembleNew(raw: NativeSample, timing: SampleTiming): TraceSample {
+  /**
+   * A sysfs-only sample per process (src/trace/assemble-sysfs.ts): unchanged processes keep their
+   * trace process, the changed ones are joined alone; null where only a whole join is right.
+   */
+  private assembleSysfsDelta(raw: NativeSample, timing: SampleTiming, last: LastSample): { out: TraceSample; joinWarnings: number } | null {
+    if (last.joinWarnings > 0 || !sysfsReadable(raw) || !sysfsReadable(last.raw)) return null;
+    const keep = this.ctx.keep;
+    const kept = new Map(last.out.processes.map((p) => [p.pid, p]));
+    const delta = sysfsDelta(raw.procs, last.raw.procs, kept);
+    // a process the filter drops needs no join
+    if (keep) for (const pid of delta.changed) if (!keep(pid)) delta.changed.delete(pid);
+    const joined = joinQueues({ mqds: null, hqds: null, rls: null, topology: this.ctx.topology, procs: buildProcs(procsSubset(raw.procs, delta.changed), this.ctx.impl), qidHints: this.qidHints });
+    if (joined.warnings.length) return null;
+    const fresh = new Map(joined.processes.map((p) => [p.pid, this.traceProcess(p, false)]));
+    // the whole join lists processes by pid
+    const processes = delta.pids
+      .filter((pid) => !keep || keep(pid))
+      .sort((a, b) => a - b)
+      .map((pid) => delta.reused.get(pid) ?? fresh.get(pid)!);
+    const issues = raw.procs.issues.filter((i) => i.severity === 'error').map((i) => i.message);
+    if (raw.dropped > 0) issues.push(`${raw.dropped}${DROPPED_NOTE}`);
+    return { out: { kind: 'sample', ...timing, join_ns: 0, debugfs: false, processes, unmatchedHqds: [], issues }, joinWarnings: 0 };
+  }
+
+  /** A joined process as the trace records it. */
+  private traceProcess(p: SnapshotProcess, hqdsRead: boolean): TraceProcess {
+    const st = this.statusOf(p.pid);
+    return { pid: p.pid, nsPid: namespacePid(st), queues: uniqueKeys(p.queues.map((q) => compactQueue(p.pid, q, hqdsRead))) };
+  }
+
+  private assembleNew(raw: NativeSample, timing: SampleTiming): { out: TraceSample; joinWarnings: number } {
     const issues: string[] = [];
     const impl = this.ctx.impl;
     const procs = buildProcs(raw.procs, impl);
@@ -189,7 +226,7 @@ export class SampleAssembler {
       hqds = take(raw.hqds, (r: HqdsRaw) => buildHqds(r, impl, undefined, { inUseOnly: true }), 'hqds');
       rls = take(raw.rls, (r: RlsRaw) => buildRls(r, impl), 'rls');
     }
-    const sysfsOk = !raw.procs.issues.some((i) => i.code && i.path.endsWith('class/kfd/kfd/proc'));
+    const sysfsOk = sysfsReadable(raw);
     const joined = joinQueues({ mqds, hqds, rls, topology: this.ctx.topology, procs: sysfsOk ? procs : null, qidHints: this.qidHints });
     for (const p of joined.processes) {
       for (const q of p.queues) {
@@ -200,16 +237,7 @@ export class SampleAssembler {
       }
     }
     const keep = this.ctx.keep;
-    const processes = joined.processes
-      .filter((p) => !keep || keep(p.pid))
-      .map((p) => {
-        const st = this.statusOf(p.pid);
-        return {
-          pid: p.pid,
-          nsPid: namespacePid(st),
-          queues: uniqueKeys(p.queues.map((q) => compactQueue(p.pid, q, debugfs && hqds !== null))),
-        };
-      });
+    const processes = joined.processes.filter((p) => !keep || keep(p.pid)).map((p) => this.traceProcess(p, debugfs && hqds !== null));
     const unmatched = joined.unmatchedHqds.filter((h) => h.kind === 'cp').map((h) => [h.node, h.inst, h.pipe, h.queue] as [number, number, number, number]);
     // what the join could not reconcile (GPUs or Insts hqds did not show, MQD blocks missing,
     // runlist counts): the analysis reads these to count what this sample lacks as unknown.
@@ -220,15 +248,8 @@ export class SampleAssembler {
       issues.push(w);
     }
     if (raw.dropped > 0) issues.push(`${raw.dropped}${DROPPED_NOTE}`);
-    return {
-      kind: 'sample',
-      ...timing,
-      join_ns: 0,
-      debugfs: debugfs && mqds !== null,
-      processes,
-      unmatchedHqds: unmatched,
-      issues,
-    };
+    const out: TraceSample = { kind: 'sample', ...timing, join_ns: 0, debugfs: debugfs && mqds !== null, processes, unmatchedHqds: unmatched, issues };
+    return { out, joinWarnings: joined.warnings.length };
   }
 }
 

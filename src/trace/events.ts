@@ -4,7 +4,7 @@
  * stands until a sample that read it says otherwise. The first sample only sets the baseline: what
  * exists then existed before the trace.
  */
-import type { TraceEvent, TraceQueue, TraceSample } from './schema.js';
+import type { TraceEvent, TraceProcess, TraceQueue, TraceSample } from './schema.js';
 
 interface KnownQueue {
   q: TraceQueue;
@@ -21,6 +21,8 @@ export class EventDeriver {
   private first = true;
   /** the processes of the last update: a sample that repeats them (the same object) has no event */
   private lastProcesses: TraceSample['processes'] | null = null;
+  /** each pid's process object in the last update */
+  private lastByPid = new Map<number, TraceProcess>();
 
   /** Events for this sample (in a stable order: processes, then queues, then slots). */
   update(s: TraceSample): TraceEvent[] {
@@ -32,6 +34,8 @@ export class EventDeriver {
     const seen = new Set<number>();
     for (const p of s.processes) {
       seen.add(p.pid);
+      // a process object repeated from the last sample has the same queues, slots and priorities
+      if (this.lastByPid.get(p.pid) === p && this.known.has(p.pid)) continue;
       let mine = this.known.get(p.pid);
       if (!mine) {
         mine = new Map();
@@ -80,6 +84,7 @@ export class EventDeriver {
       this.known.delete(pid);
     }
     this.first = false;
+    this.lastByPid = new Map(s.processes.map((p) => [p.pid, p]));
     return out;
   }
 
@@ -91,6 +96,7 @@ export class EventDeriver {
     const mine = this.known.get(pid);
     if (!mine) return [];
     this.lastProcesses = null; // the next update must see the process start again
+    this.lastByPid.delete(pid);
     const base = { t_ns, sample };
     const out: TraceEvent[] = [];
     for (const k of mine.values()) out.push(...this.destroyed(pid, k, base));

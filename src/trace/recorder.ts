@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { OutputSymlinkError, planOutput, writeAllFd } from '../report/write.js';
-import type { TraceRecord, TraceSample } from './schema.js';
+import type { TraceProcess, TraceRecord, TraceSample } from './schema.js';
 
 export class TraceWriteError extends Error {
   constructor(
@@ -103,6 +103,8 @@ export class TraceRecorder {
 
   /** JSON of the last sample's processes (by object): a sample that repeats them reuses the text. */
   private lastProcesses: { processes: TraceSample['processes']; json: string } | null = null;
+  /** JSON of each process object seen (a sample assembled per process repeats most of them) */
+  private processJson = new WeakMap<TraceProcess, string>();
 
   /**
    * JSON.stringify(s), byte for byte, for a sample whose last keys are processes, unmatchedHqds and
@@ -112,9 +114,15 @@ export class TraceRecorder {
   private sampleJson(s: TraceSample): string {
     const { processes, unmatchedHqds, issues, ...head } = s;
     let p = this.lastProcesses;
-    if (p?.processes !== processes) p = this.lastProcesses = { processes, json: JSON.stringify(processes) };
+    if (p?.processes !== processes) p = this.lastProcesses = { processes, json: `[${processes.map((x) => this.jsonOf(x)).join(',')}]` };
     const h = JSON.stringify(head);
     return `${h.slice(0, -1)}${h.length > 2 ? ',' : ''}"processes":${p.json},"unmatchedHqds":${JSON.stringify(unmatchedHqds)},"issues":${JSON.stringify(issues)}}`;
+  }
+
+  private jsonOf(p: TraceProcess): string {
+    let j = this.processJson.get(p);
+    if (j === undefined) this.processJson.set(p, (j = JSON.stringify(p)));
+    return j;
   }
 
   /** The first write error, if any; later writes are skipped. */

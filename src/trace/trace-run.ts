@@ -16,7 +16,7 @@ import { EventDeriver } from './events.js';
 import { TraceExporter, httpUrl } from './exporter.js';
 import { TraceRecorder } from './recorder.js';
 import { startSampler, type Sampler } from './sampler.js';
-import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
+import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceProcess, type TraceSample, type TraceSource } from './schema.js';
 import type { TraceOptions, TraceResult } from './tracer.js';
 
 /** What runTrace decided before anything runs: sources, topology, rates. */
@@ -83,6 +83,7 @@ class PidReuse {
   private readonly lastKeys = new Map<number, string>();
   /** the processes of the last call: the same object again has the same queue sets */
   private lastProcesses: TraceSample['processes'] | null = null;
+  private lastByPid = new Map<number, TraceProcess>();
   constructor(private readonly procRoot: string) {}
 
   /** the pids of this sample that now belong to another process than before */
@@ -93,6 +94,8 @@ class PidReuse {
     const seen = new Set<number>();
     for (const p of s.processes) {
       seen.add(p.pid);
+      // the same process object as in the last call: the same queue set
+      if (this.lastByPid.get(p.pid) === p) continue;
       const keys = p.queues.map((q) => q.key).join(',');
       const before = this.lastKeys.get(p.pid);
       this.lastKeys.set(p.pid, keys);
@@ -105,6 +108,7 @@ class PidReuse {
     for (const pid of [...this.lastKeys.keys()]) {
       if (!seen.has(pid)) (this.lastKeys.delete(pid), this.startTicks.delete(pid));
     }
+    this.lastByPid = new Map(s.processes.map((p) => [p.pid, p]));
     return out;
   }
 }

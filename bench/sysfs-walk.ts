@@ -9,20 +9,23 @@
  *  2. growth: the native incremental and full reads on 8, 64 and 512 processes x 8 queues, with 0,
  *     1 and 8 queues recreated before each read: the incremental read should follow the changed
  *     queues (and one directory listing per process), the full walk the number of queues;
- *  3. tracer: `gpucolo trace --sources sysfs` (runTrace) on the 64 x 8 tree at 10 ms, incremental
- *     vs full, native thread: missed intervals (% of the intervals of the run) and the sampler's
- *     own cost per sample (read_cpu_ns: its thread's CPU for the read; io_ns: wall time inside the
- *     file-system calls).
+ *  3. tracer: `gpucolo trace --sources sysfs` (runTrace) at 10 ms on N x 8 trees (--sizes, default
+ *     64) while another process recreates one queue every 10 ms, incremental vs full, native
+ *     thread: missed intervals (% of the intervals of the run), the sampler's own cost per sample
+ *     (read_cpu_ns: its thread's CPU for the read; io_ns: wall time inside the file-system calls)
+ *     and gpucolo's whole CPU per sample (sampling thread + JS thread, thread clocks).
  *
  *   npm run bench:sysfs-walk -- [--rounds N, default 5] [--seconds S per tracer run, default 5]
- *                               [--only read|growth|tracer]
+ *                               [--only read|growth|tracer] [--sizes 8,64,512]
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadNative, type NativeProcsWalker } from '../src/native.js';
 import { ProcsWalkerTs } from '../src/kfd/sysfs-procs-ts.js';
 import { runTrace } from '../src/trace/tracer.js';
+import { jsThreadCpuNs, samplerThreadsCpuNs } from '../src/trace/sampler.js';
 import type { TraceSample } from '../src/trace/schema.js';
 import { formatLoad, formatRatio, formatSpread, interleave, interleaveRuns, medianNs, metricRatio, metricSpread, ratioSpread, type Spread } from './interleave.js';
 
@@ -33,6 +36,7 @@ function arg(name: string): string | undefined {
 const ROUNDS = Math.max(5, Number(arg('--rounds') ?? 5));
 const SECONDS = Number(arg('--seconds') ?? 5);
 const ONLY = arg('--only');
+const SIZES = (arg('--sizes') ?? '64').split(',').map(Number);
 
 const us = (ns: number): string => (ns >= 10e3 ? `${(ns / 1e3).toFixed(0)} µs` : `${(ns / 1e3).toFixed(1)} µs`);
 const pc = (x: number): string => `${x.toFixed(2)}%`;
@@ -146,13 +150,44 @@ function growth(): void {
   }
 }
 
-type TracerRun = { missedPct: number; samples: number; readCpuP50: number | null; ioP50: number | null; readP50: number | null; cpuPerSamplePct: number | null };
+type TracerRun = {
+  missedPct: number;
+  samples: number;
+  readCpuP50: number | null;
+  ioP50: number | null;
+  readP50: number | null;
+  cpuPerSamplePct: number | null;
+  /** gpucolo's whole CPU (sampling thread + JS thread: assembly, events, the record) per sample, thread clocks */
+  gpucoloPerSample: number | null;
+};
+
+/**
+ * A process of its own (its CPU is not gpucolo's) that recreates queue 0 of one process after the
+ * other every periodMs, as BigTree.recreate does: two renames each.
+ */
+function startChurn(tree: BigTree, periodMs: number): ChildProcess {
+  const script = `
+    const fs = require('fs'), path = require('path');
+    const [root, n, period] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+    let i = 0;
+    setInterval(() => {
+      const p = i++ % n;
+      const q = path.join(root, 'class/kfd/kfd/proc', String(10000 + p), 'queues', '0');
+      const spare = path.join(root, 'spare', String(p));
+      fs.renameSync(q, spare + '.x'); fs.renameSync(spare, q); fs.renameSync(spare + '.x', spare);
+    }, period);`;
+  return spawn(process.execPath, ['-e', script, tree.root, String(tree.procs), String(periodMs)], { stdio: 'ignore' });
+}
 
 const p50 = (xs: number[]): number | null => (xs.length ? [...xs].sort((a, b) => a - b)[xs.length >> 1] : null);
 
 async function tracerRun(root: string, walk: 'incremental' | 'full', intervalNs: number): Promise<TracerRun> {
   const out = path.join(root, `trace-${walk}.jsonl`);
+  // steady state: thread clocks at the tracer's status lines (once a second), the first at ~1 s
+  // and the last near the end, so start-up and JIT warm-up are left out
+  const marks: { js: number; samp: number; samples: number }[] = [];
   const res = await runTrace({
+    status: (line) => void marks.push({ js: jsThreadCpuNs() ?? NaN, samp: samplerThreadsCpuNs(), samples: Number(/ (\d+) samples/.exec(line)?.[1] ?? NaN) }),
     intervalNs,
     durationNs: SECONDS * 1e9,
     debugfsIntervalNs: null,
@@ -175,6 +210,8 @@ async function tracerRun(root: string, walk: 'incremental' | 'full', intervalNs:
     .map((l) => JSON.parse(l) as { kind: string })
     .filter((r): r is TraceSample => r.kind === 'sample');
   fs.rmSync(out);
+  const [a, b] = [marks[0], marks[marks.length - 1]];
+  const steadySamples = marks.length >= 2 ? b.samples - a.samples : 0;
   const intervals = res.samples + res.missedIntervals;
   const readCpu = samples.map((s) => s.read_cpu_ns).filter((x): x is number => x !== undefined);
   return {
@@ -185,27 +222,35 @@ async function tracerRun(root: string, walk: 'incremental' | 'full', intervalNs:
     readP50: p50(samples.map((s) => s.read_ns)),
     // the sampling thread's CPU for reads, as a share of the interval
     cpuPerSamplePct: readCpu.length ? (100 * readCpu.reduce((a, b) => a + b, 0)) / readCpu.length / intervalNs : null,
+    gpucoloPerSample: steadySamples > 0 ? (b.js - a.js + b.samp - a.samp) / steadySamples : null,
   };
 }
 
 async function tracer(): Promise<void> {
-  const tree = new BigTree(64);
-  try {
-    const run = await interleaveRuns<TracerRun>(
-      (['incremental', 'full'] as const).map((walk) => ({ name: walk, run: () => tracerRun(tree.root, walk, 10e6) })),
-      { rounds: ROUNDS, onRun: (r, name, m) => process.stderr.write(`tracer round ${r + 1}/${ROUNDS} ${name}: missed ${pc(m.missedPct as number)}\n`) },
-    );
-    const cell = (s: Spread | null, f: (x: number) => string): string => (s ? formatSpread(s, f) : '–');
-    console.log(`\ntracer: trace --sources sysfs --interval 10ms, native thread, 64 processes x 8 queues, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, ${formatLoad(run.load)}; median (min-max) over rounds`);
-    console.log('\n| walk | missed intervals | samples | read p50 | of it in fs calls (io p50) | sampler thread CPU per sample p50 | sampler thread CPU, % of one core |\n|---|---|---|---|---|---|---|');
-    for (const walk of ['incremental', 'full']) {
-      const m = (k: keyof TracerRun) => metricSpread(run, walk, k);
-      console.log(`| ${walk} | ${cell(m('missedPct'), pc)} | ${cell(m('samples'), (x) => x.toFixed(0))} | ${cell(m('readP50'), us)} | ${cell(m('ioP50'), us)} | ${cell(m('readCpuP50'), us)} | ${cell(m('cpuPerSamplePct'), pc)} |`);
+  const cell = (s: Spread | null, f: (x: number) => string): string => (s ? formatSpread(s, f) : '–');
+  for (const procs of SIZES) {
+    const tree = new BigTree(procs);
+    // a queue recreated every interval (by another process), so every sample has one new queue
+    const churn = startChurn(tree, 10);
+    try {
+      const run = await interleaveRuns<TracerRun>(
+        (['incremental', 'full'] as const).map((walk) => ({ name: walk, run: () => tracerRun(tree.root, walk, 10e6) })),
+        { rounds: ROUNDS, onRun: (r, name, m) => process.stderr.write(`tracer ${procs} processes round ${r + 1}/${ROUNDS} ${name}: missed ${pc(m.missedPct as number)}\n`) },
+      );
+      console.log(
+        `\ntracer: trace --sources sysfs --interval 10ms, native thread, ${procs} processes x 8 queues, one queue recreated every 10 ms by another process, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, ${formatLoad(run.load)}; median (min-max) over rounds`,
+      );
+      console.log('\n| walk | missed intervals | samples | read p50 | of it in fs calls (io p50) | sampler thread CPU per sample p50 | sampler thread, % of one core | gpucolo CPU per sample (sampler + JS) |\n|---|---|---|---|---|---|---|---|');
+      for (const walk of ['incremental', 'full']) {
+        const m = (k: keyof TracerRun) => metricSpread(run, walk, k);
+        console.log(`| ${walk} | ${cell(m('missedPct'), pc)} | ${cell(m('samples'), (x) => x.toFixed(0))} | ${cell(m('readP50'), us)} | ${cell(m('ioP50'), us)} | ${cell(m('readCpuP50'), us)} | ${cell(m('cpuPerSamplePct'), pc)} | ${cell(m('gpucoloPerSample'), us)} |`);
+      }
+      const r = metricRatio(run, 'gpucoloPerSample', 'full', 'incremental');
+      if (r) console.log(`\ngpucolo CPU per sample, full / incremental per round: ${formatRatio(r, 1)}`);
+    } finally {
+      churn.kill();
+      tree.dispose();
     }
-    const r = metricRatio(run, 'readCpuP50', 'full', 'incremental');
-    if (r) console.log(`\nsampler CPU per sample, full / incremental per round: ${formatRatio(r, 1)}`);
-  } finally {
-    tree.dispose();
   }
 }
 

@@ -1,4 +1,5 @@
 /** Statistics shared by analyses and reports. */
+export type * from './types.js';
 export * from './percentiles.js';
 export * from './latency.js';
 export * from './fairness.js';

@@ -4,7 +4,7 @@
  * per-request arrays (order statistics via quantiles()), never from a histogram, so every figure
  * is a latency that was actually observed.
  */
-import type { LatencySummaryMs } from '../scenario/types.js';
+import type { LatencySummaryMs } from './types.js';
 import { confidenceRanks, quantiles } from './percentiles.js';
 
 /** The percentiles a LatencySummaryMs carries, with their field names and display labels. */

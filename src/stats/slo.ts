@@ -4,7 +4,7 @@
  * percentile, no deadline, a standalone phase has no throughput share), so a report never shows a
  * pass or a failure that the sample cannot back.
  */
-import type { LatencySummaryMs, SloVerdict, TaskResult } from '../scenario/types.js';
+import type { DeadlineCount, LatencySummaryMs, SloVerdict } from './types.js';
 import { checkLatencies, formatMs, REPORTED_PERCENTILES } from './latency.js';
 import { minSamplesFor } from './percentiles.js';
 
@@ -20,7 +20,7 @@ export interface SloContext {
   latency: LatencySummaryMs;
   /** co-run throughput / standalone throughput; null in standalone phases */
   throughputShare: number | null;
-  deadline: TaskResult['deadline'];
+  deadline: DeadlineCount | null;
   /** why throughputShare is null, for the verdict's detail (default "standalone phase") */
   shareReason?: string;
 }
@@ -60,7 +60,7 @@ function percentileVerdict(p: number, belowNs: number, latency: LatencySummaryMs
   return { text, pass: value < boundMs, detail };
 }
 
-function missVerdict(maxMissRatio: number, deadline: TaskResult['deadline']): SloVerdict {
+function missVerdict(maxMissRatio: number, deadline: DeadlineCount | null): SloVerdict {
   const text = `deadline misses <= ${formatShare(maxMissRatio)}`;
   if (!deadline) return { text, pass: null, detail: 'no deadline (needs frames or batch arrivals)' };
   if (deadline.total === 0) return { text, pass: null, detail: 'no requests issued' };

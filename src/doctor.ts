@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { loadNative, nativeReport, type NativeReport, type PluginProbe } from './native.js';
+import { loadNative, nativeReport, possibleSolutions, type NativeReport, type PluginProbe } from './native.js';
 import { errnoCode, oneLine, readHint } from './errors.js';
 import { VERSION } from './version.js';
 import { kfdVersion } from './kfd/ioctl.js';
@@ -344,7 +344,10 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
   const { summary } = ctx;
   const native = nativeReport();
   if (native.loaded) summary.push(`native core loaded (${native.file})`);
-  else summary.push(`native core NOT loaded, using the pure-TS paths: ${native.errors.map((e) => e.message).join('; ')}`);
+  else {
+    const fixes = possibleSolutions(native.errors);
+    summary.push(`native core NOT loaded, using the pure-TS paths: ${native.errors.map((e) => e.message).join('; ')}${fixes.length ? `; possible solutions: ${fixes.join('; ')}` : ''}`);
+  }
 
   const device = checkKfdDevice(opts.kfdDevice ?? '/dev/kfd', native.loaded, summary);
   const sysfs = checkSysfs(ctx);

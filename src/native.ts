@@ -527,12 +527,36 @@ export function loadNative(): NativeBinding | null {
   return cached;
 }
 
-/** Like loadNative() but throws a typed error for callers that asked for impl 'native'. */
+/**
+ * What to do about the load failures, one suggestion per kind of failure (sharp's loader is the
+ * model): disabled on purpose, a stale build, a build that does not fit this system (libc, CPU
+ * architecture, missing shared library), nothing built, an explicit path that failed.
+ */
+export function possibleSolutions(errors: readonly NativeLoadError[], root = PACKAGE_ROOT): string[] {
+  const out: string[] = [];
+  const add = (s: string): void => void (out.includes(s) || out.push(s));
+  for (const e of errors) {
+    if (e.from === 'GPUCOLO_NATIVE=0') add('unset GPUCOLO_NATIVE to use the native core');
+    else if (/stale native build/.test(e.message)) add(`rebuild it: ${rebuildHint(root)}`);
+    else if (/ELF|GLIBC|GLIBCXX|musl|cannot open shared object|wrong ELF class|undefined symbol/i.test(e.message)) {
+      add(`the build does not fit this system (${process.platform}-${process.arch}, ${hostLibc()}): build it here with GPUCOLO_BUILD_FROM_SOURCE=1 npm rebuild gpucolo (needs cmake and a C++ compiler)`);
+    } else if (e.from === 'search') add(`build it: ${rebuildHint(root)}, or install a gpucolo package with a prebuild for ${process.platform}-${process.arch}`);
+    else if (process.env.GPUCOLO_NATIVE_PATH && e.from === path.resolve(process.env.GPUCOLO_NATIVE_PATH)) add('check GPUCOLO_NATIVE_PATH, or unset it to search the package');
+    else add(`see gpucolo doctor; ${rebuildHint(root)} rebuilds it`);
+  }
+  return out;
+}
+
+/**
+ * Like loadNative() but throws a typed error for callers that asked for impl 'native'. One line:
+ * every attempt with why it failed, then what to do.
+ */
 export function requireNative(): NativeBinding {
   const b = loadNative();
   if (b) return b;
-  const why = loadErrors.map((e) => e.message).join('; ');
-  const err = new Error(`native core not available: ${why}`) as Error & { code: string };
+  const tried = loadErrors.map((e) => (e.from === 'search' || e.from === 'GPUCOLO_NATIVE=0' ? e.message : `${e.from}: ${e.message}`)).join('; ');
+  const fixes = possibleSolutions(loadErrors);
+  const err = new Error(`native core not available: ${tried}${fixes.length ? `; possible solutions: ${fixes.join('; ')}` : ''}`) as Error & { code: string };
   err.code = 'ENONATIVE';
   throw err;
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, nativeLoaded } from './helpers/impls.js';
-import { NATIVE_ABI } from '../src/native.js';
+import { NATIVE_ABI, possibleSolutions } from '../src/native.js';
 import { makeTree } from './helpers/tree.js';
 
 const dirs: string[] = [];
@@ -19,6 +19,26 @@ function probe(code: string, env: NodeJS.ProcessEnv): unknown {
 }
 
 describe('native loader', () => {
+  it('possible solutions fit each kind of failure, once each', () => {
+    const root = '/home/u/gpucolo';
+    const fixes = possibleSolutions(
+      [
+        { from: '/home/u/gpucolo/build/Release/gpucolo.node', message: 'stale native build /home/u/gpucolo/build/Release/gpucolo.node (abi 8, this gpucolo needs 9); run npm run build:native' },
+        { from: '/home/u/gpucolo/prebuilds/linux-x64/gpucolo.glibc.node', message: "/lib/x86_64-linux-gnu/libstdc++.so.6: version `GLIBCXX_3.4.32' not found" },
+        { from: '/home/u/gpucolo/prebuilds/linux-x64/gpucolo.glibc.node', message: 'invalid ELF header' },
+        { from: 'search', message: 'no native build for linux-x64' },
+      ],
+      root,
+    );
+    expect(fixes).toHaveLength(3);
+    expect(fixes[0]).toBe('rebuild it: npm run build:native');
+    expect(fixes[1]).toMatch(/^the build does not fit this system .*GPUCOLO_BUILD_FROM_SOURCE=1 npm rebuild gpucolo/);
+    expect(fixes[2]).toMatch(/^build it: npm run build:native, or install a gpucolo package with a prebuild for /);
+    expect(possibleSolutions([{ from: 'GPUCOLO_NATIVE=0', message: 'native core disabled by GPUCOLO_NATIVE=0' }])).toEqual(['unset GPUCOLO_NATIVE to use the native core']);
+    // inside node_modules the rebuild goes through npm
+    expect(possibleSolutions([{ from: 'x', message: 'stale native build x' }], '/p/node_modules/gpucolo')).toEqual(['rebuild it: npm rebuild gpucolo (needs cmake and a C++ compiler)']);
+  });
+
   it('GPUCOLO_NATIVE=0 forces the TS path and says so; impl native then fails with ENONATIVE', () => {
     const out = probe(
       `const r = g.nativeReport();

@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ModelHost, defaultHostScript } from '../src/runners/staged/host.js';
 import { summarize, type Summary } from '../src/runners/staged/report.js';
-import { supervisorWithRegistry } from '../src/runners/supervisor/index.js';
+import { supervisorWithRegistry } from '../src/supervisor/index.js';
 import { formatLoad, formatSpread, interleaveRuns, metricRatio, type Metrics } from './interleave.js';
 
 function arg(name: string, def: string): string {

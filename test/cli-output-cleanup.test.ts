@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RUNS_SCHEMA, readStat, writeRegistryFile } from '../src/runners/supervisor/index.js';
+import { RUNS_SCHEMA, readStat, writeRegistryFile } from '../src/supervisor/index.js';
 import { ROOT } from './helpers/impls.js';
 
 const CLI = path.join(ROOT, 'dist/cli/cli.js');

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { OutputSymlinkError, planOutput, writeFileAtomic } from '../src/report/write.js';
+import { OutputSymlinkError, planOutput, writeFileAtomic } from '../src/write.js';
 import { TraceRecorder } from '../src/trace/recorder.js';
 import { openJournal } from '../src/runners/staged/journal.js';
 import { ROOT } from './helpers/impls.js';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeOutcome, type DistributedJob, type JobProcess } from '../src/runners/distributed/run.js';
-import type { ExitInfo } from '../src/runners/supervisor/index.js';
+import type { ExitInfo } from '../src/supervisor/index.js';
 
 const proc = (rank: number | null, reason: JobProcess['outcome']['reason'], log = '/nonexistent.log'): JobProcess => ({
   child: null,

@@ -31,7 +31,7 @@ import {
   type DistributedRunOptions,
   type DistributedRunResult,
 } from '../src/runners/distributed/index.js';
-import { liveGroupMembers, readRunRegistry } from '../src/runners/supervisor/index.js';
+import { liveGroupMembers, readRunRegistry } from '../src/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { dead, waitFor } from './helpers/procs.js';
 import { distributedCli } from './helpers/distributed-cli.js';

@@ -25,7 +25,7 @@ import {
   type ExperimentResult,
   type ExperimentRunOptions,
 } from '../src/runners/experiment/index.js';
-import { Supervisor } from '../src/runners/supervisor/index.js';
+import { Supervisor } from '../src/supervisor/index.js';
 import { dryRunText } from '../src/cli/experiment.js';
 import { ROOT } from './helpers/impls.js';
 

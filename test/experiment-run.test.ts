@@ -33,7 +33,7 @@ import {
   type ExperimentRunOptions,
   type JobSpec,
 } from '../src/runners/experiment/index.js';
-import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, supervisorWithRegistry, writeRegistryFile, RUNS_SCHEMA } from '../src/runners/supervisor/index.js';
+import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, supervisorWithRegistry, writeRegistryFile, RUNS_SCHEMA } from '../src/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { dead, waitFor } from './helpers/procs.js';
 

@@ -20,7 +20,7 @@ import { loadResults } from '../src/report/compare.js';
 import { loadTrace } from '../src/trace/read.js';
 import { snapshot } from '../src/kfd/snapshot.js';
 import { readKfdProcsRaw, readTopologyRaw } from '../src/kfd/parse.js';
-import { readProcStatus } from '../src/kfd/procfs.js';
+import { readProcStatus } from '../src/procfs.js';
 import { startSampler, type RawSample } from '../src/trace/sampler.js';
 import { HANG_MS } from './helpers/load.js';
 import { IMPLS, ROOT } from './helpers/impls.js';

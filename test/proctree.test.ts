@@ -21,7 +21,7 @@ import {
   relatedGroups,
   scanStats,
   subtree,
-} from '../src/runners/supervisor/index.js';
+} from '../src/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { waitFor } from './helpers/procs.js';
 

@@ -14,12 +14,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Supervisor, UsageError, descendants, readRunRegistry, readStat, RUNS_SCHEMA, type SupervisedChild } from '../src/runners/supervisor/index.js';
+import { Supervisor, UsageError, descendants, readRunRegistry, readStat, RUNS_SCHEMA, type SupervisedChild } from '../src/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { alive, dead, sleep, waitFor } from './helpers/procs.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SUPERVISOR_ENTRY = path.resolve(HERE, '../src/runners/supervisor/index.ts');
+const SUPERVISOR_ENTRY = path.resolve(HERE, '../src/supervisor/index.ts');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-sup-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

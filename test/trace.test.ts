@@ -11,7 +11,7 @@ import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countersEvery, debugfsEvery, effectiveTailNs, runTrace, type TraceOptions } from '../src/trace/tracer.js';
 import { analyzeTrace, loadTrace } from '../src/trace/index.js';
-import { liveGroupMembers } from '../src/runners/supervisor/index.js';
+import { liveGroupMembers } from '../src/supervisor/index.js';
 import { TraceRecorder, numberedName } from '../src/trace/recorder.js';
 import { defaultOut } from '../src/cli/trace.js';
 import type { TraceEvent, TraceHeader, TraceMarker, TraceRecord, TraceSample } from '../src/trace/schema.js';

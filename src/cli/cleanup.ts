@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import { Command } from 'commander';
-import { defaultRegistryDir, listRegistryFiles, reapRegistries, type ReapReport } from '../runners/supervisor/index.js';
+import { defaultRegistryDir, listRegistryFiles, reapRegistries, type ReapReport } from '../supervisor/index.js';
 import { CliError } from './errors.js';
 import { secondsOption } from './options.js';
 

@@ -42,7 +42,7 @@ import {
   type PsImpl,
   type PsTopologyName,
 } from '../runners/distributed/index.js';
-import type { Supervisor } from '../runners/supervisor/index.js';
+import type { Supervisor } from '../supervisor/index.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
 import { listDefault, secondsOption } from './options.js';

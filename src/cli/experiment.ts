@@ -23,8 +23,8 @@ import {
   type LoadedExperiment,
   type PlannedRun,
 } from '../runners/experiment/index.js';
-import { listRegistryFiles, reapRegistries } from '../runners/supervisor/index.js';
-import { checkRegistryTarget } from '../runners/supervisor/cleanup.js';
+import { listRegistryFiles, reapRegistries } from '../supervisor/index.js';
+import { checkRegistryTarget } from '../supervisor/cleanup.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
 import { secondsOption } from './options.js';

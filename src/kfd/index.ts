@@ -15,8 +15,8 @@ export type {
 } from './join.js';
 export { snapshot, QUEUES_SCHEMA } from './snapshot.js';
 export type { QueueSnapshot, SnapshotIssue, SnapshotOptions, SourceName, SourceStatus } from './snapshot.js';
-export { parseProcStatus, readProcStatus, namespacePid } from './procfs.js';
-export type { ProcStatus } from './procfs.js';
+export { parseProcStatus, readProcStatus, namespacePid } from '../procfs.js';
+export type { ProcStatus } from '../procfs.js';
 export { gfxTargetName, priorityLevel, decodeComputeMqd, decodeSdmaMqd, decodeComputeHqd, decodeSdmaHqd } from './decode.js';
 export { kfdVersion, updateQueue, updateQueueArgs, queueSnapshotSelf, parseQueueSnapshot } from './ioctl.js';
 export type { UpdateQueueOptions, UpdateQueueSent, QueueSnapshotEntry, QueueSnapshotSelfOptions, QueueSnapshotSelfResult, KfdIoctlError } from './ioctl.js';

@@ -28,8 +28,8 @@
  * names) are null in the result, and a warning names what is missing.
  */
 import { addr64, priorityLevel } from './decode.js';
-import type { ProcStatus } from './procfs.js';
-import { namespacePid } from './procfs.js';
+import type { ProcStatus } from '../procfs.js';
+import { namespacePid } from '../procfs.js';
 import { MQD_QUEUE_KIND_NAMES, type ParseIssue } from './raw.js';
 import type {
   HqdSlot,

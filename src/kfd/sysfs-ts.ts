@@ -21,12 +21,8 @@ import {
   type TopologyRaw,
 } from './raw.js';
 
-/** root + '/' + rel, without normalising anything else (the native reader builds the same). */
-export function underRoot(root: string, rel: string): string {
-  let r = root;
-  while (r.length > 1 && r.endsWith('/')) r = r.slice(0, -1);
-  return r === '/' ? `/${rel}` : `${r}/${rel}`;
-}
+export { underRoot } from '../roots.js';
+import { underRoot } from '../roots.js';
 
 export const KFD_TOPOLOGY_NODES = 'class/kfd/kfd/topology/nodes';
 export const KFD_PROC = 'class/kfd/kfd/proc';

@@ -16,7 +16,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { Results } from '../scenario/types.js';
 import { oneLine } from '../errors.js';
 import { chartSpecs, sloBounds, type ChartSpec, type LatencySlos } from './chart-specs.js';
-import { writeFileAtomic } from './write.js';
+import { writeFileAtomic } from '../write.js';
 import { makeDirs } from '../fs-dirs.js';
 
 /** One rendered chart. */

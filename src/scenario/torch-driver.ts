@@ -61,7 +61,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Supervisor, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
+import { Supervisor, type ExitInfo, type SupervisedChild } from '../supervisor/index.js';
 import { LiveLatency } from '../stats/index.js';
 import { detectMps, type MpsStatus } from '../dispatch/mps.js';
 import { arrivalTimes } from './arrivals.js';

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { pickImpl, type NativeSample } from '../native.js';
 import { buildProcs } from '../kfd/build.js';
 import { readTopology } from '../kfd/parse.js';
-import { readProcStatus } from '../kfd/procfs.js';
+import { readProcStatus } from '../procfs.js';
 import { HQDS_NODE_COLS, HQDS_SLOT_COLS, HqdSlotKind, type HqdsRaw, type ProcsRaw } from '../kfd/raw.js';
 import { KFD_PROC, underRoot } from '../kfd/sysfs-ts.js';
 import { SampleAssembler } from '../trace/assemble.js';

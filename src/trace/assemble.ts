@@ -6,7 +6,7 @@
 import type { NativeReadError, NativeSample } from '../native.js';
 import { buildHqds, buildMqds, buildProcs, buildRls } from '../kfd/build.js';
 import { debugfsIdentity, joinQueues, type SnapshotProcess, type SnapshotQueue } from '../kfd/join.js';
-import { namespacePid, readProcStatus, type ProcStatus } from '../kfd/procfs.js';
+import { namespacePid, readProcStatus, type ProcStatus } from '../procfs.js';
 import type { HqdsRaw, MqdsRaw, RlsRaw } from '../kfd/raw.js';
 import type { Hqds, Mqds, Rls, Topology } from '../kfd/types.js';
 import type { TraceProcess, TraceQueue, TraceSample } from './schema.js';

@@ -3,13 +3,13 @@
  * valid prefix. A write that fails (disk full, closed pipe, I/O error) is remembered with its
  * errno: the tracer stops cleanly and says why, instead of crashing mid-run.
  *
- * Never through a symlink (the rule of src/report/write.ts): traces are taken as root, and a link
+ * Never through a symlink (the rule of src/write.ts): traces are taken as root, and a link
  * at the --out name is refused, not followed; only links to this process's own descriptors
  * (/dev/stdout, /dev/fd/N) and to a FIFO are written through.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { OutputSymlinkError, planOutput, writeAllFd } from '../report/write.js';
+import { OutputSymlinkError, planOutput, writeAllFd } from '../write.js';
 import type { TraceProcess, TraceRecord, TraceSample } from './schema.js';
 
 export class TraceWriteError extends Error {

@@ -10,7 +10,7 @@ import type { NativeSample, SysfsWalk } from '../native.js';
 import { VERSION } from '../version.js';
 import { underRoot } from '../kfd/sysfs-ts.js';
 import type { Topology } from '../kfd/types.js';
-import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../runners/supervisor/index.js';
+import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../supervisor/index.js';
 import { SampleAssembler } from './assemble.js';
 import { EventDeriver } from './events.js';
 import { TraceExporter, httpUrl } from './exporter.js';

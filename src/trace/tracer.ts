@@ -10,7 +10,7 @@ import { pickImpl, type SysfsWalk } from '../native.js';
 import { readTopology } from '../kfd/parse.js';
 import { KFD_PROC, underRoot } from '../kfd/sysfs-ts.js';
 import type { Topology } from '../kfd/types.js';
-import type { ExitInfo } from '../runners/supervisor/index.js';
+import type { ExitInfo } from '../supervisor/index.js';
 import { parseListen } from './exporter.js';
 import { TraceRun, type TracePlan } from './trace-run.js';
 import type { TraceFooter, TraceSource } from './schema.js';

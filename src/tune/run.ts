@@ -6,13 +6,13 @@
  * output directory and a first tune.json, then every task alone once (the baseline the co-run
  * shares and quality checks are against; repeated while noisy), then the mechanisms one after the
  * other, each with an equal part of what is left of the budget. tune.json is rewritten
- * (atomically, src/report/write.ts) after every trial, so a failure or Ctrl-C loses nothing that
+ * (atomically, src/write.ts) after every trial, so a failure or Ctrl-C loses nothing that
  * was measured; report.md and the chart of the Pareto front come at the end.
  */
 import path from 'node:path';
 import { GpucoloError } from '../errors.js';
 import { lazyDir } from '../fs-dirs.js';
-import { writeFileAtomic, writeJsonAtomic } from '../report/write.js';
+import { writeFileAtomic, writeJsonAtomic } from '../write.js';
 import { renderSpecs, type ChartFile } from '../report/charts.js';
 import { phaseSpecs, type PhaseSpec } from '../scenario/rounds.js';
 import { runPhaseOnce, type PhaseRun, type PhaseRunContext } from '../scenario/phase-run.js';

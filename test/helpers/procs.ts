@@ -1,5 +1,5 @@
 /** Waiting and process-liveness helpers for tests that start and stop real processes. */
-import { readStat } from '../../src/runners/supervisor/index.js';
+import { readStat } from '../../src/supervisor/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

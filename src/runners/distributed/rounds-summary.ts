@@ -13,7 +13,7 @@ import { InputFileError, isRefusedInput, readInputText } from '../../input-file.
 import { GpucoloError } from '../../errors.js';
 import { fmtNum, fmtRatio, writeFileAtomic } from '../../report/index.js';
 import { flagged, interferenceWarnings, qualityOf, roundSpread, spreadRatio, type HostLoad, type Quality, type QualityWarning, type RoundSpread } from '../../stats/index.js';
-import { writeJsonAtomic } from '../../report/write.js';
+import { writeJsonAtomic } from '../../write.js';
 import type { RoundRun } from './rounds.js';
 import type { DistMethod, DistributedResult } from './schema.js';
 

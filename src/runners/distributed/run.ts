@@ -25,8 +25,8 @@ import {
   type RegisteredSupervisor,
   type ExitReason,
   type SupervisedChild,
-} from '../supervisor/index.js';
-import { writeJsonAtomic } from '../../report/write.js';
+} from '../../supervisor/index.js';
+import { writeJsonAtomic } from '../../write.js';
 import {
   chooseLauncher,
   defaultPython,
@@ -57,7 +57,7 @@ import {
   type PsTopologyName,
 } from './schema.js';
 import { makeDirs } from '../../fs-dirs.js';
-import { writeFileAtomic } from '../../report/write.js';
+import { writeFileAtomic } from '../../write.js';
 
 /** Options passed through to dist_train.py (unset = the script's default). */
 export interface DistributedTrainOptions {

@@ -8,11 +8,11 @@
  * stop() ends the loop and stops the current run's group (SIGTERM, grace, SIGKILL).
  */
 import path from 'node:path';
-import type { ExitInfo, SupervisedChild, Supervisor } from '../supervisor/index.js';
+import type { ExitInfo, SupervisedChild, Supervisor } from '../../supervisor/index.js';
 import { DEFAULT_GRACE_MS } from './job.js';
 import type { BackgroundInfo, JobSpec } from './types.js';
 import { makeDirs } from '../../fs-dirs.js';
-import { writeFileAtomic } from '../../report/write.js';
+import { writeFileAtomic } from '../../write.js';
 
 export interface BackgroundOptions {
   supervisor: Supervisor;

@@ -18,7 +18,7 @@
 import path from 'node:path';
 import { oneLine } from '../../errors.js';
 import { startSampling, type EnergySourceName, type RawEnergySample, type SamplingSummary, type SourceSummary } from '../../energy/index.js';
-import { writeFileAtomic as writeTextAtomic } from '../../report/write.js';
+import { writeFileAtomic as writeTextAtomic } from '../../write.js';
 import type { EnergyMetrics } from './types.js';
 import { makeDirs } from '../../fs-dirs.js';
 

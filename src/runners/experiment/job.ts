@@ -10,10 +10,10 @@
  * outcome is reported, so nothing of one attempt overlaps the next.
  */
 import path from 'node:path';
-import type { ExitInfo, SupervisedChild, Supervisor } from '../supervisor/index.js';
+import type { ExitInfo, SupervisedChild, Supervisor } from '../../supervisor/index.js';
 import type { JobOutcome, JobSpec } from './types.js';
 import { makeDirs } from '../../fs-dirs.js';
-import { writeFileAtomic } from '../../report/write.js';
+import { writeFileAtomic } from '../../write.js';
 
 export interface RunJobOptions {
   supervisor: Supervisor;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GpucoloError } from '../../errors.js';
-import type { Supervisor, SupervisedChild } from '../supervisor/index.js';
+import type { Supervisor, SupervisedChild } from '../../supervisor/index.js';
 
 export type HostMessage = { type: string; [k: string]: unknown };
 

@@ -54,7 +54,7 @@ function bad(file: string, line: number, why: string): GpucoloError {
 export function openJournal(file: string): { journal: Journal; done: Map<string, JournalEntry>; warnings: string[] } {
   const done = new Map<string, JournalEntry>();
   const warnings: string[] = [];
-  // like every other output (src/report/write.ts): never written through a symlink
+  // like every other output (src/write.ts): never written through a symlink
   let isLink = false;
   try {
     isLink = fs.lstatSync(file).isSymbolicLink();

@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GpucoloError, oneLine } from '../../errors.js';
-import { supervisorWithRegistry } from '../supervisor/index.js';
+import { supervisorWithRegistry } from '../../supervisor/index.js';
 import { loadItems, type ItemCategory } from './items.js';
 import { ModelHost, defaultHostScript, defaultStagedPython } from './host.js';
 import { openJournal, key, type Journal } from './journal.js';

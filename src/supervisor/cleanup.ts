@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readStat, scanStats, subtree, type PidStat } from './proctree.js';
 import { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeRegistryFile, type ChildRecord, type RunRegistryDoc } from './registry.js';
-import { makeDirs } from '../../fs-dirs.js';
+import { makeDirs } from '../fs-dirs.js';
 
 /** Registry files in the default directory are named like this. */
 export const REGISTRY_PREFIX = 'run-';

@@ -4,8 +4,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readInputFile } from '../input-file.js';
-import { underRoot } from './sysfs-ts.js';
+import { readInputFile } from './input-file.js';
+import { underRoot } from './roots.js';
 
 export interface ProcStatus {
   pid: number;

@@ -7,9 +7,9 @@
  * Writes are synchronous on purpose: the registry must also be written from process 'exit'
  * handlers, where nothing asynchronous runs, and changes are rare (a start, an exit).
  */
-import { writeJsonAtomic } from '../../report/write.js';
-import { VERSION } from '../../version.js';
-import { readInputText } from '../../input-file.js';
+import { writeJsonAtomic } from '../write.js';
+import { VERSION } from '../version.js';
+import { readInputText } from '../input-file.js';
 import { readStat } from './proctree.js';
 
 export const RUNS_SCHEMA = 'gpucolo.runs/1';
@@ -70,9 +70,9 @@ export interface RunRegistryOptions {
 }
 
 /**
- * Registry files are written atomically (temp file + rename, src/report/write.ts) without fsync:
+ * Registry files are written atomically (temp file + rename, src/write.ts) without fsync:
  * the registry guards against gpucolo crashing, not the machine (after a machine crash no child
- * is left to reap). Results are never written through this: they go through src/report/write.ts
+ * is left to reap). Results are never written through this: they go through src/write.ts
  * with fsync.
  */
 export function writeRegistryFile(file: string, value: unknown): void {

@@ -9,8 +9,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readInputFile } from '../../input-file.js';
-import { parseProcStatus, namespacePid as statusNamespacePid, type ProcStatus } from '../../kfd/procfs.js';
+import { readInputFile } from '../input-file.js';
+import { parseProcStatus, namespacePid as statusNamespacePid, type ProcStatus } from '../procfs.js';
 
 /** ProcStatus plus Tgid (the shared parser does not keep it; we wrap rather than fork it). */
 export interface PidStatus extends ProcStatus {

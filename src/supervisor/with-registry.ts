@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkRegistryTarget, defaultRegistryFile } from './cleanup.js';
 import { Supervisor } from './supervisor.js';
-import { makeDirs } from '../../fs-dirs.js';
+import { makeDirs } from '../fs-dirs.js';
 
 export interface RegisteredSupervisor {
   supervisor: Supervisor;

@@ -13,10 +13,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { GpucoloError, oneLine } from '../errors.js';
 import { isRefusedInput } from '../input-file.js';
-import { parseDuration } from '../units.js';
 import {
   LAUNCHERS,
   METHODS,
@@ -45,43 +44,14 @@ import {
 import type { Supervisor } from '../supervisor/index.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
-import { listDefault, secondsOption } from './options.js';
+import { durationArg, integerArg, listArg, listDefault, numberArg, secondsOption } from './options.js';
 import { table } from './table.js';
 
-const intArg =
-  (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  (v: string): number => {
-    if (!/^\d+$/.test(v.trim()) || Number(v) < min || Number(v) > max) {
-      throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `not an integer >= ${min}: "${v}"` : `not an integer from ${min} to ${max}: "${v}"`);
-    }
-    return Number(v);
-  };
 /** upper bounds: a typo (100000 ranks) must not start processes until the machine gives out */
 const MAX_NPROC_PER_NODE = 1024;
 const MAX_NNODES = 4096;
-const floatArg =
-  (min: number, strict = false) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || (strict && n === min)) throw new InvalidArgumentError(`not a number ${strict ? '>' : '>='} ${min}: "${v}"`);
-    return n;
-  };
-const durationMs = (v: string): number => {
-  try {
-    return parseDuration(v) / 1e6;
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-};
-const methodsArg = (v: string): DistMethod[] => {
-  const list = v
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-  for (const m of list) if (!(METHODS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown method "${m}" (${METHODS.join(', ')})`);
-  if (!list.length) throw new InvalidArgumentError('no methods given');
-  return list as DistMethod[];
-};
+const durationMs = durationArg({ unit: 'ms' });
+const methodsArg = listArg<DistMethod>('method', METHODS);
 
 /** Training options the CLI passes through under their own names (the script's flags). */
 const TRAIN_KEYS = ['model', 'pretrained', 'dataDir', 'synthetic', 'imageSize', 'numClasses', 'trainSamples', 'valSamples', 'epochs', 'batchSize', 'workers', 'lr', 'momentum', 'backend', 'seed', 'maxSteps', 'threads', 'dumpParams'] as const satisfies readonly (keyof DistributedTrainOptions)[];
@@ -114,12 +84,12 @@ function addCommonOptions(cmd: Command): Command {
     .addOption(
       new Option('--ps-topology <layout>', "ps: colocated = rank 0 serves and computes (default; global batch as DDP's); dedicated = rank 0 only serves, world size - 1 workers (the design notes' ps_train.py)").choices([...PS_TOPOLOGIES]),
     )
-    .option('--bucket-mb <mb>', 'allreduce bucket size in MB (0 = one all_reduce per parameter)', floatArg(0))
-    .option('--nproc-per-node <n>', 'ranks on this node', intArg(1, MAX_NPROC_PER_NODE), 2)
-    .option('--nnodes <n>', 'nodes (> 1 needs --rdzv-endpoint and torchrun)', intArg(1, MAX_NNODES))
-    .option('--node-rank <r>', "this node's rank (0 .. nnodes-1)", intArg(0))
+    .option('--bucket-mb <mb>', 'allreduce bucket size in MB (0 = one all_reduce per parameter)', numberArg({ min: 0 }))
+    .option('--nproc-per-node <n>', 'ranks on this node', integerArg({ min: 1, max: MAX_NPROC_PER_NODE }), 2)
+    .option('--nnodes <n>', 'nodes (> 1 needs --rdzv-endpoint and torchrun)', integerArg({ min: 1, max: MAX_NNODES }))
+    .option('--node-rank <r>', "this node's rank (0 .. nnodes-1)", integerArg({ min: 0 }))
     .option('--rdzv-endpoint <host:port>', 'c10d rendezvous endpoint, the same on every node')
-    .option('--master-port <port>', 'direct launcher: MASTER_PORT (default: a free port)', intArg(1, 65535))
+    .option('--master-port <port>', 'direct launcher: MASTER_PORT (default: a free port)', integerArg({ min: 1, max: 65535 }))
     .addOption(new Option('--launcher <launcher>', 'auto: torchrun where it works, else direct (single node)').choices([...LAUNCHERS]).default('auto'))
     .option('--timeout <duration>', 'stop every rank after this long, per run (e.g. 30s, 10m; a bare number is seconds)', durationMs)
     .addOption(secondsOption('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping ranks', 5))
@@ -132,20 +102,20 @@ function addCommonOptions(cmd: Command): Command {
     .option('--pretrained <file>', 'local state_dict to start from')
     .option('--data-dir <dir>', 'ImageFolder data: DIR/train and DIR/val class folders')
     .option('--synthetic', 'synthetic data generated from --seed (the default without --data-dir)')
-    .option('--image-size <n>', 'image side in pixels', intArg(1))
-    .option('--num-classes <n>', 'classes', intArg(2))
-    .option('--train-samples <n>', 'training samples', intArg(1))
-    .option('--val-samples <n>', 'validation samples (0 = no evaluation)', intArg(0))
-    .option('--epochs <n>', 'epochs', intArg(1))
-    .option('--batch-size <n>', 'batch size per rank', intArg(1))
-    .option('--workers <n>', 'DataLoader workers per rank', intArg(0))
-    .option('--lr <f>', 'learning rate', floatArg(0, true))
-    .option('--momentum <f>', 'SGD momentum', floatArg(0))
+    .option('--image-size <n>', 'image side in pixels', integerArg({ min: 1 }))
+    .option('--num-classes <n>', 'classes', integerArg({ min: 2 }))
+    .option('--train-samples <n>', 'training samples', integerArg({ min: 1 }))
+    .option('--val-samples <n>', 'validation samples (0 = no evaluation)', integerArg({ min: 0 }))
+    .option('--epochs <n>', 'epochs', integerArg({ min: 1 }))
+    .option('--batch-size <n>', 'batch size per rank', integerArg({ min: 1 }))
+    .option('--workers <n>', 'DataLoader workers per rank', integerArg({ min: 0 }))
+    .option('--lr <f>', 'learning rate', numberArg({ min: 0, exclusive: true }))
+    .option('--momentum <f>', 'SGD momentum', numberArg({ min: 0 }))
     .addOption(new Option('--backend <backend>', 'torch.distributed backend').choices(['auto', 'nccl', 'gloo']))
-    .option('--seed <n>', 'seed (model init, data, order)', intArg(0))
-    .option('--max-steps <n>', 'steps per epoch cap (0 = all)', intArg(0))
-    .option('--threads <n>', 'torch threads per rank', intArg(1))
-    .option('--script-timeout <s>', "the script's own rendezvous/collective timeout (--timeout-s)", floatArg(0, true))
+    .option('--seed <n>', 'seed (model init, data, order)', integerArg({ min: 0 }))
+    .option('--max-steps <n>', 'steps per epoch cap (0 = all)', integerArg({ min: 0 }))
+    .option('--threads <n>', 'torch threads per rank', integerArg({ min: 1 }))
+    .option('--script-timeout <s>', "the script's own rendezvous/collective timeout (--timeout-s)", numberArg({ min: 0, exclusive: true }))
     .option('--dump-params <file>', 'rank 0 saves the final flattened parameters (torch.save); compare adds _<method>');
 }
 
@@ -350,7 +320,7 @@ export function distributedCommand(): Command {
       .description('run several methods with identical options, interleaved over rounds (order rotated each round), then analyze: pooled figures with their spread between rounds and a quality block')
       .addOption(listDefault(new Option('--methods <list>', `comma-separated (${METHODS.join(',')})`).argParser(methodsArg), [...METHODS]))
       // 2: the fewest that show a spread; each round is a full run of every method
-      .option('--rounds <n>', 'rounds: every method once per round, order rotated each round; round r in DIR/round-<r> when > 1', intArg(1, 1000), 2)
+      .option('--rounds <n>', 'rounds: every method once per round, order rotated each round; round r in DIR/round-<r> when > 1', integerArg({ min: 1, max: 1000 }), 2)
       .option('--no-png', 'plots as SVG only'),
   ).action(async (o: CommonCli & { methods: DistMethod[]; png: boolean; rounds: number }) => {
     const { supervisor, dispose } = ownSupervisor(o);

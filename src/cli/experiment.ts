@@ -8,7 +8,7 @@
  * A second SIGINT/SIGTERM SIGKILLs every group at once.
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError, oneLine } from '../errors.js';
 import { BAD_INPUT_CODES } from '../input-file.js';
@@ -27,22 +27,15 @@ import { listRegistryFiles, reapRegistries } from '../supervisor/index.js';
 import { checkRegistryTarget } from '../supervisor/cleanup.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
-import { secondsOption } from './options.js';
+import { choiceArg, integerArg, listArg, secondsOption } from './options.js';
 
 /** errors in what the user gave: exit 2 */
 /** a bad file named on the command line (or by it): exit 2 */
 const INPUT_CODES = new Set(['EBADCONFIG', ...BAD_INPUT_CODES]);
 
-function seedArg(v: string): number {
-  if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff) throw new InvalidArgumentError(`not a seed (0..4294967295): "${v}"`);
-  return Number(v);
-}
-
-function sourcesArg(v: string): EnergySourceName[] {
-  const list = v.split(',').map((x) => x.trim()).filter(Boolean);
-  for (const s of list) if (!(ENERGY_SOURCES as readonly string[]).includes(s)) throw new InvalidArgumentError(`unknown energy source "${s}" (${ENERGY_SOURCES.join(', ')})`);
-  return list as EnergySourceName[];
-}
+const seedArg = integerArg({ max: 0xffffffff, what: 'a seed (0..4294967295)' });
+/** an empty list samples no energy source */
+const sourcesArg = listArg<EnergySourceName>('energy source', ENERGY_SOURCES, { allowEmpty: true });
 
 const fmtS = (s: number): string => (s >= 100 ? s.toFixed(0) : s.toFixed(1));
 const hp = (h: Record<string, unknown>): string => JSON.stringify(h);
@@ -94,10 +87,7 @@ interface ExperimentCliOptions {
   layout: Layout;
 }
 
-function layoutArg(v: string): Layout {
-  if (!(LAYOUTS as readonly string[]).includes(v)) throw new InvalidArgumentError(`unknown layout "${v}" (${LAYOUTS.join(', ')})`);
-  return v as Layout;
-}
+const layoutArg = choiceArg<Layout>('layout', LAYOUTS);
 
 export function experimentCommand(): Command {
   return new Command('experiment')

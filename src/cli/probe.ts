@@ -5,49 +5,22 @@ import { formatDuration, formatPercent } from '../units.js';
 import type { QuantileSummary, RoundSpread } from '../stats/index.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
-import { duration, durationOption, listDefault } from './options.js';
+import { duration, durationOption, integerArg, listArg, listDefault, numberArg, shareArg } from './options.js';
 import { MAX_KERNEL_NS } from '../limits.js';
 
 const MECHANISMS = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'] as const;
 
-function percent(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)%$/.exec(v.trim());
-  const x = m ? Number(m[1]) / 100 : Number(v);
-  if (!(x > 0 && x < 1)) throw new InvalidArgumentError(`not a share: "${v}" (e.g. 10%)`);
-  return x;
-}
-
-function positive(v: string): number {
-  const x = Number(v);
-  if (!(x > 0) || !Number.isFinite(x)) throw new InvalidArgumentError(`not a positive number: "${v}"`);
-  return x;
-}
-
-function int(v: string): number {
-  if (!/^\d{1,6}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`not a positive integer: "${v}"`);
-  return Number(v);
-}
-
+const percent = shareArg();
+const positive = numberArg({ min: 0, exclusive: true, what: 'a positive number' });
+const int = integerArg({ min: 1, max: 999_999, what: 'a positive integer' });
 /** a device index: 0, 1, ... */
-function deviceIndex(v: string): number {
-  if (!/^\d{1,4}$/.test(v)) throw new InvalidArgumentError(`not a device index (0, 1, ...): "${v}"`);
-  return Number(v);
-}
+const deviceIndex = integerArg({ max: 9999, what: 'a device index (0, 1, ...)' });
+const kfdPrio = integerArg({ max: 15, what: 'a KFD queue priority', hint: '0..15' });
+const mechanisms = listArg<DispatchMechanism>('mechanism', MECHANISMS);
 
 function blocksOrFill(v: string): number | 'fill' {
   if (v.trim() === 'fill') return 'fill';
   return int(v);
-}
-
-function kfdPrio(v: string): number {
-  if (!/^\d{1,2}$/.test(v) || Number(v) > 15) throw new InvalidArgumentError(`not a KFD queue priority: "${v}" (0..15)`);
-  return Number(v);
-}
-
-function mechanisms(v: string): DispatchMechanism[] {
-  const list = v.split(',').map((x) => x.trim());
-  for (const m of list) if (!(MECHANISMS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown mechanism "${m}" (${MECHANISMS.join(', ')})`);
-  return list as DispatchMechanism[];
 }
 
 /** --sweep K=1,2,4 | lp-kernel=1ms,2ms | reserve=10%,20% */

@@ -6,29 +6,18 @@
  * 130 Ctrl-C (partial results written).
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
 import { isBadInput } from '../input-file.js';
 import { MECHANISMS, loadScenario, runScenario, type Mechanism, type RunEvent, type Results } from '../scenario/index.js';
 import { CliError } from './errors.js';
 import { table } from './table.js';
-import { duration } from './options.js';
+import { duration, integerArg, listArg } from './options.js';
 import { MAX_DISPATCH_SPAN_NS, MIN_DISPATCH_SPAN_NS } from '../limits.js';
 import type { PhaseResult, TaskResult } from '../scenario/types.js';
 
-function mechanisms(v: string): Mechanism[] {
-  const list = v.split(',').map((x) => x.trim());
-  for (const m of list) if (!(MECHANISMS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown mechanism "${m}" (${MECHANISMS.join(', ')})`);
-  return list as Mechanism[];
-}
-
-function positiveInt(name: string): (v: string) => number {
-  return (v) => {
-    if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new InvalidArgumentError(`${name} must be a whole number >= 1`);
-    return Number(v);
-  };
-}
+const mechanisms = listArg<Mechanism>('mechanism', MECHANISMS);
 
 function stamp(d = new Date()): string {
   const p = (n: number): string => String(n).padStart(2, '0');
@@ -145,8 +134,8 @@ export function runCommand(): Command {
     .addOption(new Option('--backend <name>', 'probe form backend (default: the scenario\'s, auto = cuda, hip, then cpu)').choices(['auto', 'cpu', 'cuda', 'hip']))
     .option('--duration <duration>', 'measured time per phase (overrides the scenario)', duration)
     .option('--warmup <duration>', 'warm-up per phase (overrides the scenario)', duration)
-    .option('--rounds <n>', 'run every phase n times, the order rotated each round; the report pools them and shows their spread (default: the scenario\'s, else 2; the canned scenarios say 2: inference-service then takes about 2 minutes on a 2-core host without a GPU)', positiveInt('--rounds'))
-    .option('--min-samples <k>', 'lengthen phases until every task has k requests over all rounds (368 gives a P99 a 95% CI)', positiveInt('--min-samples'))
+    .option('--rounds <n>', 'run every phase n times, the order rotated each round; the report pools them and shows their spread (default: the scenario\'s, else 2; the canned scenarios say 2: inference-service then takes about 2 minutes on a 2-core host without a GPU)', integerArg({ min: 1 }))
+    .option('--min-samples <k>', 'lengthen phases until every task has k requests over all rounds (368 gives a P99 a 95% CI)', integerArg({ min: 1 }))
     .option('--mechanism <list>', `co-run mechanisms besides none (${MECHANISMS.join(', ')})`, mechanisms)
     .option('--python <path>', 'python with PyTorch for the torch form (default $GPUCOLO_PYTHON or /usr/bin/python3)')
     .addOption(

@@ -1,20 +1,13 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { runStudy, type StudyReport } from '../trace/index.js';
 import { writeFileAtomic } from '../trace/index.js';
 import { CliError } from './errors.js';
 import { addSamplingOptions, samplingOptions, type TraceCliOptions } from './trace.js';
-import { checkGivenRoots, durationOption } from './options.js';
+import { checkGivenRoots, durationOption, integerArg } from './options.js';
 import { formatDuration } from '../units.js';
 
-function runsArg(v: string): number {
-  if (!/^\d{1,4}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`not a number of runs: "${v}"`);
-  return Number(v);
-}
-
-function toleranceArg(v: string): number {
-  if (!/^\d{1,4}$/.test(v)) throw new InvalidArgumentError(`not a whole number of queues: "${v}"`);
-  return Number(v);
-}
+const runsArg = integerArg({ min: 1, max: 9999, what: 'a number of runs' });
+const toleranceArg = integerArg({ max: 9999, what: 'a whole number of queues' });
 
 const ms = (ns: number | null): string => (ns === null ? '-' : formatDuration(ns));
 

@@ -5,7 +5,7 @@
  * nobody asked for: a script says --once.
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { buildFrame, frameText } from '../top/frame.js';
 import { initialView, MAX_SPEED, MIN_SPEED, type TopView } from '../top/keys.js';
 import { LiveSource, NoKfdError } from '../top/live.js';
@@ -14,7 +14,7 @@ import type { TopSnapshot } from '../top/state.js';
 import { formatDuration } from '../units.js';
 import { loadTraceForCli } from './analyze.js';
 import { CliError } from './errors.js';
-import { addRootOptions, checkGivenRoots, duration, durationOption, resolveRoots, type RootOptions } from './options.js';
+import { addRootOptions, checkGivenRoots, duration, durationOption, numberArg, resolveRoots, type RootOptions } from './options.js';
 
 export const TOP_MIN_INTERVAL_NS = 100e6;
 export const TOP_MAX_INTERVAL_NS = 60e9;
@@ -29,11 +29,7 @@ interface TopCliOptions extends RootOptions {
   once?: boolean;
 }
 
-function speedValue(v: string): number {
-  const x = Number(v);
-  if (!Number.isFinite(x) || x < MIN_SPEED || x > MAX_SPEED) throw new InvalidArgumentError(`a number from ${MIN_SPEED} to ${MAX_SPEED}, got "${v}"`);
-  return x;
-}
+const speedValue = numberArg({ min: MIN_SPEED, max: MAX_SPEED });
 
 function atValue(v: string): number | 'end' {
   return v === 'end' ? 'end' : duration(v);

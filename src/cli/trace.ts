@@ -1,24 +1,17 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { formatDuration } from '../units.js';
 import { runTrace, type TraceOptions, type TraceSource } from '../trace/index.js';
 import { ListenError, httpUrl, parseListen } from '../trace/exporter.js';
-import { checkGivenRoots, collectPids, durationOption, listDefault, resolveRoots, type RootOptions } from './options.js';
+import { argFrom, checkGivenRoots, collectPids, durationOption, listArg, listDefault, resolveRoots, type RootOptions } from './options.js';
 import { CliError } from './errors.js';
 
-function sources(v: string): TraceSource[] {
-  const list = v.split(',').map((x) => x.trim());
-  for (const x of list) if (x !== 'sysfs' && x !== 'debugfs') throw new InvalidArgumentError(`unknown source "${x}" (sysfs, debugfs)`);
-  return list as TraceSource[];
-}
+const sources = listArg<TraceSource>('source', ['sysfs', 'debugfs']);
 
-function listenAddress(v: string): string {
-  try {
-    parseListen(v);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
+/** --serve: an address the exporter can listen on */
+const listenAddress = argFrom((v: string): string => {
+  parseListen(v);
   return v;
-}
+});
 
 /** trace-<date>-<time>.jsonl; the tracer takes trace-...-2.jsonl etc. when a run in the same second has it. */
 export function defaultOut(d = new Date()): string {

@@ -8,7 +8,7 @@
  * small for one trial); 130 Ctrl-C (tune.json keeps what was measured).
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
 import { isBadInput } from '../input-file.js';
@@ -16,31 +16,11 @@ import { MECHANISMS, loadScenario, type Mechanism } from '../scenario/index.js';
 import { DEFAULT_BUDGET_NS, knobProblem, tuneScenario, type TuneEvent, type TuneResult, type TuneTrial } from '../tune/index.js';
 import { formatDuration } from '../units.js';
 import { CliError } from './errors.js';
-import { duration } from './options.js';
+import { duration, durationArg, integerArg, listArg } from './options.js';
 
-function mechanisms(v: string): Mechanism[] {
-  const list = v.split(',').map((x) => x.trim()).filter(Boolean);
-  if (!list.length) throw new InvalidArgumentError('name at least one mechanism');
-  for (const m of list) {
-    if (!(MECHANISMS as readonly string[]).includes(m)) throw new InvalidArgumentError(`unknown mechanism "${m}" (${MECHANISMS.join(', ')})`);
-    const why = knobProblem(m);
-    if (why) throw new InvalidArgumentError(why);
-  }
-  return list as Mechanism[];
-}
-
-function positiveInt(name: string): (v: string) => number {
-  return (v) => {
-    if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new InvalidArgumentError(`${name} must be a whole number >= 1`);
-    return Number(v);
-  };
-}
-
-function positiveDuration(v: string): number {
-  const ns = duration(v);
-  if (!(ns > 0)) throw new InvalidArgumentError('must be longer than 0');
-  return ns;
-}
+/** mechanisms to tune: known ones with a knob */
+const mechanisms = listArg<Mechanism>('mechanism', MECHANISMS, { check: knobProblem });
+const positiveDuration = durationArg({ positive: true });
 
 /** 20261206-214500 in local time: the default output directory's suffix. */
 function stamp(d = new Date()): string {
@@ -156,7 +136,7 @@ export function tuneCommand(): Command {
     .addOption(new Option('--backend <name>', "probe form backend (default: the scenario's)").choices(['auto', 'cpu', 'cuda', 'hip']))
     .option('--duration <duration>', 'measured time per round of a trial (default: the scenario\'s duration)', positiveDuration)
     .option('--warmup <duration>', 'warm-up per round (default: the scenario\'s)', duration)
-    .option('--max-rounds <n>', 'rounds a trial may take before it is inconclusive (default: what proving the HP P99 met needs at the baseline\'s rate, at most 8)', positiveInt('--max-rounds'))
+    .option('--max-rounds <n>', 'rounds a trial may take before it is inconclusive (default: what proving the HP P99 met needs at the baseline\'s rate, at most 8)', integerArg({ min: 1 }))
     .option('--python <path>', 'python with PyTorch for the torch form (default $GPUCOLO_PYTHON or /usr/bin/python3)')
     .option('--no-charts', 'skip the chart of the front')
     .option('--json', 'print tune.json to stdout at the end')

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
 import type { NativeJoinTables } from './kfd/join.js';
+import type { EngineMechanism } from './mechanisms.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
 export const NATIVE_ABI = 9;
@@ -165,7 +166,8 @@ export interface NativeDispatchStream {
   levels?: number;
 }
 
-export type DispatchMechanism = 'none' | 'stream-priority' | 'cu-mask' | 'sm-partition' | 'throttle';
+/** the engine's mechanisms (src/mechanisms.ts, engineId) */
+export type DispatchMechanism = EngineMechanism;
 
 export interface NativeDispatchSpec {
   backend: 'cpu' | 'cuda' | 'hip';

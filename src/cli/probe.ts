@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fillText, kfdPresent, probeLatency, probePriority, type ClockCheck, type ClockSummary, type FillReport, type PriorityProbeResult, type LatencyProbeResult } from '../dispatch/index.js';
 import type { DispatchMechanism } from '../native.js';
+import { ENGINE_MECHANISMS } from '../mechanisms.js';
 import { formatDuration, formatPercent } from '../units.js';
 import type { QuantileSummary, RoundSpread } from '../stats/index.js';
 import { CliError } from './errors.js';
@@ -8,7 +9,7 @@ import { table } from './table.js';
 import { duration, durationOption, integerArg, listArg, listDefault, numberArg, shareArg } from './options.js';
 import { MAX_KERNEL_NS } from '../limits.js';
 
-const MECHANISMS = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'] as const;
+const MECHANISMS = ENGINE_MECHANISMS;
 
 const percent = shareArg();
 const positive = numberArg({ min: 0, exclusive: true, what: 'a positive number' });

@@ -13,13 +13,22 @@ import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
 import { isBadInput } from '../input-file.js';
 import { MECHANISMS, loadScenario, type Mechanism } from '../scenario/index.js';
-import { DEFAULT_BUDGET_NS, knobProblem, tuneScenario, type TuneEvent, type TuneResult, type TuneTrial } from '../tune/index.js';
+import { DEFAULT_BUDGET_NS, TUNABLE, knobProblem, tuneScenario, type TuneEvent, type TuneResult, type TuneTrial } from '../tune/index.js';
 import { formatDuration } from '../units.js';
 import { CliError } from './errors.js';
 import { duration, durationArg, integerArg, listArg } from './options.js';
 
 /** mechanisms to tune: known ones with a knob */
 const mechanisms = listArg<Mechanism>('mechanism', MECHANISMS, { check: knobProblem });
+
+/** "cu-mask and sm-partition (reserve), throttle (throttleK)": the tunable mechanisms by knob, from the registry */
+function tunableText(): string {
+  const byKnob = new Map<string, string[]>();
+  for (const [m, k] of Object.entries(TUNABLE)) byKnob.set(k, [...(byKnob.get(k) ?? []), m]);
+  const and = (xs: string[]): string => (xs.length > 1 ? `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}` : xs[0]);
+  return [...byKnob].map(([k, ms]) => `${and(ms)} (${k})`).join(', ');
+}
+
 const positiveDuration = durationArg({ positive: true });
 
 /** 20261206-214500 in local time: the default output directory's suffix. */
@@ -129,7 +138,7 @@ export function tuneCommand(): Command {
   return new Command('tune')
     .description('find, per mechanism, the setting that meets every high-priority SLO with the most low-priority throughput (coarse search, then bisection; trials stop early once decided); writes tune.json, report.md and a chart of the Pareto front')
     .argument('<scenario>', 'canned name (inference-service, multi-tenant, realtime-batch) or a scenario file')
-    .option('--mechanism <list>', 'mechanisms to tune: cu-mask and sm-partition (reserve), throttle (throttleK) (default: each of them the backend can run)', mechanisms)
+    .option('--mechanism <list>', `mechanisms to tune: ${tunableText()} (default: each of them the backend can run)`, mechanisms)
     .addOption(new Option('--budget <duration>', 'total wall time; the search stops when it is spent and keeps the best verified setting').argParser(positiveDuration).default(DEFAULT_BUDGET_NS, formatDuration(DEFAULT_BUDGET_NS)))
     .option('--out <dir>', 'output directory (default gpucolo-runs/tune-<name>-<time>)')
     .addOption(new Option('--form <form>', 'probe (spin kernels), torch (model workers) or auto').choices(['auto', 'probe', 'torch']).default('auto'))

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { MAX_BLOCKS, MAX_DISPATCH_SPAN_NS, MAX_INFLIGHT, MAX_KERNEL_NS, MAX_RATE_HZ, MAX_STREAMS, MAX_THREADS_PER_BLOCK, MAX_THROTTLE_K, MIN_DISPATCH_SPAN_NS } from '../limits.js';
 import { loadNative, type DispatchEngine, type NativeBackendInfo, type NativeDispatchResult, type NativeDispatchSpec } from '../native.js';
 import { GpucoloError, oneLine } from '../errors.js';
+import { ENGINE_MECHANISMS } from '../mechanisms.js';
 import { chooseEngine } from './engine-choice.js';
 import { startTsDispatch, tsCpuBackendInfo, type TsEngineOptions } from './ts-engine/index.js';
 
@@ -37,7 +38,7 @@ export const dispatchSpecSchema = z
     durationNs: z.number().min(MIN_DISPATCH_SPAN_NS).max(MAX_DISPATCH_SPAN_NS),
     warmupNs: z.number().min(0).default(0),
     maxLaunches: z.number().int().min(0).default(0),
-    mechanism: z.enum(['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle']).default('none'),
+    mechanism: z.enum(ENGINE_MECHANISMS).default('none'),
     throttleK: z.number().int().min(1).max(MAX_THROTTLE_K).default(1),
     reserve: z.number().min(0).max(1).default(0),
     watchdogNs: z.number().min(1e6).default(10e9),

@@ -19,12 +19,13 @@
 import { runDispatch, listBackends, type DispatchRun, type DispatchSpecInput } from '../dispatch/index.js';
 import { blocksPerCuAt, fillReport, fillText, mechanismProblem, reservedUnits, sizeStreams, streamShare, type StreamShare } from '../dispatch/fill.js';
 import type { DispatchEngine, DispatchMechanism, NativeBackendInfo } from '../native.js';
+import { isEngineMechanism, mechanismInfo, type Backend } from '../mechanisms.js';
 import { arrivalTimes } from './arrivals.js';
 import { censoredAges, generatorLagNs } from './censor.js';
 import type { Mechanism, ProbeWorkload, Task } from './schema.js';
 import type { PhaseStatus, TaskSamples } from './types.js';
 
-export type ProbeBackend = 'cpu' | 'cuda' | 'hip';
+export type ProbeBackend = Backend;
 
 export interface ProbePhaseOptions {
   tasks: { task: Task; workload: ProbeWorkload }[];
@@ -56,8 +57,6 @@ export interface ProbePhaseResult {
   /** the engine that measured the phase; null when it did not run */
   engine: DispatchEngine | null;
 }
-
-const ENGINE_MECHANISMS: readonly Mechanism[] = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'];
 
 /** The least drain after a phase end (the torch driver waits as long: torch-driver.ts DRAIN_NS). */
 export const MIN_DRAIN_NS = 2e9;
@@ -97,9 +96,9 @@ export function probeDevice(backend: ProbeBackend, device = 0, engine?: Dispatch
 export function probeMechanismProblem(m: Mechanism, backend: ProbeBackend, dev: NativeBackendInfo['devices'][number], reserve: number): string | null {
   if (m === 'gate') return 'gate pauses separate worker processes between layers: it applies to the torch form';
   if (m === 'xsched') return 'xsched wraps the streams of separately started workers (LD_PRELOAD): it applies to the torch form';
-  if (!ENGINE_MECHANISMS.includes(m)) return `unknown mechanism ${m}`;
+  if (!isEngineMechanism(m)) return `unknown mechanism ${m}`;
   // the backend's support, both sides of a reserve, CU masks that would leave an XCC empty (fill.ts)
-  return mechanismProblem(m as DispatchMechanism, backend, dev, reserve);
+  return mechanismProblem(m, backend, dev, reserve);
 }
 
 /** "16 SMs (asked 14)" */
@@ -289,7 +288,7 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
     blocks[task.name] = b;
     return stream(task, workload, prio(task), b, spanNs);
   });
-  if (ranks.length > 2 && o.mechanism !== 'none' && o.mechanism !== 'stream-priority') {
+  if (ranks.length > 2 && mechanismInfo(o.mechanism)?.twoSided) {
     notes.push(`${o.mechanism} has two sides: priority ${top} is the high-priority side, priorities ${ranks.filter((p) => p !== top).reverse().join(', ')} the low-priority side together`);
   }
   if (o.mechanism === 'throttle') notes.push(`throttle: low-priority tasks keep at most K=${o.throttleK} kernel(s) in flight and hold while high-priority work is pending`);

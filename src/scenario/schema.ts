@@ -9,6 +9,7 @@
  * workloads/model_worker.py). A run picks one form for all tasks.
  */
 import { z } from 'zod';
+import { MECHANISMS, type Mechanism } from '../mechanisms.js';
 import { parseDuration } from '../units.js';
 import { MAX_BLOCKS, MAX_DISPATCH_SPAN_NS, MAX_INFLIGHT, MAX_KERNEL_NS, MAX_REQUEST_NS, MAX_STREAMS, MAX_THREADS_PER_BLOCK, MAX_THROTTLE_K, MIN_DISPATCH_SPAN_NS } from '../limits.js';
 
@@ -157,8 +158,8 @@ export const taskSchema = z
   .strict()
   .refine((t) => t.probe || t.torch, { message: 'a task needs a workload: probe, torch or both' });
 
-export const MECHANISMS = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle', 'gate', 'xsched'] as const;
-export type Mechanism = (typeof MECHANISMS)[number];
+/** the mechanisms' names, from the registry (src/mechanisms.ts) */
+export { MECHANISMS, type Mechanism };
 
 const LATENCY_METRICS = ['p50', 'p90', 'p95', 'p99', 'p999'] as const;
 

@@ -18,13 +18,14 @@
  * for the highest level that still meets the SLOs.
  */
 import { MAX_THROTTLE_K } from '../limits.js';
+import { MECHANISM_KNOBS, type KnobName } from '../mechanisms.js';
 import type { Mechanism, Scenario } from '../scenario/index.js';
 import { formatPercent } from '../units.js';
 
-export type KnobName = 'reserve' | 'throttleK';
+export type { KnobName };
 
-/** The mechanisms with a knob, and which. */
-export const TUNABLE: Readonly<Partial<Record<Mechanism, KnobName>>> = { 'cu-mask': 'reserve', 'sm-partition': 'reserve', throttle: 'throttleK' };
+/** The mechanisms with a knob, and which (the registry's knob: src/mechanisms.ts). */
+export const TUNABLE: Readonly<Partial<Record<Mechanism, KnobName>>> = MECHANISM_KNOBS;
 
 /** A scenario's knob values for one trial. */
 export interface Setting {

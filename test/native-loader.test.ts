@@ -96,12 +96,14 @@ describe('native loader', () => {
   });
 
   it.runIf(nativeLoaded)('kfdVersion errors look like Node system errors, with a hint', () => {
-    const out = probe(`try { g.kfdVersion('/nonexistent/kfd'); return null; } catch (e) { return { code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, hint: e.hint, message: e.message }; }`, {});
+    // kfdVersion is internal (not in src/index.ts): it comes from the module that defines it
+    const kfd = `const { kfdVersion } = await import(${JSON.stringify(path.join(ROOT, 'dist/kfd/index.js'))});`;
+    const out = probe(`${kfd} try { kfdVersion('/nonexistent/kfd'); return null; } catch (e) { return { code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, hint: e.hint, message: e.message }; }`, {});
     expect(out).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'open', path: '/nonexistent/kfd' });
     expect((out as { hint: string }).hint).toMatch(/amdgpu/);
     const dir = makeTree({ 'notkfd': 'x' });
     dirs.push(dir);
-    const bad = probe(`try { g.kfdVersion(${JSON.stringify(path.join(dir, 'notkfd'))}); return null; } catch (e) { return { code: e.code, syscall: e.syscall }; }`, {});
+    const bad = probe(`${kfd} try { kfdVersion(${JSON.stringify(path.join(dir, 'notkfd'))}); return null; } catch (e) { return { code: e.code, syscall: e.syscall }; }`, {});
     // a regular file takes no ioctl
     expect(bad).toEqual({ code: 'ENOTTY', syscall: 'ioctl' });
   });

@@ -22,7 +22,7 @@ import {
   replaceElided,
   timeUnit,
 } from '../src/runners/distributed/index.js';
-import { distributedCli } from './helpers/distributed-cli.js';
+import { distributedCli } from './helpers/cli-in-process.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIX = path.join(HERE, 'fixtures/distributed');

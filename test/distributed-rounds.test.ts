@@ -32,7 +32,7 @@ import {
   type RoundRun,
 } from '../src/runners/distributed/index.js';
 import { qualityOf, type HostLoad } from '../src/stats/index.js';
-import { distributedCli } from './helpers/distributed-cli.js';
+import { distributedCli } from './helpers/cli-in-process.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIX = path.join(HERE, 'fixtures/distributed');

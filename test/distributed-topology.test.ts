@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeDistributed, loadDistributedResult, runDistributed, trainArgs, validateRun, type DistributedRunOptions } from '../src/runners/distributed/index.js';
 import { HANG_MS } from './helpers/load.js';
-import { distributedCli } from './helpers/distributed-cli.js';
+import { distributedCli } from './helpers/cli-in-process.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');

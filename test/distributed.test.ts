@@ -34,7 +34,7 @@ import {
 import { liveGroupMembers, readRunRegistry } from '../src/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { dead, waitFor } from './helpers/procs.js';
-import { distributedCli } from './helpers/distributed-cli.js';
+import { distributedCli } from './helpers/cli-in-process.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');

@@ -5,41 +5,17 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command } from 'commander';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { CliError } from '../src/cli/errors.js';
 import { topCommand } from '../src/cli/top.js';
+import { cliInProcess } from './helpers/cli-in-process.js';
 import { IMPLS, ROOT } from './helpers/impls.js';
 import { copyTree } from './helpers/tree.js';
 
 const EXAMPLE = path.join(ROOT, 'examples/kfd-mi300x');
 
-/** `gpucolo top ARGS` in this process: exit code, the CliError's message, stdout. */
-async function topCli(args: string[], tty: { stdout?: boolean; stdin?: boolean } = {}): Promise<{ code: number; message?: string; stdout: string }> {
-  const program = new Command('gpucolo').exitOverride();
-  program.addCommand(topCommand());
-  program.commands.forEach((c) => c.exitOverride().configureOutput({ writeErr: () => {} }));
-  let stdout = '';
-  const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const saved = { out: process.stdout.isTTY, in: process.stdin.isTTY };
-  process.stdout.isTTY = tty.stdout ?? false;
-  process.stdin.isTTY = tty.stdin ?? false;
-  try {
-    await program.parseAsync(['top', ...args], { from: 'user' });
-    return { code: 0, stdout };
-  } catch (err) {
-    if (err instanceof CliError) return { code: err.exitCode, message: err.message, stdout };
-    if ((err as { exitCode?: number }).exitCode !== undefined) return { code: 2, message: (err as Error).message, stdout };
-    throw err;
-  } finally {
-    spyOut.mockRestore();
-    process.stdout.isTTY = saved.out;
-    process.stdin.isTTY = saved.in;
-  }
-}
+/** `gpucolo top ARGS` in this process: exit code, the CliError's message, stdout (not a terminal unless asked). */
+const topCli = (args: string[], tty: { stdout?: boolean; stdin?: boolean } = {}) =>
+  cliInProcess(topCommand(), ['top', ...args], { stdout: tty.stdout ?? false, stdin: tty.stdin ?? false });
 
 /** The grid row of pipe `pipe` as cells per XCC block: "p0 -- -- AN .. ..." -> [['--','--','AN',...], ...]. */
 function gridRow(frame: string, pipe: number): string[][] {

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
-import { isBadInput } from '../input-file.js';
-import { MECHANISMS, loadScenario, runScenario, type Mechanism, type RunEvent, type Results } from '../scenario/index.js';
+import { MECHANISMS, runScenario, type Mechanism, type RunEvent, type Results } from '../scenario/index.js';
 import { CliError } from './errors.js';
+import { scenarioArg } from './scenario-arg.js';
 import { table } from './table.js';
 import { duration, integerArg, listArg } from './options.js';
 import { MAX_DISPATCH_SPAN_NS, MIN_DISPATCH_SPAN_NS } from '../limits.js';
@@ -145,14 +145,7 @@ export function runCommand(): Command {
     .option('--json', 'print results.json to stdout at the end')
     .option('--verbose', 'also say why this form and backend (every other backend\'s reason for being unavailable) and list the phases')
     .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; rounds?: number; minSamples?: number; mechanism?: Mechanism[]; python?: string; torchProcess?: 'per-model' | 'single'; charts: boolean; json?: boolean; verbose?: boolean }) => {
-      let loaded;
-      try {
-        loaded = loadScenario(ref);
-      } catch (err) {
-        const e = err as GpucoloError;
-        throw new CliError(e.message, e.code === 'EBADSCENARIO' || isBadInput(e) ? 2 : 1);
-      }
-      const { scenario, source } = loaded;
+      const { scenario, source } = scenarioArg(ref);
       if (o.torchProcess) scenario.torchProcess = o.torchProcess;
       if (o.warmup !== undefined && o.warmup < 0) throw new CliError('--warmup must be >= 0', 2);
       // the overrides meet the limits the scenario schema holds its own values to (src/limits.ts)

@@ -11,11 +11,11 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
-import { isBadInput } from '../input-file.js';
-import { MECHANISMS, loadScenario, type Mechanism } from '../scenario/index.js';
+import { MECHANISMS, type Mechanism } from '../scenario/index.js';
 import { DEFAULT_BUDGET_NS, TUNABLE, knobProblem, tuneScenario, type TuneEvent, type TuneResult, type TuneTrial } from '../tune/index.js';
 import { formatDuration } from '../units.js';
 import { CliError } from './errors.js';
+import { scenarioArg } from './scenario-arg.js';
 import { duration, durationArg, integerArg, listArg } from './options.js';
 
 /** mechanisms to tune: known ones with a knob */
@@ -150,14 +150,7 @@ export function tuneCommand(): Command {
     .option('--no-charts', 'skip the chart of the front')
     .option('--json', 'print tune.json to stdout at the end')
     .action(async (ref: string, o: TuneCliOptions) => {
-      let loaded;
-      try {
-        loaded = loadScenario(ref);
-      } catch (err) {
-        const e = err as GpucoloError;
-        throw new CliError(e.message, e.code === 'EBADSCENARIO' || isBadInput(e) ? 2 : 1);
-      }
-      const { scenario, source } = loaded;
+      const { scenario, source } = scenarioArg(ref);
       const outDir = o.out ?? path.join('gpucolo-runs', `tune-${scenario.name}-${stamp()}`);
       const ctl = new AbortController();
       const onInt = (): void => {

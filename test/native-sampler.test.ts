@@ -404,6 +404,12 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     bad({ ...opts(), maxQueued: 0 }, /maxQueued must be an integer >= 1 \(got 0\)/);
     bad({ ...opts(), pids: 'x' }, /pids must be an array of numbers or null \(got a string\)/);
     bad({ ...opts(), pids: [1, '2'] }, /pids must be an array of numbers or null/);
+    bad({ ...opts(), sysfsWalk: 'fast' }, /sysfsWalk must be 'incremental' or 'full' \(got a string\)/);
+    bad({ ...opts(), countersEvery: 0 }, /countersEvery must be an integer >= 1 \(got 0\)/);
+    // the walker alone, as tests and benches create it
+    expect(() => n.createProcsWalker({ sysfsRoot: '' })).toThrow(/createProcsWalker: sysfsRoot must be a non-empty string/);
+    expect(() => n.createProcsWalker({ sysfsRoot: '/sys', sysfsWalk: 'x' as 'full' })).toThrow(/^createProcsWalker: sysfsWalk must be 'incremental' or 'full'/);
+    expect(() => n.createProcsWalker({ sysfsRoot: '/sys', countersEvery: 1.5 })).toThrow(/^createProcsWalker: countersEvery must be an integer >= 1/);
   });
 
   it('threadCpuNs() is the calling thread\'s CPU clock: it follows JS work, not wall time', async () => {

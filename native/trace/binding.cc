@@ -237,17 +237,17 @@ std::string RootOption(Napi::Env env, Napi::Object o, const char* key) {
   return s;
 }
 
-double IntegerOption(Napi::Env env, Napi::Object o, const char* key, double lo, double hi, const char* rule) {
+double IntegerOption(Napi::Env env, Napi::Object o, const char* key, double lo, double hi, const char* rule, const char* fn = "startSampler") {
   Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) BadOption(env, "startSampler", key, rule, v);
+  if (!v.IsNumber()) BadOption(env, fn, key, rule, v);
   const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d || d < lo || d > hi) BadOption(env, "startSampler", key, rule, v);
+  if (!std::isfinite(d) || std::floor(d) != d || d < lo || d > hi) BadOption(env, fn, key, rule, v);
   return d;
 }
 
 /** An optional integer option: `fallback` when undefined. */
-double OptionalInteger(Napi::Env env, Napi::Object o, const char* key, double lo, double hi, const char* rule, double fallback) {
-  return o.Get(key).IsUndefined() ? fallback : IntegerOption(env, o, key, lo, hi, rule);
+double OptionalInteger(Napi::Env env, Napi::Object o, const char* fn, const char* key, double lo, double hi, const char* rule, double fallback) {
+  return o.Get(key).IsUndefined() ? fallback : IntegerOption(env, o, key, lo, hi, rule, fn);
 }
 
 /** sysfsWalk: 'incremental' (default) or 'full'. */
@@ -301,7 +301,7 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
   opts.filter_pids = PidsArg(env, o.Get("pids"), "startSampler", &opts.pids);
   opts.incremental = IncrementalOption(env, o, "startSampler");
   opts.counters_every = static_cast<uint64_t>(
-      OptionalInteger(env, o, "countersEvery", 1, kMaxSafeInteger, "must be an integer >= 1", 1));
+      OptionalInteger(env, o, "startSampler", "countersEvery", 1, kMaxSafeInteger, "must be an integer >= 1", 1));
   const size_t max_queued =
       static_cast<size_t>(IntegerOption(env, o, "maxQueued", 1, kMaxSafeInteger, "must be an integer >= 1"));
 
@@ -365,7 +365,7 @@ Napi::Value CreateProcsWalkerJs(const Napi::CallbackInfo& info) {
   Napi::Value root = o.Get("sysfsRoot");
   if (!root.IsString() || root.As<Napi::String>().Utf8Value().empty()) BadOption(env, "createProcsWalker", "sysfsRoot", "must be a non-empty string", root);
   const bool incremental = IncrementalOption(env, o, "createProcsWalker");
-  const auto every = static_cast<uint64_t>(OptionalInteger(env, o, "countersEvery", 1, kMaxSafeInteger, "must be an integer >= 1", 1));
+  const auto every = static_cast<uint64_t>(OptionalInteger(env, o, "createProcsWalker", "countersEvery", 1, kMaxSafeInteger, "must be an integer >= 1", 1));
   auto walker = std::make_shared<kfd::ProcsWalker>(root.As<Napi::String>().Utf8Value(), incremental, every);
   Napi::Object handle = Napi::Object::New(env);
   handle.Set("read", Napi::Function::New(env, [walker](const Napi::CallbackInfo& ci) -> Napi::Value {

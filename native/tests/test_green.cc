@@ -250,3 +250,180 @@ TEST(green_stream_destroyed_with_work_in_flight_is_kept_until_idle) {
   CHECK_EQ(fake.violations(), 0);  // nothing destroyed while current or busy
   api->shutdown();
 }
+
+// ---- the shared plugin source (native/plugins/plugin_core.inc, issue #20) on a fake runtime
+// (fake_gpu_runtime.cc): the launch, poll, watchdog and deferred-release code that gpucolo_cuda.so
+// and gpucolo_hip.so are built from, run without a GPU
+#ifdef GPUCOLO_FAKE_CORE_PLUGIN
+namespace {
+
+struct FakeCore {
+  void* h = nullptr;
+  const gpucolo_gpu_api* api = nullptr;
+  void (*hold)(int) = nullptr;
+  int (*live_streams)() = nullptr;
+  int (*kept_streams)() = nullptr;
+  FakeCore() {
+    h = dlopen(GPUCOLO_FAKE_CORE_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) ::gpucolo_test::Fail(__FILE__, __LINE__, std::string("build target gpucolo_fake_core_plugin: ") + dlerror());
+    auto get = reinterpret_cast<gpucolo_gpu_get_api_fn>(dlsym(h, GPUCOLO_GPU_GET_API));
+    CHECK(get != nullptr);
+    api = get();
+    hold = reinterpret_cast<void (*)(int)>(dlsym(h, "gpucolo_fake_gpu_hold"));
+    live_streams = reinterpret_cast<int (*)()>(dlsym(h, "gpucolo_fake_gpu_live_streams"));
+    kept_streams = reinterpret_cast<int (*)()>(dlsym(h, "gpucolo_fake_gpu_kept_streams"));
+    CHECK(hold && live_streams && kept_streams);
+    hold(0);
+  }
+  ~FakeCore() { dlclose(h); }
+};
+
+bool Has(const char* text, const char* part) { return std::string(text).find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST(plugin_core_checks_arguments_and_names_the_backend) {
+  FakeCore fake;
+  const gpucolo_gpu_api* api = fake.api;
+  CHECK_EQ(std::string(api->backend), std::string("fake"));
+  char e[256] = {0};
+  gpucolo_device_info info{};
+  CHECK_EQ(api->device_info(0, &info, e, sizeof e), GPUCOLO_ERR_INVALID);  // before init()
+  CHECK(Has(e, "fake backend: init() has not been called"));
+  CHECK_EQ(api->init(e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(api->device_info(0, &info, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(std::string(info.name), std::string("fake GPU"));
+  CHECK_EQ(info.compute_units, 4);
+  CHECK_EQ(info.priority_least, 0);
+  CHECK_EQ(info.priority_greatest, -2);
+  CHECK_EQ(info.fill_threads_per_block, 64);
+  CHECK_EQ(info.max_active_blocks_per_cu, 8);  // the fake's occupancy at 64 threads
+  CHECK_EQ(api->device_info(1, &info, e, sizeof e), GPUCOLO_ERR_NO_DEVICE);
+  CHECK(Has(e, "fake device 1 out of range (1 device)"));
+  gpucolo_stream_opts o{};
+  o.priority = -3;
+  gpucolo_stream* s = nullptr;
+  CHECK_EQ(api->stream_create(&o, &s, e, sizeof e), GPUCOLO_ERR_INVALID);
+  CHECK(Has(e, "stream priority -3 outside the device's range -2 (highest) .. 0 (lowest)"));
+  CHECK(s == nullptr);
+  o.priority = -2;
+  CHECK_EQ(api->stream_create(&o, &s, e, sizeof e), GPUCOLO_OK);
+  gpucolo_stream_info si{};
+  CHECK_EQ(api->stream_info(s, &si), GPUCOLO_OK);
+  CHECK_EQ(si.sm_count, 0);
+  CHECK_EQ(si.compute_units, 4);
+  CHECK_EQ(api->launch(s, nullptr, 0, e, sizeof e), GPUCOLO_ERR_INVALID);
+  CHECK(Has(e, "launch: kernel is NULL"));
+  gpucolo_kernel bad{0, 1, 0};
+  CHECK_EQ(api->launch(s, &bad, 0, e, sizeof e), GPUCOLO_ERR_INVALID);
+  CHECK(Has(e, "threads_per_block must be 1..1024, got 0"));
+  gpucolo_kernel empty{0, 1, 64};
+  CHECK_EQ(api->launch(s, &empty, GPUCOLO_SLOTS, e, sizeof e), GPUCOLO_ERR_INVALID);
+  CHECK(Has(e, "out of range"));
+  uint64_t a = 0, b = 0;
+  CHECK_EQ(api->poll(s, 2, &a, &b), GPUCOLO_ERR_INVALID);  // never launched
+  CHECK_EQ(api->stream_destroy(s), GPUCOLO_OK);
+  api->shutdown();
+  CHECK_EQ(fake.live_streams(), 0);  // the helper stream went with the last shutdown()
+}
+
+TEST(plugin_core_launches_polls_and_its_watchdog_cancels) {
+  FakeCore fake;
+  const gpucolo_gpu_api* api = fake.api;
+  char e[256] = {0};
+  CHECK_EQ(api->init(e, sizeof e), GPUCOLO_OK);
+  gpucolo_stream_opts o{};
+  gpucolo_stream* s = nullptr;
+  CHECK_EQ(api->stream_create(&o, &s, e, sizeof e), GPUCOLO_OK);
+  uint64_t t0 = 0, t1 = 0, a = 0, b = 0, c = 0, d = 0;
+  CHECK_EQ(api->read_device_time(0, &t0, e, sizeof e), GPUCOLO_OK);
+  const gpucolo_kernel empty{0, 1, 64};
+  const gpucolo_kernel spin{20000000ull, 2, 128};  // 20 ms per block
+  CHECK_EQ(api->launch(s, &empty, 0, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(api->launch(s, &spin, 1, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(api->launch(s, &spin, 1, e, sizeof e), GPUCOLO_ERR_INVALID);  // slot 1 still in flight
+  CHECK(Has(e, "slot 1 is still in flight"));
+  CHECK_EQ(api->synchronize(s, 30000000000ull, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(api->poll(s, 0, &a, &b), 1);
+  CHECK_EQ(api->poll(s, 1, &c, &d), 1);
+  CHECK(a >= t0 && b >= a && c >= b && d > c);
+  CHECK(d - c >= 20000000ull);  // every block spins 20 ms of device time
+  CHECK_EQ(api->read_device_time(0, &t1, e, sizeof e), GPUCOLO_OK);
+  CHECK(t1 >= d);
+  // the watchdog: a 60 s kernel and a 50 ms timeout; the kernel sees the cancel word and stops
+  const gpucolo_kernel forever{60000000000ull, 1, 32};
+  CHECK_EQ(api->launch(s, &forever, 3, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(api->synchronize(s, 50000000ull, e, sizeof e), GPUCOLO_ERR_TIMEOUT);
+  CHECK(Has(e, "stream still busy after 50.000 ms; its probe kernels were cancelled"));
+  CHECK_EQ(api->poll(s, 3, &a, &b), GPUCOLO_ERR_TIMEOUT);
+  CHECK(b - a < 60000000000ull);
+  CHECK_EQ(api->launch(s, &empty, 4, e, sizeof e), GPUCOLO_OK);  // the stream is usable again
+  CHECK_EQ(api->synchronize(s, 30000000000ull, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(api->poll(s, 4, &a, &b), 1);
+  CHECK_EQ(api->stream_destroy(s), GPUCOLO_OK);
+  api->shutdown();
+  CHECK_EQ(fake.live_streams(), 0);
+}
+
+TEST(plugin_core_keeps_a_stream_destroyed_under_a_running_kernel) {
+  FakeCore fake;
+  const gpucolo_gpu_api* api = fake.api;
+  char e[256] = {0};
+  CHECK_EQ(api->init(e, sizeof e), GPUCOLO_OK);
+  gpucolo_stream_opts o{};
+  gpucolo_stream* s = nullptr;
+  CHECK_EQ(api->stream_create(&o, &s, e, sizeof e), GPUCOLO_OK);
+  // a kernel held in flight through stream_destroy()'s 2 s grace (as one the cancel cannot stop)
+  fake.hold(1);
+  const gpucolo_kernel k{1000000ull, 1, 64};
+  CHECK_EQ(api->launch(s, &k, 0, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(api->stream_destroy(s), GPUCOLO_ERR_TIMEOUT);
+  CHECK_EQ(fake.kept_streams(), 1);
+  CHECK_EQ(fake.live_streams(), 2);  // its runtime stream was not destroyed under the kernel (+ helper)
+  gpucolo_stream* t = nullptr;
+  CHECK_EQ(api->stream_create(&o, &t, e, sizeof e), GPUCOLO_OK);
+  CHECK_EQ(fake.kept_streams(), 1);  // still running: stream_create() must not release it
+  fake.hold(0);
+  CHECK_EQ(api->stream_destroy(t), GPUCOLO_OK);
+  // a later stream_create() releases it once the kernel is over (the 1200 tries only catch a hang)
+  for (int i = 0; i < 1200 && fake.kept_streams() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    gpucolo_stream* t = nullptr;
+    CHECK_EQ(api->stream_create(&o, &t, e, sizeof e), GPUCOLO_OK);
+    CHECK_EQ(api->stream_destroy(t), GPUCOLO_OK);
+  }
+  CHECK_EQ(fake.kept_streams(), 0);
+  api->shutdown();
+  CHECK_EQ(fake.live_streams(), 0);
+}
+
+TEST(engine_runs_on_the_shared_plugin_source) {
+  FakeCore fake;
+  RunSpec spec;
+  spec.api = fake.api;
+  spec.mechanism = Mechanism::kStreamPriority;
+  spec.max_launches = 50;
+  spec.watchdog_ns = 30000000000ull;
+  for (int i = 0; i < 2; ++i) {
+    StreamSpec st;
+    st.name = i == 0 ? "hp" : "lp";
+    st.high_priority = i == 0;
+    st.kernel = gpucolo_kernel{20000ull, 1, 64};
+    st.arrival = Arrival::kClosedLoop;
+    spec.streams.push_back(st);
+  }
+  const gpucolo::dispatch::RunResult r = gpucolo::dispatch::Run(spec);
+  if (r.status != GPUCOLO_OK) ::gpucolo_test::Fail(__FILE__, __LINE__, "run failed: " + r.error);
+  CHECK_EQ(r.streams.size(), 2u);
+  CHECK_EQ(r.streams[0].priority, -2);  // the fake's greatest priority
+  CHECK_EQ(r.streams[1].priority, 0);   // and its least
+  for (const auto& st : r.streams) {
+    CHECK_EQ(st.launches, 50u);
+    CHECK_EQ(st.errors, 0u);
+    for (size_t i = 0; i < st.device_end_ns.size(); ++i) CHECK(st.device_end_ns[i] - st.device_start_ns[i] >= 20000.0);
+  }
+  CHECK_EQ(fake.live_streams(), 1);  // the engine destroyed its streams; the helper stays until shutdown()
+  fake.api->shutdown();               // the engine's init(): it leaves the plugin initialised
+  CHECK_EQ(fake.live_streams(), 0);
+}
+#endif  // GPUCOLO_FAKE_CORE_PLUGIN

@@ -375,6 +375,8 @@ export interface NativeBinding {
     procs: Float64Array | null,
     procQueues: Float64Array | null,
   ): NativeJoinTables;
+  /** every flat table's column names in row order (native/kfd/columns.h; twin of src/kfd/columns.ts). Optional: older addons lack it */
+  kfdTableColumns?(): Record<string, string[]>;
   readTopology(sysfsRoot: string): TopologyRaw;
   readKfdProcs(sysfsRoot: string, pids?: number[]): ProcsRaw;
   /** AMDKFD_IOC_GET_VERSION on an open of devPath; throws {code, errno, syscall, path} */

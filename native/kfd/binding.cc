@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "columns.h"
 #include "hqds_parser.h"
 #include "join.h"
 #include "kfd_ioctl.h"
@@ -562,7 +563,7 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
     if (have[2]) in.rls = &(rls = ParseRls(bytes[2].data, bytes[2].len));
     const JoinTables t = JoinQueues(in);
     std::vector<double> mqds_pids;
-    for (size_t p = 0; p < mqds.procs.size(); p += kMqdsProcCols) mqds_pids.push_back(mqds.procs[p]);
+    for (size_t p = 0; p < mqds.procs.size(); p += kMqdsProcCols) mqds_pids.push_back(mqds.procs[p + MqdsProcCol::pid]);
     Napi::Object o = Napi::Object::New(env);
     o.Set("tables", PackJoinTables(env, t, mqds_pids));
     o.Set("runlistEngines", StringsToJs(env, t.runlist_engines));
@@ -574,10 +575,26 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---------------------------------------------------------------------------------- columns
+
+// kfdTableColumns(): { [table]: column names in order } for every table of columns.h, so that
+// test/kfd-columns.test.ts can check src/kfd/columns.ts against the layouts this addon was built with.
+Napi::Value KfdTableColumnsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  for (const TableColumns& t : kTables) {
+    Napi::Array names = Napi::Array::New(env, t.count);
+    for (size_t i = 0; i < t.count; ++i) names.Set(static_cast<uint32_t>(i), t.names[i]);
+    o.Set(t.table, names);
+  }
+  return o;
+}
+
 }  // namespace
 
 void RegisterBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("joinKfdDumps", Napi::Function::New(env, JoinKfdDumpsJs, "joinKfdDumps"));
+  exports.Set("kfdTableColumns", Napi::Function::New(env, KfdTableColumnsJs, "kfdTableColumns"));
   exports.Set("parseMqds", Napi::Function::New(env, ParseMqdsJs, "parseMqds"));
   exports.Set("parseHqds", Napi::Function::New(env, ParseHqdsJs, "parseHqds"));
   exports.Set("parseRls", Napi::Function::New(env, ParseRlsJs, "parseRls"));

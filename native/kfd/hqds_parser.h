@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "columns.h"
 #include "text_scan.h"
 
 namespace gpucolo {
@@ -13,8 +14,9 @@ namespace kfd {
 
 enum HqdSlotKind : int { kHqdHiq = 0, kHqdCp = 1, kHqdSdma = 2 };
 
-constexpr size_t kHqdsNodeCols = 6;   // node, gpuId, line, stopped, firstSlot, slotCount
-constexpr size_t kHqdsSlotCols = 10;  // node(row), kind, inst, mec, pipe|engine, queue|rlc, line, wordOffset, wordCount, firstRegisterAddress
+// column layouts: HqdsNodeCol, HqdsSlotCol in columns.h
+constexpr size_t kHqdsNodeCols = HqdsNodeCol::kCount;
+constexpr size_t kHqdsSlotCols = HqdsSlotCol::kCount;
 constexpr uint64_t kHqdComputeRegs = 56;
 
 struct HqdsRaw : RawCommon {

@@ -68,6 +68,13 @@ Addr AddrOf(const Words& w, size_t lo, size_t hi) {
   return Addr{};
 }
 
+/** computeMqdHeaderBad in src/kfd/decode.ts: dw0 read and not the compute MQD header. */
+constexpr uint32_t kComputeMqdHeader = 0xc0310800;
+bool ComputeHeaderBad(const Words& w) { return w.n > 0 && w.p[0] != kComputeMqdHeader; }
+
+/** sdmaIdsAt in src/kfd/decode.ts: dw of sdma_engine_id (128-dword layout 126, 130-dword 128), or -1. */
+int SdmaIdsAt(const Words& w) { return w.n == 128 ? 126 : w.n == 130 ? 128 : -1; }
+
 /** priorityLevel in src/kfd/decode.ts: 0 low, 1 normal, 2 high, -1 null. */
 int PriorityLevel(uint32_t pipe, uint32_t queue) {
   if (pipe <= 2) return static_cast<int>(pipe);
@@ -157,11 +164,11 @@ uint32_t RingMask(unsigned e) {
 Slot DecodeSlot(const HqdsRaw& h, size_t row) {
   const double* s = &h.slots[row * kHqdsSlotCols];
   Slot out;
-  out.kind = static_cast<int>(s[1]);
-  out.inst = s[2] < 0 ? 0 : s[2];
-  out.pipe = s[4];
-  out.queue = s[5];
-  out.regs = Words{h.words.data() + static_cast<size_t>(s[7]), static_cast<size_t>(s[8])};
+  out.kind = static_cast<int>(s[HqdsSlotCol::kind]);
+  out.inst = s[HqdsSlotCol::inst] < 0 ? 0 : s[HqdsSlotCol::inst];
+  out.pipe = s[HqdsSlotCol::pipe];
+  out.queue = s[HqdsSlotCol::queue];
+  out.regs = Words{h.words.data() + static_cast<size_t>(s[HqdsSlotCol::wordOffset]), static_cast<size_t>(s[HqdsSlotCol::wordCount])};
   const Words& r = out.regs;
   if (out.kind == kHqdSdma) {
     out.active = r.Has(0) ? (r.p[0] & 1) : -1;
@@ -230,32 +237,35 @@ std::string EngineName(uint32_t sel, uint32_t ext) {
 RlsView DecodeRlsNode(const RlsRaw& r, size_t row) {
   const double* n = &r.nodes[row * kRlsNodeCols];
   RlsView v;
-  v.node = n[0];
-  v.gpu = U32(n[1]);
-  v.has_runlist = n[3] != 1;
-  const uint32_t* ib = r.words.data() + static_cast<size_t>(n[4]);
-  const size_t ib_len = static_cast<size_t>(n[5]);
+  v.node = n[RlsNodeCol::node];
+  v.gpu = U32(n[RlsNodeCol::gpuId]);
+  v.has_runlist = n[RlsNodeCol::noRunlist] != 1;
+  const uint32_t* ib = r.words.data() + static_cast<size_t>(n[RlsNodeCol::wordOffset]);
+  const size_t ib_len = static_cast<size_t>(n[RlsNodeCol::wordCount]);
   double dwords_seen = 0;
-  for (size_t p = static_cast<size_t>(n[6]); p < static_cast<size_t>(n[6] + n[7]); ++p) {
+  for (size_t p = static_cast<size_t>(n[RlsNodeCol::firstPacket]); p < static_cast<size_t>(n[RlsNodeCol::firstPacket] + n[RlsNodeCol::packetCount]); ++p) {
     const double* pk = &r.packets[p * kRlsPacketCols];
-    const size_t at = static_cast<size_t>(pk[1]);
-    const size_t dwords = static_cast<size_t>(pk[3]);
-    dwords_seen += pk[3];
-    // decodeMapProcess/decodeMapQueues: a dword past the packet or the IB reads as 0
-    auto d = [&](size_t i) -> uint32_t { return i < dwords && at + i < ib_len ? ib[at + i] : 0; };
-    const double opcode = pk[2];
+    const size_t at = static_cast<size_t>(pk[RlsPacketCol::dwordOffset]);
+    const size_t dwords = static_cast<size_t>(pk[RlsPacketCol::dwords]);
+    dwords_seen += pk[RlsPacketCol::dwords];
+    // decodeMapProcess/decodeMapQueues: a field whose dword lies past the packet or the IB is
+    // unknown (kNull / an unknown Addr), never 0
+    auto has = [&](size_t i) { return i < dwords && at + i < ib_len; };
+    auto d = [&](size_t i) -> uint32_t { return has(i) ? ib[at + i] : 0; };
+    const double opcode = pk[RlsPacketCol::opcode];
     if (opcode == 0xa1) {
-      v.processes.push_back(MapProcess{static_cast<double>(d(1) & 0xffff), static_cast<double>(d(13) >> 22), {}});
+      v.processes.push_back(MapProcess{has(1) ? static_cast<double>(d(1) & 0xffff) : kNull, has(13) ? static_cast<double>(d(13) >> 22) : kNull, {}});
     } else if (opcode == 0xa2) {
+      // dw1 is always there: a PM4 packet has at least 2 dwords and the parsers keep only packets inside the IB
       const uint32_t ext = (d(1) >> 2) & 3;
       const uint32_t sel = (d(1) >> 26) & 7;
-      MapQueues mq{sel, ext, static_cast<double>((d(2) >> 2) & 0x3ffffff), Addr{true, d(3), d(4)}};
+      MapQueues mq{sel, ext, has(2) ? static_cast<double>((d(2) >> 2) & 0x3ffffff) : kNull, has(3) && has(4) ? Addr{true, d(3), d(4)} : Addr{}};
       (v.processes.empty() ? v.strays : v.processes.back().queues).push_back(std::move(mq));
     } else if (opcode == 0xa5) {
       v.chained = true;
     }
   }
-  v.whole = dwords_seen == n[5];
+  v.whole = dwords_seen == n[RlsNodeCol::wordCount];
   return v;
 }
 
@@ -343,11 +353,14 @@ class Joiner {
   }
 
   void IndexNodesOfGpus() {
-    for (size_t t = 0; t < TopoRows(); ++t) node_of_gpu_[U32((*in_.topology)[t * kJoinTopoCols + 1])] = (*in_.topology)[t * kJoinTopoCols];
+    for (size_t t = 0; t < TopoRows(); ++t) {
+      const double* tr = &(*in_.topology)[t * kJoinTopoCols];
+      node_of_gpu_[U32(tr[JoinTopologyCol::gpuId])] = tr[JoinTopologyCol::node];
+    }
     if (!in_.hqds) return;
     for (size_t n = 0; n < in_.hqds->nodes.size() / kHqdsNodeCols; ++n) {
       const double* r = &in_.hqds->nodes[n * kHqdsNodeCols];
-      node_of_gpu_.emplace(U32(r[1]), r[0]);
+      node_of_gpu_.emplace(U32(r[HqdsNodeCol::gpuId]), r[HqdsNodeCol::node]);
     }
   }
 
@@ -357,16 +370,16 @@ class Joiner {
     const MqdsRaw& m = *in_.mqds;
     for (size_t p = 0; p < m.procs.size() / kMqdsProcCols; ++p) {
       const double* pr = &m.procs[p * kMqdsProcCols];
-      const size_t first = static_cast<size_t>(pr[2]);
-      const size_t count = static_cast<size_t>(pr[3]);
+      const size_t first = static_cast<size_t>(pr[MqdsProcCol::firstQueue]);
+      const size_t count = static_cast<size_t>(pr[MqdsProcCol::queueCount]);
       // mqds lists newest first; keep creation order (oldest first)
-      for (size_t i = 0; i < count; ++i) Add(FromMqds(pr[0], first + count - 1 - i, static_cast<double>(i)));
+      for (size_t i = 0; i < count; ++i) Add(FromMqds(pr[MqdsProcCol::pid], first + count - 1 - i, static_cast<double>(i)));
     }
   }
 
   Words Block(size_t b) const {
     const double* br = &in_.mqds->blocks[b * kMqdsBlockCols];
-    return Words{in_.mqds->words.data() + static_cast<size_t>(br[2]), static_cast<size_t>(br[3])};
+    return Words{in_.mqds->words.data() + static_cast<size_t>(br[MqdsBlockCol::wordOffset]), static_cast<size_t>(br[MqdsBlockCol::wordCount])};
   }
 
   Work FromMqds(double pid, size_t row, double order) {
@@ -375,18 +388,29 @@ class Joiner {
     w.from_mqds = true;
     w.pid = pid;
     w.order = order;
-    w.block_count = static_cast<size_t>(qr[6]);
+    w.block_count = static_cast<size_t>(qr[MqdsQueueCol::blockCount]);
     Queue& q = w.q;
     q.qid_match = in_.procs ? kQidUnmatched : kQidNoSysfs;
-    q.mqd_kind = static_cast<int>(qr[1]);
-    q.gpu_known = qr[3] >= 0;
-    q.gpu = q.gpu_known ? U32(qr[3]) : 0;
+    q.mqd_kind = static_cast<int>(qr[MqdsQueueCol::kind]);
+    q.gpu_known = qr[MqdsQueueCol::gpuId] >= 0;
+    q.gpu = q.gpu_known ? U32(qr[MqdsQueueCol::gpuId]) : 0;
     q.node = q.gpu_known ? NodeOf(q.gpu) : kNull;
-    q.mqds_line = qr[4];
+    q.mqds_line = qr[MqdsQueueCol::line];
     if (w.block_count == 0) return w;
-    const size_t first = static_cast<size_t>(qr[5]);
+    const size_t first = static_cast<size_t>(qr[MqdsQueueCol::firstBlock]);
     const Words b = Block(first);
     if (q.mqd_kind == kMqdCompute || q.mqd_kind == kMqdDiq) {
+      // a block that is not a compute MQD gives no field: numbers read from it would look like data
+      for (size_t i = 0; i < w.block_count; ++i) {
+        const Words bi = Block(first + i);
+        const bool bad = ComputeHeaderBad(bi);
+        if (bad) {
+          Warn("pid " + Num(pid) + ": queue at mqds line " + Num(q.mqds_line) + ": MQD block " + Num(static_cast<double>(i)) + " has header 0x" + Hex(bi.p[0]) +
+               ", not the compute MQD header 0xc0310800: its fields are unknown");
+        }
+        q.addrs.push_back(bad ? Addr{} : AddrOf(bi, 128, 129));
+      }
+      if (ComputeHeaderBad(b)) return w;
       if (b.Has(181)) q.aql = b.p[181] & 1;
       if (b.Has(145)) q.size_bytes = std::ldexp(4.0, static_cast<int>((b.p[145] & 0x3f) + 1));
       if (b.Has(133) && b.Has(134)) {
@@ -397,15 +421,15 @@ class Joiner {
       }
       if (b.Has(143)) q.doorbell = (b.p[143] >> 2) & 0x3ffffff;
       q.ring = AddrOf(b, 136, 137);
-      for (size_t i = 0; i < w.block_count; ++i) q.addrs.push_back(AddrOf(Block(first + i), 128, 129));
     } else if (q.mqd_kind == kMqdSdma) {
       if (b.Has(0)) q.size_bytes = std::ldexp(4.0, static_cast<int>((b.p[0] >> 1) & 0x3f));
       if (b.Has(22)) q.doorbell = (b.p[22] >> 2) & 0x3ffffff;
       q.ring = AddrOf(b, 1, 2);
-      w.engine_known = b.Has(126);
-      w.engine = w.engine_known ? b.p[126] : 0;
-      w.rlc_known = b.Has(127);
-      w.rlc = w.rlc_known ? b.p[127] : 0;
+      // dw126/127 (128-dword struct) or dw128/129 (130-dword, older headers); other lengths: unknown
+      const int ids = SdmaIdsAt(b);
+      w.engine_known = w.rlc_known = ids >= 0;
+      w.engine = ids >= 0 ? b.p[ids] : 0;
+      w.rlc = ids >= 0 ? b.p[ids + 1] : 0;
     }
     return w;
   }
@@ -417,25 +441,25 @@ class Joiner {
     w.pid = pid;
     w.order = order;
     Queue& q = w.q;
-    q.qid = sq[0];
+    q.qid = sq[JoinProcQueuesCol::qid];
     q.qid_match = kQidSysfsOnly;
     q.source = kSourceSysfs;
     q.sys_queue = static_cast<double>(sys_row);
-    q.gpu_known = sq[3] >= 0;
-    q.gpu = q.gpu_known ? U32(sq[3]) : 0;
+    q.gpu_known = sq[JoinProcQueuesCol::gpuId] >= 0;
+    q.gpu = q.gpu_known ? U32(sq[JoinProcQueuesCol::gpuId]) : 0;
     q.node = q.gpu_known ? NodeOf(q.gpu) : kNull;
-    q.size_bytes = sq[2] < 0 ? kNull : sq[2];
+    q.size_bytes = sq[JoinProcQueuesCol::sizeBytes] < 0 ? kNull : sq[JoinProcQueuesCol::sizeBytes];
     return w;
   }
 
   void MergeSysfs(Queue* q, size_t sys_row, int how) const {
     const double* sq = SysQueue(sys_row);
-    q->qid = sq[0];
+    q->qid = sq[JoinProcQueuesCol::qid];
     q->qid_match = how;
     q->source = kSourceDebugfsSysfs;
     // sysfs tells SDMA from SDMA-XGMI, mqds does not
     q->sys_queue = static_cast<double>(sys_row);
-    if (sq[2] >= 0) q->size_bytes = sq[2];
+    if (sq[JoinProcQueuesCol::sizeBytes] >= 0) q->size_bytes = sq[JoinProcQueuesCol::sizeBytes];
   }
 
   /** sysfsClass / mqdClass in src/kfd/join.ts: 0 compute, 1 sdma, 2 other. */
@@ -459,7 +483,7 @@ class Joiner {
     std::vector<std::pair<double, size_t>> procs;
     std::unordered_map<double, size_t> at;
     for (size_t p = 0; p < ProcRows(); ++p) {
-      const double pid = (*in_.procs)[p * kJoinProcCols];
+      const double pid = (*in_.procs)[p * kJoinProcCols + JoinProcsCol::pid];
       auto it = at.find(pid);
       if (it == at.end()) {
         at.emplace(pid, procs.size());
@@ -475,15 +499,15 @@ class Joiner {
     for (const auto& [pid, row] : SysProcs()) {
       sys_pids_.push_back(pid);
       const double* pr = &(*in_.procs)[row * kJoinProcCols];
-      const size_t first = static_cast<size_t>(pr[2]);
-      const size_t count = static_cast<size_t>(pr[3]);
+      const size_t first = static_cast<size_t>(pr[JoinProcsCol::firstQueue]);
+      const size_t count = static_cast<size_t>(pr[JoinProcsCol::queueCount]);
       std::vector<size_t> mine;
       if (auto it = by_pid_.find(pid); it != by_pid_.end()) mine = it->second;
       if (in_.mqds && mine.empty() && count > 0) {
         Warn("process " + Num(pid) + ": sysfs lists " + Num(static_cast<double>(count)) + " queue(s) that debugfs mqds does not show (created or destroyed between the reads?)");
       }
       if (!in_.mqds || mine.empty()) {
-        for (size_t s = first; s < first + count; ++s) Add(FromSysfs(pid, s, SysQueue(s)[0]));
+        for (size_t s = first; s < first + count; ++s) Add(FromSysfs(pid, s, SysQueue(s)[JoinProcQueuesCol::qid]));
         continue;
       }
       MatchGroups(pid, GroupQueues(first, count, mine));
@@ -501,7 +525,8 @@ class Joiner {
     };
     for (size_t s = first; s < first + count; ++s) {
       const double* sq = SysQueue(s);
-      group(sq[3] >= 0, sq[3] >= 0 ? U32(sq[3]) : 0, SysfsClass(sq[1])).sys.push_back(s);
+      const double gpu = sq[JoinProcQueuesCol::gpuId];
+      group(gpu >= 0, gpu >= 0 ? U32(gpu) : 0, SysfsClass(sq[JoinProcQueuesCol::typeCode])).sys.push_back(s);
     }
     for (size_t i : mine) group(work_[i].q.gpu_known, work_[i].q.gpu, MqdClass(work_[i].q.mqd_kind)).dbg.push_back(i);
     return groups;
@@ -510,7 +535,8 @@ class Joiner {
   void MatchGroups(double pid, std::vector<QueueGroup> groups) {
     static const char* const kClassNames[] = {"compute", "sdma", "other"};
     for (QueueGroup& g : groups) {
-      std::stable_sort(g.sys.begin(), g.sys.end(), [&](size_t a, size_t b) { return SysQueue(a)[0] < SysQueue(b)[0]; });
+      std::stable_sort(g.sys.begin(), g.sys.end(),
+                       [&](size_t a, size_t b) { return SysQueue(a)[JoinProcQueuesCol::qid] < SysQueue(b)[JoinProcQueuesCol::qid]; });
       std::stable_sort(g.dbg.begin(), g.dbg.end(), [&](size_t a, size_t b) { return work_[a].order < work_[b].order; });
       // the rest by creation order; with different counts only the oldest pairs, as a queue
       // created between the sysfs and the debugfs read is the newest on its side
@@ -522,7 +548,7 @@ class Joiner {
            (g.gpu_known ? Hex(g.gpu) : "?") + " in sysfs but " + Num(static_cast<double>(g.dbg.size())) +
            " in mqds (created or destroyed between the reads?)");
       // sysfs queues debugfs did not show yet: listed from sysfs alone
-      for (size_t i = n; i < g.sys.size(); ++i) Add(FromSysfs(pid, g.sys[i], kLateOrder + SysQueue(g.sys[i])[0]));
+      for (size_t i = n; i < g.sys.size(); ++i) Add(FromSysfs(pid, g.sys[i], kLateOrder + SysQueue(g.sys[i])[JoinProcQueuesCol::qid]));
     }
   }
 
@@ -558,13 +584,22 @@ class Joiner {
   }
 
   void PushUnmatched(double node, uint32_t gpu, const Slot& s, bool likely_stale) {
+    using C = JoinUnmatchedHqdsCol;
     const bool sdma = s.kind == kHqdSdma;
-    const double row[kJoinUnmatchedHqdCols] = {
-        node, static_cast<double>(gpu), sdma ? 1.0 : 0.0, s.inst, s.pipe, s.queue,
-        s.mqd.known ? static_cast<double>(s.mqd.lo) : kNull, static_cast<double>(s.mqd.hi),
-        s.ring.known ? static_cast<double>(s.ring.lo) : kNull, static_cast<double>(s.ring.hi),
-        s.vmid, Tri(s.busy), sdma && likely_stale ? 1.0 : 0.0};
-    out_.unmatched_hqds.insert(out_.unmatched_hqds.end(), row, row + kJoinUnmatchedHqdCols);
+    double* row = AppendRow(&out_.unmatched_hqds, C::kCount);
+    row[C::node] = node;
+    row[C::gpuId] = static_cast<double>(gpu);
+    row[C::kind] = sdma ? 1.0 : 0.0;
+    row[C::inst] = s.inst;
+    row[C::pipe] = s.pipe;
+    row[C::queue] = s.queue;
+    row[C::mqdLo] = s.mqd.known ? static_cast<double>(s.mqd.lo) : kNull;
+    row[C::mqdHi] = static_cast<double>(s.mqd.hi);
+    row[C::ringLo] = s.ring.known ? static_cast<double>(s.ring.lo) : kNull;
+    row[C::ringHi] = static_cast<double>(s.ring.hi);
+    row[C::vmid] = s.vmid;
+    row[C::busy] = Tri(s.busy);
+    row[C::likelyStale] = sdma && likely_stale ? 1.0 : 0.0;
   }
 
   /** The Insts a node's HIQ/CP slots show, sorted, and whether a CP slot is active. */
@@ -574,12 +609,15 @@ class Joiner {
     *cp_active = false;
     for (size_t row = first; row < first + count; ++row) {
       const double* sr = &h.slots[row * kHqdsSlotCols];
-      if (sr[1] == kHqdSdma) continue;
-      const double inst = sr[2] < 0 ? 0 : sr[2];
+      if (sr[HqdsSlotCol::kind] == kHqdSdma) continue;
+      const double inst = sr[HqdsSlotCol::inst] < 0 ? 0 : sr[HqdsSlotCol::inst];
       // a node has a few Insts and ~25 slots on each: dedupe before sorting
       if (std::find(insts->begin(), insts->end(), inst) == insts->end()) insts->push_back(inst);
       // CP_HQD_ACTIVE is register 2
-      if (sr[1] == kHqdCp && sr[8] > 2 && (h.words[static_cast<size_t>(sr[7]) + 2] & 1)) *cp_active = true;
+      if (sr[HqdsSlotCol::kind] == kHqdCp && sr[HqdsSlotCol::wordCount] > 2 &&
+          (h.words[static_cast<size_t>(sr[HqdsSlotCol::wordOffset]) + 2] & 1)) {
+        *cp_active = true;
+      }
     }
     std::sort(insts->begin(), insts->end());
   }
@@ -601,9 +639,10 @@ class Joiner {
     counts_.resize(h.nodes.size() / kHqdsNodeCols);
     for (size_t n = 0; n < h.nodes.size() / kHqdsNodeCols; ++n) {
       const double* nr = &h.nodes[n * kHqdsNodeCols];
-      const size_t first = static_cast<size_t>(nr[4]);
-      const size_t count = static_cast<size_t>(nr[5]);
-      const uint32_t gpu = U32(nr[1]);
+      const size_t first = static_cast<size_t>(nr[HqdsNodeCol::firstSlot]);
+      const size_t count = static_cast<size_t>(nr[HqdsNodeCol::slotCount]);
+      const uint32_t gpu = U32(nr[HqdsNodeCol::gpuId]);
+      const double node = nr[HqdsNodeCol::node];
       bool cp_active = false;
       NodeInsts(first, count, &insts, &cp_active);
       const bool idle = mqds_whole && !gpus_with_queues.count(gpu) && !cp_active;
@@ -612,9 +651,9 @@ class Joiner {
         Slot s = DecodeSlot(h, row);
         Count(&c, s);
         if (s.kind == kHqdCp) {
-          MatchCpSlot(nr[0], gpu, s, insts);
+          MatchCpSlot(node, gpu, s, insts);
         } else if (s.kind == kHqdSdma && s.active == 1) {
-          MatchSdmaSlot(nr[0], gpu, s, idle);
+          MatchSdmaSlot(node, gpu, s, idle);
         }
       }
     }
@@ -720,13 +759,14 @@ class Joiner {
       const MqdsRaw& m = *in_.mqds;
       for (size_t p = 0; p < m.procs.size() / kMqdsProcCols && p < m.pasids.size(); ++p) {
         double v;
-        if (HeaderPasid(m.procs[p * kMqdsProcCols], m.pasids[p], &v)) pid_of_pasid[v] = m.procs[p * kMqdsProcCols];
+        const double pid = m.procs[p * kMqdsProcCols + MqdsProcCol::pid];
+        if (HeaderPasid(pid, m.pasids[p], &v)) pid_of_pasid[v] = pid;
       }
     }
     if (in_.procs) {
       for (size_t p = 0; p < ProcRows(); ++p) {
-        const double pasid = (*in_.procs)[p * kJoinProcCols + 1];
-        if (pasid > 0) pid_of_pasid.emplace(pasid, (*in_.procs)[p * kJoinProcCols]);
+        const double* pr = &(*in_.procs)[p * kJoinProcCols];
+        if (pr[JoinProcsCol::pasid] > 0) pid_of_pasid.emplace(pr[JoinProcsCol::pasid], pr[JoinProcsCol::pid]);
       }
     }
     return pid_of_pasid;
@@ -758,10 +798,14 @@ class Joiner {
 
   void PushUnmatchedRunlist(const RlsView& node, const MapProcess& mp, const MapQueues& mq) {
     out_.runlist_engines.push_back(EngineName(mq.sel, mq.ext));
-    const double row[kJoinUnmatchedRunlistCols] = {static_cast<double>(node.gpu), mp.pasid >= 0 ? mp.pasid : kNull,
-                                                   static_cast<double>(out_.runlist_engines.size() - 1), mq.doorbell,
-                                                   static_cast<double>(mq.mqd.lo), static_cast<double>(mq.mqd.hi)};
-    out_.unmatched_runlist.insert(out_.unmatched_runlist.end(), row, row + kJoinUnmatchedRunlistCols);
+    using C = JoinUnmatchedRunlistCol;
+    double* row = AppendRow(&out_.unmatched_runlist, C::kCount);
+    row[C::gpuId] = static_cast<double>(node.gpu);
+    row[C::pasid] = mp.pasid >= 0 ? mp.pasid : kNull;
+    row[C::engine] = static_cast<double>(out_.runlist_engines.size() - 1);
+    row[C::doorbell] = mq.doorbell;
+    row[C::mqdLo] = mq.mqd.known ? static_cast<double>(mq.mqd.lo) : kNull;
+    row[C::mqdHi] = static_cast<double>(mq.mqd.hi);
   }
 
   void MatchMapProcess(const RlsView& node, const MapProcess& mp, const std::unordered_map<double, double>& pid_of_pasid) {
@@ -776,7 +820,7 @@ class Joiner {
     bool crossed = false;
     for (const MapQueues& mq : mp.queues) {
       if (!mq.Compute()) continue;
-      const auto* hit = FindMqd(node.gpu, mq.mqd);
+      const auto* hit = mq.mqd.known ? FindMqd(node.gpu, mq.mqd) : nullptr;
       if (!hit || hit->block != 0) {
         PushUnmatchedRunlist(node, mp, mq);
         continue;
@@ -800,7 +844,7 @@ class Joiner {
       size_t cands = 0;
       for (size_t i : sdma_work_) {
         Work& w = work_[i];
-        if (w.q.gpu_known && w.q.gpu == node.gpu && w.q.doorbell == mq.doorbell && w.engine_known && sdma && w.engine == engine &&
+        if (w.q.gpu_known && w.q.gpu == node.gpu && mq.doorbell != kNull && w.q.doorbell == mq.doorbell && w.engine_known && sdma && w.engine == engine &&
             (!pid_known || w.pid == pid)) {
           only = &w;
           ++cands;
@@ -814,9 +858,11 @@ class Joiner {
       }
     }
     if (!pid_known || mp.pasid < 0) return;
-    const double row[kJoinRunlistCols] = {static_cast<double>(node.gpu), mp.pasid, mp.num_queues, static_cast<double>(mp.queues.size())};
-    auto& list = runlist_of_[pid];
-    list.insert(list.end(), row, row + kJoinRunlistCols);
+    double* row = AppendRow(&runlist_of_[pid], JoinRunlistCol::kCount);
+    row[JoinRunlistCol::gpuId] = static_cast<double>(node.gpu);
+    row[JoinRunlistCol::pasid] = mp.pasid;
+    row[JoinRunlistCol::numQueues] = mp.num_queues;
+    row[JoinRunlistCol::mappedQueues] = static_cast<double>(mp.queues.size());
     // MAP_PROCESS counts every queue of the process on the device, mapped or not (0 under a debugger)
     if (in_.mqds && mp.num_queues > 0) {
       double shown = 0;
@@ -833,23 +879,50 @@ class Joiner {
     const Queue& q = w.q;
     const double first_addr = static_cast<double>(out_.addresses.size() / kJoinAddressCols);
     for (const Addr& a : q.addrs) {
-      out_.addresses.push_back(a.known ? a.lo : kNull);
-      out_.addresses.push_back(a.hi);
+      double* row = AppendRow(&out_.addresses, JoinAddressesCol::kCount);
+      row[JoinAddressesCol::lo] = a.known ? a.lo : kNull;
+      row[JoinAddressesCol::hi] = a.hi;
     }
     const double first_hqd = static_cast<double>(out_.hqds.size() / kJoinHqdCols);
     for (const Hqd& h : q.hqds) {
-      const double row[kJoinHqdCols] = {h.inst, h.pipe, h.queue, Tri(h.active), Tri(h.busy), h.xcc};
-      out_.hqds.insert(out_.hqds.end(), row, row + kJoinHqdCols);
+      using H = JoinHqdsCol;
+      double* row = AppendRow(&out_.hqds, H::kCount);
+      row[H::inst] = h.inst;
+      row[H::pipe] = h.pipe;
+      row[H::queue] = h.queue;
+      row[H::active] = Tri(h.active);
+      row[H::busy] = Tri(h.busy);
+      row[H::xcc] = h.xcc;
     }
-    const double row[kJoinQueueCols] = {
-        w.pid, q.qid, static_cast<double>(q.qid_match), static_cast<double>(q.source), static_cast<double>(q.mqd_kind), q.sys_queue,
-        Tri(q.aql), q.gpu_known ? static_cast<double>(q.gpu) : kNull, q.node, q.size_bytes,
-        q.has_priority ? static_cast<double>(q.prio_pipe) : kNull, static_cast<double>(q.prio_queue), static_cast<double>(q.level),
-        q.doorbell, q.ring.known ? static_cast<double>(q.ring.lo) : kNull, static_cast<double>(q.ring.hi),
-        first_addr, static_cast<double>(q.addrs.size()), first_hqd, static_cast<double>(q.hqds.size()),
-        q.sdma.set ? q.sdma.engine : kNull, q.sdma.rlc, Tri(q.sdma.active), Tri(q.sdma.busy), static_cast<double>(q.sdma.matched_by),
-        Tri(q.in_runlist), q.mqds_line};
-    out_.queues.insert(out_.queues.end(), row, row + kJoinQueueCols);
+    using C = JoinQueuesCol;
+    double* row = AppendRow(&out_.queues, C::kCount);
+    row[C::pid] = w.pid;
+    row[C::qid] = q.qid;
+    row[C::qidMatch] = q.qid_match;
+    row[C::source] = q.source;
+    row[C::mqdKind] = q.mqd_kind;
+    row[C::sysQueue] = q.sys_queue;
+    row[C::aql] = Tri(q.aql);
+    row[C::gpuId] = q.gpu_known ? static_cast<double>(q.gpu) : kNull;
+    row[C::node] = q.node;
+    row[C::sizeBytes] = q.size_bytes;
+    row[C::priorityPipe] = q.has_priority ? static_cast<double>(q.prio_pipe) : kNull;
+    row[C::priorityQueue] = q.prio_queue;
+    row[C::priorityLevel] = q.level;
+    row[C::doorbell] = q.doorbell;
+    row[C::ringLo] = q.ring.known ? static_cast<double>(q.ring.lo) : kNull;
+    row[C::ringHi] = q.ring.hi;
+    row[C::firstAddress] = first_addr;
+    row[C::addressCount] = static_cast<double>(q.addrs.size());
+    row[C::firstHqd] = first_hqd;
+    row[C::hqdCount] = static_cast<double>(q.hqds.size());
+    row[C::sdmaEngine] = q.sdma.set ? q.sdma.engine : kNull;
+    row[C::sdmaRlc] = q.sdma.rlc;
+    row[C::sdmaActive] = Tri(q.sdma.active);
+    row[C::sdmaBusy] = Tri(q.sdma.busy);
+    row[C::sdmaMatchedBy] = q.sdma.matched_by;
+    row[C::inRunlist] = Tri(q.in_runlist);
+    row[C::mqdsLine] = q.mqds_line;
   }
 
   void EmitProcesses() {
@@ -858,7 +931,7 @@ class Joiner {
     for (const auto& kv : by_pid_) pids.push_back(kv.first);
     pids.insert(pids.end(), sys_pids_.begin(), sys_pids_.end());
     if (in_.mqds) {
-      for (size_t p = 0; p < in_.mqds->procs.size() / kMqdsProcCols; ++p) pids.push_back(in_.mqds->procs[p * kMqdsProcCols]);
+      for (size_t p = 0; p < in_.mqds->procs.size() / kMqdsProcCols; ++p) pids.push_back(in_.mqds->procs[p * kMqdsProcCols + MqdsProcCol::pid]);
     }
     std::sort(pids.begin(), pids.end());
     pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
@@ -881,8 +954,12 @@ class Joiner {
         out_.runlist.insert(out_.runlist.end(), it->second.begin(), it->second.end());
         runlist_rows = static_cast<double>(it->second.size() / kJoinRunlistCols);
       }
-      const double row[kJoinProcessCols] = {pid, first_queue, static_cast<double>(mine.size()), first_runlist, runlist_rows};
-      out_.processes.insert(out_.processes.end(), row, row + kJoinProcessCols);
+      double* row = AppendRow(&out_.processes, JoinProcessesCol::kCount);
+      row[JoinProcessesCol::pid] = pid;
+      row[JoinProcessesCol::firstQueue] = first_queue;
+      row[JoinProcessesCol::queueCount] = static_cast<double>(mine.size());
+      row[JoinProcessesCol::firstRunlist] = first_runlist;
+      row[JoinProcessesCol::runlistCount] = runlist_rows;
     }
   }
 
@@ -917,9 +994,9 @@ class Joiner {
 
   void CountHqdsNode(size_t row) {
     const double* hr = &in_.hqds->nodes[row * kHqdsNodeCols];
-    const uint32_t gpu = U32(hr[1]);
-    Node& n = GetNode(gpu, hr[0]);
-    n.stopped = hr[3] == 1;
+    const uint32_t gpu = U32(hr[HqdsNodeCol::gpuId]);
+    Node& n = GetNode(gpu, hr[HqdsNodeCol::node]);
+    n.stopped = hr[HqdsNodeCol::stopped] == 1;
     if (n.stopped) {
       // the scheduler is stopped: nothing is mapped, and hqds prints no slot
       n.active_hqds = n.active_sdma = n.cp_slots = 0;
@@ -941,7 +1018,7 @@ class Joiner {
     for (double i : missing) n->per_xcc.push_back(UnknownXcc(i));
     std::stable_sort(n->per_xcc.begin(), n->per_xcc.end(), [](const XccCount& a, const XccCount& b) { return a.inst < b.inst; });
     // a node's dump ends with its SDMA RLCs; the parser says when a dump was cut before them
-    n->active_sdma = SdmaCut(hr[2]) ? kNull : sdma;
+    n->active_sdma = SdmaCut(hr[HqdsNodeCol::line]) ? kNull : sdma;
     double cp = 0, active = 0;
     bool active_unknown = false;
     for (const XccCount& x : read) {
@@ -955,10 +1032,10 @@ class Joiner {
       std::vector<double> shown;
       for (const XccCount& x : read) shown.push_back(x.inst);
       std::sort(shown.begin(), shown.end());
-      Warn("node " + Num(hr[0]) + " (gpu " + Hex(n->gpu) + "): hqds shows Inst " + (shown.empty() ? "none" : Join(shown)) + " of " + Num(want.first) +
+      Warn("node " + Num(hr[HqdsNodeCol::node]) + " (gpu " + Hex(n->gpu) + "): hqds shows Inst " + (shown.empty() ? "none" : Join(shown)) + " of " + Num(want.first) +
            " XCC(s) (" + want.second + "): Inst " + Join(missing) + " unknown");
     } else if (n->num_xcc != kNull && static_cast<double>(read.size()) != n->num_xcc) {
-      Warn("node " + Num(hr[0]) + " (gpu " + Hex(n->gpu) + "): hqds shows " + Num(static_cast<double>(read.size())) + " XCC(s) but topology says num_xcc " + Num(n->num_xcc));
+      Warn("node " + Num(hr[HqdsNodeCol::node]) + " (gpu " + Hex(n->gpu) + "): hqds shows " + Num(static_cast<double>(read.size())) + " XCC(s) but topology says num_xcc " + Num(n->num_xcc));
     }
   }
 
@@ -990,7 +1067,7 @@ class Joiner {
   /** nodes hqds should show but does not: their slots are unknown, not idle */
   void MarkNodesHqdsMisses() {
     std::unordered_set<uint32_t> shown;
-    for (size_t r = 0; r < in_.hqds->nodes.size() / kHqdsNodeCols; ++r) shown.insert(U32(in_.hqds->nodes[r * kHqdsNodeCols + 1]));
+    for (size_t r = 0; r < in_.hqds->nodes.size() / kHqdsNodeCols; ++r) shown.insert(U32(in_.hqds->nodes[r * kHqdsNodeCols + HqdsNodeCol::gpuId]));
     for (Node& n : nodes_) {
       if (shown.count(n.gpu)) continue;
       const double want = XccsOf(n).first;
@@ -1007,9 +1084,9 @@ class Joiner {
   void BuildNodes() {
     for (size_t t = 0; t < TopoRows(); ++t) {
       const double* tr = &(*in_.topology)[t * kJoinTopoCols];
-      Node& n = GetNode(U32(tr[1]), tr[0]);
+      Node& n = GetNode(U32(tr[JoinTopologyCol::gpuId]), tr[JoinTopologyCol::node]);
       n.topo_row = static_cast<double>(t);
-      n.num_xcc = tr[2];
+      n.num_xcc = tr[JoinTopologyCol::numXcc];
     }
     for (const Work& w : work_) {
       if (!w.from_mqds || w.q.mqd_kind != kMqdCompute || !w.q.gpu_known) continue;
@@ -1046,15 +1123,34 @@ class Joiner {
     for (const Node* n : sorted) {
       const double first_xcc = static_cast<double>(out_.xccs.size() / kJoinXccCols);
       for (const XccCount& x : n->per_xcc) {
-        const double row[kJoinXccCols] = {x.inst, x.cp_slots, x.active_cp, Tri(x.hiq_active)};
-        out_.xccs.insert(out_.xccs.end(), row, row + kJoinXccCols);
+        double* row = AppendRow(&out_.xccs, JoinXccsCol::kCount);
+        row[JoinXccsCol::inst] = x.inst;
+        row[JoinXccsCol::cpSlots] = x.cp_slots;
+        row[JoinXccsCol::activeCp] = x.active_cp;
+        row[JoinXccsCol::hiqActive] = Tri(x.hiq_active);
       }
-      const double row[kJoinNodeCols] = {
-          n->node, static_cast<double>(n->gpu), n->topo_row, n->num_xcc, n->stopped ? 1.0 : 0.0, n->active_hqds, n->active_sdma, n->cp_slots,
-          first_xcc, static_cast<double>(n->per_xcc.size()), n->queues, n->has_runlist ? (n->runlist_present ? 1.0 : 0.0) : kNull,
-          n->runlist_processes, n->runlist_map_queues, n->runlist_chained ? 1.0 : 0.0};
-      out_.nodes.insert(out_.nodes.end(), row, row + kJoinNodeCols);
+      EmitNode(*n, first_xcc);
     }
+  }
+
+  void EmitNode(const Node& n, double first_xcc) {
+    using C = JoinNodesCol;
+    double* row = AppendRow(&out_.nodes, C::kCount);
+    row[C::node] = n.node;
+    row[C::gpuId] = static_cast<double>(n.gpu);
+    row[C::topologyRow] = n.topo_row;
+    row[C::numXcc] = n.num_xcc;
+    row[C::stopped] = n.stopped ? 1.0 : 0.0;
+    row[C::activeHqds] = n.active_hqds;
+    row[C::activeSdma] = n.active_sdma;
+    row[C::cpSlots] = n.cp_slots;
+    row[C::firstXcc] = first_xcc;
+    row[C::xccCount] = static_cast<double>(n.per_xcc.size());
+    row[C::queues] = n.queues;
+    row[C::runlistPresent] = n.has_runlist ? (n.runlist_present ? 1.0 : 0.0) : kNull;
+    row[C::runlistProcesses] = n.runlist_processes;
+    row[C::runlistMapQueues] = n.runlist_map_queues;
+    row[C::runlistChained] = n.runlist_chained ? 1.0 : 0.0;
   }
 
   const JoinInput& in_;
@@ -1094,8 +1190,8 @@ const char* CheckJoinSysfs(const JoinInput& in) {
   const size_t queue_rows = in.proc_queues ? in.proc_queues->size() / kJoinProcQueueCols : 0;
   if (in.proc_queues && in.proc_queues->size() % kJoinProcQueueCols != 0) return "procQueues: not whole rows";
   for (size_t p = 0; p < in.procs->size(); p += kJoinProcCols) {
-    const double first = (*in.procs)[p + 2];
-    const double count = (*in.procs)[p + 3];
+    const double first = (*in.procs)[p + JoinProcsCol::firstQueue];
+    const double count = (*in.procs)[p + JoinProcsCol::queueCount];
     if (!whole(first) || !whole(count) || first + count > static_cast<double>(queue_rows)) return "procs: queue rows out of range";
   }
   return nullptr;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "columns.h"
 #include "hqds_parser.h"
 #include "mqds_parser.h"
 #include "rls_parser.h"
@@ -20,35 +21,23 @@
 namespace gpucolo {
 namespace kfd {
 
+// Column layouts of the join's tables: Join*Col in columns.h (-1 is null wherever a column can be
+// null). The counts below are kept as short names for the row strides.
 // ---- inputs besides the parsed debugfs files (built by src/kfd/join.ts nativeJoinInput)
-constexpr size_t kJoinTopoCols = 3;       // node, gpuId, numXcc: one row per GPU node of the topology
-constexpr size_t kJoinProcCols = 4;       // pid, pasid (-1 = unreadable), firstQueue, queueCount
-constexpr size_t kJoinProcQueueCols = 4;  // qid, typeCode, sizeBytes (-1), gpuId (-1)
+constexpr size_t kJoinTopoCols = JoinTopologyCol::kCount;  // one row per GPU node of the topology
+constexpr size_t kJoinProcCols = JoinProcsCol::kCount;
+constexpr size_t kJoinProcQueueCols = JoinProcQueuesCol::kCount;
 
-// ---- output tables; -1 is null wherever a column can be null
-/**
- * pid, qid, qidMatch, source, mqdKind, sysQueue (row of the sysfs queue table whose type the queue
- * takes), aql, gpuId, node, sizeBytes, priorityPipe (-1 = no priority), priorityQueue,
- * priorityLevel, doorbell, ringLo (-1 = no ring), ringHi, firstAddress, addressCount, firstHqd,
- * hqdCount, sdmaEngine (-1 = no sdma slot), sdmaRlc, sdmaActive, sdmaBusy, sdmaMatchedBy,
- * inRunlist, mqdsLine
- */
-constexpr size_t kJoinQueueCols = 27;
-constexpr size_t kJoinAddressCols = 2;    // lo (-1 = null), hi
-constexpr size_t kJoinHqdCols = 6;        // inst, pipe, queue, active, busy, xcc
-constexpr size_t kJoinProcessCols = 5;    // pid, firstQueue, queueCount, firstRunlist, runlistCount
-constexpr size_t kJoinRunlistCols = 4;    // gpuId, pasid, numQueues, mappedQueues
-/** node, gpuId, kind (0 cp, 1 sdma), inst, pipe, queue, mqdLo (-1), mqdHi, ringLo (-1), ringHi, vmid, busy, likelyStale */
-constexpr size_t kJoinUnmatchedHqdCols = 13;
-/** gpuId, pasid (-1), engine (index into runlistEngines), doorbell, mqdLo, mqdHi */
-constexpr size_t kJoinUnmatchedRunlistCols = 6;
-/**
- * node (-1), gpuId, topologyRow (-1), numXcc (-1), stopped, activeHqds, activeSdma, cpSlots,
- * firstXcc, xccCount, queues, runlistPresent (-1 = no runlist), runlistProcesses,
- * runlistMapQueues, runlistChained
- */
-constexpr size_t kJoinNodeCols = 15;
-constexpr size_t kJoinXccCols = 4;  // inst, cpSlots, activeCp, hiqActive
+// ---- output tables
+constexpr size_t kJoinQueueCols = JoinQueuesCol::kCount;
+constexpr size_t kJoinAddressCols = JoinAddressesCol::kCount;
+constexpr size_t kJoinHqdCols = JoinHqdsCol::kCount;
+constexpr size_t kJoinProcessCols = JoinProcessesCol::kCount;
+constexpr size_t kJoinRunlistCols = JoinRunlistCol::kCount;
+constexpr size_t kJoinUnmatchedHqdCols = JoinUnmatchedHqdsCol::kCount;
+constexpr size_t kJoinUnmatchedRunlistCols = JoinUnmatchedRunlistCol::kCount;
+constexpr size_t kJoinNodeCols = JoinNodesCol::kCount;
+constexpr size_t kJoinXccCols = JoinXccsCol::kCount;
 
 enum JoinQidMatch : int { kQidUnique = 0, kQidCreationOrder = 1, kQidSysfsOnly = 2, kQidUnmatched = 3, kQidNoSysfs = 4 };
 enum JoinSource : int { kSourceDebugfsSysfs = 0, kSourceDebugfs = 1, kSourceSysfs = 2 };

@@ -106,41 +106,55 @@ int MatchQueueHeader(const unsigned char* b, const unsigned char* e, double* typ
 
 /**
  * One ParseMqds call: the rows built so far and where the line walk stands (the current process,
- * queue and MQD block). Each kind of line has its own step; Parse() runs them in order.
+ * queue and MQD block). Each kind of line has its own step; ScanDumpText (text_scan.h) runs them
+ * in text order.
  */
 class MqdsParser {
  public:
   MqdsParser(const char* data, size_t n, std::vector<WordLine>* word_lines)
-      : s_(reinterpret_cast<const unsigned char*>(data)), n_(n), word_lines_(word_lines), sink_(&r_), words_(n) {}
+      : s_(reinterpret_cast<const unsigned char*>(data)), n_(n), word_lines_(word_lines), sink_(&r_), words_(n) {
+    // Row counts from the input length, so that no table regrows on a usual dump (a cut or odd
+    // one may): a queue prints its header and at least one MQD block, 5.4 KB for 512 dwords,
+    // 1.4 KB for an SDMA queue's 128; a process mostly comes with queues.
+    r_.procs.reserve((n / 1024 + 4) * kMqdsProcCols);
+    r_.queues.reserve((n / 1024 + 4) * kMqdsQueueCols);
+    r_.blocks.reserve((n / 1024 + 4) * kMqdsBlockCols);
+  }
 
   MqdsRaw Parse() {
-    LineReader lines(s_, n_);
-    size_t start, end;
-    while (lines.Next(&start, &end)) {
-      const uint64_t line_no = lines.line();
-      if (end == start) continue;  // blank line
-      const int c0 = s_[start];
-      if (c0 == ' ' && ByteAt(s_, n_, start + 1) == ' ' && ByteAt(s_, n_, start + 2) == ' ' && ByteAt(s_, n_, start + 3) == ' ') {
-        DumpLine(start, end, line_no);
-      } else if (c0 == 'P' && LineStartsWith(s_, start, end, "Process")) {
-        ProcessHeader(start, end, line_no);
-      } else if (c0 == ' ' && ByteAt(s_, n_, start + 1) == ' ' && ByteAt(s_, n_, start + 2) != ' ') {
-        QueueHeader(start, end, line_no);
-      } else {
-        // ---- anything else
-        sink_.AddLazy(line_no, Severity::kError, [&] { return "unrecognised line: \"" + Snippet(s_, start, end) + "\""; });
-      }
-    }
+    r_.lines = ScanDumpText(s_, n_, *this);
     CloseBlock();
     CloseQueue();
     CloseProc();
     CheckXccBlocks();
-    r_.lines = lines.line();
     r_.words = words_.Finish();
     return std::move(r_);
   }
 
+  // ---- the steps ScanDumpText calls
+  static constexpr size_t kDumpPrefix = 4;
+  bool IsDumpLine(size_t start) const {
+    return s_[start] == ' ' && ByteAt(s_, n_, start + 1) == ' ' && ByteAt(s_, n_, start + 2) == ' ' && ByteAt(s_, n_, start + 3) == ' ';
+  }
+  uint32_t* DumpWords() { return words_.Reserve(8); }
+  void Dump(size_t start, size_t end, uint64_t line_no, int k, uint32_t lead) { DumpLine(start, end, line_no, k, lead); }
+  void Header(size_t start, size_t end, uint64_t line_no) {
+    const int c0 = s_[start];
+    if (c0 == 'P' && LineStartsWith(s_, start, end, "Process")) {
+      ProcessHeader(start, end, line_no);
+    } else if (c0 == ' ' && ByteAt(s_, n_, start + 1) == ' ' && ByteAt(s_, n_, start + 2) != ' ') {
+      QueueHeader(start, end, line_no);
+    } else {
+      // ---- anything else
+      sink_.AddLazy(line_no, Severity::kError, [&] { return "unrecognised line: \"" + Snippet(s_, start, end) + "\""; });
+    }
+  }
+
  private:
+  using Q = MqdsQueueCol;
+  using B = MqdsBlockCol;
+  using P = MqdsProcCol;
+
   size_t QueueRow() const { return static_cast<size_t>(cur_queue_) * kMqdsQueueCols; }
 
   void CloseBlock() {
@@ -150,14 +164,15 @@ class MqdsParser {
     std::vector<double>& queues = r_.queues;
     const uint64_t count = words_.size() - block_start_;
     const size_t q = QueueRow();
-    r_.blocks.push_back(static_cast<double>(cur_queue_));
-    r_.blocks.push_back(static_cast<double>(block_line_));
-    r_.blocks.push_back(static_cast<double>(block_start_));
-    r_.blocks.push_back(static_cast<double>(count));
-    queues[q + 6]++;
+    double* row = AppendRow(&r_.blocks, B::kCount);
+    row[B::queue] = static_cast<double>(cur_queue_);
+    row[B::line] = static_cast<double>(block_line_);
+    row[B::wordOffset] = static_cast<double>(block_start_);
+    row[B::wordCount] = static_cast<double>(count);
+    queues[q + Q::blockCount]++;
     if (block_broken_) return;
     uint64_t expected = 0;
-    if (!BlockSizeExpected(queues[q + 1], count, &expected)) {
+    if (!BlockSizeExpected(queues[q + Q::kind], count, &expected)) {
       sink_.AddLazy(block_line_, Severity::kError, [&] {
         return "MQD block has " + std::to_string(count) + " dwords, expected " + std::to_string(expected);
       });
@@ -167,7 +182,7 @@ class MqdsParser {
   void CloseProc() {
     if (cur_proc_ >= 0) {
       const size_t p = static_cast<size_t>(cur_proc_) * kMqdsProcCols;
-      r_.procs[p + 3] = static_cast<double>(r_.queues.size() / kMqdsQueueCols) - r_.procs[p + 2];
+      r_.procs[p + P::queueCount] = static_cast<double>(r_.queues.size() / kMqdsQueueCols) - r_.procs[p + P::firstQueue];
     }
   }
 
@@ -175,10 +190,10 @@ class MqdsParser {
   void CloseQueue() {
     if (cur_queue_ < 0) return;
     const size_t q = QueueRow();
-    const double kind = r_.queues[q + 1];
+    const double kind = r_.queues[q + Q::kind];
     const bool has_size = kind == kMqdCompute || kind == kMqdDiq || kind == kMqdSdma;
-    if (r_.queues[q + 6] == 0 && has_size) {
-      sink_.AddLazy(static_cast<uint64_t>(r_.queues[q + 4]), Severity::kError, [&] {
+    if (r_.queues[q + Q::blockCount] == 0 && has_size) {
+      sink_.AddLazy(static_cast<uint64_t>(r_.queues[q + Q::line]), Severity::kError, [&] {
         return std::string(KindName(kind)) + " queue without an MQD dump (dump cut?)";
       });
     }
@@ -191,12 +206,12 @@ class MqdsParser {
     block_open_ = true;
     block_line_ = line_no;
     block_start_ = words_.size();
-    block_discard_ = r_.queues[q + 1] == kMqdSdma && r_.queues[q + 6] > 0;
-    if (block_discard_) r_.queues[q + 7]++;
+    block_discard_ = r_.queues[q + Q::kind] == kMqdSdma && r_.queues[q + Q::blockCount] > 0;
+    if (block_discard_) r_.queues[q + Q::extraCopies]++;
   }
 
-  // ---- dump line
-  void DumpLine(size_t start, size_t end, uint64_t line_no) {
+  // ---- dump line, decoded by ScanDumpText into DumpWords() (k < 0: malformed)
+  void DumpLine(size_t start, size_t end, uint64_t line_no, int k, uint32_t lead) {
     if (cur_queue_ < 0) {
       if (!skip_dump_ && !skip_proc_) {
         sink_.Add(line_no, Severity::kError, "MQD dump line outside a queue");
@@ -205,8 +220,6 @@ class MqdsParser {
       return;
     }
     if (skip_dump_) return;
-    uint32_t* out = words_.Reserve(8);
-    const int k = ParseDumpLine(s_, start, end, 4, out, &lead_);
     if (k < 0) {
       sink_.AddLazy(line_no, Severity::kError, [&] { return "malformed MQD dump line: \"" + Snippet(s_, start, end) + "\""; });
       // the block's first line is damaged: open it broken so its later lines are not reported
@@ -215,7 +228,7 @@ class MqdsParser {
       block_broken_ = true;
       return;
     }
-    const uint32_t offset = lead_;
+    const uint32_t offset = lead;
     if (offset == 0) {
       CloseBlock();
       block_broken_ = false;
@@ -264,10 +277,10 @@ class MqdsParser {
     skip_proc_ = false;
     std::vector<double>& procs = r_.procs;
     cur_proc_ = static_cast<int64_t>(procs.size() / kMqdsProcCols);
-    procs.push_back(pid);
-    procs.push_back(static_cast<double>(line_no));
-    procs.push_back(static_cast<double>(r_.queues.size() / kMqdsQueueCols));
-    procs.push_back(0);
+    double* row = AppendRow(&procs, P::kCount);  // queueCount: set by CloseProc
+    row[P::pid] = pid;
+    row[P::line] = static_cast<double>(line_no);
+    row[P::firstQueue] = static_cast<double>(r_.queues.size() / kMqdsQueueCols);
     r_.pasids.push_back(std::move(pasid));
   }
 
@@ -298,9 +311,13 @@ class MqdsParser {
     skip_dump_ = false;
     std::vector<double>& queues = r_.queues;
     cur_queue_ = static_cast<int64_t>(queues.size() / kMqdsQueueCols);
-    const double row[kMqdsQueueCols] = {static_cast<double>(cur_proc_), static_cast<double>(kind), type_code, gpu,
-                                        static_cast<double>(line_no), static_cast<double>(r_.blocks.size() / kMqdsBlockCols), 0, 0};
-    queues.insert(queues.end(), row, row + kMqdsQueueCols);
+    double* row = AppendRow(&queues, Q::kCount);  // blockCount, extraCopies: 0, counted as blocks come
+    row[Q::proc] = static_cast<double>(cur_proc_);
+    row[Q::kind] = static_cast<double>(kind);
+    row[Q::typeCode] = type_code;
+    row[Q::gpuId] = gpu;
+    row[Q::line] = static_cast<double>(line_no);
+    row[Q::firstBlock] = static_cast<double>(r_.blocks.size() / kMqdsBlockCols);
   }
 
   // one MQD block per XCC: a compute queue with fewer blocks than another on its device was cut
@@ -308,18 +325,18 @@ class MqdsParser {
     const std::vector<double>& queues = r_.queues;
     std::map<double, double> most;
     for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
-      if (queues[q + 1] != kMqdCompute) continue;
-      double& m = most[queues[q + 3]];
-      m = std::max(m, queues[q + 6]);
+      if (queues[q + Q::kind] != kMqdCompute) continue;
+      double& m = most[queues[q + Q::gpuId]];
+      m = std::max(m, queues[q + Q::blockCount]);
     }
     for (size_t q = 0; q < queues.size(); q += kMqdsQueueCols) {
-      if (queues[q + 1] != kMqdCompute) continue;
-      const double have = queues[q + 6];
-      const double max = most[queues[q + 3]];
+      if (queues[q + Q::kind] != kMqdCompute) continue;
+      const double have = queues[q + Q::blockCount];
+      const double max = most[queues[q + Q::gpuId]];
       if (have > 0 && have < max) {
-        sink_.AddLazy(static_cast<uint64_t>(queues[q + 4]), Severity::kError, [&] {
+        sink_.AddLazy(static_cast<uint64_t>(queues[q + Q::line]), Severity::kError, [&] {
           return "compute queue has " + std::to_string(static_cast<uint64_t>(have)) + " MQD block(s), another on device " +
-                 HexLower(static_cast<uint32_t>(queues[q + 3])) + " has " + std::to_string(static_cast<uint64_t>(max)) + " (dump cut?)";
+                 HexLower(static_cast<uint32_t>(queues[q + Q::gpuId])) + " has " + std::to_string(static_cast<uint64_t>(max)) + " (dump cut?)";
         });
       }
     }
@@ -331,7 +348,6 @@ class MqdsParser {
   MqdsRaw r_;
   IssueSink sink_;  // writes into r_ (declared after it)
   WordBuffer words_;
-  uint32_t lead_ = 0;
 
   int64_t cur_proc_ = -1;   // process row, -1 = none
   int64_t cur_queue_ = -1;  // queue row, -1 = none

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "columns.h"
 #include "text_scan.h"
 
 namespace gpucolo {
@@ -15,9 +16,10 @@ namespace kfd {
 /** Queue header kinds (MqdQueueKind in raw.ts). */
 enum MqdQueueKind : int { kMqdCompute = 0, kMqdSdma = 1, kMqdDiq = 2, kMqdBadUser = 3, kMqdBadKernel = 4, kMqdWeird = 5 };
 
-constexpr size_t kMqdsProcCols = 4;   // pid, line, firstQueue, queueCount
-constexpr size_t kMqdsQueueCols = 8;  // proc, kind, typeCode, gpuId, line, firstBlock, blockCount, extraCopies
-constexpr size_t kMqdsBlockCols = 4;  // queue, line, wordOffset, wordCount
+// column layouts: MqdsProcCol, MqdsQueueCol, MqdsBlockCol in columns.h
+constexpr size_t kMqdsProcCols = MqdsProcCol::kCount;
+constexpr size_t kMqdsQueueCols = MqdsQueueCol::kCount;
+constexpr size_t kMqdsBlockCols = MqdsBlockCol::kCount;
 
 struct MqdsRaw : RawCommon {
   std::vector<uint32_t> words;

@@ -6,13 +6,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "columns.h"
 #include "text_scan.h"
 
 namespace gpucolo {
 namespace kfd {
 
-constexpr size_t kRlsNodeCols = 9;    // node, gpuId, line, noRunlist, wordOffset, wordCount, firstPacket, packetCount, firstDumpLine
-constexpr size_t kRlsPacketCols = 4;  // node(row), dwordOffset, opcode, dwords
+// column layouts: RlsNodeCol, RlsPacketCol in columns.h
+constexpr size_t kRlsNodeCols = RlsNodeCol::kCount;
+constexpr size_t kRlsPacketCols = RlsPacketCol::kCount;
 
 struct RlsRaw : RawCommon {
   std::vector<uint32_t> words;

@@ -12,6 +12,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace gpucolo {
 namespace kfd {
 
@@ -113,6 +117,36 @@ inline bool ParseHex8(const unsigned char* p, uint32_t* out) {
 #endif
 }
 
+#if defined(__SSE2__)
+/**
+ * Two fields of eight lowercase hex digits, at a[0..8) and b[0..8), into *out (a's value in the
+ * low half, b's in the high half, so that storing *out writes a's word then b's). Returns a
+ * vector with a byte set for each byte that is not such a digit (then *out is garbage): a caller
+ * decoding a whole line ORs these and tests once. The dump lines are almost all of every parse,
+ * and ParseHex8 spends ~30 scalar operations on one word; SSE2 (in every x86-64 CPU, so no
+ * runtime dispatch) does two in fewer.
+ */
+inline __m128i Hex8x2(const unsigned char* a, const unsigned char* b, uint64_t* out) {
+  uint64_t qa, qb;
+  std::memcpy(&qa, a, 8);
+  std::memcpy(&qb, b, 8);
+  const __m128i x = _mm_set_epi64x(static_cast<long long>(qb), static_cast<long long>(qa));
+  // signed compares: a byte >= 0x80 is negative, below '0', and fails both ranges
+  const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)), _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), x));
+  const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('a' - 1)), _mm_cmpgt_epi8(_mm_set1_epi8('f' + 1), x));
+  // digit value: low nibble, +9 for 'a'..'f'
+  const __m128i v = _mm_add_epi8(_mm_and_si128(x, _mm_set1_epi8(0x0f)), _mm_and_si128(letter, _mm_set1_epi8(9)));
+  // each 16-bit lane holds two digits d0 + 256 * d1, d0 the more significant: times 0x1001 puts
+  // 16 * d0 + d1 in its high byte (no carries: every product term lands in its own nibble)
+  const __m128i bytes16 = _mm_srli_epi16(_mm_mullo_epi16(v, _mm_set1_epi16(0x1001)), 8);
+  const __m128i packed = _mm_packus_epi16(bytes16, bytes16);
+  // bytes a3 a2 a1 a0 b3 b2 b1 b0 (most significant first): byte-swap, then swap the halves back
+  const uint64_t sw = __builtin_bswap64(static_cast<uint64_t>(_mm_cvtsi128_si64(packed)));
+  *out = (sw << 32) | (sw >> 32);
+  return _mm_andnot_si128(_mm_or_si128(digit, letter), _mm_set1_epi8(-1));
+}
+#endif
+
 /** Byte at i, or -1 past the end (charCodeAt() gives NaN there, equal to nothing). */
 inline int ByteAt(const unsigned char* s, size_t n, size_t i) { return i < n ? s[i] : -1; }
 
@@ -167,12 +201,35 @@ inline int ParseDumpLine(const unsigned char* s, size_t start, size_t end, size_
   const size_t k = (body - 9) / 9;
   if (k > 8) return -1;
   const unsigned char* p = s + start + prefix;
-  uint32_t first;
-  if (!ParseHex8(p, &first) || p[8] != ':') return -1;
-  p += 9;
-  for (size_t j = 0; j < k; ++j, p += 9) {
-    if (p[0] != ' ' || !ParseHex8(p + 1, &out[j])) return -1;
+  if (p[8] != ':') return -1;
+  // field i >= 1 (word i-1) has its separating space at p[9i] and its digits at p[9i + 1]
+  for (size_t i = 1; i <= k; ++i) {
+    if (p[9 * i] != ' ') return -1;
   }
+#if defined(__SSE2__)
+  // the address with word 0, then the words in pairs, a last odd one with itself; out gets
+  // written before the line is known to be good (a bad line's words are never committed)
+  uint64_t two;
+  __m128i bad = Hex8x2(p, p + 10, &two);
+  const uint32_t first = static_cast<uint32_t>(two);
+  out[0] = static_cast<uint32_t>(two >> 32);
+  size_t j = 1;
+  for (; j + 1 < k; j += 2) {
+    bad = _mm_or_si128(bad, Hex8x2(p + 9 * j + 10, p + 9 * j + 19, &two));
+    std::memcpy(out + j, &two, 8);
+  }
+  if (j < k) {
+    bad = _mm_or_si128(bad, Hex8x2(p + 9 * j + 10, p + 9 * j + 10, &two));
+    out[j] = static_cast<uint32_t>(two);
+  }
+  if (_mm_movemask_epi8(bad) != 0) return -1;
+#else
+  uint32_t first;
+  if (!ParseHex8(p, &first)) return -1;
+  for (size_t j = 0; j < k; ++j) {
+    if (!ParseHex8(p + 9 * j + 10, &out[j])) return -1;
+  }
+#endif
   *lead = first;
   return static_cast<int>(k);
 }
@@ -190,6 +247,18 @@ struct WordLine {
   uint32_t count;
   uint32_t prefix;
 };
+
+/**
+ * Appends one zeroed row of `cols` columns to a flat table and returns it, to be filled column by
+ * column (row[HqdsSlotCol::line] = ...). Writing in place, rather than building the row in a
+ * local array and inserting it, also avoids a stall: the insert's wide loads of the just-stored
+ * doubles cannot be forwarded from the stores and wait for them to retire.
+ */
+inline double* AppendRow(std::vector<double>* table, size_t cols) {
+  const size_t at = table->size();
+  table->resize(at + cols);
+  return table->data() + at;
+}
 
 /**
  * A growable word array (WordBuffer in text.ts). Sized once from the input length: a dump line
@@ -290,32 +359,66 @@ inline bool LineStartsWith(const unsigned char* s, size_t start, size_t end, con
   return end - start >= n && std::memcmp(s + start, lit, n) == 0;
 }
 
-/**
- * Iterates '\n'-separated lines; a last line without '\n' is still a line. A '\r' before the
- * '\n' (or at the end of input) is not part of the line: CR LF files read like LF files.
- */
-class LineReader {
- public:
-  LineReader(const unsigned char* s, size_t n) : s_(s), n_(n) {}
-  /** Next line in [*start, *end); false at the end of input. */
-  bool Next(size_t* start, size_t* end) {
-    if (pos_ >= n_) return false;
-    const void* nl = std::memchr(s_ + pos_, '\n', n_ - pos_);
-    const size_t e = nl ? static_cast<size_t>(static_cast<const unsigned char*>(nl) - s_) : n_;
-    *start = pos_;
-    *end = e > pos_ && s_[e - 1] == '\r' ? e - 1 : e;
-    pos_ = e + 1;
-    ++line_;
-    return true;
-  }
-  uint64_t line() const { return line_; }
+/** A dump line with all 8 words: "XXXXXXXX:" + 8 * " XXXXXXXX" after its prefix. */
+constexpr size_t kFullDumpBody = 9 + 8 * 9;
 
- private:
-  const unsigned char* s_;
-  size_t n_;
-  size_t pos_ = 0;
-  uint64_t line_ = 0;
-};
+/**
+ * The line loop every dump parser shares: split the text into '\n'-separated lines (a last line
+ * without '\n' is still a line; a '\r' before the '\n' or at the end of input is not part of the
+ * line, so CR LF files read like LF files), skip blank ones, and hand each line either to
+ * the parser's dump-line step, already decoded by ParseDumpLine, or to its header step. Returns
+ * the number of lines. The parser P provides:
+ *
+ *   static constexpr size_t kDumpPrefix;  // spaces before a dump line's address (4 or 2)
+ *   bool IsDumpLine(size_t start);        // the parser's test on the line's first bytes
+ *   uint32_t* DumpWords();                // room for 8 words, where ParseDumpLine writes them
+ *   void Dump(size_t start, size_t end, uint64_t line, int k, uint32_t lead);  // k < 0: malformed
+ *   void Header(size_t start, size_t end, uint64_t line);  // any other non-blank line
+ *
+ * IsDumpLine may look past the line's end (it sees the next line's bytes or '\n', never a byte
+ * past the input): a dump line's prefix is spaces, so a test on its first bytes fails at the '\n'.
+ *
+ * Every dump line is decoded, also where the parser then drops it (a skipped block): the result
+ * is the same, and decoding before the end of the line is known is what makes the fast path
+ * possible. Almost every line of a real dump carries 8 words: when the bytes where such a line
+ * would end are '\n' (or the end of input) and ParseDumpLine accepts the line, each byte before
+ * it was checked to be a digit, a space or the colon, so no '\n' comes earlier and memchr would
+ * find this one: the search is skipped. Any other line is split by memchr and decoded again.
+ */
+template <class P>
+uint64_t ScanDumpText(const unsigned char* s, size_t n, P& parser) {
+  constexpr size_t kFull = P::kDumpPrefix + kFullDumpBody;
+  size_t pos = 0;
+  uint64_t line = 0;
+  while (pos < n) {
+    ++line;
+    const size_t start = pos;
+    const bool dump = parser.IsDumpLine(start);
+    uint32_t* out = nullptr;
+    uint32_t lead = 0;
+    if (dump) {
+      out = parser.DumpWords();
+      const size_t full = start + kFull;
+      if (full <= n && (full == n || s[full] == '\n') && ParseDumpLine(s, start, full, P::kDumpPrefix, out, &lead) == 8) {
+        pos = full + 1;
+        parser.Dump(start, full, line, 8, lead);
+        continue;
+      }
+    }
+    const void* nl = std::memchr(s + start, '\n', n - start);
+    const size_t e = nl ? static_cast<size_t>(static_cast<const unsigned char*>(nl) - s) : n;
+    const size_t end = e > start && s[e - 1] == '\r' ? e - 1 : e;
+    pos = e + 1;
+    if (end == start) continue;  // blank line (never a dump line: those start with a space)
+    if (dump) {
+      const int k = ParseDumpLine(s, start, end, P::kDumpPrefix, out, &lead);
+      parser.Dump(start, end, line, k, lead);
+    } else {
+      parser.Header(start, end, line);
+    }
+  }
+  return line;
+}
 
 }  // namespace kfd
 }  // namespace gpucolo

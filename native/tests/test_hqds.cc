@@ -10,8 +10,12 @@ namespace {
 
 HqdsRaw Parse(const std::string& text) { return ParseHqds(text.data(), text.size()); }
 
+using NC = HqdsNodeCol;
+using SC = HqdsSlotCol;
+
+double N(const HqdsRaw& r, size_t row, size_t col) { return r.nodes[row * kHqdsNodeCols + col]; }
 double S(const HqdsRaw& r, size_t row, size_t col) { return r.slots[row * kHqdsSlotCols + col]; }
-uint32_t Reg(const HqdsRaw& r, size_t slot, size_t i) { return r.words[static_cast<size_t>(S(r, slot, 7)) + i]; }
+uint32_t Reg(const HqdsRaw& r, size_t slot, size_t i) { return r.words[static_cast<size_t>(S(r, slot, SC::wordOffset)) + i]; }
 
 }  // namespace
 
@@ -21,39 +25,39 @@ TEST(hqds_fixture_slots_and_active_queues) {
   CHECK(r.issues.empty());
   CHECK_EQ(r.lines, gpucolo_test::CountLines(text));
   CHECK_EQ(r.nodes.size(), kHqdsNodeCols);
-  CHECK_EQ(r.nodes[0], 2.0);
-  CHECK_EQ(r.nodes[1], double(0x7c1e));
-  CHECK_EQ(r.nodes[3], 0.0);
+  CHECK_EQ(N(r, 0, NC::node), 2.0);
+  CHECK_EQ(N(r, 0, NC::gpuId), double(0x7c1e));
+  CHECK_EQ(N(r, 0, NC::stopped), 0.0);
   const size_t n = r.slots.size() / kHqdsSlotCols;
   CHECK_EQ(n, 164u);  // 4 x (HIQ + 24 CP) + 16 engines x 4 RLCs
-  CHECK_EQ(r.nodes[5], 164.0);
+  CHECK_EQ(N(r, 0, NC::slotCount), 164.0);
   int hiq = 0, cp = 0, sdma = 0, hiq_active = 0, cp_active = 0, sdma_active = 0;
   for (size_t i = 0; i < n; ++i) {
-    const int kind = static_cast<int>(S(r, i, 1));
+    const int kind = static_cast<int>(S(r, i, SC::kind));
     if (kind == kHqdSdma) {
       ++sdma;
-      CHECK(S(r, i, 8) > 0);
+      CHECK(S(r, i, SC::wordCount) > 0);
       if (Reg(r, i, 0) & 1) {  // SDMA RLC RB_CNTL.RB_ENABLE
         ++sdma_active;
-        CHECK_EQ(S(r, i, 4), 2.0);
-        CHECK_EQ(S(r, i, 5), 0.0);
+        CHECK_EQ(S(r, i, SC::pipe), 2.0);   // engine
+        CHECK_EQ(S(r, i, SC::queue), 0.0);  // RLC
       }
       continue;
     }
-    CHECK_EQ(S(r, i, 8), 56.0);
+    CHECK_EQ(S(r, i, SC::wordCount), 56.0);
     const bool active = Reg(r, i, 2) & 1;  // CP_HQD_ACTIVE
     if (kind == kHqdHiq) {
       ++hiq;
       hiq_active += active;
-      CHECK_EQ(S(r, i, 3), 2.0);
+      CHECK_EQ(S(r, i, SC::mec), 2.0);
     } else {
       ++cp;
       if (!active) continue;
       ++cp_active;
       // active CP slots: Pipe 0 Queue 2 (qid0) and Pipe 1 Queue 2 (qid1) of each Inst
-      const double inst = S(r, i, 2);
-      CHECK_EQ(S(r, i, 5), 2.0);
-      const uint32_t base = S(r, i, 4) == 0 ? 0x712000u : 0x71e000u;
+      const double inst = S(r, i, SC::inst);
+      CHECK_EQ(S(r, i, SC::queue), 2.0);
+      const uint32_t base = S(r, i, SC::pipe) == 0 ? 0x712000u : 0x71e000u;
       CHECK_EQ(Reg(r, i, 0), base + 0x3000u * static_cast<uint32_t>(inst));
       CHECK_EQ(Reg(r, i, 1), 0u);
     }
@@ -64,7 +68,7 @@ TEST(hqds_fixture_slots_and_active_queues) {
   CHECK_EQ(hiq_active, 4);
   CHECK_EQ(cp_active, 8);
   CHECK_EQ(sdma_active, 1);
-  CHECK_EQ(S(r, 0, 9), double(0xc914));
+  CHECK_EQ(S(r, 0, SC::firstRegisterAddress), double(0xc914));
 }
 
 TEST(hqds_txt_fixture_comment_lines_are_issues) {
@@ -104,15 +108,15 @@ TEST(hqds_old_headers_stopped_device_and_errors) {
                "13|error|unrecognised node header (its slots are skipped): \"Node 99999999999, gpu_id 1:\"",
            }));
   CHECK_EQ(r.nodes.size(), 2 * kHqdsNodeCols);
-  CHECK_EQ(r.nodes[3], 1.0);   // node 0 stopped
-  CHECK_EQ(r.nodes[11], 3.0);  // node 1: HIQ, CP, SDMA
-  CHECK_EQ(S(r, 0, 1), double(kHqdHiq));
-  CHECK_EQ(S(r, 0, 2), -1.0);  // no Inst before 9.4.3
-  CHECK_EQ(S(r, 0, 3), 2.0);
-  CHECK_EQ(S(r, 1, 1), double(kHqdCp));
-  CHECK_EQ(S(r, 1, 4), 1.0);
-  CHECK_EQ(S(r, 1, 5), 2.0);
-  CHECK_EQ(S(r, 1, 8), 0.0);
+  CHECK_EQ(N(r, 0, NC::stopped), 1.0);    // node 0 stopped
+  CHECK_EQ(N(r, 1, NC::slotCount), 3.0);  // node 1: HIQ, CP, SDMA
+  CHECK_EQ(S(r, 0, SC::kind), double(kHqdHiq));
+  CHECK_EQ(S(r, 0, SC::inst), -1.0);  // no Inst before 9.4.3
+  CHECK_EQ(S(r, 0, SC::mec), 2.0);
+  CHECK_EQ(S(r, 1, SC::kind), double(kHqdCp));
+  CHECK_EQ(S(r, 1, SC::pipe), 1.0);
+  CHECK_EQ(S(r, 1, SC::queue), 2.0);
+  CHECK_EQ(S(r, 1, SC::wordCount), 0.0);
 }
 
 TEST(hqds_truncated_and_200_bad_lines) {

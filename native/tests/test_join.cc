@@ -23,8 +23,27 @@ struct Fixture {
   RlsRaw rls = ParseRls(rls_text.data(), rls_text.size());
 };
 
+using QC = JoinQueuesCol;
+using NC = JoinNodesCol;
+
 double Q(const JoinTables& t, size_t row, size_t col) { return t.queues[row * kJoinQueueCols + col]; }
 double N(const JoinTables& t, size_t row, size_t col) { return t.nodes[row * kJoinNodeCols + col]; }
+double Proc(const JoinTables& t, size_t row, size_t col) { return t.processes[row * kJoinProcessCols + col]; }
+
+/** An input table of the rows given cell by cell, by column name; a column not given is -1 (null). */
+template <class C>
+std::vector<double> Rows(std::initializer_list<std::initializer_list<std::pair<size_t, double>>> rows) {
+  std::vector<double> t;
+  for (const auto& cells : rows) {
+    double* r = AppendRow(&t, C::kCount);
+    for (size_t c = 0; c < C::kCount; ++c) r[c] = -1;
+    for (const auto& [col, v] : cells) r[col] = v;
+  }
+  return t;
+}
+using TC = JoinTopologyCol;
+using PC = JoinProcsCol;
+using SC = JoinProcQueuesCol;
 
 }  // namespace
 
@@ -40,38 +59,38 @@ TEST(join_fixture_queues_slots_runlist) {
   CHECK(t.unmatched_runlist.empty());
   // pid 41872 (two compute queues, one SDMA queue, oldest first), then pid 42117
   CHECK_EQ(t.processes.size(), 2 * kJoinProcessCols);
-  CHECK_EQ(t.processes[0], 41872.0);
-  CHECK_EQ(t.processes[2], 3.0);
-  CHECK_EQ(t.processes[kJoinProcessCols], 42117.0);
+  CHECK_EQ(Proc(t, 0, JoinProcessesCol::pid), 41872.0);
+  CHECK_EQ(Proc(t, 0, JoinProcessesCol::queueCount), 3.0);
+  CHECK_EQ(Proc(t, 1, JoinProcessesCol::pid), 42117.0);
   CHECK_EQ(t.queues.size(), 4 * kJoinQueueCols);
-  CHECK_EQ(Q(t, 0, 4), double(kMqdCompute));
-  CHECK_EQ(Q(t, 0, 17), 4.0);  // one MQD address per XCC
-  CHECK_EQ(Q(t, 0, 19), 4.0);  // one HQD slot per XCC
-  CHECK_EQ(Q(t, 0, 10), 1.0);  // pipe priority
-  CHECK_EQ(Q(t, 0, 11), 7.0);  // queue priority
-  CHECK_EQ(Q(t, 0, 12), 1.0);  // normal
-  CHECK_EQ(Q(t, 0, 25), 1.0);  // in the runlist
-  CHECK_EQ(Q(t, 2, 4), double(kMqdSdma));
-  CHECK_EQ(Q(t, 2, 20), 2.0);  // SDMA engine 2, RLC 0, matched by engine/RLC
-  CHECK_EQ(Q(t, 2, 21), 0.0);
-  CHECK_EQ(Q(t, 2, 24), 0.0);
-  CHECK_EQ(Q(t, 3, 19), 0.0);  // pid 42117's queue is mapped nowhere
-  CHECK_EQ(Q(t, 3, 25), 0.0);  // and not in the (whole) runlist
-  CHECK_EQ(Q(t, 0, 2), double(kQidNoSysfs));
+  CHECK_EQ(Q(t, 0, QC::mqdKind), double(kMqdCompute));
+  CHECK_EQ(Q(t, 0, QC::addressCount), 4.0);  // one MQD address per XCC
+  CHECK_EQ(Q(t, 0, QC::hqdCount), 4.0);      // one HQD slot per XCC
+  CHECK_EQ(Q(t, 0, QC::priorityPipe), 1.0);
+  CHECK_EQ(Q(t, 0, QC::priorityQueue), 7.0);
+  CHECK_EQ(Q(t, 0, QC::priorityLevel), 1.0);  // normal
+  CHECK_EQ(Q(t, 0, QC::inRunlist), 1.0);
+  CHECK_EQ(Q(t, 2, QC::mqdKind), double(kMqdSdma));
+  CHECK_EQ(Q(t, 2, QC::sdmaEngine), 2.0);  // SDMA engine 2, RLC 0, matched by engine/RLC
+  CHECK_EQ(Q(t, 2, QC::sdmaRlc), 0.0);
+  CHECK_EQ(Q(t, 2, QC::sdmaMatchedBy), 0.0);
+  CHECK_EQ(Q(t, 3, QC::hqdCount), 0.0);   // pid 42117's queue is mapped nowhere
+  CHECK_EQ(Q(t, 3, QC::inRunlist), 0.0);  // and not in the (whole) runlist
+  CHECK_EQ(Q(t, 0, QC::qidMatch), double(kQidNoSysfs));
   // the first MQD address: 0x712000
-  CHECK_EQ(t.addresses[0], double(0x712000));
-  CHECK_EQ(t.addresses[1], 0.0);
+  CHECK_EQ(t.addresses[JoinAddressesCol::lo], double(0x712000));
+  CHECK_EQ(t.addresses[JoinAddressesCol::hi], 0.0);
   // node 2: 8 active CP slots of 96, 1 SDMA RLC, 4 XCCs, runlist of 2 processes and 3 queues
   CHECK_EQ(t.nodes.size(), kJoinNodeCols);
-  CHECK_EQ(N(t, 0, 0), 2.0);
-  CHECK_EQ(N(t, 0, 1), double(0x7c1e));
-  CHECK_EQ(N(t, 0, 5), 8.0);
-  CHECK_EQ(N(t, 0, 6), 1.0);
-  CHECK_EQ(N(t, 0, 7), 96.0);
-  CHECK_EQ(N(t, 0, 9), 4.0);
-  CHECK_EQ(N(t, 0, 11), 1.0);
-  CHECK_EQ(N(t, 0, 12), 2.0);
-  CHECK_EQ(N(t, 0, 13), 3.0);
+  CHECK_EQ(N(t, 0, NC::node), 2.0);
+  CHECK_EQ(N(t, 0, NC::gpuId), double(0x7c1e));
+  CHECK_EQ(N(t, 0, NC::activeHqds), 8.0);
+  CHECK_EQ(N(t, 0, NC::activeSdma), 1.0);
+  CHECK_EQ(N(t, 0, NC::cpSlots), 96.0);
+  CHECK_EQ(N(t, 0, NC::xccCount), 4.0);
+  CHECK_EQ(N(t, 0, NC::runlistPresent), 1.0);
+  CHECK_EQ(N(t, 0, NC::runlistProcesses), 2.0);
+  CHECK_EQ(N(t, 0, NC::runlistMapQueues), 3.0);
 }
 
 TEST(join_nothing_read) {
@@ -85,9 +104,12 @@ TEST(join_nothing_read) {
 TEST(join_mqds_alone_with_sysfs_and_topology) {
   const Fixture f;
   // a topology GPU with 2 XCCs (the queues have 4 MQD blocks) and sysfs queues for pid 41872 only
-  const std::vector<double> topology = {2, double(0x7c1e), 2};
-  const std::vector<double> procs = {41872, -1, 0, 2};
-  const std::vector<double> proc_queues = {0, 1, 4096, double(0x7c1e), 1, 0, 65536, double(0x7c1e)};
+  const std::vector<double> topology = Rows<TC>({{{TC::node, 2}, {TC::gpuId, 0x7c1e}, {TC::numXcc, 2}}});
+  const std::vector<double> procs = Rows<PC>({{{PC::pid, 41872}, {PC::firstQueue, 0}, {PC::queueCount, 2}}});  // pasid unreadable
+  const std::vector<double> proc_queues = Rows<SC>({
+      {{SC::qid, 0}, {SC::typeCode, 1}, {SC::sizeBytes, 4096}, {SC::gpuId, 0x7c1e}},
+      {{SC::qid, 1}, {SC::typeCode, 0}, {SC::sizeBytes, 65536}, {SC::gpuId, 0x7c1e}},
+  });
   JoinInput in;
   in.mqds = &f.mqds;
   in.topology = &topology;
@@ -96,8 +118,8 @@ TEST(join_mqds_alone_with_sysfs_and_topology) {
   const JoinTables t = JoinQueues(in);
   // hqds not read: no HQD slots, no unknown-Inst warnings; the block counts disagree with num_xcc
   CHECK(t.hqds.empty());
-  CHECK_EQ(N(t, 0, 3), 2.0);
-  CHECK_EQ(N(t, 0, 5), -1.0);
+  CHECK_EQ(N(t, 0, NC::numXcc), 2.0);
+  CHECK_EQ(N(t, 0, NC::activeHqds), -1.0);
   bool blocks_warned = false, counts_warned = false;
   for (const std::string& w : t.warnings) {
     blocks_warned = blocks_warned || w.find("has 4 MQD block(s), gpu 7c1e has num_xcc 2") != std::string::npos;
@@ -134,11 +156,12 @@ TEST(join_format_address) {
 }
 
 TEST(join_sysfs_tables_checked) {
-  const std::vector<double> topology_ok = {2, 1, 4};
-  const std::vector<double> topology_cut = {2, 1};
-  const std::vector<double> procs = {100, -1, 0, 2};
-  const std::vector<double> one_queue = {0, 0, -1, 1};
-  const std::vector<double> two_queues = {0, 0, -1, 1, 1, 1, -1, 1};
+  const std::vector<double> topology_ok = Rows<TC>({{{TC::node, 2}, {TC::gpuId, 1}, {TC::numXcc, 4}}});
+  const std::vector<double> topology_cut(topology_ok.begin(), topology_ok.end() - 1);  // not a whole row
+  const std::vector<double> procs = Rows<PC>({{{PC::pid, 100}, {PC::firstQueue, 0}, {PC::queueCount, 2}}});
+  const std::vector<double> one_queue = Rows<SC>({{{SC::qid, 0}, {SC::typeCode, 0}, {SC::gpuId, 1}}});
+  const std::vector<double> two_queues =
+      Rows<SC>({{{SC::qid, 0}, {SC::typeCode, 0}, {SC::gpuId, 1}}, {{SC::qid, 1}, {SC::typeCode, 1}, {SC::gpuId, 1}}});
   JoinInput in;
   CHECK(CheckJoinSysfs(in) == nullptr);
   in.topology = &topology_ok;
@@ -153,5 +176,5 @@ TEST(join_sysfs_tables_checked) {
   CHECK(CheckJoinSysfs(in) == nullptr);
   const JoinTables t = JoinQueues(in);
   CHECK_EQ(t.queues.size(), 2 * kJoinQueueCols);
-  CHECK_EQ(Q(t, 0, 2), double(kQidSysfsOnly));
+  CHECK_EQ(Q(t, 0, QC::qidMatch), double(kQidSysfsOnly));
 }

@@ -10,10 +10,15 @@ namespace {
 
 MqdsRaw Parse(const std::string& text) { return ParseMqds(text.data(), text.size()); }
 
+using PC = MqdsProcCol;
+using QC = MqdsQueueCol;
+using BC = MqdsBlockCol;
+
+double P(const MqdsRaw& r, size_t row, size_t col) { return r.procs[row * kMqdsProcCols + col]; }
 double Q(const MqdsRaw& r, size_t row, size_t col) { return r.queues[row * kMqdsQueueCols + col]; }
 double B(const MqdsRaw& r, size_t row, size_t col) { return r.blocks[row * kMqdsBlockCols + col]; }
 /** MQD dword dw of block `block` */
-uint32_t W(const MqdsRaw& r, size_t block, size_t dw) { return r.words[static_cast<size_t>(B(r, block, 2)) + dw]; }
+uint32_t W(const MqdsRaw& r, size_t block, size_t dw) { return r.words[static_cast<size_t>(B(r, block, BC::wordOffset)) + dw]; }
 
 }  // namespace
 
@@ -24,31 +29,31 @@ TEST(mqds_fixture_processes_queues_blocks) {
   CHECK_EQ(r.suppressed, 0u);
   CHECK_EQ(r.lines, gpucolo_test::CountLines(text));
   CHECK_EQ(r.procs.size(), 2 * kMqdsProcCols);
-  CHECK_EQ(r.procs[0], 41872.0);
-  CHECK_EQ(r.procs[4], 42117.0);
+  CHECK_EQ(P(r, 0, PC::pid), 41872.0);
+  CHECK_EQ(P(r, 1, PC::pid), 42117.0);
   CHECK_EQ(r.pasids, (std::vector<std::string>{"41872", "42117"}));
-  CHECK_EQ(r.procs[3], 3.0);  // queues of 41872
-  CHECK_EQ(r.procs[7], 1.0);
+  CHECK_EQ(P(r, 0, PC::queueCount), 3.0);  // queues of 41872
+  CHECK_EQ(P(r, 1, PC::queueCount), 1.0);
   // newest first: SDMA qid2, compute qid1, compute qid0; then 42117's compute queue
   CHECK_EQ(r.queues.size(), 4 * kMqdsQueueCols);
-  CHECK_EQ(Q(r, 0, 1), double(kMqdSdma));
-  CHECK_EQ(Q(r, 1, 1), double(kMqdCompute));
-  CHECK_EQ(Q(r, 2, 1), double(kMqdCompute));
-  CHECK_EQ(Q(r, 3, 1), double(kMqdCompute));
+  CHECK_EQ(Q(r, 0, QC::kind), double(kMqdSdma));
+  CHECK_EQ(Q(r, 1, QC::kind), double(kMqdCompute));
+  CHECK_EQ(Q(r, 2, QC::kind), double(kMqdCompute));
+  CHECK_EQ(Q(r, 3, QC::kind), double(kMqdCompute));
   for (size_t q = 0; q < 4; ++q) {
-    CHECK_EQ(Q(r, q, 3), double(0x7c1e));
-    CHECK_EQ(Q(r, q, 2), -1.0);
-    CHECK_EQ(Q(r, q, 7), 0.0);
+    CHECK_EQ(Q(r, q, QC::gpuId), double(0x7c1e));
+    CHECK_EQ(Q(r, q, QC::typeCode), -1.0);
+    CHECK_EQ(Q(r, q, QC::extraCopies), 0.0);
   }
-  CHECK_EQ(Q(r, 3, 0), 1.0);
+  CHECK_EQ(Q(r, 3, QC::proc), 1.0);
   // 1 SDMA block of 128 dwords (16 lines), 4 XCC blocks x 512 dwords per compute queue
-  CHECK_EQ(Q(r, 0, 6), 1.0);
-  CHECK_EQ(Q(r, 1, 6), 4.0);
-  CHECK_EQ(Q(r, 2, 6), 4.0);
-  CHECK_EQ(Q(r, 3, 6), 4.0);
+  CHECK_EQ(Q(r, 0, QC::blockCount), 1.0);
+  CHECK_EQ(Q(r, 1, QC::blockCount), 4.0);
+  CHECK_EQ(Q(r, 2, QC::blockCount), 4.0);
+  CHECK_EQ(Q(r, 3, QC::blockCount), 4.0);
   CHECK_EQ(r.blocks.size(), 13 * kMqdsBlockCols);
-  CHECK_EQ(B(r, 0, 3), 128.0);
-  for (size_t b = 1; b < 13; ++b) CHECK_EQ(B(r, b, 3), 512.0);
+  CHECK_EQ(B(r, 0, BC::wordCount), 128.0);
+  for (size_t b = 1; b < 13; ++b) CHECK_EQ(B(r, b, BC::wordCount), 512.0);
   CHECK_EQ(r.words.size(), 128u + 12u * 512u);
   // compute qid1: XCC0 header, MQD GART 0x71e000 (+0x3000 per XCC), priorities 2/11
   CHECK_EQ(W(r, 1, 0), 0xc0310800u);
@@ -79,7 +84,7 @@ TEST(mqds_txt_fixture_comment_lines_are_issues) {
   CHECK(clean.issues.empty());
   CHECK(clean.words == r.words);
   CHECK_EQ(clean.blocks.size(), r.blocks.size());
-  CHECK_EQ(r.procs[1], clean.procs[1] + 3);
+  CHECK_EQ(P(r, 0, PC::line), P(clean, 0, PC::line) + 3);
 }
 
 TEST(mqds_empty_newline_garbage) {
@@ -113,10 +118,10 @@ TEST(mqds_wrong_offsets_orphans_unknown_headers) {
                "8|error|unrecognised process header (its queues are skipped): \"Process x PASID 1:\"",
            }));
   CHECK_EQ(r.pasids, (std::vector<std::string>{"0x5"}));
-  CHECK_EQ(r.procs[3], 1.0);
+  CHECK_EQ(P(r, 0, PC::queueCount), 1.0);
   // a broken block is kept with the words read before the break
   CHECK_EQ(r.blocks.size(), kMqdsBlockCols);
-  CHECK_EQ(r.blocks[3], 2.0);
+  CHECK_EQ(B(r, 0, BC::wordCount), 2.0);
 }
 
 TEST(mqds_truncated_mid_line) {
@@ -151,13 +156,13 @@ TEST(mqds_short_block_and_sdma_repeats) {
                "10|error|unrecognised queue header (its dump is skipped): \"  Queue node with bad user queue type 99...\"",
            }));
   CHECK_EQ(r.queues.size(), 4 * kMqdsQueueCols);
-  CHECK_EQ(Q(r, 1, 6), 1.0);  // only the first SDMA block is the queue's MQD
-  CHECK_EQ(Q(r, 1, 7), 2.0);  // the kernel's stale-num_xccs repeats
+  CHECK_EQ(Q(r, 1, QC::blockCount), 1.0);   // only the first SDMA block is the queue's MQD
+  CHECK_EQ(Q(r, 1, QC::extraCopies), 2.0);  // the kernel's stale-num_xccs repeats
   CHECK_EQ(r.words.size(), 3u);
-  CHECK_EQ(Q(r, 2, 1), double(kMqdBadUser));
-  CHECK_EQ(Q(r, 2, 2), 9.0);
-  CHECK_EQ(Q(r, 3, 1), double(kMqdWeird));
-  CHECK_EQ(Q(r, 3, 3), -1.0);
+  CHECK_EQ(Q(r, 2, QC::kind), double(kMqdBadUser));
+  CHECK_EQ(Q(r, 2, QC::typeCode), 9.0);
+  CHECK_EQ(Q(r, 3, QC::kind), double(kMqdWeird));
+  CHECK_EQ(Q(r, 3, QC::gpuId), -1.0);
 }
 
 TEST(mqds_200_bad_lines_keep_100_issues) {
@@ -207,9 +212,9 @@ TEST(mqds_cut_after_a_queue_header_or_a_block_is_found) {
                                        "390|error|compute queue without an MQD dump (dump cut?)",
                                        "259|error|compute queue has 2 MQD block(s), another on device a has 4 (dump cut?)",
                                    }));
-  CHECK_EQ(Q(r, 1, 6), 2.0);
-  CHECK_EQ(Q(r, 2, 6), 0.0);
-  CHECK_EQ(Q(r, 3, 6), 0.0);
+  CHECK_EQ(Q(r, 1, QC::blockCount), 2.0);
+  CHECK_EQ(Q(r, 2, QC::blockCount), 0.0);
+  CHECK_EQ(Q(r, 3, QC::blockCount), 0.0);
   // a queue the kernel prints without a dump (bad type, weird) is no cut
   CHECK(Parse("Process 1 PASID 1:\n  Bad user queue type 9 on device a\n").issues.size() == 1u);
 }
@@ -218,7 +223,7 @@ TEST(mqds_block_cut_at_dword_40_keeps_its_40_words) {
   const MqdsRaw r = Parse(Join(Cat({{"Process 1 PASID 1:", "  Compute queue on device a"}, Block(40, 0xc0310800)})));
   CHECK_EQ(IssueStrings(r.issues), (std::vector<std::string>{"3|error|MQD block has 40 dwords, expected 512"}));
   CHECK_EQ(r.words.size(), 40u);
-  CHECK_EQ(B(r, 0, 3), 40.0);
+  CHECK_EQ(B(r, 0, BC::wordCount), 40.0);
 }
 
 TEST(mqds_crlf_reads_like_lf) {

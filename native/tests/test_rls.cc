@@ -9,6 +9,10 @@ using gpucolo_test::Join;
 namespace {
 
 RlsRaw Parse(const std::string& text) { return ParseRls(text.data(), text.size()); }
+using NC = RlsNodeCol;
+using PC = RlsPacketCol;
+
+double N(const RlsRaw& r, size_t row, size_t col) { return r.nodes[row * kRlsNodeCols + col]; }
 double P(const RlsRaw& r, size_t row, size_t col) { return r.packets[row * kRlsPacketCols + col]; }
 
 }  // namespace
@@ -19,20 +23,20 @@ TEST(rls_fixture_packets) {
   CHECK(r.issues.empty());
   CHECK_EQ(r.lines, 9u);
   CHECK_EQ(r.nodes.size(), kRlsNodeCols);
-  CHECK_EQ(r.nodes[0], 2.0);
-  CHECK_EQ(r.nodes[1], double(0x7c1e));
-  CHECK_EQ(r.nodes[3], 0.0);
-  CHECK_EQ(r.nodes[5], 63.0);
-  CHECK_EQ(r.nodes[7], 5.0);
-  CHECK_EQ(r.nodes[8], 2.0);  // first dump line
+  CHECK_EQ(N(r, 0, NC::node), 2.0);
+  CHECK_EQ(N(r, 0, NC::gpuId), double(0x7c1e));
+  CHECK_EQ(N(r, 0, NC::noRunlist), 0.0);
+  CHECK_EQ(N(r, 0, NC::wordCount), 63.0);
+  CHECK_EQ(N(r, 0, NC::packetCount), 5.0);
+  CHECK_EQ(N(r, 0, NC::firstDumpLine), 2.0);
   CHECK_EQ(r.words.size(), 63u);
   CHECK_EQ(r.words[0], 0xc013a100u);
   const double want[5][3] = {{0, 0xa1, 21}, {21, 0xa1, 21}, {42, 0xa2, 7}, {49, 0xa2, 7}, {56, 0xa2, 7}};
   CHECK_EQ(r.packets.size(), 5 * kRlsPacketCols);
   for (size_t i = 0; i < 5; ++i) {
-    CHECK_EQ(P(r, i, 1), want[i][0]);
-    CHECK_EQ(P(r, i, 2), want[i][1]);
-    CHECK_EQ(P(r, i, 3), want[i][2]);
+    CHECK_EQ(P(r, i, PC::dwordOffset), want[i][0]);
+    CHECK_EQ(P(r, i, PC::opcode), want[i][1]);
+    CHECK_EQ(P(r, i, PC::dwords), want[i][2]);
   }
   // pasids 0x8003 then 0x8002; the SDMA MAP_QUEUES: engine sel, doorbell, MQD address
   CHECK_EQ(r.words[1] & 0xffff, 0x8003u);
@@ -72,9 +76,9 @@ TEST(rls_no_runlist_bad_packets_and_offsets) {
                "14|error|unrecognised node header (its runlist is skipped): \"Node x\"",
            }));
   CHECK_EQ(r.nodes.size(), 4 * kRlsNodeCols);
-  CHECK_EQ(r.nodes[3], 1.0);
-  CHECK_EQ(r.nodes[kRlsNodeCols + 7], 1.0);  // node 2: the MAP_QUEUES before the bad word
-  CHECK_EQ(r.nodes[3 * kRlsNodeCols + 3], 1.0);
+  CHECK_EQ(N(r, 0, NC::noRunlist), 1.0);
+  CHECK_EQ(N(r, 1, NC::packetCount), 1.0);  // node 2: the MAP_QUEUES before the bad word
+  CHECK_EQ(N(r, 3, NC::noRunlist), 1.0);
 }
 
 TEST(rls_walk_pm4_directly) {

@@ -129,16 +129,116 @@ TEST(hex8_matches_a_digit_by_digit_reference) {
   }
 }
 
-TEST(line_reader_drops_the_cr_of_crlf) {
-  const std::string text = "a\r\n\r\nb\rc\r\nd\r";
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  LineReader lines(s, text.size());
+namespace {
+
+/** A ScanDumpText parser that writes down what it is handed: "H<line>:<text>" or "D<line>:<k>:<lead hex>:<text>". */
+struct Recorder {
+  static constexpr size_t kDumpPrefix = 4;
+  explicit Recorder(const std::string& t) : text(t) {}
+  const std::string& text;
   std::vector<std::string> got;
-  size_t start, end;
-  while (lines.Next(&start, &end)) got.push_back(text.substr(start, end - start));
-  // a CR inside a line stays; one before LF or at the very end goes
-  CHECK_EQ(got, (std::vector<std::string>{"a", "", "b\rc", "d"}));
-  CHECK_EQ(lines.line(), 4u);
+  uint32_t words[8] = {};
+  std::vector<uint32_t> all_words;
+
+  bool IsDumpLine(size_t start) const {
+    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+    return s[start] == ' ' && ByteAt(s, text.size(), start + 1) == ' ' && ByteAt(s, text.size(), start + 2) == ' ' &&
+           ByteAt(s, text.size(), start + 3) == ' ';
+  }
+  uint32_t* DumpWords() { return words; }
+  void Dump(size_t start, size_t end, uint64_t line, int k, uint32_t lead) {
+    got.push_back("D" + std::to_string(line) + ":" + std::to_string(k) + ":" + (k < 0 ? "-" : HexLower(lead)) + ":" + text.substr(start, end - start));
+    for (int i = 0; i < k; ++i) all_words.push_back(words[i]);
+  }
+  void Header(size_t start, size_t end, uint64_t line) { got.push_back("H" + std::to_string(line) + ":" + text.substr(start, end - start)); }
+};
+
+std::vector<std::string> Scan(const std::string& text, uint64_t* lines, std::vector<uint32_t>* words = nullptr) {
+  Recorder r(text);
+  *lines = ScanDumpText(reinterpret_cast<const unsigned char*>(text.data()), text.size(), r);
+  if (words) *words = r.all_words;
+  return r.got;
+}
+
+const char kFull[] = "    00000000: 00000001 00000002 00000003 00000004 00000005 00000006 00000007 0000000a";
+
+}  // namespace
+
+TEST(scan_drops_the_cr_of_crlf_and_skips_blank_lines) {
+  uint64_t lines = 0;
+  // a CR inside a line stays; one before LF or at the very end goes; blank lines are counted, not handed on
+  CHECK_EQ(Scan("a\r\n\r\nb\rc\r\nd\r", &lines), (std::vector<std::string>{"H1:a", "H3:b\rc", "H4:d"}));
+  CHECK_EQ(lines, 4u);
+  CHECK_EQ(Scan("", &lines), std::vector<std::string>{});
+  CHECK_EQ(lines, 0u);
+  CHECK_EQ(Scan("\n", &lines), std::vector<std::string>{});
+  CHECK_EQ(lines, 1u);
+}
+
+TEST(scan_full_dump_lines_take_the_fast_path_with_the_same_result) {
+  const std::string full = kFull;
+  const std::string d = ":8:0:" + full;
+  uint64_t lines = 0;
+  std::vector<uint32_t> words;
+  // LF, CR LF (the byte after 8 words is '\r': split by memchr), end of input with and without LF
+  CHECK_EQ(Scan("P\n" + full + "\n" + full + "\r\n" + full, &lines, &words),
+           (std::vector<std::string>{"H1:P", "D2" + d, "D3" + d, "D4" + d}));
+  CHECK_EQ(lines, 4u);
+  CHECK_EQ(words.size(), 24u);
+  CHECK_EQ(words[7], 0xau);
+  CHECK_EQ(words[23], 0xau);
+  CHECK_EQ(Scan(full + "\n", &lines), (std::vector<std::string>{"D1" + d}));
+  CHECK_EQ(lines, 1u);
+}
+
+TEST(scan_hands_on_malformed_and_short_dump_lines_whole) {
+  std::string bad = kFull;
+  bad[20] = 'G';  // a full-length line with a bad digit: not decoded, and not cut at the guessed end either
+  std::string nine = std::string(kFull) + " 0000000b";
+  std::string early = kFull;
+  early[30] = '\n';  // a newline inside where a full line would be: two lines
+  uint64_t lines = 0;
+  CHECK_EQ(Scan(bad + "\n" + nine + "\n    00000020: 0000beef\n" + early, &lines),
+           (std::vector<std::string>{"D1:-1:-:" + bad, "D2:-1:-:" + nine, "D3:1:20:    00000020: 0000beef",
+                                     "D4:-1:-:" + early.substr(0, 30), "H5:" + early.substr(31)}));
+  CHECK_EQ(lines, 5u);
+}
+
+TEST(dump_line_decoding_matches_a_per_digit_reference_on_random_lines) {
+  // the reference: per-digit table lookups, as the TS twin reads a word
+  auto ref_hex = [](const char* p, uint32_t* v) {
+    uint32_t acc = 0;
+    for (int i = 0; i < 8; ++i) {
+      const int d = kHex.v[static_cast<unsigned char>(p[i])];
+      if (d < 0) return false;
+      acc = (acc << 4) | static_cast<uint32_t>(d);
+    }
+    *v = acc;
+    return true;
+  };
+  uint64_t state = 0x2545f4914f6cdd1dULL;
+  auto next = [&]() { return state ^= state << 13, state ^= state >> 7, state ^= state << 17, state; };
+  const char kDigits[] = "0123456789abcdef";
+  for (int round = 0; round < 20000; ++round) {
+    const size_t k = 1 + next() % 8;
+    std::string line = "    ";
+    for (size_t f = 0; f <= k; ++f) {
+      if (f == 1) line += ":";
+      if (f >= 1) line += " ";
+      for (int i = 0; i < 8; ++i) line += kDigits[next() % 16];
+    }
+    // one byte in four lines replaced by anything (a digit, a separator, a high byte)
+    if (next() % 4 == 0) line[4 + next() % (line.size() - 4)] = static_cast<char>(next() & 0xff);
+    uint32_t want[8] = {}, want_lead = 0;
+    bool ok = line[12] == ':' && ref_hex(line.data() + 4, &want_lead);
+    for (size_t j = 0; ok && j < k; ++j) ok = line[13 + 9 * j] == ' ' && ref_hex(line.data() + 14 + 9 * j, &want[j]);
+    uint32_t got[8] = {}, lead = 0;
+    const int n = Dump(line, 4, got, &lead);
+    CHECK_EQ(n, ok ? static_cast<int>(k) : -1);
+    if (!ok) continue;
+    CHECK_EQ(lead, want_lead);
+    for (size_t j = 0; j < k; ++j) CHECK_EQ(got[j], want[j]);
+  }
 }
 
 TEST(hex_lower_prints_like_to_string_16) {

@@ -22,6 +22,18 @@ import {
   type TopologyRaw,
 } from './raw.js';
 import {
+  HqdsNodeCol as HN,
+  HqdsSlotCol as HS,
+  MqdsBlockCol as MB,
+  MqdsProcCol as MP,
+  MqdsQueueCol as MQ,
+  ProcsMetricCol as PM,
+  ProcsProcCol as PP,
+  ProcsQueueCol as PQ,
+  RlsNodeCol as RN,
+  RlsPacketCol as RP,
+} from './columns.js';
+import {
   decodeComputeHqd,
   decodeComputeMqd,
   decodeGpuInfo,
@@ -66,23 +78,23 @@ export function buildMqds(raw: MqdsRaw, path: Impl, file?: string): Mqds {
   for (let p = 0; p < procs.length / MQDS_PROC_COLS; p++) {
     const pr = p * MQDS_PROC_COLS;
     const qs: MqdQueue[] = [];
-    for (let q = procs[pr + 2]; q < procs[pr + 2] + procs[pr + 3]; q++) {
+    for (let q = procs[pr + MP.firstQueue]; q < procs[pr + MP.firstQueue] + procs[pr + MP.queueCount]; q++) {
       const qr = q * MQDS_QUEUE_COLS;
-      const kind = queues[qr + 1];
+      const kind = queues[qr + MQ.kind];
       const queue: MqdQueue = {
         type: MQD_QUEUE_KIND_NAMES[kind] as MqdQueueType,
-        typeCode: queues[qr + 2] < 0 ? null : queues[qr + 2],
-        gpuId: queues[qr + 3] < 0 ? null : hex(queues[qr + 3]),
-        line: queues[qr + 4],
+        typeCode: queues[qr + MQ.typeCode] < 0 ? null : queues[qr + MQ.typeCode],
+        gpuId: queues[qr + MQ.gpuId] < 0 ? null : hex(queues[qr + MQ.gpuId]),
+        line: queues[qr + MQ.line],
         blocks: [],
-        extraSdmaCopies: queues[qr + 7],
+        extraSdmaCopies: queues[qr + MQ.extraCopies],
       };
-      for (let b = queues[qr + 5]; b < queues[qr + 5] + queues[qr + 6]; b++) {
+      for (let b = queues[qr + MQ.firstBlock]; b < queues[qr + MQ.firstBlock] + queues[qr + MQ.blockCount]; b++) {
         const br = b * MQDS_BLOCK_COLS;
-        const bw = words.subarray(blocks[br + 2], blocks[br + 2] + blocks[br + 3]);
+        const bw = words.subarray(blocks[br + MB.wordOffset], blocks[br + MB.wordOffset] + blocks[br + MB.wordCount]);
         queue.blocks.push({
-          index: b - queues[qr + 5],
-          line: blocks[br + 1],
+          index: b - queues[qr + MQ.firstBlock],
+          line: blocks[br + MB.line],
           words: bw,
           compute: kind === MqdQueueKind.compute || kind === MqdQueueKind.diq ? decodeComputeMqd(bw) : undefined,
           sdma: kind === MqdQueueKind.sdma ? decodeSdmaMqd(bw) : undefined,
@@ -90,7 +102,7 @@ export function buildMqds(raw: MqdsRaw, path: Impl, file?: string): Mqds {
       }
       qs.push(queue);
     }
-    processes.push({ pid: procs[pr], pasidField: raw.pasids[p], line: procs[pr + 1], queues: qs });
+    processes.push({ pid: procs[pr + MP.pid], pasidField: raw.pasids[p], line: procs[pr + MP.line], queues: qs });
   }
   return { ...common(raw, path, file), processes };
 }
@@ -114,26 +126,34 @@ export function buildHqds(raw: HqdsRaw, path: Impl, file?: string, opts: { inUse
   for (let n = 0; n < nodes.length / HQDS_NODE_COLS; n++) {
     const nr = n * HQDS_NODE_COLS;
     const list: HqdSlot[] = [];
-    for (let s = nodes[nr + 4]; s < nodes[nr + 4] + nodes[nr + 5]; s++) {
+    for (let s = nodes[nr + HN.firstSlot]; s < nodes[nr + HN.firstSlot] + nodes[nr + HN.slotCount]; s++) {
       const sr = s * HQDS_SLOT_COLS;
-      const kind = slots[sr + 1];
-      if (opts.inUseOnly && kind !== SlotCode.hiq && !slotInUse(kind, words, slots[sr + 7], slots[sr + 8])) continue;
-      const regs = words.subarray(slots[sr + 7], slots[sr + 7] + slots[sr + 8]);
+      const kind = slots[sr + HS.kind];
+      const at = slots[sr + HS.wordOffset];
+      const count = slots[sr + HS.wordCount];
+      if (opts.inUseOnly && kind !== SlotCode.hiq && !slotInUse(kind, words, at, count)) continue;
+      const regs = words.subarray(at, at + count);
       const d = kind === SlotCode.sdma ? decodeSdmaHqd(regs) : decodeComputeHqd(regs);
       list.push({
         kind: SLOT_KINDS[kind],
-        inst: slots[sr + 2] < 0 ? 0 : slots[sr + 2],
-        instPrinted: slots[sr + 2] >= 0,
-        mec: slots[sr + 3] < 0 ? null : slots[sr + 3],
-        pipe: slots[sr + 4],
-        queue: slots[sr + 5],
-        line: slots[sr + 6],
-        firstAddress: slots[sr + 9],
+        inst: slots[sr + HS.inst] < 0 ? 0 : slots[sr + HS.inst],
+        instPrinted: slots[sr + HS.inst] >= 0,
+        mec: slots[sr + HS.mec] < 0 ? null : slots[sr + HS.mec],
+        pipe: slots[sr + HS.pipe],
+        queue: slots[sr + HS.queue],
+        line: slots[sr + HS.line],
+        firstAddress: slots[sr + HS.firstRegisterAddress],
         registers: regs,
         ...d,
       });
     }
-    out.push({ node: nodes[nr], gpuId: hex(nodes[nr + 1]), line: nodes[nr + 2], stopped: nodes[nr + 3] === 1, slots: list });
+    out.push({
+      node: nodes[nr + HN.node],
+      gpuId: hex(nodes[nr + HN.gpuId]),
+      line: nodes[nr + HN.line],
+      stopped: nodes[nr + HN.stopped] === 1,
+      slots: list,
+    });
   }
   return { ...common(raw, path, file), nodes: out };
 }
@@ -143,24 +163,24 @@ export function buildRls(raw: RlsRaw, path: Impl, file?: string): Rls {
   const out: RlsNode[] = [];
   for (let n = 0; n < nodes.length / RLS_NODE_COLS; n++) {
     const nr = n * RLS_NODE_COLS;
-    const ib = words.subarray(nodes[nr + 4], nodes[nr + 4] + nodes[nr + 5]);
+    const ib = words.subarray(nodes[nr + RN.wordOffset], nodes[nr + RN.wordOffset] + nodes[nr + RN.wordCount]);
     const node: RlsNode = {
-      node: nodes[nr],
-      gpuId: hex(nodes[nr + 1]),
-      line: nodes[nr + 2],
-      hasRunlist: nodes[nr + 3] !== 1,
-      ibDwords: nodes[nr + 5],
+      node: nodes[nr + RN.node],
+      gpuId: hex(nodes[nr + RN.gpuId]),
+      line: nodes[nr + RN.line],
+      hasRunlist: nodes[nr + RN.noRunlist] !== 1,
+      ibDwords: nodes[nr + RN.wordCount],
       words: ib,
       packets: [],
       processes: [],
       strayQueues: [],
       chained: false,
     };
-    for (let p = nodes[nr + 6]; p < nodes[nr + 6] + nodes[nr + 7]; p++) {
+    for (let p = nodes[nr + RN.firstPacket]; p < nodes[nr + RN.firstPacket] + nodes[nr + RN.packetCount]; p++) {
       const pr = p * RLS_PACKET_COLS;
-      const offset = packets[pr + 1];
-      const opcode = packets[pr + 2];
-      const dwords = packets[pr + 3];
+      const offset = packets[pr + RP.dwordOffset];
+      const opcode = packets[pr + RP.opcode];
+      const dwords = packets[pr + RP.dwords];
       node.packets.push({ offset, opcode, name: PM4_OPCODE_NAMES[opcode] ?? 'UNKNOWN', dwords });
       if (opcode === 0xa1) {
         node.processes.push({ ...decodeMapProcess(ib, offset, dwords), offset });
@@ -207,25 +227,26 @@ export function buildProcs(raw: ProcsRaw, path: Impl): KfdProcs {
   const out: KfdProc[] = [];
   for (let p = 0; p < procs.length / PROCS_PROC_COLS; p++) {
     const pr = p * PROCS_PROC_COLS;
-    const proc: KfdProc = { pid: procs[pr], pasid: procs[pr + 1] < 0 ? null : procs[pr + 1], queues: [], gpus: [] };
-    for (let q = procs[pr + 2]; q < procs[pr + 2] + procs[pr + 3]; q++) {
+    const pasid = procs[pr + PP.pasid];
+    const proc: KfdProc = { pid: procs[pr + PP.pid], pasid: pasid < 0 ? null : pasid, queues: [], gpus: [] };
+    for (let q = procs[pr + PP.firstQueue]; q < procs[pr + PP.firstQueue] + procs[pr + PP.queueCount]; q++) {
       const qr = q * PROCS_QUEUE_COLS;
-      const t = queues[qr + 2];
+      const t = queues[qr + PQ.type];
       proc.queues.push({
-        qid: queues[qr + 1],
+        qid: queues[qr + PQ.qid],
         typeCode: t,
         type: SYSFS_QUEUE_TYPES[t] ?? (t < 0 ? 'unknown' : `type-${t}`),
-        sizeBytes: queues[qr + 3] < 0 ? null : queues[qr + 3],
-        gpuId: queues[qr + 4] < 0 ? null : queues[qr + 4],
+        sizeBytes: queues[qr + PQ.size] < 0 ? null : queues[qr + PQ.size],
+        gpuId: queues[qr + PQ.gpuId] < 0 ? null : queues[qr + PQ.gpuId],
       });
     }
     const byGpu = new Map<number, KfdProcGpuStats>();
-    for (let m = procs[pr + 4]; m < procs[pr + 4] + procs[pr + 5]; m++) {
+    for (let m = procs[pr + PP.firstMetric]; m < procs[pr + PP.firstMetric] + procs[pr + PP.metricCount]; m++) {
       const mr = m * PROCS_METRIC_COLS;
-      const gpu = metrics[mr + 2];
+      const gpu = metrics[mr + PM.gpuId];
       let g = byGpu.get(gpu);
       if (!g) byGpu.set(gpu, (g = { gpuId: gpu }));
-      (g as unknown as Record<string, number>)[METRIC_FIELDS[metrics[mr + 1]]] = metrics[mr + 3];
+      (g as unknown as Record<string, number>)[METRIC_FIELDS[metrics[mr + PM.metric]]] = metrics[mr + PM.value];
     }
     proc.gpus = [...byGpu.values()];
     out.push(proc);

@@ -55,18 +55,48 @@ const field = <T>(words: Uint32Array, i: number, f: (v: number) => T): T | null 
  * changed (src/trace/relevance.ts). test/kfd-decode.test.ts checks the sets against the decoders.
  */
 export const COMPUTE_MQD_DWORDS: ReadonlySet<number> = new Set([0, 23, 24, 26, 27, 39, 128, 129, 130, 131, 133, 134, 136, 137, 139, 140, 141, 142, 143, 145, 171, 172, 181]);
-export const SDMA_MQD_DWORDS: ReadonlySet<number> = new Set([0, 1, 2, 8, 9, 22, 126, 127]);
+export const SDMA_MQD_DWORDS: ReadonlySet<number> = new Set([0, 1, 2, 8, 9, 22, 126, 127, 128, 129]);
 /** compute and HIQ slots: MQD address, active, VMID, priorities, ring base (10 and 54: busy only) */
 export const COMPUTE_HQD_REGS: ReadonlySet<number> = new Set([0, 1, 2, 3, 5, 6, 8, 9]);
 /** SDMA RLCs: RB_CNTL (active, VMID), ring base (3 and 5: busy only) */
 export const SDMA_HQD_REGS: ReadonlySet<number> = new Set([0, 1, 2]);
 
+/**
+ * A compute block whose dw0 was read and is not the MQD header: not a compute MQD (a damaged or
+ * misplaced dump), so no dword of it is decoded. Every KFD MQD manager (cik, v9, v10, v11, v12,
+ * v12_1) writes the same header, and the v10/v11/v12 compute MQDs keep the v9 offsets of every
+ * field below but dw39 (docs/kfd-formats.md#per-gfx-generation).
+ */
+export function computeMqdHeaderBad(words: Uint32Array): boolean {
+  return words.length > 0 && words[0] !== V9_MQD_HEADER;
+}
+
+const NO_COMPUTE_FIELDS: Omit<ComputeMqdFields, 'headerOk'> = {
+  mqdAddress: null,
+  cpHqdActive: null,
+  vmid: null,
+  pipePriority: null,
+  queuePriority: null,
+  ringBase: null,
+  ringSizeBytes: null,
+  doorbell: null,
+  aql: null,
+  logicalXcc: null,
+  cuMaskSe: null,
+  rptrReportAddress: null,
+  wptrPollAddress: null,
+  ctxSaveAddress: null,
+};
+
 export function decodeComputeMqd(words: Uint32Array): ComputeMqdFields {
+  // numbers read from a block that is not a compute MQD would look like data: unknown instead
+  if (computeMqdHeaderBad(words)) return { headerOk: false, ...NO_COMPUTE_FIELDS };
   return {
     headerOk: w(words, 0) === V9_MQD_HEADER,
     mqdAddress: addrOf(words, 128, 129),
     cpHqdActive: w(words, 130),
-    vmid: w(words, 131),
+    // CP_HQD_VMID: VMID is bits 3:0 (IB_VMID and VQID sit above it), as in decodeComputeHqd
+    vmid: field(words, 131, (v) => v & 0xf),
     pipePriority: w(words, 133),
     queuePriority: w(words, 134),
     ringBase: addrOf(words, 136, 137, 8),
@@ -81,14 +111,25 @@ export function decodeComputeMqd(words: Uint32Array): ComputeMqdFields {
   };
 }
 
+/**
+ * Where sdma_engine_id / sdma_queue_id sit: dw126/127 in the 128-dword struct of current headers
+ * (reserved_126/127 repurposed), dw128/129 in the 130-dword struct of older ones (after
+ * reserved_126/127, which stay 0). A block of another length is cut or damaged: which layout it
+ * has is unknown, so the ids are too (-1).
+ */
+export function sdmaIdsAt(words: Uint32Array): number {
+  return words.length === 128 ? 126 : words.length === 130 ? 128 : -1;
+}
+
 export function decodeSdmaMqd(words: Uint32Array): SdmaMqdFields {
+  const ids = sdmaIdsAt(words);
   return {
     ringBase: addrOf(words, 1, 2, 8),
     // SDMA RB_CNTL.RB_SIZE (bits 6:1) = log2(ring dwords)
     ringSizeBytes: field(words, 0, (v) => 4 * 2 ** ((v >>> 1) & 0x3f)),
     doorbell: field(words, 22, (v) => (v >>> 2) & 0x3ffffff),
-    engine: w(words, 126),
-    rlc: w(words, 127),
+    engine: ids < 0 ? null : words[ids],
+    rlc: ids < 0 ? null : words[ids + 1],
     // rptr_addr_hi is dw8, _lo dw9
     rptrAddress: addrOf(words, 9, 8),
   };
@@ -138,41 +179,54 @@ export function decodeSdmaHqd(regs: Uint32Array) {
   };
 }
 
+/**
+ * The dwords of the packet at `at` that the dump holds: the packet's own length (header count + 2)
+ * cut at the end of the IB. A packet shorter than its layout (a header with too small a count)
+ * leaves the later fields unknown: null, never 0.
+ */
+function packetWords(words: Uint32Array, at: number, dwords: number): Uint32Array {
+  return words.subarray(at, Math.min(at + dwords, words.length));
+}
+
 export function decodeMapProcess(words: Uint32Array, at: number, dwords: number): RlsMapProcess {
-  const d = (i: number): number => (i < dwords ? words[at + i] : 0);
+  const p = packetWords(words, at, dwords);
   return {
     offset: 0,
     variant: dwords === 16 ? 'v9' : dwords === 21 ? 'aldebaran' : 'unknown',
-    pasid: d(1) & 0xffff,
-    quantum: d(1) >>> 25,
-    debugVmid: (d(1) >>> 18) & 0xf,
-    pageTableBase: addr64(d(2), d(3)),
-    shMemBases: d(4),
-    shMemConfig: d(5),
-    numGws: d(13) & 0x7f,
-    sdmaEnable: ((d(13) >>> 7) & 1) === 1,
-    numQueues: d(13) >>> 22,
+    pasid: field(p, 1, (v) => v & 0xffff),
+    quantum: field(p, 1, (v) => v >>> 25),
+    debugVmid: field(p, 1, (v) => (v >>> 18) & 0xf),
+    pageTableBase: addrOf(p, 2, 3),
+    shMemBases: w(p, 4),
+    shMemConfig: w(p, 5),
+    numGws: field(p, 13, (v) => v & 0x7f),
+    sdmaEnable: field(p, 13, (v) => ((v >>> 7) & 1) === 1),
+    numQueues: field(p, 13, (v) => v >>> 22),
     queues: [],
   };
 }
 
+/** MAP_QUEUES engine_sel / extended_engine_sel as a name: compute, sdma<N>, engine<N>. */
+function mapQueuesEngine(sel: number, ext: number): string {
+  if (ext !== 0) return `sdma${(ext === 2 ? 8 : 0) + sel}`;
+  return sel === 0 ? 'compute' : sel === 2 || sel === 3 ? `sdma${sel - 2}` : `engine${sel}`;
+}
+
 export function decodeMapQueues(words: Uint32Array, at: number, dwords: number): RlsMapQueues {
-  const d = (i: number): number => (i < dwords ? words[at + i] : 0);
-  const ext = (d(1) >>> 2) & 3;
-  const sel = (d(1) >>> 26) & 7;
-  let engine: string;
-  if (ext === 0) engine = sel === 0 ? 'compute' : sel === 2 || sel === 3 ? `sdma${sel - 2}` : `engine${sel}`;
-  else engine = `sdma${(ext === 2 ? 8 : 0) + sel}`;
+  const p = packetWords(words, at, dwords);
+  const dw1 = w(p, 1);
+  const ext = dw1 === null ? null : (dw1 >>> 2) & 3;
+  const sel = dw1 === null ? null : (dw1 >>> 26) & 7;
   return {
     offset: 0,
-    engine,
+    engine: sel === null || ext === null ? null : mapQueuesEngine(sel, ext),
     engineSel: sel,
     extendedEngineSel: ext,
-    queueType: (d(1) >>> 21) & 7,
-    queueSel: (d(1) >>> 4) & 3,
-    doorbell: (d(2) >>> 2) & 0x3ffffff,
-    mqdAddress: addr64(d(3), d(4)),
-    wptrAddress: addr64(d(5), d(6)),
+    queueType: dw1 === null ? null : (dw1 >>> 21) & 7,
+    queueSel: dw1 === null ? null : (dw1 >>> 4) & 3,
+    doorbell: field(p, 2, (v) => (v >>> 2) & 0x3ffffff),
+    mqdAddress: addrOf(p, 3, 4),
+    wptrAddress: addrOf(p, 5, 6),
   };
 }
 
@@ -185,27 +239,44 @@ export function gfxTargetName(version: number): string | null {
   return `gfx${major}${minor.toString(16)}${step.toString(16)}`;
 }
 
+/** gfx_target_version of the GC 9.4.x / 9.5 parts (gfx940-gfx942, gfx950), the GFX9 ones with several XCCs. */
+const isMultiXccGfx9 = (version: number): boolean => version >= 90400 && version < 100000;
+
 export function decodeGpuInfo(props: Record<string, string>): GpuInfo {
   const n = (k: string): number | null => (k in props && /^\d+$/.test(props[k]) ? Number(props[k]) : null);
-  const version = n('gfx_target_version') ?? 0;
-  const simd = n('simd_count') ?? 0;
+  const version = n('gfx_target_version');
+  const simd = n('simd_count');
   const perCu = n('simd_per_cu');
+  const numXcc = n('num_xcc');
   return {
-    gfxTarget: gfxTargetName(version),
+    gfxTarget: version === null ? null : gfxTargetName(version),
     gfxTargetVersion: version,
-    numXcc: n('num_xcc') ?? 1,
-    numXccReported: n('num_xcc') !== null,
+    // the kernel added num_xcc with multi-XCC support, so a file without it comes from a kernel
+    // that drives single-XCC GPUs only: 1 is the rule there (numXccReported says it was not
+    // printed; topologyXccs() refuses it where the gfx target contradicts the rule)
+    numXcc: numXcc ?? 1,
+    numXccReported: numXcc !== null,
     simdCount: simd,
-    computeUnits: perCu ? Math.floor(simd / perCu) : null,
-    vendorId: n('vendor_id') ?? 0,
-    deviceId: n('device_id') ?? 0,
+    computeUnits: simd !== null && perCu ? Math.floor(simd / perCu) : null,
+    vendorId: n('vendor_id'),
+    deviceId: n('device_id'),
     drmRenderMinor: n('drm_render_minor'),
     maxEngineClockMhz: n('max_engine_clk_fcompute'),
-    numSdmaEngines: n('num_sdma_engines') ?? 0,
-    numSdmaXgmiEngines: n('num_sdma_xgmi_engines') ?? 0,
-    numSdmaQueuesPerEngine: n('num_sdma_queues_per_engine') ?? 0,
-    numCpQueues: n('num_cp_queues') ?? 0,
+    numSdmaEngines: n('num_sdma_engines'),
+    numSdmaXgmiEngines: n('num_sdma_xgmi_engines'),
+    numSdmaQueuesPerEngine: n('num_sdma_queues_per_engine'),
+    numCpQueues: n('num_cp_queues'),
   };
+}
+
+/**
+ * The node's XCC count as the join may rely on it: num_xcc when printed; the rule's 1 when not,
+ * unless the gfx target is a multi-XCC GFX9 part (GC 9.4.x, 9.5), whose kernels always print
+ * num_xcc: then the file is damaged and the count unknown (null).
+ */
+export function topologyXccs(gpu: GpuInfo): number | null {
+  if (gpu.numXccReported) return gpu.numXcc;
+  return gpu.gfxTargetVersion !== null && isMultiXccGfx9(gpu.gfxTargetVersion) ? null : 1;
 }
 
 /** pipe_priority_map[] (kfd_mqd_manager.c) as a word users know. */

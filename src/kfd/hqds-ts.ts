@@ -13,8 +13,9 @@
  * the node's others, an SDMA RLC with fewer registers than the node's others, a node that ends a
  * dump without its SDMA RLCs.
  */
-import { HqdSlotKind, type HqdsRaw } from './raw.js';
-import { IssueSink, WordBuffer, asLatin1, decU32, parseDumpLine, snippet } from './text.js';
+import { HqdsNodeCol as N, HqdsSlotCol as S } from './columns.js';
+import { HQDS_NODE_COLS, HQDS_SLOT_COLS, HqdSlotKind, type HqdsRaw } from './raw.js';
+import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, decU32, parseDumpLine, snippet } from './text.js';
 
 export const HQD_COMPUTE_REGS = 56;
 
@@ -70,23 +71,25 @@ export function parseHqdsTs(input: string | Uint8Array): HqdsRaw {
 
   const closeSlot = (): void => {
     if (curSlot < 0) return;
-    const r = curSlot * 10;
-    const count = slots[r + 8];
+    const r = curSlot * HQDS_SLOT_COLS;
+    const count = slots[r + S.wordCount];
     if (slotBroken) brokenSlots.push(curSlot);
-    else if (slots[r + 1] === HqdSlotKind.sdma) {
-      if (count === 0) sink.add(slots[r + 6], 'error', 'SDMA RLC dump has no registers');
+    else if (slots[r + S.kind] === HqdSlotKind.sdma) {
+      if (count === 0) sink.add(slots[r + S.line], 'error', 'SDMA RLC dump has no registers');
     } else if (count !== 56) {
-      sink.add(slots[r + 6], 'error', `HQD dump has ${count} registers, expected 56`);
+      sink.add(slots[r + S.line], 'error', `HQD dump has ${count} registers, expected 56`);
     }
     curSlot = -1;
   };
   /** What a dump cut at a line boundary leaves short in a node (see the file comment). */
   const checkNode = (row: number, endsDump: boolean): void => {
-    const r = row * 6;
-    const first = nodes[r + 4];
-    const count = nodes[r + 5];
+    const r = row * HQDS_NODE_COLS;
+    const first = nodes[r + N.firstSlot];
+    const count = nodes[r + N.slotCount];
+    const line = nodes[r + N.line];
+    const node = nodes[r + N.node];
     if (count === 0) {
-      if (nodes[r + 3] !== 1) sink.add(nodes[r + 2], 'error', `node ${nodes[r]} has no HQD slots (dump cut?)`);
+      if (nodes[r + N.stopped] !== 1) sink.add(line, 'error', `node ${node} has no HQD slots (dump cut?)`);
       return;
     }
     // CP slots per Inst (in order of first appearance) and the longest SDMA RLC dump
@@ -97,23 +100,25 @@ export function parseHqdsTs(input: string | Uint8Array): HqdsRaw {
     let sdmaMax = 0;
     let sdmaSlots = 0;
     for (let i = first; i < first + count; i++) {
-      const k = slots[i * 10 + 1];
+      const o = i * HQDS_SLOT_COLS;
+      const k = slots[o + S.kind];
       if (k === HqdSlotKind.sdma) {
         sdmaSlots++;
-        if (!brokenSlots.includes(i)) sdmaMax = Math.max(sdmaMax, slots[i * 10 + 8]);
-        let e = engines.indexOf(slots[i * 10 + 4]);
+        if (!brokenSlots.includes(i)) sdmaMax = Math.max(sdmaMax, slots[o + S.wordCount]);
+        // an SDMA slot's pipe column holds its engine
+        let e = engines.indexOf(slots[o + S.pipe]);
         if (e < 0) {
           e = engines.length;
-          engines.push(slots[i * 10 + 4]);
+          engines.push(slots[o + S.pipe]);
           rlcPerEngine.push(0);
         }
         rlcPerEngine[e]++;
         continue;
       }
-      let at = insts.indexOf(slots[i * 10 + 2]);
+      let at = insts.indexOf(slots[o + S.inst]);
       if (at < 0) {
         at = insts.length;
-        insts.push(slots[i * 10 + 2]);
+        insts.push(slots[o + S.inst]);
         cpPerInst.push(0);
       }
       if (k === HqdSlotKind.cp) cpPerInst[at]++;
@@ -121,49 +126,69 @@ export function parseHqdsTs(input: string | Uint8Array): HqdsRaw {
     const cpMax = Math.max(0, ...cpPerInst);
     for (let j = 0; j < insts.length; j++) {
       if (cpPerInst[j] < cpMax) {
-        sink.add(nodes[r + 2], 'error', `node ${nodes[r]}: Inst ${insts[j] < 0 ? '-' : insts[j]} has ${cpPerInst[j]} CP slot(s), another Inst has ${cpMax} (dump cut?)`);
+        sink.add(line, 'error', `node ${node}: Inst ${insts[j] < 0 ? '-' : insts[j]} has ${cpPerInst[j]} CP slot(s), another Inst has ${cpMax} (dump cut?)`);
       }
     }
     // every engine has num_sdma_queues_per_engine RLCs
     const rlcMax = Math.max(0, ...rlcPerEngine);
     for (let j = 0; j < engines.length; j++) {
       if (rlcPerEngine[j] < rlcMax) {
-        sink.add(nodes[r + 2], 'error', `node ${nodes[r]}: SDMA engine ${engines[j]} has ${rlcPerEngine[j]} RLC(s), another engine has ${rlcMax} (dump cut?)`);
+        sink.add(line, 'error', `node ${node}: SDMA engine ${engines[j]} has ${rlcPerEngine[j]} RLC(s), another engine has ${rlcMax} (dump cut?)`);
       }
     }
     for (let i = first; i < first + count; i++) {
-      const c = slots[i * 10 + 8];
-      if (slots[i * 10 + 1] === HqdSlotKind.sdma && c > 0 && c < sdmaMax && !brokenSlots.includes(i)) {
-        sink.add(slots[i * 10 + 6], 'error', `SDMA RLC dump has ${c} registers, the node's others have ${sdmaMax} (dump cut?)`);
+      const o = i * HQDS_SLOT_COLS;
+      const c = slots[o + S.wordCount];
+      if (slots[o + S.kind] === HqdSlotKind.sdma && c > 0 && c < sdmaMax && !brokenSlots.includes(i)) {
+        sink.add(slots[o + S.line], 'error', `SDMA RLC dump has ${c} registers, the node's others have ${sdmaMax} (dump cut?)`);
       }
     }
     if (endsDump && sdmaSlots === 0 && insts.length > 0) {
-      sink.add(nodes[r + 2], 'error', `node ${nodes[r]} ends without its SDMA RLC dumps (dump cut?)`);
+      sink.add(line, 'error', `node ${node} ends without its SDMA RLC dumps (dump cut?)`);
     }
   };
   const closeNode = (endsDump: boolean): void => {
     closeSlot();
     if (curNode >= 0) {
-      nodes[curNode * 6 + 5] = slots.length / 10 - nodes[curNode * 6 + 4];
+      const r = curNode * HQDS_NODE_COLS;
+      nodes[r + N.slotCount] = slots.length / HQDS_SLOT_COLS - nodes[r + N.firstSlot];
       checkNode(curNode, endsDump);
     }
     brokenSlots = [];
   };
 
-  let lineNo = 0;
-  let pos = 0;
-  const n = s.length;
-  while (pos < n) {
-    let end = s.indexOf('\n', pos);
-    if (end < 0) end = n;
-    lineNo++;
-    const start = pos;
-    pos = end + 1;
-    if (end > start && s.charCodeAt(end - 1) === 0x0d) end--; // CR LF
-    if (end === start) continue;
+  const addNode = (node: number, gpuId: number, lineNo: number): void => {
+    curNode = nodes.length / HQDS_NODE_COLS;
+    const r = nodes.length; // a new row, written in column order
+    nodes[r + N.node] = node;
+    nodes[r + N.gpuId] = gpuId;
+    nodes[r + N.line] = lineNo;
+    nodes[r + N.stopped] = 0;
+    nodes[r + N.firstSlot] = slots.length / HQDS_SLOT_COLS;
+    nodes[r + N.slotCount] = 0;
+  };
+  /** f: matchSlotHeader's fields; wordOffset: where its registers will start in words. */
+  const addSlot = (f: number[], lineNo: number, wordOffset: number): void => {
+    curSlot = slots.length / HQDS_SLOT_COLS;
+    const r = slots.length; // a new row, written in column order
+    slots[r + S.node] = curNode;
+    slots[r + S.kind] = f[0];
+    slots[r + S.inst] = f[1];
+    slots[r + S.mec] = f[2];
+    slots[r + S.pipe] = f[3];
+    slots[r + S.queue] = f[4];
+    slots[r + S.line] = lineNo;
+    slots[r + S.wordOffset] = wordOffset;
+    slots[r + S.wordCount] = 0;
+    slots[r + S.firstRegisterAddress] = 0;
+  };
 
-    const c0 = s.charCodeAt(start);
-    if (c0 === 0x20 && s.charCodeAt(start + 1) === 0x20 && s.charCodeAt(start + 2) === 0x20 && s.charCodeAt(start + 3) === 0x20) {
+  // The register-line branch stays in this loop rather than in a callback: the state it reads
+  // (skipRegs, words, lead, s) then lives in registers, not in the closures' shared context.
+  const sc = new DumpLineScanner(s, DumpLines.fourSpaces);
+  while (sc.next()) {
+    const { start, end, lineNo } = sc;
+    if (sc.dump) {
       // ---- register line
       if (curSlot < 0) {
         if (!skipRegs && !skipNode) {
@@ -181,28 +206,23 @@ export function parseHqdsTs(input: string | Uint8Array): HqdsRaw {
         skipRegs = true;
         continue;
       }
-      const r = curSlot * 10;
-      if (slots[r + 8] === 0) slots[r + 9] = lead[0];
-      slots[r + 8] += k;
+      const r = curSlot * HQDS_SLOT_COLS;
+      if (slots[r + S.wordCount] === 0) slots[r + S.firstRegisterAddress] = lead[0];
+      slots[r + S.wordCount] += k;
       words.length += k;
       continue;
     }
 
     const line = s.slice(start, end);
+    const c0 = line.charCodeAt(0);
     if (c0 === 0x4e /* N */ && line.startsWith('Node')) {
       const h = matchNodeHeader(line);
       // a node printed before starts a second dump appended to the first
       const again = h ? (seenNode.get(h.node) ?? seenGpu.get(h.gpuId)) : undefined;
       closeNode(again !== undefined);
-      if (!h) {
-        sink.add(lineNo, 'error', `unrecognised node header (its slots are skipped): "${snippet(s, start, end)}"`);
-        curNode = -1;
-        skipNode = true;
-        skipRegs = true;
-        continue;
-      }
-      if (again !== undefined) {
-        sink.add(lineNo, 'error', `node ${h.node} (gpu_id ${h.gpuId.toString(16)}) again, first at line ${again}: two dumps appended? this copy is skipped`);
+      if (!h || again !== undefined) {
+        if (!h) sink.add(lineNo, 'error', `unrecognised node header (its slots are skipped): "${snippet(s, start, end)}"`);
+        else sink.add(lineNo, 'error', `node ${h.node} (gpu_id ${h.gpuId.toString(16)}) again, first at line ${again}: two dumps appended? this copy is skipped`);
         curNode = -1;
         skipNode = true;
         skipRegs = true;
@@ -212,15 +232,15 @@ export function parseHqdsTs(input: string | Uint8Array): HqdsRaw {
       seenGpu.set(h.gpuId, lineNo);
       skipNode = false;
       skipRegs = false;
-      curNode = nodes.length / 6;
-      nodes.push(h.node, h.gpuId, lineNo, 0, slots.length / 10, 0);
+      addNode(h.node, h.gpuId, lineNo);
       continue;
     }
 
     if (c0 === 0x20) {
+      // ---- slot header or "Device is stopped" (one to three spaces)
       closeSlot();
       if (line === STOPPED) {
-        if (curNode >= 0) nodes[curNode * 6 + 3] = 1;
+        if (curNode >= 0) nodes[curNode * HQDS_NODE_COLS + N.stopped] = 1;
         else if (!skipNode) sink.add(lineNo, 'error', '"Device is stopped" outside a Node block');
         skipRegs = true;
         continue;
@@ -238,8 +258,7 @@ export function parseHqdsTs(input: string | Uint8Array): HqdsRaw {
       }
       skipRegs = false;
       slotBroken = false;
-      curSlot = slots.length / 10;
-      slots.push(curNode, f[0], f[1], f[2], f[3], f[4], lineNo, words.length, 0, 0);
+      addSlot(f, lineNo, words.length);
       continue;
     }
 
@@ -255,6 +274,6 @@ export function parseHqdsTs(input: string | Uint8Array): HqdsRaw {
     slots: Float64Array.from(slots),
     issues: sink.issues,
     suppressed: sink.suppressed,
-    lines: lineNo,
+    lines: sc.lineNo,
   };
 }

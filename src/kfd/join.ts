@@ -27,10 +27,25 @@
  * before CP_HQD_ACTIVE, a node or Inst that hqds does not show (dump cut, or a GPU only mqds
  * names) are null in the result, and a warning names what is missing.
  */
-import { addr64, priorityLevel } from './decode.js';
+import { addr64, computeMqdHeaderBad, priorityLevel, topologyXccs } from './decode.js';
 import type { ProcStatus } from '../procfs.js';
 import { namespacePid } from '../procfs.js';
 import { MQD_QUEUE_KIND_NAMES, type ParseIssue } from './raw.js';
+import {
+  JoinAddressesCol as JA,
+  JoinHqdsCol as JH,
+  JoinNodesCol as JN,
+  JoinProcQueuesCol as JSQ,
+  JoinProcessesCol as JP,
+  JoinProcsCol as JSP,
+  JoinQueuesCol as Q,
+  JoinRunlistCol as JR,
+  JoinTopologyCol as JT,
+  JoinUnmatchedHqdsCol as UH,
+  JoinUnmatchedRunlistCol as UR,
+  JoinXccsCol as JX,
+  columnCount,
+} from './columns.js';
 import type {
   HqdSlot,
   Hqds,
@@ -106,7 +121,7 @@ export interface SnapshotProcess {
   queues: SnapshotQueue[];
   gpus: KfdProcGpuStats[];
   /** MAP_PROCESS entries of this process in the runlist */
-  runlist: { gpuId: string; pasid: number; numQueues: number; mappedQueues: number }[];
+  runlist: { gpuId: string; pasid: number; numQueues: number | null; mappedQueues: number }[];
 }
 
 export interface UnmatchedHqd {
@@ -190,7 +205,8 @@ export function headerPasid(pid: number, field: string): number | null {
 export interface JoinResult {
   processes: SnapshotProcess[];
   unmatchedHqds: UnmatchedHqd[];
-  unmatchedRunlistQueues: { gpuId: string; pasid: number | null; engine: string; doorbell: number; mqdAddress: string }[];
+  /** fields a short MAP_QUEUES packet does not hold are null */
+  unmatchedRunlistQueues: { gpuId: string; pasid: number | null; engine: string | null; doorbell: number | null; mqdAddress: string | null }[];
   nodes: SnapshotNode[];
   warnings: string[];
 }
@@ -237,6 +253,11 @@ export function joinQueues(input: JoinInput): JoinResult {
       const first = mq.blocks[0];
       const c = first?.compute;
       const s = first?.sdma;
+      for (const b of mq.blocks) {
+        if (b.compute && computeMqdHeaderBad(b.words)) {
+          warnings.push(`pid ${p.pid}: queue at mqds line ${mq.line}: MQD block ${b.index} has header 0x${hex(b.words[0])}, not the compute MQD header 0xc0310800: its fields are unknown`);
+        }
+      }
       add({
         pid: p.pid,
         order: i,
@@ -393,8 +414,9 @@ export function joinQueues(input: JoinInput): JoinResult {
       w.q.inRunlist = n !== undefined && runlistWhole(n) && runlistKeyKnown(w) ? false : null;
     }
     for (const node of input.rls.nodes) {
-      // MAP_QUEUES before any MAP_PROCESS belong to no known process (pasid -1)
-      const groups: Pick<RlsMapProcess, 'pasid' | 'numQueues' | 'queues'>[] = [...node.processes];
+      // MAP_QUEUES before any MAP_PROCESS belong to no known process (pasid -1); so does a packet
+      // whose PASID was not read
+      const groups: (Pick<RlsMapProcess, 'numQueues' | 'queues'> & { pasid: number })[] = node.processes.map((p) => ({ ...p, pasid: p.pasid ?? -1 }));
       if (node.strayQueues.length) groups.push({ pasid: -1, numQueues: 0, queues: node.strayQueues });
       for (const mp of groups) {
         const byPasid = mp.pasid >= 0 ? (pidOfPasid.get(mp.pasid) ?? null) : null;
@@ -420,7 +442,8 @@ export function joinQueues(input: JoinInput): JoinResult {
           // odd dump repeats them, the process (from its PASID or compute queues) narrows it further
           const cands = sdmaWork.filter((w) => {
             const engine = sdmaEngineOf(w);
-            return w.q.gpuId === node.gpuId && w.q.doorbell === mq.doorbell && engine !== null && `sdma${engine}` === mq.engine && (pid === null || w.pid === pid);
+            // an unknown doorbell (a short packet) matches nothing, not another unknown one
+            return w.q.gpuId === node.gpuId && mq.doorbell !== null && w.q.doorbell === mq.doorbell && engine !== null && `sdma${engine}` === mq.engine && (pid === null || w.pid === pid);
           });
           if (cands.length === 1) {
             cands[0].q.inRunlist = true;
@@ -434,7 +457,7 @@ export function joinQueues(input: JoinInput): JoinResult {
           if (!l) runlistOf.set(pid, (l = []));
           l.push({ gpuId: node.gpuId, pasid: mp.pasid, numQueues: mp.numQueues, mappedQueues: mp.queues.length });
           // MAP_PROCESS counts every queue of the process on the device, mapped or not (0 under a debugger)
-          if (input.mqds && mp.numQueues > 0) {
+          if (input.mqds && mp.numQueues !== null && mp.numQueues > 0) {
             const shown = work.filter((w) => w.pid === pid && w.mqd !== null && w.q.gpuId === node.gpuId).length;
             if (shown !== mp.numQueues) {
               warnings.push(`pid ${pid}: runlist MAP_PROCESS on gpu ${node.gpuId} counts ${mp.numQueues} queue(s), mqds shows ${shown} (created or destroyed between the reads, or mqds cut?)`);
@@ -569,7 +592,7 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
     const n = get(t.gpuIdHex, t.node);
     n.name = t.name;
     n.gfxTarget = t.gpu?.gfxTarget ?? null;
-    n.numXcc = t.gpu?.numXcc ?? null;
+    n.numXcc = t.gpu ? topologyXccs(t.gpu) : null;
   }
   // the XCCs a GPU has: topology num_xcc, else the most MQD blocks of a compute queue on it
   const blocksOn = new Map<string, number>();
@@ -670,29 +693,21 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
 // ------------------------------------------------------------------------ native join tables
 // native/kfd/join.cc runs the join above (without qidHints) on the parser's raw tables and hands
 // back these tables, one N-API call for a whole snapshot; -1 is null in every nullable column.
-// Column layouts: native/kfd/join.h (kJoin*Cols), changed together with this decoder.
+// Column layouts: the join* tables of src/kfd/columns.ts (native/kfd/columns.h), changed together
+// with this decoder.
 
-/**
- * queue: pid qid qidMatch source mqdKind sysQueue aql gpuId node sizeBytes prioPipe prioQueue
- * level doorbell ringLo ringHi firstAddr addrCount firstHqd hqdCount sdmaEngine sdmaRlc
- * sdmaActive sdmaBusy sdmaBy inRunlist mqdsLine
- */
-const JQ = 27;
-const JADDR = 2; // lo hi
-const JHQD = 6; // inst pipe queue active busy xcc
-const JPROC = 5; // pid firstQueue queueCount firstRunlist runlistCount
-const JRL = 4; // gpuId pasid numQueues mappedQueues
-const JUH = 13; // node gpuId kind inst pipe queue mqdLo mqdHi ringLo ringHi vmid busy likelyStale
-const JUR = 6; // gpuId pasid engine doorbell mqdLo mqdHi
-/**
- * node: node gpuId topologyRow numXcc stopped activeHqds activeSdma cpSlots firstXcc xccCount
- * queues runlistPresent runlistProcesses runlistMapQueues runlistChained
- */
-const JNODE = 15;
-const JXCC = 4; // inst cpSlots activeCp hiqActive
-const JTOPO = 3; // input: node gpuId numXcc
-const JSYSPROC = 4; // input: pid pasid firstQueue queueCount
-const JSYSQUEUE = 4; // input: qid typeCode sizeBytes gpuId
+const JQ = columnCount('joinQueues');
+const JADDR = columnCount('joinAddresses');
+const JHQD = columnCount('joinHqds');
+const JPROC = columnCount('joinProcesses');
+const JRL = columnCount('joinRunlist');
+const JUH = columnCount('joinUnmatchedHqds');
+const JUR = columnCount('joinUnmatchedRunlist');
+const JNODE = columnCount('joinNodes');
+const JXCC = columnCount('joinXccs');
+const JTOPO = columnCount('joinTopology');
+const JSYSPROC = columnCount('joinProcs');
+const JSYSQUEUE = columnCount('joinProcQueues');
 
 const QID_MATCH: QidMatch[] = ['unique', 'creation-order', 'sysfs-only', 'unmatched', 'no-sysfs'];
 const SOURCES: SnapshotQueue['source'][] = ['debugfs+sysfs', 'debugfs', 'sysfs'];
@@ -756,18 +771,34 @@ export interface NativeJoinSysfs {
 export function nativeJoinSysfs(topology: Topology | null | undefined, procs: KfdProcs | null | undefined): NativeJoinSysfs {
   const gpus = (topology?.nodes ?? []).filter((n) => n.isGpu);
   const topo = new Float64Array(gpus.length * JTOPO);
-  gpus.forEach((n, i) => topo.set([n.node, n.gpuId, n.gpu?.numXcc ?? -1], i * JTOPO));
+  gpus.forEach((n, i) => {
+    const o = i * JTOPO;
+    topo[o + JT.node] = n.node;
+    topo[o + JT.gpuId] = n.gpuId;
+    topo[o + JT.numXcc] = n.gpu ? (topologyXccs(n.gpu) ?? -1) : -1;
+  });
   const queues: KfdProcQueue[] = [];
   let procRows: Float64Array | null = null;
   if (procs) {
-    procRows = new Float64Array(procs.procs.length * JSYSPROC);
+    const rows = new Float64Array(procs.procs.length * JSYSPROC);
     procs.procs.forEach((p, i) => {
-      procRows!.set([p.pid, p.pasid ?? -1, queues.length, p.queues.length], i * JSYSPROC);
+      const o = i * JSYSPROC;
+      rows[o + JSP.pid] = p.pid;
+      rows[o + JSP.pasid] = p.pasid ?? -1;
+      rows[o + JSP.firstQueue] = queues.length;
+      rows[o + JSP.queueCount] = p.queues.length;
       queues.push(...p.queues);
     });
+    procRows = rows;
   }
   const queueRows = new Float64Array(queues.length * JSYSQUEUE);
-  queues.forEach((q, i) => queueRows.set([q.qid, q.typeCode, q.sizeBytes ?? -1, q.gpuId ?? -1], i * JSYSQUEUE));
+  queues.forEach((q, i) => {
+    const o = i * JSYSQUEUE;
+    queueRows[o + JSQ.qid] = q.qid;
+    queueRows[o + JSQ.typeCode] = q.typeCode;
+    queueRows[o + JSQ.sizeBytes] = q.sizeBytes ?? -1;
+    queueRows[o + JSQ.gpuId] = q.gpuId ?? -1;
+  });
   return { topology: topology ? topo : null, procs: procRows, procQueues: procs ? queueRows : null, gpus, queues };
 }
 
@@ -780,71 +811,95 @@ function nativeQueue(t: JoinTableViews, r: number, sys: NativeJoinSysfs): Snapsh
   const q = t.queues;
   const o = r * JQ;
   const mqdAddresses: (string | null)[] = [];
-  for (let a = q[o + 16]; a < q[o + 16] + q[o + 17]; a++) mqdAddresses.push(addrOrNull(t.addresses[a * JADDR], t.addresses[a * JADDR + 1]));
-  const hqds: SnapshotHqd[] = [];
-  for (let h = q[o + 18]; h < q[o + 18] + q[o + 19]; h++) {
-    const x = h * JHQD;
-    hqds.push({ inst: t.hqds[x], pipe: t.hqds[x + 1], queue: t.hqds[x + 2], active: tri(t.hqds[x + 3]), busy: tri(t.hqds[x + 4]), xcc: t.hqds[x + 5] });
+  const a0 = q[o + Q.firstAddress];
+  for (let a = a0; a < a0 + q[o + Q.addressCount]; a++) {
+    mqdAddresses.push(addrOrNull(t.addresses[a * JADDR + JA.lo], t.addresses[a * JADDR + JA.hi]));
   }
+  const hqds: SnapshotHqd[] = [];
+  const h0 = q[o + Q.firstHqd];
+  for (let h = h0; h < h0 + q[o + Q.hqdCount]; h++) {
+    const x = h * JHQD;
+    const r = t.hqds;
+    hqds.push({ inst: r[x + JH.inst], pipe: r[x + JH.pipe], queue: r[x + JH.queue], active: tri(r[x + JH.active]), busy: tri(r[x + JH.busy]), xcc: r[x + JH.xcc] });
+  }
+  const sysQueue = q[o + Q.sysQueue];
+  const prioPipe = q[o + Q.priorityPipe];
+  const sdmaEngine = q[o + Q.sdmaEngine];
   return {
-    qid: orNull(q[o + 1]),
-    qidMatch: QID_MATCH[q[o + 2]],
-    source: SOURCES[q[o + 3]],
-    type: q[o + 5] >= 0 ? sys.queues[q[o + 5]].type : MQD_QUEUE_KIND_NAMES[q[o + 4]],
-    aql: tri(q[o + 6]),
-    gpuId: hexOrNull(q[o + 7]),
-    node: orNull(q[o + 8]),
-    sizeBytes: orNull(q[o + 9]),
-    priority: q[o + 10] < 0 ? null : { pipe: q[o + 10], queue: q[o + 11], level: LEVELS[q[o + 12]] ?? null },
-    doorbell: orNull(q[o + 13]),
-    ringBase: addrOrNull(q[o + 14], q[o + 15], 8),
+    qid: orNull(q[o + Q.qid]),
+    qidMatch: QID_MATCH[q[o + Q.qidMatch]],
+    source: SOURCES[q[o + Q.source]],
+    type: sysQueue >= 0 ? sys.queues[sysQueue].type : MQD_QUEUE_KIND_NAMES[q[o + Q.mqdKind]],
+    aql: tri(q[o + Q.aql]),
+    gpuId: hexOrNull(q[o + Q.gpuId]),
+    node: orNull(q[o + Q.node]),
+    sizeBytes: orNull(q[o + Q.sizeBytes]),
+    priority: prioPipe < 0 ? null : { pipe: prioPipe, queue: q[o + Q.priorityQueue], level: LEVELS[q[o + Q.priorityLevel]] ?? null },
+    doorbell: orNull(q[o + Q.doorbell]),
+    ringBase: addrOrNull(q[o + Q.ringLo], q[o + Q.ringHi], 8),
     mqdAddresses,
     hqds,
-    sdma: q[o + 20] < 0 ? null : { engine: q[o + 20], rlc: q[o + 21], active: tri(q[o + 22]), busy: tri(q[o + 23]), matchedBy: q[o + 24] === 1 ? 'ring-base' : 'engine-rlc' },
-    inRunlist: tri(q[o + 25]),
-    mqdsLine: orNull(q[o + 26]),
+    sdma:
+      sdmaEngine < 0
+        ? null
+        : {
+            engine: sdmaEngine,
+            rlc: q[o + Q.sdmaRlc],
+            active: tri(q[o + Q.sdmaActive]),
+            busy: tri(q[o + Q.sdmaBusy]),
+            matchedBy: q[o + Q.sdmaMatchedBy] === 1 ? 'ring-base' : 'engine-rlc',
+          },
+    inRunlist: tri(q[o + Q.inRunlist]),
+    mqdsLine: orNull(q[o + Q.mqdsLine]),
   };
 }
 
 function nativeNode(t: JoinTableViews, r: number, sys: NativeJoinSysfs): SnapshotNode {
   const n = t.nodes;
   const o = r * JNODE;
-  const topo = n[o + 2] >= 0 ? sys.gpus[n[o + 2]] : null;
+  const topoRow = n[o + JN.topologyRow];
+  const topo = topoRow >= 0 ? sys.gpus[topoRow] : null;
   const perXcc: SnapshotXcc[] = [];
-  for (let x = n[o + 8]; x < n[o + 8] + n[o + 9]; x++) {
+  const x0 = n[o + JN.firstXcc];
+  for (let x = x0; x < x0 + n[o + JN.xccCount]; x++) {
     const c = x * JXCC;
-    perXcc.push({ inst: t.xccs[c], cpSlots: orNull(t.xccs[c + 1]), activeCp: orNull(t.xccs[c + 2]), hiqActive: tri(t.xccs[c + 3]) });
+    const r = t.xccs;
+    perXcc.push({ inst: r[c + JX.inst], cpSlots: orNull(r[c + JX.cpSlots]), activeCp: orNull(r[c + JX.activeCp]), hiqActive: tri(r[c + JX.hiqActive]) });
   }
+  const present = n[o + JN.runlistPresent];
   return {
-    node: orNull(n[o]),
-    gpuId: hex(n[o + 1]),
+    node: orNull(n[o + JN.node]),
+    gpuId: hex(n[o + JN.gpuId]),
     name: topo ? topo.name : null,
     gfxTarget: topo ? (topo.gpu?.gfxTarget ?? null) : null,
-    numXcc: orNull(n[o + 3]),
-    stopped: n[o + 4] === 1,
-    activeHqds: orNull(n[o + 5]),
-    activeSdma: orNull(n[o + 6]),
-    cpSlots: orNull(n[o + 7]),
+    numXcc: orNull(n[o + JN.numXcc]),
+    stopped: n[o + JN.stopped] === 1,
+    activeHqds: orNull(n[o + JN.activeHqds]),
+    activeSdma: orNull(n[o + JN.activeSdma]),
+    cpSlots: orNull(n[o + JN.cpSlots]),
     perXcc,
-    queues: n[o + 10],
-    runlist: n[o + 11] < 0 ? null : { present: n[o + 11] === 1, processes: n[o + 12], mapQueues: n[o + 13], chained: n[o + 14] === 1 },
+    queues: n[o + JN.queues],
+    runlist:
+      present < 0
+        ? null
+        : { present: present === 1, processes: n[o + JN.runlistProcesses], mapQueues: n[o + JN.runlistMapQueues], chained: n[o + JN.runlistChained] === 1 },
   };
 }
 
 function nativeUnmatchedHqd(u: Float64Array, r: number): UnmatchedHqd {
   const o = r * JUH;
   return {
-    node: u[o],
-    gpuId: hex(u[o + 1]),
-    kind: u[o + 2] === 1 ? 'sdma' : 'cp',
-    inst: u[o + 3],
-    pipe: u[o + 4],
-    queue: u[o + 5],
-    mqdAddress: addrOrNull(u[o + 6], u[o + 7]),
-    ringBase: addrOrNull(u[o + 8], u[o + 9], 8),
-    vmid: orNull(u[o + 10]),
-    busy: tri(u[o + 11]),
-    likelyStale: u[o + 12] === 1,
+    node: u[o + UH.node],
+    gpuId: hex(u[o + UH.gpuId]),
+    kind: u[o + UH.kind] === 1 ? 'sdma' : 'cp',
+    inst: u[o + UH.inst],
+    pipe: u[o + UH.pipe],
+    queue: u[o + UH.queue],
+    mqdAddress: addrOrNull(u[o + UH.mqdLo], u[o + UH.mqdHi]),
+    ringBase: addrOrNull(u[o + UH.ringLo], u[o + UH.ringHi], 8),
+    vmid: orNull(u[o + UH.vmid]),
+    busy: tri(u[o + UH.busy]),
+    likelyStale: u[o + UH.likelyStale] === 1,
   };
 }
 
@@ -863,14 +918,16 @@ export function joinFromNativeTables(
   const processes: SnapshotProcess[] = [];
   for (let p = 0; p < t.processes.length / JPROC; p++) {
     const o = p * JPROC;
-    const pid = t.processes[o];
+    const pr = t.processes;
+    const pid = pr[o + JP.pid];
     if (want && !want.has(pid)) continue;
     const queues: SnapshotQueue[] = [];
-    for (let q = t.processes[o + 1]; q < t.processes[o + 1] + t.processes[o + 2]; q++) queues.push(nativeQueue(t, q, sys));
+    for (let q = pr[o + JP.firstQueue]; q < pr[o + JP.firstQueue] + pr[o + JP.queueCount]; q++) queues.push(nativeQueue(t, q, sys));
     const runlist: SnapshotProcess['runlist'] = [];
-    for (let r = t.processes[o + 3]; r < t.processes[o + 3] + t.processes[o + 4]; r++) {
+    for (let r = pr[o + JP.firstRunlist]; r < pr[o + JP.firstRunlist] + pr[o + JP.runlistCount]; r++) {
       const x = r * JRL;
-      runlist.push({ gpuId: hex(t.runlist[x]), pasid: t.runlist[x + 1], numQueues: t.runlist[x + 2], mappedQueues: t.runlist[x + 3] });
+      const rl = t.runlist;
+      runlist.push({ gpuId: hex(rl[x + JR.gpuId]), pasid: rl[x + JR.pasid], numQueues: orNull(rl[x + JR.numQueues]), mappedQueues: rl[x + JR.mappedQueues] });
     }
     const st = ctx.status?.get(pid) ?? null;
     processes.push({ pid, nsPid: namespacePid(st), name: st?.name ?? null, queues, gpus: sysProcs.get(pid)?.gpus ?? [], runlist });
@@ -881,7 +938,13 @@ export function joinFromNativeTables(
   for (let u = 0; u < t.unmatchedRunlist.length / JUR; u++) {
     const o = u * JUR;
     const r = t.unmatchedRunlist;
-    unmatchedRunlistQueues.push({ gpuId: hex(r[o]), pasid: orNull(r[o + 1]), engine: t.runlistEngines[r[o + 2]], doorbell: r[o + 3], mqdAddress: addr64(r[o + 4], r[o + 5]) });
+    unmatchedRunlistQueues.push({
+      gpuId: hex(r[o + UR.gpuId]),
+      pasid: orNull(r[o + UR.pasid]),
+      engine: r[o + UR.engine] < 0 ? null : t.runlistEngines[r[o + UR.engine]],
+      doorbell: orNull(r[o + UR.doorbell]),
+      mqdAddress: addrOrNull(r[o + UR.mqdLo], r[o + UR.mqdHi]),
+    });
   }
   const nodes: SnapshotNode[] = [];
   for (let n = 0; n < t.nodes.length / JNODE; n++) nodes.push(nativeNode(t, n, sys));

@@ -17,12 +17,16 @@
  *    the other compute queues on its device (one block per XCC), are errors (a dump cut at a
  *    line boundary). What a short block does not hold is decoded as unknown (decode.ts).
  */
+import { MqdsBlockCol as B, MqdsProcCol as P, MqdsQueueCol as Q } from './columns.js';
 import {
+  MQDS_BLOCK_COLS,
+  MQDS_PROC_COLS,
+  MQDS_QUEUE_COLS,
   MQD_QUEUE_KIND_NAMES,
   MqdQueueKind,
   type MqdsRaw,
 } from './raw.js';
-import { IssueSink, WordBuffer, asLatin1, decU32, hex8, parseDumpLine, snippet } from './text.js';
+import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, decU32, hex8, parseDumpLine, snippet } from './text.js';
 
 const RE_PROCESS = /^Process (\d{1,10}) PASID (0x[0-9a-f]{1,8}|\d{1,10}):$/;
 const RE_QUEUE = /^ {2}(Compute|SDMA) queue on device ([0-9a-f]{1,8})$/;
@@ -37,6 +41,23 @@ export function expectedMqdWords(kind: number): readonly number[] {
   if (kind === MqdQueueKind.compute || kind === MqdQueueKind.diq) return [512];
   if (kind === MqdQueueKind.sdma) return [128, 130];
   return [];
+}
+
+/** [kind, typeCode (-1), gpuId (-1)] of a queue header, or null when it is none we know. */
+function matchQueueHeader(line: string): [number, number, number] | null {
+  let m: RegExpExecArray | null;
+  if ((m = RE_QUEUE.exec(line))) return [m[1] === 'Compute' ? MqdQueueKind.compute : MqdQueueKind.sdma, -1, parseInt(m[2], 16)];
+  if ((m = RE_DIQ.exec(line))) return [MqdQueueKind.diq, -1, parseInt(m[1], 16)];
+  // a type code beyond u32 makes the header unrecognised, without trying the patterns after it
+  if ((m = RE_BAD_USER.exec(line))) {
+    const t = decU32(m[1]);
+    return t === null ? null : [MqdQueueKind.badUser, t, parseInt(m[2], 16)];
+  }
+  if ((m = RE_BAD_KERNEL.exec(line))) {
+    const t = decU32(m[1]);
+    return t === null ? null : [MqdQueueKind.badKernel, t, parseInt(m[2], 16)];
+  }
+  return line === WEIRD ? [MqdQueueKind.weird, -1, -1] : null;
 }
 
 export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
@@ -65,45 +86,74 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     blockOpen = false;
     if (blockDiscard) return;
     const count = words.length - blockStart;
-    const q = curQueue * 8;
-    blocks.push(curQueue, blockLine, blockStart, count);
-    queues[q + 6]++;
+    const q = curQueue * MQDS_QUEUE_COLS;
+    const b = blocks.length; // a new row, written in column order
+    blocks[b + B.queue] = curQueue;
+    blocks[b + B.line] = blockLine;
+    blocks[b + B.wordOffset] = blockStart;
+    blocks[b + B.wordCount] = count;
+    queues[q + Q.blockCount]++;
     if (blockBroken) return;
-    const expected = expectedMqdWords(queues[q + 1]);
+    const expected = expectedMqdWords(queues[q + Q.kind]);
     if (expected.length > 0 && !expected.includes(count)) {
       sink.add(blockLine, 'error', `MQD block has ${count} dwords, expected ${expected[0]}`);
     }
   };
 
   const closeProc = (): void => {
-    if (curProc >= 0) procs[curProc * 4 + 3] = queues.length / 8 - procs[curProc * 4 + 2];
+    const p = curProc * MQDS_PROC_COLS;
+    if (curProc >= 0) procs[p + P.queueCount] = queues.length / MQDS_QUEUE_COLS - procs[p + P.firstQueue];
   };
 
   /** A queue whose header is the last thing printed of it: the dump was cut after the header. */
   const closeQueue = (): void => {
     if (curQueue < 0) return;
-    const q = curQueue * 8;
-    if (queues[q + 6] === 0 && expectedMqdWords(queues[q + 1]).length > 0) {
-      sink.add(queues[q + 4], 'error', `${MQD_QUEUE_KIND_NAMES[queues[q + 1]]} queue without an MQD dump (dump cut?)`);
+    const q = curQueue * MQDS_QUEUE_COLS;
+    if (queues[q + Q.blockCount] === 0 && expectedMqdWords(queues[q + Q.kind]).length > 0) {
+      sink.add(queues[q + Q.line], 'error', `${MQD_QUEUE_KIND_NAMES[queues[q + Q.kind]]} queue without an MQD dump (dump cut?)`);
     }
     curQueue = -1;
   };
 
-  let lineNo = 0;
-  let pos = 0;
-  const n = s.length;
-  while (pos < n) {
-    let end = s.indexOf('\n', pos);
-    if (end < 0) end = n;
-    lineNo++;
-    const start = pos;
-    pos = end + 1;
-    if (end > start && s.charCodeAt(end - 1) === 0x0d) end--; // CR LF
-    if (end === start) continue; // blank line
+  /** Opens a block at this dump line; an SDMA queue's MQD is its first block, later ones repeat neighbouring slots. */
+  const openBlock = (lineNo: number, broken: boolean): void => {
+    const q = curQueue * MQDS_QUEUE_COLS;
+    blockOpen = true;
+    blockBroken = broken;
+    blockLine = lineNo;
+    blockStart = words.length;
+    blockDiscard = queues[q + Q.kind] === MqdQueueKind.sdma && queues[q + Q.blockCount] > 0;
+    if (blockDiscard) queues[q + Q.extraCopies]++;
+  };
 
-    const c0 = s.charCodeAt(start);
-    if (c0 === 0x20 && s.charCodeAt(start + 1) === 0x20 && s.charCodeAt(start + 2) === 0x20 && s.charCodeAt(start + 3) === 0x20) {
-      // ---- dump line
+  const addProcess = (pid: number, lineNo: number): void => {
+    curProc = procs.length / MQDS_PROC_COLS;
+    const p = procs.length; // a new row, written in column order
+    procs[p + P.pid] = pid;
+    procs[p + P.line] = lineNo;
+    procs[p + P.firstQueue] = queues.length / MQDS_QUEUE_COLS;
+    procs[p + P.queueCount] = 0;
+  };
+
+  const addQueue = (h: [number, number, number], lineNo: number): void => {
+    curQueue = queues.length / MQDS_QUEUE_COLS;
+    const q = queues.length; // a new row, written in column order
+    queues[q + Q.proc] = curProc;
+    queues[q + Q.kind] = h[0];
+    queues[q + Q.typeCode] = h[1];
+    queues[q + Q.gpuId] = h[2];
+    queues[q + Q.line] = lineNo;
+    queues[q + Q.firstBlock] = blocks.length / MQDS_BLOCK_COLS;
+    queues[q + Q.blockCount] = 0;
+    queues[q + Q.extraCopies] = 0;
+  };
+
+  // The dump-line branch stays in this loop rather than in a callback: the state it reads
+  // (skipDump, lead, s) then lives in registers, not in the closures' shared context.
+  const sc = new DumpLineScanner(s, DumpLines.fourSpaces);
+  while (sc.next()) {
+    const { start, end, lineNo } = sc;
+    if (sc.dump) {
       if (curQueue < 0) {
         if (!skipDump && !skipProc) {
           sink.add(lineNo, 'error', 'MQD dump line outside a queue');
@@ -116,28 +166,16 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
       const k = parseDumpLine(s, start, end, 4, words.buf, words.length, lead);
       if (k < 0) {
         sink.add(lineNo, 'error', `malformed MQD dump line: "${snippet(s, start, end)}"`);
-        if (!blockOpen) {
-          // the block's first line is damaged: open it broken so its later lines are not
-          // reported once more as a block without a start
-          blockOpen = true;
-          blockLine = lineNo;
-          blockStart = words.length;
-          blockDiscard = queues[curQueue * 8 + 1] === MqdQueueKind.sdma && queues[curQueue * 8 + 6] > 0;
-          if (blockDiscard) queues[curQueue * 8 + 7]++;
-        }
+        // the block's first line is damaged: open it broken so its later lines are not
+        // reported once more as a block without a start
+        if (!blockOpen) openBlock(lineNo, true);
         blockBroken = true;
         continue;
       }
       const offset = lead[0];
       if (offset === 0) {
         closeBlock();
-        blockOpen = true;
-        blockBroken = false;
-        blockLine = lineNo;
-        blockStart = words.length;
-        // an SDMA queue's MQD is its first block; later blocks repeat neighbouring slots
-        blockDiscard = queues[curQueue * 8 + 1] === MqdQueueKind.sdma && queues[curQueue * 8 + 6] > 0;
-        if (blockDiscard) queues[curQueue * 8 + 7]++;
+        openBlock(lineNo, false);
       } else if (!blockOpen) {
         sink.add(lineNo, 'error', `MQD dump starts at offset 0x${hex8(offset)} instead of 00000000`);
         blockOpen = true;
@@ -149,11 +187,7 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
       } else if (blockBroken) {
         continue;
       } else if (!blockDiscard && offset !== (words.length - blockStart) * 4) {
-        sink.add(
-          lineNo,
-          'error',
-          `MQD dump offset 0x${hex8(offset)} where 0x${hex8((words.length - blockStart) * 4)} was expected`,
-        );
+        sink.add(lineNo, 'error', `MQD dump offset 0x${hex8(offset)} where 0x${hex8((words.length - blockStart) * 4)} was expected`);
         blockBroken = true;
         continue;
       }
@@ -162,6 +196,7 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     }
 
     const line = s.slice(start, end);
+    const c0 = line.charCodeAt(0);
     if (c0 === 0x50 /* P */ && line.startsWith('Process')) {
       // ---- process header
       closeBlock();
@@ -177,13 +212,13 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
         continue;
       }
       skipProc = false;
-      curProc = procs.length / 4;
-      procs.push(pid, lineNo, queues.length / 8, 0);
+      addProcess(pid, lineNo);
       pasids.push(m[2]);
       continue;
     }
 
-    if (c0 === 0x20 && s.charCodeAt(start + 1) === 0x20 && s.charCodeAt(start + 2) !== 0x20) {
+    // two spaces, then not a third (four are a dump line, three anything else)
+    if (c0 === 0x20 && line.charCodeAt(1) === 0x20 && line.charCodeAt(2) !== 0x20) {
       // ---- queue header
       closeBlock();
       closeQueue();
@@ -192,38 +227,17 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
         skipDump = true;
         continue;
       }
-      let kind = -1;
-      let typeCode = -1;
-      let gpu: string | undefined;
-      let m: RegExpExecArray | null;
-      if ((m = RE_QUEUE.exec(line))) {
-        kind = m[1] === 'Compute' ? MqdQueueKind.compute : MqdQueueKind.sdma;
-        gpu = m[2];
-      } else if ((m = RE_DIQ.exec(line))) {
-        kind = MqdQueueKind.diq;
-        gpu = m[1];
-      } else if ((m = RE_BAD_USER.exec(line))) {
-        typeCode = decU32(m[1]) ?? -1;
-        if (typeCode >= 0) kind = MqdQueueKind.badUser;
-        gpu = m[2];
-      } else if ((m = RE_BAD_KERNEL.exec(line))) {
-        typeCode = decU32(m[1]) ?? -1;
-        if (typeCode >= 0) kind = MqdQueueKind.badKernel;
-        gpu = m[2];
-      } else if (line === WEIRD) {
-        kind = MqdQueueKind.weird;
-      }
-      if (kind < 0) {
+      const h = matchQueueHeader(line);
+      if (!h) {
         sink.add(lineNo, 'error', `unrecognised queue header (its dump is skipped): "${snippet(s, start, end)}"`);
         skipDump = true;
         continue;
       }
-      if (kind >= MqdQueueKind.badUser) {
+      if (h[0] >= MqdQueueKind.badUser) {
         sink.add(lineNo, 'warning', `kernel reports an unusable queue: "${snippet(s, start, end)}"`);
       }
       skipDump = false;
-      curQueue = queues.length / 8;
-      queues.push(curProc, kind, typeCode, gpu === undefined ? -1 : parseInt(gpu, 16), lineNo, blocks.length / 4, 0, 0);
+      addQueue(h, lineNo);
       continue;
     }
 
@@ -233,19 +247,7 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
   closeBlock();
   closeQueue();
   closeProc();
-
-  // one MQD block per XCC: a compute queue with fewer blocks than another on its device was cut
-  const most = new Map<number, number>();
-  for (let q = 0; q < queues.length; q += 8) {
-    if (queues[q + 1] === MqdQueueKind.compute) most.set(queues[q + 3], Math.max(most.get(queues[q + 3]) ?? 0, queues[q + 6]));
-  }
-  for (let q = 0; q < queues.length; q += 8) {
-    const have = queues[q + 6];
-    const max = most.get(queues[q + 3]) ?? 0;
-    if (queues[q + 1] === MqdQueueKind.compute && have > 0 && have < max) {
-      sink.add(queues[q + 4], 'error', `compute queue has ${have} MQD block(s), another on device ${hex(queues[q + 3])} has ${max} (dump cut?)`);
-    }
-  }
+  checkBlocksPerDevice(queues, sink);
 
   return {
     words: words.finish(),
@@ -255,6 +257,21 @@ export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
     blocks: Float64Array.from(blocks),
     issues: sink.issues,
     suppressed: sink.suppressed,
-    lines: lineNo,
+    lines: sc.lineNo,
   };
+}
+
+/** One MQD block per XCC: a compute queue with fewer blocks than another on its device was cut. */
+function checkBlocksPerDevice(queues: number[], sink: IssueSink): void {
+  const most = new Map<number, number>();
+  for (let q = 0; q < queues.length; q += MQDS_QUEUE_COLS) {
+    if (queues[q + Q.kind] === MqdQueueKind.compute) most.set(queues[q + Q.gpuId], Math.max(most.get(queues[q + Q.gpuId]) ?? 0, queues[q + Q.blockCount]));
+  }
+  for (let q = 0; q < queues.length; q += MQDS_QUEUE_COLS) {
+    const have = queues[q + Q.blockCount];
+    const max = most.get(queues[q + Q.gpuId]) ?? 0;
+    if (queues[q + Q.kind] === MqdQueueKind.compute && have > 0 && have < max) {
+      sink.add(queues[q + Q.line], 'error', `compute queue has ${have} MQD block(s), another on device ${hex(queues[q + Q.gpuId])} has ${max} (dump cut?)`);
+    }
+  }
 }

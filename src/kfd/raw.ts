@@ -5,9 +5,11 @@
  * (see docs/design-rules.md#bulk-across-the-boundary). Everything that turns these tables into
  * friendly objects lives in TS once (build*.ts / decode.ts), so both paths give one answer.
  *
- * Column layouts are part of the native ABI: change them together with native/kfd/*.h and bump
- * NATIVE_ABI in src/native.ts.
+ * Column layouts are declared with names in src/kfd/columns.ts; they are part of the native ABI:
+ * change them together with native/kfd/columns.h and bump NATIVE_ABI in src/native.ts.
  */
+
+import { columnCount } from './columns.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -41,12 +43,12 @@ export const MqdQueueKind = {
 } as const;
 export const MQD_QUEUE_KIND_NAMES = ['compute', 'sdma', 'diq', 'bad-user-queue', 'bad-kernel-queue', 'weird'] as const;
 
-/** procs: pid, line, firstQueue, queueCount */
-export const MQDS_PROC_COLS = 4;
-/** queues: proc, kind, typeCode (-1), gpuId (-1), line, firstBlock, blockCount, extraCopies */
-export const MQDS_QUEUE_COLS = 8;
-/** blocks: queue, line, wordOffset, wordCount */
-export const MQDS_BLOCK_COLS = 4;
+/** procs: MqdsProcCol (src/kfd/columns.ts) */
+export const MQDS_PROC_COLS = columnCount('mqdsProcs');
+/** queues: MqdsQueueCol */
+export const MQDS_QUEUE_COLS = columnCount('mqdsQueues');
+/** blocks: MqdsBlockCol */
+export const MQDS_BLOCK_COLS = columnCount('mqdsBlocks');
 
 export interface MqdsRaw extends RawCommon {
   words: Uint32Array;
@@ -60,13 +62,10 @@ export interface MqdsRaw extends RawCommon {
 // ---------------------------------------------------------------------------------- hqds
 export const HqdSlotKind = { hiq: 0, cp: 1, sdma: 2 } as const;
 
-/** nodes: node, gpuId, line, stopped, firstSlot, slotCount */
-export const HQDS_NODE_COLS = 6;
-/**
- * slots: node(row), kind, inst (-1 = not printed, pre-9.4.3), mec (-1), pipe|engine,
- * queue|rlc, line, wordOffset, wordCount, firstRegisterAddress
- */
-export const HQDS_SLOT_COLS = 10;
+/** nodes: HqdsNodeCol (src/kfd/columns.ts) */
+export const HQDS_NODE_COLS = columnCount('hqdsNodes');
+/** slots: HqdsSlotCol */
+export const HQDS_SLOT_COLS = columnCount('hqdsSlots');
 
 export interface HqdsRaw extends RawCommon {
   words: Uint32Array;
@@ -75,10 +74,10 @@ export interface HqdsRaw extends RawCommon {
 }
 
 // ---------------------------------------------------------------------------------- rls
-/** nodes: node, gpuId, line, noRunlist, wordOffset, wordCount, firstPacket, packetCount, firstDumpLine */
-export const RLS_NODE_COLS = 9;
-/** packets: node(row), dwordOffset (within the node's IB), opcode, dwords */
-export const RLS_PACKET_COLS = 4;
+/** nodes: RlsNodeCol (src/kfd/columns.ts) */
+export const RLS_NODE_COLS = columnCount('rlsNodes');
+/** packets: RlsPacketCol */
+export const RLS_PACKET_COLS = columnCount('rlsPackets');
 
 export interface RlsRaw extends RawCommon {
   words: Uint32Array;
@@ -124,12 +123,12 @@ export const ProcMetric = {
 } as const;
 export const PROC_METRIC_NAMES = ['vram', 'sdma', 'evictedMs', 'cuOccupancy', 'faults', 'pageIn', 'pageOut'] as const;
 
-/** procs: pid, pasid (-1 = unreadable), firstQueue, queueCount, firstMetric, metricCount */
-export const PROCS_PROC_COLS = 6;
-/** queues: proc(row), qid, type (-1), size (-1), gpuId (-1) */
-export const PROCS_QUEUE_COLS = 5;
-/** metrics: proc(row), metric code, gpuId, value */
-export const PROCS_METRIC_COLS = 4;
+/** procs: ProcsProcCol (src/kfd/columns.ts) */
+export const PROCS_PROC_COLS = columnCount('procsProcs');
+/** queues: ProcsQueueCol */
+export const PROCS_QUEUE_COLS = columnCount('procsQueues');
+/** metrics: ProcsMetricCol */
+export const PROCS_METRIC_COLS = columnCount('procsMetrics');
 
 export interface ProcsRaw {
   procs: Float64Array;

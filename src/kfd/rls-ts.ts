@@ -7,9 +7,10 @@
  * ends are read as LF; a Node printed a second time (two dumps appended) is an error and its copy
  * is skipped, not merged.
  */
-import { type RlsRaw } from './raw.js';
+import { RlsNodeCol as N, RlsPacketCol as P } from './columns.js';
+import { RLS_NODE_COLS, RLS_PACKET_COLS, type RlsRaw } from './raw.js';
 import { matchNodeHeader } from './hqds-ts.js';
-import { IssueSink, WordBuffer, asLatin1, hex8, parseDumpLine, snippet } from './text.js';
+import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, hex8, parseDumpLine, snippet } from './text.js';
 
 export const PM4_OPCODE_NAMES: Record<number, string> = {
   0xa1: 'MAP_PROCESS',
@@ -19,8 +20,8 @@ export const PM4_OPCODE_NAMES: Record<number, string> = {
 const NO_RUNLIST = '  No active runlist';
 
 /**
- * Cuts words[start, start+count) into PM4 type-3 packets; pushes [node, offset, opcode, dwords]
- * rows. Stops at the first word that is not a type-3 header or a packet that runs past the end.
+ * Cuts words[start, start+count) into PM4 type-3 packets; appends RlsPacketCol rows. Stops at
+ * the first word that is not a type-3 header or a packet that runs past the end.
  */
 export function walkPm4(
   words: Uint32Array,
@@ -46,7 +47,11 @@ export function walkPm4(
       sink.add(line, 'error', `runlist dword ${i}: ${name} packet needs ${dwords} dwords, only ${count - i} left`);
       return;
     }
-    packets.push(nodeRow, i, opcode, dwords);
+    const r = packets.length; // a new row, written in column order
+    packets[r + P.node] = nodeRow;
+    packets[r + P.dwordOffset] = i;
+    packets[r + P.opcode] = opcode;
+    packets[r + P.dwords] = dwords;
     i += dwords;
   }
 }
@@ -67,29 +72,34 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
 
   const closeNode = (): void => {
     if (curNode < 0) return;
-    const r = curNode * 9;
-    nodes[r + 5] = words.length - nodes[r + 4];
-    nodes[r + 6] = packets.length / 4;
-    walkPm4(words.buf, nodes[r + 4], nodes[r + 5], curNode, nodes[r + 8], packets, sink);
-    nodes[r + 7] = packets.length / 4 - nodes[r + 6];
+    const r = curNode * RLS_NODE_COLS;
+    nodes[r + N.wordCount] = words.length - nodes[r + N.wordOffset];
+    nodes[r + N.firstPacket] = packets.length / RLS_PACKET_COLS;
+    walkPm4(words.buf, nodes[r + N.wordOffset], nodes[r + N.wordCount], curNode, nodes[r + N.firstDumpLine], packets, sink);
+    nodes[r + N.packetCount] = packets.length / RLS_PACKET_COLS - nodes[r + N.firstPacket];
     curNode = -1;
   };
 
-  let lineNo = 0;
-  let pos = 0;
-  const n = s.length;
-  while (pos < n) {
-    let end = s.indexOf('\n', pos);
-    if (end < 0) end = n;
-    lineNo++;
-    const start = pos;
-    pos = end + 1;
-    if (end > start && s.charCodeAt(end - 1) === 0x0d) end--; // CR LF
-    if (end === start) continue;
+  const addNode = (node: number, gpuId: number, lineNo: number): void => {
+    curNode = nodes.length / RLS_NODE_COLS;
+    const r = nodes.length; // a new row, written in column order
+    nodes[r + N.node] = node;
+    nodes[r + N.gpuId] = gpuId;
+    nodes[r + N.line] = lineNo;
+    nodes[r + N.noRunlist] = 0;
+    nodes[r + N.wordOffset] = words.length;
+    nodes[r + N.wordCount] = 0;
+    nodes[r + N.firstPacket] = 0;
+    nodes[r + N.packetCount] = 0;
+    nodes[r + N.firstDumpLine] = 0;
+  };
 
-    const c0 = s.charCodeAt(start);
-    const c2 = s.charCodeAt(start + 2);
-    if (c0 === 0x20 && s.charCodeAt(start + 1) === 0x20 && ((c2 >= 0x30 && c2 <= 0x39) || (c2 >= 0x61 && c2 <= 0x66))) {
+  // The dump-line branch stays in this loop rather than in a callback: the state it reads
+  // (skip, lead, s) then lives in registers, not in the closures' shared context.
+  const sc = new DumpLineScanner(s, DumpLines.twoSpacesHex);
+  while (sc.next()) {
+    const { start, end, lineNo } = sc;
+    if (sc.dump) {
       // ---- IB dump line
       if (curNode < 0) {
         if (!skip) {
@@ -99,7 +109,7 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
         continue;
       }
       if (skip) continue;
-      const r = curNode * 9;
+      const r = curNode * RLS_NODE_COLS;
       words.reserve(8);
       const k = parseDumpLine(s, start, end, 2, words.buf, words.length, lead);
       if (k < 0) {
@@ -107,19 +117,19 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
         skip = true;
         continue;
       }
-      const have = (words.length - nodes[r + 4]) * 4;
+      const have = (words.length - nodes[r + N.wordOffset]) * 4;
       if (lead[0] !== have) {
         sink.add(lineNo, 'error', `runlist dump offset 0x${hex8(lead[0])} where 0x${hex8(have)} was expected`);
         skip = true;
         continue;
       }
-      if (have === 0) nodes[r + 8] = lineNo;
+      if (have === 0) nodes[r + N.firstDumpLine] = lineNo;
       words.length += k;
       continue;
     }
 
     const line = s.slice(start, end);
-    if (c0 === 0x4e /* N */ && line.startsWith('Node')) {
+    if (line.charCodeAt(0) === 0x4e /* N */ && line.startsWith('Node')) {
       closeNode();
       const h = matchNodeHeader(line);
       if (!h) {
@@ -136,12 +146,11 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
       seenNode.set(h.node, lineNo);
       seenGpu.set(h.gpuId, lineNo);
       skip = false;
-      curNode = nodes.length / 9;
-      nodes.push(h.node, h.gpuId, lineNo, 0, words.length, 0, 0, 0, 0);
+      addNode(h.node, h.gpuId, lineNo);
       continue;
     }
     if (line === NO_RUNLIST) {
-      if (curNode >= 0) nodes[curNode * 9 + 3] = 1;
+      if (curNode >= 0) nodes[curNode * RLS_NODE_COLS + N.noRunlist] = 1;
       // after a bad Node header its lines are skipped silently, like the dump lines
       else if (!skip) sink.add(lineNo, 'error', '"No active runlist" outside a Node block');
       continue;
@@ -156,6 +165,6 @@ export function parseRlsTs(input: string | Uint8Array): RlsRaw {
     packets: Float64Array.from(packets),
     issues: sink.issues,
     suppressed: sink.suppressed,
-    lines: lineNo,
+    lines: sc.lineNo,
   };
 }

@@ -33,12 +33,16 @@ export type MqdQueueType = 'compute' | 'sdma' | 'diq' | 'bad-user-queue' | 'bad-
  * field is null when the block ends before the dword(s) it lives in (a cut dump): unknown, never 0.
  */
 export interface ComputeMqdFields {
-  /** dw0 == 0xC0310800, the v9 compute MQD header */
+  /**
+   * dw0 == 0xC0310800, the compute MQD header (every GFX generation writes the same). When dw0 was
+   * read and differs, the block is no compute MQD and every field below is null.
+   */
   headerOk: boolean;
   /** dw128/129: GART address of this MQD; the join key to hqds and rls */
   mqdAddress: string | null;
   /** dw130: CP write-back, NOT a reliable "mapped" flag */
   cpHqdActive: number | null;
+  /** dw131 (cp_hqd_vmid) bits 3:0 */
   vmid: number | null;
   /** dw133: 0 low, 1 medium, 2 high */
   pipePriority: number | null;
@@ -52,7 +56,10 @@ export interface ComputeMqdFields {
   doorbell: number | null;
   /** dw181 bit 0: AQL vs PM4 */
   aql: boolean | null;
-  /** dw39: compute_current_logic_xcc_id on GC 9.4.3 */
+  /**
+   * dw39: compute_current_logic_xcc_id on GC 9.4.3+ (v9_mqd); another field on GFX10+ (reserved in
+   * v10, compute_user_accum_2 in v11/v12): only meaningful on a GC 9.4.x node
+   */
   logicalXcc: number | null;
   /** dw23,24,26,27: static thread management (CU mask) of SE0..3 */
   cuMaskSe: number[] | null;
@@ -67,7 +74,10 @@ export interface SdmaMqdFields {
   ringBase: string | null;
   ringSizeBytes: number | null;
   doorbell: number | null;
-  /** dw126/127: sdma_engine_id / sdma_queue_id (RLC) */
+  /**
+   * sdma_engine_id / sdma_queue_id (RLC): dw126/127 of a 128-dword block, dw128/129 of a 130-dword
+   * one (older headers); null for a block of any other length (cut: layout unknown)
+   */
   engine: number | null;
   rlc: number | null;
   rptrAddress: string | null;
@@ -158,36 +168,47 @@ export interface Pm4Packet {
   dwords: number;
 }
 
+/**
+ * A MAP_QUEUES packet. A field whose dword lies beyond the packet's length (a header whose count is
+ * smaller than the 7-dword layout) is null: unknown, never 0. dw1 is always there when the packet
+ * comes from a parser (a PM4 packet has at least 2 dwords, and only packets wholly inside the IB
+ * are kept).
+ */
 export interface RlsMapQueues {
   offset: number;
-  /** 'compute' or 'sdma<N>' */
-  engine: string;
-  engineSel: number;
-  extendedEngineSel: number;
+  /** 'compute', 'sdma<N>' or 'engine<N>' (dw1) */
+  engine: string | null;
+  engineSel: number | null;
+  extendedEngineSel: number | null;
   /** 0 normal compute, 1 DIQ, 2 normal-latency static, 3 low-latency static */
-  queueType: number;
+  queueType: number | null;
   /** 1 = the HWS picks the HQD slot */
-  queueSel: number;
-  doorbell: number;
-  /** GART address of the XCC0 MQD; join key to mqds */
-  mqdAddress: string;
-  wptrAddress: string;
+  queueSel: number | null;
+  /** dw2 */
+  doorbell: number | null;
+  /** dw3/4: GART address of the XCC0 MQD; join key to mqds */
+  mqdAddress: string | null;
+  /** dw5/6 */
+  wptrAddress: string | null;
 }
 
+/** A MAP_PROCESS packet; as for MAP_QUEUES, a field beyond the packet's length is null. */
 export interface RlsMapProcess {
   offset: number;
   /** 16 dwords (v9) or 21 (aldebaran: GC 9.4.2+) */
   variant: 'v9' | 'aldebaran' | 'unknown';
-  pasid: number;
-  quantum: number;
-  debugVmid: number;
-  pageTableBase: string;
-  shMemBases: number;
-  shMemConfig: number;
-  /** all queues of the process on this device, active or not */
-  numQueues: number;
-  sdmaEnable: boolean;
-  numGws: number;
+  /** dw1 */
+  pasid: number | null;
+  quantum: number | null;
+  debugVmid: number | null;
+  /** dw2/3 */
+  pageTableBase: string | null;
+  shMemBases: number | null;
+  shMemConfig: number | null;
+  /** dw13: all queues of the process on this device, active or not */
+  numQueues: number | null;
+  sdmaEnable: boolean | null;
+  numGws: number | null;
   /** MAP_QUEUES that follow it (active queues only) */
   queues: RlsMapQueues[];
 }
@@ -213,24 +234,29 @@ export interface Rls extends ParsedCommon {
 }
 
 // ------------------------------------------------------------------------------------ sysfs
+/** Decoded topology `properties`; a property the file does not hold (or not as a number) is null. */
 export interface GpuInfo {
-  /** e.g. 'gfx942'; null for a CPU node */
+  /** e.g. 'gfx942'; null when gfx_target_version is missing or 0 */
   gfxTarget: string | null;
-  gfxTargetVersion: number;
-  /** XCCs of this node/partition (1 when the kernel predates the property) */
+  gfxTargetVersion: number | null;
+  /**
+   * XCCs of this node/partition: num_xcc. When the file has none, 1: a rule, not a guess (kernels
+   * print num_xcc since they support multi-XCC GPUs, so one without it drives single-XCC GPUs
+   * only); numXccReported says which. See decodeGpuInfo for the damaged-file case.
+   */
   numXcc: number;
   numXccReported: boolean;
-  simdCount: number;
+  simdCount: number | null;
   /** simd_count / simd_per_cu */
   computeUnits: number | null;
-  vendorId: number;
-  deviceId: number;
+  vendorId: number | null;
+  deviceId: number | null;
   drmRenderMinor: number | null;
   maxEngineClockMhz: number | null;
-  numSdmaEngines: number;
-  numSdmaXgmiEngines: number;
-  numSdmaQueuesPerEngine: number;
-  numCpQueues: number;
+  numSdmaEngines: number | null;
+  numSdmaXgmiEngines: number | null;
+  numSdmaQueuesPerEngine: number | null;
+  numCpQueues: number | null;
 }
 
 export interface TopologyNode {

@@ -18,16 +18,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  pairedRatios,
-  qualityLines,
-  runRounds,
-  summarizeRounds,
-  targetVerdict,
-  type DistributedRoundsSummary,
-  type RoundVariant,
-  type TargetVerdict,
-} from '../src/runners/distributed/index.js';
+import { pairedRatios, qualityLines, summarizeRounds, targetVerdict, type DistributedRoundsSummary, type TargetVerdict } from '../src/runners/distributed/rounds-summary.js';
+import { runRounds, type RoundVariant } from '../src/runners/distributed/rounds.js';
 import { roundSpread, type RoundSpread } from '../src/stats/index.js';
 
 function arg(name: string, def: string): string {

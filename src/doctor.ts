@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { loadNative, nativeReport, possibleSolutions, type NativeReport, type PluginProbe } from './native.js';
-import { errnoCode, oneLine, readHint } from './errors.js';
+import { errnoCode, GpucoloError, oneLine, readHint } from './errors.js';
 import { VERSION } from './version.js';
 import { kfdVersion } from './kfd/ioctl.js';
 import { readKfdProcs, readTopology } from './kfd/parse.js';
@@ -199,7 +199,7 @@ function checkDebugfs(ctx: DoctorContext): DoctorReport['kfd']['debugfs'] {
       const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       const regular = fs.fstatSync(fd).isFile();
       fs.closeSync(fd);
-      if (!regular) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG' });
+      if (!regular) throw new GpucoloError('not a regular file', { code: 'ENOTREG', path });
       files[f] = { ok: true, path };
     } catch (err) {
       const code = errnoCode(err);

@@ -3,8 +3,10 @@
  *
  * Every name here is deliberate: test/api-surface.test.ts holds the list of run-time names, so a
  * change to this file is a change to that list and to the README's Library section. Helpers the
- * commands use internally stay in their modules; no `export *` of a whole area here, except the
- * four documented namespaces (scenario, experiment, distributed, energy).
+ * commands use internally stay in their modules; no `export *` of a whole area here. The four
+ * namespaces (scenario, experiment, distributed, energy) are `export * as` of their barrels, and
+ * each barrel is itself a curated list of named exports (its members are in the same test), not
+ * its area's modules whole.
  */
 
 // ---- the package: version, errors, native core, doctor

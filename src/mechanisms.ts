@@ -24,6 +24,16 @@
  *    `enum class Mechanism`, in declaration order), or null when the engine does not run it. The
  *    engine is handed the name (binding.cc ParseMechanism); the ids are checked against the header
  *    by test/mechanisms.test.ts.
+ *  - deviceFlag: the flag of doctor's backend device (src/native.ts NativeBackendDevice) that says
+ *    whether the device runs it in the probe form, or null when every device of a supporting
+ *    backend does (src/dispatch/fill.ts mechanismProblem refuses it when the flag is false; the
+ *    GPU check skips it as not applicable then).
+ *  - gpuCheck: the expectation `npm run gpu-check` holds its `probe priority` co-run to on a
+ *    filled GPU (src/gpu-check/expectations.ts, README "npm run gpu-check"), or null when the probe
+ *    form does not run it on a GPU (the GPU check runs those only inside the torch-form run of
+ *    inference-service, when the scenario lists them). contention: the LP load raises HP P99 (the
+ *    baseline: the device is filled); wait: the HP work waits about one LP block; bound: HP waits
+ *    at most K LP kernels; spatial: HP P99 near standalone and LP keeps its share of the device.
  *
  * This module imports nothing, so any module may import it.
  */
@@ -36,6 +46,13 @@ export type MechanismForm = (typeof FORMS)[number];
 
 export type KnobName = 'reserve' | 'throttleK';
 
+/** Device flags of doctor's backend devices (NativeBackendDevice in src/native.ts) a mechanism may need. */
+export type DeviceFlag = 'supportsCuMask' | 'supportsSmPartition';
+
+/** The expectations of the GPU check's priority probe (see gpuCheck above). */
+export const GPU_CHECK_EXPECTATIONS = ['contention', 'wait', 'bound', 'spatial'] as const;
+export type GpuCheckExpectation = (typeof GPU_CHECK_EXPECTATIONS)[number];
+
 export interface MechanismInfo {
   readonly name: string;
   readonly description: string;
@@ -43,6 +60,8 @@ export interface MechanismInfo {
   readonly twoSided: boolean;
   readonly knob: KnobName | null;
   readonly engineId: number | null;
+  readonly deviceFlag: DeviceFlag | null;
+  readonly gpuCheck: GpuCheckExpectation | null;
 }
 
 /** Every mechanism. The engine's ones come first, in the engine's order (their ids are their indices). */
@@ -54,6 +73,8 @@ export const MECHANISM_REGISTRY = [
     twoSided: false,
     knob: null,
     engineId: 0,
+    deviceFlag: null,
+    gpuCheck: 'contention',
   },
   {
     name: 'stream-priority',
@@ -62,6 +83,8 @@ export const MECHANISM_REGISTRY = [
     twoSided: false,
     knob: null,
     engineId: 1,
+    deviceFlag: null,
+    gpuCheck: 'wait',
   },
   {
     name: 'cu-mask',
@@ -70,6 +93,8 @@ export const MECHANISM_REGISTRY = [
     twoSided: true,
     knob: 'reserve',
     engineId: 2,
+    deviceFlag: 'supportsCuMask',
+    gpuCheck: 'spatial',
   },
   {
     name: 'sm-partition',
@@ -78,6 +103,8 @@ export const MECHANISM_REGISTRY = [
     twoSided: true,
     knob: 'reserve',
     engineId: 3,
+    deviceFlag: 'supportsSmPartition',
+    gpuCheck: 'spatial',
   },
   {
     name: 'throttle',
@@ -86,6 +113,8 @@ export const MECHANISM_REGISTRY = [
     twoSided: true,
     knob: 'throttleK',
     engineId: 4,
+    deviceFlag: null,
+    gpuCheck: 'bound',
   },
   {
     name: 'gate',
@@ -94,6 +123,8 @@ export const MECHANISM_REGISTRY = [
     twoSided: true,
     knob: null,
     engineId: null,
+    deviceFlag: null,
+    gpuCheck: null,
   },
   {
     name: 'xsched',
@@ -102,6 +133,8 @@ export const MECHANISM_REGISTRY = [
     twoSided: false,
     knob: null,
     engineId: null,
+    deviceFlag: null,
+    gpuCheck: null,
   },
 ] as const satisfies readonly MechanismInfo[];
 
@@ -114,6 +147,8 @@ export type Mechanism = Entry['name'];
 export type EngineMechanism = Extract<Entry, { engineId: number }>['name'];
 /** The mechanisms with a knob. */
 export type TunableMechanism = Extract<Entry, { knob: KnobName }>['name'];
+/** The mechanisms the GPU check's priority probe runs and judges. */
+export type GpuCheckMechanism = Extract<Entry, { gpuCheck: GpuCheckExpectation }>['name'];
 
 type NamesOf<T extends readonly { name: string }[]> = { readonly [K in keyof T]: T[K]['name'] };
 
@@ -125,6 +160,12 @@ export const ENGINE_MECHANISMS = MECHANISM_REGISTRY.filter((m) => m.engineId !==
 
 /** The mechanisms with a knob, and which. */
 export const MECHANISM_KNOBS = Object.fromEntries(MECHANISM_REGISTRY.flatMap((m) => (m.knob ? [[m.name, m.knob]] : []))) as Readonly<Record<TunableMechanism, KnobName>>;
+
+/** The mechanisms the GPU check's priority probe runs (src/gpu-check/expectations.ts), in registry order. */
+export const GPU_CHECK_MECHANISMS = MECHANISM_REGISTRY.filter((m) => m.gpuCheck !== null).map((m) => m.name) as unknown as readonly [GpuCheckMechanism, ...GpuCheckMechanism[]];
+
+/** Those mechanisms, and the expectation the GPU check holds each to. */
+export const GPU_CHECK_EXPECTATION = Object.fromEntries(MECHANISM_REGISTRY.flatMap((m) => (m.gpuCheck ? [[m.name, m.gpuCheck]] : []))) as Readonly<Record<GpuCheckMechanism, GpuCheckExpectation>>;
 
 const BY_NAME: ReadonlyMap<string, MechanismInfo> = new Map(MECHANISM_REGISTRY.map((m) => [m.name, m]));
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
 import type { NativeJoinTables } from './kfd/join.js';
 import type { EngineMechanism } from './mechanisms.js';
+import { GpucoloError } from './errors.js';
 
 /** Bump with every change of the C++ surface or of a table layout in src/kfd/raw.ts. */
 export const NATIVE_ABI = 9;
@@ -473,10 +474,10 @@ const loadErrors: NativeLoadError[] = [];
 function check(b: unknown, from: string): NativeBinding {
   const nb = b as NativeBinding;
   if (!nb || typeof nb !== 'object' || typeof nb.parseMqds !== 'function') {
-    throw new Error(`${from} is not a gpucolo addon`);
+    throw new GpucoloError(`${from} is not a gpucolo addon`, { code: 'ENONATIVE', path: from });
   }
   if (nb.abiVersion !== NATIVE_ABI) {
-    throw new Error(`stale native build ${from} (abi ${nb.abiVersion}, this gpucolo needs ${NATIVE_ABI}); run ${rebuildHint()}`);
+    throw new GpucoloError(`stale native build ${from} (abi ${nb.abiVersion}, this gpucolo needs ${NATIVE_ABI}); run ${rebuildHint()}`, { code: 'ENONATIVE', path: from });
   }
   return nb;
 }
@@ -560,9 +561,7 @@ export function requireNative(): NativeBinding {
   if (b) return b;
   const tried = loadErrors.map((e) => (e.from === 'search' || e.from === 'GPUCOLO_NATIVE=0' ? e.message : `${e.from}: ${e.message}`)).join('; ');
   const fixes = possibleSolutions(loadErrors);
-  const err = new Error(`native core not available: ${tried}${fixes.length ? `; possible solutions: ${fixes.join('; ')}` : ''}`) as Error & { code: string };
-  err.code = 'ENONATIVE';
-  throw err;
+  throw new GpucoloError(`native core not available: ${tried}${fixes.length ? `; possible solutions: ${fixes.join('; ')}` : ''}`, { code: 'ENONATIVE' });
 }
 
 export interface NativeReport {

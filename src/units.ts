@@ -1,13 +1,14 @@
 /** Human durations ("100ms", "10s", "1.5m", "250us", "2h") <-> nanoseconds. */
+import { outOfRange } from './errors.js';
 
 const UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
 /** Parses a duration; a bare number is seconds. Throws a RangeError with the offending text. */
 export function parseDuration(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$/.exec(text);
-  if (!m) throw new RangeError(`not a duration: "${text}" (use e.g. 100ms, 10s, 1.5m)`);
+  if (!m) throw outOfRange(`not a duration: "${text}" (use e.g. 100ms, 10s, 1.5m)`, 'ERR_INVALID_ARG_VALUE');
   const ns = Number(m[1]) * UNITS[m[2] ?? 's'];
-  if (!Number.isFinite(ns)) throw new RangeError(`duration out of range: "${text}"`);
+  if (!Number.isFinite(ns)) throw outOfRange(`duration out of range: "${text}"`);
   return Math.round(ns);
 }
 

@@ -23,18 +23,18 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { GpucoloError } from './errors.js';
 
 const { O_WRONLY, O_NOFOLLOW, O_NOCTTY, O_CREAT, O_EXCL } = fs.constants;
 
 /** An output name that is a symlink gpucolo will not write through (see the file comment). */
-export class OutputSymlinkError extends Error {
-  readonly code = 'ELOOP';
-  readonly syscall = 'open';
+export class OutputSymlinkError extends GpucoloError {
+  declare readonly path: string;
   constructor(
-    readonly path: string,
+    path: string,
     readonly target: string,
   ) {
-    super(`cannot write ${path}: it is a symbolic link (to ${target}) and gpucolo never writes through one: remove the link, or name the file itself (ELOOP)`);
+    super(`cannot write ${path}: it is a symbolic link (to ${target}) and gpucolo never writes through one: remove the link, or name the file itself (ELOOP)`, { code: 'ELOOP', path, syscall: 'open' });
     this.name = 'OutputSymlinkError';
   }
 }
@@ -45,16 +45,23 @@ function describe(err: NodeJS.ErrnoException): string {
   return m ? m[1] : err.message.split('\n')[0];
 }
 
-/** Re-throws a system error as Node-shaped ({code, errno, syscall, path}) with one line naming the target. */
-function writeError(file: string, err: unknown): NodeJS.ErrnoException {
+const writeErrors = new WeakSet<Error>();
+
+/** Re-throws a system error as a GpucoloError that keeps Node's shape ({code, errno, syscall, path}), with one line naming the target. */
+function writeError(file: string, err: unknown): GpucoloError {
   const e = err as NodeJS.ErrnoException;
   const code = typeof e?.code === 'string' ? e.code : 'EIO';
-  const out: NodeJS.ErrnoException = new Error(`cannot write ${file}: ${err instanceof Error ? describe(e) : String(err)} (${code})`);
-  out.code = code;
-  if (e?.errno !== undefined) out.errno = e.errno;
-  if (e?.syscall !== undefined) out.syscall = e.syscall;
-  out.path = file;
+  const out = new GpucoloError(`cannot write ${file}: ${err instanceof Error ? describe(e) : String(err)} (${code})`, { code, path: file, errno: e?.errno, syscall: e?.syscall });
+  writeErrors.add(out);
   return out;
+}
+
+/**
+ * Did writing an output fail (this module's errors)? Its codes (ENOENT, ELOOP...) are also those
+ * of an unreadable input, which the CLI treats as bad usage; a failed write is exit 1 instead.
+ */
+export function isWriteError(err: unknown): boolean {
+  return err instanceof OutputSymlinkError || (err instanceof Error && writeErrors.has(err));
 }
 
 /** Best effort: makes the rename itself durable (not all file systems allow fsync on a directory). */

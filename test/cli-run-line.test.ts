@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startText } from '../src/cli/run.js';
-import { loadScenario, planRun, type RunEvent } from '../src/scenario/index.js';
+import { loadScenario, type RunEvent } from '../src/scenario/index.js';
+import { planRun } from '../src/scenario/runner.js';
 import { ROOT, nativeLoaded } from './helpers/impls.js';
 
 type StartEvent = Extract<RunEvent, { type: 'start' }>;

@@ -10,18 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  AXIS_FORMATS,
-  METHOD_DISPLAY,
-  PLOT_NAMES,
-  analyzeDistributed,
-  barLabel,
-  loadAnyResult,
-  loadDistributedResult,
-  methodOfDisplayName,
-  replaceElided,
-  timeUnit,
-} from '../src/runners/distributed/index.js';
+import { analyzeDistributed, loadAnyResult, loadDistributedResult } from '../src/runners/distributed/index.js';
+import { AXIS_FORMATS, PLOT_NAMES, barLabel, timeUnit } from '../src/runners/distributed/analyze.js';
+import { METHOD_DISPLAY, methodOfDisplayName, replaceElided } from '../src/runners/distributed/notes-format.js';
 import { distributedCli } from './helpers/cli-in-process.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

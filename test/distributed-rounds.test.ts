@@ -12,25 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  ROUNDS_FILES,
-  compareDistributed,
-  loadDistributedResult,
-  loadRoundsSummary,
-  pairedRatios,
-  reapedChildrenTicks,
-  resultFileName,
-  runHostLoadWindow,
-  runRounds,
-  summarizeRounds,
-  targetVerdict,
-  withReapedChildren,
-  type DistMethod,
-  type DistributedResult,
-  type DistributedRunOptions,
-  type DistributedRunResult,
-  type RoundRun,
-} from '../src/runners/distributed/index.js';
+import { compareDistributed, loadDistributedResult, loadRoundsSummary, type DistMethod, type DistributedResult, type DistributedRunOptions, type DistributedRunResult, type RoundRun } from '../src/runners/distributed/index.js';
+import { ROUNDS_FILES, pairedRatios, summarizeRounds, targetVerdict } from '../src/runners/distributed/rounds-summary.js';
+import { reapedChildrenTicks, runHostLoadWindow, withReapedChildren } from '../src/runners/distributed/host-load.js';
+import { resultFileName } from '../src/runners/distributed/schema.js';
+import { runRounds } from '../src/runners/distributed/rounds.js';
 import { qualityOf, type HostLoad } from '../src/stats/index.js';
 import { distributedCli } from './helpers/cli-in-process.js';
 

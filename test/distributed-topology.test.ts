@@ -12,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeDistributed, loadDistributedResult, runDistributed, trainArgs, validateRun, type DistributedRunOptions } from '../src/runners/distributed/index.js';
+import { analyzeDistributed, loadDistributedResult, runDistributed, type DistributedRunOptions } from '../src/runners/distributed/index.js';
+import { trainArgs, validateRun } from '../src/runners/distributed/run.js';
 import { HANG_MS } from './helpers/load.js';
 import { distributedCli } from './helpers/cli-in-process.js';
 

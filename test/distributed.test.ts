@@ -17,20 +17,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  PLOT_NAMES,
-  TORCHRUN_BROKEN,
-  analyzeDistributed,
-  chooseLauncher,
-  compareDistributed,
-  loadDistributedResult,
-  probeTorchrun,
-  resultFileName,
-  runDistributed,
-  torchrunArgv,
-  type DistributedRunOptions,
-  type DistributedRunResult,
-} from '../src/runners/distributed/index.js';
+import { analyzeDistributed, compareDistributed, loadDistributedResult, runDistributed, type DistributedRunOptions, type DistributedRunResult } from '../src/runners/distributed/index.js';
+import { PLOT_NAMES } from '../src/runners/distributed/analyze.js';
+import { TORCHRUN_BROKEN, chooseLauncher, probeTorchrun, torchrunArgv } from '../src/runners/distributed/launcher.js';
+import { resultFileName } from '../src/runners/distributed/schema.js';
 import { liveGroupMembers, readRunRegistry } from '../src/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { dead, waitFor } from './helpers/procs.js';

@@ -4,25 +4,10 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ROOT } from './helpers/impls.js';
 import { copyTree, isRoot, makeTree } from './helpers/tree.js';
-import {
-  openAmdgpuSysfs,
-  openRapl,
-  parseGpuBusyPercent,
-  parseHwmonEnergyJ,
-  parseHwmonPowerW,
-  parseHwmonTempC,
-  parseHwmonTempLabel,
-  parsePciVendor,
-  parseRaplEnergyJ,
-  parseRaplMaxEnergyRangeJ,
-  parseRaplName,
-  probeEnergySources,
-  raplReadHint,
-  startSampling,
-  summariseDevice,
-  type EnergySample,
-  type SourceSummary,
-} from '../src/energy/index.js';
+import { probeEnergySources, startSampling, type EnergySample, type SourceSummary } from '../src/energy/index.js';
+import { openAmdgpuSysfs, parseGpuBusyPercent, parseHwmonEnergyJ, parseHwmonPowerW, parseHwmonTempC, parseHwmonTempLabel, parsePciVendor } from '../src/energy/amdgpu-sysfs.js';
+import { openRapl, parseRaplEnergyJ, parseRaplMaxEnergyRangeJ, parseRaplName, raplReadHint } from '../src/energy/rapl.js';
+import { summariseDevice } from '../src/energy/summary.js';
 import { loadNative } from '../src/native.js';
 
 const SYSFS = path.join(ROOT, 'test/fixtures/power/sysfs');

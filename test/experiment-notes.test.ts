@@ -13,18 +13,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  NOTES_SUCCESS_TEXT,
-  loadExperiment,
-  loadExperimentPlan,
-  notesTimestamp,
-  parseExperiment,
-  perfStatText,
-  runExperiment,
-  unavailableEnergyMetrics,
-  type ExperimentResult,
-  type ExperimentRunOptions,
-} from '../src/runners/experiment/index.js';
+import { loadExperiment, loadExperimentPlan, parseExperiment, runExperiment, type ExperimentResult, type ExperimentRunOptions } from '../src/runners/experiment/index.js';
+import { NOTES_SUCCESS_TEXT, notesTimestamp, perfStatText } from '../src/runners/experiment/runner.js';
+import { unavailableEnergyMetrics } from '../src/runners/experiment/energy-metrics.js';
 import { Supervisor } from '../src/supervisor/index.js';
 import { dryRunText } from '../src/cli/experiment.js';
 import { ROOT } from './helpers/impls.js';

@@ -17,22 +17,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CliError } from '../src/cli/errors.js';
 import { experimentCommand } from '../src/cli/experiment.js';
-import {
-  BackgroundLoop,
-  CPU_CSV_HEADER,
-  EXPERIMENT_RESULT_SCHEMA,
-  GPU_CSV_HEADER,
-  energyMetrics,
-  loadExperimentPlan,
-  readGovernors,
-  runExperiment,
-  runJob,
-  setGovernor,
-  startEnergyRecording,
-  type ExperimentResult,
-  type ExperimentRunOptions,
-  type JobSpec,
-} from '../src/runners/experiment/index.js';
+import { EXPERIMENT_RESULT_SCHEMA, loadExperimentPlan, runExperiment, type ExperimentResult, type ExperimentRunOptions, type JobSpec } from '../src/runners/experiment/index.js';
+import { BackgroundLoop } from '../src/runners/experiment/background.js';
+import { CPU_CSV_HEADER, GPU_CSV_HEADER, energyMetrics, startEnergyRecording } from '../src/runners/experiment/energy-metrics.js';
+import { readGovernors, setGovernor } from '../src/runners/experiment/governor.js';
+import { runJob } from '../src/runners/experiment/job.js';
 import { Supervisor, defaultRegistryDir, listRegistryFiles, readRunRegistry, readStat, reapRegistries, supervisorWithRegistry, writeRegistryFile, RUNS_SCHEMA } from '../src/supervisor/index.js';
 import { HANG_MS } from './helpers/load.js';
 import { dead, waitFor } from './helpers/procs.js';

@@ -9,9 +9,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command, Option } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { BACKENDS, ENGINE_MECHANISMS, MECHANISM_KNOBS, MECHANISM_REGISTRY, MECHANISMS, isEngineMechanism, mechanismInfo, mechanismSupports, mechanismsOfForm, type Backend } from '../src/mechanisms.js';
-import { MECHANISMS as SCENARIO_MECHANISMS, parseScenario, probeMechanismProblem, scenarioSchema } from '../src/scenario/index.js';
-import { taskSchema, type Task } from '../src/scenario/schema.js';
+import {
+  BACKENDS,
+  ENGINE_MECHANISMS,
+  GPU_CHECK_EXPECTATION,
+  GPU_CHECK_EXPECTATIONS,
+  GPU_CHECK_MECHANISMS,
+  MECHANISM_KNOBS,
+  MECHANISM_REGISTRY,
+  MECHANISMS,
+  isEngineMechanism,
+  mechanismInfo,
+  mechanismSupports,
+  mechanismsOfForm,
+  type Backend,
+} from '../src/mechanisms.js';
+import { MECHANISMS as SCENARIO_MECHANISMS, parseScenario } from '../src/scenario/index.js';
+import { probeMechanismProblem } from '../src/scenario/probe-driver.js';
+import { scenarioSchema, taskSchema, type Task } from '../src/scenario/schema.js';
 import { runTorchPhase, SM_PARTITION_REASON, STREAM_PRIORITY_CPU_REASON, THROTTLE_REASON } from '../src/scenario/torch-driver.js';
 import { dispatchSpecSchema } from '../src/dispatch/run.js';
 import { tsCpuBackendInfo } from '../src/dispatch/ts-engine/index.js';
@@ -182,6 +197,33 @@ describe('support agrees with the skip logic', () => {
         expect(why === null, `${m.name} on ${b}: ${why}`).toBe(mechanismSupports(m.name, 'probe', b));
       }
     }
+  });
+
+  it('deviceFlag: the probe form refuses the mechanism exactly when the device lacks that flag', () => {
+    const FLAGS = ['supportsCuMask', 'supportsSmPartition'] as const;
+    for (const m of MECHANISM_REGISTRY.filter((x) => x.engineId !== null)) {
+      if (m.deviceFlag !== null) expect(FLAGS, m.name).toContain(m.deviceFlag);
+      for (const b of BACKENDS) {
+        const all = { ...DEVICES[b], supportsCuMask: true, supportsSmPartition: true };
+        expect(probeMechanismProblem(m.name, b, all, 0.5), `${m.name} on ${b} with every flag`).toBeNull();
+        for (const f of FLAGS) {
+          const why = probeMechanismProblem(m.name, b, { ...all, [f]: false }, 0.5);
+          expect(why !== null, `${m.name} on ${b} without ${f}: ${why}`).toBe(m.deviceFlag === f);
+        }
+      }
+    }
+  });
+
+  it('gpuCheck: an expectation exactly for the mechanisms the probe form runs on a GPU backend', () => {
+    for (const m of MECHANISM_REGISTRY) {
+      const onGpu = m.support.probe.some((b) => b !== 'cpu');
+      expect(m.gpuCheck !== null, m.name).toBe(onGpu);
+      if (m.gpuCheck !== null) expect(GPU_CHECK_EXPECTATIONS, m.name).toContain(m.gpuCheck);
+    }
+    expect([...GPU_CHECK_MECHANISMS]).toEqual(MECHANISM_REGISTRY.filter((m) => m.gpuCheck !== null).map((m) => m.name));
+    expect(Object.entries(GPU_CHECK_EXPECTATION)).toEqual(MECHANISM_REGISTRY.filter((m) => m.gpuCheck !== null).map((m) => [m.name, m.gpuCheck]));
+    // a spatial expectation judges the LP share of a partition: the mechanism splits the device by its reserve
+    for (const m of MECHANISM_REGISTRY) if (m.gpuCheck === 'spatial') expect([m.twoSided, m.knob], m.name).toEqual([true, 'reserve']);
   });
 
   const task = (name: string, priority: number, device: 'cpu' | 'cuda'): { task: Task; workload: NonNullable<Task['torch']> } => {

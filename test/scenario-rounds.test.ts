@@ -8,19 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  closedLoopDurationNs,
-  loadScenario,
-  parseScenario,
-  phaseSpecs,
-  runSchedule,
-  runScenario,
-  scenarioSchema,
-  scheduledDurationNs,
-  type Results,
-  type RunEvent,
-  type TaskSamples,
-} from '../src/scenario/index.js';
+import { loadScenario, parseScenario, runScenario, type Results, type RunEvent, type TaskSamples } from '../src/scenario/index.js';
+import { closedLoopDurationNs, scheduledDurationNs } from '../src/scenario/min-samples.js';
+import { phaseSpecs, runSchedule } from '../src/scenario/rounds.js';
+import { scenarioSchema } from '../src/scenario/schema.js';
 import { assemblePhases, poolSamples } from '../src/scenario/pool.js';
 import type { PhaseRun } from '../src/scenario/phase-run.js';
 import { arrivalTimes } from '../src/scenario/arrivals.js';

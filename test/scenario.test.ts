@@ -8,7 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { arrivalTimes, cannedScenarios, loadScenario, parseScenario, planRun, runProbePhase, runScenario, scenarioSchema, type Results, type RunEvent } from '../src/scenario/index.js';
+import { cannedScenarios, loadScenario, parseScenario, runScenario, type Results, type RunEvent } from '../src/scenario/index.js';
+import { arrivalTimes } from '../src/scenario/arrivals.js';
+import { planRun } from '../src/scenario/runner.js';
+import { runProbePhase } from '../src/scenario/probe-driver.js';
+import { scenarioSchema } from '../src/scenario/schema.js';
 import { listBackends } from '../src/dispatch/index.js';
 import { nativeLoaded, ROOT } from './helpers/impls.js';
 

@@ -4,7 +4,7 @@
  * --md FILE for a Markdown report (written atomically).
  */
 import { Command } from 'commander';
-import { GpucoloError } from '../errors.js';
+import { errnoCode, GpucoloError } from '../errors.js';
 import { isRefusedInput } from '../input-file.js';
 import { analyzeTrace, loadTrace, fmtCount, fmtDist, fmtNs, fmtPriority, fmtT, writeMarkdownReport, type QueueUsageReport, type Trace } from '../trace/index.js';
 import { fmtParseCost, fmtShare } from '../trace/report-md.js';
@@ -19,7 +19,7 @@ export async function loadTraceForCli(input: string): Promise<Trace> {
   try {
     return await loadTrace(input);
   } catch (err) {
-    if (err instanceof GpucoloError) throw new CliError(err.message, isRefusedInput(err) ? 2 : 1);
+    if (err instanceof GpucoloError) throw new CliError(err.message, isRefusedInput(err) ? 2 : 1, false, err.code);
     throw err;
   }
 }
@@ -41,7 +41,7 @@ function writeMd(report: QueueUsageReport, file: string): void {
   try {
     writeMarkdownReport(report, file);
   } catch (err) {
-    throw new CliError(writeFailure(file, err), 1);
+    throw new CliError(writeFailure(file, err), 1, false, errnoCode(err));
   }
 }
 
@@ -70,7 +70,7 @@ export function renderSummary(r: QueueUsageReport): string {
       q.type,
       q.gpuId ?? '?',
       fmtPriority(q.priority.final) + (q.priority.changes.length ? ` (${q.priority.changes.length} chg)` : ''),
-      q.mapping ? `${q.mapping.activeXccs.max ?? 0}/${q.mapping.numXcc ?? '?'}` : q.sdma ? 'sdma' : '-',
+      q.mapping ? `${q.mapping.activeXccs.max ?? '?'}/${q.mapping.numXcc ?? '?'}` : q.sdma ? 'sdma' : '-',
       q.mapping ? q.mapping.slotsUsed.join(' ') || 'unmapped' : q.sdma ? q.sdma.rlcs.join(' ') : '-',
       q.createdNs === null ? 'before' : `+${fmtNs(q.timing.createdAfterStartNs ?? q.createdNs)}`,
       q.destroyedNs === null ? 'alive' : fmtT(q.destroyedNs),

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { oneLine } from '../errors.js';
+import { errnoCode, oneLine } from '../errors.js';
 import { isRefusedInput } from '../input-file.js';
 import { compareResults, loadResults } from '../report/index.js';
 import type { Results } from '../scenario/types.js';
@@ -26,7 +26,7 @@ function load(arg: string): { file: string; results: Results } {
     return { file, results: loadResults(file) };
   } catch (err) {
     // a FIFO, a device, a file over the cap or a symlink loop: a usage error (input-file.ts)
-    throw new CliError(oneLine(err), isRefusedInput(err) ? 2 : 1);
+    throw new CliError(oneLine(err), isRefusedInput(err) ? 2 : 1, false, errnoCode(err));
   }
 }
 

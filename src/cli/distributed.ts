@@ -14,33 +14,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { GpucoloError, oneLine } from '../errors.js';
+import { errnoCode, GpucoloError, oneLine } from '../errors.js';
 import { isRefusedInput } from '../input-file.js';
-import {
-  LAUNCHERS,
-  METHODS,
-  PS_IMPLS,
-  PS_TOPOLOGIES,
-  analyzeDistributed,
-  compareDistributed,
-  defaultPython,
-  distributedSupervisor,
-  listResultFiles,
-  loadRoundsSummary,
-  qualityLines,
-  roundsText,
-  runDistributed,
-  type DistMethod,
-  type DistributedAnalysis,
-  type DistributedCompareResult,
-  type DistributedEvent,
-  type DistributedLaunchOptions,
-  type DistributedRunResult,
-  type DistributedTrainOptions,
-  type LauncherRequest,
-  type PsImpl,
-  type PsTopologyName,
-} from '../runners/distributed/index.js';
+import { isWriteError } from '../write.js';
+import { METHODS, PS_IMPLS, PS_TOPOLOGIES, listResultFiles, type DistMethod, type PsImpl, type PsTopologyName } from '../runners/distributed/schema.js';
+import { LAUNCHERS, defaultPython, type LauncherRequest } from '../runners/distributed/launcher.js';
+import { distributedSupervisor, runDistributed, type DistributedEvent, type DistributedLaunchOptions, type DistributedRunResult, type DistributedTrainOptions } from '../runners/distributed/run.js';
+import { compareDistributed, type DistributedCompareResult } from '../runners/distributed/compare.js';
+import { loadRoundsSummary, qualityLines, roundsText } from '../runners/distributed/rounds-summary.js';
+import { analyzeDistributed, type DistributedAnalysis } from '../runners/distributed/analyze.js';
 import type { Supervisor } from '../supervisor/index.js';
 import { CliError } from './errors.js';
 import { onInterrupts } from './signals.js';
@@ -188,9 +170,11 @@ function runLine(r: DistributedRunResult): string {
 
 /** Config errors before anything started (and invalid result files) are usage errors: exit 2. */
 function libError(err: unknown): never {
-  if (err instanceof GpucoloError) {
+  // a failed output write (write.ts: a GpucoloError too) is not a usage error, and keeps the
+  // generic line it had before write errors were GpucoloErrors
+  if (err instanceof GpucoloError && !isWriteError(err)) {
     const usage = err.code === 'EBADCONFIG' || err.code === 'EBADRESULT' || isRefusedInput(err);
-    throw new CliError(oneLine(err), usage ? 2 : 1);
+    throw new CliError(oneLine(err), usage ? 2 : 1, false, err.code);
   }
   throw err;
 }
@@ -383,6 +367,6 @@ function ownSupervisor(o: CommonCli): { supervisor: Supervisor; dispose(): void 
   try {
     return distributedSupervisor({ ...(o.registry ? { registryFile: o.registry } : {}), graceMs: o.grace * 1000 });
   } catch (err) {
-    throw new CliError(oneLine(err), 1);
+    throw new CliError(oneLine(err), 1, false, errnoCode(err));
   }
 }

@@ -10,19 +10,11 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { GpucoloError, oneLine } from '../errors.js';
+import { errnoCode, oneLine } from '../errors.js';
 import { BAD_INPUT_CODES } from '../input-file.js';
 import { ENERGY_SOURCES, type EnergySourceName } from '../energy/index.js';
-import {
-  LAYOUTS,
-  experimentSupervisor,
-  loadExperimentPlan,
-  runExperiment,
-  type ExperimentEvent,
-  type Layout,
-  type LoadedExperiment,
-  type PlannedRun,
-} from '../runners/experiment/index.js';
+import { LAYOUTS, experimentSupervisor, loadExperimentPlan, runExperiment, type ExperimentEvent, type Layout, type LoadedExperiment } from '../runners/experiment/runner.js';
+import type { PlannedRun } from '../runners/experiment/types.js';
 import { listRegistryFiles, reapRegistries } from '../supervisor/index.js';
 import { checkRegistryTarget } from '../supervisor/cleanup.js';
 import { CliError } from './errors.js';
@@ -108,8 +100,8 @@ export function experimentCommand(): Command {
       try {
         loaded = loadExperimentPlan(file, { ...(o.models ? { models: o.models } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}) });
       } catch (err) {
-        const code = (err as GpucoloError).code;
-        throw new CliError(oneLine(err), code && INPUT_CODES.has(code) ? 2 : 1);
+        const code = errnoCode(err);
+        throw new CliError(oneLine(err), code && INPUT_CODES.has(code) ? 2 : 1, false, code);
       }
       if (o.dryRun) {
         process.stdout.write(dryRunText(loaded, o.layout));
@@ -120,7 +112,7 @@ export function experimentCommand(): Command {
         try {
           checkRegistryTarget(path.resolve(o.registry));
         } catch (err) {
-          throw new CliError(oneLine(err), 2);
+          throw new CliError(oneLine(err), 2, false, errnoCode(err));
         }
       }
       if (loaded.missingDirs.length) throw new CliError(`${file}: repository directory not found: ${loaded.missingDirs.join(', ')} (paths in ${loaded.modelsFile} are relative to it)`, 2);

@@ -1,5 +1,6 @@
 /** `gpucolo export --perfetto <trace.jsonl | dump-dir> -o trace.json`: Chrome trace-event JSON for ui.perfetto.dev. */
 import { Command } from 'commander';
+import { errnoCode } from '../errors.js';
 import { writePerfetto } from '../trace/index.js';
 import { loadTraceForCli, writeFailure } from './analyze.js';
 import { CliError } from './errors.js';
@@ -15,7 +16,7 @@ export function exportCommand(): Command {
       try {
         events = writePerfetto(trace, o.output).traceEvents.length;
       } catch (err) {
-        throw new CliError(writeFailure(o.output, err), 1);
+        throw new CliError(writeFailure(o.output, err), 1, false, errnoCode(err));
       }
       process.stdout.write(`wrote ${o.output}: ${events} trace events (open in https://ui.perfetto.dev)\n`);
     });

@@ -18,7 +18,7 @@ export function queuesCommand(): Command {
     else process.stdout.write(render(snap));
     if (!anySource) {
       const s = snap.sources.topology;
-      throw new CliError(`no KFD data readable: ${s.error ?? 'sysfs not read'}${s.hint ? ` (${s.hint})` : ''}`, 1, true);
+      throw new CliError(`no KFD data readable: ${s.error ?? 'sysfs not read'}${s.hint ? ` (${s.hint})` : ''}`, 1, true, 'ENOKFD');
     }
   });
 }

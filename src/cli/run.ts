@@ -9,7 +9,9 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
-import { MECHANISMS, runScenario, type Mechanism, type RunEvent, type Results } from '../scenario/index.js';
+import { MECHANISMS, type Mechanism } from '../scenario/schema.js';
+import { runScenario, type RunEvent } from '../scenario/runner.js';
+import type { Results } from '../scenario/types.js';
 import { CliError } from './errors.js';
 import { scenarioArg } from './scenario-arg.js';
 import { table } from './table.js';
@@ -213,7 +215,7 @@ export function runCommand(): Command {
         stopBar();
         if (err instanceof CliError) throw err;
         const e = err as GpucoloError;
-        if (e.code === 'EBADSCENARIO') throw new CliError(e.message, 2);
+        if (e.code === 'EBADSCENARIO') throw new CliError(e.message, 2, false, e.code);
         throw err;
       } finally {
         process.off('SIGINT', onInt);

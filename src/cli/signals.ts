@@ -3,6 +3,8 @@
  * cleanly, later ones escalate (kill process groups, leave). One ladder for every command so that
  * Ctrl-C means the same everywhere.
  */
+import { invalidArg } from '../errors.js';
+
 export const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
@@ -10,7 +12,7 @@ export const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'
  * again. Returns the function that removes the handlers.
  */
 export function onInterrupts(steps: ((sig: NodeJS.Signals) => void)[], signals: readonly NodeJS.Signals[] = INTERRUPT_SIGNALS): () => void {
-  if (!steps.length) throw new Error('onInterrupts: no steps');
+  if (!steps.length) throw invalidArg('onInterrupts: no steps');
   let n = 0;
   const handler = (sig: NodeJS.Signals): void => {
     const step = steps[Math.min(n, steps.length - 1)];

@@ -7,6 +7,7 @@
 import { Command } from 'commander';
 import { GpucoloError, oneLine } from '../errors.js';
 import { isBadInput } from '../input-file.js';
+import { isWriteError } from '../write.js';
 import { countSwaps, humanMs, planStaged, runStaged, swapSavings, swapSavingsLine, type StagedReport, type Strategy } from '../runners/staged/index.js';
 import { stagedProgress } from './staged-progress.js';
 import { CliError } from './errors.js';
@@ -24,7 +25,8 @@ function strategyOf(v: string | undefined): Strategy | undefined {
 }
 
 function badFile(err: unknown): never {
-  if (err instanceof GpucoloError && (err.code === 'EBADCONFIG' || err.code === 'EBADJOURNAL' || isBadInput(err))) throw new CliError(oneLine(err), 2);
+  // a failed output write (a GpucoloError too, with the same errno codes) stays exit 1
+  if (err instanceof GpucoloError && !isWriteError(err) && (err.code === 'EBADCONFIG' || err.code === 'EBADJOURNAL' || isBadInput(err))) throw new CliError(oneLine(err), 2, false, err.code);
   throw err;
 }
 

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { runStudy, type StudyReport } from '../trace/index.js';
 import { writeFileAtomic } from '../trace/index.js';
+import { errnoCode } from '../errors.js';
 import { CliError } from './errors.js';
 import { addSamplingOptions, samplingOptions, type TraceCliOptions } from './trace.js';
 import { checkGivenRoots, durationOption, integerArg } from './options.js';
@@ -76,7 +77,7 @@ export function studyCommand(): Command {
           ),
       });
     } catch (err) {
-      if (err instanceof RangeError) throw new CliError(err.message, 2);
+      if (err instanceof RangeError) throw new CliError(err.message, 2, false, errnoCode(err));
       throw err;
     } finally {
       process.off('SIGINT', onInt);

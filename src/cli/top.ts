@@ -13,6 +13,7 @@ import { ReplaySource } from '../top/replay.js';
 import type { TopSnapshot } from '../top/state.js';
 import { formatDuration } from '../units.js';
 import { loadTraceForCli } from './analyze.js';
+import { errnoCode } from '../errors.js';
 import { CliError } from './errors.js';
 import { addRootOptions, checkGivenRoots, duration, durationOption, numberArg, resolveRoots, type RootOptions } from './options.js';
 
@@ -85,7 +86,7 @@ async function live(o: TopCliOptions): Promise<void> {
       recorded: roots.sysfsRoot !== undefined || roots.debugfsRoot !== undefined,
     });
   } catch (err) {
-    if (err instanceof NoKfdError) throw new CliError(err.message, 1);
+    if (err instanceof NoKfdError) throw new CliError(err.message, 1, false, err.code);
     throw err;
   }
   if (o.once) {
@@ -102,7 +103,7 @@ async function replay(o: TopCliOptions): Promise<void> {
   try {
     source = new ReplaySource(trace, o.replay === '-' ? '<stdin>' : path.basename(o.replay!));
   } catch (err) {
-    if (err instanceof RangeError) throw new CliError(err.message, 1);
+    if (err instanceof RangeError) throw new CliError(err.message, 1, false, errnoCode(err));
     throw err;
   }
   const b = source.bounds();

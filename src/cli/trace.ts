@@ -3,6 +3,7 @@ import { formatDuration } from '../units.js';
 import { runTrace, type TraceOptions, type TraceSource } from '../trace/index.js';
 import { ListenError, httpUrl, parseListen } from '../trace/exporter.js';
 import { argFrom, checkGivenRoots, collectPids, durationOption, listArg, listDefault, resolveRoots, type RootOptions } from './options.js';
+import { errnoCode } from '../errors.js';
 import { CliError } from './errors.js';
 
 const sources = listArg<TraceSource>('source', ['sysfs', 'debugfs']);
@@ -109,7 +110,7 @@ export function traceCommand(): Command {
       res = await runTrace(opts);
     } catch (err) {
       // a bad value, or --serve on a busy/privileged port or a foreign address: usage, exit 2
-      if (err instanceof RangeError || err instanceof ListenError) throw new CliError(err.message, 2);
+      if (err instanceof RangeError || err instanceof ListenError) throw new CliError(err.message, 2, false, errnoCode(err));
       throw err;
     }
     if (res.metrics) process.stderr.write(`gpucolo trace: metrics were served on ${httpUrl(res.metrics.host, res.metrics.port, '/metrics')}\n`);

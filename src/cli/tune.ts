@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { GpucoloError } from '../errors.js';
-import { MECHANISMS, type Mechanism } from '../scenario/index.js';
+import { MECHANISMS, type Mechanism } from '../scenario/schema.js';
 import { DEFAULT_BUDGET_NS, TUNABLE, knobProblem, tuneScenario, type TuneEvent, type TuneResult, type TuneTrial } from '../tune/index.js';
 import { formatDuration } from '../units.js';
 import { CliError } from './errors.js';
@@ -181,9 +181,9 @@ export function tuneCommand(): Command {
       } catch (err) {
         bar.stop();
         if (err instanceof CliError) throw err;
-        if (err instanceof GpucoloError) throw new CliError(err.message, exitCodeOf(err));
+        if (err instanceof GpucoloError) throw new CliError(err.message, exitCodeOf(err), false, err.code);
         const e = err as NodeJS.ErrnoException;
-        if (typeof e?.code === 'string') throw new CliError(e.message, 1);
+        if (typeof e?.code === 'string') throw new CliError(e.message, 1, false, e.code);
         throw err;
       } finally {
         process.off('SIGINT', onInt);

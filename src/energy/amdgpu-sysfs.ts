@@ -33,7 +33,7 @@ import {
   readText,
   underRoot,
 } from './sysfs-text.js';
-import { errnoCode, oneLine } from '../errors.js';
+import { errnoCode, GpucoloError, oneLine, outOfRange } from '../errors.js';
 
 export const AMD_PCI_VENDOR = 0x1002;
 export const DRM_CLASS = 'class/drm';
@@ -146,7 +146,7 @@ export function openAmdgpuSysfs(sysfsRoot = '/sys'): OpenedSource {
   const dir = underRoot(sysfsRoot, DRM_CLASS);
   const listing = listDir(dir);
   const noRead = (): EnergySample => {
-    throw new Error(`amdgpu-sysfs unavailable: ${probe.reason}`);
+    throw new GpucoloError(`amdgpu-sysfs unavailable: ${probe.reason}`, { code: 'ENOPOWER' });
   };
   if ('code' in listing) {
     probe.reason =
@@ -230,7 +230,7 @@ export function openAmdgpuSysfs(sysfsRoot = '/sys'): OpenedSource {
     probe,
     read(index: number): EnergySample {
       const f = files[index];
-      if (!f) throw new RangeError(`amdgpu-sysfs has no device ${index}`);
+      if (!f) throw outOfRange(`amdgpu-sysfs has no device ${index}`);
       const errors: string[] = [];
       const get = (q: Quantity): number | null => {
         const path = f[q];

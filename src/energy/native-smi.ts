@@ -4,7 +4,7 @@
  * unavailable with "native core not loaded: <why>"; the sysfs readers do not need it.
  */
 import { loadNative, nativeReport, rebuildHint, type NativeBinding, type NativePowerBackend } from '../native.js';
-import { oneLine } from '../errors.js';
+import { GpucoloError, oneLine, outOfRange } from '../errors.js';
 import type { EnergySample, EnergySourceProbe, OpenedSource } from './types.js';
 
 export type NativeSmiName = NativePowerBackend['name'];
@@ -13,7 +13,8 @@ function unavailable(name: NativeSmiName, reason: string): OpenedSource {
   return {
     probe: { name, kind: 'gpu', available: false, reason, devices: [] },
     read() {
-      throw new Error(`${name} unavailable: ${reason}`);
+      // the code the native core gives the same failure (powerSample on an unavailable backend)
+      throw new GpucoloError(`${name} unavailable: ${reason}`, { code: 'ENOPOWER' });
     },
   };
 }
@@ -50,7 +51,7 @@ export function openNativeSmi(name: NativeSmiName, binding: NativeBinding | null
     probe,
     read(index: number): EnergySample {
       const dev = probe.devices[index];
-      if (!dev) throw new RangeError(`${name} has no device ${index}`);
+      if (!dev) throw outOfRange(`${name} has no device ${index}`);
       const s = powerSample.call(binding, name, dev.index);
       const out: EnergySample = { tNs: s.tNs, utilPercent: s.utilPercent, powerW: s.powerW, energyJ: s.energyJ, tempC: s.tempC ?? null };
       if (s.errors?.length) out.errors = s.errors;

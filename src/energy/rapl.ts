@@ -12,7 +12,7 @@
  */
 import type { EnergyDevice, EnergySample, EnergySourceProbe, OpenedSource } from './types.js';
 import { cannotRead, listDir, monotonicNs, naturalCompare, parseLineFile, parseUnsignedFile, readText, underRoot } from './sysfs-text.js';
-import { errnoCode, oneLine } from '../errors.js';
+import { errnoCode, GpucoloError, oneLine, outOfRange } from '../errors.js';
 
 export const POWERCAP_CLASS = 'class/powercap';
 
@@ -50,7 +50,7 @@ export function openRapl(sysfsRoot = '/sys'): OpenedSource {
   const dir = underRoot(sysfsRoot, POWERCAP_CLASS);
   const listing = listDir(dir);
   const noRead = (): EnergySample => {
-    throw new Error(`rapl unavailable: ${probe.reason}`);
+    throw new GpucoloError(`rapl unavailable: ${probe.reason}`, { code: 'ENOPOWER' });
   };
   if ('code' in listing) {
     probe.reason =
@@ -104,7 +104,7 @@ export function openRapl(sysfsRoot = '/sys'): OpenedSource {
     probe,
     read(index: number): EnergySample {
       const path = paths[index];
-      if (path === undefined) throw new RangeError(`rapl has no device ${index}`);
+      if (path === undefined) throw outOfRange(`rapl has no device ${index}`);
       const t0 = monotonicNs();
       let energyJ: number | null = null;
       let error: string | undefined;

@@ -10,21 +10,29 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../units.js';
+import { GpucoloError } from '../errors.js';
 import { evaluate } from './expectations.js';
 import { DEFAULTS, runChecks, type RunnerOptions } from './runner.js';
 import { buildSummary, summaryText } from './summary.js';
 import type { Observations } from './types.js';
 
-class UsageError extends Error {}
+/** A bad --out or --replay: printed as one line, exit 2 (main below). A GpucoloError with code EBADUSAGE, as the gpucolo CLI's. */
+class UsageError extends GpucoloError {
+  constructor(message: string) {
+    super(message, { code: 'EBADUSAGE' });
+    this.name = 'UsageError';
+  }
+}
 
 const durationArg = (v: string): number => {
+  let ns: number;
   try {
-    const ns = parseDuration(v);
-    if (!(ns > 0)) throw new RangeError('must be > 0');
-    return ns;
+    ns = parseDuration(v);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+  if (!(ns > 0)) throw new InvalidArgumentError('must be > 0');
+  return ns;
 };
 const intArg = (min: number, max: number) => (v: string): number => {
   if (!/^\d+$/.test(v.trim()) || Number(v) < min || Number(v) > max) throw new InvalidArgumentError(`not a whole number in ${min}..${max}: "${v}"`);

@@ -7,6 +7,7 @@
  */
 import type { DoctorReport } from '../doctor.js';
 import type { CoRunResult, LatencyProbeResult } from '../dispatch/index.js';
+import { GPU_CHECK_EXPECTATION, GPU_CHECK_MECHANISMS, mechanismInfo, type GpuCheckExpectation, type GpuCheckMechanism } from '../mechanisms.js';
 import type { NativeBackendDevice, NativeBackendInfo } from '../native.js';
 import type { QuantileSummary } from '../stats/index.js';
 import type { Results } from '../scenario/types.js';
@@ -39,9 +40,18 @@ export const EXPECT = {
   budgetS: 480,
 } as const;
 
-/** The mechanisms `probe priority` knows; the check asks for all of them. */
-export const MECHANISMS = ['none', 'stream-priority', 'cu-mask', 'sm-partition', 'throttle'] as const;
-export type Mechanism = (typeof MECHANISMS)[number];
+/**
+ * The mechanisms the check asks `probe priority` for: those src/mechanisms.ts gives a GPU-check
+ * expectation (every mechanism the probe form runs on a GPU backend, test/gpu-check.test.ts),
+ * in registry order. A mechanism added there with an expectation is run and judged here.
+ */
+export const MECHANISMS = GPU_CHECK_MECHANISMS;
+export type Mechanism = GpuCheckMechanism;
+
+/** The registry's expectation for a mechanism of MECHANISMS. */
+export function expectationOf(m: Mechanism): GpuCheckExpectation {
+  return GPU_CHECK_EXPECTATION[m];
+}
 
 /** Threads per block of the probe's LP kernels (src/dispatch/probes.ts lpStreams). */
 export const LP_THREADS_PER_BLOCK = 256;
@@ -152,11 +162,15 @@ export function fillPlan(dev: NativeBackendDevice | null, threadsPerBlock = LP_T
   return { lpBlocks: cus * per, threadsPerBlock, computeUnits: cus, blocksPerCu: null, source: `doctor reports no occupancy: assumed 2048 resident threads per compute unit (${per} blocks)` };
 }
 
-/** Does the device support the mechanism (doctor's capability flags)? */
+/**
+ * Does the device support the mechanism? The registry's device flag (src/mechanisms.ts deviceFlag)
+ * read from doctor's device; null when it needs a flag and doctor gave no device; true when it
+ * needs none.
+ */
 export function mechanismSupported(m: Mechanism, dev: NativeBackendDevice | null): boolean | null {
-  if (m === 'cu-mask') return dev ? dev.supportsCuMask === true : null;
-  if (m === 'sm-partition') return dev ? dev.supportsSmPartition === true : null;
-  return true;
+  const flag = mechanismInfo(m)?.deviceFlag ?? null;
+  if (flag === null) return true;
+  return dev ? dev[flag] === true : null;
 }
 
 // ---- doctor --------------------------------------------------------------------------------------
@@ -509,15 +523,16 @@ export function checkPriority(o: Observations, deviceIndex = 0): CheckResult[] {
       }
       out.push({ name, expectation: exp, measured, pass: ok, reason: why });
     };
-    if (m === 'none') {
+    const kind = expectationOf(m);
+    if (kind === 'contention') {
       const [[n, e]] = names;
       const ratio = x.hpP99VsStandalone;
       verdict(n, e, base, ratio !== null && ratio >= EXPECT.noneContentionMin, `HP P99 ${fmtNs(p99)} = ${fx(ratio)}x standalone ${fmtNs(aloneP99)}${ratio !== null && ratio < EXPECT.noneContentionMin ? ': the LP load does not contend (is the device filled?)' : ''}`);
-    } else if (m === 'stream-priority') {
+    } else if (kind === 'wait') {
       const [[n, e]] = names;
       const blocks = x.addedHpP99Ns !== null && x.lpKernelNs > 0 ? x.addedHpP99Ns / x.lpKernelNs : null;
       verdict(n, e, { ...base, addedInLpBlocks: blocks }, blocks !== null && blocks <= EXPECT.streamPriorityMaxLpBlocks, `added HP P99 ${fmtNs(x.addedHpP99Ns)} = ${fx(blocks)} LP blocks of ${fmtNs(x.lpKernelNs)}`);
-    } else if (m === 'throttle') {
+    } else if (kind === 'bound') {
       const [[n, e]] = names;
       const k = x.throttleK ?? 1;
       const v = x.addedP99InLpKernels;
@@ -557,17 +572,16 @@ export function checkPriority(o: Observations, deviceIndex = 0): CheckResult[] {
   return out;
 }
 
-/** The checks one mechanism gives, [name, expectation]. */
+/** The checks one mechanism gives, [name, expectation], by its registry expectation. */
 export function mechanismCheckNames(m: Mechanism): [string, string][] {
-  switch (m) {
-    case 'none':
-      return [['priority.none.contention', `none shows contention: HP P99 >= ${EXPECT.noneContentionMin}x standalone`]];
-    case 'stream-priority':
-      return [['priority.stream-priority.wait', `stream-priority: added HP P99 (co-run - standalone) <= ${EXPECT.streamPriorityMaxLpBlocks} LP blocks (about one; a block spins one LP kernel length)`]];
-    case 'throttle':
-      return [['priority.throttle.bound', 'throttle: added HP P99 <= K LP kernels']];
-    case 'sm-partition':
-    case 'cu-mask':
+  switch (expectationOf(m)) {
+    case 'contention':
+      return [[`priority.${m}.contention`, `${m} shows contention: HP P99 >= ${EXPECT.noneContentionMin}x standalone`]];
+    case 'wait':
+      return [[`priority.${m}.wait`, `${m}: added HP P99 (co-run - standalone) <= ${EXPECT.streamPriorityMaxLpBlocks} LP blocks (about one; a block spins one LP kernel length)`]];
+    case 'bound':
+      return [[`priority.${m}.bound`, `${m}: added HP P99 <= K LP kernels`]];
+    case 'spatial':
       return [
         [`priority.${m}.hp-p99`, `${m}: HP P99 <= ${EXPECT.spatialHpP99Max}x standalone`],
         [`priority.${m}.lp-share`, `${m}: LP throughput >= ${EXPECT.spatialLpShareMin * 100}% of its allowed share (the partition as made)`],

@@ -13,6 +13,7 @@ import { priorityLevel } from './decode.js';
 import type { SnapshotHqd, SnapshotQueue } from './join.js';
 import { snapshot, type QueueSnapshot, type SnapshotOptions, type SourceStatus } from './snapshot.js';
 import type { QueueSnapshotEntry, UpdateQueueOptions } from './ioctl.js';
+import { outOfRange } from '../errors.js';
 
 export type HipPriority = 'high' | 'normal' | 'low';
 /** ROCr before / after it mapped HSA HIGH to HSA_QUEUE_PRIORITY_HIGH instead of MAXIMUM */
@@ -48,7 +49,7 @@ export function expectedKfdPriority(hipPriority: HipPriority, rocrGeneration: Ro
     case 'low':
       return { queue: 0, pipe: 0 };
     default:
-      throw new RangeError(`unknown HIP priority ${String(hipPriority)} (high, normal or low)`);
+      throw outOfRange(`unknown HIP priority ${String(hipPriority)} (high, normal or low)`, 'ERR_INVALID_ARG_VALUE');
   }
 }
 

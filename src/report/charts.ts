@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import type { Results } from '../scenario/types.js';
-import { oneLine } from '../errors.js';
+import { GpucoloError, oneLine } from '../errors.js';
 import { chartSpecs, sloBounds, type ChartSpec, type LatencySlos } from './chart-specs.js';
 import { writeFileAtomic } from '../write.js';
 import { makeDirs } from '../fs-dirs.js';
@@ -62,7 +62,7 @@ async function loadRenderers(): Promise<Renderers> {
     try {
       compiled = vl.compile(spec, { logger: vega.logger(vega.None) }).spec;
     } catch (err) {
-      throw new Error(`vega-lite compile: ${oneLine(err)}`);
+      throw new GpucoloError(`vega-lite compile: ${oneLine(err)}`, { code: 'ECHART' });
     }
     // vega catches errors inside its dataflow and only logs them: collect and rethrow
     const errors: unknown[] = [];
@@ -76,7 +76,7 @@ async function loadRenderers(): Promise<Renderers> {
       if (errors.length) throw errors[0];
       return svg;
     } catch (err) {
-      throw new Error(`vega render: ${oneLine(err)}`);
+      throw new GpucoloError(`vega render: ${oneLine(err)}`, { code: 'ECHART' });
     } finally {
       view?.finalize();
     }

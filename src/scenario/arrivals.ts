@@ -4,6 +4,7 @@
  * (the orchestrator sends each request at its intended time and measures from it).
  * Closed-loop tasks have no schedule: the driver keeps `concurrency` requests outstanding.
  */
+import { outOfRange } from '../errors.js';
 import type { Arrival } from './schema.js';
 
 /** mulberry32: small, seeded, good enough for exponential gaps (not for cryptography) */
@@ -46,7 +47,7 @@ export function arrivalTimes(a: Arrival, spanNs: number): Float64Array | null {
   const out: number[] = [];
   const push = (t: number): boolean => {
     if (t >= spanNs) return false;
-    if (out.length >= MAX_ARRIVALS) throw new RangeError(`more than ${MAX_ARRIVALS} arrivals in one phase: lower the rate or the duration`);
+    if (out.length >= MAX_ARRIVALS) throw outOfRange(`more than ${MAX_ARRIVALS} arrivals in one phase: lower the rate or the duration`);
     out.push(t);
     return true;
   };

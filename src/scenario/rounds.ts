@@ -5,6 +5,7 @@
  * alike instead of landing on whichever phase happens to run last, and the spread between rounds
  * shows it.
  */
+import { outOfRange } from '../errors.js';
 import { rotatedOrder } from '../stats/index.js';
 import type { Mechanism, Scenario, Task } from './schema.js';
 
@@ -38,7 +39,7 @@ export interface PlannedRun {
  * corun:m1, standalone A; and so on.
  */
 export function runSchedule(phases: readonly PhaseSpec[], rounds: number): PlannedRun[] {
-  if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`rounds must be an integer >= 1 (got ${rounds})`);
+  if (!Number.isInteger(rounds) || rounds < 1) throw outOfRange(`rounds must be an integer >= 1 (got ${rounds})`);
   const out: PlannedRun[] = [];
   for (let r = 0; r < rounds; r++) rotatedOrder(phases, r).forEach((phase, position) => out.push({ phase, round: r + 1, position }));
   return out;

@@ -20,6 +20,7 @@ import {
   type Quality,
   type QualityWarning,
 } from '../stats/index.js';
+import { outOfRange } from '../errors.js';
 import { deadlineNs, type SuccessRow, type Task } from './schema.js';
 import type { PhaseResult, PreemptionLatency, SuccessVerdict, TaskResult, TaskSamples } from './types.js';
 
@@ -37,9 +38,9 @@ export function taskResult(
   task: Task,
   opts: { workload: string; standalone?: TaskResult | null; /** default: corun when `standalone` is given */ phase?: PhaseResult['kind'] },
 ): TaskResult {
-  if (samples.task !== task.name) throw new RangeError(`samples of task "${samples.task}" given for task "${task.name}"`);
+  if (samples.task !== task.name) throw outOfRange(`samples of task "${samples.task}" given for task "${task.name}"`, 'ERR_INVALID_ARG_VALUE');
   const { measuredNs } = samples;
-  if (!(measuredNs >= 0) || !Number.isFinite(measuredNs)) throw new RangeError(`measuredNs must be finite and >= 0 (got ${measuredNs})`);
+  if (!(measuredNs >= 0) || !Number.isFinite(measuredNs)) throw outOfRange(`measuredNs must be finite and >= 0 (got ${measuredNs})`);
   const completed = samples.latencyNs.length;
   const censoredNs = samples.censoredNs ?? new Float64Array(0);
   const latencyMs = summarizeLatencyMs(samples.latencyNs, censoredNs);
@@ -99,7 +100,7 @@ export function lagSummaryMs(lagNs: Float64Array | undefined): TaskResult['submi
  * magnitude (priorities 1 and 100 mean "more important", not "100 times the share").
  */
 export function priorityWeights(priorities: number[]): number[] {
-  for (const p of priorities) if (!Number.isFinite(p)) throw new RangeError(`priority ${p} is not a finite number`);
+  for (const p of priorities) if (!Number.isFinite(p)) throw outOfRange(`priority ${p} is not a finite number`);
   const distinct = [...new Set(priorities)].sort((a, b) => a - b);
   return priorities.map((p) => 1 + distinct.indexOf(p));
 }
@@ -141,7 +142,7 @@ interface RowSpec {
 function rowSpec(row: SuccessRow): RowSpec {
   const dir = row.below !== undefined ? 'below' : 'above';
   const raw = row.below ?? row.above;
-  if (raw === undefined) throw new RangeError('a success row needs below or above');
+  if (raw === undefined) throw outOfRange('a success row needs below or above', 'ERR_INVALID_ARG_VALUE');
   const m = row.metric;
   if (isLatencyMetric(m)) {
     const label = REPORTED_PERCENTILES.find((r) => r.key === m)!.label;

@@ -69,6 +69,17 @@ import { censoredAges } from './censor.js';
 import type { Mechanism, Task, TorchWorkload } from './schema.js';
 import type { PhaseStatus, TaskSamples } from './types.js';
 import { judgeCompletions } from './completions.js';
+import { invalidArg } from '../errors.js';
+
+/** A stdout line as a driver record: a JSON object, or null for anything else (torch or a library printing). */
+function recordOf(line: string): Record<string, unknown> | null {
+  try {
+    const rec: unknown = JSON.parse(line);
+    return rec && typeof rec === 'object' ? (rec as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
 
 export const DEFAULT_PYTHON = '/usr/bin/python3';
 /** lead between the end of loading and the phase start (t0) */
@@ -352,11 +363,8 @@ class WorkerProc implements ModelWorker {
   }
 
   private onStdout(line: string): void {
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line) as Record<string, unknown>;
-      if (!rec || typeof rec !== 'object') throw new Error('not an object');
-    } catch {
+    const rec = recordOf(line);
+    if (!rec) {
       // torch or a library printed to stdout: keep it with the logs
       this.pushTail(`stdout: ${line}`);
       this.onLog?.(this.task, `stdout: ${line}`);
@@ -437,11 +445,8 @@ class GroupProc {
   }
 
   private onStdout(line: string, onLog?: (task: string, line: string) => void): void {
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line) as Record<string, unknown>;
-      if (!rec || typeof rec !== 'object') throw new Error('not an object');
-    } catch {
+    const rec = recordOf(line);
+    if (!rec) {
       this.pushTail(`stdout: ${line}`);
       onLog?.([...this.views.keys()].join('+'), `stdout: ${line}`);
       return;
@@ -573,7 +578,7 @@ const clampPriority = (p: number): number => Math.max(-255, Math.min(255, Math.r
  * one-line reason; programmer errors (no tasks) throw.
  */
 export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseResult> {
-  if (o.tasks.length === 0) throw new TypeError('runTorchPhase: no tasks');
+  if (o.tasks.length === 0) throw invalidArg('runTorchPhase: no tasks');
   const notes: string[] = [];
   const names = o.tasks.map((t) => t.task.name);
   let priorityScope: PriorityScope | null = null;

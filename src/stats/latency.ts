@@ -6,6 +6,7 @@
  */
 import type { LatencySummaryMs } from './types.js';
 import { confidenceRanks, quantiles } from './percentiles.js';
+import { outOfRange } from '../errors.js';
 
 /** The percentiles a LatencySummaryMs carries, with their field names and display labels. */
 export const REPORTED_PERCENTILES = [
@@ -27,7 +28,7 @@ const NS_PER_MS = 1e6;
 export function checkLatencies(latencyNs: ArrayLike<number>, what = 'latency'): void {
   for (let i = 0; i < latencyNs.length; i++) {
     const v = latencyNs[i];
-    if (!(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${what}[${i}] is ${v}: latencies must be finite and >= 0 ns`);
+    if (!(v >= 0) || !Number.isFinite(v)) throw outOfRange(`${what}[${i}] is ${v}: latencies must be finite and >= 0 ns`);
   }
 }
 
@@ -113,7 +114,7 @@ function rankOf(p: number, n: number): number {
  * are real, and the tail beyond the last kept point is bounded by the max.
  */
 export function cdfPoints(latencyNs: ArrayLike<number>, maxPoints = 200): [number, number][] {
-  if (!Number.isInteger(maxPoints) || maxPoints < 2) throw new RangeError(`maxPoints must be an integer >= 2 (got ${maxPoints})`);
+  if (!Number.isInteger(maxPoints) || maxPoints < 2) throw outOfRange(`maxPoints must be an integer >= 2 (got ${maxPoints})`);
   checkLatencies(latencyNs);
   const sorted = Float64Array.from(latencyNs).sort();
   const n = sorted.length;

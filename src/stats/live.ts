@@ -5,6 +5,7 @@
  * (summarizeLatencyMs), never this.
  */
 import { build, type Histogram } from 'hdr-histogram-js';
+import { outOfRange } from '../errors.js';
 
 /** 1 us in ns: finer resolution is noise for request latencies */
 const LOWEST_NS = 1000;
@@ -37,7 +38,7 @@ export class LiveLatency {
 
   /** Approximate percentile (0..100) in ns; null before anything is recorded. */
   p(percentile: number): number | null {
-    if (!(percentile >= 0 && percentile <= 100)) throw new RangeError(`percentile must be in 0..100 (got ${percentile})`);
+    if (!(percentile >= 0 && percentile <= 100)) throw outOfRange(`percentile must be in 0..100 (got ${percentile})`);
     return this.h.totalCount === 0 ? null : this.h.getValueAtPercentile(percentile);
   }
 

@@ -6,6 +6,7 @@
  * instead of landing on whichever ran last. What is reported next to the pooled figures is the
  * spread between rounds.
  */
+import { outOfRange } from '../errors.js';
 
 /**
  * The order of round `round` (0-based): the list rotated left by `round` places, so round 0 runs
@@ -14,7 +15,7 @@
 export function rotatedOrder<T>(items: readonly T[], round: number): T[] {
   const n = items.length;
   if (n === 0) return [];
-  if (!Number.isInteger(round) || round < 0) throw new RangeError(`round must be an integer >= 0 (got ${round})`);
+  if (!Number.isInteger(round) || round < 0) throw outOfRange(`round must be an integer >= 0 (got ${round})`);
   const k = round % n;
   return [...items.slice(k), ...items.slice(0, k)];
 }

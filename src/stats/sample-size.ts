@@ -5,6 +5,7 @@
  * duration a phase would need at the task's rate (`gpucolo run --duration` / `--min-samples`).
  */
 import { confidenceRanks, minSamplesFor } from './percentiles.js';
+import { outOfRange } from '../errors.js';
 
 const ciCache = new Map<number, number>();
 
@@ -14,7 +15,7 @@ const ciCache = new Map<number, number>();
  * values, so the upper one needs enough values above the percentile's rank.
  */
 export function minSamplesForCi(p: number): number {
-  if (!(p > 0 && p < 100)) throw new RangeError(`percentile must be in (0, 100) (got ${p})`);
+  if (!(p > 0 && p < 100)) throw outOfRange(`percentile must be in (0, 100) (got ${p})`);
   const hit = ciCache.get(p);
   if (hit !== undefined) return hit;
   // the answer is near (a few) / (1 - q); search upwards from a lower bound, then cache
@@ -26,7 +27,7 @@ export function minSamplesForCi(p: number): number {
 
 /** Which value from the top percentile p is among n values (1 = the maximum), by nearest rank. */
 export function rankFromTop(n: number, p: number): number {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`n must be an integer >= 1 (got ${n})`);
+  if (!Number.isInteger(n) || n < 1) throw outOfRange(`n must be an integer >= 1 (got ${n})`);
   const rank = Math.min(n, Math.max(1, Math.ceil((p / 100) * n - 1e-9)));
   return n - rank + 1;
 }

@@ -7,6 +7,7 @@
 import type { DeadlineCount, LatencySummaryMs, SloVerdict } from './types.js';
 import { checkLatencies, formatMs, REPORTED_PERCENTILES } from './latency.js';
 import { minSamplesFor } from './percentiles.js';
+import { outOfRange } from '../errors.js';
 
 /** The SLO parts of a task (what the scenario's `slo` gives after parsing; `below` in ns). */
 export interface SloBounds {
@@ -100,9 +101,9 @@ export function deadlineMisses(
   issued: number,
   deadlineNs: number,
 ): { ms: number; missed: number; total: number; ratio: number } {
-  if (!Number.isInteger(issued) || issued < 0) throw new RangeError(`issued must be an integer >= 0 (got ${issued})`);
-  if (!(deadlineNs > 0) || !Number.isFinite(deadlineNs)) throw new RangeError(`deadline must be finite and > 0 ns (got ${deadlineNs})`);
-  if (latencyNs.length > issued) throw new RangeError(`${latencyNs.length} requests completed but only ${issued} were issued`);
+  if (!Number.isInteger(issued) || issued < 0) throw outOfRange(`issued must be an integer >= 0 (got ${issued})`);
+  if (!(deadlineNs > 0) || !Number.isFinite(deadlineNs)) throw outOfRange(`deadline must be finite and > 0 ns (got ${deadlineNs})`);
+  if (latencyNs.length > issued) throw outOfRange(`${latencyNs.length} requests completed but only ${issued} were issued`);
   checkLatencies(latencyNs);
   let late = 0;
   for (let i = 0; i < latencyNs.length; i++) if (latencyNs[i] > deadlineNs) late++;

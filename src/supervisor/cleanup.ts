@@ -26,6 +26,7 @@ import path from 'node:path';
 import { readStat, scanStats, subtree, type PidStat } from './proctree.js';
 import { RUNS_SCHEMA, RegistryFormatError, readRunRegistry, writeRegistryFile, type ChildRecord, type RunRegistryDoc } from './registry.js';
 import { makeDirs } from '../fs-dirs.js';
+import { GpucoloError } from '../errors.js';
 
 /** Registry files in the default directory are named like this. */
 export const REGISTRY_PREFIX = 'run-';
@@ -111,7 +112,7 @@ export function defaultRegistryFile(runId: string, env: NodeJS.ProcessEnv = proc
   const st = fs.lstatSync(dir);
   const uid = myUid();
   if (!st.isDirectory() || (uid !== null && st.uid !== uid)) {
-    throw Object.assign(new Error(`run registry directory ${dir} is not a directory of this user (uid ${uid}): remove it, or give --registry FILE`), { code: 'EPERM', path: dir });
+    throw new GpucoloError(`run registry directory ${dir} is not a directory of this user (uid ${uid}): remove it, or give --registry FILE`, { code: 'EPERM', path: dir });
   }
   return path.join(dir, `${REGISTRY_PREFIX}${runId.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
 }

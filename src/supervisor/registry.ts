@@ -7,6 +7,7 @@
  * Writes are synchronous on purpose: the registry must also be written from process 'exit'
  * handlers, where nothing asynchronous runs, and changes are rare (a start, an exit).
  */
+import { GpucoloError } from '../errors.js';
 import { writeJsonAtomic } from '../write.js';
 import { VERSION } from '../version.js';
 import { readInputText } from '../input-file.js';
@@ -79,14 +80,12 @@ export function writeRegistryFile(file: string, value: unknown): void {
   writeJsonAtomic(file, value, { fsync: false });
 }
 
-/** Error with a `.code`, thrown by readRunRegistry for files that are not run registries. */
-export class RegistryFormatError extends Error {
-  readonly code = 'EREGISTRYFORMAT';
-  constructor(
-    message: string,
-    readonly path: string,
-  ) {
-    super(message);
+/** A GpucoloError with code EREGISTRYFORMAT and the file as `path`, thrown by readRunRegistry for files that are not run registries. */
+export class RegistryFormatError extends GpucoloError {
+  declare readonly code: 'EREGISTRYFORMAT';
+  declare readonly path: string;
+  constructor(message: string, path: string) {
+    super(message, { code: 'EREGISTRYFORMAT', path });
     this.name = 'RegistryFormatError';
   }
 }

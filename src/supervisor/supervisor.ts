@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
+import { GpucoloError } from '../errors.js';
 import { readStat, relatedGroups, scanStats, type PidStat } from './proctree.js';
 import { RunRegistry, type ChildRecord, type ExitReason } from './registry.js';
 
@@ -377,7 +378,7 @@ class Child implements SupervisedChild {
     for (const g of this.groups) {
       // never a negative pid for a group that is not ours: -1 or gpucolo's own group would hit
       // gpucolo itself (or everything)
-      if (!(g > 1) || g === OWN_PGID) throw new Error(`refusing to signal process group ${g}`);
+      if (!(g > 1) || g === OWN_PGID) throw new GpucoloError(`refusing to signal process group ${g}`, { code: 'EINTERNAL' });
       try {
         process.kill(-g, signal);
         reached = true;
@@ -624,9 +625,9 @@ function checkCwd(cwd: string): void {
     st = fs.statSync(cwd);
   } catch (err) {
     const code = errCode(err);
-    throw Object.assign(new Error(`cwd ${cwd}: ${code === 'ENOENT' ? 'ENOENT (no such directory)' : (code ?? (err as Error).message)}`), { code });
+    throw new GpucoloError(`cwd ${cwd}: ${code === 'ENOENT' ? 'ENOENT (no such directory)' : (code ?? (err as Error).message)}`, { code: code ?? 'EIO', path: cwd, syscall: 'stat' });
   }
-  if (!st.isDirectory()) throw Object.assign(new Error(`cwd ${cwd}: ENOTDIR (not a directory)`), { code: 'ENOTDIR' });
+  if (!st.isDirectory()) throw new GpucoloError(`cwd ${cwd}: ENOTDIR (not a directory)`, { code: 'ENOTDIR', path: cwd });
 }
 
 /** 'pipe' etc. pass through; {file} is opened here and handed to the child as a raw fd. */
@@ -637,7 +638,7 @@ function outputOption(mode: OutputMode, opened: number[]): 'inherit' | 'ignore' 
     // O_NOFOLLOW: a log name that is a symlink is refused (ELOOP), never written through (README "Output files")
     fd = fs.openSync(mode.file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | (mode.append ? fs.constants.O_APPEND : fs.constants.O_TRUNC), 0o644);
   } catch (err) {
-    throw Object.assign(new Error(`open ${mode.file}: ${errCode(err) ?? (err as Error).message}`), { code: errCode(err) });
+    throw new GpucoloError(`open ${mode.file}: ${errCode(err) ?? (err as Error).message}`, { code: errCode(err) ?? 'EIO', path: mode.file, syscall: 'open' });
   }
   opened.push(fd);
   return fd;

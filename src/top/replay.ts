@@ -7,6 +7,7 @@
 import type { Trace } from '../trace/read.js';
 import type { TraceEvent } from '../trace/schema.js';
 import { EVENT_TAIL, type TopSnapshot } from './state.js';
+import { outOfRange } from '../errors.js';
 
 /** left/right seek: 5 s of trace time, at least one interval */
 const SEEK_NS = 5e9;
@@ -36,7 +37,7 @@ export class ReplaySource {
     private readonly trace: Trace,
     private readonly file: string,
   ) {
-    if (trace.samples.length === 0) throw new RangeError(`${file}: nothing to replay: the trace has no samples`);
+    if (trace.samples.length === 0) throw outOfRange(`${file}: nothing to replay: the trace has no samples`, 'ERR_INVALID_ARG_VALUE');
     // the reader keeps file order; a late write could put an event after a later sample
     this.events = [...trace.events].sort((a, b) => a.t_ns - b.t_ns);
     let m = 0;

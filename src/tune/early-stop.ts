@@ -18,6 +18,7 @@
  * bound independently with one probability, the same assumption the order-statistic confidence
  * intervals of src/stats/percentiles.ts make.
  */
+import { outOfRange } from '../errors.js';
 
 export type Decision = 'met' | 'missed' | 'undecided';
 
@@ -43,7 +44,7 @@ export interface TailDecision {
 
 function checkProbability(name: string, x: number, open = false): void {
   const ok = open ? x > 0 && x < 1 : x >= 0 && x <= 1;
-  if (!ok || !Number.isFinite(x)) throw new RangeError(`${name} must be in ${open ? '(0, 1)' : '[0, 1]'} (got ${x})`);
+  if (!ok || !Number.isFinite(x)) throw outOfRange(`${name} must be in ${open ? '(0, 1)' : '[0, 1]'} (got ${x})`);
 }
 
 /**
@@ -51,7 +52,7 @@ function checkProbability(name: string, x: number, open = false): void {
  * large n (0.99^100000), the sum picks up where they stop underflowing.
  */
 export function binomialCdf(k: number, n: number, q: number): number {
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer >= 0 (got ${n})`);
+  if (!Number.isInteger(n) || n < 0) throw outOfRange(`n must be an integer >= 0 (got ${n})`);
   checkProbability('q', q);
   if (k < 0) return 0;
   if (k >= n) return 1;
@@ -80,9 +81,9 @@ export function tailDecision(s: TailSample, q: number, confidence = DEFAULT_CONF
   checkProbability('q', q);
   const unknown = s.unknown ?? 0;
   for (const [name, v] of [['n', s.n], ['over', s.over], ['unknown', unknown]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${name} must be an integer >= 0 (got ${v})`);
+    if (!Number.isInteger(v) || v < 0) throw outOfRange(`${name} must be an integer >= 0 (got ${v})`);
   }
-  if (s.over + unknown > s.n) throw new RangeError(`over + unknown (${s.over} + ${unknown}) is more than n (${s.n})`);
+  if (s.over + unknown > s.n) throw outOfRange(`over + unknown (${s.over} + ${unknown}) is more than n (${s.n})`);
   const alpha = 1 - confidence;
   const pFewer = binomialCdf(s.over + unknown, s.n, q);
   const pMore = binomialSf(s.over, s.n, q);
@@ -93,7 +94,7 @@ export function tailDecision(s: TailSample, q: number, confidence = DEFAULT_CONF
 
 /** The share of requests a percentile SLO allows over its bound: P99 -> 0.01. */
 export function allowedOverShare(percentile: number): number {
-  if (!(percentile > 0 && percentile < 100)) throw new RangeError(`percentile must be in (0, 100) (got ${percentile})`);
+  if (!(percentile > 0 && percentile < 100)) throw outOfRange(`percentile must be in (0, 100) (got ${percentile})`);
   return Math.round((1 - percentile / 100) * 1e12) / 1e12;
 }
 

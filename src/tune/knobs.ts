@@ -19,8 +19,9 @@
  */
 import { MAX_THROTTLE_K } from '../limits.js';
 import { MECHANISM_KNOBS, type KnobName } from '../mechanisms.js';
-import type { Mechanism, Scenario } from '../scenario/index.js';
+import type { Mechanism, Scenario } from '../scenario/schema.js';
 import { formatPercent } from '../units.js';
+import { outOfRange } from '../errors.js';
 
 export type { KnobName };
 
@@ -104,7 +105,7 @@ export function knobFor(m: Mechanism, s: Pick<Scenario, 'tasks'>, ctx: { compute
   const name = TUNABLE[m];
   if (name === 'reserve') return reserveKnob(m, ctx.computeUnits);
   if (name === 'throttleK') return throttleKnob(s);
-  throw new RangeError(knobProblem(m) ?? `mechanism ${m}`);
+  throw outOfRange(knobProblem(m) ?? `mechanism ${m}`, 'ERR_INVALID_ARG_VALUE');
 }
 
 /** The setting as lines to paste into the scenario (YAML). */

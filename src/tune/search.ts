@@ -17,6 +17,7 @@
  * verified. A skipped trial (the mechanism refused) ends the search: the caller offers only levels
  * the backend accepts (src/tune/run.ts), so a refusal is the mechanism's, not the level's.
  */
+import { GpucoloError, outOfRange } from '../errors.js';
 
 export type Verdict = 'met' | 'missed' | 'inconclusive' | 'noisy' | 'failed' | 'skipped' | 'interrupted';
 
@@ -89,7 +90,7 @@ export interface SearchResult<T> {
 
 /** Up to `points` levels spread evenly over 0 .. levels-1 (both ends included), least protective first. */
 export function coarseLevels(levels: number, points: number): number[] {
-  if (!Number.isInteger(levels) || levels < 1) throw new RangeError(`levels must be an integer >= 1 (got ${levels})`);
+  if (!Number.isInteger(levels) || levels < 1) throw outOfRange(`levels must be an integer >= 1 (got ${levels})`);
   const n = Math.max(1, Math.min(levels, Math.floor(points)));
   const out = new Set<number>();
   for (let i = 0; i < n; i++) out.add(n === 1 ? levels - 1 : Math.round((i * (levels - 1)) / (n - 1)));
@@ -108,9 +109,14 @@ export function bestMet<T extends TrialOutcome>(trials: SearchTrial<T>[]): Searc
   return best;
 }
 
-class Stop extends Error {
+/**
+ * Ends the search from inside judge(): control flow, caught in searchKnob and never seen by a
+ * caller. Private, but still a GpucoloError with a code (ESTOP, docs/errors.md) so that nothing
+ * gpucolo throws lacks one (issue #20).
+ */
+class Stop extends GpucoloError {
   constructor(readonly why: 'budget' | 'interrupted' | 'skipped') {
-    super(why);
+    super(why, { code: 'ESTOP' });
   }
 }
 

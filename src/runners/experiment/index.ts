@@ -1,41 +1,22 @@
 /**
- * Training experiments (default, mutation, parallel modes): config files, planning, supervised
- * runs with retries, timeouts and energy, results and summaries. Import only this file.
+ * Training experiments (default, mutation, parallel modes): the `experiment` namespace of the
+ * package entry (src/index.ts, README "## Library").
+ *
+ * A curated list, not the area's modules whole: what a library user needs to read and plan the
+ * experiment and models files, run the plan (supervised, with retries, timeouts and energy), know
+ * the result schema id, and match a log's metrics the way the runner does. The job runner,
+ * background loops, governors, energy recording, the notes layout's names and texts, the
+ * summaries' formatters and the zod schema objects stay in their modules. Code inside gpucolo
+ * imports those modules directly, never this file, so a name here is only ever here for library
+ * users: adding one is a public API change (test/api-surface.test.ts).
  */
-export * from './types.js';
-export {
-  DEFAULT_TIMEOUT_S,
-  MODES,
-  defaultModelsPath,
-  experimentFileSchema,
-  loadExperiment,
-  loadModels,
-  modelsFileSchema,
-  nameFromFile,
-  parseExperiment,
-  parseModels,
-} from './config.js';
-export type { ExperimentFile, ExperimentFormat, ExperimentSpec, HyperparameterSpec, ModelEntry, ModelsFile, Mode } from './config.js';
-export { buildArgv } from './command.js';
-export { extractMetrics, extractMetricsBounded, METRIC_MATCH_TIMEOUT_MS } from './metrics.js';
+export type { HyperValue, Hyperparameters, JobOutcome, EnergyMetrics, ForegroundResult, BackgroundInfo, ExperimentResult, JobSpec, PlannedRun } from './types.js';
+export { EXPERIMENT_RESULT_SCHEMA } from './types.js';
+export { MODES, defaultModelsPath, loadExperiment, loadModels, parseExperiment, parseModels } from './config.js';
+export type { ExperimentFile, ExperimentFileInput, ExperimentFormat, ExperimentSpec, HyperparameterSpec, ModelEntry, ModelsFile, ModelsFileInput, Mode } from './config.js';
+export { planRuns } from './plan.js';
+export type { PlanOptions } from './plan.js';
+export { extractMetrics, extractMetricsBounded } from './metrics.js';
 export type { BoundedMetrics, BoundedOptions, RefusedMetric } from './metrics.js';
-export { missingRepoDirs, planRuns, sanitizeId } from './plan.js';
-export { summaryCsv, summaryMarkdown } from './summary.js';
-export { DEFAULT_GRACE_MS, attemptLog, jobSucceeded, runJob, runWithRetries } from './job.js';
-export type { AttemptsResult, RetryOptions, RunJobOptions } from './job.js';
-export { BackgroundLoop } from './background.js';
-export type { BackgroundOptions, StartWait } from './background.js';
-export { governorFiles, readGovernors, setGovernor } from './governor.js';
-export type { GovernorOptions, GovernorSetting } from './governor.js';
-export {
-  CPU_CSV_HEADER,
-  GPU_CSV_HEADER,
-  energyMetrics,
-  estimateNote,
-  startEnergyRecording,
-  unavailableEnergyMetrics,
-  writeEnergyCsv,
-} from './energy-metrics.js';
-export type { EnergyRecorder, EnergyRecording, EnergyRecordingOptions, LabelledRecording } from './energy-metrics.js';
-export { LAYOUTS, NOTES_BACKGROUND_NOTE, NOTES_COMBINED_NOTE, NOTES_SUCCESS_TEXT, compactTimestamp, experimentSupervisor, loadExperimentPlan, notesNames, notesTimestamp, perfStatText, runExperiment } from './runner.js';
-export type { Layout, NotesNames, ExperimentEvent, ExperimentPhase, ExperimentRunOptions, ExperimentRunReport, LoadOptions, LoadedExperiment } from './runner.js';
+export { LAYOUTS, loadExperimentPlan, runExperiment } from './runner.js';
+export type { Layout, ExperimentEvent, ExperimentPhase, ExperimentRunOptions, ExperimentRunReport, LoadOptions, LoadedExperiment } from './runner.js';

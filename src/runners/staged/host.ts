@@ -12,6 +12,16 @@ import type { Supervisor, SupervisedChild } from '../../supervisor/index.js';
 
 export type HostMessage = { type: string; [k: string]: unknown };
 
+/** A stdout line as a protocol message (a JSON object with a string `type`), or null. */
+function messageOf(line: string): HostMessage | null {
+  try {
+    const msg = JSON.parse(line) as HostMessage;
+    return msg && typeof msg === 'object' && !Array.isArray(msg) && typeof msg.type === 'string' ? msg : null;
+  } catch {
+    return null;
+  }
+}
+
 const bytesOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
 
 /** workloads/model_host.py next to src/ or dist/ (both are two levels below runners/staged). */
@@ -66,11 +76,8 @@ export class ModelHost {
       const rl = readline.createInterface({ input: this.child.stdout });
       rl.on('line', (line) => {
         if (!line.trim()) return;
-        let msg: HostMessage;
-        try {
-          msg = JSON.parse(line) as HostMessage;
-          if (!msg || typeof msg !== 'object' || Array.isArray(msg) || typeof msg.type !== 'string') throw new Error('not a message');
-        } catch {
+        let msg = messageOf(line);
+        if (!msg) {
           // the protocol is out of step: say so at once rather than waiting for the call timeout
           const shown = line.length > 80 ? `${line.slice(0, 80)}...` : line;
           const why = /\b(NaN|-?Infinity)\b/.test(line) ? ' (NaN and Infinity are not JSON)' : '';
@@ -163,7 +170,8 @@ export class ModelHost {
 
   /** Sends one command and returns the reply; an error record becomes a thrown GpucoloError unless `allowError`. */
   async call(cmd: HostMessage, expect: string, opts: { timeoutMs?: number; allowError?: boolean } = {}): Promise<HostMessage> {
-    if (this.busy) throw new Error(`ModelHost ${this.name}: concurrent call`);
+    // a bug in the caller (one request at a time), not a host failure
+    if (this.busy) throw new GpucoloError(`ModelHost ${this.name}: concurrent call`, { code: 'EINTERNAL' });
     this.busy = true;
     try {
       if (this.closed) return await this.nextMessage(0, cmd.type);

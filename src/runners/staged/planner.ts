@@ -14,6 +14,7 @@
  * the same budget) would cost; it is computed per category by cycle detection, not by
  * simulating every item.
  */
+import { invalidArg } from '../../errors.js';
 
 export interface PlanStageInput {
   name: string;
@@ -61,14 +62,15 @@ export function planPipeline(input: PlanInput): Plan {
   const budget = input.gpuMemoryMB;
   const idx = new Map<string, number>();
   input.stages.forEach((s, i) => {
-    if (idx.has(s.name)) throw new Error(`planPipeline: duplicate stage name "${s.name}"`);
+    // a pipeline file is checked before this (schema.ts says which line): here it is the caller's mistake
+    if (idx.has(s.name)) throw invalidArg(`planPipeline: duplicate stage name "${s.name}"`);
     idx.set(s.name, i);
   });
   const mem = input.stages.map((s) => (Number.isFinite(s.memoryMB) && s.memoryMB > 0 ? s.memoryMB : 0));
   const deps = input.stages.map((s, i) =>
     s.inputs.map((n) => {
       const j = idx.get(n);
-      if (j === undefined || j >= i) throw new Error(`planPipeline: stage "${s.name}" input "${n}" is not an earlier stage`);
+      if (j === undefined || j >= i) throw invalidArg(`planPipeline: stage "${s.name}" input "${n}" is not an earlier stage`);
       return j;
     }),
   );

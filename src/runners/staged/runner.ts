@@ -186,7 +186,16 @@ export function planStaged(
   return { plan, pipeline, remaining, warnings, choice, swapTimes: latestSwapTimes(path.dirname(jfile)) };
 }
 
-class Interrupted extends Error {}
+/**
+ * Unwinds a run when it is interrupted; noteFailure turns it into status 'interrupted', so no
+ * caller sees it. Private, but a GpucoloError with the code an interrupted run has everywhere
+ * else (EINTERRUPTED) so that nothing gpucolo throws lacks one (issue #20).
+ */
+class Interrupted extends GpucoloError {
+  constructor() {
+    super('interrupted', { code: 'EINTERRUPTED' });
+  }
+}
 
 /** outputs/images/<category>/ as the notes have it; a category that is not a plain name is encoded. */
 export function imageDirOf(category: string): string {

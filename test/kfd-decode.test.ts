@@ -22,6 +22,7 @@ import {
 } from '../src/kfd/decode.js';
 import { readTopology } from '../src/index.js';
 import { joinDumps, type DumpFiles } from '../src/kfd/snapshot.js';
+import { parseRlsRaw } from '../src/kfd/parse.js';
 import { DEBUGFS, nativeLoaded, SYSFS } from './helpers/impls.js';
 import { expectSameJoin } from './helpers/kfd-snapshot-sysfs.js';
 
@@ -225,5 +226,18 @@ describe.skipIf(!nativeLoaded)('damaged MQD headers and short runlist packets in
     expectSameJoin(d);
     const r = joinDumps(d, { impl: 'ts' }).joined;
     expect(r.unmatchedRunlistQueues).toContainEqual({ gpuId: '7c1e', pasid: 0x8002, engine: 'compute', doorbell: 0x1000, mqdAddress: null });
+  });
+
+  it('the parsers name a MAP_QUEUES / MAP_PROCESS shorter than its layout (a warning, the packet kept)', () => {
+    const rls = read('rls');
+    const mq = rls.split('\n').findIndex((l) => l.startsWith('  000000e0: c005a200')) + 1;
+    const cut = patchLine(rls, mq, (l) => l.replace('c005a200', 'c002a200'));
+    for (const impl of ['ts', 'native'] as const) {
+      const raw = parseRlsRaw(cut, impl);
+      const w = raw.issues.filter((i) => i.severity === 'warning' && /MAP_QUEUES packet has 4 dwords, its layout needs 7/.test(i.message));
+      expect(w, impl).toHaveLength(1);
+      expect(w[0].line).toBe(mq);
+      expect(parseRlsRaw(rls, impl).issues.filter((i) => /its layout needs/.test(i.message)), impl).toEqual([]);
+    }
   });
 });

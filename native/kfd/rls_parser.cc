@@ -38,6 +38,15 @@ void WalkPm4(const uint32_t* words, size_t start, size_t count, double node_row,
       });
       return;
     }
+    const size_t need = opcode == 0xa1 ? 16 : opcode == 0xa2 ? 7 : 0;  // the shortest layout (v9 MAP_PROCESS)
+    if (dwords < need) {
+      // kept: the decoders give null for the fields of the dwords it lacks (docs/kfd-formats.md)
+      sink->AddLazy(line, Severity::kWarning, [&] {
+        return "runlist dword " + std::to_string(i) + ": " + (opcode == 0xa1 ? "MAP_PROCESS" : "MAP_QUEUES") + " packet has " +
+               std::to_string(dwords) + " dwords, its layout needs " + std::to_string(need) +
+               ": the fields of the missing dwords are unknown";
+      });
+    }
     double* row = AppendRow(packets, RlsPacketCol::kCount);
     row[RlsPacketCol::node] = node_row;
     row[RlsPacketCol::dwordOffset] = static_cast<double>(i);

@@ -47,6 +47,11 @@ export function walkPm4(
       sink.add(line, 'error', `runlist dword ${i}: ${name} packet needs ${dwords} dwords, only ${count - i} left`);
       return;
     }
+    const need = opcode === 0xa1 ? 16 : opcode === 0xa2 ? 7 : 0; // the shortest layout (v9 MAP_PROCESS)
+    if (dwords < need) {
+      // kept: the decoders give null for the fields of the dwords it lacks (docs/kfd-formats.md)
+      sink.add(line, 'warning', `runlist dword ${i}: ${PM4_OPCODE_NAMES[opcode]} packet has ${dwords} dwords, its layout needs ${need}: the fields of the missing dwords are unknown`);
+    }
     const r = packets.length; // a new row, written in column order
     packets[r + P.node] = nodeRow;
     packets[r + P.dwordOffset] = i;

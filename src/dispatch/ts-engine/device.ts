@@ -203,6 +203,7 @@ export function createDevice(sabI: SharedArrayBuffer, sabF: SharedArrayBuffer, L
     if (L.traceCapacity === 0) return;
     const k = Atomics.add(I, TRACE_N, 1);
     if (k >= L.traceCapacity) return;
+    // the columns of TraceCol (layout.ts), spelled out: this function is eval'd and cannot import it
     const o = L.traceBase + k * 6;
     F[o] = s;
     F[o + 1] = seq;

@@ -26,7 +26,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { GpucoloError } from '../../errors.js';
 import type { NativeBackendInfo, NativeDispatchResult, NativeDispatchSpec } from '../../native.js';
-import { CTRL, SI, TRACE_FIELDS, makeLayout, type EngineOut, type EngineStreamOut, type EngineWorkerData, type CuWorkerData, type TsEngineDebug, type TsEngineTuning } from './layout.js';
+import { CTRL, SI, TRACE_FIELDS, TraceCol as T, makeLayout, type EngineOut, type EngineStreamOut, type EngineWorkerData, type CuWorkerData, type TsEngineDebug, type TsEngineTuning } from './layout.js';
 import { prepare, TS_PRIORITY_GREATEST, TS_PRIORITY_LEAST } from './prepare.js';
 import { computeUnitSource, engineSource } from './worker-source.js';
 
@@ -226,7 +226,7 @@ export function startTsDispatch(spec: NativeDispatchSpec, o: TsEngineOptions = {
       const blocks: TsBlockTrace[] = [];
       for (let k = 0; k < n; k++) {
         const q = layout.traceBase + k * TRACE_FIELDS;
-        blocks.push({ stream: F[q], launch: F[q + 1], block: F[q + 2], worker: F[q + 3], startNs: F[q + 4] - out.originNs, endNs: F[q + 5] - out.originNs });
+        blocks.push({ stream: F[q + T.stream], launch: F[q + T.launch], block: F[q + T.block], worker: F[q + T.worker], startNs: F[q + T.start] - out.originNs, endNs: F[q + T.end] - out.originNs });
       }
       r.trace = { blocks, recorded, lost: recorded - n };
     }

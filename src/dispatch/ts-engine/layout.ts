@@ -43,8 +43,10 @@ export const CTRL = {
 /** Per-stream Int32 fields (then the CU mask words, the slot states and the job ring's int fields). */
 export const SI = { PRIORITY: 0, ABORTED: 1, TAIL: 2, HEAD: 3, OUTSTANDING: 4, FIXED: 8 } as const;
 
-/** Floats per trace record: stream, launch, block, worker, start, end. */
-export const TRACE_FIELDS = 6;
+/** The Float64 columns of one block trace record, by name (written by device.ts, read by index.ts). */
+export const TraceCol = { stream: 0, launch: 1, block: 2, worker: 3, start: 4, end: 5 } as const;
+/** Floats per trace record. */
+export const TRACE_FIELDS = Object.keys(TraceCol).length;
 
 export interface Layout {
   slots: number;

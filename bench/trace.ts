@@ -25,6 +25,10 @@
  *
  *   npm run bench:trace -- [seconds per run, default 6] [--rounds N, default 5]
  *                          [--trees changing,pointers,unchanged] [--intervals 100,10]
+ *                          [--impls native,ts,batched] [--deliver-every ms, default 1000]
+ *   (batched: the native thread handing samples to JS in batches, TraceOptions.deliverEveryNs;
+ *   the first of --impls other than native is the one in the ratio table)
+ *   NODE_OPTIONS=--expose-gc lets each run start after a full GC of the runs before it.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -45,6 +49,21 @@ const SECONDS = Number(positional ?? 6);
 const ROUNDS = Math.max(1, Number(arg('--rounds') ?? 5));
 const TREES = (arg('--trees') ?? 'changing,pointers,unchanged').split(',') as ('changing' | 'pointers' | 'unchanged')[];
 const INTERVALS_MS = (arg('--intervals') ?? '100,10').split(',').map(Number);
+/**
+ * 'batched': the native thread holding quiet samples and handing them over in batches
+ * (--deliver-every ms, default 1000: TraceOptions.deliverEveryNs, runTrace's default below 1 s);
+ * 'native': each sample at once (deliverEveryNs 0, as before)
+ */
+type Impl = 'native' | 'ts' | 'batched';
+const IMPLS = (arg('--impls') ?? 'native,ts').split(',') as Impl[];
+const DELIVER_EVERY_NS = Number(arg('--deliver-every') ?? 1000) * 1e6;
+/** the one compared with the native thread in the ratio table */
+const OTHER: Impl = IMPLS.find((i) => i !== 'native') ?? 'ts';
+const IMPL_NAME: Record<Impl, string> = {
+  native: 'native thread, each sample at once',
+  ts: 'TS timers',
+  batched: `native thread, quiet samples in batches of ${DELIVER_EVERY_NS / 1e6} ms`,
+};
 
 function tmpfsDir(): string {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -88,7 +107,10 @@ type TraceRun = {
   writerCpuPct: number | null;
 };
 
-async function traceRun(impl: 'native' | 'ts', intervalNs: number, tree: ChurnTree, changing: boolean, seconds: number): Promise<TraceRun> {
+async function traceRun(impl: Impl, intervalNs: number, tree: ChurnTree, changing: boolean, seconds: number): Promise<TraceRun> {
+  // the last run's records (parsed below) are garbage now: collected here, not in this run's
+  // window (with NODE_OPTIONS=--expose-gc; without it a major GC may land in any run)
+  (globalThis as { gc?: () => void }).gc?.();
   const dir = tmpfsDir();
   const out = path.join(dir, 'trace.jsonl');
   // the writer changes the tree on its own schedule, twice per interval: every sample sees a new variant
@@ -112,7 +134,8 @@ async function traceRun(impl: 'native' | 'ts', intervalNs: number, tree: ChurnTr
       sysfsRoot: tree.sysfs,
       debugfsRoot: tree.debugfs,
       procRoot: tree.proc,
-      impl,
+      impl: impl === 'ts' ? 'ts' : 'native',
+      deliverEveryNs: impl === 'batched' ? DELIVER_EVERY_NS : 0,
       baselineNs: 0,
       tailNs: 0,
       stopAfterNs: null,
@@ -125,7 +148,7 @@ async function traceRun(impl: 'native' | 'ts', intervalNs: number, tree: ChurnTr
   const wallNs = Number(process.hrtime.bigint() - wall0);
   const cpu = process.cpuUsage(cpu0);
   const jsNs = (jsThreadCpuNs() ?? NaN) - (js0 ?? NaN);
-  const samplerNs = impl === 'native' ? samplerThreadsCpuNs() - samp0 : null;
+  const samplerNs = impl !== 'ts' ? samplerThreadsCpuNs() - samp0 : null;
   const w = writer ? await writer.stop() : null;
   const samples = fs
     .readFileSync(out, 'utf8')
@@ -142,7 +165,7 @@ async function traceRun(impl: 'native' | 'ts', intervalNs: number, tree: ChurnTr
   const b = marks[marks.length - 1];
   const steady = marks.length >= 2 ? Number(b.wall - a.wall) : NaN;
   const stJs = b && a ? b.js - a.js : NaN;
-  const stSamp = impl === 'native' && b && a ? b.samp - a.samp : null;
+  const stSamp = impl !== 'ts' && b && a ? b.samp - a.samp : null;
   const stCpu = b && a ? (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) * 1e3 : NaN;
   // the kernel's side of the reads (wall time in file-system calls) as a share of one core over
   // the samples' span; gpucolo's own work is the rest of its CPU
@@ -188,7 +211,7 @@ async function tracer(): Promise<void> {
       for (const ms of INTERVALS_MS) {
         const intervalNs = ms * 1e6;
         const run: InterleavedRuns<TraceRun> = await interleaveRuns<TraceRun>(
-          (['native', 'ts'] as const).map((impl) => ({
+          IMPLS.map((impl) => ({
             name: impl,
             // warm-up runs (round -1) are short: JIT and page cache only
             run: (round: number) => traceRun(impl, intervalNs, tree, changing, round < 0 ? 1 : SECONDS),
@@ -200,22 +223,22 @@ async function tracer(): Promise<void> {
           },
         );
         loads.push(...run.load);
-        for (const impl of ['native', 'ts'] as const) {
+        for (const impl of IMPLS) {
           const m = (k: keyof TraceRun) => metricSpread(run, impl, k);
           const ns = (k: keyof TraceRun) => cell(m(k), us);
           table.push(
-            `| ${ms} ms, ${impl === 'native' ? 'native thread' : 'TS timers'} | ${cell(m('gpucoloPct'), pc)} | ${cell(m('ioPct'), pc)} | ${cell(m('ownPct'), pc)} | ${cell(m('samplerPct'), pc)} | ${cell(m('jsPct'), pc)} | ${cell(m('processPct'), pc)} | ${cell(m('wholeRunPct'), pc)} / ${cell(m('wholeRunProcessPct'), pc)} | ${cell(m('samples'), (x) => x.toFixed(0))} | ${cell(m('changedPct'), (x) => `${x.toFixed(0)}%`)} | ${cell(m('missed'), (x) => x.toFixed(0))} | ${ns('jitterP50')} / ${ns('jitterP99')} | ${ns('readP50')} | ${ns('parseP50')} | ${ns('joinP50')} |`,
+            `| ${ms} ms, ${IMPL_NAME[impl]} | ${cell(m('gpucoloPct'), pc)} | ${cell(m('ioPct'), pc)} | ${cell(m('ownPct'), pc)} | ${cell(m('samplerPct'), pc)} | ${cell(m('jsPct'), pc)} | ${cell(m('processPct'), pc)} | ${cell(m('wholeRunPct'), pc)} / ${cell(m('wholeRunProcessPct'), pc)} | ${cell(m('samples'), (x) => x.toFixed(0))} | ${cell(m('changedPct'), (x) => `${x.toFixed(0)}%`)} | ${cell(m('missed'), (x) => x.toFixed(0))} | ${ns('jitterP50')} / ${ns('jitterP99')} | ${ns('readP50')} | ${ns('parseP50')} | ${ns('joinP50')} |`,
           );
         }
         const r = (k: keyof TraceRun): string => {
-          const s = metricRatio(run, k, 'ts', 'native');
+          const s = metricRatio(run, k, OTHER, 'native');
           return s ? formatRatio(s, 2) : '–';
         };
         ratios.push(`| ${ms} ms | ${r('gpucoloPct')} | ${r('processPct')} | ${r('readP50')} | ${r('parseP50')} | ${r('joinP50')} | ${formatLoad(run.load)} |`);
         if (changing) {
           const steps = metricSpread(run, 'native', 'writerSteps');
           const wcpu = metricSpread(run, 'native', 'writerCpuPct');
-          const issues = [...metricSpread(run, 'native', 'issues')!.values, ...metricSpread(run, 'ts', 'issues')!.values];
+          const issues = IMPLS.flatMap((impl) => metricSpread(run, impl, 'issues')!.values);
           writerNotes.push(
             `${ms} ms: writer every ${ms / 2} ms, ${cell(steps, (x) => x.toFixed(0))} steps per run, its own process at ${cell(wcpu, pc)} of a core; samples with an issue per run (a queue directory caught mid-change): ${Math.min(...issues)}-${Math.max(...issues)}`,
           );
@@ -225,13 +248,13 @@ async function tracer(): Promise<void> {
       tree.dispose();
     }
     console.log(
-      `\ntracer, ${which === 'changing' ? 'CHANGING tree (queues, slots and pointers move: every sample parses and joins again)' : which === 'pointers' ? 'POINTERS tree (only ring pointers and counters move, as on a live GPU whose queues stay: the native thread re-decodes the changed words, the trace keeps its last join)' : 'UNCHANGED tree (nothing parsed or joined after the first sample)'}; ${ROUNDS} rounds of ${SECONDS} s per sampler, native and TS interleaved; ${formatLoad(loads)}; median over rounds (min-max)`,
+      `\ntracer, ${which === 'changing' ? 'CHANGING tree (queues, slots and pointers move: every sample parses and joins again)' : which === 'pointers' ? 'POINTERS tree (only ring pointers and counters move, as on a live GPU whose queues stay: the native thread re-decodes the changed words, the trace keeps its last join)' : 'UNCHANGED tree (nothing parsed or joined after the first sample)'}; ${ROUNDS} rounds of ${SECONDS} s per sampler, ${IMPLS.map((i) => IMPL_NAME[i]).join(' / ')} interleaved; ${formatLoad(loads)}; median over rounds (min-max)`,
     );
     console.log(
       `\n| interval, sampler | gpucolo CPU (% of one core) | of it in fs calls (kernel side) | own work (CPU - fs calls) | sampling thread | JS thread | whole process | whole run incl. start-up: gpucolo / process | samples | changed | missed | jitter p50 / p99 | read p50 | parse p50${changing ? '' : ' (the first sample: the only one parsed)'} | join p50 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
     );
     for (const row of table) console.log(row);
-    console.log('\n| interval | TS / native per round: gpucolo CPU | whole process CPU | read p50 | parse p50 | join p50 | host |\n|---|---|---|---|---|---|---|');
+    console.log(`\n| interval | ${IMPL_NAME[OTHER]} / native thread per round: gpucolo CPU | whole process CPU | read p50 | parse p50 | join p50 | host |\n|---|---|---|---|---|---|---|`);
     for (const row of ratios) console.log(row);
     for (const n of writerNotes) console.log(`- ${n}`);
   }

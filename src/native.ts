@@ -45,6 +45,12 @@ export interface NativeSamplerOptions {
   sysfsWalk?: SysfsWalk;
   /** incremental walk: re-read process directories and counters every N-th sample; default 1 */
   countersEvery?: number;
+  /**
+   * hand samples to JS in batches, once the oldest held one is this old (ns, 0..60e9); 0 or
+   * absent = each sample as it is taken. Only quiet samples are held (docs/tracing.md); one
+   * onSample call per sample all the same, in order; stop() hands over what is held first.
+   */
+  deliverEveryNs?: number;
 }
 
 /**

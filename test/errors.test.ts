@@ -225,14 +225,8 @@ describe('no bare errors in src/', () => {
     for (const f of Object.keys(BARE_ERROR_ALLOWED)) expect(fs.readFileSync(path.join(ROOT, f), 'utf8')).toMatch(/new Error\('injected fault/);
   });
 
-  it('TypeError/RangeError are made by invalidArg/outOfRange (with a code), except in the files still listed', () => {
-    // files whose owners have not converted them yet (issue #20): the list may only shrink
-    const pending = new Set([
-      'src/trace/study.ts',
-      'src/trace/tracer.ts',
-      'src/kfd/parse.ts',
-    ]);
-    const found = hits(/\bnew (Type|Range)Error\(/).filter((h) => !h.startsWith('src/errors.ts:') && !pending.has(h.split(':')[0]));
+  it('TypeError/RangeError are made by invalidArg/outOfRange (with a code)', () => {
+    const found = hits(/\bnew (Type|Range)Error\(/).filter((h) => !h.startsWith('src/errors.ts:'));
     expect(found).toEqual([]);
   });
 

@@ -9,13 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative } from '../src/native.js';
-import type { ProcsRaw } from '../src/kfd/raw.js';
+import { PROCS_METRIC_COLS, ProcMetric, type ProcsRaw } from '../src/kfd/raw.js';
 import { ProcsWalkerTs } from '../src/kfd/sysfs-procs-ts.js';
 import { readKfdProcsTs } from '../src/kfd/sysfs-ts.js';
 import { IMPLS, SYSFS } from './helpers/impls.js';
 import { SampleAssembler } from '../src/trace/assemble.js';
 import { EventDeriver } from '../src/trace/events.js';
 import { readTopology } from '../src/kfd/parse.js';
+import { ProcsMetricCol } from '../src/kfd/columns.js';
 
 const P = 'class/kfd/kfd/proc';
 
@@ -194,7 +195,7 @@ describe.each(IMPLS)('%s incremental proc walk', (impl) => {
     const w = walker(impl, t.root, 'incremental', 3);
     const vram = (p: ProcsRaw): number[] => {
       const out: number[] = [];
-      for (let i = 0; i < p.metrics.length; i += 4) if (p.metrics[i + 1] === 0) out.push(p.metrics[i + 3]);
+      for (let i = 0; i < p.metrics.length; i += PROCS_METRIC_COLS) if (p.metrics[i + ProcsMetricCol.metric] === ProcMetric.vram) out.push(p.metrics[i + ProcsMetricCol.value]);
       return out;
     };
     const first = vram(w.read()); // read 0: counters due

@@ -383,6 +383,54 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     for (const s of samples) expect(states.some((r) => isDeepStrictEqual(r, s.rls))).toBe(true);
   });
 
+  it('deliverEveryNs holds quiet samples and hands them over in order, the held ones before stop() resolves', async () => {
+    // a batch this old is never due here: the first sample (nothing to be the same as) goes at
+    // once, the unchanged ones after it only when stop() hands them over
+    const o = { intervalNs: 1 * MS, debugfsEvery: 1, deliverEveryNs: 60e9 };
+    const { h, samples, reached } = start(o, (ss) => ss.length === 1);
+    await reached;
+    await new Promise((r) => setTimeout(r, 40));
+    expect(samples.map((s) => s.seq)).toEqual([0]);
+    await h.stop();
+    expect(samples.length).toBeGreaterThanOrEqual(2);
+    // each sample its own call, contiguous, none dropped; `same` parts filled from the batch's earlier samples
+    checkTimeline(samples, 1 * MS);
+    expect(samples.every((s) => s.dropped === 0)).toBe(true);
+    for (const s of samples.slice(1)) {
+      expect(s.procs).toBe(samples[0].procs);
+      expect(s.mqds).toBe(samples[0].mqds);
+    }
+    expect(samples[0].procs).toEqual(readKfdProcsRaw(SYSFS, 'native'));
+  });
+
+  it('deliverEveryNs: a sample that is not quiet (a file parsed again) goes at once, after the held ones', async () => {
+    const dir = scratchDebugfs();
+    let changed = false;
+    const o = { debugfsRoot: dir.root, intervalNs: 1 * MS, debugfsEvery: 1, deliverEveryNs: 60e9 };
+    const { h, samples, reached } = start(o, (ss) => ss.length > 1 && ss.at(-1)!.same?.rls !== true);
+    // held samples are being taken now; then rls changes: its sample cannot wait 60 s
+    await new Promise((r) => setTimeout(r, 30));
+    dir.replace('rls', OTHER_RLS);
+    changed = true;
+    await reached;
+    expect(changed).toBe(true);
+    const last = samples.at(-1)!;
+    expect(last.rls).toEqual(parseRlsRaw(OTHER_RLS, 'native'));
+    expect(samples.map((s) => s.seq)).toEqual([...Array(samples.length).keys()]);
+    // the ones before it were held (unchanged), and came with it, in order
+    expect(samples.length).toBeGreaterThan(2);
+    for (const s of samples.slice(1, -1)) expect(s.same).toEqual({ procs: true, mqds: true, hqds: true, rls: true });
+    await h.stop();
+  });
+
+  it('deliverEveryNs: the last of maxSamples is handed over at once with what is held', async () => {
+    const { h, samples, reached } = start({ intervalNs: 1 * MS, maxSamples: 3, deliverEveryNs: 60e9 }, (s) => s.length === 3);
+    await reached;
+    expect(samples.map((s) => s.seq)).toEqual([0, 1, 2]);
+    await h.stop();
+    expect(samples).toHaveLength(3);
+  });
+
   it('rejects bad options with a TypeError that says what is wrong', () => {
     const n = requireNative();
     const cb = () => {};
@@ -406,6 +454,7 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     bad({ ...opts(), pids: [1, '2'] }, /pids must be an array of numbers or null/);
     bad({ ...opts(), sysfsWalk: 'fast' }, /sysfsWalk must be 'incremental' or 'full' \(got a string\)/);
     bad({ ...opts(), countersEvery: 0 }, /countersEvery must be an integer >= 1 \(got 0\)/);
+    for (const v of [-1, 0.5, 60e9 + 1, '1']) bad({ ...opts(), deliverEveryNs: v }, /deliverEveryNs must be an integer number of ns from 0 \(every sample\) to 60e9/);
     // the walker alone, as tests and benches create it
     expect(() => n.createProcsWalker({ sysfsRoot: '' })).toThrow(/createProcsWalker: sysfsRoot must be a non-empty string/);
     expect(() => n.createProcsWalker({ sysfsRoot: '/sys', sysfsWalk: 'x' as 'full' })).toThrow(/^createProcsWalker: sysfsWalk must be 'incremental' or 'full'/);

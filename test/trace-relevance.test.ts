@@ -19,6 +19,7 @@ import { TraceRecorder } from '../src/trace/recorder.js';
 import os from 'node:os';
 import { hqdsChangeIrrelevant, mqdsChangeIrrelevant } from '../src/trace/relevance.js';
 import { EXAMPLE } from './helpers/kfd-tree.js';
+import { HqdsSlotCol } from '../src/kfd/columns.js';
 
 const dbg = (name: string): string => fs.readFileSync(path.join(EXAMPLE, 'sys/kernel/debug/kfd', name), 'latin1');
 const sysfs = path.join(EXAMPLE, 'sys');
@@ -47,8 +48,8 @@ const sample = (seq: number, mqds: MqdsRaw, hqds: HqdsRaw, changedWords?: Native
 function withHqdReg(reg: number, v: (old: number) => number): [HqdsRaw, number] {
   for (let r = 0; r < hqds0.slots.length / HQDS_SLOT_COLS; r++) {
     const b = r * HQDS_SLOT_COLS;
-    const at = hqds0.slots[b + 7];
-    if (hqds0.slots[b + 1] !== HqdSlotKind.cp || (hqds0.words[at + 2] & 1) !== 1) continue;
+    const at = hqds0.slots[b + HqdsSlotCol.wordOffset];
+    if (hqds0.slots[b + HqdsSlotCol.kind] !== HqdSlotKind.cp || (hqds0.words[at + 2] & 1) !== 1) continue;
     const words = hqds0.words.slice();
     words[at + reg] = v(words[at + reg]);
     return [{ ...hqds0, words }, at + reg];

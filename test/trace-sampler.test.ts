@@ -10,7 +10,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src/kfd/parse.js';
 import type { NativeSample } from '../src/native.js';
 import { jsThreadCpuNs, sameFiller, startSampler } from '../src/trace/sampler.js';
+import { runTrace, type TraceOptions } from '../src/trace/tracer.js';
+import type { TraceRecord, TraceSample } from '../src/trace/schema.js';
 import { DEBUGFS, SYSFS, nativeLoaded } from './helpers/impls.js';
+import { KfdTree } from './helpers/kfd-tree.js';
 import { debugfsFile, scratchDebugfs as makeScratchDebugfs } from './helpers/scratch-debugfs.js';
 
 const MS = 1e6;
@@ -147,5 +150,60 @@ describe('sameFiller (completes the native thread\'s samples)', () => {
     const fill2 = sameFiller();
     fill2({ ...base(0), procs });
     expect(() => fill2({ ...base(2), same: { procs: true } })).toThrow(/repeats the procs/);
+  });
+});
+
+describe.runIf(nativeLoaded)('runTrace with samples handed over in batches (deliverEveryNs)', () => {
+  const traceOf = async (o: Partial<TraceOptions>): Promise<TraceRecord[]> => {
+    const t = new KfdTree();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-batch-'));
+    scratchDirs.push(dir);
+    try {
+      const out = path.join(dir, 't.jsonl');
+      await runTrace({
+        intervalNs: 10 * MS,
+        durationNs: null,
+        debugfsIntervalNs: 10 * MS,
+        sources: ['sysfs', 'debugfs'],
+        sysfsRoot: t.sysfs,
+        debugfsRoot: t.debugfs,
+        procRoot: t.proc,
+        impl: 'native',
+        baselineNs: 0,
+        tailNs: 0,
+        stopAfterNs: null,
+        out,
+        // never due here: every sample reaches JS only when the trace ends
+        deliverEveryNs: 60e9,
+        ...o,
+      });
+      return fs.readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as TraceRecord);
+    } finally {
+      t.dispose();
+    }
+  };
+  const samplesOf = (recs: TraceRecord[]) => recs.filter((r): r is TraceSample => r.kind === 'sample');
+
+  it('an interrupt records the samples taken before it, then its marker, in time order', async () => {
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 80);
+    const recs = await traceOf({ signal: ctl.signal });
+    const samples = samplesOf(recs);
+    expect(samples.length).toBeGreaterThanOrEqual(2);
+    expect(samples.map((s) => s.seq)).toEqual([...Array(samples.length).keys()]);
+    expect(samples.every((s) => s.processes.length === 2)).toBe(true);
+    const kinds = recs.map((r) => r.kind);
+    expect(kinds[0]).toBe('header');
+    expect(kinds.slice(-2)).toEqual(['marker', 'footer']);
+    expect(recs.at(-2)).toMatchObject({ marker: 'interrupted' });
+    const times = recs.slice(1).map((r) => r.t_ns);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(recs.at(-1)).toMatchObject({ samples: samples.length, endedBy: 'interrupt' });
+  });
+
+  it('--duration ends with the sample that reached it, as without batches', async () => {
+    const samples = samplesOf(await traceOf({ durationNs: 50 * MS }));
+    expect(samples.at(-1)!.t_ns).toBeGreaterThanOrEqual(50 * MS);
+    expect(samples.slice(0, -1).every((s) => s.t_ns < 50 * MS)).toBe(true);
   });
 });

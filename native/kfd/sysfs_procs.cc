@@ -169,15 +169,29 @@ void ProcsWalker::Append(uint64_t pid, const ProcRows& rows, ProcsRaw* out) {
   const double first_queue = static_cast<double>(out->queues.size() / kProcsQueueCols);
   const double first_metric = static_cast<double>(out->metrics.size() / kProcsMetricCols);
   for (const QueueRow& q : rows.queues) {
-    const double qrow[kProcsQueueCols] = {row, q.qid, q.type, q.size, q.gpu_id};
+    double qrow[kProcsQueueCols];
+    qrow[ProcsQueueCol::proc] = row;
+    qrow[ProcsQueueCol::qid] = q.qid;
+    qrow[ProcsQueueCol::type] = q.type;
+    qrow[ProcsQueueCol::size] = q.size;
+    qrow[ProcsQueueCol::gpuId] = q.gpu_id;
     out->queues.insert(out->queues.end(), qrow, qrow + kProcsQueueCols);
   }
   for (const MetricRow& m : rows.metrics) {
-    const double mrow[kProcsMetricCols] = {row, m.code, m.gpu, m.value};
+    double mrow[kProcsMetricCols];
+    mrow[ProcsMetricCol::proc] = row;
+    mrow[ProcsMetricCol::metric] = m.code;
+    mrow[ProcsMetricCol::gpuId] = m.gpu;
+    mrow[ProcsMetricCol::value] = m.value;
     out->metrics.insert(out->metrics.end(), mrow, mrow + kProcsMetricCols);
   }
-  const double prow[kProcsProcCols] = {static_cast<double>(pid), rows.pasid, first_queue, static_cast<double>(rows.queues.size()),
-                                       first_metric, static_cast<double>(rows.metrics.size())};
+  double prow[kProcsProcCols];
+  prow[ProcsProcCol::pid] = static_cast<double>(pid);
+  prow[ProcsProcCol::pasid] = rows.pasid;
+  prow[ProcsProcCol::firstQueue] = first_queue;
+  prow[ProcsProcCol::queueCount] = static_cast<double>(rows.queues.size());
+  prow[ProcsProcCol::firstMetric] = first_metric;
+  prow[ProcsProcCol::metricCount] = static_cast<double>(rows.metrics.size());
   out->procs.insert(out->procs.end(), prow, prow + kProcsProcCols);
   out->issues.insert(out->issues.end(), rows.issues.begin(), rows.issues.end());
 }

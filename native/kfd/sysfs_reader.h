@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "columns.h"
 #include "text_scan.h"
 
 namespace gpucolo {
@@ -42,9 +43,10 @@ struct TopologyRaw {
 enum ProcMetric : int { kMetricVram = 0, kMetricSdma = 1, kMetricEvictedMs = 2, kMetricCuOccupancy = 3,
                         kMetricFaults = 4, kMetricPageIn = 5, kMetricPageOut = 6 };
 
-constexpr size_t kProcsProcCols = 6;    // pid, pasid, firstQueue, queueCount, firstMetric, metricCount
-constexpr size_t kProcsQueueCols = 5;   // proc(row), qid, type, size, gpuId
-constexpr size_t kProcsMetricCols = 4;  // proc(row), metric code, gpuId, value
+// the columns by name: columns.h (ProcsProcCol, ProcsQueueCol, ProcsMetricCol)
+constexpr size_t kProcsProcCols = ProcsProcCol::kCount;
+constexpr size_t kProcsQueueCols = ProcsQueueCol::kCount;
+constexpr size_t kProcsMetricCols = ProcsMetricCol::kCount;
 
 struct ProcsRaw {
   std::vector<double> procs;

@@ -79,12 +79,12 @@ class Recorder : public SampleSink {
   template <class Raw>
   struct Ref {
     bool has = false;
-    Raw raw;
+    std::shared_ptr<const Raw> raw;
   };
   template <class Raw>
   void FillPart(gpucolo::trace::DebugfsPart<Raw>* p, Ref<Raw>* ref) {
     if (p->same) {
-      if (!p->ok || !p->raw.words.empty() || p->raw.lines != 0 || !ref->has) ++bad_same_;
+      if (!p->ok || p->raw || !ref->has) ++bad_same_;
       p->raw = ref->raw;
     } else if (p->ok) {
       ref->raw = p->raw;
@@ -227,22 +227,23 @@ TEST(sampler_fixture_timeline_and_tables) {
     if (x.debugfs) {
       ++with_debugfs;
       CHECK(x.mqds.ok && x.hqds.ok && x.rls.ok);
-      CHECK_EQ(x.mqds.raw.words, m.words);
-      CHECK_EQ(x.mqds.raw.procs, m.procs);
-      CHECK_EQ(x.mqds.raw.pasids, m.pasids);
-      CHECK_EQ(x.mqds.raw.queues, m.queues);
-      CHECK_EQ(x.mqds.raw.blocks, m.blocks);
-      CHECK_EQ(x.mqds.raw.lines, m.lines);
-      CHECK_EQ(x.hqds.raw.words, h.words);
-      CHECK_EQ(x.hqds.raw.nodes, h.nodes);
-      CHECK_EQ(x.hqds.raw.slots, h.slots);
-      CHECK_EQ(x.rls.raw.words, r.words);
-      CHECK_EQ(x.rls.raw.nodes, r.nodes);
-      CHECK_EQ(x.rls.raw.packets, r.packets);
-      CHECK(x.mqds.raw.issues.empty() && x.hqds.raw.issues.empty() && x.rls.raw.issues.empty());
+      CHECK(x.mqds.raw && x.hqds.raw && x.rls.raw);
+      CHECK_EQ(x.mqds.raw->words, m.words);
+      CHECK_EQ(x.mqds.raw->procs, m.procs);
+      CHECK_EQ(x.mqds.raw->pasids, m.pasids);
+      CHECK_EQ(x.mqds.raw->queues, m.queues);
+      CHECK_EQ(x.mqds.raw->blocks, m.blocks);
+      CHECK_EQ(x.mqds.raw->lines, m.lines);
+      CHECK_EQ(x.hqds.raw->words, h.words);
+      CHECK_EQ(x.hqds.raw->nodes, h.nodes);
+      CHECK_EQ(x.hqds.raw->slots, h.slots);
+      CHECK_EQ(x.rls.raw->words, r.words);
+      CHECK_EQ(x.rls.raw->nodes, r.nodes);
+      CHECK_EQ(x.rls.raw->packets, r.packets);
+      CHECK(x.mqds.raw->issues.empty() && x.hqds.raw->issues.empty() && x.rls.raw->issues.empty());
     } else {
       CHECK(!x.mqds.ok && !x.hqds.ok && !x.rls.ok);
-      CHECK(x.mqds.raw.words.empty());
+      CHECK(!x.mqds.raw);
       CHECK_EQ(x.mqds.error.code, std::string());
     }
   }
@@ -306,7 +307,7 @@ TEST(sampler_debugfs_file_is_a_directory) {
   CHECK_EQ(x.mqds.error.code, std::string("EISDIR"));
   CHECK_EQ(x.hqds.error.code, std::string("ENOENT"));
   CHECK(x.rls.ok);
-  CHECK_EQ(x.rls.raw.nodes.size(), kfd::kRlsNodeCols);
+  CHECK_EQ(x.rls.raw->nodes.size(), kfd::kRlsNodeCols);
 }
 
 TEST(sampler_skips_missed_intervals_without_catch_up_burst) {
@@ -526,11 +527,11 @@ TEST(sampler_unchanged_parts_are_same_changed_and_unreadable_ones_fresh) {
   CHECK_EQ(t[3]->hqds.error.message, "cannot read " + dir.Path("hqds") + " (ENOENT)");
   const kfd::HqdsRaw h = kfd::ParseHqds(hqds.data(), hqds.size());
   CHECK(t[4]->hqds.ok);
-  CHECK_EQ(t[4]->hqds.raw.words, h.words);
-  CHECK_EQ(t[4]->hqds.raw.slots, h.slots);
+  CHECK_EQ(t[4]->hqds.raw->words, h.words);
+  CHECK_EQ(t[4]->hqds.raw->slots, h.slots);
   const kfd::RlsRaw r0 = ParseRlsText(DebugfsFile("rls")), r1 = ParseRlsText(kOtherRls);
-  CHECK_EQ(t[1]->rls.raw.nodes, r0.nodes);
-  for (size_t i = 2; i < t.size(); ++i) CHECK_EQ(t[i]->rls.raw.nodes, r1.nodes);
+  CHECK_EQ(t[1]->rls.raw->nodes, r0.nodes);
+  for (size_t i = 2; i < t.size(); ++i) CHECK_EQ(t[i]->rls.raw->nodes, r1.nodes);
   CHECK(r0.nodes != r1.nodes);
 }
 
@@ -577,26 +578,26 @@ TEST(sampler_dropped_samples_never_become_references) {
   const kfd::ProcsRaw one = kfd::ReadKfdProcs(gpucolo_test::FixturePath("sysfs"), &kOnly42117);
   CHECK(all.procs != one.procs);
   CHECK_EQ(t[0]->seq, uint64_t{0});
-  CHECK_EQ(t[0]->rls.raw.nodes, r0.nodes);
+  CHECK_EQ(t[0]->rls.raw->nodes, r0.nodes);
   CHECK_EQ(t[0]->procs.procs, all.procs);
   // seq 2 repeats the dropped seq 1, not seq 0: it must come in full
   CHECK_EQ(t[1]->seq, uint64_t{2});
   CHECK_EQ(t[1]->dropped, uint64_t{1});
   CHECK(!t[1]->rls.same && !t[1]->procs_same);
-  CHECK_EQ(t[1]->rls.raw.nodes, r1.nodes);
+  CHECK_EQ(t[1]->rls.raw->nodes, r1.nodes);
   CHECK_EQ(t[1]->procs.procs, one.procs);
   CHECK(t[1]->mqds.same && t[1]->hqds.same);
   // seq 4 equals seq 2 (taken), not the dropped seq 3
   CHECK_EQ(t[2]->seq, uint64_t{4});
   CHECK(t[2]->rls.same && t[2]->procs_same && t[2]->mqds.same);
-  CHECK_EQ(t[2]->rls.raw.nodes, r1.nodes);
+  CHECK_EQ(t[2]->rls.raw->nodes, r1.nodes);
   CHECK_EQ(t[2]->parse_ns, 0.0);
   // seq 6: mqds has the reference's bytes again, but an error came between (even a dropped one)
   CHECK_EQ(t[3]->seq, uint64_t{6});
   CHECK(!t[3]->mqds.same && t[3]->mqds.ok);
   CHECK(t[3]->rls.same && t[3]->hqds.same && t[3]->procs_same);
   const std::string mqds = DebugfsFile("mqds");
-  CHECK_EQ(t[3]->mqds.raw.words, kfd::ParseMqds(mqds.data(), mqds.size()).words);
+  CHECK_EQ(t[3]->mqds.raw->words, kfd::ParseMqds(mqds.data(), mqds.size()).words);
 }
 
 TEST(sampler_read_whole_file_grows_and_reuses_the_buffer) {
@@ -686,8 +687,12 @@ TEST(sampler_words_only_changes_are_patched_like_a_full_parse) {
     const kfd::HqdsRaw full = kfd::ParseHqds(texts[i].data(), texts[i].size());
     CHECK_EQ(t[i]->hqds.patched, patched[i]);
     CHECK_EQ(t[i]->hqds.changed_words.size(), changed[i]);
-    CHECK_EQ(t[i]->hqds.raw.words, full.words);
-    CHECK_EQ(t[i]->hqds.raw.slots, full.slots);
-    CHECK_EQ(t[i]->hqds.raw.nodes, full.nodes);
+    CHECK_EQ(t[i]->hqds.raw->words, full.words);
+    CHECK_EQ(t[i]->hqds.raw->slots, full.slots);
+    CHECK_EQ(t[i]->hqds.raw->nodes, full.nodes);
   }
+  // a patched sample's tables are new ones (the sample before it keeps its own), made once and
+  // shared with the reference the next patch starts from, never changed after
+  CHECK(t[1]->hqds.raw != t[0]->hqds.raw && t[2]->hqds.raw != t[1]->hqds.raw);
+  CHECK_EQ(t[1]->hqds.raw->words, kfd::ParseHqds(v1.data(), v1.size()).words);
 }

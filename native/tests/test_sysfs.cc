@@ -83,10 +83,11 @@ TEST(sysfs_fixture_procs) {
                                           1, 0, 0, 1048576, 31774}));
   CHECK_EQ(p.metrics.size(), 14 * kProcsMetricCols);
   // ordered by (gpu, code): vram, sdma, evicted_ms, cu_occupancy, faults, page_in, page_out
-  for (size_t i = 0; i < 7; ++i) CHECK_EQ(p.metrics[i * 4 + 1], double(i));
-  CHECK_EQ(p.metrics[3], 17184063488.0);
-  CHECK_EQ(p.metrics[7], 152340.0);
-  CHECK_EQ(p.metrics[15], 38.0);
+  auto metric = [&](size_t r, size_t col) { return p.metrics[r * kProcsMetricCols + col]; };
+  for (size_t i = 0; i < 7; ++i) CHECK_EQ(metric(i, ProcsMetricCol::metric), double(i));
+  CHECK_EQ(metric(0, ProcsMetricCol::value), 17184063488.0);
+  CHECK_EQ(metric(1, ProcsMetricCol::value), 152340.0);
+  CHECK_EQ(metric(3, ProcsMetricCol::value), 38.0);
 
   const std::vector<double> pids{42117, 1};
   const ProcsRaw one = ReadKfdProcs(gpucolo_test::FixturePath("sysfs") + "/", &pids);

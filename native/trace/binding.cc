@@ -5,8 +5,10 @@
 //   startSampler ── Tsfn::New, Start() ──▶  loop: sleep to deadline, read, parse,
 //                                            NonBlockingCall(sample) (queue bound maxQueued;
 //   CallJs: sample -> JS object, onSample ◀──  napi_queue_full = dropped, counted in the next;
-//                                            the last of maxSamples: BlockingCall, never dropped)
-//   stop(): RequestStop() wakes the sleep;  ◀── loop ends: Release()
+//                                            the last of maxSamples: BlockingCall, never dropped;
+//                                            deliverEveryNs > 0: samples held and handed over
+//                                            as one batch, one onSample call each: TsfnSink)
+//   stop(): RequestStop() wakes the sleep;  ◀── loop ends: held batch handed over, Release()
 //   TSFN finalizer (after the queue drained): join, resolve every stop() promise, free.
 //
 // Ownership: Ctx is shared by the TSFN (a heap shared_ptr freed by its finalizer) and the stop /
@@ -25,6 +27,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,29 +39,135 @@ namespace gpucolo {
 namespace trace {
 namespace {
 
-struct Ctx;
-void CallJs(Napi::Env env, Napi::Function on_sample, Ctx* ctx, Sample* sample);
-using Tsfn = Napi::TypedThreadSafeFunction<Ctx, Sample, CallJs>;
+/** Samples handed to JS in one call (one wake-up of the JS thread), in the order taken. */
+struct Batch {
+  std::vector<std::unique_ptr<Sample>> samples;
+};
 
+struct Ctx;
+void CallJs(Napi::Env env, Napi::Function on_sample, Ctx* ctx, Batch* batch);
+using Tsfn = Napi::TypedThreadSafeFunction<Ctx, Batch, CallJs>;
+
+/**
+ * Hands samples to the JS thread. deliver_every_ns == 0: each sample on its own, dropped when
+ * maxQueued calls wait. Above 0 (deliverEveryNs): quiet samples (Quiet(): only register words
+ * moved) are held and handed over together once the oldest held one is that old, or with the
+ * next sample that is not quiet, so the JS thread wakes once per batch: at 100 ms most of a
+ * sample's JS time was the wake-up itself, cold caches included (docs/tracing.md "Where the JS
+ * thread's time goes"). A held sample is taken (its parts may be `same` for the next one); when
+ * the queue is full the batch is held on, and only a sample beyond kMaxHeld is dropped. Done()
+ * hands over what is held before the release, so stop() resolves after every taken sample reached JS.
+ */
 class TsfnSink final : public SampleSink {
  public:
+  static constexpr size_t kMaxHeld = 4096;
+
   Delivery Deliver(std::unique_ptr<Sample> sample, bool last) override {
-    Sample* raw = sample.release();
+    if (deliver_every_ns <= 0) return DeliverOne(std::move(sample), last);
+    if (!held_) {
+      held_ = std::make_unique<Batch>();
+      held_since_ns_ = MonotonicNowNs();
+    }
+    if (held_->samples.size() >= kMaxHeld && !last) {
+      // JS is far behind: try to hand over what is held, else drop this one (never a held one)
+      const napi_status st = Flush(false);
+      if (st != napi_ok && st != napi_queue_full) return Delivery::kClosed;
+      if (held_) return Delivery::kDropped;
+      return Deliver(std::move(sample), last);
+    }
+    const bool quiet = Quiet(*sample);
+    held_->samples.push_back(std::move(sample));
+    if (!last && quiet && MonotonicNowNs() - held_since_ns_ < deliver_every_ns) return Delivery::kTaken;
+    // queue full: held on (taken all the same), tried again with the next sample
+    const napi_status st = Flush(last);
+    return st == napi_ok || st == napi_queue_full ? Delivery::kTaken : Delivery::kClosed;
+  }
+
+  void Done() override {
+    if (held_) Flush(true);
+    tsfn.Release();
+  }
+
+  Tsfn tsfn;
+  /** 0: every sample on its own */
+  int64_t deliver_every_ns = 0;
+
+ private:
+  /**
+   * Nothing but register words moved since the last sample: the same proc tables, and each
+   * debugfs file the same or patched. Only such a sample is held; any other goes at once with
+   * what is held before it, because JS reads /proc when the processes or queues change (pid
+   * reuse, nsPid, a command's descendants) and must do so while those processes are still there.
+   */
+  static bool Quiet(const Sample& s) {
+    auto quiet = [](const auto& p) { return p.ok && (p.same || p.patched); };
+    return s.procs_same && s.dropped == 0 && (!s.debugfs || (quiet(s.mqds) && quiet(s.hqds) && quiet(s.rls)));
+  }
+
+  Delivery DeliverOne(std::unique_ptr<Sample> sample, bool last) {
+    auto b = std::make_unique<Batch>();
+    b->samples.push_back(std::move(sample));
+    Batch* raw = b.release();
     // the last sample of a maxSamples run waits for room (env teardown ends the wait: napi_closing)
     const napi_status st = last ? tsfn.BlockingCall(raw) : tsfn.NonBlockingCall(raw);
     if (st == napi_ok) return Delivery::kTaken;  // CallJs owns it now
     delete raw;
     return st == napi_queue_full ? Delivery::kDropped : Delivery::kClosed;  // napi_closing: env going away
   }
-  void Done() override { tsfn.Release(); }
 
-  Tsfn tsfn;
+  /** Hands the held batch over; blocking waits for room (env teardown ends the wait: napi_closing). */
+  napi_status Flush(bool blocking) {
+    Batch* raw = held_.release();
+    const napi_status st = blocking ? tsfn.BlockingCall(raw) : tsfn.NonBlockingCall(raw);
+    if (st == napi_queue_full) {
+      held_.reset(raw);
+    } else if (st != napi_ok) {
+      delete raw;
+    }
+    return st;
+  }
+
+  std::unique_ptr<Batch> held_;
+  int64_t held_since_ns_ = 0;
 };
+
+/**
+ * The property names of a sample, made once per sampler. Object::Set(const char*) decodes the
+ * name and looks it up in V8's string table on every call; at 100 ms, with the table cold in the
+ * caches, those lookups were the largest single cost of handing a sample to JS (docs/tracing.md
+ * "Where the JS thread's time goes"). JS thread only; Reset() in Finalize.
+ */
+class SampleKeys {
+ public:
+  enum Key {
+    kSeq, kIntendedNs, kActualNs, kReadNs, kParseNs, kThreadCpuNs, kIoNs, kCpuNs, kWalk, kMissed, kDropped,
+    kProcs, kMqds, kHqds, kRls, kChangedWords, kSame,
+    kProcesses, kProcessesRead, kQueuesRead, kQueuesReused, kCode, kMessage, kCount
+  };
+  void Init(Napi::Env env) {
+    static const char* const kNames[kCount] = {
+        "seq", "intendedNs", "actualNs", "readNs", "parseNs", "threadCpuNs", "ioNs", "cpuNs", "walk", "missed", "dropped",
+        "procs", "mqds", "hqds", "rls", "changedWords", "same",
+        "processes", "processesRead", "queuesRead", "queuesReused", "code", "message"};
+    // Node 20 refuses references to strings (napi_create_reference: objects only before N-API
+    // 10): the names are held by one array, read back by index
+    Napi::Array names = Napi::Array::New(env, kCount);
+    for (uint32_t k = 0; k < kCount; ++k) names.Set(k, Napi::String::New(env, kNames[k]));
+    names_ = Napi::Persistent(names);
+  }
+  void Reset() { names_.Reset(); }
+  napi_value operator[](Key k) const { return names_.Value().Get(static_cast<uint32_t>(k)); }
+
+ private:
+  Napi::Reference<Napi::Array> names_;
+};
+using K = SampleKeys;
 
 struct Ctx {
   TsfnSink sink;  // before sampler: destroyed after it
   std::unique_ptr<Sampler> sampler;
   // JS thread only
+  SampleKeys keys;
   std::vector<Napi::Promise::Deferred> waiters;
   bool finished = false;
   bool hook_added = false;
@@ -71,10 +180,10 @@ void RaiseFatal(napi_env env, napi_value error) {
   if (error != nullptr) napi_fatal_exception(env, error);
 }
 
-Napi::Object ReadErrorToJs(Napi::Env env, const ReadError& e) {
+Napi::Object ReadErrorToJs(Napi::Env env, const SampleKeys& keys, const ReadError& e) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("code", Napi::String::New(env, e.code));
-  o.Set("message", Napi::String::New(env, e.message));
+  o.Set(keys[K::kCode], Napi::String::New(env, e.code));
+  o.Set(keys[K::kMessage], Napi::String::New(env, e.message));
   return o;
 }
 
@@ -88,65 +197,77 @@ Napi::Object WalkStatsToJs(Napi::Env env, const kfd::WalkStats& w) {
   return o;
 }
 
+/** WalkStats of a sample, with the sampler's keys (WalkStatsToJs serves createProcsWalker's stats()). */
+Napi::Object SampleWalkToJs(Napi::Env env, const SampleKeys& keys, const kfd::WalkStats& w) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set(keys[K::kProcesses], Napi::Number::New(env, static_cast<double>(w.processes)));
+  o.Set(keys[K::kProcessesRead], Napi::Number::New(env, static_cast<double>(w.processes_read)));
+  o.Set(keys[K::kQueuesRead], Napi::Number::New(env, static_cast<double>(w.queues_read)));
+  o.Set(keys[K::kQueuesReused], Napi::Number::New(env, static_cast<double>(w.queues_reused)));
+  return o;
+}
+
 /**
  * NativeSample in src/native.ts; tables through the kfd binding's one conversion. A part the
  * sampler marked same (equal to the one in the last sample taken) is left out and named in
  * `same` instead: converting the tables is most of a sample's cost on the JS thread.
  */
-Napi::Object SampleToJs(Napi::Env env, const Sample& s) {
+Napi::Object SampleToJs(Napi::Env env, const SampleKeys& keys, const Sample& s) {
+  auto num = [&](double x) { return Napi::Number::New(env, x); };
   Napi::Object o = Napi::Object::New(env);
-  o.Set("seq", Napi::Number::New(env, static_cast<double>(s.seq)));
-  o.Set("intendedNs", Napi::Number::New(env, s.intended_ns));
-  o.Set("actualNs", Napi::Number::New(env, s.actual_ns));
-  o.Set("readNs", Napi::Number::New(env, s.read_ns));
-  o.Set("parseNs", Napi::Number::New(env, s.parse_ns));
-  if (s.thread_cpu_ns >= 0) o.Set("threadCpuNs", Napi::Number::New(env, s.thread_cpu_ns));
-  o.Set("ioNs", Napi::Number::New(env, s.io_ns));
-  if (s.cpu_ns >= 0) o.Set("cpuNs", Napi::Number::New(env, s.cpu_ns));
-  o.Set("walk", WalkStatsToJs(env, s.walk));
-  o.Set("missed", Napi::Number::New(env, static_cast<double>(s.missed)));
-  o.Set("dropped", Napi::Number::New(env, static_cast<double>(s.dropped)));
+  o.Set(keys[K::kSeq], num(static_cast<double>(s.seq)));
+  o.Set(keys[K::kIntendedNs], num(s.intended_ns));
+  o.Set(keys[K::kActualNs], num(s.actual_ns));
+  o.Set(keys[K::kReadNs], num(s.read_ns));
+  o.Set(keys[K::kParseNs], num(s.parse_ns));
+  if (s.thread_cpu_ns >= 0) o.Set(keys[K::kThreadCpuNs], num(s.thread_cpu_ns));
+  o.Set(keys[K::kIoNs], num(s.io_ns));
+  if (s.cpu_ns >= 0) o.Set(keys[K::kCpuNs], num(s.cpu_ns));
+  o.Set(keys[K::kWalk], SampleWalkToJs(env, keys, s.walk));
+  o.Set(keys[K::kMissed], num(static_cast<double>(s.missed)));
+  o.Set(keys[K::kDropped], num(static_cast<double>(s.dropped)));
   Napi::Object same;
-  auto mark = [&](const char* part) {
+  auto mark = [&](K::Key part) {
     if (same.IsEmpty()) same = Napi::Object::New(env);
-    same.Set(part, Napi::Boolean::New(env, true));
+    same.Set(keys[part], Napi::Boolean::New(env, true));
   };
   if (s.procs_same) {
-    mark("procs");
+    mark(K::kProcs);
   } else {
-    o.Set("procs", kfd::ProcsToJs(env, s.procs));
+    o.Set(keys[K::kProcs], kfd::ProcsToJs(env, s.procs));
   }
   if (s.debugfs) {
     Napi::Object changed;
-    auto part = [&](const char* name, const auto& p, auto to_js) {
+    auto part = [&](K::Key name, const auto& p, auto to_js) {
       if (p.same) {
         mark(name);
       } else {
-        o.Set(name, p.ok ? to_js(env, p.raw) : ReadErrorToJs(env, p.error));
+        // ok and not same: raw is set (sampler.cc); checked all the same, a null would crash
+        if (p.ok && !p.raw) throw std::logic_error("sample part without tables");
+        o.Set(keys[name], p.ok ? to_js(env, *p.raw) : ReadErrorToJs(env, keys, p.error));
       }
       if (p.patched) {
         if (changed.IsEmpty()) changed = Napi::Object::New(env);
         Napi::Uint32Array a = Napi::Uint32Array::New(env, p.changed_words.size());
         if (!p.changed_words.empty()) std::memcpy(a.Data(), p.changed_words.data(), p.changed_words.size() * sizeof(uint32_t));
-        changed.Set(name, a);
+        changed.Set(keys[name], a);
       }
     };
-    part("mqds", s.mqds, kfd::MqdsToJs);
-    part("hqds", s.hqds, kfd::HqdsToJs);
-    part("rls", s.rls, kfd::RlsToJs);
-    if (!changed.IsEmpty()) o.Set("changedWords", changed);
+    part(K::kMqds, s.mqds, kfd::MqdsToJs);
+    part(K::kHqds, s.hqds, kfd::HqdsToJs);
+    part(K::kRls, s.rls, kfd::RlsToJs);
+    if (!changed.IsEmpty()) o.Set(keys[K::kChangedWords], changed);
   }
-  if (!same.IsEmpty()) o.Set("same", same);
+  if (!same.IsEmpty()) o.Set(keys[K::kSame], same);
   return o;
 }
 
-void CallJs(Napi::Env env, Napi::Function on_sample, Ctx*, Sample* sample) {
-  std::unique_ptr<Sample> owned(sample);
-  // env == nullptr: Node is emptying the queue of a closing TSFN; only free the data
-  if (env == nullptr || on_sample == nullptr || !owned) return;
+/** One sample to onSample; a conversion or JS exception goes to process 'uncaughtException'. */
+void CallOne(Napi::Env env, Napi::Function on_sample, Ctx* ctx, std::unique_ptr<Sample> owned) {
+  Napi::HandleScope scope(env);
   napi_value arg;
   try {
-    arg = SampleToJs(env, *owned);
+    arg = SampleToJs(env, ctx->keys, *owned);
   } catch (const Napi::Error& e) {  // N-API failed (e.g. a worker being terminated)
     try {
       RaiseFatal(env, e.Value());
@@ -179,6 +300,16 @@ void CallJs(Napi::Env env, Napi::Function on_sample, Ctx*, Sample* sample) {
   }
 }
 
+void CallJs(Napi::Env env, Napi::Function on_sample, Ctx* ctx, Batch* batch) {
+  std::unique_ptr<Batch> owned(batch);
+  // env == nullptr: Node is emptying the queue of a closing TSFN; only free the data
+  if (env == nullptr || on_sample == nullptr || !owned || ctx == nullptr) return;
+  // in the order taken, each as its own call (as without batching)
+  for (auto& s : owned->samples) {
+    if (s) CallOne(env, on_sample, ctx, std::move(s));
+  }
+}
+
 void OnEnvCleanup(void* arg) {
   Ctx* ctx = static_cast<Ctx*>(arg);
   ctx->hook_added = false;  // Node removes it after this call
@@ -203,6 +334,12 @@ void Finalize(Napi::Env env, std::shared_ptr<Ctx>* holder, Ctx* ctx) {
       } catch (...) {
         // environment teardown: nobody is left to see it
       }
+    }
+    // no CallJs after the finalizer: the keys go while the environment is still there
+    try {
+      ctx->keys.Reset();
+    } catch (...) {
+      // teardown: the environment frees its references itself
     }
   } catch (...) {
   }
@@ -305,7 +442,12 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
   const size_t max_queued =
       static_cast<size_t>(IntegerOption(env, o, "maxQueued", 1, kMaxSafeInteger, "must be an integer >= 1"));
 
+  const auto deliver_every_ns = static_cast<int64_t>(OptionalInteger(
+      env, o, "startSampler", "deliverEveryNs", 0, 60e9, "must be an integer number of ns from 0 (every sample) to 60e9", 0));
+
   auto ctx = std::make_shared<Ctx>();
+  ctx->keys.Init(env);
+  ctx->sink.deliver_every_ns = deliver_every_ns;
   ctx->sampler = std::make_unique<Sampler>(std::move(opts), &ctx->sink);
   auto* holder = new std::shared_ptr<Ctx>(ctx);
   try {

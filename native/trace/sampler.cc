@@ -265,7 +265,7 @@ bool Sampler::ParseInto(DebugfsPart<Raw>* part, const DebugfsFile& file, Parse p
       part->same = true;
       return false;
     case DebugfsFile::State::kFresh:
-      part->raw = parse(file.buf.data(), file.len);
+      part->raw = std::make_shared<const Raw>(parse(file.buf.data(), file.len));
       part->ok = true;
       return true;
     case DebugfsFile::State::kUnread:
@@ -281,11 +281,13 @@ bool Sampler::ParsePatchable(DebugfsPart<Raw>* part, const DebugfsFile& file, Pa
     return ParseInto(part, file, [&](const char* data, size_t len) { return parse(data, len, nullptr); });
   }
   if (file.has_ref && ref.valid && file.len == file.ref_len) {
-    next->raw = ref.raw;
-    if (kfd::PatchWords(file.ref.data(), file.buf.data(), file.len, ref.lines, &next->raw.words, &part->changed_words)) {
+    // the one copy: the reference's tables may still be in a sample on its way to JS
+    auto patched = std::make_shared<Raw>(*ref.raw);
+    if (kfd::PatchWords(file.ref.data(), file.buf.data(), file.len, ref.lines, &patched->words, &part->changed_words)) {
+      next->raw = patched;
       next->lines_from_ref = true;
       next->valid = true;
-      part->raw = next->raw;
+      part->raw = std::move(patched);  // shared with next: no second copy for the sink
       part->ok = true;
       part->patched = true;
       return true;
@@ -293,7 +295,7 @@ bool Sampler::ParsePatchable(DebugfsPart<Raw>* part, const DebugfsFile& file, Pa
     part->changed_words.clear();
   }
   next->lines.clear();
-  next->raw = parse(file.buf.data(), file.len, &next->lines);
+  next->raw = std::make_shared<const Raw>(parse(file.buf.data(), file.len, &next->lines));
   next->lines_from_ref = false;
   next->valid = true;
   part->raw = next->raw;

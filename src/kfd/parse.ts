@@ -10,6 +10,7 @@ import { parseRlsTs } from './rls-ts.js';
 import { readKfdProcsTs, readTopologyTs } from './sysfs-ts.js';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './raw.js';
 import type { Hqds, KfdProcs, Mqds, ParseOptions, Rls, Topology } from './types.js';
+import { invalidArg } from '../errors.js';
 
 function toBytes(input: string | Uint8Array): Uint8Array {
   return typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
@@ -17,7 +18,7 @@ function toBytes(input: string | Uint8Array): Uint8Array {
 
 function checkInput(input: unknown, what: string): asserts input is string | Uint8Array {
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
-    throw new TypeError(`${what}: input must be a string or a Buffer/Uint8Array`);
+    throw invalidArg(`${what}: input must be a string or a Buffer/Uint8Array`, 'ERR_INVALID_ARG_TYPE');
   }
 }
 

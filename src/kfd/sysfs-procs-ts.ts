@@ -11,7 +11,8 @@
 import { KFD_PROC, badNumber, cannotRead, errCode, GPU_ID, negative, numericName, parseSysfsNumber, pathExists, readDirSorted, readText, underRoot } from './sysfs-ts.js';
 import { timedIo } from './io-clock.js';
 import fs from 'node:fs';
-import { ProcMetric, type ProcsRaw, type ReadIssue } from './raw.js';
+import { ProcsMetricCol as M, ProcsProcCol as P, ProcsQueueCol as Q } from './columns.js';
+import { PROCS_METRIC_COLS, PROCS_PROC_COLS, PROCS_QUEUE_COLS, ProcMetric, type ProcsRaw, type ReadIssue } from './raw.js';
 import type { SysfsWalk, WalkStats } from '../native.js';
 
 const GPU_FILE = /^(vram|sdma)_(0|[1-9]\d{0,9})$/;
@@ -270,12 +271,41 @@ interface Tables {
 
 const emptyRows = (): ProcRows => ({ pasid: -1, metrics: [], queues: [], issues: [], queueIssues: 0, hasQueues: false });
 
+/** Appends one row of `cols` columns, each set by its name (src/kfd/columns.ts). */
+function pushRow(table: number[], cols: number, set: (r: number[]) => void): void {
+  const r = new Array<number>(cols).fill(NaN);
+  set(r);
+  for (const v of r) table.push(v);
+}
+
 function append(pid: number, rows: ProcRows, out: Tables): void {
-  const row = out.procs.length / 6;
-  const firstQueue = out.queues.length / 5;
-  const firstMetric = out.metrics.length / 4;
-  for (const [qid, type, size, gpu] of rows.queues) out.queues.push(row, qid, type, size, gpu);
-  for (const [code, gpu, v] of rows.metrics) out.metrics.push(row, code, gpu, v);
-  out.procs.push(pid, rows.pasid, firstQueue, rows.queues.length, firstMetric, rows.metrics.length);
+  const row = out.procs.length / PROCS_PROC_COLS;
+  const firstQueue = out.queues.length / PROCS_QUEUE_COLS;
+  const firstMetric = out.metrics.length / PROCS_METRIC_COLS;
+  for (const [qid, type, size, gpu] of rows.queues) {
+    pushRow(out.queues, PROCS_QUEUE_COLS, (r) => {
+      r[Q.proc] = row;
+      r[Q.qid] = qid;
+      r[Q.type] = type;
+      r[Q.size] = size;
+      r[Q.gpuId] = gpu;
+    });
+  }
+  for (const [code, gpu, v] of rows.metrics) {
+    pushRow(out.metrics, PROCS_METRIC_COLS, (r) => {
+      r[M.proc] = row;
+      r[M.metric] = code;
+      r[M.gpuId] = gpu;
+      r[M.value] = v;
+    });
+  }
+  pushRow(out.procs, PROCS_PROC_COLS, (r) => {
+    r[P.pid] = pid;
+    r[P.pasid] = rows.pasid;
+    r[P.firstQueue] = firstQueue;
+    r[P.queueCount] = rows.queues.length;
+    r[P.firstMetric] = firstMetric;
+    r[P.metricCount] = rows.metrics.length;
+  });
   out.issues.push(...rows.issues);
 }

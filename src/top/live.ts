@@ -8,10 +8,12 @@
  */
 import fs from 'node:fs';
 import { pickImpl, type NativeSample } from '../native.js';
+import { GpucoloError } from '../errors.js';
 import { buildProcs } from '../kfd/build.js';
 import { readTopology } from '../kfd/parse.js';
 import { readProcStatus } from '../procfs.js';
 import { HQDS_NODE_COLS, HQDS_SLOT_COLS, HqdSlotKind, type HqdsRaw, type ProcsRaw } from '../kfd/raw.js';
+import { HqdsNodeCol as N, HqdsSlotCol as S } from '../kfd/columns.js';
 import { KFD_PROC, underRoot } from '../kfd/sysfs-ts.js';
 import { SampleAssembler } from '../trace/assemble.js';
 import { EventDeriver } from '../trace/events.js';
@@ -33,7 +35,12 @@ export interface LiveOptions {
 }
 
 /** No KFD source could be read at all (exit 1 in the CLI). */
-export class NoKfdError extends Error {}
+export class NoKfdError extends GpucoloError {
+  constructor(message: string) {
+    super(message, { code: 'ENOKFD' });
+    this.name = 'NoKfdError';
+  }
+}
 
 function readableDir(path: string): boolean {
   try {
@@ -63,14 +70,14 @@ export function slotLayout(raw: HqdsRaw): Map<string, XccSlots> {
   for (let n = 0; n < nodes.length / HQDS_NODE_COLS; n++) {
     const nr = n * HQDS_NODE_COLS;
     const perXcc: XccSlots = new Map();
-    out.set((nodes[nr + 1] >>> 0).toString(16), perXcc);
-    for (let s = nodes[nr + 4]; s < nodes[nr + 4] + nodes[nr + 5]; s++) {
+    out.set((nodes[nr + N.gpuId] >>> 0).toString(16), perXcc);
+    for (let s = nodes[nr + N.firstSlot]; s < nodes[nr + N.firstSlot] + nodes[nr + N.slotCount]; s++) {
       const sr = s * HQDS_SLOT_COLS;
-      if (slots[sr + 1] !== HqdSlotKind.cp) continue;
-      const inst = Math.max(0, slots[sr + 2]);
+      if (slots[sr + S.kind] !== HqdSlotKind.cp) continue;
+      const inst = Math.max(0, slots[sr + S.inst]);
       let set = perXcc.get(inst);
       if (!set) perXcc.set(inst, (set = new Set()));
-      set.add(`${slots[sr + 4]}/${slots[sr + 5]}`);
+      set.add(`${slots[sr + S.pipe]}/${slots[sr + S.queue]}`);
     }
   }
   return out;

@@ -11,6 +11,7 @@
  * null and SampleAssembler joins the whole sample. test/trace-assemble-sysfs.test.ts checks the
  * result against a whole join on random sequences of trees.
  */
+import { ProcsProcCol as P, ProcsQueueCol as Q } from '../kfd/columns.js';
 import { PROCS_PROC_COLS, PROCS_QUEUE_COLS, type ProcsRaw } from '../kfd/raw.js';
 import type { TraceProcess } from './schema.js';
 
@@ -19,18 +20,18 @@ function queueRows(procs: ProcsRaw): Map<number, [number, number]> {
   const out = new Map<number, [number, number]>();
   for (let r = 0; r < procs.procs.length / PROCS_PROC_COLS; r++) {
     const b = r * PROCS_PROC_COLS;
-    out.set(procs.procs[b], [procs.procs[b + 2], procs.procs[b + 3]]);
+    out.set(procs.procs[b + P.pid], [procs.procs[b + P.firstQueue], procs.procs[b + P.queueCount]]);
   }
   return out;
 }
 
-/** The same queues (qid, type, size, gpu id) in the same order; the process row index may differ. */
+/** The same queues (every column but the process row, which may differ) in the same order. */
 function sameQueues(a: ProcsRaw, ra: [number, number], b: ProcsRaw, rb: [number, number]): boolean {
   if (ra[1] !== rb[1]) return false;
   for (let i = 0; i < ra[1]; i++) {
     const x = (ra[0] + i) * PROCS_QUEUE_COLS;
     const y = (rb[0] + i) * PROCS_QUEUE_COLS;
-    for (let c = 1; c < PROCS_QUEUE_COLS; c++) if (!Object.is(a.queues[x + c], b.queues[y + c])) return false;
+    for (let c = 0; c < PROCS_QUEUE_COLS; c++) if (c !== Q.proc && !Object.is(a.queues[x + c], b.queues[y + c])) return false;
   }
   return true;
 }
@@ -41,14 +42,22 @@ export function procsSubset(procs: ProcsRaw, pids: ReadonlySet<number>): ProcsRa
   const q: number[] = [];
   for (let r = 0; r < procs.procs.length / PROCS_PROC_COLS; r++) {
     const b = r * PROCS_PROC_COLS;
-    if (!pids.has(procs.procs[b])) continue;
-    const first = procs.procs[b + 2];
-    const count = procs.procs[b + 3];
+    if (!pids.has(procs.procs[b + P.pid])) continue;
+    const first = procs.procs[b + P.firstQueue];
+    const count = procs.procs[b + P.queueCount];
     const row = p.length / PROCS_PROC_COLS;
-    p.push(procs.procs[b], procs.procs[b + 1], q.length / PROCS_QUEUE_COLS, count, 0, 0);
+    const pr = new Array<number>(PROCS_PROC_COLS).fill(0);
+    pr[P.pid] = procs.procs[b + P.pid];
+    pr[P.pasid] = procs.procs[b + P.pasid];
+    pr[P.firstQueue] = q.length / PROCS_QUEUE_COLS;
+    pr[P.queueCount] = count;
+    p.push(...pr);
     for (let i = 0; i < count; i++) {
       const x = (first + i) * PROCS_QUEUE_COLS;
-      q.push(row, procs.queues[x + 1], procs.queues[x + 2], procs.queues[x + 3], procs.queues[x + 4]);
+      const qr = new Array<number>(PROCS_QUEUE_COLS);
+      for (let c = 0; c < PROCS_QUEUE_COLS; c++) qr[c] = procs.queues[x + c];
+      qr[Q.proc] = row;
+      q.push(...qr);
     }
   }
   return { procs: Float64Array.from(p), queues: Float64Array.from(q), metrics: new Float64Array(), issues: [] };

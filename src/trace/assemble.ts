@@ -89,12 +89,16 @@ function sameTables(a: Tables | undefined, b: Tables | undefined): boolean {
  */
 function sameRaw(a: NativeSample, b: NativeSample): boolean {
   const changed = a.changedWords;
+  // a patched table differs from b's in the words named (comparing it whole would only find
+  // that, at the cost of two Buffer views and a memcmp per table): the names decide alone
   const mqdsSame =
-    sameTables(a.mqds as unknown as Tables, b.mqds as unknown as Tables) ||
-    (changed?.mqds !== undefined && isMqds(a.mqds) && isMqds(b.mqds) && mqdsChangeIrrelevant(a.mqds, changed.mqds));
+    changed?.mqds !== undefined
+      ? isMqds(a.mqds) && isMqds(b.mqds) && mqdsChangeIrrelevant(a.mqds, changed.mqds)
+      : sameTables(a.mqds as unknown as Tables, b.mqds as unknown as Tables);
   const hqdsSame =
-    sameTables(a.hqds as unknown as Tables, b.hqds as unknown as Tables) ||
-    (changed?.hqds !== undefined && isHqds(a.hqds) && isHqds(b.hqds) && hqdsChangeIrrelevant(a.hqds, changed.hqds));
+    changed?.hqds !== undefined
+      ? isHqds(a.hqds) && isHqds(b.hqds) && hqdsChangeIrrelevant(a.hqds, changed.hqds)
+      : sameTables(a.hqds as unknown as Tables, b.hqds as unknown as Tables);
   return (
     mqdsSame &&
     hqdsSame &&

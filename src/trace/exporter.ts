@@ -5,11 +5,12 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TraceEvent, TraceSample } from './schema.js';
+import { GpucoloError, outOfRange } from '../errors.js';
 
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]+):)?(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new RangeError(`not a listen address: "${text}" (use 127.0.0.1:9464 or 9464)`);
+  if (!m || port > 65535) throw outOfRange(`not a listen address: "${text}" (use 127.0.0.1:9464 or 9464)`, 'ERR_INVALID_ARG_VALUE');
   return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
 }
 
@@ -29,12 +30,9 @@ export function httpUrl(host: string, port: number, pathName = ''): string {
  * --serve could not listen: a busy port, a privileged one, or an address this host does not have.
  * A usage error (the CLI's exit 2, like a busy port in `distributed`), one line; `code` is the errno.
  */
-export class ListenError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
+export class ListenError extends GpucoloError {
+  constructor(message: string, code: string) {
+    super(message, { code, syscall: 'listen' });
     this.name = 'ListenError';
   }
 }
@@ -51,7 +49,8 @@ function listenError(address: string, host: string, port: number, err: unknown):
   };
   const text = why[code];
   if (text) return new ListenError(`--serve ${address}: ${text}`, code);
-  return Object.assign(new Error(`--serve ${address}: cannot listen on ${where}: ${(err as Error)?.message ?? String(err)}`), { code });
+  // not a ListenError: an unforeseen failure stays exit 1 in the CLI, not a usage error
+  return new GpucoloError(`--serve ${address}: cannot listen on ${where}: ${(err as Error)?.message ?? String(err)}`, { code, syscall: 'listen' });
 }
 
 export class TraceExporter {

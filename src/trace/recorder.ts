@@ -10,14 +10,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { OutputSymlinkError, planOutput, writeAllFd } from '../write.js';
+import { GpucoloError } from '../errors.js';
 import type { TraceProcess, TraceRecord, TraceSample } from './schema.js';
 
-export class TraceWriteError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
+/** A trace that cannot be opened or written: a GpucoloError whose code is the errno (ELOOP for a symlink at the name). */
+export class TraceWriteError extends GpucoloError {
+  constructor(message: string, code: string, path?: string) {
+    super(message, { code, path });
     this.name = 'TraceWriteError';
   }
 }
@@ -93,9 +92,9 @@ export class TraceRecorder {
         }
       }
     } catch (err) {
-      if (err instanceof OutputSymlinkError) throw new TraceWriteError(err.message, err.code);
+      if (err instanceof OutputSymlinkError) throw new TraceWriteError(err.message, err.code, err.path);
       const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-      throw new TraceWriteError(`cannot open ${out} for writing (${code})`, code);
+      throw new TraceWriteError(`cannot open ${out} for writing (${code})`, code, out);
     }
     this.fd = fd!;
     this.ownsFd = owns;
@@ -146,7 +145,7 @@ export class TraceRecorder {
       const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
       const where = this.out === '-' ? 'stdout' : this.out;
       const why = code === 'ENOSPC' ? 'disk full' : code === 'EPIPE' ? 'the reader closed the pipe' : code;
-      this.failed = new TraceWriteError(`cannot write the trace to ${where}: ${why} (${code})`, code);
+      this.failed = new TraceWriteError(`cannot write the trace to ${where}: ${why} (${code})`, code, this.out === '-' ? undefined : this.out);
       return false;
     }
     this.records++;

@@ -8,6 +8,7 @@
  * as the last sample's, and SampleAssembler keeps it instead of building and joining again.
  */
 import { COMPUTE_HQD_REGS, COMPUTE_MQD_DWORDS, SDMA_HQD_REGS, SDMA_MQD_DWORDS } from '../kfd/decode.js';
+import { HqdsSlotCol as S, MqdsBlockCol as B, MqdsQueueCol as Q } from '../kfd/columns.js';
 import { HQDS_SLOT_COLS, HqdSlotKind, MQDS_BLOCK_COLS, MQDS_QUEUE_COLS, MqdQueueKind, type HqdsRaw, type MqdsRaw } from '../kfd/raw.js';
 
 /** The last row whose `offsetCol` is <= index, in a table sorted by that column; -1 if none. */
@@ -28,12 +29,12 @@ function rowAt(table: Float64Array, cols: number, offsetCol: number, index: numb
 /** Every changed word of hqds is a register no decoder reads but for busy. */
 export function hqdsChangeIrrelevant(hqds: HqdsRaw, changed: Uint32Array): boolean {
   for (const w of changed) {
-    const r = rowAt(hqds.slots, HQDS_SLOT_COLS, 7, w);
+    const r = rowAt(hqds.slots, HQDS_SLOT_COLS, S.wordOffset, w);
     if (r < 0) return false;
     const base = r * HQDS_SLOT_COLS;
-    const reg = w - hqds.slots[base + 7];
-    if (reg >= hqds.slots[base + 8]) return false;
-    const regs = hqds.slots[base + 1] === HqdSlotKind.sdma ? SDMA_HQD_REGS : COMPUTE_HQD_REGS;
+    const reg = w - hqds.slots[base + S.wordOffset];
+    if (reg >= hqds.slots[base + S.wordCount]) return false;
+    const regs = hqds.slots[base + S.kind] === HqdSlotKind.sdma ? SDMA_HQD_REGS : COMPUTE_HQD_REGS;
     if (regs.has(reg)) return false;
   }
   return true;
@@ -42,12 +43,12 @@ export function hqdsChangeIrrelevant(hqds: HqdsRaw, changed: Uint32Array): boole
 /** Every changed word of mqds is a dword of its MQD that no decoder reads. */
 export function mqdsChangeIrrelevant(mqds: MqdsRaw, changed: Uint32Array): boolean {
   for (const w of changed) {
-    const b = rowAt(mqds.blocks, MQDS_BLOCK_COLS, 2, w);
+    const b = rowAt(mqds.blocks, MQDS_BLOCK_COLS, B.wordOffset, w);
     if (b < 0) return false;
     const base = b * MQDS_BLOCK_COLS;
-    const dword = w - mqds.blocks[base + 2];
-    if (dword >= mqds.blocks[base + 3]) return false;
-    const kind = mqds.queues[mqds.blocks[base] * MQDS_QUEUE_COLS + 1];
+    const dword = w - mqds.blocks[base + B.wordOffset];
+    if (dword >= mqds.blocks[base + B.wordCount]) return false;
+    const kind = mqds.queues[mqds.blocks[base + B.queue] * MQDS_QUEUE_COLS + Q.kind];
     const dwords = kind === MqdQueueKind.sdma ? SDMA_MQD_DWORDS : kind === MqdQueueKind.compute || kind === MqdQueueKind.diq ? COMPUTE_MQD_DWORDS : null;
     // a queue kind the decoders do not know: any change may matter
     if (dwords === null || dwords.has(dword)) return false;

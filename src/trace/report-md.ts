@@ -87,9 +87,9 @@ function answersSection(r: QueueUsageReport): string[] {
   out.push(`- ${r.overall.processes} process(es), ${r.overall.processesWithQueues} with queues; ${r.overall.distinctQueues} distinct queue(s); total per sample min/avg/max ${fmtCount(r.overall.queueCount)}.`);
   for (const p of r.processes) {
     const types = countTypes(p.queues);
-    const xccs = p.queues.filter((q) => q.mapping).map((q) => `${q.mapping!.activeXccs.max ?? 0}/${q.mapping!.numXcc ?? '?'}`);
+    const xccs = p.queues.filter((q) => q.mapping).map((q) => `${q.mapping!.activeXccs.max ?? '?'}/${q.mapping!.numXcc ?? '?'}`);
     out.push(
-      `- pid ${p.pid}: ${p.queueSet.modal.length || p.queueCount.whilePresent.max || 0} queue(s) (${types || 'none'}); queue set **${p.queueSet.verdict}**` +
+      `- pid ${p.pid}: ${p.queueSet.modal.length || (p.queueCount.whilePresent.max ?? '?')} queue(s) (${types || 'none'}); queue set **${p.queueSet.verdict}**` +
         `${p.queueSet.share !== null ? ` (${pct(p.queueSet.share)} of ${p.queueSet.considered} samples)` : ''}` +
         `${xccs.length ? `; compute queues active on ${xccs.join(', ')} XCCs` : ''}.`,
     );

@@ -18,7 +18,7 @@
  * for the TS sampler), and a native-thread sample also `jsCpuNs`, the JS thread's cumulative CPU
  * time when it reached JS. samplerThreadsCpuNs() sums the native sampling threads of this process.
  */
-import { loadNative, type NativeReadError, type NativeSample, type SysfsWalk } from '../native.js';
+import { loadNative, type NativeReadError, type NativeSample, type NativeSamplerOptions, type SysfsWalk } from '../native.js';
 import { parseHqdsTs } from '../kfd/hqds-ts.js';
 import { parseMqdsTs } from '../kfd/mqds-ts.js';
 import { parseRlsTs } from '../kfd/rls-ts.js';
@@ -27,6 +27,7 @@ import { underRoot } from '../kfd/sysfs-ts.js';
 import { ProcsWalkerTs } from '../kfd/sysfs-procs-ts.js';
 import { ioClock, timedIo } from '../kfd/io-clock.js';
 import { issueCodeText, readInputFile } from '../input-file.js';
+import { GpucoloError } from '../errors.js';
 
 export type { NativeSample as RawSample };
 
@@ -44,6 +45,16 @@ export interface SamplerOptions {
   sysfsWalk?: SysfsWalk;
   /** incremental walk: re-read process directories and counters every N-th sample; default 1 */
   countersEvery?: number;
+  /**
+   * native thread: hold quiet samples (the same proc tables; each debugfs file the same or only
+   * word-patched) and hand them to JS in batches, once the oldest held one is this old (ns), or
+   * with the next sample that is not quiet; 0 or undefined = each sample as it is taken. A batch
+   * wakes the JS thread once instead of once per sample (the wake-up, with cold caches, was most
+   * of a sample's JS time at 100 ms); samples still arrive one onSample call each, in order.
+   * stop() hands over what is held before it resolves. The TS sampler ignores it (it samples on
+   * the JS thread).
+   */
+  deliverEveryNs?: number;
 }
 
 export interface Sampler {
@@ -117,7 +128,7 @@ export function sameFiller(): (s: NativeSample) => NativeSample {
       for (const p of PARTS) {
         if (!same[p]) continue;
         const r = ref[p];
-        if (r === undefined) throw new Error(`native sampler: sample ${s.seq} repeats the ${p} of a sample that never reached JS`);
+        if (r === undefined) throw new GpucoloError(`native sampler: sample ${s.seq} repeats the ${p} of a sample that never reached JS`, { code: 'EINTERNAL' });
         (s as { [P in Part]?: unknown })[p] = r;
       }
     }
@@ -132,7 +143,7 @@ export function sameFiller(): (s: NativeSample) => NativeSample {
 
 export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) => void): Sampler {
   const native = opts.impl === 'ts' ? null : loadNative();
-  if (opts.impl === 'native' && !native) throw Object.assign(new Error('native sampler requested but the native core is not loaded'), { code: 'ENONATIVE' });
+  if (opts.impl === 'native' && !native) throw new GpucoloError('native sampler requested but the native core is not loaded', { code: 'ENONATIVE' });
   if (native) {
     let finish!: () => void;
     const done = new Promise<void>((r) => (finish = r));
@@ -143,18 +154,20 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
       if (!liveSamplers.delete(cpu)) return;
       endedSamplersCpuNs += cpu.cpuNs;
     };
+    const nativeOpts: NativeSamplerOptions = {
+      sysfsRoot: opts.sysfsRoot,
+      debugfsRoot: opts.debugfsRoot,
+      intervalNs: opts.intervalNs,
+      debugfsEvery: opts.debugfsEvery,
+      maxSamples,
+      pids: null,
+      maxQueued: 64,
+      sysfsWalk: opts.sysfsWalk ?? 'incremental',
+      countersEvery: opts.countersEvery ?? 1,
+    };
+    if (opts.deliverEveryNs) nativeOpts.deliverEveryNs = opts.deliverEveryNs;
     const h = native.startSampler(
-      {
-        sysfsRoot: opts.sysfsRoot,
-        debugfsRoot: opts.debugfsRoot,
-        intervalNs: opts.intervalNs,
-        debugfsEvery: opts.debugfsEvery,
-        maxSamples,
-        pids: null,
-        maxQueued: 64,
-        sysfsWalk: opts.sysfsWalk ?? 'incremental',
-        countersEvery: opts.countersEvery ?? 1,
-      },
+      nativeOpts,
       (s) => {
         if (s.threadCpuNs !== undefined) cpu.cpuNs = s.threadCpuNs;
         const js = native.threadCpuNs();

@@ -10,6 +10,7 @@ import { analyzeTrace, type ProcessUsage, type QueueUsageReport } from './analyz
 import { loadTrace } from './read.js';
 import { runTrace, type TraceOptions, type TraceResult } from './tracer.js';
 import { makeDirs } from '../fs-dirs.js';
+import { outOfRange } from '../errors.js';
 
 export const STUDY_SCHEMA = 'gpucolo.queue-usage-study/1';
 
@@ -206,8 +207,8 @@ export const DEFAULT_TOLERANCE = 0;
 export const DEFAULT_IDENTIFY_WITHIN_NS = 5e9;
 
 export function studyCriteria(tolerance = DEFAULT_TOLERANCE, identifyWithinNs = DEFAULT_IDENTIFY_WITHIN_NS): StudyCriteria {
-  if (!Number.isInteger(tolerance) || tolerance < 0 || tolerance > 1000) throw new RangeError(`--tolerance must be a whole number of queues, 0..1000 (got ${tolerance})`);
-  if (!Number.isFinite(identifyWithinNs) || identifyWithinNs <= 0) throw new RangeError(`--identify-within must be a positive duration (got ${identifyWithinNs} ns)`);
+  if (!Number.isInteger(tolerance) || tolerance < 0 || tolerance > 1000) throw outOfRange(`--tolerance must be a whole number of queues, 0..1000 (got ${tolerance})`);
+  if (!Number.isFinite(identifyWithinNs) || identifyWithinNs <= 0) throw outOfRange(`--identify-within must be a positive duration (got ${identifyWithinNs} ns)`);
   return {
     tolerance,
     identifyWithinNs,
@@ -354,8 +355,8 @@ export function compareRuns(command: string[], runs: StudyRun[], criteria: Study
 }
 
 export async function runStudy(opts: StudyOptions): Promise<StudyReport> {
-  if (!Number.isInteger(opts.runs) || opts.runs < 1 || opts.runs > 1000) throw new RangeError(`--runs must be 1..1000 (got ${opts.runs})`);
-  if (!opts.command.length) throw new RangeError('a command to study is required (after --)');
+  if (!Number.isInteger(opts.runs) || opts.runs < 1 || opts.runs > 1000) throw outOfRange(`--runs must be 1..1000 (got ${opts.runs})`);
+  if (!opts.command.length) throw outOfRange('a command to study is required (after --)', 'ERR_INVALID_ARG_VALUE');
   const criteria = studyCriteria(opts.tolerance, opts.identifyWithinNs);
   makeDirs(opts.dir);
   const runs: StudyRun[] = [];

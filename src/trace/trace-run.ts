@@ -115,6 +115,16 @@ class PidReuse {
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/**
+ * Below this interval, and without --serve (a scrape shows the latest sample), the native thread
+ * holds quiet samples (only register words moved) and hands them over in batches at most this
+ * old: the JS thread wakes about once a second instead of once per sample (docs/tracing.md
+ * "Where the JS thread's time goes"). A sample with a structural change goes at once, so /proc
+ * is read while its processes are there. The file and the status line lag by up to this much; a
+ * SIGKILLed tracer loses up to this much of the end (Ctrl-C, --duration, a command's exit lose nothing).
+ */
+export const DELIVER_EVERY_NS = 1e9;
+
 export class TraceRun {
   readonly result: TraceResult;
   private readonly target: TraceTarget;
@@ -137,6 +147,17 @@ export class TraceRun {
   private lastStatus = 0;
   private lastStatusCpu: number | null = null;
   private targetGoneAt: number | null = null;
+  /**
+   * Once the trace ends: samples taken up to this time (trace clock) that arrive while the sampler
+   * stops are still recorded (with TraceOptions.deliverEveryNs the native thread hands them over in batches);
+   * null = none (the end was decided by a sample: the ones after it would not have been taken)
+   */
+  private drainUntilNs: number | null = null;
+  /**
+   * Markers wait here until a sample taken after them is recorded (or the footer): with samples
+   * handed over in batches, a marker made now must not be written before samples taken earlier
+   */
+  private pendingMarkers: TraceMarker[] = [];
 
   constructor(
     private readonly opts: TraceOptions,
@@ -197,7 +218,16 @@ export class TraceRun {
     const header = this.header();
     try {
       this.sampler = startSampler(
-        { sysfsRoot: opts.sysfsRoot, debugfsRoot: opts.debugfsRoot, intervalNs: opts.intervalNs, debugfsEvery: plan.debugfsEvery, impl: plan.impl, sysfsWalk: plan.sysfsWalk, countersEvery: plan.countersEvery },
+        {
+          sysfsRoot: opts.sysfsRoot,
+          debugfsRoot: opts.debugfsRoot,
+          intervalNs: opts.intervalNs,
+          debugfsEvery: plan.debugfsEvery,
+          impl: plan.impl,
+          sysfsWalk: plan.sysfsWalk,
+          countersEvery: plan.countersEvery,
+          deliverEveryNs: opts.deliverEveryNs ?? (opts.intervalNs < DELIVER_EVERY_NS && !opts.serve ? DELIVER_EVERY_NS : 0),
+        },
         (raw) => this.onSample(raw),
       );
     } catch (err) {
@@ -223,8 +253,20 @@ export class TraceRun {
     return this.sampler ? Number(process.hrtime.bigint() - this.sampler.originNs) : 0;
   }
 
+  /** A marker at the time now, written in time order with the samples (flushMarkers). */
   private marker(m: Omit<TraceMarker, 'kind' | 't_ns'>): void {
-    this.recorder.write({ kind: 'marker', t_ns: this.nowNs(), ...m });
+    this.pendingMarkers.push({ kind: 'marker', t_ns: this.nowNs(), ...m });
+  }
+
+  /** Writes the waiting markers made up to `untilNs` (all of them for Infinity). */
+  private flushMarkers(untilNs: number): void {
+    if (this.pendingMarkers.length === 0) return;
+    const later: TraceMarker[] = [];
+    for (const m of this.pendingMarkers) {
+      if (m.t_ns <= untilNs) this.recorder.write(m);
+      else later.push(m);
+    }
+    this.pendingMarkers = later;
   }
 
   private header(): TraceHeader {
@@ -256,11 +298,14 @@ export class TraceRun {
 
   /** A sample: assembled, its events derived, recorded, exported; then whether the trace ends. */
   private onSample(raw: NativeSample): void {
-    if (this.finishing) return;
+    if (this.finishing && (this.drainUntilNs === null || raw.actualNs > this.drainUntilNs)) return;
     const s = this.assembler.assemble(raw);
+    // markers made before this sample was taken come first
+    this.flushMarkers(s.t_ns);
     if (raw.mqds !== undefined) {
       const lost = !s.debugfs;
-      if (lost !== this.debugfsLost) this.marker({ marker: lost ? 'source-lost' : 'source-back', source: 'debugfs', detail: s.issues[0] });
+      // at the time of the sample that shows it (a batch arrives later than its samples were taken)
+      if (lost !== this.debugfsLost) this.recorder.write({ kind: 'marker', t_ns: s.t_ns, marker: lost ? 'source-lost' : 'source-back', source: 'debugfs', detail: s.issues[0] });
       this.debugfsLost = lost;
     }
     const events = [...this.reusedPidEvents(s), ...this.deriver.update(s)];
@@ -279,6 +324,8 @@ export class TraceRun {
       void this.finish('error', { message: this.recorder.error.message, code: this.recorder.error.code });
       return;
     }
+    // a sample recorded while the trace ends (drainUntilNs) decides nothing more
+    if (this.finishing) return;
     this.status(s);
     if (this.opts.durationNs !== null && s.t_ns >= this.opts.durationNs) {
       void this.finish('duration');
@@ -380,8 +427,11 @@ export class TraceRun {
   private async finish(endedBy: TraceFooter['endedBy'], error?: { message: string; code?: string }): Promise<void> {
     if (this.finishing) return;
     this.finishing = true;
+    // samples taken before now and still held by the native thread come in during stop()
+    this.drainUntilNs = endedBy === 'duration' || this.recorder.error ? null : this.nowNs();
     for (const t of this.timers) clearTimeout(t);
     await this.sampler?.stop();
+    this.drainUntilNs = null;
     if (this.child && !this.childExit) {
       const info = await this.child.stop();
       this.childExit = info;
@@ -390,6 +440,7 @@ export class TraceRun {
     await this.sup.stopAll();
     const r = this.result;
     const footer: TraceFooter = { kind: 'footer', t_ns: this.nowNs(), samples: r.samples, events: r.events, missedIntervals: r.missedIntervals, endedBy, ...(error ? { error: error.message } : {}) };
+    this.flushMarkers(Infinity);
     this.recorder.write(footer);
     this.recorder.close();
     await this.exporter?.close();

@@ -14,6 +14,7 @@ import type { ExitInfo } from '../supervisor/index.js';
 import { parseListen } from './exporter.js';
 import { TraceRun, type TracePlan } from './trace-run.js';
 import type { TraceFooter, TraceSource } from './schema.js';
+import { GpucoloError, outOfRange } from '../errors.js';
 
 export const MIN_INTERVAL_NS = 10e6;
 /** long studies (the design notes sample every 10 s): up to a minute; the native thread allows 60 s too */
@@ -65,6 +66,12 @@ export interface TraceOptions {
   status?: (line: string) => void;
   /** stops the trace like Ctrl-C (library use, tests) */
   signal?: AbortSignal;
+  /**
+   * native thread: hand quiet samples (only register words moved) to JS in batches this old at
+   * most; 0 = each at once. Default DELIVER_EVERY_NS (src/trace/trace-run.ts) below 1 s
+   * intervals without `serve`, else 0.
+   */
+  deliverEveryNs?: number;
 }
 
 export interface TraceResult {
@@ -115,14 +122,14 @@ function canRead(path: string, dir: boolean): boolean {
 /** The options' checks and what follows from them and the host, before anything runs. */
 function planTrace(opts: TraceOptions): TracePlan {
   if (!(opts.intervalNs >= MIN_INTERVAL_NS && opts.intervalNs <= MAX_INTERVAL_NS)) {
-    throw new RangeError(`--interval must be between 10ms and 60s (got ${opts.intervalNs / 1e6} ms)`);
+    throw outOfRange(`--interval must be between 10ms and 60s (got ${opts.intervalNs / 1e6} ms)`);
   }
   const log = opts.log ?? (() => {});
   const tailNs = effectiveTailNs(opts.intervalNs, opts.tailNs);
   if (tailNs !== opts.tailNs) {
     log(`gpucolo trace: --tail ${opts.tailNs / 1e9}s is shorter than the ${opts.intervalNs / 1e9}s interval; sampling ${tailNs / 1e9}s after the exit so that at least one sample follows it`);
   }
-  if (opts.pids?.length && opts.command?.length) throw new RangeError('give either --pid or a command, not both');
+  if (opts.pids?.length && opts.command?.length) throw outOfRange('give either --pid or a command, not both', 'ERR_INVALID_ARG_VALUE');
   if (opts.serve !== undefined) parseListen(opts.serve);
   const impl = pickImpl(opts.impl);
   const readable = readableSources(opts, log);
@@ -149,8 +156,7 @@ function readableSources(opts: TraceOptions, log: (line: string) => void): Trace
     else log(`gpucolo trace: debugfs ${underRoot(opts.debugfsRoot, 'kfd')} is not readable (root only); recording sysfs only: queue ids, types, GPUs`);
   }
   if (readable.length === 0) {
-    const err = new Error(`no KFD source readable (${opts.sources.join(', ')}): is the amdgpu driver loaded here? (gpucolo doctor explains)`);
-    throw Object.assign(err, { code: 'ENOKFD' });
+    throw new GpucoloError(`no KFD source readable (${opts.sources.join(', ')}): is the amdgpu driver loaded here? (gpucolo doctor explains)`, { code: 'ENOKFD' });
   }
   return readable;
 }

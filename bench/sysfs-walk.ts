@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadNative, type NativeProcsWalker } from '../src/native.js';
-import { ProcsWalkerTs } from '../src/kfd/sysfs-procs-ts.js';
+import { ProcsWalkerTs } from '../src/kfd/sysfs-procs.js';
 import { runTrace } from '../src/trace/tracer.js';
 import { jsThreadCpuNs, samplerThreadsCpuNs } from '../src/trace/sampler.js';
 import type { TraceSample } from '../src/trace/schema.js';

@@ -18,7 +18,7 @@ import { errnoCode, GpucoloError, oneLine, readHint } from './errors.js';
 import { VERSION } from './version.js';
 import { kfdVersion } from './kfd/ioctl.js';
 import { readKfdProcs, readTopology } from './kfd/parse.js';
-import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './kfd/sysfs-ts.js';
+import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './kfd/sysfs-reader.js';
 import { recorded, sourceHint } from './kfd/snapshot.js';
 import { listBackends, type ClockCheck } from './dispatch/run.js';
 import { probeLatency } from './dispatch/probes.js';

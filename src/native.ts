@@ -41,7 +41,7 @@ export interface NativeSamplerOptions {
   pids: number[] | null;
   /** samples waiting for JS beyond this are dropped and counted in the next sample's `dropped` */
   maxQueued: number;
-  /** how the proc tree is read (src/kfd/sysfs-procs-ts.ts); default 'incremental' */
+  /** how the proc tree is read (src/kfd/sysfs-procs.ts); default 'incremental' */
   sysfsWalk?: SysfsWalk;
   /** incremental walk: re-read process directories and counters every N-th sample; default 1 */
   countersEvery?: number;

@@ -1,5 +1,5 @@
 /**
- * The incremental proc-tree walker (native/kfd/sysfs_procs.cc and its twin src/kfd/sysfs-procs-ts.ts)
+ * The incremental proc-tree walker (native/kfd/sysfs_procs.cc and its twin src/kfd/sysfs-procs.ts)
  * against the full walk, on recorded sequences of trees: every read equals a full walk of the same
  * tree (counters every read), queue ids and pids reused under a new inode are new, counters follow
  * their own pace, damaged files give their issues at every read, and the cost follows what changed.
@@ -10,8 +10,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNative } from '../src/native.js';
 import { PROCS_METRIC_COLS, ProcMetric, type ProcsRaw } from '../src/kfd/raw.js';
-import { ProcsWalkerTs } from '../src/kfd/sysfs-procs-ts.js';
-import { readKfdProcsTs } from '../src/kfd/sysfs-ts.js';
+import { ProcsWalkerTs } from '../src/kfd/sysfs-procs.js';
+import { readKfdProcsTs } from '../src/kfd/sysfs-reader.js';
 import { IMPLS, SYSFS } from './helpers/impls.js';
 import { SampleAssembler } from '../src/trace/assemble.js';
 import { EventDeriver } from '../src/trace/events.js';

@@ -1,4 +1,4 @@
-// Twin of src/kfd/hqds-ts.ts; read the two side by side. Every branch below corresponds to one
+// Twin of src/kfd/hqds-parser.ts; read the two side by side. Every branch below corresponds to one
 // there, in the same order, because the issue list must come out identical for any input.
 #include "hqds_parser.h"
 
@@ -144,7 +144,7 @@ void HqdsParser::CloseSlot() {
   cur_slot = -1;
 }
 
-// What a dump cut at a line boundary leaves short in a node (checkNode in hqds-ts.ts).
+// What a dump cut at a line boundary leaves short in a node (checkNode in hqds-parser.ts).
 void HqdsParser::CheckNode(size_t row, bool ends_dump) {
   const size_t nr = row * kHqdsNodeCols;
   const uint64_t node_no = static_cast<uint64_t>(nodes[nr + N::node]);

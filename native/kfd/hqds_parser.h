@@ -1,4 +1,4 @@
-// Parser of debugfs kfd/hqds (docs/kfd-formats.md#hqds). Twin of src/kfd/hqds-ts.ts: same rules, same
+// Parser of debugfs kfd/hqds (docs/kfd-formats.md#hqds). Twin of src/kfd/hqds-parser.ts: same rules, same
 // tables (column layouts in src/kfd/raw.ts), same issue wording.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Twin of src/kfd/mqds-ts.ts; read the two side by side. Every branch below corresponds to one
+// Twin of src/kfd/mqds-parser.ts; read the two side by side. Every branch below corresponds to one
 // there, in the same order, because the issue list must come out identical for any input.
 #include "mqds_parser.h"
 
@@ -45,7 +45,7 @@ bool MatchProcess(const unsigned char* b, const unsigned char* e, uint32_t* pid,
   return true;
 }
 
-// The queue header regexes, tried in the order of mqds-ts.ts. Returns the kind, or -1 when
+// The queue header regexes, tried in the order of mqds-parser.ts. Returns the kind, or -1 when
 // nothing matched or a matched type code failed decU32.
 int MatchQueueHeader(const unsigned char* b, const unsigned char* e, double* type_code, double* gpu) {
   uint32_t v;

@@ -1,4 +1,4 @@
-// Parser of debugfs kfd/mqds (docs/kfd-formats.md#mqds). Twin of src/kfd/mqds-ts.ts: same rules, same
+// Parser of debugfs kfd/mqds (docs/kfd-formats.md#mqds). Twin of src/kfd/mqds-parser.ts: same rules, same
 // tables (column layouts in src/kfd/raw.ts), same issue wording.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Twin of src/kfd/rls-ts.ts; read the two side by side. Every branch below corresponds to one
+// Twin of src/kfd/rls-parser.ts; read the two side by side. Every branch below corresponds to one
 // there, in the same order, because the issue list must come out identical for any input.
 #include "rls_parser.h"
 

@@ -1,4 +1,4 @@
-// Parser of debugfs kfd/rls (docs/kfd-formats.md#rls). Twin of src/kfd/rls-ts.ts: same rules, same
+// Parser of debugfs kfd/rls (docs/kfd-formats.md#rls). Twin of src/kfd/rls-parser.ts: same rules, same
 // tables (column layouts in src/kfd/raw.ts), same issue wording.
 #pragma once
 
@@ -23,7 +23,7 @@ struct RlsRaw : RawCommon {
 };
 
 /**
- * Cuts words[start, start+count) into PM4 type-3 packets (walkPm4 in rls-ts.ts); appends
+ * Cuts words[start, start+count) into PM4 type-3 packets (walkPm4 in rls-parser.ts); appends
  * [node, offset, opcode, dwords] rows. Stops at the first word that is not a type-3 header or a
  * packet that runs past the end, with an issue on the dump line holding that word.
  */

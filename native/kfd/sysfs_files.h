@@ -1,6 +1,6 @@
 // File and directory helpers shared by the KFD sysfs readers (sysfs_reader.cc, sysfs_procs.cc).
 // They reproduce what the TS readers see through fs.readdirSync, readInputFile and fs.existsSync
-// (src/kfd/sysfs-ts.ts), so that both give the same issues, with the same codes, on one tree.
+// (src/kfd/sysfs-reader.ts), so that both give the same issues, with the same codes, on one tree.
 #pragma once
 
 #include <fcntl.h>
@@ -18,7 +18,7 @@ namespace kfd {
 namespace sysfs {
 
 /**
- * readText() in sysfs-ts.ts (readInputFile, kind sysfs): nullptr, or the code of the error it
+ * readText() in sysfs-reader.ts (readInputFile, kind sysfs): nullptr, or the code of the error it
  * would throw. Only a regular file of at most 1 MiB is read.
  */
 const char* ReadFile(const std::string& path, std::string* out);
@@ -43,7 +43,7 @@ bool Exists(const std::string& path);
 
 ReadIssue CannotRead(const std::string& path, const char* code, Severity severity = Severity::kError);
 
-/** Length without one trailing newline, LF or CR LF (chompLine in sysfs-ts.ts). */
+/** Length without one trailing newline, LF or CR LF (chompLine in sysfs-reader.ts). */
 size_t ChompedLength(const std::string& text);
 
 /** ^-?\d{1,20}$ after dropping one trailing newline, as Number() reads it. */

@@ -1,4 +1,4 @@
-// Twin of src/kfd/sysfs-procs-ts.ts; read the two side by side (same walk order, same tables,
+// Twin of src/kfd/sysfs-procs.ts; read the two side by side (same walk order, same tables,
 // same issue wording and codes). Column layouts of the tables: src/kfd/raw.ts.
 #include "sysfs_procs.h"
 
@@ -28,7 +28,7 @@ const std::pair<const char*, int> kCounterFiles[] = {{"faults", kMetricFaults}, 
 
 }  // namespace
 
-/** The issues of one process (`mine` in sysfs-ts.ts) and the reads that add to them. */
+/** The issues of one process (`mine` in sysfs-reader.ts) and the reads that add to them. */
 class ProcsWalker::Issues {
  public:
   Issues(std::vector<ReadIssue>* mine, std::string* text) : mine_(mine), text_(text) {}

@@ -1,4 +1,4 @@
-// Reading class/kfd/kfd/proc, whole or incrementally (twin: src/kfd/sysfs-procs-ts.ts).
+// Reading class/kfd/kfd/proc, whole or incrementally (twin: src/kfd/sysfs-procs.ts).
 //
 // A full walk opens every file of every process at every read: for 64 processes x 8 queues that is
 // ~2,300 open/read/close calls. Most of it cannot change while the directory lives: a queue's

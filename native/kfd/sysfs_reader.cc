@@ -1,4 +1,4 @@
-// Twin of src/kfd/sysfs-ts.ts (topology); the proc tree is read in sysfs_procs.cc and the file
+// Twin of src/kfd/sysfs-reader.ts (topology); the proc tree is read in sysfs_procs.cc and the file
 // helpers both use live in sysfs_files.cc. Read the two sides side by side.
 #include "sysfs_reader.h"
 

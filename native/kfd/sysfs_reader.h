@@ -1,4 +1,4 @@
-// Readers of the KFD sysfs trees. Twins of src/kfd/sysfs-ts.ts and src/kfd/sysfs-procs-ts.ts: same
+// Readers of the KFD sysfs trees. Twins of src/kfd/sysfs-reader.ts and src/kfd/sysfs-procs.ts: same
 // walk order, same tables (column layouts in src/kfd/raw.ts), same issue wording and codes. The
 // proc tree is read by sysfs_procs.cc (ReadKfdProcs is its full walk; ProcsWalker also reads it
 // incrementally).
@@ -55,7 +55,7 @@ struct ProcsRaw {
   std::vector<ReadIssue> issues;
 };
 
-/** root + '/' + rel, stripping trailing slashes of root only (underRoot in sysfs-ts.ts). */
+/** root + '/' + rel, stripping trailing slashes of root only (underRoot in sysfs-reader.ts). */
 std::string UnderRoot(const std::string& root, const char* rel);
 
 /** Every topology node (CPU nodes included, gpu_id 0). */

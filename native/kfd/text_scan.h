@@ -1,5 +1,5 @@
 // Line-scanning helpers shared by the C++ parsers of the debugfs hex dumps. Twin of
-// src/kfd/text.ts: a rule changed there (what a dump line is, how an issue is worded) must be
+// src/kfd/text-scan.ts: a rule changed there (what a dump line is, how an issue is worded) must be
 // changed here too, or the native/TS parity tests fail.
 //
 // Input is bytes; TS reads the same bytes as latin1, so one byte here is one char there.
@@ -163,7 +163,7 @@ inline std::string Snippet(const unsigned char* s, size_t start, size_t end) {
   return out;
 }
 
-/** %08x of v (hex8 in text.ts). */
+/** %08x of v (hex8 in text-scan.ts). */
 inline std::string Hex8(uint32_t v) {
   static const char kDigits[] = "0123456789abcdef";
   std::string s(8, '0');
@@ -261,7 +261,7 @@ inline double* AppendRow(std::vector<double>* table, size_t cols) {
 }
 
 /**
- * A growable word array (WordBuffer in text.ts). Sized once from the input length: a dump line
+ * A growable word array (WordBuffer in text-scan.ts). Sized once from the input length: a dump line
  * spends at least 9 bytes per word, so len/9 words never regrow on real dumps.
  */
 class WordBuffer {

@@ -42,7 +42,7 @@ import {
   decodeSdmaHqd,
   decodeSdmaMqd,
 } from './decode.js';
-import { PM4_OPCODE_NAMES } from './rls-ts.js';
+import { PM4_OPCODE_NAMES } from './rls-parser.js';
 import type {
   HqdNode,
   HqdSlot,

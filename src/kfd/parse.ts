@@ -4,10 +4,10 @@
  */
 import { pickImpl, requireNative, type Impl } from '../native.js';
 import { buildHqds, buildMqds, buildProcs, buildRls, buildTopology } from './build.js';
-import { parseHqdsTs } from './hqds-ts.js';
-import { parseMqdsTs } from './mqds-ts.js';
-import { parseRlsTs } from './rls-ts.js';
-import { readKfdProcsTs, readTopologyTs } from './sysfs-ts.js';
+import { parseHqdsTs } from './hqds-parser.js';
+import { parseMqdsTs } from './mqds-parser.js';
+import { parseRlsTs } from './rls-parser.js';
+import { readKfdProcsTs, readTopologyTs } from './sysfs-reader.js';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './raw.js';
 import type { Hqds, KfdProcs, Mqds, ParseOptions, Rls, Topology } from './types.js';
 import { invalidArg } from '../errors.js';

@@ -11,7 +11,7 @@ import { VERSION } from '../version.js';
 import { joinFromNativeTables, joinQueues, nativeJoinSysfs, unpackJoinTables, type JoinResult } from './join.js';
 import { parseHqds, parseMqds, parseRls, readKfdProcs, readTopology } from './parse.js';
 import { namespacePid, readProcStatus, type ProcStatus } from '../procfs.js';
-import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './sysfs-ts.js';
+import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './sysfs-reader.js';
 import type { ParseIssue, ReadIssue, Severity } from './raw.js';
 import type { KfdProcs, Topology } from './types.js';
 

@@ -14,7 +14,7 @@ import { readTopology } from '../kfd/parse.js';
 import { readProcStatus } from '../procfs.js';
 import { HQDS_NODE_COLS, HQDS_SLOT_COLS, HqdSlotKind, type HqdsRaw, type ProcsRaw } from '../kfd/raw.js';
 import { HqdsNodeCol as N, HqdsSlotCol as S } from '../kfd/columns.js';
-import { KFD_PROC, underRoot } from '../kfd/sysfs-ts.js';
+import { KFD_PROC, underRoot } from '../kfd/sysfs-reader.js';
 import { SampleAssembler } from '../trace/assemble.js';
 import { EventDeriver } from '../trace/events.js';
 import { startSampler, type Sampler } from '../trace/sampler.js';

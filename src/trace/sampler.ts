@@ -19,12 +19,12 @@
  * time when it reached JS. samplerThreadsCpuNs() sums the native sampling threads of this process.
  */
 import { loadNative, type NativeReadError, type NativeSample, type NativeSamplerOptions, type SysfsWalk } from '../native.js';
-import { parseHqdsTs } from '../kfd/hqds-ts.js';
-import { parseMqdsTs } from '../kfd/mqds-ts.js';
-import { parseRlsTs } from '../kfd/rls-ts.js';
+import { parseHqdsTs } from '../kfd/hqds-parser.js';
+import { parseMqdsTs } from '../kfd/mqds-parser.js';
+import { parseRlsTs } from '../kfd/rls-parser.js';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw } from '../kfd/raw.js';
-import { underRoot } from '../kfd/sysfs-ts.js';
-import { ProcsWalkerTs } from '../kfd/sysfs-procs-ts.js';
+import { underRoot } from '../kfd/sysfs-reader.js';
+import { ProcsWalkerTs } from '../kfd/sysfs-procs.js';
 import { ioClock, timedIo } from '../kfd/io-clock.js';
 import { issueCodeText, readInputFile } from '../input-file.js';
 import { GpucoloError } from '../errors.js';
@@ -41,7 +41,7 @@ export interface SamplerOptions {
   maxSamples?: number;
   /** 'native' (thread) or 'ts' (timers); default native when the addon is loaded */
   impl?: 'native' | 'ts';
-  /** how the proc tree is read (src/kfd/sysfs-procs-ts.ts); default 'incremental' */
+  /** how the proc tree is read (src/kfd/sysfs-procs.ts); default 'incremental' */
   sysfsWalk?: SysfsWalk;
   /** incremental walk: re-read process directories and counters every N-th sample; default 1 */
   countersEvery?: number;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { NativeSample, SysfsWalk } from '../native.js';
 import { VERSION } from '../version.js';
-import { underRoot } from '../kfd/sysfs-ts.js';
+import { underRoot } from '../kfd/sysfs-reader.js';
 import type { Topology } from '../kfd/types.js';
 import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../supervisor/index.js';
 import { SampleAssembler } from './assemble.js';

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { pickImpl, type SysfsWalk } from '../native.js';
 import { readTopology } from '../kfd/parse.js';
-import { KFD_PROC, underRoot } from '../kfd/sysfs-ts.js';
+import { KFD_PROC, underRoot } from '../kfd/sysfs-reader.js';
 import type { Topology } from '../kfd/types.js';
 import type { ExitInfo } from '../supervisor/index.js';
 import { parseListen } from './exporter.js';
@@ -35,7 +35,7 @@ export interface TraceOptions {
   /** read debugfs at this interval (rounded to a multiple of intervalNs); null = default */
   debugfsIntervalNs: number | null;
   sources: TraceSource[];
-  /** how sysfs is read (src/kfd/sysfs-procs-ts.ts); default 'incremental' */
+  /** how sysfs is read (src/kfd/sysfs-procs.ts); default 'incremental' */
   sysfsWalk?: SysfsWalk;
   /** incremental: re-read process directories and counters at this interval (rounded to a multiple of intervalNs); null = default */
   countersIntervalNs?: number | null;

@@ -22,10 +22,10 @@ export interface SampleKnowledge {
   unknownInsts: Map<number, Set<number>>;
 }
 
-/** Parser issues that mean mqds content was lost (kfd/mqds-ts.ts wording). */
+/** Parser issues that mean mqds content was lost (kfd/mqds-parser.ts wording). */
 const MQDS_LOST =
   /dump cut\?|malformed MQD dump line|MQD block has \d+ dwords|MQD dump offset|MQD dump starts at offset|MQD dump line outside a queue|unrecognised (?:process|queue) header|queue header outside a process|more issue\(s\)/;
-/** Parser issues that mean hqds content was lost (kfd/hqds-ts.ts wording). */
+/** Parser issues that mean hqds content was lost (kfd/hqds-parser.ts wording). */
 const HQDS_LOST =
   /dump cut\?|two dumps appended|malformed register line|HQD dump has \d+ registers|SDMA RLC dump has no registers|register dump outside a slot|unrecognised (?:node|slot) header|slot header outside a Node|more issue\(s\)/;
 /** Join warnings (kfd/join.ts wording) naming what hqds did not show. */

@@ -26,7 +26,7 @@ import {
   MqdQueueKind,
   type MqdsRaw,
 } from './raw.js';
-import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, decU32, hex8, parseDumpLine, snippet } from './text.js';
+import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, decU32, hex8, parseDumpLine, snippet } from './text-scan.js';
 
 const RE_PROCESS = /^Process (\d{1,10}) PASID (0x[0-9a-f]{1,8}|\d{1,10}):$/;
 const RE_QUEUE = /^ {2}(Compute|SDMA) queue on device ([0-9a-f]{1,8})$/;

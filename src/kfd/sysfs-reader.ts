@@ -1,7 +1,7 @@
 /**
  * Pure-TS readers of the KFD sysfs trees. Twins of native/kfd/sysfs_reader.cc and
  * native/kfd/sysfs_files.cc: same walk order (names sorted bytewise), same tables, same issue
- * wording. The proc tree is read by sysfs-procs-ts.ts (readKfdProcsTs is its full walk).
+ * wording. The proc tree is read by sysfs-procs.ts (readKfdProcsTs is its full walk).
  *
  *   <root>/class/kfd/kfd/topology/nodes/<n>/{gpu_id,name,properties}
  *   <root>/class/kfd/kfd/proc/<pid>/{pasid,vram_<gpu>,sdma_<gpu>,stats_<gpu>/*,counters_<gpu>/*,queues/<qid>/*}
@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import { issueCodeText, readInputFile } from '../input-file.js';
 import { timedIo } from './io-clock.js';
-import { ProcsWalkerTs } from './sysfs-procs-ts.js';
+import { ProcsWalkerTs } from './sysfs-procs.js';
 import {
   type ProcsRaw,
   type ReadIssue,

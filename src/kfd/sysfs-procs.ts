@@ -8,7 +8,7 @@
  * for free, while Node's readdirSync gives names only, so this walker stat()s the directories it
  * knows (one call each instead of the three open/read/close of each queue file).
  */
-import { KFD_PROC, badNumber, cannotRead, errCode, GPU_ID, negative, numericName, parseSysfsNumber, pathExists, readDirSorted, readText, underRoot } from './sysfs-ts.js';
+import { KFD_PROC, badNumber, cannotRead, errCode, GPU_ID, negative, numericName, parseSysfsNumber, pathExists, readDirSorted, readText, underRoot } from './sysfs-reader.js';
 import { timedIo } from './io-clock.js';
 import fs from 'node:fs';
 import { ProcsMetricCol as M, ProcsProcCol as P, ProcsQueueCol as Q } from './columns.js';

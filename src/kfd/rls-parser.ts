@@ -9,8 +9,8 @@
  */
 import { RlsNodeCol as N, RlsPacketCol as P } from './columns.js';
 import { RLS_NODE_COLS, RLS_PACKET_COLS, type RlsRaw } from './raw.js';
-import { matchNodeHeader } from './hqds-ts.js';
-import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, hex8, parseDumpLine, snippet } from './text.js';
+import { matchNodeHeader } from './hqds-parser.js';
+import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, hex8, parseDumpLine, snippet } from './text-scan.js';
 
 export const PM4_OPCODE_NAMES: Record<number, string> = {
   0xa1: 'MAP_PROCESS',

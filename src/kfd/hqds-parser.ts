@@ -15,7 +15,7 @@
  */
 import { HqdsNodeCol as N, HqdsSlotCol as S } from './columns.js';
 import { HQDS_NODE_COLS, HQDS_SLOT_COLS, HqdSlotKind, type HqdsRaw } from './raw.js';
-import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, decU32, parseDumpLine, snippet } from './text.js';
+import { DumpLineScanner, DumpLines, IssueSink, WordBuffer, asLatin1, decU32, parseDumpLine, snippet } from './text-scan.js';
 
 export const HQD_COMPUTE_REGS = 56;
 

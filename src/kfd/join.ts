@@ -47,6 +47,7 @@ import {
   columnCount,
 } from './columns.js';
 import type {
+  HqdNode,
   HqdSlot,
   Hqds,
   KfdProc,
@@ -223,278 +224,385 @@ function mqdClass(q: MqdQueue): 'compute' | 'sdma' | 'other' {
   return q.type === 'compute' || q.type === 'diq' ? 'compute' : q.type === 'sdma' ? 'sdma' : 'other';
 }
 
-interface Work {
+// Work, JoinState, QidGroup, newJoinState, matchQidGroup, pasidOwners and countHqdSlots are
+// exported for test/kfd-join-steps.test.ts only; src/index.ts does not export them.
+
+/** A queue while the join builds it: its mqds entry (null: sysfs only), its pid, and its creation order. */
+export interface Work {
   q: SnapshotQueue;
   mqd: MqdQueue | null;
   pid: number;
   order: number;
 }
 
+/**
+ * What the steps of joinQueues share, passed to each explicitly: the input, what the earlier steps
+ * built, and the warnings in the order they were raised (native/kfd/join.cc raises them in the
+ * same order).
+ */
+export interface JoinState {
+  input: JoinInput;
+  warnings: string[];
+  /** gpu_id (hex) -> topology node; hqds names the GPUs topology does not show */
+  nodeOfGpu: Map<string, number>;
+  /** every queue, in the order the steps found it */
+  work: Work[];
+  /** the same queues per pid */
+  byPid: Map<number, Work[]>;
+  /** sysfs proc/<pid> by pid */
+  sysProcs: Map<number, KfdProc>;
+  /** `${gpuId}|${MQD address}` -> queue and MQD block (filled by matchHqdSlots) */
+  byMqdAddr: Map<string, { w: Work; block: number }>;
+  /** the queues with an SDMA MQD (filled by matchHqdSlots) */
+  sdmaWork: Work[];
+  unmatchedHqds: UnmatchedHqd[];
+  unmatchedRunlistQueues: JoinResult['unmatchedRunlistQueues'];
+  /** MAP_PROCESS entries per pid */
+  runlistOf: Map<number, SnapshotProcess['runlist']>;
+}
+
 export function joinQueues(input: JoinInput): JoinResult {
-  const warnings: string[] = [];
-  const topo = input.topology?.nodes ?? [];
+  const st = newJoinState(input);
+  queuesFromMqds(st);
+  matchSysfsQids(st);
+  matchHqdSlots(st);
+  matchRunlist(st);
+  const processes = buildProcesses(st);
+  const nodes = buildNodes(input, st.work, st.warnings);
+  return { processes, unmatchedHqds: st.unmatchedHqds, unmatchedRunlistQueues: st.unmatchedRunlistQueues, nodes, warnings: st.warnings };
+}
+
+/** Starts the join: no queues yet, each GPU's node (topology, else hqds), sysfs processes by pid. */
+export function newJoinState(input: JoinInput): JoinState {
   const nodeOfGpu = new Map<string, number>();
-  for (const n of topo) if (n.isGpu) nodeOfGpu.set(n.gpuIdHex, n.node);
+  for (const n of input.topology?.nodes ?? []) if (n.isGpu) nodeOfGpu.set(n.gpuIdHex, n.node);
   for (const n of input.hqds?.nodes ?? []) if (!nodeOfGpu.has(n.gpuId)) nodeOfGpu.set(n.gpuId, n.node);
-
-  // ---- queues from mqds
-  const work: Work[] = [];
-  const byPid = new Map<number, Work[]>();
-  const add = (w: Work): void => {
-    work.push(w);
-    let l = byPid.get(w.pid);
-    if (!l) byPid.set(w.pid, (l = []));
-    l.push(w);
-  };
-  for (const p of input.mqds?.processes ?? []) {
-    // mqds lists newest first; keep creation order (oldest first)
-    const qs = [...p.queues].reverse();
-    qs.forEach((mq, i) => {
-      const first = mq.blocks[0];
-      const c = first?.compute;
-      const s = first?.sdma;
-      for (const b of mq.blocks) {
-        if (b.compute && computeMqdHeaderBad(b.words)) {
-          warnings.push(`pid ${p.pid}: queue at mqds line ${mq.line}: MQD block ${b.index} has header 0x${hex(b.words[0])}, not the compute MQD header 0xc0310800: its fields are unknown`);
-        }
-      }
-      add({
-        pid: p.pid,
-        order: i,
-        mqd: mq,
-        q: {
-          qid: null,
-          qidMatch: input.procs ? 'unmatched' : 'no-sysfs',
-          source: 'debugfs',
-          type: mq.type,
-          aql: c ? c.aql : null,
-          gpuId: mq.gpuId,
-          node: mq.gpuId !== null ? (nodeOfGpu.get(mq.gpuId) ?? null) : null,
-          sizeBytes: c ? c.ringSizeBytes : s ? s.ringSizeBytes : null,
-          priority:
-            c && c.pipePriority !== null && c.queuePriority !== null
-              ? { pipe: c.pipePriority, queue: c.queuePriority, level: priorityLevel(c.pipePriority, c.queuePriority) }
-              : null,
-          doorbell: c ? c.doorbell : s ? s.doorbell : null,
-          ringBase: c ? c.ringBase : s ? s.ringBase : null,
-          mqdAddresses: c ? mq.blocks.map((b) => b.compute!.mqdAddress) : [],
-          hqds: [],
-          sdma: null,
-          inRunlist: null,
-          mqdsLine: mq.line,
-        },
-      });
-    });
-  }
-
-  // ---- sysfs queue ids
   const sysProcs = new Map<number, KfdProc>();
   for (const p of input.procs?.procs ?? []) sysProcs.set(p.pid, p);
-  if (input.procs) {
-    for (const [pid, sp] of sysProcs) {
-      const mine = byPid.get(pid) ?? [];
-      if (input.mqds && mine.length === 0 && sp.queues.length > 0) {
-        warnings.push(`process ${pid}: sysfs lists ${sp.queues.length} queue(s) that debugfs mqds does not show (created or destroyed between the reads?)`);
-      }
-      if (!input.mqds || mine.length === 0) {
-        for (const sq of sp.queues) add({ pid, order: sq.qid, mqd: null, q: fromSysfs(sq, nodeOfGpu) });
-        continue;
-      }
-      const groups = new Map<string, { sys: KfdProcQueue[]; dbg: Work[] }>();
-      const group = (k: string) => {
-        let g = groups.get(k);
-        if (!g) groups.set(k, (g = { sys: [], dbg: [] }));
-        return g;
-      };
-      for (const sq of sp.queues) group(`${sq.gpuId === null ? '?' : hex(sq.gpuId)}|${sysfsClass(sq.typeCode)}`).sys.push(sq);
-      for (const w of mine) group(`${w.q.gpuId ?? '?'}|${mqdClass(w.mqd!)}`).dbg.push(w);
-      const hints = input.qidHints?.get(pid);
-      for (const [key, g] of groups) {
-        g.sys.sort((a, b) => a.qid - b.qid);
-        g.dbg.sort((a, b) => a.order - b.order);
-        // 1. what earlier snapshots established (same MQD/ring, that id still present)
-        let sys = g.sys;
-        let dbg = g.dbg;
-        if (hints) {
-          for (const w of dbg) {
-            const h = hints.get(debugfsIdentity(w.q));
-            const sq = h === undefined ? undefined : sys.find((x) => x.qid === h);
-            if (sq) {
-              mergeSysfs(w.q, sq, 'history');
-              sys = sys.filter((x) => x !== sq);
-            }
-          }
-          dbg = dbg.filter((w) => w.q.qid === null);
-        }
-        // 2. the rest by creation order; with different counts only the oldest pairs, as a queue
-        //    created between the sysfs and the debugfs read is the newest on its side
-        const n = Math.min(sys.length, dbg.length);
-        const how: QidMatch = sys.length === 1 && dbg.length === 1 ? 'unique' : 'creation-order';
-        for (let i = 0; i < n; i++) mergeSysfs(dbg[i].q, sys[i], how);
-        if (sys.length !== dbg.length) {
-          const [gpu, cls] = key.split('|');
-          warnings.push(
-            `process ${pid}: ${g.sys.length} ${cls} queue(s) on gpu ${gpu} in sysfs but ${g.dbg.length} in mqds (created or destroyed between the reads?)`,
-          );
-          // sysfs queues debugfs did not show yet: listed from sysfs alone
-          for (const sq of sys.slice(n)) add({ pid, order: Number.MAX_SAFE_INTEGER - 1024 + sq.qid, mqd: null, q: fromSysfs(sq, nodeOfGpu) });
-        }
-      }
+  return {
+    input,
+    warnings: [],
+    nodeOfGpu,
+    work: [],
+    byPid: new Map(),
+    sysProcs,
+    byMqdAddr: new Map(),
+    sdmaWork: [],
+    unmatchedHqds: [],
+    unmatchedRunlistQueues: [],
+    runlistOf: new Map(),
+  };
+}
+
+/** Records a queue in work and in byPid. */
+function addWork(st: JoinState, w: Work): void {
+  st.work.push(w);
+  let l = st.byPid.get(w.pid);
+  if (!l) st.byPid.set(w.pid, (l = []));
+  l.push(w);
+}
+
+/** Step 1: a queue for each mqds queue header, per process in creation order. */
+function queuesFromMqds(st: JoinState): void {
+  for (const p of st.input.mqds?.processes ?? []) {
+    // mqds lists newest first; keep creation order (oldest first)
+    const qs = [...p.queues].reverse();
+    qs.forEach((mq, i) => addWork(st, { pid: p.pid, order: i, mqd: mq, q: queueFromMqd(st, p.pid, mq) }));
+  }
+}
+
+/** One mqds queue as a queue without a qid; warns about compute MQD blocks whose header is bad. */
+function queueFromMqd(st: JoinState, pid: number, mq: MqdQueue): SnapshotQueue {
+  const first = mq.blocks[0];
+  const c = first?.compute;
+  const s = first?.sdma;
+  for (const b of mq.blocks) {
+    if (b.compute && computeMqdHeaderBad(b.words)) {
+      st.warnings.push(`pid ${pid}: queue at mqds line ${mq.line}: MQD block ${b.index} has header 0x${hex(b.words[0])}, not the compute MQD header 0xc0310800: its fields are unknown`);
     }
   }
+  return {
+    qid: null,
+    qidMatch: st.input.procs ? 'unmatched' : 'no-sysfs',
+    source: 'debugfs',
+    type: mq.type,
+    aql: c ? c.aql : null,
+    gpuId: mq.gpuId,
+    node: mq.gpuId !== null ? (st.nodeOfGpu.get(mq.gpuId) ?? null) : null,
+    sizeBytes: c ? c.ringSizeBytes : s ? s.ringSizeBytes : null,
+    priority:
+      c && c.pipePriority !== null && c.queuePriority !== null
+        ? { pipe: c.pipePriority, queue: c.queuePriority, level: priorityLevel(c.pipePriority, c.queuePriority) }
+        : null,
+    doorbell: c ? c.doorbell : s ? s.doorbell : null,
+    ringBase: c ? c.ringBase : s ? s.ringBase : null,
+    mqdAddresses: c ? mq.blocks.map((b) => b.compute!.mqdAddress) : [],
+    hqds: [],
+    sdma: null,
+    inRunlist: null,
+    mqdsLine: mq.line,
+  };
+}
 
-  // ---- HQD slots -> queues
-  const unmatchedHqds: UnmatchedHqd[] = [];
-  const byMqdAddr = new Map<string, { w: Work; block: number }>();
-  for (const w of work) {
+/** A process's sysfs and debugfs queues on one gpu of one class (compute, sdma, other). */
+export interface QidGroup {
+  sys: KfdProcQueue[];
+  dbg: Work[];
+}
+
+/** Step 2: sysfs queue ids for the debugfs queues; sysfs queues debugfs does not show become queues of their own. */
+function matchSysfsQids(st: JoinState): void {
+  if (!st.input.procs) return;
+  for (const [pid, sp] of st.sysProcs) matchSysfsProcess(st, pid, sp);
+}
+
+/** Pairs one process's sysfs queues with its debugfs queues, group by group (gpu, class). */
+function matchSysfsProcess(st: JoinState, pid: number, sp: KfdProc): void {
+  const { input } = st;
+  const mine = st.byPid.get(pid) ?? [];
+  if (input.mqds && mine.length === 0 && sp.queues.length > 0) {
+    st.warnings.push(`process ${pid}: sysfs lists ${sp.queues.length} queue(s) that debugfs mqds does not show (created or destroyed between the reads?)`);
+  }
+  if (!input.mqds || mine.length === 0) {
+    for (const sq of sp.queues) addWork(st, { pid, order: sq.qid, mqd: null, q: fromSysfs(sq, st.nodeOfGpu) });
+    return;
+  }
+  const groups = new Map<string, QidGroup>();
+  const group = (k: string): QidGroup => {
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = { sys: [], dbg: [] }));
+    return g;
+  };
+  for (const sq of sp.queues) group(`${sq.gpuId === null ? '?' : hex(sq.gpuId)}|${sysfsClass(sq.typeCode)}`).sys.push(sq);
+  for (const w of mine) group(`${w.q.gpuId ?? '?'}|${mqdClass(w.mqd!)}`).dbg.push(w);
+  const hints = input.qidHints?.get(pid);
+  for (const [key, g] of groups) matchQidGroup(st, pid, key, g, hints);
+}
+
+/** Pairs one group: first by what earlier snapshots established, then by creation order; warns when the counts differ. */
+export function matchQidGroup(st: JoinState, pid: number, key: string, g: QidGroup, hints: Map<string, number> | undefined): void {
+  g.sys.sort((a, b) => a.qid - b.qid);
+  g.dbg.sort((a, b) => a.order - b.order);
+  // 1. what earlier snapshots established (same MQD/ring, that id still present)
+  let sys = g.sys;
+  let dbg = g.dbg;
+  if (hints) {
+    for (const w of dbg) {
+      const h = hints.get(debugfsIdentity(w.q));
+      const sq = h === undefined ? undefined : sys.find((x) => x.qid === h);
+      if (sq) {
+        mergeSysfs(w.q, sq, 'history');
+        sys = sys.filter((x) => x !== sq);
+      }
+    }
+    dbg = dbg.filter((w) => w.q.qid === null);
+  }
+  // 2. the rest by creation order; with different counts only the oldest pairs, as a queue
+  //    created between the sysfs and the debugfs read is the newest on its side
+  const n = Math.min(sys.length, dbg.length);
+  const how: QidMatch = sys.length === 1 && dbg.length === 1 ? 'unique' : 'creation-order';
+  for (let i = 0; i < n; i++) mergeSysfs(dbg[i].q, sys[i], how);
+  if (sys.length !== dbg.length) {
+    const [gpu, cls] = key.split('|');
+    st.warnings.push(
+      `process ${pid}: ${g.sys.length} ${cls} queue(s) on gpu ${gpu} in sysfs but ${g.dbg.length} in mqds (created or destroyed between the reads?)`,
+    );
+    // sysfs queues debugfs did not show yet: listed from sysfs alone
+    for (const sq of sys.slice(n)) addWork(st, { pid, order: Number.MAX_SAFE_INTEGER - 1024 + sq.qid, mqd: null, q: fromSysfs(sq, st.nodeOfGpu) });
+  }
+}
+
+/** Step 3: HQD slots to the queues whose MQD (CP) or SDMA engine/RLC or ring (SDMA) they hold; active slots left over are unmatched. */
+function matchHqdSlots(st: JoinState): void {
+  for (const w of st.work) {
     w.q.mqdAddresses.forEach((a, i) => {
-      if (a !== null) byMqdAddr.set(`${w.q.gpuId}|${a}`, { w, block: i });
+      if (a !== null) st.byMqdAddr.set(`${w.q.gpuId}|${a}`, { w, block: i });
     });
   }
-  const sdmaWork = work.filter((w) => w.mqd && w.mqd.type === 'sdma');
+  st.sdmaWork = st.work.filter((w) => w.mqd && w.mqd.type === 'sdma');
   // a GPU where mqds (read whole) shows no queue and no CP slot is active is idle: an SDMA RLC
   // still enabled there is most likely left over, not a queue mqds missed
-  const gpusWithQueues = new Set(work.map((w) => w.q.gpuId));
-  const mqdsWhole = input.mqds !== null && input.mqds !== undefined && !input.mqds.partial;
-  for (const node of input.hqds?.nodes ?? []) {
+  const gpusWithQueues = new Set(st.work.map((w) => w.q.gpuId));
+  const mqds = st.input.mqds;
+  const mqdsWhole = mqds !== null && mqds !== undefined && !mqds.partial;
+  for (const node of st.input.hqds?.nodes ?? []) {
     const insts = [...new Set(node.slots.filter((s) => s.kind !== 'sdma').map((s) => s.inst))].sort((a, b) => a - b);
     const idle = mqdsWhole && !gpusWithQueues.has(node.gpuId) && !node.slots.some((s) => s.kind === 'cp' && s.active === true);
     for (const slot of node.slots) {
-      if (slot.kind === 'cp') {
-        const hit = slot.mqdAddress && slot.mqdAddress !== '0x0' ? byMqdAddr.get(`${node.gpuId}|${slot.mqdAddress}`) : undefined;
-        if (hit) {
-          hit.w.q.hqds.push({ inst: slot.inst, pipe: slot.pipe, queue: slot.queue, active: slot.active, busy: slot.busy, xcc: hit.block });
-          const pos = insts.indexOf(slot.inst);
-          if (slot.active === true && pos !== hit.block) {
-            warnings.push(
-              `node ${node.node}: HQD Inst ${slot.inst} Pipe ${slot.pipe} Queue ${slot.queue} holds MQD block ${hit.block} of pid ${hit.w.pid}'s queue, expected block ${pos}`,
-            );
-          }
-        } else if (slot.active === true) {
-          unmatchedHqds.push(unmatched(node.node, node.gpuId, slot, false));
-        }
-      } else if (slot.kind === 'sdma' && slot.active === true) {
-        const onGpu = sdmaWork.filter((w) => w.q.gpuId === node.gpuId);
-        let w = onGpu.find((x) => x.mqd!.blocks[0]?.sdma?.engine === slot.pipe && x.mqd!.blocks[0]?.sdma?.rlc === slot.queue);
-        let by: SnapshotSdmaSlot['matchedBy'] = 'engine-rlc';
-        if (w && slot.ringBase !== null && w.q.ringBase !== null && w.q.ringBase !== slot.ringBase) {
-          warnings.push(`node ${node.node}: SDMA engine ${slot.pipe} RLC ${slot.queue} ring ${slot.ringBase} differs from its MQD's ring ${w.q.ringBase}`);
-        }
-        if (!w && slot.ringBase !== null) {
-          const byRing = onGpu.filter((x) => x.q.ringBase === slot.ringBase);
-          if (byRing.length === 1) {
-            w = byRing[0];
-            by = 'ring-base';
-          }
-        }
-        if (w) w.q.sdma = { engine: slot.pipe, rlc: slot.queue, active: slot.active, busy: slot.busy, matchedBy: by };
-        else unmatchedHqds.push(unmatched(node.node, node.gpuId, slot, idle));
-      }
+      if (slot.kind === 'cp') matchCpSlot(st, node, slot, insts);
+      else if (slot.kind === 'sdma' && slot.active === true) matchSdmaSlot(st, node, slot, idle);
     }
   }
-  for (const w of work) w.q.hqds.sort((a, b) => a.inst - b.inst || a.pipe - b.pipe || a.queue - b.queue);
+  for (const w of st.work) w.q.hqds.sort((a, b) => a.inst - b.inst || a.pipe - b.pipe || a.queue - b.queue);
+}
 
-  // ---- runlist
-  const unmatchedRunlistQueues: JoinResult['unmatchedRunlistQueues'] = [];
-  const runlistOf = new Map<number, SnapshotProcess['runlist']>();
-  if (input.rls) {
-    // a real PASID in the mqds header (older kernels) or in sysfs names the process of a MAP_PROCESS
-    const pidOfPasid = new Map<number, number>();
-    for (const p of input.mqds?.processes ?? []) {
-      const v = headerPasid(p.pid, p.pasidField);
-      if (v !== null) pidOfPasid.set(v, p.pid);
+/** A CP slot to the queue whose MQD address it holds (insts: the node's Insts, sorted); warns when it holds another XCC's block. */
+function matchCpSlot(st: JoinState, node: HqdNode, slot: HqdSlot, insts: number[]): void {
+  const hit = slot.mqdAddress && slot.mqdAddress !== '0x0' ? st.byMqdAddr.get(`${node.gpuId}|${slot.mqdAddress}`) : undefined;
+  if (hit) {
+    hit.w.q.hqds.push({ inst: slot.inst, pipe: slot.pipe, queue: slot.queue, active: slot.active, busy: slot.busy, xcc: hit.block });
+    const pos = insts.indexOf(slot.inst);
+    if (slot.active === true && pos !== hit.block) {
+      st.warnings.push(
+        `node ${node.node}: HQD Inst ${slot.inst} Pipe ${slot.pipe} Queue ${slot.queue} holds MQD block ${hit.block} of pid ${hit.w.pid}'s queue, expected block ${pos}`,
+      );
     }
-    for (const p of input.procs?.procs ?? []) if (p.pasid !== null && p.pasid > 0 && !pidOfPasid.has(p.pasid)) pidOfPasid.set(p.pasid, p.pid);
-    const rlsGpus = new Map(input.rls.nodes.map((n) => [n.gpuId, n]));
-    for (const w of work) {
-      if (w.q.source === 'sysfs' || w.q.gpuId === null) continue;
-      const n = rlsGpus.get(w.q.gpuId);
-      // "not found below" means "not in the runlist" only when the node's runlist was read to its
-      // end and the queue has what the runlist is matched by
-      w.q.inRunlist = n !== undefined && runlistWhole(n) && runlistKeyKnown(w) ? false : null;
-    }
-    for (const node of input.rls.nodes) {
-      // MAP_QUEUES before any MAP_PROCESS belong to no known process (pasid -1); so does a packet
-      // whose PASID was not read
-      const groups: (Pick<RlsMapProcess, 'numQueues' | 'queues'> & { pasid: number })[] = node.processes.map((p) => ({ ...p, pasid: p.pasid ?? -1 }));
-      if (node.strayQueues.length) groups.push({ pasid: -1, numQueues: 0, queues: node.strayQueues });
-      for (const mp of groups) {
-        const byPasid = mp.pasid >= 0 ? (pidOfPasid.get(mp.pasid) ?? null) : null;
-        let pid: number | null = byPasid;
-        let crossed = false;
-        for (const mq of mp.queues) {
-          if (mq.engine !== 'compute') continue;
-          const hit = byMqdAddr.get(`${node.gpuId}|${mq.mqdAddress}`);
-          if (hit && hit.block === 0) {
-            hit.w.q.inRunlist = true;
-            if (byPasid !== null && hit.w.pid !== byPasid && !crossed) {
-              crossed = true;
-              warnings.push(`node ${node.node}: runlist MAP_PROCESS pasid ${mp.pasid} is pid ${byPasid}'s (its PASID) but maps pid ${hit.w.pid}'s queue ${mq.mqdAddress}`);
-            }
-            pid ??= hit.w.pid;
-          } else {
-            unmatchedRunlistQueues.push({ gpuId: node.gpuId, pasid: mp.pasid >= 0 ? mp.pasid : null, engine: mq.engine, doorbell: mq.doorbell, mqdAddress: mq.mqdAddress });
-          }
-        }
-        for (const mq of mp.queues) {
-          if (mq.engine === 'compute') continue;
-          // doorbell indexes are device-wide on real KFD; the engine narrows it when a synthetic or
-          // odd dump repeats them, the process (from its PASID or compute queues) narrows it further
-          const cands = sdmaWork.filter((w) => {
-            const engine = sdmaEngineOf(w);
-            // an unknown doorbell (a short packet) matches nothing, not another unknown one
-            return w.q.gpuId === node.gpuId && mq.doorbell !== null && w.q.doorbell === mq.doorbell && engine !== null && `sdma${engine}` === mq.engine && (pid === null || w.pid === pid);
-          });
-          if (cands.length === 1) {
-            cands[0].q.inRunlist = true;
-            pid ??= cands[0].pid;
-          } else {
-            unmatchedRunlistQueues.push({ gpuId: node.gpuId, pasid: mp.pasid >= 0 ? mp.pasid : null, engine: mq.engine, doorbell: mq.doorbell, mqdAddress: mq.mqdAddress });
-          }
-        }
-        if (pid !== null && mp.pasid >= 0) {
-          let l = runlistOf.get(pid);
-          if (!l) runlistOf.set(pid, (l = []));
-          l.push({ gpuId: node.gpuId, pasid: mp.pasid, numQueues: mp.numQueues, mappedQueues: mp.queues.length });
-          // MAP_PROCESS counts every queue of the process on the device, mapped or not (0 under a debugger)
-          if (input.mqds && mp.numQueues !== null && mp.numQueues > 0) {
-            const shown = work.filter((w) => w.pid === pid && w.mqd !== null && w.q.gpuId === node.gpuId).length;
-            if (shown !== mp.numQueues) {
-              warnings.push(`pid ${pid}: runlist MAP_PROCESS on gpu ${node.gpuId} counts ${mp.numQueues} queue(s), mqds shows ${shown} (created or destroyed between the reads, or mqds cut?)`);
-            }
-          }
-        }
-      }
+  } else if (slot.active === true) {
+    st.unmatchedHqds.push(unmatched(node.node, node.gpuId, slot, false));
+  }
+}
+
+/** An active SDMA RLC to its queue: by engine/RLC, else by a ring base only one queue has (idle: the GPU is idle). */
+function matchSdmaSlot(st: JoinState, node: HqdNode, slot: HqdSlot, idle: boolean): void {
+  const onGpu = st.sdmaWork.filter((w) => w.q.gpuId === node.gpuId);
+  let w = onGpu.find((x) => x.mqd!.blocks[0]?.sdma?.engine === slot.pipe && x.mqd!.blocks[0]?.sdma?.rlc === slot.queue);
+  let by: SnapshotSdmaSlot['matchedBy'] = 'engine-rlc';
+  if (w && slot.ringBase !== null && w.q.ringBase !== null && w.q.ringBase !== slot.ringBase) {
+    st.warnings.push(`node ${node.node}: SDMA engine ${slot.pipe} RLC ${slot.queue} ring ${slot.ringBase} differs from its MQD's ring ${w.q.ringBase}`);
+  }
+  if (!w && slot.ringBase !== null) {
+    const byRing = onGpu.filter((x) => x.q.ringBase === slot.ringBase);
+    if (byRing.length === 1) {
+      w = byRing[0];
+      by = 'ring-base';
     }
   }
+  if (w) w.q.sdma = { engine: slot.pipe, rlc: slot.queue, active: slot.active, busy: slot.busy, matchedBy: by };
+  else st.unmatchedHqds.push(unmatched(node.node, node.gpuId, slot, idle));
+}
 
-  // ---- processes
+/** A MAP_PROCESS of a node, or its MAP_QUEUES before any MAP_PROCESS (pasid -1, as when the PASID was not read). */
+type RlsGroup = Pick<RlsMapProcess, 'numQueues' | 'queues'> & { pasid: number };
+type RlsMapQueue = RlsMapProcess['queues'][number];
+
+/** Step 4: runlist MAP_QUEUES to queues (inRunlist), MAP_PROCESS to processes; MAP_QUEUES matching no queue are listed. */
+function matchRunlist(st: JoinState): void {
+  const rls = st.input.rls;
+  if (!rls) return;
+  const pidOfPasid = pasidOwners(st.input);
+  const rlsGpus = new Map(rls.nodes.map((n) => [n.gpuId, n]));
+  for (const w of st.work) {
+    if (w.q.source === 'sysfs' || w.q.gpuId === null) continue;
+    const n = rlsGpus.get(w.q.gpuId);
+    // "not found below" means "not in the runlist" only when the node's runlist was read to its
+    // end and the queue has what the runlist is matched by
+    w.q.inRunlist = n !== undefined && runlistWhole(n) && runlistKeyKnown(w) ? false : null;
+  }
+  for (const node of rls.nodes) {
+    // MAP_QUEUES before any MAP_PROCESS belong to no known process (pasid -1); so does a packet
+    // whose PASID was not read
+    const groups: RlsGroup[] = node.processes.map((p) => ({ ...p, pasid: p.pasid ?? -1 }));
+    if (node.strayQueues.length) groups.push({ pasid: -1, numQueues: 0, queues: node.strayQueues });
+    for (const mp of groups) matchMapProcess(st, node, mp, pidOfPasid);
+  }
+}
+
+/** PASID -> pid: a real PASID in the mqds header (older kernels) or in sysfs names the process of a MAP_PROCESS. */
+export function pasidOwners(input: JoinInput): Map<number, number> {
+  const pidOfPasid = new Map<number, number>();
+  for (const p of input.mqds?.processes ?? []) {
+    const v = headerPasid(p.pid, p.pasidField);
+    if (v !== null) pidOfPasid.set(v, p.pid);
+  }
+  for (const p of input.procs?.procs ?? []) if (p.pasid !== null && p.pasid > 0 && !pidOfPasid.has(p.pasid)) pidOfPasid.set(p.pasid, p.pid);
+  return pidOfPasid;
+}
+
+/** One MAP_PROCESS group: its compute, then its SDMA queues, then its entry in the process's runlist. */
+function matchMapProcess(st: JoinState, node: RlsNode, mp: RlsGroup, pidOfPasid: Map<number, number>): void {
+  const byPasid = mp.pasid >= 0 ? (pidOfPasid.get(mp.pasid) ?? null) : null;
+  let pid = matchMapQueuesCompute(st, node, mp, byPasid);
+  pid = matchMapQueuesSdma(st, node, mp, pid);
+  if (pid !== null && mp.pasid >= 0) recordMapProcess(st, node, mp, pid);
+}
+
+/** The group's compute MAP_QUEUES to queues by XCC0 MQD address; returns the group's pid (its PASID's, else its first queue's). */
+function matchMapQueuesCompute(st: JoinState, node: RlsNode, mp: RlsGroup, byPasid: number | null): number | null {
+  let pid: number | null = byPasid;
+  let crossed = false;
+  for (const mq of mp.queues) {
+    if (mq.engine !== 'compute') continue;
+    const hit = st.byMqdAddr.get(`${node.gpuId}|${mq.mqdAddress}`);
+    if (hit && hit.block === 0) {
+      hit.w.q.inRunlist = true;
+      if (byPasid !== null && hit.w.pid !== byPasid && !crossed) {
+        crossed = true;
+        st.warnings.push(`node ${node.node}: runlist MAP_PROCESS pasid ${mp.pasid} is pid ${byPasid}'s (its PASID) but maps pid ${hit.w.pid}'s queue ${mq.mqdAddress}`);
+      }
+      pid ??= hit.w.pid;
+    } else {
+      st.unmatchedRunlistQueues.push(unmatchedMapQueue(node, mp, mq));
+    }
+  }
+  return pid;
+}
+
+/** The group's SDMA MAP_QUEUES to queues by doorbell and engine within pid (when known); returns pid, else the first match's. */
+function matchMapQueuesSdma(st: JoinState, node: RlsNode, mp: RlsGroup, pidIn: number | null): number | null {
+  let pid = pidIn;
+  for (const mq of mp.queues) {
+    if (mq.engine === 'compute') continue;
+    // doorbell indexes are device-wide on real KFD; the engine narrows it when a synthetic or
+    // odd dump repeats them, the process (from its PASID or compute queues) narrows it further
+    const cands = st.sdmaWork.filter((w) => {
+      const engine = sdmaEngineOf(w);
+      // an unknown doorbell (a short packet) matches nothing, not another unknown one
+      return w.q.gpuId === node.gpuId && mq.doorbell !== null && w.q.doorbell === mq.doorbell && engine !== null && `sdma${engine}` === mq.engine && (pid === null || w.pid === pid);
+    });
+    if (cands.length === 1) {
+      cands[0].q.inRunlist = true;
+      pid ??= cands[0].pid;
+    } else {
+      st.unmatchedRunlistQueues.push(unmatchedMapQueue(node, mp, mq));
+    }
+  }
+  return pid;
+}
+
+/** A MAP_QUEUES packet that matches no queue, as listed in unmatchedRunlistQueues. */
+function unmatchedMapQueue(node: RlsNode, mp: RlsGroup, mq: RlsMapQueue): JoinResult['unmatchedRunlistQueues'][number] {
+  return { gpuId: node.gpuId, pasid: mp.pasid >= 0 ? mp.pasid : null, engine: mq.engine, doorbell: mq.doorbell, mqdAddress: mq.mqdAddress };
+}
+
+/** Adds the MAP_PROCESS to pid's runlist entries; warns when its queue count differs from what mqds shows. */
+function recordMapProcess(st: JoinState, node: RlsNode, mp: RlsGroup, pid: number): void {
+  let l = st.runlistOf.get(pid);
+  if (!l) st.runlistOf.set(pid, (l = []));
+  l.push({ gpuId: node.gpuId, pasid: mp.pasid, numQueues: mp.numQueues, mappedQueues: mp.queues.length });
+  // MAP_PROCESS counts every queue of the process on the device, mapped or not (0 under a debugger)
+  if (st.input.mqds && mp.numQueues !== null && mp.numQueues > 0) {
+    const shown = st.work.filter((w) => w.pid === pid && w.mqd !== null && w.q.gpuId === node.gpuId).length;
+    if (shown !== mp.numQueues) {
+      st.warnings.push(`pid ${pid}: runlist MAP_PROCESS on gpu ${node.gpuId} counts ${mp.numQueues} queue(s), mqds shows ${shown} (created or destroyed between the reads, or mqds cut?)`);
+    }
+  }
+}
+
+/** Step 5: one process per pid KFD knows (input.pids narrows them), its queues by qid, then creation order. */
+function buildProcesses(st: JoinState): SnapshotProcess[] {
+  const { input } = st;
   // a process KFD knows without queues is still a process (the kernel prints its header alone)
-  const pidSet = new Set<number>([...byPid.keys(), ...sysProcs.keys(), ...(input.mqds?.processes ?? []).map((p) => p.pid)]);
+  const pidSet = new Set<number>([...st.byPid.keys(), ...st.sysProcs.keys(), ...(input.mqds?.processes ?? []).map((p) => p.pid)]);
   let pids = [...pidSet].sort((a, b) => a - b);
   if (input.pids) {
     const want = new Set(input.pids);
     pids = pids.filter((p) => want.has(p));
   }
-  const processes: SnapshotProcess[] = pids.map((pid) => {
-    const st = input.status?.get(pid) ?? null;
-    const qs = (byPid.get(pid) ?? [])
+  return pids.map((pid) => {
+    const status = input.status?.get(pid) ?? null;
+    const qs = (st.byPid.get(pid) ?? [])
       .slice()
       .sort((a, b) => (a.q.qid ?? Infinity) - (b.q.qid ?? Infinity) || a.order - b.order)
       .map((w) => w.q);
     return {
       pid,
-      nsPid: namespacePid(st),
-      name: st?.name ?? null,
+      nsPid: namespacePid(status),
+      name: status?.name ?? null,
       queues: qs,
-      gpus: sysProcs.get(pid)?.gpus ?? [],
-      runlist: runlistOf.get(pid) ?? [],
+      gpus: st.sysProcs.get(pid)?.gpus ?? [],
+      runlist: st.runlistOf.get(pid) ?? [],
     };
   });
-
-  // ---- nodes
-  const nodes = buildNodes(input, work, warnings);
-  return { processes, unmatchedHqds, unmatchedRunlistQueues, nodes, warnings };
 }
 
 function fromSysfs(sq: KfdProcQueue, nodeOfGpu: Map<string, number>): SnapshotQueue {
@@ -561,96 +669,151 @@ function unmatched(node: number, gpuId: string, s: HqdSlot, likelyStale: boolean
   };
 }
 
+/**
+ * What the steps of buildNodes share, passed to each explicitly: the input, the queues, the nodes
+ * built so far, and the warnings (in the order they were raised, after joinQueues's own).
+ */
+interface NodeState {
+  input: JoinInput;
+  work: Work[];
+  warnings: string[];
+  /** gpu_id -> node, in the order first seen */
+  out: Map<string, SnapshotNode>;
+  /** gpu_id -> the most MQD blocks of a compute queue on it */
+  blocksOn: Map<string, number>;
+  /** gpu_id -> how many Insts hqds shows (filled by nodesFromHqds; stopped nodes have none) */
+  instsInHqds: Map<string, number>;
+}
+
 function buildNodes(input: JoinInput, work: Work[], warnings: string[]): SnapshotNode[] {
-  const out = new Map<string, SnapshotNode>();
-  const get = (gpuId: string, node: number | null): SnapshotNode => {
-    let n = out.get(gpuId);
-    if (!n) {
-      out.set(
+  const ns: NodeState = { input, work, warnings, out: new Map(), blocksOn: mqdBlocksPerGpu(work), instsInHqds: new Map() };
+  nodesFromTopology(ns);
+  nodesFromHqds(ns);
+  nodesFromRunlist(ns);
+  countNodeQueues(ns);
+  nodesMissingFromHqds(ns);
+  return [...ns.out.values()].sort((a, b) => (a.node ?? Infinity) - (b.node ?? Infinity) || a.gpuId.localeCompare(b.gpuId));
+}
+
+/** The node of gpuId, made with everything unknown the first time it is asked for. */
+function nodeFor(ns: NodeState, gpuId: string, node: number | null): SnapshotNode {
+  let n = ns.out.get(gpuId);
+  if (!n) {
+    ns.out.set(
+      gpuId,
+      (n = {
+        node,
         gpuId,
-        (n = {
-          node,
-          gpuId,
-          name: null,
-          gfxTarget: null,
-          numXcc: null,
-          stopped: false,
-          activeHqds: null,
-          activeSdma: null,
-          cpSlots: null,
-          perXcc: [],
-          queues: 0,
-          runlist: null,
-        }),
-      );
-    }
-    return n;
-  };
-  const unknownXcc = (inst: number): SnapshotXcc => ({ inst, cpSlots: null, activeCp: null, hiqActive: null });
-  for (const t of input.topology?.nodes ?? []) {
-    if (!t.isGpu) continue;
-    const n = get(t.gpuIdHex, t.node);
-    n.name = t.name;
-    n.gfxTarget = t.gpu?.gfxTarget ?? null;
-    n.numXcc = t.gpu ? topologyXccs(t.gpu) : null;
+        name: null,
+        gfxTarget: null,
+        numXcc: null,
+        stopped: false,
+        activeHqds: null,
+        activeSdma: null,
+        cpSlots: null,
+        perXcc: [],
+        queues: 0,
+        runlist: null,
+      }),
+    );
   }
-  // the XCCs a GPU has: topology num_xcc, else the most MQD blocks of a compute queue on it
+  return n;
+}
+
+/** An XCC hqds should show but does not: its slots are unknown. */
+function unknownXcc(inst: number): SnapshotXcc {
+  return { inst, cpSlots: null, activeCp: null, hiqActive: null };
+}
+
+/** gpu_id -> the most MQD blocks of a compute queue on it. */
+function mqdBlocksPerGpu(work: Work[]): Map<string, number> {
   const blocksOn = new Map<string, number>();
   for (const w of work) {
     if (!w.mqd || w.mqd.type !== 'compute' || w.q.gpuId === null) continue;
     blocksOn.set(w.q.gpuId, Math.max(blocksOn.get(w.q.gpuId) ?? 0, w.mqd.blocks.length));
   }
-  const xccsOf = (n: SnapshotNode): { count: number | null; from: string } =>
-    n.numXcc !== null ? { count: n.numXcc, from: 'topology num_xcc' } : { count: blocksOn.get(n.gpuId) || null, from: 'MQD blocks per compute queue' };
-  const instsInHqds = new Map<string, number>();
-  for (const h of input.hqds?.nodes ?? []) {
-    const n = get(h.gpuId, h.node);
-    n.stopped = h.stopped;
-    if (h.stopped) {
-      // the scheduler is stopped: nothing is mapped, and hqds prints no slot
-      n.activeHqds = 0;
-      n.activeSdma = 0;
-      n.cpSlots = 0;
+  return blocksOn;
+}
+
+/** The XCCs a GPU has: topology num_xcc, else the most MQD blocks of a compute queue on it. */
+function xccsOf(ns: NodeState, n: SnapshotNode): { count: number | null; from: string } {
+  return n.numXcc !== null ? { count: n.numXcc, from: 'topology num_xcc' } : { count: ns.blocksOn.get(n.gpuId) || null, from: 'MQD blocks per compute queue' };
+}
+
+/** Step 1: a node for each topology GPU, with its name, gfx target and XCC count. */
+function nodesFromTopology(ns: NodeState): void {
+  for (const t of ns.input.topology?.nodes ?? []) {
+    if (!t.isGpu) continue;
+    const n = nodeFor(ns, t.gpuIdHex, t.node);
+    n.name = t.name;
+    n.gfxTarget = t.gpu?.gfxTarget ?? null;
+    n.numXcc = t.gpu ? topologyXccs(t.gpu) : null;
+  }
+}
+
+/** Step 2: slot counts of each node hqds shows, per node and per XCC. */
+function nodesFromHqds(ns: NodeState): void {
+  for (const h of ns.input.hqds?.nodes ?? []) nodeFromHqds(ns, h);
+}
+
+/** One hqds node: its counts, null where unknown; warns about XCCs it does not show or too many. */
+function nodeFromHqds(ns: NodeState, h: HqdNode): void {
+  const n = nodeFor(ns, h.gpuId, h.node);
+  n.stopped = h.stopped;
+  if (h.stopped) {
+    // the scheduler is stopped: nothing is mapped, and hqds prints no slot
+    n.activeHqds = 0;
+    n.activeSdma = 0;
+    n.cpSlots = 0;
+    return;
+  }
+  const { xcc, sdma } = countHqdSlots(h);
+  ns.instsInHqds.set(h.gpuId, xcc.size);
+  const read = [...xcc.values()];
+  const want = xccsOf(ns, n);
+  const missing = want.count === null ? [] : Array.from({ length: want.count }, (_, i) => i).filter((i) => !xcc.has(i));
+  n.perXcc = [...read, ...missing.map(unknownXcc)].sort((a, b) => a.inst - b.inst);
+  // a node's dump ends with its SDMA RLCs; the parser says when a dump was cut before them (the
+  // slots themselves cannot: a tracer keeps only the slots in use)
+  const sdmaCut = ns.input.hqds!.issues.some((i) => i.line === h.line && i.message.endsWith('ends without its SDMA RLC dumps (dump cut?)'));
+  n.activeSdma = sdmaCut ? null : sdma;
+  n.cpSlots = missing.length ? null : read.reduce((a, x) => a + (x.cpSlots ?? 0), 0);
+  n.activeHqds = missing.length || read.some((x) => x.activeCp === null) ? null : read.reduce((a, x) => a + (x.activeCp ?? 0), 0);
+  if (missing.length) {
+    const shown = [...xcc.keys()].sort((a, b) => a - b).join(',') || 'none';
+    ns.warnings.push(`node ${h.node} (gpu ${h.gpuId}): hqds shows Inst ${shown} of ${want.count} XCC(s) (${want.from}): Inst ${missing.join(',')} unknown`);
+  } else if (n.numXcc !== null && read.length !== n.numXcc) {
+    ns.warnings.push(`node ${h.node} (gpu ${h.gpuId}): hqds shows ${read.length} XCC(s) but topology says num_xcc ${n.numXcc}`);
+  }
+}
+
+/** A running hqds node's slots counted: CP and HIQ per Inst (in the order first seen), active SDMA RLCs (null: unknown). */
+export function countHqdSlots(h: HqdNode): { xcc: Map<number, SnapshotXcc>; sdma: number | null } {
+  const xcc = new Map<number, SnapshotXcc>();
+  let sdma: number | null = 0;
+  for (const s of h.slots) {
+    if (s.kind === 'sdma') {
+      if (s.active === null) sdma = null;
+      else if (s.active && sdma !== null) sdma++;
       continue;
     }
-    const xcc = new Map<number, SnapshotXcc>();
-    let sdma: number | null = 0;
-    for (const s of h.slots) {
-      if (s.kind === 'sdma') {
-        if (s.active === null) sdma = null;
-        else if (s.active && sdma !== null) sdma++;
-        continue;
-      }
-      let x = xcc.get(s.inst);
-      if (!x) xcc.set(s.inst, (x = { inst: s.inst, cpSlots: 0, activeCp: 0, hiqActive: false }));
-      if (s.kind === 'hiq') {
-        x.hiqActive = x.hiqActive === true || s.active === true ? true : x.hiqActive === null || s.active === null ? null : false;
-      } else {
-        x.cpSlots = (x.cpSlots ?? 0) + 1;
-        if (s.active === null) x.activeCp = null;
-        else if (s.active && x.activeCp !== null) x.activeCp++;
-      }
-    }
-    instsInHqds.set(h.gpuId, xcc.size);
-    const read = [...xcc.values()];
-    const want = xccsOf(n);
-    const missing = want.count === null ? [] : Array.from({ length: want.count }, (_, i) => i).filter((i) => !xcc.has(i));
-    n.perXcc = [...read, ...missing.map(unknownXcc)].sort((a, b) => a.inst - b.inst);
-    // a node's dump ends with its SDMA RLCs; the parser says when a dump was cut before them (the
-    // slots themselves cannot: a tracer keeps only the slots in use)
-    const sdmaCut = input.hqds!.issues.some((i) => i.line === h.line && i.message.endsWith('ends without its SDMA RLC dumps (dump cut?)'));
-    n.activeSdma = sdmaCut ? null : sdma;
-    n.cpSlots = missing.length ? null : read.reduce((a, x) => a + (x.cpSlots ?? 0), 0);
-    n.activeHqds = missing.length || read.some((x) => x.activeCp === null) ? null : read.reduce((a, x) => a + (x.activeCp ?? 0), 0);
-    if (missing.length) {
-      const shown = [...xcc.keys()].sort((a, b) => a - b).join(',') || 'none';
-      warnings.push(`node ${h.node} (gpu ${h.gpuId}): hqds shows Inst ${shown} of ${want.count} XCC(s) (${want.from}): Inst ${missing.join(',')} unknown`);
-    } else if (n.numXcc !== null && read.length !== n.numXcc) {
-      warnings.push(`node ${h.node} (gpu ${h.gpuId}): hqds shows ${read.length} XCC(s) but topology says num_xcc ${n.numXcc}`);
+    let x = xcc.get(s.inst);
+    if (!x) xcc.set(s.inst, (x = { inst: s.inst, cpSlots: 0, activeCp: 0, hiqActive: false }));
+    if (s.kind === 'hiq') {
+      x.hiqActive = x.hiqActive === true || s.active === true ? true : x.hiqActive === null || s.active === null ? null : false;
+    } else {
+      x.cpSlots = (x.cpSlots ?? 0) + 1;
+      if (s.active === null) x.activeCp = null;
+      else if (s.active && x.activeCp !== null) x.activeCp++;
     }
   }
-  for (const r of input.rls?.nodes ?? []) {
-    const n = get(r.gpuId, r.node);
+  return { xcc, sdma };
+}
+
+/** Step 3: each runlist node's summary (present, processes, MAP_QUEUES, chained). */
+function nodesFromRunlist(ns: NodeState): void {
+  for (const r of ns.input.rls?.nodes ?? []) {
+    const n = nodeFor(ns, r.gpuId, r.node);
     n.runlist = {
       present: r.hasRunlist,
       processes: r.processes.length,
@@ -658,36 +821,41 @@ function buildNodes(input: JoinInput, work: Work[], warnings: string[]): Snapsho
       chained: r.chained,
     };
   }
-  for (const w of work) {
+}
+
+/** Step 4: queues per node; warns when a compute queue's MQD blocks are not one per XCC. */
+function countNodeQueues(ns: NodeState): void {
+  for (const w of ns.work) {
     if (w.q.gpuId === null) continue;
-    const n = out.get(w.q.gpuId) ?? get(w.q.gpuId, w.q.node);
+    const n = ns.out.get(w.q.gpuId) ?? nodeFor(ns, w.q.gpuId, w.q.node);
     n.queues++;
     // one MQD block per XCC: checked against topology, else against the Insts hqds shows
     if (w.mqd && w.mqd.type === 'compute' && w.mqd.blocks.length > 0) {
-      const insts = instsInHqds.get(w.q.gpuId);
+      const insts = ns.instsInHqds.get(w.q.gpuId);
       if (n.numXcc !== null && w.mqd.blocks.length !== n.numXcc) {
-        warnings.push(`pid ${w.pid}: compute queue at mqds line ${w.mqd.line} has ${w.mqd.blocks.length} MQD block(s), gpu ${w.q.gpuId} has num_xcc ${n.numXcc}`);
+        ns.warnings.push(`pid ${w.pid}: compute queue at mqds line ${w.mqd.line} has ${w.mqd.blocks.length} MQD block(s), gpu ${w.q.gpuId} has num_xcc ${n.numXcc}`);
       } else if (n.numXcc === null && insts !== undefined && insts > 0 && w.mqd.blocks.length !== insts) {
-        warnings.push(`pid ${w.pid}: compute queue at mqds line ${w.mqd.line} has ${w.mqd.blocks.length} MQD block(s), gpu ${w.q.gpuId} shows ${insts} Inst(s) in hqds`);
+        ns.warnings.push(`pid ${w.pid}: compute queue at mqds line ${w.mqd.line} has ${w.mqd.blocks.length} MQD block(s), gpu ${w.q.gpuId} shows ${insts} Inst(s) in hqds`);
       }
     }
   }
-  // nodes hqds should show but does not: their slots are unknown, not idle
-  if (input.hqds) {
-    const shown = new Set(input.hqds.nodes.map((h) => h.gpuId));
-    for (const n of out.values()) {
-      if (shown.has(n.gpuId)) continue;
-      const want = xccsOf(n).count;
-      n.perXcc = want === null ? [] : Array.from({ length: want }, (_, i) => unknownXcc(i));
-      const listed = work.filter((w) => w.mqd !== null && w.q.gpuId === n.gpuId).length;
-      warnings.push(
-        listed > 0
-          ? `gpu ${n.gpuId} (node ${n.node ?? '?'}): mqds lists ${listed} queue(s) on it but hqds does not show it: their HQD slots are unknown`
-          : `node ${n.node ?? '?'} (gpu ${n.gpuId}): in the topology but not in hqds: its HQD slots are unknown`,
-      );
-    }
+}
+
+/** Step 5: nodes hqds (when read) should show but does not: their slots are unknown, not idle, and a warning says so. */
+function nodesMissingFromHqds(ns: NodeState): void {
+  if (!ns.input.hqds) return;
+  const shown = new Set(ns.input.hqds.nodes.map((h) => h.gpuId));
+  for (const n of ns.out.values()) {
+    if (shown.has(n.gpuId)) continue;
+    const want = xccsOf(ns, n).count;
+    n.perXcc = want === null ? [] : Array.from({ length: want }, (_, i) => unknownXcc(i));
+    const listed = ns.work.filter((w) => w.mqd !== null && w.q.gpuId === n.gpuId).length;
+    ns.warnings.push(
+      listed > 0
+        ? `gpu ${n.gpuId} (node ${n.node ?? '?'}): mqds lists ${listed} queue(s) on it but hqds does not show it: their HQD slots are unknown`
+        : `node ${n.node ?? '?'} (gpu ${n.gpuId}): in the topology but not in hqds: its HQD slots are unknown`,
+    );
   }
-  return [...out.values()].sort((a, b) => (a.node ?? Infinity) - (b.node ?? Infinity) || a.gpuId.localeCompare(b.gpuId));
 }
 
 // ------------------------------------------------------------------------ native join tables

@@ -20,6 +20,7 @@
  *
  * createDevice is SELF-CONTAINED (no imports, no module-level names): its source text is eval'd in
  * the engine and compute-unit workers (worker-source.ts). Offsets come from a Layout (layout.ts).
+ * Hence one long function: its steps are its inner functions, since none can live outside it.
  */
 import type { Layout } from './layout.js';
 

@@ -23,7 +23,8 @@
  *    stream. Every stream is aborted at the end (running blocks stop spinning).
  *
  * engineMain is SELF-CONTAINED (its source text is eval'd: worker-source.ts); it gets
- * createDevice and createSchedule as arguments.
+ * createDevice and createSchedule as arguments. That is also why it is one long function: a step
+ * split out of it would have to live inside it all the same (its inner functions are the steps).
  */
 import type { createDevice as CreateDevice } from './device.js';
 import type { createSchedule as CreateSchedule, Schedule } from './schedule.js';

@@ -11,7 +11,7 @@ import { GPU_CHECK_EXPECTATION, GPU_CHECK_MECHANISMS, mechanismInfo, type GpuChe
 import type { NativeBackendDevice, NativeBackendInfo } from '../native.js';
 import type { QuantileSummary } from '../stats/index.js';
 import type { Results } from '../scenario/types.js';
-import type { Backend, CheckResult, FillPlan, Observations, RunObservation, Step } from './types.js';
+import type { Backend, CheckResult, FillPlan, Observations, PriorityPlan, RunObservation, Step } from './types.js';
 
 /** The numbers behind the expectations (README: "npm run gpu-check"). */
 export const EXPECT = {
@@ -183,37 +183,60 @@ export function checkDoctor(o: Observations, deviceIndex = 0): CheckResult[] {
     if (!d) return out;
   }
   const backend = o.backend;
-  const b = backendInfo(d, backend);
-  const plugin = backend && backend !== 'cpu' ? d!.plugins?.list?.find((p) => p.name === backend) : undefined;
-  const pluginText = plugin
-    ? `plugin ${plugin.path}: ${!plugin.found ? 'not built' : !plugin.loaded ? `does not load: ${plugin.error}` : plugin.initError ? `runtime unusable: ${plugin.initError}` : `${plugin.deviceCount ?? '?'} device(s)`}`
-    : '';
-  out.push(
-    check({
-      name: 'doctor.backend',
-      expectation: `${backend ?? 'a GPU'} backend available with at least ${deviceIndex + 1} device(s)`,
-      measured: b ? { backend: b.name, available: b.available, engine: b.engine ?? null, devices: b.devices.map((x) => x.name) } : null,
-      pass: !!b?.available && b.devices.length > deviceIndex,
-      ...(!b?.available || b.devices.length <= deviceIndex
-        ? { reason: backend ? `${b?.reason ?? 'not listed by doctor'}${pluginText ? `; ${pluginText}` : ''}` : o.backendWhy }
-        : pluginText
-          ? { reason: pluginText }
-          : {}),
-    }),
-  );
-  out.push(
-    d!.native?.loaded
-      ? { name: 'doctor.native-core', expectation: 'the native core (gpucolo.node) loads', measured: d!.native.file ?? true, pass: true }
-      : backend === 'cpu'
-        ? notJudged('doctor.native-core', 'the native core (gpucolo.node) loads', `not loaded, the cpu backend runs on the pure-TS engine: ${(d!.native?.errors ?? []).map((e) => e.message).join('; ')}`, false)
-        : { name: 'doctor.native-core', expectation: 'the native core (gpucolo.node) loads (GPU plugins need it)', measured: false, pass: false, reason: (d!.native?.errors ?? []).map((e) => e.message).join('; ') || 'not loaded' },
-  );
+  out.push(doctorBackendCheck(o, d!, deviceIndex));
+  out.push(nativeCoreCheck(backend, d!));
   const dev = deviceOf(d, backend, deviceIndex);
   const noDev = 'no device to read (the backend is unavailable)';
   if (!dev) {
     for (const n of ['priority-range', 'green-contexts', 'cu-masks', 'timer-resolution']) out.push(notJudged(`doctor.${n}`, 'device capability', noDev));
     return out;
   }
+  out.push(...deviceCapabilityChecks(backend, dev));
+  out.push(...timerChecks(backend, d!, dev, deviceIndex));
+  out.push({
+    name: 'doctor.fill',
+    expectation: 'occupancy of the probe kernel (what "fill" means on this device)',
+    measured: { computeUnits: dev.computeUnits, fillThreadsPerBlock: dev.fillThreadsPerBlock ?? null, maxActiveBlocksPerCu: dev.maxActiveBlocksPerCu ?? null, occupancy: dev.occupancy ?? null },
+    pass: null,
+    kind: 'info',
+  });
+  if (backend === 'hip') out.push(kfdDoctorCheck(d!));
+  return out;
+}
+
+/** doctor.backend: the backend is available with the device asked for (and what its plugin says). */
+function doctorBackendCheck(o: Observations, d: DoctorReport, deviceIndex: number): CheckResult {
+  const backend = o.backend;
+  const b = backendInfo(d, backend);
+  const plugin = backend && backend !== 'cpu' ? d.plugins?.list?.find((p) => p.name === backend) : undefined;
+  const pluginText = plugin
+    ? `plugin ${plugin.path}: ${!plugin.found ? 'not built' : !plugin.loaded ? `does not load: ${plugin.error}` : plugin.initError ? `runtime unusable: ${plugin.initError}` : `${plugin.deviceCount ?? '?'} device(s)`}`
+    : '';
+  return check({
+    name: 'doctor.backend',
+    expectation: `${backend ?? 'a GPU'} backend available with at least ${deviceIndex + 1} device(s)`,
+    measured: b ? { backend: b.name, available: b.available, engine: b.engine ?? null, devices: b.devices.map((x) => x.name) } : null,
+    pass: !!b?.available && b.devices.length > deviceIndex,
+    ...(!b?.available || b.devices.length <= deviceIndex
+      ? { reason: backend ? `${b?.reason ?? 'not listed by doctor'}${pluginText ? `; ${pluginText}` : ''}` : o.backendWhy }
+      : pluginText
+        ? { reason: pluginText }
+        : {}),
+  });
+}
+
+/** doctor.native-core: gpucolo.node loads (not judged on the cpu backend, which runs without it). */
+function nativeCoreCheck(backend: Backend | null, d: DoctorReport): CheckResult {
+  return d.native?.loaded
+    ? { name: 'doctor.native-core', expectation: 'the native core (gpucolo.node) loads', measured: d.native.file ?? true, pass: true }
+    : backend === 'cpu'
+      ? notJudged('doctor.native-core', 'the native core (gpucolo.node) loads', `not loaded, the cpu backend runs on the pure-TS engine: ${(d.native?.errors ?? []).map((e) => e.message).join('; ')}`, false)
+      : { name: 'doctor.native-core', expectation: 'the native core (gpucolo.node) loads (GPU plugins need it)', measured: false, pass: false, reason: (d.native?.errors ?? []).map((e) => e.message).join('; ') || 'not loaded' };
+}
+
+/** doctor.priority-range, doctor.green-contexts, doctor.cu-masks: what the device offers the mechanisms. */
+function deviceCapabilityChecks(backend: Backend | null, dev: NativeBackendDevice): CheckResult[] {
+  const out: CheckResult[] = [];
   out.push({
     name: 'doctor.priority-range',
     expectation: 'at least two stream priority levels (priorityLeast != priorityGreatest)',
@@ -230,8 +253,14 @@ export function checkDoctor(o: Observations, deviceIndex = 0): CheckResult[] {
   const masks = 'CU masks (supportsCuMask) for cu-mask';
   if (backend === 'cuda') out.push(notJudged('doctor.cu-masks', masks, 'CUDA has no CU masks (its spatial mechanism is sm-partition)', dev.supportsCuMask, 'not-applicable'));
   else out.push({ name: 'doctor.cu-masks', expectation: masks, measured: dev.supportsCuMask, pass: dev.supportsCuMask === true, ...(dev.supportsCuMask ? {} : { reason: 'the backend refuses CU masks on this device' }) });
+  return out;
+}
+
+/** doctor.timer-resolution and, where doctor --measure ran on the device, doctor.measure. */
+function timerChecks(backend: Backend | null, d: DoctorReport, dev: NativeBackendDevice, deviceIndex: number): CheckResult[] {
+  const out: CheckResult[] = [];
   // doctor --measure: a short empty-kernel series per device, after which the plugin knows its timer resolution
-  const meas = (d!.measured ?? null)?.find((x) => x.backend === backend && x.device === deviceIndex) ?? null;
+  const meas = (d.measured ?? null)?.find((x) => x.backend === backend && x.device === deviceIndex) ?? null;
   const tr = num(meas?.timerResolutionNs) ?? num(dev.timerResolutionNs);
   const trExp = `device timer resolution known and <= ${fmtNs(EXPECT.timerResolutionMaxNs)}`;
   if (tr !== null && tr > 0) {
@@ -243,7 +272,7 @@ export function checkDoctor(o: Observations, deviceIndex = 0): CheckResult[] {
       notJudged(
         'doctor.timer-resolution',
         trExp,
-        d!.measured === undefined
+        d.measured === undefined
           ? 'doctor reports 0 (unknown) and this CLI has no doctor --measure: the GPU plugins measure the timer resolution only when a run creates a stream'
           : 'doctor reports 0 (unknown) and measured nothing on this device',
         tr,
@@ -260,36 +289,34 @@ export function checkDoctor(o: Observations, deviceIndex = 0): CheckResult[] {
       ...(meas.error ? { reason: meas.error } : {}),
     });
   }
-  out.push({
-    name: 'doctor.fill',
-    expectation: 'occupancy of the probe kernel (what "fill" means on this device)',
-    measured: { computeUnits: dev.computeUnits, fillThreadsPerBlock: dev.fillThreadsPerBlock ?? null, maxActiveBlocksPerCu: dev.maxActiveBlocksPerCu ?? null, occupancy: dev.occupancy ?? null },
-    pass: null,
-    kind: 'info',
-  });
-  if (backend === 'hip') {
-    const k = d!.kfd;
-    const ok = !!k?.device?.ok && !!k?.sysfs?.ok;
-    out.push({
-      name: 'doctor.kfd',
-      expectation: '/dev/kfd answers the version ioctl and the KFD sysfs topology reads',
-      measured: { device: k?.device?.version ?? null, gpus: k?.sysfs?.gpus?.map((g) => `${g.name} ${g.gfxTarget ?? '?'} x${g.numXcc}`) ?? [], debugfs: k?.debugfs?.ok ?? false },
-      pass: ok,
-      ...(ok ? (k?.debugfs?.ok ? {} : { reason: `debugfs kfd not readable (${k?.debugfs?.error ?? '?'}): the KFD priority verification needs root` }) : { reason: k?.device?.error ?? k?.sysfs?.error ?? 'no KFD' }),
-    });
-  }
   return out;
+}
+
+/** doctor.kfd (hip): /dev/kfd and the KFD sysfs topology answer (debugfs noted). */
+function kfdDoctorCheck(d: DoctorReport): CheckResult {
+  const k = d.kfd;
+  const ok = !!k?.device?.ok && !!k?.sysfs?.ok;
+  return {
+    name: 'doctor.kfd',
+    expectation: '/dev/kfd answers the version ioctl and the KFD sysfs topology reads',
+    measured: { device: k?.device?.version ?? null, gpus: k?.sysfs?.gpus?.map((g) => `${g.name} ${g.gfxTarget ?? '?'} x${g.numXcc}`) ?? [], debugfs: k?.debugfs?.ok ?? false },
+    pass: ok,
+    ...(ok ? (k?.debugfs?.ok ? {} : { reason: `debugfs kfd not readable (${k?.debugfs?.error ?? '?'}): the KFD priority verification needs root` }) : { reason: k?.device?.error ?? k?.sysfs?.error ?? 'no KFD' }),
+  };
 }
 
 // ---- latency -------------------------------------------------------------------------------------
 
 export function checkLatency(o: Observations): CheckResult[] {
-  const out: CheckResult[] = [];
-  const rounds = o.latency.rounds;
-  const engines = rounds.map((r) => r.engine);
+  return [emptyRoundTripCheck(o), floorRatioCheck(o), spinCheck(o)];
+}
+
+/** latency.empty-round-trip: every probe latency run exited 0 with enough launches (and, judged, its P50 round trip). */
+function emptyRoundTripCheck(o: Observations): CheckResult {
+  const engines = o.latency.rounds.map((r) => r.engine);
   const emptyExp = `empty-kernel round trip measured: every run exits 0 with >= ${EXPECT.minLaunches} launches${o.judgeTimings ? `, round-trip P50 < ${fmtNs(EXPECT.emptyRoundTripMaxNs)}` : ''}`;
   if (!engines.length) {
-    out.push(notJudged('latency.empty-round-trip', emptyExp, o.stoppedEarly ?? 'not run'));
+    return notJudged('latency.empty-round-trip', emptyExp, o.stoppedEarly ?? 'not run');
   } else {
     const bad = engines.filter((s) => !stepOk(s));
     const ok = engines.filter(stepOk).map((s) => s.json!);
@@ -309,15 +336,18 @@ export function checkLatency(o: Observations): CheckResult[] {
       reasons.push(`P50 ${fmtNs(p50)} >= ${fmtNs(EXPECT.emptyRoundTripMaxNs)}`);
     }
     if (!o.judgeTimings) reasons.push(`P50 not judged: ${TIMING_NOT_JUDGED}`);
-    out.push({ name: 'latency.empty-round-trip', expectation: emptyExp, measured, pass, ...(reasons.length ? { reason: reasons.join('; ') } : {}) });
+    return { name: 'latency.empty-round-trip', expectation: emptyExp, measured, pass, ...(reasons.length ? { reason: reasons.join('; ') } : {}) };
   }
+}
 
-  // JS-visible round trip vs the C++ floor, per round
+/** latency.floor-ratio: JS-visible round trip vs the C++ floor, per interleaved round. */
+function floorRatioCheck(o: Observations): CheckResult {
+  const rounds = o.latency.rounds;
   const floorExp = `JS-visible round trip (probe latency, empty kernel) <= ${EXPECT.floorRatioMax}x the C++ floor (gpucolo_floor --mode handoff): median over the interleaved rounds of engine P50 / floor P50`;
   if (!rounds.length) {
-    out.push(notJudged('latency.floor-ratio', floorExp, o.stoppedEarly ?? o.latency.floorSkipped ?? 'not run'));
+    return notJudged('latency.floor-ratio', floorExp, o.stoppedEarly ?? o.latency.floorSkipped ?? 'not run');
   } else if (o.latency.floorSkipped) {
-    out.push(notJudged('latency.floor-ratio', floorExp, o.latency.floorSkipped));
+    return notJudged('latency.floor-ratio', floorExp, o.latency.floorSkipped);
   } else {
     const floorBad = rounds.filter((r) => !stepOk(r.floor));
     const pairs = rounds
@@ -340,40 +370,41 @@ export function checkLatency(o: Observations): CheckResult[] {
     if (floorBad.length || !pairs.length) {
       const f = floorBad[0]?.floor;
       const why = f ? (f.json?.error ? `gpucolo_floor: ${f.json.error}` : stepProblem(f)) : 'no round with both figures';
-      out.push({ name: 'latency.floor-ratio', expectation: floorExp, measured, pass: false, reason: why });
+      return { name: 'latency.floor-ratio', expectation: floorExp, measured, pass: false, reason: why };
     } else if (!o.judgeTimings) {
-      out.push(notJudged('latency.floor-ratio', floorExp, TIMING_NOT_JUDGED, measured));
+      return notJudged('latency.floor-ratio', floorExp, TIMING_NOT_JUDGED, measured);
     } else {
-      out.push({
+      return {
         name: 'latency.floor-ratio',
         expectation: floorExp,
         measured,
         pass: ratio !== null && ratio <= EXPECT.floorRatioMax,
         reason: `${fx(ratio)}x over ${pairs.length} round(s) (per round ${r50.map((x) => fx(x)).join(', ')}; P99 ratio ${fx(median(r99))}x, not judged)`,
-      });
+      };
     }
   }
+}
 
-  // 1 ms spin on the device clock
+/** latency.spin-1ms: the 1 ms spin kernel read on the device clock. */
+function spinCheck(o: Observations): CheckResult {
   const spinExp = `a ${fmtNs(EXPECT.spinNs)} spin kernel reads ${fmtNs(EXPECT.spinReadMinNs)}-${fmtNs(EXPECT.spinReadMaxNs)} on the device clock (device P50; no reading below ${fmtNs(EXPECT.spinReadMinNs)})`;
-  if (!o.spin) out.push(notJudged('latency.spin-1ms', spinExp, o.stoppedEarly ?? 'not run'));
-  else if (!stepOk(o.spin)) out.push({ name: 'latency.spin-1ms', expectation: spinExp, measured: null, pass: o.spin.skipped ? null : false, reason: stepProblem(o.spin) });
+  if (!o.spin) return notJudged('latency.spin-1ms', spinExp, o.stoppedEarly ?? 'not run');
+  else if (!stepOk(o.spin)) return { name: 'latency.spin-1ms', expectation: spinExp, measured: null, pass: o.spin.skipped ? null : false, reason: stepProblem(o.spin) };
   else {
     const r = o.spin.json as LatencyProbeResult;
     const p50 = qv(r.device, 50);
     const clock = (r as { clock?: { driftNs?: unknown; uncertaintyNs?: unknown } }).clock;
     const measured = { p50Ns: p50, p99Ns: qv(r.device, 99), minNs: num(r.device?.min), maxNs: num(r.device?.max), n: r.device?.n ?? 0, spinNs: r.spinNs, engine: r.engine, clockDriftNs: num(clock?.driftNs), clockUncertaintyNs: num(clock?.uncertaintyNs) };
-    if (!r.device || r.device.n === 0 || p50 === null) out.push({ name: 'latency.spin-1ms', expectation: spinExp, measured, pass: false, reason: 'no device times in the result' });
-    else if (!o.judgeTimings) out.push(notJudged('latency.spin-1ms', spinExp, TIMING_NOT_JUDGED, measured));
+    if (!r.device || r.device.n === 0 || p50 === null) return { name: 'latency.spin-1ms', expectation: spinExp, measured, pass: false, reason: 'no device times in the result' };
+    else if (!o.judgeTimings) return notJudged('latency.spin-1ms', spinExp, TIMING_NOT_JUDGED, measured);
     else {
       const min = measured.minNs;
       const reasons: string[] = [];
       if (p50 < EXPECT.spinReadMinNs || p50 > EXPECT.spinReadMaxNs) reasons.push(`P50 ${fmtNs(p50)} outside ${fmtNs(EXPECT.spinReadMinNs)}-${fmtNs(EXPECT.spinReadMaxNs)}`);
       if (min !== null && min < EXPECT.spinReadMinNs) reasons.push(`a launch read ${fmtNs(min)}, less than the spin itself: the device clock or its conversion is off`);
-      out.push({ name: 'latency.spin-1ms', expectation: spinExp, measured, pass: reasons.length === 0, reason: reasons.length ? reasons.join('; ') : `P50 ${fmtNs(p50)}, P99 ${fmtNs(measured.p99Ns)}` });
+      return { name: 'latency.spin-1ms', expectation: spinExp, measured, pass: reasons.length === 0, reason: reasons.length ? reasons.join('; ') : `P50 ${fmtNs(p50)}, P99 ${fmtNs(measured.p99Ns)}` };
     }
   }
-  return out;
 }
 
 // ---- probe priority ------------------------------------------------------------------------------
@@ -440,124 +471,8 @@ export function checkPriority(o: Observations, deviceIndex = 0): CheckResult[] {
         ? { reason: 'interrupted: rounds incomplete' }
         : {}),
   });
-
-  // fill: what the probe reports of its LP kernels (blocks x threads, occupancy reached), else the plan
-  type Fill = { blocks?: number; threadsPerBlock?: number; computeUnits?: number; blocksPerCu?: number; occupancy?: number | null; waves?: number | null };
-  const fills: { label: string; fill: Fill }[] = [
-    ...(r.standalone ?? []).map((x) => ({ label: x.label, fill: (x as { lpFill?: Fill | null }).lpFill ?? null })),
-    ...(r.runs ?? []).map((x) => ({ label: x.label, fill: (x as { lpFill?: Fill | null }).lpFill ?? null })),
-  ].filter((x): x is { label: string; fill: Fill } => x.fill !== null && typeof x.fill === 'object');
-  const fillExp = 'LP kernels occupy every compute unit the LP streams may use (resident blocks = compute units x resident blocks per unit: occupancy 100%)';
-  const known = fills.filter((x) => typeof x.fill.occupancy === 'number');
-  if (known.length) {
-    const short = known.filter((x) => x.fill.occupancy! < 0.999);
-    out.push({
-      name: 'priority.fill',
-      expectation: fillExp,
-      measured: Object.fromEntries(fills.map((x) => [x.label, `${x.fill.blocks ?? '?'}x${x.fill.threadsPerBlock ?? '?'} on ${x.fill.computeUnits ?? '?'} CUs x ${x.fill.blocksPerCu ?? '?'}: ${typeof x.fill.occupancy === 'number' ? pct(x.fill.occupancy) : '?'}`])),
-      pass: short.length === 0,
-      reason: `--lp-blocks ${plan?.lpBlocksArg ?? '(default)'}${short.length ? `; below 100%: ${short.map((x) => `${x.label} ${pct(x.fill.occupancy)}`).join(', ')}` : ''}`,
-    });
-  } else {
-    const lpBlocks = num((r.options as { lpBlocks?: unknown } | undefined)?.lpBlocks);
-    const fill = plan?.fill ?? null;
-    const need = fill && fill.blocksPerCu !== null ? fill.computeUnits * fill.blocksPerCu : null;
-    out.push({
-      name: 'priority.fill',
-      expectation: fillExp,
-      measured: { lpBlocks, threadsPerBlock: fill?.threadsPerBlock ?? LP_THREADS_PER_BLOCK, computeUnits: fill?.computeUnits ?? r.computeUnits, blocksPerCu: fill?.blocksPerCu ?? null, source: fill?.source ?? null },
-      pass: need === null || lpBlocks === null ? null : lpBlocks >= need,
-      reason:
-        need === null || lpBlocks === null
-          ? `the probe reports no occupancy and ${fill ? fill.source : 'doctor gave no device'}`
-          : `the probe reports no occupancy; ${lpBlocks} blocks ${lpBlocks >= need ? '>=' : '<'} ${need} (${fill!.source})`,
-    });
-  }
-
-  const alone = r.standaloneHp?.hpLatency;
-  const aloneP99 = qv(alone, 99);
-  const judge = o.judgeTimings;
-  for (const m of MECHANISMS) {
-    const x = r.runs?.find((y) => y.mechanism === m);
-    const supported = mechanismSupported(m, dev);
-    const names = mechanismCheckNames(m);
-    // co-runs the probe skipped (a mechanism the backend lacks), with its reason
-    const listed = (r as { skipped?: { mechanism?: string; reason?: string }[] }).skipped?.find((y) => y.mechanism === m);
-    if (!x && !listed) {
-      for (const [n, e] of names) out.push(notJudged(n, e, `no ${m} co-run in the probe result`));
-      continue;
-    }
-    const skip = x ? corunSkipReason(x) : (listed!.reason ?? 'skipped by the probe');
-    if (skip) {
-      for (const [n, e] of names) {
-        out.push(
-          supported === false
-            ? notJudged(n, e, `skipped: ${o.backend} lacks ${m} (${skip})`, null, 'not-applicable')
-            : { name: n, expectation: e, measured: null, pass: false, reason: `${m} measured nothing although doctor says the device supports it: ${skip}` },
-        );
-      }
-      continue;
-    }
-    if (!x) continue;
-    const p99 = qv(x.hpLatency, 99);
-    const few = !qSupported(x.hpLatency, 99) || !qSupported(alone, 99) ? `too few HP samples for a P99 (co-run n=${x.hpLatency?.n ?? 0}, standalone n=${alone?.n ?? 0}; >= 100 needed)` : null;
-    const errs = x.errors?.length ? `stream errors: ${x.errors.slice(0, 3).join('; ')}` : null;
-    const base = { hpP99Ns: p99, standaloneHpP99Ns: aloneP99, ratio: x.hpP99VsStandalone, addedHpP99Ns: x.addedHpP99Ns, lpShare: x.lpShare, lpKernelNs: x.lpKernelNs, hpN: x.hpLatency?.n ?? 0 };
-    // what the probe's quality block flagged about this co-run or HP alone: said with the verdict, which it does not change
-    const flags = [...new Set((r.quality?.warnings ?? []).filter((w) => w.phase === x.label || w.phase === 'standalone:hp' || w.phase?.startsWith('standalone:lp')).map((w) => `${w.code} (${w.phase})`))];
-    const flagText = flags.length ? `; quality flags: ${flags.join(', ')}` : '';
-    /** judged: ok -> pass, else the failure reason */
-    const verdict = (name: string, exp: string, measured: unknown, ok: boolean | null, why0: string): void => {
-      const why = `${why0}${flagText}`;
-      if (errs) {
-        out.push({ name, expectation: exp, measured, pass: false, reason: `${errs}; ${why}` });
-        return;
-      }
-      if (few) {
-        out.push(notJudged(name, exp, few, measured));
-        return;
-      }
-      if (!judge) {
-        out.push(notJudged(name, exp, TIMING_NOT_JUDGED, measured));
-        return;
-      }
-      out.push({ name, expectation: exp, measured, pass: ok, reason: why });
-    };
-    const kind = expectationOf(m);
-    if (kind === 'contention') {
-      const [[n, e]] = names;
-      const ratio = x.hpP99VsStandalone;
-      verdict(n, e, base, ratio !== null && ratio >= EXPECT.noneContentionMin, `HP P99 ${fmtNs(p99)} = ${fx(ratio)}x standalone ${fmtNs(aloneP99)}${ratio !== null && ratio < EXPECT.noneContentionMin ? ': the LP load does not contend (is the device filled?)' : ''}`);
-    } else if (kind === 'wait') {
-      const [[n, e]] = names;
-      const blocks = x.addedHpP99Ns !== null && x.lpKernelNs > 0 ? x.addedHpP99Ns / x.lpKernelNs : null;
-      verdict(n, e, { ...base, addedInLpBlocks: blocks }, blocks !== null && blocks <= EXPECT.streamPriorityMaxLpBlocks, `added HP P99 ${fmtNs(x.addedHpP99Ns)} = ${fx(blocks)} LP blocks of ${fmtNs(x.lpKernelNs)}`);
-    } else if (kind === 'bound') {
-      const [[n, e]] = names;
-      const k = x.throttleK ?? 1;
-      const v = x.addedP99InLpKernels;
-      const b = x.bound;
-      verdict(
-        n,
-        e.replace('K LP', `${k} LP`),
-        { ...base, addedInLpKernels: v, k, probeVerdict: b?.verdict ?? null },
-        v !== null && v <= k,
-        `added HP P99 ${fmtNs(x.addedHpP99Ns)} = ${fx(v)} LP kernels (K=${k})${b && b.verdict === 'inconclusive' ? `; the probe calls its bound inconclusive: ${b.reason ?? ''}` : ''}`,
-      );
-    } else {
-      const [[n1, e1], [n2, e2]] = names;
-      const ratio = x.hpP99VsStandalone;
-      verdict(n1, e1, base, ratio !== null && ratio <= EXPECT.spatialHpP99Max, `HP P99 ${fmtNs(p99)} = ${fx(ratio)}x standalone ${fmtNs(aloneP99)}`);
-      const a = allowedShare(x, r.computeUnits);
-      const min = a.share * EXPECT.spatialLpShareMin;
-      const measured = { lpShare: x.lpShare, allowedShare: a.share, minShare: min, allowedFrom: a.source, reserve: x.reserve, lpThroughput: x.lpThroughput };
-      const why = `LP ${pct(x.lpShare)} of standalone; allowed ${pct(a.share)} (${a.source}); needs >= ${pct(min)}`;
-      if (errs) out.push({ name: n2, expectation: e2, measured, pass: false, reason: `${errs}; ${why}` });
-      else if (x.lpShare === null) out.push({ name: n2, expectation: e2, measured, pass: false, reason: 'no LP share (no standalone LP throughput)' });
-      else if (!judge) out.push(notJudged(n2, e2, TIMING_NOT_JUDGED, measured));
-      else out.push({ name: n2, expectation: e2, measured, pass: x.lpShare >= min, reason: `${why}${flagText}` });
-    }
-  }
+  out.push(priorityFillCheck(r, plan));
+  for (const m of MECHANISMS) out.push(...mechanismChecks(o, r, m, dev));
   const q = r.quality;
   if (q) {
     out.push({
@@ -570,6 +485,171 @@ export function checkPriority(o: Observations, deviceIndex = 0): CheckResult[] {
     });
   }
   return out;
+}
+
+/** What probe priority printed (the JSON of a step that ran). */
+type PriorityJson = NonNullable<NonNullable<Observations['priority']['step']>['json']>;
+
+/** priority.fill: the LP kernels occupy the device, as the probe reports it, else as planned. */
+function priorityFillCheck(r: PriorityJson, plan: PriorityPlan | null): CheckResult {
+  // fill: what the probe reports of its LP kernels (blocks x threads, occupancy reached), else the plan
+  type Fill = { blocks?: number; threadsPerBlock?: number; computeUnits?: number; blocksPerCu?: number; occupancy?: number | null; waves?: number | null };
+  const fills: { label: string; fill: Fill }[] = [
+    ...(r.standalone ?? []).map((x) => ({ label: x.label, fill: (x as { lpFill?: Fill | null }).lpFill ?? null })),
+    ...(r.runs ?? []).map((x) => ({ label: x.label, fill: (x as { lpFill?: Fill | null }).lpFill ?? null })),
+  ].filter((x): x is { label: string; fill: Fill } => x.fill !== null && typeof x.fill === 'object');
+  const fillExp = 'LP kernels occupy every compute unit the LP streams may use (resident blocks = compute units x resident blocks per unit: occupancy 100%)';
+  const known = fills.filter((x) => typeof x.fill.occupancy === 'number');
+  if (known.length) {
+    const short = known.filter((x) => x.fill.occupancy! < 0.999);
+    return {
+      name: 'priority.fill',
+      expectation: fillExp,
+      measured: Object.fromEntries(fills.map((x) => [x.label, `${x.fill.blocks ?? '?'}x${x.fill.threadsPerBlock ?? '?'} on ${x.fill.computeUnits ?? '?'} CUs x ${x.fill.blocksPerCu ?? '?'}: ${typeof x.fill.occupancy === 'number' ? pct(x.fill.occupancy) : '?'}`])),
+      pass: short.length === 0,
+      reason: `--lp-blocks ${plan?.lpBlocksArg ?? '(default)'}${short.length ? `; below 100%: ${short.map((x) => `${x.label} ${pct(x.fill.occupancy)}`).join(', ')}` : ''}`,
+    };
+  } else {
+    const lpBlocks = num((r.options as { lpBlocks?: unknown } | undefined)?.lpBlocks);
+    const fill = plan?.fill ?? null;
+    const need = fill && fill.blocksPerCu !== null ? fill.computeUnits * fill.blocksPerCu : null;
+    return {
+      name: 'priority.fill',
+      expectation: fillExp,
+      measured: { lpBlocks, threadsPerBlock: fill?.threadsPerBlock ?? LP_THREADS_PER_BLOCK, computeUnits: fill?.computeUnits ?? r.computeUnits, blocksPerCu: fill?.blocksPerCu ?? null, source: fill?.source ?? null },
+      pass: need === null || lpBlocks === null ? null : lpBlocks >= need,
+      reason:
+        need === null || lpBlocks === null
+          ? `the probe reports no occupancy and ${fill ? fill.source : 'doctor gave no device'}`
+          : `the probe reports no occupancy; ${lpBlocks} blocks ${lpBlocks >= need ? '>=' : '<'} ${need} (${fill!.source})`,
+    };
+  }
+}
+
+/** The checks of one mechanism: not judged / failed when the probe has no measured co-run of it, else its verdicts. */
+function mechanismChecks(o: Observations, r: PriorityJson, m: Mechanism, dev: NativeBackendDevice | null): CheckResult[] {
+  const out: CheckResult[] = [];
+  const x = r.runs?.find((y) => y.mechanism === m);
+  const supported = mechanismSupported(m, dev);
+  const names = mechanismCheckNames(m);
+  // co-runs the probe skipped (a mechanism the backend lacks), with its reason
+  const listed = (r as { skipped?: { mechanism?: string; reason?: string }[] }).skipped?.find((y) => y.mechanism === m);
+  if (!x && !listed) {
+    for (const [n, e] of names) out.push(notJudged(n, e, `no ${m} co-run in the probe result`));
+    return out;
+  }
+  const skip = x ? corunSkipReason(x) : (listed!.reason ?? 'skipped by the probe');
+  if (skip) {
+    for (const [n, e] of names) {
+      out.push(
+        supported === false
+          ? notJudged(n, e, `skipped: ${o.backend} lacks ${m} (${skip})`, null, 'not-applicable')
+          : { name: n, expectation: e, measured: null, pass: false, reason: `${m} measured nothing although doctor says the device supports it: ${skip}` },
+      );
+    }
+    return out;
+  }
+  if (!x) return out;
+  judgeCoRun(coRunContext(o, r, m, x, names, out));
+  return out;
+}
+
+/** What the verdicts on one measured co-run share; they push onto out. */
+interface CoRunCtx {
+  r: PriorityJson;
+  m: Mechanism;
+  x: CoRunResult;
+  names: [string, string][];
+  out: CheckResult[];
+  judge: boolean;
+  p99: number | null;
+  aloneP99: number | null;
+  /** too few HP samples for a P99, or null */
+  few: string | null;
+  /** stream errors, or null */
+  errs: string | null;
+  /** the figures every HP verdict shows */
+  base: Record<string, unknown>;
+  /** '; quality flags: ...' or '' */
+  flagText: string;
+}
+
+/** Gathers what the verdicts on co-run x need (sample counts, errors, the probe's quality flags). */
+function coRunContext(o: Observations, r: PriorityJson, m: Mechanism, x: CoRunResult, names: [string, string][], out: CheckResult[]): CoRunCtx {
+  const alone = r.standaloneHp?.hpLatency;
+  const aloneP99 = qv(alone, 99);
+  const p99 = qv(x.hpLatency, 99);
+  const few = !qSupported(x.hpLatency, 99) || !qSupported(alone, 99) ? `too few HP samples for a P99 (co-run n=${x.hpLatency?.n ?? 0}, standalone n=${alone?.n ?? 0}; >= 100 needed)` : null;
+  const errs = x.errors?.length ? `stream errors: ${x.errors.slice(0, 3).join('; ')}` : null;
+  const base = { hpP99Ns: p99, standaloneHpP99Ns: aloneP99, ratio: x.hpP99VsStandalone, addedHpP99Ns: x.addedHpP99Ns, lpShare: x.lpShare, lpKernelNs: x.lpKernelNs, hpN: x.hpLatency?.n ?? 0 };
+  // what the probe's quality block flagged about this co-run or HP alone: said with the verdict, which it does not change
+  const flags = [...new Set((r.quality?.warnings ?? []).filter((w) => w.phase === x.label || w.phase === 'standalone:hp' || w.phase?.startsWith('standalone:lp')).map((w) => `${w.code} (${w.phase})`))];
+  const flagText = flags.length ? `; quality flags: ${flags.join(', ')}` : '';
+  return { r, m, x, names, out, judge: o.judgeTimings, p99, aloneP99, few, errs, base, flagText };
+}
+
+/** judged: ok -> pass, else the failure reason (stream errors fail, too few samples or an unjudged timing are not judged). */
+function verdict(c: CoRunCtx, name: string, exp: string, measured: unknown, ok: boolean | null, why0: string): void {
+  const why = `${why0}${c.flagText}`;
+  if (c.errs) {
+    c.out.push({ name, expectation: exp, measured, pass: false, reason: `${c.errs}; ${why}` });
+    return;
+  }
+  if (c.few) {
+    c.out.push(notJudged(name, exp, c.few, measured));
+    return;
+  }
+  if (!c.judge) {
+    c.out.push(notJudged(name, exp, TIMING_NOT_JUDGED, measured));
+    return;
+  }
+  c.out.push({ name, expectation: exp, measured, pass: ok, reason: why });
+}
+
+/** The verdicts on one measured co-run, by what its mechanism is expected to do (contention, wait, bound, spatial). */
+function judgeCoRun(c: CoRunCtx): void {
+  const { x, names, base, p99, aloneP99 } = c;
+  const kind = expectationOf(c.m);
+  if (kind === 'contention') {
+    const [[n, e]] = names;
+    const ratio = x.hpP99VsStandalone;
+    verdict(c, n, e, base, ratio !== null && ratio >= EXPECT.noneContentionMin, `HP P99 ${fmtNs(p99)} = ${fx(ratio)}x standalone ${fmtNs(aloneP99)}${ratio !== null && ratio < EXPECT.noneContentionMin ? ': the LP load does not contend (is the device filled?)' : ''}`);
+  } else if (kind === 'wait') {
+    const [[n, e]] = names;
+    const blocks = x.addedHpP99Ns !== null && x.lpKernelNs > 0 ? x.addedHpP99Ns / x.lpKernelNs : null;
+    verdict(c, n, e, { ...base, addedInLpBlocks: blocks }, blocks !== null && blocks <= EXPECT.streamPriorityMaxLpBlocks, `added HP P99 ${fmtNs(x.addedHpP99Ns)} = ${fx(blocks)} LP blocks of ${fmtNs(x.lpKernelNs)}`);
+  } else if (kind === 'bound') {
+    const [[n, e]] = names;
+    const k = x.throttleK ?? 1;
+    const v = x.addedP99InLpKernels;
+    const b = x.bound;
+    verdict(
+      c,
+      n,
+      e.replace('K LP', `${k} LP`),
+      { ...base, addedInLpKernels: v, k, probeVerdict: b?.verdict ?? null },
+      v !== null && v <= k,
+      `added HP P99 ${fmtNs(x.addedHpP99Ns)} = ${fx(v)} LP kernels (K=${k})${b && b.verdict === 'inconclusive' ? `; the probe calls its bound inconclusive: ${b.reason ?? ''}` : ''}`,
+    );
+  } else {
+    spatialVerdicts(c);
+  }
+}
+
+/** Spatial mechanisms: HP P99 against standalone, and the LP share kept against what the partition allows. */
+function spatialVerdicts(c: CoRunCtx): void {
+  const { x, names, base, p99, aloneP99, errs, out } = c;
+  const [[n1, e1], [n2, e2]] = names;
+  const ratio = x.hpP99VsStandalone;
+  verdict(c, n1, e1, base, ratio !== null && ratio <= EXPECT.spatialHpP99Max, `HP P99 ${fmtNs(p99)} = ${fx(ratio)}x standalone ${fmtNs(aloneP99)}`);
+  const a = allowedShare(x, c.r.computeUnits);
+  const min = a.share * EXPECT.spatialLpShareMin;
+  const measured = { lpShare: x.lpShare, allowedShare: a.share, minShare: min, allowedFrom: a.source, reserve: x.reserve, lpThroughput: x.lpThroughput };
+  const why = `LP ${pct(x.lpShare)} of standalone; allowed ${pct(a.share)} (${a.source}); needs >= ${pct(min)}`;
+  if (errs) out.push({ name: n2, expectation: e2, measured, pass: false, reason: `${errs}; ${why}` });
+  else if (x.lpShare === null) out.push({ name: n2, expectation: e2, measured, pass: false, reason: 'no LP share (no standalone LP throughput)' });
+  else if (!c.judge) out.push(notJudged(n2, e2, TIMING_NOT_JUDGED, measured));
+  else out.push({ name: n2, expectation: e2, measured, pass: x.lpShare >= min, reason: `${why}${c.flagText}` });
 }
 
 /** The checks one mechanism gives, [name, expectation], by its registry expectation. */

@@ -206,60 +206,81 @@ function findFloor(o: RunnerOptions, timeoutMs: number): { path: string } | { sk
 /** "10%" for 0.1 */
 const share = (x: number): string => `${+(x * 100).toPrecision(4)}%`;
 
-export async function runChecks(o: RunnerOptions): Promise<Observations> {
-  const t0 = Date.now();
-  const deadline = t0 + o.budgetS * 1000;
-  const left = (): number => deadline - Date.now();
-  const raw = path.join(o.outDir, 'raw');
-  fs.mkdirSync(raw, { recursive: true });
-  const rel = (f: string): string => path.relative(o.outDir, f);
-  const node = process.execPath;
-  let n = 0;
+/** The state the steps of runChecks share: options, the time budget, the record being filled, the chosen backend. */
+interface RunCtx {
+  o: RunnerOptions;
+  t0: number;
+  deadline: number;
+  /** <outDir>/raw */
+  raw: string;
+  /** steps started so far (numbers the log lines) */
+  n: number;
+  obs: Observations;
+  /** the usable backend; doctorStep sets it (the steps after it run only when there is one) */
+  B: Backend;
+  dev: ReturnType<typeof deviceOf>;
+  /** --backend and --device for every probe */
+  common: string[];
+  /** `probe priority --help` (priorityStep reads it, kfdStep too) */
+  priorityHelp: string;
+  /** --lp-blocks as the priority steps pass it */
+  lpBlocks: string[];
+}
 
-  const skippedStep = <T>(name: string, why: string): Step<T> => ({ name, argv: [], exitCode: null, elapsedS: 0, stderrTail: [], json: null, skipped: why });
+/** ms left of the whole check's budget */
+const budgetLeft = (c: RunCtx): number => c.deadline - Date.now();
+/** a path as the record shows it, relative to the out dir */
+const relOut = (c: RunCtx, f: string): string => path.relative(c.o.outDir, f);
+/** a step that did not run, and why */
+const skippedStep = <T>(name: string, why: string): Step<T> => ({ name, argv: [], exitCode: null, elapsedS: 0, stderrTail: [], json: null, skipped: why });
+/** argv of the gpucolo CLI with these arguments */
+const cli = (...args: string[]): string[] => [process.execPath, CLI_PATH, ...args];
+/** the --help text of a CLI command */
+const helpOf = async (c: RunCtx, ...args: string[]): Promise<string> => (await execStep(cli(...args, '--help'), { timeoutMs: 30_000, signal: c.o.signal })).stdout;
 
-  /** One step: a program and its arguments, its stdout parsed as JSON (or a file it wrote). */
-  async function step<T>(name: string, argv: string[], opts: { timeoutMs: number; resultFile?: string; what?: string }): Promise<Step<T>> {
-    if (o.signal?.aborted) return skippedStep(name, 'interrupted');
-    if (left() < MIN_STEP_MS) return skippedStep(name, `time budget (${o.budgetS} s) spent`);
-    const timeoutMs = Math.min(opts.timeoutMs, left());
-    o.log(`[${++n}] ${name}${opts.what ? `: ${opts.what}` : ''}`);
-    const r = await execStep(argv, { timeoutMs, signal: o.signal, onStderr: o.verbose ? (s) => process.stderr.write(s.replace(/^(?=.)/gm, '      ')) : undefined });
-    const base = name.replace(/[^a-z0-9.-]+/gi, '_');
-    const outFile = path.join(raw, `${base}.${opts.resultFile ? 'stdout.txt' : 'json'}`);
-    fs.writeFileSync(outFile, r.stdout);
-    if (r.stderr) fs.writeFileSync(path.join(raw, `${base}.stderr.txt`), r.stderr);
-    let json: T | null = null;
-    let parseError: string | undefined;
-    if (opts.resultFile) {
-      try {
-        json = JSON.parse(fs.readFileSync(opts.resultFile, 'utf8')) as T;
-      } catch (err) {
-        parseError = `${rel(opts.resultFile)}: ${(err as Error).message}`;
-      }
-    } else {
-      const p = parseJsonOutput<T>(r.stdout);
-      json = p.json;
-      parseError = p.error;
+/** One step: a program and its arguments, its stdout parsed as JSON (or a file it wrote). */
+async function runStep<T>(c: RunCtx, name: string, argv: string[], opts: { timeoutMs: number; resultFile?: string; what?: string }): Promise<Step<T>> {
+  const o = c.o;
+  if (o.signal?.aborted) return skippedStep(name, 'interrupted');
+  if (budgetLeft(c) < MIN_STEP_MS) return skippedStep(name, `time budget (${o.budgetS} s) spent`);
+  const timeoutMs = Math.min(opts.timeoutMs, budgetLeft(c));
+  o.log(`[${++c.n}] ${name}${opts.what ? `: ${opts.what}` : ''}`);
+  const r = await execStep(argv, { timeoutMs, signal: o.signal, onStderr: o.verbose ? (s) => process.stderr.write(s.replace(/^(?=.)/gm, '      ')) : undefined });
+  const base = name.replace(/[^a-z0-9.-]+/gi, '_');
+  const outFile = path.join(c.raw, `${base}.${opts.resultFile ? 'stdout.txt' : 'json'}`);
+  fs.writeFileSync(outFile, r.stdout);
+  if (r.stderr) fs.writeFileSync(path.join(c.raw, `${base}.stderr.txt`), r.stderr);
+  let json: T | null = null;
+  let parseError: string | undefined;
+  if (opts.resultFile) {
+    try {
+      json = JSON.parse(fs.readFileSync(opts.resultFile, 'utf8')) as T;
+    } catch (err) {
+      parseError = `${relOut(c, opts.resultFile)}: ${(err as Error).message}`;
     }
-    o.log(`    ${r.timedOut ? 'timed out' : `exit ${r.exitCode ?? r.signal}`} after ${r.elapsedS.toFixed(1)} s`);
-    return {
-      name,
-      argv,
-      exitCode: r.exitCode,
-      ...(r.signal ? { signal: r.signal } : {}),
-      ...(r.timedOut ? { timedOut: true } : {}),
-      elapsedS: +r.elapsedS.toFixed(3),
-      stderrTail: tail(r.stderr),
-      json,
-      ...(json === null && parseError ? { parseError } : {}),
-      file: rel(opts.resultFile ?? outFile),
-    };
+  } else {
+    const p = parseJsonOutput<T>(r.stdout);
+    json = p.json;
+    parseError = p.error;
   }
-  const cli = (...args: string[]): string[] => [node, CLI_PATH, ...args];
-  const help = async (...args: string[]): Promise<string> => (await execStep(cli(...args, '--help'), { timeoutMs: 30_000, signal: o.signal })).stdout;
+  o.log(`    ${r.timedOut ? 'timed out' : `exit ${r.exitCode ?? r.signal}`} after ${r.elapsedS.toFixed(1)} s`);
+  return {
+    name,
+    argv,
+    exitCode: r.exitCode,
+    ...(r.signal ? { signal: r.signal } : {}),
+    ...(r.timedOut ? { timedOut: true } : {}),
+    elapsedS: +r.elapsedS.toFixed(3),
+    stderrTail: tail(r.stderr),
+    json,
+    ...(json === null && parseError ? { parseError } : {}),
+    file: relOut(c, opts.resultFile ?? outFile),
+  };
+}
 
-  const obs: Observations = {
+/** The empty record runChecks fills in. */
+function newObservations(o: RunnerOptions): Observations {
+  return {
     schema: 'gpucolo.gpu-check-observations/1',
     gpucoloVersion: VERSION,
     createdAt: new Date().toISOString(),
@@ -278,16 +299,21 @@ export async function runChecks(o: RunnerOptions): Promise<Observations> {
     runs: [],
     runsSkipped: [],
   };
-  const finish = (): Observations => {
-    obs.elapsedS = +((Date.now() - t0) / 1000).toFixed(1);
-    fs.writeFileSync(path.join(raw, 'observations.json'), `${JSON.stringify(obs, null, 2)}\n`);
-    return obs;
-  };
+}
 
-  // ---- doctor and the backend
+/** Stamps the elapsed time and writes raw/observations.json. */
+function finishObservations(c: RunCtx): Observations {
+  c.obs.elapsedS = +((Date.now() - c.t0) / 1000).toFixed(1);
+  fs.writeFileSync(path.join(c.raw, 'observations.json'), `${JSON.stringify(c.obs, null, 2)}\n`);
+  return c.obs;
+}
+
+/** Runs doctor and picks the backend: sets c.B, c.dev, c.common and returns true; or records why nothing else runs and returns false. */
+async function doctorStep(c: RunCtx): Promise<boolean> {
+  const { o, obs } = c;
   // doctor --measure (where this CLI has it) runs a short empty-kernel series per device: the timer resolution
-  const measure = helpOptions(await help('doctor')).has('--measure') ? ['--measure'] : [];
-  obs.doctor = await step<DoctorReport>('doctor', cli('doctor', '--json', ...measure), { timeoutMs: 120_000, what: measure.length ? '--measure' : undefined });
+  const measure = helpOptions(await helpOf(c, 'doctor')).has('--measure') ? ['--measure'] : [];
+  obs.doctor = await runStep<DoctorReport>(c, 'doctor', cli('doctor', '--json', ...measure), { timeoutMs: 120_000, what: measure.length ? '--measure' : undefined });
   const choice = chooseBackend(o.backend, obs.doctor.json);
   obs.backend = choice.backend;
   obs.backendWhy = choice.why;
@@ -301,14 +327,19 @@ export async function runChecks(o: RunnerOptions): Promise<Observations> {
     obs.stoppedEarly = why;
     obs.kfd.skipped = why;
     obs.runsSkipped.push({ form: 'torch', reason: why });
-    return finish();
+    return false;
   }
-  const B = b!;
+  c.B = b!;
+  c.dev = dev;
   // --device only when not 0: `probe --device 0` is refused by a CLI whose parser wants >= 1
-  const common = ['--backend', B, ...(o.device ? ['--device', String(o.device)] : [])];
+  c.common = ['--backend', c.B, ...(o.device ? ['--device', String(o.device)] : [])];
+  return true;
+}
 
-  // ---- empty-kernel round trip, interleaved with the C++ floor
-  const floor = findFloor(o, Math.min(300_000, Math.max(0, left() - 4 * 60_000)));
+/** Empty-kernel round trips, each round interleaved with the C++ floor (odd rounds floor first). */
+async function latencyStep(c: RunCtx): Promise<void> {
+  const { o, obs, B } = c;
+  const floor = findFloor(o, Math.min(300_000, Math.max(0, budgetLeft(c) - 4 * 60_000)));
   let floorTarget: string | null = null;
   if ('path' in floor) {
     if (B === 'cpu') floorTarget = 'cpu';
@@ -325,10 +356,10 @@ export async function runChecks(o: RunnerOptions): Promise<Observations> {
   for (let r = 1; r <= o.latencyRounds; r++) {
     const order: LatencyRound['order'] = r % 2 === 1 ? 'floor-first' : 'engine-first';
     const runEngine = (): Promise<Step<LatencyProbeResult>> =>
-      step<LatencyProbeResult>(`latency-empty-r${r}`, cli('probe', 'latency', ...common, '--duration', formatDuration(o.latencyDurationNs), '--json'), { timeoutMs: 60_000 + o.latencyDurationNs / 1e6, what: `round ${r}/${o.latencyRounds}, engine` });
+      runStep<LatencyProbeResult>(c, `latency-empty-r${r}`, cli('probe', 'latency', ...c.common, '--duration', formatDuration(o.latencyDurationNs), '--json'), { timeoutMs: 60_000 + o.latencyDurationNs / 1e6, what: `round ${r}/${o.latencyRounds}, engine` });
     const runFloor = async (): Promise<Step<FloorResult> | null> =>
       floorTarget && 'path' in floor
-        ? step<FloorResult>(`floor-r${r}`, [floor.path, floorTarget, '--mode', 'handoff', '--seconds', floorSeconds, '--spin', '0', '--device', String(o.device)], { timeoutMs: 60_000 + o.latencyDurationNs / 1e6, what: `round ${r}/${o.latencyRounds}, C++ floor` })
+        ? runStep<FloorResult>(c, `floor-r${r}`, [floor.path, floorTarget, '--mode', 'handoff', '--seconds', floorSeconds, '--spin', '0', '--device', String(o.device)], { timeoutMs: 60_000 + o.latencyDurationNs / 1e6, what: `round ${r}/${o.latencyRounds}, C++ floor` })
         : null;
     let engine: Step<LatencyProbeResult>;
     let fl: Step<FloorResult> | null;
@@ -341,32 +372,38 @@ export async function runChecks(o: RunnerOptions): Promise<Observations> {
     }
     obs.latency.rounds.push({ round: r, order, engine, floor: fl });
   }
+}
 
-  // ---- the 1 ms spin on the device clock
-  obs.spin = await step<LatencyProbeResult>('latency-spin-1ms', cli('probe', 'latency', ...common, '--kernel', formatDuration(EXPECT.spinNs), '--duration', formatDuration(o.spinDurationNs), '--json'), { timeoutMs: 60_000 + o.spinDurationNs / 1e6 });
+/** The 1 ms spin on the device clock. */
+async function spinStep(c: RunCtx): Promise<void> {
+  const o = c.o;
+  c.obs.spin = await runStep<LatencyProbeResult>(c, 'latency-spin-1ms', cli('probe', 'latency', ...c.common, '--kernel', formatDuration(EXPECT.spinNs), '--duration', formatDuration(o.spinDurationNs), '--json'), { timeoutMs: 60_000 + o.spinDurationNs / 1e6 });
+}
 
-  // ---- probe priority on a filled device, every mechanism
+/** probe priority on a filled device, every mechanism (again with the supported ones where an older CLI threw all away); sets c.priorityHelp, c.lpBlocks. */
+async function priorityStep(c: RunCtx): Promise<void> {
+  const { o, obs, dev } = c;
   // LP kernels that fill the device: the CLI's own --lp-blocks fill where it has it (sized per
   // variant, for the compute units LP keeps as made), else the whole device from doctor's occupancy
-  const priorityHelp = await help('probe', 'priority');
-  const cliFills = /--lp-blocks\s+<[^>]*\bfill\b[^>]*>/.test(priorityHelp);
+  c.priorityHelp = await helpOf(c, 'probe', 'priority');
+  const cliFills = /--lp-blocks\s+<[^>]*\bfill\b[^>]*>/.test(c.priorityHelp);
   const fill = fillPlan(dev);
   const lpBlocksArg = cliFills ? 'fill' : fill ? String(fill.lpBlocks) : null;
   const plan: PriorityPlan = { mechanisms: [...MECHANISMS], lpKernelNs: o.lpKernelNs, hpKernelNs: o.hpKernelNs, reserve: o.reserve, throttleK: o.throttleK, lpBlocksArg, fill };
   obs.priority.plan = plan;
-  const lpBlocks = lpBlocksArg ? ['--lp-blocks', lpBlocksArg] : [];
+  c.lpBlocks = lpBlocksArg ? ['--lp-blocks', lpBlocksArg] : [];
   const priorityArgs = (mechs: string[]): string[] =>
     cli(
       'probe',
       'priority',
-      ...common,
+      ...c.common,
       '--mechanism',
       mechs.join(','),
       '--lp-kernel',
       formatDuration(o.lpKernelNs),
       '--hp-kernel',
       formatDuration(o.hpKernelNs),
-      ...lpBlocks,
+      ...c.lpBlocks,
       '--reserve',
       share(o.reserve),
       '--k',
@@ -380,38 +417,45 @@ export async function runChecks(o: RunnerOptions): Promise<Observations> {
   const variants = 2 + MECHANISMS.length;
   const priorityTimeout = 120_000 + 2 * variants * o.priorityRounds * (o.priorityDurationNs / 1e6 + 2000);
   const what = `${MECHANISMS.length} mechanisms, ${o.priorityRounds} round(s) of ${variants} runs x ${formatDuration(o.priorityDurationNs)}, --lp-blocks ${lpBlocksArg ?? '(default)'}`;
-  let pr = await step<PriorityProbeResult>('probe-priority', priorityArgs(plan.mechanisms), { timeoutMs: priorityTimeout, what });
+  let pr = await runStep<PriorityProbeResult>(c, 'probe-priority', priorityArgs(plan.mechanisms), { timeoutMs: priorityTimeout, what });
   if (!pr.skipped && !pr.timedOut && pr.json === null) {
     // an older CLI throws the whole probe away for one mechanism the backend lacks (issue 15 item 7)
     const supported = MECHANISMS.filter((m: Mechanism) => mechanismSupported(m, dev) !== false);
     if (supported.length < MECHANISMS.length) {
       const first = pr;
-      pr = await step<PriorityProbeResult>('probe-priority-supported', priorityArgs(supported), { timeoutMs: priorityTimeout, what: `retry with ${supported.join(', ')}` });
+      pr = await runStep<PriorityProbeResult>(c, 'probe-priority-supported', priorityArgs(supported), { timeoutMs: priorityTimeout, what: `retry with ${supported.join(', ')}` });
       plan.retriedWith = supported;
       plan.firstAttempt = `exit ${first.exitCode}: ${first.stderrTail.slice(-1).join('')}`;
     }
   }
   obs.priority.step = pr;
+}
 
-  // ---- KFD priority (AMD)
+/** KFD queue priority (AMD, a CLI with --kfd-priority), else why it is skipped. */
+async function kfdStep(c: RunCtx): Promise<void> {
+  const { o, obs, B } = c;
   if (B !== 'hip') obs.kfd.skipped = `KFD queues are AMD's (backend ${B})`;
   else if (!obs.doctor.json?.kfd?.sysfs?.ok) obs.kfd.skipped = `no KFD on this host: ${obs.doctor.json?.kfd?.sysfs?.error ?? 'sysfs topology unreadable'}`;
   else {
-    const ph = helpOptions(priorityHelp);
+    const ph = helpOptions(c.priorityHelp);
     if (!ph.has('--kfd-priority')) obs.kfd.skipped = 'this CLI has no probe priority --kfd-priority';
     else {
       const dbg = o.allowDebugTrap && ph.has('--allow-debug-trap') ? ['--allow-debug-trap'] : [];
       obs.kfd.priority = o.kfdPriority;
-      obs.kfd.step = await step<PriorityProbeResult>(
+      obs.kfd.step = await runStep<PriorityProbeResult>(
+        c,
         'probe-priority-kfd',
-        cli('probe', 'priority', ...common, '--mechanism', 'stream-priority', '--kfd-priority', String(o.kfdPriority), ...dbg, ...lpBlocks, '--lp-kernel', formatDuration(o.lpKernelNs), '--duration', '3s', '--rounds', '1', '--json'),
+        cli('probe', 'priority', ...c.common, '--mechanism', 'stream-priority', '--kfd-priority', String(o.kfdPriority), ...dbg, ...c.lpBlocks, '--lp-kernel', formatDuration(o.lpKernelNs), '--duration', '3s', '--rounds', '1', '--json'),
         { timeoutMs: 120_000, what: `--kfd-priority ${o.kfdPriority}${dbg.length ? ' --allow-debug-trap' : ''}` },
       );
       if (o.allowDebugTrap && !dbg.length) obs.kfd.note = '--allow-debug-trap asked, but this CLI has no such option (ran without it)';
     }
   }
+}
 
-  // ---- gpucolo run inference-service
+/** Which `gpucolo run inference-service` forms to run; records those skipped and why. */
+async function runForms(c: RunCtx): Promise<{ form: RunForm; args: string[] }[]> {
+  const { o, obs, B } = c;
   const forms: { form: RunForm; args: string[] }[] = [];
   if (!o.runs) obs.runsSkipped.push({ form: B === 'cpu' ? 'probe' : 'torch', reason: '--no-runs' });
   else if (B === 'cpu') {
@@ -420,12 +464,18 @@ export async function runChecks(o: RunnerOptions): Promise<Observations> {
     obs.runsSkipped.push({ form: 'torch', reason: why }, { form: 'torch-in-process', reason: why });
   } else {
     forms.push({ form: 'torch', args: ['--form', 'torch'] });
-    const inProc = inProcessFormArgs(await help('run'));
+    const inProc = inProcessFormArgs(await helpOf(c, 'run'));
     if (inProc) forms.push({ form: 'torch-in-process', args: inProc.args });
     else obs.runsSkipped.push({ form: 'torch-in-process', reason: 'this CLI has no in-process torch form (gpucolo run --help lists none)' });
   }
-  for (const f of forms) {
-    const outDir = path.join(raw, `run-${f.form}`);
+  return forms;
+}
+
+/** `gpucolo run inference-service` once per form, each into raw/run-<form>/ (its results.json is the step's JSON). */
+async function runsStep(c: RunCtx): Promise<void> {
+  const o = c.o;
+  for (const f of await runForms(c)) {
+    const outDir = path.join(c.raw, `run-${f.form}`);
     fs.rmSync(outDir, { recursive: true, force: true });
     const argv = cli(
       'run',
@@ -442,8 +492,23 @@ export async function runChecks(o: RunnerOptions): Promise<Observations> {
       '--no-charts',
       ...(o.python && f.form !== 'probe' ? ['--python', o.python] : []),
     );
-    const ro: RunObservation = { form: f.form, formArgs: f.args, step: await step<Results>(`run-${f.form}`, argv, { timeoutMs: 300_000, resultFile: path.join(outDir, 'results.json'), what: f.args.join(' ') }) };
-    obs.runs.push(ro);
+    const ro: RunObservation = { form: f.form, formArgs: f.args, step: await runStep<Results>(c, `run-${f.form}`, argv, { timeoutMs: 300_000, resultFile: path.join(outDir, 'results.json'), what: f.args.join(' ') }) };
+    c.obs.runs.push(ro);
   }
-  return finish();
+}
+
+/** The whole check, step by step, within o.budgetS; writes raw/observations.json and returns the record. */
+export async function runChecks(o: RunnerOptions): Promise<Observations> {
+  const t0 = Date.now();
+  const raw = path.join(o.outDir, 'raw');
+  fs.mkdirSync(raw, { recursive: true });
+  // B is a placeholder until doctorStep sets it; no later step runs without that
+  const c: RunCtx = { o, t0, deadline: t0 + o.budgetS * 1000, raw, n: 0, obs: newObservations(o), B: 'cpu', dev: null, common: [], priorityHelp: '', lpBlocks: [] };
+  if (!(await doctorStep(c))) return finishObservations(c);
+  await latencyStep(c);
+  await spinStep(c);
+  await priorityStep(c);
+  await kfdStep(c);
+  await runsStep(c);
+  return finishObservations(c);
 }

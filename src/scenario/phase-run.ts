@@ -52,54 +52,80 @@ export interface PhaseRunContext {
   onProgress?: (p: { task: string; completed: number; elapsedNs: number; p99Ns: number | null }) => void;
 }
 
+/** What the two forms' steps share for one run: when it started, the utilisation sampler, the host watch. */
+interface OnceState {
+  planned: PlannedRun;
+  durationNs: number;
+  ctx: PhaseRunContext;
+  extension: boolean;
+  startedAt: string;
+  util: ReturnType<typeof startUtilSampling>;
+  /** the torch workers' pids, once known (the host watch counts them as our own) */
+  workerPids: number[];
+  watch: WatchContext;
+}
+
 /** Runs the phase once for `durationNs` of measured time. Never throws for a failing phase (status says it). */
 export async function runPhaseOnce(planned: PlannedRun, durationNs: number, ctx: PhaseRunContext, extension = false): Promise<PhaseRun> {
+  const startedAt = new Date().toISOString();
+  const util = startUtilSampling(ctx.warmupNs);
+  const st: OnceState = { planned, durationNs, ctx, extension, startedAt, util, workerPids: [], watch: undefined as unknown as WatchContext };
+  st.watch = { phase: planned.phase.name, round: planned.round, ownPids: () => st.workerPids };
+  if (ctx.form === 'probe') return runProbeOnce(st);
+  return runTorchOnce(st);
+}
+
+/** Probe form: runs the engine with the host watched over the whole call, and judges the result. */
+async function runProbeOnce(st: OnceState): Promise<PhaseRun> {
+  const { planned, durationNs, ctx, watch } = st;
   const ph = planned.phase;
   const s = ctx.scenario;
-  const startedAt = new Date().toISOString();
   const workloads: Record<string, string> = {};
-  const util = startUtilSampling(ctx.warmupNs);
-  let workerPids: number[] = [];
-  const watch: WatchContext = { phase: ph.name, round: planned.round, ownPids: () => workerPids };
-  if (ctx.form === 'probe') {
-    const backend = ctx.probeBackend!;
-    // the engine's threads are this process's: the whole call is the window
-    const host = ctx.hostLoad(watch);
-    const r = await runProbePhase({
-      tasks: ph.tasks.map((task) => ({ task, workload: task.probe! })),
-      backend,
-      mechanism: ph.mechanism,
-      reserve: s.reserve,
-      throttleK: s.throttleK,
-      durationNs,
-      warmupNs: ctx.warmupNs,
-      engine: ctx.engine ?? undefined,
-      signal: ctx.signal,
-    });
-    const load = host.stop();
-    // ran to its end, but a task completed nothing: not 'ok' (completions.ts)
-    const judged = judgeCompletions(r.status, r.reason, r.samples);
-    const gpu = backend === 'cpu' || r.status === 'skipped' ? null : ctx.gpuSharing({ ...watch, device: backend });
-    const on = `${backend}${ctx.engine === 'ts' ? ' (pure-TS engine)' : ''}`;
-    for (const t of ph.tasks) workloads[t.name] = `probe: ${t.probe!.kernels > 1 ? `${t.probe!.kernels} x ` : ''}${t.probe!.kernel / 1e6} ms kernel, ${r.blocks[t.name] ?? t.probe!.blocks} block(s) on ${on}`;
-    return {
-      ...planned,
-      extension,
-      startedAt,
-      status: judged.status,
-      ...(judged.reason ? { reason: judged.reason } : {}),
-      notes: r.notes,
-      samples: r.samples,
-      blocks: r.blocks,
-      computeUnits: r.computeUnits,
-      workloads,
-      measuredNs: durationNs,
-      sampled: sampledUtilisation(await util.stop()),
-      host: r.status === 'skipped' ? null : load,
-      gpu,
-      onCpu: backend === 'cpu',
-    };
-  }
+  const backend = ctx.probeBackend!;
+  // the engine's threads are this process's: the whole call is the window
+  const host = ctx.hostLoad(watch);
+  const r = await runProbePhase({
+    tasks: ph.tasks.map((task) => ({ task, workload: task.probe! })),
+    backend,
+    mechanism: ph.mechanism,
+    reserve: s.reserve,
+    throttleK: s.throttleK,
+    durationNs,
+    warmupNs: ctx.warmupNs,
+    engine: ctx.engine ?? undefined,
+    signal: ctx.signal,
+  });
+  const load = host.stop();
+  // ran to its end, but a task completed nothing: not 'ok' (completions.ts)
+  const judged = judgeCompletions(r.status, r.reason, r.samples);
+  const gpu = backend === 'cpu' || r.status === 'skipped' ? null : ctx.gpuSharing({ ...watch, device: backend });
+  const on = `${backend}${ctx.engine === 'ts' ? ' (pure-TS engine)' : ''}`;
+  for (const t of ph.tasks) workloads[t.name] = `probe: ${t.probe!.kernels > 1 ? `${t.probe!.kernels} x ` : ''}${t.probe!.kernel / 1e6} ms kernel, ${r.blocks[t.name] ?? t.probe!.blocks} block(s) on ${on}`;
+  return {
+    ...planned,
+    extension: st.extension,
+    startedAt: st.startedAt,
+    status: judged.status,
+    ...(judged.reason ? { reason: judged.reason } : {}),
+    notes: r.notes,
+    samples: r.samples,
+    blocks: r.blocks,
+    computeUnits: r.computeUnits,
+    workloads,
+    measuredNs: durationNs,
+    sampled: sampledUtilisation(await st.util.stop()),
+    host: r.status === 'skipped' ? null : load,
+    gpu,
+    onCpu: backend === 'cpu',
+  };
+}
+
+/** Torch form: runs the workers with the host watched over the measured window only, and collects the result. */
+async function runTorchOnce(st: OnceState): Promise<PhaseRun> {
+  const { planned, durationNs, ctx, watch } = st;
+  const ph = planned.phase;
+  const s = ctx.scenario;
+  const workloads: Record<string, string> = {};
   // torch: the window is the measured part only, while the workers (our own CPU time) are alive
   const started = process.hrtime.bigint();
   let host: ReturnType<HostLoadFactory> | null = null;
@@ -115,7 +141,7 @@ export async function runPhaseOnce(planned: PlannedRun, durationNs: number, ctx:
     warmupNs: ctx.warmupNs,
     python: ctx.python,
     signal: ctx.signal,
-    onWorkers: (pids) => (workerPids = pids.map((p) => p.pid)),
+    onWorkers: (pids) => (st.workerPids = pids.map((p) => p.pid)),
     onWindow: (edge) => {
       if (edge === 'start') host = ctx.hostLoad(watch);
       else {
@@ -134,8 +160,8 @@ export async function runPhaseOnce(planned: PlannedRun, durationNs: number, ctx:
   const gpu: GpuSharing | null = onGpu.length === 0 ? null : onGpu.some((w) => w.hip) ? gpuAtEnd : ctx.gpuSharing({ ...watch, device: 'cuda' });
   return {
     ...planned,
-    extension,
-    startedAt,
+    extension: st.extension,
+    startedAt: st.startedAt,
     status: r.status,
     ...(r.reason ? { reason: r.reason } : {}),
     ...(r.stderrTail?.length ? { stderrTail: r.stderrTail } : {}),
@@ -145,7 +171,7 @@ export async function runPhaseOnce(planned: PlannedRun, durationNs: number, ctx:
     computeUnits: 0,
     workloads,
     measuredNs: durationNs,
-    sampled: sampledUtilisation(await util.stop()),
+    sampled: sampledUtilisation(await st.util.stop()),
     host: load,
     gpu,
     onCpu: r.workers.length > 0 && onGpu.length === 0,

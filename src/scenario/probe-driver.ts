@@ -237,6 +237,7 @@ function emptySamples(tasks: ProbePhaseOptions['tasks'], measuredNs: number): Ta
   return tasks.map(({ task }) => ({ task: task.name, issued: 0, latencyNs: none, startDelayNs: none, serviceNs: none, errors: 0, measuredNs }));
 }
 
+/** Runs one phase of a probe scenario: the device and mechanism checked, the streams sized, the run, its samples and notes. */
 export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseResult> {
   const measuredNs = o.durationNs;
   const found = probeDevice(o.backend, o.device ?? 0, o.engine);
@@ -244,36 +245,83 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
   const dev = found.dev;
   const problem = probeMechanismProblem(o.mechanism, o.backend, dev, o.reserve);
   if (problem) return { status: 'skipped', reason: problem, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: dev.computeUnits, blocks: {}, engine: null };
+  const st = probeRunState(o, dev);
+  const sized = await sizeForFill(st);
+  if ('refused' in sized) return sized.refused;
+  const streams = buildStreams(st, sized.shares);
+  askedNotes(st);
+  const sent = await dispatchWithDrain(st, streams);
+  if ('failed' in sent) return sent.failed;
+  return collectProbeRun(st, sent.run, sent.cutOff, sent.drain);
+}
 
-  const spanNs = o.warmupNs + o.durationNs;
-  const top = Math.max(...o.tasks.map((x) => x.task.priority));
-  // distinct priorities, lowest first: a task's level is its index here
-  const ranks = [...new Set(o.tasks.map((x) => x.task.priority))].sort((a, b) => a - b);
-  const prio = (task: Task) => ({ high: task.priority === top, level: ranks.indexOf(task.priority), levels: ranks.length });
+/** What runProbePhase's steps share: the device, the span, the priorities, the mechanism, the notes and blocks so far. */
+interface ProbeRunState {
+  o: ProbePhaseOptions;
+  dev: NativeBackendInfo['devices'][number];
+  measuredNs: number;
+  spanNs: number;
+  /** the top priority (the high-priority side) */
+  top: number;
+  /** distinct priorities, lowest first: a task's level is its index here */
+  ranks: number[];
+  spatial: boolean;
+  mechanismSpec: { backend: ProbeBackend; device: number; mechanism: DispatchMechanism; throttleK: number; reserve: number };
+  notes: string[];
+  blocks: Record<string, number>;
+}
+
+/** The run's settings from the options: span, priorities and the mechanism's part of the dispatch spec. */
+function probeRunState(o: ProbePhaseOptions, dev: ProbeRunState['dev']): ProbeRunState {
   const spatial = o.mechanism === 'cu-mask' || o.mechanism === 'sm-partition';
-  const mechanismSpec = {
-    backend: o.backend,
-    device: o.device ?? 0,
-    mechanism: o.mechanism as DispatchMechanism,
-    throttleK: o.throttleK,
-    reserve: spatial ? o.reserve : 0,
+  return {
+    o,
+    dev,
+    measuredNs: o.durationNs,
+    spanNs: o.warmupNs + o.durationNs,
+    top: Math.max(...o.tasks.map((x) => x.task.priority)),
+    ranks: [...new Set(o.tasks.map((x) => x.task.priority))].sort((a, b) => a - b),
+    spatial,
+    mechanismSpec: {
+      backend: o.backend,
+      device: o.device ?? 0,
+      mechanism: o.mechanism as DispatchMechanism,
+      throttleK: o.throttleK,
+      reserve: spatial ? o.reserve : 0,
+    },
+    notes: [],
+    blocks: {},
   };
-  const notes: string[] = [];
+}
+
+/** A task's priority as the engine takes it: high side or not, its level among the distinct priorities. */
+function prioOf(st: ProbeRunState, task: Task): { high: boolean; level: number; levels: number } {
+  return { high: task.priority === st.top, level: st.ranks.indexOf(task.priority), levels: st.ranks.length };
+}
+
+/** The sizing run where "fill" or a spatial split needs it; `refused` when the engine refuses the mechanism. */
+async function sizeForFill(st: ProbeRunState): Promise<{ shares: StreamShare[] | null } | { refused: ProbePhaseResult }> {
+  const { o, dev, spanNs } = st;
   // "fill": what each task's stream was given, as made (its share of the device under the
   // mechanism, the resident blocks per CU at its block size): one empty kernel per stream first,
   // which also finds a mechanism the engine refuses (a CU mask that would leave an XCC empty)
   let shares: StreamShare[] | null = null;
-  if (o.tasks.some((x) => x.workload.blocks === 'fill') || spatial) {
+  if (o.tasks.some((x) => x.workload.blocks === 'fill') || st.spatial) {
     const sized = await sizeStreams(
-      { ...mechanismSpec, durationNs: spanNs, streams: o.tasks.map(({ task, workload }) => stream(task, workload, prio(task), 1, spanNs)) },
+      { ...st.mechanismSpec, durationNs: spanNs, streams: o.tasks.map(({ task, workload }) => stream(task, workload, prioOf(st, task), 1, spanNs)) },
       { engine: o.engine, signal: o.signal, dev },
     );
     if (sized.ok) shares = sized.streams;
-    else if (sized.refused) return { status: 'skipped', reason: sized.reason, samples: emptySamples(o.tasks, measuredNs), notes: [], computeUnits: dev.computeUnits, blocks: {}, engine: null };
-    else notes.push(`sizing run failed (${sized.reason}): "fill" from the device's occupancy table and the split as asked`);
+    else if (sized.refused) return { refused: { status: 'skipped', reason: sized.reason, samples: emptySamples(o.tasks, st.measuredNs), notes: [], computeUnits: dev.computeUnits, blocks: {}, engine: null } };
+    else st.notes.push(`sizing run failed (${sized.reason}): "fill" from the device's occupancy table and the split as asked`);
   }
-  const blocks: Record<string, number> = {};
-  const streams = o.tasks.map(({ task, workload }, i) => {
+  return { shares };
+}
+
+/** Each task's stream with its block count ("fill" from the sizing run, else the occupancy table), into st.blocks. */
+function buildStreams(st: ProbeRunState, shares: StreamShare[] | null): DispatchSpecInput['streams'] {
+  const { o, dev, top, spatial } = st;
+  return o.tasks.map(({ task, workload }, i) => {
     let b = typeof workload.blocks === 'number' ? workload.blocks : 0;
     if (workload.blocks === 'fill') {
       const sh = shares?.[i];
@@ -285,18 +333,29 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
       }
       b = Math.max(1, fill) * workload.waves;
     }
-    blocks[task.name] = b;
-    return stream(task, workload, prio(task), b, spanNs);
+    st.blocks[task.name] = b;
+    return stream(task, workload, prioOf(st, task), b, st.spanNs);
   });
+}
+
+/** Notes on the mechanism as asked (two-sided, throttle's K, the spatial split asked for). */
+function askedNotes(st: ProbeRunState): void {
+  const { o, dev, top, ranks, notes } = st;
   if (ranks.length > 2 && mechanismInfo(o.mechanism)?.twoSided) {
     notes.push(`${o.mechanism} has two sides: priority ${top} is the high-priority side, priorities ${ranks.filter((p) => p !== top).reverse().join(', ')} the low-priority side together`);
   }
   if (o.mechanism === 'throttle') notes.push(`throttle: low-priority tasks keep at most K=${o.throttleK} kernel(s) in flight and hold while high-priority work is pending`);
-  if (spatial) {
+  if (st.spatial) {
     // what was asked; the partition as made is noted after the run
     const kept = reservedUnits(o.reserve, dev.computeUnits);
     notes.push(`${o.mechanism}: ${kept} of ${dev.computeUnits} compute units asked for priority ${top} (ceil of ${Math.round(o.reserve * 1000) / 10}%), ${dev.computeUnits - kept} for the others`);
   }
+}
+
+/** The measured run, its drain cut off after `drain`; `failed` when the engine threw (partial when the user aborted). */
+async function dispatchWithDrain(st: ProbeRunState, streams: DispatchSpecInput['streams']): Promise<{ run: DispatchRun; cutOff: boolean; drain: number } | { failed: ProbePhaseResult }> {
+  const { o, spanNs, notes, dev, blocks } = st;
+  const measuredNs = st.measuredNs;
   // the drain after the end is bounded by cancelling the engine (see the file comment); the
   // user's Ctrl-C cancels it too, and only that makes the phase partial
   const drain = o.drainNs ?? drainNs(o.tasks);
@@ -313,7 +372,7 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
   try {
     run = await runDispatch(
       {
-        ...mechanismSpec,
+        ...st.mechanismSpec,
         durationNs: spanNs,
         warmupNs: o.warmupNs,
         watchdogNs: Math.max(10e9, ...o.tasks.map((x) => x.workload.kernel * 20)),
@@ -323,11 +382,17 @@ export async function runProbePhase(o: ProbePhaseOptions): Promise<ProbePhaseRes
     );
   } catch (err) {
     const aborted = o.signal?.aborted === true;
-    return { status: aborted ? 'partial' : 'failed', reason: aborted ? 'interrupted' : (err as Error).message, samples: emptySamples(o.tasks, measuredNs), notes, computeUnits: dev.computeUnits, blocks, engine: null };
+    return { failed: { status: aborted ? 'partial' : 'failed', reason: aborted ? 'interrupted' : (err as Error).message, samples: emptySamples(o.tasks, measuredNs), notes, computeUnits: dev.computeUnits, blocks, engine: null } };
   } finally {
     clearTimeout(cut);
     o.signal?.removeEventListener('abort', onAbort);
   }
+  return { run, cutOff, drain };
+}
+
+/** From the run: the samples (censored past the stop), the notes on the drain and the mechanism as made, the status. */
+function collectProbeRun(st: ProbeRunState, run: DispatchRun, cutOff: boolean, drain: number): ProbePhaseResult {
+  const { o, spanNs, top, ranks, notes, dev, blocks } = st;
   // when the driver stopped waiting, on the run's clock: not before the end, and not before any
   // completion it saw (the engine was still waiting then); a lower bound of the true moment
   let stopNs = spanNs;

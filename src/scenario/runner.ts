@@ -202,8 +202,52 @@ function durationFor(spec: PhaseSpec, done: PhaseRun[], dp: DurationPlan, runsLe
   return d;
 }
 
+/** What runScenario's steps share: the settings resolved once, the results being built, the runs so far. */
+interface ScenarioRun {
+  s: Scenario;
+  source: string;
+  o: RunScenarioOptions;
+  plan: ReturnType<typeof planRun>;
+  durationNs: number;
+  warmupNs: number;
+  mechanisms: Mechanism[];
+  rounds: number;
+  minSamples: number | null;
+  specs: PhaseSpec[];
+  scheduled: ReturnType<typeof planScheduled>;
+  dp: DurationPlan;
+  resultsPath: string;
+  /** the device and GPU named in results (the torch form learns them from its workers) */
+  gpu: string | null;
+  device: string | null;
+  results: Results;
+  runs: PhaseRun[];
+  queue: { planned: PlannedRun; extension: boolean }[];
+  interrupted: boolean;
+}
+
 /** Runs the scenario and writes results.json, report.md and charts into outDir. */
 export async function runScenario(s: Scenario, source: string, o: RunScenarioOptions): Promise<RunScenarioResult> {
+  const st = resolveRun(s, source, o);
+  describeBackend(st);
+  st.results = initialResults(st);
+  startOutput(st);
+  st.queue = runSchedule(st.specs, st.rounds).map((planned) => ({ planned, extension: false }));
+  for (let index = 0; index < st.queue.length; index++) {
+    if (o.signal?.aborted) {
+      st.interrupted = true;
+      break;
+    }
+    if ((await runQueued(st, index)) === 'stop') {
+      st.interrupted = true;
+      break;
+    }
+  }
+  return finishRun(st);
+}
+
+/** Resolves the settings against the options, validates them, and refuses a task with too many arrivals. */
+function resolveRun(s: Scenario, source: string, o: RunScenarioOptions): ScenarioRun {
   const plan = planRun(s, o);
   const durationNs = o.durationNs ?? s.duration;
   const warmupNs = o.warmupNs ?? s.warmup;
@@ -224,26 +268,37 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     }
   }
   const resultsPath = path.join(o.outDir, 'results.json');
+  return {
+    s, source, o, plan, durationNs, warmupNs, mechanisms, rounds, minSamples, specs, scheduled, dp, resultsPath,
+    gpu: null, device: null, results: undefined as unknown as Results, runs: [], queue: [], interrupted: false,
+  };
+}
 
-  let gpu: string | null = null;
-  let device: string | null = null;
+/** Probe form: opens the device once, to name it (and to fail before anything is written). */
+function describeBackend(st: ScenarioRun): void {
+  const { plan } = st;
   if (plan.probeBackend) {
     const d = probeDevice(plan.probeBackend);
     if ('reason' in d) throw new GpucoloError(d.reason, { code: 'ENOBACKEND' });
-    gpu = plan.probeBackend === 'cpu' ? null : d.dev.name;
-    device = `${plan.probeBackend}:0 (${d.dev.name}, ${d.dev.computeUnits} compute units)`;
+    st.gpu = plan.probeBackend === 'cpu' ? null : d.dev.name;
+    st.device = `${plan.probeBackend}:0 (${d.dev.name}, ${d.dev.computeUnits} compute units)`;
   }
-  const results: Results = {
+}
+
+/** The results before any run: settings, host and backend, marked partial. */
+function initialResults(st: ScenarioRun): Results {
+  const { s, plan, durationNs, warmupNs, mechanisms, rounds, minSamples } = st;
+  return {
     schema: RESULTS_SCHEMA,
     gpucoloVersion: VERSION,
     createdAt: new Date().toISOString(),
     partial: true,
-    scenario: { name: s.name, source, form: plan.form, config: { ...s, duration: durationNs, warmup: warmupNs, mechanisms, rounds, ...(minSamples ? { minSamples } : {}) } },
+    scenario: { name: s.name, source: st.source, form: plan.form, config: { ...s, duration: durationNs, warmup: warmupNs, mechanisms, rounds, ...(minSamples ? { minSamples } : {}) } },
     host: hostInfo(),
     backend: {
       name: plan.backend,
-      device,
-      gpu,
+      device: st.device,
+      gpu: st.gpu,
       why: plan.why,
       ...(plan.engine ? { engine: plan.engine, engineWhy: plan.engineWhy ?? '' } : {}),
       ...(plan.engine === 'ts' ? { note: TS_BACKEND_NOTE } : {}),
@@ -254,93 +309,95 @@ export async function runScenario(s: Scenario, source: string, o: RunScenarioOpt
     phases: [],
     success: [],
   };
-  o.onEvent?.({ type: 'start', form: plan.form, backend: plan.backend, why: plan.why, engine: plan.engine, engineWhy: plan.engineWhy, phases: specs.map((p) => p.name), rounds });
+}
+
+/** Announces the start and writes the first (empty, partial) results.json, creating outDir. */
+function startOutput(st: ScenarioRun): void {
+  const { o, plan } = st;
+  o.onEvent?.({ type: 'start', form: plan.form, backend: plan.backend, why: plan.why, engine: plan.engine, engineWhy: plan.engineWhy, phases: st.specs.map((p) => p.name), rounds: st.rounds });
   // the output directory appears with the first result: a run that fails before it leaves nothing
   const outDir = lazyDir(o.outDir);
   try {
     outDir.ensure();
-    writeJsonAtomic(resultsPath, results);
+    writeJsonAtomic(st.resultsPath, st.results);
   } catch (err) {
     outDir.removeIfEmpty();
     throw err;
   }
+}
 
-  const runs: PhaseRun[] = [];
-  /** phases, quality and verdicts from every run so far */
-  const assemble = (): void => {
-    const phases = assemblePhases(specs, runs, { form: plan.form, device: results.backend.device });
-    const quality = scenarioQuality(phases, runs, { minSamples, rounds });
-    for (const n of scheduled.notes) quality.warnings.push({ code: 'too-few-samples', message: n });
-    if (quality.warnings.length) quality.verdict = 'noisy';
-    for (const p of phases) for (const t of p.tasks) t.slo = sloAfterQuality(t, p.name, quality);
-    results.phases = phases;
-    results.quality = quality;
-    results.success = successVerdicts(s.success, phases, quality);
-    results.preemption = preemptionLatency(s.tasks, phases, plan.form, quality);
-  };
+/** Phases, quality and verdicts from every run so far, into results. */
+function assembleResults(st: ScenarioRun): void {
+  const { specs, runs, plan, results, minSamples, rounds, s } = st;
+  const phases = assemblePhases(specs, runs, { form: plan.form, device: results.backend.device });
+  const quality = scenarioQuality(phases, runs, { minSamples, rounds });
+  for (const n of st.scheduled.notes) quality.warnings.push({ code: 'too-few-samples', message: n });
+  if (quality.warnings.length) quality.verdict = 'noisy';
+  for (const p of phases) for (const t of p.tasks) t.slo = sloAfterQuality(t, p.name, quality);
+  results.phases = phases;
+  results.quality = quality;
+  results.success = successVerdicts(s.success, phases, quality);
+  results.preemption = preemptionLatency(s.tasks, phases, plan.form, quality);
+}
 
-  const queue: { planned: PlannedRun; extension: boolean }[] = runSchedule(specs, rounds).map((planned) => ({ planned, extension: false }));
-  let interrupted = false;
-  for (let index = 0; index < queue.length; index++) {
-    if (o.signal?.aborted) {
-      interrupted = true;
-      break;
-    }
-    const { planned, extension } = queue[index];
-    const done = runs.filter((r) => r.phase.name === planned.phase.name);
-    // a phase skipped once is skipped in every round (its reason does not change between rounds;
-    // the torch form would load every worker again only to find that out)
-    const skipped = done.find((r) => r.status === 'skipped');
-    const runDurationNs = extension
-      ? closedLoopDurationNs({ ...closedLoopShort(planned.phase, done, minSamples!)[0], runsLeft: 1, minNs: durationNs, capNs: Math.max(durationNs, Math.min(CLOSED_LOOP_CAP * durationNs, arrivalsCapNs(planned.phase.tasks, warmupNs))) })!
-      : durationFor(planned.phase, done, dp, rounds - done.filter((r) => !r.extension).length);
-    o.onEvent?.({ type: 'phase-start', phase: planned.phase.name, index, total: queue.length, spanNs: warmupNs + runDurationNs, round: planned.round, rounds, extension });
-    let run: PhaseRun;
-    if (skipped) {
-      run = { ...skipped, ...planned, extension, startedAt: new Date().toISOString(), host: null, gpu: null, notes: [...skipped.notes] };
-    } else {
-      run = await runPhaseOnce(planned, runDurationNs, {
-        form: plan.form,
-        probeBackend: plan.probeBackend,
-        engine: plan.engine,
-        scenario: s,
-        warmupNs,
-        python: o.python,
-        signal: o.signal,
-        hostLoad: o.hostLoad ?? defaultHostLoad,
-        gpuSharing: o.gpuSharing ?? defaultGpuSharing,
-        onProgress: (p) => o.onEvent?.({ type: 'progress', phase: planned.phase.name, elapsedNs: p.elapsedNs, completed: p.completed, task: p.task, p99Ns: p.p99Ns }),
-      }, extension);
-    }
-    for (const w of run.workers ?? []) {
-      device ??= w.device;
-      if (w.deviceName && w.device !== 'cpu') gpu ??= w.deviceName;
-      if (w.torch && !results.host.torch) results.host.torch = w.torch;
-    }
-    if (plan.form === 'torch') {
-      results.backend.device = device;
-      results.backend.gpu = gpu;
-    }
-    runs.push(run);
-    // --min-samples: a closed-loop task still short after the phase's last round gets one more run, right away
-    if (minSamples && !extension && planned.round === rounds && usable(run)) {
-      const all = runs.filter((r) => r.phase.name === planned.phase.name);
-      if (closedLoopShort(planned.phase, all, minSamples).length) queue.splice(index + 1, 0, { planned, extension: true });
-    }
-    assemble();
-    writeJsonAtomic(resultsPath, results);
-    const phase = results.phases.find((p) => p.name === planned.phase.name)!;
-    o.onEvent?.({ type: 'phase-end', phase, run: phase.rounds![phase.rounds!.length - 1] });
-    // a partial run is an interrupted one when the run was aborted; otherwise it ran to its end
-    // with a task that completed nothing (completions.ts), and the next phases still run
-    if (run.status === 'partial' && o.signal?.aborted) {
-      interrupted = true;
-      break;
-    }
+/** Runs queue[index] (or repeats a skipped phase's result), records it and writes results; 'stop' when interrupted. */
+async function runQueued(st: ScenarioRun, index: number): Promise<'stop' | 'next'> {
+  const { o, plan, s, queue, runs, results, rounds, minSamples, durationNs, warmupNs } = st;
+  const { planned, extension } = queue[index];
+  const done = runs.filter((r) => r.phase.name === planned.phase.name);
+  // a phase skipped once is skipped in every round (its reason does not change between rounds;
+  // the torch form would load every worker again only to find that out)
+  const skipped = done.find((r) => r.status === 'skipped');
+  const runDurationNs = extension
+    ? closedLoopDurationNs({ ...closedLoopShort(planned.phase, done, minSamples!)[0], runsLeft: 1, minNs: durationNs, capNs: Math.max(durationNs, Math.min(CLOSED_LOOP_CAP * durationNs, arrivalsCapNs(planned.phase.tasks, warmupNs))) })!
+    : durationFor(planned.phase, done, st.dp, rounds - done.filter((r) => !r.extension).length);
+  o.onEvent?.({ type: 'phase-start', phase: planned.phase.name, index, total: queue.length, spanNs: warmupNs + runDurationNs, round: planned.round, rounds, extension });
+  let run: PhaseRun;
+  if (skipped) {
+    run = { ...skipped, ...planned, extension, startedAt: new Date().toISOString(), host: null, gpu: null, notes: [...skipped.notes] };
+  } else {
+    run = await runPhaseOnce(planned, runDurationNs, {
+      form: plan.form,
+      probeBackend: plan.probeBackend,
+      engine: plan.engine,
+      scenario: s,
+      warmupNs,
+      python: o.python,
+      signal: o.signal,
+      hostLoad: o.hostLoad ?? defaultHostLoad,
+      gpuSharing: o.gpuSharing ?? defaultGpuSharing,
+      onProgress: (p) => o.onEvent?.({ type: 'progress', phase: planned.phase.name, elapsedNs: p.elapsedNs, completed: p.completed, task: p.task, p99Ns: p.p99Ns }),
+    }, extension);
   }
+  for (const w of run.workers ?? []) {
+    st.device ??= w.device;
+    if (w.deviceName && w.device !== 'cpu') st.gpu ??= w.deviceName;
+    if (w.torch && !results.host.torch) results.host.torch = w.torch;
+  }
+  if (plan.form === 'torch') {
+    results.backend.device = st.device;
+    results.backend.gpu = st.gpu;
+  }
+  runs.push(run);
+  // --min-samples: a closed-loop task still short after the phase's last round gets one more run, right away
+  if (minSamples && !extension && planned.round === rounds && usable(run)) {
+    const all = runs.filter((r) => r.phase.name === planned.phase.name);
+    if (closedLoopShort(planned.phase, all, minSamples).length) queue.splice(index + 1, 0, { planned, extension: true });
+  }
+  assembleResults(st);
+  writeJsonAtomic(st.resultsPath, results);
+  const phase = results.phases.find((p) => p.name === planned.phase.name)!;
+  o.onEvent?.({ type: 'phase-end', phase, run: phase.rounds![phase.rounds!.length - 1] });
+  // a partial run is an interrupted one when the run was aborted; otherwise it ran to its end
+  // with a task that completed nothing (completions.ts), and the next phases still run
+  return run.status === 'partial' && o.signal?.aborted ? 'stop' : 'next';
+}
 
-  assemble();
-  results.partial = interrupted;
+/** The final results.json (partial only if interrupted), the charts and report.md. */
+async function finishRun(st: ScenarioRun): Promise<RunScenarioResult> {
+  const { o, results, resultsPath } = st;
+  assembleResults(st);
+  results.partial = st.interrupted;
   writeJsonAtomic(resultsPath, results);
   const files = [resultsPath];
   const chartErrors: string[] = [];

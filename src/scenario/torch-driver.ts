@@ -579,72 +579,134 @@ const clampPriority = (p: number): number => Math.max(-255, Math.min(255, Math.r
  */
 export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseResult> {
   if (o.tasks.length === 0) throw invalidArg('runTorchPhase: no tasks');
-  const notes: string[] = [];
-  const names = o.tasks.map((t) => t.task.name);
-  let priorityScope: PriorityScope | null = null;
-  const done = (status: PhaseStatus, reason?: string, extra: Partial<TorchPhaseResult> = {}): TorchPhaseResult => ({
+  const form: TorchProcessForm = o.torchProcess ?? 'per-model';
+  const st: TorchPhaseState = {
+    o,
+    notes: [],
+    names: o.tasks.map((t) => t.task.name),
+    priorityScope: null,
+    // one process for a single task is the same either way
+    single: form === 'single' && o.tasks.length > 1,
+    python: '',
+    workerPath: '',
+    isHp: () => false,
+    lpNames: [],
+    hpNames: [],
+    gate: null,
+    sup: null as unknown as Supervisor,
+    workers: [],
+  };
+  const refused = checkUpFront(st);
+  if (refused) return refused;
+  sortPriorities(st);
+  st.gate = openGate(o);
+  st.sup = new Supervisor({ graceMs: STOP_GRACE_MS, killWaitMs: 3000 });
+  try {
+    return (await startAndLoad(st)) ?? (await applyLoadedMechanisms(st)) ?? (await runAndCollect(st));
+  } finally {
+    setGate(st, 0);
+    await st.sup.stopAll({ graceMs: STOP_GRACE_MS });
+    if (st.gate) {
+      fs.closeSync(st.gate.fd);
+      fs.rmSync(st.gate.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** What runTorchPhase's steps share: the options, the notes so far, the resolved paths, the gate and the workers. */
+interface TorchPhaseState {
+  o: TorchPhaseOptions;
+  notes: string[];
+  names: string[];
+  priorityScope: PriorityScope | null;
+  single: boolean;
+  python: string;
+  workerPath: string;
+  isHp: (t: Task) => boolean;
+  lpNames: string[];
+  hpNames: string[];
+  gate: { dir: string; file: string; fd: number } | null;
+  sup: Supervisor;
+  workers: ModelWorker[];
+}
+
+/** The phase's result with the notes so far (empty samples and no workers unless given). */
+function torchDone(st: TorchPhaseState, status: PhaseStatus, reason?: string, extra: Partial<TorchPhaseResult> = {}): TorchPhaseResult {
+  return {
     status,
     ...(reason ? { reason } : {}),
-    samples: extra.samples ?? names.map((n) => emptySamples(n)),
-    notes,
+    samples: extra.samples ?? st.names.map((n) => emptySamples(n)),
+    notes: st.notes,
     workers: extra.workers ?? [],
     ...(extra.stderrTail ? { stderrTail: extra.stderrTail } : {}),
-    ...(o.mechanism === 'stream-priority' ? { priorityScope } : {}),
-  });
-  const form: TorchProcessForm = o.torchProcess ?? 'per-model';
-  // one process for a single task is the same either way
-  const single = form === 'single' && o.tasks.length > 1;
+    ...(st.o.mechanism === 'stream-priority' ? { priorityScope: st.priorityScope } : {}),
+  };
+}
 
-  // ---- checks that need no worker ----
-  if (o.mechanism === 'sm-partition') return done('skipped', SM_PARTITION_REASON);
-  if (o.mechanism === 'throttle') return done('skipped', THROTTLE_REASON);
-  if (single && o.mechanism === 'cu-mask') return done('skipped', SINGLE_CU_MASK_REASON);
-  if (single && o.mechanism === 'xsched') return done('skipped', SINGLE_XSCHED_REASON);
+/** Checks that need no worker; resolves python and the worker script. A result when the phase cannot run. */
+function checkUpFront(st: TorchPhaseState): TorchPhaseResult | null {
+  const { o, single } = st;
+  if (o.mechanism === 'sm-partition') return torchDone(st, 'skipped', SM_PARTITION_REASON);
+  if (o.mechanism === 'throttle') return torchDone(st, 'skipped', THROTTLE_REASON);
+  if (single && o.mechanism === 'cu-mask') return torchDone(st, 'skipped', SINGLE_CU_MASK_REASON);
+  if (single && o.mechanism === 'xsched') return torchDone(st, 'skipped', SINGLE_XSCHED_REASON);
   if (o.mechanism === 'xsched') {
-    if (!o.xsched) return done('failed', 'the xsched mechanism needs xsched: { preload: /path/to/libshim.so }');
-    if (!fs.existsSync(o.xsched.preload)) return done('failed', `xsched preload not found: ${o.xsched.preload}`);
+    if (!o.xsched) return torchDone(st, 'failed', 'the xsched mechanism needs xsched: { preload: /path/to/libshim.so }');
+    if (!fs.existsSync(o.xsched.preload)) return torchDone(st, 'failed', `xsched preload not found: ${o.xsched.preload}`);
   }
-  if (o.mechanism === 'stream-priority' && o.tasks.every((t) => t.workload.device === 'cpu')) return done('skipped', STREAM_PRIORITY_CPU_REASON);
-  const python = o.python ?? process.env.GPUCOLO_PYTHON ?? DEFAULT_PYTHON;
+  if (o.mechanism === 'stream-priority' && o.tasks.every((t) => t.workload.device === 'cpu')) return torchDone(st, 'skipped', STREAM_PRIORITY_CPU_REASON);
+  const python = (st.python = o.python ?? process.env.GPUCOLO_PYTHON ?? DEFAULT_PYTHON);
   const pythonMissing = `python not found: ${python} (set GPUCOLO_PYTHON)`;
-  if (python.includes('/') && !fs.existsSync(python)) return done('failed', pythonMissing);
-  const workerPath = single ? (o.groupWorkerPath ?? defaultGroupWorkerPath()) : (o.workerPath ?? defaultWorkerPath());
-  if (!fs.existsSync(workerPath)) return done('failed', `model worker not found: ${workerPath}`);
-  if (o.signal?.aborted) return done('partial', 'aborted before the phase started');
+  if (python.includes('/') && !fs.existsSync(python)) return torchDone(st, 'failed', pythonMissing);
+  const workerPath = (st.workerPath = single ? (o.groupWorkerPath ?? defaultGroupWorkerPath()) : (o.workerPath ?? defaultWorkerPath()));
+  if (!fs.existsSync(workerPath)) return torchDone(st, 'failed', `model worker not found: ${workerPath}`);
+  if (o.signal?.aborted) return torchDone(st, 'partial', 'aborted before the phase started');
+  return null;
+}
 
+/** The high-priority tasks (the top priority) and the low ones; a note when no task is low. */
+function sortPriorities(st: TorchPhaseState): void {
+  const { o } = st;
   const maxPriority = Math.max(...o.tasks.map((t) => t.task.priority));
-  const isHp = (t: Task): boolean => t.priority === maxPriority;
-  const lpNames = o.tasks.filter((t) => !isHp(t.task)).map((t) => t.task.name);
-  const hpNames = o.tasks.filter((t) => isHp(t.task)).map((t) => t.task.name);
-  if (o.mechanism !== 'none' && o.mechanism !== 'xsched' && lpNames.length === 0) notes.push(`${o.mechanism}: every task has priority ${maxPriority}, so no task is treated as low priority`);
+  const isHp = (st.isHp = (t: Task): boolean => t.priority === maxPriority);
+  st.lpNames = o.tasks.filter((t) => !isHp(t.task)).map((t) => t.task.name);
+  st.hpNames = o.tasks.filter((t) => isHp(t.task)).map((t) => t.task.name);
+  if (o.mechanism !== 'none' && o.mechanism !== 'xsched' && st.lpNames.length === 0) st.notes.push(`${o.mechanism}: every task has priority ${maxPriority}, so no task is treated as low priority`);
+}
 
-  // ---- gate file ----
-  let gate: { dir: string; file: string; fd: number } | null = null;
-  if (o.mechanism === 'gate') {
-    const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
-    const dir = fs.mkdtempSync(path.join(base, 'gpucolo-gate-'));
-    const file = path.join(dir, 'gate');
-    fs.writeFileSync(file, Buffer.alloc(1));
-    gate = { dir, file, fd: fs.openSync(file, 'r+') };
+/** The gate mechanism's one-byte gate file (in /dev/shm where there is one); null for other mechanisms. */
+function openGate(o: TorchPhaseOptions): TorchPhaseState['gate'] {
+  if (o.mechanism !== 'gate') return null;
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const dir = fs.mkdtempSync(path.join(base, 'gpucolo-gate-'));
+  const file = path.join(dir, 'gate');
+  fs.writeFileSync(file, Buffer.alloc(1));
+  return { dir, file, fd: fs.openSync(file, 'r+') };
+}
+
+/** Closes (1) or opens (0) the gate, if there is one. */
+function setGate(st: TorchPhaseState, v: 0 | 1): void {
+  if (st.gate) fs.writeSync(st.gate.fd, Buffer.from([v]), 0, 1, 0);
+}
+
+/** A worker's environment: single-threaded BLAS, unbuffered output, and xsched's preload and priority. */
+function envFor(st: TorchPhaseState, t: Task, extra: Record<string, string> = {}): Record<string, string> {
+  const { o } = st;
+  const env: Record<string, string> = { OPENBLAS_NUM_THREADS: '1', PYTHONUNBUFFERED: '1', ...extra };
+  if (o.mechanism === 'xsched' && o.xsched) {
+    const prev = process.env.LD_PRELOAD;
+    Object.assign(env, o.xsched.env, {
+      LD_PRELOAD: prev ? `${o.xsched.preload}:${prev}` : o.xsched.preload,
+      XSCHED_AUTO_XQUEUE: 'ON',
+      XSCHED_AUTO_XQUEUE_PRIORITY: String(clampPriority(t.priority)),
+    });
   }
-  const setGate = (v: 0 | 1): void => {
-    if (gate) fs.writeSync(gate.fd, Buffer.from([v]), 0, 1, 0);
-  };
+  return env;
+}
 
-  const baseEnv: Record<string, string> = { OPENBLAS_NUM_THREADS: '1', PYTHONUNBUFFERED: '1' };
-  const envFor = (t: Task, extra: Record<string, string> = {}): Record<string, string> => {
-    const env = { ...baseEnv, ...extra };
-    if (o.mechanism === 'xsched' && o.xsched) {
-      const prev = process.env.LD_PRELOAD;
-      Object.assign(env, o.xsched.env, {
-        LD_PRELOAD: prev ? `${o.xsched.preload}:${prev}` : o.xsched.preload,
-        XSCHED_AUTO_XQUEUE: 'ON',
-        XSCHED_AUTO_XQUEUE_PRIORITY: String(clampPriority(t.priority)),
-      });
-    }
-    return env;
-  };
-  const loadCmd = (t: TorchPhaseTask, i: number): Record<string, unknown> => ({
+/** The load command for task i's model. */
+function loadCmd(st: TorchPhaseState, t: TorchPhaseTask, i: number): Record<string, unknown> {
+  return {
     model: t.workload.model,
     batch: t.workload.batch,
     input: t.workload.input ?? null,
@@ -652,111 +714,132 @@ export async function runTorchPhase(o: TorchPhaseOptions): Promise<TorchPhaseRes
     device: t.workload.device,
     dtype: t.workload.dtype,
     threads: t.workload.threads ?? null,
-    streamPriority: o.mechanism === 'stream-priority' ? (isHp(t.task) ? 'high' : 'low') : null,
-    gate: gate && !isHp(t.task) ? gate.file : null,
+    streamPriority: st.o.mechanism === 'stream-priority' ? (st.isHp(t.task) ? 'high' : 'low') : null,
+    gate: st.gate && !st.isHp(t.task) ? st.gate.file : null,
     seed: i + 1,
-  });
-
-  const sup = new Supervisor({ graceMs: STOP_GRACE_MS, killWaitMs: 3000 });
-  const workers: ModelWorker[] = [];
-  const startWorker = (t: TorchPhaseTask, extraEnv?: Record<string, string>): WorkerProc =>
-    new WorkerProc(sup, t.task.name, [python, '-u', workerPath], envFor(t.task, extraEnv), o.onLog);
-  const reportPids = (): void => {
-    o.onWorkers?.(workers.flatMap((w) => (w.pid !== undefined ? [{ task: w.task, pid: w.pid }] : [])));
   };
-  const workerInfo = (): TorchWorkerInfo[] =>
-    workers.map((w) => ({
-      task: w.task,
-      ...(w.pid !== undefined ? { pid: w.pid } : {}),
-      process: single ? 'single' : 'per-model',
-      device: w.ready?.device ?? 'unknown',
-      deviceName: w.ready?.deviceName ?? null,
-      torch: w.ready?.torch ?? null,
-      hip: w.ready?.hip ?? null,
-      memoryBytes: w.ready?.memoryBytes ?? null,
-    }));
+}
 
-  try {
-    // ---- start and load ----
-    if (single) {
-      // every task's model in one process: the env is the same for all (the per-task env of
-      // cu-mask and xsched was refused above)
-      const group = new GroupProc(sup, names, [python, '-u', workerPath], envFor(o.tasks[0].task), o.onLog);
-      for (const n of names) workers.push(group.views.get(n)!);
-      notes.push(`single process: ${names.join(', ')} in one model_group.py process (pid ${group.pid ?? '?'}), each model on its own thread (and, on a GPU, its own stream)`);
-    } else {
-      o.tasks.forEach((t) => workers.push(startWorker(t)));
-    }
-    reportPids();
-    const loadFail = await loadAll(workers, o.tasks.map(loadCmd), o.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS, o.signal, python);
-    if (loadFail) return done(loadFail.status, loadFail.reason, { workers: workerInfo(), ...(loadFail.tail ? { stderrTail: loadFail.tail } : {}) });
-    for (const w of workers) notes.push(`${w.task}: ${w.ready!.device} (${w.ready!.deviceName ?? 'unknown'}), torch ${w.ready!.torch}${w.ready!.hip ? ` HIP ${w.ready!.hip}` : ''}, loaded in ${Math.round(w.ready!.loadMs)} ms`);
+/** Starts one task's own worker process. */
+function startWorker(st: TorchPhaseState, t: TorchPhaseTask, extraEnv?: Record<string, string>): WorkerProc {
+  return new WorkerProc(st.sup, t.task.name, [st.python, '-u', st.workerPath], envFor(st, t.task, extraEnv), st.o.onLog);
+}
 
-    // ---- mechanisms that depend on what the workers found ----
-    if (o.mechanism === 'stream-priority') {
-      const cpu = workers.filter((w) => w.ready!.streamPriority === null);
-      if (cpu.length > 0) return done('skipped', STREAM_PRIORITY_CPU_REASON, { workers: workerInfo() });
-      notes.push(`stream priority: HP ${hpNames.join(', ')} -1, LP ${lpNames.join(', ') || '(none)'} 0`);
-      // do the priorities meet? one context, MPS, or AMD's KFD queues; else the phase says not
-      priorityScope = streamPriorityScope({ form: single ? 'single' : 'per-model', workers: workerInfo(), mps: o.mps ?? detectMps() });
-      notes.push(priorityScope.note);
-    }
-    if (o.mechanism === 'cu-mask') {
-      const notRocm = workers.find((w) => !w.ready!.hip);
-      if (notRocm) {
-        const r = notRocm.ready!;
-        return done('skipped', `cu-mask needs ROCm torch (HSA_CU_MASK): ${notRocm.task} runs on ${r.device} with torch ${r.torch}, no HIP`, { workers: workerInfo() });
-      }
-      for (let i = 0; i < o.tasks.length; i++) {
-        const t = o.tasks[i];
-        if (isHp(t.task)) continue;
-        const r = workers[i].ready!;
-        const cu = r.cuCount ?? 0;
-        if (cu < 2) return done('skipped', `cu-mask: ${t.task.name} reports ${cu} compute units, nothing to partition`, { workers: workerInfo() });
-        const first = Math.min(cu - 1, Math.max(1, Math.round(o.reserve * cu)));
-        const dev = Number(/^cuda:(\d+)$/.exec(r.device)?.[1] ?? 0);
-        const mask = `${dev}:${first}-${cu - 1}`;
-        await workers[i].stopGracefully();
-        await (workers[i] as WorkerProc).child.stop();
-        workers[i] = startWorker(t, { HSA_CU_MASK: mask });
-        notes.push(`cu-mask: ${t.task.name} limited to CUs ${first}-${cu - 1} of ${cu} (HSA_CU_MASK=${mask}); worker reloaded with the mask`);
-      }
-      reportPids();
-      const again = await loadAll(workers, o.tasks.map(loadCmd), o.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS, o.signal, python);
-      if (again) return done(again.status, again.reason, { workers: workerInfo(), ...(again.tail ? { stderrTail: again.tail } : {}) });
-    }
-    if (o.mechanism === 'xsched') {
-      notes.push(`xsched: LD_PRELOAD=${o.xsched!.preload}, XSCHED_AUTO_XQUEUE_PRIORITY ${o.tasks.map((t) => `${t.task.name}=${clampPriority(t.task.priority)}`).join(', ')}`);
-    }
-    if (gate) notes.push(`gate: LP ${lpNames.join(', ') || '(none)'} paused between layers while HP ${hpNames.join(', ')} requests are in flight (${gate.file})`);
+/** Tells the caller the workers' pids. */
+function reportPids(st: TorchPhaseState): void {
+  st.o.onWorkers?.(st.workers.flatMap((w) => (w.pid !== undefined ? [{ task: w.task, pid: w.pid }] : [])));
+}
 
-    // ---- run ----
-    const run = await runRequests(o, workers, isHp, setGate);
-    if (run.status === 'ok') {
-      await Promise.all(workers.map((w) => w.stopGracefully()));
-    }
-    for (const w of workers) {
-      const s = w.stats;
-      if (!s) continue;
-      if (gate && !isHp(o.tasks.find((t) => t.task.name === w.task)!.task)) notes.push(`${w.task}: gated ${s.gatePauses} times, ${(s.gatePausedNs / 1e6).toFixed(1)} ms paused`);
-      if (s.dropped > 0) notes.push(`${w.task}: ${s.dropped} queued requests dropped at the phase end`);
-    }
-    if (run.status === 'failed' && run.crashed) await within(run.crashed.drained, 500);
-    // ran to its end, but a task completed nothing: not 'ok' (completions.ts)
-    const judged = judgeCompletions(run.status, run.reason, run.samples);
-    return done(judged.status, judged.reason, {
-      samples: run.samples,
-      workers: workerInfo(),
-      ...(run.crashed ? { stderrTail: [...run.crashed.tail] } : {}),
-    });
-  } finally {
-    setGate(0);
-    await sup.stopAll({ graceMs: STOP_GRACE_MS });
-    if (gate) {
-      fs.closeSync(gate.fd);
-      fs.rmSync(gate.dir, { recursive: true, force: true });
-    }
+/** What each worker is and found, for the result. */
+function workerInfo(st: TorchPhaseState): TorchWorkerInfo[] {
+  return st.workers.map((w) => ({
+    task: w.task,
+    ...(w.pid !== undefined ? { pid: w.pid } : {}),
+    process: st.single ? 'single' : 'per-model',
+    device: w.ready?.device ?? 'unknown',
+    deviceName: w.ready?.deviceName ?? null,
+    torch: w.ready?.torch ?? null,
+    hip: w.ready?.hip ?? null,
+    memoryBytes: w.ready?.memoryBytes ?? null,
+  }));
+}
+
+/** Sends the load commands and waits for every worker; a result when loading failed. */
+async function loadWorkers(st: TorchPhaseState): Promise<TorchPhaseResult | null> {
+  const { o } = st;
+  const fail = await loadAll(st.workers, o.tasks.map((t, i) => loadCmd(st, t, i)), o.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS, o.signal, st.python);
+  if (fail) return torchDone(st, fail.status, fail.reason, { workers: workerInfo(st), ...(fail.tail ? { stderrTail: fail.tail } : {}) });
+  return null;
+}
+
+/** Starts the workers (one per task, or one group process) and loads the models; a result when loading failed. */
+async function startAndLoad(st: TorchPhaseState): Promise<TorchPhaseResult | null> {
+  const { o, names, workers, notes } = st;
+  if (st.single) {
+    // every task's model in one process: the env is the same for all (the per-task env of
+    // cu-mask and xsched was refused above)
+    const group = new GroupProc(st.sup, names, [st.python, '-u', st.workerPath], envFor(st, o.tasks[0].task), o.onLog);
+    for (const n of names) workers.push(group.views.get(n)!);
+    notes.push(`single process: ${names.join(', ')} in one model_group.py process (pid ${group.pid ?? '?'}), each model on its own thread (and, on a GPU, its own stream)`);
+  } else {
+    o.tasks.forEach((t) => workers.push(startWorker(st, t)));
   }
+  reportPids(st);
+  const loadFail = await loadWorkers(st);
+  if (loadFail) return loadFail;
+  for (const w of workers) notes.push(`${w.task}: ${w.ready!.device} (${w.ready!.deviceName ?? 'unknown'}), torch ${w.ready!.torch}${w.ready!.hip ? ` HIP ${w.ready!.hip}` : ''}, loaded in ${Math.round(w.ready!.loadMs)} ms`);
+  return null;
+}
+
+/** Mechanisms that depend on what the workers found (stream priorities, CU masks), and their notes; a result when one cannot run. */
+async function applyLoadedMechanisms(st: TorchPhaseState): Promise<TorchPhaseResult | null> {
+  const { o, workers, notes, hpNames, lpNames } = st;
+  if (o.mechanism === 'stream-priority') {
+    const cpu = workers.filter((w) => w.ready!.streamPriority === null);
+    if (cpu.length > 0) return torchDone(st, 'skipped', STREAM_PRIORITY_CPU_REASON, { workers: workerInfo(st) });
+    notes.push(`stream priority: HP ${hpNames.join(', ')} -1, LP ${lpNames.join(', ') || '(none)'} 0`);
+    // do the priorities meet? one context, MPS, or AMD's KFD queues; else the phase says not
+    st.priorityScope = streamPriorityScope({ form: st.single ? 'single' : 'per-model', workers: workerInfo(st), mps: o.mps ?? detectMps() });
+    notes.push(st.priorityScope.note);
+  }
+  if (o.mechanism === 'cu-mask') {
+    const refused = await applyCuMask(st);
+    if (refused) return refused;
+  }
+  if (o.mechanism === 'xsched') {
+    notes.push(`xsched: LD_PRELOAD=${o.xsched!.preload}, XSCHED_AUTO_XQUEUE_PRIORITY ${o.tasks.map((t) => `${t.task.name}=${clampPriority(t.task.priority)}`).join(', ')}`);
+  }
+  if (st.gate) notes.push(`gate: LP ${lpNames.join(', ') || '(none)'} paused between layers while HP ${hpNames.join(', ')} requests are in flight (${st.gate.file})`);
+  return null;
+}
+
+/** cu-mask: restarts each low-priority worker with HSA_CU_MASK over the CUs past the reserve, and reloads; a result when it cannot. */
+async function applyCuMask(st: TorchPhaseState): Promise<TorchPhaseResult | null> {
+  const { o, workers, notes } = st;
+  const notRocm = workers.find((w) => !w.ready!.hip);
+  if (notRocm) {
+    const r = notRocm.ready!;
+    return torchDone(st, 'skipped', `cu-mask needs ROCm torch (HSA_CU_MASK): ${notRocm.task} runs on ${r.device} with torch ${r.torch}, no HIP`, { workers: workerInfo(st) });
+  }
+  for (let i = 0; i < o.tasks.length; i++) {
+    const t = o.tasks[i];
+    if (st.isHp(t.task)) continue;
+    const r = workers[i].ready!;
+    const cu = r.cuCount ?? 0;
+    if (cu < 2) return torchDone(st, 'skipped', `cu-mask: ${t.task.name} reports ${cu} compute units, nothing to partition`, { workers: workerInfo(st) });
+    const first = Math.min(cu - 1, Math.max(1, Math.round(o.reserve * cu)));
+    const dev = Number(/^cuda:(\d+)$/.exec(r.device)?.[1] ?? 0);
+    const mask = `${dev}:${first}-${cu - 1}`;
+    await workers[i].stopGracefully();
+    await (workers[i] as WorkerProc).child.stop();
+    workers[i] = startWorker(st, t, { HSA_CU_MASK: mask });
+    notes.push(`cu-mask: ${t.task.name} limited to CUs ${first}-${cu - 1} of ${cu} (HSA_CU_MASK=${mask}); worker reloaded with the mask`);
+  }
+  reportPids(st);
+  return loadWorkers(st);
+}
+
+/** The timed run, then the workers' own stats as notes, and the judged result. */
+async function runAndCollect(st: TorchPhaseState): Promise<TorchPhaseResult> {
+  const { o, workers, notes, gate, isHp } = st;
+  const run = await runRequests(o, workers, isHp, (v) => setGate(st, v));
+  if (run.status === 'ok') {
+    await Promise.all(workers.map((w) => w.stopGracefully()));
+  }
+  for (const w of workers) {
+    const s = w.stats;
+    if (!s) continue;
+    if (gate && !isHp(o.tasks.find((t) => t.task.name === w.task)!.task)) notes.push(`${w.task}: gated ${s.gatePauses} times, ${(s.gatePausedNs / 1e6).toFixed(1)} ms paused`);
+    if (s.dropped > 0) notes.push(`${w.task}: ${s.dropped} queued requests dropped at the phase end`);
+  }
+  if (run.status === 'failed' && run.crashed) await within(run.crashed.drained, 500);
+  // ran to its end, but a task completed nothing: not 'ok' (completions.ts)
+  const judged = judgeCompletions(run.status, run.reason, run.samples);
+  return torchDone(st, judged.status, judged.reason, {
+    samples: run.samples,
+    workers: workerInfo(st),
+    ...(run.crashed ? { stderrTail: [...run.crashed.tail] } : {}),
+  });
 }
 
 /** Sends load to every worker and waits for all ready; the first failure, a timeout or an abort ends the wait. */
@@ -817,10 +900,61 @@ interface RunOutcome {
   samples: TaskSamples[];
 }
 
+/** What the timed part's steps share: the tasks' states, the clock marks, the requests in flight. */
+interface RequestRun {
+  o: TorchPhaseOptions;
+  setGate: (v: 0 | 1) => void;
+  states: TaskState[];
+  t0: number;
+  measureStart: number;
+  end: number;
+  pending: Map<number, Pending>;
+  seq: number;
+  hpOutstanding: number;
+  sending: boolean;
+  started: boolean;
+  timer: NodeJS.Timeout | null;
+  finished: { status: PhaseStatus; reason?: string; crashed?: ModelWorker; at: number } | null;
+  resolveRun: () => void;
+  /** the measured window's edges, each fired once */
+  windowOpen: boolean;
+  windowClosed: boolean;
+}
+
 /** The timed part: sends requests, collects completions, ends on time, on a crash or on abort. */
 async function runRequests(o: TorchPhaseOptions, workers: ModelWorker[], isHp: (t: Task) => boolean, setGate: (v: 0 | 1) => void): Promise<RunOutcome> {
+  const states = taskStates(o, workers, isHp);
+  const t0 = nowNs() + LEAD_NS;
+  const st: RequestRun = {
+    o, setGate, states, t0, measureStart: t0 + o.warmupNs, end: t0 + (o.warmupNs + o.durationNs),
+    pending: new Map(), seq: 0, hpOutstanding: 0, sending: true, started: false, timer: null, finished: null,
+    resolveRun: () => {}, windowOpen: false, windowClosed: false,
+  };
+  const over = new Promise<void>((r) => (st.resolveRun = r));
+  wireWorkers(st);
+  const onAbort = (): void => finishRequests(st, 'partial', 'aborted');
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  if (o.signal?.aborted) onAbort();
+  // the measured window for the caller's host-load figures, while the workers are alive; each
+  // edge fires once, and the end always follows a start (a crash or abort closes it early)
+  const windowTimers = o.onWindow ? [setTimeout(() => openWindow(st), Math.max(0, (st.measureStart - nowNs()) / 1e6)), setTimeout(() => closeWindow(st), Math.max(0, (st.end - nowNs()) / 1e6))] : [];
+  st.timer = setTimeout(() => tick(st), Math.floor(LEAD_NS / 1e6));
+  try {
+    await over;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    for (const ts of states) ts.worker.onRecord = null;
+    setGate(0);
+  }
+  for (const t of windowTimers) clearTimeout(t);
+  if (o.onWindow) closeWindow(st);
+  return collectSamples(st);
+}
+
+/** Each task's state for the run: its worker, its arrival schedule over warmup + duration, empty tallies. */
+function taskStates(o: TorchPhaseOptions, workers: ModelWorker[], isHp: (t: Task) => boolean): TaskState[] {
   const span = o.warmupNs + o.durationNs;
-  const states: TaskState[] = o.tasks.map((t, i) => ({
+  return o.tasks.map((t, i) => ({
     name: t.task.name,
     priority: t.task.priority,
     hp: isHp(t.task),
@@ -838,148 +972,134 @@ async function runRequests(o: TorchPhaseOptions, workers: ModelWorker[], isHp: (
     afterEnd: 0,
     live: new LiveLatency(),
   }));
-  const t0 = nowNs() + LEAD_NS;
-  const measureStart = t0 + o.warmupNs;
-  const end = t0 + span;
-  const pending = new Map<number, Pending>();
-  let seq = 0;
-  let hpOutstanding = 0;
-  let sending = true;
-  let started = false;
-  let timer: NodeJS.Timeout | null = null;
-  let finished: { status: PhaseStatus; reason?: string; crashed?: ModelWorker; at: number } | null = null;
-  let resolveRun!: () => void;
-  const over = new Promise<void>((r) => (resolveRun = r));
+}
 
-  const finish = (status: PhaseStatus, reason?: string, crashed?: ModelWorker): void => {
-    if (finished) return;
-    finished = { status, reason, crashed, at: nowNs() };
-    sending = false;
-    if (timer) clearTimeout(timer);
-    resolveRun();
-  };
+/** Ends the run once (on time, a crash or an abort): stops sending and wakes runRequests. */
+function finishRequests(st: RequestRun, status: PhaseStatus, reason?: string, crashed?: ModelWorker): void {
+  if (st.finished) return;
+  st.finished = { status, reason, crashed, at: nowNs() };
+  st.sending = false;
+  if (st.timer) clearTimeout(st.timer);
+  st.resolveRun();
+}
 
-  const send = (ts: TaskState, intended: number): void => {
-    const id = ++seq;
-    const counted = intended >= measureStart;
-    if (counted) ts.issued++;
-    if (counted && ts.schedule) ts.sendLag.push(Math.max(0, nowNs() - intended));
-    pending.set(id, { ts, intended, counted });
-    if (ts.hp && ++hpOutstanding === 1) setGate(1);
-    ts.worker.send({ type: 'request', id, intendedNs: intended });
-  };
+/** Sends one request intended at `intended` (counted when in the measured window); the first HP one in flight closes the gate. */
+function sendRequest(st: RequestRun, ts: TaskState, intended: number): void {
+  const id = ++st.seq;
+  const counted = intended >= st.measureStart;
+  if (counted) ts.issued++;
+  if (counted && ts.schedule) ts.sendLag.push(Math.max(0, nowNs() - intended));
+  st.pending.set(id, { ts, intended, counted });
+  if (ts.hp && ++st.hpOutstanding === 1) st.setGate(1);
+  ts.worker.send({ type: 'request', id, intendedNs: intended });
+}
 
-  const settle = (id: number, fn: (p: Pending) => void): Pending | undefined => {
-    const p = pending.get(id);
-    if (!p) return undefined;
-    pending.delete(id);
-    if (p.ts.hp && --hpOutstanding === 0) setGate(0);
-    fn(p);
-    return p;
-  };
+/** Takes request `id` out of flight (the last HP one opens the gate) and records it with `fn`. */
+function settleRequest(st: RequestRun, id: number, fn: (p: Pending) => void): Pending | undefined {
+  const p = st.pending.get(id);
+  if (!p) return undefined;
+  st.pending.delete(id);
+  if (p.ts.hp && --st.hpOutstanding === 0) st.setGate(0);
+  fn(p);
+  return p;
+}
 
-  const afterCompletion = (p: Pending, freedAt: number): void => {
-    const ts = p.ts;
-    ts.completed++;
-    o.onProgress?.({ task: ts.name, completed: ts.completed, elapsedNs: nowNs() - t0, p99Ns: ts.live.count ? ts.live.p(99) : null });
-    // closed loop: the slot freed at the worker's end stamp, the next request is intended then
-    if (ts.concurrency > 0 && sending && nowNs() < end) send(ts, Math.max(freedAt, t0));
-    if (!sending && pending.size === 0) finish('ok');
-  };
+/** After a done or error record: progress, the closed loop's next request, the end of the drain. */
+function afterCompletion(st: RequestRun, p: Pending, freedAt: number): void {
+  const ts = p.ts;
+  ts.completed++;
+  st.o.onProgress?.({ task: ts.name, completed: ts.completed, elapsedNs: nowNs() - st.t0, p99Ns: ts.live.count ? ts.live.p(99) : null });
+  // closed loop: the slot freed at the worker's end stamp, the next request is intended then
+  if (ts.concurrency > 0 && st.sending && nowNs() < st.end) sendRequest(st, ts, Math.max(freedAt, st.t0));
+  if (!st.sending && st.pending.size === 0) finishRequests(st, 'ok');
+}
 
-  for (const ts of states) {
+/** Listens to every worker: its done and error records, and its exit (a crash ends the run). */
+function wireWorkers(st: RequestRun): void {
+  for (const ts of st.states) {
     ts.worker.onRecord = (rec) => {
       const id = typeof rec.id === 'number' ? rec.id : -1;
       if (rec.type === 'done') {
         const endNs = Number(rec.endNs);
         const startNs = Number(rec.startNs);
-        const p = settle(id, (p) => {
+        const p = settleRequest(st, id, (p) => {
           if (!p.counted) return;
           p.ts.latency.push(endNs - p.intended);
           p.ts.live.record(endNs - p.intended);
           p.ts.startDelay.push(startNs - p.intended);
           p.ts.service.push(endNs - startNs);
-          if (endNs > end) p.ts.afterEnd++;
+          if (endNs > st.end) p.ts.afterEnd++;
         });
-        if (p) afterCompletion(p, endNs);
+        if (p) afterCompletion(st, p, endNs);
       } else if (rec.type === 'error') {
         const msg = String(rec.message ?? 'request failed');
-        const p = settle(id, (p) => {
+        const p = settleRequest(st, id, (p) => {
           if (p.counted) p.ts.errors++;
           p.ts.error ??= msg.split('\n')[0];
         });
-        if (p) afterCompletion(p, nowNs());
+        if (p) afterCompletion(st, p, nowNs());
         else ts.worker.pushTail(`error record: ${msg}`);
       }
     };
     void ts.worker.exited.then((info) => {
-      if (!finished) finish('failed', `${ts.name} worker exited with ${describeExit(info)} during the run`, ts.worker);
+      if (!st.finished) finishRequests(st, 'failed', `${ts.name} worker exited with ${describeExit(info)} during the run`, ts.worker);
     });
   }
+}
 
-  const onAbort = (): void => finish('partial', 'aborted');
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-  if (o.signal?.aborted) onAbort();
-  // the measured window for the caller's host-load figures, while the workers are alive; each
-  // edge fires once, and the end always follows a start (a crash or abort closes it early)
-  let windowOpen = false;
-  let windowClosed = false;
-  const openWindow = (): void => {
-    if (windowOpen) return;
-    windowOpen = true;
-    o.onWindow?.('start');
-  };
-  const closeWindow = (): void => {
-    openWindow();
-    if (windowClosed) return;
-    windowClosed = true;
-    o.onWindow?.('end');
-  };
-  const windowTimers = o.onWindow ? [setTimeout(openWindow, Math.max(0, (measureStart - nowNs()) / 1e6)), setTimeout(closeWindow, Math.max(0, (end - nowNs()) / 1e6))] : [];
+/** The measured window's start edge, once. */
+function openWindow(st: RequestRun): void {
+  if (st.windowOpen) return;
+  st.windowOpen = true;
+  st.o.onWindow?.('start');
+}
 
-  const tick = (): void => {
-    timer = null;
-    if (finished) return;
-    const now = nowNs();
-    if (now >= end) {
-      // a tick that fired late, past the end, still sends the arrivals intended before the end:
-      // they were issued, and the wait counts as their latency (dropping them would hide it)
-      for (const ts of states) {
-        const s = ts.schedule;
-        while (s && ts.next < s.length && t0 + s[ts.next] < end) send(ts, t0 + s[ts.next++]);
-      }
-      sending = false;
-      if (pending.size === 0) return finish('ok');
-      timer = setTimeout(() => finish('ok'), DRAIN_NS / 1e6);
-      return;
-    }
-    if (now >= t0 && !started) {
-      started = true;
-      for (const ts of states) for (let k = 0; k < ts.concurrency; k++) send(ts, t0);
-    }
-    let due = end;
+/** The measured window's end edge, once, after its start. */
+function closeWindow(st: RequestRun): void {
+  openWindow(st);
+  if (st.windowClosed) return;
+  st.windowClosed = true;
+  st.o.onWindow?.('end');
+}
+
+/** The sending loop, one timer at a time: the arrivals now due, then a timer for the next; at the end, the drain. */
+function tick(st: RequestRun): void {
+  const { states, t0, end } = st;
+  st.timer = null;
+  if (st.finished) return;
+  const now = nowNs();
+  if (now >= end) {
+    // a tick that fired late, past the end, still sends the arrivals intended before the end:
+    // they were issued, and the wait counts as their latency (dropping them would hide it)
     for (const ts of states) {
       const s = ts.schedule;
-      if (!s) continue;
-      while (ts.next < s.length && t0 + s[ts.next] <= now) send(ts, t0 + s[ts.next++]);
-      if (ts.next < s.length) due = Math.min(due, t0 + s[ts.next]);
+      while (s && ts.next < s.length && t0 + s[ts.next] < end) sendRequest(st, ts, t0 + s[ts.next++]);
     }
-    if (!started) due = Math.min(due, t0);
-    // setTimeout has ms granularity and fires late rather than early; lateness becomes latency
-    timer = setTimeout(tick, Math.max(0, Math.floor((due - nowNs()) / 1e6)));
-  };
-  timer = setTimeout(tick, Math.floor(LEAD_NS / 1e6));
-
-  try {
-    await over;
-  } finally {
-    o.signal?.removeEventListener('abort', onAbort);
-    for (const ts of states) ts.worker.onRecord = null;
-    setGate(0);
+    st.sending = false;
+    if (st.pending.size === 0) return finishRequests(st, 'ok');
+    st.timer = setTimeout(() => finishRequests(st, 'ok'), DRAIN_NS / 1e6);
+    return;
   }
-  const f = finished!;
-  for (const t of windowTimers) clearTimeout(t);
-  if (o.onWindow) closeWindow();
+  if (now >= t0 && !st.started) {
+    st.started = true;
+    for (const ts of states) for (let k = 0; k < ts.concurrency; k++) sendRequest(st, ts, t0);
+  }
+  let due = end;
+  for (const ts of states) {
+    const s = ts.schedule;
+    if (!s) continue;
+    while (ts.next < s.length && t0 + s[ts.next] <= now) sendRequest(st, ts, t0 + s[ts.next++]);
+    if (ts.next < s.length) due = Math.min(due, t0 + s[ts.next]);
+  }
+  if (!st.started) due = Math.min(due, t0);
+  // setTimeout has ms granularity and fires late rather than early; lateness becomes latency
+  st.timer = setTimeout(() => tick(st), Math.max(0, Math.floor((due - nowNs()) / 1e6)));
+}
+
+/** The run's outcome: per task its samples, with the requests still in flight censored at their age then. */
+function collectSamples(st: RequestRun): RunOutcome {
+  const { states, pending, end, measureStart, o } = st;
+  const f = st.finished!;
   const measuredNs = f.status === 'ok' ? o.durationNs : Math.max(0, Math.min(f.at, end) - measureStart);
   // requests the driver stopped waiting for: censored at their age then
   const unfinished = new Map<TaskState, number[]>();

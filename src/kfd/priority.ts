@@ -191,6 +191,124 @@ function tailFor(level: HipPriority): string {
   return 'HIP normal is ROCr\'s default (queue priority 7, pipe 1)';
 }
 
+/** What verifyOwnQueues' steps share: the pid's snapshot and queues, and the notes so far. */
+interface VerifyCtx {
+  opts: VerifyOwnQueuesOptions;
+  pid: number;
+  snap: QueueSnapshot;
+  proc: QueueSnapshot['processes'][number] | undefined;
+  hqdsRead: boolean;
+  queues: OwnQueue[];
+  /** MQD priorities were readable */
+  checkable: boolean;
+  reason: string | undefined;
+  /** the user compute queues (compute and diq) */
+  compute: OwnQueue[];
+  notes: string[];
+}
+
+/** Step 1: takes (or uses) the snapshot of the pid and lists its queues. */
+function readOwnQueues(opts: VerifyOwnQueuesOptions): VerifyCtx {
+  const pid = opts.pid ?? process.pid;
+  const snap = opts.snapshot ?? snapshot({ ...opts.snapshotOptions, pids: [pid] });
+  const proc = snap.processes.find((p) => p.pid === pid);
+  const hqdsRead = snap.sources.hqds.ok;
+  const queues = (proc?.queues ?? []).map((q) => ownQueue(q, hqdsRead));
+  const checkable = snap.sources.mqds.ok;
+  const reason = checkable ? undefined : unreadableReason(snap.sources.mqds);
+  const compute = queues.filter((q) => q.type === 'compute' || q.type === 'diq');
+  return { opts, pid, snap, proc, hqdsRead, queues, checkable, reason, compute, notes: [POOLING_NOTE] };
+}
+
+/** Step 2: notes what the snapshot cannot show (no KFD process for the pid, HQD slots unreadable). */
+function noteSnapshotGaps(c: VerifyCtx): void {
+  const { pid, snap, proc, hqdsRead, checkable, notes } = c;
+  if (!proc) {
+    const where = snap.sources.procs.ok || checkable ? 'in sysfs or debugfs' : 'anywhere (sysfs and debugfs both unreadable)';
+    notes.push(
+      `pid ${pid} has no KFD process ${where}: it has not opened /dev/kfd yet${pid === process.pid ? ', or runs in a container (KFD lists host pids: pass pid)' : ''}`,
+    );
+  }
+  if (!hqdsRead && checkable) notes.push(`HQD slots unknown: ${snap.sources.hqds.path} could not be read (${snap.sources.hqds.code ?? 'skipped'}), so "mapped" cannot be checked`);
+}
+
+/** Step 3: the verdict on one level (undefined when no stream asked for it): not checked, or a mismatch, or found. */
+function levelVerdict(c: VerifyCtx, level: HipPriority): LevelVerdict | undefined {
+  const { opts, pid, checkable, reason, compute } = c;
+  const streams = opts.expected.filter((e) => e.level === level).map((e) => e.stream);
+  if (streams.length === 0) return undefined;
+  const want = expectedKfdPriority(level, opts.rocrGeneration ?? 'new');
+  const acceptable = level === 'high' && !opts.rocrGeneration ? [11, 15] : [want.queue];
+  const who = `${level} (${streams.length === 1 ? 'stream' : 'streams'} ${streams.join(', ')})`;
+  const maxQueues = Math.min(streams.length, GPU_MAX_HW_QUEUES);
+  const base = { level, streams, expected: { pipe: want.pipe, queue: acceptable }, maxQueues };
+
+  if (!checkable) return { ...base, qids: [], exists: null, mapped: null, ok: false, line: `${who}: not checked — ${reason}` };
+  const atPipe = compute.filter((q) => q.priority?.pipe === want.pipe);
+  const exact = atPipe.filter((q) => acceptable.includes(q.priority!.queue));
+  const others = compute.length
+    ? `its compute queues: ${compute.map((q) => `${qidText(q.qid)} pipe ${q.priority?.pipe ?? '?'}/queue ${q.priority?.queue ?? '?'}`).join(', ')}`
+    : `it has no compute queue`;
+  if (atPipe.length === 0) {
+    return {
+      ...base,
+      qids: [],
+      exists: false,
+      mapped: null,
+      ok: false,
+      line: `${who}: MISMATCH — asked for ${level}, but no KFD queue of pid ${pid} has pipe priority ${want.pipe} — ${tailFor(level)}; ${others}`,
+    };
+  }
+  if (exact.length === 0) {
+    const seen = [...new Set(atPipe.map((q) => q.priority!.queue))].join('/');
+    const gen = opts.rocrGeneration === 'old' && seen === '11' ? ' — this runtime maps HIP high to 11 (new ROCr)' : opts.rocrGeneration === 'new' && seen === '15' ? ' — this runtime maps HIP high to 15 (old ROCr)' : '';
+    return {
+      ...base,
+      qids: atPipe.map((q) => q.qid),
+      exists: false,
+      mapped: null,
+      ok: false,
+      line: `${who}: MISMATCH — asked for ${level} (queue priority ${acceptable.join(' or ')}), but pid ${pid}'s queues at pipe priority ${want.pipe} have queue priority ${seen}${gen}`,
+    };
+  }
+  return foundVerdict(c, level, streams, base, who, exact);
+}
+
+/** Step 3b: the verdict when queues with the asked priority exist (ok, or not mapped); notes on their count. */
+function foundVerdict(c: VerifyCtx, level: HipPriority, streams: string[], base: Omit<LevelVerdict, 'qids' | 'exists' | 'mapped' | 'ok' | 'line'>, who: string, exact: OwnQueue[]): LevelVerdict {
+  const { pid, hqdsRead, notes } = c;
+  const { maxQueues } = base;
+  const pipe = base.expected.pipe;
+  const mappedQs = exact.filter((q) => q.mapped === true);
+  const mapped = hqdsRead ? mappedQs.length > 0 : null;
+  const list = exact.map((q) => `${qidText(q.qid)} (queue priority ${q.priority!.queue}, ${q.mapped === null ? 'mapping unknown' : q.mapped ? `mapped on ${q.activeHqds} HQD${q.activeHqds === 1 ? '' : 's'}` : 'not mapped'})`).join(', ');
+  const n = `${exact.length} KFD queue${exact.length === 1 ? '' : 's'} with pipe priority ${pipe}`;
+  let line: string;
+  if (mapped === false) {
+    line = `${who}: NOT MAPPED — pid ${pid} has ${n}: ${list}; none holds an active HQD now (idle or evicted queues are unmapped; an oversubscribed HWS leaves some out)`;
+  } else {
+    line = `${who}: ok — pid ${pid} has ${n}: ${list}`;
+  }
+  const verdict: LevelVerdict = { ...base, qids: exact.map((q) => q.qid), exists: true, mapped, ok: mapped !== false, line };
+  if (exact.length < maxQueues) {
+    notes.push(`${level}: ${streams.length} stream(s) asked, ${exact.length} KFD queue(s) carry it — streams can share a queue, so this alone is no mismatch`);
+  }
+  if (exact.length > GPU_MAX_HW_QUEUES) {
+    notes.push(`${level}: ${exact.length} KFD queues, more than GPU_MAX_HW_QUEUES=${GPU_MAX_HW_QUEUES}: other streams or runtime queues of the process, or GPU_MAX_HW_QUEUES was raised`);
+  }
+  return verdict;
+}
+
+/** Step 4: notes compute queues at priorities no asked level maps to. */
+function noteExtraQueues(c: VerifyCtx, verdicts: LevelVerdict[]): void {
+  if (!c.checkable) return;
+  const asked = new Set(verdicts.map((v) => v.expected.pipe));
+  const extra = c.compute.filter((q) => q.priority && !asked.has(q.priority.pipe));
+  if (extra.length) {
+    c.notes.push(`KFD queues at levels nobody asked for: ${extra.map((q) => `${qidText(q.qid)} (${q.priority!.level ?? `pipe ${q.priority!.pipe}`})`).join(', ')} — the runtime's own queues, or other streams`);
+  }
+}
+
 /**
  * Verifies that a process's KFD queues carry the priorities its HIP streams asked for: takes a
  * snapshot of the pid (sysfs + debugfs, the latter needs root), lists its KFD queues with their
@@ -207,92 +325,15 @@ function tailFor(level: HipPriority): string {
  * (without root) and lists the queues sysfs shows.
  */
 export function verifyOwnQueues(opts: VerifyOwnQueuesOptions): OwnQueuesReport {
-  const pid = opts.pid ?? process.pid;
-  const snap = opts.snapshot ?? snapshot({ ...opts.snapshotOptions, pids: [pid] });
-  const proc = snap.processes.find((p) => p.pid === pid);
-  const hqdsRead = snap.sources.hqds.ok;
-  const queues = (proc?.queues ?? []).map((q) => ownQueue(q, hqdsRead));
-  const checkable = snap.sources.mqds.ok;
-  const reason = checkable ? undefined : unreadableReason(snap.sources.mqds);
-  const compute = queues.filter((q) => q.type === 'compute' || q.type === 'diq');
-  const notes: string[] = [POOLING_NOTE];
-
-  if (!proc) {
-    const where = snap.sources.procs.ok || checkable ? 'in sysfs or debugfs' : 'anywhere (sysfs and debugfs both unreadable)';
-    notes.push(
-      `pid ${pid} has no KFD process ${where}: it has not opened /dev/kfd yet${pid === process.pid ? ', or runs in a container (KFD lists host pids: pass pid)' : ''}`,
-    );
-  }
-  if (!hqdsRead && checkable) notes.push(`HQD slots unknown: ${snap.sources.hqds.path} could not be read (${snap.sources.hqds.code ?? 'skipped'}), so "mapped" cannot be checked`);
-
+  const c = readOwnQueues(opts);
+  const { pid, queues, checkable, reason, notes } = c;
+  noteSnapshotGaps(c);
   const verdicts: LevelVerdict[] = [];
   for (const level of LEVELS) {
-    const streams = opts.expected.filter((e) => e.level === level).map((e) => e.stream);
-    if (streams.length === 0) continue;
-    const want = expectedKfdPriority(level, opts.rocrGeneration ?? 'new');
-    const acceptable = level === 'high' && !opts.rocrGeneration ? [11, 15] : [want.queue];
-    const who = `${level} (${streams.length === 1 ? 'stream' : 'streams'} ${streams.join(', ')})`;
-    const maxQueues = Math.min(streams.length, GPU_MAX_HW_QUEUES);
-    const base = { level, streams, expected: { pipe: want.pipe, queue: acceptable }, maxQueues };
-
-    if (!checkable) {
-      verdicts.push({ ...base, qids: [], exists: null, mapped: null, ok: false, line: `${who}: not checked — ${reason}` });
-      continue;
-    }
-    const atPipe = compute.filter((q) => q.priority?.pipe === want.pipe);
-    const exact = atPipe.filter((q) => acceptable.includes(q.priority!.queue));
-    const others = compute.length
-      ? `its compute queues: ${compute.map((q) => `${qidText(q.qid)} pipe ${q.priority?.pipe ?? '?'}/queue ${q.priority?.queue ?? '?'}`).join(', ')}`
-      : `it has no compute queue`;
-    if (atPipe.length === 0) {
-      verdicts.push({
-        ...base,
-        qids: [],
-        exists: false,
-        mapped: null,
-        ok: false,
-        line: `${who}: MISMATCH — asked for ${level}, but no KFD queue of pid ${pid} has pipe priority ${want.pipe} — ${tailFor(level)}; ${others}`,
-      });
-      continue;
-    }
-    if (exact.length === 0) {
-      const seen = [...new Set(atPipe.map((q) => q.priority!.queue))].join('/');
-      const gen = opts.rocrGeneration === 'old' && seen === '11' ? ' — this runtime maps HIP high to 11 (new ROCr)' : opts.rocrGeneration === 'new' && seen === '15' ? ' — this runtime maps HIP high to 15 (old ROCr)' : '';
-      verdicts.push({
-        ...base,
-        qids: atPipe.map((q) => q.qid),
-        exists: false,
-        mapped: null,
-        ok: false,
-        line: `${who}: MISMATCH — asked for ${level} (queue priority ${acceptable.join(' or ')}), but pid ${pid}'s queues at pipe priority ${want.pipe} have queue priority ${seen}${gen}`,
-      });
-      continue;
-    }
-    const mappedQs = exact.filter((q) => q.mapped === true);
-    const mapped = hqdsRead ? mappedQs.length > 0 : null;
-    const list = exact.map((q) => `${qidText(q.qid)} (queue priority ${q.priority!.queue}, ${q.mapped === null ? 'mapping unknown' : q.mapped ? `mapped on ${q.activeHqds} HQD${q.activeHqds === 1 ? '' : 's'}` : 'not mapped'})`).join(', ');
-    const n = `${exact.length} KFD queue${exact.length === 1 ? '' : 's'} with pipe priority ${want.pipe}`;
-    let line: string;
-    if (mapped === false) {
-      line = `${who}: NOT MAPPED — pid ${pid} has ${n}: ${list}; none holds an active HQD now (idle or evicted queues are unmapped; an oversubscribed HWS leaves some out)`;
-    } else {
-      line = `${who}: ok — pid ${pid} has ${n}: ${list}`;
-    }
-    verdicts.push({ ...base, qids: exact.map((q) => q.qid), exists: true, mapped, ok: mapped !== false, line });
-    if (exact.length < maxQueues) {
-      notes.push(`${level}: ${streams.length} stream(s) asked, ${exact.length} KFD queue(s) carry it — streams can share a queue, so this alone is no mismatch`);
-    }
-    if (exact.length > GPU_MAX_HW_QUEUES) {
-      notes.push(`${level}: ${exact.length} KFD queues, more than GPU_MAX_HW_QUEUES=${GPU_MAX_HW_QUEUES}: other streams or runtime queues of the process, or GPU_MAX_HW_QUEUES was raised`);
-    }
+    const v = levelVerdict(c, level);
+    if (v) verdicts.push(v);
   }
-  if (checkable) {
-    const asked = new Set(verdicts.map((v) => v.expected.pipe));
-    const extra = compute.filter((q) => q.priority && !asked.has(q.priority.pipe));
-    if (extra.length) {
-      notes.push(`KFD queues at levels nobody asked for: ${extra.map((q) => `${qidText(q.qid)} (${q.priority!.level ?? `pipe ${q.priority!.pipe}`})`).join(', ')} — the runtime's own queues, or other streams`);
-    }
-  }
+  noteExtraQueues(c, verdicts);
   const queueLines = queues.map(queueLine);
   return {
     pid,
@@ -391,10 +432,41 @@ const isPow2 = (n: number): boolean => Number.isSafeInteger(n) && n > 0 && (n & 
  */
 export function planKfdPriority(opts: PlanKfdPriorityOptions): KfdPriorityPlan {
   const pid = opts.pid ?? process.pid;
-  const selfPid = opts.selfPid ?? process.pid;
   const queueId = opts.queueId;
   const refuse = (refusal: PlanRefusal, reason: string): KfdPriorityPlanRefused => ({ ok: false, pid, queueId, refusal, reason });
+  const bad = checkPlanArgs(opts, pid, refuse);
+  if (bad) return bad;
+  const c = findQueue(opts, pid, refuse);
+  const unfit = missingQueue(c) ?? checkQueueKind(c);
+  if (unfit) return unfit;
+  const ring = c.de ? ringFromDebugSnapshot(c) : ringFromMqd(c);
+  if ('ok' in ring) return ring;
+  const badRing = checkRing(c, ring.ringBase, ring.ringSize);
+  if (badRing) return badRing;
+  return buildPlan(c, ring);
+}
 
+/** What planKfdPriority's steps share: the asked queue as the snapshot and the debug snapshot show it, and the cautions so far. */
+interface PlanCtx {
+  opts: PlanKfdPriorityOptions;
+  pid: number;
+  queueId: number;
+  refuse: (refusal: PlanRefusal, reason: string) => KfdPriorityPlanRefused;
+  /** the debug snapshot's entries, when given */
+  dbgEntries: readonly QueueSnapshotEntry[] | null;
+  /** the debug snapshot's entry of the queue */
+  de: QueueSnapshotEntry | null;
+  snap: QueueSnapshot;
+  proc: QueueSnapshot['processes'][number] | undefined;
+  /** the snapshot's queue with that id */
+  q: SnapshotQueue | null;
+  cautions: string[];
+}
+
+/** Step 1: refuses a priority outside 0..15, a queue id that is no u32, another pid. */
+function checkPlanArgs(opts: PlanKfdPriorityOptions, pid: number, refuse: PlanCtx['refuse']): KfdPriorityPlanRefused | null {
+  const selfPid = opts.selfPid ?? process.pid;
+  const queueId = opts.queueId;
   if (!Number.isInteger(opts.priority) || opts.priority < 0 || opts.priority > 15) {
     return refuse('bad-priority', `priority ${opts.priority} is not a KFD queue priority (0..15; the kernel answers EINVAL)`);
   }
@@ -407,14 +479,24 @@ export function planKfdPriority(opts: PlanKfdPriorityOptions): KfdPriorityPlan {
       `pid ${pid} is not gpucolo (pid ${selfPid}): AMDKFD_IOC_UPDATE_QUEUE acts only on the calling process's own queues (the kernel refuses another process's /dev/kfd fd with EBADF)`,
     );
   }
+  return null;
+}
 
+/** Step 2: finds the queue in the debug snapshot (if given) and in the snapshot of the pid (taken here unless given). */
+function findQueue(opts: PlanKfdPriorityOptions, pid: number, refuse: PlanCtx['refuse']): PlanCtx {
+  const queueId = opts.queueId;
   const ds = opts.debugSnapshot;
   const dbgEntries: readonly QueueSnapshotEntry[] | null = ds ? (isEntryList(ds) ? ds : ds.entries) : null;
   const de = dbgEntries?.find((e) => e.queueId === queueId) ?? null;
   const snap = opts.snapshot ?? snapshot({ ...opts.snapshotOptions, pids: [pid] });
   const proc = snap.processes.find((p) => p.pid === pid);
   const q = proc?.queues.find((x) => x.qid === queueId) ?? null;
+  return { opts, pid, queueId, refuse, dbgEntries, de, snap, proc, q, cautions: [] };
+}
 
+/** Step 3a: refuses when neither source shows the queue (saying which queues there are). */
+function missingQueue(c: PlanCtx): KfdPriorityPlanRefused | null {
+  const { pid, queueId, refuse, dbgEntries, de, snap, proc, q } = c;
   if (!q && !de) {
     if (!snap.sources.procs.ok && !dbgEntries) {
       return refuse('no-such-queue', `queue ids are not visible: ${snap.sources.procs.path} could not be read (${snap.sources.procs.code ?? 'skipped'}) and no debug queue snapshot was given`);
@@ -425,7 +507,12 @@ export function planKfdPriority(opts: PlanKfdPriorityOptions): KfdPriorityPlan {
     ];
     return refuse('no-such-queue', `pid ${pid} has no KFD queue ${queueId}${have.length ? `; its queues: ${[...new Set(have)].join(', ')}` : ' (no KFD queues seen)'}`);
   }
+  return null;
+}
 
+/** Step 3b: refuses SDMA, non-compute and PM4 queues. */
+function checkQueueKind(c: PlanCtx): KfdPriorityPlanRefused | null {
+  const { queueId, refuse, de, q } = c;
   // kind of queue
   const sdma = (q && q.type.startsWith('sdma')) || (de?.type !== undefined && de.type.startsWith('sdma'));
   if (sdma) {
@@ -437,16 +524,24 @@ export function planKfdPriority(opts: PlanKfdPriorityOptions): KfdPriorityPlan {
   if (q?.aql === false || de?.type === 'compute-pm4') {
     return refuse('pm4-queue', `queue ${queueId} is a PM4 compute queue: UPDATE_QUEUE also sets its pm4_target_xcc, which no snapshot shows, so it would be guessed`);
   }
+  return null;
+}
 
-  const cautions: string[] = [];
-  let ringBase: string;
-  let ringSize: number;
-  let from: KfdPriorityPlanOk['from'];
+/** The queue's current ring (what UPDATE_QUEUE must send back unchanged) and where it came from. */
+interface PlanRing {
+  ringBase: string;
+  ringSize: number;
+  from: KfdPriorityPlanOk['from'];
+}
 
-  if (de && de.ringBase !== undefined && de.ringSize !== undefined) {
-    ringBase = de.ringBase;
-    ringSize = de.ringSize;
-    from = { ringBase: 'debug-snapshot', ringSize: 'debug-snapshot', queueId: 'debug-snapshot' };
+/** Step 4a: the ring from the debug snapshot entry (c.de set), cross-checked with the snapshot. */
+function ringFromDebugSnapshot(c: PlanCtx): PlanRing | KfdPriorityPlanRefused {
+  const { queueId, refuse, proc, q, cautions } = c;
+  const de = c.de!;
+  if (de.ringBase !== undefined && de.ringSize !== undefined) {
+    const ringBase = de.ringBase;
+    const ringSize = de.ringSize;
+    const from: KfdPriorityPlanOk['from'] = { ringBase: 'debug-snapshot', ringSize: 'debug-snapshot', queueId: 'debug-snapshot' };
     // cross-checks with what sysfs/debugfs said (taken at another moment)
     if (q && q.sizeBytes !== null && q.sizeBytes !== ringSize) {
       return refuse('inconsistent', `queue ${queueId}: sysfs says ring size ${q.sizeBytes}, the debug snapshot ${ringSize} — the queue changed between the reads; take both again`);
@@ -457,44 +552,59 @@ export function planKfdPriority(opts: PlanKfdPriorityOptions): KfdPriorityPlan {
         `the sysfs/mqds join paired queue ${queueId} with the MQD of ring ${q.ringBase}${other ? ` (ring ${ringBase} is the MQD it gave queue ${other.qid ?? '?'})` : ''}; the debug snapshot's queue id is KFD's own and wins`,
       );
     }
-  } else if (de) {
-    return refuse('ring-base-unknown', `the debug snapshot entry of queue ${queueId} has no ring (KFD returned ${de.validBytes}-byte entries)`);
-  } else {
-    // q is set here
-    const sq = q!;
-    if (sq.ringBase === null || sq.source === 'sysfs') {
-      const m = snap.sources.mqds;
-      return refuse(
-        'ring-base-unknown',
-        `the ring base of queue ${queueId} is only in its MQD (debugfs, root) or a debug queue snapshot: ${m.ok ? 'mqds shows no MQD for it' : `${m.path} could not be read (${m.skipped ? 'not asked for' : (m.code ?? 'error')})`}; pass debugSnapshot from queueSnapshotSelf() or run as root`,
-      );
-    }
-    if (sq.qidMatch === 'creation-order') {
-      const peers = (proc?.queues ?? []).filter((x) => x.gpuId === sq.gpuId && (x.type === 'compute' || x.type === 'diq')).length;
-      return refuse(
-        'ambiguous-queue-id',
-        `queue id ${queueId} was paired with its MQD by creation order (pid ${pid} has ${peers} compute queues on gpu ${sq.gpuId ?? '?'}): KFD reuses freed ids, so the ring base ${sq.ringBase} may belong to another queue; a debug queue snapshot (queueSnapshotSelf({ acceptSideEffects: true })) gives ids and rings directly`,
-      );
-    }
-    if (sq.qidMatch !== 'unique' && sq.qidMatch !== 'history') {
-      return refuse('ambiguous-queue-id', `queue id ${queueId} is not tied to an MQD (${sq.qidMatch})`);
-    }
-    if (sq.sizeBytes === null) {
-      return refuse('ring-size-unknown', `the ring size of queue ${queueId} could not be read from sysfs (proc/${pid}/queues/${queueId}/size)`);
-    }
-    ringBase = sq.ringBase;
-    ringSize = sq.sizeBytes;
-    from = { ringBase: 'mqds', ringSize: 'sysfs', queueId: sq.qidMatch === 'unique' ? 'sysfs+mqds (unique)' : 'sysfs+mqds (history)' };
-    cautions.push(`ring base from the MQD (cp_hqd_pq_base << 8), ring size from sysfs; queue ${queueId} is pid ${pid}'s only compute queue on gpu ${sq.gpuId ?? '?'}, so the id and the MQD belong together`);
+    return { ringBase, ringSize, from };
   }
+  return refuse('ring-base-unknown', `the debug snapshot entry of queue ${queueId} has no ring (KFD returned ${de.validBytes}-byte entries)`);
+}
 
+/** Step 4b: the ring from the MQD (base) and sysfs (size), only when the queue id is tied to that MQD without doubt. */
+function ringFromMqd(c: PlanCtx): PlanRing | KfdPriorityPlanRefused {
+  const { pid, queueId, refuse, snap, proc, cautions } = c;
+  // q is set here (missingQueue refused the case with neither q nor de)
+  const sq = c.q!;
+  if (sq.ringBase === null || sq.source === 'sysfs') {
+    const m = snap.sources.mqds;
+    return refuse(
+      'ring-base-unknown',
+      `the ring base of queue ${queueId} is only in its MQD (debugfs, root) or a debug queue snapshot: ${m.ok ? 'mqds shows no MQD for it' : `${m.path} could not be read (${m.skipped ? 'not asked for' : (m.code ?? 'error')})`}; pass debugSnapshot from queueSnapshotSelf() or run as root`,
+    );
+  }
+  if (sq.qidMatch === 'creation-order') {
+    const peers = (proc?.queues ?? []).filter((x) => x.gpuId === sq.gpuId && (x.type === 'compute' || x.type === 'diq')).length;
+    return refuse(
+      'ambiguous-queue-id',
+      `queue id ${queueId} was paired with its MQD by creation order (pid ${pid} has ${peers} compute queues on gpu ${sq.gpuId ?? '?'}): KFD reuses freed ids, so the ring base ${sq.ringBase} may belong to another queue; a debug queue snapshot (queueSnapshotSelf({ acceptSideEffects: true })) gives ids and rings directly`,
+    );
+  }
+  if (sq.qidMatch !== 'unique' && sq.qidMatch !== 'history') {
+    return refuse('ambiguous-queue-id', `queue id ${queueId} is not tied to an MQD (${sq.qidMatch})`);
+  }
+  if (sq.sizeBytes === null) {
+    return refuse('ring-size-unknown', `the ring size of queue ${queueId} could not be read from sysfs (proc/${pid}/queues/${queueId}/size)`);
+  }
+  const ringBase = sq.ringBase;
+  const ringSize = sq.sizeBytes;
+  const from: KfdPriorityPlanOk['from'] = { ringBase: 'mqds', ringSize: 'sysfs', queueId: sq.qidMatch === 'unique' ? 'sysfs+mqds (unique)' : 'sysfs+mqds (history)' };
+  cautions.push(`ring base from the MQD (cp_hqd_pq_base << 8), ring size from sysfs; queue ${queueId} is pid ${pid}'s only compute queue on gpu ${sq.gpuId ?? '?'}, so the id and the MQD belong together`);
+  return { ringBase, ringSize, from };
+}
+
+/** Step 5: refuses a ring size the ioctl cannot carry and a misaligned ring base. */
+function checkRing(c: PlanCtx, ringBase: string, ringSize: number): KfdPriorityPlanRefused | null {
+  const { queueId, refuse } = c;
   if (!isPow2(ringSize)) {
     return refuse('ring-size-unknown', `ring size ${ringSize} of queue ${queueId} is not a power of two the ioctl can carry (u32): refusing rather than sending something else`);
   }
   if ((BigInt(ringBase) & 0xffn) !== 0n) {
     return refuse('inconsistent', `ring base ${ringBase} of queue ${queueId} is not 256-byte aligned: no live ring can be there`);
   }
+  return null;
+}
 
+/** Step 6: the plan: ioctl arguments, priority now and after, and the cautions of the call. */
+function buildPlan(c: PlanCtx, ring: PlanRing): KfdPriorityPlanOk {
+  const { opts, pid, queueId, de, snap, q, cautions } = c;
+  const { ringBase, ringSize, from } = ring;
   const current = q?.priority ? { pipe: q.priority.pipe, queue: q.priority.queue } : null;
   const after = { pipe: pipePriorityOf(opts.priority), queue: opts.priority };
   const gpuId = q?.gpuId ?? (de?.gpuId !== undefined ? de.gpuId.toString(16) : null);

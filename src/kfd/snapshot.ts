@@ -97,44 +97,50 @@ export function sourceHint(code: string, kind: 'debugfs' | 'sysfs', isRecorded: 
   return readHint(code, kind);
 }
 
-export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
-  const impl = pickImpl(opts.impl);
-  const roots = {
-    sysfs: opts.sysfsRoot ?? LIVE.sysfs,
-    debugfs: opts.debugfsRoot ?? LIVE.debugfs,
-    proc: opts.procRoot ?? LIVE.proc,
-  };
-  const isRecorded = { sysfs: recorded(opts.sysfsRoot, LIVE.sysfs), debugfs: recorded(opts.debugfsRoot, LIVE.debugfs) };
-  const want = new Set(opts.sources ?? ['sysfs', 'debugfs']);
-  const issues: SnapshotIssue[] = [];
-  const sources = {} as Record<SourceName, SourceStatus>;
+/** What snapshot()'s steps share: options, roots, the source statuses (in key order) and issues so far, what was read. */
+interface SnapState {
+  opts: SnapshotOptions;
+  impl: ReturnType<typeof pickImpl>;
+  roots: { sysfs: string; debugfs: string; proc: string };
+  isRecorded: { sysfs: boolean; debugfs: boolean };
+  want: Set<'sysfs' | 'debugfs'>;
+  issues: SnapshotIssue[];
+  sources: Record<SourceName, SourceStatus>;
+  topology: Topology | null;
+  procs: KfdProcs | null;
+  dumps: DumpFiles;
+  files: Partial<Record<DumpName, string>>;
+}
 
-  // ---- sysfs
-  let topology: Topology | null = null;
-  let procs: KfdProcs | null = null;
+/** Step 1: reads the sysfs side (topology, KFD processes); a source failed as a whole is a status, not issues. */
+function readSysfsSide(st: SnapState): void {
+  const { opts, impl, roots, isRecorded, issues, sources } = st;
   const topoPath = underRoot(roots.sysfs, KFD_TOPOLOGY_NODES);
   const procPath = underRoot(roots.sysfs, KFD_PROC);
-  if (want.has('sysfs')) {
-    topology = readTopology({ sysfsRoot: roots.sysfs, impl });
+  if (st.want.has('sysfs')) {
+    const topology = readTopology({ sysfsRoot: roots.sysfs, impl });
+    st.topology = topology;
     sources.topology = sysfsStatus(topoPath, topology.issues, isRecorded.sysfs);
-    procs = readKfdProcs({ sysfsRoot: roots.sysfs, impl, pids: opts.pids });
+    const procs = readKfdProcs({ sysfsRoot: roots.sysfs, impl, pids: opts.pids });
+    st.procs = procs;
     sources.procs = sysfsStatus(procPath, procs.issues, isRecorded.sysfs);
     // a source that failed as a whole is a status, not an issue (a host without KFD is not "partial")
     if (sources.topology.ok) pushReadIssues(issues, 'topology', topology.issues);
-    else topology = null;
+    else st.topology = null;
     if (sources.procs.ok) pushReadIssues(issues, 'procs', procs.issues);
-    else procs = null;
+    else st.procs = null;
   } else {
     sources.topology = skipped(topoPath);
     sources.procs = skipped(procPath);
   }
+}
 
-  // ---- debugfs
-  const dumps: DumpFiles = {};
-  const files: Partial<Record<DumpName, string>> = {};
+/** Step 2: reads the debugfs dumps (kfd/mqds, hqds, rls) into st.dumps, one source status each. */
+function readDebugfsDumps(st: SnapState): void {
+  const { roots, isRecorded, sources, dumps, files } = st;
   for (const name of DUMP_NAMES) {
     const file = underRoot(roots.debugfs, `kfd/${name}`);
-    if (!want.has('debugfs')) {
+    if (!st.want.has('debugfs')) {
       sources[name] = skipped(file);
       continue;
     }
@@ -152,7 +158,11 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
     // the issue count is known once parsed (below); the entry is made here to keep the key order
     sources[name] = { path: file, ok: true, skipped: false, issues: 0 };
   }
-  const { parsed, mqdsPids, joined } = joinDumps(dumps, { topology, procs, pids: opts.pids, impl, files });
+}
+
+/** Step 3b: counts each parsed dump's issues in its source status and lists them. */
+function recordParseIssues(st: SnapState, parsed: JoinedDumps['parsed']): void {
+  const { sources, files, issues } = st;
   for (const name of DUMP_NAMES) {
     const p = parsed[name];
     const file = files[name];
@@ -161,11 +171,14 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
     for (const i of p.issues) issues.push({ source: name, file, line: i.line, severity: i.severity, message: i.message });
     if (p.suppressed > 0) issues.push({ source: name, file, severity: 'error', message: `${p.suppressed} more issue(s) not listed` });
   }
+}
 
-  // ---- /proc: names and namespace pids of the processes KFD knows
+/** Step 4: /proc: names and namespace pids of the processes KFD knows, set on joined's processes. */
+function nameProcesses(st: SnapState, mqdsPids: number[], joined: JoinResult): void {
+  const { opts, roots } = st;
   const pidSet = new Set<number>();
   for (const pid of mqdsPids) pidSet.add(pid);
-  for (const p of procs?.procs ?? []) pidSet.add(p.pid);
+  for (const p of st.procs?.procs ?? []) pidSet.add(p.pid);
   const status = new Map<number, ProcStatus | null>();
   const outside: string[] = [];
   for (const pid of pidSet) {
@@ -177,11 +190,41 @@ export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
   }
 
   for (const p of joined.processes) {
-    const st = status.get(p.pid) ?? null;
-    p.nsPid = namespacePid(st);
-    p.name = st?.name ?? null;
+    const ps = status.get(p.pid) ?? null;
+    p.nsPid = namespacePid(ps);
+    p.name = ps?.name ?? null;
   }
   joined.warnings.push(...outside);
+}
+
+/** One snapshot of the KFD queues: sysfs, then the debugfs dumps parsed and joined, then /proc names. */
+export function snapshot(opts: SnapshotOptions = {}): QueueSnapshot {
+  const impl = pickImpl(opts.impl);
+  const roots = {
+    sysfs: opts.sysfsRoot ?? LIVE.sysfs,
+    debugfs: opts.debugfsRoot ?? LIVE.debugfs,
+    proc: opts.procRoot ?? LIVE.proc,
+  };
+  const st: SnapState = {
+    opts,
+    impl,
+    roots,
+    isRecorded: { sysfs: recorded(opts.sysfsRoot, LIVE.sysfs), debugfs: recorded(opts.debugfsRoot, LIVE.debugfs) },
+    want: new Set(opts.sources ?? ['sysfs', 'debugfs']),
+    issues: [],
+    sources: {} as Record<SourceName, SourceStatus>,
+    topology: null,
+    procs: null,
+    dumps: {},
+    files: {},
+  };
+  readSysfsSide(st);
+  readDebugfsDumps(st);
+  // Step 3: parse the dumps and join them with the sysfs side
+  const { parsed, mqdsPids, joined } = joinDumps(st.dumps, { topology: st.topology, procs: st.procs, pids: opts.pids, impl, files: st.files });
+  recordParseIssues(st, parsed);
+  nameProcesses(st, mqdsPids, joined);
+  const { sources, issues } = st;
   const missing = (Object.keys(MISSING) as SourceName[]).filter((s) => !sources[s].ok).flatMap((s) => MISSING[s]);
 
   return {

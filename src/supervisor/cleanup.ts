@@ -260,17 +260,23 @@ function safeRelatedGroups(stats: readonly PidStat[], groups: Iterable<number>, 
   return out;
 }
 
-/**
- * Reads each registry file and stops the recorded groups that are still alive and still ours.
- * All targets are signaled together, so N leftovers take one grace, not N. Files are updated
- * (groupAlive false for what was stopped) and, with removeDone, removed once nothing is alive.
- */
-export async function reapRegistries(files: readonly string[], opts: ReapOptions = {}): Promise<ReapReport> {
-  const procRoot = opts.procRoot ?? '/proc';
-  const graceMs = opts.graceMs ?? 10_000;
-  const killWaitMs = opts.killWaitMs ?? 5000;
-  const report: ReapReport = { actions: [], files: [], removed: [], errors: [] };
-  const docs: { file: string; doc: RunRegistryDoc; owner: boolean }[] = [];
+/** What reapRegistries' steps share: options with defaults, the report, the files read, /proc as last scanned, the targets. */
+interface ReapState {
+  opts: ReapOptions;
+  procRoot: string;
+  graceMs: number;
+  killWaitMs: number;
+  report: ReapReport;
+  docs: { file: string; doc: RunRegistryDoc; owner: boolean }[];
+  /** the last scan of procRoot (rescanned while waiting) */
+  stats: PidStat[];
+  ownPgid: number | null;
+  targets: Target[];
+}
+
+/** Step 1: reads each registry file (and whether its gpucolo still runs); unreadable ones are one error line each. */
+function readDocs(st: ReapState, files: readonly string[]): void {
+  const { report, docs, procRoot } = st;
   for (const file of files) {
     try {
       const doc = readRegistryForReap(file);
@@ -283,10 +289,12 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
       report.errors.push(`${file}: ${why.replace(/\s*\n\s*/g, ' ').trim()}`);
     }
   }
+}
 
-  let stats = scanStats(procRoot);
-  const ownPgid = readStat(procRoot, process.pid)?.pgrp ?? null;
-  const targets: Target[] = [];
+/** Step 2: decides per recorded child what to stop (st.targets) or reports why not (gone, skipped). */
+function collectTargets(st: ReapState): void {
+  const { opts, report, docs, procRoot, ownPgid, targets } = st;
+  const stats = st.stats;
   for (const { file, doc, owner } of docs) {
     for (const rec of doc.children) {
       const base = { file, runId: doc.runId, childId: rec.id, name: rec.name, pid: rec.pid, pgid: rec.pgid, groups: [] as number[] };
@@ -309,55 +317,91 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
       targets.push({ action: { ...base, groups: [...all], outcome: 'stopped', detail: '' }, rec, groups: all });
     }
   }
+}
 
+/** Sends sig to every group of t; EPERM is noted in t's action. */
+function signalTarget(t: Target, sig: NodeJS.Signals): void {
+  for (const g of t.groups) {
+    try {
+      process.kill(-g, sig);
+    } catch (err) {
+      if (errCode(err) === 'EPERM') t.action.detail = `no permission to signal process group ${g} (EPERM): another user's processes`;
+    }
+  }
+}
+
+/** Rescans /proc (into st.stats) every POLL_MS until none of list is alive or the deadline passes; returns those alive. */
+async function waitAll(st: ReapState, list: Target[], deadline: number): Promise<Target[]> {
+  const alive = (t: Target): boolean => st.stats.some((s) => t.groups.has(s.pgrp) && isLive(s));
+  for (;;) {
+    st.stats = scanStats(st.procRoot);
+    const left = list.filter(alive);
+    if (left.length === 0 || performance.now() >= deadline) return left;
+    await sleep(POLL_MS);
+  }
+}
+
+/** Step 3: SIGTERM to all targets together, SIGKILL to those alive after the grace, then one action each. */
+async function stopTargets(st: ReapState): Promise<void> {
+  const { targets, graceMs, killWaitMs, report } = st;
+  if (!targets.length) return;
+  for (const t of targets) signalTarget(t, 'SIGTERM');
+  const stubborn = await waitAll(st, targets, performance.now() + graceMs);
+  for (const t of stubborn) {
+    t.action.outcome = 'killed';
+    signalTarget(t, 'SIGKILL');
+  }
+  const survivors = await waitAll(st, stubborn, performance.now() + killWaitMs);
+  for (const t of targets) {
+    const a = t.action;
+    const g = [...t.groups].join(', ');
+    if (survivors.includes(t)) {
+      a.outcome = 'failed';
+      const pids = st.stats.filter((s) => t.groups.has(s.pgrp) && isLive(s)).map((s) => s.pid);
+      a.detail ||= `still alive ${killWaitMs} ms after SIGKILL: pid ${pids.join(' ')}`;
+    } else if (a.outcome === 'killed') {
+      a.detail = `process group ${g} ignored SIGTERM for ${graceMs} ms: SIGKILLed`;
+    } else {
+      a.detail = `process group ${g} ended after SIGTERM`;
+    }
+    report.actions.push(a);
+  }
+}
+
+/**
+ * Reads each registry file and stops the recorded groups that are still alive and still ours.
+ * All targets are signaled together, so N leftovers take one grace, not N. Files are updated
+ * (groupAlive false for what was stopped) and, with removeDone, removed once nothing is alive.
+ */
+export async function reapRegistries(files: readonly string[], opts: ReapOptions = {}): Promise<ReapReport> {
+  const procRoot = opts.procRoot ?? '/proc';
+  const st: ReapState = {
+    opts,
+    procRoot,
+    graceMs: opts.graceMs ?? 10_000,
+    killWaitMs: opts.killWaitMs ?? 5000,
+    report: { actions: [], files: [], removed: [], errors: [] },
+    docs: [],
+    stats: [],
+    ownPgid: null,
+    targets: [],
+  };
+  readDocs(st, files);
+  st.stats = scanStats(procRoot);
+  st.ownPgid = readStat(procRoot, process.pid)?.pgrp ?? null;
+  collectTargets(st);
   if (opts.dryRun) {
-    for (const t of targets) report.actions.push({ ...t.action, outcome: 'alive', detail: `process group ${[...t.groups].join(', ')} still running` });
-    return report;
+    for (const t of st.targets) st.report.actions.push({ ...t.action, outcome: 'alive', detail: `process group ${[...t.groups].join(', ')} still running` });
+    return st.report;
   }
+  await stopTargets(st);
+  recordOutcomes(st);
+  return st.report;
+}
 
-  const alive = (t: Target): boolean => stats.some((s) => t.groups.has(s.pgrp) && isLive(s));
-  const signal = (t: Target, sig: NodeJS.Signals): void => {
-    for (const g of t.groups) {
-      try {
-        process.kill(-g, sig);
-      } catch (err) {
-        if (errCode(err) === 'EPERM') t.action.detail = `no permission to signal process group ${g} (EPERM): another user's processes`;
-      }
-    }
-  };
-  const waitAll = async (list: Target[], deadline: number): Promise<Target[]> => {
-    for (;;) {
-      stats = scanStats(procRoot);
-      const left = list.filter(alive);
-      if (left.length === 0 || performance.now() >= deadline) return left;
-      await sleep(POLL_MS);
-    }
-  };
-
-  if (targets.length) {
-    for (const t of targets) signal(t, 'SIGTERM');
-    const stubborn = await waitAll(targets, performance.now() + graceMs);
-    for (const t of stubborn) {
-      t.action.outcome = 'killed';
-      signal(t, 'SIGKILL');
-    }
-    const survivors = await waitAll(stubborn, performance.now() + killWaitMs);
-    for (const t of targets) {
-      const a = t.action;
-      const g = [...t.groups].join(', ');
-      if (survivors.includes(t)) {
-        a.outcome = 'failed';
-        const pids = stats.filter((s) => t.groups.has(s.pgrp) && isLive(s)).map((s) => s.pid);
-        a.detail ||= `still alive ${killWaitMs} ms after SIGKILL: pid ${pids.join(' ')}`;
-      } else if (a.outcome === 'killed') {
-        a.detail = `process group ${g} ignored SIGTERM for ${graceMs} ms: SIGKILLed`;
-      } else {
-        a.detail = `process group ${g} ended after SIGTERM`;
-      }
-      report.actions.push(a);
-    }
-  }
-
+/** Step 4: records what is gone in each file (groupAlive false), and drops files with nothing left (removeDone). */
+function recordOutcomes(st: ReapState): void {
+  const { opts, report, docs } = st;
   // record what is gone, and drop files with nothing left
   for (const { file, doc, owner } of docs) {
     if (owner && !opts.force) continue;
@@ -382,5 +426,4 @@ export async function reapRegistries(files: readonly string[], opts: ReapOptions
       report.errors.push(`${file}: not updated: ${(err as Error).message}`);
     }
   }
-  return report;
 }

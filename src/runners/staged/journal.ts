@@ -50,10 +50,19 @@ function bad(file: string, line: number, why: string): GpucoloError {
   return new GpucoloError(`${file}:${line}: corrupted journal line (${why}); move the file away to start over`, { code: 'EBADJOURNAL', path: file });
 }
 
-/** Opens (creating when missing) a journal; returns what it already records as done. */
-export function openJournal(file: string): { journal: Journal; done: Map<string, JournalEntry>; warnings: string[] } {
-  const done = new Map<string, JournalEntry>();
-  const warnings: string[] = [];
+/** What openJournal's steps share: the file, what it records as done, and the warnings so far. */
+interface OpenState {
+  file: string;
+  done: Map<string, JournalEntry>;
+  warnings: string[];
+  /** the existing text ('' when the file is missing) */
+  text: string;
+  /** bytes of text to keep: a broken tail beyond this is cut */
+  keepBytes: number;
+}
+
+/** Step 1: refuses a journal path that is a symbolic link. */
+function refuseSymlink(file: string): void {
   // like every other output (src/write.ts): never written through a symlink
   let isLink = false;
   try {
@@ -62,6 +71,10 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
     isLink = false;
   }
   if (isLink) throw new GpucoloError(`cannot write journal ${file}: it is a symbolic link and gpucolo never writes through one: remove the link, or name the file itself (ELOOP)`, { code: 'ELOOP', path: file });
+}
+
+/** Step 2: reads the existing journal text; '' when the file does not exist. */
+function readExisting(file: string): string {
   let text = '';
   try {
     text = readInputText(file, { kind: 'journal' });
@@ -69,66 +82,97 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
     const code = errnoCode(err) ?? 'EIO';
     if (code !== 'ENOENT') throw new GpucoloError(`cannot read journal ${file}: ${err instanceof InputFileError ? `${code} (${err.reason})` : code}`, { code, path: file });
   }
-  let keepBytes = Buffer.byteLength(text);
-  if (text.length) {
-    const lines = text.split('\n');
-    const endsClean = text.endsWith('\n');
-    if (endsClean) lines.pop();
-    let offset = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i];
-      const lineNo = i + 1;
-      const last = i === lines.length - 1;
-      const lineBytes = Buffer.byteLength(line) + 1;
-      let rec: unknown;
-      let why: string | undefined;
-      if (last && !endsClean) why = 'no newline at the end: truncated write';
-      else {
-        try {
-          rec = JSON.parse(line);
-        } catch (err) {
-          why = `not JSON: ${(err as Error).message}`;
-        }
-      }
-      if (why === undefined) {
-        const r = rec as Record<string, unknown> | null;
-        if (i === 0) {
-          if (!r || typeof r !== 'object' || r.schema !== JOURNAL_SCHEMA) why = `expected a header with schema "${JOURNAL_SCHEMA}"`;
-        } else if (!r || typeof r !== 'object' || typeof r.c !== 'string' || typeof r.i !== 'string' || typeof r.s !== 'string' || typeof r.t !== 'string' || !('o' in r)) {
-          why = 'not a journal record {c, i, s, o, t}';
-        } else {
-          done.set(key(r.c, r.i, r.s), { output: r.o, t: r.t });
-        }
-      }
-      if (why !== undefined) {
-        if (!last || i === 0) {
-          if (i === 0 && last && !endsClean && JOURNAL_HEADER_START.startsWith(line.slice(0, JOURNAL_HEADER_START.length))) {
-            // A header cut short: nothing was recorded yet, start over. (Anything else in the
-            // file is not ours: refuse rather than overwrite it.)
-            warnings.push(`${file}:${lineNo}: ignored a truncated journal header (${why})`);
-            keepBytes = 0;
-            break;
-          }
-          throw bad(file, lineNo, why);
-        }
-        warnings.push(`${file}:${lineNo}: ignored the last journal line (${why}); that record will be redone`);
-        keepBytes = offset;
-        break;
-      }
-      offset += lineBytes;
+  return text;
+}
+
+/** Checks line i (records a good record in st.done); returns why it is bad, undefined when good. */
+function checkLine(st: OpenState, i: number, line: string, last: boolean, endsClean: boolean): string | undefined {
+  let rec: unknown;
+  let why: string | undefined;
+  if (last && !endsClean) why = 'no newline at the end: truncated write';
+  else {
+    try {
+      rec = JSON.parse(line);
+    } catch (err) {
+      why = `not JSON: ${(err as Error).message}`;
     }
   }
+  if (why === undefined) {
+    const r = rec as Record<string, unknown> | null;
+    if (i === 0) {
+      if (!r || typeof r !== 'object' || r.schema !== JOURNAL_SCHEMA) why = `expected a header with schema "${JOURNAL_SCHEMA}"`;
+    } else if (!r || typeof r !== 'object' || typeof r.c !== 'string' || typeof r.i !== 'string' || typeof r.s !== 'string' || typeof r.t !== 'string' || !('o' in r)) {
+      why = 'not a journal record {c, i, s, o, t}';
+    } else {
+      st.done.set(key(r.c, r.i, r.s), { output: r.o, t: r.t });
+    }
+  }
+  return why;
+}
+
+/** Step 3: scans the existing lines into st.done; a bad last line (or cut header) sets keepBytes, any other throws. */
+function scanLines(st: OpenState): void {
+  const { file, text } = st;
+  if (!text.length) return;
+  const lines = text.split('\n');
+  const endsClean = text.endsWith('\n');
+  if (endsClean) lines.pop();
+  let offset = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    const lineNo = i + 1;
+    const last = i === lines.length - 1;
+    const lineBytes = Buffer.byteLength(line) + 1;
+    const why = checkLine(st, i, line, last, endsClean);
+    if (why !== undefined) {
+      if (!last || i === 0) {
+        if (i === 0 && last && !endsClean && JOURNAL_HEADER_START.startsWith(line.slice(0, JOURNAL_HEADER_START.length))) {
+          // A header cut short: nothing was recorded yet, start over. (Anything else in the
+          // file is not ours: refuse rather than overwrite it.)
+          st.warnings.push(`${file}:${lineNo}: ignored a truncated journal header (${why})`);
+          st.keepBytes = 0;
+          break;
+        }
+        throw bad(file, lineNo, why);
+      }
+      st.warnings.push(`${file}:${lineNo}: ignored the last journal line (${why}); that record will be redone`);
+      st.keepBytes = offset;
+      break;
+    }
+    offset += lineBytes;
+  }
+}
+
+/** Step 4: opens the file for appending (O_NOFOLLOW) and cuts a broken tail; returns the fd. */
+function openForAppend(st: OpenState): number {
+  const { file } = st;
   makeDirs(path.dirname(path.resolve(file)));
   let fd: number;
   try {
     // O_NOFOLLOW: a link put there since the check is refused too
     fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
     // cut a broken tail so that new records start on a line of their own
-    if (keepBytes < Buffer.byteLength(text)) fs.ftruncateSync(fd, keepBytes);
+    if (st.keepBytes < Buffer.byteLength(st.text)) fs.ftruncateSync(fd, st.keepBytes);
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
     throw new GpucoloError(`cannot write journal ${file}: ${errnoText(code)}`, { code, path: file });
   }
+  return fd;
+}
+
+/** Opens (creating when missing) a journal; returns what it already records as done. */
+export function openJournal(file: string): { journal: Journal; done: Map<string, JournalEntry>; warnings: string[] } {
+  refuseSymlink(file);
+  const text = readExisting(file);
+  const st: OpenState = { file, done: new Map<string, JournalEntry>(), warnings: [], text, keepBytes: Buffer.byteLength(text) };
+  scanLines(st);
+  const fd = openForAppend(st);
+  const journal = makeJournal(file, fd, st.keepBytes);
+  return { journal, done: st.done, warnings: st.warnings };
+}
+
+/** Step 5: the Journal over an open fd; a fresh file (keepBytes 0) gets its header written now. */
+function makeJournal(file: string, fd: number, keepBytes: number): Journal {
   let buf: string[] = [];
   if (keepBytes === 0) {
     buf.push(JSON.stringify({ schema: JOURNAL_SCHEMA, gpucoloVersion: VERSION, created: new Date().toISOString() }));
@@ -161,5 +205,5 @@ export function openJournal(file: string): { journal: Journal; done: Map<string,
     },
   };
   if (keepBytes === 0) journal.flush();
-  return { journal, done, warnings };
+  return journal;
 }

@@ -57,9 +57,34 @@ export interface Plan {
   notes: string[];
 }
 
-export function planPipeline(input: PlanInput): Plan {
+/** What planPipeline's steps share: the checked input, the work left, residency and the plan so far. */
+interface PlanState {
+  input: PlanInput;
+  /** number of stages */
+  S: number;
+  budget: number;
+  /** stage name -> index */
+  idx: Map<string, number>;
+  /** memory per stage (0 when not a positive finite number) */
+  mem: number[];
+  /** deps[s]: indexes of the stages s reads */
+  deps: number[][];
+  /** rem[c][s]: items of category c still to run through stage s */
+  rem: number[][];
+  /** needed[s]: some category has work left for stage s */
+  needed: boolean[];
+  notes: string[];
+  /** stages loaded now, in load order */
+  resident: number[];
+  steps: PlanStep[];
+  loads: number;
+  unloads: number;
+  order: Plan['order'];
+}
+
+/** Step 1: checks stage names and inputs, computes memory, dependencies and the work left. */
+function checkStages(input: PlanInput): PlanState {
   const S = input.stages.length;
-  const budget = input.gpuMemoryMB;
   const idx = new Map<string, number>();
   input.stages.forEach((s, i) => {
     // a pipeline file is checked before this (schema.ts says which line): here it is the caller's mistake
@@ -74,11 +99,8 @@ export function planPipeline(input: PlanInput): Plan {
       return j;
     }),
   );
-  const notes: string[] = [];
-
   // Work left: rem[c][s] items of category c still to run through stage s.
-  const cats = input.categories;
-  const rem: number[][] = cats.map((c) =>
+  const rem: number[][] = input.categories.map((c) =>
     input.stages.map((s) => {
       const r = c.remaining?.[s.name];
       const v = r === undefined ? c.items : r;
@@ -87,119 +109,156 @@ export function planPipeline(input: PlanInput): Plan {
   );
   const needed = new Array<boolean>(S).fill(false);
   for (const r of rem) for (let s = 0; s < S; s++) if (r[s] > 0) needed[s] = true;
+  return { input, S, budget: input.gpuMemoryMB, idx, mem, deps, rem, needed, notes: [], resident: [], steps: [], loads: 0, unloads: 0, order: [] };
+}
+
+/** Step 2: notes on stages over the budget and on categories with nothing left to do. */
+function noteWork(st: PlanState): void {
+  const { input, S, mem, budget, rem, notes } = st;
   for (let s = 0; s < S; s++) {
     if (mem[s] > budget) notes.push(`stage ${input.stages[s].name} needs ${mem[s]} MB, more than the GPU budget of ${budget} MB: it runs alone`);
   }
-  const skippedCats = cats.filter((_, c) => !rem[c].some((v) => v > 0)).map((c) => c.name);
+  const skippedCats = input.categories.filter((_, c) => !rem[c].some((v) => v > 0)).map((c) => c.name);
   if (skippedCats.length) notes.push(`nothing left to do for ${skippedCats.length} categor${skippedCats.length === 1 ? 'y' : 'ies'}: ${skippedCats.slice(0, 5).join(', ')}${skippedCats.length > 5 ? ', ...' : ''}`);
+}
 
-  const resident: number[] = [];
+/** Step 3: takes over the resident models that are stages; the others are noted and unloaded. */
+function adoptResident(st: PlanState): void {
+  const { input, idx, notes, resident } = st;
   for (const n of input.resident ?? []) {
     const i = idx.get(n);
     if (i === undefined) notes.push(`resident model ${n} is not a stage of this pipeline: it is unloaded`);
     else if (!resident.includes(i)) resident.push(i);
   }
-  const steps: PlanStep[] = [];
-  let loads = 0;
-  let unloads = 0;
-  const unload = (s: number) => {
-    resident.splice(resident.indexOf(s), 1);
-    steps.push({ kind: 'unload', stage: input.stages[s].name });
-    unloads++;
-  };
-  const load = (s: number) => {
-    resident.push(s);
-    steps.push({ kind: 'load', stage: input.stages[s].name });
-    loads++;
-  };
   for (const n of input.resident ?? []) if (!idx.has(n)) {
-    steps.push({ kind: 'unload', stage: n });
-    unloads++;
+    st.steps.push({ kind: 'unload', stage: n });
+    st.unloads++;
   }
+}
 
+/** Unloads resident stage s (one unload step). */
+function unloadStage(st: PlanState, s: number): void {
+  st.resident.splice(st.resident.indexOf(s), 1);
+  st.steps.push({ kind: 'unload', stage: st.input.stages[s].name });
+  st.unloads++;
+}
+
+/** Loads stage s (one load step). */
+function loadStage(st: PlanState, s: number): void {
+  st.resident.push(s);
+  st.steps.push({ kind: 'load', stage: st.input.stages[s].name });
+  st.loads++;
+}
+
+/** Topological order of one category's stages with work left; ready stages that are resident go first. */
+function categoryOrder(st: PlanState, r: number[], preferResident: boolean): number[] {
+  const { S, deps, resident } = st;
+  const out: number[] = [];
+  const placed = new Array<boolean>(S).fill(false);
+  const todo: number[] = [];
+  for (let s = 0; s < S; s++) if (r[s] > 0) todo.push(s);
+  while (out.length < todo.length) {
+    let pick = -1;
+    for (const s of todo) {
+      if (placed[s]) continue;
+      if (!deps[s].every((d) => r[d] === 0 || placed[d])) continue;
+      if (pick < 0) pick = s;
+      if (!preferResident || resident.includes(s)) {
+        pick = s;
+        break;
+      }
+    }
+    placed[pick] = true;
+    out.push(pick);
+  }
+  return out;
+}
+
+/** Step 4a ('all-resident'): frees room, loads every needed model once, processes categories in turn. */
+function planAllResident(st: PlanState, neededMem: number): void {
+  const { input, S, budget, mem, needed, resident, rem, steps, order } = st;
+  // Unload resident models no category needs while they keep the needed ones from fitting.
+  let after = neededMem + resident.reduce((a, s) => a + (needed[s] ? 0 : mem[s]), 0);
+  for (const s of [...resident]) {
+    if (after <= budget) break;
+    if (!needed[s]) {
+      unloadStage(st, s);
+      after -= mem[s];
+    }
+  }
+  for (let s = 0; s < S; s++) if (needed[s] && !resident.includes(s)) loadStage(st, s);
+  input.categories.forEach((c, ci) => {
+    const o = categoryOrder(st, rem[ci], false);
+    if (!o.length) return;
+    order.push({ category: c.name, stages: o.map((s) => input.stages[s].name) });
+    for (const s of o) steps.push({ kind: 'process', stage: input.stages[s].name, category: c.name, items: rem[ci][s] });
+  });
+}
+
+/** nextCat[c * S + s]: first category after c with work for stage s (categories.length when none). */
+function nextCategoryTable(st: PlanState): Int32Array {
+  const { S, rem } = st;
+  const C = st.input.categories.length;
+  const nextCat = new Int32Array((C + 1) * S).fill(C);
+  for (let c = C - 1; c >= 0; c--) {
+    for (let s = 0; s < S; s++) nextCat[c * S + s] = rem[c + 1]?.[s] > 0 ? c + 1 : nextCat[(c + 1) * S + s];
+  }
+  return nextCat;
+}
+
+/** Unloads (Belady) the resident models needed farthest away until stage s (at pos of category ci's order o) fits. */
+function makeRoomFor(st: PlanState, s: number, ci: number, o: number[], pos: number, nextCat: Int32Array): void {
+  const { S, budget, mem, resident } = st;
+  const C = st.input.categories.length;
+  let used = resident.reduce((a, x) => a + mem[x], 0);
+  while (resident.length && used + mem[s] > budget) {
+    // Evict the resident model whose next use is farthest away.
+    let victim = -1;
+    let far = -1;
+    for (const r of resident) {
+      const inCat = o.indexOf(r, pos + 1);
+      const nc = nextCat[ci * S + r];
+      const dist = inCat >= 0 ? inCat : nc < C ? (nc - ci) * (S + 1) + r : Infinity;
+      if (dist > far || (dist === far && mem[r] > mem[victim])) {
+        far = dist;
+        victim = r;
+      }
+    }
+    unloadStage(st, victim);
+    used -= mem[victim];
+  }
+}
+
+/** Step 4b ('stage-by-stage'): categories in turn, each needed model loaded once, evicting by Belady. */
+function planStageByStage(st: PlanState): void {
+  const { input, rem, resident, steps, order } = st;
+  const nextCat = nextCategoryTable(st);
+  input.categories.forEach((c, ci) => {
+    const o = categoryOrder(st, rem[ci], true);
+    if (!o.length) return;
+    order.push({ category: c.name, stages: o.map((s) => input.stages[s].name) });
+    o.forEach((s, pos) => {
+      if (!resident.includes(s)) {
+        makeRoomFor(st, s, ci, o, pos, nextCat);
+        loadStage(st, s);
+      }
+      steps.push({ kind: 'process', stage: input.stages[s].name, category: c.name, items: rem[ci][s] });
+    });
+  });
+}
+
+/** The staged plan (see the file comment): check, note, adopt the resident models, then plan by mode. */
+export function planPipeline(input: PlanInput): Plan {
+  const st = checkStages(input);
+  noteWork(st);
+  adoptResident(st);
   let neededMem = 0;
-  for (let s = 0; s < S; s++) if (needed[s]) neededMem += mem[s];
-  const mode: Plan['mode'] = neededMem <= budget ? 'all-resident' : 'stage-by-stage';
-  const order: Plan['order'] = [];
-
-  // Topological order of one category's stages with work left; ready stages that are resident go first.
-  const categoryOrder = (r: number[], preferResident: boolean): number[] => {
-    const out: number[] = [];
-    const placed = new Array<boolean>(S).fill(false);
-    const todo: number[] = [];
-    for (let s = 0; s < S; s++) if (r[s] > 0) todo.push(s);
-    while (out.length < todo.length) {
-      let pick = -1;
-      for (const s of todo) {
-        if (placed[s]) continue;
-        if (!deps[s].every((d) => r[d] === 0 || placed[d])) continue;
-        if (pick < 0) pick = s;
-        if (!preferResident || resident.includes(s)) {
-          pick = s;
-          break;
-        }
-      }
-      placed[pick] = true;
-      out.push(pick);
-    }
-    return out;
-  };
-
-  if (mode === 'all-resident') {
-    // Unload resident models no category needs while they keep the needed ones from fitting.
-    let after = neededMem + resident.reduce((a, s) => a + (needed[s] ? 0 : mem[s]), 0);
-    for (const s of [...resident]) {
-      if (after <= budget) break;
-      if (!needed[s]) {
-        unload(s);
-        after -= mem[s];
-      }
-    }
-    for (let s = 0; s < S; s++) if (needed[s] && !resident.includes(s)) load(s);
-    cats.forEach((c, ci) => {
-      const o = categoryOrder(rem[ci], false);
-      if (!o.length) return;
-      order.push({ category: c.name, stages: o.map((s) => input.stages[s].name) });
-      for (const s of o) steps.push({ kind: 'process', stage: input.stages[s].name, category: c.name, items: rem[ci][s] });
-    });
-  } else {
-    // nextCat[c * S + s]: first category after c with work for stage s (cats.length when none).
-    const C = cats.length;
-    const nextCat = new Int32Array((C + 1) * S).fill(C);
-    for (let c = C - 1; c >= 0; c--) {
-      for (let s = 0; s < S; s++) nextCat[c * S + s] = rem[c + 1]?.[s] > 0 ? c + 1 : nextCat[(c + 1) * S + s];
-    }
-    cats.forEach((c, ci) => {
-      const o = categoryOrder(rem[ci], true);
-      if (!o.length) return;
-      order.push({ category: c.name, stages: o.map((s) => input.stages[s].name) });
-      o.forEach((s, pos) => {
-        if (!resident.includes(s)) {
-          let used = resident.reduce((a, x) => a + mem[x], 0);
-          while (resident.length && used + mem[s] > budget) {
-            // Evict the resident model whose next use is farthest away.
-            let victim = -1;
-            let far = -1;
-            for (const r of resident) {
-              const inCat = o.indexOf(r, pos + 1);
-              const nc = nextCat[ci * S + r];
-              const dist = inCat >= 0 ? inCat : nc < C ? (nc - ci) * (S + 1) + r : Infinity;
-              if (dist > far || (dist === far && mem[r] > mem[victim])) {
-                far = dist;
-                victim = r;
-              }
-            }
-            unload(victim);
-            used -= mem[victim];
-          }
-          load(s);
-        }
-        steps.push({ kind: 'process', stage: input.stages[s].name, category: c.name, items: rem[ci][s] });
-      });
-    });
-  }
-
-  return { mode, steps, loads, unloads, naiveLoads: naiveLoads(input, rem, mem, budget), order, notes };
+  for (let s = 0; s < st.S; s++) if (st.needed[s]) neededMem += st.mem[s];
+  const mode: Plan['mode'] = neededMem <= st.budget ? 'all-resident' : 'stage-by-stage';
+  if (mode === 'all-resident') planAllResident(st, neededMem);
+  else planStageByStage(st);
+  const { steps, loads, unloads, order, notes } = st;
+  return { mode, steps, loads, unloads, naiveLoads: naiveLoads(input, st.rem, st.mem, st.budget), order, notes };
 }
 
 /**

@@ -60,6 +60,12 @@ function matchQueueHeader(line: string): [number, number, number] | null {
   return line === WEIRD ? [MqdQueueKind.weird, -1, -1] : null;
 }
 
+/**
+ * One long function on purpose: its line loop keeps the parse state in locals that V8 holds in
+ * registers; the same parser split into per-line callbacks measured 10-14% slower (bench/RESULTS.md,
+ * "TS parsers before/after the shared line scanner"). The loop skeleton itself is shared
+ * (DumpLineScanner in text-scan.ts).
+ */
 export function parseMqdsTs(input: string | Uint8Array): MqdsRaw {
   const s = asLatin1(input);
   const sink = new IssueSink();

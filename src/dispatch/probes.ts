@@ -675,78 +675,21 @@ const ratio = (a: number | null, b: number | null): number | null => (a !== null
 
 /** Pools the records of every variant, computes per-round figures and spreads, the quality block and the throttle verdicts. */
 export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult {
-  const recsOf = (label: string): PriorityRunRecord[] => i.records.filter((x) => x.label === label).sort((a, b) => a.round - b.round);
-  const multi = i.rounds > 1;
-  const pooledHp = (recs: PriorityRunRecord[]): { hpLatency: QuantileSummary; hpTimeToStart: QuantileSummary } => {
-    const hp = recs.filter((x) => x.hp).map((x) => x.hp!);
-    return { hpLatency: quantiles(concat(hp.map((x) => x.latencyNs))), hpTimeToStart: quantiles(concat(hp.map((x) => x.startDelayNs))) };
-  };
-
-  const hpRecs = recsOf('standalone:hp');
+  const hpRecs = recsOf(i, 'standalone:hp');
   const hpAlone = pooledHp(hpRecs);
   const hpAloneRounds = hpRecs.map(roundFigures);
-  const hpP99Alone = quantileOf(hpAlone.hpLatency, 99);
   const standaloneHp = { label: 'standalone:hp', ...hpAlone, rounds: hpAloneRounds, spread: spreadOf(hpAloneRounds) };
-
-  // LP alone per LP kernel, in blocks per second (the co-runs' LP shares compare against it)
-  const lpAlone = new Map<number, { pooled: number | null; byRound: Map<number, number | null> }>();
-  const standalone: StandaloneResult[] = i.variants
-    .filter((v) => v.kind === 'standalone-lp')
-    .map((v) => {
-      const recs = recsOf(v.label);
-      const rounds = recs.map(roundFigures);
-      lpAlone.set(v.lpKernelNs, { pooled: pooledRate(recs, blocksOf), byRound: new Map(recs.map((x) => [x.round, blockRate(x)])) });
-      return { label: v.label, ...hpAlone, lpThroughput: pooledRate(recs), lpKernelNs: v.lpKernelNs, lpFill: latest(recs, (x) => x.lpFill), rounds, spread: spreadOf(rounds) };
-    });
-  const hpAloneByRound = new Map(hpAloneRounds.map((x) => [x.round, x.hpP99Ns]));
-
-  const runs: CoRunResult[] = i.variants
-    .filter((v) => v.kind === 'corun')
-    .map((v) => {
-      const recs = recsOf(v.label);
-      const alone = lpAlone.get(v.lpKernelNs);
-      // each round's ratios against the same round's standalone runs: rounds pair up in time
-      const rounds = recs.map((x) => {
-        const f = roundFigures(x);
-        return { ...f, lpShare: ratio(blockRate(x), alone?.byRound.get(x.round) ?? null), hpP99VsStandalone: ratio(f.hpP99Ns, hpAloneByRound.get(x.round) ?? null) };
-      });
-      const { hpLatency, hpTimeToStart } = pooledHp(recs);
-      const p99 = quantileOf(hpLatency, 99);
-      const lpT = pooledRate(recs);
-      const added = p99 !== null && hpP99Alone !== null ? p99 - hpP99Alone : null;
-      const spatial = isSpatial(v.mechanism);
-      const kfd = [...recs].reverse().find((x) => x.kfd)?.kfd ?? null;
-      // the share LP may keep, as asked and as made (the partition the driver made, the CUs of the mask)
-      const cus = i.computeUnits;
-      const hpAsked = spatial && cus > 0 ? reservedUnits(v.reserve!, cus) : 0;
-      const lpMade = spatial ? latest(recs, (x) => (x.shares?.lp && x.shares.lp.computeUnits > 0 ? x.shares.lp.computeUnits : null)) : null;
-      const hpMade = spatial ? latest(recs, (x) => (x.shares?.hp && x.shares.hp.computeUnits > 0 ? x.shares.hp.computeUnits : null)) : null;
-      const allowedAsked = spatial ? (cus > 0 ? (cus - hpAsked) / cus : 1 - v.reserve!) : 1;
-      const partition = spatial && cus > 0 ? { hp: { requested: hpAsked, made: hpMade ?? hpAsked }, lp: { requested: cus - hpAsked, made: lpMade ?? cus - hpAsked } } : null;
-      return {
-        label: v.label,
-        mechanism: v.mechanism!,
-        throttleK: v.throttleK,
-        reserve: v.reserve,
-        lpKernelNs: v.lpKernelNs,
-        hpLatency,
-        hpTimeToStart,
-        lpThroughput: lpT,
-        lpShare: ratio(pooledRate(recs, blocksOf), alone?.pooled ?? null),
-        lpAllowedShare: partition ? partition.lp.made / cus : allowedAsked,
-        lpAllowedShareRequested: allowedAsked,
-        partition,
-        lpFill: latest(recs, (x) => x.lpFill),
-        hpP99VsStandalone: ratio(p99, hpP99Alone),
-        addedHpP99Ns: added,
-        addedP99InLpKernels: v.mechanism === 'throttle' && added !== null ? added / v.lpKernelNs : null,
-        bound: null,
-        rounds,
-        spread: spreadOf(rounds),
-        errors: [...new Set(recs.flatMap((x) => x.errors.map((e) => (multi ? `round ${x.round}: ${e}` : e))))],
-        kfd,
-      };
-    });
+  const ctx: PrioritySummaryCtx = {
+    i,
+    multi: i.rounds > 1,
+    hpAlone,
+    hpP99Alone: quantileOf(hpAlone.hpLatency, 99),
+    hpAloneByRound: new Map(),
+    lpAlone: new Map(),
+  };
+  const standalone: StandaloneResult[] = i.variants.filter((v) => v.kind === 'standalone-lp').map((v) => summarizeStandaloneLp(ctx, v));
+  ctx.hpAloneByRound = new Map(hpAloneRounds.map((x) => [x.round, x.hpP99Ns]));
+  const runs: CoRunResult[] = i.variants.filter((v) => v.kind === 'corun').map((v) => summarizeCoRun(ctx, v));
 
   const partial = {
     backend: i.backend,
@@ -766,6 +709,87 @@ export function summarizePriority(i: PrioritySummaryInput): PriorityProbeResult 
   const quality = priorityQuality(partial, i.records);
   for (const r of runs) r.bound = throttleBound(r, quality);
   return { ...partial, quality };
+}
+
+type PooledHp = { hpLatency: QuantileSummary; hpTimeToStart: QuantileSummary };
+
+/** What summarizePriority's steps share: the input and the standalone baselines the co-runs compare against. */
+interface PrioritySummaryCtx {
+  i: PrioritySummaryInput;
+  multi: boolean;
+  hpAlone: PooledHp;
+  hpP99Alone: number | null;
+  /** standalone HP P99 per round */
+  hpAloneByRound: Map<number, number | null>;
+  /** LP alone per LP kernel, in blocks per second (the co-runs' LP shares compare against it) */
+  lpAlone: Map<number, { pooled: number | null; byRound: Map<number, number | null> }>;
+}
+
+/** Step: one variant's records, in round order. */
+function recsOf(i: PrioritySummaryInput, label: string): PriorityRunRecord[] {
+  return i.records.filter((x) => x.label === label).sort((a, b) => a.round - b.round);
+}
+
+/** Step: HP latency and time-to-start pooled over the given records. */
+function pooledHp(recs: PriorityRunRecord[]): PooledHp {
+  const hp = recs.filter((x) => x.hp).map((x) => x.hp!);
+  return { hpLatency: quantiles(concat(hp.map((x) => x.latencyNs))), hpTimeToStart: quantiles(concat(hp.map((x) => x.startDelayNs))) };
+}
+
+/** Step: one standalone-LP variant's result; records its LP rate in ctx.lpAlone. */
+function summarizeStandaloneLp(ctx: PrioritySummaryCtx, v: PriorityVariant): StandaloneResult {
+  const recs = recsOf(ctx.i, v.label);
+  const rounds = recs.map(roundFigures);
+  ctx.lpAlone.set(v.lpKernelNs, { pooled: pooledRate(recs, blocksOf), byRound: new Map(recs.map((x) => [x.round, blockRate(x)])) });
+  return { label: v.label, ...ctx.hpAlone, lpThroughput: pooledRate(recs), lpKernelNs: v.lpKernelNs, lpFill: latest(recs, (x) => x.lpFill), rounds, spread: spreadOf(rounds) };
+}
+
+/** Step: one co-run variant's result against the standalone baselines (bound left null for summarizePriority). */
+function summarizeCoRun(ctx: PrioritySummaryCtx, v: PriorityVariant): CoRunResult {
+  const { i, multi, hpP99Alone, hpAloneByRound } = ctx;
+  const recs = recsOf(i, v.label);
+  const alone = ctx.lpAlone.get(v.lpKernelNs);
+  // each round's ratios against the same round's standalone runs: rounds pair up in time
+  const rounds = recs.map((x) => {
+    const f = roundFigures(x);
+    return { ...f, lpShare: ratio(blockRate(x), alone?.byRound.get(x.round) ?? null), hpP99VsStandalone: ratio(f.hpP99Ns, hpAloneByRound.get(x.round) ?? null) };
+  });
+  const { hpLatency, hpTimeToStart } = pooledHp(recs);
+  const p99 = quantileOf(hpLatency, 99);
+  const lpT = pooledRate(recs);
+  const added = p99 !== null && hpP99Alone !== null ? p99 - hpP99Alone : null;
+  const spatial = isSpatial(v.mechanism);
+  const kfd = [...recs].reverse().find((x) => x.kfd)?.kfd ?? null;
+  // the share LP may keep, as asked and as made (the partition the driver made, the CUs of the mask)
+  const cus = i.computeUnits;
+  const hpAsked = spatial && cus > 0 ? reservedUnits(v.reserve!, cus) : 0;
+  const lpMade = spatial ? latest(recs, (x) => (x.shares?.lp && x.shares.lp.computeUnits > 0 ? x.shares.lp.computeUnits : null)) : null;
+  const hpMade = spatial ? latest(recs, (x) => (x.shares?.hp && x.shares.hp.computeUnits > 0 ? x.shares.hp.computeUnits : null)) : null;
+  const allowedAsked = spatial ? (cus > 0 ? (cus - hpAsked) / cus : 1 - v.reserve!) : 1;
+  const partition = spatial && cus > 0 ? { hp: { requested: hpAsked, made: hpMade ?? hpAsked }, lp: { requested: cus - hpAsked, made: lpMade ?? cus - hpAsked } } : null;
+  return {
+    label: v.label,
+    mechanism: v.mechanism!,
+    throttleK: v.throttleK,
+    reserve: v.reserve,
+    lpKernelNs: v.lpKernelNs,
+    hpLatency,
+    hpTimeToStart,
+    lpThroughput: lpT,
+    lpShare: ratio(pooledRate(recs, blocksOf), alone?.pooled ?? null),
+    lpAllowedShare: partition ? partition.lp.made / cus : allowedAsked,
+    lpAllowedShareRequested: allowedAsked,
+    partition,
+    lpFill: latest(recs, (x) => x.lpFill),
+    hpP99VsStandalone: ratio(p99, hpP99Alone),
+    addedHpP99Ns: added,
+    addedP99InLpKernels: v.mechanism === 'throttle' && added !== null ? added / v.lpKernelNs : null,
+    bound: null,
+    rounds,
+    spread: spreadOf(rounds),
+    errors: [...new Set(recs.flatMap((x) => x.errors.map((e) => (multi ? `round ${x.round}: ${e}` : e))))],
+    kfd,
+  };
 }
 
 const fmtNs = (ns: number): string => formatDuration(Math.round(ns));

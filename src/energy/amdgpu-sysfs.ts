@@ -154,103 +154,137 @@ export function openAmdgpuSysfs(sysfsRoot = '/sys'): OpenedSource {
     return { probe, read: noRead };
   }
   const cards = listing.names.filter((n) => cardNumber(n) !== null).sort(naturalCompare);
-  const skipped: { id: string; reason: string }[] = [];
-  let amd = 0;
-  for (const card of cards) {
-    const devDir = `${dir}/${card}/device`;
-    let vendor: number;
-    try {
-      vendor = parsePciVendor(readText(`${devDir}/vendor`), `${devDir}/vendor`);
-    } catch (err) {
-      skipped.push({ id: card, reason: errnoCode(err) === 'EBADTEXT' ? oneLine(err) : cannotRead(`${devDir}/vendor`, err) });
-      continue;
-    }
-    if (vendor !== AMD_PCI_VENDOR) continue;
-    amd++;
-    let name = '';
-    try {
-      name = parseProductName(readText(`${devDir}/product_name`));
-    } catch {
-      // older kernels and many boards have no product_name
-    }
-    if (!name) {
-      let id = '';
-      try {
-        id = parseLineFile(readText(`${devDir}/device`));
-      } catch {
-        // keep the plain name
-      }
-      name = id ? `AMD GPU ${id}` : 'AMD GPU';
-    }
-    // the card's hwmon: the first hwmon<M> under device/hwmon (amdgpu registers one)
-    const hwmonList = listDir(`${devDir}/hwmon`);
-    const hwmon =
-      'names' in hwmonList ? hwmonList.names.filter((n) => /^hwmon\d+$/.test(n)).sort(naturalCompare)[0] : undefined;
-    const hw = hwmon ? `${devDir}/hwmon/${hwmon}` : null;
-    const candidates: [Quantity, string][] = [['busy', `${devDir}/gpu_busy_percent`]];
-    if (hw) {
-      candidates.push(['power', `${hw}/power1_average`], ['power', `${hw}/power1_input`], ['energy', `${hw}/energy1_input`]);
-      for (const t of temperatureCandidates(hw)) candidates.push(['temp', t]);
-    }
-    const found: CardFiles = {};
-    const problems: string[] = [];
-    for (const [q, path] of candidates) {
-      if (found[q]) continue;
-      const r = tryQuantity(q, path);
-      if (r.ok) found[q] = path;
-      else if (!r.absent) problems.push(r.reason);
-    }
-    if (!found.busy && !found.power && !found.energy) {
-      const what = problems.length
-        ? problems.join('; ')
-        : `no gpu_busy_percent${hw ? `, no power1_average/power1_input/energy1_input in ${hw}` : `, no hwmon under ${devDir}`}`;
-      skipped.push({ id: card, reason: what });
-      continue;
-    }
-    const device: EnergyDevice = {
-      index: probe.devices.length,
-      id: card,
-      name,
-      files: [found.busy, found.power, found.energy, found.temp].filter((f): f is string => f !== undefined),
-    };
-    probe.devices.push(device);
-    files.push(found);
-  }
-  if (skipped.length) probe.skipped = skipped;
-  if (probe.devices.length) {
-    probe.available = true;
-  } else if (amd === 0) {
-    probe.reason = `no amdgpu card in ${dir} (${cards.length} DRM card${cards.length === 1 ? '' : 's'}, none with vendor 0x1002)`;
-  } else {
-    probe.reason = `no readable amdgpu counters: ${skipped.map((s) => `${s.id}: ${s.reason}`).join('; ')}`;
-  }
+  const state: CardScan = { probe, files, skipped: [], amd: 0 };
+  for (const card of cards) scanCard(state, dir, card);
+  settleProbe(state, dir, cards.length);
   if (!probe.available) return { probe, read: noRead };
 
   return {
     probe,
     read(index: number): EnergySample {
-      const f = files[index];
-      if (!f) throw outOfRange(`amdgpu-sysfs has no device ${index}`);
-      const errors: string[] = [];
-      const get = (q: Quantity): number | null => {
-        const path = f[q];
-        if (!path) return null;
-        try {
-          return PARSE[q](readText(path), path);
-        } catch (err) {
-          errors.push(errnoCode(err) === 'EBADTEXT' ? oneLine(err) : cannotRead(path, err));
-          return null;
-        }
-      };
-      const t0 = monotonicNs();
-      const utilPercent = get('busy');
-      const powerW = get('power');
-      const energyJ = get('energy');
-      const tempC = get('temp');
-      const t1 = monotonicNs();
-      const s: EnergySample = { tNs: t0 + (t1 - t0) / 2, utilPercent, powerW, energyJ, tempC };
-      if (errors.length) s.errors = errors;
-      return s;
+      return readCard(files, index);
     },
   };
+}
+
+/** What openAmdgpuSysfs's steps share while they walk the DRM cards. */
+interface CardScan {
+  probe: EnergySourceProbe;
+  files: CardFiles[];
+  skipped: { id: string; reason: string }[];
+  /** how many cards had the AMD PCI vendor id */
+  amd: number;
+}
+
+/** Step: checks one DRM card's vendor, names it and adds it as a device, or records why it is skipped. */
+function scanCard(state: CardScan, dir: string, card: string): void {
+  const devDir = `${dir}/${card}/device`;
+  let vendor: number;
+  try {
+    vendor = parsePciVendor(readText(`${devDir}/vendor`), `${devDir}/vendor`);
+  } catch (err) {
+    state.skipped.push({ id: card, reason: errnoCode(err) === 'EBADTEXT' ? oneLine(err) : cannotRead(`${devDir}/vendor`, err) });
+    return;
+  }
+  if (vendor !== AMD_PCI_VENDOR) return;
+  state.amd++;
+  const name = cardName(devDir);
+  const { found, problems, hw } = findCardFiles(devDir);
+  if (!found.busy && !found.power && !found.energy) {
+    const what = problems.length
+      ? problems.join('; ')
+      : `no gpu_busy_percent${hw ? `, no power1_average/power1_input/energy1_input in ${hw}` : `, no hwmon under ${devDir}`}`;
+    state.skipped.push({ id: card, reason: what });
+    return;
+  }
+  const device: EnergyDevice = {
+    index: state.probe.devices.length,
+    id: card,
+    name,
+    files: [found.busy, found.power, found.energy, found.temp].filter((f): f is string => f !== undefined),
+  };
+  state.probe.devices.push(device);
+  state.files.push(found);
+}
+
+/** Step: the card's product name, else "AMD GPU <device id>", else "AMD GPU". */
+function cardName(devDir: string): string {
+  let name = '';
+  try {
+    name = parseProductName(readText(`${devDir}/product_name`));
+  } catch {
+    // older kernels and many boards have no product_name
+  }
+  if (!name) {
+    let id = '';
+    try {
+      id = parseLineFile(readText(`${devDir}/device`));
+    } catch {
+      // keep the plain name
+    }
+    name = id ? `AMD GPU ${id}` : 'AMD GPU';
+  }
+  return name;
+}
+
+/** Step: the first readable file per quantity among the card's candidates, and why others failed. */
+function findCardFiles(devDir: string): { found: CardFiles; problems: string[]; hw: string | null } {
+  // the card's hwmon: the first hwmon<M> under device/hwmon (amdgpu registers one)
+  const hwmonList = listDir(`${devDir}/hwmon`);
+  const hwmon =
+    'names' in hwmonList ? hwmonList.names.filter((n) => /^hwmon\d+$/.test(n)).sort(naturalCompare)[0] : undefined;
+  const hw = hwmon ? `${devDir}/hwmon/${hwmon}` : null;
+  const candidates: [Quantity, string][] = [['busy', `${devDir}/gpu_busy_percent`]];
+  if (hw) {
+    candidates.push(['power', `${hw}/power1_average`], ['power', `${hw}/power1_input`], ['energy', `${hw}/energy1_input`]);
+    for (const t of temperatureCandidates(hw)) candidates.push(['temp', t]);
+  }
+  const found: CardFiles = {};
+  const problems: string[] = [];
+  for (const [q, path] of candidates) {
+    if (found[q]) continue;
+    const r = tryQuantity(q, path);
+    if (r.ok) found[q] = path;
+    else if (!r.absent) problems.push(r.reason);
+  }
+  return { found, problems, hw };
+}
+
+/** Step: sets probe.skipped and either available or the reason no card was usable. */
+function settleProbe(state: CardScan, dir: string, cardCount: number): void {
+  const { probe, skipped } = state;
+  if (skipped.length) probe.skipped = skipped;
+  if (probe.devices.length) {
+    probe.available = true;
+  } else if (state.amd === 0) {
+    probe.reason = `no amdgpu card in ${dir} (${cardCount} DRM card${cardCount === 1 ? '' : 's'}, none with vendor 0x1002)`;
+  } else {
+    probe.reason = `no readable amdgpu counters: ${skipped.map((s) => `${s.id}: ${s.reason}`).join('; ')}`;
+  }
+}
+
+/** Step (per sample): reads one device's files, timestamped at the midpoint of the reads. */
+function readCard(files: CardFiles[], index: number): EnergySample {
+  const f = files[index];
+  if (!f) throw outOfRange(`amdgpu-sysfs has no device ${index}`);
+  const errors: string[] = [];
+  const get = (q: Quantity): number | null => {
+    const path = f[q];
+    if (!path) return null;
+    try {
+      return PARSE[q](readText(path), path);
+    } catch (err) {
+      errors.push(errnoCode(err) === 'EBADTEXT' ? oneLine(err) : cannotRead(path, err));
+      return null;
+    }
+  };
+  const t0 = monotonicNs();
+  const utilPercent = get('busy');
+  const powerW = get('power');
+  const energyJ = get('energy');
+  const tempC = get('temp');
+  const t1 = monotonicNs();
+  const s: EnergySample = { tNs: t0 + (t1 - t0) / 2, utilPercent, powerW, energyJ, tempC };
+  if (errors.length) s.errors = errors;
+  return s;
 }

@@ -113,33 +113,12 @@ export function startSampling(opts: SamplingOptions = {}): EnergySampling {
     throw new GpucoloError(`intervalMs must be a number >= 1, got ${String(intervalMs)}`, { code: 'EINVAL' });
   }
   const opened = openEnergySources(opts);
-  const tracks: Track[] = [];
-  for (const source of opened) {
-    if (!source.probe.available) continue;
-    source.probe.devices.forEach((_, index) => tracks.push({ source, index, samples: [], errors: 0 }));
-  }
-  let tick = 0;
-  const sampleAll = (): void => {
-    for (const t of tracks) {
-      const dev = t.source.probe.devices[t.index];
-      try {
-        const s = t.source.read(t.index);
-        t.samples.push({ ...s, tick, source: t.source.probe.name, kind: t.source.probe.kind, device: dev.id, deviceName: dev.name });
-        if (s.errors?.length) {
-          t.errors++;
-          t.lastError = s.errors.join('; ');
-        }
-      } catch (err) {
-        t.errors++;
-        t.lastError = oneLine(err);
-      }
-    }
-    tick++;
-  };
+  const state: SamplingState = { opened, tracks: buildTracks(opened), tick: 0 };
+  const sampleAll = (): void => sampleTracks(state);
 
   const startNs = monotonicNs();
   sampleAll();
-  const timer = tracks.length ? setInterval(sampleAll, intervalMs) : null;
+  const timer = state.tracks.length ? setInterval(sampleAll, intervalMs) : null;
   timer?.unref();
   let done: Promise<SamplingSummary> | null = null;
 
@@ -150,47 +129,89 @@ export function startSampling(opts: SamplingOptions = {}): EnergySampling {
       if (timer) clearInterval(timer);
       sampleAll();
       const durationS = (monotonicNs() - startNs) / 1e9;
-      const out: SourceSummary[] = [];
-      for (const source of opened) {
-        const p = source.probe;
-        if (!p.available) {
-          out.push({
-            name: p.name,
-            kind: p.kind,
-            device: null,
-            available: false,
-            reason: p.reason,
-            samples: 0,
-            errors: 0,
-            spanS: 0,
-            utilisation: null,
-            powerW: null,
-            powerFrom: null,
-            energyJ: null,
-            energyFrom: null,
-            counterResets: 0,
-            temperatureC: null,
-          });
-          continue;
-        }
-        for (const t of tracks.filter((x) => x.source === source)) {
-          const device = p.devices[t.index];
-          const s: SourceSummary = {
-            name: p.name,
-            kind: p.kind,
-            device,
-            available: true,
-            errors: t.errors,
-            ...summariseDevice(t.samples, device.energyWrapJ),
-          };
-          if (t.lastError) s.lastError = t.lastError;
-          out.push(s);
-        }
-      }
-      const summary: SamplingSummary = { intervalMs, startNs, durationS, lowConfidence: durationS < 1, sources: out };
-      if (opts.keepSamples) summary.samples = tracks.flatMap((t) => t.samples).sort((a, b) => a.tick - b.tick || a.tNs - b.tNs);
+      const summary: SamplingSummary = { intervalMs, startNs, durationS, lowConfidence: durationS < 1, sources: summariseSources(state) };
+      if (opts.keepSamples) summary.samples = state.tracks.flatMap((t) => t.samples).sort((a, b) => a.tick - b.tick || a.tNs - b.tNs);
       done = Promise.resolve(summary);
       return done;
     },
   };
+}
+
+/** What startSampling's steps share: the opened sources, one track per available device, the tick count. */
+interface SamplingState {
+  opened: OpenedSource[];
+  tracks: Track[];
+  tick: number;
+}
+
+/** Step: one track per device of every available source, in source then device order. */
+function buildTracks(opened: OpenedSource[]): Track[] {
+  const tracks: Track[] = [];
+  for (const source of opened) {
+    if (!source.probe.available) continue;
+    source.probe.devices.forEach((_, index) => tracks.push({ source, index, samples: [], errors: 0 }));
+  }
+  return tracks;
+}
+
+/** Step: reads every track once (recording errors per track), then advances the tick. */
+function sampleTracks(state: SamplingState): void {
+  const tick = state.tick;
+  for (const t of state.tracks) {
+    const dev = t.source.probe.devices[t.index];
+    try {
+      const s = t.source.read(t.index);
+      t.samples.push({ ...s, tick, source: t.source.probe.name, kind: t.source.probe.kind, device: dev.id, deviceName: dev.name });
+      if (s.errors?.length) {
+        t.errors++;
+        t.lastError = s.errors.join('; ');
+      }
+    } catch (err) {
+      t.errors++;
+      t.lastError = oneLine(err);
+    }
+  }
+  state.tick++;
+}
+
+/** Step: one summary per unavailable source, and one per device of each available source. */
+function summariseSources(state: SamplingState): SourceSummary[] {
+  const out: SourceSummary[] = [];
+  for (const source of state.opened) {
+    const p = source.probe;
+    if (!p.available) {
+      out.push({
+        name: p.name,
+        kind: p.kind,
+        device: null,
+        available: false,
+        reason: p.reason,
+        samples: 0,
+        errors: 0,
+        spanS: 0,
+        utilisation: null,
+        powerW: null,
+        powerFrom: null,
+        energyJ: null,
+        energyFrom: null,
+        counterResets: 0,
+        temperatureC: null,
+      });
+      continue;
+    }
+    for (const t of state.tracks.filter((x) => x.source === source)) {
+      const device = p.devices[t.index];
+      const s: SourceSummary = {
+        name: p.name,
+        kind: p.kind,
+        device,
+        available: true,
+        errors: t.errors,
+        ...summariseDevice(t.samples, device.energyWrapJ),
+      };
+      if (t.lastError) s.lastError = t.lastError;
+      out.push(s);
+    }
+  }
+  return out;
 }

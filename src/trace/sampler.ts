@@ -261,107 +261,139 @@ class DebugfsFile<T> {
 }
 
 function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => void): Sampler {
-  const origin = process.hrtime.bigint();
-  const interval = BigInt(opts.intervalNs);
-  const maxSamples = opts.maxSamples ?? 0;
-  let k = 0n; // index of the next deadline
-  let seq = 0;
-  let timer: NodeJS.Timeout | null = null;
-  let stopped = false;
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));
-  const files = [new DebugfsFile<MqdsRaw>('mqds', parseMqdsTs), new DebugfsFile<HqdsRaw>('hqds', parseHqdsTs), new DebugfsFile<RlsRaw>('rls', parseRlsTs)] as const;
-  let lastProcs: ProcsRaw | null = null;
-  const walker = new ProcsWalkerTs(opts.sysfsRoot, { walk: opts.sysfsWalk, countersEvery: opts.countersEvery });
-
-  const take = (): void => {
-    timer = null;
-    if (stopped) return;
-    const now = process.hrtime.bigint();
-    // timers work in whole ms against a cached loop clock: never sample before the deadline
-    if (now < origin + k * interval) {
-      arm();
-      return;
-    }
-    // late by whole intervals: skip those deadlines, report them
-    const behind = (now - origin - k * interval) / interval;
-    const missed = behind > 0n ? Number(behind) : 0;
-    k += BigInt(missed);
-    const intended = k * interval;
-    const t0 = process.hrtime.bigint();
-    const cpu0 = jsThreadCpuNs();
-    // the JS thread's fs calls of this sample only: nothing else runs on it until the sample is made
-    ioClock.on = true;
-    ioClock.ns = 0;
-    const same: Same = {};
-    let procs: ProcsRaw;
-    try {
-      procs = walker.read();
-    } finally {
-      ioClock.on = false;
-    }
-    if (lastProcs !== null && sameProcs(procs, lastProcs)) {
-      procs = lastProcs;
-      same.procs = true;
-    }
-    lastProcs = procs;
-    const withDebugfs = opts.debugfsEvery > 0 && seq % opts.debugfsEvery === 0;
-    ioClock.on = true;
-    try {
-      if (withDebugfs) for (const f of files) f.load(opts.debugfsRoot);
-    } finally {
-      ioClock.on = false;
-    }
-    const t1 = process.hrtime.bigint();
-    const sample: NativeSample = {
-      seq,
-      intendedNs: Number(intended),
-      actualNs: Number(t0 - origin),
-      readNs: Number(t1 - t0),
-      parseNs: 0,
-      ioNs: ioClock.ns,
-      walk: walker.lastStats(),
-      missed,
-      dropped: 0,
-      procs,
-    };
-    if (withDebugfs) {
-      const parsed = { any: false };
-      const [m, h, r] = files;
-      sample.mqds = m.take(same, parsed);
-      sample.hqds = h.take(same, parsed);
-      sample.rls = r.take(same, parsed);
-      if (parsed.any) sample.parseNs = Number(process.hrtime.bigint() - t1);
-    }
-    if (same.procs || same.mqds || same.hqds || same.rls) sample.same = same;
-    // the sampling thread is the JS thread here: its clock, as the native thread reports its own
-    const cpuNs = jsThreadCpuNs();
-    if (cpuNs !== null) sample.threadCpuNs = cpuNs;
-    if (cpuNs !== null && cpu0 !== null) sample.cpuNs = cpuNs - cpu0;
-    seq++;
-    k++;
-    try {
-      onSample(sample);
-    } finally {
-      if (maxSamples > 0 && seq >= maxSamples) {
-        stopped = true;
-        finish();
-      } else if (!stopped) arm();
-    }
+  const st: TsSamplerState = {
+    opts,
+    onSample,
+    origin: process.hrtime.bigint(),
+    interval: BigInt(opts.intervalNs),
+    maxSamples: opts.maxSamples ?? 0,
+    k: 0n,
+    seq: 0,
+    timer: null,
+    stopped: false,
+    finish,
+    files: [new DebugfsFile<MqdsRaw>('mqds', parseMqdsTs), new DebugfsFile<HqdsRaw>('hqds', parseHqdsTs), new DebugfsFile<RlsRaw>('rls', parseRlsTs)] as const,
+    lastProcs: null,
+    walker: new ProcsWalkerTs(opts.sysfsRoot, { walk: opts.sysfsWalk, countersEvery: opts.countersEvery }),
   };
-  const arm = (): void => {
-    const wait = origin + k * interval - process.hrtime.bigint();
-    timer = setTimeout(take, wait > 0n ? Number((wait + 999_999n) / 1_000_000n) : 0);
-  };
-  arm();
+  armTs(st);
   return {
     kind: 'ts-timer',
-    originNs: origin,
+    originNs: st.origin,
     stop: async () => {
-      stopped = true;
-      if (timer) clearTimeout(timer);
+      st.stopped = true;
+      if (st.timer) clearTimeout(st.timer);
       finish();
     },
     done,
   };
+}
+
+/** What the JS-timer sampler's steps share between ticks. */
+interface TsSamplerState {
+  opts: SamplerOptions;
+  onSample: (s: NativeSample) => void;
+  origin: bigint;
+  interval: bigint;
+  maxSamples: number;
+  /** index of the next deadline */
+  k: bigint;
+  seq: number;
+  timer: NodeJS.Timeout | null;
+  stopped: boolean;
+  finish: () => void;
+  files: readonly [DebugfsFile<MqdsRaw>, DebugfsFile<HqdsRaw>, DebugfsFile<RlsRaw>];
+  lastProcs: ProcsRaw | null;
+  walker: ProcsWalkerTs;
+}
+
+/** Step: sets the timer for the next deadline (whole ms, rounded up). */
+function armTs(st: TsSamplerState): void {
+  const wait = st.origin + st.k * st.interval - process.hrtime.bigint();
+  st.timer = setTimeout(() => takeTs(st), wait > 0n ? Number((wait + 999_999n) / 1_000_000n) : 0);
+}
+
+/** Step (timer callback): waits out an early wake, skips missed deadlines, samples, delivers, re-arms. */
+function takeTs(st: TsSamplerState): void {
+  st.timer = null;
+  if (st.stopped) return;
+  const now = process.hrtime.bigint();
+  // timers work in whole ms against a cached loop clock: never sample before the deadline
+  if (now < st.origin + st.k * st.interval) {
+    armTs(st);
+    return;
+  }
+  // late by whole intervals: skip those deadlines, report them
+  const behind = (now - st.origin - st.k * st.interval) / st.interval;
+  const missed = behind > 0n ? Number(behind) : 0;
+  st.k += BigInt(missed);
+  const sample = readTsSample(st, missed, st.k * st.interval);
+  st.seq++;
+  st.k++;
+  try {
+    st.onSample(sample);
+  } finally {
+    if (st.maxSamples > 0 && st.seq >= st.maxSamples) {
+      st.stopped = true;
+      st.finish();
+    } else if (!st.stopped) armTs(st);
+  }
+}
+
+/** Step: reads procs (and debugfs when due) into one sample, timing the reads, parses and CPU. */
+function readTsSample(st: TsSamplerState, missed: number, intended: bigint): NativeSample {
+  const { opts, files, walker, origin, seq } = st;
+  const t0 = process.hrtime.bigint();
+  const cpu0 = jsThreadCpuNs();
+  // the JS thread's fs calls of this sample only: nothing else runs on it until the sample is made
+  ioClock.on = true;
+  ioClock.ns = 0;
+  const same: Same = {};
+  let procs: ProcsRaw;
+  try {
+    procs = walker.read();
+  } finally {
+    ioClock.on = false;
+  }
+  if (st.lastProcs !== null && sameProcs(procs, st.lastProcs)) {
+    procs = st.lastProcs;
+    same.procs = true;
+  }
+  st.lastProcs = procs;
+  const withDebugfs = opts.debugfsEvery > 0 && seq % opts.debugfsEvery === 0;
+  ioClock.on = true;
+  try {
+    if (withDebugfs) for (const f of files) f.load(opts.debugfsRoot);
+  } finally {
+    ioClock.on = false;
+  }
+  const t1 = process.hrtime.bigint();
+  const sample: NativeSample = {
+    seq,
+    intendedNs: Number(intended),
+    actualNs: Number(t0 - origin),
+    readNs: Number(t1 - t0),
+    parseNs: 0,
+    ioNs: ioClock.ns,
+    walk: walker.lastStats(),
+    missed,
+    dropped: 0,
+    procs,
+  };
+  if (withDebugfs) {
+    const parsed = { any: false };
+    const [m, h, r] = files;
+    sample.mqds = m.take(same, parsed);
+    sample.hqds = h.take(same, parsed);
+    sample.rls = r.take(same, parsed);
+    if (parsed.any) sample.parseNs = Number(process.hrtime.bigint() - t1);
+  }
+  if (same.procs || same.mqds || same.hqds || same.rls) sample.same = same;
+  // the sampling thread is the JS thread here: its clock, as the native thread reports its own
+  const cpuNs = jsThreadCpuNs();
+  if (cpuNs !== null) sample.threadCpuNs = cpuNs;
+  if (cpuNs !== null && cpu0 !== null) sample.cpuNs = cpuNs - cpu0;
+  return sample;
 }

@@ -168,86 +168,22 @@ export function startTsDispatch(spec: NativeDispatchSpec, o: TsEngineOptions = {
   const prepared = 'streams' in prep ? prep.streams : [];
   const traceCap = o.trace ? Math.max(0, Math.floor(o.trace.maxBlocks)) : 0;
   const layout = makeLayout(cus, prepared.length, traceCap);
-  const sabI = new SharedArrayBuffer(layout.i32Length * 4);
-  const sabF = new SharedArrayBuffer(layout.f64Length * 8);
-  const I = new Int32Array(sabI);
-  const F = new Float64Array(sabF);
-  for (const [s, p] of prepared.entries()) {
-    const b = layout.sBase + s * layout.sStride;
-    I[b + SI.PRIORITY] = p.priority;
-    for (let w = 0; w < layout.maskWords; w++) I[b + layout.sMask + w] = p.cuMask.length ? (p.cuMask[w] ?? 0) | 0 : -1;
-  }
+  const { sabI, sabF, I, F } = sharedArrays(layout, prepared);
   const base = process.hrtime.bigint();
   const debug = o.debug ?? {};
   const tuning: TsEngineTuning = { submitSpinNs: 100e3, waitSliceNs: 5e6, ...o.tuning };
   const nice = tsWorkerNice(o.workerNice);
 
-  const workers: { w: Worker; label: string }[] = [];
-  let settled = false;
   let resolveDone!: (r: TsDispatchResult) => void;
   let rejectDone!: (e: Error) => void;
   const done = new Promise<TsDispatchResult>((res, rej) => {
     resolveDone = res;
     rejectDone = rej;
   });
-  let startupTimer: NodeJS.Timeout | undefined;
-
-  /** Stops every worker (they leave their loops on STOP; terminate() is the backstop) and waits for them to exit. */
-  const teardown = async (): Promise<void> => {
-    if (startupTimer) clearTimeout(startupTimer);
-    Atomics.store(I, CTRL.STOP, 1);
-    for (const word of [CTRL.WORK_GEN, CTRL.ENGINE_GEN, CTRL.READY, CTRL.LOCK]) {
-      Atomics.add(I, word, word === CTRL.LOCK ? 0 : 1);
-      Atomics.notify(I, word);
-    }
-    await Promise.all(workers.map(({ w }) => w.terminate().catch(() => 0)));
-  };
-  const fail = (err: GpucoloError): void => {
-    if (settled) return;
-    settled = true;
-    void teardown().then(() => rejectDone(err));
-  };
-  const finish = (out: EngineOut): void => {
-    if (settled) return;
-    settled = true;
-    void teardown().then(() => resolveDone(toResult(out)));
-  };
-  const toResult = (out: EngineOut): TsDispatchResult => {
-    const r: TsDispatchResult = {
-      ...emptyResult(cus, out.status, out.error),
-      cancelled: out.cancelled,
-      submitPhaseNs: out.submitPhaseNs,
-      elapsedNs: out.elapsedNs,
-      streams: out.streams.map((st) => withShare(st, cus)),
-    };
-    if (traceCap > 0) {
-      const recorded = Atomics.load(I, CTRL.TRACE_N);
-      const n = Math.min(recorded, traceCap);
-      const blocks: TsBlockTrace[] = [];
-      for (let k = 0; k < n; k++) {
-        const q = layout.traceBase + k * TRACE_FIELDS;
-        blocks.push({ stream: F[q + T.stream], launch: F[q + T.launch], block: F[q + T.block], worker: F[q + T.worker], startNs: F[q + T.start] - out.originNs, endNs: F[q + T.end] - out.originNs });
-      }
-      r.trace = { blocks, recorded, lost: recorded - n };
-    }
-    return r;
-  };
-
-  const spawn = (label: string, source: string, data: CuWorkerData | EngineWorkerData): Worker => {
-    const w = new Worker(source, { eval: true, workerData: data, name: `gpucolo ${label}` });
-    w.on('error', (err) => fail(new GpucoloError(`pure-TS dispatch engine: ${label} failed: ${(err?.message ?? String(err)).split('\n')[0]}`, { code: 'EWORKER' })));
-    w.on('exit', (code) => {
-      if (settled) return;
-      const early = (): void => fail(new GpucoloError(`pure-TS dispatch engine: ${label} exited (code ${code}) before the run ended`, { code: 'EWORKER' }));
-      // compute units leave when the engine set STOP, right before it posts the result; an engine
-      // that ended cleanly has posted it (its message may still be on the way: give it a moment)
-      if (code !== 0) early();
-      else if (Atomics.load(I, CTRL.STOP) === 0) early();
-      else setTimeout(() => settled || early(), 1000);
-    });
-    workers.push({ w, label });
-    return w;
-  };
+  const run: TsRun = { cus, layout, traceCap, I, F, workers: [], settled: false, resolveDone, rejectDone, startupTimer: undefined };
+  const fail = (err: GpucoloError): void => failRun(run, err);
+  const finish = (out: EngineOut): void => finishRun(run, out);
+  const spawn = (label: string, source: string, data: CuWorkerData | EngineWorkerData): Worker => spawnWorker(run, label, source, data);
 
   try {
     for (let w = 0; w < cus; w++) {
@@ -259,37 +195,20 @@ export function startTsDispatch(spec: NativeDispatchSpec, o: TsEngineOptions = {
       sabF,
       layout,
       base,
-      spec: {
-        durationNs: spec.durationNs,
-        warmupNs: spec.warmupNs,
-        maxLaunches: spec.maxLaunches,
-        mechanism: spec.mechanism,
-        throttleK: spec.throttleK,
-        watchdogNs: spec.watchdogNs,
-        streams: spec.streams.map((s) => ({
-          name: s.name,
-          highPriority: s.highPriority,
-          kernel: { spinNs: s.kernel.spinNs, blocks: s.kernel.blocks },
-          arrival: s.arrival,
-          rateHz: s.rateHz,
-          inflight: s.inflight,
-          seed: s.seed,
-          timesNs: s.timesNs,
-        })),
-      },
+      spec: engineSpec(spec),
       prepared,
       tuning,
       debug,
     });
     engine.on('message', (m: EngineOut | { type: 'started' }) => {
       if (m.type === 'started') {
-        if (startupTimer) clearTimeout(startupTimer);
-        startupTimer = undefined;
-        if (!settled) o.onStarted?.();
+        if (run.startupTimer) clearTimeout(run.startupTimer);
+        run.startupTimer = undefined;
+        if (!run.settled) o.onStarted?.();
       } else if (m.type === 'result') finish(m);
     });
-    startupTimer = setTimeout(() => fail(new GpucoloError(`pure-TS dispatch engine: its ${cus + 1} worker threads did not start within ${STARTUP_TIMEOUT_MS / 1000} s`, { code: 'ESTARTUP' })), STARTUP_TIMEOUT_MS);
-    startupTimer.unref();
+    run.startupTimer = setTimeout(() => fail(new GpucoloError(`pure-TS dispatch engine: its ${cus + 1} worker threads did not start within ${STARTUP_TIMEOUT_MS / 1000} s`, { code: 'ESTARTUP' })), STARTUP_TIMEOUT_MS);
+    run.startupTimer.unref();
   } catch (err) {
     fail(new GpucoloError(`pure-TS dispatch engine: cannot start its worker threads: ${(err as Error).message}`, { code: 'EWORKER' }));
   }
@@ -302,4 +221,123 @@ export function startTsDispatch(spec: NativeDispatchSpec, o: TsEngineOptions = {
       Atomics.notify(I, CTRL.ENGINE_GEN);
     },
   };
+}
+
+/** Step: the plain-data copy of the spec the engine worker receives (only the fields it reads). */
+function engineSpec(spec: NativeDispatchSpec): EngineWorkerData['spec'] {
+  return {
+    durationNs: spec.durationNs,
+    warmupNs: spec.warmupNs,
+    maxLaunches: spec.maxLaunches,
+    mechanism: spec.mechanism,
+    throttleK: spec.throttleK,
+    watchdogNs: spec.watchdogNs,
+    streams: spec.streams.map((s) => ({
+      name: s.name,
+      highPriority: s.highPriority,
+      kernel: { spinNs: s.kernel.spinNs, blocks: s.kernel.blocks },
+      arrival: s.arrival,
+      rateHz: s.rateHz,
+      inflight: s.inflight,
+      seed: s.seed,
+      timesNs: s.timesNs,
+    })),
+  };
+}
+
+type TsLayout = ReturnType<typeof makeLayout>;
+type TsPrepared = Extract<ReturnType<typeof prepare>, { streams: unknown }>['streams'];
+
+/** What startTsDispatch's steps share: the shared memory views, the workers, and whether `done` has settled. */
+interface TsRun {
+  cus: number;
+  layout: TsLayout;
+  traceCap: number;
+  I: Int32Array;
+  F: Float64Array;
+  workers: { w: Worker; label: string }[];
+  settled: boolean;
+  resolveDone: (r: TsDispatchResult) => void;
+  rejectDone: (e: Error) => void;
+  startupTimer: NodeJS.Timeout | undefined;
+}
+
+/** Step: allocates the shared buffers and writes each stream's priority and CU mask into them. */
+function sharedArrays(layout: TsLayout, prepared: TsPrepared): { sabI: SharedArrayBuffer; sabF: SharedArrayBuffer; I: Int32Array; F: Float64Array } {
+  const sabI = new SharedArrayBuffer(layout.i32Length * 4);
+  const sabF = new SharedArrayBuffer(layout.f64Length * 8);
+  const I = new Int32Array(sabI);
+  const F = new Float64Array(sabF);
+  for (const [s, p] of prepared.entries()) {
+    const b = layout.sBase + s * layout.sStride;
+    I[b + SI.PRIORITY] = p.priority;
+    for (let w = 0; w < layout.maskWords; w++) I[b + layout.sMask + w] = p.cuMask.length ? (p.cuMask[w] ?? 0) | 0 : -1;
+  }
+  return { sabI, sabF, I, F };
+}
+
+/** Step: stops every worker (they leave their loops on STOP; terminate() is the backstop) and waits for them to exit. */
+async function teardownRun(run: TsRun): Promise<void> {
+  if (run.startupTimer) clearTimeout(run.startupTimer);
+  const I = run.I;
+  Atomics.store(I, CTRL.STOP, 1);
+  for (const word of [CTRL.WORK_GEN, CTRL.ENGINE_GEN, CTRL.READY, CTRL.LOCK]) {
+    Atomics.add(I, word, word === CTRL.LOCK ? 0 : 1);
+    Atomics.notify(I, word);
+  }
+  await Promise.all(run.workers.map(({ w }) => w.terminate().catch(() => 0)));
+}
+
+/** Step: settles `done` with an error (first settle wins), after teardown. */
+function failRun(run: TsRun, err: GpucoloError): void {
+  if (run.settled) return;
+  run.settled = true;
+  void teardownRun(run).then(() => run.rejectDone(err));
+}
+
+/** Step: settles `done` with the engine's result (first settle wins), after teardown. */
+function finishRun(run: TsRun, out: EngineOut): void {
+  if (run.settled) return;
+  run.settled = true;
+  void teardownRun(run).then(() => run.resolveDone(toRunResult(run, out)));
+}
+
+/** Step: the engine's output as a TsDispatchResult, with the block trace read from shared memory when asked for. */
+function toRunResult(run: TsRun, out: EngineOut): TsDispatchResult {
+  const { cus, traceCap, I, F, layout } = run;
+  const r: TsDispatchResult = {
+    ...emptyResult(cus, out.status, out.error),
+    cancelled: out.cancelled,
+    submitPhaseNs: out.submitPhaseNs,
+    elapsedNs: out.elapsedNs,
+    streams: out.streams.map((st) => withShare(st, cus)),
+  };
+  if (traceCap > 0) {
+    const recorded = Atomics.load(I, CTRL.TRACE_N);
+    const n = Math.min(recorded, traceCap);
+    const blocks: TsBlockTrace[] = [];
+    for (let k = 0; k < n; k++) {
+      const q = layout.traceBase + k * TRACE_FIELDS;
+      blocks.push({ stream: F[q + T.stream], launch: F[q + T.launch], block: F[q + T.block], worker: F[q + T.worker], startNs: F[q + T.start] - out.originNs, endNs: F[q + T.end] - out.originNs });
+    }
+    r.trace = { blocks, recorded, lost: recorded - n };
+  }
+  return r;
+}
+
+/** Step: starts one worker thread and turns its error or early exit into a failed run. */
+function spawnWorker(run: TsRun, label: string, source: string, data: CuWorkerData | EngineWorkerData): Worker {
+  const w = new Worker(source, { eval: true, workerData: data, name: `gpucolo ${label}` });
+  w.on('error', (err) => failRun(run, new GpucoloError(`pure-TS dispatch engine: ${label} failed: ${(err?.message ?? String(err)).split('\n')[0]}`, { code: 'EWORKER' })));
+  w.on('exit', (code) => {
+    if (run.settled) return;
+    const early = (): void => failRun(run, new GpucoloError(`pure-TS dispatch engine: ${label} exited (code ${code}) before the run ended`, { code: 'EWORKER' }));
+    // compute units leave when the engine set STOP, right before it posts the result; an engine
+    // that ended cleanly has posted it (its message may still be on the way: give it a moment)
+    if (code !== 0) early();
+    else if (Atomics.load(run.I, CTRL.STOP) === 0) early();
+    else setTimeout(() => run.settled || early(), 1000);
+  });
+  run.workers.push({ w, label });
+  return w;
 }

@@ -124,10 +124,10 @@ describe('where the addon comes from', () => {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'gpucolo.musl.node'), 'not an addon');
     fs.writeFileSync(path.join(dir, 'gpucolo.glibc.node'), 'not an addon either');
-    // a copy, not a link: ESM resolves links, and PACKAGE_ROOT would be the checkout again
-    // (native.js imports nothing of gpucolo at run time)
+    // copies, not links: ESM resolves links, and PACKAGE_ROOT would be the checkout again
+    // (at run time native.js imports only errors.js of gpucolo, which imports nothing)
     fs.mkdirSync(path.join(root, 'dist'));
-    fs.copyFileSync(path.join(ROOT, 'dist', 'native.js'), path.join(root, 'dist', 'native.js'));
+    for (const f of ['native.js', 'errors.js']) fs.copyFileSync(path.join(ROOT, 'dist', f), path.join(root, 'dist', f));
     fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
     const r = spawnSync(
       process.execPath,

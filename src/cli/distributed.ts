@@ -285,7 +285,32 @@ export function distributedCommand(): Command {
       .command('run')
       .description('run one method on N ranks (torchrun, or gpucolo launching the ranks directly); result, run_<method>.json manifest and logs in --out')
       .addOption(new Option('--method <method>', 'gradient synchronisation').choices([...METHODS]).makeOptionMandatory()),
-  ).action(async (o: CommonCli & { method: DistMethod }) => {
+  ).action(runAction);
+
+  addCommonOptions(
+    cmd
+      .command('compare')
+      .description('run several methods with identical options, interleaved over rounds (order rotated each round), then analyze: pooled figures with their spread between rounds and a quality block')
+      .addOption(listDefault(new Option('--methods <list>', `comma-separated (${METHODS.join(',')})`).argParser(methodsArg), [...METHODS]))
+      // 2: the fewest that show a spread; each round is a full run of every method
+      .option('--rounds <n>', 'rounds: every method once per round, order rotated each round; round r in DIR/round-<r> when > 1', integerArg({ min: 1, max: 1000 }), 2)
+      .option('--no-png', 'plots as SVG only'),
+  ).action(compareAction);
+
+  cmd
+    .command('analyze')
+    .description("tables (throughput, time/epoch, accuracy, speedup vs DDP; comm per step), performance_report.txt/.md and plots/ from the results_*.json in DIR: gpucolo's results or those of the design notes' scripts (no schema field); the report says which was read")
+    .argument('<dir>', 'directory with results_*.json')
+    .option('--json', 'print the tables as JSON')
+    .option('--no-png', 'plots as SVG only')
+    .option('--no-plots', 'no plots')
+    .action(analyzeAction);
+
+  return cmd;
+}
+
+/** `distributed run`: one method on N ranks under its own supervisor; prints the result line or JSON. */
+async function runAction(o: CommonCli & { method: DistMethod }): Promise<void> {
     const { supervisor, dispose } = ownSupervisor(o);
     let r: DistributedRunResult;
     try {
@@ -296,17 +321,10 @@ export function distributedCommand(): Command {
     if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else if (r.ok) process.stdout.write(`${runLine(r)}\n`);
     if (!r.ok) throw new CliError(`${r.method}: ${r.error} (manifest ${r.manifestFile})`, runExitCode(r), o.json === true);
-  });
+}
 
-  addCommonOptions(
-    cmd
-      .command('compare')
-      .description('run several methods with identical options, interleaved over rounds (order rotated each round), then analyze: pooled figures with their spread between rounds and a quality block')
-      .addOption(listDefault(new Option('--methods <list>', `comma-separated (${METHODS.join(',')})`).argParser(methodsArg), [...METHODS]))
-      // 2: the fewest that show a spread; each round is a full run of every method
-      .option('--rounds <n>', 'rounds: every method once per round, order rotated each round; round r in DIR/round-<r> when > 1', integerArg({ min: 1, max: 1000 }), 2)
-      .option('--no-png', 'plots as SVG only'),
-  ).action(async (o: CommonCli & { methods: DistMethod[]; png: boolean; rounds: number }) => {
+/** `distributed compare`: several methods interleaved over rounds, then analyzed; prints and sets the exit code. */
+async function compareAction(o: CommonCli & { methods: DistMethod[]; png: boolean; rounds: number }): Promise<void> {
     const { supervisor, dispose } = ownSupervisor(o);
     const onEvent = progress();
     const events = (e: DistributedEvent): void => {
@@ -332,16 +350,10 @@ export function distributedCommand(): Command {
       const first = res.runs.find((r) => !r.ok)!;
       throw new CliError(`${res.failed} of ${res.runs.length} run(s) failed; first: ${first.method}: ${first.error}`, 1, true);
     }
-  });
+}
 
-  cmd
-    .command('analyze')
-    .description("tables (throughput, time/epoch, accuracy, speedup vs DDP; comm per step), performance_report.txt/.md and plots/ from the results_*.json in DIR: gpucolo's results or those of the design notes' scripts (no schema field); the report says which was read")
-    .argument('<dir>', 'directory with results_*.json')
-    .option('--json', 'print the tables as JSON')
-    .option('--no-png', 'plots as SVG only')
-    .option('--no-plots', 'no plots')
-    .action(async (dir: string, o: { json?: boolean; png: boolean; plots: boolean }) => {
+/** `distributed analyze`: tables, report and plots from DIR (or the rounds summary of a multi-round compare). */
+async function analyzeAction(dir: string, o: { json?: boolean; png: boolean; plots: boolean }): Promise<void> {
       let a: DistributedAnalysis;
       try {
         if (!fs.existsSync(dir)) throw new CliError(`${dir}: no such directory`, 2);
@@ -358,9 +370,6 @@ export function distributedCommand(): Command {
         libError(err);
       }
       printAnalysis(a, o.json);
-    });
-
-  return cmd;
 }
 
 function ownSupervisor(o: CommonCli): { supervisor: Supervisor; dispose(): void } {

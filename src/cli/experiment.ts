@@ -120,100 +120,128 @@ export function experimentCommand(): Command {
     });
 }
 
-async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promise<void> {
-  const name = loaded.experiment.experiment_name;
-  const tty = process.stderr.isTTY === true;
-  let bar: SingleBar | null = null;
-  let tick: NodeJS.Timeout | null = null;
-  const say = (line: string): void => {
-    stopBar();
-    process.stderr.write(`gpucolo experiment: ${line}\n`);
-  };
+/** What the progress display of one `gpucolo experiment` holds between events. */
+interface ExperimentProgress {
+  tty: boolean;
+  bar: SingleBar | null;
+  tick: NodeJS.Timeout | null;
+  /** performance.now() at the current run's start */
+  runStart: number;
+  current: { k: number; n: number; id: string; phase: string };
+}
 
-  if (loaded.experiment.format === 'notes') say(`${loaded.file}: read in ${formatText(loaded)}`);
+/** Stops the progress bar and its ticker, if any. */
+function stopBar(p: ExperimentProgress): void {
+  if (p.tick) clearInterval(p.tick);
+  p.tick = null;
+  p.bar?.stop();
+  p.bar = null;
+}
 
-  // leftovers of a gpucolo that was killed: say so (gpucolo cleanup stops them)
+/** One line on stderr (the bar stopped first). */
+function say(p: ExperimentProgress, line: string): void {
+  stopBar(p);
+  process.stderr.write(`gpucolo experiment: ${line}\n`);
+}
+
+/** (Re)starts the progress bar of the current run (on a TTY). */
+function startBar(p: ExperimentProgress): void {
+  if (!p.tty) return;
+  stopBar(p);
+  const bar = new SingleBar({ format: 'run {value}/{total} | {id} | {phase} | {elapsed}', hideCursor: true, clearOnComplete: true, stream: process.stderr });
+  p.bar = bar;
+  const fields = (): Record<string, string> => ({ id: p.current.id, phase: p.current.phase, elapsed: `${fmtS((performance.now() - p.runStart) / 1000)} s` });
+  bar.start(p.current.n, p.current.k, fields());
+  p.tick = setInterval(() => p.bar?.update(p.current.k, fields()), 500);
+  p.tick.unref();
+}
+
+/** Warns of leftovers of a gpucolo that was killed (gpucolo cleanup stops them); a check only. */
+async function warnStaleRegistries(p: ExperimentProgress): Promise<void> {
   try {
     const stale = await reapRegistries(listRegistryFiles(), { dryRun: true });
     const alive = stale.actions.filter((a) => a.outcome === 'alive');
-    if (alive.length) say(`warning: ${alive.length} process group(s) left by an earlier gpucolo that was killed are still running (${alive.map((a) => `${a.name} pid ${a.pid}`).join(', ')}): run gpucolo cleanup`);
+    if (alive.length) say(p, `warning: ${alive.length} process group(s) left by an earlier gpucolo that was killed are still running (${alive.map((a) => `${a.name} pid ${a.pid}`).join(', ')}): run gpucolo cleanup`);
   } catch {
     // a check only
   }
+}
+
+/** The line of a finished run: status, time, retries, background runs, elapsed, result file. */
+function runEndLine(p: ExperimentProgress, e: Extract<ExperimentEvent, { type: 'run-end' }>): string {
+  const f = e.result.foreground_result;
+  const status = f.status_message ?? (f.training_success ? 'ok' : `FAILED: ${f.error_message}`);
+  const infos = e.result.background_infos ?? (e.result.background_info ? [e.result.background_info] : []);
+  const bgInfo = infos.length ? `, background ${infos.map((b) => `${infos.length > 1 ? `${b.model} ` : ''}${b.runs_started} run(s)/${b.restarts} restart(s)`).join(', ')}` : '';
+  return `gpucolo experiment: run ${e.index}/${e.total} ${e.run.experimentId}: ${status} in ${fmtS(f.duration_seconds)} s, retries ${f.retries}${bgInfo} (elapsed ${fmtS((performance.now() - p.runStart) / 1000)} s) -> ${e.file}\n`;
+}
+
+/** One experiment event -> the progress display (warnings, bar, failed attempts, run lines). */
+function onExperimentEvent(p: ExperimentProgress, e: ExperimentEvent): void {
+  switch (e.type) {
+    case 'warning':
+      say(p, `warning: ${e.message}`);
+      startBar(p);
+      break;
+    case 'run-start':
+      p.runStart = performance.now();
+      p.current = { k: e.index, n: e.total, id: e.run.experimentId, phase: 'starting' };
+      if (p.tty) startBar(p);
+      else process.stderr.write(`gpucolo experiment: run ${e.index}/${e.total} ${e.run.experimentId}: started\n`);
+      break;
+    case 'phase':
+      p.current.phase = e.phase === 'foreground' && e.attempt && e.attempt > 1 ? `foreground attempt ${e.attempt}` : e.phase;
+      break;
+    case 'attempt-end':
+      if (e.outcome.error && !e.outcome.interrupted) {
+        say(p, `run ${e.index}/${e.total} ${e.run.experimentId}: attempt ${e.attempt} failed: ${e.outcome.error} (log ${e.outcome.logPath})`);
+        startBar(p);
+      }
+      break;
+    case 'run-end': {
+      stopBar(p);
+      process.stderr.write(runEndLine(p, e));
+      break;
+    }
+    case 'child':
+      break;
+  }
+}
+
+/** Runs the planned experiment under a supervisor with two-step SIGINT/SIGTERM handling, then reports. */
+async function runCli(loaded: LoadedExperiment, o: ExperimentCliOptions): Promise<void> {
+  const name = loaded.experiment.experiment_name;
+  const p: ExperimentProgress = { tty: process.stderr.isTTY === true, bar: null, tick: null, runStart: 0, current: { k: 0, n: loaded.runs.length, id: '', phase: '' } };
+
+  if (loaded.experiment.format === 'notes') say(p, `${loaded.file}: read in ${formatText(loaded)}`);
+  await warnStaleRegistries(p);
 
   const { supervisor, registryFile, dispose } = experimentSupervisor({ registryFile: o.registry, graceMs: o.grace * 1000 });
   const ctl = new AbortController();
   const removeSignals = onInterrupts([
     (sig) => {
-      say(`${sig}: stopping the runs (SIGTERM, ${o.grace} s grace, SIGKILL), writing the current result`);
+      say(p, `${sig}: stopping the runs (SIGTERM, ${o.grace} s grace, SIGKILL), writing the current result`);
       ctl.abort();
     },
     (sig) => {
-      say(`${sig} again: SIGKILL to every process group`);
+      say(p, `${sig} again: SIGKILL to every process group`);
       supervisor.killAll();
     },
   ]);
 
-  let runStart = 0;
-  let current = { k: 0, n: loaded.runs.length, id: '', phase: '' };
-  function stopBar(): void {
-    if (tick) clearInterval(tick);
-    tick = null;
-    bar?.stop();
-    bar = null;
-  }
-  const startBar = (): void => {
-    if (!tty) return;
-    stopBar();
-    bar = new SingleBar({ format: 'run {value}/{total} | {id} | {phase} | {elapsed}', hideCursor: true, clearOnComplete: true, stream: process.stderr });
-    const fields = (): Record<string, string> => ({ id: current.id, phase: current.phase, elapsed: `${fmtS((performance.now() - runStart) / 1000)} s` });
-    bar.start(current.n, current.k, fields());
-    tick = setInterval(() => bar?.update(current.k, fields()), 500);
-    tick.unref();
-  };
-  const onEvent = (e: ExperimentEvent): void => {
-    switch (e.type) {
-      case 'warning':
-        say(`warning: ${e.message}`);
-        startBar();
-        break;
-      case 'run-start':
-        runStart = performance.now();
-        current = { k: e.index, n: e.total, id: e.run.experimentId, phase: 'starting' };
-        if (tty) startBar();
-        else process.stderr.write(`gpucolo experiment: run ${e.index}/${e.total} ${e.run.experimentId}: started\n`);
-        break;
-      case 'phase':
-        current.phase = e.phase === 'foreground' && e.attempt && e.attempt > 1 ? `foreground attempt ${e.attempt}` : e.phase;
-        break;
-      case 'attempt-end':
-        if (e.outcome.error && !e.outcome.interrupted) {
-          say(`run ${e.index}/${e.total} ${e.run.experimentId}: attempt ${e.attempt} failed: ${e.outcome.error} (log ${e.outcome.logPath})`);
-          startBar();
-        }
-        break;
-      case 'run-end': {
-        stopBar();
-        const f = e.result.foreground_result;
-        const status = f.status_message ?? (f.training_success ? 'ok' : `FAILED: ${f.error_message}`);
-        const infos = e.result.background_infos ?? (e.result.background_info ? [e.result.background_info] : []);
-        const bgInfo = infos.length ? `, background ${infos.map((b) => `${infos.length > 1 ? `${b.model} ` : ''}${b.runs_started} run(s)/${b.restarts} restart(s)`).join(', ')}` : '';
-        process.stderr.write(`gpucolo experiment: run ${e.index}/${e.total} ${e.run.experimentId}: ${status} in ${fmtS(f.duration_seconds)} s, retries ${f.retries}${bgInfo} (elapsed ${fmtS((performance.now() - runStart) / 1000)} s) -> ${e.file}\n`);
-        break;
-      }
-      case 'child':
-        break;
-    }
-  };
-
   let report;
   try {
-    report = await runExperiment(loaded, { resultsDir: o.results, supervisor, graceMs: o.grace * 1000, signal: ctl.signal, onEvent, title: name, layout: o.layout, ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), ...(o.energySources ? { energySources: o.energySources } : {}) });
+    report = await runExperiment(loaded, { resultsDir: o.results, supervisor, graceMs: o.grace * 1000, signal: ctl.signal, onEvent: (e) => onExperimentEvent(p, e), title: name, layout: o.layout, ...(o.sysfsRoot ? { sysfsRoot: o.sysfsRoot } : {}), ...(o.energySources ? { energySources: o.energySources } : {}) });
   } finally {
-    stopBar();
+    stopBar(p);
     removeSignals();
     dispose();
   }
+  reportExperiment(report, name, o, registryFile);
+}
+
+/** Prints the outcome (JSON or one line) and turns interrupted / failed runs into exit codes. */
+function reportExperiment(report: Awaited<ReturnType<typeof runExperiment>>, name: string, o: ExperimentCliOptions, registryFile: string): void {
   const resultsDir = path.resolve(o.results);
   if (o.json) process.stdout.write(`${JSON.stringify(report.results, null, 2)}\n`);
   else {

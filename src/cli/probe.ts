@@ -82,19 +82,30 @@ const fillCell = (f: FillReport | null): string => (f ? `${f.blocks}x${f.threads
 /** A value a quality warning names gets a "!" (the warning is printed under the tables). */
 const mark = (cell: string, on: boolean): string => (on ? `${cell}!` : cell);
 
+/** The text report of a priority probe: header, standalone and co-run tables, partitions, notes, legend and quality. */
 export function renderPriority(r: PriorityProbeResult): string {
+  const out = [...priorityHeader(r), ...standaloneTable(r), ...corunTable(r), ...partitionLines(r), ...priorityNotes(r), ...legendAndQuality(r)];
+  return `${out.join('\n')}\n`;
+}
+
+/** The spread of a per-round HP P99 (min–max). */
+const hp99 = (s: RoundSpread | null): string => spreadCell(s, t);
+
+/** Header of the report: options, rounds, backend and the LP kernels' fill. */
+function priorityHeader(r: PriorityProbeResult): string[] {
   const o = r.options;
-  const q = r.quality;
-  const warned = (phase: string, task: string, codes: string[]): boolean => q.warnings.some((w) => w.phase === phase && w.task === task && codes.includes(w.code));
   const lpFill = r.standalone.find((s) => s.lpFill)?.lpFill ?? null;
-  const out = [
+  return [
     `HP: ${formatDuration(o.hpKernelNs)} kernels, Poisson ${o.hpRateHz}/s; LP: ${o.lpStreams} stream(s) of ${formatDuration(o.lpKernelNs)} kernels, closed loop; ${formatDuration(o.durationNs)} per run, ${r.rounds} round(s) in rotated order${r.interrupted ? ' (interrupted: rounds incomplete)' : ''}; backend ${r.backend}${engineNote(r.engine)} (${r.computeUnits} compute units)`,
     `LP kernels${o.lpBlocks === undefined || o.lpBlocks === 'fill' ? ' (fill)' : ''}: ${lpFill ? fillText(lpFill) : `${o.lpBlocks ?? 'fill'} blocks`}; co-runs with a reserve fill the LP side as made (LP BLOCKS), and LP SHARE compares blocks done`,
     '',
     'standalone (pooled over the rounds; ROUNDS = min–max of the per-round figure):',
   ];
-  const hp99 = (s: RoundSpread | null): string => spreadCell(s, t);
-  out.push(
+}
+
+/** The standalone table: LP kernel and its fill, HP latency quantiles, LP throughput, their spreads. */
+function standaloneTable(r: PriorityProbeResult): string[] {
+  return [
     ...table(
       ['LP KERNEL', 'LP BLOCKS', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'HP START P99', 'LP KERNELS/S', 'ROUNDS'],
       r.standalone.map((s) => [
@@ -108,9 +119,16 @@ export function renderPriority(r: PriorityProbeResult): string {
       ]),
       '  ',
     ),
-  );
-  out.push('', 'co-run (HP latency from intended arrival):');
-  out.push(
+  ];
+}
+
+/** The co-run table: one row per mechanism run (values a quality warning names marked "!"), one per skipped run. */
+function corunTable(r: PriorityProbeResult): string[] {
+  const q = r.quality;
+  const warned = (phase: string, task: string, codes: string[]): boolean => q.warnings.some((w) => w.phase === phase && w.task === task && codes.includes(w.code));
+  return [
+    '',
+    'co-run (HP latency from intended arrival):',
     ...table(
       ['MECHANISM', 'K', 'RESERVE', 'LP KERNEL', 'LP BLOCKS', 'HP P50', 'P90', 'P99', 'P99.9', 'MAX', 'ROUNDS', 'P99/ALONE', 'ADDED P99', 'IN LP KERNELS', 'BOUND', 'LP KERNELS/S', 'ROUNDS', 'LP SHARE', 'ROUNDS', 'ALLOWED'],
       [
@@ -144,7 +162,12 @@ export function renderPriority(r: PriorityProbeResult): string {
       ],
       '  ',
     ),
-  );
+  ];
+}
+
+/** Why each skipped run was skipped, and the compute-unit partition of each partitioned run. */
+function partitionLines(r: PriorityProbeResult): string[] {
+  const out: string[] = [];
   for (const x of r.skipped) out.push(`skipped: ${x.label.replace(/^corun:/, '')}: ${x.reason}`);
   for (const x of r.runs) {
     const p = x.partition;
@@ -156,6 +179,12 @@ export function renderPriority(r: PriorityProbeResult): string {
       `partition of ${x.label.replace(/^corun:/, '')}: HP ${side(p.hp)} ${unit}, LP ${side(p.lp)} ${unit} of ${r.computeUnits}${rounded ? (x.mechanism === 'sm-partition' ? ' (the driver rounds green-context partitions up: multiples of 8 SMs on sm_90)' : ' (as made)') : ''}; LP allowed ${pctCell(x.lpAllowedShare)}`,
     );
   }
+  return out;
+}
+
+/** The clock line, the probe's notes, latency caveats and run errors (once each), and KFD queue dumps. */
+function priorityNotes(r: PriorityProbeResult): string[] {
+  const out: string[] = [];
   if (r.runs.length || r.standalone.length) out.push(clockLine(r.clock, 'over a run, at most'));
   for (const n of r.notes) out.push(`note: ${n}`);
   const notes = new Set<string>();
@@ -166,12 +195,19 @@ export function renderPriority(r: PriorityProbeResult): string {
     if (!x.kfd) continue;
     out.push('', `KFD queues during ${x.mechanism}${x.throttleK !== null ? ` K=${x.throttleK}` : ''}${x.reserve !== null ? ` reserve=${Math.round(x.reserve * 100)}%` : ''}:`, ...x.kfd.lines.map((l) => `  ${l}`));
   }
+  return out;
+}
+
+/** The legend of the columns and the quality verdict with its warnings. */
+function legendAndQuality(r: PriorityProbeResult): string[] {
+  const q = r.quality;
+  const out: string[] = [];
   out.push(
     '',
     'LP BLOCKS = blocks x threads of each LP kernel and the share of the LP side\'s resident-block slots they keep occupied; P99/ALONE = co-run HP P99 / standalone HP P99; IN LP KERNELS = added HP P99 / one LP kernel (throttle BOUND: K, inconclusive when a value it rests on is flagged); LP SHARE = LP blocks done per second / LP alone\'s; ALLOWED = the compute units LP keeps as made (asked, when the driver rounded); ROUNDS = min–max over the rounds (shares and ratios against the same round\'s standalone runs); values in parentheses have too few samples for that percentile; ! = flagged below',
   );
   out.push('', `quality: ${q.verdict}${q.warnings.length ? ` (${q.warnings.length} warning${q.warnings.length > 1 ? 's' : ''})` : ''}`, ...q.warnings.map((w) => `  ${w.code}: ${w.message}`));
-  return `${out.join('\n')}\n`;
+  return out;
 }
 
 export function probeCommand(): Command {
@@ -223,66 +259,76 @@ export function probeCommand(): Command {
       )
       .option('--no-kfd-check', 'hip: skip verifying the streams\' KFD queue priorities mid-run')
       .option('--json', 'print the result as JSON')
-      .action(async (o: {
-        backend: 'cpu' | 'cuda' | 'hip';
-        device: number;
-        lpKernel: number;
-        lpStreams: number;
-        lpBlocks: number | 'fill';
-        hpKernel: number;
-        hpRate: number;
-        mechanism: DispatchMechanism[];
-        reserve: number;
-        k: number;
-        sweep?: { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] };
-        duration: number;
-        rounds: number;
-        seed: number;
-        kfdPriority?: number;
-        allowDebugTrap?: boolean;
-        kfdCheck: boolean;
-        json?: boolean;
-      }) => {
-        if (o.duration < 100e6) throw new CliError('--duration must be at least 100ms per run', 2);
-        const kfdHost = kfdPresent();
-        if (o.allowDebugTrap && o.kfdPriority === undefined) throw new CliError('--allow-debug-trap only applies with --kfd-priority (it lets the priority change read rings from the debug queue snapshot)', 2);
-        if (o.kfdPriority !== undefined) {
-          if (o.backend !== 'hip') throw new CliError(`--kfd-priority acts on KFD queues, which only the hip backend creates (backend: ${o.backend})`, 2);
-          if (!kfdHost) throw new CliError('--kfd-priority: no KFD on this host (/sys/class/kfd/kfd/topology/nodes is missing): needs the amdgpu driver', 2);
-          if (!o.kfdCheck) throw new CliError('--kfd-priority and --no-kfd-check contradict each other', 2);
-          if (!o.mechanism.includes('stream-priority')) {
-            process.stderr.write('gpucolo probe: --kfd-priority only applies to stream-priority runs (other mechanisms give every stream the same level); add stream-priority to --mechanism\n');
-          }
-        }
-        const kfd = o.backend === 'hip' && o.kfdCheck && kfdHost ? { kfdPriority: o.kfdPriority, ...(o.allowDebugTrap ? { allowDebugTrap: true } : {}) } : undefined;
-        const ctl = new AbortController();
-        const onInt = (): void => ctl.abort();
-        process.once('SIGINT', onInt);
-        try {
-          const r = await probePriority({
-            backend: o.backend,
-            device: o.device,
-            lpKernelNs: o.lpKernel,
-            lpStreams: o.lpStreams,
-            lpBlocks: o.lpBlocks,
-            hpKernelNs: o.hpKernel,
-            hpRateHz: o.hpRate,
-            mechanisms: o.mechanism,
-            reserve: o.reserve,
-            throttleK: o.k,
-            sweep: o.sweep,
-            durationNs: o.duration,
-            rounds: o.rounds,
-            seed: o.seed,
-            kfd,
-            signal: ctl.signal,
-            onRun: (label, round, rounds) => process.stderr.write(`gpucolo probe: round ${round}/${rounds}: ${label} (${formatDuration(o.duration)})\n`),
-          });
-          process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderPriority(r));
-        } finally {
-          process.off('SIGINT', onInt);
-        }
-      }),
+      .action(priorityAction),
   );
   return probe;
+}
+
+interface PriorityCli {
+  backend: 'cpu' | 'cuda' | 'hip';
+  device: number;
+  lpKernel: number;
+  lpStreams: number;
+  lpBlocks: number | 'fill';
+  hpKernel: number;
+  hpRate: number;
+  mechanism: DispatchMechanism[];
+  reserve: number;
+  k: number;
+  sweep?: { param: 'K' | 'lp-kernel' | 'reserve'; values: number[] };
+  duration: number;
+  rounds: number;
+  seed: number;
+  kfdPriority?: number;
+  allowDebugTrap?: boolean;
+  kfdCheck: boolean;
+  json?: boolean;
+}
+
+/** Checks --duration and the KFD options against each other and the host; the KFD settings of the probe (or undefined). */
+function priorityKfdOptions(o: PriorityCli): { kfdPriority?: number; allowDebugTrap?: boolean } | undefined {
+  if (o.duration < 100e6) throw new CliError('--duration must be at least 100ms per run', 2);
+  const kfdHost = kfdPresent();
+  if (o.allowDebugTrap && o.kfdPriority === undefined) throw new CliError('--allow-debug-trap only applies with --kfd-priority (it lets the priority change read rings from the debug queue snapshot)', 2);
+  if (o.kfdPriority !== undefined) {
+    if (o.backend !== 'hip') throw new CliError(`--kfd-priority acts on KFD queues, which only the hip backend creates (backend: ${o.backend})`, 2);
+    if (!kfdHost) throw new CliError('--kfd-priority: no KFD on this host (/sys/class/kfd/kfd/topology/nodes is missing): needs the amdgpu driver', 2);
+    if (!o.kfdCheck) throw new CliError('--kfd-priority and --no-kfd-check contradict each other', 2);
+    if (!o.mechanism.includes('stream-priority')) {
+      process.stderr.write('gpucolo probe: --kfd-priority only applies to stream-priority runs (other mechanisms give every stream the same level); add stream-priority to --mechanism\n');
+    }
+  }
+  return o.backend === 'hip' && o.kfdCheck && kfdHost ? { kfdPriority: o.kfdPriority, ...(o.allowDebugTrap ? { allowDebugTrap: true } : {}) } : undefined;
+}
+
+/** `probe priority`: checks the options, runs the probe (SIGINT stops it), prints the tables or JSON. */
+async function priorityAction(o: PriorityCli): Promise<void> {
+  const kfd = priorityKfdOptions(o);
+  const ctl = new AbortController();
+  const onInt = (): void => ctl.abort();
+  process.once('SIGINT', onInt);
+  try {
+    const r = await probePriority({
+      backend: o.backend,
+      device: o.device,
+      lpKernelNs: o.lpKernel,
+      lpStreams: o.lpStreams,
+      lpBlocks: o.lpBlocks,
+      hpKernelNs: o.hpKernel,
+      hpRateHz: o.hpRate,
+      mechanisms: o.mechanism,
+      reserve: o.reserve,
+      throttleK: o.k,
+      sweep: o.sweep,
+      durationNs: o.duration,
+      rounds: o.rounds,
+      seed: o.seed,
+      kfd,
+      signal: ctl.signal,
+      onRun: (label, round, rounds) => process.stderr.write(`gpucolo probe: round ${round}/${rounds}: ${label} (${formatDuration(o.duration)})\n`),
+    });
+    process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderPriority(r));
+  } finally {
+    process.off('SIGINT', onInt);
+  }
 }

@@ -56,13 +56,19 @@ function slots(q: SnapshotQueue, hqdsRead: boolean, node: SnapshotNode | undefin
 
 const num = (v: number | null): string => (v === null ? '?' : String(v));
 
+/** The text report of a queue snapshot: summary, queues per process, unmatched HQDs, GPU nodes, notes. */
 export function render(s: QueueSnapshot): string {
-  const out: string[] = [];
   const nq = s.processes.reduce((a, p) => a + p.queues.length, 0);
   const src = (Object.entries(s.sources) as [string, { ok: boolean; skipped: boolean }][])
     .map(([k, v]) => `${k} ${v.ok ? 'ok' : v.skipped ? 'skipped' : 'unreadable'}`)
     .join(', ');
-  out.push(`KFD queues: ${s.processes.length} process(es), ${nq} queue(s)   [parser ${s.path}; ${src}]`);
+  const out = [`KFD queues: ${s.processes.length} process(es), ${nq} queue(s)   [parser ${s.path}; ${src}]`, ...processLines(s), ...unmatchedHqdLines(s), ...nodeLines(s), ...noteLines(s)];
+  return `${out.join('\n')}\n`;
+}
+
+/** Per process: a heading and its queues' table (type, priority, hardware slots, runlist). */
+function processLines(s: QueueSnapshot): string[] {
+  const out: string[] = [];
   const hqdsRead = s.sources.hqds.ok;
   const nodeOf = new Map(s.nodes.map((n) => [n.gpuId, n]));
   for (const p of s.processes) {
@@ -88,6 +94,13 @@ export function render(s: QueueSnapshot): string {
     });
     out.push(...table(['QID', 'TYPE', 'GPU', 'NODE', 'PRIORITY', 'HW SLOTS inst/pipe/queue', 'ACTIVE', 'RUNLIST'], rows, '  '));
   }
+  return out;
+}
+
+/** Active HQD slots whose MQD belongs to no queue above (or why that is not known). */
+function unmatchedHqdLines(s: QueueSnapshot): string[] {
+  const out: string[] = [];
+  const hqdsRead = s.sources.hqds.ok;
   out.push('');
   if (!hqdsRead) out.push('Unmatched HQDs: not known (debugfs hqds not read)');
   else if (s.unmatchedHqds.length === 0) out.push('Unmatched HQDs: none (every active HQD belongs to a queue above)');
@@ -108,6 +121,13 @@ export function render(s: QueueSnapshot): string {
       ),
     );
   }
+  return out;
+}
+
+/** The GPU nodes' table (queues, active HQDs, SDMA, runlist), when there are nodes. */
+function nodeLines(s: QueueSnapshot): string[] {
+  const out: string[] = [];
+  const hqdsRead = s.sources.hqds.ok;
   if (s.nodes.length) {
     out.push('');
     out.push('GPU nodes:');
@@ -130,6 +150,12 @@ export function render(s: QueueSnapshot): string {
       ),
     );
   }
+  return out;
+}
+
+/** Unreadable sources, missing fields, warnings, parse issues and the PARTIAL mark, after a blank line. */
+function noteLines(s: QueueSnapshot): string[] {
+  const out: string[] = [];
   const notes: string[] = [];
   for (const [name, st] of Object.entries(s.sources)) {
     if (!st.ok && !st.skipped) notes.push(`${name}: ${st.error}${st.hint ? ` — ${st.hint}` : ''}`);
@@ -142,5 +168,5 @@ export function render(s: QueueSnapshot): string {
     out.push('');
     out.push(...notes);
   }
-  return `${out.join('\n')}\n`;
+  return out;
 }

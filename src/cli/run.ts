@@ -146,80 +146,134 @@ export function runCommand(): Command {
     .option('--no-charts', 'skip the SVG/PNG charts')
     .option('--json', 'print results.json to stdout at the end')
     .option('--verbose', 'also say why this form and backend (every other backend\'s reason for being unavailable) and list the phases')
-    .action(async (ref: string, o: { out?: string; form: 'auto' | 'probe' | 'torch'; backend?: 'auto' | 'cpu' | 'cuda' | 'hip'; duration?: number; warmup?: number; rounds?: number; minSamples?: number; mechanism?: Mechanism[]; python?: string; torchProcess?: 'per-model' | 'single'; charts: boolean; json?: boolean; verbose?: boolean }) => {
-      const { scenario, source } = scenarioArg(ref);
-      if (o.torchProcess) scenario.torchProcess = o.torchProcess;
-      if (o.warmup !== undefined && o.warmup < 0) throw new CliError('--warmup must be >= 0', 2);
-      // the overrides meet the limits the scenario schema holds its own values to (src/limits.ts)
-      const spanNs = (o.warmup ?? scenario.warmup) + (o.duration ?? scenario.duration);
-      if (spanNs > MAX_DISPATCH_SPAN_NS) throw new CliError(`--warmup + --duration: a phase lasts at most ${MAX_DISPATCH_SPAN_NS / 3600e9} h (warm-up + measured time), got ${(spanNs / 60e9).toFixed(1)} min`, 2);
-      if (spanNs < MIN_DISPATCH_SPAN_NS) throw new CliError(`--warmup + --duration: a phase lasts at least ${MIN_DISPATCH_SPAN_NS / 1e6} ms`, 2);
-      const outDir = o.out ?? path.join('gpucolo-runs', `${scenario.name}-${stamp()}`);
-      const tty = process.stderr.isTTY === true;
-      const ctl = new AbortController();
-      const onInt = (): void => {
-        if (!ctl.signal.aborted) process.stderr.write('\ngpucolo run: interrupted: stopping workers, writing partial results\n');
-        ctl.abort();
-      };
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onInt);
-      let bar: SingleBar | null = null;
-      let tick: NodeJS.Timeout | null = null;
-      const done = new Map<string, { n: number; p99Ns: number | null }>();
-      const requestsText = (): string =>
-        done.size ? [...done].map(([t, x]) => `${t} ${x.n}${x.p99Ns !== null ? ` (P99 ${(x.p99Ns / 1e6).toFixed(1)} ms)` : ''}`).join(', ') : '-';
-      const stopBar = (): void => {
-        if (tick) clearInterval(tick);
-        tick = null;
-        bar?.stop();
-        bar = null;
-      };
-      let runRounds = 1;
-      const onEvent = (e: RunEvent): void => {
-        if (e.type === 'start') {
-          runRounds = e.rounds ?? 1;
-          // with --json stdout carries only results.json, so that it parses
-          (o.json ? process.stderr : process.stdout).write(startText(scenario.name, e, o.verbose));
-        } else if (e.type === 'phase-start' && tty) {
-          stopBar();
-          done.clear();
-          const t0 = Date.now();
-          const total = Math.ceil(e.spanNs / 1e9);
-          // older start events have no round fields
-          const round = typeof e.rounds === 'number' && e.rounds > 1 ? ` round ${e.round}/${e.rounds}${e.extension ? ' (extension)' : ''}` : e.extension ? ' (extension)' : '';
-          bar = new SingleBar({ format: `[${e.index + 1}/${e.total}]${round} {phase} |{bar}| {value}/{total} s  requests: {requests}`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
-          bar.start(total, 0, { phase: e.phase.padEnd(24), requests: '-' });
-          tick = setInterval(() => bar?.update(Math.min(total, Math.round((Date.now() - t0) / 1000)), { requests: requestsText() }), 250);
-        } else if (e.type === 'progress') {
-          done.set(e.task, { n: e.completed, p99Ns: e.p99Ns });
-        } else if (e.type === 'phase-end') {
-          stopBar();
-          // this run's status (a phase pooled over rounds may be ok while one round failed)
-          const run = e.run ?? { status: e.phase.status, reason: e.phase.reason, round: 1 };
-          const which = runRounds > 1 || e.run?.extension ? ` (round ${run.round}${e.run?.extension ? ', extension' : ''})` : '';
-          // a skipped phase is skipped in every round: said once
-          if (run.status !== 'ok' && !(run.status === 'skipped' && run.round > 1)) process.stderr.write(`gpucolo run: ${e.phase.name}${which}: ${run.status}${run.reason ? ` — ${run.reason}` : ''}\n`);
-        } else if (e.type === 'report') {
-          for (const c of e.chartErrors) process.stderr.write(`gpucolo run: chart ${c}\n`);
-        }
-      };
-      try {
-        const r = await runScenario(scenario, source, { outDir, form: o.form, backend: o.backend, durationNs: o.duration, warmupNs: o.warmup, rounds: o.rounds, minSamples: o.minSamples, mechanisms: o.mechanism, python: o.python, charts: o.charts, signal: ctl.signal, onEvent });
-        stopBar();
-        process.stdout.write(o.json ? `${JSON.stringify(r.results, null, 2)}\n` : summaryText(r.results, r.files));
-        if (r.results.partial) throw new CliError(`interrupted: partial results in ${outDir}`, 130);
-        if (r.results.phases.length && r.results.phases.every((p) => p.status === 'failed')) throw new CliError(`every phase failed (first: ${r.results.phases[0].reason ?? 'unknown'}); see ${outDir}/report.md`, 1);
-        const none = noCorunResult(r.results.phases);
-        if (none) throw new CliError(`${none}; see ${outDir}/report.md`, 1);
-      } catch (err) {
-        stopBar();
-        if (err instanceof CliError) throw err;
-        const e = err as GpucoloError;
-        if (e.code === 'EBADSCENARIO') throw new CliError(e.message, 2, false, e.code);
-        throw err;
-      } finally {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onInt);
-      }
-    });
+    .action(runAction);
+}
+
+interface RunCli {
+  out?: string;
+  form: 'auto' | 'probe' | 'torch';
+  backend?: 'auto' | 'cpu' | 'cuda' | 'hip';
+  duration?: number;
+  warmup?: number;
+  rounds?: number;
+  minSamples?: number;
+  mechanism?: Mechanism[];
+  python?: string;
+  torchProcess?: 'per-model' | 'single';
+  charts: boolean;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** What the progress display of one `gpucolo run` holds between events. */
+interface RunProgress {
+  o: RunCli;
+  scenarioName: string;
+  tty: boolean;
+  bar: SingleBar | null;
+  tick: NodeJS.Timeout | null;
+  /** task -> requests completed and P99 so far in this phase */
+  done: Map<string, { n: number; p99Ns: number | null }>;
+  runRounds: number;
+}
+
+/** Checks the --warmup/--duration overrides against the limits the scenario schema holds its own values to (src/limits.ts). */
+function checkSpan(o: RunCli, scenario: { warmup: number; duration: number }): void {
+  if (o.warmup !== undefined && o.warmup < 0) throw new CliError('--warmup must be >= 0', 2);
+  const spanNs = (o.warmup ?? scenario.warmup) + (o.duration ?? scenario.duration);
+  if (spanNs > MAX_DISPATCH_SPAN_NS) throw new CliError(`--warmup + --duration: a phase lasts at most ${MAX_DISPATCH_SPAN_NS / 3600e9} h (warm-up + measured time), got ${(spanNs / 60e9).toFixed(1)} min`, 2);
+  if (spanNs < MIN_DISPATCH_SPAN_NS) throw new CliError(`--warmup + --duration: a phase lasts at least ${MIN_DISPATCH_SPAN_NS / 1e6} ms`, 2);
+}
+
+/** The requests column of the progress bar: per task, requests done (and P99). */
+function requestsText(p: RunProgress): string {
+  return p.done.size ? [...p.done].map(([t, x]) => `${t} ${x.n}${x.p99Ns !== null ? ` (P99 ${(x.p99Ns / 1e6).toFixed(1)} ms)` : ''}`).join(', ') : '-';
+}
+
+/** Stops the progress bar and its ticker, if any. */
+function stopBar(p: RunProgress): void {
+  if (p.tick) clearInterval(p.tick);
+  p.tick = null;
+  p.bar?.stop();
+  p.bar = null;
+}
+
+/** Starts the progress bar of a phase (on a TTY). */
+function startPhaseBar(p: RunProgress, e: Extract<RunEvent, { type: 'phase-start' }>): void {
+  stopBar(p);
+  p.done.clear();
+  const t0 = Date.now();
+  const total = Math.ceil(e.spanNs / 1e9);
+  // older start events have no round fields
+  const round = typeof e.rounds === 'number' && e.rounds > 1 ? ` round ${e.round}/${e.rounds}${e.extension ? ' (extension)' : ''}` : e.extension ? ' (extension)' : '';
+  const bar = new SingleBar({ format: `[${e.index + 1}/${e.total}]${round} {phase} |{bar}| {value}/{total} s  requests: {requests}`, hideCursor: true, clearOnComplete: true, stream: process.stderr });
+  p.bar = bar;
+  bar.start(total, 0, { phase: e.phase.padEnd(24), requests: '-' });
+  p.tick = setInterval(() => p.bar?.update(Math.min(total, Math.round((Date.now() - t0) / 1000)), { requests: requestsText(p) }), 250);
+}
+
+/** Ends a phase's bar and says a run of it that was not ok. */
+function endPhase(p: RunProgress, e: Extract<RunEvent, { type: 'phase-end' }>): void {
+  stopBar(p);
+  // this run's status (a phase pooled over rounds may be ok while one round failed)
+  const run = e.run ?? { status: e.phase.status, reason: e.phase.reason, round: 1 };
+  const which = p.runRounds > 1 || e.run?.extension ? ` (round ${run.round}${e.run?.extension ? ', extension' : ''})` : '';
+  // a skipped phase is skipped in every round: said once
+  if (run.status !== 'ok' && !(run.status === 'skipped' && run.round > 1)) process.stderr.write(`gpucolo run: ${e.phase.name}${which}: ${run.status}${run.reason ? ` — ${run.reason}` : ''}\n`);
+}
+
+/** One run event -> the progress display (start text, bars, phase failures, chart errors). */
+function onRunEvent(p: RunProgress, e: RunEvent): void {
+  if (e.type === 'start') {
+    p.runRounds = e.rounds ?? 1;
+    // with --json stdout carries only results.json, so that it parses
+    (p.o.json ? process.stderr : process.stdout).write(startText(p.scenarioName, e, p.o.verbose));
+  } else if (e.type === 'phase-start' && p.tty) {
+    startPhaseBar(p, e);
+  } else if (e.type === 'progress') {
+    p.done.set(e.task, { n: e.completed, p99Ns: e.p99Ns });
+  } else if (e.type === 'phase-end') {
+    endPhase(p, e);
+  } else if (e.type === 'report') {
+    for (const c of e.chartErrors) process.stderr.write(`gpucolo run: chart ${c}\n`);
+  }
+}
+
+/** Prints the results and turns partial / all-failed / no co-run results into exit codes. */
+function reportRun(r: Awaited<ReturnType<typeof runScenario>>, o: RunCli, outDir: string): void {
+  process.stdout.write(o.json ? `${JSON.stringify(r.results, null, 2)}\n` : summaryText(r.results, r.files));
+  if (r.results.partial) throw new CliError(`interrupted: partial results in ${outDir}`, 130);
+  if (r.results.phases.length && r.results.phases.every((p) => p.status === 'failed')) throw new CliError(`every phase failed (first: ${r.results.phases[0].reason ?? 'unknown'}); see ${outDir}/report.md`, 1);
+  const none = noCorunResult(r.results.phases);
+  if (none) throw new CliError(`${none}; see ${outDir}/report.md`, 1);
+}
+
+/** `gpucolo run`: checks the overrides, runs the scenario with progress and SIGINT/SIGTERM handling, reports. */
+async function runAction(ref: string, o: RunCli): Promise<void> {
+  const { scenario, source } = scenarioArg(ref);
+  if (o.torchProcess) scenario.torchProcess = o.torchProcess;
+  checkSpan(o, scenario);
+  const outDir = o.out ?? path.join('gpucolo-runs', `${scenario.name}-${stamp()}`);
+  const p: RunProgress = { o, scenarioName: scenario.name, tty: process.stderr.isTTY === true, bar: null, tick: null, done: new Map(), runRounds: 1 };
+  const ctl = new AbortController();
+  const onInt = (): void => {
+    if (!ctl.signal.aborted) process.stderr.write('\ngpucolo run: interrupted: stopping workers, writing partial results\n');
+    ctl.abort();
+  };
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onInt);
+  try {
+    const r = await runScenario(scenario, source, { outDir, form: o.form, backend: o.backend, durationNs: o.duration, warmupNs: o.warmup, rounds: o.rounds, minSamples: o.minSamples, mechanisms: o.mechanism, python: o.python, charts: o.charts, signal: ctl.signal, onEvent: (e) => onRunEvent(p, e) });
+    stopBar(p);
+    reportRun(r, o, outDir);
+  } catch (err) {
+    stopBar(p);
+    if (err instanceof CliError) throw err;
+    const e = err as GpucoloError;
+    if (e.code === 'EBADSCENARIO') throw new CliError(e.message, 2, false, e.code);
+    throw err;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onInt);
+  }
 }

@@ -39,7 +39,22 @@ export function stagedCommand(): Command {
     .option('--out <dir>', OUT_HELP)
     .option('--strategy <s>', STRATEGY_HELP)
     .option('--json', 'print the plan as JSON')
-    .action((file: string, o: { out?: string; json?: boolean; strategy?: string }) => {
+    .action(planAction);
+  cmd
+    .command('run')
+    .description('run the pipeline (resumes from <output_dir>/journal.jsonl)')
+    .argument('<file>', 'pipeline file (YAML or JSON)')
+    .option('--out <dir>', OUT_HELP)
+    .option('--no-resume', 'start over (moves the journal away)')
+    .option('--strategy <s>', STRATEGY_HELP)
+    .option('--calibrate', 'load and unload each model once before the run, to predict the time the strategy saves on swaps')
+    .option('--json', 'print the report as JSON')
+    .action(runAction);
+  return cmd;
+}
+
+/** `staged plan`: prints the swap plan for what is left of the pipeline. */
+function planAction(file: string, o: { out?: string; json?: boolean; strategy?: string }): void {
       const strategy = strategyOf(o.strategy);
       let r;
       try {
@@ -63,17 +78,10 @@ export function stagedCommand(): Command {
       const t = pred === null ? 'no load/unload times measured yet (run with --calibrate, or a run here measures them)' : pred.savedMs === null ? "not every model's load/unload time is known" : `${humanMs(pred.savedMs)} saved (${humanMs(pred.perItemMs!)} -> ${humanMs(pred.stagedMs!)}; times ${pred.source})`;
       process.stdout.write(`swaps per-item -> staged: ${countSwaps(r.choice.perItem.steps)} -> ${countSwaps(r.choice.staged.steps)}${savings.reductionPct === null ? '' : ` (${savings.reductionPct.toFixed(1)}% fewer)`}; predicted time on swaps: ${t}\n`);
       for (const n of p.notes) process.stdout.write(`note: ${n}\n`);
-    });
-  cmd
-    .command('run')
-    .description('run the pipeline (resumes from <output_dir>/journal.jsonl)')
-    .argument('<file>', 'pipeline file (YAML or JSON)')
-    .option('--out <dir>', OUT_HELP)
-    .option('--no-resume', 'start over (moves the journal away)')
-    .option('--strategy <s>', STRATEGY_HELP)
-    .option('--calibrate', 'load and unload each model once before the run, to predict the time the strategy saves on swaps')
-    .option('--json', 'print the report as JSON')
-    .action(async (file: string, o: { out?: string; resume: boolean; json?: boolean; strategy?: string; calibrate?: boolean }) => {
+}
+
+/** `staged run`: runs the pipeline under the three-step interrupt handling, then prints its report. */
+async function runAction(file: string, o: { out?: string; resume: boolean; json?: boolean; strategy?: string; calibrate?: boolean }): Promise<void> {
       const strategy = strategyOf(o.strategy);
       // first signal: finish the call in flight (journaled), then stop; second: kill the model
       // hosts now (that item is redone on resume); third: leave at once
@@ -112,6 +120,4 @@ export function stagedCommand(): Command {
       }
       if (rep.status === 'interrupted') throw new CliError('interrupted; run again to resume', 130, true);
       if (rep.status === 'stopped') throw new CliError(`stopped: ${rep.error}`, 1, true);
-    });
-  return cmd;
 }

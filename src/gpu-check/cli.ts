@@ -125,67 +125,9 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const out = path.resolve(o.out);
-  let obs: Observations;
-  let rawDir: string;
-  let interrupted = false;
+  let got: Gathered;
   try {
-    if (o.replay) {
-      const file = path.resolve(o.replay);
-      try {
-        obs = JSON.parse(fs.readFileSync(file, 'utf8')) as Observations;
-      } catch (err) {
-        throw new UsageError(`--replay ${o.replay}: ${(err as Error).message}`);
-      }
-      if (obs?.schema !== 'gpucolo.gpu-check-observations/1') throw new UsageError(`--replay ${o.replay}: not a gpu-check observations file (schema ${String(obs?.schema)})`);
-      fs.mkdirSync(out, { recursive: true });
-      rawDir = path.relative(out, path.dirname(file)) || '.';
-    } else {
-      prepareRaw(out);
-      rawDir = 'raw';
-      const ctl = new AbortController();
-      const onSig = (): void => {
-        if (!ctl.signal.aborted) process.stderr.write('\ngpu-check: interrupted: stopping the running step, writing the summary\n');
-        interrupted = true;
-        ctl.abort();
-      };
-      process.on('SIGINT', onSig);
-      process.on('SIGTERM', onSig);
-      const ro: RunnerOptions = {
-        backend: o.backend,
-        device: o.device,
-        outDir: out,
-        floor: o.floor,
-        buildFloor: o.buildFloor,
-        latencyRounds: o.latencyRounds,
-        latencyDurationNs: o.latencyDuration,
-        spinDurationNs: o.spinDuration,
-        priorityDurationNs: o.priorityDuration,
-        priorityRounds: o.priorityRounds,
-        lpKernelNs: o.lpKernel,
-        hpKernelNs: DEFAULTS.hpKernelNs,
-        reserve: o.reserve,
-        throttleK: DEFAULTS.throttleK,
-        kfdPriority: o.kfdPriority,
-        allowDebugTrap: !!o.allowDebugTrap,
-        runs: o.runs,
-        runDurationNs: o.runDuration,
-        runWarmupNs: o.runWarmup,
-        runRounds: o.runRounds,
-        python: o.python,
-        judgeCpuTimings: !!o.judgeCpuTimings,
-        budgetS: o.budget / 1e9,
-        verbose: !!o.verbose,
-        log: (l) => process.stderr.write(`gpu-check: ${l}\n`),
-        signal: ctl.signal,
-      };
-      try {
-        obs = await runChecks(ro);
-      } finally {
-        process.off('SIGINT', onSig);
-        process.off('SIGTERM', onSig);
-      }
-      if (interrupted) obs.stoppedEarly ??= 'interrupted';
-    }
+    got = o.replay ? replayObservations(o.replay, out) : await runLive(o, out);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`gpu-check: ${err.message}\n`);
@@ -193,6 +135,89 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  return writeSummary(o, out, got);
+}
+
+/** The observations to judge, where their raw files are (relative to the output directory), and whether a signal cut the run short. */
+interface Gathered {
+  obs: Observations;
+  rawDir: string;
+  interrupted: boolean;
+}
+
+/** --replay: reads an earlier run's observations file (UsageError when it is not one). */
+function replayObservations(replay: string, out: string): Gathered {
+  const file = path.resolve(replay);
+  let obs: Observations;
+  try {
+    obs = JSON.parse(fs.readFileSync(file, 'utf8')) as Observations;
+  } catch (err) {
+    throw new UsageError(`--replay ${replay}: ${(err as Error).message}`);
+  }
+  if (obs?.schema !== 'gpucolo.gpu-check-observations/1') throw new UsageError(`--replay ${replay}: not a gpu-check observations file (schema ${String(obs?.schema)})`);
+  fs.mkdirSync(out, { recursive: true });
+  return { obs, rawDir: path.relative(out, path.dirname(file)) || '.', interrupted: false };
+}
+
+/** The runner's options from the command line. */
+function runnerOptions(o: CliOptions, out: string, signal: AbortSignal): RunnerOptions {
+  return {
+    backend: o.backend,
+    device: o.device,
+    outDir: out,
+    floor: o.floor,
+    buildFloor: o.buildFloor,
+    latencyRounds: o.latencyRounds,
+    latencyDurationNs: o.latencyDuration,
+    spinDurationNs: o.spinDuration,
+    priorityDurationNs: o.priorityDuration,
+    priorityRounds: o.priorityRounds,
+    lpKernelNs: o.lpKernel,
+    hpKernelNs: DEFAULTS.hpKernelNs,
+    reserve: o.reserve,
+    throttleK: DEFAULTS.throttleK,
+    kfdPriority: o.kfdPriority,
+    allowDebugTrap: !!o.allowDebugTrap,
+    runs: o.runs,
+    runDurationNs: o.runDuration,
+    runWarmupNs: o.runWarmup,
+    runRounds: o.runRounds,
+    python: o.python,
+    judgeCpuTimings: !!o.judgeCpuTimings,
+    budgetS: o.budget / 1e9,
+    verbose: !!o.verbose,
+    log: (l) => process.stderr.write(`gpu-check: ${l}\n`),
+    signal,
+  };
+}
+
+/** Runs the checks here, SIGINT/SIGTERM stopping the running step (the summary is still written). */
+async function runLive(o: CliOptions, out: string): Promise<Gathered> {
+  prepareRaw(out);
+  let interrupted = false;
+  const ctl = new AbortController();
+  const onSig = (): void => {
+    if (!ctl.signal.aborted) process.stderr.write('\ngpu-check: interrupted: stopping the running step, writing the summary\n');
+    interrupted = true;
+    ctl.abort();
+  };
+  process.on('SIGINT', onSig);
+  process.on('SIGTERM', onSig);
+  const ro = runnerOptions(o, out, ctl.signal);
+  let obs: Observations;
+  try {
+    obs = await runChecks(ro);
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+  if (interrupted) obs.stoppedEarly ??= 'interrupted';
+  return { obs, rawDir: 'raw', interrupted };
+}
+
+/** Judges the observations, writes summary.json and prints it (JSON or text); the exit code. */
+function writeSummary(o: CliOptions, out: string, got: Gathered): number {
+  const { obs, rawDir, interrupted } = got;
   const checks = evaluate(obs, o.device);
   const summary = buildSummary(obs, checks, { strict: !!o.strict, rawDir, replayedFrom: o.replay ? path.resolve(o.replay) : undefined, interrupted, deviceIndex: o.device });
   const file = path.join(out, 'summary.json');

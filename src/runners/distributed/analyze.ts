@@ -470,6 +470,7 @@ function barSpec(name: string, titleText: string, rows: { label: string; value: 
   };
 }
 
+/** The charts of an analysis: throughput and time-per-epoch bars, loss and accuracy curves, communication time bars. */
 export function plotSpecs(results: AnalyzedResult[], comparison: ComparisonRow[], comm: CommRow[]): ChartSpec[] {
   // the notes' method names on every axis and legend
   const order = results.map((r) => r.displayName);
@@ -477,31 +478,44 @@ export function plotSpecs(results: AnalyzedResult[], comparison: ComparisonRow[]
   const tmRows = comparison.filter((r) => finite(r.timePerEpochS));
   const tu = timeUnit(Math.max(0, ...tmRows.map((r) => r.timePerEpochS!)));
   const tm = tmRows.map((r) => ({ label: r.displayName, value: r.timePerEpochS! * tu.factor, text: barLabel(r.timePerEpochS! * tu.factor, tu.unit) }));
+  return [
+    barSpec('throughput_comparison', 'Training throughput', tp, 'throughput (samples/s)', order),
+    barSpec('training_time_comparison', 'Training time per epoch', tm, `time per epoch (${tu.unit})`, order),
+    lossCurvesSpec(results, order),
+    accuracyCurvesSpec(results, order),
+    commSpec(comm, order),
+  ];
+}
 
+/** Exactly equal curves hide each other: a subtitle that says so instead of letting a method look missing. */
+function sameCurvesNote(results: AnalyzedResult[], order: string[], key: (r: AnalyzedResult) => unknown[]): string | undefined {
+  if (results.length < 2) return undefined;
+  const first = JSON.stringify(key(results[0]));
+  return results.every((r) => JSON.stringify(key(r)) === first) ? `identical for ${order.join(', ')}: the lines lie on top of each other` : undefined;
+}
+
+/** The training loss per step of each method (an empty chart names the files whose losses were elided as [...]). */
+function lossCurvesSpec(results: AnalyzedResult[], order: string[]): ChartSpec {
   const losses: { label: string; step: number; loss: number }[] = [];
   for (const r of results) r.result.all_losses.forEach((l, i) => finite(l) && losses.push({ label: r.displayName, step: i + 1, loss: l }));
+  const lossSame = sameCurvesNote(results, order, (r) => r.result.all_losses);
+  const spec = curvesSpec(order, 'loss_curves', 'Training loss per step', losses, 'step', 'step', 'loss', 'training loss (global mean)', false, lossSame);
+  // the notes' examples elide the losses as [...]: say so rather than "no losses"
+  const elided = results.filter((r) => r.elided.some((e) => e.endsWith('all_losses'))).map((r) => path.basename(r.file));
+  return spec.empty && elided.length ? { ...spec, empty: `${spec.empty} (all_losses written as [...] in ${elided.join(', ')})` } : spec;
+}
+
+/** The validation accuracy per epoch of each method. */
+function accuracyCurvesSpec(results: AnalyzedResult[], order: string[]): ChartSpec {
   const acc: { label: string; epoch: number; accuracy: number }[] = [];
   for (const r of results) for (const e of r.result.epochs) if (finite(e.val_accuracy)) acc.push({ label: r.displayName, epoch: e.epoch, accuracy: e.val_accuracy });
+  const accSame = sameCurvesNote(results, order, (r) => r.result.epochs.map((e) => e.val_accuracy ?? null));
+  return curvesSpec(order, 'accuracy_curves', 'Validation accuracy per epoch', acc, 'epoch', 'epoch', 'accuracy', 'validation accuracy (%)', true, accSame);
+}
 
-  const commData: { label: string; part: string; ms: number }[] = [];
-  for (const c of comm) {
-    if (finite(c.pullMs)) commData.push({ label: c.displayName, part: 'pull', ms: c.pullMs });
-    if (finite(c.pushMs)) commData.push({ label: c.displayName, part: 'push', ms: c.pushMs });
-    if (finite(c.allreduceMs)) commData.push({ label: c.displayName, part: 'all-reduce', ms: c.allreduceMs });
-  }
-  const overlapped = comm.filter((c) => c.overlapped).map((c) => c.displayName);
-  const parts = ['pull', 'push', 'all-reduce'];
-
-  // exactly equal curves hide each other: say so instead of letting a method look missing
-  const same = (key: (r: AnalyzedResult) => unknown[]): string | undefined => {
-    if (results.length < 2) return undefined;
-    const first = JSON.stringify(key(results[0]));
-    return results.every((r) => JSON.stringify(key(r)) === first) ? `identical for ${order.join(', ')}: the lines lie on top of each other` : undefined;
-  };
-  const lossSame = same((r) => r.result.all_losses);
-  const accSame = same((r) => r.result.epochs.map((e) => e.val_accuracy ?? null));
-  const curves = (name: string, titleText: string, data: Record<string, unknown>[], x: string, xTitle: string, y: string, yTitle: string, points: boolean, subtitle?: string): ChartSpec =>
-    data.length
+/** A line chart with one curve per method (or an empty chart: no result has yTitle). */
+function curvesSpec(order: string[], name: string, titleText: string, data: Record<string, unknown>[], x: string, xTitle: string, y: string, yTitle: string, points: boolean, subtitle?: string): ChartSpec {
+  return data.length
       ? {
           name,
           spec: {
@@ -522,17 +536,19 @@ export function plotSpecs(results: AnalyzedResult[], comparison: ComparisonRow[]
           },
         }
       : { name, empty: `no result has ${yTitle}` };
+}
 
-  return [
-    barSpec('throughput_comparison', 'Training throughput', tp, 'throughput (samples/s)', order),
-    barSpec('training_time_comparison', 'Training time per epoch', tm, `time per epoch (${tu.unit})`, order),
-    ((spec: ChartSpec): ChartSpec => {
-      // the notes' examples elide the losses as [...]: say so rather than "no losses"
-      const elided = results.filter((r) => r.elided.some((e) => e.endsWith('all_losses'))).map((r) => path.basename(r.file));
-      return spec.empty && elided.length ? { ...spec, empty: `${spec.empty} (all_losses written as [...] in ${elided.join(', ')})` } : spec;
-    })(curves('loss_curves', 'Training loss per step', losses, 'step', 'step', 'loss', 'training loss (global mean)', false, lossSame)),
-    curves('accuracy_curves', 'Validation accuracy per epoch', acc, 'epoch', 'epoch', 'accuracy', 'validation accuracy (%)', true, accSame),
-    commData.length
+/** Communication time per step of each method, stacked by phase (pull, push, all-reduce). */
+function commSpec(comm: CommRow[], order: string[]): ChartSpec {
+  const commData: { label: string; part: string; ms: number }[] = [];
+  for (const c of comm) {
+    if (finite(c.pullMs)) commData.push({ label: c.displayName, part: 'pull', ms: c.pullMs });
+    if (finite(c.pushMs)) commData.push({ label: c.displayName, part: 'push', ms: c.pushMs });
+    if (finite(c.allreduceMs)) commData.push({ label: c.displayName, part: 'all-reduce', ms: c.allreduceMs });
+  }
+  const overlapped = comm.filter((c) => c.overlapped).map((c) => c.displayName);
+  const parts = ['pull', 'push', 'all-reduce'];
+  return commData.length
       ? {
           name: 'communication_overhead',
           spec: {
@@ -551,8 +567,7 @@ export function plotSpecs(results: AnalyzedResult[], comparison: ComparisonRow[]
             },
           },
         }
-      : { name: 'communication_overhead', empty: 'no result has comm times (DDP alone: overlapped with backward)' },
-  ];
+      : { name: 'communication_overhead', empty: 'no result has comm times (DDP alone: overlapped with backward)' };
 }
 
 /** Renders into <dir>/plots/<name>.svg|.png (renderSpecs writes to <x>/charts; moved from a temp dir). */

@@ -161,89 +161,118 @@ export function extractMetricsBounded(log: string | Uint8Array, regexes: Record<
   new Uint8Array(shared).set(bytes);
 
   return new Promise((resolve) => {
-    let worker: Worker | null = null;
-    let timer: NodeJS.Timeout | null = null;
-    let next = 0; // index into todo of the regex being searched
-    let finished = false;
-    const clear = (): void => {
-      if (timer) clearTimeout(timer);
-      timer = null;
-    };
-    const finish = (interrupted: boolean): void => {
-      if (finished) return;
-      finished = true;
-      clear();
-      opts.signal?.removeEventListener('abort', onAbort);
-      const w = worker;
-      worker = null;
-      if (w) void w.terminate();
-      resolve({ values, refused, interrupted });
-    };
-    const onAbort = (): void => finish(true);
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-
-    const arm = (): void => {
-      clear();
-      const [name, pattern] = todo[next];
-      timer = setTimeout(() => {
-        // stuck in this regex: stop it, refuse it, go on with the rest in a fresh worker
-        const w = worker;
-        worker = null;
-        if (w) void w.terminate();
-        refused.push({
-          metric: name,
-          pattern: regexes[name],
-          reason: `regex of metric ${name} ("${shortPattern(regexes[name] ?? pattern)}") did not finish within ${timeoutMs / 1000} s on a ${bytes.length}-byte log (catastrophic backtracking?): refused, the metric is null; rewrite it without nested repetition`,
-        });
-        next++;
-        start();
-      }, timeoutMs);
-    };
-
-    const start = (): void => {
-      if (finished) return;
-      if (next >= todo.length) {
-        finish(false);
-        return;
-      }
-      const w = new Worker(WORKER_SOURCE, { eval: true, name: 'gpucolo metrics', workerData: { log: shared, length: bytes.length, metrics: todo.slice(next) } });
-      worker = w;
-      w.on('message', (m: FromWorker) => {
-        if (worker !== w) return;
-        if (m.kind === 'ready') {
-          arm();
-          return;
-        }
-        const [name] = todo[next];
-        if (m.kind === 'value') values[name] = m.value;
-        else refused.push({ metric: name, pattern: regexes[name], reason: `regex of metric ${name} cannot run: ${m.message.split('\n')[0]}` });
-        next++;
-        if (next >= todo.length) finish(false);
-        else arm();
-      });
-      w.on('error', (err) => {
-        if (worker !== w) return;
-        // the worker itself failed (out of memory on a huge log): what is left is not searched
-        worker = null;
-        clear();
-        const [name] = todo[next];
-        refused.push({ metric: name, pattern: regexes[name], reason: `regex of metric ${name} could not be run: ${err.message.split('\n')[0]}` });
-        next++;
-        start();
-      });
-      w.on('exit', () => {
-        if (worker !== w || finished) return;
-        // exited without an error event and without answering: count the regex as refused
-        worker = null;
-        clear();
-        if (next < todo.length) {
-          const [name] = todo[next];
-          refused.push({ metric: name, pattern: regexes[name], reason: `regex of metric ${name} could not be run: the matching thread exited` });
-          next++;
-        }
-        start();
-      });
-    };
-    start();
+    const s: SearchState = { regexes, todo, timeoutMs, shared, length: bytes.length, signal: opts.signal, values, refused, worker: null, timer: null, next: 0, finished: false, resolve, onAbort: () => finishSearch(s, true) };
+    opts.signal?.addEventListener('abort', s.onAbort, { once: true });
+    startWorker(s);
   });
+}
+
+/** What one bounded search holds while it runs: the regexes still to search, the worker and its timer. */
+interface SearchState {
+  /** the regexes as the registry gives them (for the refusals) */
+  regexes: Record<string, string>;
+  /** [metric, JS regex source] of every regex to search */
+  todo: [string, string][];
+  timeoutMs: number;
+  /** the log, shared by every worker the search takes */
+  shared: SharedArrayBuffer;
+  /** the log's length in bytes */
+  length: number;
+  signal?: AbortSignal;
+  values: Record<string, number | null>;
+  refused: RefusedMetric[];
+  worker: Worker | null;
+  timer: NodeJS.Timeout | null;
+  /** index into todo of the regex being searched */
+  next: number;
+  finished: boolean;
+  resolve: (r: BoundedMetrics) => void;
+  onAbort: () => void;
+}
+
+/** Clears the time limit of the regex being searched. */
+function clearSearchTimer(s: SearchState): void {
+  if (s.timer) clearTimeout(s.timer);
+  s.timer = null;
+}
+
+/** Ends the search once: stops the timer and the worker, lets go of the signal, resolves. */
+function finishSearch(s: SearchState, interrupted: boolean): void {
+  if (s.finished) return;
+  s.finished = true;
+  clearSearchTimer(s);
+  s.signal?.removeEventListener('abort', s.onAbort);
+  const w = s.worker;
+  s.worker = null;
+  if (w) void w.terminate();
+  s.resolve({ values: s.values, refused: s.refused, interrupted });
+}
+
+/** Starts the time limit of the regex at s.next; when it runs out the regex is refused and the rest go on in a fresh worker. */
+function armSearchTimer(s: SearchState): void {
+  clearSearchTimer(s);
+  const [name, pattern] = s.todo[s.next];
+  s.timer = setTimeout(() => {
+    // stuck in this regex: stop it, refuse it, go on with the rest in a fresh worker
+    const w = s.worker;
+    s.worker = null;
+    if (w) void w.terminate();
+    s.refused.push({
+      metric: name,
+      pattern: s.regexes[name],
+      reason: `regex of metric ${name} ("${shortPattern(s.regexes[name] ?? pattern)}") did not finish within ${s.timeoutMs / 1000} s on a ${s.length}-byte log (catastrophic backtracking?): refused, the metric is null; rewrite it without nested repetition`,
+    });
+    s.next++;
+    startWorker(s);
+  }, s.timeoutMs);
+}
+
+/** Refuses the regex at s.next with a reason and moves past it. */
+function refuseCurrent(s: SearchState, reason: (name: string) => string): void {
+  const [name] = s.todo[s.next];
+  s.refused.push({ metric: name, pattern: s.regexes[name], reason: reason(name) });
+  s.next++;
+}
+
+/** A fresh worker for the regexes from s.next on (or the end of the search when none is left). */
+function startWorker(s: SearchState): void {
+  if (s.finished) return;
+  if (s.next >= s.todo.length) {
+    finishSearch(s, false);
+    return;
+  }
+  const w = new Worker(WORKER_SOURCE, { eval: true, name: 'gpucolo metrics', workerData: { log: s.shared, length: s.length, metrics: s.todo.slice(s.next) } });
+  s.worker = w;
+  w.on('message', (m: FromWorker) => onWorkerMessage(s, w, m));
+  w.on('error', (err) => {
+    if (s.worker !== w) return;
+    // the worker itself failed (out of memory on a huge log): what is left is not searched
+    s.worker = null;
+    clearSearchTimer(s);
+    refuseCurrent(s, (name) => `regex of metric ${name} could not be run: ${err.message.split('\n')[0]}`);
+    startWorker(s);
+  });
+  w.on('exit', () => {
+    if (s.worker !== w || s.finished) return;
+    // exited without an error event and without answering: count the regex as refused
+    s.worker = null;
+    clearSearchTimer(s);
+    if (s.next < s.todo.length) refuseCurrent(s, (name) => `regex of metric ${name} could not be run: the matching thread exited`);
+    startWorker(s);
+  });
+}
+
+/** The worker is ready (the first regex's time starts) or answered one regex (its value, or why it cannot run). */
+function onWorkerMessage(s: SearchState, w: Worker, m: FromWorker): void {
+  if (s.worker !== w) return;
+  if (m.kind === 'ready') {
+    armSearchTimer(s);
+    return;
+  }
+  const [name] = s.todo[s.next];
+  if (m.kind === 'value') s.values[name] = m.value;
+  else s.refused.push({ metric: name, pattern: s.regexes[name], reason: `regex of metric ${name} cannot run: ${m.message.split('\n')[0]}` });
+  s.next++;
+  if (s.next >= s.todo.length) finishSearch(s, false);
+  else armSearchTimer(s);
 }

@@ -50,12 +50,19 @@ function known(names: string[]): string {
   return names.length ? names.join(', ') : 'none';
 }
 
-export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: string, opts: PlanOptions = {}): PlannedRun[] {
-  const problems: string[] = [];
-  const problem = (p: Path, msg: string) => problems.push(`${p.join('.')}: ${msg}`);
-  const inModels = opts.modelsFile ? ` in ${opts.modelsFile}` : '';
+/** What resolving an experiment's job references shares: the models file, and the problems found so far. */
+interface PlanCtx {
+  models: ModelsFile;
+  modelsDir: string;
+  /** " in <models file>" for messages, or '' */
+  inModels: string;
+  problems: string[];
+}
 
-  const resolve = (ref: Omit<JobRef, 'mutate'> & { mutate?: string[] }, at: Path): Resolved | null => {
+/** A job's repository and model looked up in the models file, its hyperparameters and mutations checked (null when not found; problems recorded in ctx). */
+function resolveRef(ctx: PlanCtx, ref: Omit<JobRef, 'mutate'> & { mutate?: string[] }, at: Path): Resolved | null {
+    const { models, modelsDir, inModels } = ctx;
+    const problem = (p: Path, msg: string) => ctx.problems.push(`${p.join('.')}: ${msg}`);
     const repo = Object.hasOwn(models, ref.repo) ? models[ref.repo] : undefined;
     if (!repo) {
       problem([...at, 'repo'], `unknown repository "${ref.repo}"${inModels} (known: ${known(Object.keys(models))})`);
@@ -82,18 +89,11 @@ export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: str
       }
     });
     return { repo: ref.repo, model: ref.model, entry, cwd: path.resolve(modelsDir, repo.path) };
-  };
+}
 
-  const resolved = exp.experiments.map((e, i) =>
-    e.kind === 'parallel'
-      ? { fg: resolve(e.foreground, ['experiments', i, 'foreground']), bgs: e.backgrounds.map((b, k) => resolve(b, e.backgroundList ? ['experiments', i, 'background', k] : ['experiments', i, 'background'])) }
-      : { fg: resolve(e, ['experiments', i]), bgs: [] },
-  );
-  const where = opts.file ?? `experiment ${exp.experiment_name}`;
-  if (problems.length) throw new GpucoloError(`${where}: invalid experiment for its models file: ${problems.join('; ')}`, { code: 'EBADCONFIG', path: opts.file });
-
-  const seed = opts.seed ?? exp.seed;
-  const job = (r: Resolved, hp: Hyperparameters): JobSpec => ({
+/** One job: its command line, hyperparameters, time limit, metrics and environment. */
+function jobSpec(r: Resolved, hp: Hyperparameters): JobSpec {
+  return {
     repo: r.repo,
     model: r.model,
     cwd: r.cwd,
@@ -102,31 +102,52 @@ export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: str
     timeoutS: r.entry.timeout_s ?? DEFAULT_TIMEOUT_S,
     metrics: { ...r.entry.metrics },
     env: { ...(r.entry.env ?? {}) },
-  });
-  /** defaults < given < mutated, in the registry's order */
-  const full = (entry: ModelEntry, given: Hyperparameters, mutated: Hyperparameters): Hyperparameters => {
-    const out: Hyperparameters = {};
-    for (const [name, spec] of Object.entries(entry.hyperparameters)) {
-      out[name] = Object.hasOwn(mutated, name) ? mutated[name] : Object.hasOwn(given, name) ? given[name] : spec.default;
-    }
-    return out;
   };
+}
+
+/** defaults < given < mutated, in the registry's order */
+function fullHyperparameters(entry: ModelEntry, given: Hyperparameters, mutated: Hyperparameters): Hyperparameters {
+  const out: Hyperparameters = {};
+  for (const [name, spec] of Object.entries(entry.hyperparameters)) {
+    out[name] = Object.hasOwn(mutated, name) ? mutated[name] : Object.hasOwn(given, name) ? given[name] : spec.default;
+  }
+  return out;
+}
+
+/** The foreground's mutated hyperparameters for each of the n runs of experiment i (n empty sets when it mutates nothing). */
+function foregroundDraws(e: ExperimentFile['experiments'][number], i: number, fg: Resolved, n: number, seed: number, where: string, file: string | undefined): Hyperparameters[] {
+  const fgRef = e.kind === 'parallel' ? e.foreground : e;
+  if (!fgRef.mutate.length) return Array.from({ length: n }, () => ({}) as Hyperparameters);
+  try {
+    return drawDistinct(fg.entry.hyperparameters, fgRef.mutate, n, experimentRng(seed, i), fg.model);
+  } catch (err) {
+    const g = err as GpucoloError;
+    throw new GpucoloError(`${where}: experiments.${i}${e.kind === 'parallel' ? '.foreground' : ''}.mutate: ${g.message}`, { code: g.code ?? 'EBADCONFIG', path: file, hint: g.hint });
+  }
+}
+
+/** Every run of an experiment: its jobs resolved against the models file (every problem in one error), then runs_per_config runs of each experiment. */
+export function planRuns(exp: ExperimentFile, models: ModelsFile, modelsDir: string, opts: PlanOptions = {}): PlannedRun[] {
+  const ctx: PlanCtx = { models, modelsDir, inModels: opts.modelsFile ? ` in ${opts.modelsFile}` : '', problems: [] };
+  const resolve = (ref: Omit<JobRef, 'mutate'> & { mutate?: string[] }, at: Path): Resolved | null => resolveRef(ctx, ref, at);
+  const resolved = exp.experiments.map((e, i) =>
+    e.kind === 'parallel'
+      ? { fg: resolve(e.foreground, ['experiments', i, 'foreground']), bgs: e.backgrounds.map((b, k) => resolve(b, e.backgroundList ? ['experiments', i, 'background', k] : ['experiments', i, 'background'])) }
+      : { fg: resolve(e, ['experiments', i]), bgs: [] },
+  );
+  const where = opts.file ?? `experiment ${exp.experiment_name}`;
+  if (ctx.problems.length) throw new GpucoloError(`${where}: invalid experiment for its models file: ${ctx.problems.join('; ')}`, { code: 'EBADCONFIG', path: opts.file });
+
+  const seed = opts.seed ?? exp.seed;
+  const job = jobSpec;
+  const full = fullHyperparameters;
 
   const runs: PlannedRun[] = [];
   exp.experiments.forEach((e, i) => {
     const { fg, bgs } = resolved[i];
     const fgRef = e.kind === 'parallel' ? e.foreground : e;
     const n = exp.runs_per_config;
-    const draws = fgRef.mutate.length
-      ? (() => {
-          try {
-            return drawDistinct(fg!.entry.hyperparameters, fgRef.mutate, n, experimentRng(seed, i), fg!.model);
-          } catch (err) {
-            const g = err as GpucoloError;
-            throw new GpucoloError(`${where}: experiments.${i}${e.kind === 'parallel' ? '.foreground' : ''}.mutate: ${g.message}`, { code: g.code ?? 'EBADCONFIG', path: opts.file, hint: g.hint });
-          }
-        })()
-      : Array.from({ length: n }, () => ({}) as Hyperparameters);
+    const draws = foregroundDraws(e, i, fg!, n, seed, where, opts.file);
     const base = sanitizeId(`${exp.experiment_name}_${i}_${fg!.model}`);
     for (let k = 0; k < n; k++) {
       runs.push({

@@ -261,10 +261,8 @@ function runFilesTag(resultsDir: string, id: string, started: Date): string {
 }
 
 /** Runs every planned run in order. Never rejects for what a training program does. */
-export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRunOptions): Promise<ExperimentRunReport> {
-  const { experiment, runs } = loaded;
-  const resultsDir = path.resolve(opts.resultsDir);
-  // created here; removed again (when still empty) if the experiment ends without a result
+/** Creates the results directory and checks it is writable; the directories it created (removed again when still empty at the end). */
+function prepareResultsDir(resultsDir: string): string[] {
   const createdDirs = missingDirs(resultsDir);
   makeDirs(resultsDir);
   try {
@@ -273,6 +271,49 @@ export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRu
     removeEmptyDirs(createdDirs);
     throw err;
   }
+  return createdDirs;
+}
+
+/** Sets the experiment's CPU governor (if it names one); restore() puts it back with a warning, onExit without (the process exit hook). */
+function applyGovernor(experiment: ExperimentFile, sysfsRoot: string | undefined, warn: (message: string) => void): { restore(): void; onExit(): void } {
+  let governor: GovernorSetting | null = null;
+  const onExit = (): void => {
+    governor?.restore();
+  };
+  if (experiment.governor) {
+    governor = setGovernor(experiment.governor, { sysfsRoot });
+    if (governor.warning) warn(governor.warning);
+    process.on('exit', onExit);
+  }
+  return {
+    restore: (): void => {
+      const w = governor?.restore();
+      if (w) warn(w);
+    },
+    onExit,
+  };
+}
+
+/** Writes one run's result file and rewrites summary.md/.csv (a failed summary write is a warning), counting it in the report. */
+function recordResult(report: ExperimentRunReport, result: ExperimentResult, file: string, title: string, warn: (message: string) => void): void {
+  writeJsonAtomic(file, result);
+  report.results.push(result);
+  report.files.push(file);
+  if (!result.foreground_result.training_success) report.failed++;
+  try {
+    writeTextAtomic(report.summaryFiles.md, summaryMarkdown(report.results, title));
+    writeTextAtomic(report.summaryFiles.csv, summaryCsv(report.results));
+  } catch (err) {
+    warn(`summary not written: ${oneLine(err)}`);
+  }
+}
+
+/** Runs every planned run in turn (stopping at the signal), records each, and restores the governor and stops every process on the way out. */
+export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRunOptions): Promise<ExperimentRunReport> {
+  const { experiment, runs } = loaded;
+  const resultsDir = path.resolve(opts.resultsDir);
+  // created here; removed again (when still empty) if the experiment ends without a result
+  const createdDirs = prepareResultsDir(resultsDir);
   const emit = (e: ExperimentEvent): void => opts.onEvent?.(e);
   const warnings: string[] = [];
   const warn = (message: string): void => {
@@ -293,19 +334,7 @@ export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRu
   };
 
   // the governor for the whole experiment, restored on every way out (exit hook: even process.exit)
-  let governor: GovernorSetting | null = null;
-  const restoreGovernor = (): void => {
-    const w = governor?.restore();
-    if (w) warn(w);
-  };
-  const onExit = (): void => {
-    governor?.restore();
-  };
-  if (experiment.governor) {
-    governor = setGovernor(experiment.governor, { sysfsRoot: opts.sysfsRoot });
-    if (governor.warning) warn(governor.warning);
-    process.on('exit', onExit);
-  }
+  const { restore: restoreGovernor, onExit } = applyGovernor(experiment, opts.sysfsRoot, warn);
 
   try {
     for (let i = 0; i < runs.length; i++) {
@@ -317,16 +346,7 @@ export async function runExperiment(loaded: LoadedExperiment, opts: ExperimentRu
       emit({ type: 'run-start', index: i + 1, total: runs.length, run });
       const { result, interrupted, file: notesFile } = await runOne(run, i + 1, runs.length, experiment, { ...opts, resultsDir, graceMs, supervisor, emit, warn });
       const file = notesFile ?? path.join(resultsDir, `${compactTimestamp(new Date(result.timestamp))}_${run.experimentId}.json`);
-      writeJsonAtomic(file, result);
-      report.results.push(result);
-      report.files.push(file);
-      if (!result.foreground_result.training_success) report.failed++;
-      try {
-        writeTextAtomic(report.summaryFiles.md, summaryMarkdown(report.results, opts.title ?? experiment.experiment_name));
-        writeTextAtomic(report.summaryFiles.csv, summaryCsv(report.results));
-      } catch (err) {
-        warn(`summary not written: ${oneLine(err)}`);
-      }
+      recordResult(report, result, file, opts.title ?? experiment.experiment_name, warn);
       emit({ type: 'run-end', index: i + 1, total: runs.length, run, result, file });
       if (interrupted) {
         report.interrupted = true;

@@ -18,6 +18,7 @@ import { table } from './table.js';
 import { duration, integerArg, listArg } from './options.js';
 import { MAX_DISPATCH_SPAN_NS, MIN_DISPATCH_SPAN_NS } from '../limits.js';
 import type { PhaseResult, TaskResult } from '../scenario/types.js';
+import { onInterrupts } from './signals.js';
 
 const mechanisms = listArg<Mechanism>('mechanism', MECHANISMS);
 
@@ -260,8 +261,7 @@ async function runAction(ref: string, o: RunCli): Promise<void> {
     if (!ctl.signal.aborted) process.stderr.write('\ngpucolo run: interrupted: stopping workers, writing partial results\n');
     ctl.abort();
   };
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onInt);
+  const removeSignals = onInterrupts([onInt], ['SIGINT', 'SIGTERM']);
   try {
     const r = await runScenario(scenario, source, { outDir, form: o.form, backend: o.backend, durationNs: o.duration, warmupNs: o.warmup, rounds: o.rounds, minSamples: o.minSamples, mechanisms: o.mechanism, python: o.python, charts: o.charts, signal: ctl.signal, onEvent: (e) => onRunEvent(p, e) });
     stopBar(p);
@@ -273,7 +273,6 @@ async function runAction(ref: string, o: RunCli): Promise<void> {
     if (e.code === 'EBADSCENARIO') throw new CliError(e.message, 2, false, e.code);
     throw err;
   } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onInt);
+    removeSignals();
   }
 }

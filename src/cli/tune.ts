@@ -17,6 +17,7 @@ import { formatDuration } from '../units.js';
 import { CliError } from './errors.js';
 import { scenarioArg } from './scenario-arg.js';
 import { duration, durationArg, integerArg, listArg } from './options.js';
+import { onInterrupts } from './signals.js';
 
 /** mechanisms to tune: known ones with a knob */
 const mechanisms = listArg<Mechanism>('mechanism', MECHANISMS, { check: knobProblem });
@@ -157,8 +158,7 @@ export function tuneCommand(): Command {
         if (!ctl.signal.aborted) process.stderr.write('\ngpucolo tune: interrupted: stopping, tune.json keeps the trials that ran\n');
         ctl.abort();
       };
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onInt);
+      const removeSignals = onInterrupts([onInt], ['SIGINT', 'SIGTERM']);
       const bar = progress(o.budget / 1e6);
       try {
         const r = await tuneScenario(scenario, source, {
@@ -186,8 +186,7 @@ export function tuneCommand(): Command {
         if (typeof e?.code === 'string') throw new CliError(e.message, 1, false, e.code);
         throw err;
       } finally {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onInt);
+        removeSignals();
       }
     });
 }

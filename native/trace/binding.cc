@@ -156,7 +156,17 @@ class SampleKeys {
     names_ = Napi::Persistent(names);
   }
   void Reset() { names_.Reset(); }
-  napi_value operator[](Key k) const { return names_.Value().Get(static_cast<uint32_t>(k)); }
+  /** The names as values, read out of the array once per hand-over, not once per property set. */
+  struct Values {
+    napi_value v[kCount];
+    napi_value operator[](Key k) const { return v[k]; }
+  };
+  Values Resolve() const {
+    Values out;
+    const Napi::Array names = names_.Value();
+    for (uint32_t k = 0; k < kCount; ++k) out.v[k] = names.Get(k);
+    return out;
+  }
 
  private:
   Napi::Reference<Napi::Array> names_;
@@ -180,7 +190,7 @@ void RaiseFatal(napi_env env, napi_value error) {
   if (error != nullptr) napi_fatal_exception(env, error);
 }
 
-Napi::Object ReadErrorToJs(Napi::Env env, const SampleKeys& keys, const ReadError& e) {
+Napi::Object ReadErrorToJs(Napi::Env env, const SampleKeys::Values& keys, const ReadError& e) {
   Napi::Object o = Napi::Object::New(env);
   o.Set(keys[K::kCode], Napi::String::New(env, e.code));
   o.Set(keys[K::kMessage], Napi::String::New(env, e.message));
@@ -198,7 +208,7 @@ Napi::Object WalkStatsToJs(Napi::Env env, const kfd::WalkStats& w) {
 }
 
 /** WalkStats of a sample, with the sampler's keys (WalkStatsToJs serves createProcsWalker's stats()). */
-Napi::Object SampleWalkToJs(Napi::Env env, const SampleKeys& keys, const kfd::WalkStats& w) {
+Napi::Object SampleWalkToJs(Napi::Env env, const SampleKeys::Values& keys, const kfd::WalkStats& w) {
   Napi::Object o = Napi::Object::New(env);
   o.Set(keys[K::kProcesses], Napi::Number::New(env, static_cast<double>(w.processes)));
   o.Set(keys[K::kProcessesRead], Napi::Number::New(env, static_cast<double>(w.processes_read)));
@@ -212,7 +222,7 @@ Napi::Object SampleWalkToJs(Napi::Env env, const SampleKeys& keys, const kfd::Wa
  * sampler marked same (equal to the one in the last sample taken) is left out and named in
  * `same` instead: converting the tables is most of a sample's cost on the JS thread.
  */
-Napi::Object SampleToJs(Napi::Env env, const SampleKeys& keys, const Sample& s) {
+Napi::Object SampleToJs(Napi::Env env, const SampleKeys::Values& keys, const Sample& s) {
   auto num = [&](double x) { return Napi::Number::New(env, x); };
   Napi::Object o = Napi::Object::New(env);
   o.Set(keys[K::kSeq], num(static_cast<double>(s.seq)));
@@ -263,11 +273,11 @@ Napi::Object SampleToJs(Napi::Env env, const SampleKeys& keys, const Sample& s) 
 }
 
 /** One sample to onSample; a conversion or JS exception goes to process 'uncaughtException'. */
-void CallOne(Napi::Env env, Napi::Function on_sample, Ctx* ctx, std::unique_ptr<Sample> owned) {
+void CallOne(Napi::Env env, Napi::Function on_sample, const SampleKeys::Values& keys, std::unique_ptr<Sample> owned) {
   Napi::HandleScope scope(env);
   napi_value arg;
   try {
-    arg = SampleToJs(env, ctx->keys, *owned);
+    arg = SampleToJs(env, keys, *owned);
   } catch (const Napi::Error& e) {  // N-API failed (e.g. a worker being terminated)
     try {
       RaiseFatal(env, e.Value());
@@ -304,9 +314,10 @@ void CallJs(Napi::Env env, Napi::Function on_sample, Ctx* ctx, Batch* batch) {
   std::unique_ptr<Batch> owned(batch);
   // env == nullptr: Node is emptying the queue of a closing TSFN; only free the data
   if (env == nullptr || on_sample == nullptr || !owned || ctx == nullptr) return;
-  // in the order taken, each as its own call (as without batching)
+  // in the order taken, each as its own call (as without batching); the keys read out once
+  const SampleKeys::Values keys = ctx->keys.Resolve();
   for (auto& s : owned->samples) {
-    if (s) CallOne(env, on_sample, ctx, std::move(s));
+    if (s) CallOne(env, on_sample, keys, std::move(s));
   }
 }
 

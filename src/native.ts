@@ -39,6 +39,11 @@ export interface NativeSamplerOptions {
   maxSamples: number;
   /** only these pids (sysfs proc walk); null = every KFD process */
   pids: number[] | null;
+  /**
+   * the procfs root ('/proc'): the thread reads the start time of new and changed KFD processes
+   * there at the sample's time (NativeSample.pidStarts); absent = never reads /proc
+   */
+  procRoot?: string;
   /** samples waiting for JS beyond this are dropped and counted in the next sample's `dropped` */
   maxQueued: number;
   /** how the proc tree is read (src/kfd/sysfs-procs.ts); default 'incremental' */
@@ -47,8 +52,10 @@ export interface NativeSamplerOptions {
   countersEvery?: number;
   /**
    * hand samples to JS in batches, once the oldest held one is this old (ns, 0..60e9); 0 or
-   * absent = each sample as it is taken. Only quiet samples are held (docs/tracing.md); one
-   * onSample call per sample all the same, in order; stop() hands over what is held first.
+   * absent = each sample as it is taken. Only quiet samples are held (docs/tracing.md): with
+   * procRoot every sample but one where a process is new or its pid was reused; without it only
+   * one where nothing but register words moved. One onSample call per sample all the same, in
+   * order; stop() hands over what is held first.
    */
   deliverEveryNs?: number;
 }
@@ -146,6 +153,14 @@ export interface NativeSample {
   changedWords?: { mqds?: Uint32Array; hqds?: Uint32Array };
   /** parts equal to those of the previous delivered sample (see above) */
   same?: { procs?: true; mqds?: true; hqds?: true; rls?: true };
+  /**
+   * With the sampler's procRoot: pairs (pid, start time) of the KFD processes whose
+   * <procRoot>/<pid>/stat was read at this sample's time (field 22, clock ticks after boot; -1 =
+   * unreadable): those new since the previous sample and those whose sysfs queue rows changed
+   * since. A pid with another start time than before was taken over by another process. Absent
+   * when none was read (and whenever same.procs).
+   */
+  pidStarts?: Float64Array;
 }
 
 export interface NativeSamplerHandle {

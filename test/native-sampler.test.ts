@@ -423,6 +423,41 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     await h.stop();
   });
 
+  it('deliverEveryNs with procRoot: changed files are held too; a new process goes at once, its start time read then', async () => {
+    const dbg = scratchDebugfs();
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-pidstarts-'));
+    scratchDirs.push(root);
+    const sysfs = path.join(root, 'sys');
+    fs.cpSync(SYSFS, sysfs, { recursive: true });
+    const procDir = path.join(sysfs, 'class/kfd/kfd/proc');
+    const stat = (pid: number, start: number): void => {
+      fs.mkdirSync(path.join(root, 'proc', String(pid)), { recursive: true });
+      fs.writeFileSync(path.join(root, 'proc', String(pid), 'stat'), `${pid} (python3) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 ${start} 0 0\n`);
+    };
+    stat(41872, 1000);
+    stat(42117, 2000);
+    const o = { sysfsRoot: sysfs, debugfsRoot: dbg.root, procRoot: path.join(root, 'proc'), intervalNs: 1 * MS, debugfsEvery: 1, deliverEveryNs: 60e9 };
+    const { h, samples, reached } = start(o, (ss) => ss.some((s) => s.pidStarts?.[0] === 50000));
+    await new Promise((r) => setTimeout(r, 30));
+    // the first sample (both processes new) went at once, with the start times read for it
+    expect(samples.map((s) => s.seq)).toEqual([0]);
+    expect(samples[0].pidStarts).toEqual(Float64Array.from([41872, 1000, 42117, 2000]));
+    // a structural change of the debugfs files, the processes the same: held
+    dbg.replace('rls', OTHER_RLS);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(samples).toHaveLength(1);
+    // a new process (its directory made aside and moved in at once): goes at once, with what is held
+    stat(50000, 3000);
+    fs.cpSync(path.join(procDir, '42117'), path.join(root, 'new'), { recursive: true });
+    fs.renameSync(path.join(root, 'new'), path.join(procDir, '50000'));
+    await reached;
+    expect(samples.map((s) => s.seq)).toEqual([...Array(samples.length).keys()]);
+    expect(samples.at(-1)!.pidStarts).toEqual(Float64Array.from([50000, 3000]));
+    expect(samples.filter((s) => s.pidStarts !== undefined)).toHaveLength(2);
+    expect(samples.some((s) => isDeepStrictEqual(s.rls, parseRlsRaw(OTHER_RLS, 'native')))).toBe(true);
+    await h.stop();
+  });
+
   it('deliverEveryNs: the last of maxSamples is handed over at once with what is held', async () => {
     const { h, samples, reached } = start({ intervalNs: 1 * MS, maxSamples: 3, deliverEveryNs: 60e9 }, (s) => s.length === 3);
     await reached;
@@ -455,6 +490,8 @@ describe.runIf(nativeLoaded)('native sampler', () => {
     bad({ ...opts(), sysfsWalk: 'fast' }, /sysfsWalk must be 'incremental' or 'full' \(got a string\)/);
     bad({ ...opts(), countersEvery: 0 }, /countersEvery must be an integer >= 1 \(got 0\)/);
     for (const v of [-1, 0.5, 60e9 + 1, '1']) bad({ ...opts(), deliverEveryNs: v }, /deliverEveryNs must be an integer number of ns from 0 \(every sample\) to 60e9/);
+    bad({ ...opts(), procRoot: 5 }, /procRoot must be a string/);
+    bad({ ...opts(), procRoot: '' }, /procRoot must be a non-empty path without NUL bytes/);
     // the walker alone, as tests and benches create it
     expect(() => n.createProcsWalker({ sysfsRoot: '' })).toThrow(/createProcsWalker: sysfsRoot must be a non-empty string/);
     expect(() => n.createProcsWalker({ sysfsRoot: '/sys', sysfsWalk: 'x' as 'full' })).toThrow(/^createProcsWalker: sysfsWalk must be 'incremental' or 'full'/);

@@ -11,7 +11,7 @@ import { parseHqdsRaw, parseMqdsRaw, parseRlsRaw, readKfdProcsRaw } from '../src
 import type { NativeSample } from '../src/native.js';
 import { jsThreadCpuNs, sameFiller, startSampler } from '../src/trace/sampler.js';
 import { runTrace, type TraceOptions } from '../src/trace/tracer.js';
-import type { TraceRecord, TraceSample } from '../src/trace/schema.js';
+import type { TraceEvent, TraceRecord, TraceSample } from '../src/trace/schema.js';
 import { DEBUGFS, SYSFS, nativeLoaded } from './helpers/impls.js';
 import { KfdTree } from './helpers/kfd-tree.js';
 import { debugfsFile, scratchDebugfs as makeScratchDebugfs } from './helpers/scratch-debugfs.js';
@@ -199,6 +199,44 @@ describe.runIf(nativeLoaded)('runTrace with samples handed over in batches (deli
     const times = recs.slice(1).map((r) => r.t_ns);
     expect(times).toEqual([...times].sort((a, b) => a - b));
     expect(recs.at(-1)).toMatchObject({ samples: samples.length, endedBy: 'interrupt' });
+  });
+
+  it('a queue destroyed while samples are held is an event of that sample; the start time is the one read then', async () => {
+    const t = new KfdTree();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-batch-'));
+    scratchDirs.push(dir);
+    const stat = (start: number): void => fs.writeFileSync(path.join(t.proc, '41872/stat'), `41872 (python3) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 ${start} 0 0\n`);
+    stat(1000);
+    setTimeout(() => t.removeQueue(41872, 2), 60);
+    // after the queue change was sampled (held: the same process) the stat changes: a tracer that
+    // read /proc only when the batch arrives would take the held sample for a reused pid
+    setTimeout(() => stat(2000), 120);
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 180);
+    const out = path.join(dir, 't.jsonl');
+    try {
+      await runTrace({
+        intervalNs: 10 * MS,
+        durationNs: null,
+        debugfsIntervalNs: null,
+        sources: ['sysfs'],
+        sysfsRoot: t.sysfs,
+        debugfsRoot: t.debugfs,
+        procRoot: t.proc,
+        impl: 'native',
+        baselineNs: 0,
+        tailNs: 0,
+        stopAfterNs: null,
+        out,
+        deliverEveryNs: 60e9,
+        signal: ctl.signal,
+      });
+    } finally {
+      t.dispose();
+    }
+    const recs = fs.readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as TraceRecord);
+    const events = recs.filter((r) => r.kind === 'event') as TraceEvent[];
+    expect(events.map((e) => `${e.event} ${e.key ?? ''}`.trim())).toEqual(['queue-destroyed 41872/q2']);
   });
 
   it('--duration ends with the sample that reached it, as without batches', async () => {

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -695,4 +696,89 @@ TEST(sampler_words_only_changes_are_patched_like_a_full_parse) {
   // shared with the reference the next patch starts from, never changed after
   CHECK(t[1]->hqds.raw != t[0]->hqds.raw && t[2]->hqds.raw != t[1]->hqds.raw);
   CHECK_EQ(t[1]->hqds.raw->words, kfd::ParseHqds(v1.data(), v1.size()).words);
+}
+
+namespace {
+
+/** A scratch copy of the fixture's sysfs and a /proc with stat files; removed by the destructor. */
+class ScratchHost {
+ public:
+  ScratchHost() {
+    char tmpl[] = "/tmp/gpucolo-pids-XXXXXX";
+    CHECK(mkdtemp(tmpl) != nullptr);
+    root_ = tmpl;
+    std::filesystem::copy(gpucolo_test::FixturePath("sysfs"), sysfs(), std::filesystem::copy_options::recursive);
+    std::filesystem::create_directories(proc() + "/41872");
+  }
+  ~ScratchHost() { std::filesystem::remove_all(root_); }
+  std::string sysfs() const { return root_ + "/sys"; }
+  std::string proc() const { return root_ + "/proc"; }
+  /** /proc/<pid>/stat with this start time (field 22) and ')' and spaces in the name */
+  void Stat(int pid, long start) const {
+    std::ofstream f(proc() + "/" + std::to_string(pid) + "/stat", std::ios::trunc);
+    f << pid << " (py (3) x) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 " << start << " 0 0\n";
+  }
+  /** proc/<pid>/queues/<qid> with a compute queue's files */
+  void AddQueue(int pid, int qid) const {
+    const std::string q = sysfs() + "/class/kfd/kfd/proc/" + std::to_string(pid) + "/queues/" + std::to_string(qid);
+    std::filesystem::create_directories(q);
+    std::ofstream(q + "/type") << "0\n";
+    std::ofstream(q + "/size") << "1048576\n";
+    std::ofstream(q + "/gpuid") << "31774\n";
+  }
+  void RemoveQueue(int pid, int qid) const {
+    std::filesystem::remove_all(sysfs() + "/class/kfd/kfd/proc/" + std::to_string(pid) + "/queues/" + std::to_string(qid));
+  }
+
+ private:
+  std::string root_;
+};
+
+}  // namespace
+
+TEST(sampler_reads_start_times_of_new_and_changed_processes_at_the_sample) {
+  ScratchHost host;
+  host.Stat(41872, 1000);  // 42117 has no stat: -1
+  // the policy runs on the sampler thread before the next sample is read
+  Recorder rec([&](const Sample& s, bool) {
+    if (s.seq == 1) host.AddQueue(41872, 9);  // a new queue of the same process
+    if (s.seq == 2) {
+      host.Stat(41872, 2000);  // another process behind the pid, with other queues
+      host.RemoveQueue(41872, 9);
+      host.RemoveQueue(41872, 0);
+    }
+    if (s.seq == 3) host.Stat(41872, 3000);  // queues unchanged: not looked at
+    return SampleSink::Delivery::kTaken;
+  });
+  SamplerOptions o = FixtureOptions(2 * kMs, 0, 5);
+  o.sysfs_root = host.sysfs();
+  o.proc_root = host.proc();
+  Sampler s(o, &rec);
+  s.Start();
+  s.Join();
+  CHECK_EQ(s.error(), std::string());
+  const auto& t = rec.taken_;
+  CHECK_EQ(t.size(), size_t{5});
+  CHECK_EQ(t[0]->pid_starts, (std::vector<double>{41872, 1000, 42117, -1}));
+  CHECK(t[0]->pids_changed);  // both processes new
+  CHECK(t[1]->procs_same);
+  CHECK(t[1]->pid_starts.empty());
+  CHECK(!t[1]->pids_changed);
+  CHECK_EQ(t[2]->pid_starts, (std::vector<double>{41872, 1000}));
+  CHECK(!t[2]->pids_changed);  // the same process, one more queue
+  CHECK_EQ(t[3]->pid_starts, (std::vector<double>{41872, 2000}));
+  CHECK(t[3]->pids_changed);  // the pid was reused
+  CHECK(t[4]->pid_starts.empty());
+  CHECK(!t[4]->pids_changed);
+}
+
+TEST(sampler_without_proc_root_reads_no_start_times) {
+  Recorder rec;
+  Sampler s(FixtureOptions(2 * kMs, 0, 2), &rec);
+  s.Start();
+  s.Join();
+  CHECK_EQ(rec.taken_.size(), size_t{2});
+  CHECK(rec.taken_[0]->pid_starts.empty());
+  CHECK(rec.taken_[0]->pids_changed);  // new processes all the same
+  CHECK(!rec.taken_[1]->pids_changed);
 }

@@ -50,8 +50,8 @@ using Tsfn = Napi::TypedThreadSafeFunction<Ctx, Batch, CallJs>;
 
 /**
  * Hands samples to the JS thread. deliver_every_ns == 0: each sample on its own, dropped when
- * maxQueued calls wait. Above 0 (deliverEveryNs): quiet samples (Quiet(): only register words
- * moved) are held and handed over together once the oldest held one is that old, or with the
+ * maxQueued calls wait. Above 0 (deliverEveryNs): quiet samples (Quiet(): no new process and no
+ * reused pid) are held and handed over together once the oldest held one is that old, or with the
  * next sample that is not quiet, so the JS thread wakes once per batch: at 100 ms most of a
  * sample's JS time was the wake-up itself, cold caches included (docs/tracing.md "Where the JS
  * thread's time goes"). A held sample is taken (its parts may be `same` for the next one); when
@@ -91,17 +91,26 @@ class TsfnSink final : public SampleSink {
   Tsfn tsfn;
   /** 0: every sample on its own */
   int64_t deliver_every_ns = 0;
+  /** the sampler has a proc_root: samples carry pid_starts and pids_changed */
+  bool reads_pid_starts = false;
 
  private:
   /**
-   * Nothing but register words moved since the last sample: the same proc tables, and each
-   * debugfs file the same or patched. Only such a sample is held; any other goes at once with
-   * what is held before it, because JS reads /proc when the processes or queues change (pid
-   * reuse, nsPid, a command's descendants) and must do so while those processes are still there.
+   * A sample that may wait: JS reads /proc about a process when it first shows, and when its
+   * pid was reused (nsPid, whether a traced command started it), and must do so while that
+   * process is still there; so such a sample (pids_changed) goes at once, with what is held before
+   * it. Queues, slots and counters of known processes changing is quiet: the start time that
+   * tells a reused pid was read by the sampler at the sample's time. Without a proc root (JS reads
+   * the start times itself when a process's queues change) only a sample in which nothing but
+   * register words moved is quiet: the same proc tables, each debugfs file the same or patched.
    */
-  static bool Quiet(const Sample& s) {
+  bool Quiet(const Sample& s) const {
+    if (s.dropped != 0) return false;
+    // the sampler read the start times of new and changed processes itself (Sample::pid_starts):
+    // JS reads /proc only about a process that is new or whose pid was reused
+    if (reads_pid_starts) return !s.pids_changed;
     auto quiet = [](const auto& p) { return p.ok && (p.same || p.patched); };
-    return s.procs_same && s.dropped == 0 && (!s.debugfs || (quiet(s.mqds) && quiet(s.hqds) && quiet(s.rls)));
+    return s.procs_same && (!s.debugfs || (quiet(s.mqds) && quiet(s.hqds) && quiet(s.rls)));
   }
 
   Delivery DeliverOne(std::unique_ptr<Sample> sample, bool last) {
@@ -141,13 +150,13 @@ class SampleKeys {
  public:
   enum Key {
     kSeq, kIntendedNs, kActualNs, kReadNs, kParseNs, kThreadCpuNs, kIoNs, kCpuNs, kWalk, kMissed, kDropped,
-    kProcs, kMqds, kHqds, kRls, kChangedWords, kSame,
+    kProcs, kMqds, kHqds, kRls, kChangedWords, kSame, kPidStarts,
     kProcesses, kProcessesRead, kQueuesRead, kQueuesReused, kCode, kMessage, kCount
   };
   void Init(Napi::Env env) {
     static const char* const kNames[kCount] = {
         "seq", "intendedNs", "actualNs", "readNs", "parseNs", "threadCpuNs", "ioNs", "cpuNs", "walk", "missed", "dropped",
-        "procs", "mqds", "hqds", "rls", "changedWords", "same",
+        "procs", "mqds", "hqds", "rls", "changedWords", "same", "pidStarts",
         "processes", "processesRead", "queuesRead", "queuesReused", "code", "message"};
     // Node 20 refuses references to strings (napi_create_reference: objects only before N-API
     // 10): the names are held by one array, read back by index
@@ -245,6 +254,11 @@ Napi::Object SampleToJs(Napi::Env env, const SampleKeys::Values& keys, const Sam
     mark(K::kProcs);
   } else {
     o.Set(keys[K::kProcs], kfd::ProcsToJs(env, s.procs));
+    if (!s.pid_starts.empty()) {
+      Napi::Float64Array a = Napi::Float64Array::New(env, s.pid_starts.size());
+      std::memcpy(a.Data(), s.pid_starts.data(), s.pid_starts.size() * sizeof(double));
+      o.Set(keys[K::kPidStarts], a);
+    }
   }
   if (s.debugfs) {
     Napi::Object changed;
@@ -446,6 +460,7 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
       IntegerOption(env, o, "debugfsEvery", 0, kMaxSafeInteger, "must be an integer >= 0 (0 = never read debugfs)"));
   opts.max_samples = static_cast<uint64_t>(
       IntegerOption(env, o, "maxSamples", 0, kMaxSafeInteger, "must be an integer >= 0 (0 = until stop())"));
+  if (!o.Get("procRoot").IsUndefined()) opts.proc_root = RootOption(env, o, "procRoot");
   opts.filter_pids = PidsArg(env, o.Get("pids"), "startSampler", &opts.pids);
   opts.incremental = IncrementalOption(env, o, "startSampler");
   opts.counters_every = static_cast<uint64_t>(
@@ -459,6 +474,7 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
   auto ctx = std::make_shared<Ctx>();
   ctx->keys.Init(env);
   ctx->sink.deliver_every_ns = deliver_every_ns;
+  ctx->sink.reads_pid_starts = !opts.proc_root.empty();
   ctx->sampler = std::make_unique<Sampler>(std::move(opts), &ctx->sink);
   auto* holder = new std::shared_ptr<Ctx>(ctx);
   try {

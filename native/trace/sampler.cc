@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <string_view>
 #include <utility>
 
 namespace gpucolo {
@@ -47,6 +49,49 @@ bool SameProcs(const kfd::ProcsRaw& a, const kfd::ProcsRaw& b) {
     if (x.severity != y.severity || x.path != y.path || x.message != y.message || x.code != y.code) return false;
   }
   return true;
+}
+
+/** FNV-1a over a queue row's values but its process index (which moves when other processes come and go). */
+uint64_t HashQueueRows(const std::vector<double>& queues, size_t first, size_t count) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t r = first; r < first + count && (r + 1) * kfd::kProcsQueueCols <= queues.size(); ++r) {
+    for (size_t c = 0; c < kfd::kProcsQueueCols; ++c) {
+      if (c == kfd::ProcsQueueCol::proc) continue;
+      uint64_t bits;
+      const double v = queues[r * kfd::kProcsQueueCols + c];
+      std::memcpy(&bits, &v, sizeof bits);
+      for (int b = 0; b < 8; ++b) h = (h ^ ((bits >> (8 * b)) & 0xff)) * 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+/**
+ * Field 22 of <proc_root>/<pid>/stat (starttime, clock ticks after boot), found after the LAST ')'
+ * since a program may put ')' and spaces into its own name (parseStat in
+ * src/supervisor/proctree.ts reads it the same way); -1 when the file cannot be read or parsed.
+ */
+double ReadStartTicks(const std::string& proc_root, double pid, std::string* buf) {
+  size_t len = 0;
+  char name[32];
+  std::snprintf(name, sizeof name, "%.0f/stat", pid);
+  if (kfd::ReadInputFile(kfd::UnderRoot(proc_root, name), kfd::kMaxSysfsFileBytes, buf, &len) != 0) return -1;
+  const std::string_view text(buf->data(), len);
+  const size_t close = text.rfind(')');
+  if (close == std::string_view::npos || close + 2 > text.size()) return -1;
+  // after ") ": state is field 3, starttime field 22: the 20th field from here
+  size_t at = close + 2;
+  for (int field = 3; field < 22; ++field) {
+    at = text.find(' ', at);
+    if (at == std::string_view::npos) return -1;
+    at = text.find_first_not_of(' ', at);
+    if (at == std::string_view::npos) return -1;
+  }
+  double ticks = 0;
+  size_t digits = 0;
+  for (; at < text.size() && text[at] >= '0' && text[at] <= '9' && digits < 19; ++at, ++digits) ticks = ticks * 10 + (text[at] - '0');
+  const bool ended = at == text.size() || text[at] == ' ' || text[at] == '\n';
+  return digits > 0 && ended ? ticks : -1;
 }
 
 }  // namespace
@@ -246,6 +291,7 @@ void Sampler::Commit() {
     procs_ref_ = std::move(procs_next_);
     has_procs_ref_ = true;
     procs_fresh_ = false;
+    pids_ref_.swap(pids_next_);
   }
   mqds_.Commit();
   hqds_.Commit();
@@ -303,6 +349,36 @@ bool Sampler::ParsePatchable(DebugfsPart<Raw>* part, const DebugfsFile& file, Pa
   return true;
 }
 
+void Sampler::NotePids(Sample* s) {
+  pids_next_.clear();
+  const std::vector<double>& procs = procs_next_.procs;
+  for (size_t r = 0; (r + 1) * kfd::kProcsProcCols <= procs.size(); ++r) {
+    const double* row = &procs[r * kfd::kProcsProcCols];
+    const double pid = row[kfd::ProcsProcCol::pid];
+    const uint64_t hash = HashQueueRows(procs_next_.queues, static_cast<size_t>(row[kfd::ProcsProcCol::firstQueue]),
+                                        static_cast<size_t>(row[kfd::ProcsProcCol::queueCount]));
+    const auto key = static_cast<uint64_t>(pid);
+    const auto before = pids_ref_.find(key);
+    if (before != pids_ref_.end() && before->second.queues_hash == hash) {
+      pids_next_.emplace(key, before->second);
+      continue;
+    }
+    // new, or its queues changed: the one moment a pid taken over by another process can show
+    SeenPid now{hash, -1};
+    if (!options_.proc_root.empty()) {
+      now.start_ticks = ReadStartTicks(options_.proc_root, pid, &stat_text_);
+      s->pid_starts.push_back(pid);
+      s->pid_starts.push_back(now.start_ticks);
+    }
+    const bool reused = before != pids_ref_.end() && now.start_ticks >= 0 && before->second.start_ticks >= 0 &&
+                        now.start_ticks != before->second.start_ticks;
+    if (before == pids_ref_.end() || reused) s->pids_changed = true;
+    // an unreadable stat keeps the start time known before (the process may be exiting)
+    if (now.start_ticks < 0 && before != pids_ref_.end()) now.start_ticks = before->second.start_ticks;
+    pids_next_.emplace(key, now);
+  }
+}
+
 std::unique_ptr<Sample> Sampler::TakeSample(uint64_t k, uint64_t seq, int64_t t0) {
   auto s = std::make_unique<Sample>();
   const int64_t cpu0 = ThreadCpuNowNs();
@@ -319,6 +395,7 @@ std::unique_ptr<Sample> Sampler::TakeSample(uint64_t k, uint64_t seq, int64_t t0
   } else {
     s->procs = procs_next_;  // a copy: procs_next_ becomes the reference if the sink takes it
     procs_fresh_ = true;
+    NotePids(s.get());
   }
   s->debugfs = options_.debugfs_every != 0 && seq % options_.debugfs_every == 0;
   if (s->debugfs) {

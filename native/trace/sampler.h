@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -125,6 +126,21 @@ struct Sample {
   kfd::ProcsRaw procs;
   /** the proc tables (and issues) equal those of the last sample the sink took: procs left empty */
   bool procs_same = false;
+  /**
+   * With SamplerOptions::proc_root: pairs (pid, start time) of the KFD processes whose
+   * <proc_root>/<pid>/stat was read in this sample (start time: proc(5) field 22, clock ticks after
+   * boot; -1 when the file could not be read or parsed): the processes new since the last sample
+   * the sink took and those whose queue rows changed since (a pid taken over by another process
+   * shows there first). Read at the sample's own time, so a consumer that gets the sample later
+   * (in a batch) still learns which process was behind the pid then. Empty otherwise.
+   */
+  std::vector<double> pid_starts;
+  /**
+   * A process appeared since the last sample the sink took, or a pid's start time changed (the
+   * pid was reused): the consumer reads /proc about such a process (its namespace pid, whether a
+   * traced command started it) while it is there, so a batching sink hands this sample over at once.
+   */
+  bool pids_changed = false;
   /** debugfs was read in this sample (mqds/hqds/rls are meaningful) */
   bool debugfs = false;
   DebugfsPart<kfd::MqdsRaw> mqds;
@@ -159,6 +175,11 @@ struct SamplerOptions {
   bool incremental = true;
   /** incremental: re-read process directories and counters every N-th sample (>= 1) */
   uint64_t counters_every = 1;
+  /**
+   * the procfs root (e.g. "/proc"): read the start time of new and changed KFD processes there
+   * (Sample::pid_starts); empty = never read /proc (pid_starts stays empty)
+   */
+  std::string proc_root;
   /** restrict the sysfs proc walk to these pids (compared as JS numbers) */
   bool filter_pids = false;
   std::vector<double> pids;
@@ -229,6 +250,11 @@ class Sampler {
   std::unique_ptr<Sample> TakeSample(uint64_t k, uint64_t seq, int64_t t0);
   /** The sink took the sample just made: its fresh parts become the references. */
   void Commit();
+  /**
+   * Fresh proc tables: sets s->pid_starts and s->pids_changed from procs_next_ against the
+   * processes of the last sample the sink took (pids_ref_), and fills pids_next_.
+   */
+  void NotePids(Sample* s);
   /** The tables of a file's reference bytes and where their words came from (for patching). */
   template <class Raw>
   struct ParsedRef {
@@ -278,6 +304,13 @@ class Sampler {
   bool has_procs_ref_ = false;
   kfd::ProcsRaw procs_next_;
   bool procs_fresh_ = false;
+  /** a KFD process as the last taken sample showed it: its queue rows (hashed) and start time */
+  struct SeenPid {
+    uint64_t queues_hash;
+    double start_ticks;
+  };
+  std::unordered_map<uint64_t, SeenPid> pids_ref_, pids_next_;
+  std::string stat_text_;  // /proc/<pid>/stat buffer, reused
 };
 
 }  // namespace trace

@@ -25,6 +25,7 @@ import { parseRlsTs } from '../kfd/rls-parser.js';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw } from '../kfd/raw.js';
 import { underRoot } from '../kfd/sysfs-reader.js';
 import { ProcsWalkerTs } from '../kfd/sysfs-procs.js';
+import { PidStartReader } from './pid-starts.js';
 import { ioClock, timedIo } from '../kfd/io-clock.js';
 import { issueCodeText, readInputFile } from '../input-file.js';
 import { GpucoloError } from '../errors.js';
@@ -46,9 +47,16 @@ export interface SamplerOptions {
   /** incremental walk: re-read process directories and counters every N-th sample; default 1 */
   countersEvery?: number;
   /**
-   * native thread: hold quiet samples (the same proc tables; each debugfs file the same or only
-   * word-patched) and hand them to JS in batches, once the oldest held one is this old (ns), or
-   * with the next sample that is not quiet; 0 or undefined = each sample as it is taken. A batch
+   * the procfs root: read the start time of new and changed KFD processes when a sample is taken
+   * (NativeSample.pidStarts; both samplers); undefined = never read /proc
+   */
+  procRoot?: string;
+  /**
+   * native thread: hold quiet samples and hand them to JS in batches, once the oldest held one is
+   * this old (ns), or with the next sample that is not quiet; 0 or undefined = each sample as it
+   * is taken. Quiet, with procRoot: no process new and no pid reused (the JS side reads /proc
+   * about those); without it: the same proc tables and each debugfs file the same or only
+   * word-patched (the JS side reads start times itself when queues change). A batch
    * wakes the JS thread once instead of once per sample (the wake-up, with cold caches, was most
    * of a sample's JS time at 100 ms); samples still arrive one onSample call each, in order.
    * stop() hands over what is held before it resolves. The TS sampler ignores it (it samples on
@@ -166,6 +174,7 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
       countersEvery: opts.countersEvery ?? 1,
     };
     if (opts.deliverEveryNs) nativeOpts.deliverEveryNs = opts.deliverEveryNs;
+    if (opts.procRoot !== undefined) nativeOpts.procRoot = opts.procRoot;
     const h = native.startSampler(
       nativeOpts,
       (s) => {
@@ -277,6 +286,7 @@ function startTsSampler(opts: SamplerOptions, onSample: (s: NativeSample) => voi
     files: [new DebugfsFile<MqdsRaw>('mqds', parseMqdsTs), new DebugfsFile<HqdsRaw>('hqds', parseHqdsTs), new DebugfsFile<RlsRaw>('rls', parseRlsTs)] as const,
     lastProcs: null,
     walker: new ProcsWalkerTs(opts.sysfsRoot, { walk: opts.sysfsWalk, countersEvery: opts.countersEvery }),
+    pidStarts: opts.procRoot !== undefined ? new PidStartReader(opts.procRoot) : null,
   };
   armTs(st);
   return {
@@ -307,6 +317,7 @@ interface TsSamplerState {
   files: readonly [DebugfsFile<MqdsRaw>, DebugfsFile<HqdsRaw>, DebugfsFile<RlsRaw>];
   lastProcs: ProcsRaw | null;
   walker: ProcsWalkerTs;
+  pidStarts: PidStartReader | null;
 }
 
 /** Step: sets the timer for the next deadline (whole ms, rounded up). */
@@ -357,9 +368,17 @@ function readTsSample(st: TsSamplerState, missed: number, intended: bigint): Nat
   } finally {
     ioClock.on = false;
   }
+  let pidStarts: Float64Array | undefined;
   if (st.lastProcs !== null && sameProcs(procs, st.lastProcs)) {
     procs = st.lastProcs;
     same.procs = true;
+  } else if (st.pidStarts) {
+    ioClock.on = true;
+    try {
+      pidStarts = st.pidStarts.read(procs);
+    } finally {
+      ioClock.on = false;
+    }
   }
   st.lastProcs = procs;
   const withDebugfs = opts.debugfsEvery > 0 && seq % opts.debugfsEvery === 0;
@@ -382,6 +401,7 @@ function readTsSample(st: TsSamplerState, missed: number, intended: bigint): Nat
     dropped: 0,
     procs,
   };
+  if (pidStarts) sample.pidStarts = pidStarts;
   if (withDebugfs) {
     const parsed = { any: false };
     const [m, h, r] = files;

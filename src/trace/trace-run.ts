@@ -10,13 +10,13 @@ import type { NativeSample, SysfsWalk } from '../native.js';
 import { VERSION } from '../version.js';
 import { underRoot } from '../kfd/sysfs-reader.js';
 import type { Topology } from '../kfd/types.js';
-import { Supervisor, isDescendantOf, readStat, type ExitInfo, type SupervisedChild } from '../supervisor/index.js';
+import { Supervisor, isDescendantOf, type ExitInfo, type SupervisedChild } from '../supervisor/index.js';
 import { SampleAssembler } from './assemble.js';
 import { EventDeriver } from './events.js';
 import { TraceExporter, httpUrl } from './exporter.js';
 import { TraceRecorder } from './recorder.js';
 import { startSampler, type Sampler } from './sampler.js';
-import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceProcess, type TraceSample, type TraceSource } from './schema.js';
+import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
 import type { TraceOptions, TraceResult } from './tracer.js';
 
 /** What runTrace decided before anything runs: sources, topology, rates. */
@@ -75,41 +75,35 @@ export class TraceTarget {
 }
 
 /**
- * Pid reuse: a process is its pid plus its start time (/proc/<pid>/stat). Checked when a pid's
- * queue set changes, the only time a new process behind an old pid can show in the data.
+ * Pid reuse: a process is its pid plus its start time (/proc/<pid>/stat). The sampler reads the
+ * start time when a pid is new or its queues change (NativeSample.pidStarts, the only time a new
+ * process behind an old pid can show in the data), at the sample's own time: a sample handed over
+ * later, in a batch, still names the process that was there when it was taken.
  */
 class PidReuse {
-  private readonly startTicks = new Map<number, number | null>();
-  private readonly lastKeys = new Map<number, string>();
-  /** the processes of the last call: the same object again has the same queue sets */
-  private lastProcesses: TraceSample['processes'] | null = null;
-  private lastByPid = new Map<number, TraceProcess>();
-  constructor(private readonly procRoot: string) {}
+  private readonly startTicks = new Map<number, number>();
 
-  /** the pids of this sample that now belong to another process than before */
-  reused(s: TraceSample): number[] {
-    if (s.processes === this.lastProcesses) return [];
-    this.lastProcesses = s.processes;
+  /** the traced pids of this sample that now belong to another process than before */
+  reused(s: TraceSample, starts: Float64Array | undefined): number[] {
+    if (!starts) return [];
+    let traced: Set<number> | null = null;
     const out: number[] = [];
-    const seen = new Set<number>();
-    for (const p of s.processes) {
-      seen.add(p.pid);
-      // the same process object as in the last call: the same queue set
-      if (this.lastByPid.get(p.pid) === p) continue;
-      const keys = p.queues.map((q) => q.key).join(',');
-      const before = this.lastKeys.get(p.pid);
-      this.lastKeys.set(p.pid, keys);
-      if (before === keys) continue;
-      const now = readStat(this.procRoot, p.pid)?.startTicks ?? null;
-      const was = this.startTicks.get(p.pid);
-      this.startTicks.set(p.pid, now);
-      if (was != null && now !== null && was !== now) out.push(p.pid);
+    for (let i = 0; i + 1 < starts.length; i += 2) {
+      const pid = starts[i];
+      const now = starts[i + 1];
+      if (now < 0) continue;
+      const was = this.startTicks.get(pid);
+      this.startTicks.set(pid, now);
+      if (was === undefined || was === now) continue;
+      traced ??= new Set(s.processes.map((p) => p.pid));
+      if (traced.has(pid)) out.push(pid);
     }
-    for (const pid of [...this.lastKeys.keys()]) {
-      if (!seen.has(pid)) (this.lastKeys.delete(pid), this.startTicks.delete(pid));
-    }
-    this.lastByPid = new Map(s.processes.map((p) => [p.pid, p]));
     return out;
+  }
+
+  /** the pid's process exited: a process that gets the pid later is a new one, not a reuse */
+  forget(pid: number): void {
+    this.startTicks.delete(pid);
   }
 }
 
@@ -117,10 +111,10 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
  * Below this interval, and without --serve (a scrape shows the latest sample), the native thread
- * holds quiet samples (only register words moved) and hands them over in batches at most this
- * old: the JS thread wakes about once a second instead of once per sample (docs/tracing.md
- * "Where the JS thread's time goes"). A sample with a structural change goes at once, so /proc
- * is read while its processes are there. The file and the status line lag by up to this much; a
+ * holds samples and hands them over in batches at most this old: the JS thread wakes about once
+ * a second instead of once per sample (docs/tracing.md "Where the JS thread's time goes"). A
+ * sample with a new process or a reused pid goes at once, so /proc is read while that process is
+ * there; start times are read by the sampler at the sample's time (procRoot, NativeSample.pidStarts). The file and the status line lag by up to this much; a
  * SIGKILLed tracer loses up to this much of the end (Ctrl-C, --duration, a command's exit lose nothing).
  */
 export const DELIVER_EVERY_NS = 1e9;
@@ -168,7 +162,7 @@ export class TraceRun {
     this.exporter = opts.serve ? new TraceExporter() : null;
     this.result = { out: opts.out, samples: 0, events: 0, missedIntervals: 0, endedBy: 'duration', readable: plan.readable };
     this.assembler = new SampleAssembler({ topology: plan.topology, procRoot: opts.procRoot, impl: plan.impl, keep: this.target.keep });
-    this.pidReuse = new PidReuse(opts.procRoot);
+    this.pidReuse = new PidReuse();
   }
 
   /** --serve listens, then the trace file opens (an existing one is replaced by the first record only). */
@@ -226,6 +220,7 @@ export class TraceRun {
           impl: plan.impl,
           sysfsWalk: plan.sysfsWalk,
           countersEvery: plan.countersEvery,
+          procRoot: opts.procRoot,
           deliverEveryNs: opts.deliverEveryNs ?? (opts.intervalNs < DELIVER_EVERY_NS && !opts.serve ? DELIVER_EVERY_NS : 0),
         },
         (raw) => this.onSample(raw),
@@ -308,11 +303,13 @@ export class TraceRun {
       if (lost !== this.debugfsLost) this.recorder.write({ kind: 'marker', t_ns: s.t_ns, marker: lost ? 'source-lost' : 'source-back', source: 'debugfs', detail: s.issues[0] });
       this.debugfsLost = lost;
     }
-    const events = [...this.reusedPidEvents(s), ...this.deriver.update(s)];
+    const events = [...this.reusedPidEvents(s, raw.pidStarts), ...this.deriver.update(s)];
     for (const e of events) {
       if (e.event !== 'process-exited') continue;
       this.target.forget(e.pid);
       this.assembler.forget(e.pid);
+      // gone (not replaced by a reuse, whose new start time stays): a later process there is new
+      if (!s.processes.some((p) => p.pid === e.pid)) this.pidReuse.forget(e.pid);
     }
     this.recorder.write(s);
     for (const e of events) this.recorder.write(e);
@@ -340,9 +337,9 @@ export class TraceRun {
   }
 
   /** A pid taken over by another process is recorded as an exit and a new start. */
-  private reusedPidEvents(s: TraceSample): TraceEvent[] {
+  private reusedPidEvents(s: TraceSample, starts: Float64Array | undefined): TraceEvent[] {
     const out: TraceEvent[] = [];
-    for (const pid of this.pidReuse.reused(s)) {
+    for (const pid of this.pidReuse.reused(s, starts)) {
       out.push(...this.deriver.replaced(pid, s.t_ns, s.seq));
       this.assembler.forget(pid);
       this.target.forget(pid);

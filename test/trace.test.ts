@@ -548,6 +548,34 @@ describe('trace output file', () => {
     expect(fs.readdirSync(dir)).toEqual(['trace-20260102-030405.jsonl']);
   });
 
+  it('coalesce: the records of one event-loop turn are one write, whole lines; a failing flush calls onError once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-trace-'));
+    const file = path.join(dir, 't.jsonl');
+    const footer = { kind: 'footer', t_ns: 0, samples: 0, events: 0, missedIntervals: 0, endedBy: 'duration' } as const;
+    const rec = new TraceRecorder(file, { coalesce: true });
+    for (let i = 0; i < 3; i++) rec.write({ ...footer, t_ns: i });
+    // nothing yet: the turn is not over
+    expect(fs.readFileSync(file, 'utf8')).toBe('');
+    expect(rec.records).toBe(0);
+    await new Promise((r) => setImmediate(r));
+    expect(readJsonl(file).map((r) => r.t_ns)).toEqual([0, 1, 2]);
+    expect(rec.records).toBe(3);
+    // close() writes what is pending
+    rec.write({ ...footer, t_ns: 3 });
+    rec.close();
+    expect(readJsonl(file).map((r) => r.t_ns)).toEqual([0, 1, 2, 3]);
+    const errors: string[] = [];
+    const full = new TraceRecorder('/dev/full', { coalesce: true, onError: (e) => errors.push(e.code) });
+    expect(full.write(footer)).toBe(true);
+    expect(full.write(footer)).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(errors).toEqual(['ENOSPC']);
+    expect(full.error?.message).toMatch(/cannot write the trace to \/dev\/full: disk full \(ENOSPC\)/);
+    expect(full.write(footer)).toBe(false);
+    full.close();
+    expect(errors).toEqual(['ENOSPC']);
+  });
+
   it('two CLI runs with the default name started together write two valid files', async () => {
     const t = tree();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-trace-'));

@@ -34,6 +34,15 @@ export interface TraceRecorderOptions {
    * one of out, out-2, out-3... (created exclusively, so two tracers never share a file).
    */
   unique?: boolean;
+  /**
+   * Records written in one turn of the event loop (the samples of a batch the sampler handed
+   * over together, their events and markers) go out in one write() once the turn is over
+   * (setImmediate), not one each: a write and a Buffer per record was a tenth of the JS thread's
+   * time per sample. Each line is still whole; close() writes what is pending first. A write that
+   * fails then fails at that flush: `error` is set and onError called, once.
+   */
+  coalesce?: boolean;
+  onError?: (err: TraceWriteError) => void;
 }
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
@@ -50,10 +59,17 @@ export class TraceRecorder {
   readonly out: string;
   records = 0;
   bytes = 0;
+  private readonly coalesce: boolean;
+  private readonly onError: ((err: TraceWriteError) => void) | undefined;
+  /** coalesce: lines written in this turn of the event loop, and the flush that will write them */
+  private pending: string[] = [];
+  private flushing: NodeJS.Immediate | null = null;
 
   /** `out`: a file path (created, or replaced by the first write) or '-' for stdout. */
   constructor(out: string, opts: TraceRecorderOptions = {}) {
     this.out = out;
+    this.coalesce = opts.coalesce ?? false;
+    this.onError = opts.onError;
     if (out === '-') {
       this.fd = 1;
       this.ownsFd = false;
@@ -129,9 +145,27 @@ export class TraceRecorder {
     return this.failed;
   }
 
+  /** Writes one record (with `coalesce`: queues it for this turn's write); false once a write failed. */
   write(rec: TraceRecord): boolean {
     if (this.failed) return false;
-    const buf = Buffer.from(`${rec.kind === 'sample' ? this.sampleJson(rec) : JSON.stringify(rec)}\n`);
+    const line = `${rec.kind === 'sample' ? this.sampleJson(rec) : JSON.stringify(rec)}\n`;
+    if (!this.coalesce) return this.writeLines(Buffer.from(line), 1);
+    this.pending.push(line);
+    this.flushing ??= setImmediate(() => this.flush());
+    return true;
+  }
+
+  /** Writes the pending lines (coalesce) now. */
+  flush(): void {
+    if (this.flushing) clearImmediate(this.flushing);
+    this.flushing = null;
+    if (this.pending.length === 0 || this.failed) return;
+    const lines = this.pending;
+    this.pending = [];
+    if (!this.writeLines(Buffer.from(lines.join('')), lines.length)) this.onError?.(this.failed!);
+  }
+
+  private writeLines(buf: Buffer, lines: number): boolean {
     try {
       if (this.truncatePending) {
         this.truncatePending = false;
@@ -148,12 +182,13 @@ export class TraceRecorder {
       this.failed = new TraceWriteError(`cannot write the trace to ${where}: ${why} (${code})`, code, this.out === '-' ? undefined : this.out);
       return false;
     }
-    this.records++;
+    this.records += lines;
     this.bytes += buf.length;
     return true;
   }
 
   close(): void {
+    this.flush();
     if (this.ownsFd) {
       try {
         fs.fsyncSync(this.fd);

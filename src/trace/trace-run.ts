@@ -172,7 +172,12 @@ export class TraceRun {
       this.plan.log(`gpucolo trace: Prometheus metrics on ${httpUrl(this.result.metrics.host, this.result.metrics.port, '/metrics')}`);
     }
     try {
-      this.recorder = new TraceRecorder(this.opts.out, { unique: this.opts.outUnique });
+      this.recorder = new TraceRecorder(this.opts.out, {
+        unique: this.opts.outUnique,
+        // a batch of samples is one write; a write that fails at its flush ends the trace
+        coalesce: true,
+        onError: (err) => void this.finish('error', { message: err.message, code: err.code }),
+      });
     } catch (err) {
       await this.exporter?.close();
       throw err;

@@ -10,11 +10,25 @@ interface KnownQueue {
   q: TraceQueue;
   /** active slots "inst/pipe/queue" from the last sample that read hqds */
   slots: Set<string>;
+  /** the hqds those slots came from: the same rows again need no new set */
+  hqds: TraceQueue['hqds'];
   priority: { pipe: number; queue: number } | null;
 }
 
 const slotsOf = (q: TraceQueue): Set<string> | null =>
   q.hqds === null ? null : new Set(q.hqds.filter((h) => h[3] === 1).map((h) => `${h[0]}/${h[1]}/${h[2]}`));
+
+/** The same slot rows (inst, pipe, queue, active), in the same order: the same active slots. */
+function sameHqds(a: TraceQueue['hqds'], b: TraceQueue['hqds']): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x[0] !== y[0] || x[1] !== y[1] || x[2] !== y[2] || x[3] !== y[3]) return false;
+  }
+  return true;
+}
 
 export class EventDeriver {
   private known = new Map<number, Map<string, KnownQueue>>();
@@ -45,29 +59,31 @@ export class EventDeriver {
       const present = new Set<string>();
       for (const q of p.queues) {
         present.add(q.key);
-        const id = { key: q.key, qid: q.qid, type: q.type, gpuId: q.gpuId, mqd: q.mqd };
-        const slots = slotsOf(q);
-        const prio = q.priority ? { pipe: q.priority.pipe, queue: q.priority.queue } : null;
+        const id = (): Pick<TraceEvent, 'key' | 'qid' | 'type' | 'gpuId' | 'mqd'> => ({ key: q.key, qid: q.qid, type: q.type, gpuId: q.gpuId, mqd: q.mqd });
+        const prio = q.priority;
         const k = mine.get(q.key);
         if (!k) {
-          mine.set(q.key, { q, slots: slots ?? new Set(), priority: prio });
+          const slots = slotsOf(q);
+          mine.set(q.key, { q, slots: slots ?? new Set(), hqds: q.hqds, priority: prio ? { pipe: prio.pipe, queue: prio.queue } : null });
           if (this.first) continue;
-          out.push({ kind: 'event', event: 'queue-created', pid: p.pid, ...id, ...base });
-          for (const sl of slots ?? []) out.push(slotEvent('hqd-mapped', p.pid, id, sl, base));
+          out.push({ kind: 'event', event: 'queue-created', pid: p.pid, ...id(), ...base });
+          for (const sl of slots ?? []) out.push(slotEvent('hqd-mapped', p.pid, id(), sl, base));
           continue;
         }
-        if (slots) {
+        // slots a sample did not read (hqds null) stay as they were; the same rows, the same slots
+        if (q.hqds !== null && !sameHqds(q.hqds, k.hqds)) {
+          const slots = slotsOf(q)!;
           if (!this.first) {
-            for (const sl of k.slots) if (!slots.has(sl)) out.push(slotEvent('hqd-unmapped', p.pid, id, sl, base));
-            for (const sl of slots) if (!k.slots.has(sl)) out.push(slotEvent('hqd-mapped', p.pid, id, sl, base));
+            for (const sl of k.slots) if (!slots.has(sl)) out.push(slotEvent('hqd-unmapped', p.pid, id(), sl, base));
+            for (const sl of slots) if (!k.slots.has(sl)) out.push(slotEvent('hqd-mapped', p.pid, id(), sl, base));
           }
           k.slots = slots;
+          k.hqds = q.hqds;
         }
-        if (prio) {
-          if (k.priority && (k.priority.pipe !== prio.pipe || k.priority.queue !== prio.queue)) {
-            out.push({ kind: 'event', event: 'priority-changed', pid: p.pid, ...id, from: k.priority, to: prio, ...base });
-          }
-          k.priority = prio;
+        if (prio && (!k.priority || k.priority.pipe !== prio.pipe || k.priority.queue !== prio.queue)) {
+          const to = { pipe: prio.pipe, queue: prio.queue };
+          if (k.priority) out.push({ kind: 'event', event: 'priority-changed', pid: p.pid, ...id(), from: k.priority, to, ...base });
+          k.priority = to;
         }
         k.q = q;
       }

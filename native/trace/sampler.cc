@@ -277,7 +277,9 @@ void Sampler::CommitParsed(const DebugfsFile& file, ParsedRef<Raw>* ref, ParsedR
     ref->valid = false;
   } else if (file.state == DebugfsFile::State::kFresh && next->valid) {
     ref->raw = std::move(next->raw);
-    if (!next->lines_from_ref) ref->lines = std::move(next->lines);
+    // swapped, not moved: the old reference's capacity is the next parse's, so the lines of a
+    // full parse grow into reserved room instead of reallocating as they are pushed
+    if (!next->lines_from_ref) ref->lines.swap(next->lines);
     ref->valid = true;
   }
   next->valid = false;

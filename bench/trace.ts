@@ -50,8 +50,9 @@ const ROUNDS = Math.max(1, Number(arg('--rounds') ?? 5));
 const TREES = (arg('--trees') ?? 'changing,pointers,unchanged').split(',') as ('changing' | 'pointers' | 'unchanged')[];
 const INTERVALS_MS = (arg('--intervals') ?? '100,10').split(',').map(Number);
 /**
- * 'batched': the native thread holding quiet samples and handing them over in batches
- * (--deliver-every ms, default 1000: TraceOptions.deliverEveryNs, runTrace's default below 1 s);
+ * 'batched': the native thread holding samples (all but those with a new process or a reused
+ * pid) and handing them over in batches (--deliver-every ms, default 1000:
+ * TraceOptions.deliverEveryNs, runTrace's default below 1 s);
  * 'native': each sample at once (deliverEveryNs 0, as before)
  */
 type Impl = 'native' | 'ts' | 'batched';
@@ -62,7 +63,7 @@ const OTHER: Impl = IMPLS.find((i) => i !== 'native') ?? 'ts';
 const IMPL_NAME: Record<Impl, string> = {
   native: 'native thread, each sample at once',
   ts: 'TS timers',
-  batched: `native thread, quiet samples in batches of ${DELIVER_EVERY_NS / 1e6} ms`,
+  batched: `native thread, batches of ${DELIVER_EVERY_NS / 1e6} ms`,
 };
 
 function tmpfsDir(): string {

@@ -174,8 +174,9 @@ export class TraceRun {
     try {
       this.recorder = new TraceRecorder(this.opts.out, {
         unique: this.opts.outUnique,
-        // a batch of samples is one write; a write that fails at its flush ends the trace
-        coalesce: true,
+        // a batch of samples is one write (each sample on its own: nothing to coalesce, and a
+        // flush per sample would only add a turn of the event loop); a failed flush ends the trace
+        coalesce: this.plan.impl === 'native' && this.deliverEveryNs() > 0,
         onError: (err) => void this.finish('error', { message: err.message, code: err.code }),
       });
     } catch (err) {
@@ -226,7 +227,7 @@ export class TraceRun {
           sysfsWalk: plan.sysfsWalk,
           countersEvery: plan.countersEvery,
           procRoot: opts.procRoot,
-          deliverEveryNs: opts.deliverEveryNs ?? (opts.intervalNs < DELIVER_EVERY_NS && !opts.serve ? DELIVER_EVERY_NS : 0),
+          deliverEveryNs: this.deliverEveryNs(),
         },
         (raw) => this.onSample(raw),
       );
@@ -239,6 +240,12 @@ export class TraceRun {
     header.sampler = this.sampler.kind;
     header.monotonicOriginNs = this.sampler.originNs.toString();
     this.recorder.write(header);
+  }
+
+  /** How long the native thread may hold samples (TraceOptions.deliverEveryNs, else DELIVER_EVERY_NS below 1 s without --serve). */
+  private deliverEveryNs(): number {
+    const { opts } = this;
+    return opts.deliverEveryNs ?? (opts.intervalNs < DELIVER_EVERY_NS && !opts.serve ? DELIVER_EVERY_NS : 0);
   }
 
   /** Resolves once the trace ended; the result with the command's exit. */

@@ -154,8 +154,10 @@ describe('sameFiller (completes the native thread\'s samples)', () => {
 });
 
 describe.runIf(nativeLoaded)('runTrace with samples handed over in batches (deliverEveryNs)', () => {
-  const traceOf = async (o: Partial<TraceOptions>): Promise<TraceRecord[]> => {
+  /** setup: changes to schedule on the tree before the trace starts */
+  const traceOf = async (o: Partial<TraceOptions>, setup?: (t: KfdTree) => void): Promise<TraceRecord[]> => {
     const t = new KfdTree();
+    setup?.(t);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-batch-'));
     scratchDirs.push(dir);
     try {
@@ -202,39 +204,16 @@ describe.runIf(nativeLoaded)('runTrace with samples handed over in batches (deli
   });
 
   it('a queue destroyed while samples are held is an event of that sample; the start time is the one read then', async () => {
-    const t = new KfdTree();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpucolo-batch-'));
-    scratchDirs.push(dir);
-    const stat = (start: number): void => fs.writeFileSync(path.join(t.proc, '41872/stat'), `41872 (python3) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 ${start} 0 0\n`);
-    stat(1000);
-    setTimeout(() => t.removeQueue(41872, 2), 60);
-    // after the queue change was sampled (held: the same process) the stat changes: a tracer that
-    // read /proc only when the batch arrives would take the held sample for a reused pid
-    setTimeout(() => stat(2000), 120);
     const ctl = new AbortController();
-    setTimeout(() => ctl.abort(), 180);
-    const out = path.join(dir, 't.jsonl');
-    try {
-      await runTrace({
-        intervalNs: 10 * MS,
-        durationNs: null,
-        debugfsIntervalNs: null,
-        sources: ['sysfs'],
-        sysfsRoot: t.sysfs,
-        debugfsRoot: t.debugfs,
-        procRoot: t.proc,
-        impl: 'native',
-        baselineNs: 0,
-        tailNs: 0,
-        stopAfterNs: null,
-        out,
-        deliverEveryNs: 60e9,
-        signal: ctl.signal,
-      });
-    } finally {
-      t.dispose();
-    }
-    const recs = fs.readFileSync(out, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as TraceRecord);
+    const recs = await traceOf({ debugfsIntervalNs: null, sources: ['sysfs'], signal: ctl.signal }, (t) => {
+      const stat = (start: number): void => fs.writeFileSync(path.join(t.proc, '41872/stat'), `41872 (python3) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 ${start} 0 0\n`);
+      stat(1000);
+      setTimeout(() => t.removeQueue(41872, 2), 60);
+      // after the queue change was sampled (held: the same process) the stat changes: a tracer that
+      // read /proc only when the batch arrives would take the held sample for a reused pid
+      setTimeout(() => stat(2000), 120);
+      setTimeout(() => ctl.abort(), 180);
+    });
     const events = recs.filter((r) => r.kind === 'event') as TraceEvent[];
     expect(events.map((e) => `${e.event} ${e.key ?? ''}`.trim())).toEqual(['queue-destroyed 41872/q2']);
   });

@@ -186,6 +186,14 @@ const char kThirdRls[] = "Node 3, gpu_id 4:\n  No active runlist\n";
 
 kfd::RlsRaw ParseRlsText(const std::string& text) { return kfd::ParseRls(text.data(), text.size()); }
 
+/** Runs a sampler with max_samples set until it stops by itself; it must end without an error. */
+void RunToEnd(const SamplerOptions& o, Recorder* rec) {
+  Sampler s(o, rec);
+  s.Start();
+  s.Join();
+  CHECK_EQ(s.error(), std::string());
+}
+
 }  // namespace
 
 TEST(sampler_fixture_timeline_and_tables) {
@@ -496,10 +504,7 @@ TEST(sampler_unchanged_parts_are_same_changed_and_unreadable_ones_fresh) {
   });
   SamplerOptions o = FixtureOptions(2 * kMs, 1, 6);
   o.debugfs_root = dir.root();
-  Sampler s(o, &rec);
-  s.Start();
-  s.Join();
-  CHECK_EQ(s.error(), std::string());
+  RunToEnd(o, &rec);
   CHECK_EQ(rec.taken_.size(), size_t{6});
   CHECK_EQ(rec.bad_same_, 0);
   const auto& t = rec.taken_;
@@ -675,10 +680,7 @@ TEST(sampler_words_only_changes_are_patched_like_a_full_parse) {
   });
   SamplerOptions o = FixtureOptions(2 * kMs, 1, 6);
   o.debugfs_root = dir.root();
-  Sampler s(o, &rec);
-  s.Start();
-  s.Join();
-  CHECK_EQ(s.error(), std::string());
+  RunToEnd(o, &rec);
   const auto& t = rec.taken_;
   CHECK_EQ(t.size(), size_t{5});
   const std::string texts[] = {hqds, v1, v2, shifted, v5};  // seq 0, 1, 2, 4, 5 (3 dropped)
@@ -753,10 +755,7 @@ TEST(sampler_reads_start_times_of_new_and_changed_processes_at_the_sample) {
   SamplerOptions o = FixtureOptions(2 * kMs, 0, 5);
   o.sysfs_root = host.sysfs();
   o.proc_root = host.proc();
-  Sampler s(o, &rec);
-  s.Start();
-  s.Join();
-  CHECK_EQ(s.error(), std::string());
+  RunToEnd(o, &rec);
   const auto& t = rec.taken_;
   CHECK_EQ(t.size(), size_t{5});
   CHECK_EQ(t[0]->pid_starts, (std::vector<double>{41872, 1000, 42117, -1}));

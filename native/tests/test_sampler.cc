@@ -149,13 +149,18 @@ void CheckTimeline(const std::vector<std::unique_ptr<Sample>>& v, int64_t interv
 
 std::string DebugfsFile(const char* name) { return gpucolo_test::ReadFixture(std::string("debugfs/kfd/") + name); }
 
+/** A fresh directory /tmp/<prefix>XXXXXX. */
+std::string MakeTempDir(const std::string& prefix) {
+  std::string tmpl = "/tmp/" + prefix + "XXXXXX";
+  CHECK(mkdtemp(tmpl.data()) != nullptr);
+  return tmpl;
+}
+
 /** A scratch debugfs root with copies of the fixture's kfd/{mqds,hqds,rls}; removed by the destructor. */
 class ScratchDebugfs {
  public:
   ScratchDebugfs() {
-    char tmpl[] = "/tmp/gpucolo-same-XXXXXX";
-    CHECK(mkdtemp(tmpl) != nullptr);
-    root_ = tmpl;
+    root_ = MakeTempDir("gpucolo-same-");
     CHECK_EQ(::mkdir((root_ + "/kfd").c_str(), 0755), 0);
     for (const char* f : {"mqds", "hqds", "rls"}) Replace(f, DebugfsFile(f));
   }
@@ -263,9 +268,7 @@ TEST(sampler_fixture_timeline_and_tables) {
 
 TEST(sampler_debugfs_never) {
   Recorder rec;
-  Sampler s(FixtureOptions(1 * kMs, 0, 5), &rec);
-  s.Start();
-  s.Join();
+  RunToEnd(FixtureOptions(1 * kMs, 0, 5), &rec);
   CHECK_EQ(rec.taken_.size(), size_t{5});
   for (const auto& x : rec.taken_) CHECK(!x->debugfs);
 }
@@ -706,9 +709,7 @@ namespace {
 class ScratchHost {
  public:
   ScratchHost() {
-    char tmpl[] = "/tmp/gpucolo-pids-XXXXXX";
-    CHECK(mkdtemp(tmpl) != nullptr);
-    root_ = tmpl;
+    root_ = MakeTempDir("gpucolo-pids-");
     std::filesystem::copy(gpucolo_test::FixturePath("sysfs"), sysfs(), std::filesystem::copy_options::recursive);
     std::filesystem::create_directories(proc() + "/41872");
   }
@@ -773,9 +774,7 @@ TEST(sampler_reads_start_times_of_new_and_changed_processes_at_the_sample) {
 
 TEST(sampler_without_proc_root_reads_no_start_times) {
   Recorder rec;
-  Sampler s(FixtureOptions(2 * kMs, 0, 2), &rec);
-  s.Start();
-  s.Join();
+  RunToEnd(FixtureOptions(2 * kMs, 0, 2), &rec);
   CHECK_EQ(rec.taken_.size(), size_t{2});
   CHECK(rec.taken_[0]->pid_starts.empty());
   CHECK(rec.taken_[0]->pids_changed);  // new processes all the same

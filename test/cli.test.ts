@@ -20,6 +20,13 @@ describe('gpucolo CLI', () => {
     expect(fs.existsSync(CLI)).toBe(true);
   });
 
+  it('runs as the file itself, as `npx gpucolo` in a checkout does: the build marks it executable', () => {
+    expect(fs.statSync(CLI).mode & 0o111).not.toBe(0);
+    const r = spawnSync(CLI, ['--version'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe(0);
+  });
+
   it('queues --root on the bundled example prints one table per process and the node summary', () => {
     const r = run(['queues', '--root', EXAMPLE]);
     expect(r.code).toBe(0);

@@ -83,20 +83,22 @@ export class TraceTarget {
 class PidReuse {
   private readonly startTicks = new Map<number, number>();
 
-  /** the traced pids of this sample that now belong to another process than before */
+  /**
+   * The traced pids of this sample that now belong to another process than before. Only traced
+   * pids are remembered (their exit forgets them), so a long trace of one command does not keep
+   * every other KFD process that came and went.
+   */
   reused(s: TraceSample, starts: Float64Array | undefined): number[] {
     if (!starts) return [];
-    let traced: Set<number> | null = null;
+    const traced = new Set(s.processes.map((p) => p.pid));
     const out: number[] = [];
     for (let i = 0; i + 1 < starts.length; i += 2) {
       const pid = starts[i];
       const now = starts[i + 1];
-      if (now < 0) continue;
+      if (now < 0 || !traced.has(pid)) continue;
       const was = this.startTicks.get(pid);
       this.startTicks.set(pid, now);
-      if (was === undefined || was === now) continue;
-      traced ??= new Set(s.processes.map((p) => p.pid));
-      if (traced.has(pid)) out.push(pid);
+      if (was !== undefined && was !== now) out.push(pid);
     }
     return out;
   }

@@ -66,6 +66,20 @@ describe('PidStartReader', () => {
     expect(read()).toBeUndefined();
   });
 
+  it('a damaged stat gives -1 (unknown), as in the native sampler: cut before field 22, no parenthesis, not a number', () => {
+    for (const text of [
+      '41872 (python3) S 1 1 1 0 -1 4194560 0 0\n',
+      '41872 python3 S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 64 0 1000 0 0\n',
+      '41872 (python3) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 12x4 0 0\n',
+    ]) {
+      const h = host();
+      h.stat(42117, 5000);
+      fs.mkdirSync(path.join(h.proc, '41872'), { recursive: true });
+      fs.writeFileSync(path.join(h.proc, '41872', 'stat'), text);
+      expect(pairs(new PidStartReader(h.proc).read(readKfdProcsRaw(h.sysfs, 'ts')))).toEqual([41872, -1, 42117, 5000]);
+    }
+  });
+
   it('a process that leaves and comes back is read again; a queue row order of another process does not matter', () => {
     const h = host();
     h.stat(41872, 1000);

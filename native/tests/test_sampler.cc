@@ -718,8 +718,11 @@ class ScratchHost {
   std::string proc() const { return root_ + "/proc"; }
   /** /proc/<pid>/stat with this start time (field 22) and ')' and spaces in the name */
   void Stat(int pid, long start) const {
-    std::ofstream f(proc() + "/" + std::to_string(pid) + "/stat", std::ios::trunc);
-    f << pid << " (py (3) x) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 " << start << " 0 0\n";
+    StatText(pid, std::to_string(pid) + " (py (3) x) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 " + std::to_string(start) + " 0 0\n");
+  }
+  void StatText(int pid, const std::string& text) const {
+    std::filesystem::create_directories(proc() + "/" + std::to_string(pid));
+    std::ofstream(proc() + "/" + std::to_string(pid) + "/stat", std::ios::trunc) << text;
   }
   /** proc/<pid>/queues/<qid> with a compute queue's files */
   void AddQueue(int pid, int qid) const {
@@ -770,6 +773,24 @@ TEST(sampler_reads_start_times_of_new_and_changed_processes_at_the_sample) {
   CHECK(t[3]->pids_changed);  // the pid was reused
   CHECK(t[4]->pid_starts.empty());
   CHECK(!t[4]->pids_changed);
+}
+
+TEST(sampler_start_time_of_a_damaged_stat_is_unknown) {
+  // cut before field 22, no ')' at all, a start time that is not a number: each -1, never 0
+  const std::string damaged[] = {"41872 (python3) S 1 1 1 0 -1 4194560 0 0\n", "41872 python3 S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 64 0 1000 0 0\n",
+                                 "41872 (python3) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 64 0 12x4 0 0\n"};
+  for (const std::string& text : damaged) {
+    ScratchHost host;
+    host.StatText(41872, text);
+    host.Stat(42117, 5000);
+    Recorder rec;
+    SamplerOptions o = FixtureOptions(2 * kMs, 0, 1);
+    o.sysfs_root = host.sysfs();
+    o.proc_root = host.proc();
+    RunToEnd(o, &rec);
+    CHECK_EQ(rec.taken_.size(), size_t{1});
+    CHECK_EQ(rec.taken_[0]->pid_starts, (std::vector<double>{41872, -1, 42117, 5000}));
+  }
 }
 
 TEST(sampler_without_proc_root_reads_no_start_times) {

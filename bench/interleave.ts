@@ -214,6 +214,23 @@ export function metricRatio<M extends Metrics>(run: InterleavedRuns<M>, metric: 
   return values.length ? spread(values) : null;
 }
 
+/**
+ * Per round: `metric` of `num` minus `denMetric` of `den` in that round (e.g. the tracer's own
+ * work minus what bare wake-ups cost on the same host minutes), and the spread of those
+ * differences; rounds where either is missing or NaN are left out; null if no round is left.
+ */
+export function metricDifference<M extends Metrics>(run: InterleavedRuns<M>, metric: keyof M & string, num: string, den: string, denMetric: keyof M & string = metric): Spread | null {
+  const a = runsOf(run, num);
+  const b = runsOf(run, den);
+  const values: number[] = [];
+  for (let r = 0; r < a.length; r++) {
+    const x: unknown = a[r][metric];
+    const y: unknown = b[r][denMetric];
+    if (typeof x === 'number' && typeof y === 'number' && !Number.isNaN(x) && !Number.isNaN(y)) values.push(x - y);
+  }
+  return values.length ? spread(values) : null;
+}
+
 /** "load 1.9-3.4" over the rounds of a run (1-minute load average at the end of each round). */
 export function formatLoad(load: number[]): string {
   if (!load.length) return 'load ?';

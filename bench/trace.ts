@@ -29,15 +29,25 @@
  *   (batched: the native thread handing samples to JS in batches, TraceOptions.deliverEveryNs;
  *   the first of --impls other than native is the one in the ratio table)
  *   NODE_OPTIONS=--expose-gc lets each run start after a full GC of the runs before it.
+ *
+ *  floor (--impls ...,floor): what bare wake-ups cost on this host, in the same rounds: a C thread
+ *     sleeping to deadlines one interval apart and doing nothing (native/tests/wake_floor.cc, built
+ *     into build-cc when missing; its thread CPU is the "sampling thread" cell) and a timer in this
+ *     process firing every --deliver-every ms doing nothing but read the clocks, as the batched
+ *     tracer's JS thread wakes (the "JS thread" cell). On a small VM a wake-up after a long sleep
+ *     costs tens to hundreds of µs of refilled caches; the "above the floor" rows take the floor of
+ *     each round from the tracer's own work of that round.
  */
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadNative } from '../src/native.js';
 import { runTrace } from '../src/trace/tracer.js';
 import { jsThreadCpuNs, samplerThreadsCpuNs } from '../src/trace/sampler.js';
 import type { TraceSample } from '../src/trace/schema.js';
-import { formatLoad, formatRatio, formatSpread, interleaveRuns, metricRatio, metricSpread, type InterleavedRuns, type Spread } from './interleave.js';
+import { formatLoad, formatRatio, formatSpread, interleaveRuns, metricDifference, metricRatio, metricSpread, type InterleavedRuns, type Spread } from './interleave.js';
 import { ChurnTree, startChurnWriter } from './kfd-churn.js';
 
 function arg(name: string): string | undefined {
@@ -55,16 +65,28 @@ const INTERVALS_MS = (arg('--intervals') ?? '100,10').split(',').map(Number);
  * TraceOptions.deliverEveryNs, runTrace's default below 1 s);
  * 'native': each sample at once (deliverEveryNs 0, as before)
  */
-type Impl = 'native' | 'ts' | 'batched';
+type Impl = 'native' | 'ts' | 'batched' | 'floor';
 const IMPLS = (arg('--impls') ?? 'native,ts').split(',') as Impl[];
 const DELIVER_EVERY_NS = Number(arg('--deliver-every') ?? 1000) * 1e6;
 /** the one compared with the native thread in the ratio table */
-const OTHER: Impl = IMPLS.find((i) => i !== 'native') ?? 'ts';
+const OTHER: Impl = IMPLS.find((i) => i !== 'native' && i !== 'floor') ?? 'ts';
 const IMPL_NAME: Record<Impl, string> = {
   native: 'native thread, each sample at once',
   ts: 'TS timers',
   batched: `native thread, batches of ${DELIVER_EVERY_NS / 1e6} ms`,
+  floor: `floor: bare wake-ups (a C thread every interval, a JS timer every ${DELIVER_EVERY_NS / 1e6} ms)`,
 };
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WAKE_FLOOR = path.join(ROOT, 'build-cc', 'gpucolo_wake_floor');
+
+function ensureWakeFloor(): void {
+  const src = path.join(ROOT, 'native', 'tests', 'wake_floor.cc');
+  if (fs.existsSync(WAKE_FLOOR) && fs.statSync(WAKE_FLOOR).mtimeMs >= fs.statSync(src).mtimeMs) return;
+  if (!fs.existsSync(path.join(ROOT, 'build-cc', 'CMakeCache.txt'))) {
+    execFileSync('cmake', ['-S', ROOT, '-B', path.join(ROOT, 'build-cc'), '-DCMAKE_BUILD_TYPE=Release'], { stdio: 'ignore' });
+  }
+  execFileSync('cmake', ['--build', path.join(ROOT, 'build-cc'), '-j2', '--target', 'gpucolo_wake_floor'], { stdio: 'ignore' });
+}
 
 function tmpfsDir(): string {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -197,6 +219,55 @@ async function traceRun(impl: Impl, intervalNs: number, tree: ChurnTree, changin
   };
 }
 
+/**
+ * The floor of one round: the C thread (a child process) and a JS timer at the batched tracer's
+ * pace run side by side for `seconds`, with the churn writer running as it does for the tracer.
+ * Steady state as in traceRun: the C thread counts from its first wake-up after 1 s, the JS timer
+ * from its first tick to its last. Only CPU figures; the rest is NaN (no samples, no reads).
+ */
+async function floorRun(intervalNs: number, tree: ChurnTree, changing: boolean, seconds: number): Promise<TraceRun> {
+  (globalThis as { gc?: () => void }).gc?.();
+  const writer = changing ? await startChurnWriter(tree, intervalNs / 2 / 1e6) : null;
+  const marks: { wall: bigint; js: number }[] = [];
+  const timer = setInterval(() => void marks.push({ wall: process.hrtime.bigint(), js: jsThreadCpuNs() ?? NaN }), DELIVER_EVERY_NS / 1e6);
+  let out: string;
+  try {
+    out = await new Promise<string>((resolve, reject) =>
+      execFile(WAKE_FLOOR, [String(intervalNs), String(seconds)], { encoding: 'utf8' }, (err, stdout) => (err ? reject(new Error(`${WAKE_FLOOR}: ${stdout.trim() || err.message}`)) : resolve(stdout))),
+    );
+  } finally {
+    clearInterval(timer);
+    await writer?.stop();
+  }
+  const j = JSON.parse(out.trim().split('\n').pop()!) as { wakes: number; cpu_ns: number; wall_ns: number };
+  const a = marks[0];
+  const b = marks[marks.length - 1];
+  const jsPct = marks.length >= 2 ? ((b.js - a.js) * 100) / Number(b.wall - a.wall) : NaN;
+  const samplerPct = (j.cpu_ns * 100) / j.wall_ns;
+  const none = Number.NaN;
+  return {
+    gpucoloPct: samplerPct + jsPct,
+    ioPct: none,
+    ownPct: samplerPct + jsPct,
+    samplerPct,
+    jsPct,
+    processPct: none,
+    wholeRunPct: none,
+    wholeRunProcessPct: none,
+    samples: none,
+    changedPct: none,
+    missed: none,
+    jitterP50: null,
+    jitterP99: null,
+    readP50: null,
+    parseP50: null,
+    joinP50: null,
+    issues: none,
+    writerSteps: null,
+    writerCpuPct: null,
+  };
+}
+
 const cell = (s: Spread | null, f: (x: number) => string): string => (s ? formatSpread(s, f) : '–');
 
 async function tracer(): Promise<void> {
@@ -208,6 +279,7 @@ async function tracer(): Promise<void> {
     const ratios: string[] = [];
     const loads: number[] = [];
     const writerNotes: string[] = [];
+    const aboveFloor: string[] = [];
     try {
       for (const ms of INTERVALS_MS) {
         const intervalNs = ms * 1e6;
@@ -215,12 +287,17 @@ async function tracer(): Promise<void> {
           IMPLS.map((impl) => ({
             name: impl,
             // warm-up runs (round -1) are short: JIT and page cache only
-            run: (round: number) => traceRun(impl, intervalNs, tree, changing, round < 0 ? 1 : SECONDS),
+            run: (round: number) => (impl === 'floor' ? floorRun(intervalNs, tree, changing, round < 0 ? 1.5 : SECONDS) : traceRun(impl, intervalNs, tree, changing, round < 0 ? 1 : SECONDS)),
           })),
           {
             rounds: ROUNDS,
             warmupRuns: 1,
-            onRun: (r, name, m) => process.stderr.write(`${which} ${ms} ms round ${r + 1}/${ROUNDS} ${name}: gpucolo ${pc(m.gpucoloPct as number)}, process ${pc(m.processPct as number)}, changed ${(m.changedPct as number).toFixed(0)}%\n`),
+            onRun: (r, name, m) =>
+              process.stderr.write(
+                name === 'floor'
+                  ? `${which} ${ms} ms round ${r + 1}/${ROUNDS} floor: C thread ${pc(m.samplerPct as number)}, JS timer ${pc(m.jsPct as number)}\n`
+                  : `${which} ${ms} ms round ${r + 1}/${ROUNDS} ${name}: gpucolo ${pc(m.gpucoloPct as number)}, process ${pc(m.processPct as number)}, changed ${(m.changedPct as number).toFixed(0)}%\n`,
+              ),
           },
         );
         loads.push(...run.load);
@@ -236,10 +313,16 @@ async function tracer(): Promise<void> {
           return s ? formatRatio(s, 2) : '–';
         };
         ratios.push(`| ${ms} ms | ${r('gpucoloPct')} | ${r('processPct')} | ${r('readP50')} | ${r('parseP50')} | ${r('joinP50')} | ${formatLoad(run.load)} |`);
+        if (IMPLS.includes('floor')) {
+          for (const impl of IMPLS.filter((i) => i !== 'floor')) {
+            const d = (k: keyof TraceRun, fk: keyof TraceRun = k) => cell(metricDifference(run, k, impl, 'floor', fk), pc);
+            aboveFloor.push(`| ${ms} ms, ${IMPL_NAME[impl]} | ${d('ownPct', 'gpucoloPct')} | ${d('samplerPct')} | ${d('jsPct')} |`);
+          }
+        }
         if (changing) {
           const steps = metricSpread(run, 'native', 'writerSteps');
           const wcpu = metricSpread(run, 'native', 'writerCpuPct');
-          const issues = IMPLS.flatMap((impl) => metricSpread(run, impl, 'issues')!.values);
+          const issues = IMPLS.filter((i) => i !== 'floor').flatMap((impl) => metricSpread(run, impl, 'issues')!.values);
           writerNotes.push(
             `${ms} ms: writer every ${ms / 2} ms, ${cell(steps, (x) => x.toFixed(0))} steps per run, its own process at ${cell(wcpu, pc)} of a core; samples with an issue per run (a queue directory caught mid-change): ${Math.min(...issues)}-${Math.max(...issues)}`,
           );
@@ -257,6 +340,10 @@ async function tracer(): Promise<void> {
     for (const row of table) console.log(row);
     console.log(`\n| interval | ${IMPL_NAME[OTHER]} / native thread per round: gpucolo CPU | whole process CPU | read p50 | parse p50 | join p50 | host |\n|---|---|---|---|---|---|---|`);
     for (const row of ratios) console.log(row);
+    if (aboveFloor.length) {
+      console.log(`\n| interval, sampler | own work above the floor (per round: own work - floor) | sampling thread - C thread floor | JS thread - JS timer floor |\n|---|---|---|---|`);
+      for (const row of aboveFloor) console.log(row);
+    }
     for (const n of writerNotes) console.log(`- ${n}`);
   }
 }
@@ -270,6 +357,7 @@ async function main(): Promise<void> {
     console.error('bench: no per-thread CPU clock (the native core provides one)');
     process.exit(1);
   }
+  if (IMPLS.includes('floor')) ensureWakeFloor();
   console.log(
     `\n${new Date().toISOString().slice(0, 10)}, ${os.hostname()} (${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} at the start), Node ${process.version}; \`npm run bench:trace${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
   );

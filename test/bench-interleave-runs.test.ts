@@ -1,6 +1,6 @@
 /** bench/interleave.ts, whole runs: interleaveRuns alternates the order, metricRatio pairs runs of one round. */
 import { describe, expect, it } from 'vitest';
-import { formatLoad, formatSpread, interleave, interleaveRuns, metricRatio, metricSpread } from '../bench/interleave.js';
+import { formatLoad, formatSpread, interleave, interleaveRuns, metricDifference, metricRatio, metricSpread } from '../bench/interleave.js';
 
 describe('interleaved runs', () => {
   it('runs every variant once per round in alternating order; warm-up runs first, not kept', async () => {
@@ -42,6 +42,19 @@ describe('interleaved runs', () => {
     // rounds where a figure is missing (null) or NaN are left out of both
     expect(metricRatio(run, 'p99', 'slow', 'fast')!.values).toEqual([6, 6]);
     expect(metricSpread(run, 'fast', 'p99')!.values).toEqual([1, 10, 1000]);
+  });
+
+  it('one difference per round, against another metric of the other variant when named', async () => {
+    const run = await interleaveRuns<{ own: number | null; floor: number }>(
+      [
+        { name: 'tracer', run: (r: number) => ({ own: r === 1 ? null : 1 + r, floor: Number.NaN }) },
+        { name: 'idle', run: (r: number) => ({ own: Number.NaN, floor: 0.5 * r }) },
+      ],
+      { rounds: 3 },
+    );
+    // round 0: 1 - 0; round 1: tracer's figure missing; round 2: 3 - 1
+    expect(metricDifference(run, 'own', 'tracer', 'idle', 'floor')!.values).toEqual([1, 2]);
+    expect(metricDifference(run, 'own', 'tracer', 'idle')).toBeNull();
   });
 
   it('missing figures give null, unknown variants and fewer than two variants are errors', async () => {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
-import type { NativeJoinTables } from './kfd/join.js';
+import type { NativeJoinTables, QidHintRow } from './kfd/join.js';
 import type { EngineMechanism } from './mechanisms.js';
 import { GpucoloError } from './errors.js';
 
@@ -396,6 +396,8 @@ export interface NativeBinding {
     topology: Float64Array | null,
     procs: Float64Array | null,
     procQueues: Float64Array | null,
+    /** a trace's qid hints (src/kfd/join.ts qidHintRows); the result then has qidHints */
+    qidHints?: QidHintRow[] | null,
   ): NativeJoinTables;
   /** every flat table's column names in row order (native/kfd/columns.h; twin of src/kfd/columns.ts). Optional: older addons lack it */
   kfdTableColumns?(): Record<string, string[]>;

@@ -3,12 +3,15 @@
 // and topology nodes.
 #include "binding.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "columns.h"
@@ -499,6 +502,49 @@ bool OptionalTable(const Napi::CallbackInfo& info, size_t i, const char* fn, std
   return true;
 }
 
+/**
+ * Argument i as qid hints: an array of [pid, identity, qid] (src/kfd/join.ts qidHintRows), or
+ * false when it is null/undefined.
+ */
+bool OptionalHints(const Napi::CallbackInfo& info, size_t i, const char* fn, QidHints* out) {
+  if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) return false;
+  auto bad = [&]() {
+    return Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i + 1) + " must be an array of [pid, identity, qid] or null");
+  };
+  if (!info[i].IsArray()) throw bad();
+  const Napi::Array rows = info[i].As<Napi::Array>();
+  for (uint32_t r = 0; r < rows.Length(); ++r) {
+    const Napi::Value row = rows.Get(r);
+    if (!row.IsArray() || row.As<Napi::Array>().Length() != 3) throw bad();
+    const Napi::Array t = row.As<Napi::Array>();
+    const Napi::Value pid = t.Get(0u), identity = t.Get(1u), qid = t.Get(2u);
+    if (!pid.IsNumber() || !identity.IsString() || !qid.IsNumber()) throw bad();
+    (*out)[pid.As<Napi::Number>().DoubleValue()][identity.As<Napi::String>().Utf8Value()] = qid.As<Napi::Number>().DoubleValue();
+  }
+  return true;
+}
+
+/** [pid, identity, qid] rows of hints, by pid, then identity (a stable order for tests and callers). */
+Napi::Array HintsToJs(Napi::Env env, const QidHints& hints) {
+  std::vector<std::pair<double, const std::unordered_map<std::string, double>*>> pids;
+  for (const auto& [pid, m] : hints) pids.emplace_back(pid, &m);
+  std::sort(pids.begin(), pids.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const auto& [pid, m] : pids) {
+    std::vector<std::pair<std::string, double>> ids(m->begin(), m->end());
+    std::sort(ids.begin(), ids.end());
+    for (const auto& [identity, qid] : ids) {
+      Napi::Array row = Napi::Array::New(env, 3);
+      row.Set(0u, Napi::Number::New(env, pid));
+      row.Set(1u, Napi::String::New(env, identity));
+      row.Set(2u, Napi::Number::New(env, qid));
+      out.Set(n++, row);
+    }
+  }
+  return out;
+}
+
 /** issues, suppressed, lines of one parsed file (what a snapshot keeps of it). */
 Napi::Object CommonToJs(Napi::Env env, const RawCommon& r) {
   Napi::Object o = Napi::Object::New(env);
@@ -536,8 +582,10 @@ Napi::Float64Array PackJoinTables(Napi::Env env, const JoinTables& t, const std:
   return a;
 }
 
-// joinKfdDumps(mqds, hqds, rls, topology, procs, procQueues): the three debugfs files parsed and
-// joined in one call (src/kfd/join.ts joinDumps); every argument may be null (not read).
+// joinKfdDumps(mqds, hqds, rls, topology, procs, procQueues, qidHints?): the three debugfs files
+// parsed and joined in one call (src/kfd/join.ts joinDumps); every argument may be null (not
+// read). With qidHints ([pid, identity, qid] rows) the join uses them ('history') and the result's
+// qidHints holds them with what this join established added (LearnQidHints).
 Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
   return Guarded(info, "joinKfdDumps", [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -548,6 +596,8 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
     const bool have_topology = OptionalTable(info, 3, "joinKfdDumps", &topology);
     const bool have_procs = OptionalTable(info, 4, "joinKfdDumps", &procs);
     OptionalTable(info, 5, "joinKfdDumps", &proc_queues);
+    QidHints hints;
+    const bool have_hints = OptionalHints(info, 6, "joinKfdDumps", &hints);
     MqdsRaw mqds;
     HqdsRaw hqds;
     RlsRaw rls;
@@ -557,6 +607,7 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
       in.procs = &procs;
       in.proc_queues = &proc_queues;
     }
+    if (have_hints) in.qid_hints = &hints;
     if (const char* bad = CheckJoinSysfs(in)) throw Napi::RangeError::New(env, std::string("joinKfdDumps: ") + bad);
     if (have[0]) in.mqds = &(mqds = ParseMqds(bytes[0].data, bytes[0].len));
     if (have[1]) in.hqds = &(hqds = ParseHqds(bytes[1].data, bytes[1].len));
@@ -571,6 +622,10 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
     o.Set("mqdsFile", have[0] ? Napi::Value(CommonToJs(env, mqds)) : env.Null());
     o.Set("hqdsFile", have[1] ? Napi::Value(CommonToJs(env, hqds)) : env.Null());
     o.Set("rlsFile", have[2] ? Napi::Value(CommonToJs(env, rls)) : env.Null());
+    if (have_hints) {
+      LearnQidHints(t, &hints);
+      o.Set("qidHints", HintsToJs(env, hints));
+    }
     return o;
   });
 }

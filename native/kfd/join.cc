@@ -68,6 +68,16 @@ Addr AddrOf(const Words& w, size_t lo, size_t hi) {
   return Addr{};
 }
 
+/**
+ * debugfsIdentity in src/kfd/join.ts, text for text: the XCC0 MQD address of a queue that has MQD
+ * blocks, else its ring (SDMA), else its mqds line ("?" when none).
+ */
+std::string DebugfsIdentity(bool has_blocks, const Addr& addr0, const Addr& ring, double mqds_line) {
+  auto unknown = [&]() { return "unknown:" + (mqds_line < 0 ? std::string("?") : Num(mqds_line)); };
+  if (has_blocks) return addr0.known ? "mqd:" + FormatAddress(addr0.lo, addr0.hi, 0) : unknown();
+  return ring.known ? "ring:" + FormatAddress(ring.lo, ring.hi, 8) : unknown();
+}
+
 /** computeMqdHeaderBad in src/kfd/decode.ts: dw0 read and not the compute MQD header. */
 constexpr uint32_t kComputeMqdHeader = 0xc0310800;
 bool ComputeHeaderBad(const Words& w) { return w.n > 0 && w.p[0] != kComputeMqdHeader; }
@@ -532,23 +542,48 @@ class Joiner {
     return groups;
   }
 
+  /** matchQidGroup in src/kfd/join.ts: first what earlier joins established, then creation order; warns when the counts differ. */
   void MatchGroups(double pid, std::vector<QueueGroup> groups) {
     static const char* const kClassNames[] = {"compute", "sdma", "other"};
+    const std::unordered_map<std::string, double>* hints = nullptr;
+    if (in_.qid_hints) {
+      auto it = in_.qid_hints->find(pid);
+      if (it != in_.qid_hints->end()) hints = &it->second;
+    }
     for (QueueGroup& g : groups) {
       std::stable_sort(g.sys.begin(), g.sys.end(),
                        [&](size_t a, size_t b) { return SysQueue(a)[JoinProcQueuesCol::qid] < SysQueue(b)[JoinProcQueuesCol::qid]; });
       std::stable_sort(g.dbg.begin(), g.dbg.end(), [&](size_t a, size_t b) { return work_[a].order < work_[b].order; });
-      // the rest by creation order; with different counts only the oldest pairs, as a queue
-      // created between the sysfs and the debugfs read is the newest on its side
-      const size_t n = std::min(g.sys.size(), g.dbg.size());
-      const int how = g.sys.size() == 1 && g.dbg.size() == 1 ? kQidUnique : kQidCreationOrder;
-      for (size_t i = 0; i < n; ++i) MergeSysfs(&work_[g.dbg[i]].q, g.sys[i], how);
-      if (g.sys.size() == g.dbg.size()) continue;
+      // 1. what earlier joins established (the same MQD/ring, that id still in sysfs)
+      std::vector<size_t> sys = g.sys;
+      std::vector<size_t> dbg;
+      if (hints) {
+        for (size_t i : g.dbg) {
+          Queue& q = work_[i].q;
+          auto h = hints->find(DebugfsIdentity(!q.addrs.empty(), q.addrs.empty() ? Addr{} : q.addrs[0], q.ring, q.mqds_line));
+          auto s = h == hints->end() ? sys.end()
+                                     : std::find_if(sys.begin(), sys.end(), [&](size_t r) { return SysQueue(r)[JoinProcQueuesCol::qid] == h->second; });
+          if (s == sys.end()) {
+            dbg.push_back(i);
+            continue;
+          }
+          MergeSysfs(&q, *s, kQidHistory);
+          sys.erase(s);
+        }
+      } else {
+        dbg = g.dbg;
+      }
+      // 2. the rest by creation order; with different counts only the oldest pairs, as a queue
+      //    created between the sysfs and the debugfs read is the newest on its side
+      const size_t n = std::min(sys.size(), dbg.size());
+      const int how = sys.size() == 1 && dbg.size() == 1 ? kQidUnique : kQidCreationOrder;
+      for (size_t i = 0; i < n; ++i) MergeSysfs(&work_[dbg[i]].q, sys[i], how);
+      if (sys.size() == dbg.size()) continue;
       Warn("process " + Num(pid) + ": " + Num(static_cast<double>(g.sys.size())) + " " + kClassNames[g.cls] + " queue(s) on gpu " +
            (g.gpu_known ? Hex(g.gpu) : "?") + " in sysfs but " + Num(static_cast<double>(g.dbg.size())) +
            " in mqds (created or destroyed between the reads?)");
       // sysfs queues debugfs did not show yet: listed from sysfs alone
-      for (size_t i = n; i < g.sys.size(); ++i) Add(FromSysfs(pid, g.sys[i], kLateOrder + SysQueue(g.sys[i])[JoinProcQueuesCol::qid]));
+      for (size_t i = n; i < sys.size(); ++i) Add(FromSysfs(pid, sys[i], kLateOrder + SysQueue(sys[i])[JoinProcQueuesCol::qid]));
     }
   }
 
@@ -1198,6 +1233,24 @@ const char* CheckJoinSysfs(const JoinInput& in) {
 }
 
 JoinTables JoinQueues(const JoinInput& in) { return Joiner(in).Run(); }
+
+void LearnQidHints(const JoinTables& t, QidHints* hints) {
+  using C = JoinQueuesCol;
+  using A = JoinAddressesCol;
+  for (size_t o = 0; o + kJoinQueueCols <= t.queues.size(); o += kJoinQueueCols) {
+    const double* q = &t.queues[o];
+    if (q[C::qid] < 0 || q[C::source] == kSourceSysfs) continue;
+    const bool has_blocks = q[C::addressCount] > 0;
+    Addr addr0;
+    if (has_blocks) {
+      const double* a = &t.addresses[static_cast<size_t>(q[C::firstAddress]) * kJoinAddressCols];
+      if (a[A::lo] >= 0) addr0 = Addr{true, U32(a[A::lo]), U32(a[A::hi])};
+    }
+    Addr ring;
+    if (q[C::ringLo] >= 0) ring = Addr{true, U32(q[C::ringLo]), U32(q[C::ringHi])};
+    (*hints)[q[C::pid]][DebugfsIdentity(has_blocks, addr0, ring, q[C::mqdsLine])] = q[C::qid];
+  }
+}
 
 }  // namespace kfd
 }  // namespace gpucolo

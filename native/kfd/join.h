@@ -2,7 +2,7 @@
 // tables, so that `gpucolo queues` on the native path builds no per-slot or per-block object at
 // all: one N-API call parses the three debugfs files and returns these small tables.
 //
-// Twin of joinQueues in src/kfd/join.ts (without qidHints, which only a trace has): every rule,
+// Twin of joinQueues in src/kfd/join.ts (qidHints included, which only a trace has): every rule,
 // every order and every warning text is the same there; test/kfd-snapshot-native.test.ts
 // compares the two on the fixtures, the damaged dumps and fuzzed input. Table layouts are
 // decoded by joinFromNativeTables in src/kfd/join.ts; change them together.
@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "columns.h"
@@ -39,8 +40,17 @@ constexpr size_t kJoinUnmatchedRunlistCols = JoinUnmatchedRunlistCol::kCount;
 constexpr size_t kJoinNodeCols = JoinNodesCol::kCount;
 constexpr size_t kJoinXccCols = JoinXccsCol::kCount;
 
-enum JoinQidMatch : int { kQidUnique = 0, kQidCreationOrder = 1, kQidSysfsOnly = 2, kQidUnmatched = 3, kQidNoSysfs = 4 };
+/** QID_MATCH in src/kfd/join.ts, in this order */
+enum JoinQidMatch : int { kQidUnique = 0, kQidCreationOrder = 1, kQidSysfsOnly = 2, kQidUnmatched = 3, kQidNoSysfs = 4, kQidHistory = 5 };
 enum JoinSource : int { kSourceDebugfsSysfs = 0, kSourceDebugfs = 1, kSourceSysfs = 2 };
+
+/**
+ * Queue ids established by earlier joins of a trace: pid -> debugfs identity (debugfsIdentity in
+ * src/kfd/join.ts: "mqd:0x...", "ring:0x...", "unknown:<mqds line>") -> qid. The join pairs a
+ * debugfs queue with the sysfs queue of its hinted id before creation order ('history'), so ids
+ * stay put when queues come and go between the sysfs and the debugfs read.
+ */
+using QidHints = std::unordered_map<double, std::unordered_map<std::string, double>>;
 
 struct JoinInput {
   /** nullptr: the file was not read */
@@ -52,6 +62,8 @@ struct JoinInput {
   /** nullptr when sysfs proc was not read (then proc_queues is ignored) */
   const std::vector<double>* procs = nullptr;
   const std::vector<double>* proc_queues = nullptr;
+  /** nullptr: no hints (a snapshot); else read, never changed (LearnQidHints adds to them) */
+  const QidHints* qid_hints = nullptr;
 };
 
 struct JoinTables {
@@ -77,6 +89,12 @@ const char* CheckJoinSysfs(const JoinInput& in);
 
 /** Never throws on parser output (only std::bad_alloc); the sysfs tables must pass CheckJoinSysfs. */
 JoinTables JoinQueues(const JoinInput& in);
+
+/**
+ * What a join established, added to `hints` (as SampleAssembler does in src/trace/assemble.ts):
+ * every queue of `t` that has a qid and a debugfs side, under its pid and debugfs identity.
+ */
+void LearnQidHints(const JoinTables& t, QidHints* hints);
 
 /** `0x` + lowercase hex of (hi:lo) << shift, as addr64 in src/kfd/decode.ts prints it. */
 std::string FormatAddress(uint32_t lo, uint32_t hi, unsigned shift);

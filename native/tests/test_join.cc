@@ -41,6 +41,16 @@ std::vector<double> Rows(std::initializer_list<std::initializer_list<std::pair<s
   }
   return t;
 }
+/** The queue row whose first MQD address is `lo` (high dword 0); a row past the end when none. */
+size_t RowOfMqd(const JoinTables& t, uint32_t lo) {
+  const size_t rows = t.queues.size() / kJoinQueueCols;
+  for (size_t r = 0; r < rows; ++r) {
+    if (Q(t, r, QC::addressCount) < 1) continue;
+    const double* a = &t.addresses[static_cast<size_t>(Q(t, r, QC::firstAddress)) * kJoinAddressCols];
+    if (a[JoinAddressesCol::lo] == lo && a[JoinAddressesCol::hi] == 0) return r;
+  }
+  return rows;
+}
 using TC = JoinTopologyCol;
 using PC = JoinProcsCol;
 using SC = JoinProcQueuesCol;
@@ -127,6 +137,56 @@ TEST(join_mqds_alone_with_sysfs_and_topology) {
   }
   CHECK(blocks_warned);
   CHECK(counts_warned);
+}
+
+TEST(join_qid_hints_win_over_creation_order_and_are_learned) {
+  const Fixture f;
+  // pid 41872's two compute queues (MQDs at 0x712000, then 0x714000 in creation order) and two
+  // sysfs compute queues: creation order pairs them qid 4, qid 7
+  const std::vector<double> procs = Rows<PC>({{{PC::pid, 41872}, {PC::firstQueue, 0}, {PC::queueCount, 2}}});
+  const std::vector<double> proc_queues = Rows<SC>({
+      {{SC::qid, 4}, {SC::typeCode, 0}, {SC::gpuId, 0x7c1e}},
+      {{SC::qid, 7}, {SC::typeCode, 0}, {SC::gpuId, 0x7c1e}},
+  });
+  JoinInput in;
+  in.mqds = &f.mqds;
+  in.procs = &procs;
+  in.proc_queues = &proc_queues;
+  const JoinTables plain = JoinQueues(in);
+  CHECK_EQ(Q(plain, RowOfMqd(plain, 0x712000), QC::qid), 4.0);
+  CHECK_EQ(Q(plain, RowOfMqd(plain, 0x712000), QC::qidMatch), double(kQidCreationOrder));
+  CHECK_EQ(Q(plain, RowOfMqd(plain, 0x71e000), QC::qid), 7.0);
+  QidHints learned;
+  LearnQidHints(plain, &learned);
+  CHECK_EQ(learned.size(), size_t{1});
+  CHECK_EQ(learned[41872].size(), size_t{2});
+  CHECK_EQ(learned[41872]["mqd:0x712000"], 4.0);
+  // an earlier join saw them the other way round: the hints win, the pairing follows them
+  QidHints hints;
+  hints[41872]["mqd:0x712000"] = 7;
+  hints[41872]["mqd:0x71e000"] = 4;
+  hints[41872]["mqd:0xdead000"] = 9;  // a queue gone: ignored
+  hints[999]["mqd:0x712000"] = 4;     // another process: ignored
+  in.qid_hints = &hints;
+  const JoinTables t = JoinQueues(in);
+  const size_t a = RowOfMqd(t, 0x712000), b = RowOfMqd(t, 0x71e000);
+  CHECK(a < t.queues.size() / kJoinQueueCols && b < t.queues.size() / kJoinQueueCols);
+  if (a >= t.queues.size() / kJoinQueueCols || b >= t.queues.size() / kJoinQueueCols) return;
+  CHECK_EQ(Q(t, a, QC::qid), 7.0);
+  CHECK_EQ(Q(t, a, QC::qidMatch), double(kQidHistory));
+  CHECK_EQ(Q(t, b, QC::qid), 4.0);
+  CHECK_EQ(Q(t, b, QC::qidMatch), double(kQidHistory));
+  // a hint naming an id sysfs no longer lists leaves the queue to creation order
+  QidHints stale;
+  stale[41872]["mqd:0x712000"] = 9;
+  in.qid_hints = &stale;
+  const JoinTables s = JoinQueues(in);
+  CHECK_EQ(Q(s, RowOfMqd(s, 0x712000), QC::qid), 4.0);
+  CHECK_EQ(Q(s, RowOfMqd(s, 0x712000), QC::qidMatch), double(kQidCreationOrder));
+  // learning adds and overwrites, never drops: the stale hint of 0x712000 now says 4
+  LearnQidHints(s, &stale);
+  CHECK_EQ(stale[41872]["mqd:0x712000"], 4.0);
+  CHECK_EQ(stale[41872].size(), size_t{2});
 }
 
 TEST(join_cut_inputs_never_throw) {

@@ -877,7 +877,8 @@ const JTOPO = columnCount('joinTopology');
 const JSYSPROC = columnCount('joinProcs');
 const JSYSQUEUE = columnCount('joinProcQueues');
 
-const QID_MATCH: QidMatch[] = ['unique', 'creation-order', 'sysfs-only', 'unmatched', 'no-sysfs'];
+/** JoinQidMatch in native/kfd/join.h, in its order */
+const QID_MATCH: QidMatch[] = ['unique', 'creation-order', 'sysfs-only', 'unmatched', 'no-sysfs', 'history'];
 const SOURCES: SnapshotQueue['source'][] = ['debugfs+sysfs', 'debugfs', 'sysfs'];
 const LEVELS = ['low', 'normal', 'high'] as const;
 
@@ -900,6 +901,33 @@ export interface NativeJoinTables {
   mqdsFile: NativeJoinFile | null;
   hqdsFile: NativeJoinFile | null;
   rlsFile: NativeJoinFile | null;
+  /** with qidHints given: those hints with what this join established added (learnQidHints) */
+  qidHints?: QidHintRow[];
+}
+
+/** One qid hint as the addon takes and gives them: pid, debugfsIdentity, qid. */
+export type QidHintRow = [pid: number, identity: string, qid: number];
+
+/** The hints of a trace as rows for the addon. */
+export function qidHintRows(hints: Map<number, Map<string, number>>): QidHintRow[] {
+  const rows: QidHintRow[] = [];
+  for (const [pid, m] of hints) for (const [identity, qid] of m) rows.push([pid, identity, qid]);
+  return rows;
+}
+
+/**
+ * What a join established, added to `hints`: every queue with a qid and a debugfs side, under its
+ * pid and debugfs identity (LearnQidHints in native/kfd/join.cc does the same on the addon's tables).
+ */
+export function learnQidHints(joined: Pick<JoinResult, 'processes'>, hints: Map<number, Map<string, number>>): void {
+  for (const p of joined.processes) {
+    for (const q of p.queues) {
+      if (q.qid === null || q.source === 'sysfs') continue;
+      let h = hints.get(p.pid);
+      if (!h) hints.set(p.pid, (h = new Map()));
+      h.set(debugfsIdentity(q), q.qid);
+    }
+  }
 }
 
 const JOIN_TABLES = ['queues', 'addresses', 'hqds', 'processes', 'runlist', 'unmatchedHqds', 'unmatchedRunlist', 'nodes', 'xccs', 'mqdsPids'] as const;

@@ -8,7 +8,7 @@ import { loadNative, pickImpl, type Impl } from '../native.js';
 import { errnoCode, readHint } from '../errors.js';
 import { issueCodeText, readInputFile } from '../input-file.js';
 import { VERSION } from '../version.js';
-import { joinFromNativeTables, joinQueues, nativeJoinSysfs, unpackJoinTables, type JoinResult } from './join.js';
+import { joinFromNativeTables, joinQueues, nativeJoinSysfs, qidHintRows, unpackJoinTables, type JoinResult } from './join.js';
 import { parseHqds, parseMqds, parseRls, readKfdProcs, readTopology } from './parse.js';
 import { namespacePid, readProcStatus, type ProcStatus } from '../procfs.js';
 import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './sysfs-reader.js';
@@ -257,6 +257,8 @@ export interface JoinDumpsOptions {
   impl?: Impl;
   /** file names for the parsed objects of the TS path */
   files?: Partial<Record<DumpName, string>>;
+  /** a trace's queue ids of earlier joins (JoinInput.qidHints): read, not changed */
+  qidHints?: Map<number, Map<string, number>>;
 }
 
 export interface JoinedDumps {
@@ -279,7 +281,9 @@ export function joinDumps(dumps: DumpFiles, opts: JoinDumpsOptions = {}): Joined
   const native = impl === 'native' ? loadNative() : null;
   if (native?.joinKfdDumps) {
     const sys = nativeJoinSysfs(opts.topology, opts.procs);
-    const r = native.joinKfdDumps(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, sys.topology, sys.procs, sys.procQueues);
+    const r = opts.qidHints
+      ? native.joinKfdDumps(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, sys.topology, sys.procs, sys.procQueues, qidHintRows(opts.qidHints))
+      : native.joinKfdDumps(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, sys.topology, sys.procs, sys.procQueues);
     const t = unpackJoinTables(r);
     return {
       parsed: { mqds: r.mqdsFile, hqds: r.hqdsFile, rls: r.rlsFile },
@@ -294,7 +298,7 @@ export function joinDumps(dumps: DumpFiles, opts: JoinDumpsOptions = {}): Joined
   return {
     parsed: { mqds, hqds, rls },
     mqdsPids: (mqds?.processes ?? []).map((p) => p.pid),
-    joined: joinQueues({ mqds, hqds, rls, topology: opts.topology, procs: opts.procs, status: opts.status, pids: opts.pids }),
+    joined: joinQueues({ mqds, hqds, rls, topology: opts.topology, procs: opts.procs, status: opts.status, pids: opts.pids, qidHints: opts.qidHints }),
   };
 }
 

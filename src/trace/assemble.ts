@@ -5,7 +5,7 @@
  */
 import type { NativeReadError, NativeSample } from '../native.js';
 import { buildHqds, buildMqds, buildProcs, buildRls } from '../kfd/build.js';
-import { debugfsIdentity, joinQueues, type SnapshotProcess, type SnapshotQueue } from '../kfd/join.js';
+import { joinQueues, learnQidHints, type SnapshotProcess, type SnapshotQueue } from '../kfd/join.js';
 import { namespacePid, readProcStatus, type ProcStatus } from '../procfs.js';
 import type { HqdsRaw, MqdsRaw, RlsRaw } from '../kfd/raw.js';
 import type { Hqds, Mqds, Rls, Topology } from '../kfd/types.js';
@@ -232,14 +232,7 @@ export class SampleAssembler {
     }
     const sysfsOk = sysfsReadable(raw);
     const joined = joinQueues({ mqds, hqds, rls, topology: this.ctx.topology, procs: sysfsOk ? procs : null, qidHints: this.qidHints });
-    for (const p of joined.processes) {
-      for (const q of p.queues) {
-        if (q.qid === null || q.source === 'sysfs') continue;
-        let h = this.qidHints.get(p.pid);
-        if (!h) this.qidHints.set(p.pid, (h = new Map()));
-        h.set(debugfsIdentity(q), q.qid);
-      }
-    }
+    learnQidHints(joined, this.qidHints);
     const keep = this.ctx.keep;
     const processes = joined.processes.filter((p) => !keep || keep(p.pid)).map((p) => this.traceProcess(p, debugfs && hqds !== null));
     const unmatched = joined.unmatchedHqds.filter((h) => h.kind === 'cp').map((h) => [h.node, h.inst, h.pipe, h.queue] as [number, number, number, number]);

@@ -27,7 +27,9 @@
  *                          [--trees changing,pointers,unchanged] [--intervals 100,10]
  *                          [--impls native,ts,batched] [--deliver-every ms, default 1000]
  *   (batched: the native thread handing samples to JS in batches, TraceOptions.deliverEveryNs;
- *   the first of --impls other than native is the one in the ratio table)
+ *   batched-tsjoin: the same with the TS join of the sampler's tables instead of the addon's,
+ *   TraceOptions.join 'ts'; the ratio table puts the second of --impls, floor aside, against the
+ *   first)
  *   NODE_OPTIONS=--expose-gc lets each run start after a full GC of the runs before it.
  *
  *  floor (--impls ...,floor): what bare wake-ups cost on this host, in the same rounds: a C thread
@@ -65,15 +67,18 @@ const INTERVALS_MS = (arg('--intervals') ?? '100,10').split(',').map(Number);
  * TraceOptions.deliverEveryNs, runTrace's default below 1 s);
  * 'native': each sample at once (deliverEveryNs 0, as before)
  */
-type Impl = 'native' | 'ts' | 'batched' | 'floor';
+type Impl = 'native' | 'ts' | 'batched' | 'batched-tsjoin' | 'floor';
 const IMPLS = (arg('--impls') ?? 'native,ts').split(',') as Impl[];
 const DELIVER_EVERY_NS = Number(arg('--deliver-every') ?? 1000) * 1e6;
-/** the one compared with the native thread in the ratio table */
-const OTHER: Impl = IMPLS.find((i) => i !== 'native' && i !== 'floor') ?? 'ts';
+/** the ratio table: the second sampler of --impls (floor aside) against the first */
+const COMPARED = IMPLS.filter((i) => i !== 'floor');
+const BASE: Impl = COMPARED[0];
+const OTHER: Impl | undefined = COMPARED[1];
 const IMPL_NAME: Record<Impl, string> = {
   native: 'native thread, each sample at once',
   ts: 'TS timers',
   batched: `native thread, batches of ${DELIVER_EVERY_NS / 1e6} ms`,
+  'batched-tsjoin': `native thread, batches of ${DELIVER_EVERY_NS / 1e6} ms, TS join`,
   floor: `floor: bare wake-ups (a C thread every interval, a JS timer every ${DELIVER_EVERY_NS / 1e6} ms)`,
 };
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -158,7 +163,8 @@ async function traceRun(impl: Impl, intervalNs: number, tree: ChurnTree, changin
       debugfsRoot: tree.debugfs,
       procRoot: tree.proc,
       impl: impl === 'ts' ? 'ts' : 'native',
-      deliverEveryNs: impl === 'batched' ? DELIVER_EVERY_NS : 0,
+      deliverEveryNs: impl === 'batched' || impl === 'batched-tsjoin' ? DELIVER_EVERY_NS : 0,
+      join: impl === 'batched-tsjoin' ? 'ts' : 'native',
       baselineNs: 0,
       tailNs: 0,
       stopAfterNs: null,
@@ -309,7 +315,7 @@ async function tracer(): Promise<void> {
           );
         }
         const r = (k: keyof TraceRun): string => {
-          const s = metricRatio(run, k, OTHER, 'native');
+          const s = OTHER ? metricRatio(run, k, OTHER, BASE) : null;
           return s ? formatRatio(s, 2) : '–';
         };
         ratios.push(`| ${ms} ms | ${r('gpucoloPct')} | ${r('processPct')} | ${r('readP50')} | ${r('parseP50')} | ${r('joinP50')} | ${formatLoad(run.load)} |`);
@@ -320,8 +326,8 @@ async function tracer(): Promise<void> {
           }
         }
         if (changing) {
-          const steps = metricSpread(run, 'native', 'writerSteps');
-          const wcpu = metricSpread(run, 'native', 'writerCpuPct');
+          const steps = metricSpread(run, BASE, 'writerSteps');
+          const wcpu = metricSpread(run, BASE, 'writerCpuPct');
           const issues = IMPLS.filter((i) => i !== 'floor').flatMap((impl) => metricSpread(run, impl, 'issues')!.values);
           writerNotes.push(
             `${ms} ms: writer every ${ms / 2} ms, ${cell(steps, (x) => x.toFixed(0))} steps per run, its own process at ${cell(wcpu, pc)} of a core; samples with an issue per run (a queue directory caught mid-change): ${Math.min(...issues)}-${Math.max(...issues)}`,
@@ -338,8 +344,10 @@ async function tracer(): Promise<void> {
       `\n| interval, sampler | gpucolo CPU (% of one core) | of it in fs calls (kernel side) | own work (CPU - fs calls) | sampling thread | JS thread | whole process | whole run incl. start-up: gpucolo / process | samples | changed | missed | jitter p50 / p99 | read p50 | parse p50${changing ? '' : ' (the first sample: the only one parsed)'} | join p50 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
     );
     for (const row of table) console.log(row);
-    console.log(`\n| interval | ${IMPL_NAME[OTHER]} / native thread per round: gpucolo CPU | whole process CPU | read p50 | parse p50 | join p50 | host |\n|---|---|---|---|---|---|---|`);
-    for (const row of ratios) console.log(row);
+    if (OTHER) {
+      console.log(`\n| interval | ${IMPL_NAME[OTHER]} / ${IMPL_NAME[BASE]} per round: gpucolo CPU | whole process CPU | read p50 | parse p50 | join p50 | host |\n|---|---|---|---|---|---|---|`);
+      for (const row of ratios) console.log(row);
+    }
     if (aboveFloor.length) {
       console.log(`\n| interval, sampler | own work above the floor (per round: own work - floor) | sampling thread - C thread floor | JS thread - JS timer floor |\n|---|---|---|---|`);
       for (const row of aboveFloor) console.log(row);

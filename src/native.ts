@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
-import type { NativeJoinTables, QidHintRow } from './kfd/join.js';
+import type { NativeJoinedTables, NativeJoinTables, QidHintRow } from './kfd/join.js';
 import type { EngineMechanism } from './mechanisms.js';
 import { GpucoloError } from './errors.js';
 
@@ -170,7 +170,26 @@ export interface NativeSamplerHandle {
   stop(): Promise<void>;
   /** change the pid filter between samples */
   setPids(pids: number[] | null): void;
+  /**
+   * During onSample of sample `seq`: the addon's join (native/kfd/join.h) of that sample's debugfs
+   * tables as the sampling thread parsed them (the parts flagged true: its readable ones), with
+   * the sysfs side and qid hints as joinKfdDumps takes them. No parse, no copy of the tables back
+   * from JS. null when `seq` is not the sample in onSample now or a part asked for is not there.
+   */
+  joinDumps: JoinSampleDumps;
 }
+
+/** NativeSamplerHandle.joinDumps */
+export type JoinSampleDumps = (
+  seq: number,
+  mqds: boolean,
+  hqds: boolean,
+  rls: boolean,
+  topology: Float64Array | null,
+  procs: Float64Array | null,
+  procQueues: Float64Array | null,
+  qidHints: QidHintRow[] | null,
+) => NativeJoinedTables | null;
 
 /** One stream of a dispatch measurement (native/dispatch/engine.h StreamSpec). */
 export interface NativeDispatchStream {

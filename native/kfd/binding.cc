@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -582,6 +583,27 @@ Napi::Float64Array PackJoinTables(Napi::Env env, const JoinTables& t, const std:
   return a;
 }
 
+/**
+ * JoinQueues(in) as NativeJoinTables in src/kfd/join.ts (without the *File entries); with hints,
+ * qidHints: those hints with what this join established added.
+ */
+Napi::Object JoinToJs(Napi::Env env, const JoinInput& in, QidHints* hints) {
+  const JoinTables t = JoinQueues(in);
+  std::vector<double> mqds_pids;
+  if (in.mqds) {
+    for (size_t p = 0; p < in.mqds->procs.size(); p += kMqdsProcCols) mqds_pids.push_back(in.mqds->procs[p + MqdsProcCol::pid]);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tables", PackJoinTables(env, t, mqds_pids));
+  o.Set("runlistEngines", StringsToJs(env, t.runlist_engines));
+  o.Set("warnings", StringsToJs(env, t.warnings));
+  if (hints) {
+    LearnQidHints(t, hints);
+    o.Set("qidHints", HintsToJs(env, *hints));
+  }
+  return o;
+}
+
 // joinKfdDumps(mqds, hqds, rls, topology, procs, procQueues, qidHints?): the three debugfs files
 // parsed and joined in one call (src/kfd/join.ts joinDumps); every argument may be null (not
 // read). With qidHints ([pid, identity, qid] rows) the join uses them ('history') and the result's
@@ -612,23 +634,40 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
     if (have[0]) in.mqds = &(mqds = ParseMqds(bytes[0].data, bytes[0].len));
     if (have[1]) in.hqds = &(hqds = ParseHqds(bytes[1].data, bytes[1].len));
     if (have[2]) in.rls = &(rls = ParseRls(bytes[2].data, bytes[2].len));
-    const JoinTables t = JoinQueues(in);
-    std::vector<double> mqds_pids;
-    for (size_t p = 0; p < mqds.procs.size(); p += kMqdsProcCols) mqds_pids.push_back(mqds.procs[p + MqdsProcCol::pid]);
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("tables", PackJoinTables(env, t, mqds_pids));
-    o.Set("runlistEngines", StringsToJs(env, t.runlist_engines));
-    o.Set("warnings", StringsToJs(env, t.warnings));
+    Napi::Object o = JoinToJs(env, in, have_hints ? &hints : nullptr);
     o.Set("mqdsFile", have[0] ? Napi::Value(CommonToJs(env, mqds)) : env.Null());
     o.Set("hqdsFile", have[1] ? Napi::Value(CommonToJs(env, hqds)) : env.Null());
     o.Set("rlsFile", have[2] ? Napi::Value(CommonToJs(env, rls)) : env.Null());
-    if (have_hints) {
-      LearnQidHints(t, &hints);
-      o.Set("qidHints", HintsToJs(env, hints));
-    }
     return o;
   });
 }
+
+}  // namespace
+
+Napi::Object JoinArgsToJs(const Napi::CallbackInfo& info, size_t first, const char* fn, const MqdsRaw* mqds, const HqdsRaw* hqds, const RlsRaw* rls) {
+  Napi::Env env = info.Env();
+  std::vector<double> topology, procs, proc_queues;
+  const bool have_topology = OptionalTable(info, first, fn, &topology);
+  const bool have_procs = OptionalTable(info, first + 1, fn, &procs);
+  OptionalTable(info, first + 2, fn, &proc_queues);
+  QidHints hints;
+  const bool have_hints = OptionalHints(info, first + 3, fn, &hints);
+  JoinInput in;
+  if (have_topology) in.topology = &topology;
+  if (have_procs) {
+    in.procs = &procs;
+    in.proc_queues = &proc_queues;
+  }
+  if (have_hints) in.qid_hints = &hints;
+  if (const char* bad = CheckJoinSysfs(in)) throw Napi::RangeError::New(env, std::string(fn) + ": " + bad);
+  in.mqds = mqds;
+  in.hqds = hqds;
+  in.rls = rls;
+  // the hints are used, not handed back: a trace learns from the joined queues itself
+  return JoinToJs(env, in, nullptr);
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------------- columns
 

@@ -182,11 +182,39 @@ class SampleKeys {
 };
 using K = SampleKeys;
 
+/**
+ * The debugfs tables of the samples JS got, as C++ tables: a part of the sample in onSample now is
+ * its own (fresh) or the last one delivered (`same`), so these are the sample's. joinDumps joins
+ * them in C++ while that sample's onSample runs (the trace's join, src/trace/assemble.ts), without
+ * parsing again or copying the JS tables back. A part that could not be read is null.
+ */
+struct Delivered {
+  std::shared_ptr<const kfd::MqdsRaw> mqds;
+  std::shared_ptr<const kfd::HqdsRaw> hqds;
+  std::shared_ptr<const kfd::RlsRaw> rls;
+  /** seq of the sample whose onSample runs now; valid while in_call */
+  uint64_t seq = 0;
+  bool in_call = false;
+
+  /** The sample was converted for JS: its parts become the current ones. */
+  void Take(const Sample& s) {
+    if (!s.debugfs) return;
+    auto take = [](auto* ref, const auto& part) {
+      if (!part.ok) ref->reset();
+      else if (!part.same) *ref = part.raw;
+    };
+    take(&mqds, s.mqds);
+    take(&hqds, s.hqds);
+    take(&rls, s.rls);
+  }
+};
+
 struct Ctx {
   TsfnSink sink;  // before sampler: destroyed after it
   std::unique_ptr<Sampler> sampler;
   // JS thread only
   SampleKeys keys;
+  Delivered delivered;
   std::vector<Napi::Promise::Deferred> waiters;
   bool finished = false;
   bool hook_added = false;
@@ -287,24 +315,29 @@ Napi::Object SampleToJs(Napi::Env env, const SampleKeys::Values& keys, const Sam
 }
 
 /** One sample to onSample; a conversion or JS exception goes to process 'uncaughtException'. */
-void CallOne(Napi::Env env, Napi::Function on_sample, const SampleKeys::Values& keys, std::unique_ptr<Sample> owned) {
+void CallOne(Napi::Env env, Napi::Function on_sample, const SampleKeys::Values& keys, Delivered* delivered, std::unique_ptr<Sample> owned) {
   Napi::HandleScope scope(env);
   napi_value arg;
   try {
     arg = SampleToJs(env, keys, *owned);
   } catch (const Napi::Error& e) {  // N-API failed (e.g. a worker being terminated)
+    // a sample that does not reach JS: JS forgets every part it holds (sameFiller), so does this
+    *delivered = Delivered{};
     try {
       RaiseFatal(env, e.Value());
     } catch (...) {
     }
     return;
   } catch (const std::exception& e) {  // std::bad_alloc while converting
+    *delivered = Delivered{};
     try {
       RaiseFatal(env, Napi::Error::New(env, std::string("gpucolo sampler: ") + e.what()).Value());
     } catch (...) {
     }
     return;
   }
+  delivered->Take(*owned);
+  delivered->seq = owned->seq;
   owned.reset();
   // Plain napi_call_function, not Function::Call: when a worker is being terminated the call
   // fails with a termination "exception" that is not an object, and wrapping that in a
@@ -312,7 +345,10 @@ void CallOne(Napi::Env env, Napi::Function on_sample, const SampleKeys::Values& 
   napi_value undefined = nullptr;
   napi_value result = nullptr;
   napi_get_undefined(env, &undefined);
-  if (napi_call_function(env, undefined, on_sample, 1, &arg, &result) == napi_ok) return;
+  delivered->in_call = true;
+  const napi_status called = napi_call_function(env, undefined, on_sample, 1, &arg, &result);
+  delivered->in_call = false;
+  if (called == napi_ok) return;
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
     napi_value error = nullptr;
@@ -331,7 +367,7 @@ void CallJs(Napi::Env env, Napi::Function on_sample, Ctx* ctx, Batch* batch) {
   // in the order taken, each as its own call (as without batching); the keys read out once
   const SampleKeys::Values keys = ctx->keys.Resolve();
   for (auto& s : owned->samples) {
-    if (s) CallOne(env, on_sample, keys, std::move(s));
+    if (s) CallOne(env, on_sample, keys, &ctx->delivered, std::move(s));
   }
 }
 
@@ -508,6 +544,31 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
                            return d.Promise();
                          },
                          "stop"));
+  // joinDumps(seq, mqds, hqds, rls, topology, procs, procQueues, qidHints): during onSample of
+  // sample `seq`, the join (native/kfd/join.h) of its debugfs tables (mqds/hqds/rls: booleans, the
+  // parts to join, which must be the sample's readable ones) with the sysfs side and qid hints as
+  // joinKfdDumps takes them; null when that sample is not the one in onSample now or a part asked
+  // for is not there (the caller joins in TS then)
+  handle.Set("joinDumps", Napi::Function::New(
+                              env,
+                              [ctx](const Napi::CallbackInfo& ci) -> Napi::Value {
+                                Napi::Env e = ci.Env();
+                                if (ci.Length() < 4 || !ci[0].IsNumber() || !ci[1].IsBoolean() || !ci[2].IsBoolean() || !ci[3].IsBoolean()) {
+                                  throw Napi::TypeError::New(e, "joinDumps: (seq, mqds, hqds, rls) must be a number and three booleans");
+                                }
+                                const Delivered& d = ctx->delivered;
+                                const double seq = ci[0].As<Napi::Number>().DoubleValue();
+                                if (!d.in_call || seq != static_cast<double>(d.seq)) return e.Null();
+                                const bool want[3] = {ci[1].As<Napi::Boolean>(), ci[2].As<Napi::Boolean>(), ci[3].As<Napi::Boolean>()};
+                                if ((want[0] && !d.mqds) || (want[1] && !d.hqds) || (want[2] && !d.rls)) return e.Null();
+                                try {
+                                  return kfd::JoinArgsToJs(ci, 4, "joinDumps", want[0] ? d.mqds.get() : nullptr, want[1] ? d.hqds.get() : nullptr,
+                                                           want[2] ? d.rls.get() : nullptr);
+                                } catch (const std::bad_alloc&) {
+                                  throw Napi::Error::New(e, "joinDumps: out of memory");
+                                }
+                              },
+                              "joinDumps"));
   handle.Set("setPids", Napi::Function::New(
                             env,
                             [ctx](const Napi::CallbackInfo& ci) -> Napi::Value {

@@ -890,20 +890,26 @@ export interface NativeJoinFile {
 }
 
 /**
- * The result of the addon's joinKfdDumps (native/kfd/binding.cc): every table in one Float64Array,
- * a header of (offset, length) pairs in JOIN_TABLES order, then the tables.
+ * The addon's join (native/kfd/binding.cc JoinToJs: joinKfdDumps, a native sampler's joinDumps):
+ * every table in one Float64Array, a header of (offset, length) pairs in JOIN_TABLES order, then
+ * the tables.
  */
-export interface NativeJoinTables {
+export interface NativeJoinedTables {
   tables: Float64Array;
   runlistEngines: string[];
   warnings: string[];
+  /** with qidHints given: those hints with what this join established added (learnQidHints) */
+  qidHints?: QidHintRow[];
+}
+
+/** The result of joinKfdDumps: the joined tables and what each file's parse found. */
+export interface NativeJoinTables extends NativeJoinedTables {
   /** null for a file not given */
   mqdsFile: NativeJoinFile | null;
   hqdsFile: NativeJoinFile | null;
   rlsFile: NativeJoinFile | null;
-  /** with qidHints given: those hints with what this join established added (learnQidHints) */
-  qidHints?: QidHintRow[];
 }
+
 
 /** One qid hint as the addon takes and gives them: pid, debugfsIdentity, qid. */
 export type QidHintRow = [pid: number, identity: string, qid: number];
@@ -949,7 +955,7 @@ export interface JoinTableViews {
   warnings: string[];
 }
 
-export function unpackJoinTables(r: NativeJoinTables): JoinTableViews {
+export function unpackJoinTables(r: NativeJoinedTables): JoinTableViews {
   const views = {} as Record<(typeof JOIN_TABLES)[number], Float64Array>;
   JOIN_TABLES.forEach((name, i) => (views[name] = r.tables.subarray(r.tables[2 * i], r.tables[2 * i] + r.tables[2 * i + 1])));
   return { ...views, runlistEngines: r.runlistEngines, warnings: r.warnings };

@@ -3,12 +3,22 @@
  * joins MQDs/HQDs/runlist/sysfs exactly as `gpucolo queues` does, keeps the traced processes and
  * compacts each queue to what the trace records.
  */
-import type { NativeReadError, NativeSample } from '../native.js';
+import type { JoinSampleDumps, NativeReadError, NativeSample } from '../native.js';
 import { buildHqds, buildMqds, buildProcs, buildRls } from '../kfd/build.js';
-import { joinQueues, learnQidHints, type SnapshotProcess, type SnapshotQueue } from '../kfd/join.js';
+import {
+  joinFromNativeTables,
+  joinQueues,
+  learnQidHints,
+  nativeJoinSysfs,
+  qidHintRows,
+  unpackJoinTables,
+  type JoinResult,
+  type SnapshotProcess,
+  type SnapshotQueue,
+} from '../kfd/join.js';
 import { namespacePid, readProcStatus, type ProcStatus } from '../procfs.js';
 import type { HqdsRaw, MqdsRaw, RlsRaw } from '../kfd/raw.js';
-import type { Hqds, Mqds, Rls, Topology } from '../kfd/types.js';
+import type { KfdProcs, Topology } from '../kfd/types.js';
 import type { TraceProcess, TraceQueue, TraceSample } from './schema.js';
 import { procsSubset, sysfsDelta } from './assemble-sysfs.js';
 import { hqdsChangeIrrelevant, mqdsChangeIrrelevant } from './relevance.js';
@@ -20,6 +30,14 @@ export interface AssembleContext {
   impl: 'native' | 'ts';
   /** keep this pid? (target filter); undefined = every KFD process */
   keep?: (pid: number) => boolean;
+  /**
+   * The native sampler's join of the sample in onSample now (Sampler.joinDumps): the trace's
+   * join runs in C++ on the tables the sampling thread parsed. Without it (the TS sampler), with
+   * `join: 'ts'`, or when it declines (not the sample in onSample), objects and joinQueues; both
+   * give the same trace (test/trace-native-join.test.ts).
+   */
+  joinDumps?: JoinSampleDumps;
+  join?: 'native' | 'ts';
 }
 
 function isReadError(x: unknown): x is NativeReadError {
@@ -205,36 +223,59 @@ export class SampleAssembler {
     return { pid: p.pid, nsPid: namespacePid(st), queues: uniqueKeys(p.queues.map((q) => compactQueue(p.pid, q, hqdsRead))) };
   }
 
+  /** the topology as the addon's join takes it (it does not change during a trace) */
+  private topologyTable: Float64Array | null | undefined;
+
+  /**
+   * The native sampler's join of sample `seq` (the parts given: its readable ones; no objects per
+   * MQD block or HQD slot), or null where the TS join runs: no ctx.joinDumps, ctx.join 'ts', or
+   * the sampler declined (seq is not the sample in its onSample).
+   */
+  private nativeJoin(seq: number, mqds: MqdsRaw | null, hqds: HqdsRaw | null, rls: RlsRaw | null, procs: KfdProcs | null): JoinResult | null {
+    const join = this.ctx.joinDumps;
+    if (!join || this.ctx.join === 'ts') return null;
+    const sys = nativeJoinSysfs(this.ctx.topology, procs);
+    if (this.topologyTable === undefined) this.topologyTable = sys.topology;
+    const hints = this.qidHints.size ? qidHintRows(this.qidHints) : null;
+    const r = join(seq, mqds !== null, hqds !== null, rls !== null, this.topologyTable, sys.procs, sys.procQueues, hints);
+    return r && joinFromNativeTables(unpackJoinTables(r), sys, {});
+  }
+
   private assembleNew(raw: NativeSample, timing: SampleTiming): { out: TraceSample; joinWarnings: number } {
     const issues: string[] = [];
     const impl = this.ctx.impl;
     const procs = buildProcs(raw.procs, impl);
     for (const i of raw.procs.issues) if (i.severity === 'error') issues.push(i.message);
-    let mqds: Mqds | null = null;
-    let hqds: Hqds | null = null;
-    let rls: Rls | null = null;
     const debugfs = raw.mqds !== undefined;
-    if (debugfs) {
-      const take = <R, T>(x: R | NativeReadError | undefined, build: (r: R) => T & { issues: { line: number; message: string; severity: string }[] }, name: string): T | null => {
-        if (x === undefined) return null;
-        if (isReadError(x)) {
-          issues.push(x.message);
-          return null;
-        }
-        const built = build(x);
-        for (const i of built.issues) if (i.severity === 'error') issues.push(`${name}:${i.line}: ${i.message}`);
-        return built;
-      };
-      mqds = take(raw.mqds, (r: MqdsRaw) => buildMqds(r, impl), 'mqds');
-      // samples need only the slots in use, not the empty ones that make up most of the dump
-      hqds = take(raw.hqds, (r: HqdsRaw) => buildHqds(r, impl, undefined, { inUseOnly: true }), 'hqds');
-      rls = take(raw.rls, (r: RlsRaw) => buildRls(r, impl), 'rls');
-    }
-    const sysfsOk = sysfsReadable(raw);
-    const joined = joinQueues({ mqds, hqds, rls, topology: this.ctx.topology, procs: sysfsOk ? procs : null, qidHints: this.qidHints });
+    // each debugfs file read: its tables, or null with the read error in the issues; a file's
+    // parse errors go to the issues as `name:line: message`
+    const take = <R extends { issues: { line: number; message: string; severity: string }[] }>(x: R | NativeReadError | undefined, name: string): R | null => {
+      if (x === undefined) return null;
+      if (isReadError(x)) {
+        issues.push(x.message);
+        return null;
+      }
+      for (const i of x.issues) if (i.severity === 'error') issues.push(`${name}:${i.line}: ${i.message}`);
+      return x;
+    };
+    const mqdsRaw = debugfs ? take(raw.mqds, 'mqds') : null;
+    const hqdsRaw = debugfs ? take(raw.hqds, 'hqds') : null;
+    const rlsRaw = debugfs ? take(raw.rls, 'rls') : null;
+    const sysfsProcs = sysfsReadable(raw) ? procs : null;
+    const joined =
+      (debugfs ? this.nativeJoin(raw.seq, mqdsRaw, hqdsRaw, rlsRaw, sysfsProcs) : null) ??
+      joinQueues({
+        mqds: mqdsRaw && buildMqds(mqdsRaw, impl),
+        // samples need only the slots in use, not the empty ones that make up most of the dump
+        hqds: hqdsRaw && buildHqds(hqdsRaw, impl, undefined, { inUseOnly: true }),
+        rls: rlsRaw && buildRls(rlsRaw, impl),
+        topology: this.ctx.topology,
+        procs: sysfsProcs,
+        qidHints: this.qidHints,
+      });
     learnQidHints(joined, this.qidHints);
     const keep = this.ctx.keep;
-    const processes = joined.processes.filter((p) => !keep || keep(p.pid)).map((p) => this.traceProcess(p, debugfs && hqds !== null));
+    const processes = joined.processes.filter((p) => !keep || keep(p.pid)).map((p) => this.traceProcess(p, debugfs && hqdsRaw !== null));
     const unmatched = joined.unmatchedHqds.filter((h) => h.kind === 'cp').map((h) => [h.node, h.inst, h.pipe, h.queue] as [number, number, number, number]);
     // what the join could not reconcile (GPUs or Insts hqds did not show, MQD blocks missing,
     // runlist counts): the analysis reads these to count what this sample lacks as unknown.
@@ -245,7 +286,7 @@ export class SampleAssembler {
       issues.push(w);
     }
     if (raw.dropped > 0) issues.push(`${raw.dropped}${DROPPED_NOTE}`);
-    const out: TraceSample = { kind: 'sample', ...timing, join_ns: 0, debugfs: debugfs && mqds !== null, processes, unmatchedHqds: unmatched, issues };
+    const out: TraceSample = { kind: 'sample', ...timing, join_ns: 0, debugfs: debugfs && mqdsRaw !== null, processes, unmatchedHqds: unmatched, issues };
     return { out, joinWarnings: joined.warnings.length };
   }
 }

@@ -18,7 +18,7 @@
  * for the TS sampler), and a native-thread sample also `jsCpuNs`, the JS thread's cumulative CPU
  * time when it reached JS. samplerThreadsCpuNs() sums the native sampling threads of this process.
  */
-import { loadNative, type NativeReadError, type NativeSample, type NativeSamplerOptions, type SysfsWalk } from '../native.js';
+import { loadNative, type JoinSampleDumps, type NativeReadError, type NativeSample, type NativeSamplerOptions, type SysfsWalk } from '../native.js';
 import { parseHqdsTs } from '../kfd/hqds-parser.js';
 import { parseMqdsTs } from '../kfd/mqds-parser.js';
 import { parseRlsTs } from '../kfd/rls-parser.js';
@@ -67,6 +67,8 @@ export interface SamplerOptions {
 
 export interface Sampler {
   kind: 'native-thread' | 'ts-timer';
+  /** native thread: the addon's join of the sample in onSample now (NativeSamplerHandle.joinDumps) */
+  joinDumps?: JoinSampleDumps;
   /** CLOCK_MONOTONIC ns of t = 0 */
   originNs: bigint;
   stop(): Promise<void>;
@@ -198,6 +200,7 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
       originNs: BigInt(h.originNs),
       stop: () => (stopping ??= h.stop().then(finish)),
       done,
+      joinDumps: h.joinDumps,
     };
   }
   return startTsSampler(opts, onSample);

@@ -163,7 +163,15 @@ export class TraceRun {
     this.sup = new Supervisor({ graceMs: opts.graceMs ?? 5000 });
     this.exporter = opts.serve ? new TraceExporter() : null;
     this.result = { out: opts.out, samples: 0, events: 0, missedIntervals: 0, endedBy: 'duration', readable: plan.readable };
-    this.assembler = new SampleAssembler({ topology: plan.topology, procRoot: opts.procRoot, impl: plan.impl, keep: this.target.keep });
+    this.assembler = new SampleAssembler({
+      topology: plan.topology,
+      procRoot: opts.procRoot,
+      impl: plan.impl,
+      keep: this.target.keep,
+      // the sampler starts after this; samples (and so joins) come after it started
+      joinDumps: (...a) => this.sampler?.joinDumps?.(...a) ?? null,
+      join: opts.join,
+    });
     this.pidReuse = new PidReuse();
   }
 

@@ -72,6 +72,12 @@ export interface TraceOptions {
    * intervals without `serve`, else 0.
    */
   deliverEveryNs?: number;
+  /**
+   * who joins the native sampler's debugfs tables (SampleAssembler's join): 'native' (default,
+   * the addon's join on the sampler's C++ tables) or 'ts' (objects and the TS join; the same
+   * trace, kept for comparison: bench/trace.ts)
+   */
+  join?: 'native' | 'ts';
 }
 
 export interface TraceResult {

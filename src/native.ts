@@ -58,6 +58,12 @@ export interface NativeSamplerOptions {
    * order; stop() hands over what is held first.
    */
   deliverEveryNs?: number;
+  /**
+   * hand JS the words of the debugfs tables (default true); false: `words` is empty in every
+   * debugfs part and samples say wordsOmitted, for a consumer that joins through joinDumps (the
+   * words are most of what is copied into JS per parsed file)
+   */
+  debugfsWords?: boolean;
 }
 
 /**
@@ -161,6 +167,11 @@ export interface NativeSample {
    * when none was read (and whenever same.procs).
    */
   pidStarts?: Float64Array;
+  /**
+   * The sampler was started with debugfsWords: false: the debugfs tables' `words` are empty (the
+   * sampler's joinDumps joins the C++ tables; the JS tables serve the relevance checks and issues)
+   */
+  wordsOmitted?: boolean;
 }
 
 export interface NativeSamplerHandle {

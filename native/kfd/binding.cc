@@ -141,9 +141,9 @@ std::string RootArg(const Napi::CallbackInfo& info, const char* fn) {
 
 // ---------------------------------------------------------------------------------- raw -> JS
 
-Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r) {
+Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r, bool words) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("words", ToU32(env, r.words));
+  o.Set("words", words ? ToU32(env, r.words) : Napi::Uint32Array::New(env, 0));
   o.Set("procs", ToF64(env, r.procs));
   Napi::Array pasids = Napi::Array::New(env, r.pasids.size());
   for (size_t i = 0; i < r.pasids.size(); ++i) pasids.Set(static_cast<uint32_t>(i), r.pasids[i]);
@@ -154,18 +154,18 @@ Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r) {
   return o;
 }
 
-Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r) {
+Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r, bool words) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("words", ToU32(env, r.words));
+  o.Set("words", words ? ToU32(env, r.words) : Napi::Uint32Array::New(env, 0));
   o.Set("nodes", ToF64(env, r.nodes));
   o.Set("slots", ToF64(env, r.slots));
   SetCommon(env, o, r);
   return o;
 }
 
-Napi::Object RlsToJs(Napi::Env env, const RlsRaw& r) {
+Napi::Object RlsToJs(Napi::Env env, const RlsRaw& r, bool words) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("words", ToU32(env, r.words));
+  o.Set("words", words ? ToU32(env, r.words) : Napi::Uint32Array::New(env, 0));
   o.Set("nodes", ToF64(env, r.nodes));
   o.Set("packets", ToF64(env, r.packets));
   SetCommon(env, o, r);

@@ -17,12 +17,16 @@ namespace kfd {
 
 void RegisterBinding(Napi::Env env, Napi::Object exports);
 
-/** MqdsRaw in raw.ts. Call on the JS thread; throws Napi::Error if N-API fails. */
-Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r);
-/** HqdsRaw in raw.ts. */
-Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r);
-/** RlsRaw in raw.ts. */
-Napi::Object RlsToJs(Napi::Env env, const RlsRaw& r);
+/**
+ * MqdsRaw in raw.ts. Call on the JS thread; throws Napi::Error if N-API fails. words = false:
+ * `words` is an empty Uint32Array (a consumer that joins in C++ needs the tables only; the words
+ * are most of the bytes).
+ */
+Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r, bool words = true);
+/** HqdsRaw in raw.ts (words as for MqdsToJs). */
+Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r, bool words = true);
+/** RlsRaw in raw.ts (words as for MqdsToJs). */
+Napi::Object RlsToJs(Napi::Env env, const RlsRaw& r, bool words = true);
 /** ProcsRaw in raw.ts. */
 Napi::Object ProcsToJs(Napi::Env env, const ProcsRaw& p);
 

@@ -151,13 +151,13 @@ class SampleKeys {
   enum Key {
     kSeq, kIntendedNs, kActualNs, kReadNs, kParseNs, kThreadCpuNs, kIoNs, kCpuNs, kWalk, kMissed, kDropped,
     kProcs, kMqds, kHqds, kRls, kChangedWords, kSame, kPidStarts,
-    kProcesses, kProcessesRead, kQueuesRead, kQueuesReused, kCode, kMessage, kCount
+    kProcesses, kProcessesRead, kQueuesRead, kQueuesReused, kCode, kMessage, kWordsOmitted, kCount
   };
   void Init(Napi::Env env) {
     static const char* const kNames[kCount] = {
         "seq", "intendedNs", "actualNs", "readNs", "parseNs", "threadCpuNs", "ioNs", "cpuNs", "walk", "missed", "dropped",
         "procs", "mqds", "hqds", "rls", "changedWords", "same", "pidStarts",
-        "processes", "processesRead", "queuesRead", "queuesReused", "code", "message"};
+        "processes", "processesRead", "queuesRead", "queuesReused", "code", "message", "wordsOmitted"};
     // Node 20 refuses references to strings (napi_create_reference: objects only before N-API
     // 10): the names are held by one array, read back by index
     Napi::Array names = Napi::Array::New(env, kCount);
@@ -215,6 +215,8 @@ struct Ctx {
   // JS thread only
   SampleKeys keys;
   Delivered delivered;
+  /** startSampler's debugfsWords: hand JS the debugfs words (false: empty, wordsOmitted set) */
+  bool debugfs_words = true;
   std::vector<Napi::Promise::Deferred> waiters;
   bool finished = false;
   bool hook_added = false;
@@ -259,7 +261,7 @@ Napi::Object SampleWalkToJs(Napi::Env env, const SampleKeys::Values& keys, const
  * sampler marked same (equal to the one in the last sample taken) is left out and named in
  * `same` instead: converting the tables is most of a sample's cost on the JS thread.
  */
-Napi::Object SampleToJs(Napi::Env env, const SampleKeys::Values& keys, const Sample& s) {
+Napi::Object SampleToJs(Napi::Env env, const SampleKeys::Values& keys, const Sample& s, bool words) {
   auto num = [&](double x) { return Napi::Number::New(env, x); };
   Napi::Object o = Napi::Object::New(env);
   o.Set(keys[K::kSeq], num(static_cast<double>(s.seq)));
@@ -305,9 +307,10 @@ Napi::Object SampleToJs(Napi::Env env, const SampleKeys::Values& keys, const Sam
         changed.Set(keys[name], a);
       }
     };
-    part(K::kMqds, s.mqds, kfd::MqdsToJs);
-    part(K::kHqds, s.hqds, kfd::HqdsToJs);
-    part(K::kRls, s.rls, kfd::RlsToJs);
+    part(K::kMqds, s.mqds, [words](Napi::Env e, const kfd::MqdsRaw& r) { return kfd::MqdsToJs(e, r, words); });
+    part(K::kHqds, s.hqds, [words](Napi::Env e, const kfd::HqdsRaw& r) { return kfd::HqdsToJs(e, r, words); });
+    part(K::kRls, s.rls, [words](Napi::Env e, const kfd::RlsRaw& r) { return kfd::RlsToJs(e, r, words); });
+    if (!words) o.Set(keys[K::kWordsOmitted], Napi::Boolean::New(env, true));
     if (!changed.IsEmpty()) o.Set(keys[K::kChangedWords], changed);
   }
   if (!same.IsEmpty()) o.Set(keys[K::kSame], same);
@@ -315,11 +318,11 @@ Napi::Object SampleToJs(Napi::Env env, const SampleKeys::Values& keys, const Sam
 }
 
 /** One sample to onSample; a conversion or JS exception goes to process 'uncaughtException'. */
-void CallOne(Napi::Env env, Napi::Function on_sample, const SampleKeys::Values& keys, Delivered* delivered, std::unique_ptr<Sample> owned) {
+void CallOne(Napi::Env env, Napi::Function on_sample, const SampleKeys::Values& keys, Delivered* delivered, bool words, std::unique_ptr<Sample> owned) {
   Napi::HandleScope scope(env);
   napi_value arg;
   try {
-    arg = SampleToJs(env, keys, *owned);
+    arg = SampleToJs(env, keys, *owned, words);
   } catch (const Napi::Error& e) {  // N-API failed (e.g. a worker being terminated)
     // a sample that does not reach JS: JS forgets every part it holds (sameFiller), so does this
     *delivered = Delivered{};
@@ -367,7 +370,7 @@ void CallJs(Napi::Env env, Napi::Function on_sample, Ctx* ctx, Batch* batch) {
   // in the order taken, each as its own call (as without batching); the keys read out once
   const SampleKeys::Values keys = ctx->keys.Resolve();
   for (auto& s : owned->samples) {
-    if (s) CallOne(env, on_sample, keys, &ctx->delivered, std::move(s));
+    if (s) CallOne(env, on_sample, keys, &ctx->delivered, ctx->debugfs_words, std::move(s));
   }
 }
 
@@ -507,8 +510,12 @@ Napi::Value StartSamplerJs(const Napi::CallbackInfo& info) {
   const auto deliver_every_ns = static_cast<int64_t>(OptionalInteger(
       env, o, "startSampler", "deliverEveryNs", 0, 60e9, "must be an integer number of ns from 0 (every sample) to 60e9", 0));
 
+  Napi::Value words = o.Get("debugfsWords");
+  if (!words.IsUndefined() && !words.IsBoolean()) BadOption(env, "startSampler", "debugfsWords", "must be a boolean", words);
+
   auto ctx = std::make_shared<Ctx>();
   ctx->keys.Init(env);
+  ctx->debugfs_words = words.IsUndefined() || words.As<Napi::Boolean>().Value();
   ctx->sink.deliver_every_ns = deliver_every_ns;
   ctx->sink.reads_pid_starts = !opts.proc_root.empty();
   ctx->sampler = std::make_unique<Sampler>(std::move(opts), &ctx->sink);

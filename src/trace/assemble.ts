@@ -4,6 +4,7 @@
  * compacts each queue to what the trace records.
  */
 import type { JoinSampleDumps, NativeReadError, NativeSample } from '../native.js';
+import { GpucoloError } from '../errors.js';
 import { buildHqds, buildMqds, buildProcs, buildRls } from '../kfd/build.js';
 import {
   joinFromNativeTables,
@@ -106,6 +107,8 @@ function sameTables(a: Tables | undefined, b: Tables | undefined): boolean {
  * which is `b`: a sample after dropped ones is never compared (assemble()).
  */
 function sameRaw(a: NativeSample, b: NativeSample): boolean {
+  // without words two different table objects cannot be compared: only the very same one is same
+  if (a.wordsOmitted || b.wordsOmitted) return sameWithoutWords(a, b);
   const changed = a.changedWords;
   // a patched table differs from b's in the words named (comparing it whole would only find
   // that, at the cost of two Buffer views and a memcmp per table): the names decide alone
@@ -123,6 +126,18 @@ function sameRaw(a: NativeSample, b: NativeSample): boolean {
     sameTables(a.procs as unknown as Tables, b.procs as unknown as Tables) &&
     sameTables(a.rls as unknown as Tables, b.rls as unknown as Tables)
   );
+}
+
+/**
+ * sameRaw for samples whose debugfs tables came without words: a debugfs part is the same when it
+ * is the very object (the sampler found the same bytes) or patched only in words relevance.ts
+ * clears; any other part parsed again is a change (its words may differ where no table shows it).
+ */
+function sameWithoutWords(a: NativeSample, b: NativeSample): boolean {
+  const changed = a.changedWords;
+  const mqdsSame = a.mqds === b.mqds || (changed?.mqds !== undefined && isMqds(a.mqds) && isMqds(b.mqds) && mqdsChangeIrrelevant(a.mqds, changed.mqds));
+  const hqdsSame = a.hqds === b.hqds || (changed?.hqds !== undefined && isHqds(a.hqds) && isHqds(b.hqds) && hqdsChangeIrrelevant(a.hqds, changed.hqds));
+  return mqdsSame && hqdsSame && a.rls === b.rls && sameTables(a.procs as unknown as Tables, b.procs as unknown as Tables);
 }
 
 /** The proc directory itself could be listed (else the join gets no sysfs view at all). */
@@ -262,8 +277,13 @@ export class SampleAssembler {
     const hqdsRaw = debugfs ? take(raw.hqds, 'hqds') : null;
     const rlsRaw = debugfs ? take(raw.rls, 'rls') : null;
     const sysfsProcs = sysfsReadable(raw) ? procs : null;
+    const native = debugfs ? this.nativeJoin(raw.seq, mqdsRaw, hqdsRaw, rlsRaw, sysfsProcs) : null;
+    if (native === null && debugfs && raw.wordsOmitted) {
+      // tables without words cannot be joined in TS: the sampler must join them (in onSample)
+      throw new GpucoloError(`trace: sample ${raw.seq} came without debugfs words and the sampler did not join it (assembled outside its onSample?)`, { code: 'EINTERNAL' });
+    }
     const joined =
-      (debugfs ? this.nativeJoin(raw.seq, mqdsRaw, hqdsRaw, rlsRaw, sysfsProcs) : null) ??
+      native ??
       joinQueues({
         mqds: mqdsRaw && buildMqds(mqdsRaw, impl),
         // samples need only the slots in use, not the empty ones that make up most of the dump

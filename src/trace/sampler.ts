@@ -63,6 +63,11 @@ export interface SamplerOptions {
    * the JS thread).
    */
   deliverEveryNs?: number;
+  /**
+   * native thread: false = the debugfs tables come without their words (NativeSample.wordsOmitted),
+   * for a consumer that joins through Sampler.joinDumps; the TS sampler ignores it
+   */
+  debugfsWords?: boolean;
 }
 
 export interface Sampler {
@@ -177,6 +182,7 @@ export function startSampler(opts: SamplerOptions, onSample: (s: NativeSample) =
     };
     if (opts.deliverEveryNs) nativeOpts.deliverEveryNs = opts.deliverEveryNs;
     if (opts.procRoot !== undefined) nativeOpts.procRoot = opts.procRoot;
+    if (opts.debugfsWords === false) nativeOpts.debugfsWords = false;
     const h = native.startSampler(
       nativeOpts,
       (s) => {

@@ -238,6 +238,8 @@ export class TraceRun {
           countersEvery: plan.countersEvery,
           procRoot: opts.procRoot,
           deliverEveryNs: this.deliverEveryNs(),
+          // the addon joins the sampler's own tables (SampleAssembler): JS needs no debugfs words
+          debugfsWords: opts.join === 'ts',
         },
         (raw) => this.onSample(raw),
       );

@@ -19,26 +19,16 @@
  *   npm run bench:dispatch -- [--rounds N] [--floor-seconds S] [--seconds S] [--floor-only | --engines-only]
  */
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { listBackends, probeLatency, runDispatch, type DispatchRun } from '../src/dispatch/index.js';
 import { loadNative, type DispatchEngine } from '../src/native.js';
 import { quantileOf, quantiles } from '../src/stats/index.js';
 import { formatLoad, formatSpread, interleaveRuns, metricRatio, metricSpread } from './interleave.js';
+import { ROOT, ensureBuildCc } from './build-cc.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FLOOR = path.join(ROOT, 'build-cc', 'gpucolo_floor');
-
-function ensureFloor(): void {
-  const src = path.join(ROOT, 'native', 'tests', 'floor.cc');
-  if (fs.existsSync(FLOOR) && fs.statSync(FLOOR).mtimeMs >= fs.statSync(src).mtimeMs) return;
-  if (!fs.existsSync(path.join(ROOT, 'build-cc', 'CMakeCache.txt'))) {
-    execFileSync('cmake', ['-S', ROOT, '-B', path.join(ROOT, 'build-cc'), '-DCMAKE_BUILD_TYPE=Release'], { stdio: 'ignore' });
-  }
-  execFileSync('cmake', ['--build', path.join(ROOT, 'build-cc'), '-j2', '--target', 'gpucolo_floor'], { stdio: 'ignore' });
-}
+const ensureFloor = (): string => ensureBuildCc('gpucolo_floor', 'floor.cc');
 
 type FloorMode = 'handoff' | 'loop';
 

@@ -40,17 +40,17 @@
  *     costs tens to hundreds of µs of refilled caches; the "above the floor" rows take the floor of
  *     each round from the tracer's own work of that round.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadNative } from '../src/native.js';
 import { runTrace } from '../src/trace/tracer.js';
 import { jsThreadCpuNs, samplerThreadsCpuNs } from '../src/trace/sampler.js';
 import type { TraceSample } from '../src/trace/schema.js';
 import { formatLoad, formatRatio, formatSpread, interleaveRuns, metricDifference, metricRatio, metricSpread, type InterleavedRuns, type Spread } from './interleave.js';
 import { ChurnTree, startChurnWriter } from './kfd-churn.js';
+import { ROOT, ensureBuildCc } from './build-cc.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -81,17 +81,8 @@ const IMPL_NAME: Record<Impl, string> = {
   'batched-tsjoin': `native thread, batches of ${DELIVER_EVERY_NS / 1e6} ms, TS join`,
   floor: `floor: bare wake-ups (a C thread every interval, a JS timer every ${DELIVER_EVERY_NS / 1e6} ms)`,
 };
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WAKE_FLOOR = path.join(ROOT, 'build-cc', 'gpucolo_wake_floor');
-
-function ensureWakeFloor(): void {
-  const src = path.join(ROOT, 'native', 'tests', 'wake_floor.cc');
-  if (fs.existsSync(WAKE_FLOOR) && fs.statSync(WAKE_FLOOR).mtimeMs >= fs.statSync(src).mtimeMs) return;
-  if (!fs.existsSync(path.join(ROOT, 'build-cc', 'CMakeCache.txt'))) {
-    execFileSync('cmake', ['-S', ROOT, '-B', path.join(ROOT, 'build-cc'), '-DCMAKE_BUILD_TYPE=Release'], { stdio: 'ignore' });
-  }
-  execFileSync('cmake', ['--build', path.join(ROOT, 'build-cc'), '-j2', '--target', 'gpucolo_wake_floor'], { stdio: 'ignore' });
-}
+const ensureWakeFloor = (): string => ensureBuildCc('gpucolo_wake_floor', 'wake_floor.cc');
 
 function tmpfsDir(): string {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();

@@ -584,6 +584,34 @@ Napi::Float64Array PackJoinTables(Napi::Env env, const JoinTables& t, const std:
 }
 
 /**
+ * The sysfs side and qid hints of a join from arguments first .. first+3 (topology, procs,
+ * procQueues, qidHints), checked (CheckJoinSysfs), as `in` with no debugfs tables yet. Not
+ * copyable: `in` points into it.
+ */
+struct JoinArgs {
+  std::vector<double> topology, procs, proc_queues;
+  QidHints hints;
+  bool have_hints = false;
+  JoinInput in;
+
+  JoinArgs(const Napi::CallbackInfo& info, size_t first, const char* fn) {
+    const bool have_topology = OptionalTable(info, first, fn, &topology);
+    const bool have_procs = OptionalTable(info, first + 1, fn, &procs);
+    OptionalTable(info, first + 2, fn, &proc_queues);
+    have_hints = OptionalHints(info, first + 3, fn, &hints);
+    if (have_topology) in.topology = &topology;
+    if (have_procs) {
+      in.procs = &procs;
+      in.proc_queues = &proc_queues;
+    }
+    if (have_hints) in.qid_hints = &hints;
+    if (const char* bad = CheckJoinSysfs(in)) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": " + bad);
+  }
+  JoinArgs(const JoinArgs&) = delete;
+  JoinArgs& operator=(const JoinArgs&) = delete;
+};
+
+/**
  * JoinQueues(in) as NativeJoinTables in src/kfd/join.ts (without the *File entries); with hints,
  * qidHints: those hints with what this join established added.
  */
@@ -614,27 +642,15 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
     InputBytes bytes[3];
     bool have[3];
     for (size_t i = 0; i < 3; ++i) have[i] = OptionalBytes(info, i, "joinKfdDumps", &bytes[i]);
-    std::vector<double> topology, procs, proc_queues;
-    const bool have_topology = OptionalTable(info, 3, "joinKfdDumps", &topology);
-    const bool have_procs = OptionalTable(info, 4, "joinKfdDumps", &procs);
-    OptionalTable(info, 5, "joinKfdDumps", &proc_queues);
-    QidHints hints;
-    const bool have_hints = OptionalHints(info, 6, "joinKfdDumps", &hints);
+    JoinArgs args(info, 3, "joinKfdDumps");
+    JoinInput& in = args.in;
     MqdsRaw mqds;
     HqdsRaw hqds;
     RlsRaw rls;
-    JoinInput in;
-    if (have_topology) in.topology = &topology;
-    if (have_procs) {
-      in.procs = &procs;
-      in.proc_queues = &proc_queues;
-    }
-    if (have_hints) in.qid_hints = &hints;
-    if (const char* bad = CheckJoinSysfs(in)) throw Napi::RangeError::New(env, std::string("joinKfdDumps: ") + bad);
     if (have[0]) in.mqds = &(mqds = ParseMqds(bytes[0].data, bytes[0].len));
     if (have[1]) in.hqds = &(hqds = ParseHqds(bytes[1].data, bytes[1].len));
     if (have[2]) in.rls = &(rls = ParseRls(bytes[2].data, bytes[2].len));
-    Napi::Object o = JoinToJs(env, in, have_hints ? &hints : nullptr);
+    Napi::Object o = JoinToJs(env, in, args.have_hints ? &args.hints : nullptr);
     o.Set("mqdsFile", have[0] ? Napi::Value(CommonToJs(env, mqds)) : env.Null());
     o.Set("hqdsFile", have[1] ? Napi::Value(CommonToJs(env, hqds)) : env.Null());
     o.Set("rlsFile", have[2] ? Napi::Value(CommonToJs(env, rls)) : env.Null());
@@ -645,26 +661,12 @@ Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object JoinArgsToJs(const Napi::CallbackInfo& info, size_t first, const char* fn, const MqdsRaw* mqds, const HqdsRaw* hqds, const RlsRaw* rls) {
-  Napi::Env env = info.Env();
-  std::vector<double> topology, procs, proc_queues;
-  const bool have_topology = OptionalTable(info, first, fn, &topology);
-  const bool have_procs = OptionalTable(info, first + 1, fn, &procs);
-  OptionalTable(info, first + 2, fn, &proc_queues);
-  QidHints hints;
-  const bool have_hints = OptionalHints(info, first + 3, fn, &hints);
-  JoinInput in;
-  if (have_topology) in.topology = &topology;
-  if (have_procs) {
-    in.procs = &procs;
-    in.proc_queues = &proc_queues;
-  }
-  if (have_hints) in.qid_hints = &hints;
-  if (const char* bad = CheckJoinSysfs(in)) throw Napi::RangeError::New(env, std::string(fn) + ": " + bad);
-  in.mqds = mqds;
-  in.hqds = hqds;
-  in.rls = rls;
+  JoinArgs args(info, first, fn);
+  args.in.mqds = mqds;
+  args.in.hqds = hqds;
+  args.in.rls = rls;
   // the hints are used, not handed back: a trace learns from the joined queues itself
-  return JoinToJs(env, in, nullptr);
+  return JoinToJs(info.Env(), args.in, nullptr);
 }
 
 namespace {

@@ -198,20 +198,31 @@ export function metricSpread<M extends Metrics>(run: InterleavedRuns<M>, name: s
 }
 
 /**
+ * Per round: combine(figure of `num`, figure of `den`) from the runs of that round, and the spread
+ * of the results; rounds where either figure is missing or NaN, or combine gives null, are left
+ * out; null if no round is left.
+ */
+function perRound<M extends Metrics>(run: InterleavedRuns<M>, num: string, numMetric: keyof M & string, den: string, denMetric: keyof M & string, combine: (x: number, y: number) => number | null): Spread | null {
+  const a = runsOf(run, num);
+  const b = runsOf(run, den);
+  const values: number[] = [];
+  for (let r = 0; r < a.length; r++) {
+    const x: unknown = a[r][numMetric];
+    const y: unknown = b[r][denMetric];
+    if (typeof x !== 'number' || typeof y !== 'number' || Number.isNaN(x) || Number.isNaN(y)) continue;
+    const v = combine(x, y);
+    if (v !== null) values.push(v);
+  }
+  return values.length ? spread(values) : null;
+}
+
+/**
  * Per round: figure of `num` / figure of `den` in that round (what the round measured, both runs
  * side by side), and the spread of those ratios; rounds where either is missing, NaN, or the
  * denominator is 0 are left out; null if no round is left.
  */
 export function metricRatio<M extends Metrics>(run: InterleavedRuns<M>, metric: keyof M & string, num: string, den: string): Spread | null {
-  const a = runsOf(run, num);
-  const b = runsOf(run, den);
-  const values: number[] = [];
-  for (let r = 0; r < a.length; r++) {
-    const x: unknown = a[r][metric];
-    const y: unknown = b[r][metric];
-    if (typeof x === 'number' && typeof y === 'number' && !Number.isNaN(x) && !Number.isNaN(y) && y !== 0) values.push(x / y);
-  }
-  return values.length ? spread(values) : null;
+  return perRound(run, num, metric, den, metric, (x, y) => (y === 0 ? null : x / y));
 }
 
 /**
@@ -220,15 +231,7 @@ export function metricRatio<M extends Metrics>(run: InterleavedRuns<M>, metric: 
  * differences; rounds where either is missing or NaN are left out; null if no round is left.
  */
 export function metricDifference<M extends Metrics>(run: InterleavedRuns<M>, metric: keyof M & string, num: string, den: string, denMetric: keyof M & string = metric): Spread | null {
-  const a = runsOf(run, num);
-  const b = runsOf(run, den);
-  const values: number[] = [];
-  for (let r = 0; r < a.length; r++) {
-    const x: unknown = a[r][metric];
-    const y: unknown = b[r][denMetric];
-    if (typeof x === 'number' && typeof y === 'number' && !Number.isNaN(x) && !Number.isNaN(y)) values.push(x - y);
-  }
-  return values.length ? spread(values) : null;
+  return perRound(run, num, metric, den, denMetric, (x, y) => x - y);
 }
 
 /** "load 1.9-3.4" over the rounds of a run (1-minute load average at the end of each round). */

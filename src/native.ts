@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HqdsRaw, MqdsRaw, ProcsRaw, RlsRaw, TopologyRaw } from './kfd/raw.js';
-import type { NativeJoinedTables, NativeJoinTables, QidHintRow } from './kfd/join.js';
+import type { NativeJoinedTables, NativeJoinTables, PackedQidHints } from './kfd/join.js';
 import type { EngineMechanism } from './mechanisms.js';
 import { GpucoloError } from './errors.js';
 
@@ -199,7 +199,7 @@ export type JoinSampleDumps = (
   topology: Float64Array | null,
   procs: Float64Array | null,
   procQueues: Float64Array | null,
-  qidHints: QidHintRow[] | null,
+  qidHints: PackedQidHints | null,
 ) => NativeJoinedTables | null;
 
 /** One stream of a dispatch measurement (native/dispatch/engine.h StreamSpec). */
@@ -426,8 +426,8 @@ export interface NativeBinding {
     topology: Float64Array | null,
     procs: Float64Array | null,
     procQueues: Float64Array | null,
-    /** a trace's qid hints (src/kfd/join.ts qidHintRows); the result then has qidHints */
-    qidHints?: QidHintRow[] | null,
+    /** a trace's qid hints (src/kfd/join.ts packQidHints); the result then has qidHints */
+    qidHints?: PackedQidHints | null,
   ): NativeJoinTables;
   /** every flat table's column names in row order (native/kfd/columns.h; twin of src/kfd/columns.ts). Optional: older addons lack it */
   kfdTableColumns?(): Record<string, string[]>;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readKfdProcs, readTopology } from '../src/index.js';
-import { debugfsIdentity, learnQidHints, nativeJoinSysfs, qidHintRows, type QidHintRow } from '../src/kfd/join.js';
+import { debugfsIdentity, learnQidHints, nativeJoinSysfs, packQidHints, unpackQidHints, type PackedQidHints } from '../src/kfd/join.js';
 import { joinDumps, type DumpFiles, type JoinDumpsOptions } from '../src/kfd/snapshot.js';
 import type { KfdProcs, Topology } from '../src/kfd/types.js';
 import { loadNative } from '../src/native.js';
@@ -24,7 +24,6 @@ const TOPOLOGY = readTopology({ sysfsRoot: SYSFS, impl: 'ts' });
 const PROCS = readKfdProcs({ sysfsRoot: SYSFS, impl: 'ts' });
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 
-const sorted = (rows: QidHintRow[]): QidHintRow[] => [...rows].sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
 const copy = (h: Hints): Hints => new Map([...h].map(([pid, m]) => [pid, new Map(m)]));
 
 /** What the TS join learns from `dumps` with `hints`, and what the addon says it learns: equal. */
@@ -33,8 +32,9 @@ function expectSameLearning(dumps: DumpFiles, sys: { topology: Topology | null; 
   const learned = copy(hints);
   learnQidHints(t.joined, learned);
   const s = nativeJoinSysfs(sys.topology, sys.procs);
-  const r = loadNative()!.joinKfdDumps!(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, s.topology, s.procs, s.procQueues, qidHintRows(hints));
-  expect(r.qidHints).toEqual(sorted(qidHintRows(learned)));
+  const r = loadNative()!.joinKfdDumps!(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, s.topology, s.procs, s.procQueues, packQidHints(hints));
+  // through packQidHints both: a pid with no hints left is no row
+  expect(unpackQidHints(r.qidHints!)).toEqual(unpackQidHints(packQidHints(learned)));
   return learned;
 }
 
@@ -117,13 +117,31 @@ describe.skipIf(!nativeLoaded)('qid hints: native join = TS join', () => {
     }
   });
 
-  it('the addon refuses hints that are not [pid, identity, qid] rows', () => {
+  it('packed hints: the addon reads and writes them as packQidHints does, and refuses malformed ones', () => {
+    const hints: Hints = new Map([
+      [7, new Map([['mqd:0x1000', 3], ['ring:0x7f0000000000', 1]])],
+      [9, new Map([['unknown:12', 0]])],
+    ]);
+    expect(unpackQidHints(packQidHints(hints))).toEqual(hints);
     const join = loadNative()!.joinKfdDumps!;
-    for (const bad of [{}, [[1, 'mqd:0x1']], [[1, 2, 3]], [['1', 'mqd:0x1', 3]], [null]] as unknown[]) {
-      expect(() => join(null, null, null, null, null, null, bad as QidHintRow[])).toThrow(/argument 7 must be an array of \[pid, identity, qid\]/);
+    // nothing joined: the hints come back as they went in (packed, sorted by pid, then identity)
+    const back = join(null, null, null, null, null, null, packQidHints(hints)).qidHints!;
+    expect(unpackQidHints(back)).toEqual(hints);
+    expect(back.identities).toBe('mqd:0x1000\nring:0x7f0000000000\nunknown:12\n');
+    const bad: [unknown, RegExp][] = [
+      [[], /not an object/],
+      [{ rows: [7, 3], identities: 'mqd:0x1\n' }, /rows is not a Float64Array/],
+      [{ rows: new Float64Array([7, 3]), identities: 5 }, /identities is not a string/],
+      [{ rows: new Float64Array([7]), identities: 'mqd:0x1\n' }, /rows is not \(pid, qid\) pairs/],
+      [{ rows: new Float64Array([7, 3, 8, 1]), identities: 'mqd:0x1\n' }, /fewer identities than rows/],
+      [{ rows: new Float64Array([7, 3]), identities: 'mqd:0x1\nmqd:0x2\n' }, /more identities than rows/],
+    ];
+    for (const [b, why] of bad) {
+      expect(() => join(null, null, null, null, null, null, b as PackedQidHints)).toThrow(/argument 7 must be packed qid hints \{rows, identities\} or null/);
+      expect(() => join(null, null, null, null, null, null, b as PackedQidHints)).toThrow(why);
     }
-    // no hints: no qidHints in the result; empty hints: an empty list back
+    // no hints: no qidHints in the result; empty hints: empty ones back
     expect(join(null, null, null, null, null, null).qidHints).toBeUndefined();
-    expect(join(null, null, null, null, null, null, []).qidHints).toEqual([]);
+    expect(unpackQidHints(join(null, null, null, null, null, null, packQidHints(new Map())).qidHints!)).toEqual(new Map());
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The trace's join of native samples in C++ (SampleAssembler with the sampler's joinDumps: the
  * tables the sampling thread parsed, joined in onSample) against the TS join of the same samples
- * (join 'ts': objects, joinQueues): the same trace samples, record for record, over recorded sequences of a churning
+ * (no joinDumps, as TraceOptions.join 'ts': objects, joinQueues): the same trace samples, record for record, over recorded sequences of a churning
  * tree (queues and slots coming and going, pointers moving, files cut or unreadable in between),
  * the qid history of each join carried into the next.
  */
@@ -98,7 +98,8 @@ describe.skipIf(!nativeLoaded)('the trace joins native samples in C++: the same 
         return r;
       };
       const native = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native', joinDumps });
-      const ts = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native', joinDumps, join: 'ts' });
+      // no joinDumps: objects and the TS join, as TraceOptions.join 'ts' runs it
+      const ts = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native' });
       // as gpucolo trace runs it: the sampler hands over tables without words
       const noWords = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native', joinDumps });
       const stripWords = withoutWords(new WeakMap());

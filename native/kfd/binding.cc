@@ -504,46 +504,61 @@ bool OptionalTable(const Napi::CallbackInfo& info, size_t i, const char* fn, std
 }
 
 /**
- * Argument i as qid hints: an array of [pid, identity, qid] (src/kfd/join.ts qidHintRows), or
- * false when it is null/undefined.
+ * Argument i as qid hints, packed so that any number of them crosses in two values (src/kfd/join.ts
+ * packQidHints): { rows: Float64Array of (pid, qid) pairs, identities: one string holding each
+ * hint's debugfs identity followed by '\n', in row order }; false when null/undefined.
  */
 bool OptionalHints(const Napi::CallbackInfo& info, size_t i, const char* fn, QidHints* out) {
   if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) return false;
-  auto bad = [&]() {
-    return Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i + 1) + " must be an array of [pid, identity, qid] or null");
+  auto bad = [&](const char* why) {
+    return Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i + 1) + " must be packed qid hints {rows, identities} or null (" + why + ")");
   };
-  if (!info[i].IsArray()) throw bad();
-  const Napi::Array rows = info[i].As<Napi::Array>();
-  for (uint32_t r = 0; r < rows.Length(); ++r) {
-    const Napi::Value row = rows.Get(r);
-    if (!row.IsArray() || row.As<Napi::Array>().Length() != 3) throw bad();
-    const Napi::Array t = row.As<Napi::Array>();
-    const Napi::Value pid = t.Get(0u), identity = t.Get(1u), qid = t.Get(2u);
-    if (!pid.IsNumber() || !identity.IsString() || !qid.IsNumber()) throw bad();
-    (*out)[pid.As<Napi::Number>().DoubleValue()][identity.As<Napi::String>().Utf8Value()] = qid.As<Napi::Number>().DoubleValue();
+  if (!info[i].IsObject() || info[i].IsArray()) throw bad("not an object");
+  const Napi::Object o = info[i].As<Napi::Object>();
+  const Napi::Value rows = o.Get("rows");
+  const Napi::Value ids = o.Get("identities");
+  if (!rows.IsTypedArray() || rows.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw bad("rows is not a Float64Array");
+  if (!ids.IsString()) throw bad("identities is not a string");
+  const Napi::Float64Array r = rows.As<Napi::Float64Array>();
+  if (r.ElementLength() % 2 != 0) throw bad("rows is not (pid, qid) pairs");
+  const std::string text = ids.As<Napi::String>().Utf8Value();
+  size_t at = 0;
+  for (size_t k = 0; k < r.ElementLength(); k += 2) {
+    const size_t end = text.find('\n', at);
+    if (end == std::string::npos) throw bad("fewer identities than rows");
+    (*out)[r[k]][text.substr(at, end - at)] = r[k + 1];
+    at = end + 1;
   }
+  if (at != text.size()) throw bad("more identities than rows");
   return true;
 }
 
-/** [pid, identity, qid] rows of hints, by pid, then identity (a stable order for tests and callers). */
-Napi::Array HintsToJs(Napi::Env env, const QidHints& hints) {
+/** Hints packed as OptionalHints takes them, by pid, then identity (a stable order for tests and callers). */
+Napi::Object HintsToJs(Napi::Env env, const QidHints& hints) {
   std::vector<std::pair<double, const std::unordered_map<std::string, double>*>> pids;
-  for (const auto& [pid, m] : hints) pids.emplace_back(pid, &m);
+  size_t n = 0;
+  for (const auto& [pid, m] : hints) {
+    pids.emplace_back(pid, &m);
+    n += m.size();
+  }
   std::sort(pids.begin(), pids.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  Napi::Array out = Napi::Array::New(env);
-  uint32_t n = 0;
+  Napi::Float64Array rows = Napi::Float64Array::New(env, 2 * n);
+  std::string identities;
+  size_t k = 0;
   for (const auto& [pid, m] : pids) {
     std::vector<std::pair<std::string, double>> ids(m->begin(), m->end());
     std::sort(ids.begin(), ids.end());
     for (const auto& [identity, qid] : ids) {
-      Napi::Array row = Napi::Array::New(env, 3);
-      row.Set(0u, Napi::Number::New(env, pid));
-      row.Set(1u, Napi::String::New(env, identity));
-      row.Set(2u, Napi::Number::New(env, qid));
-      out.Set(n++, row);
+      rows[k++] = pid;
+      rows[k++] = qid;
+      identities += identity;
+      identities += '\n';
     }
   }
-  return out;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rows", rows);
+  o.Set("identities", Napi::String::New(env, identities));
+  return o;
 }
 
 /** issues, suppressed, lines of one parsed file (what a snapshot keeps of it). */
@@ -634,8 +649,8 @@ Napi::Object JoinToJs(Napi::Env env, const JoinInput& in, QidHints* hints) {
 
 // joinKfdDumps(mqds, hqds, rls, topology, procs, procQueues, qidHints?): the three debugfs files
 // parsed and joined in one call (src/kfd/join.ts joinDumps); every argument may be null (not
-// read). With qidHints ([pid, identity, qid] rows) the join uses them ('history') and the result's
-// qidHints holds them with what this join established added (LearnQidHints).
+// read). With qidHints (packed: OptionalHints) the join uses them ('history') and the result's
+// qidHints holds them with what this join established added (LearnQidHints), packed the same way.
 Napi::Value JoinKfdDumpsJs(const Napi::CallbackInfo& info) {
   return Guarded(info, "joinKfdDumps", [&]() -> Napi::Value {
     Napi::Env env = info.Env();

@@ -33,7 +33,7 @@ Napi::Object ProcsToJs(Napi::Env env, const ProcsRaw& p);
 /**
  * The join (join.h) of tables already parsed, with the sysfs side and qid hints taken from the
  * arguments first .. first+3 of info (topology, procs, procQueues: Float64Array or null; qidHints:
- * [pid, identity, qid] rows or null), as joinKfdDumps takes them; the result as joinKfdDumps
+ * packed {rows, identities} or null), as joinKfdDumps takes them; the result as joinKfdDumps
  * gives it, without the *File entries and without qidHints (the hints are used, not handed
  * back). Throws TypeError/RangeError on bad arguments.
  */

@@ -18,8 +18,8 @@
  *    kernels: `PASID 0x8001` is MAP_PROCESS pasid 32769; current ones print the pid there) or
  *    sysfs `pasid` is not 0; else through the queues it maps.
  *
- * native/kfd/join.cc is this join in C++ on the parsers' raw tables (all but qidHints, which only
- * a trace has): snapshot() on the native path parses and joins in one addon call and builds
+ * native/kfd/join.cc is this join in C++ on the parsers' raw tables (qidHints included, packed:
+ * packQidHints): snapshot() on the native path parses and joins in one addon call and builds
  * objects only for the result (joinFromNativeTables below). A rule changed here is changed there;
  * test/kfd-snapshot-native*.test.ts hold the two to the same result.
  *
@@ -859,7 +859,7 @@ function nodesMissingFromHqds(ns: NodeState): void {
 }
 
 // ------------------------------------------------------------------------ native join tables
-// native/kfd/join.cc runs the join above (without qidHints) on the parser's raw tables and hands
+// native/kfd/join.cc runs the join above (qidHints included) on the parser's raw tables and hands
 // back these tables, one N-API call for a whole snapshot; -1 is null in every nullable column.
 // Column layouts: the join* tables of src/kfd/columns.ts (native/kfd/columns.h), changed together
 // with this decoder.
@@ -898,8 +898,8 @@ export interface NativeJoinedTables {
   tables: Float64Array;
   runlistEngines: string[];
   warnings: string[];
-  /** with qidHints given: those hints with what this join established added (learnQidHints) */
-  qidHints?: QidHintRow[];
+  /** joinKfdDumps with qidHints given: those hints with what this join established added (learnQidHints) */
+  qidHints?: PackedQidHints;
 }
 
 /** The result of joinKfdDumps: the joined tables and what each file's parse found. */
@@ -911,19 +911,47 @@ export interface NativeJoinTables extends NativeJoinedTables {
 }
 
 
-/** One qid hint as the addon takes and gives them: pid, debugfsIdentity, qid. */
-export type QidHintRow = [pid: number, identity: string, qid: number];
+/**
+ * Qid hints as the addon takes and gives them: all of them in two values, not one N-API crossing
+ * per hint (a trace hands them over with every join). rows: (pid, qid) pairs; identities: each
+ * hint's debugfsIdentity followed by '\n', in row order (an identity never holds a newline).
+ */
+export interface PackedQidHints {
+  rows: Float64Array;
+  identities: string;
+}
 
-/** The hints of a trace as rows for the addon. */
-export function qidHintRows(hints: Map<number, Map<string, number>>): QidHintRow[] {
-  const rows: QidHintRow[] = [];
-  for (const [pid, m] of hints) for (const [identity, qid] of m) rows.push([pid, identity, qid]);
-  return rows;
+export function packQidHints(hints: Map<number, Map<string, number>>): PackedQidHints {
+  let n = 0;
+  for (const m of hints.values()) n += m.size;
+  const rows = new Float64Array(2 * n);
+  let identities = '';
+  let k = 0;
+  for (const [pid, m] of hints) {
+    for (const [identity, qid] of m) {
+      rows[k++] = pid;
+      rows[k++] = qid;
+      identities += `${identity}\n`;
+    }
+  }
+  return { rows, identities };
+}
+
+export function unpackQidHints(p: PackedQidHints): Map<number, Map<string, number>> {
+  const hints = new Map<number, Map<string, number>>();
+  const ids = p.identities.split('\n');
+  for (let k = 0; k < p.rows.length; k += 2) {
+    let m = hints.get(p.rows[k]);
+    if (!m) hints.set(p.rows[k], (m = new Map()));
+    m.set(ids[k / 2], p.rows[k + 1]);
+  }
+  return hints;
 }
 
 /**
  * What a join established, added to `hints`: every queue with a qid and a debugfs side, under its
- * pid and debugfs identity (LearnQidHints in native/kfd/join.cc does the same on the addon's tables).
+ * pid and debugfs identity (LearnQidHints in native/kfd/join.cc does the same on the addon's
+ * tables).
  */
 export function learnQidHints(joined: Pick<JoinResult, 'processes'>, hints: Map<number, Map<string, number>>): void {
   for (const p of joined.processes) {
@@ -1106,7 +1134,7 @@ function nativeUnmatchedHqd(u: Float64Array, r: number): UnmatchedHqd {
 }
 
 /**
- * The JoinResult of the addon's tables: what joinQueues gives for the same input (no qidHints).
+ * The JoinResult of the addon's tables: what joinQueues gives for the same input.
  * The objects are built here, from a few rows per queue; the addon built none per HQD slot.
  */
 export function joinFromNativeTables(

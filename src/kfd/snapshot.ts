@@ -8,7 +8,7 @@ import { loadNative, pickImpl, type Impl } from '../native.js';
 import { errnoCode, readHint } from '../errors.js';
 import { issueCodeText, readInputFile } from '../input-file.js';
 import { VERSION } from '../version.js';
-import { joinFromNativeTables, joinQueues, nativeJoinSysfs, qidHintRows, unpackJoinTables, type JoinResult } from './join.js';
+import { joinFromNativeTables, joinQueues, nativeJoinSysfs, packQidHints, unpackJoinTables, type JoinResult } from './join.js';
 import { parseHqds, parseMqds, parseRls, readKfdProcs, readTopology } from './parse.js';
 import { namespacePid, readProcStatus, type ProcStatus } from '../procfs.js';
 import { KFD_PROC, KFD_TOPOLOGY_NODES, topLevelFailure, underRoot } from './sysfs-reader.js';
@@ -281,9 +281,8 @@ export function joinDumps(dumps: DumpFiles, opts: JoinDumpsOptions = {}): Joined
   const native = impl === 'native' ? loadNative() : null;
   if (native?.joinKfdDumps) {
     const sys = nativeJoinSysfs(opts.topology, opts.procs);
-    const r = opts.qidHints
-      ? native.joinKfdDumps(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, sys.topology, sys.procs, sys.procQueues, qidHintRows(opts.qidHints))
-      : native.joinKfdDumps(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, sys.topology, sys.procs, sys.procQueues);
+    const hints = opts.qidHints ? packQidHints(opts.qidHints) : null;
+    const r = native.joinKfdDumps(dumps.mqds ?? null, dumps.hqds ?? null, dumps.rls ?? null, sys.topology, sys.procs, sys.procQueues, hints);
     const t = unpackJoinTables(r);
     return {
       parsed: { mqds: r.mqdsFile, hqds: r.hqdsFile, rls: r.rlsFile },

@@ -11,7 +11,7 @@ import {
   joinQueues,
   learnQidHints,
   nativeJoinSysfs,
-  qidHintRows,
+  packQidHints,
   unpackJoinTables,
   type JoinResult,
   type SnapshotProcess,
@@ -33,12 +33,11 @@ export interface AssembleContext {
   keep?: (pid: number) => boolean;
   /**
    * The native sampler's join of the sample in onSample now (Sampler.joinDumps): the trace's
-   * join runs in C++ on the tables the sampling thread parsed. Without it (the TS sampler), with
-   * `join: 'ts'`, or when it declines (not the sample in onSample), objects and joinQueues; both
-   * give the same trace (test/trace-native-join.test.ts).
+   * join runs in C++ on the tables the sampling thread parsed. Without it (the TS sampler,
+   * TraceOptions.join 'ts'), or when it declines (not the sample in onSample), objects and
+   * joinQueues; both give the same trace (test/trace-native-join.test.ts).
    */
   joinDumps?: JoinSampleDumps;
-  join?: 'native' | 'ts';
 }
 
 function isReadError(x: unknown): x is NativeReadError {
@@ -107,37 +106,15 @@ function sameTables(a: Tables | undefined, b: Tables | undefined): boolean {
  * which is `b`: a sample after dropped ones is never compared (assemble()).
  */
 function sameRaw(a: NativeSample, b: NativeSample): boolean {
-  // without words two different table objects cannot be compared: only the very same one is same
-  if (a.wordsOmitted || b.wordsOmitted) return sameWithoutWords(a, b);
   const changed = a.changedWords;
+  // tables without words (wordsOmitted) cannot be compared: only the very same part (the sampler
+  // found the same bytes) is the same; a part parsed again may differ where no table shows it
+  const whole = a.wordsOmitted || b.wordsOmitted ? (x: unknown, y: unknown) => x === y : (x: unknown, y: unknown) => sameTables(x as Tables, y as Tables);
   // a patched table differs from b's in the words named (comparing it whole would only find
   // that, at the cost of two Buffer views and a memcmp per table): the names decide alone
-  const mqdsSame =
-    changed?.mqds !== undefined
-      ? isMqds(a.mqds) && isMqds(b.mqds) && mqdsChangeIrrelevant(a.mqds, changed.mqds)
-      : sameTables(a.mqds as unknown as Tables, b.mqds as unknown as Tables);
-  const hqdsSame =
-    changed?.hqds !== undefined
-      ? isHqds(a.hqds) && isHqds(b.hqds) && hqdsChangeIrrelevant(a.hqds, changed.hqds)
-      : sameTables(a.hqds as unknown as Tables, b.hqds as unknown as Tables);
-  return (
-    mqdsSame &&
-    hqdsSame &&
-    sameTables(a.procs as unknown as Tables, b.procs as unknown as Tables) &&
-    sameTables(a.rls as unknown as Tables, b.rls as unknown as Tables)
-  );
-}
-
-/**
- * sameRaw for samples whose debugfs tables came without words: a debugfs part is the same when it
- * is the very object (the sampler found the same bytes) or patched only in words relevance.ts
- * clears; any other part parsed again is a change (its words may differ where no table shows it).
- */
-function sameWithoutWords(a: NativeSample, b: NativeSample): boolean {
-  const changed = a.changedWords;
-  const mqdsSame = a.mqds === b.mqds || (changed?.mqds !== undefined && isMqds(a.mqds) && isMqds(b.mqds) && mqdsChangeIrrelevant(a.mqds, changed.mqds));
-  const hqdsSame = a.hqds === b.hqds || (changed?.hqds !== undefined && isHqds(a.hqds) && isHqds(b.hqds) && hqdsChangeIrrelevant(a.hqds, changed.hqds));
-  return mqdsSame && hqdsSame && a.rls === b.rls && sameTables(a.procs as unknown as Tables, b.procs as unknown as Tables);
+  const mqdsSame = changed?.mqds !== undefined ? isMqds(a.mqds) && isMqds(b.mqds) && mqdsChangeIrrelevant(a.mqds, changed.mqds) : whole(a.mqds, b.mqds);
+  const hqdsSame = changed?.hqds !== undefined ? isHqds(a.hqds) && isHqds(b.hqds) && hqdsChangeIrrelevant(a.hqds, changed.hqds) : whole(a.hqds, b.hqds);
+  return mqdsSame && hqdsSame && sameTables(a.procs as unknown as Tables, b.procs as unknown as Tables) && whole(a.rls, b.rls);
 }
 
 /** The proc directory itself could be listed (else the join gets no sysfs view at all). */
@@ -238,21 +215,17 @@ export class SampleAssembler {
     return { pid: p.pid, nsPid: namespacePid(st), queues: uniqueKeys(p.queues.map((q) => compactQueue(p.pid, q, hqdsRead))) };
   }
 
-  /** the topology as the addon's join takes it (it does not change during a trace) */
-  private topologyTable: Float64Array | null | undefined;
-
   /**
    * The native sampler's join of sample `seq` (the parts given: its readable ones; no objects per
-   * MQD block or HQD slot), or null where the TS join runs: no ctx.joinDumps, ctx.join 'ts', or
-   * the sampler declined (seq is not the sample in its onSample).
+   * MQD block or HQD slot), or null where the TS join runs: no ctx.joinDumps, or the sampler
+   * declined (seq is not the sample in its onSample).
    */
   private nativeJoin(seq: number, mqds: MqdsRaw | null, hqds: HqdsRaw | null, rls: RlsRaw | null, procs: KfdProcs | null): JoinResult | null {
     const join = this.ctx.joinDumps;
-    if (!join || this.ctx.join === 'ts') return null;
+    if (!join) return null;
     const sys = nativeJoinSysfs(this.ctx.topology, procs);
-    if (this.topologyTable === undefined) this.topologyTable = sys.topology;
-    const hints = this.qidHints.size ? qidHintRows(this.qidHints) : null;
-    const r = join(seq, mqds !== null, hqds !== null, rls !== null, this.topologyTable, sys.procs, sys.procQueues, hints);
+    const hints = this.qidHints.size ? packQidHints(this.qidHints) : null;
+    const r = join(seq, mqds !== null, hqds !== null, rls !== null, sys.topology, sys.procs, sys.procQueues, hints);
     return r && joinFromNativeTables(unpackJoinTables(r), sys, {});
   }
 

@@ -168,9 +168,9 @@ export class TraceRun {
       procRoot: opts.procRoot,
       impl: plan.impl,
       keep: this.target.keep,
-      // the sampler starts after this; samples (and so joins) come after it started
-      joinDumps: (...a) => this.sampler?.joinDumps?.(...a) ?? null,
-      join: opts.join,
+      // the sampler starts after this; samples (and so joins) come after it started.
+      // join 'ts': no native join (and the sampler keeps the words the TS join reads)
+      joinDumps: opts.join === 'ts' ? undefined : (...a) => this.sampler?.joinDumps?.(...a) ?? null,
     });
     this.pidReuse = new PidReuse();
   }

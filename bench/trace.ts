@@ -39,6 +39,11 @@
  *     tracer's JS thread wakes (the "JS thread" cell). On a small VM a wake-up after a long sleep
  *     costs tens to hundreds of µs of refilled caches; the "above the floor" rows take the floor of
  *     each round from the tracer's own work of that round.
+ *
+ *  verdicts (changing and pointers trees): each sampler's own work against issue 19's budget at
+ *     its interval (< 0.5% of one core at 100 ms, < 3% at 10 ms): met in every round, met at the
+ *     median, not met, or no verdict where the floor of the same rounds takes a fifth of the
+ *     budget or the host is loaded beyond the bench (bench/cpu-verdict.ts).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -51,6 +56,7 @@ import type { TraceSample } from '../src/trace/schema.js';
 import { formatLoad, formatRatio, formatSpread, interleaveRuns, metricDifference, metricRatio, metricSpread, type InterleavedRuns, type Spread } from './interleave.js';
 import { ChurnTree, startChurnWriter } from './kfd-churn.js';
 import { ROOT, ensureBuildCc } from './build-cc.js';
+import { cpuVerdict } from './cpu-verdict.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -81,6 +87,8 @@ const IMPL_NAME: Record<Impl, string> = {
   'batched-tsjoin': `native thread, batches of ${DELIVER_EVERY_NS / 1e6} ms, TS join`,
   floor: `floor: bare wake-ups (a C thread every interval, a JS timer every ${DELIVER_EVERY_NS / 1e6} ms)`,
 };
+/** issue 19's budgets for the tracer's own work (CPU - fs calls) with content changing every sample, % of one core */
+const OWN_WORK_BUDGET_PCT: Record<number, number> = { 100: 0.5, 10: 3 };
 const WAKE_FLOOR = path.join(ROOT, 'build-cc', 'gpucolo_wake_floor');
 const ensureWakeFloor = (): string => ensureBuildCc('gpucolo_wake_floor', 'wake_floor.cc');
 
@@ -277,6 +285,7 @@ async function tracer(): Promise<void> {
     const loads: number[] = [];
     const writerNotes: string[] = [];
     const aboveFloor: string[] = [];
+    const verdicts: string[] = [];
     try {
       for (const ms of INTERVALS_MS) {
         const intervalNs = ms * 1e6;
@@ -316,6 +325,16 @@ async function tracer(): Promise<void> {
             aboveFloor.push(`| ${ms} ms, ${IMPL_NAME[impl]} | ${d('ownPct', 'gpucoloPct')} | ${d('samplerPct')} | ${d('jsPct')} |`);
           }
         }
+        const budget = OWN_WORK_BUDGET_PCT[ms];
+        if (changing && budget !== undefined) {
+          const floor = IMPLS.includes('floor') ? metricSpread(run, 'floor', 'gpucoloPct') : null;
+          for (const impl of COMPARED) {
+            const own = metricSpread(run, impl, 'ownPct');
+            if (!own) continue;
+            const v = cpuVerdict({ own, floor, budgetPct: budget, load: run.load, cores: os.cpus().length });
+            verdicts.push(`| ${ms} ms, ${IMPL_NAME[impl]} | ${cell(own, pc)} | ${cell(floor, pc)} | < ${pc(budget)} | **${v.verdict}**: ${v.why} |`);
+          }
+        }
         if (changing) {
           const steps = metricSpread(run, BASE, 'writerSteps');
           const wcpu = metricSpread(run, BASE, 'writerCpuPct');
@@ -342,6 +361,12 @@ async function tracer(): Promise<void> {
     if (aboveFloor.length) {
       console.log(`\n| interval, sampler | own work above the floor (per round: own work - floor) | sampling thread - C thread floor | JS thread - JS timer floor |\n|---|---|---|---|`);
       for (const row of aboveFloor) console.log(row);
+    }
+    if (verdicts.length) {
+      console.log(
+        `\n| interval, sampler | own work | floor (bare wake-ups, same rounds) | budget (issue 19) | verdict (bench/cpu-verdict.ts: none on a slow or busy host) |\n|---|---|---|---|---|`,
+      );
+      for (const row of verdicts) console.log(row);
     }
     for (const n of writerNotes) console.log(`- ${n}`);
   }

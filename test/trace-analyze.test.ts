@@ -375,6 +375,40 @@ describe('analyzeTrace on the reference scenario', () => {
     expect(renderMarkdown(r)).toContain('| parse cost | p50 40 us, p99 60 us, max 60 us (n=2) over 2 parsed sample(s), 3 unchanged |');
   });
 
+  it('CPU shares: gpucolo over the span from the running totals, and its own work less the fs calls inside the span', async () => {
+    // 4 samples 100 ms apart: cpu_ns 1, 2, 3, 4 ms running total (1% of a core); io_ns 0.4 ms
+    // each, of which the first sample's came before the span: own work (3 - 1.2) ms / 300 ms
+    const s = [0, 1, 2, 3].map((i) => sample(i, i * 100_000_000, [], { io_ns: 400_000, read_cpu_ns: 600_000, cpu_ns: (i + 1) * 1_000_000 }));
+    const file = writeJsonl(records(header(), s));
+    const c = analyzeTrace(await readTrace(file)).sampling.costs!;
+    expect(c.cpuShare).toBeCloseTo(0.01, 12);
+    expect(c.ownShare).toBeCloseTo(0.006, 12);
+    expect(c.readCpuShare).toBeCloseTo(0.006, 12);
+    const text = run(['analyze', file]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('gpucolo 1.00% of a core (own work 0.60%, the rest in fs calls)');
+    const md = renderMarkdown(analyzeTrace(await readTrace(file)));
+    expect(md).toContain('| gpucolo CPU (sampler + JS thread) | 1.00% of one core over the span |');
+    expect(md).toContain('| gpucolo own work (CPU - file-system calls) | 0.60% of one core over the span |');
+  });
+
+  it('own work is null (not 0, not negative) where a sample lacks io_ns or the fs calls outlasted the CPU', async () => {
+    const lacking = [0, 1, 2].map((i) => sample(i, i * 100_000_000, [], { cpu_ns: (i + 1) * 1_000_000, ...(i === 1 ? {} : { io_ns: 100_000 }) }));
+    const a = analyzeTrace(await readTrace(writeJsonl(records(header(), lacking)))).sampling.costs!;
+    expect(a.cpuShare).toBeCloseTo(0.01, 12);
+    expect(a.ownShare).toBeNull();
+    // reads that waited: 5 ms in fs calls per 100 ms against 1 ms of CPU
+    const waited = [0, 1, 2].map((i) => sample(i, i * 100_000_000, [], { cpu_ns: (i + 1) * 1_000_000, io_ns: 5_000_000 }));
+    const file = writeJsonl(records(header(), waited));
+    const b = analyzeTrace(await readTrace(file)).sampling.costs!;
+    expect(b.cpuShare).toBeCloseTo(0.01, 12);
+    expect(b.ownShare).toBeNull();
+    const text = run(['analyze', file]);
+    expect(text.stdout).toMatch(/gpucolo 1\.00% of a core$/m);
+    expect(text.stdout).not.toContain('own work');
+    expect(renderMarkdown(analyzeTrace(await readTrace(file)))).not.toContain('gpucolo own work');
+  });
+
   it('parse cost: null (not 0) when no sample parsed anything', async () => {
     const s = [sample(0, 0, [], { parse_ns: 0 }), sample(1, STEP, [], { parse_ns: 0 }), sample(2, 2 * STEP, [], { parse_ns: 0, debugfs: false })];
     const file = writeJsonl(records(header(), s));

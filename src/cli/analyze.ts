@@ -99,7 +99,7 @@ export function renderSummary(r: QueueUsageReport): string {
     const parts = [
       s.costs.io ? `in fs calls p50 ${fmtNs(s.costs.io.p50)}` : null,
       s.costs.readCpu ? `sampler CPU p50 ${fmtNs(s.costs.readCpu.p50)} per sample${s.costs.readCpuShare !== null ? ` (${fmtShare(s.costs.readCpuShare)} of a core)` : ''}` : null,
-      s.costs.cpuShare !== null ? `gpucolo ${fmtShare(s.costs.cpuShare)} of a core` : null,
+      s.costs.cpuShare !== null ? `gpucolo ${fmtShare(s.costs.cpuShare)} of a core${s.costs.ownShare !== null ? ` (own work ${fmtShare(s.costs.ownShare)}, the rest in fs calls)` : ''}` : null,
     ].filter(Boolean);
     out.push(`  ${parts.join('; ')}`);
   }

@@ -256,6 +256,7 @@ function samplingSection(s: SamplingQuality): string[] {
     if (s.costs.io) rows.push(['of read + parse: in file-system calls (kernel side)', fmtDist(s.costs.io)]);
     if (s.costs.readCpu) rows.push(['sampler CPU per sample', `${fmtDist(s.costs.readCpu)}${s.costs.readCpuShare !== null ? `; ${fmtShare(s.costs.readCpuShare)} of one core` : ''}`]);
     if (s.costs.cpuShare !== null) rows.push(['gpucolo CPU (sampler + JS thread)', `${fmtShare(s.costs.cpuShare)} of one core over the span`]);
+    if (s.costs.ownShare !== null) rows.push(['gpucolo own work (CPU - file-system calls)', `${fmtShare(s.costs.ownShare)} of one core over the span`]);
   }
   rows.push(
     ['missed intervals', `${s.missedIntervals}${s.footerMissedIntervals !== null ? ` (footer: ${s.footerMissedIntervals})` : ''}`],

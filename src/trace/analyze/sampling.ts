@@ -47,19 +47,28 @@ function costs(samples: TraceSample[]): SamplingQuality['costs'] {
 const defined = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined);
 
 /** io, the sampler's CPU per sample and gpucolo's CPU share over the span, where the trace records them. */
-function cpuCosts(samples: TraceSample[]): Pick<NonNullable<SamplingQuality['costs']>, 'io' | 'readCpu' | 'readCpuShare' | 'cpuShare'> {
+function cpuCosts(samples: TraceSample[]): Pick<NonNullable<SamplingQuality['costs']>, 'io' | 'readCpu' | 'readCpuShare' | 'cpuShare' | 'ownShare'> {
   const io = defined(samples.map((s) => s.io_ns));
   const readCpu = defined(samples.map((s) => s.read_cpu_ns));
   const span = samples.length > 1 ? samples[samples.length - 1].t_ns - samples[0].t_ns : 0;
   // running totals: the first sample's total is the start, the last one's the end (same clock source all through)
   const withCpu = samples.filter((s) => s.cpu_ns !== undefined);
   const cpuSpan = withCpu.length > 1 ? withCpu[withCpu.length - 1].t_ns - withCpu[0].t_ns : 0;
+  const cpuShare = cpuSpan > 0 ? (withCpu[withCpu.length - 1].cpu_ns! - withCpu[0].cpu_ns!) / cpuSpan : null;
+  // own work: the CPU less the fs calls of the samples inside the span (the first sample's calls
+  // came before its running total, the span's start); only where every sample records both
+  let ownShare: number | null = null;
+  if (cpuShare !== null && withCpu.length === samples.length && io.length === samples.length) {
+    const own = cpuShare - samples.slice(1).reduce((a, s) => a + s.io_ns!, 0) / cpuSpan;
+    ownShare = own >= 0 ? own : null;
+  }
   return {
     io: io.length ? distribution(io) : null,
     readCpu: readCpu.length ? distribution(readCpu) : null,
     // the first sample's read happened before the span starts: left out, like the span's start
     readCpuShare: readCpu.length === samples.length && span > 0 ? readCpu.slice(1).reduce((a, b) => a + b, 0) / span : null,
-    cpuShare: cpuSpan > 0 ? (withCpu[withCpu.length - 1].cpu_ns! - withCpu[0].cpu_ns!) / cpuSpan : null,
+    cpuShare,
+    ownShare,
   };
 }
 

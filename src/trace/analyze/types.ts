@@ -311,6 +311,13 @@ export interface SamplingQuality {
      * span, from the samples' running totals, as a share of one core; null when not recorded
      */
     cpuShare: number | null;
+    /**
+     * gpucolo's own work over the same span: cpuShare less the wall time its samples spent in
+     * file-system calls (the kernel's side of the reads), as a share of one core; null unless
+     * every sample of the span records both, or where the calls took longer than the CPU (reads
+     * that waited: own work cannot be told apart then)
+     */
+    ownShare: number | null;
   } | null;
   /** why jitter/costs are null */
   unmeasured: string | null;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countersEvery, debugfsEvery, effectiveTailNs, runTrace, type TraceOptions } from '../src/trace/tracer.js';
+import { cpuStatus } from '../src/trace/trace-run.js';
 import { analyzeTrace, loadTrace } from '../src/trace/index.js';
 import { liveGroupMembers } from '../src/supervisor/index.js';
 import { TraceRecorder, numberedName } from '../src/trace/recorder.js';
@@ -138,6 +139,22 @@ describe.each(IMPLS)('%s sampler: tracing a changing tree', (impl) => {
     // queue 5 is a sysfs-only queue while mqds does not show it: no hqds claimed for it
     const withQ5 = samples.find((s) => s.processes[0].queues.some((q) => q.key === '41872/q5'))!;
     expect(withQ5.processes[0].queues.find((q) => q.key === '41872/q5')).toMatchObject({ qid: 5, type: 'compute', hqds: null, priority: null });
+  });
+
+  it('the status line: about once a second, with gpucolo\'s CPU share and of it its own work', async () => {
+    const t = tree();
+    const out = outFile('status.jsonl');
+    const lines: string[] = [];
+    await runTrace({ ...baseOptions(t, out), impl, durationNs: 2.3e9, status: (l) => lines.push(l) });
+    // at ~1 s and ~2 s; the first has no CPU figure yet (a share needs two running totals)
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    for (const l of lines) expect(l).toMatch(/^trace \d+\.\ds: \d+ samples \(\d+ missed\)(, gpucolo \d+\.\d\d% of a core( \(own work \d+\.\d\d%\))?)?, \d+ process\(es\), \d+ queue\(s\), \d+ event\(s\)$/);
+    expect(lines[0]).not.toContain('of a core');
+    if (samplesOf(readJsonl(out))[0].cpu_ns !== undefined) expect(lines.slice(1).some((l) => l.includes('% of a core'))).toBe(true);
+    for (const l of lines) {
+      const m = /gpucolo (\d+\.\d\d)% of a core \(own work (\d+\.\d\d)%\)/.exec(l);
+      if (m) expect(Number(m[2])).toBeLessThanOrEqual(Number(m[1]));
+    }
   });
 });
 
@@ -592,5 +609,17 @@ describe('trace output file', () => {
       expect(recs.filter((r) => r.kind === 'header')).toHaveLength(1);
       expect(recs.at(-1)?.kind).toBe('footer');
     }
+  });
+});
+
+describe('cpuStatus: the status line\'s CPU part', () => {
+  it('the CPU share over the span, and of it the own work less the fs calls', () => {
+    expect(cpuStatus(10e6, 1e9, 4e6)).toBe('gpucolo 1.00% of a core (own work 0.60%)');
+    expect(cpuStatus(10e6, 1e9, 0)).toBe('gpucolo 1.00% of a core (own work 1.00%)');
+  });
+
+  it('no own work where a sample lacked its fs time or the calls outlasted the CPU', () => {
+    expect(cpuStatus(10e6, 1e9, null)).toBe('gpucolo 1.00% of a core');
+    expect(cpuStatus(10e6, 1e9, 12e6)).toBe('gpucolo 1.00% of a core');
   });
 });

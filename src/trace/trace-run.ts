@@ -121,6 +121,18 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  */
 export const DELIVER_EVERY_NS = 1e9;
 
+/**
+ * The status line's CPU part: gpucolo's CPU (`usedNs`, sampling thread + JS thread) over `spanNs`
+ * as a share of one core, and of it the own work, less `ioNs` in file-system calls (as
+ * `gpucolo analyze` gives it); no own work where a sample lacked its fs time (null) or the calls
+ * outlasted the CPU (reads that waited).
+ */
+export function cpuStatus(usedNs: number, spanNs: number, ioNs: number | null): string {
+  const own = ioNs === null ? null : usedNs - ioNs;
+  const pct = (ns: number): string => `${((100 * ns) / spanNs).toFixed(2)}%`;
+  return `gpucolo ${pct(usedNs)} of a core${own !== null && own >= 0 ? ` (own work ${pct(own)})` : ''}`;
+}
+
 export class TraceRun {
   readonly result: TraceResult;
   private readonly target: TraceTarget;
@@ -142,6 +154,8 @@ export class TraceRun {
   private debugfsLost = false;
   private lastStatus = 0;
   private lastStatusCpu: number | null = null;
+  /** fs-call time of the samples since the last status line; null once one of them lacks it */
+  private ioSinceStatus: number | null = 0;
   private targetGoneAt: number | null = null;
   /**
    * Once the trace ends: samples taken up to this time (trace clock) that arrive while the sampler
@@ -374,15 +388,16 @@ export class TraceRun {
 
   /** The status line, about once a second, with gpucolo's own CPU since the last one. */
   private status(s: TraceSample): void {
-    if (!this.opts.status || s.t_ns - this.lastStatus < 1e9) return;
+    if (!this.opts.status) return;
+    // the samples after the last line's (its own calls came before its running total)
+    this.ioSinceStatus = this.ioSinceStatus === null || s.io_ns === undefined ? null : this.ioSinceStatus + s.io_ns;
+    if (s.t_ns - this.lastStatus < 1e9) return;
     const nq = s.processes.reduce((a, p) => a + p.queues.length, 0);
     // thread CPU clocks: the sampling thread and the JS thread, as a share of one core
-    const cpu =
-      s.cpu_ns !== undefined && this.lastStatusCpu !== null && s.t_ns > this.lastStatus
-        ? `, gpucolo ${((100 * (s.cpu_ns - this.lastStatusCpu)) / (s.t_ns - this.lastStatus)).toFixed(2)}% of a core`
-        : '';
+    const cpu = s.cpu_ns !== undefined && this.lastStatusCpu !== null && s.t_ns > this.lastStatus ? `, ${cpuStatus(s.cpu_ns - this.lastStatusCpu, s.t_ns - this.lastStatus, this.ioSinceStatus)}` : '';
     this.lastStatus = s.t_ns;
     this.lastStatusCpu = s.cpu_ns ?? null;
+    this.ioSinceStatus = 0;
     const r = this.result;
     this.opts.status(`trace ${(s.t_ns / 1e9).toFixed(1)}s: ${r.samples} samples (${r.missedIntervals} missed)${cpu}, ${s.processes.length} process(es), ${nq} queue(s), ${r.events} event(s)`);
   }

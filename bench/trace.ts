@@ -372,7 +372,24 @@ async function tracer(): Promise<void> {
   }
 }
 
+/** Bad command-line values: one line each, before anything runs. */
+function badArgs(): string[] {
+  const bad: string[] = [];
+  const unknown = IMPLS.filter((i) => !(i in IMPL_NAME));
+  if (unknown.length) bad.push(`--impls: unknown sampler(s) ${unknown.join(', ')} (known: ${Object.keys(IMPL_NAME).join(', ')})`);
+  else if (new Set(IMPLS).size !== IMPLS.length || IMPLS.length < 2) bad.push('--impls: at least two different samplers to interleave (e.g. batched,floor or native,batched)');
+  const trees = TREES.filter((t) => !['changing', 'pointers', 'unchanged'].includes(t));
+  if (trees.length) bad.push(`--trees: unknown tree(s) ${trees.join(', ')} (known: changing, pointers, unchanged)`);
+  if (INTERVALS_MS.some((ms) => !Number.isFinite(ms) || ms < 10)) bad.push(`--intervals: milliseconds >= 10, comma-separated (got ${arg('--intervals')})`);
+  return bad;
+}
+
 async function main(): Promise<void> {
+  const bad = badArgs();
+  if (bad.length) {
+    for (const b of bad) console.error(`bench: ${b}`);
+    process.exit(2);
+  }
   if (!loadNative()) {
     console.error('bench: the native core is not loaded (npm run build:native)');
     process.exit(1);

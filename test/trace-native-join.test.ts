@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChurnTree } from '../bench/kfd-churn.js';
 import { readTopology } from '../src/kfd/parse.js';
-import type { NativeJoinedTables } from '../src/kfd/join.js';
+import { unpackQidHints, type NativeJoinedTables } from '../src/kfd/join.js';
 import { loadNative, type JoinSampleDumps, type NativeSample } from '../src/native.js';
 import { SampleAssembler } from '../src/trace/assemble.js';
 import { startSampler, type Sampler } from '../src/trace/sampler.js';
@@ -90,6 +90,11 @@ describe.skipIf(!nativeLoaded)('the trace joins native samples in C++: the same 
       let joins = 0;
       let declined = 0;
       let sampler: Sampler | null = null;
+      // no joinDumps: objects and the TS join, as TraceOptions.join 'ts' runs it
+      const ts = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native' });
+      // what the TS assembler learned from the samples before (it learns as the native one does)
+      const tsHints = (): Map<number, Map<string, number>> => (ts as unknown as { qidHints: Map<number, Map<string, number>> }).qidHints;
+      let hintsHanded = 0;
       // the native assembler's joins are counted: it must take that path, not fall back
       const joinDumps: JoinSampleDumps = (...a) => {
         const r = sampler!.joinDumps!(...a);
@@ -97,9 +102,19 @@ describe.skipIf(!nativeLoaded)('the trace joins native samples in C++: the same 
         else declined++;
         return r;
       };
-      const native = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native', joinDumps });
-      // no joinDumps: objects and the TS join, as TraceOptions.join 'ts' runs it
-      const ts = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native' });
+      const native = new SampleAssembler({
+        topology,
+        procRoot: tree.proc,
+        impl: 'native',
+        joinDumps: (...a) => {
+          // the hints it hands over (packed once, kept until a join or forget changes them) are
+          // always what the joins before established
+          const handed = a[7];
+          expect(handed ? unpackQidHints(handed) : new Map()).toEqual(tsHints());
+          if (handed) hintsHanded++;
+          return joinDumps(...a);
+        },
+      });
       // as gpucolo trace runs it: the sampler hands over tables without words
       const noWords = new SampleAssembler({ topology, procRoot: tree.proc, impl: 'native', joinDumps });
       const stripWords = withoutWords(new WeakMap());
@@ -113,12 +128,15 @@ describe.skipIf(!nativeLoaded)('the trace joins native samples in C++: the same 
         const c = noWords.assemble(stripWords(raw));
         pairs.push([JSON.stringify(strip(a)), JSON.stringify(strip(b))]);
         pairs.push([JSON.stringify(strip(c)), JSON.stringify(strip(b))]);
+        // a process forgotten (as on its exit) now and then: its hints go, the next join learns them again
+        if (pairs.length % 40 === 20) for (const asm of [native, ts, noWords]) asm.forget(41872);
         if (a.issues.length) issues++;
         if (a.processes.some((p) => p.queues.some((q) => q.hqds !== null))) joined++;
       });
       expect(n).toBe(80);
       for (const [a, b] of pairs) expect(a).toBe(b);
       expect(declined).toBe(0);
+      expect(hintsHanded).toBeGreaterThan(40);
       expect(joins).toBeGreaterThan(mode === 'pointers' ? 6 : 80);
       expect(joined).toBeGreaterThan(40);
       // the cut and removed files came through as issues in both

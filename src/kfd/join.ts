@@ -951,17 +951,22 @@ export function unpackQidHints(p: PackedQidHints): Map<number, Map<string, numbe
 /**
  * What a join established, added to `hints`: every queue with a qid and a debugfs side, under its
  * pid and debugfs identity (LearnQidHints in native/kfd/join.cc does the same on the addon's
- * tables).
+ * tables). True when a hint was added or changed (a caller holding them packed packs again).
  */
-export function learnQidHints(joined: Pick<JoinResult, 'processes'>, hints: Map<number, Map<string, number>>): void {
+export function learnQidHints(joined: Pick<JoinResult, 'processes'>, hints: Map<number, Map<string, number>>): boolean {
+  let changed = false;
   for (const p of joined.processes) {
     for (const q of p.queues) {
       if (q.qid === null || q.source === 'sysfs') continue;
       let h = hints.get(p.pid);
       if (!h) hints.set(p.pid, (h = new Map()));
-      h.set(debugfsIdentity(q), q.qid);
+      const identity = debugfsIdentity(q);
+      if (h.get(identity) === q.qid) continue;
+      h.set(identity, q.qid);
+      changed = true;
     }
   }
+  return changed;
 }
 
 const JOIN_TABLES = ['queues', 'addresses', 'hqds', 'processes', 'runlist', 'unmatchedHqds', 'unmatchedRunlist', 'nodes', 'xccs', 'mqdsPids'] as const;

@@ -14,6 +14,7 @@ import {
   packQidHints,
   unpackJoinTables,
   type JoinResult,
+  type PackedQidHints,
   type SnapshotProcess,
   type SnapshotQueue,
 } from '../kfd/join.js';
@@ -133,6 +134,8 @@ export class SampleAssembler {
   private readonly status = new Map<number, ProcStatus | null>();
   /** pid -> debugfs identity -> qid, as matched in earlier samples: keeps queue keys stable */
   private readonly qidHints = new Map<number, Map<string, number>>();
+  /** qidHints as the addon takes them; null until packed again after they changed */
+  private packedHints: PackedQidHints | null = null;
   constructor(private readonly ctx: AssembleContext) {}
 
   /** nsPid lookups are cached per pid: a pid's namespace does not change while it lives. */
@@ -144,7 +147,7 @@ export class SampleAssembler {
   /** Forget cached /proc data of pids that are gone (pid reuse gets a fresh lookup). */
   forget(pid: number): void {
     this.status.delete(pid);
-    this.qidHints.delete(pid);
+    if (this.qidHints.delete(pid)) this.packedHints = null;
     this.invalidate();
   }
 
@@ -224,7 +227,9 @@ export class SampleAssembler {
     const join = this.ctx.joinDumps;
     if (!join) return null;
     const sys = nativeJoinSysfs(this.ctx.topology, procs);
-    const hints = this.qidHints.size ? packQidHints(this.qidHints) : null;
+    // the hints change only when a join establishes something new: most samples repack nothing
+    if (this.qidHints.size && !this.packedHints) this.packedHints = packQidHints(this.qidHints);
+    const hints = this.qidHints.size ? this.packedHints : null;
     const r = join(seq, mqds !== null, hqds !== null, rls !== null, sys.topology, sys.procs, sys.procQueues, hints);
     return r && joinFromNativeTables(unpackJoinTables(r), sys, {});
   }
@@ -266,7 +271,7 @@ export class SampleAssembler {
         procs: sysfsProcs,
         qidHints: this.qidHints,
       });
-    learnQidHints(joined, this.qidHints);
+    if (learnQidHints(joined, this.qidHints)) this.packedHints = null;
     const keep = this.ctx.keep;
     const processes = joined.processes.filter((p) => !keep || keep(p.pid)).map((p) => this.traceProcess(p, debugfs && hqdsRaw !== null));
     const unmatched = joined.unmatchedHqds.filter((h) => h.kind === 'cp').map((h) => [h.node, h.inst, h.pipe, h.queue] as [number, number, number, number]);

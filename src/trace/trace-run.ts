@@ -18,6 +18,7 @@ import { TraceRecorder } from './recorder.js';
 import { startSampler, type Sampler } from './sampler.js';
 import { TRACE_SCHEMA, type TraceEvent, type TraceFooter, type TraceHeader, type TraceMarker, type TraceSample, type TraceSource } from './schema.js';
 import type { TraceOptions, TraceResult } from './tracer.js';
+import { ownWorkNs } from './own-work.js';
 
 /** What runTrace decided before anything runs: sources, topology, rates. */
 export interface TracePlan {
@@ -128,9 +129,9 @@ export const DELIVER_EVERY_NS = 1e9;
  * outlasted the CPU (reads that waited).
  */
 export function cpuStatus(usedNs: number, spanNs: number, ioNs: number | null): string {
-  const own = ioNs === null ? null : usedNs - ioNs;
+  const own = ownWorkNs(usedNs, ioNs);
   const pct = (ns: number): string => `${((100 * ns) / spanNs).toFixed(2)}%`;
-  return `gpucolo ${pct(usedNs)} of a core${own !== null && own >= 0 ? ` (own work ${pct(own)})` : ''}`;
+  return `gpucolo ${pct(usedNs)} of a core${own !== null ? ` (own work ${pct(own)})` : ''}`;
 }
 
 export class TraceRun {

@@ -9,6 +9,7 @@ import { completeness } from './input.js';
 import { knowledgeOf } from './knowledge.js';
 import { capped } from './series.js';
 import type { SamplingQuality } from './types.js';
+import { ownWorkNs } from '../own-work.js';
 
 function topMessages(samples: TraceSample[], max: number): { message: string; count: number }[] {
   const counts = new Map<string, number>();
@@ -59,8 +60,8 @@ function cpuCosts(samples: TraceSample[]): Pick<NonNullable<SamplingQuality['cos
   // came before its running total, the span's start); only where every sample records both
   let ownShare: number | null = null;
   if (cpuShare !== null && withCpu.length === samples.length && io.length === samples.length) {
-    const own = cpuShare - samples.slice(1).reduce((a, s) => a + s.io_ns!, 0) / cpuSpan;
-    ownShare = own >= 0 ? own : null;
+    const own = ownWorkNs(cpuShare * cpuSpan, samples.slice(1).reduce((a, s) => a + s.io_ns!, 0));
+    ownShare = own === null ? null : own / cpuSpan;
   }
   return {
     io: io.length ? distribution(io) : null,

@@ -69,6 +69,11 @@ Napi::Uint32Array ToU32(Napi::Env env, const std::vector<uint32_t>& v) {
   return a;
 }
 
+/** A table's words, or an empty array for a consumer that asked for none (MqdsToJs words = false). */
+Napi::Uint32Array WordsToJs(Napi::Env env, const std::vector<uint32_t>& v, bool words) {
+  return words ? ToU32(env, v) : Napi::Uint32Array::New(env, 0);
+}
+
 Napi::Float64Array ToF64(Napi::Env env, const std::vector<double>& v) {
   Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(double));
@@ -143,7 +148,7 @@ std::string RootArg(const Napi::CallbackInfo& info, const char* fn) {
 
 Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r, bool words) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("words", words ? ToU32(env, r.words) : Napi::Uint32Array::New(env, 0));
+  o.Set("words", WordsToJs(env, r.words, words));
   o.Set("procs", ToF64(env, r.procs));
   Napi::Array pasids = Napi::Array::New(env, r.pasids.size());
   for (size_t i = 0; i < r.pasids.size(); ++i) pasids.Set(static_cast<uint32_t>(i), r.pasids[i]);
@@ -156,7 +161,7 @@ Napi::Object MqdsToJs(Napi::Env env, const MqdsRaw& r, bool words) {
 
 Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r, bool words) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("words", words ? ToU32(env, r.words) : Napi::Uint32Array::New(env, 0));
+  o.Set("words", WordsToJs(env, r.words, words));
   o.Set("nodes", ToF64(env, r.nodes));
   o.Set("slots", ToF64(env, r.slots));
   SetCommon(env, o, r);
@@ -165,7 +170,7 @@ Napi::Object HqdsToJs(Napi::Env env, const HqdsRaw& r, bool words) {
 
 Napi::Object RlsToJs(Napi::Env env, const RlsRaw& r, bool words) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("words", words ? ToU32(env, r.words) : Napi::Uint32Array::New(env, 0));
+  o.Set("words", WordsToJs(env, r.words, words));
   o.Set("nodes", ToF64(env, r.nodes));
   o.Set("packets", ToF64(env, r.packets));
   SetCommon(env, o, r);
